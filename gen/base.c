@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* This file implements gen/base.h: error recording and the allocation wrappers. */
+#include "base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+rfjit_status rj_fail(rj_diag *dg, rfjit_status s, const char *fmt, ...)
+{
+    if (dg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(dg->msg, sizeof dg->msg, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+bool rj_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+void *rj_alloc(size_t n)
+{
+    return malloc(n ? n : 1);
+}
+
+void *rj_alloc_zero(size_t n)
+{
+    return calloc(n ? n : 1, 1);
+}
+
+void *rj_alloc_array(size_t n, size_t size)
+{
+    size_t bytes;
+    if (!rj_mul_size(n, size, &bytes))
+        return NULL;
+    return rj_alloc(bytes);
+}
+
+void *rj_alloc_array_zero(size_t n, size_t size)
+{
+    size_t bytes;
+    if (!rj_mul_size(n, size, &bytes))
+        return NULL;
+    return rj_alloc_zero(bytes);
+}
+
+void rj_free(void *p)
+{
+    free(p);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the bottom of the internal stack: status forwarding (RJ_TRY), error recording
+ * with a message (RJ_FAIL_IF), and the allocation wrappers every allocation goes through.
+ * It knows nothing about estimators, LLVM or threads.
+ */
+#ifndef RJ_BASE_H
+#define RJ_BASE_H
+
+#include "rfjit.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where a failing internal call records why. One per public call (usually the context's). */
+typedef struct rj_diag {
+    char msg[512];
+} rj_diag;
+
+/* Record a printf-style message (truncated to fit) and return s. dg may be NULL. */
+rfjit_status rj_fail(rj_diag *dg, rfjit_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define RJ_TRY(expr)                                                                             \
+    do {                                                                                         \
+        rfjit_status rj_try_s_ = (expr);                                                         \
+        if (rj_try_s_ != RFJIT_OK)                                                               \
+            return rj_try_s_;                                                                    \
+    } while (0)
+
+#define RJ_FAIL_IF(dg, cond, status, ...)                                                        \
+    do {                                                                                         \
+        if (cond)                                                                                \
+            return rj_fail((dg), (status), __VA_ARGS__);                                         \
+    } while (0)
+
+/* Allocation: NULL on failure or on n == 0 overflow; callers map NULL to RFJIT_E_NOMEM.
+ * rj_alloc_array checks n * size for overflow. Memory is zeroed by the _zero variants. */
+void *rj_alloc(size_t n);
+void *rj_alloc_zero(size_t n);
+void *rj_alloc_array(size_t n, size_t size);
+void *rj_alloc_array_zero(size_t n, size_t size);
+void rj_free(void *p);
+
+/* a * b without overflow: false if it would exceed SIZE_MAX. */
+bool rj_mul_size(size_t a, size_t b, size_t *out);
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the contract between rfjit and one estimator: the ops table each
+ * gen/est/<name>.c defines as `const rj_est_ops rj_est_<name>`, and the registry that lists
+ * them. An estimator owns its math only (feature map, fit, closed-form variance, cost); the
+ * attention loops and their stabilisation live in gen/ref/ (and, later, gen/tmpl/).
+ *
+ * Feature representation. A feature map returns, for one row, a log-scale h and a vector f
+ * with phi(x) = e^h * f (M entries). Exponential estimators put their largest log-feature in h
+ * so that max_r f_r = 1 and nothing overflows for |x| up to 1e3; trig puts |x|^2/2 there.
+ * The attention reference uses h to stabilise exactly (spec estimators.md 1.4): a query's h
+ * cancels in its own ratio, keys are shifted by the (running) maximum of their h.
+ *
+ * All vectors an estimator sees are the inputs to its kernel: for attention, the scaled
+ * x = q d^{-1/4} and y = k d^{-1/4}; for the kernel/feature API, the vectors as given.
+ */
+#ifndef RJ_EST_H
+#define RJ_EST_H
+
+#include "../base.h"
+#include "../spec.h"
+#include "../stats.h"
+
+#include <stdbool.h>
+
+typedef enum rj_tmpl {
+    RJ_TMPL_LINEAR = 0,  /* random-feature linear attention over `features` */
+    RJ_TMPL_SOFTMAX = 1, /* exact softmax attention (no features) */
+    RJ_TMPL_EVA = 2      /* EVA: exact window plus chunk control variates (own loop) */
+} rj_tmpl;
+
+typedef enum rj_role { RJ_ROLE_Q = 0, RJ_ROLE_K = 1 } rj_role;
+
+#define RJ_EST_FITTED 1u  /* parameters come from data statistics (oprf, *derf) */
+#define RJ_EST_SIGNED 2u  /* features can be negative: denominators need the guard */
+#define RJ_EST_NOPROJ 4u  /* uses no projection matrix W (exact) */
+
+/* Scalar parameters reported by `rfjit fit`: NaN where the estimator has none. */
+typedef struct rj_fit_info {
+    double A, rho;
+} rj_fit_info;
+
+typedef struct rj_est_ops {
+    const char *name;
+    int version;       /* bumped when the math or the parameter layout changes */
+    rj_tmpl tmpl;
+    unsigned flags;    /* RJ_EST_* */
+    unsigned proj_kinds; /* bit (1u << RFJIT_PROJ_*) for each accepted projection kind */
+
+    /* Feature dimension M for this spec (0 for exact and eva). */
+    int64_t (*feature_dim)(const rj_spec *s);
+
+    /* Whether the spec is usable; if not, write a one-line reason to why (n bytes). */
+    bool (*valid)(const rj_spec *s, char *why, size_t n);
+
+    /* Number of doubles of the parameter block `fit` fills. */
+    size_t (*params_size)(const rj_spec *s);
+
+    /*
+     * Fill params from W (m x d row-major double; NULL for RJ_EST_NOPROJ), the seed (for
+     * estimator-owned draws on its own Philox stream) and, for RJ_EST_FITTED, the statistics
+     * of one (batch, head) or of a calibration sample (st is NULL otherwise). info may be NULL.
+     * Errors: RFJIT_E_FIT (degenerate statistics), RFJIT_E_NOMEM.
+     */
+    rfjit_status (*fit)(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
+                        double *params, rj_fit_info *info, rj_diag *dg);
+
+    /* Feature map of one row x (d entries): phi(x) = e^{*h} f, f has feature_dim entries.
+     * NULL when tmpl != RJ_TMPL_LINEAR. Pure; safe to call concurrently. */
+    void (*features)(const rj_spec *s, const double *params, rj_role role, const double *x,
+                     double *h, double *f);
+
+    /* Own attention for one (batch, head) when tmpl != RJ_TMPL_LINEAR (NULL otherwise):
+     * x: lq x d, y: lk x d (scaled), v: lk x dv, out: lq x dv, all row-major double. */
+    rfjit_status (*attend)(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                           const double *y, const double *v, int64_t lk, double *out,
+                           rj_diag *dg);
+
+    /* Var[phi_q(x)^T phi_k(y)] in closed form for this spec's m with i.i.d. projections,
+     * for the fitted params; NaN if the estimator has no closed form (eva); 0 for exact. */
+    double (*variance)(const rj_spec *s, const double *params, const double *x,
+                       const double *y);
+
+    /* Closed-form objectives of spec 4.1 for one projection (m = 1) over all lq x lk pairs:
+     * *obj = mean ln E[(f1 f2)^2], *var_obj = mean ln Var[f1 f2]. NULL if not fitted. */
+    rfjit_status (*objective)(const rj_spec *s, const double *params, const double *x,
+                              int64_t lq, const double *y, int64_t lk, double *obj,
+                              double *var_obj, rj_diag *dg);
+
+    /* Work per token (one query and one key): flops and bytes touched, for ranking. */
+    void (*cost)(const rj_spec *s, double *flops, double *bytes);
+
+    /* Documented bound for |JIT - reference| / max|reference| (used from issue 3 on). */
+    double ref_tol;
+} rj_est_ops;
+
+/* The registry: fixed order (also the tie-break order for "auto"). */
+extern const rj_est_ops *const rj_est_registry[];
+extern const int rj_est_count;
+
+/* Look an estimator up by name; NULL if unknown. */
+const rj_est_ops *rj_est_find(const char *name);
+
+/* Reference attention for one (batch, head), whatever the template: rj_ref_linear over the
+ * estimator's features for RJ_TMPL_LINEAR, the estimator's own attend otherwise. Arguments as
+ * for `attend`. This is how code outside gen/ reaches the reference loops. */
+rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x,
+                               int64_t lq, const double *y, const double *v, int64_t lk,
+                               double *out, rj_diag *dg);
+
+#endif

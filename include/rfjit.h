@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rfjit.h - the whole public API of rfjit, and its reference manual.
+ *
+ * rfjit computes softmax attention exactly or approximately with random features
+ * (Performer FAVOR+, FAVOR++, FAVOR#, hybrid, EVA), and estimates the softmax kernel
+ * exp(x^T y) and the Gaussian kernel exp(-|x-y|^2/2) between two sets of vectors.
+ *
+ * Objects
+ *   rfjit_ctx   owns everything long-lived: (later) the JIT, caches, wisdom, thread pool,
+ *               and the last error message. Create one per process or per subsystem.
+ *   rfjit_plan  one specialised operator: estimator, sizes, projection matrix. Immutable
+ *               after creation; rfjit_plan_execute may run concurrently on one plan.
+ *
+ * Conventions
+ *   - Every call that can fail returns an rfjit_status; RFJIT_OK is 0. On failure the context's
+ *     last error (rfjit_ctx_last_error) holds a one-line message naming the problem.
+ *   - Creators write the new handle through their last argument (NULL on failure).
+ *     Destroy functions accept NULL. Plans must be destroyed before their context.
+ *   - Descriptors start with `size`; fill them with their *_INIT macro, then set fields.
+ *   - Tensors are float32, shape (batch, heads, length, dim), strides in elements.
+ *   - Attention inputs are raw q, k, v: rfjit applies the d^{-1/4} scaling to q and k, so the
+ *     weights estimated are exp(q^T k / sqrt(d)). Kernel and feature calls work on the vectors
+ *     as given (no scaling): they estimate exp(x^T y) for the x, y you pass.
+ *   - Non-finite inputs (NaN, Inf) are refused with RFJIT_E_NONFINITE by every entry point;
+ *     outputs are finite whenever inputs are.
+ *   - The library never prints, aborts or exits. It reads no environment variable after
+ *     rfjit_ctx_create.
+ *
+ * Since 0.1 unless stated. This header is C99 and C++ clean.
+ */
+#ifndef RFJIT_H
+#define RFJIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(RFJIT_STATIC_BUILD)
+#define RFJIT_API __attribute__((visibility("default")))
+#else
+#define RFJIT_API
+#endif
+
+#define RFJIT_VERSION_MAJOR 0
+#define RFJIT_VERSION_MINOR 1
+#define RFJIT_VERSION_PATCH 0
+#define RFJIT_VERSION_NUMBER                                                                     \
+    (RFJIT_VERSION_MAJOR * 10000 + RFJIT_VERSION_MINOR * 100 + RFJIT_VERSION_PATCH)
+#define RFJIT_VERSION_STRING "0.1.0"
+
+/* Status codes: pinned numbers, grouped by decade, never renumbered or reused. */
+#define RFJIT_STATUS_LIST(X)                                                                     \
+    X(RFJIT_OK, 0, "ok")                                                                         \
+    X(RFJIT_E_INVALID_ARG, 1, "invalid argument")                                                \
+    X(RFJIT_E_NOMEM, 2, "out of memory")                                                         \
+    X(RFJIT_E_INTERNAL, 3, "internal error")                                                     \
+    X(RFJIT_E_STATE, 4, "call not valid in this state")                                          \
+    X(RFJIT_E_NONFINITE, 5, "input contains NaN or Inf")                                         \
+    X(RFJIT_E_TOO_LARGE, 6, "sizes too large")                                                   \
+    X(RFJIT_E_DESC_SIZE, 10, "descriptor size not understood")                                   \
+    X(RFJIT_E_SHAPE, 11, "tensor shapes do not match")                                           \
+    X(RFJIT_E_STRIDE, 12, "invalid tensor strides")                                              \
+    X(RFJIT_E_ALIAS, 13, "output overlaps an input")                                             \
+    X(RFJIT_E_NO_ESTIMATOR, 20, "unknown estimator")                                             \
+    X(RFJIT_E_NOT_APPLICABLE, 21, "operation not applicable to this estimator")                  \
+    X(RFJIT_E_BUDGET, 22, "invalid or unreachable variance budget")                              \
+    X(RFJIT_E_FIT, 23, "parameter fit failed")                                                   \
+    X(RFJIT_E_JIT, 30, "JIT compilation failed")                                                 \
+    X(RFJIT_E_ISA, 31, "instruction set not available")                                          \
+    X(RFJIT_E_TARGET, 32, "unknown target")                                                      \
+    X(RFJIT_E_IO, 40, "I/O error")                                                               \
+    X(RFJIT_E_NO_WISDOM, 41, "no wisdom for this problem")                                       \
+    X(RFJIT_E_WISDOM_FORMAT, 42, "malformed wisdom")                                             \
+    X(RFJIT_E_THREAD, 50, "thread error")                                                        \
+    X(RFJIT_STATUS_SENTINEL_, 99, "never use")
+
+typedef enum rfjit_status {
+#define RFJIT_STATUS_ENUM_(name, num, text) name = num,
+    RFJIT_STATUS_LIST(RFJIT_STATUS_ENUM_)
+#undef RFJIT_STATUS_ENUM_
+} rfjit_status;
+
+/* Static English text for a status; never NULL ("unknown status" for unlisted values). */
+RFJIT_API const char *rfjit_status_string(rfjit_status s);
+
+/* Library version, equal to the RFJIT_VERSION_* macros of the header it was built with. */
+RFJIT_API int rfjit_version_number(void);
+RFJIT_API const char *rfjit_version_string(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tensors                                                                                  */
+
+/*
+ * A float32 view of shape (batch, heads, length, dim): element (b, h, l, c) lives at
+ * data[b*stride[0] + h*stride[1] + l*stride[2] + c*stride[3]]. Shapes are >= 1, strides >= 0.
+ * A 2-D array (L, d) is shape {1, 1, L, d}, strides {0, 0, d, 1}. The view is borrowed for the
+ * duration of a call. Outputs must not overlap inputs (RFJIT_E_ALIAS).
+ */
+typedef struct rfjit_tensor {
+    float *data;
+    int64_t shape[4];
+    int64_t stride[4];
+} rfjit_tensor;
+
+/* Fill a contiguous row-major (B, H, L, D) view. */
+RFJIT_API rfjit_tensor rfjit_tensor_contiguous(float *data, int64_t b, int64_t h, int64_t l,
+                                              int64_t dim);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Context                                                                                  */
+
+typedef struct rfjit_ctx rfjit_ctx;
+
+/* Receives every message the library would otherwise drop (warnings, verbose notes).
+ * level: 0 error, 1 warning, 2 info. Called from the thread that caused it. */
+typedef void (*rfjit_log_fn)(void *user, int level, const char *msg);
+
+typedef struct rfjit_ctx_desc {
+    size_t size;          /* sizeof(rfjit_ctx_desc), set by RFJIT_CTX_DESC_INIT */
+    int32_t threads;      /* worker threads; 0 = one per core (JIT backend, later issues) */
+    int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
+    const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */
+    const char *wisdom_path; /* wisdom file; NULL = default */
+    rfjit_log_fn log;
+    void *log_user;
+} rfjit_ctx_desc;
+
+#define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL}
+
+/*
+ * Create a context. desc may be NULL for defaults. Errors: RFJIT_E_INVALID_ARG (out NULL,
+ * negative threads), RFJIT_E_DESC_SIZE, RFJIT_E_NOMEM. Thread safety: any thread.
+ */
+RFJIT_API rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc, rfjit_ctx **out);
+/* Destroy a context; NULL is a no-op. All its plans must already be destroyed. */
+RFJIT_API void rfjit_ctx_destroy(rfjit_ctx *ctx);
+/* The message of the last failed call on this context ("" if none). Owned by the context,
+ * valid until the next call on it; best effort when several threads fail at once.
+ * With ctx NULL, returns a static note saying so. */
+RFJIT_API const char *rfjit_ctx_last_error(const rfjit_ctx *ctx);
+
+/*
+ * Describe this machine and library as rfjit sees it: CPU name and feature string as LLVM
+ * reports them, LLVM version, hwloc topology (cores, PUs, L1d/L2/L3 sizes and where each came
+ * from). json != 0 gives one JSON object. Writes at most len bytes including the terminating
+ * NUL; RFJIT_E_INVALID_ARG if buf is NULL or too small (the message names the size needed).
+ */
+RFJIT_API rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plans                                                                                    */
+
+typedef struct rfjit_plan rfjit_plan;
+
+enum {
+    RFJIT_PROJ_ORTHOGONAL = 0, /* block-orthogonal, Haar sign fix, chi_d row norms (default) */
+    RFJIT_PROJ_IID = 1,        /* i.i.d. N(0, 1) entries */
+    RFJIT_PROJ_USER = 2        /* projection_matrix, m x d row-major, copied at plan creation */
+};
+
+enum {
+    RFJIT_BACKEND_AUTO = 0,     /* fastest available (the portable reference in 0.1) */
+    RFJIT_BACKEND_REFERENCE = 1 /* portable double-accumulating C reference */
+};
+
+enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
+
+/*
+ * What to compute. Estimators by name:
+ *   exact       softmax attention, no approximation
+ *   trig        trigonometric random features (signed)
+ *   positive    positive random features, FAVOR+
+ *   hyperbolic  cosh positive random features (2m features)
+ *   oprf        FAVOR++: optimal positive features, A fitted per (batch, head)
+ *   saderf, sderf, aderf   FAVOR#: dense-exponential features fitted per (batch, head)
+ *   hybrid      angular hybrid of a positive (or hyperbolic) base and trig, with
+ *               hybrid_signs sign features (dimension 3m(n+1), signed)
+ *   eva         control-variate attention: exact local window of eva_window keys, plus
+ *               eva_chunks chunk summaries
+ * Data-fitted estimators (oprf, saderf, sderf, aderf) fit their parameters from each
+ * (batch, head)'s own queries and keys, which leaks future tokens, so causal plans with them
+ * need a calibration sample (calib_q, calib_k) that freezes the parameters.
+ */
+typedef struct rfjit_attn_desc {
+    size_t size;              /* set by RFJIT_ATTN_DESC_INIT */
+    int32_t d;                /* query/key head dim, >= 1 */
+    int32_t dv;               /* value head dim, >= 1 (0 = same as d) */
+    int32_t causal;           /* 0 bidirectional, 1 causal (requires Lq == Lk) */
+    int32_t m;                /* random projections, >= 1 (ignored by exact) */
+    const char *estimator;    /* see above; NULL = "positive" */
+    int32_t projection;       /* RFJIT_PROJ_* */
+    uint64_t seed;            /* projection and sampling seed */
+    const float *projection_matrix; /* m x d, row-major, for RFJIT_PROJ_USER */
+    int32_t eva_window;       /* eva: exact local window (block) size, >= 0 */
+    int32_t eva_chunks;       /* eva: number of chunks, >= 1 */
+    int32_t hybrid_signs;     /* hybrid: sign features n, >= 1 */
+    int32_t hybrid_base;      /* hybrid: RFJIT_HYBRID_BASE_* */
+    int32_t backend;          /* RFJIT_BACKEND_* */
+    const rfjit_tensor *calib_q; /* optional calibration sample for fitted estimators */
+    const rfjit_tensor *calib_k;
+} rfjit_attn_desc;
+
+#define RFJIT_ATTN_DESC_INIT                                                                     \
+    {sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
+     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL}
+
+/*
+ * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)
+ * or copies projection_matrix; with a calibration sample, fits and freezes the parameters.
+ * Errors: RFJIT_E_INVALID_ARG (NULL, sizes < 1, unknown projection kind), RFJIT_E_DESC_SIZE,
+ * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (e.g. causal fitted estimator without a
+ * calibration sample), RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE,
+ * RFJIT_E_NOMEM. Thread safety: takes the context lock. The descriptor is borrowed.
+ */
+RFJIT_API rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc,
+                                         rfjit_plan **out);
+/* Destroy a plan; NULL is a no-op. */
+RFJIT_API void rfjit_plan_destroy(rfjit_plan *plan);
+
+/*
+ * Attention forward: out = softmax-like(q k^T / sqrt(d)) v, estimated by the plan.
+ * q: (B, H, Lq, d), k: (B, H, Lk, d), v: (B, H, Lk, dv), out: (B, H, Lq, dv); causal plans need
+ * Lq == Lk and use keys 0..i for query i. Inputs are borrowed; out is written.
+ * Errors: RFJIT_E_INVALID_ARG, RFJIT_E_SHAPE, RFJIT_E_STRIDE, RFJIT_E_ALIAS, RFJIT_E_NONFINITE,
+ * RFJIT_E_FIT, RFJIT_E_NOMEM. Thread safety: concurrent calls on one plan are safe.
+ */
+RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_tensor *q,
+                                          const rfjit_tensor *k, const rfjit_tensor *v,
+                                          rfjit_tensor *out);
+
+/* Feature dimension M of the plan's map (0 for exact and eva, which have none). */
+RFJIT_API int64_t rfjit_plan_feature_dim(const rfjit_plan *plan);
+
+/*
+ * Random-feature maps phi_q(x), phi_k(y) of the vectors as given (no d^{-1/4} scaling), so
+ * that phi_q(x)^T phi_k(y) is an unbiased estimate of exp(x^T y). x: (B, H, Lx, d) and
+ * y: (B, H, Ly, d); phi_x: (B, H, Lx, M), phi_y: (B, H, Ly, M); either output may be NULL.
+ * Fitted estimators take their parameters from the statistics of x and y per (batch, head)
+ * (or from the plan's calibration sample). Features are exact values: very large inputs give
+ * Inf features (use attention, which is stabilised, for those). Errors: as execute, plus
+ * RFJIT_E_NOT_APPLICABLE for exact and eva.
+ */
+RFJIT_API rfjit_status rfjit_plan_features(const rfjit_plan *plan, const rfjit_tensor *x,
+                                           const rfjit_tensor *y, rfjit_tensor *phi_x,
+                                           rfjit_tensor *phi_y);
+
+enum { RFJIT_KERNEL_SOFTMAX = 0, RFJIT_KERNEL_GAUSSIAN = 1 };
+
+/*
+ * Kernel-matrix estimate between x: (B, H, Lx, d) and y: (B, H, Ly, d), as given (no scaling):
+ * out[b, h, i, j] estimates exp(x_i^T y_j) (RFJIT_KERNEL_SOFTMAX) or exp(-|x_i - y_j|^2 / 2)
+ * (RFJIT_KERNEL_GAUSSIAN). out: (B, H, Lx, Ly). The exact estimator gives the exact kernel.
+ * Errors: as rfjit_plan_features.
+ */
+RFJIT_API rfjit_status rfjit_plan_kernel(const rfjit_plan *plan, const rfjit_tensor *x,
+                                         const rfjit_tensor *y, int kind, rfjit_tensor *out);
+
+/*
+ * One-line human-readable description (estimator, d, dv, m, M, causal, projection, seed,
+ * backend). Errors: RFJIT_E_INVALID_ARG for NULL or a buffer too small.
+ */
+RFJIT_API rfjit_status rfjit_plan_describe(const rfjit_plan *plan, char *buf, size_t len);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fitting                                                                                  */
+
+/*
+ * Closed-form fit of a data-dependent estimator (oprf, saderf, sderf, aderf) on one set of
+ * queries q: (1, 1, Lq, d) and keys k: (1, 1, Lk, d), raw (scaled by d^{-1/4} inside, as in
+ * attention). Reports the objectives of spec section 4.1 for one projection (m = 1), over all
+ * Lq x Lk pairs: objective = mean ln E[(f1 f2)^2], variance_objective = mean ln Var[f1 f2].
+ * A and rho are the scalar parameters where the estimator has them (NaN otherwise).
+ * If json is non-NULL, one JSON object with these keys and the fitted matrices' summaries is
+ * written there (at most json_len bytes). Errors: RFJIT_E_INVALID_ARG, RFJIT_E_NO_ESTIMATOR,
+ * RFJIT_E_NOT_APPLICABLE (estimator without a fit), RFJIT_E_SHAPE, RFJIT_E_NONFINITE,
+ * RFJIT_E_FIT (degenerate statistics), RFJIT_E_NOMEM.
+ */
+typedef struct rfjit_fit_result {
+    double objective;
+    double variance_objective;
+    double A;   /* oprf, saderf, aderf: the scalar A; NaN for sderf (matrix A) */
+    double rho; /* the rho the closed form used; NaN where undefined */
+} rfjit_fit_result;
+
+RFJIT_API rfjit_status rfjit_fit(rfjit_ctx *ctx, const char *estimator, const rfjit_tensor *q,
+                                 const rfjit_tensor *k, rfjit_fit_result *result, char *json,
+                                 size_t json_len);
+
+/* Names of the built-in estimators, in registry order; NULL past the end. */
+RFJIT_API const char *rfjit_estimator_name(int index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RFJIT_H */

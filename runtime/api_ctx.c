@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file implements the context: creation from a versioned descriptor plus the RFJIT_*
+ * environment switches (read here and nowhere else), the last-error slot, and teardown.
+ */
+#include "ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t src_size,
+                          rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, src_size < sizeof(size_t), RFJIT_E_DESC_SIZE,
+               "descriptor size %zu is smaller than its size field", src_size);
+    if (src_size > our_size) {
+        const unsigned char *tail = (const unsigned char *)src + our_size;
+        for (size_t i = 0; i < src_size - our_size; i++)
+            RJ_FAIL_IF(dg, tail[i] != 0, RFJIT_E_DESC_SIZE,
+                       "descriptor of %zu bytes has non-zero fields this library (%zu bytes) "
+                       "does not know",
+                       src_size, our_size);
+    }
+    memcpy(dst, src, src_size < our_size ? src_size : our_size);
+    *(size_t *)dst = our_size;
+    return RFJIT_OK;
+}
+
+rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg)
+{
+    if (ctx && s != RFJIT_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        snprintf(ctx->last_error, sizeof ctx->last_error, "%s",
+                 dg && dg->msg[0] ? dg->msg : rfjit_status_string(s));
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    return s;
+}
+
+rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
+{
+    rj_diag dg;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dg.msg, sizeof dg.msg, fmt, ap);
+    va_end(ap);
+    return rj_ctx_fail(ctx, s, &dg);
+}
+
+static char *dup_or_null(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = rj_alloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
+{
+    if (!out)
+        return RFJIT_E_INVALID_ARG;
+    *out = NULL;
+    rfjit_ctx_desc desc = RFJIT_CTX_DESC_INIT;
+    rj_diag dg = {{0}};
+    if (desc_in) {
+        rfjit_status s = rj_desc_read(&desc, sizeof desc, desc_in, desc_in->size, &dg);
+        if (s != RFJIT_OK)
+            return s;
+    }
+    if (desc.threads < 0 || desc.verbose < 0)
+        return RFJIT_E_INVALID_ARG;
+
+    rfjit_ctx *ctx = rj_alloc_zero(sizeof *ctx);
+    if (!ctx)
+        return RFJIT_E_NOMEM;
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        rj_free(ctx);
+        return RFJIT_E_THREAD;
+    }
+    ctx->threads = desc.threads;
+    ctx->verbose = desc.verbose;
+    if (ctx->verbose == 0) {
+        const char *v = getenv("RFJIT_VERBOSE");
+        if (v && *v)
+            ctx->verbose = atoi(v) > 0 ? atoi(v) : 0;
+    }
+    ctx->log = desc.log;
+    ctx->log_user = desc.log_user;
+    const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
+    ctx->cache_dir = dup_or_null(cache);
+    ctx->wisdom_path = dup_or_null(desc.wisdom_path);
+    rfjit_status s = RFJIT_OK;
+    if ((cache && !ctx->cache_dir) || (desc.wisdom_path && !ctx->wisdom_path))
+        s = RFJIT_E_NOMEM;
+    if (s == RFJIT_OK)
+        s = rj_jit_host_query(&ctx->host, &dg);
+    if (s == RFJIT_OK)
+        s = rj_topo_load(&ctx->topo, NULL, &dg);
+    if (s != RFJIT_OK) {
+        rfjit_ctx_destroy(ctx);
+        return s;
+    }
+    *out = ctx;
+    return RFJIT_OK;
+}
+
+void rfjit_ctx_destroy(rfjit_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    rj_free(ctx->cache_dir);
+    rj_free(ctx->wisdom_path);
+    pthread_mutex_destroy(&ctx->lock);
+    rj_free(ctx);
+}
+
+const char *rfjit_ctx_last_error(const rfjit_ctx *ctx)
+{
+    if (!ctx)
+        return "no context (NULL rfjit_ctx)";
+    return ctx->last_error;
+}

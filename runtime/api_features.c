@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file implements the kernel-estimation side of a plan: explicit feature maps and the
+ * kernel matrix between two sets, on the vectors as given (no d^{-1/4} scaling). Features are
+ * kept as (h, f) with phi = e^h f until the end, so the kernel matrix is formed as
+ * e^{h_i + h_j} (f_i . f_j) without overflowing intermediate features.
+ */
+#include "ctx.h"
+#include "plan_util.h"
+#include "tensor.h"
+
+#include <math.h>
+
+/* Rows (h, f) of one (batch, head) slice of n rows. */
+typedef struct feat_rows {
+    double *raw, *h, *f, *sq; /* raw rows (n x d), log-scales, features (n x M), |x|^2 */
+} feat_rows;
+
+static void rows_free(feat_rows *r)
+{
+    rj_free(r->raw);
+    rj_free(r->h);
+    rj_free(r->f);
+    rj_free(r->sq);
+}
+
+static rfjit_status rows_alloc(feat_rows *r, int64_t n, int d, int64_t M, rj_diag *dg)
+{
+    r->raw = rj_alloc_array((size_t)n * (size_t)d, sizeof(double));
+    r->h = rj_alloc_array((size_t)n, sizeof(double));
+    r->sq = rj_alloc_array((size_t)n, sizeof(double));
+    size_t nf;
+    r->f = rj_mul_size((size_t)n, (size_t)(M ? M : 1), &nf)
+               ? rj_alloc_array(nf, sizeof(double))
+               : NULL;
+    RJ_FAIL_IF(dg, !r->raw || !r->h || !r->f || !r->sq, RFJIT_E_NOMEM,
+               "no memory for %lld rows of %lld features", (long long)n, (long long)M);
+    return RFJIT_OK;
+}
+
+static void rows_features(const rfjit_plan *p, const double *params, rj_role role,
+                          feat_rows *r, int64_t n)
+{
+    const rj_spec *s = &p->spec;
+    for (int64_t i = 0; i < n; i++) {
+        const double *x = r->raw + i * s->d;
+        double sq = 0;
+        for (int c = 0; c < s->d; c++)
+            sq += x[c] * x[c];
+        r->sq[i] = sq;
+        if (p->M)
+            s->est->features(s, params, role, x, &r->h[i], r->f + i * p->M);
+    }
+}
+
+static rfjit_status check_in(const rfjit_plan *p, const rfjit_tensor *t, const char *name,
+                             rj_diag *dg)
+{
+    RJ_TRY(rj_tensor_check(t, name, false, dg));
+    RJ_FAIL_IF(dg, t->shape[3] != p->spec.d, RFJIT_E_SHAPE,
+               "%s must have last dimension d = %d (got %lld)", name, p->spec.d,
+               (long long)t->shape[3]);
+    return rj_tensor_check_finite(t, name, dg);
+}
+
+static rfjit_status check_out(const rfjit_tensor *o, const char *name, const rfjit_tensor *in,
+                              int64_t len, int64_t last, const rfjit_tensor *x,
+                              const rfjit_tensor *y, rj_diag *dg)
+{
+    RJ_TRY(rj_tensor_check(o, name, true, dg));
+    RJ_FAIL_IF(dg, o->shape[0] != in->shape[0] || o->shape[1] != in->shape[1] ||
+                       o->shape[2] != len || o->shape[3] != last,
+               RFJIT_E_SHAPE, "%s must have shape (%lld, %lld, %lld, %lld)", name,
+               (long long)in->shape[0], (long long)in->shape[1], (long long)len,
+               (long long)last);
+    RJ_FAIL_IF(dg, (x && rj_tensor_overlap(o, x)) || (y && rj_tensor_overlap(o, y)),
+               RFJIT_E_ALIAS, "%s overlaps an input", name);
+    return RFJIT_OK;
+}
+
+static rfjit_status check_pair(const rfjit_plan *p, const rfjit_tensor *x,
+                               const rfjit_tensor *y, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, p->spec.est->tmpl == RJ_TMPL_EVA, RFJIT_E_NOT_APPLICABLE,
+               "estimator '%s' has no kernel estimate or feature map", p->spec.est->name);
+    if (x)
+        RJ_TRY(check_in(p, x, "x", dg));
+    if (y)
+        RJ_TRY(check_in(p, y, "y", dg));
+    RJ_FAIL_IF(dg, x && y && (x->shape[0] != y->shape[0] || x->shape[1] != y->shape[1]),
+               RFJIT_E_SHAPE, "x and y differ in batch or heads");
+    return RFJIT_OK;
+}
+
+static void write_features(const rfjit_plan *p, const feat_rows *r, int64_t n, rfjit_tensor *o,
+                           int64_t b, int64_t h, double *row_buf)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double scale = exp(r->h[i]);
+        for (int64_t c = 0; c < p->M; c++)
+            row_buf[i * p->M + c] = scale * r->f[i * p->M + c];
+    }
+    rj_tensor_scatter(o, b, h, row_buf);
+}
+
+rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
+                                 const rfjit_tensor *y, rfjit_tensor *phi_x,
+                                 rfjit_tensor *phi_y)
+{
+    if (!p)
+        return RFJIT_E_INVALID_ARG;
+    rj_diag dg = {{0}};
+    rfjit_status s = RFJIT_OK;
+    const rfjit_tensor *ref = x ? x : y;
+    if (!phi_x && !phi_y)
+        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_features: no output requested");
+    else if ((phi_x && !x) || (phi_y && !y))
+        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_features: output without its input");
+    else if (!p->frozen && (!x || !y))
+        s = rj_fail(&dg, RFJIT_E_INVALID_ARG,
+                    "estimator '%s' fits its parameters from both x and y: pass both",
+                    p->spec.est->name);
+    else if (p->M == 0)
+        s = rj_fail(&dg, RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no feature map",
+                    p->spec.est->name);
+    if (s == RFJIT_OK)
+        s = check_pair(p, x, y, &dg);
+    if (s == RFJIT_OK && phi_x)
+        s = check_out(phi_x, "phi_x", x, x->shape[2], p->M, x, y, &dg);
+    if (s == RFJIT_OK && phi_y)
+        s = check_out(phi_y, "phi_y", y, y->shape[2], p->M, x, y, &dg);
+    if (s == RFJIT_OK && phi_x && phi_y && rj_tensor_overlap(phi_x, phi_y))
+        s = rj_fail(&dg, RFJIT_E_ALIAS, "phi_x overlaps phi_y");
+    if (s != RFJIT_OK)
+        return rj_ctx_fail(p->ctx, s, &dg);
+
+    const int64_t nx = x ? x->shape[2] : 0, ny = y ? y->shape[2] : 0;
+    feat_rows rx = {0}, ry = {0};
+    rj_fit_scratch fs = {0};
+    double *buf = NULL;
+    int64_t nmax = nx > ny ? nx : ny;
+    s = rj_fit_scratch_init(&fs, p, &dg);
+    if (s == RFJIT_OK && x)
+        s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
+    if (s == RFJIT_OK && y)
+        s = rows_alloc(&ry, ny, p->spec.d, p->M, &dg);
+    if (s == RFJIT_OK && !(buf = rj_alloc_array((size_t)nmax * (size_t)p->M, sizeof(double))))
+        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for features");
+    for (int64_t b = 0; b < ref->shape[0] && s == RFJIT_OK; b++)
+        for (int64_t h = 0; h < ref->shape[1] && s == RFJIT_OK; h++) {
+            if (x)
+                rj_tensor_gather(x, b, h, 1.0, rx.raw);
+            if (y)
+                rj_tensor_gather(y, b, h, 1.0, ry.raw);
+            const double *params = NULL;
+            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
+            if (s != RFJIT_OK)
+                break;
+            if (phi_x) {
+                rows_features(p, params, RJ_ROLE_Q, &rx, nx);
+                write_features(p, &rx, nx, phi_x, b, h, buf);
+            }
+            if (phi_y) {
+                rows_features(p, params, RJ_ROLE_K, &ry, ny);
+                write_features(p, &ry, ny, phi_y, b, h, buf);
+            }
+        }
+    rows_free(&rx);
+    rows_free(&ry);
+    rj_free(buf);
+    rj_fit_scratch_free(&fs);
+    return rj_ctx_fail(p->ctx, s, &dg);
+}
+
+/* K[i][j] for one slice: exact, or e^{h_i + h_j} f_i . f_j; the Gaussian kernel multiplies by
+ * e^{-(|x|^2 + |y|^2)/2}, folded into the exponent so huge norms do not overflow first. */
+static void kernel_slice(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
+                         const feat_rows *ry, int64_t ny, int kind, double *K)
+{
+    const int d = p->spec.d;
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t j = 0; j < ny; j++) {
+            double e, dot = 1.0;
+            if (p->spec.est->tmpl == RJ_TMPL_SOFTMAX) {
+                e = 0;
+                for (int c = 0; c < d; c++)
+                    e += rx->raw[i * d + c] * ry->raw[j * d + c];
+            } else {
+                e = rx->h[i] + ry->h[j];
+                dot = 0;
+                for (int64_t r = 0; r < p->M; r++)
+                    dot += rx->f[i * p->M + r] * ry->f[j * p->M + r];
+            }
+            if (kind == RFJIT_KERNEL_GAUSSIAN)
+                e -= 0.5 * (rx->sq[i] + ry->sq[j]);
+            K[i * ny + j] = exp(e) * dot;
+        }
+}
+
+rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
+                               const rfjit_tensor *y, int kind, rfjit_tensor *out)
+{
+    if (!p)
+        return RFJIT_E_INVALID_ARG;
+    rj_diag dg = {{0}};
+    rfjit_status s = RFJIT_OK;
+    if (!x || !y || !out)
+        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
+    else if (kind != RFJIT_KERNEL_SOFTMAX && kind != RFJIT_KERNEL_GAUSSIAN)
+        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "unknown kernel kind %d", kind);
+    if (s == RFJIT_OK)
+        s = check_pair(p, x, y, &dg);
+    if (s == RFJIT_OK)
+        s = check_out(out, "out", x, x->shape[2], y->shape[2], x, y, &dg);
+    if (s != RFJIT_OK)
+        return rj_ctx_fail(p->ctx, s, &dg);
+
+    const int64_t nx = x->shape[2], ny = y->shape[2];
+    feat_rows rx = {0}, ry = {0};
+    rj_fit_scratch fs = {0};
+    size_t nk = 0;
+    double *K = NULL;
+    s = rj_fit_scratch_init(&fs, p, &dg);
+    if (s == RFJIT_OK)
+        s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
+    if (s == RFJIT_OK)
+        s = rows_alloc(&ry, ny, p->spec.d, p->M, &dg);
+    if (s == RFJIT_OK && (!rj_mul_size((size_t)nx, (size_t)ny, &nk) ||
+                          !(K = rj_alloc_array(nk, sizeof(double)))))
+        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
+                    (long long)nx, (long long)ny);
+    for (int64_t b = 0; b < x->shape[0] && s == RFJIT_OK; b++)
+        for (int64_t h = 0; h < x->shape[1] && s == RFJIT_OK; h++) {
+            rj_tensor_gather(x, b, h, 1.0, rx.raw);
+            rj_tensor_gather(y, b, h, 1.0, ry.raw);
+            const double *params = NULL;
+            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
+            if (s != RFJIT_OK)
+                break;
+            rows_features(p, params, RJ_ROLE_Q, &rx, nx);
+            rows_features(p, params, RJ_ROLE_K, &ry, ny);
+            kernel_slice(p, &rx, nx, &ry, ny, kind, K);
+            rj_tensor_scatter(out, b, h, K);
+        }
+    rows_free(&rx);
+    rows_free(&ry);
+    rj_free(K);
+    rj_fit_scratch_free(&fs);
+    return rj_ctx_fail(p->ctx, s, &dg);
+}

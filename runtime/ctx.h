@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file defines the insides of rfjit_ctx and rfjit_plan, shared by the runtime's api_*.c
+ * files and the reference executor. Nothing outside runtime/ sees these structs.
+ */
+#ifndef RJ_CTX_H
+#define RJ_CTX_H
+
+#include "rfjit.h"
+
+#include "base.h"
+#include "est/est.h"
+#include "host.h"
+#include "spec.h"
+#include "topo.h"
+
+#include <pthread.h>
+
+struct rfjit_ctx {
+    pthread_mutex_t lock;      /* guards last_error and (later) caches */
+    char last_error[512];
+    int32_t threads, verbose;
+    rfjit_log_fn log;
+    void *log_user;
+    char *cache_dir, *wisdom_path;
+    rj_host host;              /* CPU and LLVM as seen at creation */
+    rj_topo topo;              /* hwloc topology summary */
+};
+
+struct rfjit_plan {
+    rfjit_ctx *ctx;
+    rj_spec spec;
+    uint64_t seed;
+    int32_t backend;
+    int64_t M;                 /* feature dimension (0: none) */
+    double *W;                 /* m x d projection (NULL for exact) */
+    double *params;            /* fitted once: non-fitted estimators or a calibration sample */
+    size_t nparams;
+    int frozen;                /* params hold for every (batch, head) */
+};
+
+/* Copy dg's message into ctx->last_error (under the lock) and return s. */
+rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg);
+/* Record a formatted message as ctx's last error and return s. */
+rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Read a versioned descriptor: `dst` (our_size bytes) starts as the defaults, then the first
+ * min(src_size, our_size) bytes of src are copied. A src_size larger than ours passes only if
+ * the unknown tail is all zero. src_size must cover at least the size field.
+ */
+rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t src_size,
+                          rj_diag *dg);
+
+#endif
