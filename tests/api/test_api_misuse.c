@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file feeds every public entry point bad input (NULLs, bad descriptor sizes, invalid
+ * sizes, mismatched shapes, overlapping outputs, non-finite values, unknown names) and checks
+ * that each answers with its status and a message naming the problem, never a crash.
+ */
+#include <criterion/criterion.h>
+
+#include "rfjit.h"
+
+#include <math.h>
+#include <string.h>
+
+static rfjit_ctx *ctx;
+
+static void setup(void)
+{
+    cr_assert_eq(rfjit_ctx_create(NULL, &ctx), RFJIT_OK);
+}
+
+static void teardown(void)
+{
+    rfjit_ctx_destroy(ctx);
+}
+
+TestSuite(api_misuse, .init = setup, .fini = teardown);
+
+#define EXPECT_MSG(status, expected, needle)                                                   \
+    do {                                                                                       \
+        rfjit_status got_ = (status);                                                          \
+        cr_assert_eq(got_, expected, "status %d (%s), expected %d; message: %s", got_,         \
+                     rfjit_status_string(got_), expected, rfjit_ctx_last_error(ctx));          \
+        cr_assert(strstr(rfjit_ctx_last_error(ctx), needle), "message '%s' lacks '%s'",        \
+                  rfjit_ctx_last_error(ctx), needle);                                          \
+    } while (0)
+
+static rfjit_attn_desc desc_for(const char *est, int d, int m)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = d;
+    a.m = m;
+    a.seed = 7;
+    return a;
+}
+
+Test(api_misuse, null_handles_and_destroy_null)
+{
+    cr_assert_eq(rfjit_ctx_create(NULL, NULL), RFJIT_E_INVALID_ARG);
+    rfjit_ctx_destroy(NULL);
+    rfjit_plan_destroy(NULL);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "no context (NULL rfjit_ctx)");
+    rfjit_attn_desc a = desc_for("positive", 8, 4);
+    rfjit_plan *p = (rfjit_plan *)&a;
+    cr_assert_eq(rfjit_plan_create(NULL, &a, &p), RFJIT_E_INVALID_ARG);
+    EXPECT_MSG(rfjit_plan_create(ctx, NULL, &p), RFJIT_E_INVALID_ARG, "desc");
+    cr_assert_null(p, "handle must be NULL after a failed create");
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, NULL), RFJIT_E_INVALID_ARG, "out");
+    cr_assert_eq(rfjit_plan_execute(NULL, NULL, NULL, NULL, NULL), RFJIT_E_INVALID_ARG);
+    cr_assert_eq(rfjit_plan_describe(NULL, NULL, 0), RFJIT_E_INVALID_ARG);
+    cr_assert_eq(rfjit_plan_feature_dim(NULL), 0);
+    cr_assert_eq(rfjit_info(NULL, 0, NULL, 0), RFJIT_E_INVALID_ARG);
+}
+
+Test(api_misuse, descriptor_sizes)
+{
+    struct {
+        rfjit_ctx_desc d;
+        char tail[16];
+    } big;
+    memset(&big, 0, sizeof big);
+    rfjit_ctx_desc init = RFJIT_CTX_DESC_INIT;
+    big.d = init;
+    big.d.size = sizeof big;
+    rfjit_ctx *c2 = NULL;
+    cr_assert_eq(rfjit_ctx_create(&big.d, &c2), RFJIT_OK, "zero tail must pass");
+    rfjit_ctx_destroy(c2);
+    big.tail[3] = 1;
+    cr_assert_eq(rfjit_ctx_create(&big.d, &c2), RFJIT_E_DESC_SIZE);
+    cr_assert_null(c2);
+    big.d.size = 2;
+    cr_assert_eq(rfjit_ctx_create(&big.d, &c2), RFJIT_E_DESC_SIZE);
+
+    rfjit_attn_desc a = desc_for("positive", 8, 4);
+    a.size = 3;
+    rfjit_plan *p = NULL;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DESC_SIZE, "size");
+}
+
+Test(api_misuse, invalid_descriptor_fields)
+{
+    rfjit_plan *p = NULL;
+    rfjit_attn_desc a = desc_for("no-such-estimator", 8, 4);
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NO_ESTIMATOR, "no-such-estimator");
+    a = desc_for("positive", 0, 4);
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "d = 0");
+    a = desc_for("positive", -3, 4);
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "d = -3");
+    a = desc_for("positive", 8, 0);
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "m = 0");
+    a = desc_for("trig", 8, -5);
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "m = -5");
+    a = desc_for("positive", 8, 4);
+    a.dv = -1;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "dv");
+    a = desc_for("positive", 8, 4);
+    a.causal = 2;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "causal");
+    a = desc_for("positive", 8, 4);
+    a.projection = 9;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "projection");
+    a = desc_for("positive", 8, 4);
+    a.backend = 9;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "backend");
+    a = desc_for("positive", 8, 4);
+    a.projection = RFJIT_PROJ_USER;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "projection_matrix");
+    float W[32];
+    for (int i = 0; i < 32; i++)
+        W[i] = 0.1f * (float)i;
+    W[13] = NAN;
+    a.projection_matrix = W;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NONFINITE, "projection_matrix");
+    a = desc_for("oprf", 8, 4);
+    a.causal = 1;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NOT_APPLICABLE, "calib");
+    a = desc_for("hybrid", 8, 4);
+    a.hybrid_signs = 0;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "%s",
+                 rfjit_ctx_last_error(ctx));
+    a = desc_for("eva", 8, 4);
+    a.eva_chunks = 0;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "%s",
+                 rfjit_ctx_last_error(ctx));
+    a = desc_for("eva", 8, 4);
+    a.eva_window = -1;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "%s",
+                 rfjit_ctx_last_error(ctx));
+    cr_assert_null(p);
+}
+
+/* Buffers for a small problem: B = 1, H = 2, L = 5, d = 4, dv = 3. */
+typedef struct prob {
+    float q[40], k[40], v[30], o[30];
+    rfjit_tensor tq, tk, tv, to;
+} prob;
+
+static void prob_init(prob *pr)
+{
+    for (int i = 0; i < 40; i++) {
+        pr->q[i] = 0.1f * (float)((i * 7) % 11) - 0.5f;
+        pr->k[i] = 0.1f * (float)((i * 5) % 13) - 0.6f;
+    }
+    for (int i = 0; i < 30; i++)
+        pr->v[i] = (float)(i % 4);
+    pr->tq = rfjit_tensor_contiguous(pr->q, 1, 2, 5, 4);
+    pr->tk = rfjit_tensor_contiguous(pr->k, 1, 2, 5, 4);
+    pr->tv = rfjit_tensor_contiguous(pr->v, 1, 2, 5, 3);
+    pr->to = rfjit_tensor_contiguous(pr->o, 1, 2, 5, 3);
+}
+
+Test(api_misuse, execute_bad_views)
+{
+    rfjit_attn_desc a = desc_for("positive", 4, 8);
+    a.dv = 3;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    prob pr;
+    prob_init(&pr);
+    cr_assert_eq(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &pr.to), RFJIT_OK, "%s",
+                 rfjit_ctx_last_error(ctx));
+
+    EXPECT_MSG(rfjit_plan_execute(p, NULL, &pr.tk, &pr.tv, &pr.to), RFJIT_E_INVALID_ARG, "q");
+    rfjit_tensor t = pr.tq;
+    t.data = NULL;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_INVALID_ARG, "NULL");
+    t = pr.tq;
+    t.shape[3] = 3;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_SHAPE, "d = 4");
+    t = pr.tq;
+    t.shape[2] = 0;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_SHAPE, "< 1");
+    t = pr.tq;
+    t.shape[1] = 1;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_SHAPE, "heads");
+    t = pr.tv;
+    t.shape[2] = 4;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &t, &pr.to), RFJIT_E_SHAPE, "lengths");
+    t = pr.tq;
+    t.stride[2] = -4;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_STRIDE, "negative");
+    t = pr.to;
+    t.stride[2] = 0;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &t), RFJIT_E_STRIDE, "overlap");
+    t = pr.to;
+    t.data = pr.v;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &t), RFJIT_E_ALIAS, "overlaps v");
+    t = pr.tq;
+    t.stride[2] = INT64_MAX / 2;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &pr.to), RFJIT_E_TOO_LARGE, "overflow");
+    pr.q[17] = NAN;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &pr.to), RFJIT_E_NONFINITE, "q");
+    pr.q[17] = 0;
+    pr.v[29] = INFINITY;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &pr.to), RFJIT_E_NONFINITE, "v");
+    rfjit_plan_destroy(p);
+
+    a.causal = 1;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+    prob_init(&pr);
+    t = pr.tq;
+    t.shape[2] = 4;
+    rfjit_tensor to = pr.to;
+    to.shape[2] = 4;
+    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &to), RFJIT_E_SHAPE, "causal");
+    rfjit_plan_destroy(p);
+}
+
+Test(api_misuse, features_kernel_fit_info)
+{
+    prob pr;
+    prob_init(&pr);
+    rfjit_plan *p = NULL;
+    rfjit_attn_desc a = desc_for("exact", 4, 8);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+    float phi[80];
+    rfjit_tensor tphi = rfjit_tensor_contiguous(phi, 1, 2, 5, 8);
+    EXPECT_MSG(rfjit_plan_features(p, &pr.tq, NULL, &tphi, NULL), RFJIT_E_NOT_APPLICABLE,
+               "exact");
+    float K[50];
+    rfjit_tensor tK = rfjit_tensor_contiguous(K, 1, 2, 5, 5);
+    EXPECT_MSG(rfjit_plan_kernel(p, &pr.tq, &pr.tk, 7, &tK), RFJIT_E_INVALID_ARG, "kind");
+    cr_assert_eq(rfjit_plan_kernel(p, &pr.tq, &pr.tk, RFJIT_KERNEL_SOFTMAX, &tK), RFJIT_OK);
+    rfjit_tensor bad = rfjit_tensor_contiguous(K, 1, 2, 5, 4);
+    EXPECT_MSG(rfjit_plan_kernel(p, &pr.tq, &pr.tk, RFJIT_KERNEL_SOFTMAX, &bad), RFJIT_E_SHAPE,
+               "shape");
+    rfjit_plan_destroy(p);
+
+    a = desc_for("eva", 4, 8);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    EXPECT_MSG(rfjit_plan_kernel(p, &pr.tq, &pr.tk, RFJIT_KERNEL_SOFTMAX, &tK),
+               RFJIT_E_NOT_APPLICABLE, "eva");
+    rfjit_plan_destroy(p);
+
+    a = desc_for("positive", 4, 8);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+    EXPECT_MSG(rfjit_plan_features(p, NULL, NULL, NULL, NULL), RFJIT_E_INVALID_ARG, "output");
+    EXPECT_MSG(rfjit_plan_features(p, NULL, NULL, &tphi, NULL), RFJIT_E_INVALID_ARG, "input");
+    EXPECT_MSG(rfjit_plan_features(p, &pr.tq, NULL, &pr.tq, NULL), RFJIT_E_SHAPE, "phi_x");
+    rfjit_plan_destroy(p);
+
+    rfjit_fit_result r;
+    rfjit_tensor q1 = rfjit_tensor_contiguous(pr.q, 1, 1, 10, 4);
+    EXPECT_MSG(rfjit_fit(ctx, "positive", &q1, &q1, &r, NULL, 0), RFJIT_E_NOT_APPLICABLE,
+               "positive");
+    EXPECT_MSG(rfjit_fit(ctx, "bogus", &q1, &q1, &r, NULL, 0), RFJIT_E_NO_ESTIMATOR, "bogus");
+    EXPECT_MSG(rfjit_fit(ctx, "oprf", &pr.tq, &pr.tk, &r, NULL, 0), RFJIT_E_SHAPE, "one");
+    EXPECT_MSG(rfjit_fit(ctx, "oprf", NULL, &q1, &r, NULL, 0), RFJIT_E_INVALID_ARG, "required");
+    char small[8];
+    EXPECT_MSG(rfjit_fit(ctx, "oprf", &q1, &q1, &r, small, sizeof small), RFJIT_E_INVALID_ARG,
+               "small");
+    EXPECT_MSG(rfjit_info(ctx, 0, small, sizeof small), RFJIT_E_INVALID_ARG, "too small");
+    char buf[8192];
+    cr_assert_eq(rfjit_info(ctx, 1, buf, sizeof buf), RFJIT_OK);
+    cr_assert(strstr(buf, "\"cpu\":") && strstr(buf, "\"llvm_version\":\"19."), "%s", buf);
+}
+
+Test(api_misuse, status_strings)
+{
+    cr_assert_str_eq(rfjit_status_string(RFJIT_OK), "ok");
+    cr_assert_str_eq(rfjit_status_string((rfjit_status)77), "unknown status");
+    cr_assert_str_eq(rfjit_status_string(RFJIT_E_NONFINITE), "input contains NaN or Inf");
+    cr_assert_eq(rfjit_version_number(), RFJIT_VERSION_NUMBER);
+    cr_assert_str_eq(rfjit_version_string(), RFJIT_VERSION_STRING);
+    cr_assert_str_eq(rfjit_estimator_name(0), "exact");
+    cr_assert_null(rfjit_estimator_name(-1));
+    cr_assert_null(rfjit_estimator_name(10));
+}
