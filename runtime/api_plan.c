@@ -134,12 +134,13 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
 rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
                                rfjit_plan **out)
 {
+    if (out)
+        *out = NULL;
     if (!ctx)
         return RFJIT_E_INVALID_ARG;
     if (!out || !desc_in)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL",
                             out ? "desc" : "out");
-    *out = NULL;
     rj_diag dg = {{0}};
     rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
     rfjit_status s = rj_desc_read(&d, sizeof d, desc_in, desc_in->size, &dg);
