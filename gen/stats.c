@@ -1,5 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* This file implements gen/stats.h: plain sums in row order (deterministic). */
+/*
+ * This file implements gen/stats.h, the data statistics of the fitted estimators (spec
+ * estimators.md 3.2, 4.1) over scaled rows x_i (role 0) and y_j (role 1):
+ *
+ *   sx = sum_i x_i,   mxx = sum_i x_i x_i^T,   nx2 = sum_i |x_i|^2,   nx = number of rows
+ *
+ * and the same for y. Plain sums in row order, so one input gives the same bits every time and
+ * adding rows in several calls equals adding them in one. mxx is accumulated on and above the
+ * diagonal and mirrored after each call: x_a x_b and x_b x_a are the same IEEE product, so the
+ * mirror is bit-identical to accumulating the full matrix, at half the work.
+ */
 #include "stats.h"
 
 #include <string.h>
@@ -7,8 +17,10 @@
 rfjit_status rj_stats_init(rj_stats *st, int d)
 {
     memset(st, 0, sizeof *st);
+    if (d < 1)
+        return RFJIT_E_INVALID_ARG;
     st->d = d;
-    size_t dd = (size_t)d * (size_t)d;
+    const size_t dd = (size_t)d * (size_t)d;
     st->sx = rj_alloc_array_zero((size_t)d, sizeof(double));
     st->sy = rj_alloc_array_zero((size_t)d, sizeof(double));
     st->mxx = rj_alloc_array_zero(dd, sizeof(double));
@@ -42,20 +54,30 @@ void rj_stats_reset(rj_stats *st)
 
 void rj_stats_add(rj_stats *st, int role, const double *rows, int64_t n)
 {
-    const int d = st->d;
+    if (n <= 0)
+        return;
+    const size_t d = (size_t)st->d;
     double *s = role ? st->sy : st->sx, *m2 = role ? st->myy : st->mxx;
-    double *norm2 = role ? &st->ny2 : &st->nx2;
+    double norm2 = role ? st->ny2 : st->nx2;
     for (int64_t i = 0; i < n; i++) {
-        const double *x = rows + i * d;
-        for (int a = 0; a < d; a++) {
-            s[a] += x[a];
-            *norm2 += x[a] * x[a];
-            for (int b = 0; b < d; b++)
-                m2[a * d + b] += x[a] * x[b];
+        const double *x = rows + (size_t)i * d;
+        for (size_t a = 0; a < d; a++) {
+            const double xa = x[a];
+            s[a] += xa;
+            norm2 += xa * xa;
+            double *ma = m2 + a * d;
+            for (size_t b = a; b < d; b++)
+                ma[b] += xa * x[b];
         }
     }
-    if (role)
+    for (size_t a = 0; a < d; a++)
+        for (size_t b = a + 1; b < d; b++)
+            m2[b * d + a] = m2[a * d + b];
+    if (role) {
+        st->ny2 = norm2;
         st->ny += n;
-    else
+    } else {
+        st->nx2 = norm2;
         st->nx += n;
+    }
 }

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs what rfjit needs on Debian 12 (run as root; uses sudo otherwise), and nothing when
-# everything is already there. Extra package names may be passed as arguments.
+# Installs what building and testing rfjit needs on Debian 12, and does nothing when it is all
+# there already (so CI and the quick start may call it every time). Runs apt-get update only
+# when something is missing. As root it uses apt-get directly, otherwise sudo. Extra Debian
+# package names may be given as arguments (e.g. valgrind).
 set -euo pipefail
-need=(cmake pkg-config gcc make llvm-19-dev libhwloc-dev libcriterion-dev "$@")
+need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev "$@")
 missing=()
 for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps.sh: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps.sh: not root and no sudo" >&2; exit 1; }
+    sudo=(sudo)
+fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

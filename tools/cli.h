@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is shared by the rfjit CLI verbs: strict number parsing, one-line errors, .npy
- * loading into tensors and a small deterministic data generator. The CLI sees the library
- * only through include/rfjit.h.
+ * This file is shared by the rfjit CLI verbs (tools/cmd_<verb>.c): strict number parsing,
+ * one-line errors, .npy loading into tensors and a small deterministic data generator. The
+ * CLI sees the library only through include/rfjit.h. Not for the library or its tests to use
+ * beyond npy.h.
+ *
+ * Error convention: a verb prints at most one line on stderr, "rfjit <verb>: <message>",
+ * and returns CLI_USAGE (2) for a bad command line, CLI_FAILED (1) for a failed operation or
+ * check, CLI_OK (0) otherwise. Results go to stdout.
  */
 #ifndef RFJIT_CLI_H
 #define RFJIT_CLI_H
@@ -10,30 +15,35 @@
 #include "npy.h"
 #include "rfjit.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
-/* Exit codes: 0 success, 1 operation or check failed, 2 usage error. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
-/* Print "rfjit <verb>: <message>" as one line on stderr and return code. */
+/* Print "rfjit <verb>: <message>" as one line on stderr (newlines in the message become
+ * spaces) and return code. */
 int cli_error(const char *verb, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Strict parses of a whole string; 0 on success. */
+/* Strict parses of a whole decimal string (no trailing characters, no overflow, in range);
+ * 0 on success, -1 otherwise with *out untouched. */
 int cli_parse_int(const char *s, long lo, long hi, int *out);
 int cli_parse_u64(const char *s, uint64_t *out);
-int cli_parse_double(const char *s, double *out);
+int cli_parse_double(const char *s, double *out); /* finite values only */
 
-/* Value of option argv[*i] (advancing *i), or NULL when missing. */
+/* The value of option argv[*i], advancing *i; NULL when argv[*i] is the last argument. */
 const char *cli_value(int argc, char **argv, int *i);
 
-/* Load a rank-2 (L, D) or rank-4 (B, H, L, D) .npy file as a tensor over arr. */
+/* Load a .npy file of rank 2 (L, D) or 4 (B, H, L, D) with every dimension <= 2^31 - 1 as a
+ * contiguous tensor over arr->data (arr owns it: npy_free). On failure prints the one-line
+ * error for verb, leaves arr freed and returns CLI_FAILED. */
 int cli_load_tensor(const char *verb, const char *path, npy_array *arr, rfjit_tensor *t);
 
-/* Fill x with n normal numbers of standard deviation scale (splitmix64 + Box-Muller). */
+/* Fill x with n independent N(0, scale^2) numbers: splitmix64 (Steele, Lea, Flood 2014)
+ * feeding Box-Muller. Deterministic for a seed on every machine up to libm's last bits. */
 void cli_normals(float *x, size_t n, double scale, uint64_t seed);
 
-/* Monotonic seconds. */
+/* Seconds from CLOCK_MONOTONIC. */
 double cli_now(void);
 
 int cmd_info(int argc, char **argv);

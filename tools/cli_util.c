@@ -17,10 +17,10 @@ int cli_error(const char *verb, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++) /* one line, whatever the message held */
-        if (*p == '\n')
+    for (char *p = msg; *p; p++) /* one line, whatever the library's message held */
+        if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(stderr, "rfjit %s: %s\n", verb, msg);
+    fprintf(stderr, "rfjit%s%s: %s\n", *verb ? " " : "", verb, msg);
     return code;
 }
 
@@ -30,7 +30,7 @@ int cli_parse_int(const char *s, long lo, long hi, int *out)
         return -1;
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
+    const long v = strtol(s, &end, 10);
     if (errno || *end || v < lo || v > hi)
         return -1;
     *out = (int)v;
@@ -39,14 +39,15 @@ int cli_parse_int(const char *s, long lo, long hi, int *out)
 
 int cli_parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s || *s == '-')
+    /* strtoull accepts "-1" as 2^64 - 1 and leading blanks; a seed should be what it says. */
+    if (!s || *s < '0' || *s > '9')
         return -1;
     char *end;
     errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
+    const unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end)
         return -1;
-    *out = v;
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -56,7 +57,7 @@ int cli_parse_double(const char *s, double *out)
         return -1;
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
+    const double v = strtod(s, &end);
     if (errno || *end || !isfinite(v))
         return -1;
     *out = v;
@@ -75,24 +76,31 @@ int cli_load_tensor(const char *verb, const char *path, npy_array *arr, rfjit_te
     char err[512];
     if (npy_read(path, arr, err, sizeof err) != 0)
         return cli_error(verb, CLI_FAILED, "%s", err);
-    if (arr->rank != 2 && arr->rank != 4) {
+    const char *why = NULL;
+    if (arr->rank != 2 && arr->rank != 4)
+        why = "need rank 2 (L, d) or rank 4 (B, H, L, d)";
+    for (int i = 0; !why && i < arr->rank; i++)
+        if (arr->shape[i] > INT32_MAX)
+            why = "a dimension exceeds 2^31 - 1";
+    if (why) {
+        char shape[128];
+        int n = snprintf(shape, sizeof shape, "(");
+        for (int i = 0; i < arr->rank && n > 0 && (size_t)n < sizeof shape; i++)
+            n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", i ? ", " : "",
+                          (long long)arr->shape[i]);
         npy_free(arr);
-        return cli_error(verb, CLI_FAILED, "%s: rank %d array, need (L, d) or (B, H, L, d)",
-                         path, arr->rank);
+        return cli_error(verb, CLI_FAILED, "%s: shape %s%s: %s", path, shape,
+                         arr->rank == 1 ? ",)" : ")", why);
     }
-    int64_t b = 1, h = 1, l, d;
-    if (arr->rank == 4) {
-        b = arr->shape[0], h = arr->shape[1], l = arr->shape[2], d = arr->shape[3];
-    } else {
-        l = arr->shape[0], d = arr->shape[1];
-    }
-    *t = rfjit_tensor_contiguous(arr->data, b, h, l, d);
+    const int64_t *s = arr->shape;
+    *t = arr->rank == 4 ? rfjit_tensor_contiguous(arr->data, s[0], s[1], s[2], s[3])
+                        : rfjit_tensor_contiguous(arr->data, 1, 1, s[0], s[1]);
     return CLI_OK;
 }
 
-static uint64_t splitmix(uint64_t *s)
+static uint64_t splitmix64(uint64_t *state)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
@@ -101,10 +109,16 @@ static uint64_t splitmix(uint64_t *s)
 void cli_normals(float *x, size_t n, double scale, uint64_t seed)
 {
     uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        double u1 = ((double)(splitmix(&s) >> 11) + 0.5) / 9007199254740992.0;
-        double u2 = ((double)(splitmix(&s) >> 11) + 0.5) / 9007199254740992.0;
-        x[i] = (float)(scale * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+    /* 53-bit uniforms in (0, 1): the +0.5 keeps log(u1) finite. Both Box-Muller outputs are
+     * used, so pairs of numbers come from one pair of uniforms. */
+    const double two53 = 9007199254740992.0, two_pi = 6.283185307179586;
+    for (size_t i = 0; i < n; i += 2) {
+        const double u1 = ((double)(splitmix64(&s) >> 11) + 0.5) / two53;
+        const double u2 = ((double)(splitmix64(&s) >> 11) + 0.5) / two53;
+        const double r = scale * sqrt(-2.0 * log(u1));
+        x[i] = (float)(r * cos(two_pi * u2));
+        if (i + 1 < n)
+            x[i + 1] = (float)(r * sin(two_pi * u2));
     }
 }
 

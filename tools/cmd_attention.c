@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* This file is `rfjit attention`: attention of .npy queries, keys and values. */
+/*
+ * This file is `rfjit attention`: attention of .npy queries, keys and values through one
+ * rfjit plan, written as a float32 .npy. The CLI checks what it owns (options, files, ranks,
+ * a user projection's shape); the library checks everything else (shapes against each other,
+ * causal lengths, non-finite values) and its message is passed through.
+ */
 #include "cli.h"
 
 #include <stdio.h>
@@ -11,127 +16,184 @@ static const char help[] =
     "         [--estimator NAME] [--features M] [--seed S] [--iid|--orthogonal]\n"
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
     "         [--hybrid-base positive|hyperbolic]\n"
-    "Arrays are (L, d) or (B, H, L, d) float32/float64 .npy (same rank for all three); the\n"
-    "output (float32, rank of the queries) is softmax(q k^T / sqrt(d)) v as estimated by\n"
-    "NAME (default positive; see rfjit info for the list). --projection W.npy (m x d) uses\n"
-    "that matrix and sets m from it. --window/--chunks are eva's local window and chunk\n"
-    "count (default 16, 8); --signs is hybrid's sign-feature count n (default 8).\n";
+    "Computes softmax(q k^T / sqrt(d)) v, exactly or as estimated by NAME, for raw q, k, v\n"
+    "(rfjit applies the d^-1/4 scaling). Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or\n"
+    "all three are (B, H, L, .); float32 or float64 .npy, C order. OUT is float32 with the\n"
+    "rank of Q: (Lq, dv) or (B, H, Lq, dv).\n"
+    "  --estimator NAME   exact positive hyperbolic trig oprf saderf sderf aderf hybrid eva\n"
+    "                     (default positive; rfjit info lists them)\n"
+    "  --features M       random projections m (default 256; ignored by exact and eva)\n"
+    "  --seed S           projection and sampling seed (default 0)\n"
+    "  --iid, --orthogonal  i.i.d. Gaussian or block-orthogonal projection (default)\n"
+    "  --projection W.npy use this (m, d) projection matrix; m is taken from its shape\n"
+    "  --causal           query i sees keys 0..i (needs Lq = Lk); oprf, saderf, sderf and\n"
+    "                     aderf cannot run causally here (they need a calibration sample)\n"
+    "  --window W         eva: exact local window (default 16)\n"
+    "  --chunks C         eva: number of chunk summaries (default 8)\n"
+    "  --signs N          hybrid: sign features n (default 8)\n"
+    "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n";
 
-int cmd_attention(int argc, char **argv)
+typedef struct attn_args {
+    const char *q, *k, *v, *out, *w;
+    int proj_flag;    /* 1 if --iid or --orthogonal was given */
+    int features_set; /* times --features was given */
+    rfjit_attn_desc a;
+} attn_args;
+
+/* Returns CLI_OK, or an exit code after printing the error; -1 after printing --help. */
+static int parse(int argc, char **argv, attn_args *x)
 {
-    const char *pq = NULL, *pk = NULL, *pv = NULL, *po = NULL, *pw = NULL;
-    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-    a.seed = 1;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *val = NULL;
-        int bad = 0;
-        if (!strcmp(o, "--help")) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(help, stdout);
-            return CLI_OK;
-        } else if (!strcmp(o, "--causal")) {
-            a.causal = 1;
-        } else if (!strcmp(o, "--iid")) {
-            a.projection = RFJIT_PROJ_IID;
-        } else if (!strcmp(o, "--orthogonal")) {
-            a.projection = RFJIT_PROJ_ORTHOGONAL;
-        } else if (!strcmp(o, "--queries") || !strcmp(o, "--keys") || !strcmp(o, "--values") ||
-                   !strcmp(o, "-o") || !strcmp(o, "--projection") ||
-                   !strcmp(o, "--estimator") || !strcmp(o, "--hybrid-base")) {
-            if (!(val = cli_value(argc, argv, &i)))
-                return cli_error("attention", CLI_USAGE, "%s needs a value", o);
-            if (!strcmp(o, "--queries"))
-                pq = val;
-            else if (!strcmp(o, "--keys"))
-                pk = val;
-            else if (!strcmp(o, "--values"))
-                pv = val;
-            else if (!strcmp(o, "-o"))
-                po = val;
-            else if (!strcmp(o, "--projection"))
-                pw = val;
-            else if (!strcmp(o, "--estimator"))
-                a.estimator = val;
-            else if (!strcmp(val, "positive") || !strcmp(val, "hyperbolic"))
-                a.hybrid_base = !strcmp(val, "hyperbolic");
-            else
-                return cli_error("attention", CLI_USAGE, "--hybrid-base must be positive or "
-                                                         "hyperbolic, not '%s'", val);
-        } else if (!strcmp(o, "--features") || !strcmp(o, "--window") ||
-                   !strcmp(o, "--chunks") || !strcmp(o, "--signs") || !strcmp(o, "--seed")) {
-            if (!(val = cli_value(argc, argv, &i)))
-                return cli_error("attention", CLI_USAGE, "%s needs a value", o);
-            if (!strcmp(o, "--features"))
-                bad = cli_parse_int(val, 1, 1 << 20, &a.m);
-            else if (!strcmp(o, "--window"))
-                bad = cli_parse_int(val, 0, 1 << 30, &a.eva_window);
-            else if (!strcmp(o, "--chunks"))
-                bad = cli_parse_int(val, 1, 1 << 20, &a.eva_chunks);
-            else if (!strcmp(o, "--signs"))
-                bad = cli_parse_int(val, 1, 4096, &a.hybrid_signs);
-            else
-                bad = cli_parse_u64(val, &a.seed);
-            if (bad)
-                return cli_error("attention", CLI_USAGE, "bad value '%s' for %s", val, o);
-        } else {
+            return -1;
+        }
+        if (!strcmp(o, "--causal") || !strcmp(o, "--iid") || !strcmp(o, "--orthogonal")) {
+            if (o[2] == 'c') {
+                x->a.causal = 1;
+            } else {
+                x->a.projection = o[2] == 'i' ? RFJIT_PROJ_IID : RFJIT_PROJ_ORTHOGONAL;
+                x->proj_flag = 1;
+            }
+            continue;
+        }
+        static const char *const valued[] = {
+            "--queries", "--keys",  "--values", "-o",      "--projection", "--estimator",
+            "--features", "--seed", "--window", "--chunks", "--signs",     "--hybrid-base"};
+        int known = 0;
+        for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
+            known |= !strcmp(o, valued[j]);
+        if (!known)
             return cli_error("attention", CLI_USAGE, "unknown option '%s' (see --help)", o);
-        }
+        const char *val = cli_value(argc, argv, &i);
+        if (!val)
+            return cli_error("attention", CLI_USAGE, "%s needs a value", o);
+        int bad = 0;
+        if (!strcmp(o, "--queries"))
+            x->q = val;
+        else if (!strcmp(o, "--keys"))
+            x->k = val;
+        else if (!strcmp(o, "--values"))
+            x->v = val;
+        else if (!strcmp(o, "-o"))
+            x->out = val;
+        else if (!strcmp(o, "--projection"))
+            x->w = val;
+        else if (!strcmp(o, "--estimator"))
+            x->a.estimator = val;
+        else if (!strcmp(o, "--features") && ++x->features_set)
+            bad = cli_parse_int(val, 1, INT32_MAX, &x->a.m);
+        else if (!strcmp(o, "--seed"))
+            bad = cli_parse_u64(val, &x->a.seed);
+        else if (!strcmp(o, "--window"))
+            bad = cli_parse_int(val, 0, INT32_MAX, &x->a.eva_window);
+        else if (!strcmp(o, "--chunks"))
+            bad = cli_parse_int(val, 1, INT32_MAX, &x->a.eva_chunks);
+        else if (!strcmp(o, "--signs"))
+            bad = cli_parse_int(val, 1, INT32_MAX, &x->a.hybrid_signs);
+        else if (!strcmp(val, "positive") || !strcmp(val, "hyperbolic"))
+            x->a.hybrid_base = !strcmp(val, "hyperbolic") ? RFJIT_HYBRID_BASE_HYPERBOLIC
+                                                          : RFJIT_HYBRID_BASE_POSITIVE;
+        else
+            bad = 1;
+        if (bad)
+            return cli_error("attention", CLI_USAGE, "bad value '%s' for %s", val, o);
     }
-    if (!pq || !pk || !pv || !po)
-        return cli_error("attention", CLI_USAGE, "--queries, --keys, --values and -o are required");
+    if (!x->q || !x->k || !x->v || !x->out)
+        return cli_error("attention", CLI_USAGE,
+                         "--queries, --keys, --values and -o are required (see --help)");
+    if (x->w && x->proj_flag)
+        return cli_error("attention", CLI_USAGE,
+                         "--projection cannot be combined with --iid or --orthogonal");
+    return CLI_OK;
+}
 
-    npy_array aq = {0}, ak = {0}, av = {0}, aw = {0};
-    rfjit_tensor tq, tk, tv;
-    int rc = cli_load_tensor("attention", pq, &aq, &tq);
-    if (rc == CLI_OK)
-        rc = cli_load_tensor("attention", pk, &ak, &tk);
-    if (rc == CLI_OK)
-        rc = cli_load_tensor("attention", pv, &av, &tv);
-    if (rc == CLI_OK && (aq.rank != ak.rank || aq.rank != av.rank))
-        rc = cli_error("attention", CLI_FAILED, "queries, keys and values must have the same "
-                                                "rank (got %d, %d, %d)", aq.rank, ak.rank, av.rank);
-    if (rc == CLI_OK && pw) {
-        char err[512];
-        if (npy_read(pw, &aw, err, sizeof err) != 0)
-            rc = cli_error("attention", CLI_FAILED, "%s", err);
-        else if (aw.rank != 2 || aw.shape[1] != tq.shape[3] || aw.shape[0] > (1 << 20))
-            rc = cli_error("attention", CLI_FAILED, "%s: projection must be (m, d) with d = %lld",
-                           pw, (long long)tq.shape[3]);
-        else {
-            a.projection = RFJIT_PROJ_USER;
-            a.projection_matrix = aw.data;
-            a.m = (int)aw.shape[0];
-        }
-    }
+/* Load W (m, d) for RFJIT_PROJ_USER; m comes from its shape. */
+static int load_projection(attn_args *x, npy_array *aw, int64_t d)
+{
+    char err[512];
+    if (npy_read(x->w, aw, err, sizeof err) != 0)
+        return cli_error("attention", CLI_FAILED, "%s", err);
+    if (aw->rank != 2 || aw->shape[1] != d || aw->shape[0] > INT32_MAX)
+        return cli_error("attention", CLI_FAILED,
+                         "%s: projection must have shape (m, d) with d = %lld from the queries",
+                         x->w, (long long)d);
+    if (x->features_set && x->a.m != aw->shape[0])
+        return cli_error("attention", CLI_USAGE, "--features %d disagrees with the %lld rows of %s",
+                         x->a.m, (long long)aw->shape[0], x->w);
+    x->a.projection = RFJIT_PROJ_USER;
+    x->a.projection_matrix = aw->data;
+    x->a.m = (int32_t)aw->shape[0];
+    return CLI_OK;
+}
+
+static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor *tk,
+               rfjit_tensor *tv)
+{
     rfjit_ctx *ctx = NULL;
     rfjit_plan *plan = NULL;
     float *out = NULL;
-    if (rc == CLI_OK && rfjit_ctx_create(NULL, &ctx) != RFJIT_OK)
-        rc = cli_error("attention", CLI_FAILED, "cannot create a context");
+    int rc = CLI_OK;
+    rfjit_status s = rfjit_ctx_create(NULL, &ctx);
+    if (s != RFJIT_OK)
+        return cli_error("attention", CLI_FAILED, "cannot create a context: %s",
+                         rfjit_status_string(s));
+    x->a.d = (int32_t)tq->shape[3];
+    x->a.dv = (int32_t)tv->shape[3];
+    if (rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
+        rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
+    /* Output (B, H, Lq, dv); B*H*Lq <= the query count, which fits in memory already. */
+    const int64_t shape[4] = {tq->shape[0], tq->shape[1], tq->shape[2], tv->shape[3]};
+    const size_t rows = (size_t)(shape[0] * shape[1] * shape[2]);
+    if (rc == CLI_OK && (size_t)shape[3] > SIZE_MAX / sizeof(float) / rows)
+        rc = cli_error("attention", CLI_FAILED, "output of %zu x %lld values is too large",
+                       rows, (long long)shape[3]);
+    if (rc == CLI_OK && !(out = malloc(rows * (size_t)shape[3] * sizeof(float))))
+        rc = cli_error("attention", CLI_FAILED, "out of memory for the output");
     if (rc == CLI_OK) {
-        a.d = tq.shape[3] > 1 << 20 ? -1 : (int)tq.shape[3];
-        a.dv = tv.shape[3] > 1 << 20 ? -1 : (int)tv.shape[3];
-        if (rfjit_plan_create(ctx, &a, &plan) != RFJIT_OK)
+        rfjit_tensor to = rfjit_tensor_contiguous(out, shape[0], shape[1], shape[2], shape[3]);
+        if (rfjit_plan_execute(plan, tq, tk, tv, &to) != RFJIT_OK)
             rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
     }
     if (rc == CLI_OK) {
-        size_t n = (size_t)tq.shape[0] * tq.shape[1] * tq.shape[2] * tv.shape[3];
-        out = malloc(n * sizeof(float));
-        rfjit_tensor to = rfjit_tensor_contiguous(out, tq.shape[0], tq.shape[1], tq.shape[2],
-                                                  tv.shape[3]);
-        if (!out)
-            rc = cli_error("attention", CLI_FAILED, "out of memory");
-        else if (rfjit_plan_execute(plan, &tq, &tk, &tv, &to) != RFJIT_OK)
-            rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
-        else {
-            int64_t shape[4] = {tq.shape[0], tq.shape[1], tq.shape[2], tv.shape[3]};
-            char err[512];
-            if (npy_write(po, out, aq.rank, aq.rank == 4 ? shape : shape + 2, err, sizeof err))
-                rc = cli_error("attention", CLI_FAILED, "%s", err);
-        }
+        char err[512];
+        if (npy_write(x->out, out, aq->rank, aq->rank == 4 ? shape : shape + 2, err,
+                      sizeof err))
+            rc = cli_error("attention", CLI_FAILED, "%s", err);
     }
     free(out);
     rfjit_plan_destroy(plan);
     rfjit_ctx_destroy(ctx);
-    npy_free(&aq), npy_free(&ak), npy_free(&av), npy_free(&aw);
+    return rc;
+}
+
+int cmd_attention(int argc, char **argv)
+{
+    attn_args x = {0};
+    rfjit_attn_desc init = RFJIT_ATTN_DESC_INIT;
+    x.a = init;
+    int rc = parse(argc, argv, &x);
+    if (rc)
+        return rc < 0 ? CLI_OK : rc;
+    npy_array aq = {0}, ak = {0}, av = {0}, aw = {0};
+    rfjit_tensor tq, tk, tv;
+    rc = cli_load_tensor("attention", x.q, &aq, &tq);
+    if (rc == CLI_OK)
+        rc = cli_load_tensor("attention", x.k, &ak, &tk);
+    if (rc == CLI_OK)
+        rc = cli_load_tensor("attention", x.v, &av, &tv);
+    if (rc == CLI_OK && (aq.rank != ak.rank || aq.rank != av.rank))
+        rc = cli_error("attention", CLI_FAILED,
+                       "queries, keys and values must have the same rank (got %d, %d, %d)",
+                       aq.rank, ak.rank, av.rank);
+    if (rc == CLI_OK && x.w)
+        rc = load_projection(&x, &aw, tq.shape[3]);
+    if (rc == CLI_OK)
+        rc = run(&x, &aq, &tq, &tk, &tv);
+    npy_free(&aq);
+    npy_free(&ak);
+    npy_free(&av);
+    npy_free(&aw);
     return rc;
 }

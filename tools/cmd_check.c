@@ -1,12 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is `rfjit check`: every estimator against exact attention on random data. The
- * error at the tested seed is judged against the spread its own randomness produces: the same
- * estimator with R fresh seeds gives the distribution of the relative error, and a
- * seed-specific defect (a wrong projection, a broken fit, a non-finite output) shows as an
- * error above the limit exp(mean + 5 sd) of ln(rel_err). The log scale is used because signed
- * estimators (trig, hybrid) have heavy-tailed errors (denominators near zero), for which a
- * linear mean + 5 sd over a few seeds is not a 5-sigma bound. Exact must match to 1e-5.
+ * This file is `rfjit check`: every estimator against exact attention on random data, judged
+ * against the spread of its own randomness.
+ *
+ * Data: q, k ~ N(0, scale^2) and v ~ N(0, 1) entries from the CLI's splitmix64 generator,
+ * seeded by --seed (so the data are the same on every machine and independent of the
+ * library's Philox streams). Reference: O = the exact plan's output. For an estimator E:
+ *
+ *   rel_err(s) = ||O_hat_s - O||_F / ||O||_F,   O_hat_s = E's output with seed s
+ *   tested     = rel_err(seed)
+ *   fresh      = rel_err(seed*1000 + r), r = 1..R (default R = 8), skipping the tested seed
+ *   predicted  = mean +- sd of fresh (printed as the estimator's expected error)
+ *   limit      = exp(mean(ln fresh) + 5 sd(ln fresh)) + 1e-6
+ *   verdict    = FAIL if tested > limit, or any error is not finite, or the library refused
+ *
+ * so a defect tied to the tested seed (a broken projection draw, a failed fit, a stray NaN)
+ * shows, while the estimator's ordinary variance (large at scale 1: it grows like
+ * e^{|x+y|^2}) does not. The limit is taken on ln(rel_err) because rel_err is a ratio whose
+ * denominator can come close to zero for the signed estimators (trig, hybrid): its
+ * distribution is heavy-tailed, and mean + 5 sd of 8 linear values is no 5-sigma bound there.
+ * Measured with d 16, L 64, m 64 over seeds 1..200 (1800 estimator checks of correct code):
+ * the linear rule mean + 5 sd + 1e-6 failed 38 (hybrid 18, trig 13), the log rule 5. The
+ * 1e-6 keeps an estimator whose error does not depend on the seed (sd = 0) from failing on
+ * rounding. eva depends on the seed only through its chunk noise and is treated the same way.
+ * exact is checked against the CLI's own double-precision softmax attention instead (the only
+ * independent oracle here): FAIL if its rel_err > 1e-5.
  */
 #include "cli.h"
 
@@ -19,17 +37,27 @@
 static const char help[] =
     "usage: rfjit check [--estimator NAME|all] [--d D] [--dv DV] [--m M] [--L L] [--causal]\n"
     "         [--seed S] [--scale X] [--seeds R] [--signs N] [--json]\n"
-    "Random data (q, k entries N(0, X^2), v entries N(0, 1); defaults d = dv = 64, m = 256,\n"
-    "L = 1024, X = 1, seed 1). For each estimator prints rel_err = ||O_hat - O|| / ||O|| against\n"
-    "exact attention, the mean +- sd of rel_err over R fresh seeds (default 8: the spread the\n"
-    "estimator's variance produces), the limit exp(mean + 5 sd) of ln(rel_err) over those\n"
-    "seeds, the median time per run, and a verdict: FAIL when rel_err > limit (exact: > 1e-5)\n"
-    "or an output is not finite. Exit 1 on any FAIL.\n"
-    "Hybrid uses n = 4 sign features here (--signs) to keep the default run short; eva uses a\n"
-    "window of 16 and 8 chunks. Causal runs calibrate the fitted estimators on a separate\n"
-    "sample drawn from the same distribution.\n";
+    "Runs each estimator (all: every one, in rfjit info's order) on random data and compares\n"
+    "it with exact attention. Data: q, k entries N(0, X^2), v entries N(0, 1), from a\n"
+    "generator seeded by S. Defaults: D = 64, DV = D, M = 256, L = 1024, S = 1, X = 1, R = 8.\n"
+    "Columns:\n"
+    "  M          feature dimension of the estimator's map (rfjit_plan_feature_dim)\n"
+    "  m          random projections (- where the estimator has none)\n"
+    "  rel_err    ||O_hat - O||_F / ||O||_F with seed S, O = the exact plan's output\n"
+    "  predicted  mean +- sd of rel_err over R fresh seeds S*1000+1 .. S*1000+R\n"
+    "  limit      exp(mean + 5 sd of ln rel_err over the fresh seeds) + 1e-6: the log\n"
+    "             scale because the signed estimators' errors are heavy-tailed; exact is\n"
+    "             compared with a double-precision softmax computed by the CLI, limit 1e-5\n"
+    "  time_ms    median time of one rfjit_plan_execute over the runs\n"
+    "  verdict    FAIL when rel_err > limit or an output is not finite; exit 1 on any FAIL\n"
+    "--causal checks causal attention; oprf, saderf, sderf and aderf are then calibrated on a\n"
+    "second sample from the same distribution. --signs sets hybrid's n (library default 8);\n"
+    "eva uses the library defaults (window 16, 8 chunks). --json prints one JSON object.\n"
+    "At X = 1 random features are far from exact (variance grows like e^{|x+y|^2}); the\n"
+    "check judges each estimator against its own spread, not against a fixed error.\n";
 
 typedef struct check_cfg {
+    const char *estimator; /* a name or "all" */
     int d, dv, m, L, causal, seeds, signs, json;
     uint64_t seed;
     double scale;
@@ -37,12 +65,117 @@ typedef struct check_cfg {
 
 typedef struct check_data {
     float *q, *k, *v, *cq, *ck, *exact, *out;
-    rfjit_tensor tq, tk, tv, tcq, tck, texact, tout;
+    rfjit_tensor tq, tk, tv, tcq, tck;
 } check_data;
 
-/* Run `name` with `seed`; rel_err and seconds out. Returns 0, or 1 with a message printed. */
+typedef struct check_row {
+    const char *name;
+    int64_t M;
+    double rel, mean, sd, limit, ms;
+    int ok;
+    char error[384]; /* non-empty: the library refused; the row is a FAIL */
+} check_row;
+
+static int parse(int argc, char **argv, check_cfg *c)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *val;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(help, stdout);
+            return -1;
+        }
+        if (!strcmp(o, "--causal") || !strcmp(o, "--json")) {
+            *(o[2] == 'c' ? &c->causal : &c->json) = 1;
+            continue;
+        }
+        static const char *const valued[] = {"--estimator", "--d",    "--dv",   "--m",
+                                             "--L",         "--seed", "--scale", "--seeds",
+                                             "--signs"};
+        int known = 0;
+        for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
+            known |= !strcmp(o, valued[j]);
+        if (!known)
+            return cli_error("check", CLI_USAGE, "unknown option '%s' (see --help)", o);
+        if (!(val = cli_value(argc, argv, &i)))
+            return cli_error("check", CLI_USAGE, "%s needs a value", o);
+        int bad = 0;
+        if (!strcmp(o, "--estimator"))
+            c->estimator = val;
+        else if (!strcmp(o, "--d"))
+            bad = cli_parse_int(val, 1, 4096, &c->d);
+        else if (!strcmp(o, "--dv"))
+            bad = cli_parse_int(val, 1, 1 << 16, &c->dv);
+        else if (!strcmp(o, "--m"))
+            bad = cli_parse_int(val, 1, 1 << 20, &c->m);
+        else if (!strcmp(o, "--L"))
+            bad = cli_parse_int(val, 1, 1 << 20, &c->L);
+        else if (!strcmp(o, "--seeds"))
+            bad = cli_parse_int(val, 2, 1000, &c->seeds);
+        else if (!strcmp(o, "--signs"))
+            bad = cli_parse_int(val, 1, 1 << 16, &c->signs);
+        else if (!strcmp(o, "--seed"))
+            bad = cli_parse_u64(val, &c->seed);
+        else
+            bad = cli_parse_double(val, &c->scale) || !(c->scale > 0);
+        if (bad)
+            return cli_error("check", CLI_USAGE, "bad value '%s' for %s", val, o);
+    }
+    if (strcmp(c->estimator, "all")) {
+        int known = 0;
+        for (int e = 0; !known && rfjit_estimator_name(e); e++)
+            known = !strcmp(c->estimator, rfjit_estimator_name(e));
+        if (!known)
+            return cli_error("check", CLI_USAGE, "unknown estimator '%s' (rfjit info lists them)",
+                             c->estimator);
+    }
+    return CLI_OK;
+}
+
+/* ||a - b||_F / ||b||_F in double; NaN or Inf anywhere in a gives a non-finite result. */
+static double rel_err(const float *a, const double *bd, const float *bf, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double b = bd ? bd[i] : (double)bf[i], e = (double)a[i] - b;
+        num += e * e;
+        den += b * b;
+    }
+    return den > 0 ? sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
+}
+
+/* Softmax attention in double, the CLI's own oracle for the exact estimator:
+ * O_i = sum_{j in V(i)} e^{s_ij - max_i} v_j / sum_{j in V(i)} e^{s_ij - max_i},
+ * s_ij = q_i . k_j / sqrt(d), V(i) = all j (or j <= i when causal). */
+static void softmax_reference(const check_cfg *c, const check_data *D, double *out, double *s)
+{
+    const double inv = 1.0 / sqrt((double)c->d);
+    for (int i = 0; i < c->L; i++) {
+        const int nj = c->causal ? i + 1 : c->L;
+        double mx = -INFINITY, z = 0;
+        for (int j = 0; j < nj; j++) {
+            double dot = 0;
+            for (int t = 0; t < c->d; t++)
+                dot += (double)D->q[(size_t)i * c->d + t] * D->k[(size_t)j * c->d + t];
+            s[j] = dot * inv;
+            mx = fmax(mx, s[j]);
+        }
+        double *o = out + (size_t)i * c->dv;
+        memset(o, 0, sizeof(double) * (size_t)c->dv);
+        for (int j = 0; j < nj; j++) {
+            const double w = exp(s[j] - mx);
+            z += w;
+            for (int t = 0; t < c->dv; t++)
+                o[t] += w * D->v[(size_t)j * c->dv + t];
+        }
+        for (int t = 0; t < c->dv; t++)
+            o[t] /= z;
+    }
+}
+
+/* One plan for `name` with `seed`, executed once into D->out. 0, or -1 with the library's
+ * message in err. */
 static int run_one(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const char *name,
-                   uint64_t seed, rfjit_tensor *out, double *rel, double *secs)
+                   uint64_t seed, double *secs, int64_t *M, char *err, size_t errlen)
 {
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     a.estimator = name;
@@ -51,191 +184,252 @@ static int run_one(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const char
     a.m = c->m;
     a.causal = c->causal;
     a.seed = seed;
-    a.hybrid_signs = c->signs;
+    if (c->signs)
+        a.hybrid_signs = c->signs;
     if (c->causal) {
         a.calib_q = &D->tcq;
         a.calib_k = &D->tck;
     }
     rfjit_plan *p = NULL;
-    if (rfjit_plan_create(ctx, &a, &p) != RFJIT_OK)
-        return cli_error("check", CLI_FAILED, "%s: %s", name, rfjit_ctx_last_error(ctx));
-    double t0 = cli_now();
-    rfjit_status s = rfjit_plan_execute(p, &D->tq, &D->tk, &D->tv, out);
+    if (rfjit_plan_create(ctx, &a, &p) != RFJIT_OK) {
+        snprintf(err, errlen, "%s", rfjit_ctx_last_error(ctx));
+        return -1;
+    }
+    *M = rfjit_plan_feature_dim(p);
+    rfjit_tensor to = rfjit_tensor_contiguous(D->out, 1, 1, c->L, c->dv);
+    const double t0 = cli_now();
+    const rfjit_status s = rfjit_plan_execute(p, &D->tq, &D->tk, &D->tv, &to);
     *secs = cli_now() - t0;
-    rfjit_plan_destroy(p);
     if (s != RFJIT_OK)
-        return cli_error("check", CLI_FAILED, "%s: %s", name, rfjit_ctx_last_error(ctx));
-    if (!D->exact) {
-        *rel = 0;
-        return 0;
-    }
-    double num = 0, den = 0;
-    size_t n = (size_t)c->L * c->dv;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)out->data[i] - D->exact[i];
-        num += e * e;
-        den += (double)D->exact[i] * D->exact[i];
-    }
-    *rel = sqrt(num / den);
-    return 0;
+        snprintf(err, errlen, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    return s == RFJIT_OK ? 0 : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
 {
-    double x = *(const double *)a, y = *(const double *)b;
+    const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static int parse(int argc, char **argv, check_cfg *c, const char **est)
+static void progress(const char *name, int run, int runs)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *val;
-        if (!strcmp(o, "--help")) {
-            fputs(help, stdout);
-            return -1;
-        }
-        if (!strcmp(o, "--causal")) {
-            c->causal = 1;
-            continue;
-        }
-        if (!strcmp(o, "--json")) {
-            c->json = 1;
-            continue;
-        }
-        if (!(val = cli_value(argc, argv, &i)))
-            return cli_error("check", CLI_USAGE, "%s needs a value (or is unknown)", o);
-        int bad = 0;
-        if (!strcmp(o, "--estimator"))
-            *est = val;
-        else if (!strcmp(o, "--d"))
-            bad = cli_parse_int(val, 1, 1024, &c->d);
-        else if (!strcmp(o, "--dv"))
-            bad = cli_parse_int(val, 1, 4096, &c->dv);
-        else if (!strcmp(o, "--m"))
-            bad = cli_parse_int(val, 1, 1 << 16, &c->m);
-        else if (!strcmp(o, "--L"))
-            bad = cli_parse_int(val, 1, 1 << 20, &c->L);
-        else if (!strcmp(o, "--seeds"))
-            bad = cli_parse_int(val, 2, 1000, &c->seeds);
-        else if (!strcmp(o, "--signs"))
-            bad = cli_parse_int(val, 1, 4096, &c->signs);
-        else if (!strcmp(o, "--seed"))
-            bad = cli_parse_u64(val, &c->seed);
-        else if (!strcmp(o, "--scale"))
-            bad = cli_parse_double(val, &c->scale) || !(c->scale > 0);
-        else
-            return cli_error("check", CLI_USAGE, "unknown option '%s' (see --help)", o);
-        if (bad)
-            return cli_error("check", CLI_USAGE, "bad value '%s' for %s", val, o);
+    if (isatty(2)) {
+        fprintf(stderr, "\r  checking %-11s run %d/%d ", name, run, runs);
+        fflush(stderr);
     }
-    return 0;
+}
+
+/* The tested seed, then the fresh ones; fills row. times has room for seeds + 1 values. */
+static void check_estimator(rfjit_ctx *ctx, const check_cfg *c, check_data *D,
+                            const double *ref, check_row *row, double *times)
+{
+    const int is_exact = !strcmp(row->name, "exact");
+    const int runs = is_exact ? 1 : 1 + c->seeds;
+    const size_t n = (size_t)c->L * c->dv;
+    double s1 = 0, s2 = 0, l1 = 0, l2 = 0;
+    int finite = 1;
+    uint64_t seed = c->seed, next = c->seed * 1000;
+    for (int r = 0; r < runs; r++) {
+        progress(row->name, r + 1, runs);
+        if (r > 0) { /* fresh seeds seed*1000 + 1, + 2, ...; never the tested one */
+            do
+                next++;
+            while (next == c->seed);
+            seed = next;
+        }
+        if (run_one(ctx, c, D, row->name, seed, &times[r], &row->M, row->error,
+                    sizeof row->error))
+            return;
+        const double e = is_exact ? rel_err(D->out, ref, NULL, n) : rel_err(D->out, NULL,
+                                                                            D->exact, n);
+        finite &= isfinite(e);
+        if (r == 0) {
+            row->rel = e;
+        } else {
+            const double le = log(fmax(e, 1e-300));
+            s1 += e;
+            s2 += e * e;
+            l1 += le;
+            l2 += le * le;
+        }
+    }
+    qsort(times, (size_t)runs, sizeof *times, cmp_double);
+    row->ms = 1e3 * times[runs / 2];
+    if (is_exact) {
+        row->mean = row->sd = NAN;
+        row->limit = 1e-5;
+    } else {
+        const int k = c->seeds;
+        row->mean = s1 / k;
+        row->sd = sqrt(fmax(0.0, (s2 - k * row->mean * row->mean) / (k - 1)));
+        const double lmean = l1 / k, lsd = sqrt(fmax(0.0, (l2 - k * lmean * lmean) / (k - 1)));
+        row->limit = exp(lmean + 5 * lsd) + 1e-6;
+    }
+    row->ok = finite && row->rel <= row->limit;
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else
+            putchar((unsigned char)*s < 32 ? ' ' : *s);
+    }
+    putchar('"');
+}
+
+static void json_number(const char *key, double v)
+{
+    if (isfinite(v))
+        printf(",\"%s\":%.6e", key, v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void print_row(const check_cfg *c, const check_row *r, int first)
+{
+    if (c->json) {
+        printf("%s{\"estimator\":\"%s\"", first ? "" : ",", r->name);
+        if (r->error[0]) {
+            printf(",\"verdict\":\"FAIL\",\"error\":");
+            json_string(r->error);
+        } else {
+            printf(",\"M\":%lld,\"m\":%d,\"time_ms\":%.3f,\"verdict\":\"%s\"",
+                   (long long)r->M, r->M ? c->m : 0, r->ms, r->ok ? "PASS" : "FAIL");
+            json_number("rel_err", r->rel);
+            json_number("pred_mean", r->mean);
+            json_number("pred_sd", r->sd);
+            json_number("limit", r->limit);
+        }
+        printf("}");
+        return;
+    }
+    if (r->error[0]) {
+        printf("%-11s FAIL: %s\n", r->name, r->error);
+        return;
+    }
+    char pred[40] = "-", mm[16] = "-", MM[24] = "-";
+    if (isfinite(r->mean))
+        snprintf(pred, sizeof pred, "%.4e +- %.2e", r->mean, r->sd);
+    if (r->M) {
+        snprintf(mm, sizeof mm, "%d", c->m);
+        snprintf(MM, sizeof MM, "%lld", (long long)r->M);
+    }
+    printf("%-11s %7s %6s %11.4e %24s %11.4e %10.2f  %s\n", r->name, MM, mm, r->rel, pred,
+           r->limit, r->ms, r->ok ? "PASS" : "FAIL");
+}
+
+/* Data, the exact plan's output and the double reference; CLI_OK or an error code. */
+static int prepare(rfjit_ctx *ctx, const check_cfg *c, check_data *D, double *ref)
+{
+    const size_t nqk = (size_t)c->L * c->d, nv = (size_t)c->L * c->dv;
+    /* One generator stream per array, so changing dv does not change q or k. */
+    cli_normals(D->q, nqk, c->scale, c->seed * 8 + 1);
+    cli_normals(D->k, nqk, c->scale, c->seed * 8 + 2);
+    cli_normals(D->v, nv, 1.0, c->seed * 8 + 3);
+    cli_normals(D->cq, nqk, c->scale, c->seed * 8 + 4);
+    cli_normals(D->ck, nqk, c->scale, c->seed * 8 + 5);
+    D->tq = rfjit_tensor_contiguous(D->q, 1, 1, c->L, c->d);
+    D->tk = rfjit_tensor_contiguous(D->k, 1, 1, c->L, c->d);
+    D->tcq = rfjit_tensor_contiguous(D->cq, 1, 1, c->L, c->d);
+    D->tck = rfjit_tensor_contiguous(D->ck, 1, 1, c->L, c->d);
+    D->tv = rfjit_tensor_contiguous(D->v, 1, 1, c->L, c->dv);
+    double secs;
+    int64_t M;
+    char err[384];
+    if (run_one(ctx, c, D, "exact", c->seed, &secs, &M, err, sizeof err))
+        return cli_error("check", CLI_FAILED, "exact: %s", err);
+    memcpy(D->exact, D->out, sizeof(float) * nv);
+    double *scores = malloc(sizeof(double) * (size_t)c->L);
+    if (!scores)
+        return cli_error("check", CLI_FAILED, "out of memory");
+    softmax_reference(c, D, ref, scores);
+    free(scores);
+    return CLI_OK;
+}
+
+static int check_all(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const double *ref)
+{
+    double *times = malloc(sizeof(double) * (size_t)(c->seeds + 1));
+    if (!times)
+        return cli_error("check", CLI_FAILED, "out of memory");
+    if (c->json)
+        printf("{\"d\":%d,\"dv\":%d,\"m\":%d,\"L\":%d,\"causal\":%d,\"seed\":%llu,"
+               "\"scale\":%.17g,\"fresh_seeds\":%d,\"results\":[",
+               c->d, c->dv, c->m, c->L, c->causal, (unsigned long long)c->seed, c->scale,
+               c->seeds);
+    else
+        printf("rfjit check: d=%d dv=%d L=%d m=%d %s scale=%g seed=%llu, %d fresh seeds\n"
+               "%-11s %7s %6s %11s %24s %11s %10s  %s\n",
+               c->d, c->dv, c->L, c->m, c->causal ? "causal" : "bidirectional", c->scale,
+               (unsigned long long)c->seed, c->seeds, "estimator", "M", "m", "rel_err",
+               "predicted (mean +- sd)", "limit", "time_ms", "verdict");
+    int failures = 0, checked = 0;
+    char failed[256] = "";
+    for (int e = 0; rfjit_estimator_name(e); e++) {
+        check_row row = {.name = rfjit_estimator_name(e)};
+        if (strcmp(c->estimator, "all") && strcmp(c->estimator, row.name))
+            continue;
+        check_estimator(ctx, c, D, ref, &row, times);
+        if (isatty(2))
+            fprintf(stderr, "\r%40s\r", "");
+        print_row(c, &row, checked == 0);
+        fflush(stdout);
+        checked++;
+        if (row.error[0] || !row.ok) {
+            const size_t used = strlen(failed);
+            snprintf(failed + used, sizeof failed - used, "%s%s", failures ? ", " : "",
+                     row.name);
+            failures++;
+        }
+    }
+    if (c->json)
+        printf("],\"failures\":%d}\n", failures);
+    free(times);
+    if (failures)
+        return cli_error("check", CLI_FAILED, "%d of %d estimators failed: %s", failures,
+                         checked, failed);
+    return CLI_OK;
 }
 
 int cmd_check(int argc, char **argv)
 {
-    check_cfg c = {64, 0, 256, 1024, 0, 8, 4, 0, 1, 1.0};
-    const char *est = "all";
-    int rc = parse(argc, argv, &c, &est);
+    check_cfg c = {"all", 64, 0, 256, 1024, 0, 8, 0, 0, 1, 1.0};
+    int rc = parse(argc, argv, &c);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
     if (!c.dv)
         c.dv = c.d;
-    int known = !strcmp(est, "all");
-    for (int e = 0; !known && rfjit_estimator_name(e); e++)
-        known = !strcmp(est, rfjit_estimator_name(e));
-    if (!known)
-        return cli_error("check", CLI_USAGE, "unknown estimator '%s' (see rfjit info)", est);
-
     check_data D = {0};
-    size_t nqk = (size_t)c.L * c.d, nv = (size_t)c.L * c.dv;
-    D.q = malloc(nqk * 4), D.k = malloc(nqk * 4), D.cq = malloc(nqk * 4), D.ck = malloc(nqk * 4);
-    D.v = malloc(nv * 4), D.out = malloc(nv * 4);
-    float *exact = malloc(nv * 4);
+    const size_t nqk = (size_t)c.L * c.d, nv = (size_t)c.L * c.dv;
+    D.q = malloc(nqk * sizeof(float));
+    D.k = malloc(nqk * sizeof(float));
+    D.cq = malloc(nqk * sizeof(float));
+    D.ck = malloc(nqk * sizeof(float));
+    D.v = malloc(nv * sizeof(float));
+    D.out = malloc(nv * sizeof(float));
+    D.exact = malloc(nv * sizeof(float));
+    double *ref = malloc(nv * sizeof(double));
     rfjit_ctx *ctx = NULL;
-    if (!D.q || !D.k || !D.cq || !D.ck || !D.v || !D.out || !exact)
+    if (!D.q || !D.k || !D.cq || !D.ck || !D.v || !D.out || !D.exact || !ref)
         rc = cli_error("check", CLI_FAILED, "out of memory for L = %d", c.L);
     else if (rfjit_ctx_create(NULL, &ctx) != RFJIT_OK)
         rc = cli_error("check", CLI_FAILED, "cannot create a context");
-    if (rc == CLI_OK) {
-        cli_normals(D.q, nqk, c.scale, c.seed * 4 + 1);
-        cli_normals(D.k, nqk, c.scale, c.seed * 4 + 2);
-        cli_normals(D.v, nv, 1.0, c.seed * 4 + 3);
-        cli_normals(D.cq, nqk, c.scale, c.seed * 4 + 4);
-        cli_normals(D.ck, nqk, c.scale, c.seed * 4 + 5);
-        D.tq = rfjit_tensor_contiguous(D.q, 1, 1, c.L, c.d);
-        D.tk = rfjit_tensor_contiguous(D.k, 1, 1, c.L, c.d);
-        D.tcq = rfjit_tensor_contiguous(D.cq, 1, 1, c.L, c.d);
-        D.tck = rfjit_tensor_contiguous(D.ck, 1, 1, c.L, c.d);
-        D.tv = rfjit_tensor_contiguous(D.v, 1, 1, c.L, c.dv);
-        D.tout = rfjit_tensor_contiguous(D.out, 1, 1, c.L, c.dv);
-        D.texact = rfjit_tensor_contiguous(exact, 1, 1, c.L, c.dv);
-        double rel, secs;
-        rc = run_one(ctx, &c, &D, "exact", c.seed, &D.texact, &rel, &secs);
-        D.exact = exact;
-    }
-    if (rc == CLI_OK && !c.json)
-        printf("rfjit check: d=%d dv=%d L=%d m=%d %s scale=%g seed=%llu fresh seeds=%d\n"
-               "%-11s %7s %5s %11s %25s %11s %10s  %s\n",
-               c.d, c.dv, c.L, c.m, c.causal ? "causal" : "bidirectional", c.scale,
-               (unsigned long long)c.seed, c.seeds, "estimator", "M", "m", "rel_err",
-               "fresh seeds (mean +- sd)", "limit", "time_ms", "verdict");
-    int failures = 0, tty = isatty(2);
-    double *errs = malloc(sizeof(double) * (size_t)(c.seeds + 1));
-    double *times = malloc(sizeof(double) * (size_t)(c.seeds + 1));
-    for (int e = 0; rc == CLI_OK && rfjit_estimator_name(e); e++) {
-        const char *name = rfjit_estimator_name(e);
-        if (strcmp(est, "all") && strcmp(est, name))
-            continue;
-        if (tty)
-            fprintf(stderr, "\r  checking %-12s", name);
-        double rel = 0;
-        rc = run_one(ctx, &c, &D, name, c.seed, &D.tout, &rel, &times[0]);
-        int runs = strcmp(name, "exact") ? c.seeds : 0;
-        double s1 = 0, s2 = 0, l1 = 0, l2 = 0;
-        for (int r = 0; rc == CLI_OK && r < runs; r++) {
-            rc = run_one(ctx, &c, &D, name, c.seed * 1000 + 1 + (uint64_t)r, &D.tout, &errs[r],
-                         &times[r + 1]);
-            s1 += errs[r];
-            s2 += errs[r] * errs[r];
-            double le = log(fmax(errs[r], 1e-300));
-            l1 += le;
-            l2 += le * le;
-        }
-        if (rc != CLI_OK)
-            break;
-        double mean = runs ? s1 / runs : 0;
-        double sd = runs > 1 ? sqrt(fmax(0, (s2 - runs * mean * mean) / (runs - 1))) : 0;
-        double lmean = runs ? l1 / runs : 0;
-        double lsd = runs > 1 ? sqrt(fmax(0, (l2 - runs * lmean * lmean) / (runs - 1))) : 0;
-        double limit = runs ? exp(lmean + 5 * lsd) : 1e-5;
-        int ok = isfinite(rel) && rel <= limit;
-        failures += !ok;
-        qsort(times, (size_t)runs + 1, sizeof(double), cmp_double);
-        double ms = 1e3 * times[runs / 2];
-        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-        a.estimator = name, a.d = c.d, a.m = c.m, a.hybrid_signs = c.signs;
-        rfjit_plan *p = NULL;
-        int64_t M = rfjit_plan_create(ctx, &a, &p) == RFJIT_OK ? rfjit_plan_feature_dim(p) : 0;
-        rfjit_plan_destroy(p);
-        if (tty)
-            fprintf(stderr, "\r%30s\r", "");
-        if (c.json)
-            printf("{\"estimator\":\"%s\",\"M\":%lld,\"m\":%d,\"d\":%d,\"dv\":%d,\"L\":%d,"
-                   "\"causal\":%d,\"rel_err\":%.6g,\"pred_mean\":%.6g,\"pred_sd\":%.6g,"
-                   "\"limit\":%.6g,\"time_ms\":%.3f,\"verdict\":\"%s\"}\n",
-                   name, (long long)M, c.m, c.d, c.dv, c.L, c.causal, rel, mean, sd, limit, ms,
-                   ok ? "PASS" : "FAIL");
-        else
-            printf("%-11s %7lld %5d %11.4e %12.4e +- %9.2e %11.4e %10.2f  %s\n", name,
-                   (long long)M, M ? c.m : 0, rel, mean, sd, limit, ms, ok ? "PASS" : "FAIL");
-        fflush(stdout);
-    }
-    free(errs);
-    free(times);
+    if (rc == CLI_OK)
+        rc = prepare(ctx, &c, &D, ref);
+    if (rc == CLI_OK)
+        rc = check_all(ctx, &c, &D, ref);
     rfjit_ctx_destroy(ctx);
-    free(D.q), free(D.k), free(D.cq), free(D.ck), free(D.v), free(D.out), free(exact);
-    if (rc == CLI_OK && failures)
-        return cli_error("check", CLI_FAILED, "%d estimator(s) outside their predicted range",
-                         failures);
+    free(D.q);
+    free(D.k);
+    free(D.cq);
+    free(D.ck);
+    free(D.v);
+    free(D.out);
+    free(D.exact);
+    free(ref);
     return rc;
 }

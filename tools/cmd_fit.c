@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* This file is `rfjit fit`: closed-form parameters and objectives of a fitted estimator. */
+/*
+ * This file is `rfjit fit`: the closed-form parameters of a data-fitted estimator (oprf,
+ * saderf, sderf, aderf) on one set of queries and keys, and the objectives of spec
+ * estimators.md 4.1 for one projection, as rfjit_fit reports them.
+ */
 #include "cli.h"
 
 #include <stdio.h>
@@ -7,10 +11,27 @@
 
 static const char help[] =
     "usage: rfjit fit --estimator oprf|saderf|sderf|aderf --queries Q.npy --keys K.npy [--json]\n"
-    "Fits the estimator's closed-form parameters to raw queries and keys (L, d) (scaled by\n"
-    "d^-1/4 inside, as attention does) and prints the objectives of spec section 4.1 for one\n"
-    "projection: objective = mean over all (i, j) of ln E[(f1 f2)^2], variance_objective =\n"
-    "mean of ln Var[f1 f2], and the scalar parameters A and rho where the estimator has them.\n";
+    "Fits the estimator's closed-form parameters to raw queries Q (Lq, d) and keys K (Lk, d)\n"
+    "(rank 4 with B = H = 1 is accepted too; scaled by d^-1/4 inside, as attention does) and\n"
+    "prints, for one projection (m = 1), over all Lq x Lk pairs:\n"
+    "  objective           mean ln E[(f1 f2)^2]\n"
+    "  variance_objective  mean ln Var[f1 f2]\n"
+    "  A, rho              the scalar parameters where the estimator has them (nan otherwise)\n"
+    "--json prints the JSON object rfjit_fit produced instead (null for nan).\n";
+
+/* (L, d) or (1, 1, L, d): rfjit_fit takes one (batch, head). */
+static int load_sample(const char *path, npy_array *arr, rfjit_tensor *t)
+{
+    int rc = cli_load_tensor("fit", path, arr, t);
+    if (rc == CLI_OK && (t->shape[0] != 1 || t->shape[1] != 1)) {
+        rc = cli_error("fit", CLI_FAILED, "%s: shape (%lld, %lld, %lld, %lld): fit takes one "
+                                          "(L, d) sample (rank 4 only with B = H = 1)",
+                       path, (long long)t->shape[0], (long long)t->shape[1],
+                       (long long)t->shape[2], (long long)t->shape[3]);
+        npy_free(arr);
+    }
+    return rc;
+}
 
 int cmd_fit(int argc, char **argv)
 {
@@ -18,7 +39,7 @@ int cmd_fit(int argc, char **argv)
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
-        if (!strcmp(o, "--help")) {
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(help, stdout);
             return CLI_OK;
         } else if (!strcmp(o, "--json")) {
@@ -28,7 +49,12 @@ int cmd_fit(int argc, char **argv)
             const char *val = cli_value(argc, argv, &i);
             if (!val)
                 return cli_error("fit", CLI_USAGE, "%s needs a value", o);
-            *(!strcmp(o, "--estimator") ? &est : !strcmp(o, "--queries") ? &pq : &pk) = val;
+            if (o[2] == 'e')
+                est = val;
+            else if (o[2] == 'q')
+                pq = val;
+            else
+                pk = val;
         } else {
             return cli_error("fit", CLI_USAGE, "unknown option '%s' (see --help)", o);
         }
@@ -37,26 +63,29 @@ int cmd_fit(int argc, char **argv)
         return cli_error("fit", CLI_USAGE, "--estimator, --queries and --keys are required");
     npy_array aq = {0}, ak = {0};
     rfjit_tensor tq, tk;
-    int rc = cli_load_tensor("fit", pq, &aq, &tq);
+    int rc = load_sample(pq, &aq, &tq);
     if (rc == CLI_OK)
-        rc = cli_load_tensor("fit", pk, &ak, &tk);
+        rc = load_sample(pk, &ak, &tk);
     rfjit_ctx *ctx = NULL;
     if (rc == CLI_OK && rfjit_ctx_create(NULL, &ctx) != RFJIT_OK)
         rc = cli_error("fit", CLI_FAILED, "cannot create a context");
     if (rc == CLI_OK) {
         rfjit_fit_result r;
-        char buf[1024];
-        if (rfjit_fit(ctx, est, &tq, &tk, &r, buf, sizeof buf) != RFJIT_OK)
+        char buf[4096];
+        if (rfjit_fit(ctx, est, &tq, &tk, &r, json ? buf : NULL, sizeof buf) != RFJIT_OK)
             rc = cli_error("fit", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
         else if (json)
             printf("%s\n", buf);
         else
-            printf("estimator           %s\nobjective           %.10g\n"
-                   "variance_objective  %.10g\nA                   %.10g\n"
+            printf("estimator           %s\n"
+                   "objective           %.10g\n"
+                   "variance_objective  %.10g\n"
+                   "A                   %.10g\n"
                    "rho                 %.10g\n",
                    est, r.objective, r.variance_objective, r.A, r.rho);
     }
     rfjit_ctx_destroy(ctx);
-    npy_free(&aq), npy_free(&ak);
+    npy_free(&aq);
+    npy_free(&ak);
     return rc;
 }

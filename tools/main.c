@@ -1,24 +1,30 @@
 /* SPDX-License-Identifier: MIT */
-/* This file is the rfjit CLI's entry point: it dispatches to one verb per cmd_<verb>.c. */
+/*
+ * This file is the rfjit CLI's entry point and its only main(): it dispatches to one verb per
+ * tools/cmd_<verb>.c (CMake leaves this file out of the test binary, which links the verbs).
+ */
 #include "cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: rfjit <verb> [options]   (rfjit <verb> --help for each verb)\n"
+    "usage: rfjit <verb> [options]      (rfjit <verb> --help describes each verb)\n"
     "verbs:\n"
-    "  info       CPU, LLVM and topology as rfjit sees them\n"
-    "  attention  attention of .npy queries, keys and values\n"
+    "  info       library version, CPU, LLVM and topology as rfjit sees them\n"
+    "  attention  attention of .npy queries, keys and values, written as .npy\n"
     "  fit        closed-form parameters and objectives of a data-fitted estimator\n"
     "  check      every estimator against exact attention on random data\n"
-    "exit codes: 0 ok, 1 failed operation or check, 2 usage error\n";
+    "exit codes: 0 success, 1 failed operation or check, 2 usage error; errors are one line\n"
+    "on stderr: \"rfjit <verb>: <message>\"\n";
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
+    if (argc < 2)
+        return cli_error("", CLI_USAGE, "no verb given (rfjit --help lists them)");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        return CLI_OK;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("rfjit %s\n", rfjit_version_string());
@@ -34,5 +40,5 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
         if (!strcmp(argv[1], verbs[i].name))
             return verbs[i].fn(argc - 1, argv + 1);
-    return cli_error("", CLI_USAGE, "unknown verb '%s' (try rfjit --help)", argv[1]);
+    return cli_error("", CLI_USAGE, "unknown verb '%s' (rfjit --help lists them)", argv[1]);
 }

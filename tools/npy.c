@@ -1,26 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file implements tools/npy.h. The header dict is parsed strictly for the three keys
- * NumPy writes ('descr', 'fortran_order', 'shape'); sizes are checked for overflow before any
- * allocation, and the data must be exactly as long as the shape says (trailing bytes refused,
- * since they mean the file is not what its header claims).
+ * This file implements tools/npy.h. A .npy file is
+ *
+ *   "\x93NUMPY" major minor  hlen (uint16 LE for 1.x, uint32 LE for 2.x and 3.x)
+ *   header: a Python dict literal of hlen bytes, padded with spaces and ending in '\n'
+ *   data:   prod(shape) elements of the dtype in 'descr', C order
+ *
+ * The dict is parsed by a small recursive-descent reader of exactly that literal, not by
+ * searching for substrings, so a header NumPy would not accept is refused here too. Sizes are
+ * checked for overflow before anything is allocated, and values are decoded byte by byte
+ * from little-endian, so the reader does not depend on the host's byte order.
  */
 #include "npy.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NPY_MAX_FILE ((size_t)1 << 36) /* 64 GiB: refuse absurd sizes before reading */
+/* Headers larger than this are not something NumPy writes for a rank <= 4 array; the cap
+ * keeps a hostile 4 GiB hlen from being copied around. */
+#define NPY_MAX_HEADER ((size_t)1 << 20)
 
 static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
 {
     if (err && errlen) {
-        int n = snprintf(err, errlen, "%s: ", name);
+        int n = snprintf(err, errlen, "%s: ", name ? name : "(npy)");
         if (n >= 0 && (size_t)n < errlen) {
             va_list ap;
             va_start(ap, fmt);
@@ -39,142 +48,281 @@ void npy_free(npy_array *a)
     }
 }
 
-/* Find 'key': in the dict text and return a pointer just after the colon and spaces. */
-static const char *dict_value(const char *dict, const char *key)
+/* ---- header dict ------------------------------------------------------------------------ */
+
+typedef struct dict_reader {
+    const char *p, *end;
+} dict_reader;
+
+typedef struct dict_values {
+    char descr[16];
+    int fortran;
+    int rank;
+    int64_t shape[NPY_MAX_RANK];
+    int seen_descr, seen_fortran, seen_shape;
+} dict_values;
+
+/* Record why the header is refused; returns -1 for the caller to return. */
+static int bad(const char **why, const char *msg)
 {
-    char pat[32];
-    snprintf(pat, sizeof pat, "'%s'", key);
-    const char *p = strstr(dict, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    if (*p != ':')
-        return NULL;
-    p++;
-    while (*p == ' ')
-        p++;
-    return p;
+    *why = msg;
+    return -1;
+}
+
+static void skip_ws(dict_reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int peek(const dict_reader *r)
+{
+    return r->p < r->end ? (unsigned char)*r->p : -1;
+}
+
+/* A quoted string without escapes (NumPy's keys and simple descrs never need any). */
+static int read_string(dict_reader *r, char *out, size_t outlen, const char **why)
+{
+    const int q = peek(r);
+    if (q != '\'' && q != '"')
+        return bad(why, "expected a quoted string");
+    r->p++;
+    size_t n = 0;
+    while (r->p < r->end && *r->p != q) {
+        if (*r->p == '\\')
+            return bad(why, "escape sequence in a string");
+        if (n + 1 >= outlen)
+            return bad(why, "string too long");
+        out[n++] = *r->p++;
+    }
+    if (r->p == r->end)
+        return bad(why, "unterminated string");
+    r->p++;
+    out[n] = 0;
+    return 0;
+}
+
+static int read_word(dict_reader *r, const char *w)
+{
+    const size_t n = strlen(w);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+        return -1;
+    r->p += n;
+    return 0;
+}
+
+/* A decimal dimension, optionally with Python 2's 'L' suffix, as an int64. */
+static int read_dim(dict_reader *r, int64_t *out, const char **why)
+{
+    if (peek(r) < '0' || peek(r) > '9')
+        return bad(why, "'shape' holds something other than non-negative integers");
+    uint64_t v = 0;
+    while (peek(r) >= '0' && peek(r) <= '9') {
+        const unsigned digit = (unsigned)(*r->p++ - '0');
+        if (v > ((uint64_t)INT64_MAX - digit) / 10)
+            return bad(why, "a 'shape' entry does not fit in 64 bits");
+        v = v * 10 + digit;
+    }
+    if (peek(r) == 'L')
+        r->p++;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* '(' [dim (',' dim)* [',']] ')', where a single dim needs its trailing comma (Python). */
+static int read_shape(dict_reader *r, dict_values *dv, const char **why)
+{
+    if (peek(r) != '(')
+        return bad(why, "'shape' is not a tuple");
+    r->p++;
+    skip_ws(r);
+    int commas = 0;
+    dv->rank = 0;
+    while (peek(r) != ')') {
+        int64_t v;
+        if (read_dim(r, &v, why))
+            return -1;
+        if (dv->rank == NPY_MAX_RANK)
+            return bad(why, "rank above 4 is not supported");
+        dv->shape[dv->rank++] = v;
+        skip_ws(r);
+        if (peek(r) == ',') {
+            r->p++;
+            commas++;
+            skip_ws(r);
+        } else if (peek(r) != ')') {
+            return bad(why, "'shape' tuple is malformed");
+        }
+    }
+    r->p++;
+    if (dv->rank == 1 && commas == 0)
+        return bad(why, "'shape' (n) is not a tuple (NumPy writes (n,))");
+    return 0;
+}
+
+static int read_dict(const char *hdr, size_t hlen, dict_values *dv, const char **why)
+{
+    dict_reader r = {hdr, hdr + hlen};
+    memset(dv, 0, sizeof *dv);
+    skip_ws(&r);
+    if (peek(&r) != '{')
+        return bad(why, "header is not a dict");
+    r.p++;
+    for (;;) {
+        skip_ws(&r);
+        if (peek(&r) == '}')
+            break;
+        char key[32];
+        if (read_string(&r, key, sizeof key, why))
+            return -1;
+        skip_ws(&r);
+        if (peek(&r) != ':')
+            return bad(why, "expected ':' after a key");
+        r.p++;
+        skip_ws(&r);
+        if (!strcmp(key, "descr")) {
+            if (dv->seen_descr++)
+                return bad(why, "duplicate key 'descr'");
+            if (peek(&r) == '[')
+                return bad(why, "structured dtypes are not supported (need '<f4' or '<f8')");
+            if (read_string(&r, dv->descr, sizeof dv->descr, why))
+                return -1;
+        } else if (!strcmp(key, "fortran_order")) {
+            if (dv->seen_fortran++)
+                return bad(why, "duplicate key 'fortran_order'");
+            if (read_word(&r, "True") == 0)
+                dv->fortran = 1;
+            else if (read_word(&r, "False") == 0)
+                dv->fortran = 0;
+            else
+                return bad(why, "'fortran_order' is neither True nor False");
+        } else if (!strcmp(key, "shape")) {
+            if (dv->seen_shape++)
+                return bad(why, "duplicate key 'shape'");
+            if (read_shape(&r, dv, why))
+                return -1;
+        } else {
+            return bad(why, "unexpected key (only 'descr', 'fortran_order' and 'shape')");
+        }
+        skip_ws(&r);
+        if (peek(&r) == ',')
+            r.p++;
+        else if (peek(&r) != '}')
+            return bad(why, "expected ',' or '}' in header");
+    }
+    r.p++;
+    skip_ws(&r);
+    if (r.p != r.end)
+        return bad(why, "text after the header dict");
+    if (!dv->seen_descr)
+        return bad(why, "header has no 'descr'");
+    if (!dv->seen_fortran)
+        return bad(why, "header has no 'fortran_order'");
+    if (!dv->seen_shape)
+        return bad(why, "header has no 'shape'");
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
 int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array *out,
               char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
+    if (len < 6 || memcmp(buf, "\x93NUMPY", 6) != 0)
         return fail(err, errlen, name, "not a .npy file (bad magic)");
-    const int major = buf[6];
-    size_t hlen, hstart;
-    if (major == 1) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
-        hstart = 10;
-    } else if (major == 2 || major == 3) {
-        if (len < 12)
-            return fail(err, errlen, name, "truncated header");
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-               (size_t)buf[11] << 24;
-        hstart = 12;
-    } else {
-        return fail(err, errlen, name, "unsupported .npy version %d.%d", major, buf[7]);
-    }
-    if (hlen > len - hstart || hlen > 65536 * 16)
-        return fail(err, errlen, name, "truncated header (%zu bytes announced)", hlen);
-    char *dict = malloc(hlen + 1);
-    if (!dict)
-        return fail(err, errlen, name, "out of memory");
-    memcpy(dict, buf + hstart, hlen);
-    dict[hlen] = 0;
-    if (strlen(dict) != hlen) {
-        free(dict);
+    if (len < 8)
+        return fail(err, errlen, name, "truncated header (file ends at byte %zu)", len);
+    const int major = buf[6], minor = buf[7];
+    if ((major != 1 && major != 2 && major != 3) || minor != 0)
+        return fail(err, errlen, name, "unsupported .npy format version %d.%d (need 1.0, "
+                                       "2.0 or 3.0)", major, minor);
+    const size_t hstart = major == 1 ? 10 : 12;
+    if (len < hstart)
+        return fail(err, errlen, name, "truncated header (file ends at byte %zu)", len);
+    const size_t hlen = major == 1 ? (size_t)buf[8] | (size_t)buf[9] << 8 : (size_t)le32(buf + 8);
+    if (hlen > len - hstart)
+        return fail(err, errlen, name, "truncated header (%zu bytes announced, %zu present)",
+                    hlen, len - hstart);
+    if (hlen > NPY_MAX_HEADER)
+        return fail(err, errlen, name, "header of %zu bytes is implausibly large", hlen);
+    if (memchr(buf + hstart, 0, hlen))
         return fail(err, errlen, name, "header contains a NUL byte");
-    }
-    int rc = 0;
-    size_t elem = 0;
-    const char *p = dict_value(dict, "descr");
-    if (!p)
-        rc = fail(err, errlen, name, "header has no 'descr'");
-    else if (!strncmp(p, "'<f4'", 5))
+
+    dict_values dv;
+    const char *why = NULL;
+    if (read_dict((const char *)buf + hstart, hlen, &dv, &why))
+        return fail(err, errlen, name, "unparseable header: %s", why);
+    size_t elem;
+    if (!strcmp(dv.descr, "<f4"))
         elem = 4;
-    else if (!strncmp(p, "'<f8'", 5))
+    else if (!strcmp(dv.descr, "<f8"))
         elem = 8;
-    else if (!strncmp(p, "'>f", 3))
-        rc = fail(err, errlen, name, "big-endian data is not supported (need '<f4' or '<f8')");
+    else if (dv.descr[0] == '>')
+        return fail(err, errlen, name, "big-endian dtype '%s' is not supported (need '<f4' or "
+                                       "'<f8')", dv.descr);
     else
-        rc = fail(err, errlen, name, "unsupported dtype %.12s (need '<f4' or '<f8')", p);
-    if (rc == 0) {
-        p = dict_value(dict, "fortran_order");
-        if (!p)
-            rc = fail(err, errlen, name, "header has no 'fortran_order'");
-        else if (!strncmp(p, "True", 4))
-            rc = fail(err, errlen, name, "Fortran-order arrays are not supported (use C order)");
-        else if (strncmp(p, "False", 5))
-            rc = fail(err, errlen, name, "bad 'fortran_order' value");
-    }
+        return fail(err, errlen, name, "unsupported dtype '%s' (need '<f4' or '<f8')",
+                    dv.descr);
+    if (dv.fortran)
+        return fail(err, errlen, name, "Fortran-order arrays are not supported (save in C "
+                                       "order)");
+    if (dv.rank == 0)
+        return fail(err, errlen, name, "scalar arrays (shape ()) are not supported");
     size_t count = 1;
-    if (rc == 0) {
-        p = dict_value(dict, "shape");
-        if (!p || *p != '(')
-            rc = fail(err, errlen, name, "header has no 'shape' tuple");
-        else {
-            p++;
-            while (rc == 0) {
-                while (*p == ' ' || *p == ',')
-                    p++;
-                if (*p == ')')
-                    break;
-                if (*p < '0' || *p > '9') {
-                    rc = fail(err, errlen, name, "bad character in 'shape'");
-                    break;
-                }
-                char *end;
-                unsigned long long v = strtoull(p, &end, 10);
-                if (out->rank == 4) {
-                    rc = fail(err, errlen, name, "rank above 4 is not supported");
-                    break;
-                }
-                if (v == 0 || v > (1ull << 40) || count > SIZE_MAX / v) {
-                    rc = fail(err, errlen, name, "shape entry %llu is zero or too large", v);
-                    break;
-                }
-                count *= (size_t)v;
-                out->shape[out->rank++] = (int64_t)v;
-                p = end;
-            }
-            if (rc == 0 && out->rank == 0)
-                rc = fail(err, errlen, name, "scalar arrays are not supported");
-        }
+    for (int i = 0; i < dv.rank; i++) {
+        if (dv.shape[i] == 0)
+            return fail(err, errlen, name, "empty arrays (a 0 in 'shape') are not supported");
+        if ((uint64_t)dv.shape[i] > SIZE_MAX / elem / count)
+            return fail(err, errlen, name, "shape too large: its byte count overflows");
+        count *= (size_t)dv.shape[i];
     }
-    free(dict);
-    if (rc)
-        return rc;
-    const size_t data_off = hstart + hlen;
-    if (count > (NPY_MAX_FILE / elem))
-        return fail(err, errlen, name, "array of %zu elements is too large", count);
-    if (len - data_off < count * elem)
-        return fail(err, errlen, name, "truncated data: %zu bytes, need %zu", len - data_off,
-                    count * elem);
-    if (len - data_off > count * elem)
-        return fail(err, errlen, name, "%zu bytes of trailing data after the array",
-                    len - data_off - count * elem);
-    out->data = malloc(count * sizeof(float));
-    if (!out->data)
+    const size_t off = hstart + hlen, have = len - off, need = count * elem;
+    if (have < need)
+        return fail(err, errlen, name, "truncated data: %zu bytes, the shape needs %zu", have,
+                    need);
+    if (have > need)
+        return fail(err, errlen, name, "trailing data after the array (%zu extra byte%s)",
+                    have - need, have - need == 1 ? "" : "s");
+
+    float *data = malloc(count ? count * sizeof(float) : 1);
+    if (!data)
         return fail(err, errlen, name, "out of memory for %zu elements", count);
-    const unsigned char *src = buf + data_off;
+    const unsigned char *src = buf + off;
     for (size_t i = 0; i < count; i++) {
         if (elem == 4) {
-            memcpy(&out->data[i], src + 4 * i, 4);
+            const uint32_t u = le32(src + 4 * i);
+            memcpy(&data[i], &u, sizeof u);
         } else {
-            double dv;
-            memcpy(&dv, src + 8 * i, 8);
-            if (isfinite(dv) && fabs(dv) > 3.4028234663852886e38) {
-                npy_free(out);
-                return fail(err, errlen, name, "float64 value %g at index %zu overflows float32",
-                            dv, i);
+            const uint64_t u = le64(src + 8 * i);
+            double x;
+            memcpy(&x, &u, sizeof x);
+            /* Converting a finite double beyond FLT_MAX is undefined behaviour in C, and
+             * rounding it to Inf would hide the problem: refuse it. NaN/Inf pass through. */
+            if (isfinite(x) && fabs(x) > FLT_MAX) {
+                free(data);
+                return fail(err, errlen, name, "float64 value %g at index %zu is outside the "
+                                               "float32 range", x, i);
             }
-            out->data[i] = (float)dv;
+            data[i] = (float)x;
         }
     }
+    out->data = data;
+    out->count = count;
+    out->rank = dv.rank;
+    memcpy(out->shape, dv.shape, sizeof dv.shape);
+    out->version = major;
+    out->from_f8 = elem == 8;
     return 0;
 }
 
@@ -183,54 +331,76 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, errlen, path, "cannot open");
-    if (fseek(f, 0, SEEK_END) != 0) {
+        return fail(err, errlen, path, "cannot open for reading");
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        return fail(err, errlen, path, "cannot seek");
+        return fail(err, errlen, path, "cannot determine the file size (not a regular file?)");
     }
-    long size = ftell(f);
-    if (size < 0 || (unsigned long)size > NPY_MAX_FILE) {
-        fclose(f);
-        return fail(err, errlen, path, "file size not usable");
-    }
-    rewind(f);
     unsigned char *buf = malloc((size_t)size + 1);
     if (!buf) {
         fclose(f);
-        return fail(err, errlen, path, "out of memory");
+        return fail(err, errlen, path, "out of memory for %ld bytes", size);
     }
-    size_t got = fread(buf, 1, (size_t)size, f);
+    const size_t got = fread(buf, 1, (size_t)size, f);
+    const int bad = ferror(f);
     fclose(f);
-    int rc = got == (size_t)size ? npy_parse(buf, got, path, out, err, errlen)
-                                 : fail(err, errlen, path, "read error");
+    int rc = (bad || got != (size_t)size)
+                 ? fail(err, errlen, path, "read error")
+                 : npy_parse(buf, got, path, out, err, errlen);
     free(buf);
     return rc;
 }
 
+/* ---- writing ---------------------------------------------------------------------------- */
+
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen)
 {
-    char dict[256];
+    if (!data || !shape || rank < 1 || rank > NPY_MAX_RANK)
+        return fail(err, errlen, path, "npy_write needs data, a shape and rank 1..4");
+    /* Header as NumPy writes it: "(n,)" for rank 1, "(a, b)" otherwise. */
+    char dict[160];
     int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
     size_t count = 1;
     for (int i = 0; i < rank; i++) {
-        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)shape[i],
-                      i + 1 < rank ? " " : "");
+        if (shape[i] < 1 || (uint64_t)shape[i] > SIZE_MAX / sizeof(float) / count)
+            return fail(err, errlen, path, "cannot write shape entry %lld",
+                        (long long)shape[i]);
         count *= (size_t)shape[i];
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%lld", i ? ", " : "",
+                      (long long)shape[i]);
     }
-    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
-    /* pad with spaces so that magic + len + dict + '\n' is a multiple of 64 */
-    size_t total = 10 + (size_t)n + 1, pad = (64 - total % 64) % 64;
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", rank == 1 ? "," : "");
+    /* 10 bytes of preamble + dict + padding + '\n' is a multiple of 64 (NumPy's alignment). */
+    const size_t pad = (64 - (10 + (size_t)n + 1) % 64) % 64, hlen = (size_t)n + pad + 1;
+    unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                              (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
     FILE *f = fopen(path, "wb");
     if (!f)
         return fail(err, errlen, path, "cannot open for writing");
-    unsigned hl = (unsigned)((size_t)n + pad + 1);
-    unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
-                              (unsigned char)(hl >> 8)};
-    int ok = fwrite(head, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)n, f) == (size_t)n;
+    int ok = fwrite(head, 1, sizeof head, f) == sizeof head &&
+             fwrite(dict, 1, (size_t)n, f) == (size_t)n;
     for (size_t i = 0; ok && i < pad; i++)
         ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF && fwrite(data, sizeof(float), count, f) == count;
+    ok = ok && fputc('\n', f) != EOF;
+    unsigned char chunk[4096];
+    for (size_t i = 0; ok && i < count;) {
+        size_t c = 0;
+        for (; c < sizeof chunk / 4 && i < count; c++, i++) {
+            uint32_t u;
+            memcpy(&u, &data[i], sizeof u);
+            for (int b = 0; b < 4; b++)
+                chunk[4 * c + (size_t)b] = (unsigned char)(u >> (8 * b));
+        }
+        ok = fwrite(chunk, 4, c, f) == c;
+    }
     ok = (fclose(f) == 0) && ok;
-    return ok ? 0 : fail(err, errlen, path, "write error");
+    if (!ok) {
+        remove(path);
+        return fail(err, errlen, path, "write error (disk full?)");
+    }
+    return 0;
 }

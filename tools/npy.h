@@ -1,8 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file reads and writes NumPy .npy arrays for the CLI and the tests: versions 1.0, 2.0
- * and 3.0, little-endian float32 ('<f4') or float64 ('<f8', converted), C order, rank 1 to 4.
- * Everything else is refused with a message naming the file and the problem.
+ * This file reads and writes NumPy .npy arrays for the CLI and the tests. It is not a general
+ * .npy library: it reads what rfjit can use and refuses the rest with a reason.
+ *
+ * Read: format versions 1.0, 2.0 and 3.0 (3.0 is 2.0 with a UTF-8 header), dtype '<f4' or
+ * '<f8' (float64 is converted to float32; a finite value with |x| > FLT_MAX is refused),
+ * fortran_order False, rank 1 to 4 with every dimension >= 1. The header dict is parsed as
+ * the Python literal NumPy writes: exactly the keys 'descr', 'fortran_order' and 'shape',
+ * each once, in any order, with an optional trailing comma. The data must be exactly as long
+ * as the shape says: trailing bytes are refused too, since they mean the header does not
+ * describe the file. NaN and Inf are passed through (the library refuses them with its own
+ * message). Callers check the rank they need (the CLI takes (L, d) and (B, H, L, d)).
+ *
+ * Write: version 1.0, '<f4', C order, header padded to a multiple of 64 bytes as NumPy does.
+ *
+ * Errors: every function returns 0 on success and -1 otherwise, with a one-line message
+ * "<file>: <problem>" in the caller's buffer; nothing is printed.
  */
 #ifndef RFJIT_NPY_H
 #define RFJIT_NPY_H
@@ -10,20 +23,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define NPY_MAX_RANK 4
+
 typedef struct npy_array {
-    float *data; /* malloc'd, row-major; free with npy_free */
-    int rank;
-    int64_t shape[4];
+    float *data; /* malloc'd, row-major, count elements; release with npy_free */
+    size_t count;
+    int rank;    /* 1 .. NPY_MAX_RANK */
+    int64_t shape[NPY_MAX_RANK];
+    int version; /* major format version of the file read (1, 2 or 3) */
+    int from_f8; /* 1 if the file held float64 */
 } npy_array;
 
-/* 0 on success; -1 with a one-line message in err (naming path) otherwise. */
+/* Read path into out (zeroed first, so npy_free is safe after a failure). */
 int npy_read(const char *path, npy_array *out, char *err, size_t errlen);
-/* Parse an in-memory .npy image (the reader behind npy_read; also the fuzz entry point). */
+
+/* Parse an in-memory .npy image of len bytes; name is used in messages only. */
 int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array *out,
               char *err, size_t errlen);
-/* Write float32 data of the given shape as a version 1.0 '<f4' file. */
+
+/* Write count = prod(shape) float32 values as a version 1.0 '<f4' file. rank 1..4, shape >= 1.
+ * A partly written file is removed on failure. */
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen);
+
+/* Free out's data; a zeroed or already freed array is fine. */
 void npy_free(npy_array *a);
 
 #endif

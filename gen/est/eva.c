@@ -1,30 +1,53 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is EVA, control-variate attention (spec estimators.md 6.3-6.5), in a principled
- * form without learned maps. Keys are split into C chunks P_c of s = ceil(Lk / C) positions;
- * query i has a local window Block(i) = [b w, (b+1) w), b = i / w (empty for w = 0), and sees
- * V(i) = all keys (bidirectional) or keys j <= i (causal).
+ * This file is EVA, control-variate attention (spec estimators.md 6.2-6.5; Zheng et al.,
+ * ICML 2022), in a principled form with no learned maps: the design fixed for rfjit from
+ * 6.4, not the public code of 6.5 (see "differences" below).
  *
+ * Partition, for query i (0-based positions; Lq, Lk the lengths):
+ *   window    Block(i) = [b w, (b+1) w), b = floor(i / w), w = eva_window (empty if w = 0)
+ *   chunks    P_c = [c s, (c+1) s) clipped to [0, Lk), s = ceil(Lk / C), C = eva_chunks
+ *             (ceil(Lk / s) <= C chunks are non-empty; the rest are unused)
+ *   visible   V(i) = all keys (bidirectional) or keys j <= i (causal, Lq = Lk)
  *   chunk c is summarised for query i  <=>  P_c misses Block(i) and P_c is inside V(i)
- *   exact set E(i) = union of the other chunks' visible keys (Block(i) lies inside it)
+ *   exact set E(i) = (Block(i) u all non-summarised chunks) n V(i)
+ *                  = the visible keys of the non-summarised chunks (Block(i) n V(i) lies in
+ *                    chunks that meet Block(i), which are never summarised)
+ * so every visible key counts exactly once: exactly, or through its chunk's summary.
  *
- * so every visible key is counted once, exactly or through one summary (the public code
- * double counts; pitfall 15). A summary is (kbar_c, n_c, beta_c) with the SNIS control-variate
- * coefficient of 6.4 for one proposal sample w_c ~ N(qbar_c + kbar_c, I):
+ * Summary of chunk c (n_c = |P_c| keys; query-independent, computed once per call):
+ *   kbar_c = (1/n_c) sum_{j in P_c} y_j
+ *   w_c    = qbar_c + kbar_c + eps_c,  qbar_c = (1/n_c) sum_{j in P_c} x_j   (Lq = Lk)
+ *          = 2 kbar_c + eps_c                                              (Lq != Lk: the
+ *            queries at the chunk's positions do not exist, so kbar_c stands in for qbar_c)
+ *   eps_c ~ N(0, I_d) from RJ_STREAM_EVA row c, drawn in fit() (params: C x d)
+ *   xi(y, w) = exp(w.y - |y|^2/2)          (the positive random feature of 6.2, unnormalised)
+ *   beta_c = sum_{j in P_c} xi(y_j, w_c) v_j / sum_{j in P_c} xi(y_j, w_c)
+ * beta_c is the shared control-variate coefficient of 6.3/6.4 for one proposal sample w_c
+ * drawn around the chunk's likely optimum (6.2: the proposal p_q is a mixture of N(q + k, I));
+ * xi(q, w) and the proposal density cancel, which makes it query-independent. It is a convex
+ * combination of the chunk's values, computed with the log-domain shift max_j log xi_j.
  *
- *   beta_c = sum_{j in P_c} xi(y_j, w_c) v_j / sum_{j in P_c} xi(y_j, w_c),
- *   xi(y, w) = exp(w.y - |y|^2/2)                       (query-independent: 6.4)
+ * Output (6.4, linear-time form; s_ij = x_i . y_j = q_i . k_j / sqrt(d)):
+ *   logits  [ s_ij, j in E(i) ] ++ [ x_i . kbar_c + ln n_c, c summarised ]
+ *   a = softmax(logits),   out_i = sum_{j in E(i)} a_j v_j + sum_c a_c beta_c
+ * e^{x.kbar_c + ln n_c} = n_c e^{x.kbar_c} stands for the chunk's mass sum_{j in P_c} e^{s_ij}
+ * (a lower bound by Jensen, exact when the chunk's keys coincide, in particular for n_c = 1).
  *
- * and the output is a softmax over |E(i)| + (#summaries) logits (6.4, linear-time form):
+ * Identities (check C3, tested): w = 0, C = 1, bidirectional gives beta_1 for every query
+ * (single-sample RFA with proposal w_1); chunk size 1 (C >= Lk) gives exact softmax
+ * (kbar = y_j, ln 1 = 0, beta = v_j); w >= Lk gives exact softmax (Block(i) covers every key
+ * for i < w); keys at 0 give the uniform average over V(i), i.e. exact softmax, for any w and
+ * C, because each key is counted once (all logits are 0 or ln n_c, all xi are 1). Causal
+ * prefix property: a summarised chunk lies entirely in V(i) (its keys and the queries
+ * averaged into qbar_c alike) and the exact keys are visible ones, so output i reads
+ * positions <= i only, in an order that does not depend on later positions.
  *
- *   logits [x_i.y_j, j in E(i)] ++ [x_i.kbar_c + ln n_c],  out_i = sum a_j v_j + sum a_c beta_c
- *
- * ln n_c makes e^{x.kbar} n_c the chunk mass estimate (the public code omits it). Identities
- * (check C3): w = 0, C = 1, bidirectional gives beta_1 (single-sample RFA); chunk size 1 gives
- * exact softmax; w >= Lk gives exact softmax. Causal outputs depend only on the past because a
- * summarised chunk lies entirely in the past, its queries included. With Lq != Lk (cross
- * attention) qbar_c is not defined and the proposal mean is 2 kbar_c. Parameters: the proposal
- * noise eps_c ~ N(0, I_d), c < C, from RJ_STREAM_EVA (C x d).
+ * Differences from the public code (6.5, pitfall 15): no learned maps (kbar_c is the chunk
+ * representative, the proposal mean is qbar_c + kbar_c as in causal `qk` mode), one noise
+ * sample per chunk always (also "in eval": the seed fixes it), the ln n_c count term, no
+ * double counting of window keys, no padding, no overlap extension, d^{-1/4} scaling of both
+ * x and y as everywhere in rfjit. EVA is biased; it has no closed-form kernel variance (NaN).
  */
 #include "est.h"
 
@@ -32,7 +55,11 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
+
+/* Cost of one inline exp in the JIT's math (architecture.md 3.2), in flops; for ranking. */
+#define TRANSCENDENTAL_FLOPS 20.0
+/* Largest chunk count: the noise block is C x d doubles. */
+#define EVA_MAX_CHUNKS (1 << 20)
 
 static int64_t feature_dim(const rj_spec *s)
 {
@@ -42,16 +69,21 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D || s->dv < 1) {
-        snprintf(why, n, "d = %d, dv = %d out of range", s->d, s->dv);
+    if (s->d < 1 || s->d > RJ_MAX_D) {
+        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+        return false;
+    }
+    if (s->dv < 1) {
+        snprintf(why, n, "dv = %d must be >= 1", s->dv);
         return false;
     }
     if (s->eva_window < 0) {
         snprintf(why, n, "eva window %d must be >= 0", s->eva_window);
         return false;
     }
-    if (s->eva_chunks < 1 || s->eva_chunks > (1 << 20)) {
-        snprintf(why, n, "eva chunk count %d must be in [1, 2^20]", s->eva_chunks);
+    if (s->eva_chunks < 1 || s->eva_chunks > EVA_MAX_CHUNKS) {
+        snprintf(why, n, "eva chunk count %d must be in [1, %d]", s->eva_chunks,
+                 EVA_MAX_CHUNKS);
         return false;
     }
     return true;
@@ -62,25 +94,42 @@ static size_t params_size(const rj_spec *s)
     return (size_t)s->eva_chunks * (size_t)s->d;
 }
 
+/* eps_c = rj_normals(seed, RJ_STREAM_EVA, c) for c < C; W is unused (RJ_EST_NOPROJ). */
 static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
                         double *params, rj_fit_info *info, rj_diag *dg)
 {
     (void)W, (void)st, (void)dg;
     for (int c = 0; c < s->eva_chunks; c++)
-        rj_normals(seed, RJ_STREAM_EVA, (uint32_t)c, params + (size_t)c * s->d, (size_t)s->d);
+        rj_normals(seed, RJ_STREAM_EVA, (uint32_t)c, params + (size_t)c * (size_t)s->d,
+                   (size_t)s->d);
     if (info)
         info->A = info->rho = NAN;
     return RFJIT_OK;
 }
 
-typedef struct chunk_summary {
-    double *kbar, *beta, logn; /* d, dv, ln n_c */
-} chunk_summary;
+static double dot(const double *a, const double *b, int n)
+{
+    double r = 0;
+    for (int i = 0; i < n; i++)
+        r += a[i] * b[i];
+    return r;
+}
 
-/* kbar_c, beta_c for chunk [lo, hi) with proposal noise eps. wbuf: d scratch. */
+/* The chunk partition of [0, lk): chunk c is [lo, hi). */
+typedef struct chunking {
+    int64_t size, count; /* s = ceil(lk / C), number of non-empty chunks */
+} chunking;
+
+static void chunk_range(const chunking *ch, int64_t lk, int64_t c, int64_t *lo, int64_t *hi)
+{
+    *lo = c * ch->size;
+    *hi = *lo + ch->size < lk ? *lo + ch->size : lk;
+}
+
+/* kbar (d) and beta (dv) of the chunk [lo, hi) with proposal noise eps; w: d scratch. */
 static void summarise(const rj_spec *s, const double *x, int64_t lq, const double *y,
                       const double *v, int64_t lk, int64_t lo, int64_t hi, const double *eps,
-                      double *wbuf, double *kbar, double *beta)
+                      double *w, double *kbar, double *beta)
 {
     const int d = s->d, dv = s->dv;
     const double n = (double)(hi - lo);
@@ -92,127 +141,146 @@ static void summarise(const rj_spec *s, const double *x, int64_t lq, const doubl
                 sq += x[j * d + a];
         }
         kbar[a] = sk / n;
-        wbuf[a] = (lq == lk ? sq / n : kbar[a]) + kbar[a] + eps[a];
+        w[a] = (lq == lk ? sq / n : kbar[a]) + kbar[a] + eps[a];
     }
-    /* log xi_j = w.y_j - |y_j|^2/2, shifted by its max before exponentiating */
-    double amax = -INFINITY;
+    /* log xi_j = w.y_j - |y_j|^2/2, exponentiated after subtracting their max */
+    double lmax = -INFINITY;
     for (int64_t j = lo; j < hi; j++) {
-        double a = 0, sq = 0;
-        for (int c = 0; c < d; c++) {
-            a += wbuf[c] * y[j * d + c];
-            sq += y[j * d + c] * y[j * d + c];
-        }
-        amax = fmax(amax, a - 0.5 * sq);
+        const double *yj = y + j * d;
+        lmax = fmax(lmax, dot(w, yj, d) - 0.5 * dot(yj, yj, d));
     }
     double Z = 0;
-    for (int c = 0; c < dv; c++)
-        beta[c] = 0;
+    for (int a = 0; a < dv; a++)
+        beta[a] = 0;
     for (int64_t j = lo; j < hi; j++) {
-        double a = 0, sq = 0;
-        for (int c = 0; c < d; c++) {
-            a += wbuf[c] * y[j * d + c];
-            sq += y[j * d + c] * y[j * d + c];
-        }
-        const double xi = exp(a - 0.5 * sq - amax);
+        const double *yj = y + j * d;
+        const double xi = exp(dot(w, yj, d) - 0.5 * dot(yj, yj, d) - lmax);
         Z += xi;
-        for (int c = 0; c < dv; c++)
-            beta[c] += xi * v[j * dv + c];
+        for (int a = 0; a < dv; a++)
+            beta[a] += xi * v[j * dv + a];
     }
-    for (int c = 0; c < dv; c++)
-        beta[c] /= Z;
+    for (int a = 0; a < dv; a++)
+        beta[a] /= Z;
 }
 
-static double dot(const double *a, const double *b, int n)
+/* Whether chunk [lo, hi) is summarised for a query with window [blo, bhi) and visible keys
+ * [0, vis): it misses the window and lies inside the visible range. */
+static bool summarised(int64_t lo, int64_t hi, int64_t blo, int64_t bhi, int64_t vis)
 {
-    double r = 0;
-    for (int i = 0; i < n; i++)
-        r += a[i] * b[i];
-    return r;
+    return (hi <= blo || lo >= bhi) && hi <= vis;
+}
+
+/* Output row i. logit: scratch of lk + count doubles. The logits are produced chunk by chunk
+ * (a chunk's exact keys in order, or its one summary), then softmax-weighted. */
+static void attend_row(const rj_spec *s, const chunking *ch, const double *xi, int64_t i,
+                       const double *y, const double *v, int64_t lk, const double *kbar,
+                       const double *beta, double *logit, double *o)
+{
+    const int d = s->d, dv = s->dv;
+    const int64_t w = s->eva_window;
+    const int64_t blo = w > 0 ? (i / w) * w : 0, bhi = w > 0 ? blo + w : 0;
+    const int64_t vis = s->causal ? i + 1 : lk;
+    int64_t nl = 0;
+    double mu = -INFINITY;
+    for (int64_t c = 0; c < ch->count; c++) {
+        int64_t lo, hi;
+        chunk_range(ch, lk, c, &lo, &hi);
+        if (lo >= vis)
+            break;
+        if (summarised(lo, hi, blo, bhi, vis)) {
+            logit[nl] = dot(xi, kbar + c * d, d) + log((double)(hi - lo));
+            mu = fmax(mu, logit[nl++]);
+        } else {
+            for (int64_t j = lo; j < hi && j < vis; j++) {
+                logit[nl] = dot(xi, y + j * d, d);
+                mu = fmax(mu, logit[nl++]);
+            }
+        }
+    }
+    double Z = 0;
+    for (int a = 0; a < dv; a++)
+        o[a] = 0;
+    nl = 0;
+    for (int64_t c = 0; c < ch->count; c++) {
+        int64_t lo, hi;
+        chunk_range(ch, lk, c, &lo, &hi);
+        if (lo >= vis)
+            break;
+        const bool summ = summarised(lo, hi, blo, bhi, vis);
+        const int64_t terms = summ ? 1 : (hi < vis ? hi : vis) - lo;
+        for (int64_t t = 0; t < terms; t++) {
+            const double a = exp(logit[nl++] - mu);
+            const double *val = summ ? beta + c * dv : v + (lo + t) * dv;
+            Z += a;
+            for (int b = 0; b < dv; b++)
+                o[b] += a * val[b];
+        }
+    }
+    for (int a = 0; a < dv; a++)
+        o[a] /= Z;
 }
 
 static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
                            const double *y, const double *v, int64_t lk, double *out,
                            rj_diag *dg)
 {
+    RJ_FAIL_IF(dg, lq < 0 || lk < 0, RFJIT_E_SHAPE, "negative sequence length (%lld, %lld)",
+               (long long)lq, (long long)lk);
     RJ_FAIL_IF(dg, s->causal && lq != lk, RFJIT_E_SHAPE,
                "causal attention needs lq == lk (%lld vs %lld)", (long long)lq, (long long)lk);
     const int d = s->d, dv = s->dv;
-    const int64_t size = (lk + s->eva_chunks - 1) / s->eva_chunks;
-    const int64_t nc = (lk + size - 1) / size, w = s->eva_window;
-    double *kbar = rj_alloc_array((size_t)nc * (size_t)d, sizeof(double));
-    double *beta = rj_alloc_array((size_t)nc * (size_t)dv, sizeof(double));
-    double *logit = rj_alloc_array((size_t)(lk + nc), sizeof(double));
-    double *wbuf = rj_alloc_array((size_t)d, sizeof(double));
-    if (!kbar || !beta || !logit || !wbuf) {
-        rj_free(kbar), rj_free(beta), rj_free(logit), rj_free(wbuf);
-        return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for %lld chunks", (long long)nc);
+    if (lk == 0) { /* no key: nothing to average (as rj_ref_softmax) */
+        for (int64_t i = 0; i < lq * dv; i++)
+            out[i] = 0;
+        return RFJIT_OK;
     }
-    for (int64_t c = 0; c < nc; c++) {
-        const int64_t lo = c * size, hi = lo + size < lk ? lo + size : lk;
-        summarise(s, x, lq, y, v, lk, lo, hi, params + c * d, wbuf, kbar + c * d,
-                  beta + c * dv);
+    chunking ch;
+    ch.size = (lk + s->eva_chunks - 1) / s->eva_chunks;
+    ch.count = (lk + ch.size - 1) / ch.size;
+    double *kbar = rj_alloc_array((size_t)ch.count, (size_t)d * sizeof(double));
+    double *beta = rj_alloc_array((size_t)ch.count, (size_t)dv * sizeof(double));
+    double *logit = rj_alloc_array((size_t)(lk + ch.count), sizeof(double));
+    double *w = rj_alloc_array((size_t)d, sizeof(double));
+    rfjit_status r = RFJIT_OK;
+    if (!kbar || !beta || !logit || !w) {
+        r = rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for %lld chunks of %lld keys",
+                    (long long)ch.count, (long long)ch.size);
+        goto done;
     }
-    for (int64_t i = 0; i < lq; i++) {
-        const int64_t blo = w > 0 ? (i / w) * w : 0, bhi = w > 0 ? blo + w : 0;
-        const int64_t vis = s->causal ? i + 1 : lk; /* keys [0, vis) visible */
-        const double *xi = x + i * d;
-        /* logits in a fixed order: chunk by chunk, its exact keys or its summary */
-        int64_t nl = 0;
-        double mx = -INFINITY;
-        for (int64_t c = 0; c < nc; c++) {
-            const int64_t lo = c * size, hi = lo + size < lk ? lo + size : lk;
-            if (lo >= vis)
-                break;
-            const int summarised = (hi <= blo || lo >= bhi) && hi <= vis;
-            if (summarised) {
-                logit[nl] = dot(xi, kbar + c * d, d) + log((double)(hi - lo));
-                mx = fmax(mx, logit[nl++]);
-            } else {
-                for (int64_t j = lo; j < hi && j < vis; j++) {
-                    logit[nl] = dot(xi, y + j * d, d);
-                    mx = fmax(mx, logit[nl++]);
-                }
-            }
-        }
-        double *o = out + i * dv, Z = 0;
-        for (int c = 0; c < dv; c++)
-            o[c] = 0;
-        nl = 0;
-        for (int64_t c = 0; c < nc; c++) {
-            const int64_t lo = c * size, hi = lo + size < lk ? lo + size : lk;
-            if (lo >= vis)
-                break;
-            const int summarised = (hi <= blo || lo >= bhi) && hi <= vis;
-            const int64_t count = summarised ? 1 : (hi < vis ? hi : vis) - lo;
-            for (int64_t t = 0; t < count; t++) {
-                const double a = exp(logit[nl++] - mx);
-                const double *val = summarised ? beta + c * dv : v + (lo + t) * dv;
-                Z += a;
-                for (int cc = 0; cc < dv; cc++)
-                    o[cc] += a * val[cc];
-            }
-        }
-        for (int c = 0; c < dv; c++)
-            o[c] /= Z;
+    for (int64_t c = 0; c < ch.count; c++) {
+        int64_t lo, hi;
+        chunk_range(&ch, lk, c, &lo, &hi);
+        summarise(s, x, lq, y, v, lk, lo, hi, params + c * d, w, kbar + c * d, beta + c * dv);
     }
-    rj_free(kbar), rj_free(beta), rj_free(logit), rj_free(wbuf);
-    return RFJIT_OK;
+    for (int64_t i = 0; i < lq; i++)
+        attend_row(s, &ch, x + i * d, i, y, v, lk, kbar, beta, logit, out + i * dv);
+done:
+    rj_free(kbar);
+    rj_free(beta);
+    rj_free(logit);
+    rj_free(w);
+    return r;
 }
 
 static double variance(const rj_spec *s, const double *params, const double *x,
                        const double *y)
 {
     (void)s, (void)params, (void)x, (void)y;
-    return NAN; /* EVA is biased and has no closed-form kernel variance */
+    return NAN; /* biased, and not a kernel estimate phi_q . phi_k: no closed form */
 }
 
-/* Per token: window and chunk logits and values, plus the per-key summary work (means,
- * w.y and |y|^2, beta accumulation). */
+/*
+ * Per token (one query, one key): the query's window and chunk logits and weighted values,
+ * 2 (w + C)(d + dv) flops and w + C exps, plus the key's share of the summaries: kbar and
+ * qbar sums (2d), w.y and |y|^2 (4d), one exp and the beta accumulation (2dv). Bytes: the
+ * float32 rows of the token (q, k, v, out).
+ */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    const double d = s->d, dv = s->dv;
-    *flops = 2.0 * (s->eva_window + s->eva_chunks) * (d + dv) + 6 * d + 2 * dv;
-    *bytes = 4.0 * (2 * d + 2 * dv);
+    const double d = s->d, dv = s->dv, wc = (double)s->eva_window + s->eva_chunks;
+    *flops = 2 * wc * (d + dv) + wc * TRANSCENDENTAL_FLOPS + 6 * d + 2 * dv +
+             TRANSCENDENTAL_FLOPS;
+    *bytes = 4 * (2 * d + 2 * dv);
 }
 
 const rj_est_ops rj_est_eva = {
@@ -220,13 +288,18 @@ const rj_est_ops rj_est_eva = {
     .version = 1,
     .tmpl = RJ_TMPL_EVA,
     .flags = RJ_EST_NOPROJ,
-    .proj_kinds = 7u,
+    /* ignored (no projection): every kind is accepted */
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
+                  (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
     .valid = valid,
     .params_size = params_size,
     .fit = fit,
+    .features = NULL,
     .attend = attend,
     .variance = variance,
+    .objective = NULL,
     .cost = cost,
+    /* Provisional: float32 attention level at L ~ 1e3. */
     .ref_tol = 1e-4,
 };

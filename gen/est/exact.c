@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the exact softmax "estimator": weights exp(x^T y) = exp(q^T k / sqrt(d)) with
- * no approximation (spec estimators.md 0). It has no features and no randomness; its kernel
- * estimate is the kernel itself, so its variance is 0. It is the oracle the statistical tests
- * and `rfjit check` compare against, and a tuner candidate that wins at short lengths.
+ * This file is the exact softmax "estimator" (spec estimators.md 0, 0.1):
+ *
+ *     K(x, y) = SM(x, y) = exp(x^T y) = exp(q^T k / sqrt(d)),   Var = 0
+ *
+ * with no features, no projection and no randomness: its attention is rj_ref_softmax
+ * (gen/ref/softmax.c). It is the oracle the statistical tests and `rfjit check` compare every
+ * other estimator with, and a tuner candidate that wins at short lengths. Not for long
+ * sequences: its cost grows with L per token (see cost()).
  */
 #include "est.h"
 
@@ -11,6 +15,10 @@
 
 #include <math.h>
 #include <stdio.h>
+
+/* Cost of one inline exp in the JIT's math (range reduction plus a degree ~10 polynomial,
+ * architecture.md 3.2), in flops; the same figure the random-feature estimators use. */
+#define TRANSCENDENTAL_FLOPS 20.0
 
 static int64_t feature_dim(const rj_spec *s)
 {
@@ -20,13 +28,18 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D || s->dv < 1) {
-        snprintf(why, n, "d = %d, dv = %d out of range", s->d, s->dv);
+    if (s->d < 1 || s->d > RJ_MAX_D) {
+        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+        return false;
+    }
+    if (s->dv < 1) {
+        snprintf(why, n, "dv = %d must be >= 1", s->dv);
         return false;
     }
     return true;
 }
 
+/* No parameters; callers allocate at least one double anyway (api_plan.c). */
 static size_t params_size(const rj_spec *s)
 {
     (void)s;
@@ -57,12 +70,17 @@ static double variance(const rj_spec *s, const double *params, const double *x,
     return 0;
 }
 
-/* Per token at sequence length 1: 2d (logit) + 2dv (weighted value); multiply by L for a
- * sequence, since every query meets every key. */
+/*
+ * Every query meets every key, so the work per token is proportional to L, which the ops
+ * signature does not carry: this reports one query-key pair (L = 1), namely the logit x.y
+ * (2d), one exp, and the weighted value (2dv): 4 L d + L exp for dv = d. Callers ranking
+ * against linear estimators multiply by L (L/2 on average when causal). Bytes: the float32
+ * rows of one token (q, k, v, out).
+ */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    *flops = 2.0 * s->d + 2.0 * s->dv;
-    *bytes = 4.0 * (s->d + s->dv);
+    *flops = 2.0 * s->d + 2.0 * s->dv + TRANSCENDENTAL_FLOPS;
+    *bytes = 4.0 * (2.0 * s->d + 2.0 * s->dv);
 }
 
 const rj_est_ops rj_est_exact = {
@@ -70,13 +88,18 @@ const rj_est_ops rj_est_exact = {
     .version = 1,
     .tmpl = RJ_TMPL_SOFTMAX,
     .flags = RJ_EST_NOPROJ,
-    .proj_kinds = 7u,
+    /* ignored (no projection), but every kind is accepted so no request is refused for it */
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
+                  (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
     .valid = valid,
     .params_size = params_size,
     .fit = fit,
+    .features = NULL,
     .attend = attend,
     .variance = variance,
+    .objective = NULL,
     .cost = cost,
+    /* Provisional, as for the other estimators: float32 attention level at L ~ 1e3. */
     .ref_tol = 1e-5,
 };

@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the reference exact softmax attention for one (batch, head), in double:
- * out_i = sum_j e^{s_ij - max_j s_ij} v_j / sum_j e^{s_ij - max_j s_ij}, s_ij = x_i . y_j
- * (x, y already scaled by d^{-1/4}, so s_ij = q_i . k_j / sqrt(d)); causal uses j <= i.
+ * This file is the reference exact softmax attention for one (batch, head), in double: the
+ * oracle every estimator is measured against (through the `exact` estimator) and the exact
+ * template's fallback. Quadratic in the length; not meant to be fast.
+ *
+ *     s_ij = x_i . y_j   (= q_i . k_j / sqrt(d): x, y are already scaled by d^{-1/4})
+ *     out_i = sum_{j in J(i)} e^{s_ij - mu_i} v_j / sum_{j in J(i)} e^{s_ij - mu_i}
+ *     mu_i = max_{j in J(i)} s_ij,   J(i) = all keys, or j <= i when causal (Lq == Lk)
+ *
+ * The row max mu_i makes the largest weight exactly 1, so the denominator is >= 1 and the
+ * output is finite for any finite input. A query with no key (Lk = 0) gets a zero row, as in
+ * rj_ref_linear.
  */
 #include "ref.h"
 
@@ -11,32 +19,37 @@
 rfjit_status rj_ref_softmax(const rj_spec *s, const double *x, int64_t lq, const double *y,
                             const double *v, int64_t lk, double *out, rj_diag *dg)
 {
+    RJ_FAIL_IF(dg, lq < 0 || lk < 0, RFJIT_E_SHAPE, "negative sequence length (%lld, %lld)",
+               (long long)lq, (long long)lk);
     RJ_FAIL_IF(dg, s->causal && lq != lk, RFJIT_E_SHAPE,
                "causal attention needs lq == lk (%lld vs %lld)", (long long)lq, (long long)lk);
-    double *logit = rj_alloc_array((size_t)lk, sizeof(double));
+    const int d = s->d, dv = s->dv;
+    double *logit = rj_alloc_array(lk > 0 ? (size_t)lk : 1, sizeof(double));
     RJ_FAIL_IF(dg, !logit, RFJIT_E_NOMEM, "no memory for %lld logits", (long long)lk);
     for (int64_t i = 0; i < lq; i++) {
         const int64_t nk = s->causal ? i + 1 : lk;
-        double mx = -INFINITY;
+        const double *xi = x + i * d;
+        double mu = -INFINITY;
         for (int64_t j = 0; j < nk; j++) {
-            double dot = 0;
-            for (int c = 0; c < s->d; c++)
-                dot += x[i * s->d + c] * y[j * s->d + c];
-            logit[j] = dot;
-            if (dot > mx)
-                mx = dot;
+            double sij = 0;
+            for (int a = 0; a < d; a++)
+                sij += xi[a] * y[j * d + a];
+            logit[j] = sij;
+            if (sij > mu)
+                mu = sij;
         }
-        double *o = out + i * s->dv, Z = 0;
-        for (int c = 0; c < s->dv; c++)
-            o[c] = 0;
+        double *o = out + i * dv, Z = 0;
+        for (int a = 0; a < dv; a++)
+            o[a] = 0;
         for (int64_t j = 0; j < nk; j++) {
-            const double w = exp(logit[j] - mx);
+            const double w = exp(logit[j] - mu);
             Z += w;
-            for (int c = 0; c < s->dv; c++)
-                o[c] += w * v[j * s->dv + c];
+            for (int a = 0; a < dv; a++)
+                o[a] += w * v[j * dv + a];
         }
-        for (int c = 0; c < s->dv; c++)
-            o[c] /= Z;
+        if (nk > 0)
+            for (int a = 0; a < dv; a++)
+                o[a] /= Z;
     }
     rj_free(logit);
     return RFJIT_OK;

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs the built rfjit CLI as a user would: an attention round trip against the
- * exact estimator, fit --json keys, a small check, and each bad input class, which must exit
- * non-zero with exactly one line on stderr.
+ * This file runs the built rfjit CLI (RFJIT_CLI_PATH) as a user would, on files in a fresh
+ * temporary directory per test: attention round trips against a double-precision softmax
+ * computed here (rank 2 and 4, causal), a user projection against the library called
+ * directly with the same matrix, fit --json keys, small checks, and each bad input class,
+ * which must exit non-zero (2 usage, 1 failed operation) with exactly one line on stderr.
  */
 #include <criterion/criterion.h>
 
 #include "npy.h"
+#include "rfjit.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,31 +18,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/rfjit_cli_XXXXXX";
+static char dir[64];
 
-/* Run a shell command; return its exit code; stdout and stderr go to files in dir. */
+/* Run the CLI with args in dir; stdout and stderr go to out.txt and err.txt there. */
 static int run(const char *args)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", dir, RFJIT_CLI_PATH, args);
-    int st = system(cmd);
+    const int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static char *slurp(const char *name)
 {
-    static char buf[65536];
+    static char buf[1 << 16];
     char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f)
         fclose(f);
     buf[n] = 0;
     return buf;
 }
 
-static int lines(const char *s)
+static int count_lines(const char *s)
 {
     int n = 0;
     for (; *s; s++)
@@ -47,132 +50,375 @@ static int lines(const char *s)
     return n;
 }
 
-static void write_arr(const char *name, int L, int d, unsigned seed)
+static void path_in_dir(char *path, size_t len, const char *name)
 {
-    float *x = malloc(sizeof(float) * L * d);
-    srand(seed);
-    for (int i = 0; i < L * d; i++)
-        x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    char path[256], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int64_t shape[2] = {L, d};
-    cr_assert_eq(npy_write(path, x, 2, shape, err, sizeof err), 0, "%s", err);
+    snprintf(path, len, "%s/%s", dir, name);
+}
+
+/* Deterministic values in [-1, 1) scaled by s (an LCG: the test must not depend on rand()). */
+static void fill(float *x, size_t n, unsigned seed, float s)
+{
+    uint32_t st = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        st = st * 1664525u + 1013904223u;
+        x[i] = s * ((float)(st >> 8) / 8388608.0f - 1.0f);
+    }
+}
+
+static void write_arr(const char *name, int rank, const int64_t *shape, unsigned seed)
+{
+    size_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= (size_t)shape[i];
+    float *x = malloc(sizeof(float) * n);
+    cr_assert_not_null(x);
+    fill(x, n, seed, 1.5f);
+    char path[256], err[512];
+    path_in_dir(path, sizeof path, name);
+    cr_assert_eq(npy_write(path, x, rank, shape, err, sizeof err), 0, "%s", err);
     free(x);
+}
+
+static void read_arr(const char *name, npy_array *a)
+{
+    char path[256], err[512];
+    path_in_dir(path, sizeof path, name);
+    cr_assert_eq(npy_read(path, a, err, sizeof err), 0, "%s", err);
 }
 
 static void setup(void)
 {
+    snprintf(dir, sizeof dir, "/tmp/rfjit_cli_XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
-    write_arr("q.npy", 20, 8, 1);
-    write_arr("k.npy", 20, 8, 2);
-    write_arr("v.npy", 20, 5, 3);
-    write_arr("k7.npy", 20, 7, 4);
-    char junk[256];
-    snprintf(junk, sizeof junk, "%s/junk.npy", dir);
-    FILE *f = fopen(junk, "w");
+    const int64_t q[2] = {20, 8}, v[2] = {20, 5}, k7[2] = {20, 7}, k4[4] = {2, 3, 9, 8},
+                  v4[4] = {2, 3, 9, 6};
+    write_arr("q.npy", 2, q, 1);
+    write_arr("k.npy", 2, q, 2);
+    write_arr("v.npy", 2, v, 3);
+    write_arr("k7.npy", 2, k7, 4);
+    write_arr("q4.npy", 4, k4, 5);
+    write_arr("k4.npy", 4, k4, 6);
+    write_arr("v4.npy", 4, v4, 7);
+    write_arr("r3.npy", 3, k4 + 1, 8);
+    const int64_t v9[2] = {9, 5};
+    write_arr("v9.npy", 2, v9, 10);
+    const int64_t w[2] = {16, 8};
+    write_arr("w.npy", 2, w, 9);
+    char path[256];
+    path_in_dir(path, sizeof path, "junk.npy");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
     fputs("this is not numpy", f);
+    fclose(f);
+    /* A valid header whose data stop short: 6 floats announced, 2 present. */
+    path_in_dir(path, sizeof path, "short.npy");
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    static const char hdr[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n";
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, sizeof hdr - 1, 0};
+    const float two[2] = {1, 2};
+    fwrite(pre, 1, 10, f);
+    fwrite(hdr, 1, sizeof hdr - 1, f);
+    fwrite(two, sizeof(float), 2, f);
     fclose(f);
 }
 
 static void teardown(void)
 {
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
 
-Test(cli, attention_exact_round_trip)
+/* softmax(q k^T / sqrt(d)) v for one (batch, head) in double, causal if asked. */
+static void softmax_attention(const float *q, const float *k, const float *v, int L, int d,
+                              int dv, int causal, double *out)
+{
+    for (int i = 0; i < L; i++) {
+        double w[64], mx = -INFINITY, z = 0;
+        const int nj = causal ? i + 1 : L;
+        cr_assert_leq(nj, 64);
+        for (int j = 0; j < nj; j++) {
+            double s = 0;
+            for (int c = 0; c < d; c++)
+                s += (double)q[i * d + c] * k[j * d + c];
+            w[j] = s / sqrt((double)d);
+            mx = fmax(mx, w[j]);
+        }
+        for (int j = 0; j < nj; j++)
+            z += (w[j] = exp(w[j] - mx));
+        for (int c = 0; c < dv; c++) {
+            double o = 0;
+            for (int j = 0; j < nj; j++)
+                o += w[j] * v[j * dv + c];
+            out[i * dv + c] = o / z;
+        }
+    }
+}
+
+/* Compare the CLI's output file with softmax attention of the three input files. */
+static void expect_exact(const char *qn, const char *kn, const char *vn, const char *on,
+                         int causal)
+{
+    npy_array q, k, v, o;
+    read_arr(qn, &q);
+    read_arr(kn, &k);
+    read_arr(vn, &v);
+    read_arr(on, &o);
+    const int r = q.rank;
+    cr_assert_eq(o.rank, r, "output rank %d, queries rank %d", o.rank, r);
+    const int L = (int)q.shape[r - 2], d = (int)q.shape[r - 1], dv = (int)v.shape[r - 1];
+    const int bh = r == 4 ? (int)(q.shape[0] * q.shape[1]) : 1;
+    for (int i = 0; i < r - 1; i++)
+        cr_assert_eq(o.shape[i], q.shape[i]);
+    cr_assert_eq(o.shape[r - 1], dv);
+    double ref[64 * 8];
+    for (int b = 0; b < bh; b++) {
+        softmax_attention(q.data + (size_t)b * L * d, k.data + (size_t)b * L * d,
+                          v.data + (size_t)b * L * dv, L, d, dv, causal, ref);
+        for (int i = 0; i < L * dv; i++)
+            cr_assert(fabs(o.data[(size_t)b * L * dv + i] - ref[i]) <= 1e-5,
+                      "%s (b*h %d, element %d): %.9g vs %.9g", on, b, i,
+                      o.data[(size_t)b * L * dv + i], ref[i]);
+    }
+    npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&o);
+}
+
+Test(cli, attention_exact_rank2_rank4_causal)
 {
     cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o o.npy "
                      "--estimator exact"),
                  0, "%s", slurp("err.txt"));
-    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o p.npy "
-                     "--estimator positive --features 4096 --seed 3"),
+    expect_exact("q.npy", "k.npy", "v.npy", "o.npy", 0);
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o oc.npy "
+                     "--estimator exact --causal"),
                  0, "%s", slurp("err.txt"));
-    char p1[256], p2[256], err[256];
-    snprintf(p1, sizeof p1, "%s/o.npy", dir);
-    snprintf(p2, sizeof p2, "%s/q.npy", dir);
-    npy_array o, q, k, v;
-    cr_assert_eq(npy_read(p1, &o, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(npy_read(p2, &q, err, sizeof err), 0, "%s", err);
-    snprintf(p2, sizeof p2, "%s/k.npy", dir);
-    cr_assert_eq(npy_read(p2, &k, err, sizeof err), 0);
-    snprintf(p2, sizeof p2, "%s/v.npy", dir);
-    cr_assert_eq(npy_read(p2, &v, err, sizeof err), 0);
-    cr_assert_eq(o.rank, 2);
-    cr_assert_eq(o.shape[0], 20);
-    cr_assert_eq(o.shape[1], 5);
-    for (int i = 0; i < 20; i++) { /* softmax(q k^T / sqrt(8)) v in double */
-        double w[20], Z = 0, mx = -1e300;
-        for (int j = 0; j < 20; j++) {
-            double s = 0;
-            for (int c = 0; c < 8; c++)
-                s += (double)q.data[i * 8 + c] * k.data[j * 8 + c];
-            w[j] = s / sqrt(8.0);
-            mx = fmax(mx, w[j]);
-        }
-        for (int j = 0; j < 20; j++)
-            Z += (w[j] = exp(w[j] - mx));
-        for (int c = 0; c < 5; c++) {
-            double ref = 0;
-            for (int j = 0; j < 20; j++)
-                ref += w[j] * v.data[j * 5 + c] / Z;
-            cr_assert_float_eq(o.data[i * 5 + c], ref, 1e-5, "(%d, %d)", i, c);
-        }
-    }
-    npy_free(&o), npy_free(&q), npy_free(&k), npy_free(&v);
+    expect_exact("q.npy", "k.npy", "v.npy", "oc.npy", 1);
+    cr_assert_eq(run("attention --queries q4.npy --keys k4.npy --values v4.npy -o o4.npy "
+                     "--estimator exact"),
+                 0, "%s", slurp("err.txt"));
+    expect_exact("q4.npy", "k4.npy", "v4.npy", "o4.npy", 0);
+    cr_assert_str_empty(slurp("err.txt"));
 }
 
-Test(cli, fit_json_and_check)
+Test(cli, attention_estimators_run_and_are_seeded)
+{
+    /* Every estimator runs through the CLI (bidirectional: no calibration needed); a fixed
+     * seed gives the same file twice. */
+    const char *names[] = {"positive", "hyperbolic", "trig", "oprf", "saderf",
+                           "sderf",    "aderf",      "hybrid", "eva"};
+    for (size_t e = 0; e < sizeof names / sizeof *names; e++) {
+        char args[512];
+        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
+                                    "-o a.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                                    "--window 4 --chunks 3", names[e]);
+        cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
+        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
+                                    "-o b.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                                    "--window 4 --chunks 3", names[e]);
+        cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
+        npy_array a, b, v;
+        read_arr("a.npy", &a);
+        read_arr("b.npy", &b);
+        read_arr("v.npy", &v);
+        cr_assert_eq(a.count, 100u);
+        cr_assert_eq(memcmp(a.data, b.data, sizeof(float) * a.count), 0, "%s not deterministic",
+                     names[e]);
+        /* Non-negative weights (all but the signed trig and hybrid): every output lies in
+         * its column's range of v. */
+        const int is_signed = !strcmp(names[e], "trig") || !strcmp(names[e], "hybrid");
+        for (int i = 0; i < 20 && !is_signed; i++)
+            for (int c = 0; c < 5; c++) {
+                float lo = INFINITY, hi = -INFINITY;
+                for (int j = 0; j < 20; j++)
+                    lo = fminf(lo, v.data[j * 5 + c]), hi = fmaxf(hi, v.data[j * 5 + c]);
+                const float x = a.data[i * 5 + c];
+                cr_assert(x >= lo - 1e-5f && x <= hi + 1e-5f, "%s (%d, %d): %g outside [%g, %g]",
+                          names[e], i, c, x, lo, hi);
+            }
+        for (size_t i = 0; i < a.count; i++)
+            cr_assert(isfinite(a.data[i]), "%s: element %zu not finite", names[e], i);
+        npy_free(&a), npy_free(&b), npy_free(&v);
+    }
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o p.npy "
+                     "--iid --hybrid-base hyperbolic --estimator hybrid"),
+                 0, "%s", slurp("err.txt"));
+    npy_array p;
+    read_arr("p.npy", &p);
+    for (size_t i = 0; i < p.count; i++)
+        cr_assert(isfinite(p.data[i]), "element %zu not finite", i);
+    npy_free(&p);
+}
+
+Test(cli, user_projection_matches_the_library)
+{
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o w.out.npy "
+                     "--estimator positive --projection w.npy"),
+                 0, "%s", slurp("err.txt"));
+    npy_array q, k, v, w, o;
+    read_arr("q.npy", &q);
+    read_arr("k.npy", &k);
+    read_arr("v.npy", &v);
+    read_arr("w.npy", &w);
+    read_arr("w.out.npy", &o);
+    rfjit_ctx *ctx;
+    rfjit_plan *plan;
+    cr_assert_eq(rfjit_ctx_create(NULL, &ctx), RFJIT_OK);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = "positive";
+    a.d = 8;
+    a.dv = 5;
+    a.m = 16;
+    a.projection = RFJIT_PROJ_USER;
+    a.projection_matrix = w.data;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &plan), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    float out[100];
+    rfjit_tensor tq = rfjit_tensor_contiguous(q.data, 1, 1, 20, 8);
+    rfjit_tensor tk = rfjit_tensor_contiguous(k.data, 1, 1, 20, 8);
+    rfjit_tensor tv = rfjit_tensor_contiguous(v.data, 1, 1, 20, 5);
+    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, 1, 20, 5);
+    cr_assert_eq(rfjit_plan_execute(plan, &tq, &tk, &tv, &to), RFJIT_OK);
+    cr_assert_eq(o.count, 100u);
+    cr_assert_eq(memcmp(out, o.data, sizeof out), 0, "CLI output differs from the library's");
+    /* ... and differs from the default (orthogonal, seed 0) projection's output. */
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o d.npy "
+                     "--estimator positive --features 16"),
+                 0, "%s", slurp("err.txt"));
+    npy_array dflt;
+    read_arr("d.npy", &dflt);
+    cr_assert_neq(memcmp(dflt.data, o.data, sizeof out), 0);
+    rfjit_plan_destroy(plan);
+    rfjit_ctx_destroy(ctx);
+    npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&w), npy_free(&o), npy_free(&dflt);
+}
+
+Test(cli, fit_text_and_json)
 {
     cr_assert_eq(run("fit --estimator oprf --queries q.npy --keys k.npy --json"), 0, "%s",
                  slurp("err.txt"));
     const char *out = slurp("out.txt");
-    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"objective\":") &&
-                  strstr(out, "\"variance_objective\":") && strstr(out, "\"A\":") &&
-                  strstr(out, "\"rho\":"),
-              "%s", out);
-    cr_assert_eq(run("check --d 16 --L 64 --m 64 --seeds 4"), 0, "%s%s", slurp("out.txt"),
-                 slurp("err.txt"));
-    out = slurp("out.txt");
+    const char *keys[] = {"\"estimator\":\"oprf\"", "\"objective\":", "\"variance_objective\":",
+                          "\"A\":", "\"rho\":"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert(strstr(out, keys[i]), "fit --json lacks %s: %s", keys[i], out);
+    cr_assert_eq(count_lines(out), 1, "%s", out);
+    cr_assert(out[0] == '{' && strstr(out, "}\n"), "%s", out);
+    const char *ests[] = {"saderf", "sderf", "aderf"};
     for (int e = 0; e < 3; e++) {
-        const char *name[] = {"exact", "positive", "eva"};
-        cr_assert(strstr(out, name[e]), "check output lacks %s:\n%s", name[e], out);
+        char args[256];
+        snprintf(args, sizeof args, "fit --estimator %s --queries q.npy --keys k.npy", ests[e]);
+        cr_assert_eq(run(args), 0, "%s: %s", ests[e], slurp("err.txt"));
+        out = slurp("out.txt");
+        double obj = NAN, vobj = NAN;
+        const char *p = strstr(out, "\nobjective");
+        const char *pv = strstr(out, "variance_objective");
+        cr_assert(p && pv, "%s", out);
+        cr_assert_eq(sscanf(p, " objective %lf", &obj), 1, "%s", out);
+        cr_assert_eq(sscanf(pv, "variance_objective %lf", &vobj), 1, "%s", out);
+        /* ln Var <= ln E[X^2]: Var = E[X^2] - E[X]^2 for every pair, so the means obey it. */
+        cr_assert(isfinite(obj) && isfinite(vobj) && vobj <= obj, "%s: %s", ests[e], out);
     }
-    cr_assert_eq(run("info --json"), 0);
+    /* A rank-4 sample with B = H = 1 is accepted; B*H > 1 is not. */
+    const int64_t s4[4] = {1, 1, 20, 8};
+    write_arr("q11.npy", 4, s4, 1);
+    cr_assert_eq(run("fit --estimator oprf --queries q11.npy --keys k.npy"), 0, "%s",
+                 slurp("err.txt"));
+}
+
+Test(cli, check_small_problem)
+{
+    cr_assert_eq(run("check --d 16 --L 64 --m 64"), 0, "%s%s", slurp("out.txt"),
+                 slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    for (int e = 0; rfjit_estimator_name(e); e++)
+        cr_assert(strstr(out, rfjit_estimator_name(e)), "check output lacks %s:\n%s",
+                  rfjit_estimator_name(e), out);
+    cr_assert_null(strstr(out, "FAIL"), "%s", out);
+    cr_assert_str_empty(slurp("err.txt"));
+    cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
+                 "%s%s", slurp("out.txt"), slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"verdict\":\"PASS\"") &&
+                  strstr(out, "\"failures\":0") && strstr(out, "\"causal\":1"),
+              "%s", out);
+    cr_assert_eq(run("info --json"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "\"llvm_version\""));
+    cr_assert_eq(run("info"), 0, "%s", slurp("err.txt"));
+    cr_assert(strstr(slurp("out.txt"), "estimators:"));
 }
 
-static void expect_one_line_error(const char *args, const char *needle)
+static void expect_error(const char *args, int code, const char *needle)
 {
-    int rc = run(args);
+    const int rc = run(args);
     const char *err = slurp("err.txt");
-    cr_assert_neq(rc, 0, "'%s' succeeded", args);
-    cr_assert_eq(lines(err), 1, "'%s': stderr has %d lines:\n%s", args, lines(err), err);
-    cr_assert(strstr(err, needle), "'%s': stderr '%s' lacks '%s'", args, err, needle);
+    cr_assert_eq(rc, code, "'%s' exited %d, expected %d; stderr: %s", args, rc, code, err);
+    cr_assert_eq(count_lines(err), 1, "'%s': stderr has %d lines:\n%s", args, count_lines(err),
+                 err);
+    cr_assert(strncmp(err, "rfjit", 5) == 0 && strstr(err, needle),
+              "'%s': stderr '%s' lacks '%s'", args, err, needle);
 }
 
-Test(cli, bad_inputs_one_line)
+#define QKV "attention --queries q.npy --keys k.npy --values v.npy -o o.npy"
+
+Test(cli, bad_files_exit_1_with_one_line)
 {
-    expect_one_line_error("attention --queries missing.npy --keys k.npy --values v.npy -o o.npy",
-                          "missing.npy");
-    expect_one_line_error("attention --queries junk.npy --keys k.npy --values v.npy -o o.npy",
-                          "junk.npy: not a .npy file");
-    expect_one_line_error("attention --queries q.npy --keys k7.npy --values v.npy -o o.npy",
-                          "last dimension");
-    expect_one_line_error(
-        "attention --queries q.npy --keys k.npy --values v.npy -o o.npy --estimator nope",
-        "unknown estimator 'nope'");
-    expect_one_line_error(
-        "attention --queries q.npy --keys k.npy --values v.npy -o o.npy --features 12x",
-        "bad value '12x'");
-    expect_one_line_error("attention --queries q.npy", "required");
-    expect_one_line_error("check --m -3", "bad value");
-    expect_one_line_error("check --estimator nope", "unknown estimator");
-    expect_one_line_error("fit --estimator positive --queries q.npy --keys k.npy", "positive");
-    expect_one_line_error("frobnicate", "unknown verb");
-    cr_assert_eq(run("attention --help"), 0);
-    cr_assert(strstr(slurp("out.txt"), "usage: rfjit attention"));
+    expect_error("attention --queries missing.npy --keys k.npy --values v.npy -o o.npy", 1,
+                 "rfjit attention: missing.npy: cannot open");
+    expect_error("attention --queries junk.npy --keys k.npy --values v.npy -o o.npy", 1,
+                 "junk.npy: not a .npy file");
+    expect_error("attention --queries q.npy --keys short.npy --values v.npy -o o.npy", 1,
+                 "short.npy: truncated data");
+    expect_error("attention --queries r3.npy --keys k.npy --values v.npy -o o.npy", 1,
+                 "r3.npy: shape (3, 9, 8): need rank 2");
+    expect_error("attention --queries q.npy --keys k7.npy --values v.npy -o o.npy", 1,
+                 "last dimension");
+    expect_error("attention --queries q4.npy --keys k.npy --values v.npy -o o.npy", 1,
+                 "same rank");
+    expect_error("attention --queries q.npy --keys k.npy --values v9.npy -o o.npy", 1,
+                 "rfjit attention: ");
+    expect_error(QKV " --estimator nope", 1, "unknown estimator 'nope'");
+    expect_error(QKV " --estimator oprf --causal", 1, "calib");
+    expect_error(QKV " --projection k7.npy", 1, "k7.npy: projection must have shape (m, d)");
+    expect_error("attention --queries q.npy --keys k.npy --values v.npy -o /nonexistent/o.npy",
+                 1, "/nonexistent/o.npy: cannot open for writing");
+    expect_error("fit --estimator positive --queries q.npy --keys k.npy", 1, "positive");
+    expect_error("fit --estimator oprf --queries q4.npy --keys k4.npy", 1, "B = H = 1");
+    expect_error("fit --estimator oprf --queries q.npy --keys k7.npy", 1, "same d");
+}
+
+Test(cli, bad_command_lines_exit_2_with_one_line)
+{
+    expect_error(QKV " --features 12x", 2, "bad value '12x' for --features");
+    expect_error(QKV " --features 0", 2, "bad value '0'");
+    expect_error(QKV " --features 99999999999", 2, "bad value");
+    expect_error(QKV " --seed -1", 2, "bad value '-1' for --seed");
+    expect_error(QKV " --window -2", 2, "--window");
+    expect_error(QKV " --hybrid-base cosine", 2, "--hybrid-base");
+    expect_error(QKV " --projection w.npy --iid", 2, "cannot be combined");
+    expect_error(QKV " --projection w.npy --features 8", 2, "disagrees");
+    expect_error(QKV " --frobnicate", 2, "unknown option '--frobnicate'");
+    expect_error("attention --queries q.npy", 2, "required");
+    expect_error("attention --queries", 2, "--queries needs a value");
+    expect_error("fit --queries q.npy --keys k.npy", 2, "required");
+    expect_error("check --m -3", 2, "bad value '-3' for --m");
+    expect_error("check --scale 0", 2, "bad value '0' for --scale");
+    expect_error("check --scale nan", 2, "--scale");
+    expect_error("check --L 1e3", 2, "--L");
+    expect_error("check --estimator nope", 2, "unknown estimator 'nope'");
+    expect_error("info --verbose", 2, "unknown option");
+    expect_error("frobnicate", 2, "unknown verb 'frobnicate'");
+    expect_error("", 2, "no verb");
+    const char *verbs[] = {"info", "attention", "fit", "check"};
+    for (int i = 0; i < 4; i++) {
+        char args[64], want[64];
+        snprintf(args, sizeof args, "%s --help", verbs[i]);
+        snprintf(want, sizeof want, "usage: rfjit %s", verbs[i]);
+        cr_assert_eq(run(args), 0, "%s", args);
+        cr_assert(strstr(slurp("out.txt"), want), "%s", args);
+        cr_assert_str_empty(slurp("err.txt"));
+    }
+    cr_assert_eq(run("--help"), 0);
+    cr_assert(strstr(slurp("out.txt"), "verbs:"));
 }

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the hyperbolic positive random-feature estimator (SM^{hyp+}, cosh; spec
+ * estimators.md 2.2, as fast-transformers' Favor and HKUNLP's hyperm_projection):
+ *
+ *     phi(x) = (2m)^{-1/2} e^{-|x|^2/2} [ e^{u_1} .. e^{u_m}, e^{-u_1} .. e^{-u_m} ],  u = W x,
+ *     M = 2m (m projections)
+ *     phi(x)^T phi(y) = e^{-(|x|^2+|y|^2)/2} (1/m) sum_r cosh(w_r^T (x + y)),  unbiased for
+ *     SM(x, y) = e^{x^T y} since E cosh(w^T z) = e^{|z|^2/2}
+ *     Var = (1/m) SM^2 (cosh|z|^2 - 1) = (1/2)(1 - e^{-|z|^2}) Var_PRF,   z = x + y
+ *
+ * (E cosh^2(w^T z) = (1 + e^{2|z|^2})/2 gives the variance.) Queries and keys share W and the
+ * map. Log-features ell_r^{+-} = +-u_r - |x|^2/2 - (1/2) ln(2m); h is their maximum, so
+ * max f = 1. The parameter block is W (m x d, row-major); nothing is fitted.
+ */
+#include "est.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
+#define TRANSCENDENTAL_FLOPS 20.0
+
+static int64_t feature_dim(const rj_spec *s)
+{
+    return 2 * (int64_t)s->m;
+}
+
+static bool valid(const rj_spec *s, char *why, size_t n)
+{
+    if (s->d < 1 || s->d > RJ_MAX_D) {
+        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+        return false;
+    }
+    if (s->m < 1) {
+        snprintf(why, n, "m = %d must be >= 1", s->m);
+        return false;
+    }
+    return true;
+}
+
+static size_t params_size(const rj_spec *s)
+{
+    return (size_t)s->m * (size_t)s->d;
+}
+
+static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
+                        double *params, rj_fit_info *info, rj_diag *dg)
+{
+    (void)seed;
+    (void)st;
+    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "hyperbolic: no projection matrix");
+    memcpy(params, W, params_size(s) * sizeof(double));
+    if (info) {
+        info->A = NAN;
+        info->rho = NAN;
+    }
+    return RFJIT_OK;
+}
+
+static void features(const rj_spec *s, const double *params, rj_role role, const double *x,
+                     double *h, double *f)
+{
+    (void)role;
+    const int d = s->d, m = s->m;
+    double sq = 0;
+    for (int j = 0; j < d; j++)
+        sq += x[j] * x[j];
+    const double c = -0.5 * sq - 0.5 * log(2.0 * m);
+    /* The larger of ell^+ and ell^- is c + |u_r|, so h = c + max_r |u_r|. */
+    double umax = 0;
+    for (int r = 0; r < m; r++) {
+        const double *w = params + (size_t)r * (size_t)d;
+        double u = 0;
+        for (int j = 0; j < d; j++)
+            u += w[j] * x[j];
+        f[r] = u;
+        if (fabs(u) > umax)
+            umax = fabs(u);
+    }
+    for (int r = 0; r < m; r++) {
+        const double u = f[r];
+        f[r] = exp(u - umax);
+        f[m + r] = exp(-u - umax);
+    }
+    *h = c + umax;
+}
+
+static double variance(const rj_spec *s, const double *params, const double *x,
+                       const double *y)
+{
+    (void)params;
+    double xy = 0, zz = 0;
+    for (int j = 0; j < s->d; j++) {
+        xy += x[j] * y[j];
+        zz += (x[j] + y[j]) * (x[j] + y[j]);
+    }
+    /* cosh t - 1 = 2 sinh^2(t/2): no cancellation for small |z|. */
+    const double sh = sinh(0.5 * zz);
+    return exp(2 * xy) * 2 * sh * sh / s->m;
+}
+
+/*
+ * Per token: features 2 x (2md + 2d + 3m + 2m exp) (spec 4.6), linear attention
+ * 4 M dv + 3M + dv with M = 2m (spec 1.1). Bytes as positive.c: float32 q, k, v, out rows
+ * plus the (S, z) state of M (dv + 1) floats.
+ */
+static void cost(const rj_spec *s, double *flops, double *bytes)
+{
+    const double d = s->d, dv = s->dv, m = s->m, M = 2 * m;
+    const double feat = 2 * m * d + 2 * d + 3 * m + 2 * m * TRANSCENDENTAL_FLOPS;
+    *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
+    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+}
+
+const rj_est_ops rj_est_hyperbolic = {
+    .name = "hyperbolic",
+    .version = 1,
+    .tmpl = RJ_TMPL_LINEAR,
+    .flags = 0,
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
+                  (1u << RFJIT_PROJ_USER),
+    .feature_dim = feature_dim,
+    .valid = valid,
+    .params_size = params_size,
+    .fit = fit,
+    .features = features,
+    .attend = NULL,
+    .variance = variance,
+    .objective = NULL,
+    .cost = cost,
+    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    .ref_tol = 1e-4,
+};

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is OPRF, the optimal positive random features of Chefs' Random Tables (GERF with
+ * s = +1 and real A; attention version FAVOR++; spec estimators.md 3.1-3.3):
+ *
+ *     phi(x)_r = m^{-1/2} (1-4A)^{d/4} exp(A|w_r|^2 + sqrt(1-4A) w_r^T x - |x|^2/2),   M = m
+ *     E_w[phi(x)^T phi(y)] = SM(x, y) = e^{x^T y} for A < 1/4 (the same map for q and k)
+ *     Var = (1/m) [ (1-4A)^d (1-8A)^{-d/2} exp(2(1-4A)|z|^2/(1-8A) - |x|^2 - |y|^2) - SM^2 ]
+ *         = (1/m) SM^2 expm1( d ln(1-4A) - (d/2) ln(1-8A) + |z|^2/(1-8A) ),   z = x + y,
+ *     finite for A < 1/8; A = 0 is PRF.
+ *
+ * Fit (spec 3.2, homogeneity heuristic): one A per (batch, head) minimising the mean over all
+ * query/key pairs of ln E[(f1 f2)^2], which is affine in |x_i + y_j|^2, so
+ *
+ *     A = A*(rho_bar) = (1 - 2 rho - sqrt((2 rho + 1)^2 + 8 rho)) / 16   (the negative root of
+ *     16u^2 - (2 - 4 rho) u - rho = 0),  rho_bar = (1/d)(mean|x|^2 + mean|y|^2 + 2 xbar^T ybar)
+ *
+ * from the O(L d) statistics (sums of x, y, |x|^2, |y|^2 over the scaled rows). A* <= 0, so
+ * the features are bounded, and A* = 0 exactly when rho_bar = 0.
+ *
+ * Data flow (spec 3.3): fit folds everything that does not depend on x into per-feature biases
+ * b_r = A|w_r|^2 + (d/4) ln(1-4A) - (1/2) ln m and the scaled projection W_B = sqrt(1-4A) W;
+ * features are ell_r = b_r + (W_B x)_r - |x|^2/2, h = max_r ell_r (b_r varies with r, so it is
+ * inside the max), f_r = e^{ell_r - h}.
+ *
+ * Parameter block (version 1): [A, rho_bar, B = sqrt(1-4A), c = (d/4) ln(1-4A) - (1/2) ln m,
+ * b_1..b_m, W_B (m x d row-major)]; 4 + m + m d doubles.
+ */
+#include "est.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
+#define TRANSCENDENTAL_FLOPS 20.0
+
+enum { P_A = 0, P_RHO = 1, P_B = 2, P_C = 3, P_BIAS = 4 };
+
+static int64_t feature_dim(const rj_spec *s)
+{
+    return s->m;
+}
+
+static bool valid(const rj_spec *s, char *why, size_t n)
+{
+    if (s->d < 1 || s->d > RJ_MAX_D) {
+        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+        return false;
+    }
+    if (s->m < 1) {
+        snprintf(why, n, "m = %d must be >= 1", s->m);
+        return false;
+    }
+    return true;
+}
+
+static size_t params_size(const rj_spec *s)
+{
+    return P_BIAS + (size_t)s->m + (size_t)s->m * (size_t)s->d;
+}
+
+/*
+ * A*(rho) of spec 3.2. For rho < 1 the textbook form cancels (1 - 2 rho ~ sqrt(...)), so use
+ * the conjugate -rho / (1 - 2 rho + sqrt(...)) (same value: the product of the two numerators
+ * is -16 rho); for rho >= 1 the textbook form has no cancellation. The square root is taken as
+ * (2 rho + 1) sqrt(1 + 8 rho / (2 rho + 1)^2) so that it cannot overflow.
+ */
+static double a_star(double rho)
+{
+    const double t = 2 * rho + 1;
+    const double root = t * sqrt(1 + (8 * rho / t) / t);
+    if (rho < 1)
+        return -rho / (1 - 2 * rho + root);
+    return (1 - 2 * rho - root) / 16;
+}
+
+/*
+ * g = ln E[(f1 f2)^2] - 2 x^T y = d ln(1-4A) - (d/2) ln(1-8A) + |z|^2/(1-8A) for one
+ * projection (spec 3.1; 2(1-4A)/(1-8A) - 1 = 1/(1-8A) merges the |x|^2, |y|^2 terms).
+ */
+static double log_excess(int d, double A, double zz)
+{
+    return d * log1p(-4 * A) - 0.5 * d * log1p(-8 * A) + zz / (1 - 8 * A);
+}
+
+/* ln(e^g - 1) without overflow for large g; -inf for g <= 0 (zero variance, up to rounding). */
+static double log_expm1(double g)
+{
+    if (!(g > 0))
+        return -INFINITY;
+    return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
+}
+
+static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
+                        double *params, rj_fit_info *info, rj_diag *dg)
+{
+    (void)seed;
+    const int d = s->d, m = s->m;
+    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "oprf: no projection matrix");
+    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "oprf: fitting A needs query/key statistics");
+    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "oprf: statistics of dimension %d, spec %d",
+               st->d, d);
+    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
+               "oprf: fitting A needs at least one query and one key (got %lld, %lld)",
+               (long long)st->nx, (long long)st->ny);
+    const double nx = (double)st->nx, ny = (double)st->ny;
+    double cross = 0;
+    for (int j = 0; j < d; j++)
+        cross += (st->sx[j] / nx) * (st->sy[j] / ny);
+    double rho = (st->nx2 / nx + st->ny2 / ny + 2 * cross) / d;
+    /* rho_bar = mean |x_i + y_j|^2 / d >= 0; a negative value is rounding. */
+    if (rho < 0)
+        rho = 0;
+    RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT,
+               "oprf: statistics overflow (rho = mean |x + y|^2 / d is not finite)");
+    const double A = a_star(rho);
+    const double B = sqrt(1 - 4 * A);
+    const double c = 0.25 * d * log1p(-4 * A) - 0.5 * log((double)m);
+    RJ_FAIL_IF(dg, !isfinite(A) || !isfinite(c), RFJIT_E_FIT,
+               "oprf: A*(rho = %g) is not representable", rho);
+    params[P_A] = A;
+    params[P_RHO] = rho;
+    params[P_B] = B;
+    params[P_C] = c;
+    double *bias = params + P_BIAS, *WB = bias + m;
+    for (int r = 0; r < m; r++) {
+        const double *w = W + (size_t)r * (size_t)d;
+        double ww = 0;
+        for (int j = 0; j < d; j++) {
+            ww += w[j] * w[j];
+            WB[(size_t)r * (size_t)d + (size_t)j] = B * w[j];
+        }
+        bias[r] = A * ww + c;
+    }
+    if (info) {
+        info->A = A;
+        info->rho = rho;
+    }
+    return RFJIT_OK;
+}
+
+static void features(const rj_spec *s, const double *params, rj_role role, const double *x,
+                     double *h, double *f)
+{
+    (void)role;
+    const int d = s->d, m = s->m;
+    const double *bias = params + P_BIAS, *WB = bias + m;
+    double sq = 0;
+    for (int j = 0; j < d; j++)
+        sq += x[j] * x[j];
+    double hmax = -INFINITY;
+    for (int r = 0; r < m; r++) {
+        const double *w = WB + (size_t)r * (size_t)d;
+        double u = 0;
+        for (int j = 0; j < d; j++)
+            u += w[j] * x[j];
+        f[r] = bias[r] + u - 0.5 * sq;
+        if (f[r] > hmax)
+            hmax = f[r];
+    }
+    for (int r = 0; r < m; r++)
+        f[r] = exp(f[r] - hmax);
+    *h = hmax;
+}
+
+static double variance(const rj_spec *s, const double *params, const double *x,
+                       const double *y)
+{
+    double xy = 0, zz = 0;
+    for (int j = 0; j < s->d; j++) {
+        xy += x[j] * y[j];
+        zz += (x[j] + y[j]) * (x[j] + y[j]);
+    }
+    const double g = log_excess(s->d, params[P_A], zz);
+    /* SM^2 expm1(g) / m; for g > 1 as e^{2xy + g}(1 - e^{-g}) so e^g alone cannot overflow. */
+    if (g > 1)
+        return exp(2 * xy + g) * -expm1(-g) / s->m;
+    return exp(2 * xy) * expm1(g) / s->m;
+}
+
+/*
+ * ln E[(f1 f2)^2]_{ij} = 2 x_i^T y_j + g_ij with |z_ij|^2 = |x_i|^2 + |y_j|^2 + 2 x_i^T y_j, and
+ * ln Var_{ij} = 2 x_i^T y_j + ln expm1(g_ij): per-row norms once, then one dot per pair.
+ */
+static rfjit_status objective(const rj_spec *s, const double *params, const double *x,
+                              int64_t lq, const double *y, int64_t lk, double *obj,
+                              double *var_obj, rj_diag *dg)
+{
+    const int d = s->d;
+    RJ_FAIL_IF(dg, lq < 1 || lk < 1, RFJIT_E_INVALID_ARG,
+               "oprf: objective needs at least one query and one key");
+    double *ny = rj_alloc_array((size_t)lk, sizeof(double));
+    RJ_FAIL_IF(dg, !ny, RFJIT_E_NOMEM, "oprf: no memory for %lld key norms", (long long)lk);
+    for (int64_t j = 0; j < lk; j++) {
+        const double *yj = y + j * d;
+        double sq = 0;
+        for (int c = 0; c < d; c++)
+            sq += yj[c] * yj[c];
+        ny[j] = sq;
+    }
+    const double A = params[P_A];
+    double so = 0, sv = 0;
+    for (int64_t i = 0; i < lq; i++) {
+        const double *xi = x + i * d;
+        double nx = 0;
+        for (int c = 0; c < d; c++)
+            nx += xi[c] * xi[c];
+        for (int64_t j = 0; j < lk; j++) {
+            const double *yj = y + j * d;
+            double xy = 0;
+            for (int c = 0; c < d; c++)
+                xy += xi[c] * yj[c];
+            const double g = log_excess(d, A, nx + ny[j] + 2 * xy);
+            so += 2 * xy + g;
+            sv += 2 * xy + log_expm1(g);
+        }
+    }
+    rj_free(ny);
+    const double pairs = (double)lq * (double)lk;
+    *obj = so / pairs;
+    *var_obj = sv / pairs;
+    return RFJIT_OK;
+}
+
+/*
+ * Per token: features 2 x (2md + 2d + 4m + m exp) (PRF plus the bias add, spec 4.6), the
+ * statistics ~4d (sums and squared norms of x and y), linear attention 4 M dv + 3M + dv with
+ * M = m (spec 1.1). Bytes as positive.c. The O(md) per-(batch, head) fold is not per token.
+ */
+static void cost(const rj_spec *s, double *flops, double *bytes)
+{
+    const double d = s->d, dv = s->dv, m = s->m, M = m;
+    const double feat = 2 * m * d + 2 * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
+    *flops = 2 * feat + 4 * d + 4 * M * dv + 3 * M + dv;
+    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+}
+
+const rj_est_ops rj_est_oprf = {
+    .name = "oprf",
+    .version = 1,
+    .tmpl = RJ_TMPL_LINEAR,
+    .flags = RJ_EST_FITTED,
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
+                  (1u << RFJIT_PROJ_USER),
+    .feature_dim = feature_dim,
+    .valid = valid,
+    .params_size = params_size,
+    .fit = fit,
+    .features = features,
+    .attend = NULL,
+    .variance = variance,
+    .objective = objective,
+    .cost = cost,
+    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    .ref_tol = 1e-4,
+};
