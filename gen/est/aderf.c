@@ -143,8 +143,8 @@ static rfjit_status floored_eigh(int d, const double *M, double *lam, double *Q,
     for (int l = 0; l < d; l++)
         tr += M[(size_t)l * (size_t)d + (size_t)l];
     RJ_FAIL_IF(dg, !(tr > 0) || !isfinite(tr), RFJIT_E_FIT,
-               "aderf: the %s second moment has trace %g; B' needs non-zero %s", what, tr,
-               what);
+               "aderf: the %s second moment has trace %g; B' needs some non-zero %s rows",
+               what, tr, what);
     const rfjit_status s = rj_eigh(d, M, lam, Q);
     RJ_FAIL_IF(dg, s != RFJIT_OK, s, "aderf: eigendecomposition of the %s moment failed", what);
     const double floor_ = EIG_FLOOR * tr / d;
