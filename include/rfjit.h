@@ -127,9 +127,12 @@ typedef struct rfjit_ctx_desc {
     const char *wisdom_path; /* wisdom file; NULL = default */
     rfjit_log_fn log;
     void *log_user;
+    /* Instruction set the JIT compiles for: NULL = $RFJIT_ISA or else the host's best;
+     * "avx512", "avx2", "sse4.2", "generic" may only lower it (RFJIT_E_ISA otherwise). */
+    const char *isa;
 } rfjit_ctx_desc;
 
-#define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL}
+#define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL, NULL}
 
 /*
  * Create a context. desc may be NULL for defaults. Errors: RFJIT_E_INVALID_ARG (out NULL,
@@ -163,8 +166,10 @@ enum {
 };
 
 enum {
-    RFJIT_BACKEND_AUTO = 0,     /* fastest available (the portable reference in 0.1) */
-    RFJIT_BACKEND_REFERENCE = 1 /* portable double-accumulating C reference */
+    RFJIT_BACKEND_AUTO = 0,      /* the JIT kernel where the estimator has one, else the
+                                    reference (rfjit_plan_describe says which and why) */
+    RFJIT_BACKEND_REFERENCE = 1, /* portable double-accumulating C reference */
+    RFJIT_BACKEND_JIT = 2        /* the JIT kernel or RFJIT_E_NOT_APPLICABLE */
 };
 
 enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
@@ -231,6 +236,31 @@ RFJIT_API void rfjit_plan_destroy(rfjit_plan *plan);
 RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_tensor *q,
                                           const rfjit_tensor *k, const rfjit_tensor *v,
                                           rfjit_tensor *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Incremental decoding                                                                     */
+
+/*
+ * State of B x H causal sequences decoded one token at a time: step t takes q_t, k_t, v_t
+ * (shapes (B, H, 1, d) and (B, H, 1, dv)) and writes out_t (B, H, 1, dv), equal (to the JIT
+ * tolerance) to row t of the plan's causal attention over tokens 0..t. Linear JIT plans
+ * carry O(M dv) per sequence; exact, hybrid and eva keep the history. The plan must be causal
+ * and outlive the state. Errors: RFJIT_E_INVALID_ARG (NULL, B or H < 1), RFJIT_E_NOT_APPLICABLE
+ * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM. A state is used by
+ * one thread at a time.
+ */
+typedef struct rfjit_decode rfjit_decode;
+RFJIT_API rfjit_status rfjit_decode_create(const rfjit_plan *plan, int64_t batch, int64_t heads,
+                                           rfjit_decode **out);
+/* Destroy a state; NULL is a no-op. */
+RFJIT_API void rfjit_decode_destroy(rfjit_decode *state);
+RFJIT_API rfjit_status rfjit_decode_step(rfjit_decode *state, const rfjit_tensor *q,
+                                         const rfjit_tensor *k, const rfjit_tensor *v,
+                                         rfjit_tensor *out);
+/* Start over at position 0. */
+RFJIT_API void rfjit_decode_reset(rfjit_decode *state);
+/* Tokens consumed so far. */
+RFJIT_API int64_t rfjit_decode_position(const rfjit_decode *state);
 
 /* Feature dimension M of the plan's map (0 for exact and eva, which have none). */
 RFJIT_API int64_t rfjit_plan_feature_dim(const rfjit_plan *plan);

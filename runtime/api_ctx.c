@@ -48,6 +48,37 @@ rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
     return rj_ctx_fail(ctx, s, &dg);
 }
 
+void rj_ctx_note(void *user, int level, const char *msg)
+{
+    rfjit_ctx *ctx = user;
+    if (ctx->log) {
+        if (level <= 1 || ctx->verbose >= 1)
+            ctx->log(ctx->log_user, level, msg);
+        return;
+    }
+    /* Without a log callback the library prints only when asked to (RFJIT_VERBOSE). */
+    if (ctx->verbose >= 1)
+        fprintf(stderr, "rfjit: %s\n", msg);
+}
+
+/* $XDG_CACHE_HOME/rfjit, else ~/.cache/rfjit; NULL when neither is known. */
+static char *default_cache_dir(void)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char buf[4096];
+    if (xdg && *xdg)
+        snprintf(buf, sizeof buf, "%s/rfjit", xdg);
+    else if (home && *home)
+        snprintf(buf, sizeof buf, "%s/.cache/rfjit", home);
+    else
+        return NULL;
+    size_t n = strlen(buf) + 1;
+    char *p = rj_alloc(n);
+    if (p)
+        memcpy(p, buf, n);
+    return p;
+}
+
 static char *dup_or_null(const char *s)
 {
     if (!s)
@@ -91,7 +122,7 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
     ctx->log = desc.log;
     ctx->log_user = desc.log_user;
     const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
-    ctx->cache_dir = dup_or_null(cache);
+    ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir();
     ctx->wisdom_path = dup_or_null(desc.wisdom_path);
     rfjit_status s = RFJIT_OK;
     if ((cache && !ctx->cache_dir) || (desc.wisdom_path && !ctx->wisdom_path))
@@ -100,7 +131,20 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         s = rj_jit_host_query(&ctx->host, &dg);
     if (s == RFJIT_OK)
         s = rj_topo_load(&ctx->topo, NULL, &dg);
+    const char *isa = desc.isa ? desc.isa : getenv("RFJIT_ISA");
+    if (s == RFJIT_OK)
+        s = rj_jit_isa_resolve(&ctx->host, isa, &ctx->isa, &dg);
+    if (s == RFJIT_OK)
+        s = rj_jit_create(&ctx->isa, &ctx->jit, &dg);
+    if (s == RFJIT_OK) {
+        const char *dump = getenv("RFJIT_DUMP");
+        s = rj_kcache_create(ctx->jit, &ctx->isa, ctx->host.llvm_version, ctx->cache_dir,
+                             dump && *dump ? dump : NULL, rj_ctx_note, ctx, &ctx->kc, &dg);
+    }
     if (s != RFJIT_OK) {
+        /* No context exists to hold the message: send it where notes go, if anywhere. */
+        if (dg.msg[0])
+            rj_ctx_note(ctx, 0, dg.msg);
         rfjit_ctx_destroy(ctx);
         return s;
     }
@@ -112,6 +156,8 @@ void rfjit_ctx_destroy(rfjit_ctx *ctx)
 {
     if (!ctx)
         return;
+    rj_kcache_destroy(ctx->kc);
+    rj_jit_destroy(ctx->jit);
     rj_free(ctx->cache_dir);
     rj_free(ctx->wisdom_path);
     pthread_mutex_destroy(&ctx->lock);

@@ -106,6 +106,6 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
     rj_diag dg = {{0}};
     rfjit_status s = check_views(p, q, k, v, out, &dg);
     if (s == RFJIT_OK)
-        s = run(p, q, k, v, out, &dg);
+        s = p->jit ? rj_exec_jit(p, q, k, v, out, &dg) : run(p, q, k, v, out, &dg);
     return rj_ctx_fail(p->ctx, s, &dg);
 }

@@ -50,7 +50,8 @@ static rfjit_status check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
     if (d->causal != 0 && d->causal != 1)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
-    if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE)
+    if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
+        d->backend != RFJIT_BACKEND_JIT)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
     if (!(est->flags & RJ_EST_NOPROJ)) {
         if (d->m < 1 || d->m > RJ_MAX_M)
@@ -131,6 +132,32 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
     return s;
 }
 
+/* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
+ * (then AUTO falls back and says why, JIT refuses). Frozen parameters are lowered now. */
+static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
+{
+    if (p->backend == RFJIT_BACKEND_REFERENCE)
+        return RFJIT_OK;
+    rj_diag why = {{0}};
+    rfjit_status s = rj_kplan_make(&p->spec, NULL, p->ctx->isa.max_vw, p->ctx->isa.fma, &p->kp,
+                                   &why);
+    if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
+        snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
+    RJ_TRY(rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, dg));
+    rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
+    p->jit = 1;
+    if (p->frozen) {
+        p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
+        RJ_FAIL_IF(dg, !p->kpar, RFJIT_E_NOMEM, "no memory for kernel parameters");
+        RJ_TRY(rj_lower_params(p, p->params, p->kpar, dg));
+    }
+    return RFJIT_OK;
+}
+
 rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
                                rfjit_plan **out)
 {
@@ -169,6 +196,8 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
         s = calibrate(p, &d, &dg);
         p->frozen = 1;
     }
+    if (s == RFJIT_OK)
+        s = choose_backend(p, &dg);
     if (s != RFJIT_OK) {
         rfjit_plan_destroy(p);
         return rj_ctx_fail(ctx, s, &dg);
@@ -183,6 +212,7 @@ void rfjit_plan_destroy(rfjit_plan *p)
         return;
     rj_free(p->W);
     rj_free(p->params);
+    rj_free(p->kpar);
     rj_free(p);
 }
 
@@ -203,12 +233,20 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     if (!buf || len == 0)
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_describe: no buffer");
     const rj_spec *s = &p->spec;
+    char backend[320];
+    if (p->jit)
+        snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d", p->ctx->isa.name,
+                 p->sym, p->kp.vw, p->kp.T);
+    else if (p->why_reference[0])
+        snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
+    else
+        snprintf(backend, sizeof backend, "backend=reference");
     int n = snprintf(buf, len,
                      "estimator=%s d=%d dv=%d m=%d M=%lld causal=%d projection=%s seed=%llu "
-                     "params=%s backend=reference",
+                     "params=%s %s",
                      s->est->name, s->d, s->dv, s->m, (long long)p->M, s->causal,
                      proj_name(s->proj), (unsigned long long)p->seed,
-                     p->frozen ? "fixed" : "fitted-per-call");
+                     p->frozen ? "fixed" : "fitted-per-call", backend);
     if (n < 0 || (size_t)n >= len)
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG,
                             "rfjit_plan_describe: buffer of %zu bytes too small, need %d", len,

@@ -11,6 +11,9 @@
 #include "base.h"
 #include "est/est.h"
 #include "host.h"
+#include "jit.h"
+#include "kcache.h"
+#include "kplan.h"
 #include "spec.h"
 #include "topo.h"
 
@@ -25,6 +28,9 @@ struct rfjit_ctx {
     char *cache_dir, *wisdom_path;
     rj_host host;              /* CPU and LLVM as seen at creation */
     rj_topo topo;              /* hwloc topology summary */
+    rj_isa isa;                /* what the JIT compiles for (after RFJIT_ISA) */
+    rj_jit *jit;
+    rj_kcache *kc;
 };
 
 struct rfjit_plan {
@@ -37,7 +43,24 @@ struct rfjit_plan {
     double *params;            /* fitted once: non-fitted estimators or a calibration sample */
     size_t nparams;
     int frozen;                /* params hold for every (batch, head) */
+    /* JIT backend (jit = 1): the kernel, and its lowered parameters [pq | pk] when frozen. */
+    int jit;
+    rj_kplan kp;
+    rj_kernel_fn fn;
+    float *kpar;
+    char sym[96];
+    char why_reference[192];   /* why an AUTO plan runs on the reference */
 };
+
+/* Send a note to the context's log (or stderr when verbose and no log is set). */
+void rj_ctx_note(void *ctx, int level, const char *msg);
+
+/* JIT execution (runtime/exec_jit.c). */
+rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
+/* Lower params (double, estimator layout) into the kernel's float layout [pq | pk]. */
+rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *kpar,
+                             rj_diag *dg);
 
 /* Copy dg's message into ctx->last_error (under the lock) and return s. */
 rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg);

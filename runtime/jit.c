@@ -1,22 +1,68 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the runtime's only door to LLVM. In 0.1 it reports the host as LLVM sees it
- * (the CPU name and feature string that code generation will use, which also reflect OS
- * support for AVX-512 state); the ORC LLJIT pipeline joins it in the next release.
+ * This file is the runtime's only door to LLVM (architecture.md section 4): the host as LLVM
+ * sees it, the ISA clamp, one target machine and ORC LLJIT per context, the optimisation
+ * pipeline and object emission, linking objects into the JIT, and cross emission.
+ *
+ * LLJIT is only ever handed objects (fresh or from the disk cache); its IR layer is unused,
+ * so a cache hit never touches the optimiser. Every LLVMErrorRef is consumed here, its text
+ * copied into an rj_diag; nothing is printed.
  */
-#include "host.h"
+#include "jit.h"
+
+#include "gen.h"
 
 #include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+struct rj_jit {
+    rj_isa isa;
+    LLVMTargetMachineRef tm; /* ours: optimisation and object emission */
+    LLVMOrcLLJITRef lljit;
+    LLVMOrcResourceTrackerRef *rts; /* one per linked object, released at destroy */
+    size_t nrt, caprt;
+    char orc_error[512];    /* what ORC's error reporter last said */
+};
 
 static void copy_message(char *dst, size_t n, char *msg)
 {
     snprintf(dst, n, "%s", msg ? msg : "");
     if (msg)
         LLVMDisposeMessage(msg);
+}
+
+/* Consume err into dg; returns the status. */
+static rfjit_status fail_err(rj_diag *dg, rfjit_status s, const char *what, LLVMErrorRef err)
+{
+    char *m = LLVMGetErrorMessage(err);
+    rfjit_status r = rj_fail(dg, s, "%s: %s", what, m ? m : "unknown LLVM error");
+    LLVMDisposeErrorMessage(m);
+    return r;
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_targets(void)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+#if defined(__x86_64__)
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
+#endif
 }
 
 rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg)
@@ -30,4 +76,352 @@ rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg)
     LLVMGetVersion(&major, &minor, &patch);
     snprintf(h->llvm_version, sizeof h->llvm_version, "%u.%u.%u", major, minor, patch);
     return RFJIT_OK;
+}
+
+static int has_feature(const char *features, const char *f)
+{
+    size_t n = strlen(f);
+    for (const char *p = features; (p = strstr(p, f)) != NULL; p += n)
+        if ((p == features || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+            return 1;
+    return 0;
+}
+
+/* Class ranks: generic < sse4.2 < avx2 < avx512 (x86); neon stands alone. */
+static int host_rank(const rj_host *h)
+{
+    const char *f = h->features;
+    if (has_feature(f, "+avx512f") && has_feature(f, "+avx512bw") &&
+        has_feature(f, "+avx512dq") && has_feature(f, "+avx512vl"))
+        return 3;
+    if (has_feature(f, "+avx2") && has_feature(f, "+fma"))
+        return 2;
+    if (has_feature(f, "+sse4.2"))
+        return 1;
+    return 0;
+}
+
+rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa, rj_diag *dg)
+{
+    static const struct {
+        const char *name, *cpu;
+        int vw, fma;
+    } cls[4] = {{"generic", "x86-64", 4, 0},
+                {"sse4.2", "x86-64-v2", 4, 0},
+                {"avx2", "x86-64-v3", 8, 1},
+                {"avx512", "x86-64-v4", 16, 1}};
+    memset(isa, 0, sizeof *isa);
+    snprintf(isa->triple, sizeof isa->triple, "%s", h->triple);
+    if (strncmp(h->triple, "aarch64", 7) == 0) {
+        RJ_FAIL_IF(dg, want && *want && strcmp(want, "native") && strcmp(want, "neon"),
+                   RFJIT_E_ISA, "ISA '%s' is not available on %s (only neon)", want, h->triple);
+        snprintf(isa->name, sizeof isa->name, "neon");
+        snprintf(isa->cpu, sizeof isa->cpu, "%s", h->cpu);
+        snprintf(isa->features, sizeof isa->features, "%s", h->features);
+        isa->max_vw = 4;
+        isa->fma = 1;
+        return RFJIT_OK;
+    }
+    RJ_FAIL_IF(dg, strncmp(h->triple, "x86_64", 6) != 0, RFJIT_E_TARGET,
+               "host target %s is not supported (x86-64 or AArch64)", h->triple);
+    const int have = host_rank(h);
+    int rank = have;
+    if (want && *want && strcmp(want, "native") != 0) {
+        rank = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(want, cls[i].name) == 0)
+                rank = i;
+        RJ_FAIL_IF(dg, rank < 0, RFJIT_E_INVALID_ARG,
+                   "unknown ISA '%s' (avx512, avx2, sse4.2, generic or native)", want);
+        RJ_FAIL_IF(dg, rank > have, RFJIT_E_ISA,
+                   "ISA '%s' asked for, but this CPU (%s) offers at most '%s'", want, h->cpu,
+                   cls[have].name);
+    }
+    snprintf(isa->name, sizeof isa->name, "%s", cls[rank].name);
+    isa->max_vw = cls[rank].vw;
+    isa->fma = cls[rank].fma;
+    if (rank == have) {
+        /* The host's own name and features: the truth, including what LLVM does not name. */
+        snprintf(isa->cpu, sizeof isa->cpu, "%s", h->cpu);
+        snprintf(isa->features, sizeof isa->features, "%s", h->features);
+    } else {
+        snprintf(isa->cpu, sizeof isa->cpu, "%s", cls[rank].cpu);
+        isa->features[0] = 0;
+    }
+    return RFJIT_OK;
+}
+
+static rfjit_status make_tm(const char *triple, const char *cpu, const char *features,
+                            LLVMTargetMachineRef *tm, rj_diag *dg)
+{
+    LLVMTargetRef T = NULL;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(triple, &T, &err)) {
+        rfjit_status s = rj_fail(dg, RFJIT_E_TARGET, "unknown target '%s': %s", triple,
+                                 err ? err : "?");
+        LLVMDisposeMessage(err);
+        return s;
+    }
+    *tm = LLVMCreateTargetMachine(T, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                  LLVMRelocPIC, LLVMCodeModelDefault);
+    RJ_FAIL_IF(dg, !*tm, RFJIT_E_TARGET, "cannot create a target machine for %s / %s", triple,
+               cpu);
+    return RFJIT_OK;
+}
+
+static void report_orc_error(void *ctx, LLVMErrorRef err)
+{
+    rj_jit *j = ctx;
+    char *m = LLVMGetErrorMessage(err);
+    snprintf(j->orc_error, sizeof j->orc_error, "%s", m ? m : "");
+    LLVMDisposeErrorMessage(m);
+}
+
+/* Kernels may only reach memcpy, memmove and memset in the host process; anything else
+ * unresolved is a generator bug and must fail to link, not bind to a random symbol. */
+static int allow_symbol(void *ctx, LLVMOrcSymbolStringPoolEntryRef sym)
+{
+    (void)ctx;
+    const char *s = LLVMOrcSymbolStringPoolEntryStr(sym);
+    return strcmp(s, "memcpy") == 0 || strcmp(s, "memmove") == 0 || strcmp(s, "memset") == 0;
+}
+
+rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
+{
+    *out = NULL;
+    pthread_once(&init_once, init_targets);
+    rj_jit *j = rj_alloc_zero(sizeof *j);
+    RJ_FAIL_IF(dg, !j, RFJIT_E_NOMEM, "no memory for a JIT");
+    j->isa = *isa;
+    rfjit_status s = make_tm(isa->triple, isa->cpu, isa->features, &j->tm, dg);
+    LLVMTargetMachineRef tm2 = NULL;
+    if (s == RFJIT_OK)
+        s = make_tm(isa->triple, isa->cpu, isa->features, &tm2, dg);
+    if (s != RFJIT_OK) {
+        rj_jit_destroy(j);
+        return s;
+    }
+    LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm2);
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, jtmb);
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, b);
+    if (e) {
+        j->lljit = NULL;
+        s = fail_err(dg, RFJIT_E_INTERNAL, "cannot create the ORC LLJIT", e);
+        rj_jit_destroy(j);
+        return s;
+    }
+    LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(j->lljit),
+                                            report_orc_error, j);
+    LLVMOrcDefinitionGeneratorRef g = NULL;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+        &g, LLVMOrcLLJITGetGlobalPrefix(j->lljit), allow_symbol, NULL);
+    if (e) {
+        s = fail_err(dg, RFJIT_E_INTERNAL, "cannot create the process symbol generator", e);
+        rj_jit_destroy(j);
+        return s;
+    }
+    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->lljit), g);
+    *out = j;
+    return RFJIT_OK;
+}
+
+void rj_jit_destroy(rj_jit *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->nrt; i++)
+        LLVMOrcReleaseResourceTracker(j->rts[i]);
+    rj_free(j->rts);
+    if (j->lljit) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
+        if (e)
+            LLVMConsumeError(e);
+    }
+    if (j->tm)
+        LLVMDisposeTargetMachine(j->tm);
+    rj_free(j);
+}
+
+static rfjit_status write_file(const char *dir, const char *sym, const char *ext,
+                               const void *p, size_t n, rj_diag *dg)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s%s", dir, sym, ext);
+    FILE *f = fopen(path, "wb");
+    RJ_FAIL_IF(dg, !f, RFJIT_E_IO, "RFJIT_DUMP: cannot write %s: %s", path, strerror(errno));
+    size_t w = fwrite(p, 1, n, f);
+    int c = fclose(f);
+    RJ_FAIL_IF(dg, w != n || c != 0, RFJIT_E_IO, "RFJIT_DUMP: short write to %s", path);
+    return RFJIT_OK;
+}
+
+static rfjit_status dump_module(const char *dir, const char *sym, const char *ext,
+                                LLVMModuleRef M, rj_diag *dg)
+{
+    char *s = LLVMPrintModuleToString(M);
+    rfjit_status st = write_file(dir, sym, ext, s, strlen(s), dg);
+    LLVMDisposeMessage(s);
+    return st;
+}
+
+static rfjit_status emit_buffer(LLVMTargetMachineRef tm, LLVMModuleRef M, LLVMCodeGenFileType ft,
+                                void **out, size_t *n, rj_diag *dg)
+{
+    char *err = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, M, ft, &err, &buf)) {
+        rfjit_status s = rj_fail(dg, RFJIT_E_INTERNAL, "code generation failed: %s",
+                                 err ? err : "?");
+        LLVMDisposeMessage(err);
+        return s;
+    }
+    size_t size = LLVMGetBufferSize(buf);
+    void *p = rj_alloc(size ? size : 1);
+    if (p)
+        memcpy(p, LLVMGetBufferStart(buf), size);
+    LLVMDisposeMemoryBuffer(buf);
+    RJ_FAIL_IF(dg, !p, RFJIT_E_NOMEM, "no memory for a %zu-byte object", size);
+    *out = p;
+    *n = size;
+    return RFJIT_OK;
+}
+
+/* Build, verify and optimise the module of kp for tm; M is left for the caller to emit. */
+static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,
+                          const char *cpu, const char *features, const rj_kplan *kp,
+                          const char *sym, const char *dump_dir, LLVMModuleRef *Mout,
+                          rj_diag *dg)
+{
+    LLVMModuleRef M = LLVMModuleCreateWithNameInContext(sym, C);
+    *Mout = M;
+    LLVMSetTarget(M, triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(M, td);
+    LLVMDisposeTargetData(td);
+    rj_gen_target tg = {cpu, features, dump_dir != NULL};
+#ifndef NDEBUG
+    tg.names = 1;
+#endif
+    RJ_TRY(rj_gen_kernel(kp, M, sym, &tg, dg));
+    if (dump_dir) {
+        char desc[512];
+        rj_kplan_describe(kp, desc, sizeof desc);
+        char text[1024];
+        int k = snprintf(text, sizeof text, "%s\ntriple=%s cpu=%s\nfeatures=%s\n", desc, triple,
+                         cpu, features);
+        RJ_TRY(write_file(dump_dir, sym, ".spec.txt", text, (size_t)(k > 0 ? k : 0), dg));
+        RJ_TRY(dump_module(dump_dir, sym, ".pre.ll", M, dg));
+    }
+    LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
+    LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
+    LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+#ifndef NDEBUG
+    LLVMPassBuilderOptionsSetVerifyEach(o, 1);
+#endif
+    LLVMErrorRef e = LLVMRunPasses(M, "default<O2>", tm, o);
+    LLVMDisposePassBuilderOptions(o);
+    if (e)
+        return fail_err(dg, RFJIT_E_INTERNAL, "optimisation failed", e);
+    if (dump_dir) {
+        RJ_TRY(dump_module(dump_dir, sym, ".ll", M, dg));
+        LLVMModuleRef copy = LLVMCloneModule(M);
+        void *s = NULL;
+        size_t n = 0;
+        rfjit_status st = emit_buffer(tm, copy, LLVMAssemblyFile, &s, &n, dg);
+        LLVMDisposeModule(copy);
+        if (st == RFJIT_OK)
+            st = write_file(dump_dir, sym, ".s", s, n, dg);
+        rj_free(s);
+        RJ_TRY(st);
+    }
+    return RFJIT_OK;
+}
+
+rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
+                            const char *dump_dir, void **obj, size_t *n, rj_diag *dg)
+{
+    LLVMContextRef C = LLVMContextCreate();
+    LLVMModuleRef M = NULL;
+    rfjit_status s = build(C, j->tm, j->isa.triple, j->isa.cpu, j->isa.features, kp, sym,
+                           dump_dir, &M, dg);
+    if (s == RFJIT_OK)
+        s = emit_buffer(j->tm, M, LLVMObjectFile, obj, n, dg);
+    if (s == RFJIT_OK && dump_dir)
+        s = write_file(dump_dir, sym, ".o", *obj, *n, dg);
+    if (M)
+        LLVMDisposeModule(M);
+    LLVMContextDispose(C);
+    return s;
+}
+
+rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
+                         rj_kernel_fn *fn, rj_diag *dg)
+{
+    if (j->nrt == j->caprt) {
+        size_t cap = j->caprt ? 2 * j->caprt : 16;
+        LLVMOrcResourceTrackerRef *r = rj_alloc_array(cap, sizeof *r);
+        RJ_FAIL_IF(dg, !r, RFJIT_E_NOMEM, "no memory for the JIT's trackers");
+        if (j->nrt)
+            memcpy(r, j->rts, j->nrt * sizeof *r);
+        rj_free(j->rts);
+        j->rts = r;
+        j->caprt = cap;
+    }
+    LLVMOrcResourceTrackerRef rt =
+        LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
+    j->rts[j->nrt++] = rt;
+    LLVMMemoryBufferRef buf =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, n, sym);
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, buf);
+    if (e)
+        return fail_err(dg, RFJIT_E_INTERNAL, "cannot add the kernel object to the JIT", e);
+    LLVMOrcExecutorAddress addr = 0;
+    j->orc_error[0] = 0;
+    e = LLVMOrcLLJITLookup(j->lljit, &addr, sym);
+    if (e)
+        return fail_err(dg, RFJIT_E_INTERNAL, "cannot link the kernel", e);
+    RJ_FAIL_IF(dg, !addr, RFJIT_E_INTERNAL, "kernel %s linked at address 0: %s", sym,
+               j->orc_error);
+    /* ISO C forbids object-to-function pointer casts; POSIX guarantees they work. */
+    union {
+        uintptr_t a;
+        rj_kernel_fn f;
+    } u;
+    u.a = (uintptr_t)addr;
+    *fn = u.f;
+    return RFJIT_OK;
+}
+
+rfjit_status rj_jit_emit(const rj_kplan *kp, const char *sym, const char *triple,
+                         const char *cpu, const char *features, rj_emit_kind kind, void **out,
+                         size_t *n, rj_diag *dg)
+{
+    pthread_once(&init_once, init_targets);
+    LLVMTargetMachineRef tm = NULL;
+    RJ_TRY(make_tm(triple, cpu, features, &tm, dg));
+    LLVMContextRef C = LLVMContextCreate();
+    LLVMModuleRef M = NULL;
+    rfjit_status s = build(C, tm, triple, cpu, features, kp, sym, NULL, &M, dg);
+    if (s == RFJIT_OK && kind == RJ_EMIT_IR) {
+        char *t = LLVMPrintModuleToString(M);
+        size_t len = strlen(t);
+        void *p = rj_alloc(len + 1);
+        if (p)
+            memcpy(p, t, len + 1);
+        LLVMDisposeMessage(t);
+        if (!p)
+            s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for the IR text");
+        *out = p;
+        *n = len;
+    } else if (s == RFJIT_OK) {
+        s = emit_buffer(tm, M, kind == RJ_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile, out, n,
+                        dg);
+    }
+    if (M)
+        LLVMDisposeModule(M);
+    LLVMContextDispose(C);
+    LLVMDisposeTargetMachine(tm);
+    return s;
 }

@@ -42,6 +42,7 @@
 #include "../linalg.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 /* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
@@ -378,6 +379,23 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DENSE};
+}
+
+/* ell_r = b_r + (W_role x)_r - |B' x|^2/2 with B' = B1' (queries) or B2' (keys). */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    const layout L = layout_of(s, params);
+    const size_t d = (size_t)s->d;
+    out->h0 = 0;
+    out->gamma = -0.5;
+    memcpy(out->b, L.bias, (size_t)s->m * sizeof(double));
+    memcpy(out->g, role == RJ_ROLE_Q ? L.B1 : L.B2, d * d * sizeof(double));
+    memcpy(out->W, role == RJ_ROLE_Q ? L.Wq : L.Wk, (size_t)s->m * d * sizeof(double));
+}
+
 const rj_est_ops rj_est_aderf = {
     .name = "aderf",
     .version = 1,
@@ -394,6 +412,8 @@ const rj_est_ops rj_est_aderf = {
     .variance = variance,
     .objective = objective,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional float32 bound until the JIT lands (see positive.c). */
     .ref_tol = 1e-4,
 };

@@ -40,6 +40,35 @@ typedef struct rj_fit_info {
     double A, rho;
 } rj_fit_info;
 
+/*
+ * How the JIT's linear template computes an estimator's features, decided in plain C before
+ * any IR exists (gen/kplan.c lays it out, gen/tmpl/linear.c emits it). Two families cover the
+ * exponential and trigonometric maps; n(x) is a norm the estimator chooses:
+ *
+ *   RJ_KF_EXP:   ell_r = b_r + (W x)_r + gamma n(x),  h = max_r ell_r,  f_r = e^{ell_r - h}
+ *   RJ_KF_TRIG:  u = W x,  f = [cos u ; sin u],  h = h0 + gamma n(x)        (M = 2P)
+ *   n(x) = sum_l g_l x_l^2 (RJ_KN_DIAG, g: d) or |G x|^2 (RJ_KN_DENSE, G: d x d row-major)
+ *
+ * with P rows of W (P x d row-major). This is exactly what `features` computes, so the
+ * reference stays the JIT's oracle term by term.
+ */
+typedef enum rj_kfam { RJ_KF_NONE = 0, RJ_KF_EXP = 1, RJ_KF_TRIG = 2 } rj_kfam;
+typedef enum rj_knorm { RJ_KN_DIAG = 0, RJ_KN_DENSE = 1 } rj_knorm;
+
+typedef struct rj_kfeat {
+    int32_t fam;  /* rj_kfam */
+    int32_t P;    /* projection rows */
+    int32_t norm; /* rj_knorm */
+} rj_kfeat;
+
+/* One role's lowered parameters, in double, in buffers the caller sized from rj_kfeat. */
+typedef struct rj_klowered {
+    double h0, gamma;
+    double *b; /* P (EXP only) */
+    double *g; /* d (DIAG) or d x d (DENSE) */
+    double *W; /* P x d */
+} rj_klowered;
+
 typedef struct rj_est_ops {
     const char *name;
     int version;       /* bumped when the math or the parameter layout changes */
@@ -89,6 +118,11 @@ typedef struct rj_est_ops {
 
     /* Work per token (one query and one key): flops and bytes touched, for ranking. */
     void (*cost)(const rj_spec *s, double *flops, double *bytes);
+
+    /* The JIT feature family for this spec (NULL: no linear-template kernel, e.g. hybrid). */
+    void (*kfeat)(const rj_spec *s, rj_kfeat *kf);
+    /* Lower fitted params to one role's kernel parameters (rj_klowered); NULL iff kfeat is. */
+    void (*klower)(const rj_spec *s, const double *params, rj_role role, rj_klowered *out);
 
     /* Documented bound for |JIT - reference| / max|reference| (used from issue 3 on). */
     double ref_tol;

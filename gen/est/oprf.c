@@ -29,6 +29,7 @@
 #include "est.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 /* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
@@ -235,6 +236,28 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void unit_gains(int d, double *g)
+{
+    for (int l = 0; l < d; l++)
+        g[l] = 1.0;
+}
+
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+}
+
+/* ell_r = b_r + (W_B x)_r - |x|^2/2 with the fitted b and W_B. */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    (void)role;
+    out->h0 = 0;
+    out->gamma = -0.5;
+    memcpy(out->b, params + P_BIAS, (size_t)s->m * sizeof(double));
+    unit_gains(s->d, out->g);
+    memcpy(out->W, params + P_BIAS + s->m, (size_t)s->m * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_oprf = {
     .name = "oprf",
     .version = 1,
@@ -251,6 +274,8 @@ const rj_est_ops rj_est_oprf = {
     .variance = variance,
     .objective = objective,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional float32 bound until the JIT lands (see positive.c). */
     .ref_tol = 1e-4,
 };

@@ -111,6 +111,29 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void unit_gains(int d, double *g)
+{
+    for (int l = 0; l < d; l++)
+        g[l] = 1.0;
+}
+
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+}
+
+/* ell_r = w_r^T x - |x|^2/2 - (1/2) ln m, as in features(). */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    (void)role;
+    out->h0 = 0;
+    out->gamma = -0.5;
+    for (int r = 0; r < s->m; r++)
+        out->b[r] = -0.5 * log((double)s->m);
+    unit_gains(s->d, out->g);
+    memcpy(out->W, params, (size_t)s->m * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_positive = {
     .name = "positive",
     .version = 1,
@@ -127,6 +150,8 @@ const rj_est_ops rj_est_positive = {
     .variance = variance,
     .objective = NULL,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional: the JIT's float32 accumulation bound is set when the JIT lands (issue 3);
      * 1e-4 relative to max|reference| is the float32 attention level at L ~ 1e3. */
     .ref_tol = 1e-4,

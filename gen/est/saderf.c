@@ -34,6 +34,7 @@
 #include "est.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 /* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
@@ -256,6 +257,24 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+}
+
+/* ell_r = b_r + (W_role x)_r - |x'|^2/2 with x' = psi o x (queries) or x / psi (keys), so
+ * n(x) has the gains psi^2 or psi^-2. */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    const double *psi = params + P_PSI;
+    out->h0 = 0;
+    out->gamma = -0.5;
+    memcpy(out->b, bias_of(s, params), (size_t)s->m * sizeof(double));
+    for (int l = 0; l < s->d; l++)
+        out->g[l] = role == RJ_ROLE_Q ? psi[l] * psi[l] : 1.0 / (psi[l] * psi[l]);
+    memcpy(out->W, proj_of(s, params, role), (size_t)s->m * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_saderf = {
     .name = "saderf",
     .version = 1,
@@ -272,6 +291,8 @@ const rj_est_ops rj_est_saderf = {
     .variance = variance,
     .objective = objective,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional float32 bound until the JIT lands (see positive.c). */
     .ref_tol = 1e-4,
 };

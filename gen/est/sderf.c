@@ -38,6 +38,7 @@
 #include "../linalg.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 
 /* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
@@ -317,6 +318,24 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+}
+
+/* ell_r = b_r + (W_eff x)_r - |x|^2/2, as in features(). */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    (void)role;
+    const layout L = layout_of(s, params);
+    out->h0 = 0;
+    out->gamma = -0.5;
+    memcpy(out->b, L.bias, (size_t)s->m * sizeof(double));
+    for (int l = 0; l < s->d; l++)
+        out->g[l] = 1.0;
+    memcpy(out->W, L.Weff, (size_t)s->m * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_sderf = {
     .name = "sderf",
     .version = 1,
@@ -333,6 +352,8 @@ const rj_est_ops rj_est_sderf = {
     .variance = variance,
     .objective = objective,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional float32 bound until the JIT lands (see positive.c). */
     .ref_tol = 1e-4,
 };

@@ -105,6 +105,27 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void unit_gains(int d, double *g)
+{
+    for (int l = 0; l < d; l++)
+        g[l] = 1.0;
+}
+
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    *kf = (rj_kfeat){RJ_KF_TRIG, s->m, RJ_KN_DIAG};
+}
+
+/* f = [cos Wx ; sin Wx], h = |x|^2/2 - (1/2) ln m, as in features(). */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    (void)role;
+    out->h0 = -0.5 * log((double)s->m);
+    out->gamma = 0.5;
+    unit_gains(s->d, out->g);
+    memcpy(out->W, params, (size_t)s->m * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_trig = {
     .name = "trig",
     .version = 1,
@@ -121,6 +142,8 @@ const rj_est_ops rj_est_trig = {
     .variance = variance,
     .objective = NULL,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional float32 bound until the JIT lands (see positive.c). */
     .ref_tol = 1e-4,
 };

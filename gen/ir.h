@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the IR helper layer: the vocabulary the kernel templates are written in
+ * (counted loops, strided float and vector access, broadcast-FMA tile products, inline
+ * exp/sin/cos, fixed-tree horizontal reductions). Only gen/ir*.c and gen/tmpl/ include it;
+ * it is where the LLVM C API is allowed in gen/ (architecture.md 1.3).
+ *
+ * Values are named after the math when `names` is set (RFJIT_DUMP, debug builds); release
+ * builds pass "" so that naming costs nothing.
+ */
+#ifndef RJ_IR_H
+#define RJ_IR_H
+
+#include "base.h"
+
+#include <llvm-c/Core.h>
+
+typedef LLVMValueRef rj_v;
+typedef LLVMBasicBlockRef rj_bb;
+
+typedef struct rj_ir {
+    LLVMContextRef C;
+    LLVMModuleRef M;
+    LLVMBuilderRef B;
+    rj_v fn;
+    rj_bb entry;          /* allocas go here, before its terminator */
+    LLVMTypeRef ty_f32, ty_i1, ty_i32, ty_i64, ty_ptr, ty_vf, ty_vi, ty_vb;
+    int vw, fma, names;
+    LLVMTypeRef ty_fma_v, ty_fma_s;
+    rj_v fn_fma_v, fn_fma_s;
+} rj_ir;
+
+/* Set up types and intrinsics for module M (lanes vw, FMA or not). */
+void rj_ir_init(rj_ir *ir, LLVMContextRef C, LLVMModuleRef M, int vw, int fma, int names);
+void rj_ir_dispose(rj_ir *ir);
+/* A name, or "" when names are off. */
+const char *rj_ir_name(const rj_ir *ir, const char *name);
+
+/* Constants. */
+rj_v rj_ir_f(rj_ir *ir, double x);           /* float scalar */
+rj_v rj_ir_vf(rj_ir *ir, double x);          /* <vw x float> splat */
+rj_v rj_ir_i(rj_ir *ir, int64_t x);          /* i64 */
+
+/* Memory: float element `idx` (i64) of p, and loads/stores of scalars and vectors. */
+rj_v rj_ir_at(rj_ir *ir, rj_v p, rj_v idx);
+rj_v rj_ir_atc(rj_ir *ir, rj_v p, int64_t idx);
+rj_v rj_ir_ld(rj_ir *ir, rj_v p, const char *name);
+rj_v rj_ir_ldv(rj_ir *ir, rj_v p, const char *name);
+void rj_ir_st(rj_ir *ir, rj_v x, rj_v p);
+void rj_ir_stv(rj_ir *ir, rj_v x, rj_v p);
+/* An entry-block slot (promoted to registers by the optimiser). */
+rj_v rj_ir_slot(rj_ir *ir, LLVMTypeRef ty, const char *name);
+
+/* Arithmetic on scalars or vectors of the same type. */
+rj_v rj_ir_add(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_sub(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_mul(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_div(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_fma(rj_ir *ir, rj_v a, rj_v b, rj_v c, const char *name); /* a*b + c */
+rj_v rj_ir_max(rj_ir *ir, rj_v a, rj_v b, const char *name);         /* NaN-free max */
+rj_v rj_ir_abs(rj_ir *ir, rj_v a, const char *name);
+rj_v rj_ir_bcast(rj_ir *ir, rj_v s, const char *name);               /* scalar -> vector */
+rj_v rj_ir_hsum(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
+rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
+rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
+
+/* Inline math, no calls (ir_math.c states the error bounds). Vector or scalar float. */
+rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name);
+void rj_ir_sincos(rj_ir *ir, rj_v x, rj_v *s, rj_v *c);
+
+/* Counted loop for (i = start; i < end; i += step), i64. Build the body between begin and
+ * end; the builder sits in the exit block afterwards. */
+typedef struct rj_loop {
+    rj_bb head, body, exit, pre;
+    rj_v i, step;
+} rj_loop;
+rj_loop rj_ir_loop_begin(rj_ir *ir, const char *name, rj_v start, rj_v end, int64_t step);
+void rj_ir_loop_end(rj_ir *ir, rj_loop *l);
+
+/* if (cond) { then } ; builder in `then` after begin, after the join after end. */
+typedef struct rj_if {
+    rj_bb then, join;
+} rj_if;
+rj_if rj_ir_if_begin(rj_ir *ir, rj_v cond, const char *name);
+void rj_ir_if_end(rj_ir *ir, rj_if *b);
+
+/*
+ * Tile product, the one contraction every template uses:
+ *
+ *     C[i, j] (= or +=) sum_{k < K} A[i a_si + k a_sk] * B[k b_sk + j]
+ *     for i < NI, j < NJ, C row stride c_si,
+ *
+ * with A broadcast one scalar at a time and B, C streamed as vectors (NJ a multiple of vw).
+ * Register blocking ri x rj (the largest divisors of NI and NJ / vw not above the plan's);
+ * K is an i64 value (constant or run time).
+ */
+typedef struct rj_mm {
+    rj_v A, B, C;
+    int64_t a_si, a_sk, b_sk, c_si, NI, NJ;
+    rj_v K;
+    int accumulate;
+    int ri, rj;
+    const char *name;
+} rj_mm;
+void rj_ir_mm(rj_ir *ir, const rj_mm *mm);
+
+#endif

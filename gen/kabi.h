@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the one ABI between the runtime and every compiled kernel: the argument block
+ * `rj_kargs` passed as `void fn(const rj_kargs *a)`. It is plain C on purpose: the x86 runtime,
+ * the IR builder (gen/ir_args.c builds the matching LLVM struct from RJ_KARGS_FIELDS) and the
+ * AArch64 cross-test driver all include it, and LP64 gives every one of them the same layout.
+ *
+ * One call handles one (batch, head). Rows are strided (row strides in floats), elements of a
+ * row contiguous. Everything random or fitted (projections, biases, norm gains) arrives through
+ * pq / pk in the float layout rj_kplan fixes, so a new seed or a fit never recompiles.
+ */
+#ifndef RJ_KABI_H
+#define RJ_KABI_H
+
+#include <stdint.h>
+
+/* X(type, name, kind): kind P = pointer, I = int64. The order is the struct order. */
+#define RJ_KARGS_FIELDS(X)                                                                       \
+    X(const float *, q, P)   /* lq rows of d: queries (row 0 of this head) */                    \
+    X(const float *, k, P)   /* lk rows of d: keys */                                            \
+    X(const float *, v, P)   /* lk rows of dv: values */                                         \
+    X(float *, out, P)       /* lq rows of dv: output */                                         \
+    X(const float *, pq, P)  /* query-role feature parameters (rj_kplan layout) */               \
+    X(const float *, pk, P)  /* key-role feature parameters */                                   \
+    X(float *, ws, P)        /* scratch of rj_kplan.ws_floats floats, 64-byte aligned */         \
+    X(float *, st, P)        /* carried state (S, z, zabs, c) of rj_kplan.st_floats floats */    \
+    X(int64_t, lq, I)                                                                            \
+    X(int64_t, lk, I)                                                                            \
+    X(int64_t, sq, I)        /* row strides, in floats */                                        \
+    X(int64_t, sk, I)                                                                            \
+    X(int64_t, sv, I)                                                                            \
+    X(int64_t, so, I)                                                                            \
+    X(int64_t, flags, I)     /* RJ_KF_* below */
+
+typedef struct rj_kargs {
+#define RJ_KARGS_MEMBER(type, name, kind) type name;
+    RJ_KARGS_FIELDS(RJ_KARGS_MEMBER)
+#undef RJ_KARGS_MEMBER
+} rj_kargs;
+
+enum rj_kargs_field {
+#define RJ_KARGS_ENUM(type, name, kind) RJ_KA_##name,
+    RJ_KARGS_FIELDS(RJ_KARGS_ENUM)
+#undef RJ_KARGS_ENUM
+    RJ_KA_COUNT
+};
+
+/* flags: initialise the carried state before the call (a fresh sequence); without it a
+ * causal kernel continues the sequence whose state `st` holds (the decode API). */
+#define RJ_KFLAG_INIT 1
+
+typedef void (*rj_kernel_fn)(const rj_kargs *a);
+
+#endif

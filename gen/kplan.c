@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file resolves an operator spec and a tiling into an rj_kplan: padded sizes and the
+ * float layouts that the runtime fills and the templates address with constant offsets.
+ * Padding rules: feature rows pad to the register tile with rows that are exactly zero on
+ * the key side (bias -inf for exp, zero projection plus a zero amplitude for trig), so
+ * padded rows never reach S or z, and value columns pad with zeros.
+ */
+#include "kplan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int64_t round_up(int64_t x, int64_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+rj_tiling rj_tiling_default(int max_vw)
+{
+    rj_tiling t = {max_vw, 2 * max_vw, 4, 2};
+    if (max_vw <= 4)
+        t = (rj_tiling){4, 16, 4, 2};
+    return t;
+}
+
+static rfjit_status check_tiling(const rj_tiling *t, int max_vw, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, t->vw != 4 && t->vw != 8 && t->vw != 16, RFJIT_E_INVALID_ARG,
+               "vector width %d is not 4, 8 or 16", t->vw);
+    RJ_FAIL_IF(dg, t->vw > max_vw, RFJIT_E_INVALID_ARG,
+               "vector width %d exceeds the target's %d lanes", t->vw, max_vw);
+    RJ_FAIL_IF(dg, t->T < t->vw || t->T % t->vw || t->T > 256, RFJIT_E_INVALID_ARG,
+               "token tile %d is not a multiple of the vector width %d in [%d, 256]", t->T,
+               t->vw, t->vw);
+    RJ_FAIL_IF(dg, t->ri != 1 && t->ri != 2 && t->ri != 4 && t->ri != 8, RFJIT_E_INVALID_ARG,
+               "register tile rows %d is not 1, 2, 4 or 8", t->ri);
+    RJ_FAIL_IF(dg, t->rj < 1 || t->rj > 4, RFJIT_E_INVALID_ARG,
+               "register tile vectors %d is outside [1, 4]", t->rj);
+    return RFJIT_OK;
+}
+
+/* Hand out 16-float aligned regions. */
+static int64_t take(int64_t *top, int64_t n)
+{
+    int64_t at = *top;
+    *top += round_up(n > 0 ? n : 1, 16);
+    return at;
+}
+
+rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, int fma,
+                           rj_kplan *kp, rj_diag *dg)
+{
+    rj_tiling t = t_in ? *t_in : rj_tiling_default(max_vw);
+    if (!t.vw)
+        t = rj_tiling_default(max_vw);
+    RJ_TRY(check_tiling(&t, max_vw, dg));
+    const rj_est_ops *est = s->est;
+    memset(kp, 0, sizeof *kp);
+    kp->tmpl = est->tmpl;
+    kp->causal = s->causal;
+    kp->sgn = (est->flags & RJ_EST_SIGNED) != 0;
+    kp->fma = fma != 0;
+    kp->d = s->d;
+    kp->dv = s->dv;
+    kp->vw = t.vw;
+    kp->T = t.T;
+    kp->ri = t.ri;
+    kp->rj = t.rj;
+    kp->est_version = est->version;
+    snprintf(kp->est_name, sizeof kp->est_name, "%s", est->name);
+    kp->dvp = (int32_t)round_up(s->dv, t.vw);
+    if (est->tmpl == RJ_TMPL_LINEAR) {
+        RJ_FAIL_IF(dg, !est->kfeat, RFJIT_E_NOT_APPLICABLE,
+                   "estimator '%s' has no JIT kernel yet", est->name);
+        rj_kfeat kf;
+        est->kfeat(s, &kf);
+        kp->fam = kf.fam;
+        kp->norm = kf.norm;
+        kp->P = kf.P;
+        /* Rows feed both the broadcast side (ri) and, as S rows, nothing vectorised. */
+        kp->Pp = (int32_t)round_up(kf.P, t.ri);
+        kp->M = kf.fam == RJ_KF_TRIG ? 2 * kf.P : kf.P;
+        kp->Mp = kf.fam == RJ_KF_TRIG ? 2 * kp->Pp : kp->Pp;
+        kp->dn = kf.norm == RJ_KN_DENSE ? (int32_t)round_up(s->d, t.ri) : 0;
+    } else if (est->tmpl != RJ_TMPL_SOFTMAX) {
+        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no JIT kernel yet",
+                       est->name);
+    }
+    const int64_t T = t.T, d = s->d, dvp = kp->dvp, Mp = kp->Mp;
+    int64_t top = 0;
+    take(&top, 16);
+    kp->off_b = take(&top, kp->Pp);
+    kp->off_g = take(&top, kp->norm == RJ_KN_DENSE ? (int64_t)kp->dn * d : d);
+    kp->off_w = take(&top, (int64_t)kp->Pp * d);
+    kp->role_floats = top;
+
+    top = 0;
+    kp->ws_x = take(&top, d * T);
+    kp->ws_xq = take(&top, d * T);
+    kp->ws_v = take(&top, T * dvp);
+    kp->ws_u = take(&top, (kp->Pp > kp->dn ? kp->Pp : kp->dn) * T);
+    kp->ws_fk = take(&top, Mp * T);
+    kp->ws_fq = take(&top, Mp * T);
+    kp->ws_fa = take(&top, Mp * T);
+    kp->ws_fka = take(&top, Mp * T);
+    kp->ws_n = take(&top, T);
+    kp->ws_h = take(&top, T);
+    kp->ws_num = take(&top, dvp * T);
+    kp->ws_den = take(&top, T);
+    kp->ws_g = take(&top, T);
+    kp->ws_a = take(&top, T * T);
+    kp->ws_aa = take(&top, T * T);
+    kp->ws_m = take(&top, T);
+    kp->ws_l = take(&top, T);
+    kp->ws_floats = top;
+
+    top = 0;
+    kp->st_S = take(&top, Mp * dvp);
+    kp->st_z = take(&top, Mp);
+    kp->st_za = take(&top, Mp);
+    kp->st_c = take(&top, 1);
+    kp->st_floats = top;
+    return RFJIT_OK;
+}
+
+void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
+             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d",
+             kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
+             kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma);
+}

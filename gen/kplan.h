@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file defines rj_kplan, the resolved kernel plan: everything a template needs to emit
+ * one kernel, decided in plain C first (architecture.md 3.2: decide, then emit). It fixes the
+ * template and feature family, every size (padded to the vector width), the tiling, and the
+ * float layouts of the role parameters (pq, pk), the scratch (ws) and the carried state (st).
+ * Emission only reads it, so equal plans give byte-identical IR, which is what makes the
+ * bytes of a plan a sound cache key (with the target, see runtime/kcache.c).
+ */
+#ifndef RJ_KPLAN_H
+#define RJ_KPLAN_H
+
+#include "est/est.h"
+
+/* Tiling knobs (a tuner search space): 0 asks for the ISA's default. */
+typedef struct rj_tiling {
+    int32_t vw; /* vector lanes (4, 8 or 16), at most the ISA's */
+    int32_t T;  /* token tile: rows of q/k per step and the causal chunk; a multiple of vw */
+    int32_t ri; /* register tile rows (broadcast operand), a power of two <= 8 */
+    int32_t rj; /* register tile vectors (streamed operand), 1..4 */
+} rj_tiling;
+
+typedef struct rj_kplan {
+    /* The identity: every field below is a function of these (and all are zero-filled
+     * before being set, so padding bytes are zero too and the struct hashes as bytes). */
+    int32_t tmpl;   /* rj_tmpl */
+    int32_t fam;    /* rj_kfam (linear template) */
+    int32_t norm;   /* rj_knorm */
+    int32_t causal;
+    int32_t sgn;    /* signed features: denominators need the guard */
+    int32_t fma;    /* emit llvm.fma (else fmul + fadd) */
+    int32_t d, dv;
+    int32_t vw, T, ri, rj;
+    int32_t est_version;
+    char est_name[16];
+
+    /* Derived sizes. */
+    int32_t dvp;    /* dv rounded up to vw */
+    int32_t P, Pp;  /* projection rows, rounded up to ri */
+    int32_t M, Mp;  /* feature rows (P, or 2 Pp for trig) and Mp rounded up to ri*/
+    int32_t dn;     /* rows of the dense norm matrix, rounded up to ri */
+
+    /* Role parameter block (floats): [h0, gamma, ...] at 0, b at off_b (Pp, -inf padded),
+     * g at off_g (d, or dn x d), W at off_w (Pp x d, zero padded). */
+    int64_t off_b, off_g, off_w, role_floats;
+
+    /* Scratch (floats, each region 16-float aligned). */
+    int64_t ws_x;   /* d x T: scaled rows, transposed (linear); T x d row-major keys (softmax) */
+    int64_t ws_xq;  /* d x T: scaled query rows, transposed (softmax, causal linear) */
+    int64_t ws_v;   /* T x dvp values */
+    int64_t ws_u;   /* max(Pp, dn) x T projections */
+    int64_t ws_fk, ws_fq, ws_fa; /* Mp x T key, query and |query| features */
+    int64_t ws_fka; /* Mp x T |key| features (signed causal) */
+    int64_t ws_n, ws_h; /* T each: n(x) and the row log-scale h */
+    int64_t ws_num; /* dvp x T numerators (transposed) */
+    int64_t ws_den, ws_g; /* T each: denominators and guard scales */
+    int64_t ws_a, ws_aa; /* T x T intra-chunk scores (and |scores|) */
+    int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
+    int64_t ws_floats;
+
+    /* Carried state (floats): S (Mp x dvp), z (Mp), zabs (Mp), c (1, padded to 16). */
+    int64_t st_S, st_z, st_za, st_c, st_floats;
+} rj_kplan;
+
+/* Resolve spec x tiling for a target with `max_vw` lanes and (no) FMA. Errors:
+ * RFJIT_E_NOT_APPLICABLE when the estimator has no kernel of this template,
+ * RFJIT_E_INVALID_ARG for a tiling outside the rules above. */
+rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t, int max_vw, int fma,
+                           rj_kplan *kp, rj_diag *dg);
+
+/* The default tiling for a target with max_vw lanes. */
+rj_tiling rj_tiling_default(int max_vw);
+
+/* One line describing the plan, for logs and dumps. */
+void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n);
+
+#endif

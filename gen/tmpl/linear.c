@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the linear-attention template (spec estimators.md 1.1-1.4; the JIT twin of
+ * gen/ref/linear.c), for the families of est.h's rj_kfeat. Per (batch, head):
+ *
+ *   keys, tile by tile:   ell = b + W y + gamma n(y) (exp)  |  u = W y, h = h0 + gamma n(y) (trig)
+ *                         c' = max(c, max_t h_t);  (S, z, zabs) *= e^{c - c'};  c = c'
+ *                         phi_k = e^{ell - c}  |  e^{h - c} [cos u ; sin u]   (masked lanes 0)
+ *                         S += phi_k^T V,  z += sum_t phi_k,  zabs += sum_t |phi_k|
+ *   queries, tile by tile: phi_q = e^{ell - h}  |  [cos u ; sin u]
+ *                         num = S^T phi_q,  den = z . phi_q,  g = zabs . |phi_q|
+ *                         out = num / den' (den' the signed guard of ref/linear.c; g = 0 -> 0)
+ *
+ * Everything runs in the feature-major layout: a tile is stored transposed (rows of W or of
+ * features by T tokens), so the vector lanes run over tokens and the row maximum h, the norm
+ * n and the masks are vertical operations; no horizontal reduction sits in a hot loop.
+ *
+ * Causal: the tile is the chunk. Queries of chunk C see S, z of chunks < C (the prefix) plus
+ * the masked intra-chunk quadratic form A = phi_k^T phi_q (A_ji = 0 for j > i):
+ *   num += V^T A,  den += sum_j A_j,  g += sum_j |phi_k|^T |phi_q| (masked),
+ * and only then does the chunk's keys enter S, z. The running maximum c makes every key
+ * weight <= 1 as in the reference; all keys of a chunk share its c, which cancels in the ratio.
+ * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
+ * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
+ */
+#include "tmpl.h"
+
+#include <math.h>
+
+#define DEN_EPS 1e-6 /* as gen/ref/linear.c */
+
+typedef struct lin {
+    rj_kfn *f;
+    rj_ir *ir;
+    const rj_kplan *kp;
+    rj_v ws, st;
+    rj_v S, z, za, c;
+} lin;
+
+static rj_v ws(lin *L, int64_t off)
+{
+    return rj_ir_atc(L->ir, L->ws, off);
+}
+
+/* n(x) for the T tokens of xT (d x T) into ws_n, using ws_u as scratch for G x. */
+static void emit_norm(lin *L, rj_v par, rj_v xT)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T, d = kp->d;
+    rj_v g = rj_ir_atc(ir, par, kp->off_g), n = ws(L, kp->ws_n);
+    rj_v src = xT;
+    int64_t rows = d;
+    if (kp->norm == RJ_KN_DENSE) {
+        /* G x for every token: (dn x d) (d x T) */
+        rj_mm mm = {.A = g, .a_si = d, .a_sk = 1, .B = xT, .b_sk = T, .C = ws(L, kp->ws_u),
+                    .c_si = T, .NI = kp->dn, .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri,
+                    .rj = kp->rj, .name = "Gx"};
+        rj_ir_mm(ir, &mm);
+        src = ws(L, kp->ws_u);
+        rows = kp->dn;
+    }
+    rj_v acc = rj_ir_slot(ir, ir->ty_vf, "n_acc");
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
+    rj_loop l = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
+    rj_v x = rj_ir_ldv(ir, rj_ir_at(ir, src, LLVMBuildNSWAdd(ir->B,
+                       LLVMBuildNSWMul(ir->B, l.i, rj_ir_i(ir, T), ""), tv.i, "")), "x");
+    rj_v x2 = rj_ir_mul(ir, x, x, "");
+    if (kp->norm == RJ_KN_DIAG)
+        x2 = rj_ir_mul(ir, x2, rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, g, l.i), "g"), ""), "");
+    rj_v a = LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "");
+    LLVMBuildStore(ir->B, rj_ir_add(ir, a, x2, ""), acc);
+    rj_ir_loop_end(ir, &l);
+    rj_ir_stv(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "n"), rj_ir_at(ir, n, tv.i));
+    rj_ir_loop_end(ir, &tv);
+}
+
+/* Phase 1 of a feature map: U = ell (exp) or u (trig), and h into ws_h. */
+static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T, d = kp->d;
+    emit_norm(L, par, xT);
+    rj_v U = ws(L, kp->ws_u), n = ws(L, kp->ws_n), h = ws(L, kp->ws_h);
+    rj_mm mm = {.A = rj_ir_atc(ir, par, kp->off_w), .a_si = d, .a_sk = 1, .B = xT, .b_sk = T,
+                .C = U, .c_si = T, .NI = kp->Pp, .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri,
+                .rj = kp->rj, .name = "u"};
+    rj_ir_mm(ir, &mm);
+    rj_v gamma = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    rj_v gn = rj_ir_mul(ir, gamma, rj_ir_ldv(ir, rj_ir_at(ir, n, tv.i), "n"), "gn");
+    if (kp->fam == RJ_KF_TRIG) {
+        rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
+        rj_ir_stv(ir, rj_ir_add(ir, h0, gn, "h"), rj_ir_at(ir, h, tv.i));
+    } else {
+        /* ell_r = b_r + u_r + gamma n over the P real rows; h = max_r ell_r */
+        rj_v hmax = rj_ir_slot(ir, ir->ty_vf, "hmax");
+        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), hmax);
+        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
+        rj_v at = rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
+                          LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, ""));
+        rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), r.i),
+                                          "b"), "");
+        rj_v ell = rj_ir_add(ir, rj_ir_add(ir, rj_ir_ldv(ir, at, "u"), b, ""), gn, "ell");
+        rj_ir_stv(ir, ell, at);
+        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, ""), ell, ""),
+                       hmax);
+        rj_ir_loop_end(ir, &r);
+        rj_ir_stv(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, "h"), rj_ir_at(ir, h, tv.i));
+    }
+    rj_ir_loop_end(ir, &tv);
+}
+
+/*
+ * Phase 2: features into F (Mp x T). Keys (shift != NULL): weights e^{. - c}, lanes >= n
+ * zeroed. Queries: exp shifted by their own h, trig unweighted.
+ */
+static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h);
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
+    rj_v valid = shift ? rj_tmpl_lane_valid(L->f, tv.i, n) : NULL;
+    rj_v sub = shift ? rj_ir_bcast(ir, shift, "c") : hv;
+    rj_v wgt = NULL;
+    if (kp->fam == RJ_KF_TRIG && shift)
+        wgt = rj_ir_exp(ir, rj_ir_sub(ir, hv, sub, ""), "w");
+    rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
+    rj_v off = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, "");
+    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, off), "u");
+    rj_v zero = rj_ir_vf(ir, 0);
+    if (kp->fam == RJ_KF_TRIG) {
+        rj_v s, c;
+        rj_ir_sincos(ir, u, &s, &c);
+        if (wgt) {
+            c = LLVMBuildSelect(ir->B, valid, rj_ir_mul(ir, c, wgt, ""), zero, "phi_cos");
+            s = LLVMBuildSelect(ir->B, valid, rj_ir_mul(ir, s, wgt, ""), zero, "phi_sin");
+        }
+        rj_ir_stv(ir, c, rj_ir_at(ir, F, off));
+        rj_ir_stv(ir, s, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B, off,
+                                                          rj_ir_i(ir, (int64_t)kp->Pp * T), "")));
+    } else {
+        rj_v phi = rj_ir_exp(ir, rj_ir_sub(ir, u, sub, ""), "phi");
+        if (valid)
+            phi = LLVMBuildSelect(ir->B, valid, phi, zero, "phi");
+        rj_ir_stv(ir, phi, rj_ir_at(ir, F, off));
+    }
+    rj_ir_loop_end(ir, &r);
+    rj_ir_loop_end(ir, &tv);
+    /* Padded rows P .. Pp-1 (each block for trig) are zero on both sides. */
+    if (kp->Pp > kp->P) {
+        const int64_t pad = (int64_t)(kp->Pp - kp->P) * T;
+        rj_tmpl_fill(L->f, rj_ir_atc(ir, F, (int64_t)kp->P * T), pad, 0.0);
+        if (kp->fam == RJ_KF_TRIG)
+            rj_tmpl_fill(L->f, rj_ir_atc(ir, F, ((int64_t)kp->Pp + kp->P) * T), pad, 0.0);
+    }
+}
+
+/* |F| into Fa (Mp x T). */
+static void emit_abs(lin *L, rj_v F, rj_v Fa)
+{
+    rj_ir *ir = L->ir;
+    rj_loop i = rj_ir_loop_begin(ir, "abs", rj_ir_i(ir, 0),
+                                 rj_ir_i(ir, (int64_t)L->kp->Mp * L->kp->T), ir->vw);
+    rj_ir_stv(ir, rj_ir_abs(ir, rj_ir_ldv(ir, rj_ir_at(ir, F, i.i), ""), ""),
+              rj_ir_at(ir, Fa, i.i));
+    rj_ir_loop_end(ir, &i);
+}
+
+/* Key side of a tile: c update with rescaling, then phi_k into ws_fk. */
+static void emit_key_features(lin *L, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    emit_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
+    rj_v h = ws(L, kp->ws_h);
+    rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
+    LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), cmax);
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
+    rj_v hv = LLVMBuildSelect(ir->B, rj_tmpl_lane_valid(L->f, tv.i, n),
+                              rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h"), rj_ir_vf(ir, -INFINITY),
+                              "");
+    LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), hv, ""),
+                   cmax);
+    rj_ir_loop_end(ir, &tv);
+    rj_v ctile = rj_ir_hmax(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), "c_tile");
+    rj_v c_old = rj_ir_ld(ir, L->c, "c_old");
+    rj_v grows = LLVMBuildFCmp(ir->B, LLVMRealOGT, ctile, c_old, "");
+    rj_if up = rj_ir_if_begin(ir, grows, "rescale");
+    {
+        rj_v factor = rj_ir_bcast(ir, rj_ir_exp(ir, rj_ir_sub(ir, c_old, ctile, ""), "factor"),
+                                  "");
+        const int64_t nS = (int64_t)kp->Mp * kp->dvp;
+        rj_loop i = rj_ir_loop_begin(ir, "rS", rj_ir_i(ir, 0), rj_ir_i(ir, nS), ir->vw);
+        rj_v p = rj_ir_at(ir, L->S, i.i);
+        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, p, ""), factor, ""), p);
+        rj_ir_loop_end(ir, &i);
+        /* z and zabs are adjacent Mp-float regions, each padded to 16 floats */
+        const int64_t nz = kp->st_c - kp->st_z;
+        rj_loop iz = rj_ir_loop_begin(ir, "rz", rj_ir_i(ir, 0), rj_ir_i(ir, nz), ir->vw);
+        rj_v pz = rj_ir_at(ir, L->z, iz.i);
+        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pz, ""), factor, ""), pz);
+        rj_ir_loop_end(ir, &iz);
+        rj_ir_st(ir, ctile, L->c);
+    }
+    rj_ir_if_end(ir, &up);
+    rj_v c = rj_ir_ld(ir, L->c, "c");
+    emit_features(L, ws(L, kp->ws_fk), c, n);
+}
+
+/* S += phi_k^T V; z += sum_t phi_k; zabs += sum_t |phi_k| (signed). */
+static void emit_key_update(lin *L)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v Fk = ws(L, kp->ws_fk);
+    rj_mm mm = {.A = Fk, .a_si = T, .a_sk = 1, .B = ws(L, kp->ws_v), .b_sk = kp->dvp, .C = L->S,
+                .c_si = kp->dvp, .NI = kp->Mp, .NJ = kp->dvp, .K = rj_ir_i(ir, T), .accumulate = 1,
+                .ri = kp->ri, .rj = kp->rj, .name = "S"};
+    rj_ir_mm(ir, &mm);
+    rj_v acc = rj_ir_slot(ir, ir->ty_vf, "zsum"), acca = rj_ir_slot(ir, ir->ty_vf, "zasum");
+    rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
+    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
+    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acca);
+    rj_v row = rj_ir_at(ir, Fk, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""));
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v phi = rj_ir_ldv(ir, rj_ir_atc(ir, row, t), "phi");
+        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), phi, ""),
+                       acc);
+        if (kp->sgn)
+            LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""),
+                                            rj_ir_abs(ir, phi, ""), ""), acca);
+    }
+    rj_v pz = rj_ir_at(ir, L->z, r.i);
+    rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pz, ""),
+                           rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), ""), "z"), pz);
+    if (kp->sgn) {
+        rj_v pa = rj_ir_at(ir, L->za, r.i);
+        rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pa, ""),
+                               rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""), ""),
+                               "zabs"), pa);
+    }
+    rj_ir_loop_end(ir, &r);
+}
+
+/* Sum the T rows of the T x T matrix A (masked for j > i when causal) into acc (T). */
+static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
+{
+    rj_ir *ir = L->ir;
+    const int64_t T = L->kp->T;
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v p = rj_ir_at(ir, A, LLVMBuildNSWAdd(ir->B,
+                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        /* keep A_ji for i >= j: lane index t + l >= j */
+        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(L->f, rj_ir_i(ir, t)),
+                                 "");
+        rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_tmpl_ivec(L->f, j.i), "");
+        rj_v a = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "a"), rj_ir_vf(ir, 0), "a");
+        rj_ir_stv(ir, a, p);
+        rj_v pa = rj_ir_atc(ir, acc, t);
+        rj_ir_stv(ir, rj_ir_add(ir, rj_ir_ldv(ir, pa, ""), a, ""), pa);
+    }
+    rj_ir_loop_end(ir, &j);
+}
+
+/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
+static void emit_queries(lin *L, rj_v row0, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
+    emit_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
+    rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
+    emit_features(L, Fq, NULL, NULL);
+    rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
+    rj_mm mnum = {.A = L->S, .a_si = 1, .a_sk = kp->dvp, .B = Fq, .b_sk = T, .C = num, .c_si = T,
+                  .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
+                  .name = "num"};
+    rj_ir_mm(ir, &mnum);
+    rj_mm mden = {.A = L->z, .a_si = 0, .a_sk = 1, .B = Fq, .b_sk = T, .C = den, .c_si = T,
+                  .NI = 1, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = 1, .rj = kp->rj,
+                  .name = "den"};
+    rj_ir_mm(ir, &mden);
+    if (kp->sgn) {
+        emit_abs(L, Fq, Fa);
+        rj_mm mg = mden;
+        mg.A = L->za;
+        mg.B = Fa;
+        mg.C = g;
+        mg.name = "g";
+        rj_ir_mm(ir, &mg);
+    }
+    if (kp->causal) {
+        rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
+        rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
+                    .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
+                    .name = "A"};
+        rj_ir_mm(ir, &ma);
+        emit_mask_and_colsum(L, A, den);
+        rj_mm mv = {.A = ws(L, kp->ws_v), .a_si = 1, .a_sk = kp->dvp, .B = A, .b_sk = T,
+                    .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
+                    .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
+        rj_ir_mm(ir, &mv);
+        if (kp->sgn) {
+            rj_v Fka = ws(L, kp->ws_fka), Aa = ws(L, kp->ws_aa);
+            emit_abs(L, Fk, Fka);
+            ma.A = Fka;
+            ma.B = Fa;
+            ma.C = Aa;
+            ma.name = "Aabs";
+            rj_ir_mm(ir, &ma);
+            emit_mask_and_colsum(L, Aa, g);
+        }
+    }
+    /* rden = 1/den' where g > 0, else 0 (no key reaches the query: a zero row) */
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    rj_v dv = rj_ir_ldv(ir, rj_ir_at(ir, den, tv.i), "den");
+    rj_v gv = kp->sgn ? rj_ir_ldv(ir, rj_ir_at(ir, g, tv.i), "g") : dv;
+    if (kp->sgn) {
+        rj_v floor_ = rj_ir_mul(ir, gv, rj_ir_vf(ir, DEN_EPS), "floor");
+        rj_v small = LLVMBuildFCmp(ir->B, LLVMRealOLT, rj_ir_abs(ir, dv, ""), floor_, "");
+        rj_v neg = LLVMBuildFCmp(ir->B, LLVMRealOLT, dv, rj_ir_vf(ir, 0), "");
+        rj_v guarded = LLVMBuildSelect(ir->B, neg, LLVMBuildFNeg(ir->B, floor_, ""), floor_, "");
+        dv = LLVMBuildSelect(ir->B, small, guarded, dv, "den_guarded");
+    }
+    rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGT, gv, rj_ir_vf(ir, 0), "");
+    rj_v rden = LLVMBuildSelect(ir->B, pos, rj_ir_div(ir, rj_ir_vf(ir, 1), dv, ""),
+                                rj_ir_vf(ir, 0), "rden");
+    rj_ir_stv(ir, rden, rj_ir_at(ir, den, tv.i));
+    rj_ir_loop_end(ir, &tv);
+    rj_tmpl_store_out(L->f, num, den, row0, n);
+}
+
+void rj_tmpl_linear(rj_kfn *f)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
+    L.S = rj_ir_atc(ir, L.st, kp->st_S);
+    L.z = rj_ir_atc(ir, L.st, kp->st_z);
+    L.za = rj_ir_atc(ir, L.st, kp->st_za);
+    L.c = rj_ir_atc(ir, L.st, kp->st_c);
+    const int64_t T = kp->T;
+
+    rj_v init = LLVMBuildICmp(ir->B, LLVMIntNE,
+                              LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags], rj_ir_i(ir, RJ_KFLAG_INIT),
+                                           ""), rj_ir_i(ir, 0), "");
+    rj_if fresh = rj_ir_if_begin(ir, init, "init");
+    rj_tmpl_fill(f, L.S, kp->st_c, 0.0); /* S, z, zabs are contiguous before c */
+    rj_ir_st(ir, rj_ir_f(ir, -INFINITY), L.c);
+    rj_ir_if_end(ir, &fresh);
+
+    rj_v lk = f->arg[RJ_KA_lk], lq = f->arg[RJ_KA_lq];
+    if (!kp->causal) {
+        rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
+        rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x));
+        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, n, ws(&L, kp->ws_v));
+        emit_key_features(&L, n);
+        emit_key_update(&L);
+        rj_ir_loop_end(ir, &kt);
+        rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
+        rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x));
+        emit_queries(&L, qt.i, nq);
+        rj_ir_loop_end(ir, &qt);
+        return;
+    }
+    rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
+    rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
+    rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], ct.i, n, ws(&L, kp->ws_v));
+    emit_key_features(&L, n);
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
+    emit_queries(&L, ct.i, n);
+    emit_key_update(&L);
+    rj_ir_loop_end(ir, &ct);
+}

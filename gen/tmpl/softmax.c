@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the exact softmax attention template: online softmax over key tiles (the
+ * flash-attention recurrence), so nothing L x L is ever stored. Per query tile (transposed,
+ * d x T, lanes over queries):
+ *
+ *   for each key tile:  s_ji = y_j . x_i               (T x T scores, -inf where masked)
+ *                       m' = max(m, max_j s_j);  alpha = e^{m - m'}
+ *                       p_ji = e^{s_ji - m'};  l = alpha l + sum_j p_j
+ *                       num = alpha num + V^T p;  m = m'
+ *   out_i = num_i / l_i
+ *
+ * with x = q d^{-1/4}, y = k d^{-1/4} (so s = q.k / sqrt d). Causal skips key tiles past the
+ * diagonal and masks j > i inside it; every query keeps at least its own key, so m' is finite
+ * and alpha = e^{-inf} = 0 on the first tile (the inline exp flushes it to 0).
+ */
+#include "tmpl.h"
+
+#include <math.h>
+
+void rj_tmpl_softmax(rj_kfn *f)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    const int64_t T = kp->T, d = kp->d, dvp = kp->dvp;
+    rj_v W = f->arg[RJ_KA_ws];
+    rj_v xq = rj_ir_atc(ir, W, kp->ws_xq), yk = rj_ir_atc(ir, W, kp->ws_x);
+    rj_v V = rj_ir_atc(ir, W, kp->ws_v), S = rj_ir_atc(ir, W, kp->ws_a);
+    rj_v num = rj_ir_atc(ir, W, kp->ws_num), m = rj_ir_atc(ir, W, kp->ws_m);
+    rj_v l = rj_ir_atc(ir, W, kp->ws_l);
+    rj_v lq = f->arg[RJ_KA_lq], lk = f->arg[RJ_KA_lk];
+
+    rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
+    rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, xq);
+    rj_tmpl_fill(f, m, T, -INFINITY);
+    rj_tmpl_fill(f, l, T, 0.0);
+    rj_tmpl_fill(f, num, dvp * T, 0.0);
+    rj_v kend = lk;
+    if (kp->causal) {
+        rj_v diag = LLVMBuildNSWAdd(ir->B, qt.i, rj_ir_i(ir, T), "");
+        kend = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
+                               "kend");
+    }
+    rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
+    rj_v nk = rj_tmpl_rows_left(f, lk, kt.i);
+    rj_tmpl_pack_rows(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, nk, yk);
+    rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, nk, V);
+    rj_mm ms = {.A = yk, .a_si = d, .a_sk = 1, .B = xq, .b_sk = T, .C = S, .c_si = T, .NI = T,
+                .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri, .rj = kp->rj, .name = "s"};
+    rj_ir_mm(ir, &ms);
+    /* key j (global kt + j) reaches query i (global qt + i) iff j < nk and, causal, kt + j <=
+     * qt + i; masked scores become -inf */
+    rj_v shift = LLVMBuildNSWSub(ir->B, qt.i, kt.i, "");
+    rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), mt);
+        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(f, rj_ir_i(ir, t)), "");
+        rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+        rj_v p = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
+                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
+        rj_v keep = rj_tmpl_ivec(f, LLVMBuildZExt(ir->B, ok, ir->ty_i64, ""));
+        keep = LLVMBuildICmp(ir->B, LLVMIntNE, keep, rj_tmpl_ivec(f, rj_ir_i(ir, 0)), "");
+        if (kp->causal) {
+            /* j <= shift + i */
+            rj_v lim = LLVMBuildAdd(ir->B, lane, rj_tmpl_ivec(f, shift), "");
+            rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_tmpl_ivec(f, j.i), lim, "");
+            keep = LLVMBuildAnd(ir->B, keep, c, "");
+        }
+        rj_v s = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "s"), rj_ir_vf(ir, -INFINITY),
+                                 "s");
+        rj_ir_stv(ir, s, p);
+        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), s, ""), mt);
+        rj_ir_loop_end(ir, &j);
+        rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, m, t), "m");
+        rj_v m_new = rj_ir_max(ir, m_old, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), "m_new");
+        rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
+        rj_ir_stv(ir, m_new, rj_ir_atc(ir, m, t));
+        rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
+        LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), psum);
+        rj_loop j2 = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+        rj_v p2 = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
+                           LLVMBuildNSWMul(ir->B, j2.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p2, "s"), m_new, ""), "p");
+        rj_ir_stv(ir, e, p2);
+        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), e, ""),
+                       psum);
+        rj_ir_loop_end(ir, &j2);
+        rj_v pl = rj_ir_atc(ir, l, t);
+        rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"),
+                                LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), "l"), pl);
+        rj_loop c = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, dvp), 1);
+        rj_v pn = rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
+                           LLVMBuildNSWMul(ir->B, c.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pn, ""), alpha, ""), pn);
+        rj_ir_loop_end(ir, &c);
+    }
+    rj_mm mv = {.A = V, .a_si = 1, .a_sk = dvp, .B = S, .b_sk = T, .C = num, .c_si = T,
+                .NI = dvp, .NJ = T, .K = rj_ir_i(ir, T), .accumulate = 1, .ri = kp->ri,
+                .rj = kp->rj, .name = "num"};
+    rj_ir_mm(ir, &mv);
+    rj_ir_loop_end(ir, &kt);
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    rj_v pl = rj_ir_at(ir, l, tv.i);
+    rj_ir_stv(ir, rj_ir_div(ir, rj_ir_vf(ir, 1), rj_ir_ldv(ir, pl, "l"), "rl"), pl);
+    rj_ir_loop_end(ir, &tv);
+    rj_tmpl_store_out(f, num, l, qt.i, nq);
+    rj_ir_loop_end(ir, &qt);
+}

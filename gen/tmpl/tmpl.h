@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the interface between gen/gen.c and the kernel templates: each template emits
+ * the body of `void fn(const rj_kargs *a)` for one rj_kplan into a function whose entry the
+ * caller prepared, using the unpacked arguments.
+ */
+#ifndef RJ_TMPL_H
+#define RJ_TMPL_H
+
+#include "../ir.h"
+#include "../kabi.h"
+#include "../kplan.h"
+
+typedef struct rj_kfn {
+    rj_ir *ir;
+    const rj_kplan *kp;
+    rj_v arg[RJ_KA_COUNT]; /* the rj_kargs fields, loaded once */
+    rj_v scale;            /* d^{-1/4} as a float constant */
+} rj_kfn;
+
+/* Row-tile helpers shared by the templates (tmpl_pack.c). Rows row0 .. row0 + n - 1 of src
+ * (stride in floats) scaled by `scale` (NULL: unscaled); rows n .. T-1 are zero. */
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* d x T */
+void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);/* T x d */
+void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
+/* min(T, len - row0) as i64. */
+rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);
+/* Lane mask of the vector of tokens t0 .. t0 + vw - 1: lane l is valid iff t0 + l < n. */
+rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n);
+/* A <vw x i64> splat of an i64 value. */
+rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x);
+/* Fill n floats at p with the constant x (n a multiple of vw). */
+void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x);
+/* Store out rows row0 .. row0 + n - 1: out[t, c] = num[c, t] * rden[t] (num dvp x T). */
+void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n);
+
+void rj_tmpl_linear(rj_kfn *f);
+void rj_tmpl_softmax(rj_kfn *f);
+
+#endif

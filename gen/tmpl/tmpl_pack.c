@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file holds the tile packing and output helpers both templates use. Packing copies a
+ * tile of strided rows into contiguous, zero-padded scratch with the d^{-1/4} scale applied
+ * once, which is what lets every contraction after it run on constant strides and lets a
+ * partial tile run the full-tile code (zero rows contribute nothing once masked).
+ */
+#include "tmpl.h"
+
+static rj_v row_ptr(rj_kfn *f, rj_v src, rj_v stride, rj_v row)
+{
+    rj_ir *ir = f->ir;
+    return rj_ir_at(ir, src, LLVMBuildNSWMul(ir->B, row, stride, ""));
+}
+
+rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0)
+{
+    rj_ir *ir = f->ir;
+    rj_v left = LLVMBuildNSWSub(ir->B, len, row0, "");
+    rj_v T = rj_ir_i(ir, f->kp->T);
+    rj_v lt = LLVMBuildICmp(ir->B, LLVMIntSLT, left, T, "");
+    return LLVMBuildSelect(ir->B, lt, left, T, rj_ir_name(ir, "n"));
+}
+
+rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x)
+{
+    rj_ir *ir = f->ir;
+    LLVMTypeRef vt = LLVMVectorType(ir->ty_i64, (unsigned)ir->vw);
+    rj_v one = LLVMBuildInsertElement(ir->B, LLVMGetPoison(vt), x,
+                                      LLVMConstInt(ir->ty_i32, 0, 0), "");
+    return LLVMBuildShuffleVector(ir->B, one, LLVMGetPoison(vt), LLVMConstNull(ir->ty_vi), "");
+}
+
+rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n)
+{
+    rj_ir *ir = f->ir;
+    rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(f, t0), "");
+    return LLVMBuildICmp(ir->B, LLVMIntSLT, lane, rj_tmpl_ivec(f, n), rj_ir_name(ir, "valid"));
+}
+
+void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x)
+{
+    rj_ir *ir = f->ir;
+    rj_loop l = rj_ir_loop_begin(ir, "fill", rj_ir_i(ir, 0), rj_ir_i(ir, n), ir->vw);
+    rj_ir_stv(ir, rj_ir_vf(ir, x), rj_ir_at(ir, p, l.i));
+    rj_ir_loop_end(ir, &l);
+}
+
+/* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale. */
+static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, int ncols,
+                 int64_t row_step, int64_t col_step, int scaled)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_loop lt = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
+    rj_v row = row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lt.i, ""));
+    rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lt.i, rj_ir_i(ir, row_step), ""));
+    rj_loop ll = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
+    rj_v x = rj_ir_ld(ir, rj_ir_at(ir, row, ll.i), "");
+    if (scaled)
+        x = rj_ir_mul(ir, x, f->scale, "x");
+    rj_ir_st(ir, x, rj_ir_at(ir, drow, LLVMBuildNSWMul(ir->B, ll.i, rj_ir_i(ir, col_step), "")));
+    rj_ir_loop_end(ir, &ll);
+    rj_ir_loop_end(ir, &lt);
+    /* Rows n .. T-1 are zero. */
+    rj_loop lz = rj_ir_loop_begin(ir, "tz", n, rj_ir_i(ir, T), 1);
+    rj_v zrow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lz.i, rj_ir_i(ir, row_step), ""));
+    rj_loop lzl = rj_ir_loop_begin(ir, "lz", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
+    rj_ir_st(ir, rj_ir_f(ir, 0),
+             rj_ir_at(ir, zrow, LLVMBuildNSWMul(ir->B, lzl.i, rj_ir_i(ir, col_step), "")));
+    rj_ir_loop_end(ir, &lzl);
+    rj_ir_loop_end(ir, &lz);
+}
+
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+{
+    pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, 1);
+}
+
+void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+{
+    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, 1);
+}
+
+void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+{
+    const rj_kplan *kp = f->kp;
+    if (kp->dvp > kp->dv)
+        rj_tmpl_fill(f, dst, (int64_t)kp->T * kp->dvp, 0.0);
+    pack(f, src, stride, row0, n, dst, kp->dv, kp->dvp, 1, 0);
+}
+
+void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    rj_loop lt = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
+    rj_v r = rj_ir_ld(ir, rj_ir_at(ir, rden, lt.i), "rden");
+    rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so],
+                        LLVMBuildNSWAdd(ir->B, row0, lt.i, ""));
+    rj_loop lc = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), 1);
+    rj_v idx = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, lc.i, rj_ir_i(ir, kp->T), ""), lt.i,
+                               "");
+    rj_v o = rj_ir_mul(ir, rj_ir_ld(ir, rj_ir_at(ir, num, idx), "num"), r, "o");
+    rj_ir_st(ir, o, rj_ir_at(ir, orow, lc.i));
+    rj_ir_loop_end(ir, &lc);
+    rj_ir_loop_end(ir, &lt);
+}

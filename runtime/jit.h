@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the runtime's door to LLVM (runtime/jit.c is the only runtime file that calls
+ * it): the ISA class and target machine of a context, compiling a kernel plan to an object,
+ * cross emission for other targets, and one ORC LLJIT per context that links objects and
+ * hands back function pointers. No LLVM type crosses this header.
+ */
+#ifndef RJ_JIT_H
+#define RJ_JIT_H
+
+#include "base.h"
+#include "host.h"
+#include "kabi.h"
+#include "kplan.h"
+
+/* What a context compiles for (after the RFJIT_ISA clamp). */
+typedef struct rj_isa {
+    char name[16];       /* avx512, avx2, sse4.2, generic, neon */
+    char cpu[64];        /* LLVM CPU name given to the target machine */
+    char features[4096]; /* LLVM feature string given to the target machine */
+    char triple[96];
+    int max_vw;          /* float lanes of the widest vector */
+    int fma;
+} rj_isa;
+
+typedef struct rj_jit rj_jit;
+
+/* Resolve the ISA: `want` NULL or "" or "native" is the host's class; otherwise one of
+ * avx512, avx2, sse4.2, generic, which must not exceed the host (RFJIT_E_ISA). */
+rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa, rj_diag *dg);
+
+/* One LLJIT and target machine for `isa`. Errors: RFJIT_E_TARGET, RFJIT_E_INTERNAL. */
+rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg);
+void rj_jit_destroy(rj_jit *j);
+
+typedef enum rj_emit_kind { RJ_EMIT_OBJ = 0, RJ_EMIT_ASM = 1, RJ_EMIT_IR = 2 } rj_emit_kind;
+
+/* Compile kp for the jit's target into an object (rj_alloc'd, *n bytes). dump_dir non-NULL
+ * writes <sym>.spec.txt, .pre.ll, .ll, .s and .o there. Not thread-safe per rj_jit: the
+ * caller holds its compile lock. */
+rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
+                            const char *dump_dir, void **obj, size_t *n, rj_diag *dg);
+
+/* Link an object into the JIT and look sym up. The JIT keeps the code until destroy. */
+rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
+                         rj_kernel_fn *fn, rj_diag *dg);
+
+/* Ahead-of-time emission for any registered target (x86-64 or AArch64): object, assembly
+ * or optimised IR text (rj_alloc'd, *n bytes). Thread-safe (own context and machine). */
+rfjit_status rj_jit_emit(const rj_kplan *kp, const char *sym, const char *triple,
+                         const char *cpu, const char *features, rj_emit_kind kind, void **out,
+                         size_t *n, rj_diag *dg);
+
+#endif

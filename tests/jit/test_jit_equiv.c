@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file checks every JIT kernel against the portable reference through the public API:
+ * the same descriptor (so the same W and the same fit) on the reference and the JIT backend,
+ * max |JIT - reference| <= ref_tol * max |reference| (est.h; 1e-4 for float32 kernels), over
+ * estimators x {bidirectional, causal} x d in {16, 32, 64, 128} x m in {16, 64, 256, 100} x
+ * ISA in {native, avx2, generic}, with lengths that are not multiples of any tile, L = 1,
+ * Lq != Lk, strided views and B x H > 1. Estimators without a kernel yet must say so
+ * (RFJIT_E_NOT_APPLICABLE on the JIT backend, the reason in the AUTO plan's description).
+ */
+#include <criterion/criterion.h>
+
+#include "rfjit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t sm_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void fill_normal(float *x, size_t n, double scale, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
+        double u2 = (double)(sm_next(&s) >> 11) / 9007199254740992.0;
+        double r = sqrt(-2 * log(u1));
+        x[i] = (float)(scale * r * cos(6.283185307179586 * u2));
+        if (i + 1 < n)
+            x[i + 1] = (float)(scale * r * sin(6.283185307179586 * u2));
+    }
+}
+
+static rfjit_ctx *make_ctx(const char *isa)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.isa = isa;
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK, "context for ISA %s", isa ? isa : "native");
+    return c;
+}
+
+static int has_kernel(const char *est)
+{
+    return strcmp(est, "hybrid") != 0 && strcmp(est, "eva") != 0;
+}
+
+static int fitted(const char *est)
+{
+    return !strcmp(est, "oprf") || !strcmp(est, "saderf") || !strcmp(est, "sderf") ||
+           !strcmp(est, "aderf");
+}
+
+typedef struct problem {
+    int64_t B, H, lq, lk;
+    int d, dv;
+    float *q, *k, *v;
+    rfjit_tensor tq, tk, tv;
+} problem;
+
+static void problem_init(problem *p, int64_t B, int64_t H, int64_t lq, int64_t lk, int d, int dv,
+                         uint64_t seed)
+{
+    p->B = B, p->H = H, p->lq = lq, p->lk = lk, p->d = d, p->dv = dv;
+    size_t nq = (size_t)(B * H * lq * d), nk = (size_t)(B * H * lk * d),
+           nv = (size_t)(B * H * lk * dv);
+    p->q = malloc(nq * sizeof(float));
+    p->k = malloc(nk * sizeof(float));
+    p->v = malloc(nv * sizeof(float));
+    fill_normal(p->q, nq, 0.5, seed);
+    fill_normal(p->k, nk, 0.5, seed + 1);
+    fill_normal(p->v, nv, 1.0, seed + 2);
+    p->tq = rfjit_tensor_contiguous(p->q, B, H, lq, d);
+    p->tk = rfjit_tensor_contiguous(p->k, B, H, lk, d);
+    p->tv = rfjit_tensor_contiguous(p->v, B, H, lk, dv);
+}
+
+static void problem_free(problem *p)
+{
+    free(p->q);
+    free(p->k);
+    free(p->v);
+}
+
+static rfjit_attn_desc desc_of(const char *est, int d, int dv, int m, int causal,
+                               const problem *calib)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = d;
+    a.dv = dv;
+    a.m = m;
+    a.causal = causal;
+    a.seed = 7;
+    if (causal && fitted(est)) {
+        a.calib_q = &calib->tq;
+        a.calib_k = &calib->tk;
+    }
+    return a;
+}
+
+/* Run desc on backend into out (B x H x lq x dv floats). */
+static void run(rfjit_ctx *c, rfjit_attn_desc a, int backend, const problem *p, float *out)
+{
+    a.backend = backend;
+    rfjit_plan *plan = NULL;
+    cr_assert_eq(rfjit_plan_create(c, &a, &plan), RFJIT_OK, "%s d=%d m=%d causal=%d: %s",
+                 a.estimator, a.d, a.m, a.causal, rfjit_ctx_last_error(c));
+    rfjit_tensor to = rfjit_tensor_contiguous(out, p->B, p->H, p->lq, p->dv);
+    cr_assert_eq(rfjit_plan_execute(plan, &p->tq, &p->tk, &p->tv, &to), RFJIT_OK, "%s: %s",
+                 a.estimator, rfjit_ctx_last_error(c));
+    rfjit_plan_destroy(plan);
+}
+
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i]))
+            return INFINITY;
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static const double TOL = 1e-4; /* est.h ref_tol of every float32 kernel */
+
+static void compare(rfjit_ctx *c, const char *isa, const char *est, int d, int dv, int m,
+                    int causal, const problem *p)
+{
+    size_t n = (size_t)(p->B * p->H * p->lq * p->dv);
+    float *ref = malloc(n * sizeof(float)), *jit = malloc(n * sizeof(float));
+    rfjit_attn_desc a = desc_of(est, d, dv, m, causal, p);
+    run(c, a, RFJIT_BACKEND_REFERENCE, p, ref);
+    run(c, a, RFJIT_BACKEND_JIT, p, jit);
+    double e = rel_err(jit, ref, n);
+    cr_expect(e <= TOL, "isa=%s %s d=%d dv=%d m=%d causal=%d B=%lld H=%lld Lq=%lld Lk=%lld: "
+              "max|jit-ref|/max|ref| = %.3g > %.0e (data seed 11)", isa, est, d, dv, m, causal,
+              (long long)p->B, (long long)p->H, (long long)p->lq, (long long)p->lk, e, TOL);
+    free(ref);
+    free(jit);
+}
+
+static void sweep(const char *isa)
+{
+    rfjit_ctx *c = make_ctx(isa);
+    static const int ds[4] = {16, 32, 64, 128}, ms[4] = {16, 64, 256, 100};
+    for (int di = 0; di < 4; di++) {
+        problem p;
+        problem_init(&p, 1, 2, 37, 37, ds[di], ds[di], 11);
+        for (int e = 0; rfjit_estimator_name(e); e++) {
+            const char *est = rfjit_estimator_name(e);
+            if (!has_kernel(est))
+                continue;
+            for (int causal = 0; causal < 2; causal++)
+                for (int mi = 0; mi < 4; mi++) {
+                    if (!strcmp(est, "exact") && mi > 0)
+                        break;
+                    compare(c, isa ? isa : "native", est, ds[di], ds[di], ms[mi], causal, &p);
+                }
+        }
+        problem_free(&p);
+    }
+    rfjit_ctx_destroy(c);
+}
+
+Test(jit_equiv, native, .timeout = 600)
+{
+    sweep(NULL);
+}
+
+Test(jit_equiv, avx2, .timeout = 600)
+{
+    sweep("avx2");
+}
+
+Test(jit_equiv, generic, .timeout = 600)
+{
+    sweep("generic");
+}
+
+/* L = 1, Lq != Lk, odd dv, several (batch, head) slices, a long sequence. */
+Test(jit_equiv, shapes, .timeout = 600)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    static const struct {
+        int64_t B, H, lq, lk;
+        int d, dv, m;
+    } cs[] = {{1, 1, 1, 1, 16, 16, 16},  {2, 3, 1, 1, 32, 8, 64},   {1, 1, 5, 83, 64, 24, 100},
+              {2, 2, 70, 33, 16, 3, 16}, {1, 1, 1000, 1000, 64, 64, 256}};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        problem p;
+        problem_init(&p, cs[i].B, cs[i].H, cs[i].lq, cs[i].lk, cs[i].d, cs[i].dv, 11);
+        for (int e = 0; rfjit_estimator_name(e); e++) {
+            const char *est = rfjit_estimator_name(e);
+            if (!has_kernel(est))
+                continue;
+            for (int causal = 0; causal < 2; causal++) {
+                if (causal && p.lq != p.lk)
+                    continue;
+                compare(c, "native", est, cs[i].d, cs[i].dv, cs[i].m, causal, &p);
+            }
+        }
+        problem_free(&p);
+    }
+    rfjit_ctx_destroy(c);
+}
+
+/* Strided views (padded rows, a non-unit element stride) give the same bits as contiguous. */
+Test(jit_equiv, strided)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    problem p;
+    const int64_t L = 45;
+    const int d = 32, dv = 16;
+    problem_init(&p, 1, 2, L, L, d, dv, 5);
+    /* q with rows padded to 40 floats; k with element stride 2; out with rows of 20 floats */
+    float *qs = calloc((size_t)(2 * L * 40), sizeof(float));
+    float *ks = calloc((size_t)(2 * L * d * 2), sizeof(float));
+    for (int64_t h = 0; h < 2; h++)
+        for (int64_t i = 0; i < L; i++)
+            for (int j = 0; j < d; j++) {
+                qs[(h * L + i) * 40 + j] = p.q[(h * L + i) * d + j];
+                ks[((h * L + i) * d + j) * 2] = p.k[(h * L + i) * d + j];
+            }
+    rfjit_tensor tq = {qs, {1, 2, L, d}, {0, L * 40, 40, 1}};
+    rfjit_tensor tk = {ks, {1, 2, L, d}, {0, L * d * 2, d * 2, 2}};
+    const char *ests[] = {"positive", "trig", "saderf", "exact"};
+    for (int e = 0; e < 4; e++)
+        for (int causal = 0; causal < 2; causal++) {
+            rfjit_attn_desc a = desc_of(ests[e], d, dv, 64, causal, &p);
+            a.backend = RFJIT_BACKEND_JIT;
+            rfjit_plan *plan = NULL;
+            cr_assert_eq(rfjit_plan_create(c, &a, &plan), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+            float *o1 = calloc((size_t)(2 * L * dv), sizeof(float));
+            float *o2 = calloc((size_t)(2 * L * 20), sizeof(float));
+            rfjit_tensor t1 = rfjit_tensor_contiguous(o1, 1, 2, L, dv);
+            rfjit_tensor t2 = {o2, {1, 2, L, dv}, {0, L * 20, 20, 1}};
+            cr_assert_eq(rfjit_plan_execute(plan, &p.tq, &p.tk, &p.tv, &t1), RFJIT_OK);
+            cr_assert_eq(rfjit_plan_execute(plan, &tq, &tk, &p.tv, &t2), RFJIT_OK, "%s",
+                         rfjit_ctx_last_error(c));
+            for (int64_t h = 0; h < 2; h++)
+                for (int64_t i = 0; i < L; i++)
+                    for (int j = 0; j < dv; j++)
+                        cr_assert_eq(o1[(h * L + i) * dv + j], o2[(h * L + i) * 20 + j],
+                                     "%s causal=%d h=%lld i=%lld j=%d", ests[e], causal,
+                                     (long long)h, (long long)i, j);
+            free(o1);
+            free(o2);
+            rfjit_plan_destroy(plan);
+        }
+    free(qs);
+    free(ks);
+    problem_free(&p);
+    rfjit_ctx_destroy(c);
+}
+
+/* Estimators without a kernel: the JIT backend refuses, AUTO runs the reference and says why. */
+Test(jit_equiv, no_kernel_is_reported)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    for (int e = 0; rfjit_estimator_name(e); e++) {
+        const char *est = rfjit_estimator_name(e);
+        rfjit_attn_desc a = desc_of(est, 16, 16, 16, 0, NULL);
+        a.backend = RFJIT_BACKEND_JIT;
+        rfjit_plan *plan = NULL;
+        rfjit_status s = rfjit_plan_create(c, &a, &plan);
+        char buf[512];
+        if (has_kernel(est)) {
+            cr_assert_eq(s, RFJIT_OK, "%s: %s", est, rfjit_ctx_last_error(c));
+            cr_assert_eq(rfjit_plan_describe(plan, buf, sizeof buf), RFJIT_OK);
+            cr_assert(strstr(buf, "backend=jit"), "%s", buf);
+            rfjit_plan_destroy(plan);
+            continue;
+        }
+        cr_assert_eq(s, RFJIT_E_NOT_APPLICABLE, "%s", est);
+        a.backend = RFJIT_BACKEND_AUTO;
+        cr_assert_eq(rfjit_plan_create(c, &a, &plan), RFJIT_OK);
+        cr_assert_eq(rfjit_plan_describe(plan, buf, sizeof buf), RFJIT_OK);
+        cr_assert(strstr(buf, "backend=reference (") != NULL, "%s", buf);
+        rfjit_plan_destroy(plan);
+    }
+    rfjit_ctx_destroy(c);
+}
