@@ -10,7 +10,7 @@
  */
 #include "jit.h"
 
-#include "gen.h"
+#include "ir_gen.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>

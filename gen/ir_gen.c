@@ -6,7 +6,7 @@
  * drift from the C struct), and the dispatch to the plan's template. Modules are verified
  * (the return action, never abort) before anyone optimises them.
  */
-#include "gen.h"
+#include "ir_gen.h"
 
 #include "ir.h"
 #include "kabi.h"
