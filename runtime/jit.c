@@ -313,10 +313,13 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
         RJ_TRY(write_file(dump_dir, sym, ".spec.txt", text, (size_t)(k > 0 ? k : 0), dg));
         RJ_TRY(dump_module(dump_dir, sym, ".pre.ll", M, dg));
     }
+    /* The templates emit explicit <vw x float> code with the register tile unrolled, so the
+     * loop vectoriser and the unroller only add compile time (measured: 135 ms -> 67 ms per
+     * kernel at d = 64, m = 256) without speeding the kernels up; SLP stays on for glue. */
     LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
-    LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
-    LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+    LLVMPassBuilderOptionsSetLoopVectorization(o, 0);
+    LLVMPassBuilderOptionsSetLoopUnrolling(o, 0);
 #ifndef NDEBUG
     LLVMPassBuilderOptionsSetVerifyEach(o, 1);
 #endif
