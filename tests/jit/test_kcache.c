@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file checks the kernel caches through the public API and the verbose log: a second
+ * process loads a kernel from the disk cache without compiling; a corrupted or truncated
+ * entry is detected, dropped and recompiled (and the rewritten entry is good again); two
+ * processes filling one cache at the same time leave only valid entries; within a context
+ * a kernel is compiled once.
+ */
+#include <criterion/criterion.h>
+
+#include "rfjit.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct counts {
+    int compiled, loaded, dropped;
+} counts;
+
+static void on_log(void *user, int level, const char *msg)
+{
+    counts *c = user;
+    (void)level;
+    if (strstr(msg, " compiled ("))
+        c->compiled++;
+    if (strstr(msg, "loaded from the disk cache"))
+        c->loaded++;
+    if (strstr(msg, "dropped"))
+        c->dropped++;
+}
+
+/* Create a context on dir, build plans for m in ms[0..n), return the log counts. */
+static counts run_plans(const char *dir, const int *ms, int n)
+{
+    counts c = {0, 0, 0};
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = dir;
+    cd.verbose = 1;
+    cd.log = on_log;
+    cd.log_user = &c;
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    for (int i = 0; i < n; i++) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = ms[i];
+        a.backend = RFJIT_BACKEND_JIT;
+        rfjit_plan *p = NULL;
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+        rfjit_plan_destroy(p);
+    }
+    rfjit_ctx_destroy(ctx);
+    return c;
+}
+
+static char *temp_dir(void)
+{
+    char *t = strdup("/tmp/rfjit_kcache_XXXXXX");
+    cr_assert_not_null(mkdtemp(t));
+    return t;
+}
+
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' || strlen(e->d_name) > 2) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/* The one cache entry in dir (asserting there is exactly one and no temporary file). */
+static void only_entry(const char *dir, char *path, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".o")) {
+            cr_assert(strncmp(e->d_name, ".tmp", 4) != 0, "temporary file left: %s", e->d_name);
+            snprintf(path, n, "%s/%s", dir, e->d_name);
+            found++;
+        }
+    closedir(d);
+    cr_assert_eq(found, 1);
+}
+
+/* Run in a child process, return its counts through a pipe. */
+static counts in_child(const char *dir, const int *ms, int n)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        counts c = run_plans(dir, ms, n);
+        ssize_t w = write(fd[1], &c, sizeof c);
+        _exit(w == (ssize_t)sizeof c ? 0 : 1);
+    }
+    counts c = {-1, -1, -1};
+    cr_assert_eq(read(fd[0], &c, sizeof c), (ssize_t)sizeof c);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fd[0]);
+    close(fd[1]);
+    return c;
+}
+
+Test(kcache, second_process_loads_from_disk)
+{
+    char *dir = temp_dir();
+    const int m[1] = {16};
+    counts a = in_child(dir, m, 1);
+    cr_assert_eq(a.compiled, 1);
+    cr_assert_eq(a.loaded, 0);
+    counts b = in_child(dir, m, 1);
+    cr_assert_eq(b.compiled, 0, "the second process compiled instead of loading");
+    cr_assert_eq(b.loaded, 1);
+    struct stat sb;
+    cr_assert_eq(stat(dir, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700);
+    remove_dir(dir);
+    free(dir);
+}
+
+static void damage(const char *path, int truncate_it)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    if (truncate_it) {
+        cr_assert_eq(ftruncate(fileno(f), 40), 0);
+    } else {
+        fseek(f, -100, SEEK_END);
+        int ch = fgetc(f);
+        fseek(f, -100, SEEK_END);
+        fputc(ch ^ 0x5a, f);
+    }
+    fclose(f);
+}
+
+Test(kcache, bad_entries_are_recompiled)
+{
+    char *dir = temp_dir();
+    const int m[1] = {16};
+    char path[512];
+    counts a = run_plans(dir, m, 1);
+    cr_assert_eq(a.compiled, 1);
+    for (int kind = 0; kind < 2; kind++) {
+        only_entry(dir, path, sizeof path);
+        damage(path, kind);
+        counts b = run_plans(dir, m, 1);
+        cr_assert_eq(b.dropped, 1, "damage kind %d not detected", kind);
+        cr_assert_eq(b.compiled, 1);
+        counts c = run_plans(dir, m, 1);
+        cr_assert_eq(c.loaded, 1, "the rewritten entry did not load (kind %d)", kind);
+        cr_assert_eq(c.compiled + c.dropped, 0);
+    }
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(kcache, concurrent_processes_leave_a_valid_cache, .timeout = 120)
+{
+    char *dir = temp_dir();
+    const int ms[4] = {16, 32, 48, 64};
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            counts c = run_plans(dir, ms, 4);
+            _exit(c.compiled + c.loaded == 4 && c.dropped == 0 ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int status = 0;
+        waitpid(kids[i], &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", i);
+    }
+    counts c = run_plans(dir, ms, 4);
+    cr_assert_eq(c.loaded, 4);
+    cr_assert_eq(c.compiled + c.dropped, 0);
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(kcache, compiled_once_per_context)
+{
+    counts c = {0, 0, 0};
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.verbose = 1;
+    cd.log = on_log;
+    cd.log_user = &c;
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    for (int i = 0; i < 3; i++) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = 16;
+        a.seed = (uint64_t)i; /* a new seed is new data, not a new kernel */
+        rfjit_plan *p = NULL;
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+        rfjit_plan_destroy(p);
+    }
+    cr_assert_eq(c.compiled, 1);
+    rfjit_ctx_destroy(ctx);
+}
