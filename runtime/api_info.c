@@ -35,10 +35,12 @@ rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len)
                 "\"cpu\":\"%s\",\"features\":\"%s\",\"cores\":%d,\"pus\":%d,\"numa_nodes\":%d,"
                 "\"l1d_bytes\":%lld,\"l1d_source\":\"%s\",\"l2_bytes\":%lld,"
                 "\"l2_source\":\"%s\",\"l3_bytes\":%lld,\"l3_source\":\"%s\","
-                "\"l3_sharing_cores\":%d,\"backend\":\"reference\",\"estimators\":[",
+                "\"l3_sharing_cores\":%d,\"backend\":\"jit\",\"isa\":\"%s\",\"jit_cpu\":\"%s\","
+                "\"vector_lanes\":%d,\"estimators\":[",
                 RFJIT_VERSION_STRING, h->llvm_version, h->triple, h->cpu, h->features, t->cores,
                 t->pus, t->numa_nodes, (long long)t->l1d, t->l1d_src, (long long)t->l2,
-                t->l2_src, (long long)t->l3, t->l3_src, t->l3_sharing_cores);
+                t->l2_src, (long long)t->l3, t->l3_src, t->l3_sharing_cores, ctx->isa.name,
+                ctx->isa.cpu, ctx->isa.max_vw);
         for (int i = 0; i < rj_est_count; i++)
             appendf(buf, len, &pos, "%s\"%s\"", i ? "," : "", rj_est_registry[i]->name);
         appendf(buf, len, &pos, "]}");
@@ -51,12 +53,13 @@ rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len)
                 "topology:   %d cores, %d PUs, %d NUMA nodes\n"
                 "caches:     L1d %lld KiB (%s), L2 %lld KiB (%s), L3 %lld KiB (%s, shared by %d "
                 "cores)\n"
-                "backend:    reference (portable C)\n"
+                "backend:    jit, ISA %s (LLVM cpu %s, %d float lanes%s), reference as fallback\n"
                 "estimators:",
                 RFJIT_VERSION_STRING, h->llvm_version, h->triple, h->cpu, h->features, t->cores,
                 t->pus, t->numa_nodes, (long long)t->l1d / 1024, t->l1d_src,
                 (long long)t->l2 / 1024, t->l2_src, (long long)t->l3 / 1024, t->l3_src,
-                t->l3_sharing_cores);
+                t->l3_sharing_cores, ctx->isa.name, ctx->isa.cpu, ctx->isa.max_vw,
+                ctx->isa.fma ? ", FMA" : "");
         for (int i = 0; i < rj_est_count; i++)
             appendf(buf, len, &pos, " %s", rj_est_registry[i]->name);
         appendf(buf, len, &pos, "\n");

@@ -31,6 +31,11 @@ int cli_parse_int(const char *s, long lo, long hi, int *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 int cli_parse_double(const char *s, double *out); /* finite values only */
 
+/* --backend auto|reference|jit -> RFJIT_BACKEND_*; 0 or -1 as the parsers above. */
+int cli_parse_backend(const char *s, int32_t *out);
+/* A context for --isa (NULL: the default); prints the error for verb and returns NULL. */
+rfjit_ctx *cli_context(const char *verb, const char *isa);
+
 /* The value of option argv[*i], advancing *i; NULL when argv[*i] is the last argument. */
 const char *cli_value(int argc, char **argv, int *i);
 

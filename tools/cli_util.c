@@ -128,3 +128,43 @@ double cli_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int cli_parse_backend(const char *s, int32_t *out)
+{
+    if (!strcmp(s, "auto"))
+        *out = RFJIT_BACKEND_AUTO;
+    else if (!strcmp(s, "reference"))
+        *out = RFJIT_BACKEND_REFERENCE;
+    else if (!strcmp(s, "jit"))
+        *out = RFJIT_BACKEND_JIT;
+    else
+        return -1;
+    return 0;
+}
+
+/* Errors are kept for the verb's one error line; warnings (an unusable cache directory)
+ * are worth a line of their own. */
+static void cli_log(void *user, int level, const char *msg)
+{
+    if (level == 0)
+        snprintf(user, 512, "%s", msg);
+    else if (level == 1)
+        fprintf(stderr, "rfjit: warning: %s\n", msg);
+}
+
+rfjit_ctx *cli_context(const char *verb, const char *isa)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.isa = isa;
+    char msg[512] = "";
+    cd.log = cli_log;
+    cd.log_user = msg;
+    rfjit_ctx *ctx = NULL;
+    rfjit_status s = rfjit_ctx_create(&cd, &ctx);
+    if (s != RFJIT_OK) {
+        cli_error(verb, CLI_FAILED, "cannot create a context: %s",
+                  msg[0] ? msg : rfjit_status_string(s));
+        return NULL;
+    }
+    return ctx;
+}

@@ -15,7 +15,8 @@ static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"
     "         [--estimator NAME] [--features M] [--seed S] [--iid|--orthogonal]\n"
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
-    "         [--hybrid-base positive|hyperbolic]\n"
+    "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference]\n"
+    "         [--isa avx512|avx2|sse4.2|generic]\n"
     "Computes softmax(q k^T / sqrt(d)) v, exactly or as estimated by NAME, for raw q, k, v\n"
     "(rfjit applies the d^-1/4 scaling). Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or\n"
     "all three are (B, H, L, .); float32 or float64 .npy, C order. OUT is float32 with the\n"
@@ -31,10 +32,13 @@ static const char help[] =
     "  --window W         eva: exact local window (default 16)\n"
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
-    "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n";
+    "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
+    "  --backend B        auto (default: the JIT kernel where the estimator has one), jit,\n"
+    "                     or reference (the portable double-precision C loops)\n"
+    "  --isa ISA          compile for a lower instruction set than the host's (as RFJIT_ISA)\n";
 
 typedef struct attn_args {
-    const char *q, *k, *v, *out, *w;
+    const char *q, *k, *v, *out, *w, *isa;
     int proj_flag;    /* 1 if --iid or --orthogonal was given */
     int features_set; /* times --features was given */
     rfjit_attn_desc a;
@@ -60,7 +64,8 @@ static int parse(int argc, char **argv, attn_args *x)
         }
         static const char *const valued[] = {
             "--queries", "--keys",  "--values", "-o",      "--projection", "--estimator",
-            "--features", "--seed", "--window", "--chunks", "--signs",     "--hybrid-base"};
+            "--features", "--seed", "--window", "--chunks", "--signs",     "--hybrid-base",
+            "--backend", "--isa"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -92,6 +97,12 @@ static int parse(int argc, char **argv, attn_args *x)
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.eva_chunks);
         else if (!strcmp(o, "--signs"))
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.hybrid_signs);
+        else if (!strcmp(o, "--backend"))
+            bad = cli_parse_backend(val, &x->a.backend);
+        else if (!strcmp(o, "--isa"))
+            x->isa = val;
+        else if (strcmp(o, "--hybrid-base"))
+            bad = 1;
         else if (!strcmp(val, "positive") || !strcmp(val, "hyperbolic"))
             x->a.hybrid_base = !strcmp(val, "hyperbolic") ? RFJIT_HYBRID_BASE_HYPERBOLIC
                                                           : RFJIT_HYBRID_BASE_POSITIVE;
@@ -135,10 +146,8 @@ static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor
     rfjit_plan *plan = NULL;
     float *out = NULL;
     int rc = CLI_OK;
-    rfjit_status s = rfjit_ctx_create(NULL, &ctx);
-    if (s != RFJIT_OK)
-        return cli_error("attention", CLI_FAILED, "cannot create a context: %s",
-                         rfjit_status_string(s));
+    if (!(ctx = cli_context("attention", x->isa)))
+        return CLI_FAILED;
     x->a.d = (int32_t)tq->shape[3];
     x->a.dv = (int32_t)tv->shape[3];
     if (rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)

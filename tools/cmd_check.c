@@ -37,6 +37,7 @@
 static const char help[] =
     "usage: rfjit check [--estimator NAME|all] [--d D] [--dv DV] [--m M] [--L L] [--causal]\n"
     "         [--seed S] [--scale X] [--seeds R] [--signs N] [--json]\n"
+    "         [--backend auto|jit|reference] [--isa avx512|avx2|sse4.2|generic]\n"
     "Runs each estimator (all: every one, in rfjit info's order) on random data and compares\n"
     "it with exact attention. Data: q, k entries N(0, X^2), v entries N(0, 1), from a\n"
     "generator seeded by S. Defaults: D = 64, DV = D, M = 256, L = 1024, S = 1, X = 1, R = 8.\n"
@@ -53,6 +54,8 @@ static const char help[] =
     "--causal checks causal attention; oprf, saderf, sderf and aderf are then calibrated on a\n"
     "second sample from the same distribution. --signs sets hybrid's n (library default 8);\n"
     "eva uses the library defaults (window 16, 8 chunks). --json prints one JSON object.\n"
+    "--backend picks the kernels (auto: the JIT where an estimator has one); --isa compiles\n"
+    "for a lower instruction set than the host's (as RFJIT_ISA).\n"
     "At X = 1 random features are far from exact (variance grows like e^{|x+y|^2}); the\n"
     "check judges each estimator against its own spread, not against a fixed error.\n";
 
@@ -61,6 +64,8 @@ typedef struct check_cfg {
     int d, dv, m, L, causal, seeds, signs, json;
     uint64_t seed;
     double scale;
+    int32_t backend;
+    const char *isa;
 } check_cfg;
 
 typedef struct check_data {
@@ -90,7 +95,7 @@ static int parse(int argc, char **argv, check_cfg *c)
         }
         static const char *const valued[] = {"--estimator", "--d",    "--dv",   "--m",
                                              "--L",         "--seed", "--scale", "--seeds",
-                                             "--signs"};
+                                             "--signs", "--backend", "--isa"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -115,6 +120,10 @@ static int parse(int argc, char **argv, check_cfg *c)
             bad = cli_parse_int(val, 1, 1 << 16, &c->signs);
         else if (!strcmp(o, "--seed"))
             bad = cli_parse_u64(val, &c->seed);
+        else if (!strcmp(o, "--backend"))
+            bad = cli_parse_backend(val, &c->backend);
+        else if (!strcmp(o, "--isa"))
+            c->isa = val;
         else
             bad = cli_parse_double(val, &c->scale) || !(c->scale > 0);
         if (bad)
@@ -184,6 +193,7 @@ static int run_one(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const char
     a.m = c->m;
     a.causal = c->causal;
     a.seed = seed;
+    a.backend = c->backend;
     if (c->signs)
         a.hybrid_signs = c->signs;
     if (c->causal) {
@@ -397,7 +407,7 @@ static int check_all(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const do
 
 int cmd_check(int argc, char **argv)
 {
-    check_cfg c = {"all", 64, 0, 256, 1024, 0, 8, 0, 0, 1, 1.0};
+    check_cfg c = {"all", 64, 0, 256, 1024, 0, 8, 0, 0, 1, 1.0, RFJIT_BACKEND_AUTO, NULL};
     int rc = parse(argc, argv, &c);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
@@ -416,8 +426,8 @@ int cmd_check(int argc, char **argv)
     rfjit_ctx *ctx = NULL;
     if (!D.q || !D.k || !D.cq || !D.ck || !D.v || !D.out || !D.exact || !ref)
         rc = cli_error("check", CLI_FAILED, "out of memory for L = %d", c.L);
-    else if (rfjit_ctx_create(NULL, &ctx) != RFJIT_OK)
-        rc = cli_error("check", CLI_FAILED, "cannot create a context");
+    else if (!(ctx = cli_context("check", c.isa)))
+        rc = CLI_FAILED;
     if (rc == CLI_OK)
         rc = prepare(ctx, &c, &D, ref);
     if (rc == CLI_OK)
