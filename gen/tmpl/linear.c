@@ -18,8 +18,9 @@
  * Causal: the tile is the chunk. Queries of chunk C see S, z of chunks < C (the prefix) plus
  * the masked intra-chunk quadratic form A = phi_k^T phi_q (A_ji = 0 for j > i):
  *   num += V^T A,  den += sum_j A_j,  g += sum_j |phi_k|^T |phi_q| (masked),
- * and only then does the chunk's keys enter S, z. The running maximum c makes every key
- * weight <= 1 as in the reference; all keys of a chunk share its c, which cancels in the ratio.
+ * and only then does the chunk's keys enter S, z. Shifts follow the reference's running
+ * maximum token by token (emit_causal_key_features), so every weight is <= 1 and output t
+ * depends on tokens 0..t only, bit for bit.
  * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
  * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
  */
@@ -114,10 +115,11 @@ static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
 }
 
 /*
- * Phase 2: features into F (Mp x T). Keys (shift != NULL): weights e^{. - c}, lanes >= n
- * zeroed. Queries: exp shifted by their own h, trig unweighted.
+ * Phase 2: features into F (Mp x T). Keys (shift or shifts != NULL): weights e^{. - c} with
+ * one c (shift) or one per token (shifts, T floats), lanes >= n zeroed. Queries: exp shifted
+ * by their own h, trig unweighted.
  */
-static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
+static void emit_features_(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -125,10 +127,12 @@ static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
     rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h);
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
-    rj_v valid = shift ? rj_tmpl_lane_valid(L->f, tv.i, n) : NULL;
-    rj_v sub = shift ? rj_ir_bcast(ir, shift, "c") : hv;
+    rj_v valid = shift || shifts ? rj_tmpl_lane_valid(L->f, tv.i, n) : NULL;
+    rj_v sub = shift    ? rj_ir_bcast(ir, shift, "c")
+               : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
+                        : hv;
     rj_v wgt = NULL;
-    if (kp->fam == RJ_KF_TRIG && shift)
+    if (kp->fam == RJ_KF_TRIG && valid)
         wgt = rj_ir_exp(ir, rj_ir_sub(ir, hv, sub, ""), "w");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
     rj_v off = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, "");
@@ -161,6 +165,11 @@ static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
     }
 }
 
+static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
+{
+    emit_features_(L, F, shift, NULL, n);
+}
+
 /* |F| into Fa (Mp x T). */
 static void emit_abs(lin *L, rj_v F, rj_v Fa)
 {
@@ -170,6 +179,93 @@ static void emit_abs(lin *L, rj_v F, rj_v Fa)
     rj_ir_stv(ir, rj_ir_abs(ir, rj_ir_ldv(ir, rj_ir_at(ir, F, i.i), ""), ""),
               rj_ir_at(ir, Fa, i.i));
     rj_ir_loop_end(ir, &i);
+}
+
+/* If grows: (S, z, zabs) *= e^{c_old - c_new} and c = c_new. */
+static void emit_raise_shift(lin *L, rj_v grows, rj_v c_old, rj_v c_new)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    rj_if up = rj_ir_if_begin(ir, grows, "rescale");
+    rj_v factor = rj_ir_bcast(ir, rj_ir_exp(ir, rj_ir_sub(ir, c_old, c_new, ""), "factor"), "");
+    const int64_t nS = (int64_t)kp->Mp * kp->dvp;
+    rj_loop i = rj_ir_loop_begin(ir, "rS", rj_ir_i(ir, 0), rj_ir_i(ir, nS), ir->vw);
+    rj_v p = rj_ir_at(ir, L->S, i.i);
+    rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, p, ""), factor, ""), p);
+    rj_ir_loop_end(ir, &i);
+    /* z and zabs are adjacent Mp-float regions, each padded to 16 floats */
+    const int64_t nz = kp->st_c - kp->st_z;
+    rj_loop iz = rj_ir_loop_begin(ir, "rz", rj_ir_i(ir, 0), rj_ir_i(ir, nz), ir->vw);
+    rj_v pz = rj_ir_at(ir, L->z, iz.i);
+    rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pz, ""), factor, ""), pz);
+    rj_ir_loop_end(ir, &iz);
+    rj_ir_st(ir, c_new, L->c);
+    rj_ir_if_end(ir, &up);
+}
+
+/*
+ * Causal key side of a chunk: c_t = max(c, h_0 .. h_t), the running maximum of the reference,
+ * one per token (ws_m), and phi_k,t = e^{ell_t - c_t}. A query t then weighs key j <= t by
+ * e^{c_j - c_t} <= 1 and the prefix by e^{c - c_t}, so its output depends on tokens 0..t
+ * only, bit for bit, and a large future key cannot flush earlier weights to zero.
+ */
+static void emit_causal_key_features(lin *L, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    emit_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
+    rj_v h = ws(L, kp->ws_h), cpre = ws(L, kp->ws_m);
+    rj_v run = rj_ir_slot(ir, ir->ty_f32, "c_run");
+    rj_ir_st(ir, rj_ir_ld(ir, L->c, "c_prev"), run);
+    rj_loop t = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), 1);
+    rj_v valid = LLVMBuildICmp(ir->B, LLVMIntSLT, t.i, n, "");
+    rj_v ht = LLVMBuildSelect(ir->B, valid, rj_ir_ld(ir, rj_ir_at(ir, h, t.i), "h"),
+                              rj_ir_f(ir, -INFINITY), "");
+    rj_v ct = rj_ir_max(ir, rj_ir_ld(ir, run, ""), ht, "c_t");
+    rj_ir_st(ir, ct, run);
+    rj_ir_st(ir, ct, rj_ir_at(ir, cpre, t.i));
+    rj_ir_loop_end(ir, &t);
+    emit_features_(L, ws(L, kp->ws_fk), NULL, cpre, n);
+}
+
+/* v[i] *= e^{c - c_i} over the T lanes of rows rows of p (row stride T): the prefix part of
+ * a chunk's queries, brought from the carried shift c to each query's own c_i. */
+static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
+{
+    rj_ir *ir = L->ir;
+    const int64_t T = L->kp->T;
+    rj_v cpre = ws(L, L->kp->ws_m);
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_bcast(ir, c, ""),
+                                         rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
+                           "to_query");
+        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
+        rj_v at = rj_ir_at(ir, p, LLVMBuildNSWAdd(ir->B,
+                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
+        rj_ir_loop_end(ir, &r);
+    }
+}
+
+/* End of a causal chunk: shift everything to c_end = c_{T-1}, then S, z, zabs += keys. */
+static void emit_causal_key_update(lin *L)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v cpre = ws(L, kp->ws_m), Fk = ws(L, kp->ws_fk);
+    rj_v c_old = rj_ir_ld(ir, L->c, "c_old");
+    rj_v c_end = rj_ir_ld(ir, rj_ir_atc(ir, cpre, T - 1), "c_end");
+    emit_raise_shift(L, LLVMBuildFCmp(ir->B, LLVMRealOGT, c_end, c_old, ""), c_old, c_end);
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_t"),
+                                         rj_ir_bcast(ir, c_end, ""), ""), "to_end");
+        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
+        rj_v at = rj_ir_at(ir, Fk, LLVMBuildNSWAdd(ir->B,
+                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
+        rj_ir_loop_end(ir, &r);
+    }
 }
 
 /* Key side of a tile: c update with rescaling, then phi_k into ws_fk. */
@@ -191,24 +287,7 @@ static void emit_key_features(lin *L, rj_v n)
     rj_v ctile = rj_ir_hmax(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), "c_tile");
     rj_v c_old = rj_ir_ld(ir, L->c, "c_old");
     rj_v grows = LLVMBuildFCmp(ir->B, LLVMRealOGT, ctile, c_old, "");
-    rj_if up = rj_ir_if_begin(ir, grows, "rescale");
-    {
-        rj_v factor = rj_ir_bcast(ir, rj_ir_exp(ir, rj_ir_sub(ir, c_old, ctile, ""), "factor"),
-                                  "");
-        const int64_t nS = (int64_t)kp->Mp * kp->dvp;
-        rj_loop i = rj_ir_loop_begin(ir, "rS", rj_ir_i(ir, 0), rj_ir_i(ir, nS), ir->vw);
-        rj_v p = rj_ir_at(ir, L->S, i.i);
-        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, p, ""), factor, ""), p);
-        rj_ir_loop_end(ir, &i);
-        /* z and zabs are adjacent Mp-float regions, each padded to 16 floats */
-        const int64_t nz = kp->st_c - kp->st_z;
-        rj_loop iz = rj_ir_loop_begin(ir, "rz", rj_ir_i(ir, 0), rj_ir_i(ir, nz), ir->vw);
-        rj_v pz = rj_ir_at(ir, L->z, iz.i);
-        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pz, ""), factor, ""), pz);
-        rj_ir_loop_end(ir, &iz);
-        rj_ir_st(ir, ctile, L->c);
-    }
-    rj_ir_if_end(ir, &up);
+    emit_raise_shift(L, grows, c_old, ctile);
     rj_v c = rj_ir_ld(ir, L->c, "c");
     emit_features(L, ws(L, kp->ws_fk), c, n);
 }
@@ -249,12 +328,15 @@ static void emit_key_update(lin *L)
     rj_ir_loop_end(ir, &r);
 }
 
-/* Sum the T rows of the T x T matrix A (masked for j > i when causal) into acc (T). */
+/* A_ji = 0 for j > i, A_ji *= e^{c_j - c_i} otherwise (the key's weight at the query's
+ * shift); then acc (T) += sum_j A_j. */
 static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
 {
     rj_ir *ir = L->ir;
     const int64_t T = L->kp->T;
+    rj_v cpre = ws(L, L->kp->ws_m);
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_v cj = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, cpre, j.i), "c_j"), "");
     for (int64_t t = 0; t < T; t += ir->vw) {
         rj_v p = rj_ir_at(ir, A, LLVMBuildNSWAdd(ir->B,
                           LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
@@ -262,7 +344,10 @@ static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
         rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(L->f, rj_ir_i(ir, t)),
                                  "");
         rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_tmpl_ivec(L->f, j.i), "");
-        rj_v a = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "a"), rj_ir_vf(ir, 0), "a");
+        rj_v w = rj_ir_exp(ir, rj_ir_sub(ir, cj, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
+                           "w");
+        rj_v a = LLVMBuildSelect(ir->B, keep, rj_ir_mul(ir, rj_ir_ldv(ir, p, "a"), w, ""),
+                                 rj_ir_vf(ir, 0), "a");
         rj_ir_stv(ir, a, p);
         rj_v pa = rj_ir_atc(ir, acc, t);
         rj_ir_stv(ir, rj_ir_add(ir, rj_ir_ldv(ir, pa, ""), a, ""), pa);
@@ -299,6 +384,11 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
         rj_ir_mm(ir, &mg);
     }
     if (kp->causal) {
+        rj_v c = rj_ir_ld(ir, L->c, "c");
+        emit_to_query_shift(L, num, kp->dvp, c);
+        emit_to_query_shift(L, den, 1, c);
+        if (kp->sgn)
+            emit_to_query_shift(L, g, 1, c);
         rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
         rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
                     .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
@@ -378,9 +468,10 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
     rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], ct.i, n, ws(&L, kp->ws_v));
-    emit_key_features(&L, n);
+    emit_causal_key_features(&L, n);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
     emit_queries(&L, ct.i, n);
+    emit_causal_key_update(&L);
     emit_key_update(&L);
     rj_ir_loop_end(ir, &ct);
 }
