@@ -262,6 +262,38 @@ RFJIT_API void rfjit_decode_reset(rfjit_decode *state);
 /* Tokens consumed so far. */
 RFJIT_API int64_t rfjit_decode_position(const rfjit_decode *state);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Ahead-of-time emission                                                                   */
+
+enum { RFJIT_EMIT_OBJECT = 0, RFJIT_EMIT_ASSEMBLY = 1, RFJIT_EMIT_IR = 2 };
+
+typedef struct rfjit_emit_desc {
+    size_t size;          /* sizeof(rfjit_emit_desc), set by RFJIT_EMIT_DESC_INIT */
+    const char *triple;   /* NULL: the host's; e.g. "aarch64-unknown-linux-gnu" */
+    const char *cpu;      /* NULL: the context's JIT CPU (host) or "generic" (other triples) */
+    const char *features; /* NULL: the context's (host) or "" (other triples); e.g. "+neon" */
+    int32_t kind;         /* RFJIT_EMIT_* */
+    int32_t vector_width; /* float lanes 4, 8 or 16; 0: the context's (host), 4 (aarch64) */
+    const char *symbol;   /* NULL: rfjit_k_<estimator>_<16 hex> */
+} rfjit_emit_desc;
+
+#define RFJIT_EMIT_DESC_INIT {sizeof(rfjit_emit_desc), NULL, NULL, NULL, RFJIT_EMIT_OBJECT, 0, NULL}
+
+/*
+ * Emit the kernel the plan descriptor `attn` would use, for any supported target (x86-64,
+ * AArch64), as an ELF object, assembly or optimised LLVM IR. The kernel has the one
+ * signature `void symbol(const rj_kargs *)` (gen/kabi.h). *out is allocated by the library
+ * (free it with rfjit_free), *size its length; the symbol name is written to symbol (may be
+ * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple or CPU),
+ * RFJIT_E_NOT_APPLICABLE (no kernel for this estimator), RFJIT_E_INTERNAL (LLVM).
+ * Thread safety: any thread.
+ */
+RFJIT_API rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
+                                  const rfjit_emit_desc *target, void **out, size_t *size,
+                                  char *symbol, size_t symbol_len);
+/* Free memory the library handed out (rfjit_emit); NULL is a no-op. */
+RFJIT_API void rfjit_free(void *p);
+
 /* Feature dimension M of the plan's map (0 for exact and eva, which have none). */
 RFJIT_API int64_t rfjit_plan_feature_dim(const rfjit_plan *plan);
 

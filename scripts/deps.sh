@@ -5,7 +5,9 @@
 # when something is missing. As root it uses apt-get directly, otherwise sudo. Extra Debian
 # package names may be given as arguments (e.g. valgrind).
 set -euo pipefail
-need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev "$@")
+# qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c).
+need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev
+      qemu-user gcc-aarch64-linux-gnu "$@")
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

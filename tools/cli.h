@@ -55,5 +55,6 @@ int cmd_info(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_emit(int argc, char **argv);
 
 #endif

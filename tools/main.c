@@ -15,6 +15,7 @@ static const char usage[] =
     "  attention  attention of .npy queries, keys and values, written as .npy\n"
     "  fit        closed-form parameters and objectives of a data-fitted estimator\n"
     "  check      every estimator against exact attention on random data\n"
+    "  emit       one kernel as an object, assembly or IR, for this or another target\n"
     "exit codes: 0 success, 1 failed operation or check, 2 usage error; errors are one line\n"
     "on stderr: \"rfjit <verb>: <message>\"\n";
 
@@ -36,7 +37,8 @@ int main(int argc, char **argv)
     } verbs[] = {{"info", cmd_info},
                  {"attention", cmd_attention},
                  {"fit", cmd_fit},
-                 {"check", cmd_check}};
+                 {"check", cmd_check},
+                 {"emit", cmd_emit}};
     for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
         if (!strcmp(argv[1], verbs[i].name))
             return verbs[i].fn(argc - 1, argv + 1);
