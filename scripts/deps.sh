@@ -7,7 +7,7 @@
 set -euo pipefail
 # qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c).
 need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev
-      qemu-user gcc-aarch64-linux-gnu "$@")
+      qemu-user gcc-aarch64-linux-gnu valgrind "$@")
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
