@@ -12,12 +12,13 @@
  * n ln2_hi is exact for |n| <= 2^15), r in [-ln2/2, ln2/2], then Cephes' degree-6 minimax
  * polynomial for e^r, scaled by 2^n built in the exponent bits. Inputs are clamped to
  * [-88, 88.3]; results below e^-87.33 are flushed to +0 (no denormals), so -inf gives 0.
- * Measured bound (tests/unit/test_ir_math.c, against double exp over [-87, 88] on 2^20
- * points): relative error <= 2.5e-7 (about 2 ulp).
+ * Measured (tests/jit/test_ir_math.c, against double exp over [-87, 88] on 2^20 points):
+ * relative error 8.3e-8 with FMA, 7.9e-8 without (about 1 ulp); the test asserts 1.5e-7.
  *
  * sin/cos(x): k = round(x 2/pi), r = x - k pi/2 in three Cody-Waite parts (Cephes DP1..DP3
  * doubled), |r| <= pi/4, Cephes' sinf/cosf polynomials, quadrant (k mod 4) by selects.
- * Measured bound (same test): absolute error <= 6e-7 for |x| <= 2^13 (the used range:
+ * Measured (same test, 2^20 points): absolute error 9.3e-8 (sin), 9.1e-8 (cos) for
+ * |x| <= 2^13, asserted <= 2e-7 (the used range:
  * features u = w^T x of unit-scale inputs stay far inside; beyond 2^13 the reduction loses
  * bits and beyond 2^22 k is meaningless, so larger arguments are out of contract).
  */
