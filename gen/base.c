@@ -55,3 +55,19 @@ void rj_free(void *p)
 {
     free(p);
 }
+
+bool rj_grow(void **arr, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? 2 * *cap : 16;
+    void *p = rj_alloc_array(c, size);
+    if (!p)
+        return false;
+    if (n)
+        memcpy(p, *arr, n * size);
+    rj_free(*arr);
+    *arr = p;
+    *cap = c;
+    return true;
+}

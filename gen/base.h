@@ -44,6 +44,10 @@ void *rj_alloc_array(size_t n, size_t size);
 void *rj_alloc_array_zero(size_t n, size_t size);
 void rj_free(void *p);
 
+/* Make room for one more element in a growable array (*arr holds *n of *cap elements of
+ * `size` bytes): doubles the capacity when full. false (and *arr untouched) on no memory. */
+bool rj_grow(void **arr, size_t n, size_t *cap, size_t size);
+
 /* a * b without overflow: false if it would exceed SIZE_MAX. */
 bool rj_mul_size(size_t a, size_t b, size_t *out);
 

@@ -135,8 +135,12 @@ typedef struct rfjit_ctx_desc {
 #define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL, NULL}
 
 /*
- * Create a context. desc may be NULL for defaults. Errors: RFJIT_E_INVALID_ARG (out NULL,
- * negative threads), RFJIT_E_DESC_SIZE, RFJIT_E_NOMEM. Thread safety: any thread.
+ * Create a context: the CPU and ISA the JIT compiles for, one ORC LLJIT, the kernel caches
+ * (memory, and disk unless cache_dir is ""). desc may be NULL for defaults. Errors:
+ * RFJIT_E_INVALID_ARG (out NULL, negative threads, unknown ISA name), RFJIT_E_ISA (an ISA
+ * above the host's), RFJIT_E_TARGET, RFJIT_E_INTERNAL (LLVM), RFJIT_E_DESC_SIZE,
+ * RFJIT_E_NOMEM; the message goes to desc->log, if any. An unusable cache directory is not an
+ * error: a warning, and the cache stays in memory. Thread safety: any thread.
  */
 RFJIT_API rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc, rfjit_ctx **out);
 /* Destroy a context; NULL is a no-op. All its plans must already be destroyed. */
@@ -218,8 +222,11 @@ typedef struct rfjit_attn_desc {
  * or copies projection_matrix; with a calibration sample, fits and freezes the parameters.
  * Errors: RFJIT_E_INVALID_ARG (NULL, sizes < 1, unknown projection kind), RFJIT_E_DESC_SIZE,
  * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (e.g. causal fitted estimator without a
- * calibration sample), RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE,
- * RFJIT_E_NOMEM. Thread safety: takes the context lock. The descriptor is borrowed.
+ * calibration sample, or RFJIT_BACKEND_JIT for an estimator without a kernel),
+ * RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE, RFJIT_E_INTERNAL (the
+ * JIT failed; the message has LLVM's words), RFJIT_E_NOMEM. The kernel is compiled (or loaded
+ * from a cache) here, never in execute; each kernel is compiled once per context however
+ * many threads ask. Thread safety: any thread. The descriptor is borrowed.
  */
 RFJIT_API rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc,
                                          rfjit_plan **out);

@@ -362,16 +362,10 @@ rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
 rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
                          rj_kernel_fn *fn, rj_diag *dg)
 {
-    if (j->nrt == j->caprt) {
-        size_t cap = j->caprt ? 2 * j->caprt : 16;
-        LLVMOrcResourceTrackerRef *r = rj_alloc_array(cap, sizeof *r);
-        RJ_FAIL_IF(dg, !r, RFJIT_E_NOMEM, "no memory for the JIT's trackers");
-        if (j->nrt)
-            memcpy(r, j->rts, j->nrt * sizeof *r);
-        rj_free(j->rts);
-        j->rts = r;
-        j->caprt = cap;
-    }
+    void *rts = j->rts;
+    RJ_FAIL_IF(dg, !rj_grow(&rts, j->nrt, &j->caprt, sizeof *j->rts), RFJIT_E_NOMEM,
+               "no memory for the JIT's trackers");
+    j->rts = rts;
     LLVMOrcResourceTrackerRef rt =
         LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
     j->rts[j->nrt++] = rt;

@@ -137,16 +137,10 @@ static rj_kernel_fn find(rj_kcache *kc, const rj_hash *key)
 
 static rfjit_status publish(rj_kcache *kc, const rj_hash *key, rj_kernel_fn fn, rj_diag *dg)
 {
-    if (kc->n == kc->cap) {
-        size_t cap = kc->cap ? 2 * kc->cap : 16;
-        entry *t = rj_alloc_array(cap, sizeof *t);
-        RJ_FAIL_IF(dg, !t, RFJIT_E_NOMEM, "no memory for the kernel table");
-        if (kc->n)
-            memcpy(t, kc->tab, kc->n * sizeof *t);
-        rj_free(kc->tab);
-        kc->tab = t;
-        kc->cap = cap;
-    }
+    void *tab = kc->tab;
+    RJ_FAIL_IF(dg, !rj_grow(&tab, kc->n, &kc->cap, sizeof *kc->tab), RFJIT_E_NOMEM,
+               "no memory for the kernel table");
+    kc->tab = tab;
     kc->tab[kc->n++] = (entry){*key, fn};
     return RFJIT_OK;
 }

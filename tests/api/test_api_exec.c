@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <math.h>
@@ -27,24 +28,6 @@ static void teardown(void)
 
 TestSuite(api_exec, .init = setup, .fini = teardown);
 
-/* splitmix64 + Box-Muller: test data independent of the library's own generator. */
-static uint64_t sm_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void fill_normal(float *x, size_t n, double scale, uint64_t seed)
-{
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        double u1 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
-        double u2 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
-        x[i] = (float)(scale * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-    }
-}
 
 static rfjit_attn_desc desc_for(const char *est, int d, int dv, int m, int causal)
 {
@@ -72,9 +55,9 @@ static void run_all(double scale, int causal)
 {
     enum { B = 2, H = 2, L = 13, D = 8, DV = 5 };
     static float q[B * H * L * D], k[B * H * L * D], v[B * H * L * DV], o[B * H * L * DV];
-    fill_normal(q, sizeof q / 4, scale, 1);
-    fill_normal(k, sizeof k / 4, scale, 2);
-    fill_normal(v, sizeof v / 4, 1.0, 3);
+    tu_fill_normal(q, sizeof q / 4, scale, 1);
+    tu_fill_normal(k, sizeof k / 4, scale, 2);
+    tu_fill_normal(v, sizeof v / 4, 1.0, 3);
     rfjit_tensor tq = rfjit_tensor_contiguous(q, B, H, L, D);
     rfjit_tensor tk = rfjit_tensor_contiguous(k, B, H, L, D);
     rfjit_tensor tv = rfjit_tensor_contiguous(v, B, H, L, DV);
@@ -121,9 +104,9 @@ Test(api_exec, strided_equals_contiguous)
     enum { B = 1, H = 3, L = 9, D = 6 };
     float q[B * H * L * D], k[B * H * L * D], v[B * H * L * D], o1[B * H * L * D];
     float qs[2 * B * H * L * D], o2[2 * B * H * L * D];
-    fill_normal(q, sizeof q / 4, 1, 5);
-    fill_normal(k, sizeof k / 4, 1, 6);
-    fill_normal(v, sizeof v / 4, 1, 7);
+    tu_fill_normal(q, sizeof q / 4, 1, 5);
+    tu_fill_normal(k, sizeof k / 4, 1, 6);
+    tu_fill_normal(v, sizeof v / 4, 1, 7);
     /* qs holds q with layout (b, l, h, d) and stride 2 in the last dimension */
     for (int h = 0; h < H; h++)
         for (int l = 0; l < L; l++)
@@ -158,9 +141,9 @@ Test(api_exec, heads_are_independent)
 {
     enum { H = 3, L = 7, D = 4 };
     float q[H * L * D], k[H * L * D], v[H * L * D], o[H * L * D], o1[L * D];
-    fill_normal(q, sizeof q / 4, 1, 8);
-    fill_normal(k, sizeof k / 4, 1, 9);
-    fill_normal(v, sizeof v / 4, 1, 10);
+    tu_fill_normal(q, sizeof q / 4, 1, 8);
+    tu_fill_normal(k, sizeof k / 4, 1, 9);
+    tu_fill_normal(v, sizeof v / 4, 1, 10);
     for (int e = 0; rfjit_estimator_name(e); e++) {
         rfjit_attn_desc a = desc_for(rfjit_estimator_name(e), D, D, 8, 0);
         rfjit_plan *p = NULL;
@@ -187,8 +170,8 @@ Test(api_exec, features_match_kernel)
 {
     enum { L = 6, D = 5 };
     float x[L * D], y[L * D], Ks[L * L], Kg[L * L], Ke[L * L], Kge[L * L];
-    fill_normal(x, L * D, 0.4, 12);
-    fill_normal(y, L * D, 0.4, 13);
+    tu_fill_normal(x, L * D, 0.4, 12);
+    tu_fill_normal(y, L * D, 0.4, 13);
     rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, L, D);
     rfjit_tensor ty = rfjit_tensor_contiguous(y, 1, 1, L, D);
     rfjit_tensor tks = rfjit_tensor_contiguous(Ks, 1, 1, L, L);
@@ -259,17 +242,17 @@ Test(api_exec, calibrated_causal_prefix)
 {
     enum { L = 12, D = 6 };
     float q[L * D], k[L * D], v[L * D], o1[L * D], o2[L * D];
-    fill_normal(q, L * D, 1, 20);
-    fill_normal(k, L * D, 1, 21);
-    fill_normal(v, L * D, 1, 22);
+    tu_fill_normal(q, L * D, 1, 20);
+    tu_fill_normal(k, L * D, 1, 21);
+    tu_fill_normal(v, L * D, 1, 22);
     rfjit_tensor tq = rfjit_tensor_contiguous(q, 1, 1, L, D);
     rfjit_tensor tk = rfjit_tensor_contiguous(k, 1, 1, L, D);
     rfjit_tensor tv = rfjit_tensor_contiguous(v, 1, 1, L, D);
     rfjit_tensor t1 = rfjit_tensor_contiguous(o1, 1, 1, L, D);
     rfjit_tensor t2 = rfjit_tensor_contiguous(o2, 1, 1, L, D);
     float cq[L * D], ck[L * D];
-    fill_normal(cq, L * D, 1, 23);
-    fill_normal(ck, L * D, 1, 24);
+    tu_fill_normal(cq, L * D, 1, 23);
+    tu_fill_normal(ck, L * D, 1, 24);
     rfjit_tensor tcq = rfjit_tensor_contiguous(cq, 1, 1, L, D);
     rfjit_tensor tck = rfjit_tensor_contiguous(ck, 1, 1, L, D);
     for (int e = 0; rfjit_estimator_name(e); e++) {

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <math.h>
@@ -17,26 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t sm_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void fill_normal(float *x, size_t n, double scale, uint64_t seed)
-{
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
-        double u2 = (double)(sm_next(&s) >> 11) / 9007199254740992.0;
-        double r = sqrt(-2 * log(u1));
-        x[i] = (float)(scale * r * cos(6.283185307179586 * u2));
-        if (i + 1 < n)
-            x[i + 1] = (float)(scale * r * sin(6.283185307179586 * u2));
-    }
-}
 
 static rfjit_ctx *make_ctx(const char *isa)
 {
@@ -75,9 +56,9 @@ static void problem_init(problem *p, int64_t B, int64_t H, int64_t lq, int64_t l
     p->q = malloc(nq * sizeof(float));
     p->k = malloc(nk * sizeof(float));
     p->v = malloc(nv * sizeof(float));
-    fill_normal(p->q, nq, 0.5, seed);
-    fill_normal(p->k, nk, 0.5, seed + 1);
-    fill_normal(p->v, nv, 1.0, seed + 2);
+    tu_fill_normal(p->q, nq, 0.5, seed);
+    tu_fill_normal(p->k, nk, 0.5, seed + 1);
+    tu_fill_normal(p->v, nv, 1.0, seed + 2);
     p->tq = rfjit_tensor_contiguous(p->q, B, H, lq, d);
     p->tk = rfjit_tensor_contiguous(p->k, B, H, lk, d);
     p->tv = rfjit_tensor_contiguous(p->v, B, H, lk, dv);

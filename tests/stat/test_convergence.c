@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <math.h>
@@ -16,23 +17,6 @@
 
 enum { L = 96, D = 16, R = 24 };
 
-static uint64_t sm_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void fill_normal(float *x, size_t n, double scale, uint64_t seed)
-{
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        double u1 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
-        double u2 = ((double)(sm_next(&s) >> 11) + 0.5) / 9007199254740992.0;
-        x[i] = (float)(scale * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-    }
-}
 
 static float q[L * D], k[L * D], v[L * D], o_exact[L * D], o[L * D];
 
@@ -76,9 +60,9 @@ Test(convergence, error_falls_like_inverse_sqrt_m, .timeout = 120)
     /* Raw entries N(0, 0.4^2) at d = 16: |x + y|^2 ~ 0.6, moderate variance, so the
      * first-order regime holds already at m = 64 (hybrid's signed features, whose
      * denominators can approach zero, leave it at larger norms). */
-    fill_normal(q, L * D, 0.4, 31);
-    fill_normal(k, L * D, 0.4, 32);
-    fill_normal(v, L * D, 1.0, 33);
+    tu_fill_normal(q, L * D, 0.4, 31);
+    tu_fill_normal(k, L * D, 0.4, 32);
+    tu_fill_normal(v, L * D, 1.0, 33);
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     a.estimator = "exact";
     a.d = D;
