@@ -11,6 +11,7 @@
 #include "rfjit.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,5 +215,58 @@ Test(kcache, compiled_once_per_context)
         rfjit_plan_destroy(p);
     }
     cr_assert_eq(c.compiled, 1);
+    rfjit_ctx_destroy(ctx);
+}
+
+typedef struct racer {
+    rfjit_ctx *ctx;
+    int m;
+    rfjit_status st;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = 32;
+    a.m = r->m;
+    a.backend = RFJIT_BACKEND_JIT;
+    rfjit_plan *p = NULL;
+    r->st = rfjit_plan_create(r->ctx, &a, &p);
+    rfjit_plan_destroy(p);
+    return NULL;
+}
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_log_locked(void *user, int level, const char *msg)
+{
+    pthread_mutex_lock(&log_mu);
+    on_log(user, level, msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* 8 threads asking for 2 kernels at once on one context: each is compiled exactly once. */
+Test(kcache, concurrent_requests_compile_once, .timeout = 120)
+{
+    counts c = {0, 0, 0};
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.verbose = 1;
+    cd.log = on_log_locked;
+    cd.log_user = &c;
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    pthread_t t[8];
+    racer r[8];
+    for (int i = 0; i < 8; i++) {
+        r[i] = (racer){ctx, i % 2 ? 64 : 32, RFJIT_E_INTERNAL};
+        cr_assert_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(r[i].st, RFJIT_OK, "thread %d: %s", i, rfjit_ctx_last_error(ctx));
+    }
+    cr_assert_eq(c.compiled, 2, "%d compiles for 2 kernels", c.compiled);
     rfjit_ctx_destroy(ctx);
 }
