@@ -82,6 +82,13 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, 
         kp->Pp = (int32_t)round_up(kf.P, t.ri);
         kp->M = kf.fam == RJ_KF_TRIG ? 2 * kf.P : kf.P;
         kp->Mp = kf.fam == RJ_KF_TRIG ? 2 * kp->Pp : kp->Pp;
+        if (kf.fam == RJ_KF_HYBRID) {
+            kp->hmb = kf.mb;
+            kp->hm = kf.m;
+            kp->hn = kf.n;
+            kp->M = (kf.mb + 2 * kf.m) * (kf.n + 1);
+            kp->Mp = (int32_t)round_up(kp->M, t.ri);
+        }
         kp->dn = kf.norm == RJ_KN_DENSE ? (int32_t)round_up(s->d, t.ri) : 0;
     } else if (est->tmpl != RJ_TMPL_SOFTMAX) {
         return rj_fail(dg, RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no JIT kernel yet",
@@ -128,7 +135,8 @@ void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
     snprintf(buf, n,
              "estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
-             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d",
+             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d",
              kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
-             kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma);
+             kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
+             kp->hm, kp->hn);
 }

@@ -39,8 +39,9 @@ typedef struct rj_kplan {
     int32_t P, Pp;  /* projection rows, rounded up to ri */
     int32_t M, Mp;  /* feature rows (P, or 2 Pp for trig) and Mp rounded up to ri*/
     int32_t dn;     /* rows of the dense norm matrix, rounded up to ri */
+    int32_t hmb, hm, hn; /* hybrid: base rows, trig projections, sign features */
 
-    /* Role parameter block (floats): [h0, gamma, ...] at 0, b at off_b (Pp, -inf padded),
+    /* Role parameter block (floats): [h0, gamma, gamma2, ...] at 0, b at off_b (Pp, -inf padded),
      * g at off_g (d, or dn x d), W at off_w (Pp x d, zero padded). */
     int64_t off_b, off_g, off_w, role_floats;
 

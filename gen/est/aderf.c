@@ -381,7 +381,7 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
-    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DENSE};
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DENSE, 0, 0, 0};
 }
 
 /* ell_r = b_r + (W_role x)_r - |B' x|^2/2 with B' = B1' (queries) or B2' (keys). */

@@ -47,24 +47,31 @@ typedef struct rj_fit_info {
  *
  *   RJ_KF_EXP:   ell_r = b_r + (W x)_r + gamma n(x),  h = max_r ell_r,  f_r = e^{ell_r - h}
  *   RJ_KF_TRIG:  u = W x,  f = [cos u ; sin u],  h = h0 + gamma n(x)        (M = 2P)
+ *   RJ_KF_HYBRID (hybrid.c): W = [base rows (mb) ; sign rows r_t (n)], P = mb + n;
+ *                ell_b = b + (W x)_{0..mb} + gamma n(x),  ell_t = h0 + gamma2 n(x),
+ *                h = max(max ell_b, ell_t); blocks k = 0..n of (mb + 2m) rows:
+ *                sigma_k [e^{ell_b - h} (negated on the query side for k > 0) ;
+ *                         e^{ell_t - h} [cos u ; sin u]] / sqrt2, u = rows 0..m of W x,
+ *                sigma_0 = 1, sigma_k = sgn(r_k . x) / sqrt n   (M = (mb + 2m)(n + 1))
  *   n(x) = sum_l g_l x_l^2 (RJ_KN_DIAG, g: d) or |G x|^2 (RJ_KN_DENSE, G: d x d row-major)
  *
  * with P rows of W (P x d row-major). This is exactly what `features` computes, so the
  * reference stays the JIT's oracle term by term.
  */
-typedef enum rj_kfam { RJ_KF_NONE = 0, RJ_KF_EXP = 1, RJ_KF_TRIG = 2 } rj_kfam;
+typedef enum rj_kfam { RJ_KF_NONE = 0, RJ_KF_EXP = 1, RJ_KF_TRIG = 2, RJ_KF_HYBRID = 3 } rj_kfam;
 typedef enum rj_knorm { RJ_KN_DIAG = 0, RJ_KN_DENSE = 1 } rj_knorm;
 
 typedef struct rj_kfeat {
     int32_t fam;  /* rj_kfam */
     int32_t P;    /* projection rows */
     int32_t norm; /* rj_knorm */
+    int32_t mb, m, n; /* RJ_KF_HYBRID: base rows, trig projections, sign features */
 } rj_kfeat;
 
 /* One role's lowered parameters, in double, in buffers the caller sized from rj_kfeat. */
 typedef struct rj_klowered {
-    double h0, gamma;
-    double *b; /* P (EXP only) */
+    double h0, gamma, gamma2;
+    double *b; /* P (EXP, and the mb base rows of HYBRID) */
     double *g; /* d (DIAG) or d x d (DENSE) */
     double *W; /* P x d */
 } rj_klowered;

@@ -218,6 +218,34 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
+static void kfeat(const rj_spec *s, rj_kfeat *kf)
+{
+    const int32_t mb = (int32_t)base_width(s);
+    *kf = (rj_kfeat){RJ_KF_HYBRID, mb + s->hrf_n, RJ_KN_DIAG, mb, s->m, s->hrf_n};
+}
+
+/* Rows [W ; (-W for the hyperbolic base) ; R]: ell_b = +-u - |x|^2/2 - (1/2) ln mb and
+ * ell_t = |x|^2/2 - (1/2) ln m, as in features(). */
+static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
+{
+    (void)role;
+    const int64_t mb = base_width(s);
+    const size_t md = (size_t)s->m * (size_t)s->d;
+    out->h0 = -0.5 * log((double)s->m);
+    out->gamma = -0.5;
+    out->gamma2 = 0.5;
+    for (int64_t r = 0; r < mb + s->hrf_n; r++)
+        out->b[r] = r < mb ? -0.5 * log((double)mb) : 0.0;
+    for (int l = 0; l < s->d; l++)
+        out->g[l] = 1.0;
+    memcpy(out->W, params, md * sizeof(double));
+    if (mb > s->m)
+        for (size_t i = 0; i < md; i++)
+            out->W[md + i] = -params[i];
+    memcpy(out->W + (size_t)mb * (size_t)s->d, params + md,
+           (size_t)s->hrf_n * (size_t)s->d * sizeof(double));
+}
+
 const rj_est_ops rj_est_hybrid = {
     .name = "hybrid",
     .version = 1,
@@ -234,6 +262,8 @@ const rj_est_ops rj_est_hybrid = {
     .variance = variance,
     .objective = NULL,
     .cost = cost,
+    .kfeat = kfeat,
+    .klower = klower,
     /* Provisional (float32 attention level); signed denominators may need more (issue 3). */
     .ref_tol = 1e-4,
 };

@@ -244,7 +244,7 @@ static void unit_gains(int d, double *g)
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
-    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG, 0, 0, 0};
 }
 
 /* ell_r = b_r + (W_B x)_r - |x|^2/2 with the fitted b and W_B. */

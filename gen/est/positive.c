@@ -119,7 +119,7 @@ static void unit_gains(int d, double *g)
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
-    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG, 0, 0, 0};
 }
 
 /* ell_r = w_r^T x - |x|^2/2 - (1/2) ln m, as in features(). */

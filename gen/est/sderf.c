@@ -320,7 +320,7 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
-    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG};
+    *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG, 0, 0, 0};
 }
 
 /* ell_r = b_r + (W_eff x)_r - |x|^2/2, as in features(). */

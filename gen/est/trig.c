@@ -113,7 +113,7 @@ static void unit_gains(int d, double *g)
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
-    *kf = (rj_kfeat){RJ_KF_TRIG, s->m, RJ_KN_DIAG};
+    *kf = (rj_kfeat){RJ_KF_TRIG, s->m, RJ_KN_DIAG, 0, 0, 0};
 }
 
 /* f = [cos Wx ; sin Wx], h = |x|^2/2 - (1/2) ln m, as in features(). */

@@ -99,7 +99,9 @@ static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
         /* ell_r = b_r + u_r + gamma n over the P real rows; h = max_r ell_r */
         rj_v hmax = rj_ir_slot(ir, ir->ty_vf, "hmax");
         LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), hmax);
-        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
+        /* hybrid: only the base rows are log-features; the sign rows stay projections */
+        const int64_t rows = kp->fam == RJ_KF_HYBRID ? kp->hmb : kp->P;
+        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
         rj_v at = rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, ""));
         rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), r.i),
@@ -109,7 +111,15 @@ static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
         LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, ""), ell, ""),
                        hmax);
         rj_ir_loop_end(ir, &r);
-        rj_ir_stv(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, "h"), rj_ir_at(ir, h, tv.i));
+        rj_v hv = LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, "h");
+        if (kp->fam == RJ_KF_HYBRID) {
+            /* h = max(max_r ell_b,r, ell_t), ell_t = h0 + gamma2 n */
+            rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
+            rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 2), "gamma2"), "");
+            rj_v nv = rj_ir_ldv(ir, rj_ir_at(ir, n, tv.i), "n");
+            hv = rj_ir_max(ir, hv, rj_ir_fma(ir, g2, nv, h0, "ell_t"), "h");
+        }
+        rj_ir_stv(ir, hv, rj_ir_at(ir, h, tv.i));
     }
     rj_ir_loop_end(ir, &tv);
 }
@@ -119,8 +129,14 @@ static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
  * one c (shift) or one per token (shifts, T floats), lanes >= n zeroed. Queries: exp shifted
  * by their own h, trig unweighted.
  */
+static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
+
 static void emit_features_(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
+    if (L->kp->fam == RJ_KF_HYBRID) {
+        emit_hybrid_features(L, F, shift, shifts, n);
+        return;
+    }
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
@@ -168,6 +184,105 @@ static void emit_features_(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
 {
     emit_features_(L, F, shift, NULL, n);
+}
+
+/* F[row] (T lanes at token offset t0) = x */
+static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
+{
+    rj_ir *ir = L->ir;
+    rj_ir_stv(ir, x, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B,
+                     LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, L->kp->T), ""), t0, "")));
+}
+
+/*
+ * Hybrid features (est.h RJ_KF_HYBRID), block k = 0..n of B = mb + 2m rows each:
+ *   base_r = e^{ell_b,r - c} / sqrt2,  trig = e^{ell_t - c} [cos u ; sin u] / sqrt2,
+ *   block k > 0 = sigma_k [qsign base ; trig],  sigma_k = sgn(r_k . x) / sqrt n,
+ * c the key shift(s) or the query's own h; qsign = -1 for queries (spec 5.1).
+ */
+static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T, mb = kp->hmb, m = kp->hm, B = mb + 2 * (int64_t)kp->hm;
+    const int query = !shift && !shifts;
+    rj_v par = L->f->arg[query ? RJ_KA_pq : RJ_KA_pk];
+    rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h), nn = ws(L, kp->ws_n);
+    const double inv_sqrt2 = 1 / sqrt(2.0), inv_sqrt_n = 1 / sqrt((double)kp->hn);
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
+    rj_v valid = query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
+    rj_v sub = shift    ? rj_ir_bcast(ir, shift, "c")
+               : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
+                        : hv;
+    rj_v zero = rj_ir_vf(ir, 0);
+    rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
+    rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 2), "gamma2"), "");
+    rj_v ell_t = rj_ir_fma(ir, g2, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), h0, "ell_t");
+    rj_v wt = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell_t, sub, ""), ""),
+                        rj_ir_vf(ir, inv_sqrt2), "w_t");
+    if (valid)
+        wt = LLVMBuildSelect(ir->B, valid, wt, zero, "w_t");
+    /* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U */
+    rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
+    for (int k = 0; k < kp->hn; k++) {
+        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
+                           rj_ir_i(ir, (mb + k) * T), tv.i, "")), "p");
+        rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, zero, "");
+        rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
+                                  "sigma_k");
+        rj_v idx[2] = {LLVMConstInt(ir->ty_i32, 0, 0), LLVMConstInt(ir->ty_i32, (unsigned)k, 0)};
+        LLVMBuildStore(ir->B, sk, LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,
+                                  (unsigned)kp->hn), sig, idx, 2, ""));
+    }
+    /* replicate value x at row r of block 0 into blocks 1..n times sigma_k (and sgn) */
+#define RJ_HYB_SPREAD(x_, r_, sgn_)                                                              \
+    for (int k = 1; k <= kp->hn; k++) {                                                          \
+        rj_v idx_[2] = {LLVMConstInt(ir->ty_i32, 0, 0),                                          \
+                        LLVMConstInt(ir->ty_i32, (unsigned)(k - 1), 0)};                         \
+        rj_v sk_ = LLVMBuildLoad2(ir->B, ir->ty_vf,                                              \
+                                  LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,           \
+                                                        (unsigned)kp->hn), sig, idx_, 2, ""),     \
+                                  "");                                                           \
+        rj_v row_ = LLVMBuildNSWAdd(ir->B, r_, rj_ir_i(ir, k * B), "");                          \
+        put_row(L, F, row_, tv.i, rj_ir_mul(ir, x_, rj_ir_mul(ir, sk_, rj_ir_vf(ir, sgn_), ""),  \
+                                            ""));                                                \
+    }
+    rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, mb), 1);
+    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
+                         LLVMBuildNSWMul(ir->B, rb.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell_b");
+    rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, sub, ""), ""),
+                          rj_ir_vf(ir, inv_sqrt2), "base");
+    if (valid)
+        base = LLVMBuildSelect(ir->B, valid, base, zero, "base");
+    put_row(L, F, rb.i, tv.i, base);
+    RJ_HYB_SPREAD(base, rb.i, query ? -1.0 : 1.0)
+    rj_ir_loop_end(ir, &rb);
+    rj_loop rt = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, m), 1);
+    /* u_r is row r of the projection, before the bias and norm were added to it: undo them */
+    rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), rt.i), "b"),
+                         "");
+    rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
+    rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), "");
+    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
+                       LLVMBuildNSWMul(ir->B, rt.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell");
+    u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
+    rj_v sn, cs;
+    rj_ir_sincos(ir, u, &sn, &cs);
+    cs = rj_ir_mul(ir, cs, wt, "trig_cos");
+    sn = rj_ir_mul(ir, sn, wt, "trig_sin");
+    rj_v rc = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb), "");
+    rj_v rs = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb + m), "");
+    put_row(L, F, rc, tv.i, cs);
+    put_row(L, F, rs, tv.i, sn);
+    RJ_HYB_SPREAD(cs, rc, 1.0)
+    RJ_HYB_SPREAD(sn, rs, 1.0)
+#undef RJ_HYB_SPREAD
+    rj_ir_loop_end(ir, &rt);
+    rj_ir_loop_end(ir, &tv);
+    if (kp->Mp > kp->M)
+        rj_tmpl_fill(L->f, rj_ir_atc(ir, F, (int64_t)kp->M * T), (int64_t)(kp->Mp - kp->M) * T,
+                     0.0);
 }
 
 /* |F| into Fa (Mp x T). */

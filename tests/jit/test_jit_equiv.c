@@ -5,7 +5,8 @@
  * max |JIT - reference| <= ref_tol * max |reference| (est.h; 1e-4 for float32 kernels), over
  * estimators x {bidirectional, causal} x d in {16, 32, 64, 128} x m in {16, 64, 256, 100} x
  * ISA in {native, avx2, generic}, with lengths that are not multiples of any tile, L = 1,
- * Lq != Lk, strided views and B x H > 1. Estimators without a kernel yet must say so
+ * Lq != Lk, strided views and B x H > 1, and hybrid over both bases. Estimators without a
+ * kernel yet (eva) must say so
  * (RFJIT_E_NOT_APPLICABLE on the JIT backend, the reason in the AUTO plan's description).
  */
 #include <criterion/criterion.h>
@@ -31,7 +32,7 @@ static rfjit_ctx *make_ctx(const char *isa)
 
 static int has_kernel(const char *est)
 {
-    return strcmp(est, "hybrid") != 0 && strcmp(est, "eva") != 0;
+    return strcmp(est, "eva") != 0;
 }
 
 static int fitted(const char *est)
@@ -193,6 +194,32 @@ Test(jit_equiv, shapes, .timeout = 600)
         }
         problem_free(&p);
     }
+    rfjit_ctx_destroy(c);
+}
+
+/* hybrid over both bases, with 1 and 3 sign features (the sweep uses the defaults). */
+Test(jit_equiv, hybrid_variants, .timeout = 300)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    problem p;
+    problem_init(&p, 1, 2, 53, 53, 32, 24, 11);
+    for (int base = 0; base < 2; base++)
+        for (int signs = 1; signs <= 3; signs += 2)
+            for (int causal = 0; causal < 2; causal++) {
+                size_t n = (size_t)(p.B * p.H * p.lq * p.dv);
+                float *ref = malloc(n * sizeof(float)), *jit = malloc(n * sizeof(float));
+                rfjit_attn_desc a = desc_of("hybrid", 32, 24, 40, causal, &p);
+                a.hybrid_base = base ? RFJIT_HYBRID_BASE_HYPERBOLIC : RFJIT_HYBRID_BASE_POSITIVE;
+                a.hybrid_signs = signs;
+                run(c, a, RFJIT_BACKEND_REFERENCE, &p, ref);
+                run(c, a, RFJIT_BACKEND_JIT, &p, jit);
+                double e = rel_err(jit, ref, n);
+                cr_expect(e <= TOL, "hybrid base=%d n=%d causal=%d: %.3g > %.0e", base, signs,
+                          causal, e, TOL);
+                free(ref);
+                free(jit);
+            }
+    problem_free(&p);
     rfjit_ctx_destroy(c);
 }
 
