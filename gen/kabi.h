@@ -30,7 +30,8 @@
     X(int64_t, sk, I)                                                                            \
     X(int64_t, sv, I)                                                                            \
     X(int64_t, so, I)                                                                            \
-    X(int64_t, flags, I)     /* RJ_KF_* below */
+    X(int64_t, flags, I)     /* RJ_KFLAG_* below */                                              \
+    X(int64_t, qoff, I)      /* causal softmax: query i sees keys j <= i + qoff (EVA groups) */
 
 typedef struct rj_kargs {
 #define RJ_KARGS_MEMBER(type, name, kind) type name;

@@ -90,11 +90,14 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, 
             kp->Mp = (int32_t)round_up(kp->M, t.ri);
         }
         kp->dn = kf.norm == RJ_KN_DENSE ? (int32_t)round_up(s->d, t.ri) : 0;
-    } else if (est->tmpl != RJ_TMPL_SOFTMAX) {
-        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no JIT kernel yet",
-                       est->name);
+    } else if (est->tmpl == RJ_TMPL_EVA) {
+        /* EVA runs the softmax kernel on keys with one extra coordinate (exec_eva.c) */
+        RJ_FAIL_IF(dg, !est->eva, RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no JIT kernel",
+                   est->name);
+        kp->tmpl = RJ_TMPL_SOFTMAX;
+        kp->d = s->d + 1;
     }
-    const int64_t T = t.T, d = s->d, dvp = kp->dvp, Mp = kp->Mp;
+    const int64_t T = t.T, d = kp->d, dvp = kp->dvp, Mp = kp->Mp;
     int64_t top = 0;
     take(&top, 16);
     kp->off_b = take(&top, kp->Pp);

@@ -106,6 +106,8 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
     rj_diag dg = {{0}};
     rfjit_status s = check_views(p, q, k, v, out, &dg);
     if (s == RFJIT_OK)
-        s = p->jit ? rj_exec_jit(p, q, k, v, out, &dg) : run(p, q, k, v, out, &dg);
+        s = !p->jit                              ? run(p, q, k, v, out, &dg)
+            : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, q, k, v, out, &dg)
+                                               : rj_exec_jit(p, q, k, v, out, &dg);
     return rj_ctx_fail(p->ctx, s, &dg);
 }

@@ -58,6 +58,9 @@ void rj_ctx_note(void *ctx, int level, const char *msg);
 /* JIT execution (runtime/exec_jit.c). */
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                          const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
+/* EVA on the softmax kernel (runtime/exec_eva.c). */
+rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
 /* Lower params (double, estimator layout) into the kernel's float layout [pq | pk]. */
 rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *kpar,
                              rj_diag *dg);

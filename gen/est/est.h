@@ -76,6 +76,25 @@ typedef struct rj_klowered {
     double *W; /* P x d */
 } rj_klowered;
 
+/*
+ * Chunked control-variate estimators (RJ_TMPL_EVA) run on the exact-softmax kernel over an
+ * augmented key set (runtime/exec_eva.c): for query i, the keys of the chunks it sees
+ * exactly, plus one pseudo-key per summarised chunk (its mean key, logit offset ln n_c, value
+ * beta_c). The estimator says which chunks and computes the summaries.
+ */
+typedef struct rj_eva_ops {
+    /* Chunk geometry for lk keys: returns the count of non-empty chunks, *size their size. */
+    int64_t (*chunks)(const rj_spec *s, int64_t lk, int64_t *size);
+    /* Chunks [*clo, *chi) that query i sees key by key (its visible keys only, if causal);
+     * every other chunk is summarised for i: all of them when bidirectional, those below clo
+     * when causal (the ones above are invisible). */
+    void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int64_t *chi);
+    /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). Arguments
+     * as for attend. */
+    void (*summaries)(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                      const double *y, const double *v, int64_t lk, double *kbar, double *beta);
+} rj_eva_ops;
+
 typedef struct rj_est_ops {
     const char *name;
     int version;       /* bumped when the math or the parameter layout changes */
@@ -130,6 +149,9 @@ typedef struct rj_est_ops {
     void (*kfeat)(const rj_spec *s, rj_kfeat *kf);
     /* Lower fitted params to one role's kernel parameters (rj_klowered); NULL iff kfeat is. */
     void (*klower)(const rj_spec *s, const double *params, rj_role role, rj_klowered *out);
+
+    /* RJ_TMPL_EVA only: what the runtime composes the softmax kernel with (NULL otherwise). */
+    const rj_eva_ops *eva;
 
     /* Documented bound for |JIT - reference| / max|reference| (used from issue 3 on). */
     double ref_tol;

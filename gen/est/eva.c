@@ -283,6 +283,55 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv);
 }
 
+static int64_t eva_chunks(const rj_spec *s, int64_t lk, int64_t *size)
+{
+    *size = (lk + s->eva_chunks - 1) / s->eva_chunks;
+    return *size ? (lk + *size - 1) / *size : 0;
+}
+
+/* The non-summarised visible chunks of attend_row, which are contiguous: those meeting
+ * Block(i) and (causal) the one holding i, which meets Block(i) whenever w > 0. */
+static void eva_exact(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int64_t *chi)
+{
+    chunking ch;
+    ch.count = eva_chunks(s, lk, &ch.size);
+    const int64_t w = s->eva_window;
+    const int64_t blo = w > 0 ? (i / w) * w : 0, bhi = w > 0 ? blo + w : 0;
+    const int64_t vis = s->causal ? i + 1 : lk;
+    *clo = *chi = -1;
+    int64_t c = 0;
+    for (; c < ch.count; c++) {
+        int64_t lo, hi;
+        chunk_range(&ch, lk, c, &lo, &hi);
+        if (lo >= vis)
+            break;
+        if (!summarised(lo, hi, blo, bhi, vis)) {
+            if (*clo < 0)
+                *clo = c;
+            *chi = c + 1;
+        }
+    }
+    if (*clo < 0) /* nothing exact: below c are the visible chunks, all summarised */
+        *clo = *chi = s->causal ? c : 0;
+}
+
+static void eva_summaries(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                          const double *y, const double *v, int64_t lk, double *kbar,
+                          double *beta)
+{
+    chunking ch;
+    ch.count = eva_chunks(s, lk, &ch.size);
+    double w[RJ_MAX_D];
+    for (int64_t c = 0; c < ch.count; c++) {
+        int64_t lo, hi;
+        chunk_range(&ch, lk, c, &lo, &hi);
+        summarise(s, x, lq, y, v, lk, lo, hi, params + c * s->d, w, kbar + c * s->d,
+                  beta + c * s->dv);
+    }
+}
+
+static const rj_eva_ops eva_ops = {eva_chunks, eva_exact, eva_summaries};
+
 const rj_est_ops rj_est_eva = {
     .name = "eva",
     .version = 1,
@@ -300,6 +349,7 @@ const rj_est_ops rj_est_eva = {
     .variance = variance,
     .objective = NULL,
     .cost = cost,
+    .eva = &eva_ops,
     /* Provisional: float32 attention level at L ~ 1e3. */
     .ref_tol = 1e-4,
 };

@@ -11,8 +11,9 @@
  *   out_i = num_i / l_i
  *
  * with x = q d^{-1/4}, y = k d^{-1/4} (so s = q.k / sqrt d). Causal skips key tiles past the
- * diagonal and masks j > i inside it; every query keeps at least its own key, so m' is finite
- * and alpha = e^{-inf} = 0 on the first tile (the inline exp flushes it to 0).
+ * diagonal and masks j > i + qoff inside it (qoff = 0 for attention; EVA's groups put their
+ * pseudo-keys first and shift the diagonal by qoff >= 0); every query keeps at least one key,
+ * so m' is finite and alpha = e^{-inf} = 0 on the first tile (the inline exp flushes it).
  */
 #include "tmpl.h"
 
@@ -38,7 +39,8 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_tmpl_fill(f, num, dvp * T, 0.0);
     rj_v kend = lk;
     if (kp->causal) {
-        rj_v diag = LLVMBuildNSWAdd(ir->B, qt.i, rj_ir_i(ir, T), "");
+        rj_v diag = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWAdd(ir->B, qt.i, rj_ir_i(ir, T), ""),
+                                    f->arg[RJ_KA_qoff], "");
         kend = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
                                "kend");
     }
@@ -51,7 +53,8 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_ir_mm(ir, &ms);
     /* key j (global kt + j) reaches query i (global qt + i) iff j < nk and, causal, kt + j <=
      * qt + i; masked scores become -inf */
-    rj_v shift = LLVMBuildNSWSub(ir->B, qt.i, kt.i, "");
+    rj_v shift = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWSub(ir->B, qt.i, kt.i, ""),
+                                 f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
     for (int64_t t = 0; t < T; t += ir->vw) {
         LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), mt);
@@ -63,7 +66,7 @@ void rj_tmpl_softmax(rj_kfn *f)
         rj_v keep = rj_tmpl_ivec(f, LLVMBuildZExt(ir->B, ok, ir->ty_i64, ""));
         keep = LLVMBuildICmp(ir->B, LLVMIntNE, keep, rj_tmpl_ivec(f, rj_ir_i(ir, 0)), "");
         if (kp->causal) {
-            /* j <= shift + i */
+            /* j <= shift + i, shift = qt - kt + qoff */
             rj_v lim = LLVMBuildAdd(ir->B, lane, rj_tmpl_ivec(f, shift), "");
             rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_tmpl_ivec(f, j.i), lim, "");
             keep = LLVMBuildAnd(ir->B, keep, c, "");

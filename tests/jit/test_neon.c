@@ -133,8 +133,8 @@ Test(neon, aarch64_object_runs_under_qemu, .timeout = 300)
     cd.cache_dir = "";
     rfjit_ctx *ctx = NULL;
     cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
-    const char *ests[] = {"positive", "hyperbolic", "trig", "exact"};
-    for (int e = 0; e < 4; e++)
+    const char *ests[] = {"positive", "hyperbolic", "trig", "hybrid", "exact"};
+    for (int e = 0; e < 5; e++)
         for (int causal = 0; causal < 2; causal++)
             one(ctx, dir, ests[e], causal);
     rfjit_ctx_destroy(ctx);
