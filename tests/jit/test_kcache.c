@@ -20,25 +20,26 @@
 #include <unistd.h>
 
 typedef struct counts {
-    int compiled, loaded, dropped;
+    int compiled, loaded, dropped, warned;
 } counts;
 
 static void on_log(void *user, int level, const char *msg)
 {
     counts *c = user;
-    (void)level;
     if (strstr(msg, " compiled ("))
         c->compiled++;
     if (strstr(msg, "loaded from the disk cache"))
         c->loaded++;
     if (strstr(msg, "dropped"))
         c->dropped++;
+    if (level == 1 && strstr(msg, "disk cache not used"))
+        c->warned++;
 }
 
 /* Create a context on dir, build plans for m in ms[0..n), return the log counts. */
 static counts run_plans(const char *dir, const int *ms, int n)
 {
-    counts c = {0, 0, 0};
+    counts c = {0, 0, 0, 0};
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.cache_dir = dir;
     cd.verbose = 1;
@@ -108,7 +109,7 @@ static counts in_child(const char *dir, const int *ms, int n)
         ssize_t w = write(fd[1], &c, sizeof c);
         _exit(w == (ssize_t)sizeof c ? 0 : 1);
     }
-    counts c = {-1, -1, -1};
+    counts c = {-1, -1, -1, -1};
     cr_assert_eq(read(fd[0], &c, sizeof c), (ssize_t)sizeof c);
     int status = 0;
     waitpid(pid, &status, 0);
@@ -197,7 +198,7 @@ Test(kcache, concurrent_processes_leave_a_valid_cache, .timeout = 120)
 
 Test(kcache, compiled_once_per_context)
 {
-    counts c = {0, 0, 0};
+    counts c = {0, 0, 0, 0};
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.cache_dir = "";
     cd.verbose = 1;
@@ -249,7 +250,7 @@ static void on_log_locked(void *user, int level, const char *msg)
 /* 8 threads asking for 2 kernels at once on one context: each is compiled exactly once. */
 Test(kcache, concurrent_requests_compile_once, .timeout = 120)
 {
-    counts c = {0, 0, 0};
+    counts c = {0, 0, 0, 0};
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.cache_dir = "";
     cd.verbose = 1;
@@ -269,4 +270,45 @@ Test(kcache, concurrent_requests_compile_once, .timeout = 120)
     }
     cr_assert_eq(c.compiled, 2, "%d compiles for 2 kernels", c.compiled);
     rfjit_ctx_destroy(ctx);
+}
+
+/* A cache directory writable by others, or a symlink to one, is not used: a warning, the
+ * kernels still compile (memory only), and nothing is written there. */
+Test(kcache, unsafe_directory_is_refused_with_a_warning)
+{
+    char *dir = temp_dir();
+    cr_assert_eq(chmod(dir, 0777), 0);
+    char link[600];
+    snprintf(link, sizeof link, "%s.link", dir);
+    cr_assert_eq(symlink(dir, link), 0);
+    const char *dirs[2] = {dir, link};
+    for (int k = 0; k < 2; k++) {
+        counts c = {0, 0, 0, 0};
+        rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+        cd.cache_dir = dirs[k];
+        cd.verbose = 1;
+        cd.log = on_log;
+        cd.log_user = &c;
+        rfjit_ctx *ctx = NULL;
+        cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = 16;
+        rfjit_plan *p = NULL;
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+        rfjit_plan_destroy(p);
+        rfjit_ctx_destroy(ctx);
+        cr_assert_eq(c.compiled, 1);
+        cr_assert_eq(c.warned, 1, "%s: no warning for an unsafe cache directory", dirs[k]);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int files = 0;
+        while ((e = readdir(d)))
+            files += e->d_name[0] != '.';
+        closedir(d);
+        cr_assert_eq(files, 0, "%s: an unsafe cache directory was written to", dirs[k]);
+    }
+    unlink(link);
+    remove_dir(dir);
+    free(dir);
 }
