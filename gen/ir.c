@@ -201,8 +201,6 @@ rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name)
 rj_v rj_ir_lane_iota(rj_ir *ir)
 {
     rj_v e[16];
-    LLVMTypeRef vi64 = LLVMVectorType(ir->ty_i64, (unsigned)ir->vw);
-    (void)vi64;
     for (int i = 0; i < ir->vw; i++)
         e[i] = rj_ir_i(ir, i);
     return LLVMConstVector(e, (unsigned)ir->vw);

@@ -26,7 +26,11 @@ rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *k
     double *buf = rj_alloc_array(P + ng + P * d, sizeof(double));
     RJ_FAIL_IF(dg, !buf, RFJIT_E_NOMEM, "no memory to lower kernel parameters");
     for (int role = 0; role < 2; role++) {
-        rj_klowered lw = {0, 0, 0, buf, buf + P, buf + P + ng};
+        rj_klowered lw = {0, -0.5, 0, buf, buf + P, buf + P + ng};
+        for (size_t i = 0; i < P; i++)
+            lw.b[i] = 0;
+        for (size_t i = 0; i < ng; i++)
+            lw.g[i] = kp->norm == RJ_KN_DIAG ? 1.0 : 0.0;
         s->est->klower(s, params, role ? RJ_ROLE_K : RJ_ROLE_Q, &lw);
         float *o = kpar + (size_t)role * (size_t)kp->role_floats;
         memset(o, 0, (size_t)kp->role_floats * sizeof(float));

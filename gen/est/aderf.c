@@ -389,8 +389,6 @@ static void klower(const rj_spec *s, const double *params, rj_role role, rj_klow
 {
     const layout L = layout_of(s, params);
     const size_t d = (size_t)s->d;
-    out->h0 = 0;
-    out->gamma = -0.5;
     memcpy(out->b, L.bias, (size_t)s->m * sizeof(double));
     memcpy(out->g, role == RJ_ROLE_Q ? L.B1 : L.B2, d * d * sizeof(double));
     memcpy(out->W, role == RJ_ROLE_Q ? L.Wq : L.Wk, (size_t)s->m * d * sizeof(double));

@@ -68,7 +68,9 @@ typedef struct rj_kfeat {
     int32_t mb, m, n; /* RJ_KF_HYBRID: base rows, trig projections, sign features */
 } rj_kfeat;
 
-/* One role's lowered parameters, in double, in buffers the caller sized from rj_kfeat. */
+/* One role's lowered parameters, in double, in buffers the caller sized from rj_kfeat. The
+ * caller pre-fills the common case, so klower sets only what differs: h0 = 0,
+ * gamma = -1/2, gamma2 = 0, b = 0 and g = 1 (DIAG; the identity norm |x|^2). */
 typedef struct rj_klowered {
     double h0, gamma, gamma2;
     double *b; /* P (EXP, and the mb base rows of HYBRID) */

@@ -232,12 +232,9 @@ static void klower(const rj_spec *s, const double *params, rj_role role, rj_klow
     const int64_t mb = base_width(s);
     const size_t md = (size_t)s->m * (size_t)s->d;
     out->h0 = -0.5 * log((double)s->m);
-    out->gamma = -0.5;
     out->gamma2 = 0.5;
-    for (int64_t r = 0; r < mb + s->hrf_n; r++)
-        out->b[r] = r < mb ? -0.5 * log((double)mb) : 0.0;
-    for (int l = 0; l < s->d; l++)
-        out->g[l] = 1.0;
+    for (int64_t r = 0; r < mb; r++)
+        out->b[r] = -0.5 * log((double)mb);
     memcpy(out->W, params, md * sizeof(double));
     if (mb > s->m)
         for (size_t i = 0; i < md; i++)

@@ -114,12 +114,6 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
-static void unit_gains(int d, double *g)
-{
-    for (int l = 0; l < d; l++)
-        g[l] = 1.0;
-}
-
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
     *kf = (rj_kfeat){RJ_KF_EXP, 2 * s->m, RJ_KN_DIAG, 0, 0, 0};
@@ -131,11 +125,8 @@ static void klower(const rj_spec *s, const double *params, rj_role role, rj_klow
 {
     (void)role;
     const size_t md = (size_t)s->m * (size_t)s->d;
-    out->h0 = 0;
-    out->gamma = -0.5;
     for (int r = 0; r < 2 * s->m; r++)
         out->b[r] = -0.5 * log(2.0 * s->m);
-    unit_gains(s->d, out->g);
     for (size_t i = 0; i < md; i++) {
         out->W[i] = params[i];
         out->W[md + i] = -params[i];

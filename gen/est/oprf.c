@@ -236,12 +236,6 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
-static void unit_gains(int d, double *g)
-{
-    for (int l = 0; l < d; l++)
-        g[l] = 1.0;
-}
-
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
     *kf = (rj_kfeat){RJ_KF_EXP, s->m, RJ_KN_DIAG, 0, 0, 0};
@@ -251,10 +245,7 @@ static void kfeat(const rj_spec *s, rj_kfeat *kf)
 static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
 {
     (void)role;
-    out->h0 = 0;
-    out->gamma = -0.5;
     memcpy(out->b, params + P_BIAS, (size_t)s->m * sizeof(double));
-    unit_gains(s->d, out->g);
     memcpy(out->W, params + P_BIAS + s->m, (size_t)s->m * (size_t)s->d * sizeof(double));
 }
 

@@ -267,8 +267,6 @@ static void kfeat(const rj_spec *s, rj_kfeat *kf)
 static void klower(const rj_spec *s, const double *params, rj_role role, rj_klowered *out)
 {
     const double *psi = params + P_PSI;
-    out->h0 = 0;
-    out->gamma = -0.5;
     memcpy(out->b, bias_of(s, params), (size_t)s->m * sizeof(double));
     for (int l = 0; l < s->d; l++)
         out->g[l] = role == RJ_ROLE_Q ? psi[l] * psi[l] : 1.0 / (psi[l] * psi[l]);

@@ -328,11 +328,7 @@ static void klower(const rj_spec *s, const double *params, rj_role role, rj_klow
 {
     (void)role;
     const layout L = layout_of(s, params);
-    out->h0 = 0;
-    out->gamma = -0.5;
     memcpy(out->b, L.bias, (size_t)s->m * sizeof(double));
-    for (int l = 0; l < s->d; l++)
-        out->g[l] = 1.0;
     memcpy(out->W, L.Weff, (size_t)s->m * (size_t)s->d * sizeof(double));
 }
 

@@ -105,12 +105,6 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
 
-static void unit_gains(int d, double *g)
-{
-    for (int l = 0; l < d; l++)
-        g[l] = 1.0;
-}
-
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
 {
     *kf = (rj_kfeat){RJ_KF_TRIG, s->m, RJ_KN_DIAG, 0, 0, 0};
@@ -122,7 +116,6 @@ static void klower(const rj_spec *s, const double *params, rj_role role, rj_klow
     (void)role;
     out->h0 = -0.5 * log((double)s->m);
     out->gamma = 0.5;
-    unit_gains(s->d, out->g);
     memcpy(out->W, params, (size_t)s->m * (size_t)s->d * sizeof(double));
 }
 
