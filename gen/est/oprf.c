@@ -28,6 +28,8 @@
  */
 #include "est.h"
 
+#include "../est_common.h"
+
 #include <math.h>
 #include <string.h>
 #include <stdio.h>
@@ -40,19 +42,6 @@ enum { P_A = 0, P_RHO = 1, P_B = 2, P_C = 3, P_BIAS = 4 };
 static int64_t feature_dim(const rj_spec *s)
 {
     return s->m;
-}
-
-static bool valid(const rj_spec *s, char *why, size_t n)
-{
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
-        return false;
-    }
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
-        return false;
-    }
-    return true;
 }
 
 static size_t params_size(const rj_spec *s)
@@ -257,7 +246,7 @@ const rj_est_ops rj_est_oprf = {
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
-    .valid = valid,
+    .valid = rj_est_valid_dm,
     .params_size = params_size,
     .fit = fit,
     .features = features,

@@ -33,6 +33,8 @@
  */
 #include "est.h"
 
+#include "../est_common.h"
+
 #include <math.h>
 #include <string.h>
 #include <stdio.h>
@@ -55,19 +57,6 @@ static const double *proj_of(const rj_spec *s, const double *params, rj_role rol
 static int64_t feature_dim(const rj_spec *s)
 {
     return s->m;
-}
-
-static bool valid(const rj_spec *s, char *why, size_t n)
-{
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
-        return false;
-    }
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
-        return false;
-    }
-    return true;
 }
 
 static size_t params_size(const rj_spec *s)
@@ -281,7 +270,7 @@ const rj_est_ops rj_est_saderf = {
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
-    .valid = valid,
+    .valid = rj_est_valid_dm,
     .params_size = params_size,
     .fit = fit,
     .features = features,

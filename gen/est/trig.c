@@ -15,6 +15,8 @@
  */
 #include "est.h"
 
+#include "../est_common.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,38 +27,6 @@
 static int64_t feature_dim(const rj_spec *s)
 {
     return 2 * (int64_t)s->m;
-}
-
-static bool valid(const rj_spec *s, char *why, size_t n)
-{
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
-        return false;
-    }
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
-        return false;
-    }
-    return true;
-}
-
-static size_t params_size(const rj_spec *s)
-{
-    return (size_t)s->m * (size_t)s->d;
-}
-
-static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
-                        double *params, rj_fit_info *info, rj_diag *dg)
-{
-    (void)seed;
-    (void)st;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "trig: no projection matrix");
-    memcpy(params, W, params_size(s) * sizeof(double));
-    if (info) {
-        info->A = NAN;
-        info->rho = NAN;
-    }
-    return RFJIT_OK;
 }
 
 static void features(const rj_spec *s, const double *params, rj_role role, const double *x,
@@ -127,9 +97,9 @@ const rj_est_ops rj_est_trig = {
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
-    .valid = valid,
-    .params_size = params_size,
-    .fit = fit,
+    .valid = rj_est_valid_dm,
+    .params_size = rj_est_params_w,
+    .fit = rj_est_fit_w,
     .features = features,
     .attend = NULL,
     .variance = variance,
