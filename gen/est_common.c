@@ -37,3 +37,31 @@ rfjit_status rj_est_fit_w(const rj_spec *s, const double *W, uint64_t seed, cons
     }
     return RFJIT_OK;
 }
+
+/*
+ * For rho < 1 the textbook form cancels (1 - 2 rho ~ sqrt(...)), so use the conjugate
+ * -rho / (1 - 2 rho + sqrt(...)) (same value: the product of the two numerators is -16 rho);
+ * for rho >= 1 the textbook form has no cancellation. The square root is taken as
+ * (2 rho + 1) sqrt(1 + 8 rho / (2 rho + 1)^2) so that it cannot overflow.
+ */
+double rj_gerf_a_star(double rho)
+{
+    const double t = 2 * rho + 1;
+    const double root = t * sqrt(1 + (8 * rho / t) / t);
+    if (rho < 1)
+        return -rho / (1 - 2 * rho + root);
+    return (1 - 2 * rho - root) / 16;
+}
+
+/* 2(1-4A)/(1-8A) - 1 = 1/(1-8A) merges the |x|^2, |y|^2 terms of spec 3.1. */
+double rj_gerf_log_excess(int d, double A, double zz)
+{
+    return d * log1p(-4 * A) - 0.5 * d * log1p(-8 * A) + zz / (1 - 8 * A);
+}
+
+double rj_log_expm1(double g)
+{
+    if (!(g > 0))
+        return -INFINITY;
+    return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
+}

@@ -82,29 +82,6 @@ static size_t params_size(const rj_spec *s)
     return P_BIAS + m + 2 * d * d + 2 * m * d;
 }
 
-/* A*(rho) of spec 3.2, cancellation-free (see oprf.c). */
-static double a_star(double rho)
-{
-    const double t = 2 * rho + 1;
-    const double root = t * sqrt(1 + (8 * rho / t) / t);
-    if (rho < 1)
-        return -rho / (1 - 2 * rho + root);
-    return (1 - 2 * rho - root) / 16;
-}
-
-/* ln E[(f1 f2)^2] - 2 x^T y for one projection, |x' + y'|^2 = zz (see oprf.c). */
-static double log_excess(int d, double a, double zz)
-{
-    return d * log1p(-4 * a) - 0.5 * d * log1p(-8 * a) + zz / (1 - 8 * a);
-}
-
-static double log_expm1(double g)
-{
-    if (!(g > 0))
-        return -INFINITY;
-    return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
-}
-
 /* tr(B M B^T) = sum_k B_k^T M B_k over the rows B_k of B (d x d). */
 static double sandwich_trace(int d, const double *B, const double *M)
 {
@@ -228,7 +205,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     if (rho < 0)
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT, "aderf: statistics overflow (rho not finite)");
-    const double a = a_star(rho);
+    const double a = rj_gerf_a_star(rho);
     const double sb = sqrt(1 - 4 * a);
     const double c = 0.25 * d * log1p(-4 * a) - 0.5 * log((double)m);
     RJ_FAIL_IF(dg, !isfinite(a) || !isfinite(c), RFJIT_E_FIT,
@@ -311,7 +288,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
             z += b1[j] * x[j] + b2[j] * y[j];
         zz += z * z;
     }
-    const double g = log_excess(d, params[P_A], zz);
+    const double g = rj_gerf_log_excess(d, params[P_A], zz);
     if (g > 1)
         return exp(2 * xy + g) * -expm1(-g) / s->m;
     return exp(2 * xy) * expm1(g) / s->m;
@@ -343,9 +320,9 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
             double xy = 0;
             for (int c = 0; c < d; c++)
                 xy += xi[c] * yj[c];
-            const double g = log_excess(d, a, nx + ny[j] + 2 * xy);
+            const double g = rj_gerf_log_excess(d, a, nx + ny[j] + 2 * xy);
             so += 2 * xy + g;
-            sv += 2 * xy + log_expm1(g);
+            sv += 2 * xy + rj_log_expm1(g);
         }
     }
     rj_free(ny);

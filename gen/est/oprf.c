@@ -49,38 +49,6 @@ static size_t params_size(const rj_spec *s)
     return P_BIAS + (size_t)s->m + (size_t)s->m * (size_t)s->d;
 }
 
-/*
- * A*(rho) of spec 3.2. For rho < 1 the textbook form cancels (1 - 2 rho ~ sqrt(...)), so use
- * the conjugate -rho / (1 - 2 rho + sqrt(...)) (same value: the product of the two numerators
- * is -16 rho); for rho >= 1 the textbook form has no cancellation. The square root is taken as
- * (2 rho + 1) sqrt(1 + 8 rho / (2 rho + 1)^2) so that it cannot overflow.
- */
-static double a_star(double rho)
-{
-    const double t = 2 * rho + 1;
-    const double root = t * sqrt(1 + (8 * rho / t) / t);
-    if (rho < 1)
-        return -rho / (1 - 2 * rho + root);
-    return (1 - 2 * rho - root) / 16;
-}
-
-/*
- * g = ln E[(f1 f2)^2] - 2 x^T y = d ln(1-4A) - (d/2) ln(1-8A) + |z|^2/(1-8A) for one
- * projection (spec 3.1; 2(1-4A)/(1-8A) - 1 = 1/(1-8A) merges the |x|^2, |y|^2 terms).
- */
-static double log_excess(int d, double A, double zz)
-{
-    return d * log1p(-4 * A) - 0.5 * d * log1p(-8 * A) + zz / (1 - 8 * A);
-}
-
-/* ln(e^g - 1) without overflow for large g; -inf for g <= 0 (zero variance, up to rounding). */
-static double log_expm1(double g)
-{
-    if (!(g > 0))
-        return -INFINITY;
-    return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
-}
-
 static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
                         double *params, rj_fit_info *info, rj_diag *dg)
 {
@@ -103,7 +71,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT,
                "oprf: statistics overflow (rho = mean |x + y|^2 / d is not finite)");
-    const double A = a_star(rho);
+    const double A = rj_gerf_a_star(rho);
     const double B = sqrt(1 - 4 * A);
     const double c = 0.25 * d * log1p(-4 * A) - 0.5 * log((double)m);
     RJ_FAIL_IF(dg, !isfinite(A) || !isfinite(c), RFJIT_E_FIT,
@@ -161,7 +129,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
         xy += x[j] * y[j];
         zz += (x[j] + y[j]) * (x[j] + y[j]);
     }
-    const double g = log_excess(s->d, params[P_A], zz);
+    const double g = rj_gerf_log_excess(s->d, params[P_A], zz);
     /* SM^2 expm1(g) / m; for g > 1 as e^{2xy + g}(1 - e^{-g}) so e^g alone cannot overflow. */
     if (g > 1)
         return exp(2 * xy + g) * -expm1(-g) / s->m;
@@ -200,9 +168,9 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
             double xy = 0;
             for (int c = 0; c < d; c++)
                 xy += xi[c] * yj[c];
-            const double g = log_excess(d, A, nx + ny[j] + 2 * xy);
+            const double g = rj_gerf_log_excess(d, A, nx + ny[j] + 2 * xy);
             so += 2 * xy + g;
-            sv += 2 * xy + log_expm1(g);
+            sv += 2 * xy + rj_log_expm1(g);
         }
     }
     rj_free(ny);

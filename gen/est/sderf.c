@@ -75,23 +75,6 @@ static size_t params_size(const rj_spec *s)
     return P_A + 2 * d + d * d + m + m * d;
 }
 
-/* A*(rho) of spec 3.2, cancellation-free (see oprf.c); here with d = 1, rho = lambda_l. */
-static double a_star(double rho)
-{
-    const double t = 2 * rho + 1;
-    const double root = t * sqrt(1 + (8 * rho / t) / t);
-    if (rho < 1)
-        return -rho / (1 - 2 * rho + root);
-    return (1 - 2 * rho - root) / 16;
-}
-
-static double log_expm1(double g)
-{
-    if (!(g > 0))
-        return -INFINITY;
-    return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
-}
-
 /* M3 = M1 + M2 + xbar ybar^T + ybar xbar^T from the sums in st (means over nx, ny rows). */
 static void second_moment(const rj_stats *st, double *M3)
 {
@@ -139,7 +122,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
             return rj_fail(dg, RFJIT_E_FIT,
                            "sderf: eigenvalue %d of M3 is not finite (statistics overflow)", l);
         }
-        a[l] = a_star(lam);
+        a[l] = rj_gerf_a_star(lam);
         bl[l] = sqrt(1 - 4 * a[l]);
         k[l] = 1 / (1 - 8 * a[l]);
         K += log1p(-4 * a[l]) - 0.5 * log1p(-8 * a[l]);
@@ -281,7 +264,7 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
             }
             const double g = params[P_K] + nq[i] + nk[j] + 2 * kxy;
             so += 2 * xy + g;
-            sv += 2 * xy + log_expm1(g);
+            sv += 2 * xy + rj_log_expm1(g);
         }
     }
     rj_free(xt);
