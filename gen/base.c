@@ -51,6 +51,15 @@ void *rj_alloc_array_zero(size_t n, size_t size)
     return rj_alloc_zero(bytes);
 }
 
+void *rj_alloc_aligned(size_t n, size_t size)
+{
+    size_t bytes;
+    void *p = NULL;
+    if (!rj_mul_size(n ? n : 1, size, &bytes) || posix_memalign(&p, 64, bytes) != 0)
+        return NULL;
+    return p;
+}
+
 void rj_free(void *p)
 {
     free(p);

@@ -42,6 +42,9 @@ void *rj_alloc(size_t n);
 void *rj_alloc_zero(size_t n);
 void *rj_alloc_array(size_t n, size_t size);
 void *rj_alloc_array_zero(size_t n, size_t size);
+/* n elements of `size` bytes on a 64-byte boundary (kernel workspaces: whole cache lines,
+ * aligned vector loads); overflow-checked, released with rj_free. */
+void *rj_alloc_aligned(size_t n, size_t size);
 void rj_free(void *p);
 
 /* Make room for one more element in a growable array (*arr holds *n of *cap elements of

@@ -21,6 +21,7 @@ struct rfjit_decode {
     int64_t B, H, pos;
     int stateful;
     float *st, *ws;          /* state mode: B H st_floats; one workspace */
+    float *vo;               /* state mode: one step's value and output row (2 dv) */
     float *hq, *hk, *hv, *ho; /* history mode: B H cap rows each */
     int64_t cap;
 };
@@ -47,16 +48,14 @@ rfjit_status rfjit_decode_create(const rfjit_plan *p, int64_t batch, int64_t hea
     s->H = heads;
     s->stateful = p->jit && p->kp.tmpl == RJ_TMPL_LINEAR && p->frozen;
     if (s->stateful) {
-        size_t n = (size_t)(batch * heads) * (size_t)p->kp.st_floats;
-        void *st = NULL, *ws = NULL;
-        if (posix_memalign(&st, 64, n * sizeof(float)) ||
-            posix_memalign(&ws, 64, (size_t)p->kp.ws_floats * sizeof(float))) {
-            free(st);
-            rj_free(s);
+        s->st = rj_alloc_aligned((size_t)(batch * heads) * (size_t)p->kp.st_floats,
+                                 sizeof(float));
+        s->ws = rj_alloc_aligned((size_t)p->kp.ws_floats, sizeof(float));
+        s->vo = rj_alloc_array(2 * (size_t)p->spec.dv, sizeof(float));
+        if (!s->st || !s->ws || !s->vo) {
+            rfjit_decode_destroy(s);
             return rj_ctx_failf(p->ctx, RFJIT_E_NOMEM, "no memory for a decode state");
         }
-        s->st = st;
-        s->ws = ws;
     }
     *out = s;
     return RFJIT_OK;
@@ -66,8 +65,9 @@ void rfjit_decode_destroy(rfjit_decode *s)
 {
     if (!s)
         return;
-    free(s->st);
-    free(s->ws);
+    rj_free(s->st);
+    rj_free(s->ws);
+    rj_free(s->vo);
     rj_free(s->hq);
     rj_free(s->hk);
     rj_free(s->hv);
@@ -110,10 +110,7 @@ static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfj
     const rfjit_plan *p = s->p;
     const int d = p->spec.d, dv = p->spec.dv;
     float qv[RJ_MAX_D], kv[RJ_MAX_D];
-    float *vv = rj_alloc_array((size_t)dv * 2, sizeof(float));
-    if (!vv)
-        return RFJIT_E_NOMEM;
-    float *ov = vv + dv;
+    float *vv = s->vo, *ov = s->vo + dv;
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t h = 0; h < s->H; h++) {
             for (int j = 0; j < d; j++) {
@@ -141,7 +138,6 @@ static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfj
             for (int j = 0; j < dv; j++)
                 *elem(out, b, h, j) = ov[j];
         }
-    rj_free(vv);
     return RFJIT_OK;
 }
 

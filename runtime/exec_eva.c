@@ -36,14 +36,8 @@ static void bufs_free(eva_bufs *b)
     rj_free(b->qa);
     rj_free(b->ka);
     rj_free(b->va);
-    free(b->ws);
-    free(b->st);
-}
-
-static float *aligned_floats(int64_t n)
-{
-    void *p = NULL;
-    return posix_memalign(&p, 64, (size_t)(n > 0 ? n : 1) * sizeof(float)) == 0 ? p : NULL;
+    rj_free(b->ws);
+    rj_free(b->st);
 }
 
 /* Rows [lo, hi) of the head as augmented keys (c1 k, 0) and values into ka/va at row r. */
@@ -134,8 +128,8 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     b.qa = rj_alloc_array((size_t)lq * d1, sizeof(float));
     b.ka = rj_alloc_array((size_t)(lk + count + 1) * d1, sizeof(float));
     b.va = rj_alloc_array((size_t)(lk + count + 1) * dv, sizeof(float));
-    b.ws = aligned_floats(p->kp.ws_floats);
-    b.st = aligned_floats(p->kp.st_floats);
+    b.ws = rj_alloc_aligned((size_t)p->kp.ws_floats, sizeof(float));
+    b.st = rj_alloc_aligned((size_t)p->kp.st_floats, sizeof(float));
     float *o = rj_alloc_array((size_t)lq * dv, sizeof(float));
     if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !b.ws ||
         !b.st || !o) {

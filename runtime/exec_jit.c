@@ -80,8 +80,8 @@ typedef struct jit_bufs {
 
 static void bufs_free(jit_bufs *b)
 {
-    free(b->ws);
-    free(b->st);
+    rj_free(b->ws);
+    rj_free(b->st);
     rj_free(b->kpar);
     rj_free(b->tq);
     rj_free(b->tk);
@@ -90,13 +90,6 @@ static void bufs_free(jit_bufs *b)
     rj_free(b->x);
     rj_free(b->y);
     rj_fit_scratch_free(&b->fs);
-}
-
-static float *aligned_floats(int64_t n)
-{
-    void *p = NULL;
-    size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64;
-    return posix_memalign(&p, 64, bytes ? bytes : 64) == 0 ? p : NULL;
 }
 
 static float *tmp_for(const rfjit_tensor *t, int *ok)
@@ -116,8 +109,8 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     const rj_spec *s = &p->spec;
     jit_bufs b = {0};
     int ok = 1;
-    b.ws = aligned_floats(kp->ws_floats);
-    b.st = aligned_floats(kp->st_floats);
+    b.ws = rj_alloc_aligned((size_t)kp->ws_floats, sizeof(float));
+    b.st = rj_alloc_aligned((size_t)kp->st_floats, sizeof(float));
     b.tq = tmp_for(q, &ok);
     b.tk = tmp_for(k, &ok);
     b.tv = tmp_for(v, &ok);
