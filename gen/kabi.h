@@ -49,6 +49,20 @@ enum rj_kargs_field {
 /* flags: initialise the carried state before the call (a fresh sequence); without it a
  * causal kernel continues the sequence whose state `st` holds (the decode API). */
 #define RJ_KFLAG_INIT 1
+/* Feature kernels (rj_kplan.kind RJ_KK_FEAT): map the rows as keys (parameters pk) rather
+ * than as queries (pq). */
+#define RJ_KFLAG_KEYS 2
+
+/*
+ * The same block serves the two helper kernels of the estimate API (rj_kplan.kind):
+ *   RJ_KK_FEAT: rows q (lq, sq) -> features, feature-major: out[r * so + t] for the Mp rows r
+ *               and every t < lq rounded up to T (so >= that), and log-scales st[t]; the
+ *               feature of row t is e^{st[t]} out[r * so + t].
+ *   RJ_KK_GRAM: out[i * so + j] = e^{pq[i] + pk[j]} G_ij (tmpl linear) or e^{pq[i] + pk[j]
+ *               + G_ij} (tmpl softmax), G_ij = sum_r q[r * sq + i] k[r * sk + j], for i < lq,
+ *               j < lk; q, k feature-major with columns padded to T, pq and pk padded to T
+ *               too (the padding is read, never used).
+ */
 
 typedef void (*rj_kernel_fn)(const rj_kargs *a);
 

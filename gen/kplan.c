@@ -134,12 +134,62 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, 
     return RFJIT_OK;
 }
 
+rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, attn->tmpl != RJ_TMPL_LINEAR || attn->kind != RJ_KK_ATTN,
+               RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no feature map", attn->est_name);
+    /* Features ignore values and causality: one kernel serves every dv and both directions. */
+    rj_spec fs = *s;
+    fs.causal = 0;
+    fs.dv = 1;
+    const rj_tiling t = {attn->vw, attn->T, attn->ri, attn->rj};
+    RJ_TRY(rj_kplan_make(&fs, &t, attn->vw, attn->fma, kp, dg));
+    kp->kind = RJ_KK_FEAT;
+    return RFJIT_OK;
+}
+
+void rj_kplan_gram(const rj_kplan *attn, int32_t K, rj_kplan *kp)
+{
+    memset(kp, 0, sizeof *kp);
+    kp->kind = RJ_KK_GRAM;
+    kp->tmpl = attn->tmpl == RJ_TMPL_LINEAR ? RJ_TMPL_LINEAR : RJ_TMPL_SOFTMAX; /* e^G or G */
+    kp->fma = attn->fma;
+    kp->d = K;
+    kp->vw = attn->vw;
+    kp->T = attn->T;
+    kp->ri = attn->ri;
+    kp->rj = attn->rj;
+    snprintf(kp->est_name, sizeof kp->est_name, "gram");
+    const int64_t T = kp->T;
+    int64_t top = 0;
+    kp->ws_x = take(&top, (int64_t)K * T);
+    kp->ws_u = take(&top, (int64_t)K * T);
+    kp->ws_a = take(&top, T * T);
+    kp->ws_num = take(&top, T);
+    kp->ws_floats = top;
+}
+
+int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c)
+{
+    if (kp->fam == RJ_KF_TRIG) /* [cos u ; sin u], each half padded to Pp */
+        return c < kp->P ? c : kp->Pp + (c - kp->P);
+    if (kp->fam != RJ_KF_HYBRID)
+        return c;
+    /* est: the n + 1 base blocks (mb each), then the n + 1 trig blocks (2m each);
+     * kernel: n + 1 blocks of [base ; cos ; sin] */
+    const int64_t mb = kp->hmb, m2 = 2 * (int64_t)kp->hm, B = mb + m2;
+    const int64_t nb = mb * (kp->hn + 1);
+    if (c < nb)
+        return (c / mb) * B + c % mb;
+    return ((c - nb) / m2) * B + mb + (c - nb) % m2;
+}
+
 void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
     snprintf(buf, n,
-             "estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
+             "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
              "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d",
-             kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
+             kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
              kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
              kp->hm, kp->hn);
 }

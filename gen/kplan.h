@@ -20,9 +20,13 @@ typedef struct rj_tiling {
     int32_t rj; /* register tile vectors (streamed operand), 1..4 */
 } rj_tiling;
 
+/* What a kernel computes: attention (the plan's template), or a helper of the estimate API. */
+typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2 } rj_kkind;
+
 typedef struct rj_kplan {
     /* The identity: every field below is a function of these (and all are zero-filled
      * before being set, so padding bytes are zero too and the struct hashes as bytes). */
+    int32_t kind;   /* rj_kkind */
     int32_t tmpl;   /* rj_tmpl */
     int32_t fam;    /* rj_kfam (linear template) */
     int32_t norm;   /* rj_knorm */
@@ -68,6 +72,16 @@ typedef struct rj_kplan {
  * RFJIT_E_INVALID_ARG for a tiling outside the rules above. */
 rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg);
+
+/* The feature-map kernel of a linear attention plan (same features, tiling and parameter
+ * layout; kabi.h RJ_KK_FEAT). Errors: RFJIT_E_NOT_APPLICABLE for other templates. */
+rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp, rj_diag *dg);
+/* The Gram kernel over K rows (kabi.h RJ_KK_GRAM), with attn's tiling and target: of the
+ * features for a linear attn, of the raw rows (exponentiated) for a softmax one. */
+void rj_kplan_gram(const rj_kplan *attn, int32_t K, rj_kplan *kp);
+/* Row of a feature-major tile that holds feature c (0 <= c < M) in the estimator's own order
+ * (est->features): trig pads each of its cos and sin halves, hybrid interleaves its blocks. */
+int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c);
 
 /* The default tiling for a target with max_vw lanes. */
 rj_tiling rj_tiling_default(int max_vw);

@@ -3,9 +3,11 @@
  * This file implements the kernel-estimation side of a plan: explicit feature maps and the
  * kernel matrix between two sets, on the vectors as given (no d^{-1/4} scaling). Features are
  * kept as (h, f) with phi = e^h f until the end, so the kernel matrix is formed as
- * e^{h_i + h_j} (f_i . f_j) without overflowing intermediate features.
+ * e^{h_i + h_j} (f_i . f_j) without overflowing intermediate features. JIT plans compute the
+ * features and the product with compiled kernels (est_jit.c); the reference plans in double.
  */
 #include "ctx.h"
+#include "est_jit.h"
 #include "plan_util.h"
 #include "tensor.h"
 
@@ -38,19 +40,33 @@ static rfjit_status rows_alloc(feat_rows *r, int64_t n, int d, int64_t M, rj_dia
     return RFJIT_OK;
 }
 
-static void rows_features(const rfjit_plan *p, const double *params, rj_role role,
-                          feat_rows *r, int64_t n)
+static void rows_sq(const rfjit_plan *p, feat_rows *r, int64_t n)
 {
-    const rj_spec *s = &p->spec;
     for (int64_t i = 0; i < n; i++) {
-        const double *x = r->raw + i * s->d;
+        const double *x = r->raw + i * p->spec.d;
         double sq = 0;
-        for (int c = 0; c < s->d; c++)
+        for (int c = 0; c < p->spec.d; c++)
             sq += x[c] * x[c];
         r->sq[i] = sq;
-        if (p->M)
-            s->est->features(s, params, role, x, &r->h[i], r->f + i * p->M);
     }
+}
+
+/* (h, f) of n rows in role `role`, by the reference or by the JIT's feature kernel. */
+static rfjit_status rows_features(const rfjit_plan *p, rj_est_jit *e, const double *params,
+                                  rj_role role, feat_rows *r, int64_t n, rj_diag *dg)
+{
+    const rj_spec *s = &p->spec;
+    rows_sq(p, r, n);
+    if (e) {
+        RJ_TRY(rj_est_jit_side(e, p, params, role == RJ_ROLE_K, r->raw, dg));
+        if (p->M)
+            rj_est_jit_rows(e, p, role == RJ_ROLE_K, r->h, r->f);
+        return RFJIT_OK;
+    }
+    if (p->M)
+        for (int64_t i = 0; i < n; i++)
+            s->est->features(s, params, role, r->raw + i * s->d, &r->h[i], r->f + i * p->M);
+    return RFJIT_OK;
 }
 
 static rfjit_status check_in(const rfjit_plan *p, const rfjit_tensor *t, const char *name,
@@ -139,7 +155,10 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
     rj_fit_scratch fs = {0};
     double *buf = NULL;
     int64_t nmax = nx > ny ? nx : ny;
+    rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
     s = rj_fit_scratch_init(&fs, p, &dg);
+    if (s == RFJIT_OK && e)
+        s = rj_est_jit_init(e, p, nx, ny, &dg);
     if (s == RFJIT_OK && x)
         s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
     if (s == RFJIT_OK && y)
@@ -156,15 +175,13 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
             s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
             if (s != RFJIT_OK)
                 break;
-            if (phi_x) {
-                rows_features(p, params, RJ_ROLE_Q, &rx, nx);
+            if (phi_x && (s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg)) == RFJIT_OK)
                 write_features(p, &rx, nx, phi_x, b, h, buf);
-            }
-            if (phi_y) {
-                rows_features(p, params, RJ_ROLE_K, &ry, ny);
+            if (phi_y && s == RFJIT_OK &&
+                (s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg)) == RFJIT_OK)
                 write_features(p, &ry, ny, phi_y, b, h, buf);
-            }
         }
+    rj_est_jit_free(&ej);
     rows_free(&rx);
     rows_free(&ry);
     rj_free(buf);
@@ -220,13 +237,18 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
     rj_fit_scratch fs = {0};
     size_t nk = 0;
     double *K = NULL;
+    float *Kf = NULL;
+    rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
     s = rj_fit_scratch_init(&fs, p, &dg);
+    if (s == RFJIT_OK && e)
+        s = rj_est_jit_init(e, p, nx, ny, &dg);
     if (s == RFJIT_OK)
         s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
     if (s == RFJIT_OK)
         s = rows_alloc(&ry, ny, p->spec.d, p->M, &dg);
     if (s == RFJIT_OK && (!rj_mul_size((size_t)nx, (size_t)ny, &nk) ||
-                          !(K = rj_alloc_array(nk, sizeof(double)))))
+                          !(K = rj_alloc_array(nk, sizeof(double))) ||
+                          (e && !(Kf = rj_alloc_array(nk, sizeof(float))))))
         s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
                     (long long)nx, (long long)ny);
     for (int64_t b = 0; b < x->shape[0] && s == RFJIT_OK; b++)
@@ -237,11 +259,23 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
             s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
             if (s != RFJIT_OK)
                 break;
-            rows_features(p, params, RJ_ROLE_Q, &rx, nx);
-            rows_features(p, params, RJ_ROLE_K, &ry, ny);
-            kernel_slice(p, &rx, nx, &ry, ny, kind, K);
+            s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg);
+            if (s == RFJIT_OK)
+                s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg);
+            if (s != RFJIT_OK)
+                break;
+            if (e) {
+                const int gauss = kind == RFJIT_KERNEL_GAUSSIAN;
+                rj_est_jit_gram(e, gauss ? rx.sq : NULL, gauss ? ry.sq : NULL, Kf, ny);
+                for (size_t i = 0; i < nk; i++)
+                    K[i] = Kf[i];
+            } else {
+                kernel_slice(p, &rx, nx, &ry, ny, kind, K);
+            }
             rj_tensor_scatter(out, b, h, K);
         }
+    rj_est_jit_free(&ej);
+    rj_free(Kf);
     rows_free(&rx);
     rows_free(&ry);
     rj_free(K);

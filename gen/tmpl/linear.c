@@ -24,19 +24,23 @@
  * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
  * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
  */
-#include "tmpl.h"
+#include "lin.h"
 
 #include <math.h>
 
 #define DEN_EPS 1e-6 /* as gen/ref/linear.c */
 
-typedef struct lin {
-    rj_kfn *f;
-    rj_ir *ir;
-    const rj_kplan *kp;
-    rj_v ws, st;
-    rj_v S, z, za, c;
-} lin;
+lin rj_lin_init(rj_kfn *f)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
+    L.S = rj_ir_atc(ir, L.st, kp->st_S);
+    L.z = rj_ir_atc(ir, L.st, kp->st_z);
+    L.za = rj_ir_atc(ir, L.st, kp->st_za);
+    L.c = rj_ir_atc(ir, L.st, kp->st_c);
+    return L;
+}
 
 static rj_v ws(lin *L, int64_t off)
 {
@@ -78,7 +82,7 @@ static void emit_norm(lin *L, rj_v par, rj_v xT)
 }
 
 /* Phase 1 of a feature map: U = ell (exp) or u (trig), and h into ws_h. */
-static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
+void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -131,7 +135,7 @@ static void emit_logfeatures(lin *L, rj_v par, rj_v xT)
  */
 static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
 
-static void emit_features_(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     if (L->kp->fam == RJ_KF_HYBRID) {
         emit_hybrid_features(L, F, shift, shifts, n);
@@ -183,7 +187,7 @@ static void emit_features_(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 
 static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
 {
-    emit_features_(L, F, shift, NULL, n);
+    rj_lin_features(L, F, shift, NULL, n);
 }
 
 /* F[row] (T lanes at token offset t0) = x */
@@ -328,7 +332,7 @@ static void emit_causal_key_features(lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
-    emit_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
+    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
     rj_v h = ws(L, kp->ws_h), cpre = ws(L, kp->ws_m);
     rj_v run = rj_ir_slot(ir, ir->ty_f32, "c_run");
     rj_ir_st(ir, rj_ir_ld(ir, L->c, "c_prev"), run);
@@ -340,7 +344,7 @@ static void emit_causal_key_features(lin *L, rj_v n)
     rj_ir_st(ir, ct, run);
     rj_ir_st(ir, ct, rj_ir_at(ir, cpre, t.i));
     rj_ir_loop_end(ir, &t);
-    emit_features_(L, ws(L, kp->ws_fk), NULL, cpre, n);
+    rj_lin_features(L, ws(L, kp->ws_fk), NULL, cpre, n);
 }
 
 /* v[i] *= e^{c - c_i} over the T lanes of rows rows of p (row stride T): the prefix part of
@@ -388,7 +392,7 @@ static void emit_key_features(lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
-    emit_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
+    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
     rj_v h = ws(L, kp->ws_h);
     rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
     LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), cmax);
@@ -477,7 +481,7 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
     rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
-    emit_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
+    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
     rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
     emit_features(L, Fq, NULL, NULL);
     rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
@@ -548,11 +552,7 @@ void rj_tmpl_linear(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
-    L.S = rj_ir_atc(ir, L.st, kp->st_S);
-    L.z = rj_ir_atc(ir, L.st, kp->st_z);
-    L.za = rj_ir_atc(ir, L.st, kp->st_za);
-    L.c = rj_ir_atc(ir, L.st, kp->st_c);
+    lin L = rj_lin_init(f);
     const int64_t T = kp->T;
 
     rj_v init = LLVMBuildICmp(ir->B, LLVMIntNE,

@@ -36,5 +36,7 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n);
 
 void rj_tmpl_linear(rj_kfn *f);
 void rj_tmpl_softmax(rj_kfn *f);
+void rj_tmpl_features(rj_kfn *f); /* kabi.h RJ_KK_FEAT */
+void rj_tmpl_gram(rj_kfn *f);     /* kabi.h RJ_KK_GRAM */
 
 #endif
