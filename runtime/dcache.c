@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file implements the disk cache of runtime/dcache.h. An entry is
+ * This file implements the disk cache of runtime/dcache.h. An entry is a 96-byte header and
+ * the object, all integers little-endian so the layout does not depend on the host:
  *
- *     "RFJITOBJ" | u32 format (1) | u32 0 | key (32) | u64 size | BLAKE3(object) (32) | object
+ *     off  0  "RFJITOBJ"            off 16  key (32)               off 64  BLAKE3(object) (32)
+ *     off  8  u32 format (1)        off 48  u64 object size        off 96  object
+ *     off 12  u32 reserved (0)
  *
- * and everything is checked (regular file, our uid, not a symlink: O_NOFOLLOW + fstat; magic,
- * format, key, size, hash) before a byte of it is returned, so a truncated, corrupted,
- * planted or foreign file can only cost a recompile.
+ * Trust: the directory is used only if it is ours and not writable by anyone else, and each
+ * entry is opened with O_NOFOLLOW and checked with fstat (regular, our euid) before a byte is
+ * read; then magic, format, reserved, key, size against the file size, and the content hash.
+ * So a truncated, torn (crash before the data reached the disk: there is no fsync, the hash
+ * catches it), corrupted, planted, renamed or foreign file costs a recompile and nothing
+ * else. The hash is not a MAC; a writer with our uid is trusted.
+ *
+ * Writers: mkstemp (0600) in the directory, write, close, rename over the final name. Rename
+ * within one directory is atomic, so concurrent readers and writers of one key need no lock.
+ * Not for: eviction and the size bound (not done yet).
  */
 #include "dcache.h"
 
@@ -19,31 +29,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "RFJITOBJ"
-#define FORMAT 1u
-#define HEADER (8 + 4 + 4 + 32 + 8 + 32)
+#define FORMAT_VERSION 1u
+#define HEADER_SIZE 96
+/* Longest directory we accept: leaves room for "/<64 hex>.o" and the temporary name in the
+ * fixed path buffers below, and stays under Linux's PATH_MAX of 4096. */
+#define DIR_MAX 3968
+#define PATH_BUF (DIR_MAX + 128)
+
+static const char magic[8] = {'R', 'F', 'J', 'I', 'T', 'O', 'B', 'J'};
 
 struct rj_dcache {
-    char dir[4096];
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards st only; the files need no lock (see the top comment) */
     rj_dcache_stats st;
+    char dir[]; /* no trailing slash, so lstat sees a symlink rather than its target */
 };
 
-/* mkdir -p with mode 0700 for the parts we create. */
-static int make_dirs(const char *dir)
+/* ---- directory ---------------------------------------------------------------------------- */
+
+/* mkdir -p, mode 0700 for every level we create (levels that exist are left as they are: a
+ * parent's mode is the user's business, only the cache directory itself is checked). */
+static int make_dirs(char *path)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        int r = mkdir(path, 0700);
+        *p = '/';
+        if (r != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t n)
@@ -53,37 +69,45 @@ rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t
         warn[0] = 0;
     if (!dir || !*dir)
         return RFJIT_OK;
-    if (strlen(dir) > 3000) {
-        snprintf(warn, n, "cache directory path is too long");
+    size_t len = strlen(dir);
+    if (len > DIR_MAX) {
+        snprintf(warn, n, "cache directory path is longer than %d bytes", DIR_MAX);
         return RFJIT_OK;
     }
-    if (make_dirs(dir) != 0) {
-        snprintf(warn, n, "cannot create %s: %s", dir, strerror(errno));
-        return RFJIT_OK;
-    }
-    struct stat sb;
-    if (lstat(dir, &sb) != 0) {
-        snprintf(warn, n, "cannot stat %s: %s", dir, strerror(errno));
-        return RFJIT_OK;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(warn, n, "%s is not a directory (symlinks are refused)", dir);
-        return RFJIT_OK;
-    }
-    if (sb.st_uid != geteuid()) {
-        snprintf(warn, n, "%s belongs to uid %u, not to us", dir, (unsigned)sb.st_uid);
-        return RFJIT_OK;
-    }
-    if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(warn, n, "%s is writable by group or others (mode %03o)", dir,
-                 (unsigned)(sb.st_mode & 0777));
-        return RFJIT_OK;
-    }
-    rj_dcache *c = rj_alloc_zero(sizeof *c);
+    rj_dcache *c = rj_alloc_zero(sizeof *c + len + 1);
     if (!c)
         return RFJIT_E_NOMEM;
-    snprintf(c->dir, sizeof c->dir, "%s", dir);
-    pthread_mutex_init(&c->mu, NULL);
+    memcpy(c->dir, dir, len + 1);
+    /* "link/" would make lstat follow the link, so the symlink check needs them gone. */
+    while (len > 1 && c->dir[len - 1] == '/')
+        c->dir[--len] = 0;
+
+    const char *why = NULL;
+    char reason[160] = "";
+    struct stat sb;
+    if (make_dirs(c->dir) != 0)
+        snprintf(reason, sizeof reason, "cannot create it: %s", strerror(errno));
+    else if (lstat(c->dir, &sb) != 0)
+        snprintf(reason, sizeof reason, "cannot stat it: %s", strerror(errno));
+    else if (S_ISLNK(sb.st_mode))
+        why = "it is a symlink";
+    else if (!S_ISDIR(sb.st_mode))
+        why = "it is not a directory";
+    else if (sb.st_uid != geteuid())
+        snprintf(reason, sizeof reason, "it belongs to uid %lu, not to us (%lu)",
+                 (unsigned long)sb.st_uid, (unsigned long)geteuid());
+    else if (sb.st_mode & (S_IWGRP | S_IWOTH))
+        snprintf(reason, sizeof reason, "it is writable by group or others (mode %03lo)",
+                 (unsigned long)(sb.st_mode & 0777));
+    if (why || reason[0]) {
+        snprintf(warn, n, "%s: %s", c->dir, why ? why : reason);
+        rj_free(c);
+        return RFJIT_OK;
+    }
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        rj_free(c);
+        return RFJIT_E_NOMEM;
+    }
     *out = c;
     return RFJIT_OK;
 }
@@ -96,11 +120,21 @@ void rj_dcache_close(rj_dcache *c)
     rj_free(c);
 }
 
-static void entry_path(const rj_dcache *c, const rj_hash *key, char *path, size_t n)
+const char *rj_dcache_dir(const rj_dcache *c)
 {
-    char hex[65];
-    rj_hash_hex(key, hex);
-    snprintf(path, n, "%s/%s.o", c->dir, hex);
+    return c ? c->dir : NULL;
+}
+
+void rj_dcache_get_stats(const rj_dcache *c, rj_dcache_stats *st)
+{
+    *st = (rj_dcache_stats){0, 0, 0, 0};
+    if (!c)
+        return;
+    /* Reading the counters is logically const; the lock is not (c is always heap-allocated). */
+    pthread_mutex_t *mu = (pthread_mutex_t *)&c->mu;
+    pthread_mutex_lock(mu);
+    *st = c->st;
+    pthread_mutex_unlock(mu);
 }
 
 static void count(rj_dcache *c, uint64_t *field)
@@ -110,6 +144,46 @@ static void count(rj_dcache *c, uint64_t *field)
     pthread_mutex_unlock(&c->mu);
 }
 
+static void entry_path(const rj_dcache *c, const rj_hash *key, char path[PATH_BUF])
+{
+    char hex[65];
+    rj_hash_hex(key, hex);
+    snprintf(path, PATH_BUF, "%s/%s.o", c->dir, hex);
+}
+
+/* ---- header encoding ---------------------------------------------------------------------- */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- load --------------------------------------------------------------------------------- */
+
+/* 0, or -1 with errno set (EIO for an early end of file: the file shrank under us). */
 static int read_all(int fd, void *p, size_t n)
 {
     unsigned char *b = p;
@@ -117,63 +191,94 @@ static int read_all(int fd, void *p, size_t n)
         ssize_t r = read(fd, b, n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
             return -1;
+        }
         b += r;
         n -= (size_t)r;
     }
     return 0;
 }
 
-/* Check one opened entry; returns NULL and fills why on any mismatch. */
-static void *verify(int fd, const rj_hash *key, size_t *size, char *why, size_t n)
+/* V_SKIP: the entry could not be judged (no memory, fstat failed) and may be fine: it stays. */
+typedef enum { V_OK, V_BAD, V_SKIP } verdict;
+
+/* Check the opened entry sb describes and read its object; on V_BAD, why says what failed. */
+static verdict verify(int fd, const struct stat *sb, const rj_hash *key, void **obj,
+                      size_t *size, char *why, size_t n)
 {
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
-        snprintf(why, n, "not a regular file of ours");
-        return NULL;
+    if (!S_ISREG(sb->st_mode)) {
+        snprintf(why, n, "not a regular file");
+        return V_BAD;
     }
-    unsigned char h[HEADER];
-    if ((size_t)sb.st_size < HEADER || read_all(fd, h, HEADER) != 0) {
-        snprintf(why, n, "truncated header");
-        return NULL;
+    if (sb->st_uid != geteuid()) {
+        snprintf(why, n, "owned by uid %lu, not by us", (unsigned long)sb->st_uid);
+        return V_BAD;
     }
-    uint32_t fmt;
-    uint64_t len;
-    memcpy(&fmt, h + 8, 4);
-    memcpy(&len, h + 48, 8);
-    if (memcmp(h, MAGIC, 8) != 0 || fmt != FORMAT) {
-        snprintf(why, n, "wrong magic or format");
-        return NULL;
+    unsigned char h[HEADER_SIZE];
+    if (sb->st_size < HEADER_SIZE) {
+        snprintf(why, n, "truncated header (%lld bytes)", (long long)sb->st_size);
+        return V_BAD;
     }
-    if (memcmp(h + 16, key->b, 32) != 0) {
-        snprintf(why, n, "key mismatch");
-        return NULL;
+    if (read_all(fd, h, HEADER_SIZE) != 0) {
+        snprintf(why, n, "cannot read the header: %s", strerror(errno));
+        return V_BAD;
     }
-    if (len == 0 || (uint64_t)sb.st_size != HEADER + len) {
-        snprintf(why, n, "size mismatch (%llu bytes for a %llu-byte object)",
-                 (unsigned long long)sb.st_size, (unsigned long long)len);
-        return NULL;
+    if (memcmp(h, magic, sizeof magic) != 0) {
+        snprintf(why, n, "wrong magic");
+        return V_BAD;
     }
-    void *obj = rj_alloc((size_t)len);
-    if (!obj) {
-        snprintf(why, n, "no memory");
-        return NULL;
+    if (get_u32(h + 8) != FORMAT_VERSION || get_u32(h + 12) != 0) {
+        snprintf(why, n, "format %lu.%lu, expected %u.0", (unsigned long)get_u32(h + 8),
+                 (unsigned long)get_u32(h + 12), FORMAT_VERSION);
+        return V_BAD;
+    }
+    if (memcmp(h + 16, key->b, sizeof key->b) != 0) {
+        snprintf(why, n, "the header holds another key");
+        return V_BAD;
+    }
+    /* The stated size must account for the file exactly: this also bounds the allocation
+     * by the real file size, whatever the header says. */
+    uint64_t len = get_u64(h + 48);
+    uint64_t body = (uint64_t)sb->st_size - HEADER_SIZE;
+    if (len == 0 || len != body || len != (uint64_t)(size_t)len) {
+        snprintf(why, n, "size mismatch (header %llu, file holds %llu)", (unsigned long long)len,
+                 (unsigned long long)body);
+        return V_BAD;
+    }
+    unsigned char *o = rj_alloc((size_t)len);
+    if (!o)
+        return V_SKIP;
+    if (read_all(fd, o, (size_t)len) != 0) {
+        snprintf(why, n, "cannot read the object: %s", strerror(errno));
+        rj_free(o);
+        return V_BAD;
     }
     rj_hash got;
-    if (read_all(fd, obj, (size_t)len) != 0) {
-        snprintf(why, n, "short read");
-        rj_free(obj);
-        return NULL;
-    }
-    rj_hash_bytes(obj, (size_t)len, &got);
-    if (memcmp(got.b, h + 56, 32) != 0) {
+    rj_hash_bytes(o, (size_t)len, &got);
+    if (memcmp(got.b, h + 64, sizeof got.b) != 0) {
         snprintf(why, n, "content hash mismatch");
-        rj_free(obj);
-        return NULL;
+        rj_free(o);
+        return V_BAD;
     }
+    *obj = o;
     *size = (size_t)len;
-    return obj;
+    return V_OK;
+}
+
+/* Remove a bad entry, but only if the name still refers to what we judged (same inode, or a
+ * symlink when same is NULL): a writer may have renamed a good entry over it meanwhile, and
+ * deleting that would waste its compile. The window between lstat and unlink remains; losing
+ * it costs one recompile, never a wrong load. */
+static void drop(const char *path, const struct stat *same)
+{
+    struct stat now;
+    if (lstat(path, &now) != 0)
+        return;
+    if (same ? now.st_dev == same->st_dev && now.st_ino == same->st_ino : S_ISLNK(now.st_mode))
+        unlink(path);
 }
 
 int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, char *note,
@@ -183,32 +288,43 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
         note[0] = 0;
     *obj = NULL;
     *size = 0;
-    char path[4200];
-    entry_path(c, key, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (!c)
+        return 0;
+    char path[PATH_BUF];
+    entry_path(c, key, path);
+    /* O_NONBLOCK: a FIFO planted at the name must not hang the open; no effect on files. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
+        /* Linux reports a symlink under O_NOFOLLOW as ELOOP. Anything else (ENOENT, EACCES) is
+         * a plain miss: there is nothing we could judge, and a store will replace it. */
         if (errno == ELOOP) {
-            snprintf(note, n, "%s is a symlink", path);
-            unlink(path);
+            snprintf(note, n, "%s: a symlink", path);
+            drop(path, NULL);
             count(c, &c->st.bad);
         }
         count(c, &c->st.misses);
         return 0;
     }
-    char why[256] = "";
-    *obj = verify(fd, key, size, why, sizeof why);
+    struct stat sb;
+    char why[192] = "";
+    verdict v = fstat(fd, &sb) != 0 ? V_SKIP : verify(fd, &sb, key, obj, size, why, sizeof why);
     close(fd);
-    if (!*obj) {
-        snprintf(note, n, "%s: %s", path, why);
-        unlink(path);
-        count(c, &c->st.bad);
-        count(c, &c->st.misses);
-        return 0;
+    if (v == V_OK) {
+        count(c, &c->st.hits);
+        return 1;
     }
-    count(c, &c->st.hits);
-    return 1;
+    if (v == V_BAD) {
+        snprintf(note, n, "%s: %s", path, why);
+        drop(path, &sb);
+        count(c, &c->st.bad);
+    }
+    count(c, &c->st.misses);
+    return 0;
 }
 
+/* ---- store -------------------------------------------------------------------------------- */
+
+/* 0, or -1 with errno set (ENOSPC for a write that makes no progress). */
 static int write_all(int fd, const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -216,8 +332,11 @@ static int write_all(int fd, const void *p, size_t n)
         ssize_t w = write(fd, b, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            if (w == 0)
+                errno = ENOSPC;
             return -1;
+        }
         b += w;
         n -= (size_t)w;
     }
@@ -227,42 +346,38 @@ static int write_all(int fd, const void *p, size_t n)
 rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, size_t size,
                              rj_diag *dg)
 {
-    char path[4200], tmp[4200];
-    entry_path(c, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", c->dir);
+    if (!c)
+        return RFJIT_OK;
+    RJ_FAIL_IF(dg, !obj || size == 0, RFJIT_E_INVALID_ARG, "refusing to cache an empty object");
+    unsigned char h[HEADER_SIZE] = {0};
+    rj_hash sum;
+    rj_hash_bytes(obj, size, &sum);
+    memcpy(h, magic, sizeof magic);
+    put_u32(h + 8, FORMAT_VERSION);
+    put_u32(h + 12, 0);
+    memcpy(h + 16, key->b, sizeof key->b);
+    put_u64(h + 48, (uint64_t)size);
+    memcpy(h + 64, sum.b, sizeof sum.b);
+
+    char path[PATH_BUF], tmp[PATH_BUF];
+    entry_path(c, key, path);
+    /* The leading dot keeps temporaries apart from entries; readers never open them. */
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%.16s-XXXXXX", c->dir, path + strlen(c->dir) + 1);
     int fd = mkstemp(tmp);
-    RJ_FAIL_IF(dg, fd < 0, RFJIT_E_IO, "cannot create a file in %s: %s", c->dir,
+    RJ_FAIL_IF(dg, fd < 0, RFJIT_E_IO, "cannot create a temporary file in %s: %s", c->dir,
                strerror(errno));
-    unsigned char h[HEADER] = {0};
-    uint32_t fmt = FORMAT;
-    uint64_t len = size;
-    rj_hash hh;
-    rj_hash_bytes(obj, size, &hh);
-    memcpy(h, MAGIC, 8);
-    memcpy(h + 8, &fmt, 4);
-    memcpy(h + 16, key->b, 32);
-    memcpy(h + 48, &len, 8);
-    memcpy(h + 56, hh.b, 32);
-    int bad = write_all(fd, h, HEADER) != 0 || write_all(fd, obj, size) != 0;
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
+    int err = 0;
+    if (write_all(fd, h, sizeof h) != 0 || write_all(fd, obj, size) != 0)
+        err = errno;
+    /* close can report a deferred write error (NFS, quota), so it counts as part of writing. */
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
         unlink(tmp);
-        return rj_fail(dg, RFJIT_E_IO, "cannot write %s: %s", path, strerror(e));
+        return rj_fail(dg, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
     }
     count(c, &c->st.stores);
     return RFJIT_OK;
-}
-
-void rj_dcache_get_stats(const rj_dcache *c, rj_dcache_stats *st)
-{
-    rj_dcache *m = (rj_dcache *)c;
-    pthread_mutex_lock(&m->mu);
-    *st = c->st;
-    pthread_mutex_unlock(&m->mu);
-}
-
-const char *rj_dcache_dir(const rj_dcache *c)
-{
-    return c->dir;
 }
