@@ -9,8 +9,13 @@
 
 #include "base.h"
 
+/* How much of mxx, myy rj_stats_add forms: an estimator that reads only the diagonal (or
+ * nothing) of them saves the O(L d^2) pass (est.h RJ_EST_MOM_*). */
+typedef enum rj_moments { RJ_MOM_FULL = 0, RJ_MOM_DIAG = 1, RJ_MOM_NONE = 2 } rj_moments;
+
 typedef struct rj_stats {
     int d;
+    int moments;       /* rj_moments; rj_stats_init sets RJ_MOM_FULL. Unformed entries stay 0 */
     int64_t nx, ny;    /* number of query / key rows accumulated */
     double *sx, *sy;   /* sum_i x_i, sum_j y_j (d each) */
     double *mxx, *myy; /* sum_i x_i x_i^T, sum_j y_j y_j^T (d x d, row-major) */

@@ -23,6 +23,7 @@ rfjit_status rj_fit_scratch_init(rj_fit_scratch *fs, const rfjit_plan *p, rj_dia
         fs->params = NULL;
         return rj_fail(dg, s, "no memory for statistics");
     }
+    fs->st.moments = rj_est_moments(p->spec.est->flags);
     fs->have_stats = 1;
     return RFJIT_OK;
 }

@@ -34,6 +34,16 @@ typedef enum rj_role { RJ_ROLE_Q = 0, RJ_ROLE_K = 1 } rj_role;
 #define RJ_EST_FITTED 1u  /* parameters come from data statistics (oprf, *derf) */
 #define RJ_EST_SIGNED 2u  /* features can be negative: denominators need the guard */
 #define RJ_EST_NOPROJ 4u  /* uses no projection matrix W (exact) */
+#define RJ_EST_MOM_DIAG 8u  /* fit reads only the diagonals of mxx, myy (stats.h) */
+#define RJ_EST_MOM_NONE 16u /* fit reads no second moments at all */
+
+/* The second moments an estimator's fit needs (gen/stats.h rj_moments). */
+static inline int rj_est_moments(unsigned flags)
+{
+    return (flags & RJ_EST_MOM_NONE) ? RJ_MOM_NONE
+           : (flags & RJ_EST_MOM_DIAG) ? RJ_MOM_DIAG
+                                       : RJ_MOM_FULL;
+}
 
 /* Scalar parameters reported by `rfjit fit`: NaN where the estimator has none. */
 typedef struct rj_fit_info {

@@ -243,7 +243,7 @@ const rj_est_ops rj_est_saderf = {
     .name = "saderf",
     .version = 1,
     .tmpl = RJ_TMPL_LINEAR,
-    .flags = RJ_EST_FITTED,
+    .flags = RJ_EST_FITTED | RJ_EST_MOM_DIAG,
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,

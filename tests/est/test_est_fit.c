@@ -480,3 +480,45 @@ Test(est_fit, aderf_regularises_singular_moments)
     et_inst_free(&e);
     et_sample_free(&smp);
 }
+
+/* Each fitted estimator declares which second moments it reads (est.h RJ_EST_MOM_*), and the
+ * per-call fit forms only those: the parameters must come out bit for bit as from full
+ * statistics, or the declaration is wrong. */
+Test(est_fit, declared_moments_suffice)
+{
+    enum { DM = 12, LM = 23 };
+    double x[LM * DM], y[LM * DM];
+    for (int i = 0; i < LM * DM; i++) {
+        x[i] = 0.3 * sin(1.7 * i + 0.2) * (1 + (i % DM) * 0.1);
+        y[i] = 0.4 * cos(0.9 * i) - 0.05;
+    }
+    for (int e = 0; e < rj_est_count; e++) {
+        const rj_est_ops *ops = rj_est_registry[e];
+        if (!(ops->flags & RJ_EST_FITTED))
+            continue;
+        double *p[2];
+        for (int lim = 0; lim < 2; lim++) {
+            rj_stats st;
+            cr_assert_eq(rj_stats_init(&st, DM), RFJIT_OK);
+            if (lim)
+                st.moments = rj_est_moments(ops->flags);
+            rj_stats_add(&st, 0, x, LM);
+            rj_stats_add(&st, 1, y, LM);
+            et_inst in;
+            et_inst_init(&in, ops->name, DM, 8);
+            rj_fit_info info;
+            cr_assert_eq(et_inst_draw(&in, 3, &st, &info), RFJIT_OK, "%s", ops->name);
+            size_t n = ops->params_size(&in.s);
+            p[lim] = malloc(n * sizeof(double));
+            memcpy(p[lim], in.params, n * sizeof(double));
+            if (lim)
+                cr_expect(memcmp(p[0], p[1], n * sizeof(double)) == 0,
+                          "%s: parameters from its declared moments (%d) differ from full ones",
+                          ops->name, st.moments);
+            et_inst_free(&in);
+            rj_stats_free(&st);
+        }
+        free(p[0]);
+        free(p[1]);
+    }
+}

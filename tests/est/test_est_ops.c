@@ -27,7 +27,8 @@ static const struct {
     int symmetric;
 } table[] = {
     {"positive", 0, 1, 1},        {"hyperbolic", 0, 2, 1},         {"trig", RJ_EST_SIGNED, 2, 1},
-    {"oprf", RJ_EST_FITTED, 1, 1}, {"saderf", RJ_EST_FITTED, 1, 0}, {"sderf", RJ_EST_FITTED, 1, 1},
+    {"oprf", RJ_EST_FITTED | RJ_EST_MOM_NONE, 1, 1},
+    {"saderf", RJ_EST_FITTED | RJ_EST_MOM_DIAG, 1, 0}, {"sderf", RJ_EST_FITTED, 1, 1},
     {"aderf", RJ_EST_FITTED, 1, 0},
 };
 #define NEST ((int)(sizeof table / sizeof table[0]))
