@@ -51,9 +51,13 @@ static int64_t take(int64_t *top, int64_t n)
 rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg)
 {
-    rj_tiling t = t_in ? *t_in : rj_tiling_default(max_vw);
-    if (!t.vw)
-        t = rj_tiling_default(max_vw);
+    /* each knob left at 0 takes the default: vw the target's, T two vectors, ri 4, rj 2 */
+    rj_tiling t = t_in ? *t_in : (rj_tiling){0, 0, 0, 0};
+    const rj_tiling def = rj_tiling_default(t.vw ? t.vw : max_vw);
+    t.vw = t.vw ? t.vw : def.vw;
+    t.T = t.T ? t.T : def.T;
+    t.ri = t.ri ? t.ri : def.ri;
+    t.rj = t.rj ? t.rj : def.rj;
     RJ_TRY(check_tiling(&t, max_vw, dg));
     const rj_est_ops *est = s->est;
     memset(kp, 0, sizeof *kp);

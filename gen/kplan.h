@@ -12,7 +12,7 @@
 
 #include "est/est.h"
 
-/* Tiling knobs (a tuner search space): 0 asks for the ISA's default. */
+/* Tiling knobs (a tuner search space): a knob at 0 asks for its default. */
 typedef struct rj_tiling {
     int32_t vw; /* vector lanes (4, 8 or 16), at most the ISA's */
     int32_t T;  /* token tile: rows of q/k per step and the causal chunk; a multiple of vw */

@@ -194,6 +194,17 @@ enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
  * (batch, head)'s own queries and keys, which leaks future tokens, so causal plans with them
  * need a calibration sample (calib_q, calib_k) that freezes the parameters.
  */
+/*
+ * How a JIT kernel is blocked (the tuner's search space). vw: vector lanes (4, 8 or 16, at most
+ * the ISA's); T: tokens per tile and causal chunk, a multiple of vw in [vw, 256]; ri:
+ * register-tile rows (1, 2, 4 or 8); rj: register-tile vectors (1..4). A field left at 0
+ * takes its default (vw the ISA's, T = 2 vw or 16, ri = 4, rj = 2).
+ * Results do not depend on it beyond float rounding. The reference backend ignores it.
+ */
+typedef struct rfjit_tiling {
+    int32_t vw, T, ri, rj;
+} rfjit_tiling;
+
 typedef struct rfjit_attn_desc {
     size_t size;              /* set by RFJIT_ATTN_DESC_INIT */
     int32_t d;                /* query/key head dim, >= 1 */
@@ -211,11 +222,12 @@ typedef struct rfjit_attn_desc {
     int32_t backend;          /* RFJIT_BACKEND_* */
     const rfjit_tensor *calib_q; /* optional calibration sample for fitted estimators */
     const rfjit_tensor *calib_k;
+    rfjit_tiling tiling;      /* JIT blocking; {0} = the ISA's default */
 } rfjit_attn_desc;
 
 #define RFJIT_ATTN_DESC_INIT                                                                     \
     {sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
-     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL}
+     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}}
 
 /*
  * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)
@@ -224,7 +236,8 @@ typedef struct rfjit_attn_desc {
  * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (e.g. causal fitted estimator without a
  * calibration sample, or RFJIT_BACKEND_JIT for an estimator without a kernel),
  * RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE, RFJIT_E_INTERNAL (the
- * JIT failed; the message has LLVM's words), RFJIT_E_NOMEM. The kernel is compiled (or loaded
+ * JIT failed; the message has LLVM's words), RFJIT_E_NOMEM; a tiling outside its rules is
+ * RFJIT_E_INVALID_ARG. The kernel is compiled (or loaded
  * from a cache) here, never in execute; each kernel is compiled once per context however
  * many threads ask. Thread safety: any thread. The descriptor is borrowed.
  */

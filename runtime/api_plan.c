@@ -139,7 +139,8 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     if (p->backend == RFJIT_BACKEND_REFERENCE)
         return RFJIT_OK;
     rj_diag why = {{0}};
-    rfjit_status s = rj_kplan_make(&p->spec, NULL, p->ctx->isa.max_vw, p->ctx->isa.fma, &p->kp,
+    const rj_tiling t = {p->tiling.vw, p->tiling.T, p->tiling.ri, p->tiling.rj};
+    rfjit_status s = rj_kplan_make(&p->spec, &t, p->ctx->isa.max_vw, p->ctx->isa.fma, &p->kp,
                                    &why);
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
         snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
@@ -183,6 +184,7 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     p->spec = spec;
     p->seed = d.seed;
     p->backend = d.backend;
+    p->tiling = d.tiling;
     p->M = spec.est->feature_dim(&spec);
     p->nparams = spec.est->params_size(&spec);
     s = make_projection(p, &d, &dg);
@@ -235,8 +237,8 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     const rj_spec *s = &p->spec;
     char backend[320];
     if (p->jit)
-        snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d", p->ctx->isa.name,
-                 p->sym, p->kp.vw, p->kp.T);
+        snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d ri=%d rj=%d",
+                 p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T, p->kp.ri, p->kp.rj);
     else if (p->why_reference[0])
         snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
     else

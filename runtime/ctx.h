@@ -38,6 +38,7 @@ struct rfjit_plan {
     rj_spec spec;
     uint64_t seed;
     int32_t backend;
+    rfjit_tiling tiling;       /* as asked ({0}: default) */
     int64_t M;                 /* feature dimension (0: none) */
     double *W;                 /* m x d projection (NULL for exact) */
     double *params;            /* fitted once: non-fitted estimators or a calibration sample */

@@ -331,3 +331,48 @@ Test(jit_equiv, no_kernel_is_reported)
     }
     rfjit_ctx_destroy(c);
 }
+
+/* Every tiling of the tuner's space computes the same attention (to the float tolerance), and
+ * a tiling outside the rules is refused with a message, not clamped. */
+Test(jit_equiv, tilings, .timeout = 300)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    static const rfjit_tiling ok[] = {{8, 8, 1, 1},   {16, 64, 8, 4}, {4, 4, 2, 3},
+                                      {16, 16, 2, 1}, {8, 0, 0, 0},   {0, 48, 8, 0}};
+    const char *ests[] = {"exact", "positive", "trig", "saderf", "hybrid", "eva"};
+    problem p;
+    problem_init(&p, 1, 2, 75, 75, 32, 24, 11);
+    for (size_t t = 0; t < sizeof ok / sizeof ok[0]; t++)
+        for (int e = 0; e < 6; e++)
+            for (int causal = 0; causal < 2; causal++) {
+                size_t n = (size_t)(p.B * p.H * p.lq * p.dv);
+                float *ref = malloc(n * sizeof(float)), *jit = malloc(n * sizeof(float));
+                rfjit_attn_desc a = desc_of(ests[e], 32, 24, 36, causal, &p);
+                run(c, a, RFJIT_BACKEND_REFERENCE, &p, ref);
+                a.tiling = ok[t];
+                run(c, a, RFJIT_BACKEND_JIT, &p, jit);
+                double err = rel_err(jit, ref, n);
+                cr_expect(err <= TOL, "%s causal=%d tiling {%d,%d,%d,%d}: %.3g > %.0e", ests[e],
+                          causal, ok[t].vw, ok[t].T, ok[t].ri, ok[t].rj, err, TOL);
+                free(ref);
+                free(jit);
+            }
+    problem_free(&p);
+    static const struct {
+        rfjit_tiling t;
+        const char *says;
+    } bad[] = {{{12, 0, 0, 0}, "vector width"}, {{32, 0, 0, 0}, "vector width"},
+               {{16, 24, 0, 0}, "token tile"},  {{8, 512, 0, 0}, "token tile"},
+               {{0, 0, 3, 0}, "register tile rows"}, {{0, 0, 0, 5}, "register tile vectors"},
+               {{-4, 0, 0, 0}, "vector width"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rfjit_attn_desc a = desc_of("positive", 32, 32, 64, 0, NULL);
+        a.tiling = bad[i].t;
+        rfjit_plan *plan = NULL;
+        cr_expect_eq(rfjit_plan_create(c, &a, &plan), RFJIT_E_INVALID_ARG, "tiling %zu", i);
+        cr_expect_null(plan);
+        cr_expect(strstr(rfjit_ctx_last_error(c), bad[i].says), "tiling %zu: '%s'", i,
+                  rfjit_ctx_last_error(c));
+    }
+    rfjit_ctx_destroy(c);
+}
