@@ -375,6 +375,40 @@ RFJIT_API rfjit_status rfjit_fit(rfjit_ctx *ctx, const char *estimator, const rf
 /* Names of the built-in estimators, in registry order; NULL past the end. */
 RFJIT_API const char *rfjit_estimator_name(int index);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Tuning                                                                                   */
+
+/* How hard the tuner may work, as in FFTW; a higher level's wisdom serves lower levels. */
+enum {
+    RFJIT_PATIENCE_ESTIMATE = 0,   /* no compile or timing: models only */
+    RFJIT_PATIENCE_MEASURE = 1,    /* default: a pruned search, timed */
+    RFJIT_PATIENCE_PATIENT = 2,    /* a wider search */
+    RFJIT_PATIENCE_EXHAUSTIVE = 3, /* every candidate, timed */
+    RFJIT_PATIENCE_WISDOM_ONLY = 4 /* only what wisdom remembers (RFJIT_E_NO_WISDOM without) */
+};
+
+/* One timed tiling of rfjit_tune_tiling. */
+typedef struct rfjit_tiling_time {
+    rfjit_tiling tiling;
+    double ms;  /* median execute time on the synthetic problem; NaN if not timed */
+} rfjit_tiling_time;
+
+/*
+ * The fastest tiling for desc (estimator, d, dv, m, causal fixed; desc->tiling ignored) on
+ * this context's machine, for sequences of length L (B = H = 1, seeded synthetic Gaussian q,
+ * k, v): candidates from the ISA (vector width, registers) and the cache sizes, ranked by a
+ * cost model, then timed on this thread pinned to its core (warm, median of several runs)
+ * and pruned by successive halving. ESTIMATE returns the model's first choice untimed;
+ * EXHAUSTIVE times every candidate fully. *best gets the pick and *best_ms its time; if
+ * times is non-NULL, up to *n_times candidates are written there, best first, and *n_times
+ * is set to how many were considered. Errors: RFJIT_E_INVALID_ARG (NULL, L < 1, unknown
+ * patience), the errors of rfjit_plan_create, RFJIT_E_NOT_APPLICABLE (no JIT kernel),
+ * RFJIT_E_NOMEM. Thread safety: any thread; timing assumes an otherwise idle machine.
+ */
+RFJIT_API rfjit_status rfjit_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
+                                         int patience, rfjit_tiling *best, double *best_ms,
+                                         rfjit_tiling_time *times, size_t *n_times);
+
 #ifdef __cplusplus
 }
 #endif
