@@ -104,15 +104,20 @@ rfjit_status rj_est_jit_side(rj_est_jit *e, const rfjit_plan *p, const double *p
 
 void rj_est_jit_rows(const rj_est_jit *e, const rfjit_plan *p, int side, double *h, double *f)
 {
-    const int64_t n = e->n[side], np = e->np[side], M = p->M;
+    const int64_t n = e->n[side], np = e->np[side], M = p->M, B = 64;
     const float *F = e->F[side];
     for (int64_t i = 0; i < n; i++)
         h[i] = e->h[side][i];
-    for (int64_t c = 0; c < M; c++) {
-        const float *row = F + rj_kplan_feature_row(&e->fk, c) * np;
-        for (int64_t i = 0; i < n; i++)
-            f[i * M + c] = row[i];
-    }
+    /* a transpose: in B x B blocks, so neither side strides through memory a row at a time */
+    for (int64_t c0 = 0; c0 < M; c0 += B)
+        for (int64_t i0 = 0; i0 < n; i0 += B) {
+            const int64_t c1 = c0 + B < M ? c0 + B : M, i1 = i0 + B < n ? i0 + B : n;
+            for (int64_t c = c0; c < c1; c++) {
+                const float *row = F + rj_kplan_feature_row(&e->fk, c) * np;
+                for (int64_t i = i0; i < i1; i++)
+                    f[i * M + c] = row[i];
+            }
+        }
 }
 
 void rj_est_jit_gram(rj_est_jit *e, const double *sqx, const double *sqy, float *K,
