@@ -4,6 +4,7 @@
  * environment switches (read here and nowhere else), the last-error slot, and teardown.
  */
 #include "ctx.h"
+#include "wisdom.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,9 +124,10 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
     ctx->log_user = desc.log_user;
     const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
     ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir();
-    ctx->wisdom_path = dup_or_null(desc.wisdom_path);
+    const char *wisdom = desc.wisdom_path ? desc.wisdom_path : getenv("RFJIT_WISDOM");
+    ctx->wisdom_path = dup_or_null(wisdom);
     rfjit_status s = RFJIT_OK;
-    if ((cache && !ctx->cache_dir) || (desc.wisdom_path && !ctx->wisdom_path))
+    if ((cache && !ctx->cache_dir) || (wisdom && !ctx->wisdom_path))
         s = RFJIT_E_NOMEM;
     if (s == RFJIT_OK)
         s = rj_jit_host_query(&ctx->host, &dg);
@@ -141,6 +143,8 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         s = rj_kcache_create(ctx->jit, &ctx->isa, ctx->host.llvm_version, ctx->cache_dir,
                              dump && *dump ? dump : NULL, rj_ctx_note, ctx, &ctx->kc, &dg);
     }
+    if (s == RFJIT_OK)
+        s = rj_ctx_wisdom_open(ctx, &dg);
     if (s != RFJIT_OK) {
         /* No context exists to hold the message: send it where notes go, if anywhere. */
         if (dg.msg[0])
@@ -158,6 +162,7 @@ void rfjit_ctx_destroy(rfjit_ctx *ctx)
         return;
     rj_kcache_destroy(ctx->kc);
     rj_jit_destroy(ctx->jit);
+    rj_wisdom_destroy(ctx->wisdom);
     rj_free(ctx->cache_dir);
     rj_free(ctx->wisdom_path);
     pthread_mutex_destroy(&ctx->lock);

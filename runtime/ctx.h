@@ -31,6 +31,8 @@ struct rfjit_ctx {
     rj_isa isa;                /* what the JIT compiles for (after RFJIT_ISA) */
     rj_jit *jit;
     rj_kcache *kc;
+    struct rj_wisdom *wisdom;  /* guarded by lock */
+    int wisdom_ignored, wisdom_bad_lines; /* what loading the file dropped */
 };
 
 struct rfjit_plan {
@@ -65,6 +67,13 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
 /* Lower params (double, estimator layout) into the kernel's float layout [pq | pk]. */
 rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *kpar,
                              rj_diag *dg);
+
+/* The context's wisdom (api_wisdom.c): opened at creation; get copies a record's value. */
+rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg);
+int rj_ctx_wisdom_get(rfjit_ctx *ctx, const char *key, int min_patience, char *val, size_t n,
+                      int *patience);
+rfjit_status rj_ctx_wisdom_put(rfjit_ctx *ctx, const char *key, int patience, const char *val,
+                               rj_diag *dg);
 
 /* Copy dg's message into ctx->last_error (under the lock) and return s. */
 rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg);
