@@ -124,7 +124,7 @@ typedef struct rfjit_ctx_desc {
     int32_t threads;      /* worker threads; 0 = one per core (JIT backend, later issues) */
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
     const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */
-    const char *wisdom_path; /* wisdom file; NULL = default */
+    const char *wisdom_path; /* wisdom file; NULL = $RFJIT_WISDOM or the default, "" = none */
     rfjit_log_fn log;
     void *log_user;
     /* Instruction set the JIT compiles for: NULL = $RFJIT_ISA or else the host's best;
@@ -408,6 +408,110 @@ typedef struct rfjit_tiling_time {
 RFJIT_API rfjit_status rfjit_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
                                          int patience, rfjit_tiling *best, double *best_ms,
                                          rfjit_tiling_time *times, size_t *n_times);
+
+/* What a variance budget bounds. */
+enum {
+    /* E||O_hat - O||^2 / ||O||^2 of the attention output over the calibration set */
+    RFJIT_BUDGET_OUTPUT = 0,
+    /* mean over (query, key) pairs of Var(K_hat) / K^2, K = exp(q.k / sqrt d) */
+    RFJIT_BUDGET_KERNEL = 1
+};
+
+/* Progress of a long call: done in [0, 1], what it is doing now. */
+typedef void (*rfjit_progress_fn)(void *user, double done, const char *what);
+
+typedef struct rfjit_tune_desc {
+    size_t size;               /* set by RFJIT_TUNE_DESC_INIT */
+    int32_t d, dv;             /* head dims (dv 0 = d) */
+    int32_t causal;            /* 0 or 1: only causally valid estimators are considered */
+    int64_t L;                 /* sequence length the plan is for (timing, length bucket) */
+    double budget;             /* > 0: the error the plan may have */
+    int32_t budget_kind;       /* RFJIT_BUDGET_* */
+    int32_t patience;          /* RFJIT_PATIENCE_* */
+    uint64_t seed;             /* synthetic data and search seeds */
+    /* Calibration sample (all three or none): q, k (B, H, Lc, d) and v (B, H, Lc, dv). Without
+     * one the tuner draws B = H = 1, Lc = min(L, 1024) Gaussian tokens, q and k entries
+     * N(0, synthetic_scale^2 / sqrt d) (so the d^{-1/4}-scaled rows the estimators see have
+     * norm about synthetic_scale), v entries N(0, 1), and says so in the result's info. */
+    const rfjit_tensor *calib_q, *calib_k, *calib_v;
+    double synthetic_scale;
+    const char *estimators;    /* comma-separated candidates; NULL = every estimator */
+    rfjit_progress_fn progress;
+    void *progress_user;
+} rfjit_tune_desc;
+
+#define RFJIT_TUNE_DESC_INIT                                                                     \
+    {sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
+     NULL, NULL, NULL, 1.0, NULL, NULL, NULL}
+
+/* One candidate the tuner considered (a row of its Pareto table). */
+typedef struct rfjit_tune_row {
+    const char *estimator;     /* owned by the result */
+    int32_t m;                 /* random projections (0 for exact) */
+    rfjit_tiling tiling;       /* the tiling the time was measured with */
+    double predicted_error;    /* closed-form variance model (NaN: none) */
+    double measured_error;     /* mean over the confirmation seeds (NaN: not measured) */
+    double error_bound;        /* its one-sided 95% upper confidence bound */
+    double time_ms;            /* execute time at L (measured, or modelled under ESTIMATE) */
+    int32_t meets_budget;      /* error_bound <= budget (predicted under ESTIMATE) */
+    int32_t pareto;            /* no other row is both faster and more accurate */
+    int32_t chosen;
+    const char *note;          /* why a candidate fell out, or "" */
+} rfjit_tune_row;
+
+typedef struct rfjit_tune_result rfjit_tune_result;
+
+/*
+ * Pick the fastest plan whose error stays within the budget on this machine: per candidate
+ * estimator, the variance model's first m, refined by Monte Carlo on the calibration set to
+ * the smallest m (in steps of 16) whose error, over 8 projection seeds the search never used,
+ * has a one-sided 95% upper confidence bound (Student t) at or under the budget; exact
+ * attention is always a candidate (error 0); then the fastest tiling for the winner. A
+ * problem the context's wisdom remembers at this patience or higher is answered from it.
+ * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
+ * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and
+ * RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
+ * RFJIT_E_NOMEM, and the errors of plan creation. Thread safety: any thread; timings assume
+ * an otherwise idle machine.
+ */
+RFJIT_API rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc,
+                                  rfjit_tune_result **out);
+/* Destroy a result; NULL is a no-op. */
+RFJIT_API void rfjit_tune_result_destroy(rfjit_tune_result *r);
+/* The chosen plan as a descriptor for rfjit_plan_create (its strings are owned by r). */
+RFJIT_API rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc *desc);
+/* Rows of the table, chosen or not, fastest first. */
+RFJIT_API size_t rfjit_tune_result_rows(const rfjit_tune_result *r);
+RFJIT_API rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i,
+                                             rfjit_tune_row *row);
+/* One line: calibration data used, confidence rule, wall time, whether wisdom answered. */
+RFJIT_API const char *rfjit_tune_result_info(const rfjit_tune_result *r);
+/* The chosen plan and the table as one JSON object (keys estimator, features, m, tiling,
+ * predicted_error, measured_error, error_bound, time_ms, budget, budget_kind, from_wisdom,
+ * tune_seconds, calibration, table). RFJIT_E_INVALID_ARG if buf is too small. */
+RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_t len);
+
+/*
+ * Wisdom: what rfjit_tune learnt on this machine, kept per context in memory. It is read at
+ * context creation from rfjit_ctx_desc.wisdom_path (NULL: $XDG_DATA_HOME/rfjit/wisdom, else
+ * ~/.local/share/rfjit/wisdom; "": none); a missing file is empty wisdom, and a file from
+ * another machine or build, or a corrupt or truncated one, is ignored with a warning through
+ * the log (a malformed line drops that line only); planning never fails because of wisdom.
+ */
+/* Save the context's wisdom to path (NULL: the context's file), merged under a lock with
+ * what the file holds (per problem the more patient answer wins), atomically (temporary file
+ * and rename). Errors: RFJIT_E_INVALID_ARG (no file), RFJIT_E_IO, RFJIT_E_NOMEM. */
+RFJIT_API rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path);
+/* Merge a wisdom file into the context (not saved until exported). Errors: RFJIT_E_IO (no
+ * such file, unreadable), RFJIT_E_WISDOM_FORMAT (another machine's or build's, corrupt,
+ * truncated; the message says which), RFJIT_E_NOMEM. */
+RFJIT_API rfjit_status rfjit_wisdom_import(rfjit_ctx *ctx, const char *path);
+/* Drop every record in memory, and the context's file too if on_disk. */
+RFJIT_API rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk);
+/* The context's wisdom as the text of a wisdom file (free with rfjit_free). */
+RFJIT_API rfjit_status rfjit_wisdom_to_string(rfjit_ctx *ctx, char **text);
+/* The context's wisdom file ("" if none). */
+RFJIT_API const char *rfjit_wisdom_path(const rfjit_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file checks rfjit_tune (include/rfjit.h, Tuning): the chosen plan's error on fresh
+ * projection seeds stays within the budget, smaller budgets never give fewer features, the
+ * estimator that dominates on large norms is picked, both budget kinds work, bad budgets are
+ * refused with a message, ESTIMATE runs nothing, and wisdom answers a repeated problem.
+ *
+ * A budget check re-measures each row that claims to meet its budget on 16 seeds neither the
+ * search nor the confirmation used (20001..), on the tuner's own calibration set, and accepts
+ * mean <= budget + 3 standard errors of that mean: the tuner promises a 95% one-sided bound,
+ * and a row whose true error were above budget by more than that would fail here.
+ */
+#include <criterion/criterion.h>
+
+#include "data_testutil.h"
+#include "rfjit.h"
+#include "tune.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static rfjit_ctx *make_ctx(void)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    return c;
+}
+
+/* A shape where linear plans can beat exact (long L for timing, d small) but the Monte Carlo
+ * stays cheap (calibration capped at 1024 tokens). */
+static rfjit_tune_desc shape(double budget, int kind)
+{
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    t.d = 16;
+    t.dv = 16;
+    t.L = 8192;
+    t.budget = budget;
+    t.budget_kind = kind;
+    t.seed = 5;
+    t.estimators = "positive,hyperbolic,trig,saderf";
+    return t;
+}
+
+/* Re-measure every meeting row on 16 fresh seeds. */
+static void check_rows(rfjit_ctx *c, const rfjit_tune_desc *t, const rfjit_tune_result *r)
+{
+    rj_tune_req req = {0};
+    req.d = t->d;
+    req.dv = t->dv ? t->dv : t->d;
+    req.causal = t->causal;
+    req.L = t->L;
+    req.budget = t->budget;
+    req.kind = t->budget_kind;
+    req.seed = t->seed;
+    req.cq = t->calib_q;
+    req.ck = t->calib_k;
+    req.cv = t->calib_v;
+    req.scale = t->synthetic_scale;
+    rj_calib cal;
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_calib_make(c, &req, &cal, &dg), RFJIT_OK, "%s", dg.msg);
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, i, &row), RFJIT_OK);
+        if (!row.meets_budget || row.m == 0)
+            continue;
+        double sum = 0, sum2 = 0;
+        const int n = 16;
+        for (int s = 0; s < n; s++) {
+            rfjit_attn_desc a = rj_tune_desc_of(&req, rj_est_find(row.estimator), row.m,
+                                                20001 + (uint64_t)s);
+            double e;
+            cr_assert_eq(rj_calib_error(c, &cal, req.kind, &a, &e, &dg), RFJIT_OK, "%s", dg.msg);
+            sum += e;
+            sum2 += e * e;
+        }
+        const double mean = sum / n, se = sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1)) / n);
+        cr_expect(mean <= t->budget + 3 * se,
+                  "%s m=%d: error %.4g on fresh seeds (se %.2g) above budget %.3g (kind %d, "
+                  "tuner said %.4g, bound %.4g; seeds 20001..20016)",
+                  row.estimator, row.m, mean, se, t->budget, t->budget_kind,
+                  row.measured_error, row.error_bound);
+    }
+    rj_calib_free(&cal);
+}
+
+/* m of estimator est in r (0 if it did not meet the budget). */
+static int m_of(const rfjit_tune_result *r, const char *est)
+{
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        rfjit_tune_result_row(r, i, &row);
+        if (!strcmp(row.estimator, est))
+            return row.meets_budget ? row.m : 0;
+    }
+    return 0;
+}
+
+static void budgets_on(const rfjit_tensor *cq, const rfjit_tensor *ck, const rfjit_tensor *cv)
+{
+    rfjit_ctx *c = make_ctx();
+    static const double budgets[3] = {1e-1, 1e-2, 1e-3};
+    const char *ests[] = {"positive", "hyperbolic", "trig", "saderf"};
+    int prev[4] = {0, 0, 0, 0};
+    for (int b = 0; b < 3; b++) {
+        rfjit_tune_desc t = shape(budgets[b], RFJIT_BUDGET_OUTPUT);
+        t.calib_q = cq;
+        t.calib_k = ck;
+        t.calib_v = cv;
+        rfjit_tune_result *r = NULL;
+        cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        check_rows(c, &t, r);
+        for (int e = 0; e < 4; e++) {
+            const int m = m_of(r, ests[e]);
+            /* a smaller budget never gives fewer features (0: did not meet it at all) */
+            cr_expect(!m || !prev[e] || m >= prev[e],
+                      "%s: m %d at budget %g is below m %d at a larger budget", ests[e], m,
+                      budgets[b], prev[e]);
+            if (m)
+                prev[e] = m;
+        }
+        rfjit_tune_result_destroy(r);
+    }
+    rfjit_ctx_destroy(c);
+}
+
+Test(tune, budget_met_synthetic, .timeout = 600)
+{
+    budgets_on(NULL, NULL, NULL);
+}
+
+Test(tune, budget_met_fixed_calibration, .timeout = 600)
+{
+    const int64_t B = 1, H = 2, L = 300, d = 16;
+    float *q = malloc(sizeof(float) * B * H * L * d), *k = malloc(sizeof(float) * B * H * L * d);
+    float *v = malloc(sizeof(float) * B * H * L * d);
+    tu_fill_normal(q, (size_t)(B * H * L * d), 0.8, 101);
+    tu_fill_normal(k, (size_t)(B * H * L * d), 0.8, 102);
+    tu_fill_normal(v, (size_t)(B * H * L * d), 1.0, 103);
+    /* anisotropic: a few heavy coordinates, as real heads have */
+    for (int64_t i = 0; i < B * H * L; i++)
+        for (int a = 0; a < 3; a++) {
+            q[i * d + a] *= 2.0f;
+            k[i * d + a] *= 2.0f;
+        }
+    rfjit_tensor tq = rfjit_tensor_contiguous(q, B, H, L, d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(k, B, H, L, d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(v, B, H, L, d);
+    budgets_on(&tq, &tk, &tv);
+    free(q);
+    free(k);
+    free(v);
+}
+
+/* Large norms: positive's variance grows like e^{|x+y|^2}; saderf fits its parameters to the
+ * data and needs far fewer features, so it is the faster plan within the budget. */
+Test(tune, picks_the_dominant_estimator, .timeout = 600)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.synthetic_scale = 1.3;
+    t.estimators = "positive,saderf";
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_attn_desc a;
+    cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+    const int mp = m_of(r, "positive"), ms = m_of(r, "saderf");
+    cr_expect_str_eq(a.estimator, "saderf", "chose %s (m: positive %d, saderf %d)", a.estimator,
+                     mp, ms);
+    cr_expect(ms > 0 && (mp == 0 || mp > ms), "positive m %d, saderf m %d", mp, ms);
+    check_rows(c, &t, r);
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}
+
+Test(tune, kernel_budget, .timeout = 600)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(5e-2, RFJIT_BUDGET_KERNEL);
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_expect(m_of(r, "positive") > 0, "positive should meet a 5e-2 kernel budget");
+    check_rows(c, &t, r);
+    char json[1 << 14];
+    cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
+    cr_expect(strstr(json, "\"budget_kind\": \"kernel\""), "%s", json);
+    static const char *const keys[] = {"\"estimator\"", "\"features\"", "\"tiling\"",
+                                       "\"predicted_error\"", "\"measured_error\"",
+                                       "\"time_ms\"", "\"table\""};
+    for (int i = 0; i < 7; i++)
+        cr_expect(strstr(json, keys[i]), "JSON lacks %s: %s", keys[i], json);
+    cr_expect_eq(rfjit_tune_result_json(r, json, 16), RFJIT_E_INVALID_ARG);
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}
+
+Test(tune, bad_requests_are_refused)
+{
+    rfjit_ctx *c = make_ctx();
+    static const double bad[] = {0.0, -1e-2, NAN, INFINITY};
+    for (int i = 0; i < 4; i++) {
+        rfjit_tune_desc t = shape(bad[i], RFJIT_BUDGET_OUTPUT);
+        rfjit_tune_result *r = (rfjit_tune_result *)&t;
+        cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_BUDGET, "budget %g", bad[i]);
+        cr_expect_null(r);
+        cr_expect(strstr(rfjit_ctx_last_error(c), "budget"), "%s", rfjit_ctx_last_error(c));
+    }
+    rfjit_tune_desc t = shape(1e-2, 7);
+    rfjit_tune_result *r = NULL;
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "budget kind"), "%s", rfjit_ctx_last_error(c));
+    t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.estimators = "positive,nope";
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "'nope'"), "%s", rfjit_ctx_last_error(c));
+    t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.patience = 9;
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.L = 0;
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    cr_expect_eq(rfjit_tune(NULL, &t, &r), RFJIT_E_INVALID_ARG);
+    cr_expect_eq(rfjit_tune(c, NULL, &r), RFJIT_E_INVALID_ARG);
+    rfjit_tune_result_destroy(NULL);
+    rfjit_ctx_destroy(c);
+}
+
+/* ESTIMATE compiles and times nothing: it answers from the models in well under a second. */
+Test(tune, estimate_runs_nothing)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.patience = RFJIT_PATIENCE_ESTIMATE;
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        rfjit_tune_result_row(r, i, &row);
+        if (strcmp(row.estimator, "exact"))
+            cr_expect(isnan(row.measured_error), "%s measured under ESTIMATE", row.estimator);
+        cr_expect(row.chosen == (i == 0));
+    }
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file implements tuner/tiling.h.
+ *
+ * Space: vector widths {ISA lanes, half of them (>= 4)} x token tiles T in {1, 2, 4, 8}
+ * vectors (<= 256) x register tiles ri in {1, 2, 4, 8}, rj in {1..4} vectors, keeping the
+ * register tiles that fit the register file (ri rj accumulators + rj streamed vectors + one
+ * broadcast <= 32 registers with AVX-512, 16 otherwise) and the token tiles whose working set
+ * ((d + 3 M + dv) T floats: rows, features, |features|, values) fits half the L2.
+ *
+ * Model (BLIS-style, a ranking only): the register tile's loads per FMA (ri + rj) / (ri rj),
+ * plus the projection traffic per token (W is re-read once per token tile: P d / T floats
+ * per token against M (d + dv) flops), plus a penalty when the tile spills out of L1 and a
+ * small one for a narrower vector than the ISA's.
+ *
+ * Search: MEASURE times the best 12 by the model with successive halving (1, then 3, then 5
+ * timed samples; each round keeps the faster half); PATIENT the best 24; EXHAUSTIVE every
+ * candidate with 5 samples. A sample is a warm execute repeated until it lasts >= 2 ms, on
+ * this thread pinned to its CPU; times within 3% count as equal and the better-ranked
+ * candidate wins, so repeated searches agree.
+ */
+#define _GNU_SOURCE
+#include "tiling.h"
+
+#include "philox.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_score(const void *a, const void *b)
+{
+    const rj_tiling_cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? -1 : 1;
+    /* a fixed order for ties: wider vectors, then smaller tiles */
+    if (x->t.vw != y->t.vw)
+        return y->t.vw - x->t.vw;
+    if (x->t.T != y->t.T)
+        return x->t.T - y->t.T;
+    if (x->t.ri != y->t.ri)
+        return y->t.ri - x->t.ri;
+    return y->t.rj - x->t.rj;
+}
+
+rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
+                             rj_tiling_cand **out, size_t *n, rj_diag *dg)
+{
+    *out = NULL;
+    *n = 0;
+    const rj_est_ops *est = rj_est_find(desc->estimator ? desc->estimator : "positive");
+    RJ_FAIL_IF(dg, !est, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s'", desc->estimator);
+    rj_spec s = {0};
+    s.est = est;
+    s.d = desc->d;
+    s.dv = desc->dv ? desc->dv : desc->d;
+    s.m = desc->m;
+    s.hrf_n = desc->hybrid_signs;
+    s.hrf_base = desc->hybrid_base;
+    s.eva_window = desc->eva_window;
+    s.eva_chunks = desc->eva_chunks;
+    const double d = s.d, dv = s.dv;
+    const double M = est->tmpl == RJ_TMPL_LINEAR ? (double)est->feature_dim(&s) : 0;
+    const double P = est->tmpl == RJ_TMPL_LINEAR ? (double)s.m : 0;
+    const int maxvw = ctx->isa.max_vw;
+    const int regs = maxvw >= 16 ? 32 : 16;
+    const double l1 = ctx->topo.l1d > 0 ? (double)ctx->topo.l1d : 32768;
+    const double l2 = ctx->topo.l2 > 0 ? (double)ctx->topo.l2 : 262144;
+    rj_tiling_cand *c = rj_alloc_array(2 * 4 * 4 * 4, sizeof *c);
+    RJ_FAIL_IF(dg, !c, RFJIT_E_NOMEM, "no memory for tiling candidates");
+    size_t k = 0;
+    for (int vw = maxvw; vw >= 4 && vw >= maxvw / 2; vw /= 2)
+        for (int tv = 1; tv <= 8; tv *= 2) {
+            const int T = tv * vw;
+            if (T > 256)
+                continue;
+            const double ws = (d + 3 * M + dv) * T * 4;
+            if (ws > l2 / 2 && tv > 1)
+                continue;
+            for (int ri = 1; ri <= 8; ri *= 2)
+                for (int rj = 1; rj <= 4; rj++) {
+                    if (ri * rj + rj + 1 > regs || rj * vw > T)
+                        continue;
+                    const double work = M > 0 ? M * (d + dv) : d + dv;
+                    double score = (double)(ri + rj) / (ri * rj);
+                    score += P * d / T / work;
+                    score += ws > l1 ? 0.25 : 0;
+                    score += vw < maxvw ? 0.3 : 0;
+                    c[k++] = (rj_tiling_cand){{vw, T, ri, rj}, score, NAN, 0};
+                }
+        }
+    qsort(c, k, sizeof *c, cmp_score);
+    for (size_t i = 0; i < k; i++)
+        c[i].rank = (int)i;
+    *out = c;
+    *n = k;
+    return RFJIT_OK;
+}
+
+/* Pins this thread to the CPU it runs on for the timing, and undoes it. */
+typedef struct pin {
+    cpu_set_t old;
+    int pinned;
+} pin;
+
+static void pin_here(pin *p)
+{
+    p->pinned = 0;
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || pthread_getaffinity_np(pthread_self(), sizeof p->old, &p->old) != 0)
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    p->pinned = pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+}
+
+static void unpin(pin *p)
+{
+    if (p->pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof p->old, &p->old);
+}
+
+typedef struct bench {
+    rfjit_ctx *ctx;
+    const rfjit_attn_desc *desc;
+    int64_t L;
+    float *q, *k, *v, *o;
+} bench;
+
+static int cmp_d(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median over `samples` samples of one execute, in ms. */
+static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *dg)
+{
+    rfjit_attn_desc a = *b->desc;
+    a.tiling = c->t;
+    a.backend = RFJIT_BACKEND_JIT;
+    rfjit_plan *p = NULL;
+    rfjit_status s = rfjit_plan_create(b->ctx, &a, &p);
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(b->ctx));
+    const int dv = a.dv ? a.dv : a.d;
+    rfjit_tensor tq = rfjit_tensor_contiguous(b->q, 1, 1, b->L, a.d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(b->k, 1, 1, b->L, a.d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(b->v, 1, 1, b->L, dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(b->o, 1, 1, b->L, dv);
+    double t0 = now_s();
+    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to); /* warm: pages, caches */
+    const double once = now_s() - t0;
+    const int reps = once >= 2e-3 ? 1 : (int)ceil(2e-3 / fmax(once, 1e-6));
+    double t[5];
+    for (int i = 0; i < samples && s == RFJIT_OK; i++) {
+        t0 = now_s();
+        for (int r = 0; r < reps && s == RFJIT_OK; r++)
+            s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+        t[i] = 1e3 * (now_s() - t0) / reps;
+    }
+    if (s != RFJIT_OK)
+        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(b->ctx));
+    rfjit_plan_destroy(p);
+    qsort(t, (size_t)samples, sizeof t[0], cmp_d);
+    c->ms = t[samples / 2];
+    return s;
+}
+
+/* Faster first (untimed last), ties by rank: a total order, as qsort needs. */
+static int cmp_time(const void *a, const void *b)
+{
+    const rj_tiling_cand *x = a, *y = b;
+    const double tx = isfinite(x->ms) ? x->ms : INFINITY, ty = isfinite(y->ms) ? y->ms : INFINITY;
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return x->rank - y->rank;
+}
+
+/* Sort by time, then put first the best-ranked candidate within 3% of the fastest: noise
+ * of that size must not flip the answer between two runs. */
+static void order(rj_tiling_cand *c, size_t n)
+{
+    qsort(c, n, sizeof *c, cmp_time);
+    if (n < 2 || !isfinite(c[0].ms))
+        return;
+    size_t pick = 0;
+    for (size_t i = 1; i < n && isfinite(c[i].ms) && c[i].ms <= 1.03 * c[0].ms; i++)
+        if (c[i].rank < c[pick].rank)
+            pick = i;
+    const rj_tiling_cand w = c[pick];
+    memmove(c + 1, c, pick * sizeof *c);
+    c[0] = w;
+}
+
+rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
+                              int patience, rj_tiling_cand *cands, size_t n, size_t *timed,
+                              rj_diag *dg)
+{
+    *timed = 0;
+    if (patience == RFJIT_PATIENCE_ESTIMATE || n == 0)
+        return RFJIT_OK;
+    const int d = desc->d, dv = desc->dv ? desc->dv : desc->d;
+    bench b = {ctx, desc, L, NULL, NULL, NULL, NULL};
+    b.q = rj_alloc_array((size_t)L * (size_t)d, sizeof(float));
+    b.k = rj_alloc_array((size_t)L * (size_t)d, sizeof(float));
+    b.v = rj_alloc_array((size_t)L * (size_t)dv, sizeof(float));
+    b.o = rj_alloc_array((size_t)L * (size_t)dv, sizeof(float));
+    rfjit_status s = b.q && b.k && b.v && b.o
+                         ? RFJIT_OK
+                         : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the timing problem");
+    if (s == RFJIT_OK) {
+        float *arr[3] = {b.q, b.k, b.v};
+        const size_t len[3] = {(size_t)L * d, (size_t)L * d, (size_t)L * dv};
+        double buf[256];
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < len[t]; i += 256) {
+                const size_t m = len[t] - i < 256 ? len[t] - i : 256;
+                rj_normals(desc->seed, 0x74690000u + (uint32_t)t, (uint32_t)(i / 256), buf, m);
+                for (size_t j = 0; j < m; j++)
+                    arr[t][i + j] = (float)buf[j];
+            }
+    }
+    pin p;
+    pin_here(&p);
+    size_t live = patience == RFJIT_PATIENCE_EXHAUSTIVE ? n
+                  : patience == RFJIT_PATIENCE_PATIENT  ? (n < 24 ? n : 24)
+                                                        : (n < 12 ? n : 12);
+    *timed = live;
+    if (patience == RFJIT_PATIENCE_EXHAUSTIVE) {
+        for (size_t i = 0; i < live && s == RFJIT_OK; i++)
+            s = time_one(&b, &cands[i], 5, dg);
+        order(cands, live);
+    } else {
+        static const int samples[3] = {1, 3, 5};
+        for (int round = 0; s == RFJIT_OK; round++) {
+            for (size_t i = 0; i < live && s == RFJIT_OK; i++)
+                s = time_one(&b, &cands[i], samples[round < 2 ? round : 2], dg);
+            order(cands, live);
+            if (live == 1 || round >= 2)
+                break;
+            live = (live + 1) / 2;
+            if (round == 1)
+                live = 1 + (live > 1); /* the last round re-times the best two */
+        }
+    }
+    unpin(&p);
+    /* the winner stays first: an early round's single sample of a loser is no evidence
+     * against it; the rest are listed by time */
+    if (s == RFJIT_OK && n > 1)
+        qsort(cands + 1, n - 1, sizeof *cands, cmp_time);
+    rj_free(b.q);
+    rj_free(b.k);
+    rj_free(b.v);
+    rj_free(b.o);
+    return s;
+}

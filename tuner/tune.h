@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the tuner's inside (architecture.md 6): the calibration set and its error
+ * measures (tune_calib.c), the variance model's first guess (tune_model.c) and the search
+ * over estimators and feature counts (tune_search.c). runtime/api_tune.c is its facade.
+ */
+#ifndef RJ_TUNE_H
+#define RJ_TUNE_H
+
+#include "ctx.h"
+
+/* Seeds: the search uses SEARCH_SEEDS seeds from the request's, the confirmation CONFIRM_SEEDS
+ * others that the search never saw. */
+#define RJ_TUNE_SEARCH_SEEDS 4
+#define RJ_TUNE_CONFIRM_SEEDS 8
+/* One-sided 95% Student t quantile with CONFIRM_SEEDS - 1 degrees of freedom. */
+#define RJ_TUNE_T95 1.894579
+#define RJ_TUNE_M_STEP 16
+#define RJ_TUNE_M_MAX 8192
+
+typedef struct rj_tune_req {
+    int32_t d, dv, causal;
+    int64_t L;
+    double budget;
+    int32_t kind, patience;
+    uint64_t seed;
+    const rfjit_tensor *cq, *ck, *cv;
+    double scale;
+    uint32_t est_mask; /* registry indices allowed */
+    rfjit_progress_fn progress;
+    void *progress_user;
+} rj_tune_req;
+
+/* The calibration set, contiguous copies, with the exact outputs and kernel sample. */
+typedef struct rj_calib {
+    int64_t B, H, lq, lk;
+    int32_t d, dv, causal;
+    float *q, *k, *v, *o;   /* o: exact attention output */
+    double o_norm2;         /* ||o||^2 */
+    /* kernel budget: the first nq queries and nk keys of slice 0, scaled by d^{-1/4} */
+    int64_t nq, nk;
+    float *kq, *kk, *K;     /* K = exp(kq . kk), nq x nk */
+    char what[192];
+} rj_calib;
+
+rfjit_status rj_calib_make(rfjit_ctx *ctx, const rj_tune_req *r, rj_calib *c, rj_diag *dg);
+void rj_calib_free(rj_calib *c);
+/* Error of one plan descriptor on the calibration set, for the request's budget kind. */
+rfjit_status rj_calib_error(rfjit_ctx *ctx, const rj_calib *c, int kind,
+                            const rfjit_attn_desc *a, double *err, rj_diag *dg);
+
+/* Predicted error per projection (error at m = predicted / m) from the closed-form variance
+ * model on the calibration set; NaN where the estimator has no model. */
+rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const rj_est_ops *est,
+                             double *e1, rj_diag *dg);
+
+typedef struct rj_tune_row {
+    const rj_est_ops *est;
+    int32_t m;
+    rfjit_tiling tiling;
+    double predicted, measured, bound, time_ms;
+    int32_t meets, pareto, chosen;
+    char note[96];
+} rj_tune_row;
+
+typedef struct rj_tune_out {
+    rj_tune_row *rows;
+    size_t n;
+    int chosen;             /* row index */
+    char calib[320];
+    double wall_s;
+} rj_tune_out;
+
+rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg);
+void rj_tune_out_free(rj_tune_out *o);
+
+/* The descriptor of a row's plan (estimator defaults for the rest). */
+rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
+                                uint64_t seed);
+
+#endif

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file holds the tuner's calibration set and measures a candidate's error on it, for
+ * both budget kinds (include/rfjit.h RFJIT_BUDGET_*):
+ *
+ *   output:  sum ||O_hat - O||^2 / sum ||O||^2 over every (batch, head) of the set;
+ *   kernel:  mean over the sampled (query, key) pairs of (K_hat - K)^2 / K^2.
+ *
+ * One projection seed gives one sample of each; the search averages seeds. Exact outputs and
+ * the exact kernel sample are computed once. Everything runs through the public entry points
+ * on the JIT backend, so the error measured is the error the user's plan will have.
+ */
+#include "tune.h"
+
+#include "philox.h"
+#include "tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SYNTH_MAX_L 1024 /* synthetic calibration length cap */
+#define KSAMPLE 128      /* kernel budget: queries x keys sampled */
+
+void rj_calib_free(rj_calib *c)
+{
+    rj_free(c->q);
+    rj_free(c->k);
+    rj_free(c->v);
+    rj_free(c->o);
+    rj_free(c->kq);
+    rj_free(c->kk);
+    rj_free(c->K);
+    memset(c, 0, sizeof *c);
+}
+
+/* Copy a checked view into contiguous floats. */
+static void copy_view(const rfjit_tensor *t, float *dst)
+{
+    size_t i = 0;
+    for (int64_t b = 0; b < t->shape[0]; b++)
+        for (int64_t h = 0; h < t->shape[1]; h++)
+            for (int64_t r = 0; r < t->shape[2]; r++)
+                for (int64_t c = 0; c < t->shape[3]; c++)
+                    dst[i++] = t->data[b * t->stride[0] + h * t->stride[1] + r * t->stride[2] +
+                                       c * t->stride[3]];
+}
+
+static rfjit_status user_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
+{
+    const rfjit_tensor *q = r->cq, *k = r->ck, *v = r->cv;
+    RJ_TRY(rj_tensor_check(q, "calib_q", false, dg));
+    RJ_TRY(rj_tensor_check(k, "calib_k", false, dg));
+    RJ_TRY(rj_tensor_check(v, "calib_v", false, dg));
+    RJ_FAIL_IF(dg, q->shape[3] != r->d || k->shape[3] != r->d, RFJIT_E_SHAPE,
+               "calib_q and calib_k must have last dimension d = %d", r->d);
+    RJ_FAIL_IF(dg, v->shape[3] != r->dv, RFJIT_E_SHAPE,
+               "calib_v must have last dimension dv = %d", r->dv);
+    RJ_FAIL_IF(dg, k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
+                       v->shape[0] != q->shape[0] || v->shape[1] != q->shape[1] ||
+                       v->shape[2] != k->shape[2],
+               RFJIT_E_SHAPE, "calib_q, calib_k, calib_v disagree in batch, heads or keys");
+    RJ_FAIL_IF(dg, r->causal && q->shape[2] != k->shape[2], RFJIT_E_SHAPE,
+               "a causal tune needs as many calibration queries as keys");
+    RJ_TRY(rj_tensor_check_finite(q, "calib_q", dg));
+    RJ_TRY(rj_tensor_check_finite(k, "calib_k", dg));
+    RJ_TRY(rj_tensor_check_finite(v, "calib_v", dg));
+    c->B = q->shape[0];
+    c->H = q->shape[1];
+    c->lq = q->shape[2];
+    c->lk = k->shape[2];
+    const size_t nq = (size_t)(c->B * c->H * c->lq), nk = (size_t)(c->B * c->H * c->lk);
+    c->q = rj_alloc_array(nq * (size_t)r->d, sizeof(float));
+    c->k = rj_alloc_array(nk * (size_t)r->d, sizeof(float));
+    c->v = rj_alloc_array(nk * (size_t)r->dv, sizeof(float));
+    RJ_FAIL_IF(dg, !c->q || !c->k || !c->v, RFJIT_E_NOMEM, "no memory for the calibration set");
+    copy_view(q, c->q);
+    copy_view(k, c->k);
+    copy_view(v, c->v);
+    snprintf(c->what, sizeof c->what,
+             "user calibration set: B=%lld H=%lld Lq=%lld Lk=%lld", (long long)c->B,
+             (long long)c->H, (long long)c->lq, (long long)c->lk);
+    return RFJIT_OK;
+}
+
+static void fill_normal(float *x, size_t n, double scale, uint64_t seed, uint32_t stream)
+{
+    double buf[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t len = n - i < 256 ? n - i : 256;
+        rj_normals(seed, stream, (uint32_t)(i / 256), buf, len);
+        for (size_t j = 0; j < len; j++)
+            x[i + j] = (float)(scale * buf[j]);
+    }
+}
+
+static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
+{
+    c->B = c->H = 1;
+    c->lq = c->lk = r->L < SYNTH_MAX_L ? r->L : SYNTH_MAX_L;
+    const size_t n = (size_t)c->lq;
+    c->q = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+    c->k = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+    c->v = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
+    RJ_FAIL_IF(dg, !c->q || !c->k || !c->v, RFJIT_E_NOMEM, "no memory for the calibration set");
+    /* entries N(0, scale^2 / sqrt d): the rows the estimators see, q d^{-1/4}, have norm
+     * about `scale`, whatever d (spec 8.7: that norm drives every estimator's variance).
+     * Streams 0x7475.. ("tu") are apart from every stream the estimators draw from. */
+    const double sd = r->scale / pow((double)r->d, 0.25);
+    fill_normal(c->q, n * (size_t)r->d, sd, r->seed, 0x74750001u);
+    fill_normal(c->k, n * (size_t)r->d, sd, r->seed, 0x74750002u);
+    fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, 0x74750003u);
+    snprintf(c->what, sizeof c->what,
+             "synthetic calibration set: L=%lld Gaussian tokens, q and k entries N(0, %g^2 / "
+             "sqrt d) (scaled norm ~%g), v entries N(0, 1), seed %llu",
+             (long long)c->lq, r->scale, r->scale, (unsigned long long)r->seed);
+    return RFJIT_OK;
+}
+
+static rfjit_tensor view(float *p, const rj_calib *c, int64_t L, int64_t w)
+{
+    return rfjit_tensor_contiguous(p, c->B, c->H, L, w);
+}
+
+/* out = attention of plan a on the set. */
+static rfjit_status attend(rfjit_ctx *ctx, const rj_calib *c, const rfjit_attn_desc *a,
+                           float *out, rj_diag *dg)
+{
+    rfjit_plan *p = NULL;
+    rfjit_status s = rfjit_plan_create(ctx, a, &p);
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_tensor tq = view(c->q, c, c->lq, c->d), tk = view(c->k, c, c->lk, c->d);
+    rfjit_tensor tv = view(c->v, c, c->lk, c->dv), to = view(out, c, c->lq, c->dv);
+    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+    if (s != RFJIT_OK)
+        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    return s;
+}
+
+static rfjit_status kernel_of(rfjit_ctx *ctx, const rj_calib *c, const rfjit_attn_desc *a,
+                              float *K, rj_diag *dg)
+{
+    rfjit_plan *p = NULL;
+    rfjit_status s = rfjit_plan_create(ctx, a, &p);
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_tensor tx = rfjit_tensor_contiguous(c->kq, 1, 1, c->nq, c->d);
+    rfjit_tensor ty = rfjit_tensor_contiguous(c->kk, 1, 1, c->nk, c->d);
+    rfjit_tensor to = rfjit_tensor_contiguous(K, 1, 1, c->nq, c->nk);
+    s = rfjit_plan_kernel(p, &tx, &ty, RFJIT_KERNEL_SOFTMAX, &to);
+    if (s != RFJIT_OK)
+        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    return s;
+}
+
+rfjit_status rj_calib_make(rfjit_ctx *ctx, const rj_tune_req *r, rj_calib *c, rj_diag *dg)
+{
+    memset(c, 0, sizeof *c);
+    c->d = r->d;
+    c->dv = r->dv;
+    c->causal = r->causal;
+    rfjit_status s = r->cq ? user_set(r, c, dg) : synthetic_set(r, c, dg);
+    const size_t no = (size_t)(c->B * c->H * c->lq) * (size_t)c->dv;
+    if (s == RFJIT_OK && !(c->o = rj_alloc_array(no, sizeof(float))))
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for the exact outputs");
+    if (s == RFJIT_OK) {
+        rfjit_attn_desc a = rj_tune_desc_of(r, rj_est_find("exact"), 0, 0);
+        s = attend(ctx, c, &a, c->o, dg);
+    }
+    if (s == RFJIT_OK) {
+        c->o_norm2 = 0;
+        for (size_t i = 0; i < no; i++)
+            c->o_norm2 += (double)c->o[i] * c->o[i];
+        RJ_FAIL_IF(dg, !(c->o_norm2 > 0), RFJIT_E_BUDGET,
+                   "the exact output of the calibration set is zero: no relative error exists");
+        c->nq = c->lq < KSAMPLE ? c->lq : KSAMPLE;
+        c->nk = c->lk < KSAMPLE ? c->lk : KSAMPLE;
+        c->kq = rj_alloc_array((size_t)(c->nq * c->d), sizeof(float));
+        c->kk = rj_alloc_array((size_t)(c->nk * c->d), sizeof(float));
+        c->K = rj_alloc_array((size_t)(c->nq * c->nk), sizeof(float));
+        RJ_FAIL_IF(dg, !c->kq || !c->kk || !c->K, RFJIT_E_NOMEM, "no memory for the kernel sample");
+        /* attention's kernel exp(q.k / sqrt d) is the softmax kernel of the d^{-1/4}-scaled rows */
+        const float sc = (float)pow((double)c->d, -0.25);
+        for (int64_t i = 0; i < c->nq * c->d; i++)
+            c->kq[i] = c->q[i] * sc;
+        for (int64_t i = 0; i < c->nk * c->d; i++)
+            c->kk[i] = c->k[i] * sc;
+        for (int64_t i = 0; i < c->nq; i++)
+            for (int64_t j = 0; j < c->nk; j++) {
+                double e = 0;
+                for (int a = 0; a < c->d; a++)
+                    e += (double)c->kq[i * c->d + a] * c->kk[j * c->d + a];
+                c->K[i * c->nk + j] = (float)exp(e);
+            }
+    }
+    return s;
+}
+
+rfjit_status rj_calib_error(rfjit_ctx *ctx, const rj_calib *c, int kind,
+                            const rfjit_attn_desc *a, double *err, rj_diag *dg)
+{
+    *err = NAN;
+    if (kind == RFJIT_BUDGET_KERNEL) {
+        const size_t n = (size_t)(c->nq * c->nk);
+        float *K = rj_alloc_array(n, sizeof(float));
+        RJ_FAIL_IF(dg, !K, RFJIT_E_NOMEM, "no memory for a kernel sample");
+        rfjit_status s = kernel_of(ctx, c, a, K, dg);
+        if (s == RFJIT_OK) {
+            double sum = 0;
+            for (size_t i = 0; i < n; i++) {
+                const double r = ((double)K[i] - c->K[i]) / c->K[i];
+                sum += r * r;
+            }
+            *err = sum / (double)n;
+        }
+        rj_free(K);
+        return s;
+    }
+    const size_t no = (size_t)(c->B * c->H * c->lq) * (size_t)c->dv;
+    float *o = rj_alloc_array(no, sizeof(float));
+    RJ_FAIL_IF(dg, !o, RFJIT_E_NOMEM, "no memory for an output sample");
+    rfjit_status s = attend(ctx, c, a, o, dg);
+    if (s == RFJIT_OK) {
+        double sum = 0;
+        for (size_t i = 0; i < no; i++) {
+            const double e = (double)o[i] - c->o[i];
+            sum += e * e;
+        }
+        *err = sum / c->o_norm2;
+    }
+    rj_free(o);
+    return s;
+}

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the statistical and timing search of rfjit_tune (architecture.md 6):
+ *
+ *  1. exact attention is timed at L: it always meets the budget, and it caps every other
+ *     candidate, since a random-feature plan slower than exact can never be chosen;
+ *  2. per candidate estimator, m0 = e1 / budget from the variance model (tune_model.c), then
+ *     Monte Carlo on the calibration set with RJ_TUNE_SEARCH_SEEDS seeds: halve or double
+ *     from m0 to bracket the budget, bisect to a step of RJ_TUNE_M_STEP, and confirm on
+ *     RJ_TUNE_CONFIRM_SEEDS fresh seeds: the one-sided 95% Student-t upper bound of the mean
+ *     error must be at or under the budget, else m grows by a quarter and is confirmed again;
+ *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
+ *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
+ *
+ * Times are extrapolated linearly in m from the first timing of an estimator, so a search
+ * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
+ * m0 stands, and times come from the estimators' flop counts at a nominal rate.
+ */
+#include "tune.h"
+
+#include "philox.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ESTIMATE's nominal rate: a quarter of one core's FMA peak at 2.5 GHz. */
+#define NOMINAL_GHZ 2.5
+#define NOMINAL_EFFICIENCY 0.25
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
+                                uint64_t seed)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est->name;
+    a.d = r->d;
+    a.dv = r->dv;
+    a.causal = r->causal;
+    a.m = m > 0 ? m : RJ_TUNE_M_STEP;
+    a.seed = seed;
+    a.backend = RFJIT_BACKEND_JIT;
+    return a;
+}
+
+static int32_t step_up(double m)
+{
+    double s = ceil(m / RJ_TUNE_M_STEP) * RJ_TUNE_M_STEP;
+    return s < RJ_TUNE_M_STEP ? RJ_TUNE_M_STEP : s > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX + RJ_TUNE_M_STEP
+                                                                  : (int32_t)s;
+}
+
+typedef struct search {
+    rfjit_ctx *ctx;
+    const rj_tune_req *r;
+    rj_calib cal;
+    float *tq, *tk, *tv, *to; /* timing problem at L */
+    double t_exact;
+    double done, total;       /* progress */
+} search;
+
+static void progress(search *S, const char *what)
+{
+    if (S->r->progress)
+        S->r->progress(S->r->progress_user, S->total > 0 ? S->done / S->total : 0, what);
+}
+
+/* Mean and sample deviation of the error over n seeds from seed0. */
+static rfjit_status error_stats(search *S, const rj_est_ops *est, int32_t m, uint64_t seed0,
+                                int n, double *mean, double *sd, rj_diag *dg)
+{
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < n; i++) {
+        rfjit_attn_desc a = rj_tune_desc_of(S->r, est, m, seed0 + (uint64_t)i);
+        double e;
+        RJ_TRY(rj_calib_error(S->ctx, &S->cal, S->r->kind, &a, &e, dg));
+        if (!isfinite(e))
+            e = INFINITY;
+        sum += e;
+        sum2 += e * e;
+    }
+    *mean = sum / n;
+    *sd = n > 1 && isfinite(*mean) ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : 0;
+    return RFJIT_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of 5 warm executes of a at L, in ms. */
+static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
+{
+    rfjit_plan *p = NULL;
+    rfjit_status s = rfjit_plan_create(S->ctx, a, &p);
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(S->ctx));
+    const int64_t L = S->r->L;
+    rfjit_tensor tq = rfjit_tensor_contiguous(S->tq, 1, 1, L, S->r->d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(S->tk, 1, 1, L, S->r->d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(S->tv, 1, 1, L, S->r->dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(S->to, 1, 1, L, S->r->dv);
+    double t[5];
+    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+    for (int i = 0; i < 5 && s == RFJIT_OK; i++) {
+        const double t0 = now_s();
+        s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+        t[i] = 1e3 * (now_s() - t0);
+    }
+    if (s != RFJIT_OK)
+        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(S->ctx));
+    rfjit_plan_destroy(p);
+    qsort(t, 5, sizeof t[0], cmp_double);
+    *ms = t[2];
+    return s;
+}
+
+/* Work in flops of one execute at L under the estimator's cost model. */
+static double model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m)
+{
+    rj_spec s = {0};
+    s.est = est;
+    s.d = r->d;
+    s.dv = r->dv;
+    s.m = m > 0 ? m : RJ_TUNE_M_STEP;
+    s.causal = r->causal;
+    s.hrf_n = 8;
+    s.eva_window = 16;
+    s.eva_chunks = 8;
+    double flops = 0, bytes = 0;
+    est->cost(&s, &flops, &bytes);
+    const double L = (double)r->L;
+    /* exact's cost is per (query, key) pair, the others' per token */
+    if (est->tmpl == RJ_TMPL_SOFTMAX)
+        return flops * L * (r->causal ? (L + 1) / 2 : L);
+    return flops * L;
+}
+
+static double model_ms(const search *S, const rj_est_ops *est, int32_t m)
+{
+    const double rate = S->ctx->isa.max_vw * 2.0 * NOMINAL_GHZ * 1e9 * NOMINAL_EFFICIENCY;
+    return 1e3 * model_flops(S->r, est, m) / rate;
+}
+
+static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_t n)
+{
+    if (r->causal && (est->flags & RJ_EST_FITTED)) {
+        snprintf(why, n, "fits on the whole sequence: not valid causally");
+        return 0;
+    }
+    if (est->tmpl == RJ_TMPL_EVA) {
+        snprintf(why, n, "its error is set by window and chunks, not m: not searched");
+        return 0;
+    }
+    return 1;
+}
+
+/* The smallest m (a multiple of the step) whose search-seed mean error meets the budget, or
+ * 0 when none does below the exact-time cap. t_ref: ms at m_ref (0: not yet timed). */
+static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_out, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const uint64_t seed0 = r->seed + 1;
+    double t_ref = 0;
+    int32_t m_ref = 0;
+    int32_t lo = 0, hi = 0; /* lo fails (0: none known), hi meets (0: none known) */
+    int32_t m = m0;
+    for (;;) {
+        if (m > RJ_TUNE_M_MAX) {
+            snprintf(row->note, sizeof row->note, "budget not met up to m = %d", RJ_TUNE_M_MAX);
+            break;
+        }
+        if (!m_ref) {
+            /* time a modest m once and scale: a huge m0 would cost seconds to time itself */
+            m_ref = m < 8 * RJ_TUNE_M_STEP ? m : 8 * RJ_TUNE_M_STEP;
+            rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m_ref, r->seed);
+            RJ_TRY(time_plan(S, &a, &t_ref, dg));
+        }
+        if (!hi && t_ref * m / m_ref > S->t_exact) {
+            /* the linear guess overstates fixed costs (fits, statistics): check it once */
+            rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m, r->seed);
+            RJ_TRY(time_plan(S, &a, &t_ref, dg));
+            m_ref = m;
+            if (t_ref > S->t_exact) {
+                snprintf(row->note, sizeof row->note, "slower than exact from m = %d on", m);
+                break;
+            }
+        }
+        double mean, sd;
+        RJ_TRY(error_stats(S, row->est, m, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
+        S->done += 1;
+        progress(S, row->est->name);
+        if (mean <= r->budget) {
+            hi = m;
+            if (lo || m <= RJ_TUNE_M_STEP)
+                break;
+            m = step_up(m / 2.0);
+            if (m >= hi) /* m0 was one step */
+                break;
+        } else {
+            lo = m;
+            if (hi)
+                break;
+            m = step_up(m * 2.0);
+        }
+    }
+    while (hi && hi - lo > RJ_TUNE_M_STEP) {
+        const int32_t mid = step_up((lo + hi) / 2.0 - RJ_TUNE_M_STEP / 2.0);
+        if (mid <= lo || mid >= hi)
+            break;
+        double mean, sd;
+        RJ_TRY(error_stats(S, row->est, mid, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
+        S->done += 1;
+        progress(S, row->est->name);
+        if (mean <= r->budget)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    *m_out = hi;
+    return RFJIT_OK;
+}
+
+/* Confirmation on fresh seeds, growing m until the bound holds. */
+static rfjit_status confirm(search *S, rj_tune_row *row, int32_t m, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    for (int tries = 0; tries < 6 && m <= RJ_TUNE_M_MAX; tries++) {
+        double mean, sd;
+        RJ_TRY(error_stats(S, row->est, m, r->seed + 1001, RJ_TUNE_CONFIRM_SEEDS, &mean, &sd, dg));
+        S->done += 1;
+        progress(S, row->est->name);
+        row->m = m;
+        row->measured = mean;
+        row->bound = mean + RJ_TUNE_T95 * sd / sqrt((double)RJ_TUNE_CONFIRM_SEEDS);
+        if (row->bound <= r->budget) {
+            row->meets = 1;
+            return RFJIT_OK;
+        }
+        m = step_up(m * 1.25);
+    }
+    snprintf(row->note, sizeof row->note, "fresh seeds missed the budget up to m = %d", row->m);
+    return RFJIT_OK;
+}
+
+static void mark_pareto(rj_tune_out *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        rj_tune_row *a = &o->rows[i];
+        const double ea = isfinite(a->measured) ? a->measured : a->predicted;
+        a->pareto = a->meets;
+        for (size_t j = 0; j < o->n && a->pareto; j++) {
+            const rj_tune_row *b = &o->rows[j];
+            const double eb = isfinite(b->measured) ? b->measured : b->predicted;
+            if (j != i && b->meets && b->time_ms <= a->time_ms && eb <= ea &&
+                (b->time_ms < a->time_ms || eb < ea))
+                a->pareto = 0;
+        }
+    }
+}
+
+static int cmp_rows(const void *x, const void *y)
+{
+    const rj_tune_row *a = x, *b = y;
+    if (a->meets != b->meets)
+        return b->meets - a->meets;
+    const double ta = isfinite(a->time_ms) ? a->time_ms : INFINITY;
+    const double tb = isfinite(b->time_ms) ? b->time_ms : INFINITY;
+    return (ta > tb) - (ta < tb);
+}
+
+void rj_tune_out_free(rj_tune_out *o)
+{
+    rj_free(o->rows);
+    memset(o, 0, sizeof *o);
+}
+
+static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
+    o->rows = rj_alloc_array((size_t)rj_est_count, sizeof *o->rows);
+    RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
+    RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
+    snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
+    if (measure) {
+        const size_t n = (size_t)r->L;
+        S->tq = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+        S->tk = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+        S->tv = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
+        S->to = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
+        RJ_FAIL_IF(dg, !S->tq || !S->tk || !S->tv || !S->to, RFJIT_E_NOMEM,
+                   "no memory for the timing problem (L = %lld)", (long long)r->L);
+        double buf[256];
+        float *arr[3] = {S->tq, S->tk, S->tv};
+        const size_t len[3] = {n * (size_t)r->d, n * (size_t)r->d, n * (size_t)r->dv};
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < len[t]; i += 256) {
+                const size_t k = len[t] - i < 256 ? len[t] - i : 256;
+                rj_normals(r->seed, 0x74760000u + (uint32_t)t, (uint32_t)(i / 256), buf, k);
+                for (size_t j = 0; j < k; j++)
+                    arr[t][i + j] = (float)buf[j];
+            }
+    }
+    S->total = 1;
+    for (int e = 0; e < rj_est_count; e++)
+        if (r->est_mask & (1u << e))
+            S->total += 12;
+    /* exact first: the yardstick */
+    const rj_est_ops *exact = rj_est_find("exact");
+    rj_tune_row *x = &o->rows[o->n++];
+    *x = (rj_tune_row){.est = exact, .predicted = 0, .measured = 0, .bound = 0, .meets = 1};
+    if (measure) {
+        rfjit_attn_desc a = rj_tune_desc_of(r, exact, 0, r->seed);
+        RJ_TRY(time_plan(S, &a, &x->time_ms, dg));
+    } else {
+        x->time_ms = model_ms(S, exact, 0);
+    }
+    S->t_exact = x->time_ms;
+    S->done += 1;
+    progress(S, "exact");
+    for (int e = 0; e < rj_est_count; e++) {
+        const rj_est_ops *est = rj_est_registry[e];
+        if (!(r->est_mask & (1u << e)) || est == exact)
+            continue;
+        rj_tune_row *row = &o->rows[o->n++];
+        *row = (rj_tune_row){.est = est, .predicted = NAN, .measured = NAN, .bound = NAN,
+                             .time_ms = NAN};
+        if (!allowed(r, est, row->note, sizeof row->note))
+            continue;
+        double e1;
+        RJ_TRY(rj_model_error1(S->ctx, &S->cal, r->kind, est, &e1, dg));
+        const int32_t m0 = isfinite(e1) ? step_up(e1 / r->budget) : 4 * RJ_TUNE_M_STEP;
+        if (!measure) {
+            row->m = m0 <= RJ_TUNE_M_MAX ? m0 : 0;
+            row->predicted = isfinite(e1) && row->m ? e1 / row->m : NAN;
+            row->meets = row->m && row->predicted <= r->budget;
+            row->time_ms = row->m ? model_ms(S, est, row->m) : NAN;
+            if (!row->m)
+                snprintf(row->note, sizeof row->note, "model needs m > %d", RJ_TUNE_M_MAX);
+            continue;
+        }
+        int32_t m = 0;
+        RJ_TRY(find_m(S, row, m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX, &m, dg));
+        if (!m)
+            continue;
+        RJ_TRY(confirm(S, row, m, dg));
+        row->predicted = isfinite(e1) ? e1 / row->m : NAN;
+        if (row->meets) {
+            rfjit_attn_desc a = rj_tune_desc_of(r, est, row->m, r->seed);
+            RJ_TRY(time_plan(S, &a, &row->time_ms, dg));
+        }
+    }
+    qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
+    o->chosen = 0; /* fastest that meets: exact always does */
+    rj_tune_row *c = &o->rows[0];
+    c->chosen = 1;
+    if (r->patience >= RFJIT_PATIENCE_MEASURE && r->patience <= RFJIT_PATIENCE_EXHAUSTIVE) {
+        progress(S, "tiling");
+        rfjit_attn_desc a = rj_tune_desc_of(r, c->est, c->m, r->seed);
+        double ms = NAN;
+        rfjit_status s = rfjit_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL,
+                                           NULL);
+        if (s != RFJIT_OK)
+            return rj_fail(dg, s, "tiling search: %s", rfjit_ctx_last_error(S->ctx));
+        if (isfinite(ms) && ms < c->time_ms)
+            c->time_ms = ms;
+        else
+            c->tiling = (rfjit_tiling){0, 0, 0, 0};
+    }
+    mark_pareto(o);
+    S->done = S->total;
+    progress(S, "done");
+    return RFJIT_OK;
+}
+
+rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg)
+{
+    memset(out, 0, sizeof *out);
+    search S = {.ctx = ctx, .r = r};
+    const double t0 = now_s();
+    rfjit_status s = run(&S, out, dg);
+    out->wall_s = now_s() - t0;
+    rj_calib_free(&S.cal);
+    rj_free(S.tq);
+    rj_free(S.tk);
+    rj_free(S.tv);
+    rj_free(S.to);
+    if (s != RFJIT_OK)
+        rj_tune_out_free(out);
+    return s;
+}
