@@ -35,6 +35,8 @@ int cli_parse_double(const char *s, double *out); /* finite values only */
 int cli_parse_backend(const char *s, int32_t *out);
 /* A context for --isa (NULL: the default); prints the error for verb and returns NULL. */
 rfjit_ctx *cli_context(const char *verb, const char *isa);
+/* The same with a wisdom file (NULL: $RFJIT_WISDOM or the default). */
+rfjit_ctx *cli_context_wisdom(const char *verb, const char *isa, const char *wisdom_path);
 
 /* The value of option argv[*i], advancing *i; NULL when argv[*i] is the last argument. */
 const char *cli_value(int argc, char **argv, int *i);
@@ -56,5 +58,7 @@ int cmd_attention(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_wisdom(int argc, char **argv);
 
 #endif

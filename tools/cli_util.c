@@ -154,9 +154,17 @@ static void cli_log(void *user, int level, const char *msg)
 
 rfjit_ctx *cli_context(const char *verb, const char *isa)
 {
+    return cli_context_wisdom(verb, isa, NULL);
+}
+
+rfjit_ctx *cli_context_wisdom(const char *verb, const char *isa, const char *wisdom_path)
+{
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.isa = isa;
-    char msg[512] = "";
+    cd.wisdom_path = wisdom_path;
+    /* static: the log outlives this frame (the CLI is single-threaded) */
+    static char msg[512];
+    msg[0] = 0;
     cd.log = cli_log;
     cd.log_user = msg;
     rfjit_ctx *ctx = NULL;

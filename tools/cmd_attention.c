@@ -17,6 +17,7 @@ static const char help[] =
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference]\n"
     "         [--isa avx512|avx2|sse4.2|generic]\n"
+    "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--scale S]]\n"
     "Computes softmax(q k^T / sqrt(d)) v, exactly or as estimated by NAME, for raw q, k, v\n"
     "(rfjit applies the d^-1/4 scaling). Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or\n"
     "all three are (B, H, L, .); float32 or float64 .npy, C order. OUT is float32 with the\n"
@@ -35,12 +36,18 @@ static const char help[] =
     "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
     "  --backend B        auto (default: the JIT kernel where the estimator has one), jit,\n"
     "                     or reference (the portable double-precision C loops)\n"
-    "  --isa ISA          compile for a lower instruction set than the host's (as RFJIT_ISA)\n";
+    "  --isa ISA          compile for a lower instruction set than the host's (as RFJIT_ISA)\n"
+    "  --plan-from-wisdom EPS  run the plan `rfjit tune` chose for this shape (d, dv, causal,\n"
+    "                     length bucket of Lq) and budget EPS (of --budget-kind, default\n"
+    "                     output; tuned on the synthetic set of --scale, default 1); fails if\n"
+    "                     wisdom has none. Estimator options are then ignored\n";
 
 typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
     int proj_flag;    /* 1 if --iid or --orthogonal was given */
     int features_set; /* times --features was given */
+    double wisdom_budget, wisdom_scale; /* --plan-from-wisdom (0: off) */
+    int32_t wisdom_kind;
     rfjit_attn_desc a;
 } attn_args;
 
@@ -65,7 +72,7 @@ static int parse(int argc, char **argv, attn_args *x)
         static const char *const valued[] = {
             "--queries", "--keys",  "--values", "-o",      "--projection", "--estimator",
             "--features", "--seed", "--window", "--chunks", "--signs",     "--hybrid-base",
-            "--backend", "--isa"};
+            "--backend", "--isa", "--plan-from-wisdom", "--budget-kind", "--scale"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -101,6 +108,13 @@ static int parse(int argc, char **argv, attn_args *x)
             bad = cli_parse_backend(val, &x->a.backend);
         else if (!strcmp(o, "--isa"))
             x->isa = val;
+        else if (!strcmp(o, "--plan-from-wisdom"))
+            bad = cli_parse_double(val, &x->wisdom_budget) || !(x->wisdom_budget > 0);
+        else if (!strcmp(o, "--budget-kind"))
+            bad = strcmp(val, "output") && strcmp(val, "kernel"),
+            x->wisdom_kind = strcmp(val, "kernel") ? RFJIT_BUDGET_OUTPUT : RFJIT_BUDGET_KERNEL;
+        else if (!strcmp(o, "--scale"))
+            bad = cli_parse_double(val, &x->wisdom_scale) || !(x->wisdom_scale > 0);
         else if (strcmp(o, "--hybrid-base"))
             bad = 1;
         else if (!strcmp(val, "positive") || !strcmp(val, "hyperbolic"))
@@ -150,7 +164,26 @@ static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor
         return CLI_FAILED;
     x->a.d = (int32_t)tq->shape[3];
     x->a.dv = (int32_t)tv->shape[3];
-    if (rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
+    rfjit_tune_result *wis = NULL;
+    if (x->wisdom_budget > 0) {
+        rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+        t.d = x->a.d;
+        t.dv = x->a.dv;
+        t.causal = x->a.causal;
+        t.L = tq->shape[2];
+        t.budget = x->wisdom_budget;
+        t.budget_kind = x->wisdom_kind;
+        t.synthetic_scale = x->wisdom_scale > 0 ? x->wisdom_scale : 1.0;
+        t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+        const int32_t backend = x->a.backend;
+        if (rfjit_tune(ctx, &t, &wis) != RFJIT_OK)
+            rc = cli_error("attention", CLI_FAILED, "%s (run rfjit tune first)",
+                           rfjit_ctx_last_error(ctx));
+        else
+            rfjit_tune_result_plan(wis, &x->a);
+        x->a.backend = backend;
+    }
+    if (rc == CLI_OK && rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
         rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
     /* Output (B, H, Lq, dv); B*H*Lq <= the query count, which fits in memory already. */
     const int64_t shape[4] = {tq->shape[0], tq->shape[1], tq->shape[2], tv->shape[3]};
@@ -173,6 +206,7 @@ static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor
     }
     free(out);
     rfjit_plan_destroy(plan);
+    rfjit_tune_result_destroy(wis);
     rfjit_ctx_destroy(ctx);
     return rc;
 }

@@ -16,6 +16,8 @@ static const char usage[] =
     "  fit        closed-form parameters and objectives of a data-fitted estimator\n"
     "  check      every estimator against exact attention on random data\n"
     "  emit       one kernel as an object, assembly or IR, for this or another target\n"
+    "  tune       the fastest plan within a variance budget on this machine\n"
+    "  wisdom     show, export, import or forget the remembered plans\n"
     "exit codes: 0 success, 1 failed operation or check, 2 usage error; errors are one line\n"
     "on stderr: \"rfjit <verb>: <message>\"\n";
 
@@ -38,7 +40,9 @@ int main(int argc, char **argv)
                  {"attention", cmd_attention},
                  {"fit", cmd_fit},
                  {"check", cmd_check},
-                 {"emit", cmd_emit}};
+                 {"emit", cmd_emit},
+                 {"tune", cmd_tune},
+                 {"wisdom", cmd_wisdom}};
     for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
         if (!strcmp(argv[1], verbs[i].name))
             return verbs[i].fn(argc - 1, argv + 1);

@@ -422,3 +422,90 @@ Test(cli, bad_command_lines_exit_2_with_one_line)
     cr_assert_eq(run("--help"), 0);
     cr_assert(strstr(slurp("out.txt"), "verbs:"));
 }
+
+/* tune prints the table and the plan, saves wisdom, answers again from it; --json is one
+ * object; wisdom show/export/import/forget; attention --plan-from-wisdom runs that plan.
+ * Wisdom lives in the test's directory (RFJIT_WISDOM), never in the user's. */
+Test(cli, tune_wisdom_and_plan_from_wisdom, .timeout = 300)
+{
+    char w[320];
+    snprintf(w, sizeof w, "RFJIT_WISDOM=%s/wis/wisdom RFJIT_CACHE_DIR= ", dir);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s%s tune --d 8 --dv 5 --L 20 --budget 0.05", w,
+             RFJIT_CLI_PATH);
+    /* run() prefixes the binary: build the line by hand for the environment */
+    char line[4096];
+    snprintf(line, sizeof line, "cd %s && %s >out.txt 2>err.txt", dir, cmd);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    cr_expect(strstr(out, "<- chosen"), "%s", out);
+    cr_expect(strstr(out, "plan: estimator="), "%s", out);
+    cr_expect(strstr(out, "synthetic calibration set"), "%s", out);
+    cr_expect_str_empty(slurp("err.txt"), "no progress bar when stderr is not a terminal");
+    snprintf(line, sizeof line, "cd %s && %s --json >out.txt 2>err.txt", dir, cmd);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_expect(out[0] == '{' && count_lines(out) == 1, "%s", out);
+    cr_expect(strstr(out, "\"from_wisdom\": true"), "second tune not from wisdom: %s", out);
+    for (int i = 0; i < 6; i++) {
+        static const char *const keys[] = {"\"estimator\"", "\"features\"",
+                                           "\"tiling\"",    "\"predicted_error\"",
+                                           "\"measured_error\"", "\"time_ms\""};
+        cr_expect(strstr(out, keys[i]), "JSON lacks %s: %s", keys[i], out);
+    }
+    snprintf(line, sizeof line,
+             "cd %s && %s%s attention --queries q.npy --keys k.npy --values v.npy -o ow.npy "
+             "--plan-from-wisdom 0.05 >out.txt 2>err.txt",
+             dir, w, RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    snprintf(line, sizeof line,
+             "cd %s && %s%s attention --queries q.npy --keys k.npy --values v.npy -o ow.npy "
+             "--plan-from-wisdom 0.001 >out.txt 2>err.txt",
+             dir, w, RFJIT_CLI_PATH);
+    cr_expect_neq(system(line), 0);
+    cr_expect(strstr(slurp("err.txt"), "no wisdom"), "%s", slurp("err.txt"));
+    snprintf(line, sizeof line, "cd %s && %s%s wisdom show >out.txt 2>err.txt", dir, w,
+             RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_expect(strstr(out, "rfjit-wisdom 1") && strstr(out, "tune.output.bidir.d8.dv5.L32"), "%s",
+              out);
+    snprintf(line, sizeof line,
+             "cd %s && %s%s wisdom export ex.txt && %s%s wisdom forget && %s%s wisdom import "
+             "ex.txt && %s%s wisdom show >out.txt 2>err.txt",
+             dir, w, RFJIT_CLI_PATH, w, RFJIT_CLI_PATH, w, RFJIT_CLI_PATH, w, RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    cr_expect(strstr(slurp("out.txt"), "tune.output.bidir.d8.dv5.L32"), "%s", slurp("out.txt"));
+    /* a foreign file is refused on import with the reason, and ignored (warning) on load */
+    char path[256];
+    path_in_dir(path, sizeof path, "foreign.txt");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("rfjit-wisdom 1\nsignature rfjit=0.0.0 est=0 cpu=pdp11 llvm=1 features=\nk patience=1 "
+          "est=exact\n",
+          f);
+    fclose(f);
+    snprintf(line, sizeof line, "cd %s && %s%s wisdom import foreign.txt >out.txt 2>err.txt", dir,
+             w, RFJIT_CLI_PATH);
+    cr_expect_eq(system(line) >> 8, 1);
+    cr_expect(strstr(slurp("err.txt"), "another machine"), "%s", slurp("err.txt"));
+    snprintf(line, sizeof line,
+             "cd %s && RFJIT_WISDOM=%s %s wisdom show >out.txt 2>err.txt", dir, path,
+             RFJIT_CLI_PATH);
+    cr_expect_eq(system(line), 0);
+    cr_expect(strstr(slurp("err.txt"), "warning") && strstr(slurp("err.txt"), "ignored"), "%s",
+              slurp("err.txt"));
+}
+
+Test(cli, tune_usage_errors)
+{
+    expect_error("tune --d 8 --L 20", 2, "required");
+    expect_error("tune --d 8 --L 20 --budget 0", 2, "budget");
+    expect_error("tune --d 8 --L 20 --budget 0.1 --budget-kind both", 2, "--budget-kind");
+    expect_error("tune --d 8 --L 20 --budget 0.1 --patience lazy", 2, "--patience");
+    expect_error("tune --d 8 --L 20 --budget 0.1 --calib-queries q.npy", 2, "together");
+    expect_error("wisdom", 2, "no action");
+    expect_error("wisdom export", 2, "needs a FILE");
+    expect_error("wisdom import /nonexistent/w", 1, "does not exist");
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is `rfjit tune`: the fastest plan within a variance budget for one shape on this
+ * machine (rfjit_tune), printed as the Pareto table it chose from and the plan, or as one
+ * JSON object; the answer is saved to the wisdom file so later runs (and `rfjit attention
+ * --plan-from-wisdom`) reuse it. A progress bar goes to stderr only when it is a terminal.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char help[] =
+    "usage: rfjit tune --d D [--dv DV] --L L --budget EPS [--budget-kind output|kernel]\n"
+    "         [--calib-queries Q.npy --calib-keys K.npy --calib-values V.npy] [--scale S]\n"
+    "         [--causal] [--patience estimate|measure|patient|exhaustive|wisdom-only]\n"
+    "         [--estimators LIST] [--seed S] [--json] [--no-save] [--run] [--isa ISA]\n"
+    "Finds the fastest attention plan (estimator, feature count m, tiling) whose error stays\n"
+    "within EPS, and remembers it in the wisdom file.\n"
+    "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
+    "                     kind); kernel: mean Var(K_hat)/K^2 over query/key pairs\n"
+    "  --calib-*          calibration sample (L, d) / (L, dv) or (B, H, L, .) .npy files;\n"
+    "                     without them a synthetic Gaussian set is drawn (--scale S: q and\n"
+    "                     k entries N(0, S^2/sqrt d), so the d^-1/4-scaled rows have norm\n"
+    "                     about S; default 1) and the output says so\n"
+    "  --patience P       estimate: models only; measure (default): Monte Carlo and timing;\n"
+    "                     patient, exhaustive: wider tiling searches; wisdom-only: answer\n"
+    "                     from wisdom or fail\n"
+    "  --estimators LIST  comma-separated candidates (default: all; exact always competes)\n"
+    "  --json             print the chosen plan and the table as one JSON object\n"
+    "  --no-save          do not write the answer to the wisdom file\n"
+    "  --run              then run the chosen plan once on a fresh synthetic problem of\n"
+    "                     length L (the calibration model, another seed) and print its time\n"
+    "                     and its error against exact attention\n";
+
+static void bar(void *user, double done, const char *what)
+{
+    (void)user;
+    int w = (int)(done * 30 + 0.5);
+    fprintf(stderr, "\r[%.*s%*s] %3d%% %-12s", w, "==============================", 30 - w, "",
+            (int)(done * 100 + 0.5), what);
+    fflush(stderr);
+}
+
+static int parse_kind(const char *s, int32_t *k)
+{
+    if (!strcmp(s, "output"))
+        *k = RFJIT_BUDGET_OUTPUT;
+    else if (!strcmp(s, "kernel"))
+        *k = RFJIT_BUDGET_KERNEL;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_patience(const char *s, int32_t *p)
+{
+    static const char *const names[] = {"estimate", "measure", "patient", "exhaustive",
+                                        "wisdom-only"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) {
+            *p = i;
+            return 0;
+        }
+    return -1;
+}
+
+static void print_ms(double x)
+{
+    if (isfinite(x))
+        printf(" %10.3f", x);
+    else
+        printf(" %10s", "-");
+}
+
+static void print_err(double x)
+{
+    if (isfinite(x))
+        printf(" %10.3g", x);
+    else
+        printf(" %10s", "-");
+}
+
+static void print_table(const rfjit_tune_result *r)
+{
+    printf("%-11s %6s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m", "predicted",
+           "measured", "bound95", "time_ms", "meets", "pareto", "note");
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row x;
+        rfjit_tune_result_row(r, i, &x);
+        printf("%-11s %6d", x.estimator, x.m);
+        print_err(x.predicted_error);
+        print_err(x.measured_error);
+        print_err(x.error_bound);
+        print_ms(x.time_ms);
+        printf("  %-6s %-6s %s%s\n", x.meets_budget ? "yes" : "no", x.pareto ? "yes" : "",
+               x.chosen ? "<- chosen " : "", x.note);
+    }
+}
+
+/* The chosen plan on a fresh problem drawn like the synthetic calibration set. */
+static int run_plan(rfjit_ctx *ctx, const rfjit_tune_desc *t, const rfjit_tune_result *res)
+{
+    rfjit_attn_desc a;
+    rfjit_tune_result_plan(res, &a);
+    const int64_t L = t->L;
+    const int d = t->d, dv = t->dv ? t->dv : t->d;
+    const size_t nq = (size_t)L * (size_t)d, nv = (size_t)L * (size_t)dv;
+    float *q = malloc(nq * sizeof(float)), *k = malloc(nq * sizeof(float));
+    float *v = malloc(nv * sizeof(float)), *o = malloc(nv * sizeof(float));
+    float *x = malloc(nv * sizeof(float));
+    int rc = q && k && v && o && x ? CLI_OK : cli_error("tune", CLI_FAILED, "out of memory");
+    rfjit_plan *p = NULL, *pe = NULL;
+    if (rc == CLI_OK) {
+        const double s = (t->calib_q ? 1.0 : t->synthetic_scale) / pow((double)d, 0.25);
+        cli_normals(q, nq, s, t->seed + 7001);
+        cli_normals(k, nq, s, t->seed + 7002);
+        cli_normals(v, nv, 1.0, t->seed + 7003);
+        rfjit_attn_desc ex = a;
+        ex.estimator = "exact";
+        ex.tiling = (rfjit_tiling){0, 0, 0, 0};
+        if (rfjit_plan_create(ctx, &a, &p) != RFJIT_OK ||
+            rfjit_plan_create(ctx, &ex, &pe) != RFJIT_OK)
+            rc = cli_error("tune", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
+    }
+    if (rc == CLI_OK) {
+        rfjit_tensor tq = rfjit_tensor_contiguous(q, 1, 1, L, d);
+        rfjit_tensor tk = rfjit_tensor_contiguous(k, 1, 1, L, d);
+        rfjit_tensor tv = rfjit_tensor_contiguous(v, 1, 1, L, dv);
+        rfjit_tensor to = rfjit_tensor_contiguous(o, 1, 1, L, dv);
+        rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, L, dv);
+        rfjit_plan_execute(p, &tq, &tk, &tv, &to); /* warm */
+        const double t0 = cli_now();
+        rfjit_status s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+        const double ms = 1e3 * (cli_now() - t0);
+        if (s == RFJIT_OK)
+            s = rfjit_plan_execute(pe, &tq, &tk, &tv, &tx);
+        if (s != RFJIT_OK) {
+            rc = cli_error("tune", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
+        } else {
+            double num = 0, den = 0;
+            for (size_t i = 0; i < nv; i++) {
+                num += ((double)o[i] - x[i]) * ((double)o[i] - x[i]);
+                den += (double)x[i] * x[i];
+            }
+            printf("ran the plan on a fresh problem (L = %lld, seed %llu): %.3f ms, error "
+                   "|O - O_exact|^2 / |O_exact|^2 = %.4g (budget %g, %s)\n",
+                   (long long)L, (unsigned long long)(t->seed + 7001), ms, num / den, t->budget,
+                   t->budget_kind == RFJIT_BUDGET_KERNEL ? "kernel kind: not this measure"
+                                                         : "output kind");
+        }
+    }
+    rfjit_plan_destroy(p);
+    rfjit_plan_destroy(pe);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    free(x);
+    return rc;
+}
+
+int cmd_tune(int argc, char **argv)
+{
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    const char *cq = NULL, *ck = NULL, *cv = NULL, *isa = NULL;
+    int json = 0, save = 1, run = 0, have_d = 0, have_L = 0, have_budget = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *val = NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(help, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(o, "--causal")) {
+            t.causal = 1;
+            continue;
+        }
+        if (!strcmp(o, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(o, "--no-save")) {
+            save = 0;
+            continue;
+        }
+        if (!strcmp(o, "--run")) {
+            run = 1;
+            continue;
+        }
+        if (!(val = cli_value(argc, argv, &i)))
+            return cli_error("tune", CLI_USAGE, "option '%s' is unknown or lacks its value", o);
+        int bad = 0;
+        if (!strcmp(o, "--d"))
+            bad = cli_parse_int(val, 1, 1024, &t.d), have_d = 1;
+        else if (!strcmp(o, "--dv"))
+            bad = cli_parse_int(val, 1, 1 << 20, &t.dv);
+        else if (!strcmp(o, "--L")) {
+            int Li = 0;
+            bad = cli_parse_int(val, 1, 1 << 24, &Li), have_L = 1;
+            t.L = Li;
+        } else if (!strcmp(o, "--budget"))
+            bad = cli_parse_double(val, &t.budget), have_budget = 1;
+        else if (!strcmp(o, "--budget-kind"))
+            bad = parse_kind(val, &t.budget_kind);
+        else if (!strcmp(o, "--patience"))
+            bad = parse_patience(val, &t.patience);
+        else if (!strcmp(o, "--scale"))
+            bad = cli_parse_double(val, &t.synthetic_scale);
+        else if (!strcmp(o, "--seed"))
+            bad = cli_parse_u64(val, &t.seed);
+        else if (!strcmp(o, "--estimators"))
+            t.estimators = val;
+        else if (!strcmp(o, "--calib-queries"))
+            cq = val;
+        else if (!strcmp(o, "--calib-keys"))
+            ck = val;
+        else if (!strcmp(o, "--calib-values"))
+            cv = val;
+        else if (!strcmp(o, "--isa"))
+            isa = val;
+        else
+            return cli_error("tune", CLI_USAGE, "unknown option '%s' (rfjit tune --help)", o);
+        if (bad)
+            return cli_error("tune", CLI_USAGE, "bad value '%s' for %s", val, o);
+    }
+    if (!have_d || !have_L || !have_budget)
+        return cli_error("tune", CLI_USAGE, "--d, --L and --budget are required");
+    if ((cq || ck || cv) && !(cq && ck && cv))
+        return cli_error("tune", CLI_USAGE,
+                         "--calib-queries, --calib-keys and --calib-values go together");
+    npy_array aq = {0}, ak = {0}, av = {0};
+    rfjit_tensor tq, tk, tv;
+    int rc = CLI_OK;
+    if (cq) {
+        rc = cli_load_tensor("tune", cq, &aq, &tq);
+        if (rc == CLI_OK)
+            rc = cli_load_tensor("tune", ck, &ak, &tk);
+        if (rc == CLI_OK)
+            rc = cli_load_tensor("tune", cv, &av, &tv);
+        t.calib_q = &tq;
+        t.calib_k = &tk;
+        t.calib_v = &tv;
+    }
+    rfjit_ctx *ctx = rc == CLI_OK ? cli_context("tune", isa) : NULL;
+    if (rc == CLI_OK && !ctx)
+        rc = CLI_FAILED;
+    rfjit_tune_result *res = NULL;
+    if (rc == CLI_OK) {
+        if (isatty(2) && !json)
+            t.progress = bar;
+        rfjit_status s = rfjit_tune(ctx, &t, &res);
+        if (t.progress)
+            fputs("\r\033[K", stderr);
+        if (s != RFJIT_OK)
+            rc = cli_error("tune", s == RFJIT_E_BUDGET || s == RFJIT_E_INVALID_ARG ? CLI_USAGE
+                                                                                   : CLI_FAILED,
+                           "%s", rfjit_ctx_last_error(ctx));
+    }
+    if (rc == CLI_OK && save && rfjit_wisdom_export(ctx, NULL) != RFJIT_OK)
+        fprintf(stderr, "rfjit tune: warning: wisdom not saved: %s\n", rfjit_ctx_last_error(ctx));
+    if (rc == CLI_OK && json) {
+        size_t cap = 1 << 16;
+        char *buf = malloc(cap);
+        if (buf && rfjit_tune_result_json(res, buf, cap) == RFJIT_OK)
+            puts(buf);
+        else
+            rc = cli_error("tune", CLI_FAILED, "cannot format the result as JSON");
+        free(buf);
+    } else if (rc == CLI_OK) {
+        rfjit_attn_desc a;
+        rfjit_tune_result_plan(res, &a);
+        printf("%s\n\n", rfjit_tune_result_info(res));
+        print_table(res);
+        rfjit_tune_row c;
+        rfjit_tune_result_row(res, 0, &c);
+        printf("\nplan: estimator=%s m=%d tiling vw=%d T=%d ri=%d rj=%d (0 = default)%s\n",
+               a.estimator, c.m, a.tiling.vw, a.tiling.T, a.tiling.ri, a.tiling.rj,
+               a.causal ? " causal" : "");
+    }
+    if (rc == CLI_OK && run)
+        rc = run_plan(ctx, &t, res);
+    rfjit_tune_result_destroy(res);
+    rfjit_ctx_destroy(ctx);
+    npy_free(&aq);
+    npy_free(&ak);
+    npy_free(&av);
+    return rc;
+}
