@@ -10,8 +10,9 @@
  *
  * Model (BLIS-style, a ranking only): the register tile's loads per FMA (ri + rj) / (ri rj),
  * plus the projection traffic per token (W is re-read once per token tile: P d / T floats
- * per token against M (d + dv) flops), plus a penalty when the tile spills out of L1 and a
- * small one for a narrower vector than the ISA's.
+ * per token against M (d + dv) flops), plus, for causal linear kernels, the masked
+ * intra-chunk work T (M + dv) per token against the same M (d + dv), plus a penalty when the
+ * tile spills out of L1 and a small one for a narrower vector than the ISA's.
  *
  * Search: MEASURE times the best 12 by the model with successive halving (1, then 3, then 5
  * timed samples; each round keeps the faster half); PATIENT the best 24; EXHAUSTIVE every
@@ -94,6 +95,9 @@ rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
                     const double work = M > 0 ? M * (d + dv) : d + dv;
                     double score = (double)(ri + rj) / (ri * rj);
                     score += P * d / T / work;
+                    /* causal linear: the masked intra-chunk form costs T (M + dv) per token */
+                    if (desc->causal && M > 0)
+                        score += T * (M + dv) / work;
                     score += ws > l1 ? 0.25 : 0;
                     score += vw < maxvw ? 0.3 : 0;
                     c[k++] = (rj_tiling_cand){{vw, T, ri, rj}, score, NAN, 0};
