@@ -2,6 +2,7 @@
 /* This file implements rfjit_info: the machine and library as rfjit sees them, the first
  * thing to paste into a bug report. */
 #include "ctx.h"
+#include "wisdom.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +44,14 @@ rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len)
                 ctx->isa.cpu, ctx->isa.max_vw);
         for (int i = 0; i < rj_est_count; i++)
             appendf(buf, len, &pos, "%s\"%s\"", i ? "," : "", rj_est_registry[i]->name);
-        appendf(buf, len, &pos, "]}");
+        pthread_mutex_lock(&ctx->lock);
+        const size_t nw = rj_wisdom_count(ctx->wisdom);
+        pthread_mutex_unlock(&ctx->lock);
+        appendf(buf, len, &pos,
+                "],\"wisdom_file\":\"%s\",\"wisdom_records\":%zu,"
+                "\"wisdom_file_ignored\":%s,\"wisdom_bad_lines\":%d}",
+                ctx->wisdom_path ? ctx->wisdom_path : "", nw,
+                ctx->wisdom_ignored ? "true" : "false", ctx->wisdom_bad_lines);
     } else {
         appendf(buf, len, &pos,
                 "rfjit %s, LLVM %s\n"
@@ -62,6 +70,15 @@ rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len)
                 ctx->isa.fma ? ", FMA" : "");
         for (int i = 0; i < rj_est_count; i++)
             appendf(buf, len, &pos, " %s", rj_est_registry[i]->name);
+        pthread_mutex_lock(&ctx->lock);
+        const size_t nw = rj_wisdom_count(ctx->wisdom);
+        pthread_mutex_unlock(&ctx->lock);
+        appendf(buf, len, &pos, "\nwisdom:     %s, %zu record(s)%s",
+                ctx->wisdom_path && ctx->wisdom_path[0] ? ctx->wisdom_path : "none", nw,
+                ctx->wisdom_ignored ? ", file ignored (another machine or build, or damaged)"
+                                    : "");
+        if (ctx->wisdom_bad_lines)
+            appendf(buf, len, &pos, ", %d malformed line(s) dropped", ctx->wisdom_bad_lines);
         appendf(buf, len, &pos, "\n");
     }
     if (pos >= len)
