@@ -20,6 +20,8 @@
  */
 #include "dcache.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -46,21 +48,6 @@ struct rj_dcache {
 
 /* ---- directory ---------------------------------------------------------------------------- */
 
-/* mkdir -p, mode 0700 for every level we create (levels that exist are left as they are: a
- * parent's mode is the user's business, only the cache directory itself is checked). */
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        int r = mkdir(path, 0700);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t n)
 {
@@ -85,7 +72,7 @@ rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t
     const char *why = NULL;
     char reason[160] = "";
     struct stat sb;
-    if (make_dirs(c->dir) != 0)
+    if (rj_mkdir_p(c->dir) != 0)
         snprintf(reason, sizeof reason, "cannot create it: %s", strerror(errno));
     else if (lstat(c->dir, &sb) != 0)
         snprintf(reason, sizeof reason, "cannot stat it: %s", strerror(errno));
@@ -183,24 +170,6 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* ---- load --------------------------------------------------------------------------------- */
 
-/* 0, or -1 with errno set (EIO for an early end of file: the file shrank under us). */
-static int read_all(int fd, void *p, size_t n)
-{
-    unsigned char *b = p;
-    while (n) {
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return -1;
-        }
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* V_SKIP: the entry could not be judged (no memory, fstat failed) and may be fine: it stays. */
 typedef enum { V_OK, V_BAD, V_SKIP } verdict;
@@ -222,7 +191,7 @@ static verdict verify(int fd, const struct stat *sb, const rj_hash *key, void **
         snprintf(why, n, "truncated header (%lld bytes)", (long long)sb->st_size);
         return V_BAD;
     }
-    if (read_all(fd, h, HEADER_SIZE) != 0) {
+    if (rj_read_full(fd, h, HEADER_SIZE) != 0) {
         snprintf(why, n, "cannot read the header: %s", strerror(errno));
         return V_BAD;
     }
@@ -251,7 +220,7 @@ static verdict verify(int fd, const struct stat *sb, const rj_hash *key, void **
     unsigned char *o = rj_alloc((size_t)len);
     if (!o)
         return V_SKIP;
-    if (read_all(fd, o, (size_t)len) != 0) {
+    if (rj_read_full(fd, o, (size_t)len) != 0) {
         snprintf(why, n, "cannot read the object: %s", strerror(errno));
         rj_free(o);
         return V_BAD;
@@ -324,24 +293,6 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
 
 /* ---- store -------------------------------------------------------------------------------- */
 
-/* 0, or -1 with errno set (ENOSPC for a write that makes no progress). */
-static int write_all(int fd, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = ENOSPC;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, size_t size,
                              rj_diag *dg)
@@ -367,7 +318,7 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
     RJ_FAIL_IF(dg, fd < 0, RFJIT_E_IO, "cannot create a temporary file in %s: %s", c->dir,
                strerror(errno));
     int err = 0;
-    if (write_all(fd, h, sizeof h) != 0 || write_all(fd, obj, size) != 0)
+    if (rj_write_full(fd, h, sizeof h) != 0 || rj_write_full(fd, obj, size) != 0)
         err = errno;
     /* close can report a deferred write error (NFS, quota), so it counts as part of writing. */
     if (close(fd) != 0 && !err)

@@ -10,6 +10,8 @@
  */
 #include "wisdom.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -313,19 +315,6 @@ rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg)
     return RFJIT_OK;
 }
 
-static int read_fd(int fd, char *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
 
 rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdom_report *rep,
                             rj_diag *dg)
@@ -358,7 +347,7 @@ rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdo
         close(fd);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory to read %s", path);
     }
-    if (!bad && read_fd(fd, text, (size_t)sb.st_size) != 0)
+    if (!bad && rj_read_full(fd, text, (size_t)sb.st_size) != 0)
         bad = "cannot read it (it changed while read)";
     close(fd);
     if (bad) {
@@ -390,31 +379,9 @@ static int make_parent(const char *path, char *dir, size_t n)
         return 0;
     }
     *slash = 0;
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        int r = mkdir(dir, 0700);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
+    return rj_mkdir_p(dir);
 }
 
-static int write_fd(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
 {
@@ -457,7 +424,7 @@ rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
                         strerror(errno));
     }
     if (s == RFJIT_OK) {
-        int err = write_fd(fd, text, len) != 0 || fsync(fd) != 0 ? errno : 0;
+        int err = rj_write_full(fd, text, len) != 0 || fsync(fd) != 0 ? errno : 0;
         if (close(fd) != 0 && !err)
             err = errno;
         if (!err && rename(tmp, path) != 0)

@@ -23,7 +23,7 @@
 #define _GNU_SOURCE
 #include "tiling.h"
 
-#include "philox.h"
+#include "tune.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -225,16 +225,9 @@ rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64
                          ? RFJIT_OK
                          : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the timing problem");
     if (s == RFJIT_OK) {
-        float *arr[3] = {b.q, b.k, b.v};
-        const size_t len[3] = {(size_t)L * d, (size_t)L * d, (size_t)L * dv};
-        double buf[256];
-        for (int t = 0; t < 3; t++)
-            for (size_t i = 0; i < len[t]; i += 256) {
-                const size_t m = len[t] - i < 256 ? len[t] - i : 256;
-                rj_normals(desc->seed, 0x74690000u + (uint32_t)t, (uint32_t)(i / 256), buf, m);
-                for (size_t j = 0; j < m; j++)
-                    arr[t][i + j] = (float)buf[j];
-            }
+        rj_tune_fill_normal(b.q, (size_t)L * d, 1.0, desc->seed, 0x74690000u);
+        rj_tune_fill_normal(b.k, (size_t)L * d, 1.0, desc->seed, 0x74690001u);
+        rj_tune_fill_normal(b.v, (size_t)L * dv, 1.0, desc->seed, 0x74690002u);
     }
     pin p;
     pin_here(&p);

@@ -18,7 +18,6 @@
  */
 #include "tune.h"
 
-#include "philox.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -301,16 +300,9 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         S->to = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
         RJ_FAIL_IF(dg, !S->tq || !S->tk || !S->tv || !S->to, RFJIT_E_NOMEM,
                    "no memory for the timing problem (L = %lld)", (long long)r->L);
-        double buf[256];
-        float *arr[3] = {S->tq, S->tk, S->tv};
-        const size_t len[3] = {n * (size_t)r->d, n * (size_t)r->d, n * (size_t)r->dv};
-        for (int t = 0; t < 3; t++)
-            for (size_t i = 0; i < len[t]; i += 256) {
-                const size_t k = len[t] - i < 256 ? len[t] - i : 256;
-                rj_normals(r->seed, 0x74760000u + (uint32_t)t, (uint32_t)(i / 256), buf, k);
-                for (size_t j = 0; j < k; j++)
-                    arr[t][i + j] = (float)buf[j];
-            }
+        rj_tune_fill_normal(S->tq, n * (size_t)r->d, 1.0, r->seed, 0x74760000u);
+        rj_tune_fill_normal(S->tk, n * (size_t)r->d, 1.0, r->seed, 0x74760001u);
+        rj_tune_fill_normal(S->tv, n * (size_t)r->dv, 1.0, r->seed, 0x74760002u);
     }
     S->total = 1;
     for (int e = 0; e < rj_est_count; e++)
