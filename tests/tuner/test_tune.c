@@ -248,3 +248,57 @@ Test(tune, estimate_runs_nothing)
     rfjit_tune_result_destroy(r);
     rfjit_ctx_destroy(c);
 }
+
+/* Causal tunes never consider an estimator whose fit reads the whole sequence. */
+Test(tune, causal_skips_fitted_estimators, .timeout = 600)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(1e-1, RFJIT_BUDGET_OUTPUT);
+    t.causal = 1;
+    t.estimators = "positive,saderf";
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    int seen = 0;
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        rfjit_tune_result_row(r, i, &row);
+        if (!strcmp(row.estimator, "saderf")) {
+            seen = 1;
+            cr_expect(!row.meets_budget && !row.chosen && strstr(row.note, "causal"), "%s",
+                      row.note);
+        }
+    }
+    cr_expect(seen);
+    check_rows(c, &t, r);
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}
+
+/* The same problem again is answered from the context's wisdom, at this patience or below;
+ * WISDOM_ONLY on an unknown problem is RFJIT_E_NO_WISDOM. */
+Test(tune, wisdom_answers_again, .timeout = 300)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(1e-1, RFJIT_BUDGET_OUTPUT);
+    t.L = 256;
+    rfjit_tune_result *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r1), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_expect(!strstr(rfjit_tune_result_info(r1), "from wisdom"));
+    t.patience = RFJIT_PATIENCE_ESTIMATE; /* a less patient request is served too */
+    cr_assert_eq(rfjit_tune(c, &t, &r2), RFJIT_OK);
+    cr_expect(strstr(rfjit_tune_result_info(r2), "from wisdom"), "%s", rfjit_tune_result_info(r2));
+    rfjit_attn_desc a1, a2;
+    rfjit_tune_result_plan(r1, &a1);
+    rfjit_tune_result_plan(r2, &a2);
+    cr_expect_str_eq(a1.estimator, a2.estimator);
+    cr_expect_eq(a1.m, a2.m);
+    cr_expect(memcmp(&a1.tiling, &a2.tiling, sizeof a1.tiling) == 0);
+    t.budget = 0.5;
+    t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+    cr_expect_eq(rfjit_tune(c, &t, &r3), RFJIT_E_NO_WISDOM);
+    cr_expect_null(r3);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "no wisdom"), "%s", rfjit_ctx_last_error(c));
+    rfjit_tune_result_destroy(r1);
+    rfjit_tune_result_destroy(r2);
+    rfjit_ctx_destroy(c);
+}
