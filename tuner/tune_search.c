@@ -68,8 +68,10 @@ typedef struct search {
 
 static void progress(search *S, const char *what)
 {
+    /* the step count is a guess until the end: never claim to be done early */
+    const double f = S->total > 0 ? fmin(S->done / S->total, 0.99) : 0;
     if (S->r->progress)
-        S->r->progress(S->r->progress_user, S->total > 0 ? S->done / S->total : 0, what);
+        S->r->progress(S->r->progress_user, f, what);
 }
 
 /* Mean and sample deviation of the error over n seeds from seed0. */
@@ -371,8 +373,8 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
             c->tiling = (rfjit_tiling){0, 0, 0, 0};
     }
     mark_pareto(o);
-    S->done = S->total;
-    progress(S, "done");
+    if (r->progress)
+        r->progress(r->progress_user, 1.0, "done");
     return RFJIT_OK;
 }
 
