@@ -170,13 +170,13 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     return RFJIT_OK;
 }
 
-static void wisdom_value(const rj_tune_row *c, uint64_t seed, char *buf, size_t n)
+static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "est=%s m=%d vw=%d T=%d ri=%d rj=%d predicted=%.6e measured=%.6e bound=%.6e "
              "ms=%.6e seed=%llu",
              c->est->name, c->m, c->tiling.vw, c->tiling.T, c->tiling.ri, c->tiling.rj,
-             c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)seed);
+             c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed);
 }
 
 /* The chosen row back from a wisdom value; 0 if it does not parse (then: tune again). */
@@ -192,6 +192,7 @@ static int wisdom_row(const char *v, rj_tune_row *c)
                meas, bound, ms, &seed) != 11)
         return 0;
     c->est = rj_est_find(est);
+    c->seed = seed;
     c->predicted = strtod(pred, NULL);
     c->measured = strtod(meas, NULL);
     c->bound = strtod(bound, NULL);
@@ -249,7 +250,7 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     if (s == RFJIT_OK)
         s = rj_tune_run(ctx, &res->req, &res->out, &dg);
     if (s == RFJIT_OK) {
-        wisdom_value(&res->out.rows[res->out.chosen], res->req.seed, val, sizeof val);
+        wisdom_value(&res->out.rows[res->out.chosen], val, sizeof val);
         s = rj_ctx_wisdom_put(ctx, key, res->req.patience, val, &dg);
     }
     if (s != RFJIT_OK) {
@@ -275,7 +276,7 @@ rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc 
     if (!r || !desc)
         return RFJIT_E_INVALID_ARG;
     const rj_tune_row *c = &r->out.rows[r->out.chosen];
-    *desc = rj_tune_desc_of(&r->req, c->est, c->m, r->req.seed);
+    *desc = rj_tune_desc_of(&r->req, c->est, c->m, c->seed);
     desc->backend = RFJIT_BACKEND_AUTO;
     desc->tiling = c->tiling;
     return RFJIT_OK;

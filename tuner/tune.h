@@ -57,6 +57,7 @@ rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const 
 typedef struct rj_tune_row {
     const rj_est_ops *est;
     int32_t m;
+    uint64_t seed;          /* the plan's projection seed */
     rfjit_tiling tiling;
     double predicted, measured, bound, time_ms;
     int32_t meets, pareto, chosen;

@@ -313,7 +313,7 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
     /* exact first: the yardstick */
     const rj_est_ops *exact = rj_est_find("exact");
     rj_tune_row *x = &o->rows[o->n++];
-    *x = (rj_tune_row){.est = exact, .predicted = 0, .measured = 0, .bound = 0, .meets = 1};
+    *x = (rj_tune_row){.est = exact, .seed = r->seed, .meets = 1};
     if (measure) {
         rfjit_attn_desc a = rj_tune_desc_of(r, exact, 0, r->seed);
         RJ_TRY(time_plan(S, &a, &x->time_ms, dg));
@@ -328,8 +328,8 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         if (!(r->est_mask & (1u << e)) || est == exact)
             continue;
         rj_tune_row *row = &o->rows[o->n++];
-        *row = (rj_tune_row){.est = est, .predicted = NAN, .measured = NAN, .bound = NAN,
-                             .time_ms = NAN};
+        *row = (rj_tune_row){.est = est, .seed = r->seed, .predicted = NAN, .measured = NAN,
+                             .bound = NAN, .time_ms = NAN};
         if (!allowed(r, est, row->note, sizeof row->note))
             continue;
         double e1;
