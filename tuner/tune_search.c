@@ -166,37 +166,50 @@ static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_
     return 1;
 }
 
+static int32_t step_down(double m)
+{
+    return (int32_t)(floor(m / RJ_TUNE_M_STEP) * RJ_TUNE_M_STEP);
+}
+
+/* The largest m at which the estimator is still faster than exact at L (0: none, or below
+ * one step), from two timings: t = a + b m fitted through a modest m and the linear guess,
+ * so fixed costs (fits, statistics) do not make the cap too low. */
+static rfjit_status exact_cap(search *S, const rj_est_ops *est, int32_t m0, int32_t *cap,
+                              rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const int32_t m1 = m0 < 8 * RJ_TUNE_M_STEP ? m0 : 8 * RJ_TUNE_M_STEP;
+    double t1, t2;
+    rfjit_attn_desc a = rj_tune_desc_of(r, est, m1, r->seed);
+    RJ_TRY(time_plan(S, &a, &t1, dg));
+    int32_t c = step_down(m1 * S->t_exact / t1);
+    if (c > m1) {
+        a = rj_tune_desc_of(r, est, c > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX : c, r->seed);
+        RJ_TRY(time_plan(S, &a, &t2, dg));
+        const double slope = (t2 - t1) / (a.m - m1);
+        if (slope > 0)
+            c = step_down(m1 + (S->t_exact - t1) / slope);
+    }
+    *cap = c > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX : c;
+    return RFJIT_OK;
+}
+
 /* The smallest m (a multiple of the step) whose search-seed mean error meets the budget, or
- * 0 when none does below the exact-time cap. t_ref: ms at m_ref (0: not yet timed). */
+ * 0 when none does at or below the cap where the estimator stops being faster than exact. */
 static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_out, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const uint64_t seed0 = r->seed + 1;
-    double t_ref = 0;
-    int32_t m_ref = 0;
+    int32_t cap;
+    *m_out = 0;
+    RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
+    if (cap < RJ_TUNE_M_STEP) {
+        snprintf(row->note, sizeof row->note, "slower than exact at any m");
+        return RFJIT_OK;
+    }
     int32_t lo = 0, hi = 0; /* lo fails (0: none known), hi meets (0: none known) */
-    int32_t m = m0;
+    int32_t m = m0 < cap ? m0 : cap;
     for (;;) {
-        if (m > RJ_TUNE_M_MAX) {
-            snprintf(row->note, sizeof row->note, "budget not met up to m = %d", RJ_TUNE_M_MAX);
-            break;
-        }
-        if (!m_ref) {
-            /* time a modest m once and scale: a huge m0 would cost seconds to time itself */
-            m_ref = m < 8 * RJ_TUNE_M_STEP ? m : 8 * RJ_TUNE_M_STEP;
-            rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m_ref, r->seed);
-            RJ_TRY(time_plan(S, &a, &t_ref, dg));
-        }
-        if (!hi && t_ref * m / m_ref > S->t_exact) {
-            /* the linear guess overstates fixed costs (fits, statistics): check it once */
-            rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m, r->seed);
-            RJ_TRY(time_plan(S, &a, &t_ref, dg));
-            m_ref = m;
-            if (t_ref > S->t_exact) {
-                snprintf(row->note, sizeof row->note, "slower than exact from m = %d on", m);
-                break;
-            }
-        }
         double mean, sd;
         RJ_TRY(error_stats(S, row->est, m, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
         S->done += 1;
@@ -212,7 +225,12 @@ static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_o
             lo = m;
             if (hi)
                 break;
-            m = step_up(m * 2.0);
+            if (m >= cap) {
+                snprintf(row->note, sizeof row->note,
+                         "budget not met up to m = %d, past which exact is faster", cap);
+                break;
+            }
+            m = step_up(m * 2.0) < cap ? step_up(m * 2.0) : cap;
         }
     }
     while (hi && hi - lo > RJ_TUNE_M_STEP) {
