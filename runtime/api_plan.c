@@ -180,6 +180,10 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     rfjit_plan *p = rj_alloc_zero(sizeof *p);
     if (!p)
         return rj_ctx_failf(ctx, RFJIT_E_NOMEM, "no memory for a plan");
+    if (pthread_mutex_init(&p->pool_mu, NULL) != 0) {
+        rj_free(p);
+        return rj_ctx_failf(ctx, RFJIT_E_THREAD, "cannot create a plan's lock");
+    }
     p->ctx = ctx;
     p->spec = spec;
     p->seed = d.seed;
@@ -212,6 +216,8 @@ void rfjit_plan_destroy(rfjit_plan *p)
 {
     if (!p)
         return;
+    rj_exec_pool_free(p);
+    pthread_mutex_destroy(&p->pool_mu);
     rj_free(p->W);
     rj_free(p->params);
     rj_free(p->kpar);

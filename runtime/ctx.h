@@ -35,8 +35,12 @@ struct rfjit_ctx {
     int wisdom_ignored, wisdom_bad_lines; /* what loading the file dropped */
 };
 
+typedef struct rj_exec_scratch rj_exec_scratch;
+
 struct rfjit_plan {
     rfjit_ctx *ctx;
+    pthread_mutex_t pool_mu;   /* guards pool: executes' reusable scratch (exec_jit.c) */
+    rj_exec_scratch *pool;
     rj_spec spec;
     uint64_t seed;
     int32_t backend;
@@ -61,6 +65,8 @@ void rj_ctx_note(void *ctx, int level, const char *msg);
 /* JIT execution (runtime/exec_jit.c). */
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                          const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
+/* Free the plan's scratch pool (plan destruction). */
+void rj_exec_pool_free(rfjit_plan *p);
 /* EVA on the softmax kernel (runtime/exec_eva.c). */
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                          const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
