@@ -14,6 +14,7 @@
  * logits. Chunk summaries come from the estimator in double (O(L d) per head).
  */
 #include "ctx.h"
+#include "exec_scratch.h"
 #include "plan_util.h"
 #include "tensor.h"
 
@@ -26,19 +27,6 @@ typedef struct eva_bufs {
     float *qa, *ka, *va, *ws, *st;
 } eva_bufs;
 
-static void bufs_free(eva_bufs *b)
-{
-    rj_free(b->x);
-    rj_free(b->y);
-    rj_free(b->v);
-    rj_free(b->kbar);
-    rj_free(b->beta);
-    rj_free(b->qa);
-    rj_free(b->ka);
-    rj_free(b->va);
-    rj_free(b->ws);
-    rj_free(b->st);
-}
 
 /* Rows [lo, hi) of the head as augmented keys (c1 k, 0) and values into ka/va at row r. */
 static void put_keys(const rfjit_plan *p, const double *y, const double *v, int64_t lo,
@@ -119,29 +107,30 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     int64_t size = 0;
     const int64_t count = s->est->eva->chunks(s, lk, &size);
+    rj_exec_scratch *c = rj_scratch_take(p, dg);
+    if (!c)
+        return RFJIT_E_NOMEM;
+    /* scratch slots 0..9: this file's buffers (exec_jit.c uses its own plans' slots) */
     eva_bufs b = {0};
-    b.x = rj_alloc_array((size_t)lq * d, sizeof(double));
-    b.y = rj_alloc_array((size_t)lk * d, sizeof(double));
-    b.v = rj_alloc_array((size_t)lk * dv, sizeof(double));
-    b.kbar = rj_alloc_array((size_t)(count + 1) * d, sizeof(double));
-    b.beta = rj_alloc_array((size_t)(count + 1) * dv, sizeof(double));
-    b.qa = rj_alloc_array((size_t)lq * d1, sizeof(float));
-    b.ka = rj_alloc_array((size_t)(lk + count + 1) * d1, sizeof(float));
-    b.va = rj_alloc_array((size_t)(lk + count + 1) * dv, sizeof(float));
-    b.ws = rj_alloc_aligned((size_t)p->kp.ws_floats, sizeof(float));
-    b.st = rj_alloc_aligned((size_t)p->kp.st_floats, sizeof(float));
-    float *o = rj_alloc_array((size_t)lq * dv, sizeof(float));
-    if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !b.ws ||
-        !b.st || !o) {
-        bufs_free(&b);
-        rj_free(o);
+    b.x = rj_scratch_buf(c, 0, (size_t)lq * d, sizeof(double));
+    b.y = rj_scratch_buf(c, 1, (size_t)lk * d, sizeof(double));
+    b.v = rj_scratch_buf(c, 2, (size_t)lk * dv, sizeof(double));
+    b.kbar = rj_scratch_buf(c, 3, (size_t)(count + 1) * d, sizeof(double));
+    b.beta = rj_scratch_buf(c, 4, (size_t)(count + 1) * dv, sizeof(double));
+    b.qa = rj_scratch_buf(c, 5, (size_t)lq * d1, sizeof(float));
+    b.ka = rj_scratch_buf(c, 6, (size_t)(lk + count + 1) * d1, sizeof(float));
+    b.va = rj_scratch_buf(c, 7, (size_t)(lk + count + 1) * dv, sizeof(float));
+    b.ws = c->ws;
+    b.st = c->st;
+    float *o = rj_scratch_buf(c, 8, (size_t)lq * dv, sizeof(float));
+    double *od = rj_scratch_buf(c, 9, (size_t)lq * dv, sizeof(double));
+    if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !o || !od) {
+        rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for a (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
     const double scale = rj_plan_input_scale(s->d);
-    double *od = rj_alloc_array((size_t)lq * dv, sizeof(double));
-    rfjit_status st = od ? RFJIT_OK : rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory");
-    for (int64_t bi = 0; bi < q->shape[0] && st == RFJIT_OK; bi++)
+    for (int64_t bi = 0; bi < q->shape[0]; bi++)
         for (int64_t hi = 0; hi < q->shape[1]; hi++) {
             rj_tensor_gather(q, bi, hi, scale, b.x);
             rj_tensor_gather(k, bi, hi, scale, b.y);
@@ -151,8 +140,6 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
                 od[i] = o[i];
             rj_tensor_scatter(out, bi, hi, od);
         }
-    rj_free(od);
-    rj_free(o);
-    bufs_free(&b);
-    return st;
+    rj_scratch_give(p, c);
+    return RFJIT_OK;
 }

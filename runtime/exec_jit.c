@@ -7,6 +7,7 @@
  * into a contiguous copy first (and the output unpacked), which costs one pass over it.
  */
 #include "ctx.h"
+#include "exec_scratch.h"
 #include "plan_util.h"
 #include "tensor.h"
 
@@ -86,33 +87,14 @@ static void unslice(rfjit_tensor *t, int64_t b, int64_t h, const float *tmp)
             base[i * t->stride[2] + j * t->stride[3]] = tmp[i * t->shape[3] + j];
 }
 
-/*
- * Everything one execute needs besides the kernel, owned by the plan and reused: a call takes
- * a scratch from the plan's pool (or makes one), grows what is too small, and gives it back,
- * so repeated executes allocate nothing and touch no fresh pages (a 4 KiB first touch costs
- * 2.2 us here; a fitted estimator's gathered rows alone are 2 MB at L = 4096, d = 64).
- * Concurrent calls each hold their own scratch.
- */
-struct rj_exec_scratch {
-    float *ws, *st, *kpar, *tmp[4];
-    size_t ntmp[4];
-    double *x, *y, *low;
-    size_t nx, ny;
-    rj_fit_scratch fs;
-    int fs_ready;
-    struct rj_exec_scratch *next;
-};
-
 static void scratch_free(rj_exec_scratch *c)
 {
     rj_free(c->ws);
     rj_free(c->st);
     rj_free(c->kpar);
-    for (int i = 0; i < 4; i++)
-        rj_free(c->tmp[i]);
-    rj_free(c->x);
-    rj_free(c->y);
     rj_free(c->low);
+    for (int i = 0; i < RJ_SLOTS; i++)
+        rj_free(c->slot[i]);
     if (c->fs_ready)
         rj_fit_scratch_free(&c->fs);
     rj_free(c);
@@ -127,18 +109,20 @@ void rj_exec_pool_free(rfjit_plan *p)
     p->pool = NULL;
 }
 
-/* *buf holds at least need elements of size bytes (contents not kept); 0 on no memory. */
-static int ensure(void **buf, size_t *cap, size_t need, size_t size)
+void *rj_scratch_buf(rj_exec_scratch *c, int slot, size_t n, size_t size)
 {
-    if (*cap >= need && *buf)
-        return 1;
-    rj_free(*buf);
-    *buf = rj_alloc_array(need ? need : 1, size);
-    *cap = *buf ? need : 0;
-    return *buf != NULL;
+    size_t bytes;
+    if (!rj_mul_size(n ? n : 1, size, &bytes))
+        return NULL;
+    if (c->slot[slot] && c->nslot[slot] >= bytes)
+        return c->slot[slot];
+    rj_free(c->slot[slot]);
+    c->slot[slot] = rj_alloc(bytes);
+    c->nslot[slot] = c->slot[slot] ? bytes : 0;
+    return c->slot[slot];
 }
 
-static rj_exec_scratch *scratch_take(const rfjit_plan *p, rj_diag *dg)
+rj_exec_scratch *rj_scratch_take(const rfjit_plan *p, rj_diag *dg)
 {
     rfjit_plan *mp = (rfjit_plan *)p; /* the pool is the one mutable part of a plan */
     pthread_mutex_lock(&mp->pool_mu);
@@ -171,7 +155,7 @@ static rj_exec_scratch *scratch_take(const rfjit_plan *p, rj_diag *dg)
     return c;
 }
 
-static void scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
+void rj_scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
 {
     rfjit_plan *mp = (rfjit_plan *)p;
     pthread_mutex_lock(&mp->pool_mu);
@@ -181,17 +165,13 @@ static void scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
 }
 
 /* A contiguous copy buffer for a view whose elements are strided (NULL when none needed). */
-static int tmp_for(rj_exec_scratch *c, int i, const rfjit_tensor *t, float **out)
+static int tmp_for(rj_exec_scratch *c, int slot, const rfjit_tensor *t, float **out)
 {
     *out = NULL;
     if (t->stride[3] == 1 || t->shape[3] == 1)
         return 1;
-    void *b = c->tmp[i];
-    if (!ensure(&b, &c->ntmp[i], (size_t)(t->shape[2] * t->shape[3]), sizeof(float)))
-        return 0;
-    c->tmp[i] = b;
-    *out = c->tmp[i];
-    return 1;
+    *out = rj_scratch_buf(c, slot, (size_t)(t->shape[2] * t->shape[3]), sizeof(float));
+    return *out != NULL;
 }
 
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
@@ -199,22 +179,21 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
 {
     const rj_kplan *kp = &p->kp;
     const rj_spec *s = &p->spec;
-    rj_exec_scratch *c = scratch_take(p, dg);
+    rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
     float *tq, *tk, *tv, *to;
     int ok = tmp_for(c, 0, q, &tq) && tmp_for(c, 1, k, &tk) && tmp_for(c, 2, v, &tv) &&
              tmp_for(c, 3, out, &to);
     const int fitted = kp->tmpl == RJ_TMPL_LINEAR && !p->frozen;
+    double *x = NULL, *y = NULL;
     if (ok && fitted) {
-        void *x = c->x, *y = c->y;
-        ok = ensure(&x, &c->nx, (size_t)q->shape[2] * (size_t)s->d, sizeof(double)) &&
-             ensure(&y, &c->ny, (size_t)k->shape[2] * (size_t)s->d, sizeof(double));
-        c->x = x;
-        c->y = y;
+        x = rj_scratch_buf(c, 4, (size_t)q->shape[2] * (size_t)s->d, sizeof(double));
+        y = rj_scratch_buf(c, 5, (size_t)k->shape[2] * (size_t)s->d, sizeof(double));
+        ok = x && y;
     }
     if (!ok) {
-        scratch_give(p, c);
+        rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
     }
     rfjit_status st = RFJIT_OK;
@@ -224,9 +203,9 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
             const float *kpar = p->kpar;
             if (fitted) {
                 const double *params = NULL;
-                rj_tensor_gather(q, bi, hi, scale, c->x);
-                rj_tensor_gather(k, bi, hi, scale, c->y);
-                st = rj_fit_slice(p, &c->fs, c->x, q->shape[2], c->y, k->shape[2], &params, dg);
+                rj_tensor_gather(q, bi, hi, scale, x);
+                rj_tensor_gather(k, bi, hi, scale, y);
+                st = rj_fit_slice(p, &c->fs, x, q->shape[2], y, k->shape[2], &params, dg);
                 if (st != RFJIT_OK)
                     break;
                 lower(p, params, c->kpar, c->low);
@@ -249,6 +228,6 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
             if (to)
                 unslice(out, bi, hi, to);
         }
-    scratch_give(p, c);
+    rj_scratch_give(p, c);
     return st;
 }

@@ -2,7 +2,7 @@
 /*
  * This file checks the execute path's scratch reuse (runtime/exec_jit.c): after a first call,
  * repeated executes of a JIT plan touch no fresh pages (minor faults from getrusage), for a
- * fixed estimator and for one that fits per call; and concurrent executes of one plan from
+ * fixed estimator, one that fits per call, exact and eva; and concurrent executes of one plan from
  * several threads each get their own scratch and the same bits as a lone call.
  */
 #include <criterion/criterion.h>
@@ -58,8 +58,8 @@ Test(exec_reuse, no_page_faults_and_threads_agree, .timeout = 120)
     rfjit_tensor tq = rfjit_tensor_contiguous(q, 1, 2, L, D);
     rfjit_tensor tk = rfjit_tensor_contiguous(k, 1, 2, L, D);
     rfjit_tensor tv = rfjit_tensor_contiguous(v, 1, 2, L, D);
-    const char *ests[] = {"positive", "saderf", "exact"};
-    for (int e = 0; e < 3; e++) {
+    const char *ests[] = {"positive", "saderf", "exact", "eva"};
+    for (int e = 0; e < 4; e++) {
         rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
         a.estimator = ests[e];
         a.d = D;
