@@ -121,7 +121,11 @@ typedef void (*rfjit_log_fn)(void *user, int level, const char *msg);
 
 typedef struct rfjit_ctx_desc {
     size_t size;          /* sizeof(rfjit_ctx_desc), set by RFJIT_CTX_DESC_INIT */
-    int32_t threads;      /* worker threads; 0 = one per core (JIT backend, later issues) */
+    /* Threads an execute may use, the caller included (0 = one per core): JIT executes
+     * spread their (batch, head) slices over a pool of pinned workers owned by the context,
+     * with the same bits for any count. One execute uses the pool at a time; a concurrent
+     * one runs on its caller's thread alone rather than oversubscribe the cores. */
+    int32_t threads;
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
     const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */
     const char *wisdom_path; /* wisdom file; NULL = $RFJIT_WISDOM or the default, "" = none */

@@ -4,6 +4,7 @@
  * environment switches (read here and nowhere else), the last-error slot, and teardown.
  */
 #include "ctx.h"
+#include "pool.h"
 #include "wisdom.h"
 
 #include <stdio.h>
@@ -143,6 +144,15 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         s = rj_kcache_create(ctx->jit, &ctx->isa, ctx->host.llvm_version, ctx->cache_dir,
                              dump && *dump ? dump : NULL, rj_ctx_note, ctx, &ctx->kc, &dg);
     }
+    if (s == RFJIT_OK) {
+        /* 0 threads: one per core (not per hardware thread: kernels saturate the FMA units) */
+        if (!ctx->threads)
+            ctx->threads = ctx->topo.cores > 0 ? ctx->topo.cores : 1;
+        if (ctx->threads > 1024)
+            s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "threads = %d is above 1024", ctx->threads);
+        else
+            s = rj_pool_create(ctx->threads, &ctx->pool, &dg);
+    }
     if (s == RFJIT_OK)
         s = rj_ctx_wisdom_open(ctx, &dg);
     if (s != RFJIT_OK) {
@@ -160,6 +170,7 @@ void rfjit_ctx_destroy(rfjit_ctx *ctx)
 {
     if (!ctx)
         return;
+    rj_pool_destroy(ctx->pool);
     rj_kcache_destroy(ctx->kc);
     rj_jit_destroy(ctx->jit);
     rj_wisdom_destroy(ctx->wisdom);

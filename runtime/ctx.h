@@ -31,6 +31,7 @@ struct rfjit_ctx {
     rj_isa isa;                /* what the JIT compiles for (after RFJIT_ISA) */
     rj_jit *jit;
     rj_kcache *kc;
+    struct rj_pool *pool;      /* workers for executes (threads in all, caller included) */
     struct rj_wisdom *wisdom;  /* guarded by lock */
     int wisdom_ignored, wisdom_bad_lines; /* what loading the file dropped */
 };

@@ -8,6 +8,7 @@
  */
 #include "ctx.h"
 #include "exec_scratch.h"
+#include "pool.h"
 #include "plan_util.h"
 #include "tensor.h"
 
@@ -174,14 +175,43 @@ static int tmp_for(rj_exec_scratch *c, int slot, const rfjit_tensor *t, float **
     return *out != NULL;
 }
 
-rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
+/* One execute, split into (batch, head) slices that the context's pool runs in parallel;
+ * each slice takes its own scratch, so slices share nothing but the read-only plan, and the
+ * bits of a slice do not depend on the thread count. */
+typedef struct exec_job {
+    const rfjit_plan *p;
+    const rfjit_tensor *q, *k, *v;
+    rfjit_tensor *out;
+    pthread_mutex_t mu;
+    rfjit_status st; /* the first failure */
+    rj_diag dg;
+} exec_job;
+
+static void fail_job(exec_job *j, rfjit_status s, const rj_diag *dg)
 {
+    pthread_mutex_lock(&j->mu);
+    if (j->st == RFJIT_OK) {
+        j->st = s;
+        j->dg = *dg;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void run_slice(void *arg, int64_t task)
+{
+    exec_job *j = arg;
+    const rfjit_plan *p = j->p;
+    const rfjit_tensor *q = j->q, *k = j->k, *v = j->v;
+    rfjit_tensor *out = j->out;
     const rj_kplan *kp = &p->kp;
     const rj_spec *s = &p->spec;
-    rj_exec_scratch *c = rj_scratch_take(p, dg);
-    if (!c)
-        return RFJIT_E_NOMEM;
+    const int64_t bi = task / q->shape[1], hi = task % q->shape[1];
+    rj_diag dg = {{0}};
+    rj_exec_scratch *c = rj_scratch_take(p, &dg);
+    if (!c) {
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
+    }
     float *tq, *tk, *tv, *to;
     int ok = tmp_for(c, 0, q, &tq) && tmp_for(c, 1, k, &tk) && tmp_for(c, 2, v, &tv) &&
              tmp_for(c, 3, out, &to);
@@ -194,40 +224,52 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     }
     if (!ok) {
         rj_scratch_give(p, c);
-        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
+        rj_fail(&dg, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
     }
-    rfjit_status st = RFJIT_OK;
-    const double scale = rj_plan_input_scale(s->d);
-    for (int64_t bi = 0; bi < q->shape[0] && st == RFJIT_OK; bi++)
-        for (int64_t hi = 0; hi < q->shape[1] && st == RFJIT_OK; hi++) {
-            const float *kpar = p->kpar;
-            if (fitted) {
-                const double *params = NULL;
-                rj_tensor_gather(q, bi, hi, scale, x);
-                rj_tensor_gather(k, bi, hi, scale, y);
-                st = rj_fit_slice(p, &c->fs, x, q->shape[2], y, k->shape[2], &params, dg);
-                if (st != RFJIT_OK)
-                    break;
-                lower(p, params, c->kpar, c->low);
-                kpar = c->kpar;
-            }
-            rj_kargs a = {0};
-            a.q = slice(q, bi, hi, tq, &a.sq);
-            a.k = slice(k, bi, hi, tk, &a.sk);
-            a.v = slice(v, bi, hi, tv, &a.sv);
-            a.out = to ? to : out->data + bi * out->stride[0] + hi * out->stride[1];
-            a.so = to ? out->shape[3] : out->stride[2];
-            a.pq = kpar;
-            a.pk = kpar ? kpar + kp->role_floats : NULL;
-            a.ws = c->ws;
-            a.st = c->st;
-            a.lq = q->shape[2];
-            a.lk = k->shape[2];
-            a.flags = RJ_KFLAG_INIT;
-            p->fn(&a);
-            if (to)
-                unslice(out, bi, hi, to);
+    const float *kpar = p->kpar;
+    if (fitted) {
+        const double scale = rj_plan_input_scale(s->d);
+        const double *params = NULL;
+        rj_tensor_gather(q, bi, hi, scale, x);
+        rj_tensor_gather(k, bi, hi, scale, y);
+        rfjit_status st = rj_fit_slice(p, &c->fs, x, q->shape[2], y, k->shape[2], &params, &dg);
+        if (st != RFJIT_OK) {
+            rj_scratch_give(p, c);
+            fail_job(j, st, &dg);
+            return;
         }
+        lower(p, params, c->kpar, c->low);
+        kpar = c->kpar;
+    }
+    rj_kargs a = {0};
+    a.q = slice(q, bi, hi, tq, &a.sq);
+    a.k = slice(k, bi, hi, tk, &a.sk);
+    a.v = slice(v, bi, hi, tv, &a.sv);
+    a.out = to ? to : out->data + bi * out->stride[0] + hi * out->stride[1];
+    a.so = to ? out->shape[3] : out->stride[2];
+    a.pq = kpar;
+    a.pk = kpar ? kpar + kp->role_floats : NULL;
+    a.ws = c->ws;
+    a.st = c->st;
+    a.lq = q->shape[2];
+    a.lk = k->shape[2];
+    a.flags = RJ_KFLAG_INIT;
+    p->fn(&a);
+    if (to)
+        unslice(out, bi, hi, to);
     rj_scratch_give(p, c);
-    return st;
+}
+
+rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
+{
+    exec_job j = {.p = p, .q = q, .k = k, .v = v, .out = out, .st = RFJIT_OK};
+    pthread_mutex_init(&j.mu, NULL);
+    rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
+    pthread_mutex_destroy(&j.mu);
+    if (j.st != RFJIT_OK && dg)
+        *dg = j.dg;
+    return j.st;
 }

@@ -45,6 +45,9 @@ Test(exec_reuse, no_page_faults_and_threads_agree, .timeout = 120)
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.cache_dir = "";
     cd.wisdom_path = "";
+    /* one thread: with a pool, each thread's first slice makes its own scratch, and when
+     * that first happens depends on scheduling; one thread makes "warm" mean one call */
+    cd.threads = 1;
     rfjit_ctx *c = NULL;
     cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
     const size_t n = (size_t)2 * L * D;
@@ -95,4 +98,52 @@ Test(exec_reuse, no_page_faults_and_threads_agree, .timeout = 120)
     free(k);
     free(v);
     rfjit_ctx_destroy(c);
+}
+
+/* The context's pool splits (batch, head) slices over threads: any thread count gives the
+ * same bits, and a context asking for more threads than cores still works. */
+Test(exec_reuse, thread_counts_agree, .timeout = 120)
+{
+    const int64_t B = 2, H = 3, Ls = 300;
+    const size_t n = (size_t)(B * H * Ls * D);
+    float *q = malloc(n * sizeof(float)), *k = malloc(n * sizeof(float));
+    float *v = malloc(n * sizeof(float)), *o[3];
+    tu_fill_normal(q, n, 0.3, 4);
+    tu_fill_normal(k, n, 0.3, 5);
+    tu_fill_normal(v, n, 1.0, 6);
+    rfjit_tensor tq = rfjit_tensor_contiguous(q, B, H, Ls, D);
+    rfjit_tensor tk = rfjit_tensor_contiguous(k, B, H, Ls, D);
+    rfjit_tensor tv = rfjit_tensor_contiguous(v, B, H, Ls, D);
+    const char *ests[] = {"positive", "saderf", "exact", "trig"};
+    static const int threads[3] = {1, 2, 5};
+    for (int e = 0; e < 4; e++) {
+        for (int t = 0; t < 3; t++) {
+            rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+            cd.cache_dir = "";
+            cd.wisdom_path = "";
+            cd.threads = threads[t];
+            rfjit_ctx *c = NULL;
+            cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+            rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+            a.estimator = ests[e];
+            a.d = D;
+            a.m = 64;
+            a.causal = e == 3;
+            rfjit_plan *p = NULL;
+            cr_assert_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+            o[t] = calloc(n, sizeof(float));
+            rfjit_tensor to = rfjit_tensor_contiguous(o[t], B, H, Ls, D);
+            cr_assert_eq(rfjit_plan_execute(p, &tq, &tk, &tv, &to), RFJIT_OK);
+            rfjit_plan_destroy(p);
+            rfjit_ctx_destroy(c);
+        }
+        for (int t = 1; t < 3; t++)
+            cr_expect(memcmp(o[0], o[t], n * sizeof(float)) == 0, "%s: %d threads differ from 1",
+                      ests[e], threads[t]);
+        for (int t = 0; t < 3; t++)
+            free(o[t]);
+    }
+    free(q);
+    free(k);
+    free(v);
 }
