@@ -82,6 +82,8 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
         rj_tmpl_features(&f);
     else if (kp->kind == RJ_KK_GRAM)
         rj_tmpl_gram(&f);
+    else if (kp->kind == RJ_KK_PEAK)
+        rj_tmpl_peak(&f);
     else if (kp->tmpl == RJ_TMPL_SOFTMAX)
         rj_tmpl_softmax(&f);
     else

@@ -62,6 +62,8 @@ enum rj_kargs_field {
  *               + G_ij} (tmpl softmax), G_ij = sum_r q[r * sq + i] k[r * sk + j], for i < lq,
  *               j < lk; q, k feature-major with columns padded to T, pq and pk padded to T
  *               too (the padding is read, never used).
+ *   RJ_KK_PEAK: lk rounds of the FMA peak probe (gen/tmpl/peak.c) with b = q[0], c = q[1];
+ *               out[0 .. vw-1] receives the chains' sum.
  */
 
 typedef void (*rj_kernel_fn)(const rj_kargs *a);

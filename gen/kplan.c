@@ -173,6 +173,18 @@ void rj_kplan_gram(const rj_kplan *attn, int32_t K, rj_kplan *kp)
     kp->ws_floats = top;
 }
 
+void rj_kplan_peak(int vw, int fma, rj_kplan *kp)
+{
+    memset(kp, 0, sizeof *kp);
+    kp->kind = RJ_KK_PEAK;
+    kp->fma = fma != 0;
+    kp->vw = vw;
+    kp->T = vw;
+    kp->ri = RJ_PEAK_CHAINS;
+    kp->rj = RJ_PEAK_UNROLL;
+    snprintf(kp->est_name, sizeof kp->est_name, "peak");
+}
+
 int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c)
 {
     if (kp->fam == RJ_KF_TRIG) /* [cos u ; sin u], each half padded to Pp */

@@ -21,7 +21,11 @@ typedef struct rj_tiling {
 } rj_tiling;
 
 /* What a kernel computes: attention (the plan's template), or a helper of the estimate API. */
-typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2 } rj_kkind;
+typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2, RJ_KK_PEAK = 3 } rj_kkind;
+
+/* The peak probe's shape (gen/tmpl/peak.c): chains and unroll per round. */
+#define RJ_PEAK_CHAINS 12
+#define RJ_PEAK_UNROLL 4
 
 typedef struct rj_kplan {
     /* The identity: every field below is a function of these (and all are zero-filled
@@ -79,6 +83,8 @@ rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp,
 /* The Gram kernel over K rows (kabi.h RJ_KK_GRAM), with attn's tiling and target: of the
  * features for a linear attn, of the raw rows (exponentiated) for a softmax one. */
 void rj_kplan_gram(const rj_kplan *attn, int32_t K, rj_kplan *kp);
+/* The FMA peak probe (kabi.h RJ_KK_PEAK) at vw lanes, with or without FMA. */
+void rj_kplan_peak(int vw, int fma, rj_kplan *kp);
 /* Row of a feature-major tile that holds feature c (0 <= c < M) in the estimator's own order
  * (est->features): trig pads each of its cos and sin halves, hybrid interleaves its blocks. */
 int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c);

@@ -162,6 +162,16 @@ RFJIT_API const char *rfjit_ctx_last_error(const rfjit_ctx *ctx);
  */
 RFJIT_API rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len);
 
+/*
+ * Measure this core's float FMA throughput at the context's ISA (its widest vectors): a JIT'd
+ * loop of independent FMA chains, run on the calling thread for about `seconds` (at least 5
+ * passes of >= 1 ms); *gflops is the median pass in GFLOP/s (an FMA counts as 2 flops). The
+ * denominator of "percent of peak" in `rfjit bench`: measure it in the same run as the
+ * kernels it judges, since clocks move. Errors: RFJIT_E_INVALID_ARG (NULL, seconds outside
+ * (0, 60]), RFJIT_E_INTERNAL (the JIT failed). Thread safety: any thread.
+ */
+RFJIT_API rfjit_status rfjit_fma_peak(rfjit_ctx *ctx, double seconds, double *gflops);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Plans                                                                                    */
 

@@ -38,5 +38,6 @@ void rj_tmpl_linear(rj_kfn *f);
 void rj_tmpl_softmax(rj_kfn *f);
 void rj_tmpl_features(rj_kfn *f); /* kabi.h RJ_KK_FEAT */
 void rj_tmpl_gram(rj_kfn *f);     /* kabi.h RJ_KK_GRAM */
+void rj_tmpl_peak(rj_kfn *f);     /* kabi.h RJ_KK_PEAK */
 
 #endif

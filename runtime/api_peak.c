@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file implements rfjit_fma_peak: the single-core float FMA throughput of the context's
+ * ISA, measured with a JIT'd probe (gen/tmpl/peak.c) rather than taken from a data sheet, so
+ * that "percent of peak" means this core at its present clock, in the same run as the kernel
+ * it judges.
+ */
+#include "ctx.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+enum { MAX_PASSES = 64, MIN_PASSES = 5 };
+
+rfjit_status rfjit_fma_peak(rfjit_ctx *ctx, double seconds, double *gflops)
+{
+    if (!ctx)
+        return RFJIT_E_INVALID_ARG;
+    if (!gflops || !(seconds > 0) || seconds > 60)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "rfjit_fma_peak: gflops NULL or seconds outside (0, 60]");
+    rj_kplan kp;
+    rj_kplan_peak(ctx->isa.max_vw, ctx->isa.fma, &kp);
+    rj_kernel_fn fn = NULL;
+    rj_diag dg = {0};
+    rfjit_status s = rj_kcache_get(ctx->kc, &kp, &fn, &dg);
+    if (s != RFJIT_OK)
+        return rj_ctx_fail(ctx, s, &dg);
+    /* b just below 1 and c small keep every chain near c / (1 - b): finite for any length */
+    float bc[2] = {0.999999f, 1e-6f}, out[16];
+    rj_kargs a = {.q = bc, .out = out};
+    const double per_round = 2.0 * RJ_PEAK_CHAINS * RJ_PEAK_UNROLL * kp.vw;
+    /* size a pass to ~1/8 of the budget's share, at least 1 ms, so timer noise is small */
+    a.lk = 1024;
+    fn(&a); /* first call pays for the code's page and warms the clock */
+    for (;;) {
+        const double t0 = now();
+        fn(&a);
+        const double dt = now() - t0;
+        if (dt > 1e-3 || a.lk > ((int64_t)1 << 40))
+            break;
+        a.lk *= 4;
+    }
+    double passes[MAX_PASSES];
+    int n = 0;
+    const double t_end = now() + seconds;
+    while (n < MAX_PASSES && (n < MIN_PASSES || now() < t_end)) {
+        const double t0 = now();
+        fn(&a);
+        passes[n++] = (double)a.lk * per_round / (now() - t0);
+    }
+    qsort(passes, (size_t)n, sizeof *passes, cmp_double);
+    *gflops = 1e-9 * (n % 2 ? passes[n / 2] : 0.5 * (passes[n / 2 - 1] + passes[n / 2]));
+    return RFJIT_OK;
+}
