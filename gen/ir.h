@@ -63,6 +63,8 @@ rj_v rj_ir_bcast(rj_ir *ir, rj_v s, const char *name);               /* scalar -
 rj_v rj_ir_hsum(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
 rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
 rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
+/* Transpose vw vectors of vw lanes in place: rows[i] lane j <- rows[j] lane i. */
+void rj_ir_transpose(rj_ir *ir, rj_v *rows);
 
 /* Inline math, no calls (ir_math.c states the error bounds). Vector or scalar float. */
 rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name);

@@ -94,6 +94,7 @@ static void scratch_free(rj_exec_scratch *c)
     rj_free(c->st);
     rj_free(c->kpar);
     rj_free(c->low);
+    rj_free(c->states);
     for (int i = 0; i < RJ_SLOTS; i++)
         rj_free(c->slot[i]);
     if (c->fs_ready)
@@ -121,6 +122,16 @@ void *rj_scratch_buf(rj_exec_scratch *c, int slot, size_t n, size_t size)
     c->slot[slot] = rj_alloc(bytes);
     c->nslot[slot] = c->slot[slot] ? bytes : 0;
     return c->slot[slot];
+}
+
+float *rj_scratch_states(rj_exec_scratch *c, size_t n)
+{
+    if (c->states && c->nstates >= n)
+        return c->states;
+    rj_free(c->states);
+    c->states = rj_alloc_aligned(n ? n : 1, sizeof(float));
+    c->nstates = c->states ? n : 0;
+    return c->states;
 }
 
 rj_exec_scratch *rj_scratch_take(const rfjit_plan *p, rj_diag *dg)
@@ -262,14 +273,190 @@ static void run_slice(void *arg, int64_t task)
     rj_scratch_give(p, c);
 }
 
+/*
+ * One long bidirectional sequence on several cores: its keys are cut into nb blocks whose
+ * (S, z, zabs, c) states the kernel builds independently (lq = 0), the states are merged in
+ * block order (S = sum_b e^{c_b - c} S_b, c = max_b c_b), and then query blocks read the
+ * merged state (lk = 0). nb depends on the key count only, never on the thread count, so a
+ * slice's bits stay the same for any number of threads; the cost for one thread is nb - 1
+ * merges of an m x dv state, nothing per token. Slices go in groups of `threads` so that at
+ * most threads x nb states are alive.
+ */
+enum { KEY_BLOCK_MIN = 2048, KEY_BLOCKS_MAX = 8, QUERY_BLOCK_MIN = 512 };
+
+typedef struct split_job {
+    exec_job *j;
+    int64_t s0, ns;      /* slices s0 .. s0 + ns - 1 */
+    int64_t nb, kb;      /* key blocks and their length (the last may be shorter) */
+    int64_t nqb, qb;     /* query blocks */
+    float *states;       /* ns x nb states of st_floats */
+} split_job;
+
+static int64_t round_up64(int64_t x, int64_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+static int64_t key_blocks(int64_t lk)
+{
+    const int64_t nb = lk / KEY_BLOCK_MIN;
+    return nb < 1 ? 1 : nb > KEY_BLOCKS_MAX ? KEY_BLOCKS_MAX : nb;
+}
+
+static int splittable(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                      const rfjit_tensor *v, const rfjit_tensor *out)
+{
+    const rfjit_tensor *t[4] = {q, k, v, out};
+    for (int i = 0; i < 4; i++)
+        if (t[i]->stride[3] != 1 && t[i]->shape[3] != 1)
+            return 0;
+    return p->kp.tmpl == RJ_TMPL_LINEAR && !p->kp.causal && p->frozen &&
+           key_blocks(k->shape[2]) > 1;
+}
+
+static float *state_of(const split_job *sj, int64_t s, int64_t b)
+{
+    return sj->states + (s * sj->nb + b) * sj->j->p->kp.st_floats;
+}
+
+static void split_call(split_job *sj, int64_t s, rj_kargs *a, float *st)
+{
+    exec_job *j = sj->j;
+    const rfjit_plan *p = j->p;
+    const int64_t task = sj->s0 + s, bi = task / j->q->shape[1], hi = task % j->q->shape[1];
+    rj_diag dg = {{0}};
+    rj_exec_scratch *c = rj_scratch_take(p, &dg);
+    if (!c) {
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
+    }
+    a->q = a->q ? a->q : j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1];
+    a->sq = j->q->stride[2];
+    a->sk = j->k->stride[2];
+    a->sv = j->v->stride[2];
+    a->so = j->out->stride[2];
+    a->pq = p->kpar;
+    a->pk = p->kpar + p->kp.role_floats;
+    a->ws = c->ws;
+    a->st = st;
+    p->fn(a);
+    rj_scratch_give(p, c);
+}
+
+static void split_keys(void *arg, int64_t task)
+{
+    split_job *sj = arg;
+    exec_job *j = sj->j;
+    const int64_t s = task / sj->nb, b = task % sj->nb, g = sj->s0 + s;
+    const int64_t bi = g / j->q->shape[1], hi = g % j->q->shape[1];
+    const int64_t k0 = b * sj->kb, lk = j->k->shape[2];
+    rj_kargs a = {0};
+    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1] + k0 * j->k->stride[2];
+    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1] + k0 * j->v->stride[2];
+    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1];
+    a.lk = lk - k0 < sj->kb ? lk - k0 : sj->kb;
+    a.lq = 0;
+    a.flags = RJ_KFLAG_INIT;
+    split_call(sj, s, &a, state_of(sj, s, b));
+}
+
+/* Block 0's state becomes the merge of all: in block order, so the bits are fixed. */
+static void split_merge(void *arg, int64_t s)
+{
+    split_job *sj = arg;
+    const rj_kplan *kp = &sj->j->p->kp;
+    const int64_t n = kp->st_c; /* S, z, zabs are contiguous before c */
+    float cmax = -INFINITY;
+    for (int64_t b = 0; b < sj->nb; b++)
+        cmax = fmaxf(cmax, state_of(sj, s, b)[kp->st_c]);
+    if (cmax == -INFINITY)
+        return; /* no key at all: block 0 is already the empty state */
+    float *s0 = state_of(sj, s, 0);
+    const float w0 = expf(s0[kp->st_c] - cmax);
+    for (int64_t i = 0; i < n; i++)
+        s0[i] *= w0;
+    for (int64_t b = 1; b < sj->nb; b++) {
+        const float *sb = state_of(sj, s, b);
+        const float w = expf(sb[kp->st_c] - cmax);
+        if (w == 0)
+            continue;
+        for (int64_t i = 0; i < n; i++)
+            s0[i] += w * sb[i];
+    }
+    s0[kp->st_c] = cmax;
+}
+
+static void split_queries(void *arg, int64_t task)
+{
+    split_job *sj = arg;
+    exec_job *j = sj->j;
+    const int64_t s = task / sj->nqb, b = task % sj->nqb, g = sj->s0 + s;
+    const int64_t bi = g / j->q->shape[1], hi = g % j->q->shape[1];
+    const int64_t q0 = b * sj->qb, lq = j->q->shape[2];
+    if (q0 >= lq)
+        return;
+    rj_kargs a = {0};
+    a.q = j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1] + q0 * j->q->stride[2];
+    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1];
+    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1];
+    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1] +
+            q0 * j->out->stride[2];
+    a.lq = lq - q0 < sj->qb ? lq - q0 : sj->qb;
+    a.lk = 0;
+    a.flags = 0; /* keep the merged state */
+    split_call(sj, s, &a, state_of(sj, s, 0));
+}
+
+static rfjit_status exec_split(exec_job *j, rj_diag *dg)
+{
+    const rfjit_plan *p = j->p;
+    const rj_kplan *kp = &p->kp;
+    rj_pool *pool = p->ctx->pool;
+    const int64_t slices = j->q->shape[0] * j->q->shape[1];
+    const int64_t threads = rj_pool_threads(pool);
+    const int64_t lk = j->k->shape[2], lq = j->q->shape[2];
+    split_job sj = {.j = j, .nb = key_blocks(lk)};
+    sj.kb = round_up64((lk + sj.nb - 1) / sj.nb, kp->T);
+    /* query blocks only balance the cores; their count does not touch the bits */
+    int64_t nqb = lq / QUERY_BLOCK_MIN;
+    nqb = nqb < 1 ? 1 : nqb > threads ? threads : nqb;
+    sj.qb = round_up64((lq + nqb - 1) / nqb, kp->T);
+    sj.nqb = (lq + sj.qb - 1) / sj.qb;
+    const int64_t group = threads < slices ? threads : slices;
+    rj_exec_scratch *c = rj_scratch_take(p, dg);
+    if (!c)
+        return RFJIT_E_NOMEM;
+    sj.states = rj_scratch_states(c, (size_t)(group * sj.nb * kp->st_floats));
+    if (!sj.states) {
+        rj_scratch_give(p, c);
+        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the key-block states");
+    }
+    for (sj.s0 = 0; sj.s0 < slices && j->st == RFJIT_OK; sj.s0 += group) {
+        sj.ns = slices - sj.s0 < group ? slices - sj.s0 : group;
+        rj_pool_run(pool, sj.ns * sj.nb, split_keys, &sj);
+        rj_pool_run(pool, sj.ns, split_merge, &sj);
+        rj_pool_run(pool, sj.ns * sj.nqb, split_queries, &sj);
+    }
+    rj_scratch_give(p, c);
+    if (j->st != RFJIT_OK && dg)
+        *dg = j->dg;
+    return j->st;
+}
+
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                          const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
 {
     exec_job j = {.p = p, .q = q, .k = k, .v = v, .out = out, .st = RFJIT_OK};
     pthread_mutex_init(&j.mu, NULL);
-    rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
+    rfjit_status st = RFJIT_OK;
+    if (splittable(p, q, k, v, out)) {
+        st = exec_split(&j, dg);
+    } else {
+        rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
+        st = j.st;
+        if (st != RFJIT_OK && dg)
+            *dg = j.dg;
+    }
     pthread_mutex_destroy(&j.mu);
-    if (j.st != RFJIT_OK && dg)
-        *dg = j.dg;
-    return j.st;
+    return st;
 }

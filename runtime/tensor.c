@@ -3,6 +3,7 @@
 #include "tensor.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Largest element offset of a view, or -1 on overflow. */
 static int64_t max_offset(const rfjit_tensor *t)
@@ -63,6 +64,31 @@ rfjit_status rj_tensor_check(const rfjit_tensor *t, const char *name, bool is_ou
     return RFJIT_OK;
 }
 
+/* Rows with unit stride are screened on the exponent bits, eight at a time in GCC vectors
+ * (two SSE2 registers on baseline x86-64, one on AVX2): this runs on every execute over
+ * every input, and the scalar isfinite loop cost 5% of a FAVOR+ execute at L = 4096. Only a
+ * row that fails is searched again for the position the message names. */
+typedef uint32_t v8u __attribute__((vector_size(32)));
+
+static bool row_finite(const float *row, int64_t n)
+{
+    const v8u expo = {0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u,
+                      0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u};
+    v8u bad = {0};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        v8u u;
+        memcpy(&u, row + c, sizeof u);
+        bad |= (v8u)((u & expo) == expo);
+    }
+    uint32_t any = 0;
+    for (int i = 0; i < 8; i++)
+        any |= bad[i];
+    for (; c < n; c++)
+        any |= !isfinite(row[c]);
+    return any == 0;
+}
+
 rfjit_status rj_tensor_check_finite(const rfjit_tensor *t, const char *name, rj_diag *dg)
 {
     for (int64_t b = 0; b < t->shape[0]; b++)
@@ -70,6 +96,8 @@ rfjit_status rj_tensor_check_finite(const rfjit_tensor *t, const char *name, rj_
             for (int64_t l = 0; l < t->shape[2]; l++) {
                 const float *row = t->data + b * t->stride[0] + h * t->stride[1] +
                                    l * t->stride[2];
+                if ((t->stride[3] == 1 || t->shape[3] == 1) && row_finite(row, t->shape[3]))
+                    continue;
                 for (int64_t c = 0; c < t->shape[3]; c++)
                     RJ_FAIL_IF(dg, !isfinite(row[c * t->stride[3]]), RFJIT_E_NONFINITE,
                                "tensor %s: non-finite value at (%lld, %lld, %lld, %lld)", name,

@@ -102,9 +102,9 @@ Test(exec_reuse, no_page_faults_and_threads_agree, .timeout = 120)
 
 /* The context's pool splits (batch, head) slices over threads: any thread count gives the
  * same bits, and a context asking for more threads than cores still works. */
-Test(exec_reuse, thread_counts_agree, .timeout = 120)
+/* Many short slices, and one long sequence whose keys run in blocks (exec_jit.c). */
+static void thread_counts_agree(int64_t B, int64_t H, int64_t Ls)
 {
-    const int64_t B = 2, H = 3, Ls = 300;
     const size_t n = (size_t)(B * H * Ls * D);
     float *q = malloc(n * sizeof(float)), *k = malloc(n * sizeof(float));
     float *v = malloc(n * sizeof(float)), *o[3];
@@ -138,12 +138,19 @@ Test(exec_reuse, thread_counts_agree, .timeout = 120)
             rfjit_ctx_destroy(c);
         }
         for (int t = 1; t < 3; t++)
-            cr_expect(memcmp(o[0], o[t], n * sizeof(float)) == 0, "%s: %d threads differ from 1",
-                      ests[e], threads[t]);
+            cr_expect(memcmp(o[0], o[t], n * sizeof(float)) == 0,
+                      "%s B=%lld H=%lld L=%lld: %d threads differ from 1", ests[e], (long long)B,
+                      (long long)H, (long long)Ls, threads[t]);
         for (int t = 0; t < 3; t++)
             free(o[t]);
     }
     free(q);
     free(k);
     free(v);
+}
+
+Test(exec_reuse, thread_counts_agree, .timeout = 120)
+{
+    thread_counts_agree(2, 3, 300);
+    thread_counts_agree(1, 1, 9000);
 }

@@ -199,6 +199,21 @@ Test(jit_equiv, shapes, .timeout = 600)
     rfjit_ctx_destroy(c);
 }
 
+/* Bidirectional keys past 2 x 2048 run as independently built key-block states merged in
+ * order (exec_jit.c); every estimator against the reference there, Lk not a multiple of the
+ * block or tile, queries fewer than keys. */
+Test(jit_equiv, key_blocks, .timeout = 300)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    problem p;
+    problem_init(&p, 1, 2, 700, 6001, 32, 16, 11);
+    for (int e = 0; rfjit_estimator_name(e); e++)
+        if (has_kernel(rfjit_estimator_name(e)))
+            compare(c, "native", rfjit_estimator_name(e), 32, 16, 64, 0, &p);
+    problem_free(&p);
+    rfjit_ctx_destroy(c);
+}
+
 /* hybrid over both bases, with 1 and 3 sign features (the sweep uses the defaults). */
 Test(jit_equiv, hybrid_variants, .timeout = 300)
 {
