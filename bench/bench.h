@@ -80,8 +80,9 @@ typedef struct bench_torch {
     float *exact_out, *favor_out; /* L x dv each (exact_out NULL when not asked) */
 } bench_torch;
 
-/* torch's version in version, 0; or -1 with why ("import torch" failed). */
-int bench_torch_probe(char *version, size_t vlen, char *why, size_t wlen);
+/* torch's version in version and whether it has scaled_dot_product_attention in *sdpa, 0;
+ * or -1 with why ("import torch" failed). */
+int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen);
 /* Run bench/peer_torch.py on p; 0 or -1 with why. Free the outputs with bench_torch_free. */
 int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int with_exact,
                     bench_torch *r, char *why, size_t len);

@@ -129,7 +129,7 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
     }
     fprintf(f, "set terminal %s size 1400,560 font \"sans,11\"\n", png ? "pngcairo" : "svg");
     fprintf(f, "set output \"%s\"\nset datafile missing \"NaN\"\n", path);
-    fputs("set multiplot layout 1,2\nset logscale xy\nset grid\nset key left top\n"
+    fputs("set multiplot layout 1,2\nset logscale xy\nset logscale x 2\nset grid\nset key left top\n"
           "set xlabel \"L (d = dv = 64, m = 256, bidirectional, 1 thread)\"\n"
           "set ylabel \"median ms\"\nset title \"time against sequence length\"\n",
           f);
@@ -144,12 +144,12 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
     fprintf(f,
             "set key right top\nset logscale x 2\n"
             "set xlabel \"m (L = %d, d = dv = 64, one projection draw)\"\n"
-            "set ylabel \"|O - O_exact|_F / |O_exact|_F\"\n"
+            "set ylabel \"|O - O_{exact}|_F / |O_{exact}|_F\"\n"
             "set title \"relative error against m\"\nplot ",
             L);
     for (int i = 0; i < n_names; i++)
-        fprintf(f, "%s\"%s\" index %d using 1:2 with linespoints title \"%s\"", i ? ", \\\n     " : "",
-                err, i, names[i]);
+        fprintf(f, "%s\"%s\" index %d using 1:2 with linespoints title \"%s\"",
+                i ? ", \\\n     " : "", err, i, names[i]);
     fputs("\nunset multiplot\n", f);
     if (fclose(f) != 0) {
         snprintf(why, len, "cannot write %s", gp);

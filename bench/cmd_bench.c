@@ -73,7 +73,7 @@ typedef struct bench {
         rfjit_ctx *ctx;
     } ctx[MAX_CTX];
     bench_blas *blas;
-    int torch;
+    int torch, torch_sdpa;
     shape sh;
     row_res rows[MAX_ROWS];
     int n_rows;
@@ -586,10 +586,13 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
                core, config, PEER_EXACT_BLOCK, PEER_FAVOR_CHUNK, EXACT_PEER_MAX_L);
     if (b->torch)
         printf("torch: %s in /usr/bin/python3 bench/peer_torch.py, tuned: OPENBLAS_CORETYPE "
-               "removed, %s (freed memory kept); exact: softmax(q k^T / sqrt d) v (no "
-               "scaled_dot_product_attention in this torch) or sdpa; FAVOR+: same W, causal in "
-               "chunks of %d; median of %d runs after 2 warm-ups\n",
-               torch_version, bench_torch_tunables, PEER_FAVOR_CHUNK, b->runs);
+               "removed, %s (freed memory kept); exact: %s; FAVOR+: same W, torch ops, causal "
+               "in chunks of %d; median of %d runs after 2 warm-ups\n",
+               torch_version, bench_torch_tunables,
+               b->torch_sdpa ? "scaled_dot_product_attention"
+                             : "softmax(q k^T / sqrt d) v (this torch has no "
+                               "scaled_dot_product_attention)",
+               PEER_FAVOR_CHUNK, b->runs);
     putchar('\n');
 }
 
@@ -674,8 +677,12 @@ int cmd_bench(int argc, char **argv)
             fputs(help, stdout);
             return CLI_OK;
         }
-        if (!strcmp(o, "--json") || !strcmp(o, "--no-blas") || !strcmp(o, "--no-torch")) {
-            *(o[2] == 'j' ? &json : o[5] == 'b' ? &no_blas : &no_torch) = 1;
+        int *flag = !strcmp(o, "--json")       ? &json
+                    : !strcmp(o, "--no-blas")  ? &no_blas
+                    : !strcmp(o, "--no-torch") ? &no_torch
+                                               : NULL;
+        if (flag) {
+            *flag = 1;
             continue;
         }
         if (!(val = cli_value(argc, argv, &i)))
@@ -744,7 +751,8 @@ int cmd_bench(int argc, char **argv)
     if (!no_blas && !(b->blas = bench_blas_open(why, sizeof why)))
         note(b, "OpenBLAS peers skipped: %s", why);
     if (!no_torch) {
-        b->torch = bench_torch_probe(torch_version, sizeof torch_version, why, sizeof why) == 0;
+        b->torch = bench_torch_probe(torch_version, sizeof torch_version, &b->torch_sdpa, why,
+                                     sizeof why) == 0;
         if (!b->torch)
             note(b, "torch peers skipped: %s", why);
     }

@@ -95,9 +95,12 @@ static int run_capture(char *const argv[], char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-int bench_torch_probe(char *version, size_t vlen, char *why, size_t wlen)
+int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen)
 {
-    char *argv[] = {PYTHON, "-c", "import torch; print(torch.__version__)", NULL};
+    char *argv[] = {PYTHON, "-c",
+                    "import torch; print(torch.__version__, "
+                    "int(hasattr(torch.nn.functional, 'scaled_dot_product_attention')))",
+                    NULL};
     char out[256];
     if (access(PYTHON, X_OK) != 0) {
         snprintf(why, wlen, "%s not found", PYTHON);
@@ -108,6 +111,10 @@ int bench_torch_probe(char *version, size_t vlen, char *why, size_t wlen)
         return -1;
     }
     out[strcspn(out, "\r\n")] = 0;
+    char *sp = strrchr(out, ' ');
+    *sdpa = sp && sp[1] == '1';
+    if (sp)
+        *sp = 0;
     snprintf(version, vlen, "%s", out);
     return 0;
 }
