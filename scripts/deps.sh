@@ -5,9 +5,11 @@
 # when something is missing. As root it uses apt-get directly, otherwise sudo. Extra Debian
 # package names may be given as arguments (e.g. valgrind).
 set -euo pipefail
-# qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c).
+# qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c);
+# libopenblas-dev: the `rfjit bench` peers and their test (tests/api/test_bench.c), which
+# load libopenblas.so.0 at run time and skip without it.
 need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev
-      qemu-user gcc-aarch64-linux-gnu valgrind "$@")
+      qemu-user gcc-aarch64-linux-gnu valgrind libopenblas-dev "$@")
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

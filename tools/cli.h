@@ -60,5 +60,6 @@ int cmd_check(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_wisdom(int argc, char **argv);
+int cmd_bench(int argc, char **argv); /* bench/cmd_bench.c */
 
 #endif

@@ -18,6 +18,7 @@ static const char usage[] =
     "  emit       one kernel as an object, assembly or IR, for this or another target\n"
     "  tune       the fastest plan within a variance budget on this machine\n"
     "  wisdom     show, export, import or forget the remembered plans\n"
+    "  bench      rfjit against the FMA peak and OpenBLAS and torch peers\n"
     "exit codes: 0 success, 1 failed operation or check, 2 usage error; errors are one line\n"
     "on stderr: \"rfjit <verb>: <message>\"\n";
 
@@ -42,7 +43,8 @@ int main(int argc, char **argv)
                  {"check", cmd_check},
                  {"emit", cmd_emit},
                  {"tune", cmd_tune},
-                 {"wisdom", cmd_wisdom}};
+                 {"wisdom", cmd_wisdom},
+                 {"bench", cmd_bench}};
     for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
         if (!strcmp(argv[1], verbs[i].name))
             return verbs[i].fn(argc - 1, argv + 1);

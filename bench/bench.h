@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is shared by the pieces of `rfjit bench` (bench/cmd_bench.c and the files named
+ * below): the benchmark's data, its timings, the OpenBLAS and torch peers, the suites and the
+ * plot. Like the other verbs it sees the library only through include/rfjit.h; the peers
+ * never call rfjit, so they can be checked against it.
+ */
+#ifndef RFJIT_BENCH_H
+#define RFJIT_BENCH_H
+
+#include "cli.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ bench_data.c */
+
+/* Median, min and max of a set of timed runs, in ms. */
+typedef struct bench_time {
+    double med, min, max;
+    int runs;
+} bench_time;
+
+/* Summarise ms[0..n) (sorted in place). */
+void bench_time_of(double *ms, int n, bench_time *t);
+
+/* One problem, B = H = 1: q, k entries N(0, 1/sqrt d) (scaled rows of norm about 1), v
+ * entries N(0, 1), W the m x d projection every FAVOR+ implementation shares. */
+typedef struct bench_data {
+    int L, d, dv, m;
+    float *q, *k, *v; /* L x d, L x d, L x dv, row-major */
+    float *W;         /* m x d, row-major */
+} bench_data;
+
+/* Draw a problem (deterministic for the sizes); -1 when out of memory. */
+int bench_data_init(bench_data *b, int L, int d, int dv, int m);
+void bench_data_free(bench_data *b);
+
+/* Block-orthogonal Gaussian rows (Performer's ORF): each block of d rows is a Gram-Schmidt
+ * orthonormal basis drawn from Gaussians, each row then scaled to the norm of an independent
+ * N(0, I_d) vector, so every row is marginally N(0, I_d). */
+void bench_orthogonal_rows(float *W, int m, int d, uint64_t seed);
+
+/* |x - ref|_F / |ref|_F in double (NaN if ref is zero). */
+double bench_rel_err(const float *x, const float *ref, size_t n);
+
+/* ------------------------------------------------------------------ peer_blas.c */
+
+/* OpenBLAS, loaded with dlopen after OPENBLAS_CORETYPE is removed from the environment. */
+typedef struct bench_blas bench_blas;
+
+/* NULL when libopenblas.so.0 or one of its symbols is missing; why says which. */
+bench_blas *bench_blas_open(char *why, size_t len);
+void bench_blas_close(bench_blas *b);
+void bench_blas_threads(bench_blas *b, int n);
+const char *bench_blas_core(bench_blas *b);
+const char *bench_blas_config(bench_blas *b);
+
+/* A peer's buffers, allocated once per problem like any C program would, not per call. */
+typedef struct peer_ws peer_ws;
+peer_ws *peer_ws_create(const bench_data *p);
+void peer_ws_destroy(peer_ws *w);
+
+/* Row block of the exact peer and chunk of the causal FAVOR+ peer. */
+enum { PEER_EXACT_BLOCK = 256, PEER_FAVOR_CHUNK = 128 };
+
+/* softmax(q k^T / sqrt d) v, causal or not, into out (L x dv). */
+void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
+/* FAVOR+ with p->W, the positive features of gen/est/positive.c, into out (L x dv). */
+void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
+
+/* exp of n floats in place: the vectorisable polynomial the peers use (2-3 ulp). */
+void peer_exp(float *x, size_t n);
+
+/* ------------------------------------------------------------------ peer_torch.c */
+
+typedef struct bench_torch {
+    double exact_ms, favor_ms;  /* medians; exact_ms NaN when not asked */
+    double favor_vs_exact;      /* torch's own FAVOR+ error against its own exact */
+    float *exact_out, *favor_out; /* L x dv each (exact_out NULL when not asked) */
+} bench_torch;
+
+/* torch's version in version and whether it has scaled_dot_product_attention in *sdpa, 0;
+ * or -1 with why ("import torch" failed). */
+int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen);
+/* Run bench/peer_torch.py on p; 0 or -1 with why. Free the outputs with bench_torch_free. */
+int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int with_exact,
+                    bench_torch *r, char *why, size_t len);
+void bench_torch_free(bench_torch *r);
+/* The environment the torch subprocess gets beyond the caller's (for the header). */
+extern const char bench_torch_tunables[];
+
+/* ------------------------------------------------------------------ bench_rfjit.c */
+
+/* A warm rfjit execute: its time, and what it costs the process. */
+typedef struct bench_exec {
+    bench_time t;
+    double minflt_per_run; /* minor page faults per timed execute */
+    long maxrss_kib;       /* the process's peak RSS after the runs */
+    int64_t M;             /* feature dimension */
+    int jit;               /* the plan ran on the JIT backend */
+} bench_exec;
+
+/* Plan a, 1-2 warm-ups then runs timed executes on p; out holds the output. 0 or -1 with
+ * err (the library's message). */
+int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data *p, int runs,
+                     float *out, bench_exec *r, char *err, size_t len);
+/* Cold compile (context with no disk cache) and disk-cache load (a context on cache_dir,
+ * which a first context fills) of plan a, each minus a reference-backend plan's creation in
+ * the same context; medians of samples. 0 or -1 with err. */
+int bench_rfjit_compile(const rfjit_attn_desc *a, const char *cache_dir, int samples,
+                        double *cold_ms, double *disk_ms, char *err, size_t len);
+
+/* ------------------------------------------------------------------ bench_suite.c */
+
+typedef struct bench_row {
+    const char *estimator;
+    int causal, L, d, dv, m, threads;
+    int peers;   /* run the OpenBLAS and torch peers on this shape */
+    int compile; /* measure cold compile and disk-cache load */
+} bench_row;
+
+/* The rows of a suite (headline, scaling, error, smoke) into rows (at most cap); the count,
+ * or -1 for an unknown suite. */
+int bench_suite_rows(const char *suite, bench_row *rows, int cap);
+/* Timed runs a suite asks for when --runs is not given. */
+int bench_suite_runs(const char *suite);
+
+/* ------------------------------------------------------------------ bench_plot.c */
+
+/* One measured row as the plot reads it. */
+typedef struct bench_point {
+    const char *estimator;
+    int causal, L, m, threads;
+    const char *suite;
+    double ms, rel_err, blas_favor_ms, blas_exact_ms, torch_favor_ms, torch_exact_ms;
+} bench_point;
+
+/* 0 when gnuplot runs; -1 otherwise. */
+int bench_plot_available(void);
+/* Write the two-panel plot (.svg or .png by the name) of the scaling and error points;
+ * 0, or -1 with why. */
+int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len);
+
+#endif

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file draws the benchmark's problems (bench.h) and summarises timings. The data comes
+ * from cli_normals with fixed seeds, so a shorter L is a prefix of a longer one and every run
+ * of `rfjit bench` times the same numbers.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SEED_Q = 1, SEED_K = 2, SEED_V = 3, SEED_W = 4 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_time_of(double *ms, int n, bench_time *t)
+{
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    t->med = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    t->min = ms[0];
+    t->max = ms[n - 1];
+    t->runs = n;
+}
+
+void bench_orthogonal_rows(float *W, int m, int d, uint64_t seed)
+{
+    double *blk = malloc(sizeof(double) * (size_t)d * (size_t)d);
+    float *g = malloc(sizeof(float) * (size_t)d * (size_t)d);
+    if (!blk || !g) {
+        /* the caller's W stays i.i.d. Gaussian: still unbiased, only less accurate */
+        cli_normals(W, (size_t)m * (size_t)d, 1.0, seed);
+        free(blk);
+        free(g);
+        return;
+    }
+    for (int r0 = 0, b = 0; r0 < m; r0 += d, b++) {
+        cli_normals(g, (size_t)d * (size_t)d, 1.0, seed * 1000003u + 2u * (uint64_t)b);
+        for (size_t i = 0; i < (size_t)d * (size_t)d; i++)
+            blk[i] = g[i];
+        /* modified Gram-Schmidt in double: orthonormal far below float precision */
+        for (int i = 0; i < d; i++) {
+            double *x = blk + (size_t)i * (size_t)d;
+            for (int j = 0; j < i; j++) {
+                const double *y = blk + (size_t)j * (size_t)d;
+                double dot = 0;
+                for (int c = 0; c < d; c++)
+                    dot += x[c] * y[c];
+                for (int c = 0; c < d; c++)
+                    x[c] -= dot * y[c];
+            }
+            double nrm = 0;
+            for (int c = 0; c < d; c++)
+                nrm += x[c] * x[c];
+            nrm = sqrt(nrm);
+            for (int c = 0; c < d; c++)
+                x[c] /= nrm;
+        }
+        /* chi_d row norms: the norms of fresh Gaussian vectors, from a stream of their own */
+        const int rows = m - r0 < d ? m - r0 : d;
+        cli_normals(g, (size_t)d * (size_t)rows, 1.0, seed * 1000003u + 2u * (uint64_t)b + 1u);
+        for (int i = 0; i < rows; i++) {
+            const float *z = g + (size_t)i * (size_t)d;
+            double chi = 0;
+            for (int c = 0; c < d; c++)
+                chi += (double)z[c] * z[c];
+            chi = sqrt(chi);
+            for (int c = 0; c < d; c++)
+                W[(size_t)(r0 + i) * (size_t)d + (size_t)c] =
+                    (float)(chi * blk[(size_t)i * (size_t)d + (size_t)c]);
+        }
+    }
+    free(blk);
+    free(g);
+}
+
+int bench_data_init(bench_data *b, int L, int d, int dv, int m)
+{
+    memset(b, 0, sizeof *b);
+    b->L = L, b->d = d, b->dv = dv, b->m = m;
+    const size_t nq = (size_t)L * (size_t)d, nv = (size_t)L * (size_t)dv;
+    b->q = malloc(sizeof(float) * nq);
+    b->k = malloc(sizeof(float) * nq);
+    b->v = malloc(sizeof(float) * nv);
+    b->W = malloc(sizeof(float) * (size_t)m * (size_t)d);
+    if (!b->q || !b->k || !b->v || !b->W) {
+        bench_data_free(b);
+        return -1;
+    }
+    /* entries N(0, 1/sqrt d): the d^{-1/4}-scaled rows the estimators see have norm ~1 */
+    const double s = 1.0 / pow((double)d, 0.25);
+    cli_normals(b->q, nq, s, SEED_Q);
+    cli_normals(b->k, nq, s, SEED_K);
+    cli_normals(b->v, nv, 1.0, SEED_V);
+    bench_orthogonal_rows(b->W, m, d, SEED_W);
+    return 0;
+}
+
+void bench_data_free(bench_data *b)
+{
+    free(b->q);
+    free(b->k);
+    free(b->v);
+    free(b->W);
+    b->q = b->k = b->v = b->W = NULL;
+}
+
+double bench_rel_err(const float *x, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = (double)x[i] - ref[i];
+        num += e * e;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : NAN;
+}

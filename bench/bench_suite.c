@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file lists the rows of `rfjit bench`'s suites (issue 5):
+ *   headline  d = dv = 64, m = 256, one thread unless stated: positive and exact at
+ *             L = 4096 (both directions), the exact/positive crossover at L = 256..2048,
+ *             saderf and hybrid at L = 4096 beside positive, positive at L = 16384 on one and
+ *             two threads
+ *   scaling   bidirectional positive for L = 256..16384 and exact for L = 256..8192 (the
+ *             plot's first panel), with the peers
+ *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
+ *             plot's second panel), no peers
+ *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs: seconds, for the tests
+ * Rows sharing a shape are adjacent, so the harness draws the data and runs the peers once.
+ */
+#include "bench.h"
+
+#include <string.h>
+
+static int add(bench_row *rows, int n, int cap, bench_row r)
+{
+    if (n < cap)
+        rows[n] = r;
+    return n + 1;
+}
+
+static bench_row row(const char *est, int causal, int L, int d, int m, int threads, int peers,
+                     int compile)
+{
+    return (bench_row){est, causal, L, d, d, m, threads, peers, compile};
+}
+
+int bench_suite_rows(const char *suite, bench_row *rows, int cap)
+{
+    int n = 0;
+    if (!strcmp(suite, "headline")) {
+        for (int causal = 0; causal < 2; causal++) {
+            n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 1, 1, 1));
+            n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 1, 1, 1));
+            if (!causal) {
+                n = add(rows, n, cap, row("saderf", 0, 4096, 64, 256, 1, 1, 1));
+                n = add(rows, n, cap, row("hybrid", 0, 4096, 64, 256, 1, 1, 1));
+            }
+        }
+        for (int L = 256; L <= 2048; L *= 2) {
+            n = add(rows, n, cap, row("exact", 0, L, 64, 256, 1, 1, 0));
+            n = add(rows, n, cap, row("positive", 0, L, 64, 256, 1, 1, 0));
+        }
+        n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 1, 1, 0));
+        n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 2, 1, 0));
+    } else if (!strcmp(suite, "scaling")) {
+        for (int L = 256; L <= 16384; L *= 2) {
+            n = add(rows, n, cap, row("positive", 0, L, 64, 256, 1, 1, 0));
+            if (L <= 8192)
+                n = add(rows, n, cap, row("exact", 0, L, 64, 256, 1, 1, 0));
+        }
+    } else if (!strcmp(suite, "error")) {
+        for (int m = 16; m <= 1024; m *= 2)
+            for (int e = 0; rfjit_estimator_name(e); e++) {
+                const char *name = rfjit_estimator_name(e);
+                /* exact has no m; eva's error is set by its window and chunks */
+                if (strcmp(name, "exact") && strcmp(name, "eva"))
+                    n = add(rows, n, cap, row(name, 0, 1024, 64, m, 1, 0, 0));
+            }
+    } else if (!strcmp(suite, "smoke")) {
+        for (int causal = 0; causal < 2; causal++) {
+            n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));
+            n = add(rows, n, cap, row("exact", causal, 256, 16, 32, 1, 1, 1));
+        }
+    } else {
+        return -1;
+    }
+    return n;
+}
+
+int bench_suite_runs(const char *suite)
+{
+    return !strcmp(suite, "smoke") ? 2 : 5;
+}

@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is `rfjit bench` (issue 5): rfjit's attention against the single-core FMA peak
+ * measured in the same run and against its peers (exact attention and FAVOR+ built on
+ * OpenBLAS, bench/peer_blas.c; the same in torch, bench/peer_torch.py), on the shapes of a
+ * suite (bench/bench_suite.c). Every peer computes on rfjit's inputs and projection matrix,
+ * and its output must agree with rfjit's: a peer that disagrees is reported WRONG, not timed
+ * as a win. Text tables by default, one JSON object per line with --json; --plot draws the
+ * scaling and error suites (bench/bench_plot.c).
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char help[] =
+    "usage: rfjit bench [--suite headline|scaling|error|smoke] [--json] [--runs N]\n"
+    "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
+    "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
+    "against the one-core FMA peak measured in the same run and against OpenBLAS and torch\n"
+    "implementations of exact attention and FAVOR+ on the same inputs and projection matrix.\n"
+    "  --suite S     headline (default): L = 4096 both directions, exact/positive crossover,\n"
+    "                saderf and hybrid, L = 16384 on 1 and 2 threads; scaling: L sweep;\n"
+    "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs\n"
+    "  --json        one JSON object per line: machine first, then one per row\n"
+    "  --runs N      timed runs per measurement (default 5; smoke 2), after 2 warm-ups\n"
+    "  --threads N   run every row on N threads (rfjit's pool and OpenBLAS alike)\n"
+    "  --no-blas, --no-torch   skip those peers\n"
+    "  --plot FILE   also run the scaling and error suites and plot them with gnuplot\n"
+    "                (time against L, error against m); .svg or .png\n"
+    "Columns: median ms (min-max), GFLOP/s by the flop model in the header, pct_peak of the\n"
+    "one-core peak, rel_err against rfjit's exact attention, minor page faults per warm\n"
+    "execute, and per peer its median ms and vs = peer time / rfjit time.\n";
+
+enum { MAX_ROWS = 256, MAX_CTX = 8, EXACT_PEER_MAX_L = 8192, REF_CHECK_MAX_L = 4096 };
+#define PEER_TOL 1e-3
+
+typedef struct peer_res {
+    int ran, wrong;
+    double ms, min, max, err; /* ms: median; err: against rfjit's output */
+} peer_res;
+
+enum { OB_FAVOR, OB_EXACT, TH_FAVOR, TH_EXACT, N_PEERS };
+static const char *const peer_key[N_PEERS] = {"openblas_favor", "openblas_exact", "torch_favor",
+                                              "torch_exact"};
+
+typedef struct row_res {
+    bench_row r;
+    const char *suite;
+    bench_exec x;
+    double gflops, pct, rel_err, cold_ms, disk_ms;
+    peer_res peer[N_PEERS];
+} row_res;
+
+/* The data of the current shape, rfjit's exact and positive outputs on it, and its peers. */
+typedef struct shape {
+    int valid, L, d, dv, m, causal;
+    bench_data data;
+    float *exact_out, *pos_out;
+    int peers_threads; /* the thread count the peers ran with; 0 when not yet */
+    peer_res peer[N_PEERS];
+} shape;
+
+typedef struct bench {
+    int json, runs, threads, compile_samples;
+    double peak;
+    char cache_dir[64];
+    struct {
+        int threads;
+        rfjit_ctx *ctx;
+    } ctx[MAX_CTX];
+    bench_blas *blas;
+    int torch, torch_sdpa;
+    shape sh;
+    row_res rows[MAX_ROWS];
+    int n_rows;
+} bench;
+
+static void note(const bench *b, const char *fmt, const char *arg)
+{
+    FILE *f = b->json ? stderr : stdout;
+    fputs(b->json ? "rfjit bench: note: " : "note: ", f);
+    fprintf(f, fmt, arg);
+    fputc('\n', f);
+}
+
+static rfjit_ctx *ctx_for(bench *b, int threads)
+{
+    int i = 0;
+    for (; i < MAX_CTX && b->ctx[i].ctx; i++)
+        if (b->ctx[i].threads == threads)
+            return b->ctx[i].ctx;
+    if (i == MAX_CTX)
+        return NULL;
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.threads = threads;
+    cd.cache_dir = b->cache_dir;
+    cd.wisdom_path = ""; /* default tilings: what a user without wisdom gets */
+    if (rfjit_ctx_create(&cd, &b->ctx[i].ctx) != RFJIT_OK)
+        return NULL;
+    b->ctx[i].threads = threads;
+    return b->ctx[i].ctx;
+}
+
+static rfjit_attn_desc desc_of(const bench_row *r, const bench_data *p, const char *est)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = r->d;
+    a.dv = r->dv;
+    a.m = r->m;
+    a.causal = r->causal;
+    a.projection = RFJIT_PROJ_USER;
+    a.projection_matrix = p->W;
+    a.backend = RFJIT_BACKEND_JIT;
+    return a;
+}
+
+/* One execute of est on the shape's data into out (threads: the row's). */
+static int run_once(bench *b, const bench_row *r, const char *est, int backend, float *out,
+                    char *err, size_t len)
+{
+    rfjit_ctx *ctx = ctx_for(b, r->threads);
+    rfjit_attn_desc a = desc_of(r, &b->sh.data, est);
+    a.backend = backend;
+    rfjit_plan *plan = NULL;
+    if (!ctx || rfjit_plan_create(ctx, &a, &plan) != RFJIT_OK) {
+        snprintf(err, len, "%s", ctx ? rfjit_ctx_last_error(ctx) : "no context");
+        return -1;
+    }
+    const bench_data *p = &b->sh.data;
+    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, 1, p->L, p->d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, 1, p->L, p->d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, 1, p->L, p->dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, 1, p->L, p->dv);
+    const int rc = rfjit_plan_execute(plan, &tq, &tk, &tv, &to) == RFJIT_OK ? 0 : -1;
+    if (rc)
+        snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(plan);
+    return rc;
+}
+
+static void shape_free(shape *s)
+{
+    bench_data_free(&s->data);
+    free(s->exact_out);
+    free(s->pos_out);
+    memset(s, 0, sizeof *s);
+}
+
+/* Make the row's shape current: draw its data and rfjit's exact output on it. */
+static int shape_for(bench *b, const bench_row *r, char *err, size_t len)
+{
+    shape *s = &b->sh;
+    if (s->valid && s->L == r->L && s->d == r->d && s->dv == r->dv && s->m == r->m &&
+        s->causal == r->causal)
+        return 0;
+    shape_free(s);
+    if (bench_data_init(&s->data, r->L, r->d, r->dv, r->m) != 0 ||
+        !(s->exact_out = malloc(sizeof(float) * (size_t)r->L * (size_t)r->dv))) {
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
+    s->L = r->L, s->d = r->d, s->dv = r->dv, s->m = r->m, s->causal = r->causal;
+    if (run_once(b, r, "exact", RFJIT_BACKEND_JIT, s->exact_out, err, len) != 0)
+        return -1;
+    s->valid = 1;
+    return 0;
+}
+
+/* Time a peer: 2 warm-ups, then runs; err against ref. */
+static void time_blas(bench *b, int exact, int causal, peer_ws *w, float *out,
+                      const float *ref, peer_res *res)
+{
+    double ms[1000];
+    const bench_data *p = &b->sh.data;
+    for (int i = 0; i < 2 + b->runs; i++) {
+        const double t0 = cli_now();
+        if (exact)
+            peer_blas_exact(b->blas, p, causal, w, out);
+        else
+            peer_blas_favor(b->blas, p, causal, w, out);
+        if (i >= 2)
+            ms[i - 2] = 1e3 * (cli_now() - t0);
+    }
+    bench_time t;
+    bench_time_of(ms, b->runs, &t);
+    res->ran = 1;
+    res->ms = t.med, res->min = t.min, res->max = t.max;
+    res->err = bench_rel_err(out, ref, (size_t)p->L * (size_t)p->dv);
+    res->wrong = !(res->err <= PEER_TOL);
+}
+
+static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
+{
+    shape *s = &b->sh;
+    if (s->peers_threads == r->threads)
+        return 0;
+    memset(s->peer, 0, sizeof s->peer);
+    s->peers_threads = r->threads;
+    const size_t n = (size_t)r->L * (size_t)r->dv;
+    if (!s->pos_out) {
+        if (!(s->pos_out = malloc(sizeof(float) * n))) {
+            snprintf(err, len, "out of memory");
+            return -1;
+        }
+        if (run_once(b, r, "positive", RFJIT_BACKEND_JIT, s->pos_out, err, len) != 0)
+            return -1;
+    }
+    const int with_exact = r->L <= EXACT_PEER_MAX_L;
+    if (b->blas) {
+        bench_blas_threads(b->blas, r->threads);
+        peer_ws *w = peer_ws_create(&s->data);
+        float *out = malloc(sizeof(float) * n);
+        if (!w || !out) {
+            peer_ws_destroy(w);
+            free(out);
+            snprintf(err, len, "out of memory");
+            return -1;
+        }
+        time_blas(b, 0, r->causal, w, out, s->pos_out, &s->peer[OB_FAVOR]);
+        if (with_exact)
+            time_blas(b, 1, r->causal, w, out, s->exact_out, &s->peer[OB_EXACT]);
+        peer_ws_destroy(w);
+        free(out);
+    }
+    if (b->torch) {
+        bench_torch t;
+        char why[256];
+        if (bench_torch_run(&s->data, r->causal, r->threads, b->runs, with_exact, &t, why,
+                            sizeof why) != 0) {
+            note(b, "torch peer skipped on this shape: %s", why);
+            return 0;
+        }
+        peer_res *f = &s->peer[TH_FAVOR], *e = &s->peer[TH_EXACT];
+        f->ran = 1;
+        f->ms = f->min = f->max = t.favor_ms;
+        f->err = bench_rel_err(t.favor_out, s->pos_out, n);
+        f->wrong = !(f->err <= PEER_TOL);
+        if (with_exact) {
+            e->ran = 1;
+            e->ms = e->min = e->max = t.exact_ms;
+            e->err = bench_rel_err(t.exact_out, s->exact_out, n);
+            e->wrong = !(e->err <= PEER_TOL);
+        }
+        bench_torch_free(&t);
+    }
+    return 0;
+}
+
+/* The flop model of the header. */
+static double flops_of(const bench_row *r, int64_t M)
+{
+    const double L = r->L, d = r->d, dv = r->dv;
+    if (!strcmp(r->estimator, "exact"))
+        return (r->causal ? 1.0 : 2.0) * L * L * (d + dv);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    const double P = r->m + (strcmp(r->estimator, "hybrid") ? 0 : a.hybrid_signs);
+    return 4 * L * P * d + 4 * L * (double)M * dv;
+}
+
+static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res, char *err,
+                   size_t len)
+{
+    memset(res, 0, sizeof *res);
+    res->r = *r;
+    res->suite = suite;
+    res->cold_ms = res->disk_ms = res->rel_err = NAN;
+    if (shape_for(b, r, err, len) != 0)
+        return -1;
+    shape *s = &b->sh;
+    const size_t n = (size_t)r->L * (size_t)r->dv;
+    float *out = malloc(sizeof(float) * n);
+    rfjit_ctx *ctx = ctx_for(b, r->threads);
+    if (!out || !ctx) {
+        free(out);
+        snprintf(err, len, out ? "cannot create a context for %d threads" : "out of memory",
+                 r->threads);
+        return -1;
+    }
+    rfjit_attn_desc a = desc_of(r, &s->data, r->estimator);
+    int rc = bench_rfjit_exec(ctx, &a, &s->data, b->runs, out, &res->x, err, len);
+    if (rc == 0 && !strcmp(r->estimator, "exact")) {
+        /* exact against itself says nothing: check it against the double-precision
+         * reference where that takes seconds, not minutes */
+        if (r->L <= REF_CHECK_MAX_L) {
+            float *ref = malloc(sizeof(float) * n);
+            rc = ref ? run_once(b, r, "exact", RFJIT_BACKEND_REFERENCE, ref, err, len) : -1;
+            if (rc == 0)
+                res->rel_err = bench_rel_err(out, ref, n);
+            free(ref);
+        }
+    } else if (rc == 0) {
+        res->rel_err = bench_rel_err(out, s->exact_out, n);
+        if (!strcmp(r->estimator, "positive") && !s->pos_out) {
+            s->pos_out = out;
+            out = NULL;
+        }
+    }
+    free(out);
+    if (rc != 0)
+        return -1;
+    res->gflops = flops_of(r, res->x.M) / (res->x.t.med * 1e6);
+    res->pct = res->gflops / b->peak;
+    if (r->compile &&
+        bench_rfjit_compile(&a, b->cache_dir, b->compile_samples, &res->cold_ms, &res->disk_ms,
+                            err, len) != 0)
+        return -1;
+    if (r->peers && (b->blas || b->torch)) {
+        if (run_peers(b, r, err, len) != 0)
+            return -1;
+        memcpy(res->peer, s->peer, sizeof res->peer);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ output */
+
+static void jnum(const char *key, double v)
+{
+    if (isfinite(v))
+        printf(",\"%s\":%.6g", key, v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void print_json_row(const row_res *x)
+{
+    const bench_row *r = &x->r;
+    printf("{\"suite\":\"%s\",\"estimator\":\"%s\",\"causal\":%d,\"L\":%d,\"d\":%d,\"dv\":%d,"
+           "\"m\":%d,\"M\":%lld,\"threads\":%d,\"runs\":%d",
+           x->suite, r->estimator, r->causal, r->L, r->d, r->dv, r->m, (long long)x->x.M,
+           r->threads, x->x.t.runs);
+    jnum("ms", x->x.t.med);
+    jnum("ms_min", x->x.t.min);
+    jnum("ms_max", x->x.t.max);
+    jnum("gflops", x->gflops);
+    jnum("pct_peak", x->pct);
+    jnum("rel_err", x->rel_err);
+    jnum("minflt_per_run", x->x.minflt_per_run);
+    printf(",\"maxrss_kib\":%ld", x->x.maxrss_kib);
+    jnum("cold_compile_ms", x->cold_ms);
+    jnum("disk_cache_ms", x->disk_ms);
+    for (int i = 0; i < N_PEERS; i++) {
+        const peer_res *p = &x->peer[i];
+        if (!p->ran)
+            continue;
+        char k[64];
+        snprintf(k, sizeof k, "%s_ms", peer_key[i]);
+        jnum(k, p->ms);
+        snprintf(k, sizeof k, "vs_%s", peer_key[i]);
+        jnum(k, p->wrong ? NAN : p->ms / x->x.t.med);
+        snprintf(k, sizeof k, "peer_err_%s", peer_key[i]);
+        jnum(k, p->err);
+        printf(",\"%s_wrong\":%s", peer_key[i], p->wrong ? "true" : "false");
+    }
+    puts("}");
+    fflush(stdout);
+}
+
+static void print_text_head(void)
+{
+    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s | %-17s | %-17s | "
+           "%-17s | %-17s\n",
+           "estimator", "mode", "L", "d", "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s",
+           "%peak", "rel_err", "flt/run", "OpenBLAS FAVOR+", "OpenBLAS exact", "torch FAVOR+",
+           "torch exact");
+}
+
+static void print_peer_text(const peer_res *p, double ms)
+{
+    if (!p->ran)
+        printf(" | %-17s", "-");
+    else if (p->wrong)
+        printf(" | %-17s", "WRONG");
+    else
+        printf(" | %9.3f %6.2fx", p->ms, p->ms / ms);
+}
+
+static void print_text_row(const row_res *x)
+{
+    const bench_row *r = &x->r;
+    char spread[40];
+    snprintf(spread, sizeof spread, "(%.3f-%.3f)", x->x.t.min, x->x.t.max);
+    printf("%-10s %-6s %6d %4d %4d %5d %3d %9.3f %19s %8.1f %5.1f%% ", r->estimator,
+           r->causal ? "causal" : "bidir", r->L, r->d, r->dv, r->m, r->threads, x->x.t.med,
+           spread, x->gflops, 100 * x->pct);
+    if (isfinite(x->rel_err))
+        printf("%9.2e", x->rel_err);
+    else
+        printf("%9s", "-");
+    printf(" %7.1f", x->x.minflt_per_run);
+    for (int i = 0; i < N_PEERS; i++)
+        print_peer_text(&x->peer[i], x->x.t.med);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static const row_res *find_row(const bench *b, const char *est, const bench_row *like,
+                               int threads)
+{
+    for (int i = 0; i < b->n_rows; i++) {
+        const bench_row *r = &b->rows[i].r;
+        if (!strcmp(r->estimator, est) && r->causal == like->causal && r->L == like->L &&
+            r->m == like->m && r->d == like->d && r->threads == threads)
+            return &b->rows[i];
+    }
+    return NULL;
+}
+
+static void print_summaries(const bench *b)
+{
+    int any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        if (!x->r.compile)
+            continue;
+        if (!any++)
+            printf("\ncompile of the kernel, ms (median of %d, minus a reference-backend plan's "
+                   "creation): cold = a context without disk cache, disk = a fresh context "
+                   "loading from the cache a first one filled\n",
+                   b->compile_samples);
+        printf("  %-10s %-6s L=%-6d cold %8.2f  disk %7.2f\n", x->r.estimator,
+               x->r.causal ? "causal" : "bidir", x->r.L, x->cold_ms, x->disk_ms);
+    }
+    any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        int ran = 0;
+        for (int p = 0; p < N_PEERS; p++)
+            ran |= x->peer[p].ran;
+        const row_res *prev = i ? &b->rows[i - 1] : NULL;
+        if (!ran || (prev && prev->r.L == x->r.L && prev->r.causal == x->r.causal &&
+                     prev->r.m == x->r.m && prev->r.threads == x->r.threads &&
+                     prev->r.d == x->r.d))
+            continue;
+        if (!any++)
+            printf("\npeer agreement: |O_peer - O_rfjit|_F / |O_rfjit|_F against rfjit's positive "
+                   "(FAVOR+ peers) or exact (exact peers) output; above %.0e the peer is WRONG "
+                   "and not compared\n",
+                   PEER_TOL);
+        printf("  %-6s L=%-6d thr=%d:", x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads);
+        for (int p = 0; p < N_PEERS; p++)
+            if (x->peer[p].ran)
+                printf("  %s %.2e%s", peer_key[p], x->peer[p].err,
+                       x->peer[p].wrong ? " WRONG" : "");
+        putchar('\n');
+    }
+    any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *e = &b->rows[i];
+        const row_res *p = find_row(b, "positive", &e->r, e->r.threads);
+        if (strcmp(e->r.estimator, "exact") || e->r.causal || !p)
+            continue;
+        if (!any++)
+            printf("\ncrossover (bidirectional, m = %d):\n", e->r.m);
+        const int exact_wins = e->x.t.med < p->x.t.med;
+        printf("  L=%-6d exact %8.3f ms  positive %8.3f ms  -> %s faster (%.2fx)\n", e->r.L,
+               e->x.t.med, p->x.t.med, exact_wins ? "exact" : "positive",
+               exact_wins ? p->x.t.med / e->x.t.med : e->x.t.med / p->x.t.med);
+    }
+    any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        const row_res *p = find_row(b, "positive", &x->r, x->r.threads);
+        if (!p || !strcmp(x->r.estimator, "positive") || !strcmp(x->r.estimator, "exact") ||
+            strcmp(x->suite, "headline"))
+            continue;
+        if (!any++)
+            printf("\nagainst positive at the same m (time ratio; > 1 is slower):\n");
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        printf("  %-8s L=%-6d m=%d: %.2fx", x->r.estimator, x->r.L, x->r.m,
+               x->x.t.med / p->x.t.med);
+        if (!strcmp(x->r.estimator, "hybrid"))
+            printf("  (m = projections of its positive base and its trig part, n = %d sign "
+                   "features, M = 3m(n + 1) = %lld features)",
+                   a.hybrid_signs, (long long)x->x.M);
+        else
+            printf("  (M = %lld features)", (long long)x->x.M);
+        printf("  rel_err %.2e vs positive %.2e\n", x->rel_err, p->rel_err);
+    }
+    any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
+        if (x->r.threads <= 1 || !one)
+            continue;
+        if (!any++)
+            printf("\nthreads:\n");
+        printf("  %-8s %-6s L=%-6d 1 thread %.3f ms, %d threads %.3f ms: speed-up %.2fx\n",
+               x->r.estimator, x->r.causal ? "causal" : "bidir", x->r.L, one->x.t.med,
+               x->r.threads, x->x.t.med, one->x.t.med / x->x.t.med);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("\npeak RSS of the whole run: %.1f MiB\n", ru.ru_maxrss / 1024.0);
+}
+
+/* ------------------------------------------------------------------ machine */
+
+/* The "cpu" value of rfjit_info's JSON into out. */
+static void info_cpu(rfjit_ctx *ctx, char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    for (size_t n = 16384; n <= ((size_t)1 << 22); n *= 4) {
+        char *buf = malloc(n);
+        if (!buf)
+            return;
+        if (rfjit_info(ctx, 1, buf, n) == RFJIT_OK) {
+            const char *p = strstr(buf, "\"cpu\":\"");
+            if (p) {
+                p += 7;
+                const size_t k = strcspn(p, "\"");
+                snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), p);
+            }
+            free(buf);
+            return;
+        }
+        free(buf);
+    }
+}
+
+static void json_str(const char *key, const char *v)
+{
+    printf(",\"%s\":", key);
+    if (!v) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (; *v; v++)
+        if (*v == '"' || *v == '\\')
+            printf("\\%c", *v);
+        else if ((unsigned char)*v >= 0x20)
+            putchar(*v);
+    putchar('"');
+}
+
+static const char flop_model[] =
+    "linear: 4*L*P*d + 4*L*M*dv (P projection rows: m, m + n for hybrid; M features; "
+    "= 8*L*m*d for positive at d = dv); exact: 2*L^2*(d + dv), causal L^2*(d + dv) "
+    "(= 4*L^2*d and 2*L^2*d at d = dv); exps and reductions not counted";
+
+static void print_machine(const bench *b, const char *suites, const char *cpu,
+                          const char *torch_version)
+{
+    const char *core = b->blas ? bench_blas_core(b->blas) : NULL;
+    const char *config = b->blas ? bench_blas_config(b->blas) : NULL;
+    if (b->json) {
+        printf("{\"machine\":true");
+        json_str("suite", suites);
+        jnum("peak_gflops", b->peak);
+        json_str("cpu", cpu);
+        json_str("openblas_core", core);
+        json_str("openblas_config", config);
+        json_str("torch", torch_version);
+        printf(",\"runs\":%d,\"warmups\":2", b->runs);
+        json_str("flop_model", flop_model);
+        json_str("torch_env", b->torch ? bench_torch_tunables : NULL);
+        puts("}");
+        fflush(stdout);
+        return;
+    }
+    printf("rfjit bench, suite %s: cpu %s, one-core fp32 FMA peak %.1f GFLOP/s "
+           "(rfjit_fma_peak, measured now)\n",
+           suites, cpu, b->peak);
+    printf("data: B = H = 1; q, k entries N(0, 1/sqrt d) (scaled norm ~1), v entries N(0, 1); "
+           "W = m x d block-orthogonal Gaussian rows (Gram-Schmidt blocks, chi_d norms), given "
+           "to rfjit (RFJIT_PROJ_USER) and to every FAVOR+ peer\n");
+    printf("timing: median (min-max) of %d runs after 2 warm-ups; vs_<peer> = peer median / "
+           "rfjit median (> 1: rfjit faster)\n",
+           b->runs);
+    printf("flops: %s; %%peak is of ONE core's peak, also for multi-thread rows\n", flop_model);
+    printf("rel_err: |O - O_exact|_F / |O_exact|_F, O_exact = rfjit exact (JIT) on the same "
+           "inputs; exact rows against rfjit's double-precision reference backend (L <= %d)\n",
+           REF_CHECK_MAX_L);
+    if (b->blas)
+        printf("OpenBLAS: core %s (%s), OPENBLAS_CORETYPE removed before loading, threads = "
+               "rfjit's; exact: sgemm in blocks of %d queries (causal: no keys past the "
+               "block), polynomial-exp softmax vectorised by gcc; FAVOR+: sgemm projections, "
+               "polynomial exp, sgemm and sgemv (causal: chunks of %d); exact peers for L <= "
+               "%d\n",
+               core, config, PEER_EXACT_BLOCK, PEER_FAVOR_CHUNK, EXACT_PEER_MAX_L);
+    if (b->torch)
+        printf("torch: %s in /usr/bin/python3 bench/peer_torch.py, tuned: OPENBLAS_CORETYPE "
+               "removed, %s (freed memory kept); exact: %s; FAVOR+: same W, torch ops, causal "
+               "in chunks of %d; median of %d runs after 2 warm-ups\n",
+               torch_version, bench_torch_tunables,
+               b->torch_sdpa ? "scaled_dot_product_attention"
+                             : "softmax(q k^T / sqrt d) v (this torch has no "
+                               "scaled_dot_product_attention)",
+               PEER_FAVOR_CHUNK, b->runs);
+    putchar('\n');
+}
+
+/* ------------------------------------------------------------------ the verb */
+
+static int run_suite(bench *b, const char *suite, int threads_override)
+{
+    bench_row rows[MAX_ROWS];
+    const int n = bench_suite_rows(suite, rows, MAX_ROWS);
+    for (int i = 0; i < n; i++) {
+        if (b->n_rows == MAX_ROWS)
+            return cli_error("bench", CLI_FAILED, "more than %d rows", MAX_ROWS);
+        bench_row r = rows[i];
+        if (threads_override)
+            r.threads = threads_override;
+        char err[512];
+        row_res *x = &b->rows[b->n_rows];
+        if (run_row(b, &r, suite, x, err, sizeof err) != 0) {
+            if (!strcmp(suite, "error")) { /* an estimator without a JIT kernel: not plotted */
+                note(b, "error suite: %s", err);
+                continue;
+            }
+            return cli_error("bench", CLI_FAILED, "%s %s L=%d: %s", r.estimator,
+                             r.causal ? "causal" : "bidir", r.L, err);
+        }
+        b->n_rows++;
+        if (b->json)
+            print_json_row(x);
+        else
+            print_text_row(x);
+    }
+    return CLI_OK;
+}
+
+static int plot(const bench *b, const char *path)
+{
+    bench_point *pts = calloc((size_t)b->n_rows + 1, sizeof *pts);
+    if (!pts)
+        return cli_error("bench", CLI_FAILED, "out of memory");
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        const peer_res *p = x->peer;
+        pts[i] = (bench_point){x->r.estimator, x->r.causal, x->r.L, x->r.m, x->r.threads,
+                               x->suite, x->x.t.med, x->rel_err,
+                               p[OB_FAVOR].ran && !p[OB_FAVOR].wrong ? p[OB_FAVOR].ms : NAN,
+                               p[OB_EXACT].ran && !p[OB_EXACT].wrong ? p[OB_EXACT].ms : NAN,
+                               p[TH_FAVOR].ran && !p[TH_FAVOR].wrong ? p[TH_FAVOR].ms : NAN,
+                               p[TH_EXACT].ran && !p[TH_EXACT].wrong ? p[TH_EXACT].ms : NAN};
+    }
+    char why[512];
+    const int rc = bench_plot_write(path, pts, b->n_rows, why, sizeof why);
+    free(pts);
+    if (rc != 0)
+        return cli_error("bench", CLI_FAILED, "%s", why);
+    if (!b->json)
+        printf("\nplot written to %s\n", path);
+    return CLI_OK;
+}
+
+static void bench_free(bench *b)
+{
+    shape_free(&b->sh);
+    for (int i = 0; i < MAX_CTX; i++)
+        rfjit_ctx_destroy(b->ctx[i].ctx);
+    bench_blas_close(b->blas);
+    if (b->cache_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->cache_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "rfjit bench: could not remove %s\n", b->cache_dir);
+    }
+    free(b);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *suite = "headline", *plot_path = NULL;
+    int json = 0, runs = 0, threads = 0, no_blas = 0, no_torch = 0, suite_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *val = NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(help, stdout);
+            return CLI_OK;
+        }
+        int *flag = !strcmp(o, "--json")       ? &json
+                    : !strcmp(o, "--no-blas")  ? &no_blas
+                    : !strcmp(o, "--no-torch") ? &no_torch
+                                               : NULL;
+        if (flag) {
+            *flag = 1;
+            continue;
+        }
+        if (!(val = cli_value(argc, argv, &i)))
+            return cli_error("bench", CLI_USAGE, "option '%s' is unknown or lacks its value", o);
+        int bad = 0;
+        if (!strcmp(o, "--suite")) {
+            suite = val, suite_given = 1;
+            bad = bench_suite_rows(val, NULL, 0) < 0;
+        } else if (!strcmp(o, "--runs"))
+            bad = cli_parse_int(val, 1, 1000, &runs);
+        else if (!strcmp(o, "--threads"))
+            bad = cli_parse_int(val, 1, 1024, &threads);
+        else if (!strcmp(o, "--plot"))
+            plot_path = val;
+        else
+            return cli_error("bench", CLI_USAGE, "unknown option '%s' (rfjit bench --help)", o);
+        if (bad)
+            return cli_error("bench", CLI_USAGE, "bad value '%s' for %s", val, o);
+    }
+    /* --plot needs the scaling and error suites; a suite asked for explicitly runs first */
+    const char *suites[3];
+    int n_suites = 0;
+    if (!plot_path || suite_given)
+        suites[n_suites++] = suite;
+    if (plot_path) {
+        if (bench_plot_available() != 0)
+            return cli_error("bench", CLI_FAILED,
+                             "--plot needs gnuplot (Debian: apt-get install gnuplot-nox)");
+        if (strcmp(suite, "scaling") || !suite_given)
+            suites[n_suites++] = "scaling";
+        if (strcmp(suite, "error") || !suite_given)
+            suites[n_suites++] = "error";
+    }
+    char suite_names[64] = "";
+    for (int i = 0; i < n_suites; i++)
+        snprintf(suite_names + strlen(suite_names), sizeof suite_names - strlen(suite_names),
+                 "%s%s", i ? "+" : "", suites[i]);
+
+    bench *b = calloc(1, sizeof *b);
+    if (!b)
+        return cli_error("bench", CLI_FAILED, "out of memory");
+    const int smoke = !strcmp(suites[0], "smoke") && n_suites == 1;
+    b->json = json;
+    b->runs = runs ? runs : bench_suite_runs(suites[0]);
+    b->threads = threads;
+    b->compile_samples = smoke ? 1 : 3;
+    snprintf(b->cache_dir, sizeof b->cache_dir, "/tmp/rfjit_bench_cache_XXXXXX");
+    if (!mkdtemp(b->cache_dir)) {
+        b->cache_dir[0] = 0;
+        bench_free(b);
+        return cli_error("bench", CLI_FAILED, "cannot create a temporary cache directory");
+    }
+    rfjit_ctx *ctx = ctx_for(b, 1);
+    if (!ctx) {
+        bench_free(b);
+        return cli_error("bench", CLI_FAILED, "cannot create a context");
+    }
+    /* the peak first, on an otherwise idle process: no peer threads exist yet */
+    if (rfjit_fma_peak(ctx, smoke ? 0.2 : 1.0, &b->peak) != RFJIT_OK || !(b->peak > 0)) {
+        const int rc = cli_error("bench", CLI_FAILED, "FMA peak: %s", rfjit_ctx_last_error(ctx));
+        bench_free(b);
+        return rc;
+    }
+    char cpu[128], why[512], torch_version[64] = "";
+    info_cpu(ctx, cpu, sizeof cpu);
+    if (!no_blas && !(b->blas = bench_blas_open(why, sizeof why)))
+        note(b, "OpenBLAS peers skipped: %s", why);
+    if (!no_torch) {
+        b->torch = bench_torch_probe(torch_version, sizeof torch_version, &b->torch_sdpa, why,
+                                     sizeof why) == 0;
+        if (!b->torch)
+            note(b, "torch peers skipped: %s", why);
+    }
+    print_machine(b, suite_names, cpu, b->torch ? torch_version : NULL);
+    if (!json)
+        print_text_head();
+    int rc = CLI_OK;
+    for (int i = 0; i < n_suites && rc == CLI_OK; i++)
+        rc = run_suite(b, suites[i], threads);
+    if (rc == CLI_OK && !json)
+        print_summaries(b);
+    if (rc == CLI_OK && plot_path)
+        rc = plot(b, plot_path);
+    bench_free(b);
+    return rc;
+}

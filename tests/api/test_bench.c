@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file tests `rfjit bench`: the smoke suite through the built CLI (every line a JSON
+ * object with the row keys, plausible numbers, peers agreeing with rfjit), and the OpenBLAS
+ * peers themselves against exact attention and FAVOR+ computed here in double, at sizes that
+ * leave ragged blocks and chunks, so a wrong peer cannot pass for a fast one. No timing is
+ * asserted.
+ */
+#include <criterion/criterion.h>
+
+#include "bench.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ a JSON validator */
+
+static const char *ws(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    return s;
+}
+
+static const char *value(const char *s);
+
+static const char *string(const char *s)
+{
+    if (*s++ != '"')
+        return NULL;
+    for (; *s && *s != '"'; s++)
+        if (*s == '\\' && !*++s)
+            return NULL;
+    return *s == '"' ? s + 1 : NULL;
+}
+
+static const char *object(const char *s)
+{
+    s = ws(s + 1);
+    if (*s == '}')
+        return s + 1;
+    for (;;) {
+        if (!(s = string(ws(s))))
+            return NULL;
+        s = ws(s);
+        if (*s++ != ':' || !(s = value(ws(s))))
+            return NULL;
+        s = ws(s);
+        if (*s == '}')
+            return s + 1;
+        if (*s++ != ',')
+            return NULL;
+    }
+}
+
+static const char *value(const char *s)
+{
+    if (*s == '{')
+        return object(s);
+    if (*s == '"')
+        return string(s);
+    if (!strncmp(s, "true", 4) || !strncmp(s, "null", 4))
+        return s + 4;
+    if (!strncmp(s, "false", 5))
+        return s + 5;
+    char *end;
+    strtod(s, &end);
+    return end == s || (!isdigit((unsigned char)end[-1])) ? NULL : end;
+}
+
+static int is_json_object(const char *line)
+{
+    const char *s = ws(line);
+    return *s == '{' && (s = object(s)) && !*ws(s);
+}
+
+/* The number after "key": (NaN for null or absent). */
+static double num(const char *line, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return NAN;
+    char *end;
+    const double v = strtod(p + strlen(pat), &end);
+    return end == p + strlen(pat) ? NAN : v;
+}
+
+static int has(const char *line, const char *key)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    return strstr(line, pat) != NULL;
+}
+
+Test(bench, smoke_suite_json, .timeout = 120)
+{
+    FILE *f = popen(RFJIT_CLI_PATH " bench --suite smoke --json --no-torch 2>/dev/null", "r");
+    cr_assert_not_null(f);
+    static char line[8192];
+    int n = 0, blas = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        cr_assert(is_json_object(line), "not a JSON object: %s", line);
+        if (n++ == 0) {
+            static const char *mk[] = {"peak_gflops", "cpu", "openblas_core", "torch"};
+            for (int i = 0; i < 4; i++)
+                cr_assert(has(line, mk[i]), "machine line lacks %s: %s", mk[i], line);
+            cr_assert_gt(num(line, "peak_gflops"), 0);
+            blas = !strstr(line, "\"openblas_core\":null");
+            continue;
+        }
+        static const char *rk[] = {"estimator", "causal", "L", "d", "dv", "m", "threads", "ms",
+                                   "ms_min", "ms_max", "gflops", "pct_peak", "rel_err"};
+        for (int i = 0; i < 13; i++)
+            cr_assert(has(line, rk[i]), "row lacks %s: %s", rk[i], line);
+        cr_assert_gt(num(line, "ms"), 0, "%s", line);
+        cr_assert(num(line, "ms_min") <= num(line, "ms") && num(line, "ms") <= num(line, "ms_max"),
+                  "%s", line);
+        const double pct = num(line, "pct_peak");
+        cr_assert(pct > 0 && pct < 1.5, "pct_peak %g: %s", pct, line);
+        cr_assert(isfinite(num(line, "rel_err")), "%s", line);
+        cr_assert(!has(line, "torch_favor_ms"), "--no-torch ran torch: %s", line);
+        if (blas) {
+            cr_assert_lt(num(line, "peer_err_openblas_favor"), 1e-3, "%s", line);
+            cr_assert_lt(num(line, "peer_err_openblas_exact"), 1e-3, "%s", line);
+            cr_assert(isfinite(num(line, "vs_openblas_favor")), "%s", line);
+        }
+    }
+    cr_assert_eq(pclose(f), 0, "rfjit bench failed");
+    cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
+}
+
+Test(bench, usage_errors)
+{
+    cr_assert_neq(system(RFJIT_CLI_PATH " bench --suite nope >/dev/null 2>&1"), 0);
+    cr_assert_neq(system(RFJIT_CLI_PATH " bench --runs 0 >/dev/null 2>&1"), 0);
+    cr_assert_neq(system(RFJIT_CLI_PATH " bench --frobnicate >/dev/null 2>&1"), 0);
+}
+
+/* ------------------------------------------------------------------ the peers */
+
+/* softmax(q k^T / sqrt d) v in double. */
+static void naive_exact(const bench_data *p, int causal, double *out)
+{
+    const int L = p->L, d = p->d, dv = p->dv;
+    double *w = malloc(sizeof(double) * (size_t)L);
+    for (int i = 0; i < L; i++) {
+        const int n = causal ? i + 1 : L;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int c = 0; c < d; c++)
+                s += (double)p->q[i * d + c] * p->k[j * d + c];
+            w[j] = s / sqrt((double)d);
+            mx = fmax(mx, w[j]);
+        }
+        for (int j = 0; j < n; j++)
+            sum += (w[j] = exp(w[j] - mx));
+        for (int a = 0; a < dv; a++) {
+            double o = 0;
+            for (int j = 0; j < n; j++)
+                o += w[j] * p->v[j * dv + a];
+            out[i * dv + a] = o / sum;
+        }
+    }
+    free(w);
+}
+
+/* phi(x)_r = m^{-1/2} exp(w_r . x - |x|^2 / 2), x = q d^{-1/4}, unstabilised: the test's
+ * norms are small. */
+static void phi(const bench_data *p, const float *row, double *f)
+{
+    const double s = pow((double)p->d, -0.25);
+    double sq = 0;
+    for (int c = 0; c < p->d; c++)
+        sq += (s * row[c]) * (s * row[c]);
+    for (int r = 0; r < p->m; r++) {
+        double u = 0;
+        for (int c = 0; c < p->d; c++)
+            u += (double)p->W[r * p->d + c] * s * row[c];
+        f[r] = exp(u - 0.5 * sq) / sqrt((double)p->m);
+    }
+}
+
+static void naive_favor(const bench_data *p, int causal, double *out)
+{
+    const int L = p->L, m = p->m, dv = p->dv;
+    double *fq = malloc(sizeof(double) * (size_t)m), *fk = malloc(sizeof(double) * (size_t)m);
+    for (int i = 0; i < L; i++) {
+        phi(p, p->q + i * p->d, fq);
+        double den = 0;
+        for (int a = 0; a < dv; a++)
+            out[i * dv + a] = 0;
+        for (int j = 0; j < (causal ? i + 1 : L); j++) {
+            phi(p, p->k + j * p->d, fk);
+            double kij = 0;
+            for (int r = 0; r < m; r++)
+                kij += fq[r] * fk[r];
+            den += kij;
+            for (int a = 0; a < dv; a++)
+                out[i * dv + a] += kij * p->v[j * dv + a];
+        }
+        for (int a = 0; a < dv; a++)
+            out[i * dv + a] /= den;
+    }
+    free(fq);
+    free(fk);
+}
+
+static double rel(const float *x, const double *ref, size_t n)
+{
+    double num2 = 0, den2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        num2 += (x[i] - ref[i]) * (x[i] - ref[i]);
+        den2 += ref[i] * ref[i];
+    }
+    return sqrt(num2 / den2);
+}
+
+Test(bench, blas_peers_match_double_precision, .timeout = 60)
+{
+    char why[256];
+    bench_blas *b = bench_blas_open(why, sizeof why);
+    if (!b)
+        cr_skip_test("%s", why);
+    bench_blas_threads(b, 1);
+    /* L = 300: two exact row blocks (256 + 44) and three FAVOR+ chunks (128 + 128 + 44);
+     * m = 12 is not a multiple of d = 8 (a partial orthogonal block), dv != d */
+    bench_data p;
+    cr_assert_eq(bench_data_init(&p, 300, 8, 5, 12), 0);
+    peer_ws *w = peer_ws_create(&p);
+    cr_assert_not_null(w);
+    const size_t n = (size_t)p.L * (size_t)p.dv;
+    float *out = malloc(sizeof(float) * n);
+    double *ref = malloc(sizeof(double) * n);
+    for (int causal = 0; causal < 2; causal++) {
+        naive_exact(&p, causal, ref);
+        peer_blas_exact(b, &p, causal, w, out);
+        cr_assert_lt(rel(out, ref, n), 1e-5, "exact peer, causal %d: %g", causal,
+                     rel(out, ref, n));
+        naive_favor(&p, causal, ref);
+        peer_blas_favor(b, &p, causal, w, out);
+        cr_assert_lt(rel(out, ref, n), 1e-5, "FAVOR+ peer, causal %d: %g", causal,
+                     rel(out, ref, n));
+        /* causal row 0 attends to key 0 alone: both give v_0 */
+        if (causal)
+            for (int a = 0; a < p.dv; a++)
+                cr_assert_float_eq(out[a], p.v[a], 1e-5);
+    }
+    free(out);
+    free(ref);
+    peer_ws_destroy(w);
+    bench_data_free(&p);
+    bench_blas_close(b);
+}
+
+Test(bench, peer_exp_is_accurate)
+{
+    enum { N = 4001 };
+    float *x = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++)
+        x[i] = -87.0f + 175.0f * (float)i / (N - 1);
+    float *y = malloc(sizeof(float) * N);
+    memcpy(y, x, sizeof(float) * N);
+    peer_exp(y, N);
+    for (int i = 0; i < N; i++) {
+        const double e = exp((double)x[i]);
+        cr_assert_lt(fabs(y[i] - e) / e, 1e-6, "exp(%g) = %g, want %g", x[i], y[i], e);
+    }
+    free(x);
+    free(y);
+}
+
+Test(bench, orthogonal_rows_are_orthogonal_in_blocks)
+{
+    enum { M = 20, D = 8 };
+    float W[M * D];
+    bench_orthogonal_rows(W, M, D, 4);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < i; j++) {
+            if (i / D != j / D)
+                continue;
+            double dot = 0, ni = 0, nj = 0;
+            for (int c = 0; c < D; c++) {
+                dot += (double)W[i * D + c] * W[j * D + c];
+                ni += (double)W[i * D + c] * W[i * D + c];
+                nj += (double)W[j * D + c] * W[j * D + c];
+            }
+            cr_assert_lt(fabs(dot) / sqrt(ni * nj), 1e-5, "rows %d, %d", i, j);
+        }
+}
