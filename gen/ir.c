@@ -313,41 +313,25 @@ void rj_ir_mm(rj_ir *ir, const rj_mm *mm)
             LLVMBuildStore(ir->B, init, acc[i][j]);
         }
     }
-    /* Unrolling k when K is a known multiple keeps the loop counter and branch off the
-     * FMA ports' critical path (a 4x2 tile is only 8 FMAs per step). */
-    int ku = 1;
-    if (LLVMIsAConstantInt(mm->K)) {
-        const long long K = LLVMConstIntGetSExtValue(mm->K);
-        ku = K % 4 == 0 ? 4 : K % 2 == 0 ? 2 : 1;
-    }
-    rj_loop lk = rj_ir_loop_begin(ir, "k", rj_ir_i(ir, 0), mm->K, ku);
-    rj_v c[8][4];
-    for (int i = 0; i < ri; i++)
-        for (int j = 0; j < rj; j++)
-            c[i][j] = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i][j], "");
-    for (int u = 0; u < ku; u++) {
-        rj_v k = LLVMBuildNSWAdd(ir->B, lk.i, rj_ir_i(ir, u), "");
-        rj_v brow = rj_ir_at(ir, mm->B,
-                             LLVMBuildNSWAdd(ir->B,
-                                             LLVMBuildNSWMul(ir->B, k, rj_ir_i(ir, mm->b_sk), ""),
-                                             lj.i, ""));
-        rj_v bv[4];
-        for (int j = 0; j < rj; j++)
-            bv[j] = rj_ir_ldv(ir, rj_ir_atc(ir, brow, (int64_t)j * vw), "b");
-        rj_v acol = LLVMBuildNSWMul(ir->B, k, rj_ir_i(ir, mm->a_sk), "");
-        for (int i = 0; i < ri; i++) {
-            rj_v row = LLVMBuildNSWAdd(ir->B, li.i, rj_ir_i(ir, i), "");
-            rj_v aoff = LLVMBuildNSWAdd(ir->B,
-                                        LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, mm->a_si), ""),
-                                        acol, "");
-            rj_v a = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, mm->A, aoff), "a"), "");
-            for (int j = 0; j < rj; j++)
-                c[i][j] = rj_ir_fma(ir, a, bv[j], c[i][j], "");
+    rj_loop lk = rj_ir_loop_begin(ir, "k", rj_ir_i(ir, 0), mm->K, 1);
+    rj_v brow = rj_ir_at(ir, mm->B,
+                         LLVMBuildNSWAdd(ir->B,
+                                         LLVMBuildNSWMul(ir->B, lk.i, rj_ir_i(ir, mm->b_sk), ""),
+                                         lj.i, ""));
+    rj_v bv[4];
+    for (int j = 0; j < rj; j++)
+        bv[j] = rj_ir_ldv(ir, rj_ir_atc(ir, brow, (int64_t)j * vw), "b");
+    rj_v acol = LLVMBuildNSWMul(ir->B, lk.i, rj_ir_i(ir, mm->a_sk), "");
+    for (int i = 0; i < ri; i++) {
+        rj_v row = LLVMBuildNSWAdd(ir->B, li.i, rj_ir_i(ir, i), "");
+        rj_v aoff = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, mm->a_si), ""),
+                                    acol, "");
+        rj_v a = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, mm->A, aoff), "a"), "");
+        for (int j = 0; j < rj; j++) {
+            rj_v c = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i][j], "");
+            LLVMBuildStore(ir->B, rj_ir_fma(ir, a, bv[j], c, ""), acc[i][j]);
         }
     }
-    for (int i = 0; i < ri; i++)
-        for (int j = 0; j < rj; j++)
-            LLVMBuildStore(ir->B, c[i][j], acc[i][j]);
     rj_ir_loop_end(ir, &lk);
     for (int i = 0; i < ri; i++)
         for (int j = 0; j < rj; j++)
