@@ -90,6 +90,20 @@ static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, 
     rj_v first = rj_ir_i(ir, 0);
     if (row_step == 1 && scaled && ncols % ir->vw == 0 && ir->vw >= 4)
         first = pack_t_blocks(f, src, stride, row0, n, dst, ncols);
+    if (col_step == 1 && ncols % ir->vw == 0) {
+        /* row-major copies go a vector at a time */
+        rj_loop lv = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
+        rj_v row = row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lv.i, ""));
+        rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lv.i, rj_ir_i(ir, row_step), ""));
+        for (int l = 0; l < ncols; l += ir->vw) {
+            rj_v x = rj_ir_ldv(ir, rj_ir_atc(ir, row, l), "");
+            if (scaled)
+                x = rj_ir_mul(ir, x, rj_ir_bcast(ir, f->scale, ""), "x");
+            rj_ir_stv(ir, x, rj_ir_atc(ir, drow, l));
+        }
+        rj_ir_loop_end(ir, &lv);
+        first = n;
+    }
     rj_loop lt = rj_ir_loop_begin(ir, "t", first, n, 1);
     rj_v row = row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lt.i, ""));
     rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lt.i, rj_ir_i(ir, row_step), ""));
