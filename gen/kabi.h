@@ -52,6 +52,9 @@ enum rj_kargs_field {
 /* Feature kernels (rj_kplan.kind RJ_KK_FEAT): map the rows as keys (parameters pk) rather
  * than as queries (pq). */
 #define RJ_KFLAG_KEYS 2
+/* Causal linear attention: take the keys into the state but compute no output (the first
+ * pass of a sequence split over threads, exec_jit.c); q and out are not read. */
+#define RJ_KFLAG_NO_QUERIES 4
 
 /*
  * The same block serves the two helper kernels of the estimate API (rj_kplan.kind):

@@ -303,15 +303,19 @@ static int64_t key_blocks(int64_t lk)
     return nb < 1 ? 1 : nb > KEY_BLOCKS_MAX ? KEY_BLOCKS_MAX : nb;
 }
 
-static int splittable(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+/* 0: one kernel call per slice; 1: key blocks (bidirectional); 2: a causal scan over threads */
+static int split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                       const rfjit_tensor *v, const rfjit_tensor *out)
 {
     const rfjit_tensor *t[4] = {q, k, v, out};
     for (int i = 0; i < 4; i++)
         if (t[i]->stride[3] != 1 && t[i]->shape[3] != 1)
             return 0;
-    return p->kp.tmpl == RJ_TMPL_LINEAR && !p->kp.causal && p->frozen &&
-           key_blocks(k->shape[2]) > 1;
+    if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen || key_blocks(k->shape[2]) < 2)
+        return 0;
+    if (!p->kp.causal)
+        return 1;
+    return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? 2 : 0;
 }
 
 static float *state_of(const split_job *sj, int64_t s, int64_t b)
@@ -407,6 +411,127 @@ static void split_queries(void *arg, int64_t task)
     split_call(sj, s, &a, state_of(sj, s, 0));
 }
 
+/* out = merge of states a and b (either may be out), as split_merge. */
+static void merge2(const rj_kplan *kp, float *out, const float *a, const float *b)
+{
+    const float ca = a[kp->st_c], cb = b[kp->st_c], c = fmaxf(ca, cb);
+    if (c == -INFINITY) {
+        if (out != a)
+            memcpy(out, a, (size_t)kp->st_floats * sizeof(float));
+        return;
+    }
+    const float wa = expf(ca - c), wb = expf(cb - c);
+    for (int64_t i = 0; i < kp->st_c; i++)
+        out[i] = wa * a[i] + wb * b[i];
+    out[kp->st_c] = c;
+}
+
+/*
+ * A causal sequence on several cores, when there are fewer (batch, head) slices than threads:
+ * cut into nb = threads blocks, (1) the keys of blocks 0 .. nb-2 become states K_b in
+ * parallel (RJ_KFLAG_NO_QUERIES), (2) prefix states P_b = P_{b-1} (+) K_{b-1} in order, (3)
+ * every block runs the causal kernel from its P_b in parallel. About 1.45 / threads of the
+ * serial work (the keys are taken twice); the split depends on the thread count, so results
+ * agree with one thread's to float rounding rather than bit for bit.
+ */
+typedef struct scan_job {
+    exec_job *j;
+    int64_t ns, nb, kb;
+    float *states; /* per slice: K_0 .. K_{nb-1}, P_0 .. P_{nb-1} */
+} scan_job;
+
+static float *scan_state(const scan_job *sj, int64_t s, int64_t i)
+{
+    return sj->states + (s * 2 * sj->nb + i) * sj->j->p->kp.st_floats;
+}
+
+static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *st)
+{
+    exec_job *j = sj->j;
+    const rfjit_plan *p = j->p;
+    const int64_t bi = s / j->q->shape[1], hi = s % j->q->shape[1];
+    const int64_t t0 = b * sj->kb, L = j->k->shape[2];
+    if (t0 >= L)
+        return;
+    rj_diag dg = {{0}};
+    rj_exec_scratch *c = rj_scratch_take(p, &dg);
+    if (!c) {
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
+    }
+    rj_kargs a = {0};
+    a.q = j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1] + t0 * j->q->stride[2];
+    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1] + t0 * j->k->stride[2];
+    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1] + t0 * j->v->stride[2];
+    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1] +
+            t0 * j->out->stride[2];
+    a.sq = j->q->stride[2];
+    a.sk = j->k->stride[2];
+    a.sv = j->v->stride[2];
+    a.so = j->out->stride[2];
+    a.lq = a.lk = L - t0 < sj->kb ? L - t0 : sj->kb;
+    a.pq = p->kpar;
+    a.pk = p->kpar + p->kp.role_floats;
+    a.ws = c->ws;
+    a.st = st;
+    a.flags = flags;
+    p->fn(&a);
+    rj_scratch_give(p, c);
+}
+
+static void scan_keys(void *arg, int64_t task)
+{
+    scan_job *sj = arg;
+    const int64_t s = task / (sj->nb - 1), b = task % (sj->nb - 1);
+    scan_call(sj, s, b, RJ_KFLAG_INIT | RJ_KFLAG_NO_QUERIES, scan_state(sj, s, b));
+}
+
+static void scan_prefix(void *arg, int64_t s)
+{
+    scan_job *sj = arg;
+    const rj_kplan *kp = &sj->j->p->kp;
+    const size_t bytes = (size_t)kp->st_floats * sizeof(float);
+    memcpy(scan_state(sj, s, sj->nb + 1), scan_state(sj, s, 0), bytes);
+    for (int64_t b = 2; b < sj->nb; b++)
+        merge2(kp, scan_state(sj, s, sj->nb + b), scan_state(sj, s, sj->nb + b - 1),
+               scan_state(sj, s, b - 1));
+}
+
+static void scan_blocks(void *arg, int64_t task)
+{
+    scan_job *sj = arg;
+    const int64_t s = task / sj->nb, b = task % sj->nb;
+    scan_call(sj, s, b, b == 0 ? RJ_KFLAG_INIT : 0, scan_state(sj, s, sj->nb + b));
+}
+
+static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
+{
+    const rfjit_plan *p = j->p;
+    const rj_kplan *kp = &p->kp;
+    rj_pool *pool = p->ctx->pool;
+    scan_job sj = {.j = j, .ns = j->q->shape[0] * j->q->shape[1]};
+    sj.nb = rj_pool_threads(pool);
+    const int64_t L = j->k->shape[2];
+    sj.kb = round_up64((L + sj.nb - 1) / sj.nb, kp->T);
+    rj_exec_scratch *c = rj_scratch_take(p, dg);
+    if (!c)
+        return RFJIT_E_NOMEM;
+    sj.states = rj_scratch_states(c, (size_t)(sj.ns * 2 * sj.nb * kp->st_floats));
+    if (!sj.states) {
+        rj_scratch_give(p, c);
+        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the scan's states");
+    }
+    rj_pool_run(pool, sj.ns * (sj.nb - 1), scan_keys, &sj);
+    if (j->st == RFJIT_OK)
+        rj_pool_run(pool, sj.ns, scan_prefix, &sj);
+    if (j->st == RFJIT_OK)
+        rj_pool_run(pool, sj.ns * sj.nb, scan_blocks, &sj);
+    rj_scratch_give(p, c);
+    if (j->st != RFJIT_OK && dg)
+        *dg = j->dg;
+    return j->st;
+}
+
 static rfjit_status exec_split(exec_job *j, rj_diag *dg)
 {
     const rfjit_plan *p = j->p;
@@ -449,8 +574,11 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     exec_job j = {.p = p, .q = q, .k = k, .v = v, .out = out, .st = RFJIT_OK};
     pthread_mutex_init(&j.mu, NULL);
     rfjit_status st = RFJIT_OK;
-    if (splittable(p, q, k, v, out)) {
+    const int kind = split_kind(p, q, k, v, out);
+    if (kind == 1) {
         st = exec_split(&j, dg);
+    } else if (kind == 2) {
+        st = exec_scan(&j, dg);
     } else {
         rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
         st = j.st;

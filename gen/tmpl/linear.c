@@ -584,8 +584,14 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
     rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], ct.i, n, ws(&L, kp->ws_v));
     emit_causal_key_features(&L, n);
+    rj_v want_q = LLVMBuildICmp(ir->B, LLVMIntEQ,
+                                LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags],
+                                             rj_ir_i(ir, RJ_KFLAG_NO_QUERIES), ""),
+                                rj_ir_i(ir, 0), "");
+    rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
     emit_queries(&L, ct.i, n);
+    rj_ir_if_end(ir, &qs);
     emit_causal_key_update(&L);
     emit_key_update(&L);
     rj_ir_loop_end(ir, &ct);

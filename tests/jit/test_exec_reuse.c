@@ -10,6 +10,7 @@
 #include "data_testutil.h"
 #include "rfjit.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,10 +138,23 @@ static void thread_counts_agree(int64_t B, int64_t H, int64_t Ls)
             rfjit_plan_destroy(p);
             rfjit_ctx_destroy(c);
         }
-        for (int t = 1; t < 3; t++)
+        for (int t = 1; t < 3; t++) {
+            /* a long causal sequence with fewer slices than threads is scanned in blocks
+             * (exec_jit.c): equal to float rounding, not bit for bit */
+            if (e == 3 && B * H < threads[t] && Ls >= 4096) {
+                double num = 0, den = 0;
+                for (size_t i = 0; i < n; i++) {
+                    num = fmax(num, fabs((double)o[t][i] - o[0][i]));
+                    den = fmax(den, fabs((double)o[0][i]));
+                }
+                cr_expect(num <= 1e-5 * den, "%s L=%lld: %d threads differ from 1 by %g of %g",
+                          ests[e], (long long)Ls, threads[t], num, den);
+                continue;
+            }
             cr_expect(memcmp(o[0], o[t], n * sizeof(float)) == 0,
                       "%s B=%lld H=%lld L=%lld: %d threads differ from 1", ests[e], (long long)B,
                       (long long)H, (long long)Ls, threads[t]);
+        }
         for (int t = 0; t < 3; t++)
             free(o[t]);
     }

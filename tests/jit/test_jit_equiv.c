@@ -214,6 +214,28 @@ Test(jit_equiv, key_blocks, .timeout = 300)
     rfjit_ctx_destroy(c);
 }
 
+/* A causal sequence with fewer slices than threads is scanned in blocks, one per thread
+ * (exec_jit.c): key states in parallel, prefix merges, blocks in parallel. Against the
+ * reference with 3 threads (blocks not multiples of the tile), one slice and two. */
+Test(jit_equiv, causal_scan, .timeout = 300)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    cd.threads = 3;
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    for (int64_t H = 1; H <= 2; H++) {
+        problem p;
+        problem_init(&p, 1, H, 4999, 4999, 32, 16, 11);
+        for (int e = 0; rfjit_estimator_name(e); e++)
+            if (has_kernel(rfjit_estimator_name(e)))
+                compare(c, "native", rfjit_estimator_name(e), 32, 16, 64, 1, &p);
+        problem_free(&p);
+    }
+    rfjit_ctx_destroy(c);
+}
+
 /* hybrid over both bases, with 1 and 3 sign features (the sweep uses the defaults). */
 Test(jit_equiv, hybrid_variants, .timeout = 300)
 {
