@@ -321,11 +321,12 @@ void rj_ir_mm(rj_ir *ir, const rj_mm *mm)
     rj_v bv[4];
     for (int j = 0; j < rj; j++)
         bv[j] = rj_ir_ldv(ir, rj_ir_atc(ir, brow, (int64_t)j * vw), "b");
-    rj_v acol = LLVMBuildNSWMul(ir->B, lk.i, rj_ir_i(ir, mm->a_sk), "");
+    rj_v a_si = mm->a_si_v ? mm->a_si_v : rj_ir_i(ir, mm->a_si);
+    rj_v a_sk = mm->a_sk_v ? mm->a_sk_v : rj_ir_i(ir, mm->a_sk);
+    rj_v acol = LLVMBuildNSWMul(ir->B, lk.i, a_sk, "");
     for (int i = 0; i < ri; i++) {
         rj_v row = LLVMBuildNSWAdd(ir->B, li.i, rj_ir_i(ir, i), "");
-        rj_v aoff = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, mm->a_si), ""),
-                                    acol, "");
+        rj_v aoff = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, row, a_si, ""), acol, "");
         rj_v a = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, mm->A, aoff), "a"), "");
         for (int j = 0; j < rj; j++) {
             rj_v c = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i][j], "");

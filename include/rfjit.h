@@ -123,8 +123,12 @@ typedef struct rfjit_ctx_desc {
     size_t size;          /* sizeof(rfjit_ctx_desc), set by RFJIT_CTX_DESC_INIT */
     /* Threads an execute may use, the caller included (0 = one per core): JIT executes
      * spread their (batch, head) slices over a pool of pinned workers owned by the context,
-     * with the same bits for any count. One execute uses the pool at a time; a concurrent
-     * one runs on its caller's thread alone rather than oversubscribe the cores. */
+     * with the same bits for any count. Bidirectional linear attention also splits a long
+     * sequence (>= 4096 keys) into key blocks fixed by its length, so its bits do not depend
+     * on the count either; a long causal sequence with fewer slices than threads is scanned
+     * in one block per thread, equal to the one-thread result up to float rounding. One
+     * execute uses the pool at a time; a concurrent one runs on its caller's thread alone
+     * rather than oversubscribe the cores. */
     int32_t threads;
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
     const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */

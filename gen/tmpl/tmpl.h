@@ -21,7 +21,8 @@ typedef struct rj_kfn {
 /* Row-tile helpers shared by the templates (tmpl_pack.c). Rows row0 .. row0 + n - 1 of src
  * (stride in floats) scaled by `scale` (NULL: unscaled); rows n .. T-1 are zero. */
 void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* d x T */
-void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);/* T x d */
+void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                       int scaled);                                                 /* T x d */
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
 /* min(T, len - row0) as i64. */
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);

@@ -129,9 +129,10 @@ void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v ds
     pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, 1);
 }
 
-void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                       int scaled)
 {
-    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, 1);
+    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, scaled);
 }
 
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
