@@ -230,6 +230,60 @@ void rj_ir_transpose(rj_ir *ir, rj_v *rows)
     }
 }
 
+/* The function behind rj_ir_transpose_block: internal, never inlined, with the kernel's own
+ * target attributes (copied, so that it is compiled for the same vectors). */
+static void transpose_fn(rj_ir *ir)
+{
+    LLVMTypeRef p[7] = {ir->ty_ptr, ir->ty_i64, ir->ty_ptr, ir->ty_i64,
+                        ir->ty_ptr, ir->ty_i64, ir->ty_f32};
+    ir->ty_tr = LLVMFunctionType(LLVMVoidTypeInContext(ir->C), p, 7, 0);
+    ir->fn_tr = LLVMAddFunction(ir->M, "rj_transpose_block", ir->ty_tr);
+    LLVMSetLinkage(ir->fn_tr, LLVMInternalLinkage);
+    const unsigned n = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
+    LLVMAttributeRef attrs[32];
+    if (n <= 32) {
+        LLVMGetAttributesAtIndex(ir->fn, LLVMAttributeFunctionIndex, attrs);
+        for (unsigned i = 0; i < n; i++)
+            LLVMAddAttributeAtIndex(ir->fn_tr, LLVMAttributeFunctionIndex, attrs[i]);
+    }
+    const unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(ir->fn_tr, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(ir->C, noinline, 0));
+    ir->one = LLVMAddGlobal(ir->M, ir->ty_f32, "rj_one");
+    LLVMSetInitializer(ir->one, rj_ir_f(ir, 1.0));
+    LLVMSetGlobalConstant(ir->one, 1);
+    LLVMSetLinkage(ir->one, LLVMInternalLinkage);
+
+    rj_bb back = LLVMGetInsertBlock(ir->B);
+    LLVMPositionBuilderAtEnd(ir->B, LLVMAppendBasicBlockInContext(ir->C, ir->fn_tr, "entry"));
+    rj_v a[7];
+    for (unsigned i = 0; i < 7; i++)
+        a[i] = LLVMGetParam(ir->fn_tr, i);
+    rj_v rows[16];
+    for (int i = 0; i < ir->vw; i++)
+        rows[i] = rj_ir_ldv(ir, rj_ir_at(ir, a[0], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, i), a[1],
+                                                                  "")), "");
+    rj_ir_transpose(ir, rows);
+    for (int l = 0; l < ir->vw; l++) {
+        rj_v r = rj_ir_ld(ir, rj_ir_at(ir, a[4], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[5], "")),
+                          "");
+        rj_v m = rj_ir_bcast(ir, rj_ir_mul(ir, a[6], r, ""), "");
+        rj_ir_stv(ir, rj_ir_mul(ir, rows[l], m, ""),
+                  rj_ir_at(ir, a[2], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[3], "")));
+    }
+    LLVMBuildRetVoid(ir->B);
+    LLVMPositionBuilderAtEnd(ir->B, back);
+}
+
+void rj_ir_transpose_block(rj_ir *ir, rj_v src, rj_v ss, rj_v dst, rj_v ds, rj_v rs, rj_v rstep,
+                           rj_v scale)
+{
+    if (!ir->fn_tr)
+        transpose_fn(ir);
+    rj_v args[7] = {src, ss, dst, ds, rs ? rs : ir->one, rs ? rstep : rj_ir_i(ir, 0), scale};
+    LLVMBuildCall2(ir->B, ir->ty_tr, ir->fn_tr, args, 7, "");
+}
+
 rj_loop rj_ir_loop_begin(rj_ir *ir, const char *name, rj_v start, rj_v end, int64_t step)
 {
     rj_loop l;

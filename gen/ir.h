@@ -28,6 +28,8 @@ typedef struct rj_ir {
     int vw, fma, names;
     LLVMTypeRef ty_fma_v, ty_fma_s;
     rj_v fn_fma_v, fn_fma_s;
+    LLVMTypeRef ty_tr;    /* the out-of-line block transpose (rj_ir_transpose_block) */
+    rj_v fn_tr, one;
 } rj_ir;
 
 /* Set up types and intrinsics for module M (lanes vw, FMA or not). */
@@ -65,6 +67,13 @@ rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name);                /* fixed tr
 rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
 /* Transpose vw vectors of vw lanes in place: rows[i] lane j <- rows[j] lane i. */
 void rj_ir_transpose(rj_ir *ir, rj_v *rows);
+/*
+ * dst[l * ds + i] = src[i * ss + l] * scale * rs[l * rstep] for i, l < vw (strides in floats,
+ * i64; rs NULL: 1). One call of a function the module holds once, however many templates
+ * use it: an inline 16 x 16 transpose costs ~90 M instructions of compile time each.
+ */
+void rj_ir_transpose_block(rj_ir *ir, rj_v src, rj_v ss, rj_v dst, rj_v ds, rj_v rs, rj_v rstep,
+                           rj_v scale);
 
 /* Inline math, no calls (ir_math.c states the error bounds). Vector or scalar float. */
 rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name);

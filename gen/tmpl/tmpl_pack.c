@@ -61,21 +61,12 @@ static rj_v pack_t_blocks(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, r
     rj_v full = LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -(int64_t)vw), "");
     rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), full, vw);
     rj_loop lb = rj_ir_loop_begin(ir, "lb", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), vw);
-    rj_v rows[16];
-    for (int i = 0; i < vw; i++) {
-        rj_v t = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWAdd(ir->B, row0, lg.i, ""), rj_ir_i(ir, i), "");
-        rows[i] = rj_ir_ldv(ir, rj_ir_at(ir, row_ptr(f, src, stride, t), lb.i), "x");
-    }
-    rj_ir_transpose(ir, rows);
-    for (int l = 0; l < vw; l++) {
-        rj_v at = LLVMBuildNSWAdd(ir->B,
-                                  LLVMBuildNSWMul(ir->B,
-                                                  LLVMBuildNSWAdd(ir->B, lb.i, rj_ir_i(ir, l), ""),
-                                                  rj_ir_i(ir, T), ""),
-                                  lg.i, "");
-        rj_ir_stv(ir, rj_ir_mul(ir, rows[l], rj_ir_bcast(ir, f->scale, ""), "xT"),
-                  rj_ir_at(ir, dst, at));
-    }
+    rj_v from = rj_ir_at(ir, row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lg.i, "")),
+                         lb.i);
+    rj_v to = rj_ir_at(ir, dst, LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, lb.i,
+                                                                      rj_ir_i(ir, T), ""),
+                                               lg.i, ""));
+    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, f->scale);
     rj_ir_loop_end(ir, &lb);
     rj_ir_loop_end(ir, &lg);
     return full;
@@ -154,21 +145,13 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
         first = LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -(int64_t)vw), "");
         rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), first, vw);
         rj_loop lb = rj_ir_loop_begin(ir, "cb", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), vw);
-        rj_v rows[16];
-        for (int i = 0; i < vw; i++) {
-            rj_v c = LLVMBuildNSWAdd(ir->B, lb.i, rj_ir_i(ir, i), "");
-            rows[i] = rj_ir_ldv(ir, rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
-                                LLVMBuildNSWMul(ir->B, c, rj_ir_i(ir, kp->T), ""), lg.i, "")),
-                                "num");
-        }
-        rj_ir_transpose(ir, rows);
-        for (int t = 0; t < vw; t++) {
-            rj_v tt = LLVMBuildNSWAdd(ir->B, lg.i, rj_ir_i(ir, t), "");
-            rj_v r = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rden, tt), "rden"), "");
-            rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so],
-                                LLVMBuildNSWAdd(ir->B, row0, tt, ""));
-            rj_ir_stv(ir, rj_ir_mul(ir, rows[t], r, "o"), rj_ir_at(ir, orow, lb.i));
-        }
+        rj_v from = rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
+                             LLVMBuildNSWMul(ir->B, lb.i, rj_ir_i(ir, kp->T), ""), lg.i, ""));
+        rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so],
+                            LLVMBuildNSWAdd(ir->B, row0, lg.i, ""));
+        rj_ir_transpose_block(ir, from, rj_ir_i(ir, kp->T), rj_ir_at(ir, orow, lb.i),
+                              f->arg[RJ_KA_so], rj_ir_at(ir, rden, lg.i), rj_ir_i(ir, 1),
+                              rj_ir_f(ir, 1.0));
         rj_ir_loop_end(ir, &lb);
         rj_ir_loop_end(ir, &lg);
     }
