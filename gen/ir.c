@@ -370,7 +370,10 @@ void rj_ir_mm(rj_ir *ir, const rj_mm *mm)
     rj_loop lk = rj_ir_loop_begin(ir, "k", rj_ir_i(ir, 0), mm->K, 1);
     rj_v brow = rj_ir_at(ir, mm->B,
                          LLVMBuildNSWAdd(ir->B,
-                                         LLVMBuildNSWMul(ir->B, lk.i, rj_ir_i(ir, mm->b_sk), ""),
+                                         LLVMBuildNSWMul(ir->B, lk.i,
+                                                         mm->b_sk_v ? mm->b_sk_v
+                                                                    : rj_ir_i(ir, mm->b_sk),
+                                                         ""),
                                          lj.i, ""));
     rj_v bv[4];
     for (int j = 0; j < rj; j++)

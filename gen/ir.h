@@ -109,6 +109,7 @@ typedef struct rj_mm {
     rj_v A, B, C;
     int64_t a_si, a_sk, b_sk, c_si, NI, NJ;
     rj_v a_si_v, a_sk_v; /* run-time strides of A (i64) overriding a_si, a_sk when set */
+    rj_v b_sk_v;         /* the same for B's b_sk */
     rj_v K;
     int accumulate;
     int ri, rj;

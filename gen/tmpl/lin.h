@@ -15,6 +15,7 @@ typedef struct lin {
     const rj_kplan *kp;
     rj_v ws, st;
     rj_v S, z, za, c; /* carried state (attention only) */
+    rj_v V, V_s;      /* this tile's values (T x dvp) and their row stride (i64) */
 } lin;
 
 lin rj_lin_init(rj_kfn *f);

@@ -411,6 +411,30 @@ static void emit_key_features(lin *L, rj_v n)
     emit_features(L, ws(L, kp->ws_fk), c, n);
 }
 
+/* The value tile of rows row0 .. row0 + n - 1: read in place when the tile is whole and dv
+ * fills its vectors (one copy less per token), else copied and zero-padded into ws_v. */
+static void value_tile(lin *L, rj_v row0, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    rj_kfn *f = L->f;
+    const rj_kplan *kp = L->kp;
+    rj_v packed = ws(L, kp->ws_v);
+    if (kp->dv != kp->dvp) {
+        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], row0, n, packed);
+        L->V = packed;
+        L->V_s = rj_ir_i(ir, kp->dvp);
+        return;
+    }
+    rj_v full = LLVMBuildICmp(ir->B, LLVMIntEQ, n, rj_ir_i(ir, kp->T), "full");
+    rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged_v");
+    rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], row0, n, packed);
+    rj_ir_if_end(ir, &ragged);
+    rj_v in_place = rj_ir_at(ir, f->arg[RJ_KA_v], LLVMBuildNSWMul(ir->B, row0, f->arg[RJ_KA_sv],
+                                                                   ""));
+    L->V = LLVMBuildSelect(ir->B, full, in_place, packed, "V");
+    L->V_s = LLVMBuildSelect(ir->B, full, f->arg[RJ_KA_sv], rj_ir_i(ir, kp->dvp), "");
+}
+
 /* S += phi_k^T V; z += sum_t phi_k; zabs += sum_t |phi_k| (signed). */
 static void emit_key_update(lin *L)
 {
@@ -418,7 +442,7 @@ static void emit_key_update(lin *L)
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
     rj_v Fk = ws(L, kp->ws_fk);
-    rj_mm mm = {.A = Fk, .a_si = T, .a_sk = 1, .B = ws(L, kp->ws_v), .b_sk = kp->dvp, .C = L->S,
+    rj_mm mm = {.A = Fk, .a_si = T, .a_sk = 1, .B = L->V, .b_sk_v = L->V_s, .C = L->S,
                 .c_si = kp->dvp, .NI = kp->Mp, .NJ = kp->dvp, .K = rj_ir_i(ir, T), .accumulate = 1,
                 .ri = kp->ri, .rj = kp->rj, .name = "S"};
     rj_ir_mm(ir, &mm);
@@ -514,7 +538,7 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
                     .name = "A"};
         rj_ir_mm(ir, &ma);
         emit_mask_and_colsum(L, A, den);
-        rj_mm mv = {.A = ws(L, kp->ws_v), .a_si = 1, .a_sk = kp->dvp, .B = A, .b_sk = T,
+        rj_mm mv = {.A = L->V, .a_si = 1, .a_sk_v = L->V_s, .B = A, .b_sk = T,
                     .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
                     .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
         rj_ir_mm(ir, &mv);
@@ -568,7 +592,7 @@ void rj_tmpl_linear(rj_kfn *f)
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
         rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x));
-        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, n, ws(&L, kp->ws_v));
+        value_tile(&L, kt.i, n);
         emit_key_features(&L, n);
         emit_key_update(&L);
         rj_ir_loop_end(ir, &kt);
@@ -582,7 +606,7 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
-    rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], ct.i, n, ws(&L, kp->ws_v));
+    value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);
     rj_v want_q = LLVMBuildICmp(ir->B, LLVMIntEQ,
                                 LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags],
