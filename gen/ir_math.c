@@ -75,8 +75,9 @@ rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name)
                                 8.3334519073E-3, 1.3981999507E-3, 1.9875691500E-4};
     rj_v xc = min_(ir, rj_ir_max(ir, x, like(ir, x, -88.0), ""), like(ir, x, 88.3));
     rj_v n = round_nearest(ir, rj_ir_mul(ir, xc, like(ir, x, 1.44269504088896341), "n"));
-    rj_v r = rj_ir_sub(ir, xc, rj_ir_mul(ir, n, like(ir, x, 0.693359375), ""), "");
-    r = rj_ir_sub(ir, r, rj_ir_mul(ir, n, like(ir, x, -2.12194440e-4), ""), "r");
+    /* x - n ln2 in two steps (Cody-Waite); one FMA each where the target has it */
+    rj_v r = rj_ir_fma(ir, n, like(ir, x, -0.693359375), xc, "");
+    r = rj_ir_fma(ir, n, like(ir, x, 2.12194440e-4), r, "r");
     rj_v r2 = rj_ir_mul(ir, r, r, "");
     /* e^r = 1 + r + r^2 (P0 + r P1 + ...) */
     rj_v p = horner(ir, r, P, 6);
