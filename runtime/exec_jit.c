@@ -542,9 +542,10 @@ static rfjit_status exec_split(exec_job *j, rj_diag *dg)
     const int64_t lk = j->k->shape[2], lq = j->q->shape[2];
     split_job sj = {.j = j, .nb = key_blocks(lk)};
     sj.kb = round_up64((lk + sj.nb - 1) / sj.nb, kp->T);
-    /* query blocks only balance the cores; their count does not touch the bits */
+    /* query blocks only balance the cores (four per thread, taken as threads free up, so a
+     * core slowed by a neighbour does not hold the rest); their count does not touch the bits */
     int64_t nqb = lq / QUERY_BLOCK_MIN;
-    nqb = nqb < 1 ? 1 : nqb > threads ? threads : nqb;
+    nqb = nqb < 1 ? 1 : nqb > 4 * threads ? 4 * threads : nqb;
     sj.qb = round_up64((lq + nqb - 1) / nqb, kp->T);
     sj.nqb = (lq + sj.qb - 1) / sj.qb;
     const int64_t group = threads < slices ? threads : slices;
