@@ -318,6 +318,13 @@ static int split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_te
     return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? 2 : 0;
 }
 
+/* Row `row` of slice g (batch-major) of t: every tensor of an execute has the same B and H. */
+static float *row_at(const rfjit_tensor *t, int64_t g, int64_t row)
+{
+    const int64_t bi = g / t->shape[1], hi = g % t->shape[1];
+    return t->data + bi * t->stride[0] + hi * t->stride[1] + row * t->stride[2];
+}
+
 static float *state_of(const split_job *sj, int64_t s, int64_t b)
 {
     return sj->states + (s * sj->nb + b) * sj->j->p->kp.st_floats;
@@ -327,14 +334,14 @@ static void split_call(split_job *sj, int64_t s, rj_kargs *a, float *st)
 {
     exec_job *j = sj->j;
     const rfjit_plan *p = j->p;
-    const int64_t task = sj->s0 + s, bi = task / j->q->shape[1], hi = task % j->q->shape[1];
+    const int64_t g = sj->s0 + s;
     rj_diag dg = {{0}};
     rj_exec_scratch *c = rj_scratch_take(p, &dg);
     if (!c) {
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    a->q = a->q ? a->q : j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1];
+    a->q = a->q ? a->q : row_at(j->q, g, 0);
     a->sq = j->q->stride[2];
     a->sk = j->k->stride[2];
     a->sv = j->v->stride[2];
@@ -352,66 +359,19 @@ static void split_keys(void *arg, int64_t task)
     split_job *sj = arg;
     exec_job *j = sj->j;
     const int64_t s = task / sj->nb, b = task % sj->nb, g = sj->s0 + s;
-    const int64_t bi = g / j->q->shape[1], hi = g % j->q->shape[1];
     const int64_t k0 = b * sj->kb, lk = j->k->shape[2];
     rj_kargs a = {0};
-    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1] + k0 * j->k->stride[2];
-    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1] + k0 * j->v->stride[2];
-    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1];
+    a.k = row_at(j->k, g, k0);
+    a.v = row_at(j->v, g, k0);
+    a.out = row_at(j->out, g, 0);
     a.lk = lk - k0 < sj->kb ? lk - k0 : sj->kb;
     a.lq = 0;
     a.flags = RJ_KFLAG_INIT;
     split_call(sj, s, &a, state_of(sj, s, b));
 }
 
-/* Block 0's state becomes the merge of all: in block order, so the bits are fixed. */
-static void split_merge(void *arg, int64_t s)
-{
-    split_job *sj = arg;
-    const rj_kplan *kp = &sj->j->p->kp;
-    const int64_t n = kp->st_c; /* S, z, zabs are contiguous before c */
-    float cmax = -INFINITY;
-    for (int64_t b = 0; b < sj->nb; b++)
-        cmax = fmaxf(cmax, state_of(sj, s, b)[kp->st_c]);
-    if (cmax == -INFINITY)
-        return; /* no key at all: block 0 is already the empty state */
-    float *s0 = state_of(sj, s, 0);
-    const float w0 = expf(s0[kp->st_c] - cmax);
-    for (int64_t i = 0; i < n; i++)
-        s0[i] *= w0;
-    for (int64_t b = 1; b < sj->nb; b++) {
-        const float *sb = state_of(sj, s, b);
-        const float w = expf(sb[kp->st_c] - cmax);
-        if (w == 0)
-            continue;
-        for (int64_t i = 0; i < n; i++)
-            s0[i] += w * sb[i];
-    }
-    s0[kp->st_c] = cmax;
-}
-
-static void split_queries(void *arg, int64_t task)
-{
-    split_job *sj = arg;
-    exec_job *j = sj->j;
-    const int64_t s = task / sj->nqb, b = task % sj->nqb, g = sj->s0 + s;
-    const int64_t bi = g / j->q->shape[1], hi = g % j->q->shape[1];
-    const int64_t q0 = b * sj->qb, lq = j->q->shape[2];
-    if (q0 >= lq)
-        return;
-    rj_kargs a = {0};
-    a.q = j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1] + q0 * j->q->stride[2];
-    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1];
-    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1];
-    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1] +
-            q0 * j->out->stride[2];
-    a.lq = lq - q0 < sj->qb ? lq - q0 : sj->qb;
-    a.lk = 0;
-    a.flags = 0; /* keep the merged state */
-    split_call(sj, s, &a, state_of(sj, s, 0));
-}
-
-/* out = merge of states a and b (either may be out), as split_merge. */
+/* out = a (+) b, the state of both key sets: S = e^{c_a - c} S_a + e^{c_b - c} S_b (and z, zabs)
+ * with c = max(c_a, c_b); out may be a. */
 static void merge2(const rj_kplan *kp, float *out, const float *a, const float *b)
 {
     const float ca = a[kp->st_c], cb = b[kp->st_c], c = fmaxf(ca, cb);
@@ -424,6 +384,33 @@ static void merge2(const rj_kplan *kp, float *out, const float *a, const float *
     for (int64_t i = 0; i < kp->st_c; i++)
         out[i] = wa * a[i] + wb * b[i];
     out[kp->st_c] = c;
+}
+
+/* Block 0's state becomes the merge of all: in block order, so the bits are fixed. */
+static void split_merge(void *arg, int64_t s)
+{
+    split_job *sj = arg;
+    for (int64_t b = 1; b < sj->nb; b++)
+        merge2(&sj->j->p->kp, state_of(sj, s, 0), state_of(sj, s, 0), state_of(sj, s, b));
+}
+
+static void split_queries(void *arg, int64_t task)
+{
+    split_job *sj = arg;
+    exec_job *j = sj->j;
+    const int64_t s = task / sj->nqb, b = task % sj->nqb, g = sj->s0 + s;
+    const int64_t q0 = b * sj->qb, lq = j->q->shape[2];
+    if (q0 >= lq)
+        return;
+    rj_kargs a = {0};
+    a.q = row_at(j->q, g, q0);
+    a.k = row_at(j->k, g, 0);
+    a.v = row_at(j->v, g, 0);
+    a.out = row_at(j->out, g, q0);
+    a.lq = lq - q0 < sj->qb ? lq - q0 : sj->qb;
+    a.lk = 0;
+    a.flags = 0; /* keep the merged state */
+    split_call(sj, s, &a, state_of(sj, s, 0));
 }
 
 /*
@@ -449,7 +436,6 @@ static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *
 {
     exec_job *j = sj->j;
     const rfjit_plan *p = j->p;
-    const int64_t bi = s / j->q->shape[1], hi = s % j->q->shape[1];
     const int64_t t0 = b * sj->kb, L = j->k->shape[2];
     if (t0 >= L)
         return;
@@ -460,11 +446,10 @@ static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *
         return;
     }
     rj_kargs a = {0};
-    a.q = j->q->data + bi * j->q->stride[0] + hi * j->q->stride[1] + t0 * j->q->stride[2];
-    a.k = j->k->data + bi * j->k->stride[0] + hi * j->k->stride[1] + t0 * j->k->stride[2];
-    a.v = j->v->data + bi * j->v->stride[0] + hi * j->v->stride[1] + t0 * j->v->stride[2];
-    a.out = j->out->data + bi * j->out->stride[0] + hi * j->out->stride[1] +
-            t0 * j->out->stride[2];
+    a.q = row_at(j->q, s, t0);
+    a.k = row_at(j->k, s, t0);
+    a.v = row_at(j->v, s, t0);
+    a.out = row_at(j->out, s, t0);
     a.sq = j->q->stride[2];
     a.sk = j->k->stride[2];
     a.sv = j->v->stride[2];
