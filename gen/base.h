@@ -54,4 +54,9 @@ bool rj_grow(void **arr, size_t n, size_t *cap, size_t size);
 /* a * b without overflow: false if it would exceed SIZE_MAX. */
 bool rj_mul_size(size_t a, size_t b, size_t *out);
 
+/* Seconds on CLOCK_MONOTONIC, for timing kernels and searches. */
+double rj_now_s(void);
+/* The median of v[0 .. n-1], n >= 1 (the mean of the middle two for even n); sorts v. */
+double rj_median(double *v, size_t n);
+
 #endif

@@ -7,22 +7,6 @@
  */
 #include "ctx.h"
 
-#include <stdlib.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 enum { MAX_PASSES = 64, MIN_PASSES = 5 };
 
 rfjit_status rfjit_fma_peak(rfjit_ctx *ctx, double seconds, double *gflops)
@@ -43,26 +27,25 @@ rfjit_status rfjit_fma_peak(rfjit_ctx *ctx, double seconds, double *gflops)
     float bc[2] = {0.999999f, 1e-6f}, out[16];
     rj_kargs a = {.q = bc, .out = out};
     const double per_round = 2.0 * RJ_PEAK_CHAINS * RJ_PEAK_UNROLL * kp.vw;
-    /* size a pass to ~1/8 of the budget's share, at least 1 ms, so timer noise is small */
+    /* grow a pass until it lasts over 1 ms, so that timer noise is small */
     a.lk = 1024;
     fn(&a); /* first call pays for the code's page and warms the clock */
     for (;;) {
-        const double t0 = now();
+        const double t0 = rj_now_s();
         fn(&a);
-        const double dt = now() - t0;
+        const double dt = rj_now_s() - t0;
         if (dt > 1e-3 || a.lk > ((int64_t)1 << 40))
             break;
         a.lk *= 4;
     }
     double passes[MAX_PASSES];
     int n = 0;
-    const double t_end = now() + seconds;
-    while (n < MAX_PASSES && (n < MIN_PASSES || now() < t_end)) {
-        const double t0 = now();
+    const double t_end = rj_now_s() + seconds;
+    while (n < MAX_PASSES && (n < MIN_PASSES || rj_now_s() < t_end)) {
+        const double t0 = rj_now_s();
         fn(&a);
-        passes[n++] = (double)a.lk * per_round / (now() - t0);
+        passes[n++] = (double)a.lk * per_round / (rj_now_s() - t0);
     }
-    qsort(passes, (size_t)n, sizeof *passes, cmp_double);
-    *gflops = 1e-9 * (n % 2 ? passes[n / 2] : 0.5 * (passes[n / 2 - 1] + passes[n / 2]));
+    *gflops = 1e-9 * rj_median(passes, (size_t)n);
     return RFJIT_OK;
 }

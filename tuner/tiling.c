@@ -30,14 +30,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_score(const void *a, const void *b)
 {
@@ -142,12 +134,6 @@ typedef struct bench {
     float *q, *k, *v, *o;
 } bench;
 
-static int cmp_d(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median over `samples` samples of one execute, in ms. */
 static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *dg)
 {
@@ -163,22 +149,21 @@ static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *
     rfjit_tensor tk = rfjit_tensor_contiguous(b->k, 1, 1, b->L, a.d);
     rfjit_tensor tv = rfjit_tensor_contiguous(b->v, 1, 1, b->L, dv);
     rfjit_tensor to = rfjit_tensor_contiguous(b->o, 1, 1, b->L, dv);
-    double t0 = now_s();
+    double t0 = rj_now_s();
     s = rfjit_plan_execute(p, &tq, &tk, &tv, &to); /* warm: pages, caches */
-    const double once = now_s() - t0;
+    const double once = rj_now_s() - t0;
     const int reps = once >= 2e-3 ? 1 : (int)ceil(2e-3 / fmax(once, 1e-6));
     double t[5];
     for (int i = 0; i < samples && s == RFJIT_OK; i++) {
-        t0 = now_s();
+        t0 = rj_now_s();
         for (int r = 0; r < reps && s == RFJIT_OK; r++)
             s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
-        t[i] = 1e3 * (now_s() - t0) / reps;
+        t[i] = 1e3 * (rj_now_s() - t0) / reps;
     }
     if (s != RFJIT_OK)
         s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(b->ctx));
     rfjit_plan_destroy(p);
-    qsort(t, (size_t)samples, sizeof t[0], cmp_d);
-    c->ms = t[samples / 2];
+    c->ms = rj_median(t, (size_t)samples); /* samples is odd: 1, 3 or 5 */
     return s;
 }
 

@@ -23,18 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ESTIMATE's nominal rate: a quarter of one core's FMA peak at 2.5 GHz. */
 #define NOMINAL_GHZ 2.5
 #define NOMINAL_EFFICIENCY 0.25
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed)
@@ -93,12 +85,6 @@ static rfjit_status error_stats(search *S, const rj_est_ops *est, int32_t m, uin
     return RFJIT_OK;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of 5 warm executes of a at L, in ms. */
 static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
 {
@@ -114,15 +100,14 @@ static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, r
     double t[5];
     s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
     for (int i = 0; i < 5 && s == RFJIT_OK; i++) {
-        const double t0 = now_s();
+        const double t0 = rj_now_s();
         s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
-        t[i] = 1e3 * (now_s() - t0);
+        t[i] = 1e3 * (rj_now_s() - t0);
     }
     if (s != RFJIT_OK)
         s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(S->ctx));
     rfjit_plan_destroy(p);
-    qsort(t, 5, sizeof t[0], cmp_double);
-    *ms = t[2];
+    *ms = rj_median(t, 5);
     return s;
 }
 
@@ -400,9 +385,9 @@ rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out,
 {
     memset(out, 0, sizeof *out);
     search S = {.ctx = ctx, .r = r};
-    const double t0 = now_s();
+    const double t0 = rj_now_s();
     rfjit_status s = run(&S, out, dg);
-    out->wall_s = now_s() - t0;
+    out->wall_s = rj_now_s() - t0;
     rj_calib_free(&S.cal);
     rj_free(S.tq);
     rj_free(S.tk);
