@@ -94,7 +94,6 @@ static void scratch_free(rj_exec_scratch *c)
     rj_free(c->st);
     rj_free(c->kpar);
     rj_free(c->low);
-    rj_free(c->states);
     for (int i = 0; i < RJ_SLOTS; i++)
         rj_free(c->slot[i]);
     if (c->fs_ready)
@@ -119,19 +118,9 @@ void *rj_scratch_buf(rj_exec_scratch *c, int slot, size_t n, size_t size)
     if (c->slot[slot] && c->nslot[slot] >= bytes)
         return c->slot[slot];
     rj_free(c->slot[slot]);
-    c->slot[slot] = rj_alloc(bytes);
+    c->slot[slot] = rj_alloc_aligned(bytes, 1);
     c->nslot[slot] = c->slot[slot] ? bytes : 0;
     return c->slot[slot];
-}
-
-float *rj_scratch_states(rj_exec_scratch *c, size_t n)
-{
-    if (c->states && c->nstates >= n)
-        return c->states;
-    rj_free(c->states);
-    c->states = rj_alloc_aligned(n ? n : 1, sizeof(float));
-    c->nstates = c->states ? n : 0;
-    return c->states;
 }
 
 rj_exec_scratch *rj_scratch_take(const rfjit_plan *p, rj_diag *dg)
@@ -283,6 +272,8 @@ static void run_slice(void *arg, int64_t task)
  * most threads x nb states are alive.
  */
 enum { KEY_BLOCK_MIN = 2048, KEY_BLOCKS_MAX = 8, QUERY_BLOCK_MIN = 512 };
+/* The scratch slot of the split paths' states (slots 0-3: strided copies, 4-5: gathered rows). */
+enum { SLOT_STATES = 6 };
 
 typedef struct split_job {
     exec_job *j;
@@ -501,7 +492,8 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
-    sj.states = rj_scratch_states(c, (size_t)(sj.ns * 2 * sj.nb * kp->st_floats));
+    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(sj.ns * 2 * sj.nb * kp->st_floats),
+                               sizeof(float));
     if (!sj.states) {
         rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the scan's states");
@@ -537,7 +529,8 @@ static rfjit_status exec_split(exec_job *j, rj_diag *dg)
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
-    sj.states = rj_scratch_states(c, (size_t)(group * sj.nb * kp->st_floats));
+    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(group * sj.nb * kp->st_floats),
+                               sizeof(float));
     if (!sj.states) {
         rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the key-block states");

@@ -21,15 +21,12 @@ struct rj_exec_scratch {
     int fs_ready;
     void *slot[RJ_SLOTS];      /* growable buffers, numbered by their user */
     size_t nslot[RJ_SLOTS];    /* bytes */
-    float *states;             /* key-block states of a split execute (64-byte aligned) */
-    size_t nstates;            /* floats */
     struct rj_exec_scratch *next;
 };
 rj_exec_scratch *rj_scratch_take(const rfjit_plan *p, rj_diag *dg);
 void rj_scratch_give(const rfjit_plan *p, rj_exec_scratch *c);
-/* Slot `slot` with room for n elements of size bytes (contents not kept); NULL: no memory. */
+/* Slot `slot` with room for n elements of size bytes, 64-byte aligned (contents not kept);
+ * NULL: no memory. */
 void *rj_scratch_buf(rj_exec_scratch *c, int slot, size_t n, size_t size);
-/* c->states with room for n floats, 64-byte aligned (contents not kept); NULL: no memory. */
-float *rj_scratch_states(rj_exec_scratch *c, size_t n);
 
 #endif
