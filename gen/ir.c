@@ -206,11 +206,12 @@ rj_v rj_ir_lane_iota(rj_ir *ir)
     return LLVMConstVector(e, (unsigned)ir->vw);
 }
 
-/* log2(vw) rounds of pairing row p with row p + vw/2 by interleaving (low halves into row
+/* Transpose vw vectors of vw lanes in place (rows[i] lane j <- rows[j] lane i): log2(vw)
+ * rounds of pairing row p with row p + vw/2 by interleaving (low halves into row
  * 2p, high halves into 2p + 1): each round rotates the bit string (row | lane) left by one,
  * so after log2(vw) rounds row and lane have swapped. vw log2(vw) two-source shuffles (64
  * for 16 lanes) instead of vw^2 strided scalar moves or gathers. */
-void rj_ir_transpose(rj_ir *ir, rj_v *rows)
+static void transpose(rj_ir *ir, rj_v *rows)
 {
     const int vw = ir->vw, h = vw / 2;
     rj_v mlo[16], mhi[16];
@@ -263,7 +264,7 @@ static void transpose_fn(rj_ir *ir)
     for (int i = 0; i < ir->vw; i++)
         rows[i] = rj_ir_ldv(ir, rj_ir_at(ir, a[0], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, i), a[1],
                                                                   "")), "");
-    rj_ir_transpose(ir, rows);
+    transpose(ir, rows);
     for (int l = 0; l < ir->vw; l++) {
         rj_v r = rj_ir_ld(ir, rj_ir_at(ir, a[4], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[5], "")),
                           "");

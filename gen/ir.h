@@ -65,8 +65,6 @@ rj_v rj_ir_bcast(rj_ir *ir, rj_v s, const char *name);               /* scalar -
 rj_v rj_ir_hsum(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
 rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
 rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
-/* Transpose vw vectors of vw lanes in place: rows[i] lane j <- rows[j] lane i. */
-void rj_ir_transpose(rj_ir *ir, rj_v *rows);
 /*
  * dst[l * ds + i] = src[i * ss + l] * scale * rs[l * rstep] for i, l < vw (strides in floats,
  * i64; rs NULL: 1). One call of a function the module holds once, however many templates

@@ -429,10 +429,8 @@ static void value_tile(lin *L, rj_v row0, rj_v n)
     rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged_v");
     rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], row0, n, packed);
     rj_ir_if_end(ir, &ragged);
-    rj_v in_place = rj_ir_at(ir, f->arg[RJ_KA_v], LLVMBuildNSWMul(ir->B, row0, f->arg[RJ_KA_sv],
-                                                                   ""));
-    L->V = LLVMBuildSelect(ir->B, full, in_place, packed, "V");
-    L->V_s = LLVMBuildSelect(ir->B, full, f->arg[RJ_KA_sv], rj_ir_i(ir, kp->dvp), "");
+    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], row0, packed, kp->dvp, &L->V,
+                    &L->V_s);
 }
 
 /* S += phi_k^T V; z += sum_t phi_k; zabs += sum_t |phi_k| (signed). */

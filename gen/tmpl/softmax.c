@@ -61,16 +61,10 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_ir_if_end(ir, &ragged);
     if (!v_in_place)
         rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, nk, V);
-    rj_v krow = rj_ir_at(ir, f->arg[RJ_KA_k], LLVMBuildNSWMul(ir->B, kt.i, f->arg[RJ_KA_sk], ""));
-    rj_v Ak = LLVMBuildSelect(ir->B, full, krow, yk, "y");
-    rj_v Ak_si = LLVMBuildSelect(ir->B, full, f->arg[RJ_KA_sk], rj_ir_i(ir, d), "");
-    rj_v Av = V, Av_sk = rj_ir_i(ir, dvp);
-    if (v_in_place) {
-        rj_v vrow = rj_ir_at(ir, f->arg[RJ_KA_v],
-                             LLVMBuildNSWMul(ir->B, kt.i, f->arg[RJ_KA_sv], ""));
-        Av = LLVMBuildSelect(ir->B, full, vrow, V, "v");
-        Av_sk = LLVMBuildSelect(ir->B, full, f->arg[RJ_KA_sv], Av_sk, "");
-    }
+    rj_v Ak, Ak_si, Av = V, Av_sk = rj_ir_i(ir, dvp);
+    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, yk, d, &Ak, &Ak_si);
+    if (v_in_place)
+        rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, V, dvp, &Av, &Av_sk);
     rj_mm ms = {.A = Ak, .a_si_v = Ak_si, .a_sk = 1, .B = xq, .b_sk = T, .C = S, .c_si = T,
                 .NI = T, .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri, .rj = kp->rj, .name = "s"};
     rj_ir_mm(ir, &ms);

@@ -24,6 +24,10 @@ void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v ds
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
                        int scaled);                                                 /* T x d */
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
+/* Where a tile's rows are read: in place, rows row0 .. of src (row stride `stride`), when
+ * `full`; else the packed copy (row stride ps). *at, *at_s: the pointer and its row stride. */
+void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_v packed,
+                     int64_t ps, rj_v *at, rj_v *at_s);
 /* min(T, len - row0) as i64. */
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);
 /* Lane mask of the vector of tokens t0 .. t0 + vw - 1: lane l is valid iff t0 + l < n. */

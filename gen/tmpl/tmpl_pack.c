@@ -22,6 +22,14 @@ rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0)
     return LLVMBuildSelect(ir->B, lt, left, T, rj_ir_name(ir, "n"));
 }
 
+void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_v packed,
+                     int64_t ps, rj_v *at, rj_v *at_s)
+{
+    rj_ir *ir = f->ir;
+    *at = LLVMBuildSelect(ir->B, full, row_ptr(f, src, stride, row0), packed, "");
+    *at_s = LLVMBuildSelect(ir->B, full, stride, rj_ir_i(ir, ps), "");
+}
+
 rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x)
 {
     rj_ir *ir = f->ir;
