@@ -140,6 +140,9 @@ typedef struct bench_point {
 int bench_plot_available(void);
 /* Write the two-panel plot (.svg or .png by the name) of the scaling and error points;
  * 0, or -1 with why. */
+/* 1 when path names a file gnuplot can be told to write (.svg/.png, no quoting hazards);
+ * 0 with the reason in why. */
+int bench_plot_path_ok(const char *path, char *why, size_t len);
 int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len);
 
 #endif

@@ -93,19 +93,28 @@ static int write_error(const char *path, const bench_point *pts, int n, const ch
     return fclose(f) == 0 && *n_names ? 0 : -1;
 }
 
-int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len)
+int bench_plot_path_ok(const char *path, char *why, size_t len)
 {
     const size_t pl = strlen(path);
     const int png = pl > 4 && !strcmp(path + pl - 4, ".png");
     const int svg = pl > 4 && !strcmp(path + pl - 4, ".svg");
     if (!png && !svg) {
         snprintf(why, len, "plot file '%s' must end in .svg or .png", path);
-        return -1;
+        return 0;
     }
     if (strpbrk(path, "\"\n\\")) {
         snprintf(why, len, "plot file name '%s' has a quote, backslash or newline", path);
-        return -1;
+        return 0;
     }
+    return 1;
+}
+
+int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len)
+{
+    if (!bench_plot_path_ok(path, why, len))
+        return -1;
+    const size_t pl = strlen(path);
+    const int png = !strcmp(path + pl - 4, ".png");
     char dir[] = "/tmp/rfjit_bench_plot_XXXXXX";
     if (!mkdtemp(dir)) {
         snprintf(why, len, "cannot create a temporary directory");

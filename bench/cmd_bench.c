@@ -708,6 +708,9 @@ int cmd_bench(int argc, char **argv)
     if (!plot_path || suite_given)
         suites[n_suites++] = suite;
     if (plot_path) {
+        char why[256];
+        if (!bench_plot_path_ok(plot_path, why, sizeof why))
+            return cli_error("bench", CLI_USAGE, "%s", why);
         if (bench_plot_available() != 0)
             return cli_error("bench", CLI_FAILED,
                              "--plot needs gnuplot (Debian: apt-get install gnuplot-nox)");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* ------------------------------------------------------------------ a JSON validator */
 
@@ -135,11 +136,38 @@ Test(bench, smoke_suite_json, .timeout = 120)
     cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
 }
 
+/* Run `rfjit bench ARGS`, keep the first line of its stderr in msg; the exit status. */
+static int bench_fails(const char *args, char *msg, size_t n)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s bench %s 2>&1 >/dev/null", RFJIT_CLI_PATH, args);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f != NULL);
+    msg[0] = 0;
+    if (!fgets(msg, (int)n, f))
+        msg[0] = 0;
+    char rest[256];
+    while (fgets(rest, sizeof rest, f))
+        ;
+    const int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 Test(bench, usage_errors)
 {
-    cr_assert_neq(system(RFJIT_CLI_PATH " bench --suite nope >/dev/null 2>&1"), 0);
-    cr_assert_neq(system(RFJIT_CLI_PATH " bench --runs 0 >/dev/null 2>&1"), 0);
-    cr_assert_neq(system(RFJIT_CLI_PATH " bench --frobnicate >/dev/null 2>&1"), 0);
+    static const struct {
+        const char *args, *msg;
+        int code;
+    } cases[] = {{"--suite nope", "rfjit bench: bad value 'nope' for --suite", 2},
+                 {"--runs 0", "rfjit bench: bad value '0' for --runs", 2},
+                 {"--frobnicate", "rfjit bench: option '--frobnicate' is unknown", 2},
+                 {"--plot /tmp/x.gif", "rfjit bench: plot file '/tmp/x.gif' must end in .svg or .png", 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char msg[256];
+        const int code = bench_fails(cases[i].args, msg, sizeof msg);
+        cr_expect_eq(code, cases[i].code, "%s: exit %d", cases[i].args, code);
+        cr_expect(strstr(msg, cases[i].msg) != NULL, "%s: message '%s'", cases[i].args, msg);
+    }
 }
 
 /* ------------------------------------------------------------------ the peers */
