@@ -22,8 +22,10 @@
  *   - Attention inputs are raw q, k, v: rfjit applies the d^{-1/4} scaling to q and k, so the
  *     weights estimated are exp(q^T k / sqrt(d)). Kernel and feature calls work on the vectors
  *     as given (no scaling): they estimate exp(x^T y) for the x, y you pass.
- *   - Non-finite inputs (NaN, Inf) are refused with RFJIT_E_NONFINITE by every entry point;
- *     outputs are finite whenever inputs are.
+ *   - Non-finite inputs (NaN, Inf) are refused with RFJIT_E_NONFINITE by every entry point
+ *     before anything is written. Outputs are finite whenever inputs are: a JIT row whose
+ *     float denominator underflows is recomputed by the double reference; where that cannot
+ *     be done (a decode step, values near FLT_MAX) the call returns RFJIT_E_RANGE.
  *   - The library never prints, aborts or exits. It reads no environment variable after
  *     rfjit_ctx_create.
  *
@@ -61,6 +63,7 @@ extern "C" {
     X(RFJIT_E_STATE, 4, "call not valid in this state")                                          \
     X(RFJIT_E_NONFINITE, 5, "input contains NaN or Inf")                                         \
     X(RFJIT_E_TOO_LARGE, 6, "sizes too large")                                                   \
+    X(RFJIT_E_RANGE, 7, "result outside float range")                                           \
     X(RFJIT_E_DESC_SIZE, 10, "descriptor size not understood")                                   \
     X(RFJIT_E_SHAPE, 11, "tensor shapes do not match")                                           \
     X(RFJIT_E_STRIDE, 12, "invalid tensor strides")                                              \
@@ -285,8 +288,11 @@ RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_te
  * tolerance) to row t of the plan's causal attention over tokens 0..t. Linear JIT plans
  * carry O(M dv) per sequence; exact, hybrid and eva keep the history. The plan must be causal
  * and outlive the state. Errors: RFJIT_E_INVALID_ARG (NULL, B or H < 1), RFJIT_E_NOT_APPLICABLE
- * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM. A state is used by
- * one thread at a time.
+ * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM, RFJIT_E_RANGE: a
+ * linear JIT state could not represent a query's denominator in float (logits spread by
+ * hundreds); the step was still taken (keys in the state, position advanced) and the message
+ * names the (batch, head) whose output row is NaN. A plan's execute recomputes such rows with
+ * the double reference instead. A state is used by one thread at a time.
  */
 typedef struct rfjit_decode rfjit_decode;
 RFJIT_API rfjit_status rfjit_decode_create(const rfjit_plan *plan, int64_t batch, int64_t heads,

@@ -13,6 +13,7 @@
 #include "ctx.h"
 #include "tensor.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +105,12 @@ static float *elem(const rfjit_tensor *t, int64_t b, int64_t h, int64_t j)
     return t->data + b * t->stride[0] + h * t->stride[1] + j * t->stride[3];
 }
 
+/* NaN in a row is the kernel's mark of a subnormal denominator (gen/tmpl/linear.c): every
+ * sequence still takes its step, then the first such (b, h) is reported. */
 static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfjit_tensor *k,
-                               const rfjit_tensor *v, rfjit_tensor *out)
+                               const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
 {
+    int64_t bad_b = -1, bad_h = -1;
     const rfjit_plan *p = s->p;
     const int d = p->spec.d, dv = p->spec.dv;
     float qv[RJ_MAX_D], kv[RJ_MAX_D];
@@ -135,9 +139,18 @@ static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfj
             a.so = dv;
             a.flags = s->pos == 0 ? RJ_KFLAG_INIT : 0;
             p->fn(&a);
-            for (int j = 0; j < dv; j++)
+            for (int j = 0; j < dv; j++) {
                 *elem(out, b, h, j) = ov[j];
+                if (!isfinite(ov[j]) && bad_b < 0) {
+                    bad_b = b;
+                    bad_h = h;
+                }
+            }
         }
+    RJ_FAIL_IF(dg, bad_b >= 0, RFJIT_E_RANGE,
+               "step %lld, sequence (%lld, %lld): the query's denominator underflows float; "
+               "the step was taken, its output row is NaN",
+               (long long)s->pos, (long long)bad_b, (long long)bad_h);
     return RFJIT_OK;
 }
 
@@ -224,13 +237,13 @@ rfjit_status rfjit_decode_step(rfjit_decode *s, const rfjit_tensor *q, const rfj
     if (st == RFJIT_OK)
         st = check_step(s, out, "out", sp->dv, true, &dg);
     if (st == RFJIT_OK && s->stateful)
-        st = step_state(s, q, k, v, out);
+        st = step_state(s, q, k, v, out, &dg);
     else if (st == RFJIT_OK) {
         st = grow(s, s->pos + 1, &dg);
         if (st == RFJIT_OK)
             st = step_history(s, q, k, v, out, &dg);
     }
-    if (st == RFJIT_OK)
+    if (st == RFJIT_OK || (st == RFJIT_E_RANGE && s->stateful))
         s->pos++;
     return rj_ctx_fail(s->p->ctx, st, &dg);
 }

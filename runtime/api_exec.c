@@ -62,8 +62,10 @@ static rfjit_status check_views(const rfjit_plan *p, const rfjit_tensor *q,
     return RFJIT_OK;
 }
 
+/* The reference over every (batch, head) slice, or with redo only over the slices of out that
+ * hold a non-finite value. */
 static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                        const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
+                        const rfjit_tensor *v, rfjit_tensor *out, bool redo, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
     const int64_t lq = q->shape[2], lk = k->shape[2];
@@ -83,6 +85,8 @@ static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_
     const double scale = rj_plan_input_scale(s->d);
     for (int64_t bi = 0; bi < q->shape[0] && st == RFJIT_OK; bi++)
         for (int64_t hi = 0; hi < q->shape[1] && st == RFJIT_OK; hi++) {
+            if (redo && rj_tensor_slice_finite(out, bi, hi))
+                continue;
             rj_tensor_gather(q, bi, hi, scale, b.x);
             rj_tensor_gather(k, bi, hi, scale, b.y);
             rj_tensor_gather(v, bi, hi, 1.0, b.v);
@@ -97,6 +101,15 @@ static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_
     return st;
 }
 
+static bool output_finite(const rfjit_tensor *out)
+{
+    for (int64_t b = 0; b < out->shape[0]; b++)
+        for (int64_t h = 0; h < out->shape[1]; h++)
+            if (!rj_tensor_slice_finite(out, b, h))
+                return false;
+    return true;
+}
+
 rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
                                 const rfjit_tensor *k, const rfjit_tensor *v,
                                 rfjit_tensor *out)
@@ -106,8 +119,17 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
     rj_diag dg = {{0}};
     rfjit_status s = check_views(p, q, k, v, out, &dg);
     if (s == RFJIT_OK)
-        s = !p->jit                              ? run(p, q, k, v, out, &dg)
+        s = !p->jit                              ? run(p, q, k, v, out, false, &dg)
             : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, q, k, v, out, &dg)
                                                : rj_exec_jit(p, q, k, v, out, &dg);
+    /* Finite inputs promise a finite output (rfjit.h). A float kernel can still meet a row
+     * whose denominator falls below FLT_MIN (features of widely spread logits: the linear
+     * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
+     * such slices are recomputed by the double reference, which has the range. */
+    if (s == RFJIT_OK && p->jit && !output_finite(out))
+        s = run(p, q, k, v, out, true, &dg);
+    if (s == RFJIT_OK && !output_finite(out))
+        s = rj_fail(&dg, RFJIT_E_RANGE, "the output is outside float range (values near "
+                                        "FLT_MAX?)");
     return rj_ctx_fail(p->ctx, s, &dg);
 }

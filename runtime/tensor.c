@@ -107,6 +107,20 @@ rfjit_status rj_tensor_check_finite(const rfjit_tensor *t, const char *name, rj_
     return RFJIT_OK;
 }
 
+bool rj_tensor_slice_finite(const rfjit_tensor *t, int64_t b, int64_t h)
+{
+    const float *base = t->data + b * t->stride[0] + h * t->stride[1];
+    for (int64_t l = 0; l < t->shape[2]; l++) {
+        const float *row = base + l * t->stride[2];
+        if ((t->stride[3] == 1 || t->shape[3] == 1) && row_finite(row, t->shape[3]))
+            continue;
+        for (int64_t c = 0; c < t->shape[3]; c++)
+            if (!isfinite(row[c * t->stride[3]]))
+                return false;
+    }
+    return true;
+}
+
 bool rj_tensor_overlap(const rfjit_tensor *a, const rfjit_tensor *b)
 {
     uintptr_t alo = (uintptr_t)a->data, ahi = alo + (uintptr_t)(max_offset(a) + 1) * 4;

@@ -9,7 +9,7 @@
  *                         S += phi_k^T V,  z += sum_t phi_k,  zabs += sum_t |phi_k|
  *   queries, tile by tile: phi_q = e^{ell - h}  |  [cos u ; sin u]
  *                         num = S^T phi_q,  den = z . phi_q,  g = zabs . |phi_q|
- *                         out = num / den' (den' the signed guard of ref/linear.c; g = 0 -> 0)
+ *                         out = num / den' (den' guarded as in ref/linear.c; NaN if subnormal)
  *
  * Everything runs in the feature-major layout: a tile is stored transposed (rows of W or of
  * features by T tokens), so the vector lanes run over tokens and the row maximum h, the norm
@@ -26,6 +26,7 @@
  */
 #include "lin.h"
 
+#include <float.h>
 #include <math.h>
 
 #define DEN_EPS 1e-6 /* as gen/ref/linear.c */
@@ -551,20 +552,24 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
             emit_mask_and_colsum(L, Aa, g);
         }
     }
-    /* rden = 1/den' where g > 0, else 0 (no key reaches the query: a zero row) */
+    /* rden = 1/den'. Every query reaches a key, so den' is > 0 in exact arithmetic (signed:
+     * |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of widely
+     * spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row and
+     * the runtime recomputes its slice with the double reference (api_exec.c). */
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_v dv = rj_ir_ldv(ir, rj_ir_at(ir, den, tv.i), "den");
-    rj_v gv = kp->sgn ? rj_ir_ldv(ir, rj_ir_at(ir, g, tv.i), "g") : dv;
     if (kp->sgn) {
+        rj_v gv = rj_ir_ldv(ir, rj_ir_at(ir, g, tv.i), "g");
         rj_v floor_ = rj_ir_mul(ir, gv, rj_ir_vf(ir, DEN_EPS), "floor");
         rj_v small = LLVMBuildFCmp(ir->B, LLVMRealOLT, rj_ir_abs(ir, dv, ""), floor_, "");
         rj_v neg = LLVMBuildFCmp(ir->B, LLVMRealOLT, dv, rj_ir_vf(ir, 0), "");
         rj_v guarded = LLVMBuildSelect(ir->B, neg, LLVMBuildFNeg(ir->B, floor_, ""), floor_, "");
         dv = LLVMBuildSelect(ir->B, small, guarded, dv, "den_guarded");
     }
-    rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGT, gv, rj_ir_vf(ir, 0), "");
-    rj_v rden = LLVMBuildSelect(ir->B, pos, rj_ir_div(ir, rj_ir_vf(ir, 1), dv, ""),
-                                rj_ir_vf(ir, 0), "rden");
+    rj_v normal = LLVMBuildFCmp(ir->B, LLVMRealOGE, rj_ir_abs(ir, dv, ""),
+                                rj_ir_vf(ir, FLT_MIN), "normal");
+    rj_v rden = LLVMBuildSelect(ir->B, normal, rj_ir_div(ir, rj_ir_vf(ir, 1), dv, ""),
+                                rj_ir_vf(ir, NAN), "rden");
     rj_ir_stv(ir, rden, rj_ir_at(ir, den, tv.i));
     rj_ir_loop_end(ir, &tv);
     rj_tmpl_store_out(L->f, num, den, row0, n);
