@@ -302,3 +302,33 @@ Test(tune, wisdom_answers_again, .timeout = 300)
     rfjit_tune_result_destroy(r2);
     rfjit_ctx_destroy(c);
 }
+
+/* Budget edges, answered from the models: a budget no random-feature count can meet leaves
+ * exact (which always competes) as the answer; a budget any m meets gives a small m with a
+ * finite predicted error. (Budgets <= 0 or not finite: bad_requests_are_refused.) */
+Test(tune, tiny_and_huge_budgets)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_tune_desc t = shape(1e-12, RFJIT_BUDGET_OUTPUT);
+    t.patience = RFJIT_PATIENCE_ESTIMATE;
+    t.estimators = "positive,trig";
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_attn_desc a;
+    cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+    cr_expect_str_eq(a.estimator, "exact", "budget 1e-12 chose %s m=%d", a.estimator, a.m);
+    rfjit_tune_result_destroy(r);
+
+    t = shape(1e6, RFJIT_BUDGET_OUTPUT);
+    t.patience = RFJIT_PATIENCE_ESTIMATE;
+    t.estimators = "positive,trig";
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+    rfjit_tune_row row;
+    cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+    cr_expect(row.chosen && row.m >= 1 && row.m <= 64, "budget 1e6 chose %s m=%d", row.estimator,
+              row.m);
+    cr_expect(isfinite(row.predicted_error), "predicted error %g", row.predicted_error);
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}
