@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,15 @@ bool rj_mul_size(size_t a, size_t b, size_t *out)
         return false;
     *out = a * b;
     return true;
+}
+
+bool rj_fits_memory(size_t bytes)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t phys;
+    if (pages <= 0 || page <= 0 || !rj_mul_size((size_t)pages, (size_t)page, &phys))
+        return true; /* unknown: let the allocation decide */
+    return bytes <= phys;
 }
 
 void *rj_alloc(size_t n)

@@ -54,6 +54,11 @@ bool rj_grow(void **arr, size_t n, size_t *cap, size_t size);
 /* a * b without overflow: false if it would exceed SIZE_MAX. */
 bool rj_mul_size(size_t a, size_t b, size_t *out);
 
+/* Whether `bytes` fits this machine's physical memory: buffers larger than that are refused
+ * up front (RFJIT_E_TOO_LARGE) rather than allocated lazily by an overcommitting kernel and
+ * killed mid-write. */
+bool rj_fits_memory(size_t bytes);
+
 /* Seconds on CLOCK_MONOTONIC, for timing kernels and searches. */
 double rj_now_s(void);
 /* The median of v[0 .. n-1], n >= 1 (the mean of the middle two for even n); sorts v. */

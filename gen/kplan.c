@@ -79,6 +79,9 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, 
     kp->est_version = est->version;
     snprintf(kp->est_name, sizeof kp->est_name, "%s", est->name);
     kp->dvp = (int32_t)round_up(s->dv, t.vw);
+    RJ_FAIL_IF(dg, s->dv > RJ_JIT_MAX_DV, RFJIT_E_NOT_APPLICABLE,
+               "dv = %d is above the JIT's limit of %d (kernels are specialised on dv)", s->dv,
+               RJ_JIT_MAX_DV);
     if (est->tmpl == RJ_TMPL_LINEAR) {
         RJ_FAIL_IF(dg, !est->kfeat, RFJIT_E_NOT_APPLICABLE,
                    "estimator '%s' has no JIT kernel yet", est->name);

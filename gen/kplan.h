@@ -24,6 +24,10 @@ typedef struct rj_tiling {
 typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2, RJ_KK_PEAK = 3 } rj_kkind;
 
 /* The peak probe's shape (gen/tmpl/peak.c): chains and unroll per round. */
+/* Widest value rows a kernel is compiled for. Code and compile time grow with dv: 0.4 s at
+ * 4096, 3.5 s at 16384, 46 s at 65536, and LLVM runs out of memory (and aborts) at 2^20.
+ * Wider values run on the reference. */
+#define RJ_JIT_MAX_DV 4096
 #define RJ_PEAK_CHAINS 12
 #define RJ_PEAK_UNROLL 4
 

@@ -41,13 +41,21 @@ rfjit_status rfjit_decode_create(const rfjit_plan *p, int64_t batch, int64_t hea
         return rj_ctx_failf(p->ctx, RFJIT_E_NOT_APPLICABLE,
                             "rfjit_decode_create: the plan is bidirectional; decoding needs a "
                             "causal plan");
+    const bool stateful = p->jit && p->kp.tmpl == RJ_TMPL_LINEAR && p->frozen;
+    size_t bytes = 0;
+    if (stateful && (!rj_mul_size((size_t)(batch * heads), (size_t)p->kp.st_floats * 4, &bytes) ||
+                     !rj_fits_memory(bytes)))
+        return rj_ctx_failf(p->ctx, RFJIT_E_TOO_LARGE,
+                            "a decode state of %lld x %lld sequences (%lld floats each) does not "
+                            "fit this machine's memory",
+                            (long long)batch, (long long)heads, (long long)p->kp.st_floats);
     rfjit_decode *s = rj_alloc_zero(sizeof *s);
     if (!s)
         return rj_ctx_failf(p->ctx, RFJIT_E_NOMEM, "no memory for a decode state");
     s->p = p;
     s->B = batch;
     s->H = heads;
-    s->stateful = p->jit && p->kp.tmpl == RJ_TMPL_LINEAR && p->frozen;
+    s->stateful = stateful;
     if (s->stateful) {
         s->st = rj_alloc_aligned((size_t)(batch * heads) * (size_t)p->kp.st_floats,
                                  sizeof(float));

@@ -22,6 +22,18 @@ static void bufs_free(exec_bufs *b)
     rj_fit_scratch_free(&b->fs);
 }
 
+/* The reference holds one (batch, head) in double: (lq + lk) (d + dv) doubles. Checked
+ * before anything is read or written, so an impossible length fails at once. */
+static rfjit_status reference_fits(const rj_spec *s, int64_t lq, int64_t lk, rj_diag *dg)
+{
+    const double need = 8.0 * (double)(lq + lk) * (double)(s->d + s->dv);
+    RJ_FAIL_IF(dg, need >= 0x1p63 || !rj_fits_memory((size_t)need), RFJIT_E_TOO_LARGE,
+               "the reference needs %.3g GB for one (batch, head) of %lld x %lld, more than this "
+               "machine's memory",
+               need * 1e-9, (long long)lq, (long long)lk);
+    return RFJIT_OK;
+}
+
 static rfjit_status check_views(const rfjit_plan *p, const rfjit_tensor *q,
                                 const rfjit_tensor *k, const rfjit_tensor *v,
                                 const rfjit_tensor *out, rj_diag *dg)
@@ -56,6 +68,8 @@ static rfjit_status check_views(const rfjit_plan *p, const rfjit_tensor *q,
     for (int i = 0; i < 3; i++)
         RJ_FAIL_IF(dg, rj_tensor_overlap(out, all[i]), RFJIT_E_ALIAS, "out overlaps %s",
                    i == 0 ? "q" : i == 1 ? "k" : "v");
+    if (!p->jit)
+        RJ_TRY(reference_fits(s, q->shape[2], k->shape[2], dg));
     RJ_TRY(rj_tensor_check_finite(q, "q", dg));
     RJ_TRY(rj_tensor_check_finite(k, "k", dg));
     RJ_TRY(rj_tensor_check_finite(v, "v", dg));
@@ -69,6 +83,7 @@ static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_
 {
     const rj_spec *s = &p->spec;
     const int64_t lq = q->shape[2], lk = k->shape[2];
+    RJ_TRY(reference_fits(s, lq, lk, dg));
     exec_bufs b = {0};
     rfjit_status st = rj_fit_scratch_init(&b.fs, p, dg);
     if (st != RFJIT_OK)

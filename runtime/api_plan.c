@@ -88,6 +88,9 @@ static rfjit_status make_projection(rfjit_plan *p, const rfjit_attn_desc *d, rj_
     const rj_spec *s = &p->spec;
     if (s->est->flags & RJ_EST_NOPROJ)
         return RFJIT_OK;
+    RJ_FAIL_IF(dg, !rj_fits_memory((size_t)s->m * (size_t)s->d * sizeof(double)),
+               RFJIT_E_TOO_LARGE, "the %d x %d projection does not fit this machine's memory",
+               s->m, s->d);
     p->W = rj_alloc_array((size_t)s->m * (size_t)s->d, sizeof(double));
     RJ_FAIL_IF(dg, !p->W, RFJIT_E_NOMEM, "no memory for the %d x %d projection", s->m, s->d);
     if (s->proj != RFJIT_PROJ_USER)

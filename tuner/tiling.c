@@ -201,6 +201,10 @@ rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64
     if (patience == RFJIT_PATIENCE_ESTIMATE || n == 0)
         return RFJIT_OK;
     const int d = desc->d, dv = desc->dv ? desc->dv : desc->d;
+    RJ_FAIL_IF(dg, !rj_fits_memory((size_t)L * (size_t)(2 * d + 2 * dv) * sizeof(float)),
+               RFJIT_E_TOO_LARGE,
+               "the timing problem (L = %lld, d = %d, dv = %d) does not fit this machine's memory",
+               (long long)L, d, dv);
     bench b = {ctx, desc, L, NULL, NULL, NULL, NULL};
     b.q = rj_alloc_array((size_t)L * (size_t)d, sizeof(float));
     b.k = rj_alloc_array((size_t)L * (size_t)d, sizeof(float));

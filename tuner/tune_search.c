@@ -299,6 +299,11 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
     snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
     if (measure) {
         const size_t n = (size_t)r->L;
+        RJ_FAIL_IF(dg, !rj_fits_memory(n * (size_t)(2 * r->d + 2 * r->dv) * sizeof(float)),
+                   RFJIT_E_TOO_LARGE,
+                   "the timing problem (L = %lld, d = %d, dv = %d) does not fit this machine's "
+                   "memory; tune a shorter L or with patience estimate",
+                   (long long)r->L, r->d, r->dv);
         S->tq = rj_alloc_array(n * (size_t)r->d, sizeof(float));
         S->tk = rj_alloc_array(n * (size_t)r->d, sizeof(float));
         S->tv = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
