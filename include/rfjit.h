@@ -229,8 +229,9 @@ typedef struct rfjit_tiling {
 
 typedef struct rfjit_attn_desc {
     size_t size;              /* set by RFJIT_ATTN_DESC_INIT */
-    int32_t d;                /* query/key head dim, >= 1 */
-    int32_t dv;               /* value head dim, >= 1 (0 = same as d) */
+    int32_t d;                /* query/key head dim, 1 .. 1024 */
+    int32_t dv;               /* value head dim, 1 .. 2^20 (0 = same as d); JIT kernels take
+                                 dv <= 4096, AUTO runs wider values on the reference */
     int32_t causal;           /* 0 bidirectional, 1 causal (requires Lq == Lk) */
     int32_t m;                /* random projections, >= 1 (ignored by exact) */
     const char *estimator;    /* see above; NULL = "positive" */
@@ -273,7 +274,10 @@ RFJIT_API void rfjit_plan_destroy(rfjit_plan *plan);
  * q: (B, H, Lq, d), k: (B, H, Lk, d), v: (B, H, Lk, dv), out: (B, H, Lq, dv); causal plans need
  * Lq == Lk and use keys 0..i for query i. Inputs are borrowed; out is written.
  * Errors: RFJIT_E_INVALID_ARG, RFJIT_E_SHAPE, RFJIT_E_STRIDE, RFJIT_E_ALIAS, RFJIT_E_NONFINITE,
- * RFJIT_E_FIT, RFJIT_E_NOMEM. Thread safety: concurrent calls on one plan are safe.
+ * RFJIT_E_FIT, RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (a view's extent overflows, or a reference
+ * plan's double copy of one (batch, head) exceeds the machine's memory; checked before
+ * anything is read or written), RFJIT_E_RANGE (see the top of this file). Thread safety:
+ * concurrent calls on one plan are safe.
  */
 RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_tensor *q,
                                           const rfjit_tensor *k, const rfjit_tensor *v,
@@ -288,7 +292,8 @@ RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_te
  * tolerance) to row t of the plan's causal attention over tokens 0..t. Linear JIT plans
  * carry O(M dv) per sequence; exact, hybrid and eva keep the history. The plan must be causal
  * and outlive the state. Errors: RFJIT_E_INVALID_ARG (NULL, B or H < 1), RFJIT_E_NOT_APPLICABLE
- * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM, RFJIT_E_RANGE: a
+ * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE
+ * (the B x H states exceed the machine's memory), RFJIT_E_RANGE: a
  * linear JIT state could not represent a query's denominator in float (logits spread by
  * hundreds); the step was still taken (keys in the state, position advanced) and the message
  * names the (batch, head) whose output row is NaN. A plan's execute recomputes such rows with
@@ -496,7 +501,8 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
  * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and
  * RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
- * RFJIT_E_NOMEM, and the errors of plan creation. Thread safety: any thread; timings assume
+ * RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (the timing problem, L x (2 d + 2 dv) floats, exceeds the
+ * machine's memory), and the errors of plan creation. Thread safety: any thread; timings assume
  * an otherwise idle machine.
  */
 RFJIT_API rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc,
