@@ -352,8 +352,9 @@ RFJIT_API int64_t rfjit_plan_feature_dim(const rfjit_plan *plan);
  * that phi_q(x)^T phi_k(y) is an unbiased estimate of exp(x^T y). x: (B, H, Lx, d) and
  * y: (B, H, Ly, d); phi_x: (B, H, Lx, M), phi_y: (B, H, Ly, M); either output may be NULL.
  * Fitted estimators take their parameters from the statistics of x and y per (batch, head)
- * (or from the plan's calibration sample). Features are exact values: very large inputs give
- * Inf features (use attention, which is stabilised, for those). Errors: as execute, plus
+ * (or from the plan's calibration sample). Features are exact values: inputs so large that
+ * a feature exceeds FLT_MAX give RFJIT_E_RANGE (the outputs are written, with Inf where they
+ * overflow; attention, which is stabilised, takes such inputs). Errors: as execute, plus
  * RFJIT_E_NOT_APPLICABLE for exact and eva.
  */
 RFJIT_API rfjit_status rfjit_plan_features(const rfjit_plan *plan, const rfjit_tensor *x,
@@ -366,7 +367,7 @@ enum { RFJIT_KERNEL_SOFTMAX = 0, RFJIT_KERNEL_GAUSSIAN = 1 };
  * Kernel-matrix estimate between x: (B, H, Lx, d) and y: (B, H, Ly, d), as given (no scaling):
  * out[b, h, i, j] estimates exp(x_i^T y_j) (RFJIT_KERNEL_SOFTMAX) or exp(-|x_i - y_j|^2 / 2)
  * (RFJIT_KERNEL_GAUSSIAN). out: (B, H, Lx, Ly). The exact estimator gives the exact kernel.
- * Errors: as rfjit_plan_features.
+ * Errors: as rfjit_plan_features (RFJIT_E_RANGE when an estimate exceeds FLT_MAX).
  */
 RFJIT_API rfjit_status rfjit_plan_kernel(const rfjit_plan *plan, const rfjit_tensor *x,
                                          const rfjit_tensor *y, int kind, rfjit_tensor *out);

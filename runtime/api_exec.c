@@ -116,15 +116,6 @@ static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_
     return st;
 }
 
-static bool output_finite(const rfjit_tensor *out)
-{
-    for (int64_t b = 0; b < out->shape[0]; b++)
-        for (int64_t h = 0; h < out->shape[1]; h++)
-            if (!rj_tensor_slice_finite(out, b, h))
-                return false;
-    return true;
-}
-
 rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
                                 const rfjit_tensor *k, const rfjit_tensor *v,
                                 rfjit_tensor *out)
@@ -141,9 +132,9 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
      * whose denominator falls below FLT_MIN (features of widely spread logits: the linear
      * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
      * such slices are recomputed by the double reference, which has the range. */
-    if (s == RFJIT_OK && p->jit && !output_finite(out))
+    if (s == RFJIT_OK && p->jit && !rj_tensor_finite(out))
         s = run(p, q, k, v, out, true, &dg);
-    if (s == RFJIT_OK && !output_finite(out))
+    if (s == RFJIT_OK && !rj_tensor_finite(out))
         s = rj_fail(&dg, RFJIT_E_RANGE, "the output is outside float range (values near "
                                         "FLT_MAX?)");
     return rj_ctx_fail(p->ctx, s, &dg);

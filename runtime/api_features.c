@@ -181,6 +181,11 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
                 (s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg)) == RFJIT_OK)
                 write_features(p, &ry, ny, phi_y, b, h, buf);
         }
+    if (s == RFJIT_OK &&
+        ((phi_x && !rj_tensor_finite(phi_x)) || (phi_y && !rj_tensor_finite(phi_y))))
+        s = rj_fail(&dg, RFJIT_E_RANGE, "features overflow float: exp of these inputs' logits "
+                                        "exceeds FLT_MAX (attention, which is stabilised, "
+                                        "takes them)");
     rj_est_jit_free(&ej);
     rows_free(&rx);
     rows_free(&ry);
@@ -274,6 +279,9 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
             }
             rj_tensor_scatter(out, b, h, K);
         }
+    if (s == RFJIT_OK && !rj_tensor_finite(out))
+        s = rj_fail(&dg, RFJIT_E_RANGE, "the kernel estimate overflows float: exp(x^T y) of "
+                                        "these inputs exceeds FLT_MAX");
     rj_est_jit_free(&ej);
     rj_free(Kf);
     rows_free(&rx);

@@ -121,6 +121,15 @@ bool rj_tensor_slice_finite(const rfjit_tensor *t, int64_t b, int64_t h)
     return true;
 }
 
+bool rj_tensor_finite(const rfjit_tensor *t)
+{
+    for (int64_t b = 0; b < t->shape[0]; b++)
+        for (int64_t h = 0; h < t->shape[1]; h++)
+            if (!rj_tensor_slice_finite(t, b, h))
+                return false;
+    return true;
+}
+
 bool rj_tensor_overlap(const rfjit_tensor *a, const rfjit_tensor *b)
 {
     uintptr_t alo = (uintptr_t)a->data, ahi = alo + (uintptr_t)(max_offset(a) + 1) * 4;

@@ -18,6 +18,8 @@ rfjit_status rj_tensor_check(const rfjit_tensor *t, const char *name, bool is_ou
 rfjit_status rj_tensor_check_finite(const rfjit_tensor *t, const char *name, rj_diag *dg);
 /* Whether slice (b, h) of t holds only finite values. */
 bool rj_tensor_slice_finite(const rfjit_tensor *t, int64_t b, int64_t h);
+/* Whether t holds only finite values (an output check: no message, no position). */
+bool rj_tensor_finite(const rfjit_tensor *t);
 /* Whether the element ranges of two (checked) views share any byte range. */
 bool rj_tensor_overlap(const rfjit_tensor *a, const rfjit_tensor *b);
 /* Copy slice (b, h) as shape[2] x shape[3] row-major doubles times scale. */
