@@ -471,6 +471,14 @@ Test(cli, tune_wisdom_and_plan_from_wisdom, .timeout = 300)
     out = slurp("out.txt");
     cr_expect(strstr(out, "rfjit-wisdom 1") && strstr(out, "tune.output.bidir.d8.dv5.L32"), "%s",
               out);
+    snprintf(line, sizeof line, "cd %s && %s%s wisdom show --json >out.txt 2>err.txt", dir, w,
+             RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_expect(strstr(out, "{\"file\": \"") && strstr(out, "\"header\": \"rfjit-wisdom 1\"") &&
+                  strstr(out, "\"records\": [{\"key\": \"tune.output.bidir.d8.dv5.L32") &&
+                  strstr(out, "\"patience\": ") && strstr(out, "\"value\": \"est="),
+              "%s", out);
     snprintf(line, sizeof line,
              "cd %s && %s%s wisdom export ex.txt && %s%s wisdom forget && %s%s wisdom import "
              "ex.txt && %s%s wisdom show >out.txt 2>err.txt",
