@@ -13,7 +13,7 @@
 
 static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"
-    "         [--estimator NAME] [--features M] [--seed S] [--iid|--orthogonal]\n"
+    "         [--estimator NAME] [--m M] [--seed S] [--iid|--orthogonal]\n"
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference]\n"
     "         [--isa avx512|avx2|sse4.2|generic]\n"
@@ -24,7 +24,8 @@ static const char help[] =
     "rank of Q: (Lq, dv) or (B, H, Lq, dv).\n"
     "  --estimator NAME   exact positive hyperbolic trig oprf saderf sderf aderf hybrid eva\n"
     "                     (default positive; rfjit info lists them)\n"
-    "  --features M       random projections m (default 256; ignored by exact and eva)\n"
+    "  --m M, --features M  random projections m (default 256; ignored by exact and eva;\n"
+    "                     --m as in check, tune and bench)\n"
     "  --seed S           projection and sampling seed (default 0)\n"
     "  --iid, --orthogonal  i.i.d. Gaussian or block-orthogonal projection (default)\n"
     "  --projection W.npy use this (m, d) projection matrix; m is taken from its shape\n"
@@ -71,7 +72,7 @@ static int parse(int argc, char **argv, attn_args *x)
         }
         static const char *const valued[] = {
             "--queries", "--keys",  "--values", "-o",      "--projection", "--estimator",
-            "--features", "--seed", "--window", "--chunks", "--signs",     "--hybrid-base",
+            "--features", "--m", "--seed", "--window", "--chunks", "--signs", "--hybrid-base",
             "--backend", "--isa", "--plan-from-wisdom", "--budget-kind", "--scale"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
@@ -94,7 +95,7 @@ static int parse(int argc, char **argv, attn_args *x)
             x->w = val;
         else if (!strcmp(o, "--estimator"))
             x->a.estimator = val;
-        else if (!strcmp(o, "--features") && ++x->features_set)
+        else if ((!strcmp(o, "--features") || !strcmp(o, "--m")) && ++x->features_set)
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.m);
         else if (!strcmp(o, "--seed"))
             bad = cli_parse_u64(val, &x->a.seed);

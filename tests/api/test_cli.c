@@ -284,7 +284,7 @@ Test(cli, user_projection_matches_the_library)
     cr_assert_eq(memcmp(out, o.data, sizeof out), 0, "CLI output differs from the library's");
     /* ... and differs from the default (orthogonal, seed 0) projection's output. */
     cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o d.npy "
-                     "--estimator positive --features 16"),
+                     "--estimator positive --m 16"),
                  0, "%s", slurp("err.txt"));
     npy_array dflt;
     read_arr("d.npy", &dflt);
