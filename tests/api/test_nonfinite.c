@@ -17,7 +17,7 @@
 enum { L = 20, D = 8, M = 16 };
 
 static rfjit_ctx *ctx;
-static float q[L * D], k[L * D], v[L * D], out[L * L];
+static float q[L * D], k[L * D], v[L * D], out[L * 2 * M]; /* >= L * L, trig's L x 2m */
 static const float bad_values[3] = {NAN, INFINITY, -INFINITY};
 
 static void fill(float *x, int n, uint64_t seed)
@@ -90,7 +90,7 @@ static void expect_refused(rfjit_status st, const char *what, const char *name, 
 
 static void reset_out(void)
 {
-    for (int i = 0; i < L * L; i++)
+    for (int i = 0; i < L * 2 * M; i++)
         out[i] = 7.0f;
 }
 
