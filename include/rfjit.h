@@ -7,10 +7,19 @@
  * exp(x^T y) and the Gaussian kernel exp(-|x-y|^2/2) between two sets of vectors.
  *
  * Objects
- *   rfjit_ctx   owns everything long-lived: (later) the JIT, caches, wisdom, thread pool,
- *               and the last error message. Create one per process or per subsystem.
+ *   rfjit_ctx   owns everything long-lived: the JIT, the kernel caches, wisdom, the thread
+ *               pool, and the last error message. Create one per process or per subsystem.
  *   rfjit_plan  one specialised operator: estimator, sizes, projection matrix. Immutable
  *               after creation; rfjit_plan_execute may run concurrently on one plan.
+ *   rfjit_decode, rfjit_tune_result  per-use state and answers, owned by the caller.
+ *
+ * Thread safety, unless a function says otherwise: calls on one context (plan creation,
+ * tuning, wisdom, emission, info) may come from any number of threads at once, and so may
+ * executes and feature/kernel calls on one plan; a decode state is used by one thread at a
+ * time; a tune result is read-only and may be read from any thread. Destroying an object
+ * while another thread uses it is undefined, as is destroying a context with plans alive.
+ * rfjit_ctx_last_error is per context, so with several threads failing at once it holds one
+ * of their messages.
  *
  * Conventions
  *   - Every call that can fail returns an rfjit_status; RFJIT_OK is 0. On failure the context's
@@ -538,9 +547,11 @@ RFJIT_API rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path);
  * such file, unreadable), RFJIT_E_WISDOM_FORMAT (another machine's or build's, corrupt,
  * truncated; the message says which), RFJIT_E_NOMEM. */
 RFJIT_API rfjit_status rfjit_wisdom_import(rfjit_ctx *ctx, const char *path);
-/* Drop every record in memory, and the context's file too if on_disk. */
+/* Drop every record in memory, and the context's file too if on_disk. Errors:
+ * RFJIT_E_INVALID_ARG (ctx NULL), RFJIT_E_IO (the file exists and cannot be removed). */
 RFJIT_API rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk);
-/* The context's wisdom as the text of a wisdom file (free with rfjit_free). */
+/* The context's wisdom as the text of a wisdom file (free with rfjit_free). Errors:
+ * RFJIT_E_INVALID_ARG (NULL), RFJIT_E_NOMEM. */
 RFJIT_API rfjit_status rfjit_wisdom_to_string(rfjit_ctx *ctx, char **text);
 /* The context's wisdom file ("" if none). */
 RFJIT_API const char *rfjit_wisdom_path(const rfjit_ctx *ctx);
