@@ -4,57 +4,88 @@
  * "problem key -> answer" with the patience that produced each, and its plain-text file:
  *
  *     rfjit-wisdom 1
- *     signature <one line: rfjit version, estimator set, CPU, LLVM>
- *     <key> patience=<0..3> <value: space-separated key=value pairs>
- *     ...                                   (one record per line, sorted by key)
+ *     signature <signature>
+ *     <key> patience=<0..3>[ <value>]       one record per line, sorted by key (strcmp)
+ *     ...
  *
- * The same records always give the same bytes. Keys and values are opaque printable ASCII
- * (keys without spaces or '='); the tuner gives them meaning. Not thread-safe: the context
- * serialises access.
+ * Every line ends with '\n' (no CR); a record line is at most RJ_WISDOM_LINE_MAX bytes
+ * without it; an empty value leaves no trailing space. The same records always give the same
+ * bytes. Signature and value are printable ASCII (0x20..0x7e); a key is printable ASCII
+ * without spaces or '='. Keys and values are opaque here: the tuner gives them meaning.
+ * Patience 0..3 is ESTIMATE, MEASURE, PATIENT, EXHAUSTIVE.
+ *
+ * Not thread-safe: the context serialises access. Not for: the signature's contents (the
+ * caller builds it) and the public API (runtime/api_wisdom.c).
  */
 #ifndef RJ_WISDOM_H
 #define RJ_WISDOM_H
 
 #include "base.h"
 
+/* Longest record line without its '\n'; put refuses longer records, loads drop longer lines. */
+#define RJ_WISDOM_LINE_MAX 4096
+/* Largest file a load reads; a larger one is ignored whole. */
+#define RJ_WISDOM_MAX_BYTES (16u << 20)
+
 typedef struct rj_wisdom rj_wisdom;
 
 typedef struct rj_wisdom_report {
-    int foreign;      /* signature of another machine or build: file ignored */
-    int ignored_file; /* not a wisdom file (header, size, type): file ignored */
-    int bad_lines;    /* malformed records dropped */
-    char why[256];
+    int foreign;      /* signature of another machine or build: text ignored */
+    int bad_lines;    /* malformed record lines dropped (strict: found) */
+    int ignored_file; /* not a wisdom text (header), or a file not to read (symlink,
+                       * not regular, too large, unreadable): ignored */
+    char why[256];    /* for a warning: the reason, or the count and the first bad line */
 } rj_wisdom_report;
 
+/* signature: printable ASCII, one line. RFJIT_E_INVALID_ARG or RFJIT_E_NOMEM (no diag: the
+ * only failures are those two). */
 rfjit_status rj_wisdom_create(const char *signature, rj_wisdom **out);
-void rj_wisdom_destroy(rj_wisdom *w);
-/* Replace key's record if patience >= its patience. Errors: RFJIT_E_INVALID_ARG (key or
- * value not printable, key with a space or '=', patience outside 0..3), RFJIT_E_NOMEM. */
+void rj_wisdom_destroy(rj_wisdom *w); /* NULL is a no-op */
+/* Insert key, or replace its record if patience >= the record's (else a successful no-op).
+ * RFJIT_E_INVALID_ARG: NULL, key empty, unprintable, with a space or '='; value unprintable;
+ * the line longer than RJ_WISDOM_LINE_MAX; patience outside 0..3. RFJIT_E_NOMEM: w as it was. */
 rfjit_status rj_wisdom_put(rj_wisdom *w, const char *key, int patience, const char *value,
                            rj_diag *dg);
-/* key's value if its patience >= min_patience (valid until the next change), else NULL. */
+/* key's value if its patience >= min_patience, else NULL; owned by w and valid until the
+ * next put, forget, from_text, load, save or destroy. patience_out may be NULL. */
 const char *rj_wisdom_get(const rj_wisdom *w, const char *key, int min_patience,
                           int *patience_out);
-size_t rj_wisdom_count(const rj_wisdom *w);
+size_t rj_wisdom_count(const rj_wisdom *w); /* 0 for NULL */
+/* The i-th record in key order, 0 <= i < count; pointers as for get. */
 void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
                       const char **value);
-void rj_wisdom_forget(rj_wisdom *w);
-/* Merge file text: a wrong header or another signature ignores it all, a malformed line only
- * itself (counted in rep). strict: those are errors (RFJIT_E_WISDOM_FORMAT) and nothing is
- * merged. */
+void rj_wisdom_forget(rj_wisdom *w); /* drop every record */
+/* Merge the text of a wisdom file (any bytes; text may be NULL when len is 0). rep (may be
+ * NULL) is cleared and filled. Non-strict: a wrong header (rep->ignored_file) or another
+ * signature (rep->foreign) ignores the whole text; a malformed line, and a last line without
+ * its '\n' (cut short), is dropped alone (rep->bad_lines); returns RFJIT_OK.
+ * strict (explicit import): each of those is RFJIT_E_WISDOM_FORMAT with the reason (and the
+ * first bad line's number) in dg, and nothing is merged. Merged records follow put's rule.
+ * Also RFJIT_E_INVALID_ARG (NULL w), RFJIT_E_NOMEM (some records may be merged). */
 rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int strict,
                                  rj_wisdom_report *rep, rj_diag *dg);
-/* The file text (rj_free it). */
+/* The file text, NUL-terminated (*len excludes the NUL); rj_free it. */
 rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_diag *dg);
-/* $XDG_DATA_HOME/rfjit/wisdom, else $HOME/.local/share/rfjit/wisdom. */
+/* $XDG_DATA_HOME/rfjit/wisdom (absolute XDG_DATA_HOME only, as the XDG spec says), else
+ * $HOME/.local/share/rfjit/wisdom. RFJIT_E_IO without either, RFJIT_E_INVALID_ARG if buf
+ * is too small (buf is then ""). */
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
-/* Merge a file: a missing one is empty; a symlink, non-regular or oversized one is ignored
- * (strict: RFJIT_E_WISDOM_FORMAT), an unreadable one is RFJIT_E_IO when strict. */
+/* Merge a file. Missing (ENOENT): RFJIT_OK, nothing merged, strict or not (callers that
+ * want an error for a missing import check first). A symlink (O_NOFOLLOW), a non-regular
+ * file or one over RJ_WISDOM_MAX_BYTES is ignored with rep->ignored_file, strict:
+ * RFJIT_E_WISDOM_FORMAT; one that cannot be opened or read likewise, strict: RFJIT_E_IO.
+ * Otherwise as rj_wisdom_from_text; dg's message starts with the path. */
 rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdom_report *rep,
                             rj_diag *dg);
-/* Save under an exclusive lock on "<path>.lock": re-read the file, merge (per key the higher
- * patience wins, ties keep w's), write a temporary file, fsync, rename over path. w becomes
- * the merged set. The parent directory is created (0700) if missing. */
+/* Save so that concurrent savers merge and a crash never leaves a torn file: create path's
+ * directory (0700 for levels it creates); flock "<path>.lock" (created 0600, kept); remove
+ * orphaned "<path>.tmp-XXXXXX" files of savers that died; re-read path (non-strict: a
+ * foreign or corrupt file contributes nothing, a same-signature file its valid lines) and
+ * merge it into w (per key the higher patience wins, w's record on a tie); write w to a
+ * mkstemp file (0600) next to path, fsync, rename over path, fsync the directory; unlock.
+ * w keeps the merged set even when the write then fails. RFJIT_E_INVALID_ARG (NULL, empty,
+ * over 4000 bytes or ending in '/'), RFJIT_E_IO (directory, lock, write or rename; the old
+ * file is then untouched), RFJIT_E_NOMEM (w unchanged). */
 rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg);
 
 #endif
