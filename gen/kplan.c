@@ -53,7 +53,9 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, 
 {
     /* each knob left at 0 takes the default: vw the target's, T two vectors, ri 4, rj 2 */
     rj_tiling t = t_in ? *t_in : (rj_tiling){0, 0, 0, 0};
-    rj_tiling def = rj_tiling_default(t.vw ? t.vw : max_vw);
+    /* a vector width check_tiling will refuse must not size the defaults (2 vw overflows) */
+    const int vw_ok = t.vw == 4 || t.vw == 8 || t.vw == 16;
+    rj_tiling def = rj_tiling_default(vw_ok ? t.vw : max_vw);
     /* exact attention on 32 registers: 64-token tiles and a 4 x 4 register tile halve the
      * per-tile traffic of its accumulated numerator (L = 4096: 45.5 -> 43.9 ms); eva's key sets
      * are too short for it, AVX2's 16 registers too few */

@@ -27,7 +27,7 @@ static rfjit_status unknown_estimator(rfjit_ctx *ctx, const char *name)
                         list);
 }
 
-static rfjit_status check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
+rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
 {
     const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
     if (!est)
@@ -178,7 +178,7 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     if (s != RFJIT_OK)
         return rj_ctx_fail(ctx, s, &dg);
     rj_spec spec;
-    RJ_TRY(check_desc(ctx, &d, &spec));
+    RJ_TRY(rj_plan_check_desc(ctx, &d, &spec));
 
     rfjit_plan *p = rj_alloc_zero(sizeof *p);
     if (!p)

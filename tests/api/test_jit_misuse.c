@@ -48,6 +48,35 @@ Test(jit_misuse, unknown_backend_is_refused)
     rfjit_ctx_destroy(c);
 }
 
+/* Found by tests/fuzz/fuzz_desc.c: a huge vector width sized the default tiling (2 vw, a
+ * signed overflow) before the check refused it. UBSan (CI's sanitizer stage) catches a
+ * regression; every build checks the status and message. */
+Test(jit_misuse, absurd_tiling_is_refused_before_use)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    static const rfjit_tiling bad[] = {
+        {1694695425, 0, 0, 0}, {-16, 0, 0, 0}, {16, 1 << 30, 0, 0}, {16, 0, 1 << 30, 0},
+        {16, 0, 0, -1}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = 16;
+        a.backend = RFJIT_BACKEND_JIT;
+        a.tiling = bad[i];
+        rfjit_plan *p = NULL;
+        cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_E_INVALID_ARG, "tiling %zu", i);
+        cr_expect_null(p);
+        cr_expect(strstr(rfjit_ctx_last_error(c), "tile") ||
+                      strstr(rfjit_ctx_last_error(c), "vector width"),
+                  "tiling %zu: %s", i, rfjit_ctx_last_error(c));
+        rfjit_plan_destroy(p);
+    }
+    rfjit_ctx_destroy(c);
+}
+
 Test(jit_misuse, emit_bad_kind_and_target)
 {
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
