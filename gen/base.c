@@ -2,6 +2,7 @@
 /* This file implements gen/base.h: error recording and the allocation wrappers. */
 #include "base.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -36,14 +37,49 @@ bool rj_fits_memory(size_t bytes)
     return bytes <= phys;
 }
 
+static _Atomic long fault_countdown = -1, live_blocks;
+
+void rj_fault_alloc_after(long n)
+{
+    atomic_store(&fault_countdown, n < 0 ? -1 : n);
+}
+
+long rj_fault_alloc_left(void)
+{
+    return atomic_load(&fault_countdown);
+}
+
+long rj_live_allocs(void)
+{
+    return atomic_load(&live_blocks);
+}
+
+/* Whether this allocation is the injected failure: the countdown passes 0 exactly once. */
+static bool fault_now(void)
+{
+    if (atomic_load_explicit(&fault_countdown, memory_order_relaxed) < 0)
+        return false;
+    long c = atomic_load(&fault_countdown);
+    while (c >= 0 && !atomic_compare_exchange_weak(&fault_countdown, &c, c - 1))
+        ;
+    return c == 0;
+}
+
+static void *counted(void *p)
+{
+    if (p)
+        atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
+    return p;
+}
+
 void *rj_alloc(size_t n)
 {
-    return malloc(n ? n : 1);
+    return fault_now() ? NULL : counted(malloc(n ? n : 1));
 }
 
 void *rj_alloc_zero(size_t n)
 {
-    return calloc(n ? n : 1, 1);
+    return fault_now() ? NULL : counted(calloc(n ? n : 1, 1));
 }
 
 void *rj_alloc_array(size_t n, size_t size)
@@ -66,13 +102,16 @@ void *rj_alloc_aligned(size_t n, size_t size)
 {
     size_t bytes;
     void *p = NULL;
-    if (!rj_mul_size(n ? n : 1, size, &bytes) || posix_memalign(&p, 64, bytes) != 0)
+    if (fault_now() || !rj_mul_size(n ? n : 1, size, &bytes) ||
+        posix_memalign(&p, 64, bytes) != 0)
         return NULL;
-    return p;
+    return counted(p);
 }
 
 void rj_free(void *p)
 {
+    if (p)
+        atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
     free(p);
 }
 
