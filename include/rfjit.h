@@ -255,11 +255,15 @@ typedef struct rfjit_attn_desc {
     const rfjit_tensor *calib_q; /* optional calibration sample for fitted estimators */
     const rfjit_tensor *calib_k;
     rfjit_tiling tiling;      /* JIT blocking; {0} = the ISA's default */
+    /* 1: if compiling or linking the kernel fails (RFJIT_E_INTERNAL, RFJIT_E_JIT,
+     * RFJIT_E_TARGET), create the plan on the portable reference instead of failing;
+     * rfjit_plan_describe says so and why. 0 (default): the failure is the result. */
+    int32_t fallback;
 } rfjit_attn_desc;
 
 #define RFJIT_ATTN_DESC_INIT                                                                     \
     {sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
-     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}}
+     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0}
 
 /*
  * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)

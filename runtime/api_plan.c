@@ -48,6 +48,8 @@ rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spe
                             RJ_MAX_D);
     if (d->dv < 0 || s->dv > (1 << 20))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
+    if (d->fallback != 0 && d->fallback != 1)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
     if (d->causal != 0 && d->causal != 1)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
     if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
@@ -151,7 +153,14 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     }
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "%s", why.msg);
-    RJ_TRY(rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, dg));
+    s = rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, &why);
+    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
+        snprintf(p->why_reference, sizeof p->why_reference,
+                 "fallback: the JIT failed (%s): %.180s", rfjit_status_string(s), why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
     rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
     p->jit = 1;
     if (p->frozen) {
@@ -191,6 +200,7 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     p->spec = spec;
     p->seed = d.seed;
     p->backend = d.backend;
+    p->fallback = d.fallback;
     p->tiling = d.tiling;
     p->M = spec.est->feature_dim(&spec);
     p->nparams = spec.est->params_size(&spec);

@@ -45,6 +45,7 @@ struct rfjit_plan {
     rj_spec spec;
     uint64_t seed;
     int32_t backend;
+    int32_t fallback;          /* rfjit_attn_desc.fallback */
     rfjit_tiling tiling;       /* as asked ({0}: default) */
     int64_t M;                 /* feature dimension (0: none) */
     double *W;                 /* m x d projection (NULL for exact) */
@@ -57,7 +58,7 @@ struct rfjit_plan {
     rj_kernel_fn fn;
     float *kpar;
     char sym[96];
-    char why_reference[192];   /* why an AUTO plan runs on the reference */
+    char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */
 };
 
 /* Send a note to the context's log (or stderr when verbose and no log is set). */

@@ -33,6 +33,7 @@ struct rj_jit {
     LLVMOrcResourceTrackerRef *rts; /* one per linked object, released at destroy */
     size_t nrt, caprt;
     char orc_error[512];    /* what ORC's error reporter last said */
+    unsigned elf_machine;   /* e_machine of this process: objects for another are refused */
 };
 
 static void copy_message(char *dst, size_t n, char *msg)
@@ -193,6 +194,7 @@ rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
     rj_jit *j = rj_alloc_zero(sizeof *j);
     RJ_FAIL_IF(dg, !j, RFJIT_E_NOMEM, "no memory for a JIT");
     j->isa = *isa;
+    j->elf_machine = !strncmp(isa->triple, "aarch64", 7) ? 183u : 62u; /* EM_AARCH64, EM_X86_64 */
     rfjit_status s = make_tm(isa->triple, isa->cpu, isa->features, &j->tm, dg);
     LLVMTargetMachineRef tm2 = NULL;
     if (s == RFJIT_OK)
@@ -223,6 +225,19 @@ rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->lljit), g);
     *out = j;
+    return RFJIT_OK;
+}
+
+rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
+                             const char *features, rj_diag *dg)
+{
+    LLVMTargetMachineRef tm = NULL;
+    RJ_TRY(make_tm(triple, cpu, features, &tm, dg));
+    LLVMDisposeTargetMachine(j->tm);
+    j->tm = tm;
+    snprintf(j->isa.triple, sizeof j->isa.triple, "%s", triple);
+    snprintf(j->isa.cpu, sizeof j->isa.cpu, "%s", cpu);
+    snprintf(j->isa.features, sizeof j->isa.features, "%s", features);
     return RFJIT_OK;
 }
 
@@ -362,9 +377,26 @@ rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
     return s;
 }
 
+/* ORC links an object of another architecture without complaint (an AArch64 kernel into an
+ * x86-64 process: it crashes when called), so the ELF header is checked first: 64-bit,
+ * little-endian, relocatable, this process's machine. */
+static rfjit_status check_object(const rj_jit *j, const unsigned char *o, size_t n, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, n < 64 || memcmp(o, "\177ELF", 4) != 0 || o[4] != 2 || o[5] != 1,
+               RFJIT_E_JIT, "the kernel object is not a 64-bit little-endian ELF file");
+    const unsigned type = o[16] | (unsigned)o[17] << 8, machine = o[18] | (unsigned)o[19] << 8;
+    RJ_FAIL_IF(dg, type != 1, RFJIT_E_JIT, "the kernel object is ELF type %u, not relocatable",
+               type);
+    RJ_FAIL_IF(dg, machine != j->elf_machine, RFJIT_E_JIT,
+               "the kernel object is for ELF machine %u, this process is %u: not linked",
+               machine, j->elf_machine);
+    return RFJIT_OK;
+}
+
 rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
                          rj_kernel_fn *fn, rj_diag *dg)
 {
+    RJ_TRY(check_object(j, obj, n, dg));
     void *rts = j->rts;
     RJ_FAIL_IF(dg, !rj_grow(&rts, j->nrt, &j->caprt, sizeof *j->rts), RFJIT_E_NOMEM,
                "no memory for the JIT's trackers");

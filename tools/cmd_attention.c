@@ -15,7 +15,7 @@ static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"
     "         [--estimator NAME] [--m M] [--seed S] [--iid|--orthogonal]\n"
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
-    "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference]\n"
+    "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
     "         [--isa avx512|avx2|sse4.2|generic]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--scale S]]\n"
     "Computes softmax(q k^T / sqrt(d)) v, exactly or as estimated by NAME, for raw q, k, v\n"
@@ -35,6 +35,7 @@ static const char help[] =
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
     "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
+    "  --fallback         if the JIT fails to compile or link, run on the reference instead\n"
     "  --backend B        auto (default: the JIT kernel where the estimator has one), jit,\n"
     "                     or reference (the portable double-precision C loops)\n"
     "  --isa ISA          compile for a lower instruction set than the host's (as RFJIT_ISA)\n"
@@ -60,6 +61,10 @@ static int parse(int argc, char **argv, attn_args *x)
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(help, stdout);
             return -1;
+        }
+        if (!strcmp(o, "--fallback")) {
+            x->a.fallback = 1;
+            continue;
         }
         if (!strcmp(o, "--causal") || !strcmp(o, "--iid") || !strcmp(o, "--orthogonal")) {
             if (o[2] == 'c') {
