@@ -150,9 +150,13 @@ typedef struct rfjit_ctx_desc {
     /* Instruction set the JIT compiles for: NULL = $RFJIT_ISA or else the host's best;
      * "avx512", "avx2", "sse4.2", "generic" may only lower it (RFJIT_E_ISA otherwise). */
     const char *isa;
+    /* Bound on the disk cache's size in bytes (0: 256 MiB). Past it the least recently used
+     * kernels are removed after a store; a kernel larger than the bound is not kept. Every
+     * process sharing the directory enforces its own bound. Negative: RFJIT_E_INVALID_ARG. */
+    int64_t cache_max_bytes;
 } rfjit_ctx_desc;
 
-#define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL, NULL}
+#define RFJIT_CTX_DESC_INIT {sizeof(rfjit_ctx_desc), 0, 0, NULL, NULL, NULL, NULL, NULL, 0}
 
 /*
  * Create a context: the CPU and ISA the JIT compiles for, one ORC LLJIT, the kernel caches

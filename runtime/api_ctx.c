@@ -104,7 +104,7 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         if (s != RFJIT_OK)
             return s;
     }
-    if (desc.threads < 0 || desc.verbose < 0)
+    if (desc.threads < 0 || desc.verbose < 0 || desc.cache_max_bytes < 0)
         return RFJIT_E_INVALID_ARG;
 
     rfjit_ctx *ctx = rj_alloc_zero(sizeof *ctx);
@@ -143,6 +143,8 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         const char *dump = getenv("RFJIT_DUMP");
         s = rj_kcache_create(ctx->jit, &ctx->isa, ctx->host.llvm_version, ctx->cache_dir,
                              dump && *dump ? dump : NULL, rj_ctx_note, ctx, &ctx->kc, &dg);
+        if (s == RFJIT_OK && desc.cache_max_bytes > 0)
+            rj_kcache_set_disk_limit(ctx->kc, (uint64_t)desc.cache_max_bytes);
     }
     if (s == RFJIT_OK) {
         /* 0 threads: one per core (not per hardware thread: kernels saturate the FMA units) */

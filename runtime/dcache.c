@@ -15,13 +15,23 @@
  * else. The hash is not a MAC; a writer with our uid is trusted.
  *
  * Writers: mkstemp (0600) in the directory, write, close, rename over the final name. Rename
- * within one directory is atomic, so concurrent readers and writers of one key need no lock.
- * Not for: eviction and the size bound (not done yet).
+ * within one directory is atomic, so concurrent readers and writers of one key need no lock,
+ * and a writer killed at any point leaves at most a ".tmp-" file, never a torn entry. There
+ * is no fsync: after a power cut an entry may be torn, and the content hash drops it.
+ *
+ * Size bound: a hit sets the entry's mtime to now (futimens on the descriptor it verified),
+ * so mtime is the last use across processes. After each store the directory is swept: our
+ * own regular entries are summed and, above the bound, the least recently used are unlinked
+ * (never the one just written), and ".tmp-" files older than STALE_TMP_S (writers that
+ * died) are removed. Sweeps race harmlessly: an entry already gone is simply gone. An object
+ * larger than the bound is not stored. Stores follow compiles (tens of ms each), so one
+ * directory scan per store costs nothing that matters.
  */
 #include "dcache.h"
 
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,9 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FORMAT_VERSION 1u
+/* A temporary file this old belongs to a writer that died (a store takes milliseconds). */
+#define STALE_TMP_S 600
 #define HEADER_SIZE 96
 /* Longest directory we accept: leaves room for "/<64 hex>.o" and the temporary name in the
  * fixed path buffers below, and stays under Linux's PATH_MAX of 4096. */
@@ -43,6 +56,7 @@ static const char magic[8] = {'R', 'F', 'J', 'I', 'T', 'O', 'B', 'J'};
 struct rj_dcache {
     pthread_mutex_t mu; /* guards st only; the files need no lock (see the top comment) */
     rj_dcache_stats st;
+    uint64_t max_bytes; /* the size bound; UINT64_MAX: none */
     char dir[]; /* no trailing slash, so lstat sees a symlink rather than its target */
 };
 
@@ -65,6 +79,7 @@ rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t
     if (!c)
         return RFJIT_E_NOMEM;
     memcpy(c->dir, dir, len + 1);
+    c->max_bytes = RJ_DCACHE_DEFAULT_MAX;
     /* "link/" would make lstat follow the link, so the symlink check needs them gone. */
     while (len > 1 && c->dir[len - 1] == '/')
         c->dir[--len] = 0;
@@ -105,6 +120,12 @@ void rj_dcache_close(rj_dcache *c)
         return;
     pthread_mutex_destroy(&c->mu);
     rj_free(c);
+}
+
+void rj_dcache_set_limit(rj_dcache *c, uint64_t max_bytes)
+{
+    if (c)
+        c->max_bytes = max_bytes;
 }
 
 const char *rj_dcache_dir(const rj_dcache *c)
@@ -277,6 +298,8 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
     struct stat sb;
     char why[192] = "";
     verdict v = fstat(fd, &sb) != 0 ? V_SKIP : verify(fd, &sb, key, obj, size, why, sizeof why);
+    if (v == V_OK)
+        (void)futimens(fd, NULL); /* last use, for the size bound; best effort */
     close(fd);
     if (v == V_OK) {
         count(c, &c->st.hits);
@@ -291,6 +314,79 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
     return 0;
 }
 
+/* ---- size bound ---------------------------------------------------------------------------- */
+
+typedef struct cached_file {
+    char name[72]; /* 64 hex + ".o" */
+    uint64_t bytes;
+    struct timespec used;
+} cached_file;
+
+static int entry_name(const char *s)
+{
+    size_t i = 0;
+    for (; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return !strcmp(s + 64, ".o");
+}
+
+static int older_first(const void *a, const void *b)
+{
+    const struct timespec *x = &((const cached_file *)a)->used,
+                          *y = &((const cached_file *)b)->used;
+    if (x->tv_sec != y->tv_sec)
+        return x->tv_sec < y->tv_sec ? -1 : 1;
+    return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
+}
+
+/* Remove dead writers' temporaries, then least recently used entries until the directory's
+ * entries fit the bound; `keep` (the entry just stored) stays. Only our own regular files
+ * with the entry or temporary name pattern are looked at; lstat semantics throughout. A
+ * failure (no memory, unreadable directory) leaves the directory as it was. */
+static void sweep(rj_dcache *c, const char *keep)
+{
+    DIR *d = opendir(c->dir);
+    if (!d)
+        return;
+    const int dfd = dirfd(d);
+    const time_t now = time(NULL);
+    cached_file *v = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const int tmp = !strncmp(e->d_name, ".tmp-", 5);
+        if (!tmp && !entry_name(e->d_name))
+            continue;
+        struct stat sb;
+        if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
+            sb.st_uid != geteuid())
+            continue;
+        if (tmp) {
+            if (now - sb.st_mtime > STALE_TMP_S)
+                (void)unlinkat(dfd, e->d_name, 0);
+            continue;
+        }
+        void *grown = v;
+        if (!rj_grow(&grown, n, &cap, sizeof *v))
+            break;
+        v = grown;
+        memcpy(v[n].name, e->d_name, 67); /* entry_name: exactly 66 characters and the NUL */
+        v[n].bytes = (uint64_t)sb.st_size;
+        v[n].used = sb.st_mtim;
+        total += v[n++].bytes;
+    }
+    if (total > c->max_bytes && e == NULL) {
+        qsort(v, n, sizeof *v, older_first);
+        for (size_t i = 0; i < n && total > c->max_bytes; i++)
+            if (strcmp(v[i].name, keep) && (unlinkat(dfd, v[i].name, 0) == 0 || errno == ENOENT))
+                total -= v[i].bytes;
+    }
+    rj_free(v);
+    closedir(d);
+}
+
 /* ---- store -------------------------------------------------------------------------------- */
 
 
@@ -300,6 +396,8 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
     if (!c)
         return RFJIT_OK;
     RJ_FAIL_IF(dg, !obj || size == 0, RFJIT_E_INVALID_ARG, "refusing to cache an empty object");
+    if (size > c->max_bytes - HEADER_SIZE || c->max_bytes < HEADER_SIZE)
+        return RFJIT_OK; /* it would evict everything and itself: not kept */
     unsigned char h[HEADER_SIZE] = {0};
     rj_hash sum;
     rj_hash_bytes(obj, size, &sum);
@@ -330,5 +428,6 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
         return rj_fail(dg, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
     }
     count(c, &c->st.stores);
+    sweep(c, path + strlen(c->dir) + 1);
     return RFJIT_OK;
 }

@@ -24,6 +24,11 @@ typedef struct rj_dcache rj_dcache;
  * with *out = NULL and a one-line reason in warn[0..n); warn[0] = 0 when there is none.
  * Only running out of memory is an error. Never prints. */
 rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t n);
+/* The size bound a new cache starts with: 256 MiB, some thousands of kernels. */
+#define RJ_DCACHE_DEFAULT_MAX ((uint64_t)256 << 20)
+/* Bound the entries' total size (bytes, headers included); least recently used entries go
+ * first (see dcache.c). UINT64_MAX: no bound. c == NULL: no-op. */
+void rj_dcache_set_limit(rj_dcache *c, uint64_t max_bytes);
 /* NULL is a no-op. The files stay. */
 void rj_dcache_close(rj_dcache *c);
 

@@ -221,6 +221,11 @@ rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, 
     return s;
 }
 
+void rj_kcache_set_disk_limit(rj_kcache *kc, uint64_t max_bytes)
+{
+    rj_dcache_set_limit(kc->disk, max_bytes);
+}
+
 void rj_kcache_get_stats(rj_kcache *kc, rj_kcache_stats *st)
 {
     pthread_mutex_lock(&kc->mu);

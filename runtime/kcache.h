@@ -27,6 +27,8 @@ void rj_kcache_destroy(rj_kcache *kc);
 /* The kernel of kp, compiled or loaded on first use. */
 rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, rj_diag *dg);
 
+/* Bound the disk cache (see rj_dcache_set_limit); no-op without one. */
+void rj_kcache_set_disk_limit(rj_kcache *kc, uint64_t max_bytes);
 void rj_kcache_get_stats(rj_kcache *kc, rj_kcache_stats *st);
 
 /* Kernel symbol of a plan for this cache's target: rfjit_k_<estimator>_<16 hex of key>. */

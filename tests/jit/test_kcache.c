@@ -312,3 +312,67 @@ Test(kcache, unsafe_directory_is_refused_with_a_warning)
     remove_dir(dir);
     free(dir);
 }
+
+/* Total bytes and count of the entries in dir. */
+static long long entry_bytes(const char *dir, int *count)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    long long total = 0;
+    *count = 0;
+    char path[512];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' && strstr(e->d_name, ".o")) {
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (stat(path, &sb) == 0) {
+                total += sb.st_size;
+                ++*count;
+            }
+        }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+/* rfjit_ctx_desc.cache_max_bytes reaches the disk cache: with room for about two kernels,
+ * four compiles leave at most the bound on disk, the latest kernel among them; a negative
+ * bound is refused. */
+Test(kcache, cache_max_bytes_bounds_the_directory, .timeout = 120)
+{
+    char *dir = temp_dir();
+    static const int ms[1] = {16};
+    run_plans(dir, ms, 1);
+    int n = 0;
+    const long long one = entry_bytes(dir, &n);
+    cr_assert_eq(n, 1);
+    remove_dir(dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = dir;
+    cd.cache_max_bytes = one * 5 / 2;
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    for (int m = 16; m <= 64; m += 16) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = m;
+        a.backend = RFJIT_BACKEND_JIT;
+        rfjit_plan *p = NULL;
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+        rfjit_plan_destroy(p);
+    }
+    rfjit_ctx_destroy(ctx);
+    const long long total = entry_bytes(dir, &n);
+    cr_expect(n >= 1 && total <= cd.cache_max_bytes, "%d entries, %lld bytes over a %lld bound",
+              n, total, (long long)cd.cache_max_bytes);
+    /* the last compile (m = 64) is the one a reopened context finds */
+    static const int last[1] = {64};
+    counts c = run_plans(dir, last, 1);
+    cr_expect_eq(c.loaded, 1, "the newest kernel was evicted");
+    cd.cache_max_bytes = -1;
+    cr_expect_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_E_INVALID_ARG);
+    remove_dir(dir);
+    free(dir);
+}

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Entry layout (architecture.md 5): magic, u32 format, u32 reserved, key, u64 size, hash. */
@@ -879,5 +880,100 @@ Test(dcache, one_cache_shared_by_threads, .timeout = 60)
     cr_assert_eq(st.bad, 0);
     cr_assert_gt(st.hits, 0);
     cr_assert_eq(count_names(tdir), NKEYS);
+    rj_dcache_close(c);
+}
+
+/* ---------------------------------------------------------------- the size bound */
+
+static int present(const char *dir, const rj_hash *k)
+{
+    char path[400];
+    entry_of(dir, k, path, sizeof path);
+    struct stat sb;
+    return lstat(path, &sb) == 0;
+}
+
+/* Pretend entry k was last used `age` seconds ago (mtime is the last use). */
+static void age_entry(const char *dir, const rj_hash *k, time_t age)
+{
+    char path[400];
+    entry_of(dir, k, path, sizeof path);
+    const struct timespec t[2] = {{time(NULL) - age, 0}, {time(NULL) - age, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0, "%s: %s", path, strerror(errno));
+}
+
+/* Four 1000-byte objects (1096 bytes as entries) under a 3500-byte bound: the fourth store
+ * evicts the least recently used; a hit makes an old entry recent again, so the next
+ * eviction takes another. */
+Test(dcache, size_bound_evicts_the_least_recently_used)
+{
+    rj_dcache *c = open_ok(tdir);
+    rj_dcache_set_limit(c, 3500);
+    rj_hash k[5];
+    unsigned char *o[5];
+    for (int i = 0; i < 5; i++) {
+        key_of(i, &k[i]);
+        o[i] = obj_of(i, 1000);
+    }
+    for (int i = 0; i < 3; i++) {
+        store_ok(c, &k[i], o[i], 1000);
+        age_entry(tdir, &k[i], 300 - 100 * i); /* 0 oldest, then 1, then 2 */
+    }
+    expect_hit(c, &k[0], o[0], 1000); /* 0 is now the most recent */
+    store_ok(c, &k[3], o[3], 1000);
+    cr_expect(present(tdir, &k[0]), "the entry just used was evicted");
+    cr_expect(!present(tdir, &k[1]), "the least recently used entry survived");
+    cr_expect(present(tdir, &k[2]) && present(tdir, &k[3]));
+    cr_expect_eq(count_names(tdir), 3);
+    age_entry(tdir, &k[3], 1000); /* the newest store is never its own victim, even if old */
+    store_ok(c, &k[4], o[4], 1000);
+    cr_expect(!present(tdir, &k[3]) && present(tdir, &k[4]) && count_names(tdir) == 3,
+              "LRU order not followed");
+    for (int i = 0; i < 5; i++)
+        free(o[i]);
+    rj_dcache_close(c);
+}
+
+/* An object the bound cannot hold is not stored (it would evict everything, itself too);
+ * files that are not our entries are never touched by a sweep; a dead writer's temporary
+ * file is removed once stale, a live one's is left alone. */
+Test(dcache, size_bound_spares_what_is_not_an_entry)
+{
+    rj_dcache *c = open_ok(tdir);
+    rj_dcache_set_limit(c, 1500);
+    rj_hash k[3];
+    key_of(0, &k[0]);
+    key_of(1, &k[1]);
+    key_of(2, &k[2]);
+    unsigned char *big = obj_of(0, 2000), *small = obj_of(1, 1000);
+    store_ok(c, &k[0], big, 2000);
+    cr_expect(!present(tdir, &k[0]), "an entry larger than the bound was kept");
+    char path[400], stale[400], fresh[400], link[400];
+    snprintf(path, sizeof path, "%s/notes.txt", tdir);
+    snprintf(stale, sizeof stale, "%s/.tmp-0123456789abcdef-dead01", tdir);
+    snprintf(fresh, sizeof fresh, "%s/.tmp-0123456789abcdef-live01", tdir);
+    const char *files[3] = {path, stale, fresh};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "w");
+        cr_assert_not_null(f);
+        for (int j = 0; j < 5000; j++)
+            fputc('x', f);
+        fclose(f);
+    }
+    const struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
+    cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    entry_of(tdir, &k[2], link, sizeof link);
+    cr_assert_eq(symlink(path, link), 0); /* an entry name that is a symlink: not ours */
+    store_ok(c, &k[1], small, 1000);
+    store_ok(c, &k[1], small, 1000);
+    struct stat sb;
+    cr_expect_eq(lstat(path, &sb), 0, "a foreign file was removed");
+    cr_expect_eq(lstat(link, &sb), 0, "a symlink at an entry name was removed");
+    cr_expect_neq(lstat(stale, &sb), 0, "a dead writer's temporary file was kept");
+    cr_expect_eq(lstat(fresh, &sb), 0, "a live writer's temporary file was removed");
+    expect_hit(c, &k[1], small, 1000);
+    free(big);
+    free(small);
     rj_dcache_close(c);
 }
