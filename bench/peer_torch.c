@@ -34,6 +34,25 @@ const char bench_torch_tunables[] =
 
 /* Run argv with the tuned environment; its stdout into out (NUL-terminated). Returns the
  * exit status, or -1 if it could not run or died. */
+/* peer_torch.py: next to an installed rfjit (<prefix>/bin/rfjit reads
+ * <prefix>/share/rfjit/peer_torch.py), else in the source tree the binary was built from. */
+static void peer_script(char *path, size_t n)
+{
+    char exe[4096];
+    const ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(path, n, "%s/../share/rfjit/peer_torch.py", exe);
+            if (access(path, R_OK) == 0)
+                return;
+        }
+    }
+    snprintf(path, n, "%s", RFJIT_BENCH_DIR "/peer_torch.py");
+}
+
 static int run_capture(char *const argv[], char *out, size_t len)
 {
     size_t n_env = 0;
@@ -171,8 +190,9 @@ int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int 
     for (int i = 0; i < 7; i++)
         snprintf(a[i], sizeof a[i], "%d", nums[i]);
     snprintf(ex, sizeof ex, "%d", with_exact ? 1 : 0);
-    char *argv[] = {PYTHON, RFJIT_BENCH_DIR "/peer_torch.py", a[0], a[1], a[2], a[3], a[4],
-                    a[5], a[6], in, outp, ex, NULL};
+    char script[4200];
+    peer_script(script, sizeof script);
+    char *argv[] = {PYTHON, script, a[0], a[1], a[2], a[3], a[4], a[5], a[6], in, outp, ex, NULL};
     char line[1024];
     if (run_capture(argv, line, sizeof line) != 0) {
         snprintf(why, len, "%s peer_torch.py failed", PYTHON);

@@ -56,12 +56,16 @@ extern "C" {
 #define RFJIT_API
 #endif
 
+/* The version of this header. 0.x releases keep the ABI within a minor version (the shared
+ * library's SONAME is librfjit.so.MAJOR.MINOR); descriptors grow at their end only, and a
+ * caller built against an older header passes its smaller `size`, which is accepted. */
 #define RFJIT_VERSION_MAJOR 0
-#define RFJIT_VERSION_MINOR 1
+#define RFJIT_VERSION_MINOR 2
 #define RFJIT_VERSION_PATCH 0
 #define RFJIT_VERSION_NUMBER                                                                     \
     (RFJIT_VERSION_MAJOR * 10000 + RFJIT_VERSION_MINOR * 100 + RFJIT_VERSION_PATCH)
-#define RFJIT_VERSION_STRING "0.1.0"
+#define RFJIT_VERSION RFJIT_VERSION_NUMBER
+#define RFJIT_VERSION_STRING "0.2.0"
 
 /* Status codes: pinned numbers, grouped by decade, never renumbered or reused. */
 #define RFJIT_STATUS_LIST(X)                                                                     \
@@ -99,7 +103,11 @@ typedef enum rfjit_status {
 /* Static English text for a status; never NULL ("unknown status" for unlisted values). */
 RFJIT_API const char *rfjit_status_string(rfjit_status s);
 
-/* Library version, equal to the RFJIT_VERSION_* macros of the header it was built with. */
+/* The loaded library's version, RFJIT_VERSION_NUMBER of the header it was built with: a host
+ * can compare it with its own RFJIT_VERSION to catch a mismatched library at run time.
+ * rfjit_version() and rfjit_version_number() are the same; the string is "MAJOR.MINOR.PATCH".
+ * Thread safety: any thread. */
+RFJIT_API int rfjit_version(void);
 RFJIT_API int rfjit_version_number(void);
 RFJIT_API const char *rfjit_version_string(void);
 

@@ -17,6 +17,11 @@ const char *rfjit_status_string(rfjit_status s)
     return "unknown status";
 }
 
+int rfjit_version(void)
+{
+    return RFJIT_VERSION_NUMBER;
+}
+
 int rfjit_version_number(void)
 {
     return RFJIT_VERSION_NUMBER;

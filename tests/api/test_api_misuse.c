@@ -271,6 +271,7 @@ Test(api_misuse, status_strings)
     cr_assert_str_eq(rfjit_status_string((rfjit_status)77), "unknown status");
     cr_assert_str_eq(rfjit_status_string(RFJIT_E_NONFINITE), "input contains NaN or Inf");
     cr_assert_eq(rfjit_version_number(), RFJIT_VERSION_NUMBER);
+    cr_assert_eq(rfjit_version(), RFJIT_VERSION);
     cr_assert_str_eq(rfjit_version_string(), RFJIT_VERSION_STRING);
     cr_assert_str_eq(rfjit_estimator_name(0), "exact");
     cr_assert_null(rfjit_estimator_name(-1));
