@@ -7,9 +7,10 @@
 set -euo pipefail
 # qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c);
 # libopenblas-dev: the `rfjit bench` peers and their test (tests/api/test_bench.c), which
-# load libopenblas.so.0 at run time and skip without it.
+# load libopenblas.so.0 at run time and skip without it; python3-numpy: the Python binding's
+# tests (python/tests, ctest entry python).
 need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev
-      qemu-user gcc-aarch64-linux-gnu valgrind libopenblas-dev "$@")
+      qemu-user gcc-aarch64-linux-gnu valgrind libopenblas-dev python3-numpy "$@")
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
