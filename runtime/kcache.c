@@ -177,6 +177,23 @@ static rfjit_status produce(rj_kcache *kc, const rj_kplan *kp, const rj_hash *ke
     }
     rfjit_status s = rj_jit_link(kc->jit, obj, n, sym, fn, dg);
     rj_free(obj);
+    if (s == RFJIT_E_JIT && hit) {
+        /* a whole entry (its hash checked) holding an object this process must not link,
+         * e.g. planted from another architecture: recompile, and the store replaces it */
+        notef(kc, 1, "kernel cache entry for %s dropped: %s", sym, dg ? dg->msg : "");
+        pthread_mutex_lock(&kc->mu);
+        kc->st.disk_bad++;
+        pthread_mutex_unlock(&kc->mu);
+        RJ_TRY(rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, &obj, &n, dg));
+        if (kc->disk) {
+            rj_diag wdg = {{0}};
+            if (rj_dcache_store(kc->disk, key, obj, n, &wdg) != RFJIT_OK)
+                notef(kc, 1, "kernel cache write failed: %s", wdg.msg);
+        }
+        hit = 0;
+        s = rj_jit_link(kc->jit, obj, n, sym, fn, dg);
+        rj_free(obj);
+    }
     if (s == RFJIT_OK) {
         pthread_mutex_lock(&kc->mu);
         if (hit)

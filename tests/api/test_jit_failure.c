@@ -5,6 +5,7 @@
  * linked into this x86-64 process. Plan creation must then return a status with LLVM's
  * reason, print nothing and leave the context usable; with rfjit_attn_desc.fallback the plan
  * runs on the portable reference, says so, and computes what the reference backend computes.
+ * A disk-cache entry holding such an object is dropped and recompiled, never linked.
  */
 #include <criterion/criterion.h>
 
@@ -13,6 +14,8 @@
 #include "rfjit.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { L = 33, D = 8 };
@@ -93,4 +96,53 @@ Test(jit_failure, a_failed_compile_is_a_status_and_the_fallback_runs_the_referen
                  rfjit_ctx_last_error(c));
     cr_expect(strstr(describe, "backend=jit"), "%s", describe);
     rfjit_ctx_destroy(c);
+}
+
+static void count_dropped(void *user, int level, const char *msg)
+{
+    (void)level;
+    if (strstr(msg, "dropped") && strstr(msg, "ELF machine"))
+        ++*(int *)user;
+}
+
+/* A whole, hash-checked disk-cache entry holding another architecture's object (written here
+ * by the retargeted JIT, which stores before it links) is never linked: the next context
+ * drops it, recompiles, and runs. */
+Test(jit_failure, a_cached_object_for_another_architecture_is_recompiled)
+{
+    char dir[] = "/tmp/rfjit_jitfail_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cache[64];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    fill(q, L * D, 1);
+    fill(k, L * D, 2);
+    fill(v, L * D, 3);
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = cache;
+    cd.wisdom_path = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_jit_retarget(c->jit, "aarch64-unknown-linux-gnu", "generic", "+neon", &dg),
+                 RFJIT_OK);
+    cr_assert_eq(run(c, RFJIT_BACKEND_JIT, 0, out, NULL), RFJIT_E_JIT, "%s",
+                 rfjit_ctx_last_error(c));
+    rfjit_ctx_destroy(c);
+
+    int dropped = 0;
+    cd.verbose = 1;
+    cd.log = count_dropped;
+    cd.log_user = &dropped;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    cr_assert_eq(run(c, RFJIT_BACKEND_REFERENCE, 0, ref, NULL), RFJIT_OK);
+    char describe[1024];
+    cr_assert_eq(run(c, RFJIT_BACKEND_JIT, 0, out, describe), RFJIT_OK, "%s",
+                 rfjit_ctx_last_error(c));
+    cr_expect_eq(dropped, 1, "the planted entry was not reported as dropped");
+    for (int i = 0; i < L * D; i++)
+        cr_assert_float_eq(out[i], ref[i], 1e-4, "out[%d]", i);
+    rfjit_ctx_destroy(c);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
 }
