@@ -415,18 +415,9 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
     int fd = mkstemp(tmp);
     RJ_FAIL_IF(dg, fd < 0, RFJIT_E_IO, "cannot create a temporary file in %s: %s", c->dir,
                strerror(errno));
-    int err = 0;
-    if (rj_write_full(fd, h, sizeof h) != 0 || rj_write_full(fd, obj, size) != 0)
-        err = errno;
-    /* close can report a deferred write error (NFS, quota), so it counts as part of writing. */
-    if (close(fd) != 0 && !err)
-        err = errno;
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
-    if (err) {
-        unlink(tmp);
-        return rj_fail(dg, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
-    }
+    int err = rj_write_full(fd, h, sizeof h) != 0 || rj_write_full(fd, obj, size) != 0 ? errno : 0;
+    err = rj_replace_file(fd, tmp, path, 0, err); /* no fsync: see the top comment */
+    RJ_FAIL_IF(dg, err, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
     count(c, &c->st.stores);
     sweep(c, path + strlen(c->dir) + 1);
     return RFJIT_OK;

@@ -3,6 +3,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,4 +55,17 @@ int rj_mkdir_p(char *path)
             return -1;
     }
     return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int rj_replace_file(int fd, const char *tmp, const char *path, int sync, int err)
+{
+    if (!err && sync && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err)
+        unlink(tmp);
+    return err;
 }

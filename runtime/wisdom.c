@@ -541,16 +541,10 @@ static rfjit_status replace_file(const rj_wisdom *w, const char *path, const cha
         return rj_fail(dg, RFJIT_E_IO, "cannot create a temporary file next to %s: %s", path,
                        strerror(e));
     }
-    int err = rj_write_full(fd, text, len) != 0 || fsync(fd) != 0 ? errno : 0;
+    int err = rj_write_full(fd, text, len) != 0 ? errno : 0;
     rj_free(text);
-    if (close(fd) != 0 && !err)
-        err = errno;
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
-    if (err) {
-        unlink(tmp);
-        return rj_fail(dg, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
-    }
+    err = rj_replace_file(fd, tmp, path, 1, err);
+    RJ_FAIL_IF(dg, err, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
     /* Makes the rename itself durable. Best effort: some file systems refuse fsync on a
      * directory, and the new file is complete and in place either way. */
     const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -125,9 +125,37 @@ def _out_like(q_shape, dim, out, name="out"):
     return out
 
 
-class Context:
+class _Handle:
+    """An owned library object, destroyed once: by close(), at the end of a `with` block, or
+    when garbage-collected. Subclasses name their destroy function."""
+    _h = None
+    _destroy = None
+
+    @property
+    def handle(self):
+        if self._h is None:
+            raise ValueError("this %s is closed" % type(self).__name__)
+        return self._h
+
+    def close(self):
+        if self._h is not None:
+            self._destroy(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Context(_Handle):
     """An rfjit context: the JIT, kernel caches, wisdom and thread pool. Use one per process
     (or per subsystem); plans created from it must be closed before it."""
+    _destroy = _lib.rfjit_ctx_destroy
 
     def __init__(self, threads=0, cache_dir=None, wisdom_path=None, isa=None, verbose=0,
                  cache_max_bytes=0):
@@ -144,26 +172,6 @@ class Context:
     def _check(self, st):
         if st:
             raise Error(st, _lib.rfjit_ctx_last_error(self._h).decode())
-
-    @property
-    def handle(self):
-        if self._h is None:
-            raise ValueError("the context is closed")
-        return self._h
-
-    def close(self):
-        if getattr(self, "_h", None) is not None:
-            _lib.rfjit_ctx_destroy(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def info(self):
         """The machine and library as rfjit sees them, as a dict."""
@@ -227,9 +235,10 @@ class Context:
         return _lib.rfjit_wisdom_path(self.handle).decode()
 
 
-class Plan:
+class Plan(_Handle):
     """One attention operator (estimator, sizes, projections, compiled kernel). Calling it
     runs attention; features() and kernel() give feature maps and kernel estimates."""
+    _destroy = _lib.rfjit_plan_destroy
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib):
@@ -272,26 +281,6 @@ class Plan:
         h = _C.c_void_p()
         self._ctx._check(_lib.rfjit_plan_create(self._ctx.handle, _C.byref(a), _C.byref(h)))
         self._h = h
-
-    @property
-    def handle(self):
-        if self._h is None:
-            raise ValueError("the plan is closed")
-        return self._h
-
-    def close(self):
-        if getattr(self, "_h", None) is not None:
-            _lib.rfjit_plan_destroy(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     @property
     def feature_dim(self):
@@ -338,8 +327,9 @@ class Plan:
         return o.array
 
 
-class TuneResult:
+class TuneResult(_Handle):
     """What rfjit_tune chose: .estimator, .m, .rows (the table), .info, .json(), .plan()."""
+    _destroy = _lib.rfjit_tune_result_destroy
 
     def __init__(self, ctx, h):
         self._ctx, self._h = ctx, h
@@ -371,13 +361,6 @@ class TuneResult:
         """A Plan for the chosen configuration, on the context that tuned it."""
         return Plan._from_desc(self._ctx, self._desc)
 
-    def close(self):
-        if getattr(self, "_h", None) is not None:
-            _lib.rfjit_tune_result_destroy(self._h)
-            self._h = None
-
-    def __del__(self):
-        self.close()
 
 
 _default = None
