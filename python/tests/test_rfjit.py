@@ -3,6 +3,7 @@
 library's own results through the CLI, against NumPy and torch FAVOR+ implementations fed
 the same projection matrix, plus errors, zero-copy and wisdom. Run by ctest (entry `python`)
 with RFJIT_LIBRARY and RFJIT_CLI pointing into the build tree."""
+import ctypes
 import os
 import re
 import subprocess
@@ -158,6 +159,30 @@ class Arrays(unittest.TestCase):
             rfjit.attention(q.astype(np.complex64), q, q)
         with self.assertRaises(ValueError):
             rfjit.attention(q, q, q, out=np.zeros((10, 8), dtype=np.float64))
+
+    def test_struct_layouts_match_the_header(self):
+        """The C compiler's sizeof and offsetof of every field _abi declares, from rfjit.h."""
+        structs = {"rfjit_tensor": _abi.Tensor, "rfjit_tiling": _abi.Tiling,
+                   "rfjit_ctx_desc": _abi.CtxDesc, "rfjit_attn_desc": _abi.AttnDesc,
+                   "rfjit_tune_desc": _abi.TuneDesc, "rfjit_tune_row": _abi.TuneRow}
+        lines, want = [], {}
+        for cname, py in structs.items():
+            lines.append('printf("%s %%zu\\n", sizeof(%s));' % (cname, cname))
+            want[cname] = ctypes.sizeof(py)
+            for f in py._fields_:
+                lines.append('printf("%s.%s %%zu\\n", offsetof(%s, %s));' %
+                             (cname, f[0], cname, f[0]))
+                want[cname + "." + f[0]] = getattr(py, f[0]).offset
+        src = ("#include <stddef.h>\n#include <stdio.h>\n#include \"rfjit.h\"\n"
+               "int main(void) {\n%s\nreturn 0;\n}\n" % "\n".join(lines))
+        with tempfile.TemporaryDirectory() as tmp:
+            c, exe = os.path.join(tmp, "abi.c"), os.path.join(tmp, "abi")
+            with open(c, "w") as f:
+                f.write(src)
+            subprocess.run(["cc", "-std=c99", "-I", os.path.dirname(HEADER), c, "-o", exe],
+                           check=True)
+            got = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+        self.assertEqual({k: int(v) for k, v in (ln.split() for ln in got.splitlines())}, want)
 
     def test_status_names_match_the_header(self):
         with open(HEADER) as f:
