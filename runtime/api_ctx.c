@@ -16,6 +16,13 @@ rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t sr
 {
     RJ_FAIL_IF(dg, src_size < sizeof(size_t), RFJIT_E_DESC_SIZE,
                "descriptor size %zu is smaller than its size field", src_size);
+    /* Every version of a descriptor starts with a size_t, so its sizeof is a multiple of
+     * size_t's alignment; any other size is not a version's, and would end inside a field
+     * (half a pointer: found by fuzzing). On the supported 64-bit targets no field is torn by
+     * a size that is such a multiple. */
+    RJ_FAIL_IF(dg, src_size % _Alignof(size_t) != 0, RFJIT_E_DESC_SIZE,
+               "descriptor size %zu is not a multiple of %zu, so not the size of any version "
+               "of it", src_size, (size_t)_Alignof(size_t));
     if (src_size > our_size) {
         const unsigned char *tail = (const unsigned char *)src + our_size;
         for (size_t i = 0; i < src_size - our_size; i++)

@@ -92,7 +92,8 @@ rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
 /*
  * Read a versioned descriptor: `dst` (our_size bytes) starts as the defaults, then the first
  * min(src_size, our_size) bytes of src are copied. A src_size larger than ours passes only if
- * the unknown tail is all zero. src_size must cover at least the size field.
+ * the unknown tail is all zero. src_size must cover at least the size field and be a multiple
+ * of size_t's alignment (as every struct that starts with one is).
  */
 rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t src_size,
                           rj_diag *dg);

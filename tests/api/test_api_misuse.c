@@ -9,6 +9,7 @@
 #include "rfjit.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 static rfjit_ctx *ctx;
@@ -85,6 +86,18 @@ Test(api_misuse, descriptor_sizes)
     a.size = 3;
     rfjit_plan *p = NULL;
     EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DESC_SIZE, "size");
+
+    /* Found by tests/fuzz/fuzz_desc.c: a size ending inside the estimator pointer kept its
+     * low half and took the default's (NULL) high half, and strcmp followed the result. */
+    a = desc_for("positive", 8, 4);
+    a.size = offsetof(rfjit_attn_desc, estimator) + 4;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DESC_SIZE, "not a multiple of 8");
+    cr_assert_null(p);
+    /* A size that ends on a field (an older, shorter struct) still reads that prefix. */
+    a = desc_for("positive", 8, 4);
+    a.size = offsetof(rfjit_attn_desc, projection);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
 }
 
 Test(api_misuse, invalid_descriptor_fields)
