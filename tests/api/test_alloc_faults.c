@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include "base.h"
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <math.h>
@@ -25,12 +26,10 @@ enum { L = 40, D = 8, M = 8 };
 static float q[L * D], k[L * D], v[L * D], out[L * 2 * M], want[16][L * 2 * M];
 static char tmpdir[64];
 
+/* N(0, 0.25) entries from the suites' shared generator */
 static void fill(float *x, int n, uint64_t seed)
 {
-    for (int i = 0; i < n; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((double)(seed >> 11) * 0x1.0p-53 - 0.5);
-    }
+    tu_fill_normal(x, (size_t)n, 0.25, seed);
 }
 
 static rfjit_status ctx_new(rfjit_ctx **c, const char *cache)

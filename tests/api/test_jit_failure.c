@@ -11,6 +11,7 @@
 
 #include "ctx.h"
 #include "jit.h"
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <stdint.h>
@@ -22,12 +23,10 @@ enum { L = 33, D = 8 };
 
 static float q[L * D], k[L * D], v[L * D], out[L * D], ref[L * D];
 
+/* N(0, 0.25) entries from the suites' shared generator */
 static void fill(float *x, int n, uint64_t seed)
 {
-    for (int i = 0; i < n; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((double)(seed >> 11) * 0x1.0p-53 - 0.5);
-    }
+    tu_fill_normal(x, (size_t)n, 0.25, seed);
 }
 
 static rfjit_ctx *broken_ctx(void)

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "data_testutil.h"
 #include "rfjit.h"
 
 #include <math.h>
@@ -20,12 +21,10 @@ static rfjit_ctx *ctx;
 static float q[L * D], k[L * D], v[L * D], out[L * 2 * M]; /* >= L * L, trig's L x 2m */
 static const float bad_values[3] = {NAN, INFINITY, -INFINITY};
 
+/* N(0, 0.25) entries from the suites' shared generator */
 static void fill(float *x, int n, uint64_t seed)
 {
-    for (int i = 0; i < n; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((double)(seed >> 11) * 0x1.0p-53 - 0.5);
-    }
+    tu_fill_normal(x, (size_t)n, 0.25, seed);
 }
 
 static void setup(void)
