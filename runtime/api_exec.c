@@ -132,10 +132,12 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
      * whose denominator falls below FLT_MIN (features of widely spread logits: the linear
      * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
      * such slices are recomputed by the double reference, which has the range. */
-    if (s == RFJIT_OK && p->jit && !rj_tensor_finite(out))
-        s = run(p, q, k, v, out, true, &dg);
-    if (s == RFJIT_OK && !rj_tensor_finite(out))
-        s = rj_fail(&dg, RFJIT_E_RANGE, "the output is outside float range (values near "
-                                        "FLT_MAX?)");
+    if (s == RFJIT_OK && !rj_tensor_finite(out)) { /* one scan when all is well */
+        if (p->jit)
+            s = run(p, q, k, v, out, true, &dg);
+        if (s == RFJIT_OK && (!p->jit || !rj_tensor_finite(out)))
+            s = rj_fail(&dg, RFJIT_E_RANGE, "the output is outside float range (values near "
+                                            "FLT_MAX?)");
+    }
     return rj_ctx_fail(p->ctx, s, &dg);
 }
