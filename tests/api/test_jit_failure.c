@@ -145,3 +145,21 @@ Test(jit_failure, a_cached_object_for_another_architecture_is_recompiled)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+Test(jit_failure, fallback_takes_0_or_1)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = D;
+    a.fallback = 2;
+    rfjit_plan *p = NULL;
+    cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_E_INVALID_ARG);
+    cr_expect_null(p);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "fallback = 2 is not 0 or 1"), "%s",
+              rfjit_ctx_last_error(c));
+    rfjit_ctx_destroy(c);
+}
