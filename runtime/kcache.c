@@ -145,6 +145,30 @@ static rfjit_status publish(rj_kcache *kc, const rj_hash *key, rj_kernel_fn fn, 
     return RFJIT_OK;
 }
 
+static void dropped(rj_kcache *kc, const char *sym, const char *why)
+{
+    notef(kc, 1, "kernel cache entry for %s dropped: %s", sym, why);
+    pthread_mutex_lock(&kc->mu);
+    kc->st.disk_bad++;
+    pthread_mutex_unlock(&kc->mu);
+}
+
+/* Compile kp into *obj (rj_free it) and store it on disk, if there is a disk cache. */
+static rfjit_status compile_and_store(rj_kcache *kc, const rj_kplan *kp, const rj_hash *key,
+                                      const char *sym, void **obj, size_t *n, rj_diag *dg)
+{
+    RJ_TRY(rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, obj, n, dg));
+    char desc[512];
+    rj_kplan_describe(kp, desc, sizeof desc);
+    notef(kc, 2, "kernel %s compiled (%zu bytes): %s", sym, *n, desc);
+    if (kc->disk) {
+        rj_diag wdg = {{0}};
+        if (rj_dcache_store(kc->disk, key, *obj, *n, &wdg) != RFJIT_OK)
+            notef(kc, 1, "kernel cache write failed: %s", wdg.msg);
+    }
+    return RFJIT_OK;
+}
+
 /* Disk, else compile (and store); then link. Called under cmu. */
 static rfjit_status produce(rj_kcache *kc, const rj_kplan *kp, const rj_hash *key,
                             const char *sym, rj_kernel_fn *fn, rj_diag *dg)
@@ -155,42 +179,21 @@ static rfjit_status produce(rj_kcache *kc, const rj_kplan *kp, const rj_hash *ke
     if (kc->disk && !kc->dump_dir) {
         char why[512] = "";
         hit = rj_dcache_load(kc->disk, key, &obj, &n, why, sizeof why);
-        if (why[0]) {
-            notef(kc, 1, "kernel cache entry for %s dropped: %s", sym, why);
-            pthread_mutex_lock(&kc->mu);
-            kc->st.disk_bad++;
-            pthread_mutex_unlock(&kc->mu);
-        }
+        if (why[0])
+            dropped(kc, sym, why);
     }
-    if (hit) {
+    if (hit)
         notef(kc, 2, "kernel %s loaded from the disk cache (%zu bytes)", sym, n);
-    } else {
-        RJ_TRY(rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, &obj, &n, dg));
-        char desc[512];
-        rj_kplan_describe(kp, desc, sizeof desc);
-        notef(kc, 2, "kernel %s compiled (%zu bytes): %s", sym, n, desc);
-        if (kc->disk) {
-            rj_diag wdg = {{0}};
-            if (rj_dcache_store(kc->disk, key, obj, n, &wdg) != RFJIT_OK)
-                notef(kc, 1, "kernel cache write failed: %s", wdg.msg);
-        }
-    }
+    else
+        RJ_TRY(compile_and_store(kc, kp, key, sym, &obj, &n, dg));
     rfjit_status s = rj_jit_link(kc->jit, obj, n, sym, fn, dg);
     rj_free(obj);
     if (s == RFJIT_E_JIT && hit) {
         /* a whole entry (its hash checked) holding an object this process must not link,
          * e.g. planted from another architecture: recompile, and the store replaces it */
-        notef(kc, 1, "kernel cache entry for %s dropped: %s", sym, dg ? dg->msg : "");
-        pthread_mutex_lock(&kc->mu);
-        kc->st.disk_bad++;
-        pthread_mutex_unlock(&kc->mu);
-        RJ_TRY(rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, &obj, &n, dg));
-        if (kc->disk) {
-            rj_diag wdg = {{0}};
-            if (rj_dcache_store(kc->disk, key, obj, n, &wdg) != RFJIT_OK)
-                notef(kc, 1, "kernel cache write failed: %s", wdg.msg);
-        }
+        dropped(kc, sym, dg ? dg->msg : "");
         hit = 0;
+        RJ_TRY(compile_and_store(kc, kp, key, sym, &obj, &n, dg));
         s = rj_jit_link(kc->jit, obj, n, sym, fn, dg);
         rj_free(obj);
     }
