@@ -165,8 +165,8 @@ class Context(_Handle):
         d.cache_dir, d.wisdom_path, d.isa = _enc(cache_dir), _enc(wisdom_path), _enc(isa)
         h = _C.c_void_p()
         st = _lib.rfjit_ctx_create(_C.byref(d), _C.byref(h))
-        if st:
-            raise Error(st, "rfjit_ctx_create failed")
+        if st:  # no context holds the message: the library keeps it per thread
+            raise Error(st, _lib.rfjit_ctx_last_error(None).decode())
         self._h = h
 
     def _check(self, st):

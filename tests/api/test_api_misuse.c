@@ -47,13 +47,15 @@ static rfjit_attn_desc desc_for(const char *est, int d, int m)
 
 Test(api_misuse, null_handles_and_destroy_null)
 {
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "no context (NULL rfjit_ctx)");
     cr_assert_eq(rfjit_ctx_create(NULL, NULL), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_ctx_create: out is NULL");
     rfjit_ctx_destroy(NULL);
     rfjit_plan_destroy(NULL);
-    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "no context (NULL rfjit_ctx)");
     rfjit_attn_desc a = desc_for("positive", 8, 4);
     rfjit_plan *p = (rfjit_plan *)&a;
     cr_assert_eq(rfjit_plan_create(NULL, &a, &p), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_plan_create: ctx is NULL");
     EXPECT_MSG(rfjit_plan_create(ctx, NULL, &p), RFJIT_E_INVALID_ARG, "desc");
     cr_assert_null(p, "handle must be NULL after a failed create");
     EXPECT_MSG(rfjit_plan_create(ctx, &a, NULL), RFJIT_E_INVALID_ARG, "out");
