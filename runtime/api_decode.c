@@ -220,9 +220,7 @@ static rfjit_status step_history(rfjit_decode *s, const rfjit_tensor *q, const r
     rfjit_tensor tk = {s->hk, {s->B, s->H, L, d}, {s->H * cap * d, cap * d, d, 1}};
     rfjit_tensor tv = {s->hv, {s->B, s->H, L, dv}, {s->H * cap * dv, cap * dv, dv, 1}};
     rfjit_tensor to = {s->ho, {s->B, s->H, L, dv}, {s->H * cap * dv, cap * dv, dv, 1}};
-    rfjit_status st = rfjit_plan_execute(s->p, &tq, &tk, &tv, &to);
-    if (st != RFJIT_OK)
-        return rj_fail(dg, st, "%s", rfjit_ctx_last_error(s->p->ctx));
+    RJ_TRY(rj_plan_execute(s->p, &tq, &tk, &tv, &to, dg));
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t h = 0; h < s->H; h++)
             for (int64_t j = 0; j < dv; j++)

@@ -20,10 +20,10 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
                         const rfjit_emit_desc *target_in, void **out, size_t *size,
                         char *symbol, size_t symbol_len)
 {
-    if (!ctx)
-        return RFJIT_E_INVALID_ARG;
-    if (!attn || !target_in || !out || !size)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: NULL argument");
+    if (!ctx || !attn || !target_in || !out || !size)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: %s is NULL",
+                            !ctx ? "ctx" : !attn ? "attn" : !target_in ? "target" : !out ? "out"
+                                                                                   : "size");
     *out = NULL;
     *size = 0;
     rj_diag dg = {{0}};
@@ -37,7 +37,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
         return rj_ctx_failf(ctx, RFJIT_E_DESC_SIZE, "rfjit_emit: old attention descriptor");
     a.backend = RFJIT_BACKEND_REFERENCE;
     rfjit_plan *p = NULL;
-    RJ_TRY(rfjit_plan_create(ctx, &a, &p));
+    RJ_TRY(rj_ctx_fail(ctx, rj_plan_create(ctx, &a, &p, &dg), &dg));
 
     const int host = t.triple == NULL || strcmp(t.triple, ctx->isa.triple) == 0;
     const char *triple = t.triple ? t.triple : ctx->isa.triple;

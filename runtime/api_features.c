@@ -219,23 +219,20 @@ static void kernel_slice(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
         }
 }
 
-rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
-                               const rfjit_tensor *y, int kind, rfjit_tensor *out)
+rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
+                            int kind, rfjit_tensor *out, rj_diag *dg)
 {
-    if (!p)
-        return RFJIT_E_INVALID_ARG;
-    rj_diag dg = {{0}};
     rfjit_status s = RFJIT_OK;
     if (!x || !y || !out)
-        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
+        s = rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
     else if (kind != RFJIT_KERNEL_SOFTMAX && kind != RFJIT_KERNEL_GAUSSIAN)
-        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "unknown kernel kind %d", kind);
+        s = rj_fail(dg, RFJIT_E_INVALID_ARG, "unknown kernel kind %d", kind);
     if (s == RFJIT_OK)
-        s = check_pair(p, x, y, &dg);
+        s = check_pair(p, x, y, dg);
     if (s == RFJIT_OK)
-        s = check_out(out, "out", x, x->shape[2], y->shape[2], x, y, &dg);
+        s = check_out(out, "out", x, x->shape[2], y->shape[2], x, y, dg);
     if (s != RFJIT_OK)
-        return rj_ctx_fail(p->ctx, s, &dg);
+        return s;
 
     const int64_t nx = x->shape[2], ny = y->shape[2];
     feat_rows rx = {0}, ry = {0};
@@ -244,29 +241,29 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
     double *K = NULL;
     float *Kf = NULL;
     rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
-    s = rj_fit_scratch_init(&fs, p, &dg);
+    s = rj_fit_scratch_init(&fs, p, dg);
     if (s == RFJIT_OK && e)
-        s = rj_est_jit_init(e, p, nx, ny, &dg);
+        s = rj_est_jit_init(e, p, nx, ny, dg);
     if (s == RFJIT_OK)
-        s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
+        s = rows_alloc(&rx, nx, p->spec.d, p->M, dg);
     if (s == RFJIT_OK)
-        s = rows_alloc(&ry, ny, p->spec.d, p->M, &dg);
+        s = rows_alloc(&ry, ny, p->spec.d, p->M, dg);
     if (s == RFJIT_OK && (!rj_mul_size((size_t)nx, (size_t)ny, &nk) ||
                           !(K = rj_alloc_array(nk, sizeof(double))) ||
                           (e && !(Kf = rj_alloc_array(nk, sizeof(float))))))
-        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
                     (long long)nx, (long long)ny);
     for (int64_t b = 0; b < x->shape[0] && s == RFJIT_OK; b++)
         for (int64_t h = 0; h < x->shape[1] && s == RFJIT_OK; h++) {
             rj_tensor_gather(x, b, h, 1.0, rx.raw);
             rj_tensor_gather(y, b, h, 1.0, ry.raw);
             const double *params = NULL;
-            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
+            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, dg);
             if (s != RFJIT_OK)
                 break;
-            s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg);
+            s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, dg);
             if (s == RFJIT_OK)
-                s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg);
+                s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, dg);
             if (s != RFJIT_OK)
                 break;
             if (e) {
@@ -280,7 +277,7 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
             rj_tensor_scatter(out, b, h, K);
         }
     if (s == RFJIT_OK && !rj_tensor_finite(out))
-        s = rj_fail(&dg, RFJIT_E_RANGE, "the kernel estimate overflows float: exp(x^T y) of "
+        s = rj_fail(dg, RFJIT_E_RANGE, "the kernel estimate overflows float: exp(x^T y) of "
                                         "these inputs exceeds FLT_MAX");
     rj_est_jit_free(&ej);
     rj_free(Kf);
@@ -288,5 +285,14 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
     rows_free(&ry);
     rj_free(K);
     rj_fit_scratch_free(&fs);
-    return rj_ctx_fail(p->ctx, s, &dg);
+    return s;
+}
+
+rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
+                               const rfjit_tensor *y, int kind, rfjit_tensor *out)
+{
+    if (!p)
+        return RFJIT_E_INVALID_ARG;
+    rj_diag dg = {{0}};
+    return rj_ctx_fail(p->ctx, rj_plan_kernel(p, x, y, kind, out, &dg), &dg);
 }

@@ -16,22 +16,21 @@
 /* Far above any useful m, and small enough that m * d * 8 and M * L stay representable. */
 #define RJ_MAX_M (1 << 20)
 
-static rfjit_status unknown_estimator(rfjit_ctx *ctx, const char *name)
+static rfjit_status unknown_estimator(const char *name, rj_diag *dg)
 {
     char list[256] = "";
     size_t pos = 0;
     for (int i = 0; i < rj_est_count && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "",
                                 rj_est_registry[i]->name);
-    return rj_ctx_failf(ctx, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
-                        list);
+    return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name, list);
 }
 
-rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
+rfjit_status rj_plan_check_desc(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
     const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
     if (!est)
-        return unknown_estimator(ctx, d->estimator);
+        return unknown_estimator(d->estimator, dg);
     memset(s, 0, sizeof *s);
     s->est = est;
     s->d = d->d;
@@ -44,44 +43,42 @@ rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spe
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d,
-                            RJ_MAX_D);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d, RJ_MAX_D);
     if (d->dv < 0 || s->dv > (1 << 20))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
     if (d->fallback != 0 && d->fallback != 1)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
     if (d->causal != 0 && d->causal != 1)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
     if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
         d->backend != RFJIT_BACKEND_JIT)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
     if (!(est->flags & RJ_EST_NOPROJ)) {
         if (d->m < 1 || d->m > RJ_MAX_M)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "m = %d is outside [1, %d]", d->m,
-                                RJ_MAX_M);
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "m = %d is outside [1, %d]", d->m,
+                           RJ_MAX_M);
         if (d->projection < RFJIT_PROJ_ORTHOGONAL || d->projection > RFJIT_PROJ_USER)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "projection kind %d is unknown",
-                                d->projection);
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "projection kind %d is unknown",
+                           d->projection);
         if (!(est->proj_kinds & (1u << d->projection)))
-            return rj_ctx_failf(ctx, RFJIT_E_NOT_APPLICABLE,
-                                "estimator '%s' does not accept projection kind %d", est->name,
-                                d->projection);
+            return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                           "estimator '%s' does not accept projection kind %d", est->name,
+                           d->projection);
         if (d->projection == RFJIT_PROJ_USER && !d->projection_matrix)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                                "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
+            return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                           "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
     }
     char why[256] = "";
     if (!est->valid(s, why, sizeof why))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
-                            why[0] ? why : "invalid parameters");
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
+                       why[0] ? why : "invalid parameters");
     if ((est->flags & RJ_EST_FITTED) && d->causal && !(d->calib_q && d->calib_k))
-        return rj_ctx_failf(ctx, RFJIT_E_NOT_APPLICABLE,
-                            "estimator '%s' fits its parameters from the whole sequence, which "
-                            "leaks future tokens; causal plans need calib_q and calib_k",
-                            est->name);
+        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                       "estimator '%s' fits its parameters from the whole sequence, which "
+                       "leaks future tokens; causal plans need calib_q and calib_k",
+                       est->name);
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                            "calibration needs both calib_q and calib_k");
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "calibration needs both calib_q and calib_k");
     return RFJIT_OK;
 }
 
@@ -171,30 +168,21 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
-                               rfjit_plan **out)
+rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,
+                            rj_diag *dg)
 {
-    if (out)
-        *out = NULL;
-    if (!ctx)
-        return RFJIT_E_INVALID_ARG;
-    if (!out || !desc_in)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL",
-                            out ? "desc" : "out");
-    rj_diag dg = {{0}};
+    *out = NULL;
+    RJ_FAIL_IF(dg, !desc_in, RFJIT_E_INVALID_ARG, "rfjit_plan_create: desc is NULL");
     rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
-    rfjit_status s = rj_desc_read(&d, sizeof d, desc_in, desc_in->size, &dg);
-    if (s != RFJIT_OK)
-        return rj_ctx_fail(ctx, s, &dg);
+    RJ_TRY(rj_desc_read(&d, sizeof d, desc_in, desc_in->size, dg));
     rj_spec spec;
-    RJ_TRY(rj_plan_check_desc(ctx, &d, &spec));
+    RJ_TRY(rj_plan_check_desc(&d, &spec, dg));
 
     rfjit_plan *p = rj_alloc_zero(sizeof *p);
-    if (!p)
-        return rj_ctx_failf(ctx, RFJIT_E_NOMEM, "no memory for a plan");
+    RJ_FAIL_IF(dg, !p, RFJIT_E_NOMEM, "no memory for a plan");
     if (pthread_mutex_init(&p->pool_mu, NULL) != 0) {
         rj_free(p);
-        return rj_ctx_failf(ctx, RFJIT_E_THREAD, "cannot create a plan's lock");
+        return rj_fail(dg, RFJIT_E_THREAD, "cannot create a plan's lock");
     }
     p->ctx = ctx;
     p->spec = spec;
@@ -204,25 +192,37 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     p->tiling = d.tiling;
     p->M = spec.est->feature_dim(&spec);
     p->nparams = spec.est->params_size(&spec);
-    s = make_projection(p, &d, &dg);
+    rfjit_status s = make_projection(p, &d, dg);
     if (s == RFJIT_OK && !(p->params = rj_alloc_array(p->nparams ? p->nparams : 1,
                                                        sizeof(double))))
-        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
     if (s == RFJIT_OK && !(spec.est->flags & RJ_EST_FITTED)) {
-        s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, &dg);
+        s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, dg);
         p->frozen = 1;
     } else if (s == RFJIT_OK && d.calib_q) {
-        s = calibrate(p, &d, &dg);
+        s = calibrate(p, &d, dg);
         p->frozen = 1;
     }
     if (s == RFJIT_OK)
-        s = choose_backend(p, &dg);
+        s = choose_backend(p, dg);
     if (s != RFJIT_OK) {
         rfjit_plan_destroy(p);
-        return rj_ctx_fail(ctx, s, &dg);
+        return s;
     }
     *out = p;
     return RFJIT_OK;
+}
+
+rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_plan **out)
+{
+    rj_diag dg = {{0}};
+    if (out)
+        *out = NULL;
+    if (!ctx || !out) {
+        rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL", ctx ? "out" : "ctx");
+        return rj_ctx_fail(ctx, RFJIT_E_INVALID_ARG, &dg);
+    }
+    return rj_ctx_fail(ctx, rj_plan_create(ctx, desc, out, &dg), &dg);
 }
 
 void rfjit_plan_destroy(rfjit_plan *p)

@@ -18,17 +18,10 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static rfjit_ctx *ctx;
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    if (rfjit_ctx_create(&cd, &ctx) != RFJIT_OK)
-        abort();
     return 0;
 }
 
@@ -94,9 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     rj_spec spec;
-    const rfjit_status st = rj_plan_check_desc(ctx, &d, &spec);
+    const rfjit_status st = rj_plan_check_desc(&d, &spec, &dg);
     if (st != RFJIT_OK) {
-        if (!rfjit_ctx_last_error(ctx)[0])
+        if (!dg.msg[0])
             abort();
         return 0;
     }
