@@ -37,11 +37,11 @@ static void note_report(rfjit_ctx *ctx, const char *path, const rj_wisdom_report
 {
     char msg[640];
     if (rep->ignored_file || rep->foreign) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s ignored: %s", path, rep->why);
+        snprintf(msg, sizeof msg, "wisdom file %s ignored: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
     if (rep->bad_lines) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s: %d malformed line(s) ignored", path,
+        snprintf(msg, sizeof msg, "wisdom file %s: %d malformed line(s) ignored", path,
                  rep->bad_lines);
         rj_ctx_note(ctx, 1, msg);
     }
