@@ -11,7 +11,9 @@
 #include "plan_util.h"
 #include "tensor.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 
 /* Rows (h, f) of one (batch, head) slice of n rows. */
 typedef struct feat_rows {
@@ -194,29 +196,70 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
     return rj_ctx_fail(p->ctx, s, &dg);
 }
 
-/* K[i][j] for one slice: exact, or e^{h_i + h_j} f_i . f_j; the Gaussian kernel multiplies by
+/* K[i][j] of one pair: exact, or e^{h_i + h_j} f_i . f_j; the Gaussian kernel multiplies by
  * e^{-(|x|^2 + |y|^2)/2}, folded into the exponent so huge norms do not overflow first. */
+static double kernel_pair(const rfjit_plan *p, const feat_rows *rx, int64_t i,
+                          const feat_rows *ry, int64_t j, int kind)
+{
+    const int d = p->spec.d;
+    double e, dot = 1.0;
+    if (p->spec.est->tmpl == RJ_TMPL_SOFTMAX) {
+        e = 0;
+        for (int c = 0; c < d; c++)
+            e += rx->raw[i * d + c] * ry->raw[j * d + c];
+    } else {
+        e = rx->h[i] + ry->h[j];
+        dot = 0;
+        for (int64_t r = 0; r < p->M; r++)
+            dot += rx->f[i * p->M + r] * ry->f[j * p->M + r];
+    }
+    if (kind == RFJIT_KERNEL_GAUSSIAN)
+        e -= 0.5 * (rx->sq[i] + ry->sq[j]);
+    return exp(e) * dot;
+}
+
 static void kernel_slice(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
                          const feat_rows *ry, int64_t ny, int kind, double *K)
 {
-    const int d = p->spec.d;
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t j = 0; j < ny; j++)
+            K[i * ny + j] = kernel_pair(p, rx, i, ry, j, kind);
+}
+
+/* The JIT's exp saturates at e^88.3 (gen/ir_math.c), below FLT_MAX = e^88.72: a pair whose
+ * exponent may pass it would come back as a plausible finite number. Such pairs (a bound:
+ * |x||y| for the exact kernel's x . y, h_i + h_j for features) are recomputed in double, so
+ * that a value past FLT_MAX is reported (RFJIT_E_RANGE) and one just below it is right. */
+static void kernel_fix_saturated(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
+                                 const feat_rows *ry, int64_t ny, int kind, double *K)
+{
+    const int exact = p->spec.est->tmpl == RJ_TMPL_SOFTMAX;
     for (int64_t i = 0; i < nx; i++)
         for (int64_t j = 0; j < ny; j++) {
-            double e, dot = 1.0;
-            if (p->spec.est->tmpl == RJ_TMPL_SOFTMAX) {
-                e = 0;
-                for (int c = 0; c < d; c++)
-                    e += rx->raw[i * d + c] * ry->raw[j * d + c];
-            } else {
-                e = rx->h[i] + ry->h[j];
-                dot = 0;
-                for (int64_t r = 0; r < p->M; r++)
-                    dot += rx->f[i * p->M + r] * ry->f[j * p->M + r];
-            }
+            double e = exact ? sqrt(rx->sq[i] * ry->sq[j]) : rx->h[i] + ry->h[j];
             if (kind == RFJIT_KERNEL_GAUSSIAN)
                 e -= 0.5 * (rx->sq[i] + ry->sq[j]);
-            K[i * ny + j] = exp(e) * dot;
+            if (e > 88.0)
+                K[i * ny + j] = kernel_pair(p, rx, i, ry, j, kind);
         }
+}
+
+/* Whether a value of K (one nx x ny slice) is past float range; the first one found is named
+ * in dg. */
+static bool kernel_overflows(const double *K, int64_t nx, int64_t ny, int64_t b, int64_t h,
+                             rj_diag *dg)
+{
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t j = 0; j < ny; j++)
+            if (!isfinite((float)K[i * ny + j])) {
+                rj_fail(dg, RFJIT_E_RANGE,
+                        "the kernel estimate at (b, h, i, j) = (%lld, %lld, %lld, %lld) is %.4g, "
+                        "past FLT_MAX (%.4g): exp(x^T y) of these inputs is outside float range",
+                        (long long)b, (long long)h, (long long)i, (long long)j, K[i * ny + j],
+                        (double)FLT_MAX);
+                return true;
+            }
+    return false;
 }
 
 rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
@@ -241,6 +284,8 @@ rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rf
     double *K = NULL;
     float *Kf = NULL;
     rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
+    bool over = false;
+    rj_diag why = {{0}};
     s = rj_fit_scratch_init(&fs, p, dg);
     if (s == RFJIT_OK && e)
         s = rj_est_jit_init(e, p, nx, ny, dg);
@@ -271,14 +316,15 @@ rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rf
                 rj_est_jit_gram(e, gauss ? rx.sq : NULL, gauss ? ry.sq : NULL, Kf, ny);
                 for (size_t i = 0; i < nk; i++)
                     K[i] = Kf[i];
+                kernel_fix_saturated(p, &rx, nx, &ry, ny, kind, K);
             } else {
                 kernel_slice(p, &rx, nx, &ry, ny, kind, K);
             }
             rj_tensor_scatter(out, b, h, K);
+            over = over || kernel_overflows(K, nx, ny, b, h, &why);
         }
-    if (s == RFJIT_OK && !rj_tensor_finite(out))
-        s = rj_fail(dg, RFJIT_E_RANGE, "the kernel estimate overflows float: exp(x^T y) of "
-                                        "these inputs exceeds FLT_MAX");
+    if (s == RFJIT_OK && over) /* every slice written, Inf where it overflows */
+        s = rj_fail(dg, RFJIT_E_RANGE, "%s", why.msg);
     rj_est_jit_free(&ej);
     rj_free(Kf);
     rows_free(&rx);
