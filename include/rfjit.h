@@ -375,7 +375,9 @@ typedef struct rfjit_emit_desc {
  * AArch64), as an ELF object, assembly or optimised LLVM IR. The kernel has the one
  * signature `void symbol(const rj_kargs *)` (gen/kabi.h). *out is allocated by the library
  * (free it with rfjit_free), *size its length; the symbol name is written to symbol (may be
- * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple or CPU),
+ * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple, a cpu that is
+ * not one of the target's CPU names, a features item that is not +name or -name of one of
+ * its features: checked against the names LLVM lists, llc -mcpu=help, before compiling),
  * RFJIT_E_NOT_APPLICABLE (no kernel for this estimator), RFJIT_E_INTERNAL (LLVM).
  * Thread safety: any thread.
  */

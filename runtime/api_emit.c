@@ -41,6 +41,11 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
 
     const int host = t.triple == NULL || strcmp(t.triple, ctx->isa.triple) == 0;
     const char *triple = t.triple ? t.triple : ctx->isa.triple;
+    rfjit_status s = rj_jit_check_target(triple, t.cpu, t.features, &dg);
+    if (s != RFJIT_OK) {
+        rfjit_plan_destroy(p);
+        return rj_ctx_fail(ctx, s, &dg);
+    }
     const int arm = strncmp(triple, "aarch64", 7) == 0;
     const char *cpu = t.cpu ? t.cpu : host ? ctx->isa.cpu : "generic";
     const char *features = t.features ? t.features : host ? ctx->isa.features : "";
@@ -48,7 +53,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     int fma = host ? ctx->isa.fma : 1;
     rj_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
-    rfjit_status s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
+    s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     char sym[128];
     if (s == RFJIT_OK && t.symbol) {
         snprintf(sym, sizeof sym, "%s", t.symbol);
