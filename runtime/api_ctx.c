@@ -7,6 +7,7 @@
 #include "pool.h"
 #include "wisdom.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,24 @@ static char *dup_or_null(const char *s)
     return p;
 }
 
+/* RFJIT_VERBOSE: a level 0 .. 9; anything else is ignored with a warning that says so. */
+static void verbose_from_env(rfjit_ctx *ctx)
+{
+    const char *v = getenv("RFJIT_VERBOSE");
+    if (!v || !*v)
+        return;
+    char *end;
+    errno = 0;
+    const long n = strtol(v, &end, 10);
+    if (errno || *end || n < 0 || n > 9) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "RFJIT_VERBOSE='%.200s' ignored: not a level in [0, 9]", v);
+        rj_ctx_note(ctx, 1, msg);
+        return;
+    }
+    ctx->verbose = (int32_t)n;
+}
+
 static rfjit_status check_ctx_desc(const rfjit_ctx_desc *d, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, d->threads < 0 || d->threads > 1024, RFJIT_E_INVALID_ARG,
@@ -191,13 +210,10 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
     ctx->id = atomic_fetch_add(&next_ctx_id, 1);
     ctx->threads = desc.threads;
     ctx->verbose = desc.verbose;
-    if (ctx->verbose == 0) {
-        const char *v = getenv("RFJIT_VERBOSE");
-        if (v && *v)
-            ctx->verbose = atoi(v) > 0 ? atoi(v) : 0;
-    }
     ctx->log = desc.log;
     ctx->log_user = desc.log_user;
+    if (ctx->verbose == 0)
+        verbose_from_env(ctx);
     const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
     ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir();
     const char *wisdom = desc.wisdom_path ? desc.wisdom_path : getenv("RFJIT_WISDOM");

@@ -110,15 +110,29 @@ static rfjit_status check_pair(const rfjit_plan *p, const rfjit_tensor *x,
     return RFJIT_OK;
 }
 
-static void write_features(const rfjit_plan *p, const feat_rows *r, int64_t n, rfjit_tensor *o,
-                           int64_t b, int64_t h, double *row_buf)
+/* phi = e^h f of slice (b, h) into o, named `name`; whether a value is past float range (the
+ * first one is named in why). */
+static bool write_features(const rfjit_plan *p, const feat_rows *r, int64_t n, rfjit_tensor *o,
+                           const char *name, int64_t b, int64_t h, double *row_buf, rj_diag *why)
 {
+    bool over = false;
     for (int64_t i = 0; i < n; i++) {
         double scale = exp(r->h[i]);
-        for (int64_t c = 0; c < p->M; c++)
-            row_buf[i * p->M + c] = scale * r->f[i * p->M + c];
+        for (int64_t c = 0; c < p->M; c++) {
+            const double v = scale * r->f[i * p->M + c];
+            row_buf[i * p->M + c] = v;
+            if (!over && !isfinite((float)v)) {
+                over = true;
+                rj_fail(why, RFJIT_E_RANGE,
+                        "features overflow float: %s at (b, h, i, r) = (%lld, %lld, %lld, %lld) "
+                        "is %.4g, past FLT_MAX (%.4g); attention, which is stabilised, takes "
+                        "such inputs", name, (long long)b, (long long)h, (long long)i,
+                        (long long)c, v, (double)FLT_MAX);
+            }
+        }
     }
     rj_tensor_scatter(o, b, h, row_buf);
+    return over;
 }
 
 rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
@@ -158,6 +172,8 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
     double *buf = NULL;
     int64_t nmax = nx > ny ? nx : ny;
     rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
+    bool over = false;
+    rj_diag why = {{0}};
     s = rj_fit_scratch_init(&fs, p, &dg);
     if (s == RFJIT_OK && e)
         s = rj_est_jit_init(e, p, nx, ny, &dg);
@@ -178,16 +194,13 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
             if (s != RFJIT_OK)
                 break;
             if (phi_x && (s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg)) == RFJIT_OK)
-                write_features(p, &rx, nx, phi_x, b, h, buf);
+                over |= write_features(p, &rx, nx, phi_x, "phi_x", b, h, buf, over ? NULL : &why);
             if (phi_y && s == RFJIT_OK &&
                 (s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg)) == RFJIT_OK)
-                write_features(p, &ry, ny, phi_y, b, h, buf);
+                over |= write_features(p, &ry, ny, phi_y, "phi_y", b, h, buf, over ? NULL : &why);
         }
-    if (s == RFJIT_OK &&
-        ((phi_x && !rj_tensor_finite(phi_x)) || (phi_y && !rj_tensor_finite(phi_y))))
-        s = rj_fail(&dg, RFJIT_E_RANGE, "features overflow float: exp of these inputs' logits "
-                                        "exceeds FLT_MAX (attention, which is stabilised, "
-                                        "takes them)");
+    if (s == RFJIT_OK && over) /* every slice written, Inf where it overflows */
+        s = rj_fail(&dg, RFJIT_E_RANGE, "%s", why.msg);
     rj_est_jit_free(&ej);
     rows_free(&rx);
     rows_free(&ry);

@@ -4,7 +4,8 @@
  * control characters (paths, names, environment variables) come out escaped, in the library's
  * last error, its log and the CLI's stderr alike, one line per message; threads failing at
  * once on one context each read their own message; context creation names the argument it
- * refuses; RFJIT_VERBOSE reaches the CLI's stderr; a warning says "warning:" once.
+ * refuses; RFJIT_VERBOSE reaches the CLI's stderr (a value that is not a level is named in a
+ * warning); a warning says "warning:" once.
  */
 #include <criterion/criterion.h>
 
@@ -336,6 +337,11 @@ Test(messages, cli_verbose_prints_the_library_notes, .init = setup, .fini = tear
     cr_assert_eq(run_cli(args, env, err, sizeof err), 0, "%s", err);
     cr_assert(strstr(err, "rfjit: kernel rfjit_k_positive_") && strstr(err, " compiled ("),
               "RFJIT_VERBOSE=1 printed: '%s'", err);
+    /* a value that is not a level is ignored, and the warning says so */
+    const char *junk[] = {"RFJIT_VERBOSE=yes\x1b[2J", NULL};
+    cr_assert_eq(run_cli(args, junk, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(err, "rfjit: warning: RFJIT_VERBOSE='yes\\x1b[2J' ignored: not a level in "
+                          "[0, 9]\n");
 }
 
 Test(messages, cli_warning_says_warning_once, .init = setup, .fini = teardown)
