@@ -30,11 +30,11 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     rfjit_emit_desc t = RFJIT_EMIT_DESC_INIT;
     RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&t, sizeof t, target_in, target_in->size, &dg), &dg));
     if (t.kind < RFJIT_EMIT_OBJECT || t.kind > RFJIT_EMIT_IR)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: kind %d is unknown", t.kind);
-    rfjit_attn_desc a;
-    memcpy(&a, attn, attn->size < sizeof a ? attn->size : sizeof a);
-    if (attn->size < sizeof a)
-        return rj_ctx_failf(ctx, RFJIT_E_DESC_SIZE, "rfjit_emit: old attention descriptor");
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "rfjit_emit: kind %d is unknown (0 object, 1 assembly, 2 IR)", t.kind);
+    /* read as rfjit_plan_create reads it: an older caller's smaller descriptor is accepted */
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&a, sizeof a, attn, attn->size, &dg), &dg));
     a.backend = RFJIT_BACKEND_REFERENCE;
     rfjit_plan *p = NULL;
     RJ_TRY(rj_ctx_fail(ctx, rj_plan_create(ctx, &a, &p, &dg), &dg));

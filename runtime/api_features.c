@@ -282,7 +282,9 @@ rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rf
     if (!x || !y || !out)
         s = rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
     else if (kind != RFJIT_KERNEL_SOFTMAX && kind != RFJIT_KERNEL_GAUSSIAN)
-        s = rj_fail(dg, RFJIT_E_INVALID_ARG, "unknown kernel kind %d", kind);
+        s = rj_fail(dg, RFJIT_E_INVALID_ARG,
+                    "unknown kernel kind %d (RFJIT_KERNEL_SOFTMAX 0, RFJIT_KERNEL_GAUSSIAN 1)",
+                    kind);
     if (s == RFJIT_OK)
         s = check_pair(p, x, y, dg);
     if (s == RFJIT_OK)

@@ -86,6 +86,21 @@ Test(emit_target, unknown_names_are_refused)
     cr_expect_eq(emit(aarch, "", ""), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
 }
 
+Test(emit_target, unknown_kind_says_which_are_known)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = 8;
+    a.m = 16;
+    rfjit_emit_desc t = RFJIT_EMIT_DESC_INIT;
+    t.kind = 9;
+    void *buf = NULL;
+    size_t n = 0;
+    cr_assert_eq(rfjit_emit(ctx, &a, &t, &buf, &n, NULL, 0), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(ctx), "kind 9 is unknown (0 object, 1 assembly, 2 IR)"),
+              "%s", rfjit_ctx_last_error(ctx));
+    cr_expect_null(buf);
+}
+
 /* Run the CLI's emit with one extra option pair; stderr into err. Exit code. */
 static int run_emit(const char *opt, const char *val, char *err, size_t n)
 {
