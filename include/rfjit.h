@@ -194,8 +194,10 @@ RFJIT_API void rfjit_ctx_destroy(rfjit_ctx *ctx);
 /* The message of the calling thread's last failed call on this context ("" if none): each
  * thread reads its own, whatever other threads do on the context at the same time. A thread
  * keeps the messages of the 8 contexts it failed on most recently. With ctx NULL: the message
- * of the calling thread's last failed rfjit_ctx_create (which also goes to desc->log), or a
- * static note that there is no context. Valid until the calling thread's next rfjit call. */
+ * of the calling thread's last failure that had no context to hold it (a failed
+ * rfjit_ctx_create, whose message also goes to desc->log, or a call given a NULL context,
+ * plan or state), or a static note that there is none. Valid until the calling thread's next
+ * rfjit call. */
 RFJIT_API const char *rfjit_ctx_last_error(const rfjit_ctx *ctx);
 
 /*

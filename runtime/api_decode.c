@@ -33,7 +33,7 @@ rfjit_status rfjit_decode_create(const rfjit_plan *p, int64_t batch, int64_t hea
     if (out)
         *out = NULL;
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_decode_create: plan is NULL");
     if (!out || batch < 1 || heads < 1 || batch > (1 << 20) || heads > (1 << 20))
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG,
                             "rfjit_decode_create: out NULL or batch/heads outside [1, 2^20]");
@@ -232,7 +232,7 @@ rfjit_status rfjit_decode_step(rfjit_decode *s, const rfjit_tensor *q, const rfj
                                const rfjit_tensor *v, rfjit_tensor *out)
 {
     if (!s)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_decode_step: state is NULL");
     rj_diag dg = {{0}};
     const rj_spec *sp = &s->p->spec;
     rfjit_status st = check_step(s, q, "q", sp->d, false, &dg);

@@ -143,7 +143,7 @@ rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
                                 rfjit_tensor *out)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_execute: plan is NULL");
     rj_diag dg = {{0}};
     return rj_ctx_fail(p->ctx, rj_plan_execute(p, q, k, v, out, &dg), &dg);
 }

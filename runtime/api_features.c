@@ -140,7 +140,7 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
                                  rfjit_tensor *phi_y)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_features: plan is NULL");
     rj_diag dg = {{0}};
     rfjit_status s = RFJIT_OK;
     const rfjit_tensor *ref = x ? x : y;
@@ -353,7 +353,7 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
                                const rfjit_tensor *y, int kind, rfjit_tensor *out)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: plan is NULL");
     rj_diag dg = {{0}};
     return rj_ctx_fail(p->ctx, rj_plan_kernel(p, x, y, kind, out, &dg), &dg);
 }

@@ -250,7 +250,7 @@ static const char *proj_name(int kind)
 rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_describe: plan is NULL");
     if (!buf || len == 0)
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_describe: no buffer");
     const rj_spec *s = &p->spec;

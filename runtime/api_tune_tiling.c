@@ -57,7 +57,7 @@ rfjit_status rfjit_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int6
                                rfjit_tiling_time *times, size_t *n_times)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_tune_tiling: ctx is NULL");
     rj_diag dg = {{0}};
     rfjit_status s = rj_tune_tiling(ctx, desc, L, patience, best, best_ms, times, n_times, &dg);
     return rj_ctx_fail(ctx, s, &dg);

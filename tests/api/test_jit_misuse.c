@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void keep(void *user, int level, const char *msg)
 {
@@ -106,16 +107,17 @@ Test(jit_misuse, emit_bad_kind_and_target)
 /* Run the CLI; return its exit code and its stderr in err. */
 static int cli(const char *args, char *err, size_t n)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>/tmp/rfjit_jit_misuse.err >/dev/null", RFJIT_CLI_PATH,
-             args);
+    /* one file per process: runs of the suite from other build trees share /tmp */
+    char cmd[1024], path[64];
+    snprintf(path, sizeof path, "/tmp/rfjit_jit_misuse.%ld.err", (long)getpid());
+    snprintf(cmd, sizeof cmd, "%s %s 2>%s >/dev/null", RFJIT_CLI_PATH, args, path);
     int rc = system(cmd);
-    FILE *f = fopen("/tmp/rfjit_jit_misuse.err", "r");
+    FILE *f = fopen(path, "r");
     size_t got = f ? fread(err, 1, n - 1, f) : 0;
     err[got] = 0;
     if (f)
         fclose(f);
-    remove("/tmp/rfjit_jit_misuse.err");
+    remove(path);
     return rc == -1 ? -1 : (rc >> 8) & 0xff;
 }
 
