@@ -41,9 +41,9 @@ rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t sr
 /*
  * Last errors are kept per thread, so that concurrent failing calls on one context each read
  * their own message back: a thread holds the messages of the RJ_ERR_SLOTS contexts it failed
- * on most recently, keyed by the context's id (never reused, unlike its address), and slot
- * key 0 holds its last failed rfjit_ctx_create. Nothing to free: a slot lives as long as its
- * thread and is recycled by later failures.
+ * on most recently, keyed by the context's id (never reused, unlike its address); key 0 is
+ * for failures without a context (rfjit_ctx_create, a NULL handle). Nothing to free: a slot
+ * lives as long as its thread and is recycled by later failures.
  */
 enum { RJ_ERR_SLOTS = 8 };
 typedef struct err_slot {
@@ -87,13 +87,11 @@ rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg)
 
 rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
 {
-    char raw[sizeof(((rj_diag *)0)->msg)];
+    rj_diag dg; /* escaped when recorded */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    vsnprintf(dg.msg, sizeof dg.msg, fmt, ap);
     va_end(ap);
-    rj_diag dg;
-    rj_escape(dg.msg, sizeof dg.msg, raw);
     return rj_ctx_fail(ctx, s, &dg);
 }
 
