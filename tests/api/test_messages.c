@@ -2,10 +2,10 @@
 /*
  * This file checks that messages are the truth and cannot be forged: user strings with
  * control characters (paths, names, environment variables) come out escaped, in the library's
- * last error, its log and the CLI's stderr alike, one line per message; threads failing at
- * once on one context each read their own message; context creation names the argument it
- * refuses; RFJIT_VERBOSE reaches the CLI's stderr (a value that is not a level is named in a
- * warning); a warning says "warning:" once.
+ * last error, its log and the CLI's stderr alike, one line per message; last errors are per
+ * context (threads failing at once on one: the concurrency suite); context creation names
+ * the argument it refuses; RFJIT_VERBOSE reaches the CLI's stderr (a value that is not a
+ * level is named in a warning); a warning says "warning:" once.
  */
 #include <criterion/criterion.h>
 
@@ -13,8 +13,6 @@
 #include "rfjit.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,65 +136,6 @@ Test(messages, context_creation_names_the_argument)
                   cases[i].needle);
         cr_assert_str_eq(logged, m, "the log got '%s'", logged);
     }
-}
-
-/* Each thread fails on the shared context with its own bad value, many times, while the
- * others do the same, and must read back its own message every time. */
-typedef struct {
-    rfjit_ctx *ctx;
-    pthread_barrier_t *go;
-    int id, wrong;
-    char seen[256];
-} conc_arg;
-
-static void *fail_often(void *p)
-{
-    conc_arg *a = p;
-    char name[32], want_d[64], want_est[64];
-    snprintf(name, sizeof name, "bogus%d", a->id);
-    snprintf(want_d, sizeof want_d, "d = %d is outside", 2000 + a->id);
-    snprintf(want_est, sizeof want_est, "unknown estimator 'bogus%d'", a->id);
-    pthread_barrier_wait(a->go); /* all at once */
-    for (int it = 0; it < 4000; it++) {
-        rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
-        d.m = 4;
-        const int by_name = (it + a->id) % 2;
-        d.d = by_name ? 8 : 2000 + a->id;
-        d.estimator = by_name ? name : "positive";
-        rfjit_plan *plan = NULL;
-        const rfjit_status s = rfjit_plan_create(a->ctx, &d, &plan);
-        sched_yield(); /* a binding's window between the call and the read (Python's GIL) */
-        const char *m = rfjit_ctx_last_error(a->ctx);
-        if (s == RFJIT_OK || !strstr(m, by_name ? want_est : want_d)) {
-            a->wrong++;
-            snprintf(a->seen, sizeof a->seen, "%s", m);
-        }
-        rfjit_plan_destroy(plan);
-    }
-    return NULL;
-}
-
-Test(messages, concurrent_failures_keep_their_own_message, .timeout = 60)
-{
-    rfjit_ctx *ctx = quiet_ctx();
-    enum { N = 8 };
-    pthread_t th[N];
-    conc_arg args[N];
-    pthread_barrier_t go;
-    cr_assert_eq(pthread_barrier_init(&go, NULL, N), 0);
-    for (int i = 0; i < N; i++) {
-        args[i] = (conc_arg){ctx, &go, i, 0, ""};
-        cr_assert_eq(pthread_create(&th[i], NULL, fail_often, &args[i]), 0);
-    }
-    for (int i = 0; i < N; i++)
-        pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&go);
-    for (int i = 0; i < N; i++)
-        cr_expect_eq(args[i].wrong, 0, "thread %d read %d foreign messages, e.g. '%s'", i,
-                     args[i].wrong, args[i].seen);
-    /* the main thread never failed on ctx: nothing of the others' reaches it */
-    cr_assert_str_eq(rfjit_ctx_last_error(ctx), "");
-    rfjit_ctx_destroy(ctx);
 }
 
 Test(messages, last_error_is_per_context_and_survives_destroyed_ones)
