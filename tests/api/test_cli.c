@@ -335,18 +335,63 @@ Test(cli, check_small_problem)
     for (int e = 0; rfjit_estimator_name(e); e++)
         cr_assert(strstr(out, rfjit_estimator_name(e)), "check output lacks %s:\n%s",
                   rfjit_estimator_name(e), out);
-    cr_assert_null(strstr(out, "FAIL"), "%s", out);
+    cr_assert_null(strstr(out, "INCONSISTENT"), "%s", out);
+    cr_assert_null(strstr(out, "ERROR"), "%s", out);
+    cr_assert(strstr(out, "consistent with their own variance: 10 of 10"), "%s", out);
     cr_assert_str_empty(slurp("err.txt"));
     cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
                  "%s%s", slurp("out.txt"), slurp("err.txt"));
     out = slurp("out.txt");
-    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"verdict\":\"PASS\"") &&
-                  strstr(out, "\"failures\":0") && strstr(out, "\"causal\":1"),
+    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"consistent\":true") &&
+                  strstr(out, "\"inconsistent\":0") && strstr(out, "\"causal\":1"),
               "%s", out);
+    cr_assert_null(strstr(out, "verdict"), "%s", out);
     cr_assert_eq(run("info --json"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "\"llvm_version\""));
     cr_assert_eq(run("info"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "estimators:"));
+}
+
+static void expect_error(const char *args, int code, const char *needle);
+
+/* The number after "key": in a one-object JSON line; NAN if absent. */
+static double json_num(const char *json, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+Test(cli, check_tells_consistent_from_accurate)
+{
+    /* q, k entries N(0, 1) at d = 16: scaled rows of norm 2, where positive features are
+     * consistent with their own variance and far from exact. Consistency alone exits 0. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --json"), 0, "%s",
+                 slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":false") &&
+                  strstr(out, "\"inaccurate\":1") && strstr(out, "\"tol\":0.1"),
+              "%s", out);
+    cr_assert_gt(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* At scaled norm 0.5 (entries N(0, 0.25^2)) and m = 512 the same estimator is accurate. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 512 --scale 0.25 --estimator positive --json"),
+                 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":true") &&
+                  strstr(out, "\"inaccurate\":0"),
+              "%s", out);
+    cr_assert_leq(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* --tol moves the accuracy line, never the consistency one; the text says both. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --tol 1e6"), 0, "%s",
+                 slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "tol=1e+06") && strstr(out, "consistent   accurate") &&
+                  strstr(out, "accurate (rel_err <= 1e+06): 1 of 1 (positive); consistent "
+                              "with their own variance: 1 of 1"),
+              "%s", out);
+    expect_error("check --tol 0", 2, "bad value '0' for --tol");
+    expect_error("check --tol -1", 2, "bad value '-1' for --tol");
 }
 
 static void expect_error(const char *args, int code, const char *needle)
