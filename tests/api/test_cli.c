@@ -394,6 +394,63 @@ Test(cli, check_tells_consistent_from_accurate)
     expect_error("check --tol -1", 2, "bad value '-1' for --tol");
 }
 
+/* (L, d) arrays q, k with entries uniform in [-s, s] and v (L, 4), written as named. */
+static void write_qkv(const char *prefix, int L, int d, float s)
+{
+    float *x = malloc(sizeof(float) * (size_t)L * d);
+    cr_assert_not_null(x);
+    const int64_t shape[2] = {L, d}, vshape[2] = {L, 4};
+    const char *names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char path[256], name[64], err[512];
+        fill(x, (size_t)L * d, 40 + i, i == 2 ? 1.0f : s);
+        snprintf(name, sizeof name, "%s%s.npy", prefix, names[i]);
+        path_in_dir(path, sizeof path, name);
+        cr_assert_eq(npy_write(path, x, 2, i == 2 ? vshape : shape, err, sizeof err), 0, "%s",
+                     err);
+    }
+    free(x);
+}
+
+Test(cli, attention_warns_when_the_estimate_is_noise)
+{
+    /* d = 32, entries uniform in [-2.5, 2.5] (variance 2.08): scaled rows of norm ~3.4, where
+     * the variance model predicts an error many times the output's norm. */
+    write_qkv("raw_", 128, 32, 2.5f);
+    write_qkv("ok_", 128, 32, 0.2f);
+#define RAW "attention --queries raw_q.npy --keys raw_k.npy --values raw_v.npy"
+    cr_assert_eq(run(RAW " --estimator positive --m 64 -o raw.npy"), 0, "%s",
+                 slurp("err.txt"));
+    const char *err = slurp("err.txt");
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "rfjit attention: warning: the variance model of positive at m = 64 "
+                          "predicts a relative output error ") &&
+                  strstr(err, "--no-warn"),
+              "%s", err);
+    npy_array o;
+    read_arr("raw.npy", &o); /* a warning, not an error: the output is written */
+    cr_assert_eq(o.count, 128u * 4u);
+    npy_free(&o);
+    /* Every estimator with a variance model warns; --no-warn, exact and eva do not. */
+    const char *ests[] = {"trig", "oprf", "hybrid"};
+    for (int e = 0; e < 3; e++) {
+        char args[256];
+        snprintf(args, sizeof args, RAW " --estimator %s --m 64 -o raw.npy", ests[e]);
+        cr_assert_eq(run(args), 0, "%s", slurp("err.txt"));
+        cr_assert(strstr(slurp("err.txt"), "warning: "), "%s: no warning", ests[e]);
+    }
+    cr_assert_eq(run(RAW " --estimator positive --m 64 --no-warn -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    cr_assert_eq(run(RAW " --estimator exact -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    /* Scaled rows of norm ~0.26: the estimate is useful, nothing is said. */
+    cr_assert_eq(run("attention --queries ok_q.npy --keys ok_k.npy --values ok_v.npy "
+                     "--estimator positive --m 64 -o ok.npy"),
+                 0);
+    cr_assert_str_empty(slurp("err.txt"));
+#undef RAW
+}
+
 static void expect_error(const char *args, int code, const char *needle)
 {
     const int rc = run(args);
