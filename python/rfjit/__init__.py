@@ -80,8 +80,16 @@ class Error(RuntimeError):
     def __init__(self, code, message):
         self.code = code
         self.status = _abi.STATUS.get(code, "RFJIT_E_%d" % code)
-        super().__init__("%s: %s" % (self.status, message or
-                                     _lib.rfjit_status_string(code).decode()))
+        super().__init__("%s: %s" % (self.status, _escape(
+            message or _lib.rfjit_status_string(code).decode())))
+
+
+def _escape(text):
+    """text with its control characters (C0, DEL, C1) written as escapes, so that a message
+    quoting a user's string stays one line and cannot move the terminal's cursor."""
+    return "".join(c if not (ord(c) < 32 or 127 <= ord(c) < 160) else
+                   {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, "\\x%02x" % ord(c))
+                   for c in text)
 
 
 def _fail(status, message):
@@ -318,8 +326,9 @@ class Context(_Handle):
       cache_dir        kernel cache directory; None: $RFJIT_CACHE_DIR or the XDG cache
                        default; "": memory only
       wisdom_path      wisdom file; None: $RFJIT_WISDOM or the default; "": no wisdom
-      isa              None (the host's best), or 'avx512', 'avx2', 'sse4.2', 'generic' to
-                       compile for a lower instruction set than the host's
+      isa              None (the host's best, or $RFJIT_ISA), 'native', or on x86-64
+                       'avx512', 'avx2', 'sse4.2', 'generic' to compile for a lower
+                       instruction set than the host's (AArch64: 'neon')
       verbose          0 quiet; 1 or 2: the library's notes go to stderr
       cache_max_bytes  bound on the disk cache, bytes (0: 256 MiB)
 
@@ -337,9 +346,7 @@ class Context(_Handle):
         d.cache_max_bytes = _int("cache_max_bytes", cache_max_bytes, 0, _I64)
         d.cache_dir, d.wisdom_path = _text("cache_dir", cache_dir), _text("wisdom_path",
                                                                            wisdom_path)
-        if isa is not None:
-            _choice("isa", isa, {k: k for k in ("avx512", "avx2", "sse4.2", "generic")})
-        d.isa = _text("isa", isa)
+        d.isa = _text("isa", isa)  # names depend on the host: the library judges them
         self._notes = []
         self._log = _abi.LOG_FN(self._make_log(self._notes))
         d.log = self._log
