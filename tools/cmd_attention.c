@@ -49,9 +49,10 @@ static const char help[] =
     "norms of about 1 or less (its variance grows like e^{|x+y|^2}). When the estimator's\n"
     "variance model (the tuner's, rfjit tune --patience estimate) predicts a relative output\n"
     "error ||O_hat - O||_F / ||O||_F above 1 on the given inputs (measured on the first\n"
-    "(batch, head): its first 1024 tokens), attention still writes OUT but prints one line\n"
-    "'rfjit attention: warning: ...' on stderr. exact and eva have no such model and are not\n"
-    "checked, nor is a --projection matrix (the model assumes Gaussian projections).\n";
+    "(batch, head): its first 1024 tokens, 256 value columns), attention still writes OUT\n"
+    "but prints one line 'rfjit attention: warning: ...' on stderr. exact and eva have no\n"
+    "such model and are not checked, nor is a --projection matrix (the model assumes\n"
+    "Gaussian projections).\n";
 
 typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
@@ -169,12 +170,14 @@ static int load_projection(attn_args *x, npy_array *aw, int64_t d)
     return CLI_OK;
 }
 
-/* The first (batch, head)'s first min(Lq, Lk, 1024) tokens of t, a view with t's strides. */
-static rfjit_tensor calib_slice(const rfjit_tensor *t, int64_t n)
+/* The first (batch, head)'s first n tokens of t and at most cols of their columns, a view
+ * with t's strides. */
+static rfjit_tensor calib_slice(const rfjit_tensor *t, int64_t n, int64_t cols)
 {
     rfjit_tensor s = *t;
     s.shape[0] = s.shape[1] = 1;
     s.shape[2] = n;
+    s.shape[3] = s.shape[3] < cols ? s.shape[3] : cols;
     return s;
 }
 
@@ -188,10 +191,12 @@ static double predicted_error(rfjit_ctx *ctx, const rfjit_attn_desc *a, const rf
 {
     int64_t n = tq->shape[2] < tk->shape[2] ? tq->shape[2] : tk->shape[2];
     n = n < 1024 ? n : 1024;
-    const rfjit_tensor cq = calib_slice(tq, n), ck = calib_slice(tk, n), cv = calib_slice(tv, n);
+    /* Its exact attention costs n^2 (d + dv): bounded, whatever the inputs' size. */
+    const rfjit_tensor cq = calib_slice(tq, n, a->d), ck = calib_slice(tk, n, a->d),
+                       cv = calib_slice(tv, n, 256);
     rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
     t.d = a->d;
-    t.dv = a->dv;
+    t.dv = (int32_t)cv.shape[3];
     t.causal = a->causal;
     t.L = n;
     t.budget = 1e300; /* every row at the smallest m, so that its predicted error is finite */
