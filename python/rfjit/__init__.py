@@ -108,12 +108,14 @@ def _show(value):
 # --- argument checks: each names the argument, the value given and what is accepted ------
 
 def _int(name, value, lo, hi):
-    if isinstance(value, bool) or isinstance(value, float):
-        _fail("RFJIT_E_INVALID_ARG", "%s must be an integer in [%d, %d], not %s" %
-              (name, lo, hi, _show(value)))
-    try:
-        n = _operator.index(value)
-    except TypeError:
+    """value as an int in [lo, hi]: C would silently wrap one outside its field's type."""
+    n = None
+    if not isinstance(value, bool):
+        try:
+            n = _operator.index(value)
+        except TypeError:
+            pass
+    if n is None:
         _fail("RFJIT_E_INVALID_ARG", "%s must be an integer in [%d, %d], not %s" %
               (name, lo, hi, _show(value)))
     if not lo <= n <= hi:
@@ -125,12 +127,13 @@ _I32, _I64, _U64 = (1 << 31) - 1, (1 << 63) - 1, (1 << 64) - 1
 
 
 def _float(name, value, positive=True):
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = None
-    if x is None or isinstance(value, (str, bytes)) or not (x == x and abs(x) != float("inf")) \
-            or (positive and not x > 0):
+    x = None
+    if not isinstance(value, (str, bytes)):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            pass
+    if x is None or not (x == x and abs(x) != float("inf")) or (positive and not x > 0):
         _fail("RFJIT_E_INVALID_ARG", "%s must be a finite %snumber, not %s" %
               (name, "positive " if positive else "", _show(value)))
     return x

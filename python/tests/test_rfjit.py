@@ -319,9 +319,8 @@ class Errors(unittest.TestCase):
         machines; an unknown estimator name is one everywhere) keeps the library's words."""
         expect_error(self, "RFJIT_E_NO_ESTIMATOR", "unknown estimator 'nope'", self.ctx.plan,
                      8, estimator="nope")
-        expect_error(self, "RFJIT_E_NONFINITE", "", self.plan, np.full((10, 8), np.inf,
-                                                                    np.float32),
-                     self.q, self.q)
+        expect_error(self, "RFJIT_E_NONFINITE", "tensor q: non-finite value at (0, 0, 0, 0)",
+                     self.plan, np.full((10, 8), np.inf, np.float32), self.q, self.q)
 
 
 SHUTDOWN_SCRIPTS = {
