@@ -391,7 +391,7 @@ static int check_all(rfjit_ctx *ctx, const check_cfg *c, check_data *D, const do
         return cli_error("check", CLI_FAILED, "out of memory");
     if (c->json)
         printf("{\"d\":%d,\"dv\":%d,\"m\":%d,\"L\":%d,\"causal\":%d,\"seed\":%llu,"
-               "\"scale\":%.17g,\"fresh_seeds\":%d,\"tol\":%.17g,\"results\":[",
+               "\"scale\":%.17g,\"fresh_seeds\":%d,\"tol\":%.15g,\"results\":[",
                c->d, c->dv, c->m, c->L, c->causal, (unsigned long long)c->seed, c->scale,
                c->seeds, c->tol);
     else
