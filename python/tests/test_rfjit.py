@@ -345,7 +345,7 @@ with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
 p = r.plan()
 out = p(q, q, q)
 """,
-    "plan closed before its context, context deleted first": """
+    "context deleted first, its plan used after a collection": """
 ctx = rfjit.Context(cache_dir="", wisdom_path="")
 p = ctx.plan(8, m=16)
 del ctx
