@@ -345,6 +345,19 @@ with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
 p = r.plan()
 out = p(q, q, q)
 """,
+    "daemon threads still executing a plan at exit": """
+import threading, time
+with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
+    plan = ctx.plan(8, m=16)
+big = np.tile(q, (64, 1))
+def loop():
+    while True:
+        plan(big, big, big)
+for _ in range(3):
+    threading.Thread(target=loop, daemon=True).start()
+time.sleep(0.2)
+out = plan(q, q, q)
+""",
     "context deleted first, its plan used after a collection": """
 ctx = rfjit.Context(cache_dir="", wisdom_path="")
 p = ctx.plan(8, m=16)
