@@ -318,6 +318,12 @@ class _Handle:
     def __del__(self):
         self.close()
 
+    def __reduce__(self):
+        # A copy would share the handle and destroy it twice; copy, deepcopy and pickle all
+        # come through here.
+        _fail("RFJIT_E_STATE", "a %s owns a library object and cannot be copied or pickled; "
+              "share the object itself" % type(self).__name__)
+
 
 class Context(_Handle):
     """An rfjit context: the JIT, kernel caches, wisdom and thread pool. Use one per process

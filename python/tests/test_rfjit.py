@@ -395,6 +395,17 @@ class Lifetimes(unittest.TestCase):
         self.assertEqual(plan(q, q, q).shape, (32, 8))
         expect_error(self, "RFJIT_E_STATE", "this TuneResult is closed", r.plan)
 
+    def test_copies_are_refused(self):
+        import copy
+        import pickle
+        ctx = rfjit.Context(cache_dir="", wisdom_path="")
+        plan = ctx.plan(8, m=16)
+        for obj in (ctx, plan):
+            for f in (copy.copy, copy.deepcopy, pickle.dumps):
+                expect_error(self, "RFJIT_E_STATE", "cannot be copied or pickled", f, obj)
+        q = rng_arrays(19, (16, 8))[0]
+        self.assertEqual(plan(q, q, q).shape, (16, 8))
+
     def test_del_context_then_use_the_plan(self):
         q = rng_arrays(16, (32, 8))[0]
         ctx = rfjit.Context(cache_dir="", wisdom_path="")
