@@ -335,18 +335,120 @@ Test(cli, check_small_problem)
     for (int e = 0; rfjit_estimator_name(e); e++)
         cr_assert(strstr(out, rfjit_estimator_name(e)), "check output lacks %s:\n%s",
                   rfjit_estimator_name(e), out);
-    cr_assert_null(strstr(out, "FAIL"), "%s", out);
+    cr_assert_null(strstr(out, "INCONSISTENT"), "%s", out);
+    cr_assert_null(strstr(out, "ERROR"), "%s", out);
+    cr_assert(strstr(out, "consistent with their own variance: 10 of 10"), "%s", out);
     cr_assert_str_empty(slurp("err.txt"));
     cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
                  "%s%s", slurp("out.txt"), slurp("err.txt"));
     out = slurp("out.txt");
-    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"verdict\":\"PASS\"") &&
-                  strstr(out, "\"failures\":0") && strstr(out, "\"causal\":1"),
+    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"consistent\":true") &&
+                  strstr(out, "\"inconsistent\":0") && strstr(out, "\"causal\":1"),
               "%s", out);
+    cr_assert_null(strstr(out, "verdict"), "%s", out);
     cr_assert_eq(run("info --json"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "\"llvm_version\""));
     cr_assert_eq(run("info"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "estimators:"));
+}
+
+static void expect_error(const char *args, int code, const char *needle);
+
+/* The number after "key": in a one-object JSON line; NAN if absent. */
+static double json_num(const char *json, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+Test(cli, check_tells_consistent_from_accurate)
+{
+    /* q, k entries N(0, 1) at d = 16: scaled rows of norm 2, where positive features are
+     * consistent with their own variance and far from exact. Consistency alone exits 0. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --json"), 0, "%s",
+                 slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":false") &&
+                  strstr(out, "\"inaccurate\":1") && strstr(out, "\"tol\":0.1"),
+              "%s", out);
+    cr_assert_gt(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* At scaled norm 0.5 (entries N(0, 0.25^2)) and m = 512 the same estimator is accurate. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 512 --scale 0.25 --estimator positive --json"),
+                 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":true") &&
+                  strstr(out, "\"inaccurate\":0"),
+              "%s", out);
+    cr_assert_leq(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* --tol moves the accuracy line, never the consistency one; the text says both. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --tol 1e6"), 0, "%s",
+                 slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "tol=1e+06") && strstr(out, "consistent   accurate") &&
+                  strstr(out, "accurate (rel_err <= 1e+06): 1 of 1 (positive); consistent "
+                              "with their own variance: 1 of 1"),
+              "%s", out);
+    expect_error("check --tol 0", 2, "bad value '0' for --tol");
+    expect_error("check --tol -1", 2, "bad value '-1' for --tol");
+}
+
+/* (L, d) arrays q, k with entries uniform in [-s, s] and v (L, 4), written as named. */
+static void write_qkv(const char *prefix, int L, int d, float s)
+{
+    float *x = malloc(sizeof(float) * (size_t)L * d);
+    cr_assert_not_null(x);
+    const int64_t shape[2] = {L, d}, vshape[2] = {L, 4};
+    const char *names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char path[256], name[64], err[512];
+        fill(x, (size_t)L * d, 40 + i, i == 2 ? 1.0f : s);
+        snprintf(name, sizeof name, "%s%s.npy", prefix, names[i]);
+        path_in_dir(path, sizeof path, name);
+        cr_assert_eq(npy_write(path, x, 2, i == 2 ? vshape : shape, err, sizeof err), 0, "%s",
+                     err);
+    }
+    free(x);
+}
+
+Test(cli, attention_warns_when_the_estimate_is_noise)
+{
+    /* d = 32, entries uniform in [-2.5, 2.5] (variance 2.08): scaled rows of norm ~3.4, where
+     * the variance model predicts an error many times the output's norm. */
+    write_qkv("raw_", 128, 32, 2.5f);
+    write_qkv("ok_", 128, 32, 0.2f);
+#define RAW "attention --queries raw_q.npy --keys raw_k.npy --values raw_v.npy"
+    cr_assert_eq(run(RAW " --estimator positive --m 64 -o raw.npy"), 0, "%s",
+                 slurp("err.txt"));
+    const char *err = slurp("err.txt");
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "rfjit attention: warning: the variance model of positive at m = 64 "
+                          "predicts a relative output error ") &&
+                  strstr(err, "--no-warn"),
+              "%s", err);
+    npy_array o;
+    read_arr("raw.npy", &o); /* a warning, not an error: the output is written */
+    cr_assert_eq(o.count, 128u * 4u);
+    npy_free(&o);
+    /* Every estimator with a variance model warns; --no-warn, exact and eva do not. */
+    const char *ests[] = {"trig", "oprf", "hybrid"};
+    for (int e = 0; e < 3; e++) {
+        char args[256];
+        snprintf(args, sizeof args, RAW " --estimator %s --m 64 -o raw.npy", ests[e]);
+        cr_assert_eq(run(args), 0, "%s", slurp("err.txt"));
+        cr_assert(strstr(slurp("err.txt"), "warning: "), "%s: no warning", ests[e]);
+    }
+    cr_assert_eq(run(RAW " --estimator positive --m 64 --no-warn -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    cr_assert_eq(run(RAW " --estimator exact -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    /* Scaled rows of norm ~0.26: the estimate is useful, nothing is said. */
+    cr_assert_eq(run("attention --queries ok_q.npy --keys ok_k.npy --values ok_v.npy "
+                     "--estimator positive --m 64 -o ok.npy"),
+                 0);
+    cr_assert_str_empty(slurp("err.txt"));
+#undef RAW
 }
 
 static void expect_error(const char *args, int code, const char *needle)
