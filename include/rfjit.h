@@ -558,9 +558,9 @@ RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *
 /* Save the context's wisdom to path (NULL: the context's file), merged under a lock with
  * what the file holds (per problem the more patient answer wins), atomically (temporary file
  * in the same directory, renamed over path once complete; on a failed write the old file is
- * left unchanged). A symlink to a regular file saves that file. A path that exists and is not
- * a regular file (directory, FIFO, device, socket, a symlink to one, or to this process's
- * stdin/stdout/stderr) is refused with RFJIT_E_IO and left as it is. The lock ("<path>.lock")
+ * left unchanged). A path that exists and is not a regular file (a symlink, which wisdom
+ * loads do not follow either; a directory, FIFO, device or socket) is refused with
+ * RFJIT_E_IO and left as it is. The lock ("<path>.lock")
  * is waited for at most 5 seconds; a lock held longer by another process gives RFJIT_E_IO
  * with a message naming the lock file, and nothing is saved. Errors: RFJIT_E_INVALID_ARG (no
  * file), RFJIT_E_IO, RFJIT_E_NOMEM. */

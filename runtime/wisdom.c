@@ -430,7 +430,7 @@ rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdo
     memset(rep, 0, sizeof *rep);
     RJ_FAIL_IF(dg, !w || !path, RFJIT_E_INVALID_ARG, "wisdom: NULL argument");
     /* O_NONBLOCK: a FIFO planted at path must not hang the open; fstat then refuses it */
-    const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         const int e = errno;
         if (e == ENOENT) /* no wisdom saved yet */
@@ -591,26 +591,28 @@ rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
                "wisdom path is empty or longer than %d bytes", PATH_MAX_BYTES);
     RJ_FAIL_IF(dg, path[pl - 1] == '/', RFJIT_E_INVALID_ARG,
                "wisdom path %s names a directory, not a file", path);
-    /* The file actually replaced: a symlink's regular target, or a refusal (device, FIFO,
-     * directory, a link to one) before anything is created or locked. */
+    /* Loads never follow a symlink, so a save through one would write wisdom that is then
+     * ignored: a link is refused like a device, FIFO or directory, before anything is
+     * created or locked, and left as it is. */
+    struct stat sb;
+    RJ_FAIL_IF(dg, lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode), RFJIT_E_IO,
+               "wisdom file %s is a symbolic link: refused, it is left as it is (wisdom is "
+               "read and written only as a regular file)", path);
     char real[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
     int old_mode;
     RJ_FAIL_IF(dg, rj_output_target(path, real, &old_mode, why, sizeof why) != 0, RFJIT_E_IO,
                "wisdom file %.3900s", why);
-    const size_t rl = strlen(real);
-    RJ_FAIL_IF(dg, rl > PATH_MAX_BYTES, RFJIT_E_INVALID_ARG,
-               "wisdom path %s resolves to one longer than %d bytes", path, PATH_MAX_BYTES);
     char dir[PATH_MAX_BYTES + 1], lock[PATH_MAX_BYTES + 8];
-    memcpy(dir, real, rl + 1);
+    memcpy(dir, path, pl + 1);
     char *slash = strrchr(dir, '/');
-    const char *base = slash ? real + (slash - dir) + 1 : real;
+    const char *base = slash ? path + (slash - dir) + 1 : path;
     if (!slash)
         memcpy(dir, ".", 2);
     else
         slash[slash == dir] = 0; /* "/w" keeps "/" */
     RJ_FAIL_IF(dg, rj_mkdir_p(dir) != 0, RFJIT_E_IO, "cannot create the directory of %s: %s",
-               real, strerror(errno));
-    snprintf(lock, sizeof lock, "%s.lock", real);
+               path, strerror(errno));
+    snprintf(lock, sizeof lock, "%s.lock", path);
     const int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     RJ_FAIL_IF(dg, lfd < 0, RFJIT_E_IO, "cannot open %s: %s", lock, strerror(errno));
     if (lock_bounded(lfd) != 0) {
@@ -619,10 +621,10 @@ rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
         if (e == EWOULDBLOCK)
             return rj_fail(dg, RFJIT_E_IO,
                            "wisdom file %s not saved: its lock %s is held by another process "
-                           "(waited %d s)", real, lock, RJ_WISDOM_LOCK_WAIT_MS / 1000);
+                           "(waited %d s)", path, lock, RJ_WISDOM_LOCK_WAIT_MS / 1000);
         return rj_fail(dg, RFJIT_E_IO, "cannot lock %s: %s", lock, strerror(e));
     }
-    const rfjit_status s = save_locked(w, real, dir, base, dg);
+    const rfjit_status s = save_locked(w, path, dir, base, dg);
     close(lfd); /* releases the lock */
     return s;
 }

@@ -79,10 +79,9 @@ rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
  * Otherwise as rj_wisdom_from_text; dg's message starts with the path. */
 rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdom_report *rep,
                             rj_diag *dg);
-/* Save so that concurrent savers merge and a crash never leaves a torn file: path is the
- * file itself or a symlink to a regular file (then the file it resolves to is saved, and
- * "path" below is that file); any other existing path (directory, FIFO, device, socket, a
- * symlink to one) is refused with RFJIT_E_IO and left as it is. Create path's directory (0700
+/* Save so that concurrent savers merge and a crash never leaves a torn file: an existing
+ * path that is not a regular file (symlink, as loads do not follow one; directory, FIFO,
+ * device, socket) is refused with RFJIT_E_IO and left as it is. Create path's directory (0700
  * for levels it creates); flock "<path>.lock" (created 0600, kept; waiting at most
  * RJ_WISDOM_LOCK_WAIT_MS, then RFJIT_E_IO naming the lock file); remove
  * orphaned "<path>.tmp-XXXXXX" files of savers that died; re-read path (non-strict: a
