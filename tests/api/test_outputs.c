@@ -10,11 +10,13 @@
 #define _GNU_SOURCE /* mknod, mount */
 #include <criterion/criterion.h>
 
+#include "bench.h"
 #include "npy.h"
 #include "rfjit.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,4 +468,31 @@ Test(outputs, dump_files_that_are_fifos_are_kept)
     }
     closedir(d);
     cr_expect_eq(n, 0, "entries of the dump directory added or removed");
+}
+
+/* bench --plot: gnuplot draws in a temporary directory and the drawing replaces the user's
+ * file only when complete, keeping its mode; a failed draw (no rows) leaves it as it was. */
+Test(outputs, plot_replaces_the_file_only_when_drawn)
+{
+    if (bench_plot_available() != 0)
+        cr_skip_test("gnuplot is not installed: the plot is not drawn");
+    write_text("p.svg", "old");
+    char path[256], why[512];
+    at(path, sizeof path, "p.svg");
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_expect_eq(bench_plot_write(path, NULL, 0, why, sizeof why), -1);
+    cr_expect_str_eq(slurp("p.svg"), "old", "a failed plot touched the file");
+    const bench_point pts[] = {
+        {"exact", 0, 256, 256, 1, "scaling", 1.0, 0, 2.0, 3.0, NAN, NAN},
+        {"positive", 0, 256, 256, 1, "scaling", 0.5, 0, 1.0, 1.5, NAN, NAN},
+        {"exact", 0, 512, 256, 1, "scaling", 4.0, 0, 8.0, 9.0, NAN, NAN},
+        {"positive", 0, 512, 256, 1, "scaling", 1.0, 0, 2.0, 2.5, NAN, NAN},
+        {"positive", 0, 1024, 64, 1, "error", 1.0, 0.2, NAN, NAN, NAN, NAN},
+        {"positive", 0, 1024, 128, 1, "error", 1.0, 0.1, NAN, NAN, NAN, NAN}};
+    cr_assert_eq(bench_plot_write(path, pts, 6, why, sizeof why), 0, "%s", why);
+    cr_expect(strstr(slurp("p.svg"), "<svg"), "not an SVG: %.80s", slurp("p.svg"));
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 07777, 0600);
+    cr_expect_eq(leftovers(NULL), 0);
 }
