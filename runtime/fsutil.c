@@ -242,11 +242,14 @@ int rj_out_begin(rj_outfile *o, const char *path, unsigned new_mode, int sync, c
     if (o->fd < 0)
         return say(why, len, path, "cannot open for writing (a temporary file next to it)",
                    errno);
+    /* the replaced file's owner (best effort: root writing another user's file) and mode,
+     * in that order since a chown clears set-id bits */
     struct stat sb;
-    /* the replaced file's mode and, best effort (root writing another user's file), owner */
-    if (mode >= 0 && fchmod(o->fd, (mode_t)mode) == 0 && stat(o->path, &sb) == 0 &&
+    if (mode >= 0 && stat(o->path, &sb) == 0 &&
         (sb.st_uid != geteuid() || sb.st_gid != getegid()))
         (void)!fchown(o->fd, sb.st_uid, sb.st_gid);
+    if (mode >= 0)
+        (void)fchmod(o->fd, (mode_t)mode);
     return 0;
 }
 

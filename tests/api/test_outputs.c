@@ -496,3 +496,24 @@ Test(outputs, plot_replaces_the_file_only_when_drawn)
     cr_expect_eq(sb.st_mode & 07777, 0600);
     cr_expect_eq(leftovers(NULL), 0);
 }
+
+/* A replaced output keeps its mode and (when root writes another user's file) its owner:
+ * the rename must not turn a user's file into root's. */
+Test(outputs, replaced_output_keeps_owner_and_mode)
+{
+    write_text("own.npy", "old");
+    char path[256];
+    at(path, sizeof path, "own.npy");
+    cr_assert_eq(chmod(path, 0604), 0);
+    const int root = geteuid() == 0;
+    if (root)
+        cr_assert_eq(chown(path, 12345, 23456), 0);
+    cr_assert_eq(run(QKV " -o own.npy --estimator exact"), 0, "%s", slurp("err.txt"));
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_gt(sb.st_size, 3, "not replaced");
+    cr_expect_eq(sb.st_mode & 07777, 0604, "mode %o", (unsigned)(sb.st_mode & 07777));
+    if (root)
+        cr_expect(sb.st_uid == 12345 && sb.st_gid == 23456, "owner %d:%d", (int)sb.st_uid,
+                  (int)sb.st_gid);
+}
