@@ -10,12 +10,15 @@
  * estimator registry (names and versions, in order), CPU name and features, LLVM version.
  */
 #include "ctx.h"
+#include "fsutil.h"
 #include "hash.h"
 #include "wisdom.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void signature(const rfjit_ctx *ctx, char *buf, size_t n)
@@ -132,9 +135,17 @@ rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk)
     pthread_mutex_lock(&ctx->lock);
     rj_wisdom_forget(ctx->wisdom);
     pthread_mutex_unlock(&ctx->lock);
-    if (on_disk && ctx->wisdom_path && ctx->wisdom_path[0] && unlink(ctx->wisdom_path) != 0 &&
-        access(ctx->wisdom_path, F_OK) == 0)
-        return rj_ctx_failf(ctx, RFJIT_E_IO, "cannot remove %s", ctx->wisdom_path);
+    const char *p = ctx->wisdom_path;
+    struct stat sb;
+    if (!on_disk || !p || !p[0] || lstat(p, &sb) != 0)
+        return RFJIT_OK;
+    /* a device or FIFO planted at the wisdom path is not wisdom to remove (a symlink is:
+     * unlinking it removes the link, never what it points to) */
+    if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+        return rj_ctx_failf(ctx, RFJIT_E_IO, "wisdom file %s is a %s, not a regular file: not "
+                                             "removed", p, rj_file_kind(sb.st_mode));
+    if (unlink(p) != 0 && errno != ENOENT)
+        return rj_ctx_failf(ctx, RFJIT_E_IO, "cannot remove %s: %s", p, strerror(errno));
     return RFJIT_OK;
 }
 

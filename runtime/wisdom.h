@@ -26,6 +26,8 @@
 #define RJ_WISDOM_LINE_MAX 4096
 /* Largest file a load reads; a larger one is ignored whole. */
 #define RJ_WISDOM_MAX_BYTES (16u << 20)
+/* Longest a save waits for another process's lock before failing (rfjit.h documents it). */
+#define RJ_WISDOM_LOCK_WAIT_MS 5000
 
 typedef struct rj_wisdom rj_wisdom;
 
@@ -77,12 +79,16 @@ rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
  * Otherwise as rj_wisdom_from_text; dg's message starts with the path. */
 rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdom_report *rep,
                             rj_diag *dg);
-/* Save so that concurrent savers merge and a crash never leaves a torn file: create path's
- * directory (0700 for levels it creates); flock "<path>.lock" (created 0600, kept); remove
+/* Save so that concurrent savers merge and a crash never leaves a torn file: an existing
+ * path that is not a regular file (symlink, as loads do not follow one; directory, FIFO,
+ * device, socket) is refused with RFJIT_E_IO and left as it is. Create path's directory (0700
+ * for levels it creates); flock "<path>.lock" (created 0600, kept; waiting at most
+ * RJ_WISDOM_LOCK_WAIT_MS, then RFJIT_E_IO naming the lock file); remove
  * orphaned "<path>.tmp-XXXXXX" files of savers that died; re-read path (non-strict: a
  * foreign or corrupt file contributes nothing, a same-signature file its valid lines) and
  * merge it into w (per key the higher patience wins, w's record on a tie); write w to a
- * mkstemp file (0600) next to path, fsync, rename over path, fsync the directory; unlock.
+ * temporary file next to path (runtime/fsutil.h: 0600 when new, else the old mode), fsync,
+ * rename over path, fsync the directory; unlock.
  * w keeps the merged set even when the write then fails. RFJIT_E_INVALID_ARG (NULL, empty,
  * over 4000 bytes or ending in '/'), RFJIT_E_IO (directory, lock, write or rename; the old
  * file is then untouched), RFJIT_E_NOMEM (w unchanged). */

@@ -6,6 +6,7 @@
  * causal lengths, non-finite values) and its message is passed through.
  */
 #include "cli.h"
+#include "fsutil.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -148,6 +149,11 @@ static int parse(int argc, char **argv, attn_args *x)
     if (x->w && x->proj_flag)
         return cli_error("attention", CLI_USAGE,
                          "--projection cannot be combined with --iid or --orthogonal");
+    /* an output that will be refused is refused before the inputs are read and computed on */
+    char real[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
+    int mode;
+    if (rj_output_target(x->out, real, &mode, why, sizeof why) != 0)
+        return cli_error("attention", CLI_FAILED, "%s", why);
     return CLI_OK;
 }
 

@@ -13,12 +13,16 @@
  */
 #include "npy.h"
 
+#include "fsutil.h"
+
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Headers larger than this are not something NumPy writes for a rank <= 4 array; the cap
  * keeps a hostile 4 GiB hlen from being copied around. */
@@ -329,27 +333,20 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
 int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, path, "cannot open for reading");
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return fail(err, errlen, path, "cannot determine the file size (not a regular file?)");
-    }
-    unsigned char *buf = malloc((size_t)size + 1);
+    size_t size = 0;
+    /* a FIFO, device or directory is refused by type, before a read could block */
+    const int fd = rj_open_regular(path, &size, err, errlen);
+    if (fd < 0)
+        return -1;
+    unsigned char *buf = malloc(size + 1);
     if (!buf) {
-        fclose(f);
-        return fail(err, errlen, path, "out of memory for %ld bytes", size);
+        close(fd);
+        return fail(err, errlen, path, "out of memory for %zu bytes", size);
     }
-    const size_t got = fread(buf, 1, (size_t)size, f);
-    const int bad = ferror(f);
-    fclose(f);
-    int rc = (bad || got != (size_t)size)
-                 ? fail(err, errlen, path, "read error")
-                 : npy_parse(buf, got, path, out, err, errlen);
+    const int bad = rj_read_full(fd, buf, size) != 0 ? errno : 0;
+    close(fd);
+    int rc = bad ? fail(err, errlen, path, "read error: %s", strerror(bad))
+                 : npy_parse(buf, size, path, out, err, errlen);
     free(buf);
     return rc;
 }
@@ -378,16 +375,17 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
     const size_t pad = (64 - (10 + (size_t)n + 1) % 64) % 64, hlen = (size_t)n + pad + 1;
     unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                               (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fail(err, errlen, path, "cannot open for writing");
-    int ok = fwrite(head, 1, sizeof head, f) == sizeof head &&
-             fwrite(dict, 1, (size_t)n, f) == (size_t)n;
-    for (size_t i = 0; ok && i < pad; i++)
-        ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF;
+    rj_outfile f;
+    if (rj_out_begin(&f, path, 0644, 0, err, errlen) != 0)
+        return -1;
+    rj_out_write(&f, head, sizeof head);
+    rj_out_write(&f, dict, (size_t)n);
+    char spaces[64];
+    memset(spaces, ' ', sizeof spaces);
+    rj_out_write(&f, spaces, pad);
+    rj_out_write(&f, "\n", 1);
     unsigned char chunk[4096];
-    for (size_t i = 0; ok && i < count;) {
+    for (size_t i = 0; i < count;) {
         size_t c = 0;
         for (; c < sizeof chunk / 4 && i < count; c++, i++) {
             uint32_t u;
@@ -395,12 +393,7 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
             for (int b = 0; b < 4; b++)
                 chunk[4 * c + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
-        ok = fwrite(chunk, 4, c, f) == c;
+        rj_out_write(&f, chunk, 4 * c);
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        remove(path);
-        return fail(err, errlen, path, "write error (disk full?)");
-    }
-    return 0;
+    return rj_out_commit(&f, err, errlen);
 }

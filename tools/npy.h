@@ -12,6 +12,10 @@
  * describe the file. NaN and Inf are passed through (the library refuses them with its own
  * message). Callers check the rank they need (the CLI takes (L, d) and (B, H, L, d)).
  *
+ * Files: a path read must be a regular file (or a symlink to one); a FIFO, device, directory
+ * or socket is refused by type without blocking. A path written is replaced only when the new
+ * file is complete, and never when it is not a regular file (runtime/fsutil.h's rule).
+ *
  * Write: version 1.0, '<f4', C order, header padded to a multiple of 64 bytes as NumPy does.
  *
  * Errors: every function returns 0 on success and -1 otherwise, with a one-line message
@@ -42,7 +46,7 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
               char *err, size_t errlen);
 
 /* Write count = prod(shape) float32 values as a version 1.0 '<f4' file. rank 1..4, shape >= 1.
- * A partly written file is removed on failure. */
+ * On failure nothing is left but what path held before. */
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen);
 
