@@ -11,6 +11,7 @@
  */
 #include "ctx.h"
 #include "hash.h"
+#include "tune_record.h"
 #include "wisdom.h"
 
 #include <stdio.h>
@@ -41,8 +42,7 @@ static void note_report(rfjit_ctx *ctx, const char *path, const rj_wisdom_report
         rj_ctx_note(ctx, 1, msg);
     }
     if (rep->bad_lines) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s: %d malformed line(s) ignored", path,
-                 rep->bad_lines);
+        snprintf(msg, sizeof msg, "warning: wisdom file %s: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
 }
@@ -52,6 +52,7 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg)
     char sig[4400];
     signature(ctx, sig, sizeof sig);
     RJ_TRY(rj_wisdom_create(sig, &ctx->wisdom));
+    rj_wisdom_set_check(ctx->wisdom, rj_tune_record_ok, NULL);
     if (!ctx->wisdom_path) {
         char path[4096];
         if (rj_wisdom_default_path(path, sizeof path, dg) != RFJIT_OK)

@@ -55,6 +55,14 @@ size_t rj_wisdom_count(const rj_wisdom *w); /* 0 for NULL */
 void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
                       const char **value);
 void rj_wisdom_forget(rj_wisdom *w); /* drop every record */
+/* What a record means is its owner's business: check (NULL: none) is asked about every
+ * well-formed line a load or from_text reads, key and value NUL-terminated, and returns 1 to
+ * keep it, or 0 with the reason in why (n bytes) to drop it as a malformed line (reported
+ * with its line number like any other; strict: the whole text is refused). put does not ask:
+ * its caller writes what it will read. */
+typedef int (*rj_wisdom_check_fn)(void *user, const char *key, const char *value, char *why,
+                                  size_t n);
+void rj_wisdom_set_check(rj_wisdom *w, rj_wisdom_check_fn check, void *user);
 /* Merge the text of a wisdom file (any bytes; text may be NULL when len is 0). rep (may be
  * NULL) is cleared and filled. Non-strict: a wrong header (rep->ignored_file) or another
  * signature (rep->foreign) ignores the whole text; a malformed line, and a last line without
