@@ -7,6 +7,7 @@
 #include "ctx.h"
 #include "hash.h"
 #include "tensor.h"
+#include "tune.h"
 #include "tune_record.h"
 
 #include <math.h>

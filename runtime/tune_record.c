@@ -8,6 +8,7 @@
 #include "tune_record.h"
 
 #include "plan_util.h"
+#include "tune.h"
 
 #include <errno.h>
 #include <math.h>

@@ -17,7 +17,12 @@
 #ifndef RJ_TUNE_RECORD_H
 #define RJ_TUNE_RECORD_H
 
-#include "tune.h"
+#include "base.h"
+
+#include <stddef.h>
+
+/* tuner/tune.h; declared here so that the wisdom fuzz target needs only runtime's headers */
+typedef struct rj_tune_row rj_tune_row;
 
 /* The widest vector any target has: a record is checked against it when it is loaded (a
  * record tuned for wider vectors than the context's ISA is not malformed, only unusable). */

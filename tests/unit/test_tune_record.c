@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "ctx.h"
+#include "tune.h"
 #include "tune_record.h"
 #include "wisdom.h"
 
