@@ -55,8 +55,13 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg)
     rj_wisdom_set_check(ctx->wisdom, rj_tune_record_ok, NULL);
     if (!ctx->wisdom_path) {
         char path[4096];
-        if (rj_wisdom_default_path(path, sizeof path, dg) != RFJIT_OK)
-            return RFJIT_OK; /* no HOME: no wisdom file, not an error */
+        rj_diag why = {{0}};
+        if (rj_wisdom_default_path(path, sizeof path, &why) != RFJIT_OK) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "no wisdom file: %s", why.msg);
+            rj_ctx_note(ctx, 2, msg); /* not an error: tuning works, it is not remembered */
+            return RFJIT_OK;
+        }
         size_t n = strlen(path) + 1;
         RJ_FAIL_IF(dg, !(ctx->wisdom_path = rj_alloc(n)), RFJIT_E_NOMEM, "no memory");
         memcpy(ctx->wisdom_path, path, n);

@@ -16,6 +16,7 @@
 #include "wisdom.h"
 
 #include "fsutil.h"
+#include "xdg.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -421,21 +422,11 @@ rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, !buf || !n, RFJIT_E_INVALID_ARG, "wisdom path: no buffer");
-    buf[0] = 0;
-    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int r;
-    /* the XDG base directory spec says a relative XDG_DATA_HOME is invalid and ignored */
-    if (x && x[0] == '/')
-        r = snprintf(buf, n, "%s/rfjit/wisdom", x);
-    else if (home && home[0])
-        r = snprintf(buf, n, "%s/.local/share/rfjit/wisdom", home);
-    else
-        return rj_fail(dg, RFJIT_E_IO, "no XDG_DATA_HOME or HOME for the wisdom file");
-    if (r < 0 || (size_t)r >= n) {
-        buf[0] = 0;
-        return rj_fail(dg, RFJIT_E_INVALID_ARG,
-                       "the wisdom path needs %d bytes, the buffer has %zu", r + 1, n);
-    }
+    char why[512];
+    const int r = rj_xdg_path("XDG_DATA_HOME", ".local/share", "rfjit/wisdom", buf, n, why,
+                              sizeof why);
+    RJ_FAIL_IF(dg, r == RJ_XDG_TOO_LONG, RFJIT_E_INVALID_ARG, "wisdom path: %s", why);
+    RJ_FAIL_IF(dg, r != 0, RFJIT_E_IO, "no directory for the wisdom file: %s", why);
     return RFJIT_OK;
 }
 

@@ -75,8 +75,9 @@ rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int
 /* The file text, NUL-terminated (*len excludes the NUL); rj_free it. */
 rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_diag *dg);
 /* $XDG_DATA_HOME/rfjit/wisdom (absolute XDG_DATA_HOME only, as the XDG spec says), else
- * $HOME/.local/share/rfjit/wisdom. RFJIT_E_IO without either, RFJIT_E_INVALID_ARG if buf
- * is too small (buf is then ""). */
+ * $HOME/.local/share/rfjit/wisdom (HOME absolute and an existing directory: it is never
+ * created). RFJIT_E_IO without either (dg says why), RFJIT_E_INVALID_ARG if buf is too small
+ * (buf is then ""). */
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
 /* Merge a file. Missing (ENOENT): RFJIT_OK, nothing merged, strict or not (callers that
  * want an error for a missing import check first). A symlink (O_NOFOLLOW), a non-regular
