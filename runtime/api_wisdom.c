@@ -103,6 +103,12 @@ rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path)
     if (!ctx)
         return RFJIT_E_INVALID_ARG;
     const char *to = path ? path : ctx->wisdom_path;
+    char none[4096];
+    rj_diag why = {{0}};
+    /* no file because the default had no directory (wisdom_path "" is the caller's choice) */
+    if (!to && rj_wisdom_default_path(none, sizeof none, &why) != RFJIT_OK)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "no wisdom file and no path given (%s)",
+                            why.msg);
     if (!to || !to[0])
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "no wisdom file: the context has none and no path was given");

@@ -185,3 +185,30 @@ Test(xdg, absolute_xdg_is_used)
     cr_expect(exists(path), "no %s: %s", path, n.all);
     cr_expect(!exists("/nonexistent/rfjit_home"));
 }
+
+/* The CLI as the reporter ran it: HOME=/nonexistent (made unique here), no XDG variables.
+ * info and a tune that saves its answer create nothing; the tune still answers, and its
+ * warning says why nothing was saved. */
+Test(xdg, cli_with_missing_home_creates_nothing, .timeout = 120)
+{
+    char home[128], cmd[1024], line[512] = "";
+    snprintf(home, sizeof home, "%s/nonexistent", dir);
+    static const char *const verbs[] = {"info", "tune --d 8 --L 64 --budget 0.05 --patience "
+                                                "estimate"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "env -u XDG_CACHE_HOME -u XDG_DATA_HOME -u RFJIT_CACHE_DIR -u RFJIT_WISDOM "
+                 "-u RFJIT_DUMP HOME=%s %s %s >out.txt 2>err.txt",
+                 home, RFJIT_CLI_PATH, verbs[i]);
+        const int st = system(cmd);
+        FILE *f = fopen("err.txt", "r");
+        cr_assert_not_null(f);
+        const size_t n = fread(line, 1, sizeof line - 1, f);
+        line[n] = 0;
+        fclose(f);
+        cr_expect_eq(st, 0, "%s: %s", verbs[i], line);
+        cr_expect(!exists(home), "%s created %s", verbs[i], home);
+    }
+    cr_expect(strstr(line, "wisdom not saved") && strstr(line, "is not an existing directory"),
+              "%s", line);
+}
