@@ -57,9 +57,7 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg)
         char path[4096];
         rj_diag why = {{0}};
         if (rj_wisdom_default_path(path, sizeof path, &why) != RFJIT_OK) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "no wisdom file: %s", why.msg);
-            rj_ctx_note(ctx, 2, msg); /* not an error: tuning works, it is not remembered */
+            rj_ctx_note(ctx, 2, why.msg); /* not an error: tuning works, it is not remembered */
             return RFJIT_OK;
         }
         size_t n = strlen(path) + 1;

@@ -145,7 +145,8 @@ Test(xdg, missing_home_is_not_created)
     run_default_context(&n);
     cr_expect(!exists(home), "%s was created", home);
     cr_expect(strstr(n.all, "no disk cache: XDG_CACHE_HOME is not set, and HOME="), "%s", n.all);
-    cr_expect(strstr(n.all, "no wisdom file: "), "%s", n.all);
+    cr_expect(strstr(n.all, "no directory for the wisdom file: XDG_DATA_HOME is not set"),
+              "%s", n.all);
     cr_expect(strstr(n.all, home), "%s", n.all);
 }
 
