@@ -151,7 +151,10 @@ typedef struct rfjit_ctx_desc {
      * rather than oversubscribe the cores. */
     int32_t threads;
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
-    const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */
+    /* Kernel cache directory; NULL = $RFJIT_CACHE_DIR or the default: $XDG_CACHE_HOME/rfjit
+     * if absolute, else $HOME/.cache/rfjit if HOME is an existing directory (never created),
+     * else none (a verbose note says why); "" = none. */
+    const char *cache_dir;
     const char *wisdom_path; /* wisdom file; NULL = $RFJIT_WISDOM or the default, "" = none */
     rfjit_log_fn log;
     void *log_user;
@@ -550,10 +553,12 @@ RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *
 
 /*
  * Wisdom: what rfjit_tune learnt on this machine, kept per context in memory. It is read at
- * context creation from rfjit_ctx_desc.wisdom_path (NULL: $XDG_DATA_HOME/rfjit/wisdom, else
- * ~/.local/share/rfjit/wisdom; "": none); a missing file is empty wisdom, and a file from
- * another machine or build, or a corrupt or truncated one, is ignored with a warning through
- * the log (a malformed line drops that line only); planning never fails because of wisdom.
+ * context creation from rfjit_ctx_desc.wisdom_path (NULL: $XDG_DATA_HOME/rfjit/wisdom if
+ * absolute, else ~/.local/share/rfjit/wisdom if HOME is an existing directory, else none;
+ * "": none); a missing file is empty wisdom, and a file from another machine or build, or a
+ * corrupt or truncated one, is ignored with a warning through the log (a malformed line drops
+ * that line only: a record whose numbers overflow their fields or that describes a plan
+ * rfjit_plan_create refuses is malformed); planning never fails because of wisdom.
  */
 /* Save the context's wisdom to path (NULL: the context's file), merged under a lock with
  * what the file holds (per problem the more patient answer wins), atomically (temporary file

@@ -16,22 +16,22 @@
 /* Far above any useful m, and small enough that m * d * 8 and M * L stay representable. */
 #define RJ_MAX_M (1 << 20)
 
-static rfjit_status unknown_estimator(rfjit_ctx *ctx, const char *name)
+static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
 {
     char list[256] = "";
     size_t pos = 0;
     for (int i = 0; i < rj_est_count && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "",
                                 rj_est_registry[i]->name);
-    return rj_ctx_failf(ctx, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
-                        list);
+    return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
+                   list);
 }
 
-rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
+rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
     const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
     if (!est)
-        return unknown_estimator(ctx, d->estimator);
+        return unknown_estimator(dg, d->estimator);
     memset(s, 0, sizeof *s);
     s->est = est;
     s->d = d->d;
@@ -44,45 +44,51 @@ rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spe
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d,
-                            RJ_MAX_D);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d,
+                       RJ_MAX_D);
     if (d->dv < 0 || s->dv > (1 << 20))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
     if (d->fallback != 0 && d->fallback != 1)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
     if (d->causal != 0 && d->causal != 1)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
     if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
         d->backend != RFJIT_BACKEND_JIT)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
     if (!(est->flags & RJ_EST_NOPROJ)) {
         if (d->m < 1 || d->m > RJ_MAX_M)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "m = %d is outside [1, %d]", d->m,
-                                RJ_MAX_M);
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "m = %d is outside [1, %d]", d->m,
+                           RJ_MAX_M);
         if (d->projection < RFJIT_PROJ_ORTHOGONAL || d->projection > RFJIT_PROJ_USER)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "projection kind %d is unknown",
-                                d->projection);
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "projection kind %d is unknown",
+                           d->projection);
         if (!(est->proj_kinds & (1u << d->projection)))
-            return rj_ctx_failf(ctx, RFJIT_E_NOT_APPLICABLE,
-                                "estimator '%s' does not accept projection kind %d", est->name,
-                                d->projection);
+            return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                           "estimator '%s' does not accept projection kind %d", est->name,
+                           d->projection);
         if (d->projection == RFJIT_PROJ_USER && !d->projection_matrix)
-            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                                "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
+            return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                           "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
     }
     char why[256] = "";
     if (!est->valid(s, why, sizeof why))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
-                            why[0] ? why : "invalid parameters");
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
+                       why[0] ? why : "invalid parameters");
     if ((est->flags & RJ_EST_FITTED) && d->causal && !(d->calib_q && d->calib_k))
-        return rj_ctx_failf(ctx, RFJIT_E_NOT_APPLICABLE,
-                            "estimator '%s' fits its parameters from the whole sequence, which "
-                            "leaks future tokens; causal plans need calib_q and calib_k",
-                            est->name);
+        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                       "estimator '%s' fits its parameters from the whole sequence, which "
+                       "leaks future tokens; causal plans need calib_q and calib_k",
+                       est->name);
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                            "calibration needs both calib_q and calib_k");
+        return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                       "calibration needs both calib_q and calib_k");
     return RFJIT_OK;
+}
+
+rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
+{
+    rj_diag dg = {{0}};
+    return rj_ctx_fail(ctx, rj_plan_check(d, s, &dg), &dg);
 }
 
 static rfjit_status make_projection(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *dg)

@@ -12,6 +12,7 @@
 #include "ctx.h"
 #include "fsutil.h"
 #include "hash.h"
+#include "tune_record.h"
 #include "wisdom.h"
 
 #include <errno.h>
@@ -44,8 +45,7 @@ static void note_report(rfjit_ctx *ctx, const char *path, const rj_wisdom_report
         rj_ctx_note(ctx, 1, msg);
     }
     if (rep->bad_lines) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s: %d malformed line(s) ignored", path,
-                 rep->bad_lines);
+        snprintf(msg, sizeof msg, "warning: wisdom file %s: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
 }
@@ -55,10 +55,14 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg)
     char sig[4400];
     signature(ctx, sig, sizeof sig);
     RJ_TRY(rj_wisdom_create(sig, &ctx->wisdom));
+    rj_wisdom_set_check(ctx->wisdom, rj_tune_record_ok, NULL);
     if (!ctx->wisdom_path) {
         char path[4096];
-        if (rj_wisdom_default_path(path, sizeof path, dg) != RFJIT_OK)
-            return RFJIT_OK; /* no HOME: no wisdom file, not an error */
+        rj_diag why = {{0}};
+        if (rj_wisdom_default_path(path, sizeof path, &why) != RFJIT_OK) {
+            rj_ctx_note(ctx, 2, why.msg); /* not an error: tuning works, it is not remembered */
+            return RFJIT_OK;
+        }
         size_t n = strlen(path) + 1;
         RJ_FAIL_IF(dg, !(ctx->wisdom_path = rj_alloc(n)), RFJIT_E_NOMEM, "no memory");
         memcpy(ctx->wisdom_path, path, n);
@@ -100,6 +104,12 @@ rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path)
     if (!ctx)
         return RFJIT_E_INVALID_ARG;
     const char *to = path ? path : ctx->wisdom_path;
+    char none[4096];
+    rj_diag why = {{0}};
+    /* no file because the default had no directory (wisdom_path "" is the caller's choice) */
+    if (!to && rj_wisdom_default_path(none, sizeof none, &why) != RFJIT_OK)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "no wisdom file and no path given (%s)",
+                            why.msg);
     if (!to || !to[0])
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "no wisdom file: the context has none and no path was given");

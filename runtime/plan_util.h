@@ -6,8 +6,11 @@
 #include "ctx.h"
 
 /* Validate an attention descriptor (already widened to this build's size by rj_desc_read)
- * and resolve it into *s; the failure message goes to ctx. Everything rfjit_plan_create
- * checks before it allocates, so the descriptor fuzz target calls it directly. */
+ * and resolve it into *s; the failure message goes to dg. Everything rfjit_plan_create
+ * checks before it allocates, so the descriptor fuzz target and the wisdom reader
+ * (tune_record.c) call it directly. */
+rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg);
+/* rj_plan_check with the failure message in ctx. */
 rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s);
 
 /* d^{-1/4}: attention scales q and k by it so that x^T y = q^T k / sqrt(d). */

@@ -16,6 +16,7 @@
 #include "wisdom.h"
 
 #include "fsutil.h"
+#include "xdg.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -55,6 +56,8 @@ struct rj_wisdom {
     char *sig;
     rec *r;
     size_t n, cap;
+    rj_wisdom_check_fn check; /* NULL: every well-formed line is a record */
+    void *check_user;
 };
 
 static char *dup_n(const char *s, size_t n)
@@ -102,6 +105,12 @@ rfjit_status rj_wisdom_create(const char *signature, rj_wisdom **out)
     }
     *out = w;
     return RFJIT_OK;
+}
+
+void rj_wisdom_set_check(rj_wisdom *w, rj_wisdom_check_fn check, void *user)
+{
+    w->check = check;
+    w->check_user = user;
 }
 
 void rj_wisdom_forget(rj_wisdom *w)
@@ -263,6 +272,23 @@ static const char *parse_line(const char *s, size_t n, line_view *lv)
     return NULL;
 }
 
+/* The owner's verdict on a well-formed line: NULL, or why (in why, n bytes) it means
+ * nothing. */
+static const char *checked(const rj_wisdom *w, const line_view *lv, char *why, size_t n)
+{
+    if (!w->check)
+        return NULL;
+    char key[LINE_MAX_BYTES + 1], value[LINE_MAX_BYTES + 1];
+    memcpy(key, lv->k, lv->kl);
+    key[lv->kl] = 0;
+    memcpy(value, lv->v, lv->vl);
+    value[lv->vl] = 0;
+    why[0] = 0;
+    if (w->check(w->check_user, key, value, why, n))
+        return NULL;
+    return why[0] ? why : "a record its reader refuses";
+}
+
 /* The two header lines: 1 and *body set, or 0 with rep filled. */
 static int head_ok(const rj_wisdom *w, const char *text, size_t len, rj_wisdom_report *rep,
                    const char **body)
@@ -291,20 +317,24 @@ static int head_ok(const rj_wisdom *w, const char *text, size_t len, rj_wisdom_r
 }
 
 /* Walk the record lines of body: merge the good ones if merge, count the bad ones in rep
- * and remember the first (line number from 1, header included, and why). */
+ * and remember the first (line number from 1, header included, and why: first_why holds
+ * n bytes). */
 static rfjit_status walk(rj_wisdom *w, const char *body, const char *end, int merge,
-                         rj_wisdom_report *rep, size_t *first_bad, const char **first_why)
+                         rj_wisdom_report *rep, size_t *first_bad, char *first_why, size_t n_why)
 {
     size_t lineno = 3;
     for (const char *q = body; q < end; lineno++) {
         const char *e = memchr(q, '\n', (size_t)(end - q));
         const size_t n = e ? (size_t)(e - q) : (size_t)(end - q);
         line_view lv;
+        char refused[200];
         const char *why = e ? parse_line(q, n, &lv) : "cut short (no newline at the end)";
+        if (!why)
+            why = checked(w, &lv, refused, sizeof refused);
         if (why) {
             if (!rep->bad_lines++) {
                 *first_bad = lineno;
-                *first_why = why;
+                snprintf(first_why, n_why, "%s", why);
             }
         } else if (merge && put_n(w, lv.k, lv.kl, lv.patience, lv.v, lv.vl) != RFJIT_OK) {
             return RFJIT_E_NOMEM;
@@ -330,16 +360,16 @@ rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int
         return RFJIT_OK;
     }
     size_t first = 0;
-    const char *why = "";
+    char why[200] = "";
     /* strict merges all or nothing, so it checks every line before merging one */
     if (strict) {
-        RJ_TRY(walk(w, body, text + len, 0, rep, &first, &why));
+        RJ_TRY(walk(w, body, text + len, 0, rep, &first, why, sizeof why));
         RJ_FAIL_IF(dg, rep->bad_lines, RFJIT_E_WISDOM_FORMAT,
                    "%d malformed wisdom line(s), the first is line %zu: %s", rep->bad_lines,
                    first, why);
     }
-    RJ_FAIL_IF(dg, walk(w, body, text + len, 1, rep, &first, &why) != RFJIT_OK, RFJIT_E_NOMEM,
-               "no memory for wisdom records");
+    RJ_FAIL_IF(dg, walk(w, body, text + len, 1, rep, &first, why, sizeof why) != RFJIT_OK,
+               RFJIT_E_NOMEM, "no memory for wisdom records");
     if (rep->bad_lines)
         snprintf(rep->why, sizeof rep->why,
                  "%d malformed line(s) dropped, the first is line %zu: %s", rep->bad_lines, first,
@@ -393,21 +423,11 @@ rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, !buf || !n, RFJIT_E_INVALID_ARG, "wisdom path: no buffer");
-    buf[0] = 0;
-    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int r;
-    /* the XDG base directory spec says a relative XDG_DATA_HOME is invalid and ignored */
-    if (x && x[0] == '/')
-        r = snprintf(buf, n, "%s/rfjit/wisdom", x);
-    else if (home && home[0])
-        r = snprintf(buf, n, "%s/.local/share/rfjit/wisdom", home);
-    else
-        return rj_fail(dg, RFJIT_E_IO, "no XDG_DATA_HOME or HOME for the wisdom file");
-    if (r < 0 || (size_t)r >= n) {
-        buf[0] = 0;
-        return rj_fail(dg, RFJIT_E_INVALID_ARG,
-                       "the wisdom path needs %d bytes, the buffer has %zu", r + 1, n);
-    }
+    char why[512];
+    const int r = rj_xdg_path("XDG_DATA_HOME", ".local/share", "rfjit/wisdom", buf, n, why,
+                              sizeof why);
+    RJ_FAIL_IF(dg, r == RJ_XDG_TOO_LONG, RFJIT_E_INVALID_ARG, "wisdom path: %s", why);
+    RJ_FAIL_IF(dg, r != 0, RFJIT_E_IO, "no directory for the wisdom file: %s", why);
     return RFJIT_OK;
 }
 
@@ -550,6 +570,7 @@ static rfjit_status save_locked(rj_wisdom *w, const char *path, const char *dir,
     rj_wisdom *disk = NULL;
     RJ_FAIL_IF(dg, rj_wisdom_create(w->sig, &disk) != RFJIT_OK, RFJIT_E_NOMEM,
                "no memory to merge wisdom");
+    rj_wisdom_set_check(disk, w->check, w->check_user); /* a refused record is not kept */
     /* non-strict: a foreign or corrupt file gives nothing and is overwritten */
     rfjit_status s = rj_wisdom_load(disk, path, 0, NULL, dg);
     if (s == RFJIT_OK && merge_from(w, disk) != RFJIT_OK)

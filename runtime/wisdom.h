@@ -57,6 +57,14 @@ size_t rj_wisdom_count(const rj_wisdom *w); /* 0 for NULL */
 void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
                       const char **value);
 void rj_wisdom_forget(rj_wisdom *w); /* drop every record */
+/* What a record means is its owner's business: check (NULL: none) is asked about every
+ * well-formed line a load or from_text reads, key and value NUL-terminated, and returns 1 to
+ * keep it, or 0 with the reason in why (n bytes) to drop it as a malformed line (reported
+ * with its line number like any other; strict: the whole text is refused). put does not ask:
+ * its caller writes what it will read. */
+typedef int (*rj_wisdom_check_fn)(void *user, const char *key, const char *value, char *why,
+                                  size_t n);
+void rj_wisdom_set_check(rj_wisdom *w, rj_wisdom_check_fn check, void *user);
 /* Merge the text of a wisdom file (any bytes; text may be NULL when len is 0). rep (may be
  * NULL) is cleared and filled. Non-strict: a wrong header (rep->ignored_file) or another
  * signature (rep->foreign) ignores the whole text; a malformed line, and a last line without
@@ -69,8 +77,9 @@ rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int
 /* The file text, NUL-terminated (*len excludes the NUL); rj_free it. */
 rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_diag *dg);
 /* $XDG_DATA_HOME/rfjit/wisdom (absolute XDG_DATA_HOME only, as the XDG spec says), else
- * $HOME/.local/share/rfjit/wisdom. RFJIT_E_IO without either, RFJIT_E_INVALID_ARG if buf
- * is too small (buf is then ""). */
+ * $HOME/.local/share/rfjit/wisdom (HOME absolute and an existing directory: it is never
+ * created). RFJIT_E_IO without either (dg says why), RFJIT_E_INVALID_ARG if buf is too small
+ * (buf is then ""). */
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
 /* Merge a file. Missing (ENOENT): RFJIT_OK, nothing merged, strict or not (callers that
  * want an error for a missing import check first). A symlink (O_NOFOLLOW), a non-regular

@@ -4,7 +4,10 @@
  *
  *   "\x93NUMPY" major minor  hlen (uint16 LE for 1.x, uint32 LE for 2.x and 3.x)
  *   header: a Python dict literal of hlen bytes, padded with spaces and ending in '\n'
- *   data:   prod(shape) elements of the dtype in 'descr', C order
+ *   data:   prod(shape) elements of the dtype in 'descr', in C order, or in Fortran order
+ *           (first index fastest) when 'fortran_order' is True: np.save writes that for the
+ *           transpose of a C-order array. Such data is transposed on load, so every reader
+ *           sees C order.
  *
  * The dict is parsed by a small recursive-descent reader of exactly that literal, not by
  * searching for substrings, so a header NumPy would not accept is refused here too. Sizes are
@@ -239,6 +242,45 @@ static uint64_t le64(const unsigned char *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* Where the file holds the elements in C order: element i of the array (C order) is element
+ * `at` of the file. C-order data is read straight through; Fortran-order data steps through
+ * a C-order multi-index whose strides are Fortran's (first index fastest). */
+typedef struct walk {
+    int rank, fortran;
+    size_t at;
+    size_t idx[NPY_MAX_RANK], dim[NPY_MAX_RANK], stride[NPY_MAX_RANK];
+} walk;
+
+/* dv's shape is already checked: every dimension >= 1, the product fits in size_t. */
+static void walk_start(walk *w, const dict_values *dv)
+{
+    memset(w, 0, sizeof *w);
+    w->rank = dv->rank;
+    w->fortran = dv->fortran;
+    size_t s = 1;
+    for (int k = 0; k < dv->rank; k++) {
+        w->dim[k] = (size_t)dv->shape[k];
+        w->stride[k] = s;
+        s *= w->dim[k];
+    }
+}
+
+static void walk_next(walk *w)
+{
+    if (!w->fortran) {
+        w->at++;
+        return;
+    }
+    /* last index fastest, as C order counts; a carry rewinds that index's whole span */
+    for (int k = w->rank - 1; k >= 0; k--) {
+        w->at += w->stride[k];
+        if (++w->idx[k] < w->dim[k] || k == 0)
+            return;
+        w->at -= w->dim[k] * w->stride[k];
+        w->idx[k] = 0;
+    }
+}
+
 int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array *out,
               char *err, size_t errlen)
 {
@@ -278,9 +320,6 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
     else
         return fail(err, errlen, name, "unsupported dtype '%s' (need '<f4' or '<f8')",
                     dv.descr);
-    if (dv.fortran)
-        return fail(err, errlen, name, "Fortran-order arrays are not supported (save in C "
-                                       "order)");
     if (dv.rank == 0)
         return fail(err, errlen, name, "scalar arrays (shape ()) are not supported");
     size_t count = 1;
@@ -303,12 +342,14 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
     if (!data)
         return fail(err, errlen, name, "out of memory for %zu elements", count);
     const unsigned char *src = buf + off;
-    for (size_t i = 0; i < count; i++) {
+    walk w;
+    walk_start(&w, &dv);
+    for (size_t i = 0; i < count; i++, walk_next(&w)) {
         if (elem == 4) {
-            const uint32_t u = le32(src + 4 * i);
+            const uint32_t u = le32(src + 4 * w.at);
             memcpy(&data[i], &u, sizeof u);
         } else {
-            const uint64_t u = le64(src + 8 * i);
+            const uint64_t u = le64(src + 8 * w.at);
             double x;
             memcpy(&x, &u, sizeof x);
             /* Converting a finite double beyond FLT_MAX is undefined behaviour in C, and
@@ -316,7 +357,7 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
             if (isfinite(x) && fabs(x) > FLT_MAX) {
                 free(data);
                 return fail(err, errlen, name, "float64 value %g at index %zu is outside the "
-                                               "float32 range", x, i);
+                                               "float32 range", x, w.at);
             }
             data[i] = (float)x;
         }

@@ -5,7 +5,9 @@
  *
  * Read: format versions 1.0, 2.0 and 3.0 (3.0 is 2.0 with a UTF-8 header), dtype '<f4' or
  * '<f8' (float64 is converted to float32; a finite value with |x| > FLT_MAX is refused),
- * fortran_order False, rank 1 to 4 with every dimension >= 1. The header dict is parsed as
+ * C or Fortran order (np.save writes 'fortran_order': True for a transposed array; such
+ * data is transposed on load, so it is always row-major here), rank 1 to 4 with every
+ * dimension >= 1. The header dict is parsed as
  * the Python literal NumPy writes: exactly the keys 'descr', 'fortran_order' and 'shape',
  * each once, in any order, with an optional trailing comma. The data must be exactly as long
  * as the shape says: trailing bytes are refused too, since they mean the header does not

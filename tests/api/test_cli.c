@@ -3,8 +3,9 @@
  * This file runs the built rfjit CLI (RFJIT_CLI_PATH) as a user would, on files in a fresh
  * temporary directory per test: attention round trips against a double-precision softmax
  * computed here (rank 2 and 4, causal), a user projection against the library called
- * directly with the same matrix, fit --json keys, small checks, and each bad input class,
- * which must exit non-zero (2 usage, 1 failed operation) with exactly one line on stderr.
+ * directly with the same matrix, Fortran-order inputs against their C-order twins, fit
+ * --json keys, small checks, and each bad input class, which must exit non-zero (2 usage,
+ * 1 failed operation) with exactly one line on stderr.
  */
 #include <criterion/criterion.h>
 
@@ -292,6 +293,87 @@ Test(cli, user_projection_matches_the_library)
     rfjit_plan_destroy(plan);
     rfjit_ctx_destroy(ctx);
     npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&w), npy_free(&o), npy_free(&dflt);
+}
+
+/* name holds what c_name holds, stored as np.save stores a transposed array: in Fortran
+ * order ('fortran_order': True, first index fastest). */
+static void write_fortran(const char *name, const char *c_name)
+{
+    npy_array a;
+    read_arr(c_name, &a);
+    char dict[128];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': True, 'shape': (");
+    for (int k = 0; k < a.rank; k++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%lld", k ? ", " : "",
+                      (long long)a.shape[k]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }\n", a.rank == 1 ? "," : "");
+    float *f = malloc(a.count * sizeof *f);
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < a.count; i++) {
+        size_t rest = i, at = 0, stride = 1;
+        size_t idx[NPY_MAX_RANK];
+        for (int k = a.rank - 1; k >= 0; k--) {
+            idx[k] = rest % (size_t)a.shape[k];
+            rest /= (size_t)a.shape[k];
+        }
+        for (int k = 0; k < a.rank; k++) {
+            at += idx[k] * stride;
+            stride *= (size_t)a.shape[k];
+        }
+        f[at] = a.data[i];
+    }
+    char path[256];
+    path_in_dir(path, sizeof path, name);
+    FILE *out = fopen(path, "wb");
+    cr_assert_not_null(out);
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0};
+    fwrite(pre, 1, sizeof pre, out);
+    fwrite(dict, 1, (size_t)n, out);
+    fwrite(f, sizeof *f, a.count, out);
+    cr_assert_eq(fclose(out), 0);
+    free(f);
+    npy_free(&a);
+}
+
+/* Fortran-order inputs (queries, keys, values, projection; rank 2 and 4) give the bytes their
+ * C-order twins give, in attention and in fit. */
+Test(cli, fortran_order_inputs_read_as_their_c_twins)
+{
+    const char *const names[] = {"q", "k", "v", "w", "q4", "k4", "v4"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char c[32], f[32];
+        snprintf(c, sizeof c, "%s.npy", names[i]);
+        snprintf(f, sizeof f, "%sF.npy", names[i]);
+        write_fortran(f, c);
+    }
+    static const char *const runs[][2] = {
+        {"attention --queries q.npy --keys k.npy --values v.npy -o c.npy --estimator positive "
+         "--projection w.npy",
+         "attention --queries qF.npy --keys kF.npy --values vF.npy -o f.npy --estimator "
+         "positive --projection wF.npy"},
+        {"attention --queries q4.npy --keys k4.npy --values v4.npy -o c.npy --estimator exact",
+         "attention --queries q4F.npy --keys k4F.npy --values v4F.npy -o f.npy --estimator "
+         "exact"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        cr_assert_eq(run(runs[i][0]), 0, "%s", slurp("err.txt"));
+        cr_assert_eq(run(runs[i][1]), 0, "%s: %s", runs[i][1], slurp("err.txt"));
+        npy_array a, b;
+        read_arr("c.npy", &a);
+        read_arr("f.npy", &b);
+        cr_assert_eq(a.count, b.count);
+        cr_assert_eq(memcmp(a.data, b.data, a.count * sizeof *a.data), 0,
+                     "%s: output differs from the C-order inputs'", runs[i][1]);
+        npy_free(&a);
+        npy_free(&b);
+    }
+    cr_assert_eq(run("fit --estimator oprf --queries q.npy --keys k.npy --json"), 0, "%s",
+                 slurp("err.txt"));
+    char *want = strdup(slurp("out.txt"));
+    cr_assert_eq(run("fit --estimator oprf --queries qF.npy --keys kF.npy --json"), 0, "%s",
+                 slurp("err.txt"));
+    cr_expect_str_eq(slurp("out.txt"), want);
+    free(want);
 }
 
 Test(cli, fit_text_and_json)

@@ -757,24 +757,30 @@ Test(wisdom, load_refuses_oversize)
 
 Test(wisdom, default_path_follows_xdg_then_home)
 {
-    char buf[256];
+    char buf[256], want[256];
     rj_diag dg = {{0}};
     cr_assert_eq(setenv("XDG_DATA_HOME", "/x/data", 1), 0);
-    cr_assert_eq(setenv("HOME", "/home/u", 1), 0);
+    cr_assert_eq(setenv("HOME", dir, 1), 0); /* HOME must exist (runtime/xdg.h) */
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
     cr_expect_str_eq(buf, "/x/data/rfjit/wisdom");
+    snprintf(want, sizeof want, "%s/.local/share/rfjit/wisdom", dir);
     cr_assert_eq(setenv("XDG_DATA_HOME", "relative/data", 1), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
-    cr_expect_str_eq(buf, "/home/u/.local/share/rfjit/wisdom", "a relative XDG_DATA_HOME");
+    cr_expect_str_eq(buf, want, "a relative XDG_DATA_HOME");
     cr_assert_eq(unsetenv("XDG_DATA_HOME"), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
-    cr_expect_str_eq(buf, "/home/u/.local/share/rfjit/wisdom");
-    cr_expect_eq(rj_wisdom_default_path(buf, 33, &dg), RFJIT_E_INVALID_ARG, "33 bytes fit?");
+    cr_expect_str_eq(buf, want);
+    const size_t need = strlen(want) + 1;
+    cr_expect_eq(rj_wisdom_default_path(buf, need - 1, &dg), RFJIT_E_INVALID_ARG,
+                 "%zu bytes fit?", need - 1);
     cr_expect_str_eq(buf, "");
-    cr_expect(strstr(dg.msg, "34"), "%s", dg.msg);
-    cr_expect_eq(rj_wisdom_default_path(buf, 34, &dg), RFJIT_OK);
+    char needs[32];
+    snprintf(needs, sizeof needs, "%zu", need);
+    cr_expect(strstr(dg.msg, needs), "%s", dg.msg);
+    cr_expect_eq(rj_wisdom_default_path(buf, need, &dg), RFJIT_OK);
     cr_assert_eq(unsetenv("HOME"), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_E_IO);
+    cr_expect(strstr(dg.msg, "HOME is not set"), "%s", dg.msg);
     cr_expect_eq(rj_wisdom_default_path(NULL, 0, &dg), RFJIT_E_INVALID_ARG);
 }
 
