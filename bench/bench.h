@@ -138,11 +138,13 @@ typedef struct bench_point {
 
 /* 0 when gnuplot runs; -1 otherwise. */
 int bench_plot_available(void);
-/* Write the two-panel plot (.svg or .png by the name) of the scaling and error points;
- * 0, or -1 with why. */
-/* 1 when path names a file gnuplot can be told to write (.svg/.png, no quoting hazards);
- * 0 with the reason in why. */
+/* 1 when path can take the plot: it ends in .svg or .png and is a file rfjit may replace
+ * (runtime/fsutil.h: absent, regular, or a symlink to a regular file); 0 with the reason in
+ * why. Checked before the benchmarks run, so a refused path costs nothing. */
 int bench_plot_path_ok(const char *path, char *why, size_t len);
+/* Write the two-panel plot (.svg or .png by the name) of the scaling and error points:
+ * gnuplot draws into a temporary directory and the result replaces path only once complete;
+ * 0, or -1 with why. */
 int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len);
 
 #endif

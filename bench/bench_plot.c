@@ -3,9 +3,11 @@
  * This file draws `rfjit bench --plot` through gnuplot (Debian gnuplot-nox): panel 1, time
  * against L on log-log axes for rfjit exact and positive and the peers (the scaling suite's
  * rows); panel 2, relative error against m for each estimator at the error suite's L. The
- * data and the script go to a temporary directory that is removed afterwards.
+ * data, the script and the drawing go to a temporary directory that is removed afterwards;
+ * the drawing then replaces the user's file only once complete (runtime/fsutil.h).
  */
 #include "bench.h"
+#include "fsutil.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -102,11 +104,27 @@ int bench_plot_path_ok(const char *path, char *why, size_t len)
         snprintf(why, len, "plot file '%s' must end in .svg or .png", path);
         return 0;
     }
-    if (strpbrk(path, "\"\n\\")) {
-        snprintf(why, len, "plot file name '%s' has a quote, backslash or newline", path);
-        return 0;
-    }
-    return 1;
+    char real[RJ_PATH_BYTES];
+    int mode;
+    return rj_output_target(path, real, &mode, why, len) == 0;
+}
+
+/* Put gnuplot's finished file in place by the writer every rfjit output uses. */
+static int install(const char *drawn, const char *path, char *why, size_t len)
+{
+    size_t n = 0;
+    const int fd = rj_open_regular(drawn, &n, why, len);
+    if (fd < 0)
+        return -1;
+    char *buf = malloc(n ? n : 1);
+    int rc = buf && rj_read_full(fd, buf, n) == 0 ? 0 : -1;
+    close(fd);
+    if (rc != 0)
+        snprintf(why, len, "cannot read gnuplot's output %s", drawn);
+    else
+        rc = rj_write_file(path, buf, n, 0644, 0, why, len);
+    free(buf);
+    return rc;
 }
 
 int bench_plot_write(const char *path, const bench_point *pts, int n, char *why, size_t len)
@@ -120,7 +138,8 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
         snprintf(why, len, "cannot create a temporary directory");
         return -1;
     }
-    char scal[64], err[64], gp[64];
+    char scal[64], err[64], gp[64], drawn[64];
+    snprintf(drawn, sizeof drawn, "%s/plot.%s", dir, png ? "png" : "svg");
     snprintf(scal, sizeof scal, "%s/scaling.dat", dir);
     snprintf(err, sizeof err, "%s/error.dat", dir);
     snprintf(gp, sizeof gp, "%s/plot.gp", dir);
@@ -137,7 +156,7 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
         goto done;
     }
     fprintf(f, "set terminal %s size 1400,560 font \"sans,11\"\n", png ? "pngcairo" : "svg");
-    fprintf(f, "set output \"%s\"\nset datafile missing \"NaN\"\n", path);
+    fprintf(f, "set output \"%s\"\nset datafile missing \"NaN\"\n", drawn);
     fputs("set multiplot layout 1,2\nset logscale xy\nset logscale x 2\nset grid\nset key left top\n"
           "set xlabel \"L (d = dv = 64, m = 256, bidirectional, 1 thread)\"\n"
           "set ylabel \"median ms\"\nset title \"time against sequence length\"\n",
@@ -179,7 +198,7 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
         snprintf(why, len, "gnuplot failed: %s", msg[0] ? msg : "(no message)");
         goto done;
     }
-    rc = 0;
+    rc = install(drawn, path, why, len);
 done:
     {
         char ep[96];
@@ -189,6 +208,7 @@ done:
     unlink(scal);
     unlink(err);
     unlink(gp);
+    unlink(drawn);
     rmdir(dir);
     return rc;
 }

@@ -164,7 +164,10 @@ typedef struct rfjit_ctx_desc {
      * rather than oversubscribe the cores. */
     int32_t threads;
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
-    const char *cache_dir;   /* kernel cache directory; NULL = default, "" = none */
+    /* Kernel cache directory; NULL = $RFJIT_CACHE_DIR or the default: $XDG_CACHE_HOME/rfjit
+     * if absolute, else $HOME/.cache/rfjit if HOME is an existing directory (never created),
+     * else none (a verbose note says why); "" = none. */
+    const char *cache_dir;
     const char *wisdom_path; /* wisdom file; NULL = $RFJIT_WISDOM or the default, "" = none */
     rfjit_log_fn log;
     void *log_user;
@@ -570,21 +573,31 @@ RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *
 
 /*
  * Wisdom: what rfjit_tune learnt on this machine, kept per context in memory. It is read at
- * context creation from rfjit_ctx_desc.wisdom_path (NULL: $XDG_DATA_HOME/rfjit/wisdom, else
- * ~/.local/share/rfjit/wisdom; "": none); a missing file is empty wisdom, and a file from
- * another machine or build, or a corrupt or truncated one, is ignored with a warning through
- * the log (a malformed line drops that line only); planning never fails because of wisdom.
+ * context creation from rfjit_ctx_desc.wisdom_path (NULL: $XDG_DATA_HOME/rfjit/wisdom if
+ * absolute, else ~/.local/share/rfjit/wisdom if HOME is an existing directory, else none;
+ * "": none); a missing file is empty wisdom, and a file from another machine or build, or a
+ * corrupt or truncated one, is ignored with a warning through the log (a malformed line drops
+ * that line only: a record whose numbers overflow their fields or that describes a plan
+ * rfjit_plan_create refuses is malformed); planning never fails because of wisdom.
  */
 /* Save the context's wisdom to path (NULL: the context's file), merged under a lock with
  * what the file holds (per problem the more patient answer wins), atomically (temporary file
- * and rename). Errors: RFJIT_E_INVALID_ARG (no file), RFJIT_E_IO, RFJIT_E_NOMEM. */
+ * in the same directory, renamed over path once complete; on a failed write the old file is
+ * left unchanged). A path that exists and is not a regular file (a symlink, which wisdom
+ * loads do not follow either; a directory, FIFO, device or socket) is refused with
+ * RFJIT_E_IO and left as it is. The lock ("<path>.lock")
+ * is waited for at most 5 seconds; a lock held longer by another process gives RFJIT_E_IO
+ * with a message naming the lock file, and nothing is saved. Errors: RFJIT_E_INVALID_ARG (no
+ * file), RFJIT_E_IO, RFJIT_E_NOMEM. */
 RFJIT_API rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path);
 /* Merge a wisdom file into the context (not saved until exported). Errors: RFJIT_E_IO (no
  * such file, unreadable), RFJIT_E_WISDOM_FORMAT (another machine's or build's, corrupt,
- * truncated; the message says which), RFJIT_E_NOMEM. */
+ * truncated, a symlink, or not a regular file, e.g. a FIFO, which is refused without
+ * blocking; the message says which), RFJIT_E_NOMEM. */
 RFJIT_API rfjit_status rfjit_wisdom_import(rfjit_ctx *ctx, const char *path);
-/* Drop every record in memory, and the context's file too if on_disk. Errors:
- * RFJIT_E_INVALID_ARG (ctx NULL), RFJIT_E_IO (the file exists and cannot be removed). */
+/* Drop every record in memory, and the context's file too if on_disk (a symlink there is
+ * removed, not what it points to). Errors: RFJIT_E_INVALID_ARG (ctx NULL), RFJIT_E_IO (the
+ * file exists and cannot be removed, or is not a regular file or symlink: then it is kept). */
 RFJIT_API rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk);
 /* The context's wisdom as the text of a wisdom file (free with rfjit_free). Errors:
  * RFJIT_E_INVALID_ARG (NULL), RFJIT_E_NOMEM. */

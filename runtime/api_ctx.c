@@ -5,6 +5,7 @@
  */
 #include "ctx.h"
 #include "pool.h"
+#include "xdg.h"
 #include "wisdom.h"
 
 #include <errno.h>
@@ -110,21 +111,22 @@ void rj_ctx_note(void *user, int level, const char *msg)
         fprintf(stderr, "rfjit: %s\n", line);
 }
 
-/* $XDG_CACHE_HOME/rfjit, else ~/.cache/rfjit; NULL when neither is known. */
-static char *default_cache_dir(void)
+/* $XDG_CACHE_HOME/rfjit, else ~/.cache/rfjit (runtime/xdg.h); without either, NULL (no disk
+ * cache) and a note saying why. */
+static char *default_cache_dir(rfjit_ctx *ctx, int *nomem)
 {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char buf[4096];
-    if (xdg && *xdg)
-        snprintf(buf, sizeof buf, "%s/rfjit", xdg);
-    else if (home && *home)
-        snprintf(buf, sizeof buf, "%s/.cache/rfjit", home);
-    else
+    char buf[4096], why[512], msg[600];
+    *nomem = 0;
+    if (rj_xdg_path("XDG_CACHE_HOME", ".cache", "rfjit", buf, sizeof buf, why, sizeof why)) {
+        snprintf(msg, sizeof msg, "no disk cache: %s", why);
+        rj_ctx_note(ctx, 2, msg);
         return NULL;
+    }
     size_t n = strlen(buf) + 1;
     char *p = rj_alloc(n);
     if (p)
         memcpy(p, buf, n);
+    *nomem = !p;
     return p;
 }
 
@@ -213,10 +215,11 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
     if (ctx->verbose == 0)
         verbose_from_env(ctx);
     const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
-    ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir();
+    int nomem = 0;
+    ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir(ctx, &nomem);
     const char *wisdom = desc.wisdom_path ? desc.wisdom_path : getenv("RFJIT_WISDOM");
     ctx->wisdom_path = dup_or_null(wisdom);
-    if ((cache && !ctx->cache_dir) || (wisdom && !ctx->wisdom_path))
+    if (nomem || (cache && !ctx->cache_dir) || (wisdom && !ctx->wisdom_path))
         s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for the context's paths");
     if (s == RFJIT_OK)
         s = rj_jit_host_query(&ctx->host, &dg);

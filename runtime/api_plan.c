@@ -16,21 +16,22 @@
 /* Far above any useful m, and small enough that m * d * 8 and M * L stay representable. */
 #define RJ_MAX_M (1 << 20)
 
-static rfjit_status unknown_estimator(const char *name, rj_diag *dg)
+static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
 {
     char list[256] = "";
     size_t pos = 0;
     for (int i = 0; i < rj_est_count && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "",
                                 rj_est_registry[i]->name);
-    return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name, list);
+    return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
+                   list);
 }
 
-rfjit_status rj_plan_check_desc(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
+rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
     const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
     if (!est)
-        return unknown_estimator(d->estimator, dg);
+        return unknown_estimator(dg, d->estimator);
     memset(s, 0, sizeof *s);
     s->est = est;
     s->d = d->d;
@@ -43,7 +44,8 @@ rfjit_status rj_plan_check_desc(const rfjit_attn_desc *d, rj_spec *s, rj_diag *d
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
-        return rj_fail(dg, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d, RJ_MAX_D);
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d,
+                       RJ_MAX_D);
     if (d->dv < 0 || s->dv > (1 << 20))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
     if (d->fallback != 0 && d->fallback != 1)
@@ -78,7 +80,8 @@ rfjit_status rj_plan_check_desc(const rfjit_attn_desc *d, rj_spec *s, rj_diag *d
                        "leaks future tokens; causal plans need calib_q and calib_k",
                        est->name);
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
-        return rj_fail(dg, RFJIT_E_INVALID_ARG, "calibration needs both calib_q and calib_k");
+        return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                       "calibration needs both calib_q and calib_k");
     return RFJIT_OK;
 }
 
@@ -176,7 +179,7 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfji
     rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
     RJ_TRY(rj_desc_read(&d, sizeof d, desc_in, desc_in->size, dg));
     rj_spec spec;
-    RJ_TRY(rj_plan_check_desc(&d, &spec, dg));
+    RJ_TRY(rj_plan_check(&d, &spec, dg));
 
     rfjit_plan *p = rj_alloc_zero(sizeof *p);
     RJ_FAIL_IF(dg, !p, RFJIT_E_NOMEM, "no memory for a plan");

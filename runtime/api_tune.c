@@ -8,6 +8,7 @@
 #include "hash.h"
 #include "tensor.h"
 #include "tune.h"
+#include "tune_record.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -179,27 +180,16 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
              c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed);
 }
 
-/* The chosen row back from a wisdom value; 0 if it does not parse (then: tune again). */
-static int wisdom_row(const char *v, rj_tune_row *c)
+/* The chosen row back from a wisdom record; 0 if it is not one this context can plan (then:
+ * tune again). */
+static int wisdom_row(const rfjit_ctx *ctx, const char *key, const char *v, rj_tune_row *c)
 {
-    char est[32];
-    unsigned long long seed;
-    memset(c, 0, sizeof *c);
-    char pred[32], meas[32], bound[32], ms[32];
-    if (sscanf(v, "est=%31s m=%d vw=%d T=%d ri=%d rj=%d predicted=%31s measured=%31s bound=%31s "
-                  "ms=%31s seed=%llu",
-               est, &c->m, &c->tiling.vw, &c->tiling.T, &c->tiling.ri, &c->tiling.rj, pred,
-               meas, bound, ms, &seed) != 11)
+    rj_diag why = {{0}};
+    if (rj_tune_record_check(key, v, ctx->isa.max_vw, c, &why) != RFJIT_OK)
         return 0;
-    c->est = rj_est_find(est);
-    c->seed = seed;
-    c->predicted = strtod(pred, NULL);
-    c->measured = strtod(meas, NULL);
-    c->bound = strtod(bound, NULL);
-    c->time_ms = strtod(ms, NULL);
     c->meets = c->pareto = c->chosen = 1;
     snprintf(c->note, sizeof c->note, "from wisdom");
-    return c->est != NULL && c->m >= 0;
+    return 1;
 }
 
 rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tune_result **out)
@@ -230,7 +220,7 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     const int min_pat = res->req.patience == RFJIT_PATIENCE_WISDOM_ONLY ? 0 : res->req.patience;
     rj_tune_row row;
     if (s == RFJIT_OK && rj_ctx_wisdom_get(ctx, key, min_pat, val, sizeof val, &pat) &&
-        wisdom_row(val, &row)) {
+        wisdom_row(ctx, key, val, &row)) {
         if (!(res->out.rows = rj_alloc_array(1, sizeof row))) {
             rj_free(res);
             return rj_ctx_failf(ctx, RFJIT_E_NOMEM, "no memory for a tuning result");

@@ -10,12 +10,16 @@
  * estimator registry (names and versions, in order), CPU name and features, LLVM version.
  */
 #include "ctx.h"
+#include "fsutil.h"
 #include "hash.h"
+#include "tune_record.h"
 #include "wisdom.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void signature(const rfjit_ctx *ctx, char *buf, size_t n)
@@ -41,8 +45,7 @@ static void note_report(rfjit_ctx *ctx, const char *path, const rj_wisdom_report
         rj_ctx_note(ctx, 1, msg);
     }
     if (rep->bad_lines) {
-        snprintf(msg, sizeof msg, "wisdom file %s: %d malformed line(s) ignored", path,
-                 rep->bad_lines);
+        snprintf(msg, sizeof msg, "wisdom file %s: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
 }
@@ -52,10 +55,14 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg)
     char sig[4400];
     signature(ctx, sig, sizeof sig);
     RJ_TRY(rj_wisdom_create(sig, &ctx->wisdom));
+    rj_wisdom_set_check(ctx->wisdom, rj_tune_record_ok, NULL);
     if (!ctx->wisdom_path) {
         char path[4096];
-        if (rj_wisdom_default_path(path, sizeof path, dg) != RFJIT_OK)
-            return RFJIT_OK; /* no HOME: no wisdom file, not an error */
+        rj_diag why = {{0}};
+        if (rj_wisdom_default_path(path, sizeof path, &why) != RFJIT_OK) {
+            rj_ctx_note(ctx, 2, why.msg); /* not an error: tuning works, it is not remembered */
+            return RFJIT_OK;
+        }
         size_t n = strlen(path) + 1;
         RJ_FAIL_IF(dg, !(ctx->wisdom_path = rj_alloc(n)), RFJIT_E_NOMEM, "no memory");
         memcpy(ctx->wisdom_path, path, n);
@@ -97,6 +104,12 @@ rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path)
     if (!ctx)
         return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_wisdom_export: ctx is NULL");
     const char *to = path ? path : ctx->wisdom_path;
+    char none[4096];
+    rj_diag why = {{0}};
+    /* no file because the default had no directory (wisdom_path "" is the caller's choice) */
+    if (!to && rj_wisdom_default_path(none, sizeof none, &why) != RFJIT_OK)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "no wisdom file and no path given (%s)",
+                            why.msg);
     if (!to || !to[0])
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "no wisdom file: the context has none and no path was given");
@@ -132,9 +145,17 @@ rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk)
     pthread_mutex_lock(&ctx->lock);
     rj_wisdom_forget(ctx->wisdom);
     pthread_mutex_unlock(&ctx->lock);
-    if (on_disk && ctx->wisdom_path && ctx->wisdom_path[0] && unlink(ctx->wisdom_path) != 0 &&
-        access(ctx->wisdom_path, F_OK) == 0)
-        return rj_ctx_failf(ctx, RFJIT_E_IO, "cannot remove %s", ctx->wisdom_path);
+    const char *p = ctx->wisdom_path;
+    struct stat sb;
+    if (!on_disk || !p || !p[0] || lstat(p, &sb) != 0)
+        return RFJIT_OK;
+    /* a device or FIFO planted at the wisdom path is not wisdom to remove (a symlink is:
+     * unlinking it removes the link, never what it points to) */
+    if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+        return rj_ctx_failf(ctx, RFJIT_E_IO, "wisdom file %s is a %s, not a regular file: not "
+                                             "removed", p, rj_file_kind(sb.st_mode));
+    if (unlink(p) != 0 && errno != ENOENT)
+        return rj_ctx_failf(ctx, RFJIT_E_IO, "cannot remove %s: %s", p, strerror(errno));
     return RFJIT_OK;
 }
 

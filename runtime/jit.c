@@ -10,6 +10,7 @@
  */
 #include "jit.h"
 
+#include "fsutil.h"
 #include "ir_gen.h"
 #include "target_names.h"
 
@@ -21,7 +22,6 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,13 +324,10 @@ void rj_jit_destroy(rj_jit *j)
 static rfjit_status write_file(const char *dir, const char *sym, const char *ext,
                                const void *p, size_t n, rj_diag *dg)
 {
-    char path[4096];
+    char path[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
     snprintf(path, sizeof path, "%s/%s%s", dir, sym, ext);
-    FILE *f = fopen(path, "wb");
-    RJ_FAIL_IF(dg, !f, RFJIT_E_IO, "RFJIT_DUMP: cannot write %s: %s", path, strerror(errno));
-    size_t w = fwrite(p, 1, n, f);
-    int c = fclose(f);
-    RJ_FAIL_IF(dg, w != n || c != 0, RFJIT_E_IO, "RFJIT_DUMP: short write to %s", path);
+    RJ_FAIL_IF(dg, rj_write_file(path, p, n, 0644, 0, why, sizeof why) != 0, RFJIT_E_IO,
+               "RFJIT_DUMP: %.3900s", why);
     return RFJIT_OK;
 }
 

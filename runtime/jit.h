@@ -41,8 +41,9 @@ rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
 typedef enum rj_emit_kind { RJ_EMIT_OBJ = 0, RJ_EMIT_ASM = 1, RJ_EMIT_IR = 2 } rj_emit_kind;
 
 /* Compile kp for the jit's target into an object (rj_alloc'd, *n bytes). dump_dir non-NULL
- * writes <sym>.spec.txt, .pre.ll, .ll, .s and .o there. Not thread-safe per rj_jit: the
- * caller holds its compile lock. */
+ * writes <sym>.spec.txt, .pre.ll, .ll, .s and .o there; a dump that cannot be written is
+ * RFJIT_E_IO, which no other failure returns. Not thread-safe per rj_jit: the caller holds
+ * its compile lock. */
 rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
                             const char *dump_dir, void **obj, size_t *n, rj_diag *dg);
 

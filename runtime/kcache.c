@@ -153,11 +153,30 @@ static void dropped(rj_kcache *kc, const char *sym, const char *why)
     pthread_mutex_unlock(&kc->mu);
 }
 
+/* Compile kp, dumping it if asked. RFJIT_DUMP is a debugging aid: a dump that cannot be
+ * written (a missing or unwritable directory, a full disk) is the only RFJIT_E_IO a compile
+ * has, and it is reported once, ends dumping for this cache (its context) and compiles again
+ * without it, rather than failing the plan. Called under cmu, which guards dump_dir. */
+static rfjit_status compile(rj_kcache *kc, const rj_kplan *kp, const char *sym, void **obj,
+                            size_t *n, rj_diag *dg)
+{
+    if (!kc->dump_dir)
+        return rj_jit_compile(kc->jit, kp, sym, NULL, obj, n, dg);
+    rj_diag why = {{0}};
+    const rfjit_status s = rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, obj, n, &why);
+    if (s != RFJIT_E_IO)
+        return s == RFJIT_OK ? s : rj_fail(dg, s, "%s", why.msg);
+    notef(kc, 1, "%s; no more kernels are dumped by this context", why.msg);
+    rj_free(kc->dump_dir);
+    kc->dump_dir = NULL;
+    return rj_jit_compile(kc->jit, kp, sym, NULL, obj, n, dg);
+}
+
 /* Compile kp into *obj (rj_free it) and store it on disk, if there is a disk cache. */
 static rfjit_status compile_and_store(rj_kcache *kc, const rj_kplan *kp, const rj_hash *key,
                                       const char *sym, void **obj, size_t *n, rj_diag *dg)
 {
-    RJ_TRY(rj_jit_compile(kc->jit, kp, sym, kc->dump_dir, obj, n, dg));
+    RJ_TRY(compile(kc, kp, sym, obj, n, dg));
     char desc[512];
     rj_kplan_describe(kp, desc, sizeof desc);
     notef(kc, 2, "kernel %s compiled (%zu bytes): %s", sym, *n, desc);

@@ -18,7 +18,8 @@ typedef struct rj_kcache_stats {
 } rj_kcache_stats;
 
 /* cache_dir NULL or "" disables the disk cache; dump_dir non-NULL dumps every compile and
- * skips disk reads. Warnings (an unusable cache directory) and verbose notes go to note. */
+ * skips disk reads until a dump cannot be written (then one warning, and no more dumps).
+ * Warnings (an unusable cache directory or dump directory) and verbose notes go to note. */
 rfjit_status rj_kcache_create(rj_jit *jit, const rj_isa *isa, const char *llvm_version,
                               const char *cache_dir, const char *dump_dir, rj_note_fn note,
                               void *note_user, rj_kcache **out, rj_diag *dg);

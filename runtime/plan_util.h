@@ -7,8 +7,9 @@
 
 /* Validate an attention descriptor (already widened to this build's size by rj_desc_read)
  * and resolve it into *s; the failure message goes to dg. Everything rfjit_plan_create
- * checks before it allocates, so the descriptor fuzz target calls it directly. */
-rfjit_status rj_plan_check_desc(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg);
+ * checks before it allocates, so the descriptor fuzz target and the wisdom reader
+ * (tune_record.c) call it directly. */
+rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg);
 
 /* d^{-1/4}: attention scales q and k by it so that x^T y = q^T k / sqrt(d). */
 double rj_plan_input_scale(int d);

@@ -16,6 +16,7 @@
 #include "wisdom.h"
 
 #include "fsutil.h"
+#include "xdg.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HEADER "rfjit-wisdom 1"
@@ -41,7 +43,7 @@
 _Static_assert(LINE_MAX_BYTES == 4096, "parse_line's message names the limit");
 /* Longest path save accepts: leaves room for ".lock" and ".tmp-XXXXXX" under PATH_MAX. */
 #define PATH_MAX_BYTES 4000
-/* mkstemp's template suffix; orphan_sweep recognises leftovers by it. */
+/* runtime/fsutil.h's temporary file suffix; orphan_sweep recognises leftovers by it. */
 #define TMP_SUFFIX ".tmp-XXXXXX"
 
 typedef struct rec {
@@ -54,6 +56,8 @@ struct rj_wisdom {
     char *sig;
     rec *r;
     size_t n, cap;
+    rj_wisdom_check_fn check; /* NULL: every well-formed line is a record */
+    void *check_user;
 };
 
 static char *dup_n(const char *s, size_t n)
@@ -101,6 +105,12 @@ rfjit_status rj_wisdom_create(const char *signature, rj_wisdom **out)
     }
     *out = w;
     return RFJIT_OK;
+}
+
+void rj_wisdom_set_check(rj_wisdom *w, rj_wisdom_check_fn check, void *user)
+{
+    w->check = check;
+    w->check_user = user;
 }
 
 void rj_wisdom_forget(rj_wisdom *w)
@@ -262,6 +272,23 @@ static const char *parse_line(const char *s, size_t n, line_view *lv)
     return NULL;
 }
 
+/* The owner's verdict on a well-formed line: NULL, or why (in why, n bytes) it means
+ * nothing. */
+static const char *checked(const rj_wisdom *w, const line_view *lv, char *why, size_t n)
+{
+    if (!w->check)
+        return NULL;
+    char key[LINE_MAX_BYTES + 1], value[LINE_MAX_BYTES + 1];
+    memcpy(key, lv->k, lv->kl);
+    key[lv->kl] = 0;
+    memcpy(value, lv->v, lv->vl);
+    value[lv->vl] = 0;
+    why[0] = 0;
+    if (w->check(w->check_user, key, value, why, n))
+        return NULL;
+    return why[0] ? why : "a record its reader refuses";
+}
+
 /* The two header lines: 1 and *body set, or 0 with rep filled. */
 static int head_ok(const rj_wisdom *w, const char *text, size_t len, rj_wisdom_report *rep,
                    const char **body)
@@ -290,20 +317,24 @@ static int head_ok(const rj_wisdom *w, const char *text, size_t len, rj_wisdom_r
 }
 
 /* Walk the record lines of body: merge the good ones if merge, count the bad ones in rep
- * and remember the first (line number from 1, header included, and why). */
+ * and remember the first (line number from 1, header included, and why: first_why holds
+ * n bytes). */
 static rfjit_status walk(rj_wisdom *w, const char *body, const char *end, int merge,
-                         rj_wisdom_report *rep, size_t *first_bad, const char **first_why)
+                         rj_wisdom_report *rep, size_t *first_bad, char *first_why, size_t n_why)
 {
     size_t lineno = 3;
     for (const char *q = body; q < end; lineno++) {
         const char *e = memchr(q, '\n', (size_t)(end - q));
         const size_t n = e ? (size_t)(e - q) : (size_t)(end - q);
         line_view lv;
+        char refused[200];
         const char *why = e ? parse_line(q, n, &lv) : "cut short (no newline at the end)";
+        if (!why)
+            why = checked(w, &lv, refused, sizeof refused);
         if (why) {
             if (!rep->bad_lines++) {
                 *first_bad = lineno;
-                *first_why = why;
+                snprintf(first_why, n_why, "%s", why);
             }
         } else if (merge && put_n(w, lv.k, lv.kl, lv.patience, lv.v, lv.vl) != RFJIT_OK) {
             return RFJIT_E_NOMEM;
@@ -329,16 +360,16 @@ rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int
         return RFJIT_OK;
     }
     size_t first = 0;
-    const char *why = "";
+    char why[200] = "";
     /* strict merges all or nothing, so it checks every line before merging one */
     if (strict) {
-        RJ_TRY(walk(w, body, text + len, 0, rep, &first, &why));
+        RJ_TRY(walk(w, body, text + len, 0, rep, &first, why, sizeof why));
         RJ_FAIL_IF(dg, rep->bad_lines, RFJIT_E_WISDOM_FORMAT,
                    "%d malformed wisdom line(s), the first is line %zu: %s", rep->bad_lines,
                    first, why);
     }
-    RJ_FAIL_IF(dg, walk(w, body, text + len, 1, rep, &first, &why) != RFJIT_OK, RFJIT_E_NOMEM,
-               "no memory for wisdom records");
+    RJ_FAIL_IF(dg, walk(w, body, text + len, 1, rep, &first, why, sizeof why) != RFJIT_OK,
+               RFJIT_E_NOMEM, "no memory for wisdom records");
     if (rep->bad_lines)
         snprintf(rep->why, sizeof rep->why,
                  "%d malformed line(s) dropped, the first is line %zu: %s", rep->bad_lines, first,
@@ -392,21 +423,11 @@ rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, !buf || !n, RFJIT_E_INVALID_ARG, "wisdom path: no buffer");
-    buf[0] = 0;
-    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    int r;
-    /* the XDG base directory spec says a relative XDG_DATA_HOME is invalid and ignored */
-    if (x && x[0] == '/')
-        r = snprintf(buf, n, "%s/rfjit/wisdom", x);
-    else if (home && home[0])
-        r = snprintf(buf, n, "%s/.local/share/rfjit/wisdom", home);
-    else
-        return rj_fail(dg, RFJIT_E_IO, "no XDG_DATA_HOME or HOME for the wisdom file");
-    if (r < 0 || (size_t)r >= n) {
-        buf[0] = 0;
-        return rj_fail(dg, RFJIT_E_INVALID_ARG,
-                       "the wisdom path needs %d bytes, the buffer has %zu", r + 1, n);
-    }
+    char why[512];
+    const int r = rj_xdg_path("XDG_DATA_HOME", ".local/share", "rfjit/wisdom", buf, n, why,
+                              sizeof why);
+    RJ_FAIL_IF(dg, r == RJ_XDG_TOO_LONG, RFJIT_E_INVALID_ARG, "wisdom path: %s", why);
+    RJ_FAIL_IF(dg, r != 0, RFJIT_E_IO, "no directory for the wisdom file: %s", why);
     return RFJIT_OK;
 }
 
@@ -429,7 +450,7 @@ rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdo
     memset(rep, 0, sizeof *rep);
     RJ_FAIL_IF(dg, !w || !path, RFJIT_E_INVALID_ARG, "wisdom: NULL argument");
     /* O_NONBLOCK: a FIFO planted at path must not hang the open; fstat then refuses it */
-    const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         const int e = errno;
         if (e == ENOENT) /* no wisdom saved yet */
@@ -442,12 +463,14 @@ rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdo
     }
     struct stat sb;
     const char *bad = NULL;
+    char kind[80];
     rfjit_status bad_s = RFJIT_E_WISDOM_FORMAT;
     if (fstat(fd, &sb) != 0) {
         bad = "cannot stat it";
         bad_s = RFJIT_E_IO;
     } else if (!S_ISREG(sb.st_mode)) {
-        bad = "not a regular file";
+        snprintf(kind, sizeof kind, "it is a %s, not a regular file", rj_file_kind(sb.st_mode));
+        bad = kind;
     } else if ((uint64_t)sb.st_size > WISDOM_MAX_BYTES) {
         bad = "larger than 16 MiB";
     }
@@ -508,8 +531,8 @@ static rfjit_status merge_from(rj_wisdom *w, rj_wisdom *d)
     return RFJIT_OK;
 }
 
-/* Temporary files of writers that died between mkstemp and rename. Every writer makes its
- * temporary file while holding the lock, so under the lock any that are left are orphans. */
+/* Temporary files of writers that died between creating and renaming them. Every writer
+ * makes its temporary file while holding the lock, so under the lock any left are orphans. */
 static void orphan_sweep(const char *dir, const char *base)
 {
     DIR *d = opendir(dir);
@@ -526,32 +549,16 @@ static void orphan_sweep(const char *dir, const char *base)
 }
 
 /* Write w to a temporary file next to path, fsync, rename over path, fsync the directory. */
-static rfjit_status replace_file(const rj_wisdom *w, const char *path, const char *dir,
-                                 rj_diag *dg)
+static rfjit_status replace_file(const rj_wisdom *w, const char *path, rj_diag *dg)
 {
     char *text = NULL;
     size_t len = 0;
     RJ_TRY(rj_wisdom_to_text(w, &text, &len, dg));
-    char tmp[PATH_MAX_BYTES + 32];
-    snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, path);
-    const int fd = mkstemp(tmp); /* mode 0600: wisdom is private to its user */
-    if (fd < 0) {
-        const int e = errno;
-        rj_free(text);
-        return rj_fail(dg, RFJIT_E_IO, "cannot create a temporary file next to %s: %s", path,
-                       strerror(e));
-    }
-    int err = rj_write_full(fd, text, len) != 0 ? errno : 0;
+    char why[RJ_PATH_BYTES + 160];
+    /* mode 0600 for a new file: wisdom is private to its user */
+    const int rc = rj_write_file(path, text, len, 0600, 1, why, sizeof why);
     rj_free(text);
-    err = rj_replace_file(fd, tmp, path, 1, err);
-    RJ_FAIL_IF(dg, err, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
-    /* Makes the rename itself durable. Best effort: some file systems refuse fsync on a
-     * directory, and the new file is complete and in place either way. */
-    const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    RJ_FAIL_IF(dg, rc != 0, RFJIT_E_IO, "wisdom file %.3900s", why);
     return RFJIT_OK;
 }
 
@@ -563,12 +570,38 @@ static rfjit_status save_locked(rj_wisdom *w, const char *path, const char *dir,
     rj_wisdom *disk = NULL;
     RJ_FAIL_IF(dg, rj_wisdom_create(w->sig, &disk) != RFJIT_OK, RFJIT_E_NOMEM,
                "no memory to merge wisdom");
+    rj_wisdom_set_check(disk, w->check, w->check_user); /* a refused record is not kept */
     /* non-strict: a foreign or corrupt file gives nothing and is overwritten */
     rfjit_status s = rj_wisdom_load(disk, path, 0, NULL, dg);
     if (s == RFJIT_OK && merge_from(w, disk) != RFJIT_OK)
         s = rj_fail(dg, RFJIT_E_NOMEM, "no memory to merge wisdom");
     rj_wisdom_destroy(disk);
-    return s == RFJIT_OK ? replace_file(w, path, dir, dg) : s;
+    return s == RFJIT_OK ? replace_file(w, path, dg) : s;
+}
+
+/* flock with a bounded wait: a lock held by a stuck or stopped process must not hang the
+ * caller. 0, or -1 with errno (EWOULDBLOCK once RJ_WISDOM_LOCK_WAIT_MS have passed). */
+static int lock_bounded(int fd)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const double ms = 1e3 * (double)(now.tv_sec - t0.tv_sec) +
+                          1e-6 * (double)(now.tv_nsec - t0.tv_nsec);
+        if (ms >= RJ_WISDOM_LOCK_WAIT_MS) {
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        const struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
 }
 
 rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
@@ -579,6 +612,17 @@ rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
                "wisdom path is empty or longer than %d bytes", PATH_MAX_BYTES);
     RJ_FAIL_IF(dg, path[pl - 1] == '/', RFJIT_E_INVALID_ARG,
                "wisdom path %s names a directory, not a file", path);
+    /* Loads never follow a symlink, so a save through one would write wisdom that is then
+     * ignored: a link is refused like a device, FIFO or directory, before anything is
+     * created or locked, and left as it is. */
+    struct stat sb;
+    RJ_FAIL_IF(dg, lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode), RFJIT_E_IO,
+               "wisdom file %s is a symbolic link: refused, it is left as it is (wisdom is "
+               "read and written only as a regular file)", path);
+    char real[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
+    int old_mode;
+    RJ_FAIL_IF(dg, rj_output_target(path, real, &old_mode, why, sizeof why) != 0, RFJIT_E_IO,
+               "wisdom file %.3900s", why);
     char dir[PATH_MAX_BYTES + 1], lock[PATH_MAX_BYTES + 8];
     memcpy(dir, path, pl + 1);
     char *slash = strrchr(dir, '/');
@@ -590,14 +634,16 @@ rfjit_status rj_wisdom_save(rj_wisdom *w, const char *path, rj_diag *dg)
     RJ_FAIL_IF(dg, rj_mkdir_p(dir) != 0, RFJIT_E_IO, "cannot create the directory of %s: %s",
                path, strerror(errno));
     snprintf(lock, sizeof lock, "%s.lock", path);
-    const int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     RJ_FAIL_IF(dg, lfd < 0, RFJIT_E_IO, "cannot open %s: %s", lock, strerror(errno));
-    while (flock(lfd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            const int e = errno;
-            close(lfd);
-            return rj_fail(dg, RFJIT_E_IO, "cannot lock %s: %s", lock, strerror(e));
-        }
+    if (lock_bounded(lfd) != 0) {
+        const int e = errno;
+        close(lfd);
+        if (e == EWOULDBLOCK)
+            return rj_fail(dg, RFJIT_E_IO,
+                           "wisdom file %s not saved: its lock %s is held by another process "
+                           "(waited %d s)", path, lock, RJ_WISDOM_LOCK_WAIT_MS / 1000);
+        return rj_fail(dg, RFJIT_E_IO, "cannot lock %s: %s", lock, strerror(e));
     }
     const rfjit_status s = save_locked(w, path, dir, base, dg);
     close(lfd); /* releases the lock */

@@ -26,6 +26,8 @@
 #define RJ_WISDOM_LINE_MAX 4096
 /* Largest file a load reads; a larger one is ignored whole. */
 #define RJ_WISDOM_MAX_BYTES (16u << 20)
+/* Longest a save waits for another process's lock before failing (rfjit.h documents it). */
+#define RJ_WISDOM_LOCK_WAIT_MS 5000
 
 typedef struct rj_wisdom rj_wisdom;
 
@@ -55,6 +57,14 @@ size_t rj_wisdom_count(const rj_wisdom *w); /* 0 for NULL */
 void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
                       const char **value);
 void rj_wisdom_forget(rj_wisdom *w); /* drop every record */
+/* What a record means is its owner's business: check (NULL: none) is asked about every
+ * well-formed line a load or from_text reads, key and value NUL-terminated, and returns 1 to
+ * keep it, or 0 with the reason in why (n bytes) to drop it as a malformed line (reported
+ * with its line number like any other; strict: the whole text is refused). put does not ask:
+ * its caller writes what it will read. */
+typedef int (*rj_wisdom_check_fn)(void *user, const char *key, const char *value, char *why,
+                                  size_t n);
+void rj_wisdom_set_check(rj_wisdom *w, rj_wisdom_check_fn check, void *user);
 /* Merge the text of a wisdom file (any bytes; text may be NULL when len is 0). rep (may be
  * NULL) is cleared and filled. Non-strict: a wrong header (rep->ignored_file) or another
  * signature (rep->foreign) ignores the whole text; a malformed line, and a last line without
@@ -67,8 +77,9 @@ rfjit_status rj_wisdom_from_text(rj_wisdom *w, const char *text, size_t len, int
 /* The file text, NUL-terminated (*len excludes the NUL); rj_free it. */
 rfjit_status rj_wisdom_to_text(const rj_wisdom *w, char **text, size_t *len, rj_diag *dg);
 /* $XDG_DATA_HOME/rfjit/wisdom (absolute XDG_DATA_HOME only, as the XDG spec says), else
- * $HOME/.local/share/rfjit/wisdom. RFJIT_E_IO without either, RFJIT_E_INVALID_ARG if buf
- * is too small (buf is then ""). */
+ * $HOME/.local/share/rfjit/wisdom (HOME absolute and an existing directory: it is never
+ * created). RFJIT_E_IO without either (dg says why), RFJIT_E_INVALID_ARG if buf is too small
+ * (buf is then ""). */
 rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
 /* Merge a file. Missing (ENOENT): RFJIT_OK, nothing merged, strict or not (callers that
  * want an error for a missing import check first). A symlink (O_NOFOLLOW), a non-regular
@@ -77,12 +88,16 @@ rfjit_status rj_wisdom_default_path(char *buf, size_t n, rj_diag *dg);
  * Otherwise as rj_wisdom_from_text; dg's message starts with the path. */
 rfjit_status rj_wisdom_load(rj_wisdom *w, const char *path, int strict, rj_wisdom_report *rep,
                             rj_diag *dg);
-/* Save so that concurrent savers merge and a crash never leaves a torn file: create path's
- * directory (0700 for levels it creates); flock "<path>.lock" (created 0600, kept); remove
+/* Save so that concurrent savers merge and a crash never leaves a torn file: an existing
+ * path that is not a regular file (symlink, as loads do not follow one; directory, FIFO,
+ * device, socket) is refused with RFJIT_E_IO and left as it is. Create path's directory (0700
+ * for levels it creates); flock "<path>.lock" (created 0600, kept; waiting at most
+ * RJ_WISDOM_LOCK_WAIT_MS, then RFJIT_E_IO naming the lock file); remove
  * orphaned "<path>.tmp-XXXXXX" files of savers that died; re-read path (non-strict: a
  * foreign or corrupt file contributes nothing, a same-signature file its valid lines) and
  * merge it into w (per key the higher patience wins, w's record on a tie); write w to a
- * mkstemp file (0600) next to path, fsync, rename over path, fsync the directory; unlock.
+ * temporary file next to path (runtime/fsutil.h: 0600 when new, else the old mode), fsync,
+ * rename over path, fsync the directory; unlock.
  * w keeps the merged set even when the write then fails. RFJIT_E_INVALID_ARG (NULL, empty,
  * over 4000 bytes or ending in '/'), RFJIT_E_IO (directory, lock, write or rename; the old
  * file is then untouched), RFJIT_E_NOMEM (w unchanged). */

@@ -3,7 +3,8 @@
 # CI's fuzz stage: builds the libFuzzer targets of tests/fuzz (the .npy reader, the wisdom
 # parser, the disk-cache entry reader, descriptor validation) with clang-19, ASan and UBSan
 # into build-fuzz ($RFJIT_FUZZ_DIR), and runs each for SECONDS (default 60) on a copy of its
-# seed corpus (tests/fuzz/corpus/<target>), so the repository's corpus stays as committed.
+# seed corpus (tests/fuzz/corpus/<target>), so the repository's corpus stays as committed,
+# with the target's dictionary (tests/fuzz/<target>.dict) when it has one.
 # Prints one line per target: executions, exec/s, coverage (cov: edges, ft: features) and
 # corpus size; exits 1 if any target found a crash, leak, timeout or out-of-memory, whose
 # reproducer is left in the scratch directory the line names.
@@ -22,9 +23,12 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t/corpus" "$scratch/$t/crashes"
     cp tests/fuzz/corpus/"$t"/* "$scratch/$t/corpus/"
     rc=0
+    dict=()
+    [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="$PWD/tests/fuzz/$t.dict")
     (cd "$scratch/$t/crashes" &&
         "$OLDPWD/$build/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
-            -rss_limit_mb=2048 -malloc_limit_mb=2048 "$scratch/$t/corpus" >"$scratch/$t/log" 2>&1) ||
+            -rss_limit_mb=2048 -malloc_limit_mb=2048 "${dict[@]}" "$scratch/$t/corpus" \
+            >"$scratch/$t/log" 2>&1) ||
         rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$scratch/$t/log" | tail -1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$t/log")

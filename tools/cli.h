@@ -2,8 +2,9 @@
 /*
  * This file is shared by the rfjit CLI verbs (tools/cmd_<verb>.c): strict number parsing,
  * one-line errors, .npy loading into tensors and a small deterministic data generator. The
- * CLI sees the library only through include/rfjit.h. Not for the library or its tests to use
- * beyond npy.h.
+ * CLI sees the library only through include/rfjit.h, plus runtime/fsutil.h so that the files
+ * it reads and writes follow the library's rules (no blocking on FIFOs, no replaced devices,
+ * no torn or lost outputs). Not for the library or its tests to use beyond npy.h.
  *
  * Error convention: a verb prints at most one line on stderr, "rfjit <verb>: <message>",
  * and returns CLI_USAGE (2) for a bad command line, CLI_FAILED (1) for a failed operation or

@@ -6,7 +6,9 @@
  * causal lengths, non-finite values) and its message is passed through.
  */
 #include "cli.h"
+#include "fsutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@ static const char help[] =
     "         [--estimator NAME] [--m M] [--seed S] [--iid|--orthogonal]\n"
     "         [--projection W.npy] [--causal] [--window W] [--chunks C] [--signs N]\n"
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
-    "         [--isa avx512|avx2|sse4.2|generic]\n"
+    "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--scale S]]\n"
     "Computes softmax(q k^T / sqrt(d)) v, exactly or as estimated by NAME, for raw q, k, v\n"
     "(rfjit applies the d^-1/4 scaling). Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or\n"
@@ -42,12 +44,22 @@ static const char help[] =
     "  --plan-from-wisdom EPS  run the plan `rfjit tune` chose for this shape (d, dv, causal,\n"
     "                     length bucket of Lq) and budget EPS (of --budget-kind, default\n"
     "                     output; tuned on the synthetic set of --scale, default 1); fails if\n"
-    "                     wisdom has none. Estimator options are then ignored\n";
+    "                     wisdom has none. Estimator options are then ignored\n"
+    "  --no-warn          do not print the warning below\n"
+    "A random-feature estimate is only useful where the d^-1/4-scaled rows of q and k have\n"
+    "norms of about 1 or less (its variance grows like e^{|x+y|^2}). When the estimator's\n"
+    "variance model (the tuner's, rfjit tune --patience estimate) predicts a relative output\n"
+    "error ||O_hat - O||_F / ||O||_F above 1 on the given inputs (measured on the first\n"
+    "(batch, head): its first 1024 tokens, 256 value columns), attention still writes OUT\n"
+    "but prints one line 'rfjit attention: warning: ...' on stderr. exact and eva have no\n"
+    "such model and are not checked, nor is a --projection matrix (the model assumes\n"
+    "Gaussian projections).\n";
 
 typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
     int proj_flag;    /* 1 if --iid or --orthogonal was given */
     int features_set; /* times --features was given */
+    int no_warn;      /* --no-warn: no useless-estimate warning */
     double wisdom_budget, wisdom_scale; /* --plan-from-wisdom (0: off) */
     int32_t wisdom_kind;
     rfjit_attn_desc a;
@@ -62,8 +74,8 @@ static int parse(int argc, char **argv, attn_args *x)
             fputs(help, stdout);
             return -1;
         }
-        if (!strcmp(o, "--fallback")) {
-            x->a.fallback = 1;
+        if (!strcmp(o, "--fallback") || !strcmp(o, "--no-warn")) {
+            *(o[2] == 'f' ? &x->a.fallback : &x->no_warn) = 1;
             continue;
         }
         if (!strcmp(o, "--causal") || !strcmp(o, "--iid") || !strcmp(o, "--orthogonal")) {
@@ -137,6 +149,11 @@ static int parse(int argc, char **argv, attn_args *x)
     if (x->w && x->proj_flag)
         return cli_error("attention", CLI_USAGE,
                          "--projection cannot be combined with --iid or --orthogonal");
+    /* an output that will be refused is refused before the inputs are read and computed on */
+    char real[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
+    int mode;
+    if (rj_output_target(x->out, real, &mode, why, sizeof why) != 0)
+        return cli_error("attention", CLI_FAILED, "%s", why);
     return CLI_OK;
 }
 
@@ -157,6 +174,81 @@ static int load_projection(attn_args *x, npy_array *aw, int64_t d)
     x->a.projection_matrix = aw->data;
     x->a.m = (int32_t)aw->shape[0];
     return CLI_OK;
+}
+
+/* The first (batch, head)'s first n tokens of t and at most cols of their columns, a view
+ * with t's strides. */
+static rfjit_tensor calib_slice(const rfjit_tensor *t, int64_t n, int64_t cols)
+{
+    rfjit_tensor s = *t;
+    s.shape[0] = s.shape[1] = 1;
+    s.shape[2] = n;
+    s.shape[3] = s.shape[3] < cols ? s.shape[3] : cols;
+    return s;
+}
+
+/* The relative output error ||O_hat - O||_F / ||O||_F the estimator's variance model predicts
+ * for plan descriptor a on these inputs: rfjit_tune's closed-form estimate (patience ESTIMATE:
+ * no candidate is compiled or timed) on a sample of the inputs, rescaled from the m of the
+ * tuner's row to a's (the model's squared error is e1 / m). NaN where there is no model or
+ * the estimate failed: the warning is advice, so its failure is not the command's. */
+static double predicted_error(rfjit_ctx *ctx, const rfjit_attn_desc *a, const rfjit_tensor *tq,
+                              const rfjit_tensor *tk, const rfjit_tensor *tv)
+{
+    int64_t n = tq->shape[2] < tk->shape[2] ? tq->shape[2] : tk->shape[2];
+    n = n < 1024 ? n : 1024;
+    /* Its exact attention costs n^2 (d + dv): bounded, whatever the inputs' size. */
+    const rfjit_tensor cq = calib_slice(tq, n, a->d), ck = calib_slice(tk, n, a->d),
+                       cv = calib_slice(tv, n, 256);
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    t.d = a->d;
+    t.dv = (int32_t)cv.shape[3];
+    t.causal = a->causal;
+    t.L = n;
+    t.budget = 1e300; /* every row at the smallest m, so that its predicted error is finite */
+    t.patience = RFJIT_PATIENCE_ESTIMATE;
+    t.calib_q = &cq;
+    t.calib_k = &ck;
+    t.calib_v = &cv;
+    t.estimators = a->estimator ? a->estimator : "positive";
+    rfjit_tune_result *r = NULL;
+    double err = NAN;
+    if (rfjit_tune(ctx, &t, &r) != RFJIT_OK)
+        return NAN;
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        if (rfjit_tune_result_row(r, i, &row) == RFJIT_OK && !strcmp(row.estimator, t.estimators) &&
+            row.m > 0 && isfinite(row.predicted_error))
+            err = sqrt(row.predicted_error * row.m / a->m);
+    }
+    rfjit_tune_result_destroy(r);
+    return err;
+}
+
+/* The predicted error worth a warning (above 1), or 0: none, or no model to ask. */
+static double useless_error(rfjit_ctx *ctx, const attn_args *x, const rfjit_tensor *tq,
+                            const rfjit_tensor *tk, const rfjit_tensor *tv)
+{
+    const char *name = x->a.estimator ? x->a.estimator : "positive";
+    if (x->no_warn || x->a.projection == RFJIT_PROJ_USER || !strcmp(name, "exact") ||
+        !strcmp(name, "eva"))
+        return 0;
+    const double e = predicted_error(ctx, &x->a, tq, tk, tv);
+    return e > 1 ? e : 0;
+}
+
+
+/* One line on stderr, printed once the output is written (a failed command prints only its
+ * error line). */
+static void warn_useless(const rfjit_attn_desc *a, double e)
+{
+    const char *name = a->estimator ? a->estimator : "positive";
+    cli_warn("attention",
+             "the variance model of %s at m = %d predicts a relative output error "
+             "||O_hat - O|| / ||O|| of %.2g on these inputs (above 1: the output is mostly "
+             "noise); use --estimator exact, more features, or inputs whose d^-1/4-scaled rows "
+             "have norm about 1 (--no-warn hides this)",
+             name, a->m, e);
 }
 
 static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor *tk,
@@ -204,12 +296,15 @@ static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor
         if (rfjit_plan_execute(plan, tq, tk, tv, &to) != RFJIT_OK)
             rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
     }
+    const double useless = rc == CLI_OK ? useless_error(ctx, x, tq, tk, tv) : 0;
     if (rc == CLI_OK) {
         char err[512];
         if (npy_write(x->out, out, aq->rank, aq->rank == 4 ? shape : shape + 2, err,
                       sizeof err))
             rc = cli_error("attention", CLI_FAILED, "%s", err);
     }
+    if (rc == CLI_OK && useless > 0)
+        warn_useless(&x->a, useless);
     free(out);
     rfjit_plan_destroy(plan);
     rfjit_tune_result_destroy(wis);

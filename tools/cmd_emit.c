@@ -5,6 +5,7 @@
  * a program for that machine (tests/cross/neon_driver.c shows the calling convention).
  */
 #include "cli.h"
+#include "fsutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,10 @@ int cmd_emit(int argc, char **argv)
         return cli_error("emit", CLI_USAGE, "--d and -o are required (see --help)");
     if (kinds != 1)
         return cli_error("emit", CLI_USAGE, "give exactly one of --ir, --asm, --obj");
+    char real[RJ_PATH_BYTES], why[RJ_PATH_BYTES + 160];
+    int mode;
+    if (rj_output_target(out, real, &mode, why, sizeof why) != 0)
+        return cli_error("emit", CLI_FAILED, "%s", why);
     rfjit_ctx *ctx = cli_context("emit", NULL);
     if (!ctx)
         return CLI_FAILED;
@@ -93,12 +98,9 @@ int cmd_emit(int argc, char **argv)
     if (rfjit_emit(ctx, &a, &t, &buf, &n, sym, sizeof sym) != RFJIT_OK) {
         rc = cli_error("emit", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
     } else {
-        FILE *f = fopen(out, "wb");
-        if (!f || fwrite(buf, 1, n, f) != n)
-            rc = cli_error("emit", CLI_FAILED, "cannot write %s", out);
-        if (f && fclose(f) != 0 && rc == CLI_OK)
-            rc = cli_error("emit", CLI_FAILED, "cannot write %s", out);
-        if (rc == CLI_OK)
+        if (rj_write_file(out, buf, n, 0644, 0, why, sizeof why) != 0)
+            rc = cli_error("emit", CLI_FAILED, "%s", why);
+        else
             printf("%s\n", sym);
     }
     rfjit_free(buf);

@@ -18,7 +18,8 @@ static const char help[] =
     "                or a corrupt one, is refused with the reason\n"
     "  forget        remove the wisdom file\n"
     "  --file PATH   use PATH instead of the default wisdom file\n"
-    "The default file is $XDG_DATA_HOME/rfjit/wisdom, else ~/.local/share/rfjit/wisdom.\n";
+    "The default file is $XDG_DATA_HOME/rfjit/wisdom (if absolute), else\n"
+    "~/.local/share/rfjit/wisdom (if HOME exists).\n";
 
 static void json_string(const char *s, size_t n)
 {

@@ -4,7 +4,10 @@
  *
  *   "\x93NUMPY" major minor  hlen (uint16 LE for 1.x, uint32 LE for 2.x and 3.x)
  *   header: a Python dict literal of hlen bytes, padded with spaces and ending in '\n'
- *   data:   prod(shape) elements of the dtype in 'descr', C order
+ *   data:   prod(shape) elements of the dtype in 'descr', in C order, or in Fortran order
+ *           (first index fastest) when 'fortran_order' is True: np.save writes that for the
+ *           transpose of a C-order array. Such data is transposed on load, so every reader
+ *           sees C order.
  *
  * The dict is parsed by a small recursive-descent reader of exactly that literal, not by
  * searching for substrings, so a header NumPy would not accept is refused here too. Sizes are
@@ -13,12 +16,16 @@
  */
 #include "npy.h"
 
+#include "fsutil.h"
+
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Headers larger than this are not something NumPy writes for a rank <= 4 array; the cap
  * keeps a hostile 4 GiB hlen from being copied around. */
@@ -235,6 +242,45 @@ static uint64_t le64(const unsigned char *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* Where the file holds the elements in C order: element i of the array (C order) is element
+ * `at` of the file. C-order data is read straight through; Fortran-order data steps through
+ * a C-order multi-index whose strides are Fortran's (first index fastest). */
+typedef struct walk {
+    int rank, fortran;
+    size_t at;
+    size_t idx[NPY_MAX_RANK], dim[NPY_MAX_RANK], stride[NPY_MAX_RANK];
+} walk;
+
+/* dv's shape is already checked: every dimension >= 1, the product fits in size_t. */
+static void walk_start(walk *w, const dict_values *dv)
+{
+    memset(w, 0, sizeof *w);
+    w->rank = dv->rank;
+    w->fortran = dv->fortran;
+    size_t s = 1;
+    for (int k = 0; k < dv->rank; k++) {
+        w->dim[k] = (size_t)dv->shape[k];
+        w->stride[k] = s;
+        s *= w->dim[k];
+    }
+}
+
+static void walk_next(walk *w)
+{
+    if (!w->fortran) {
+        w->at++;
+        return;
+    }
+    /* last index fastest, as C order counts; a carry rewinds that index's whole span */
+    for (int k = w->rank - 1; k >= 0; k--) {
+        w->at += w->stride[k];
+        if (++w->idx[k] < w->dim[k] || k == 0)
+            return;
+        w->at -= w->dim[k] * w->stride[k];
+        w->idx[k] = 0;
+    }
+}
+
 int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array *out,
               char *err, size_t errlen)
 {
@@ -274,9 +320,6 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
     else
         return fail(err, errlen, name, "unsupported dtype '%s' (need '<f4' or '<f8')",
                     dv.descr);
-    if (dv.fortran)
-        return fail(err, errlen, name, "Fortran-order arrays are not supported (save in C "
-                                       "order)");
     if (dv.rank == 0)
         return fail(err, errlen, name, "scalar arrays (shape ()) are not supported");
     size_t count = 1;
@@ -299,12 +342,14 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
     if (!data)
         return fail(err, errlen, name, "out of memory for %zu elements", count);
     const unsigned char *src = buf + off;
-    for (size_t i = 0; i < count; i++) {
+    walk w;
+    walk_start(&w, &dv);
+    for (size_t i = 0; i < count; i++, walk_next(&w)) {
         if (elem == 4) {
-            const uint32_t u = le32(src + 4 * i);
+            const uint32_t u = le32(src + 4 * w.at);
             memcpy(&data[i], &u, sizeof u);
         } else {
-            const uint64_t u = le64(src + 8 * i);
+            const uint64_t u = le64(src + 8 * w.at);
             double x;
             memcpy(&x, &u, sizeof x);
             /* Converting a finite double beyond FLT_MAX is undefined behaviour in C, and
@@ -312,7 +357,7 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
             if (isfinite(x) && fabs(x) > FLT_MAX) {
                 free(data);
                 return fail(err, errlen, name, "float64 value %g at index %zu is outside the "
-                                               "float32 range", x, i);
+                                               "float32 range", x, w.at);
             }
             data[i] = (float)x;
         }
@@ -329,27 +374,20 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
 int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, path, "cannot open for reading");
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return fail(err, errlen, path, "cannot determine the file size (not a regular file?)");
-    }
-    unsigned char *buf = malloc((size_t)size + 1);
+    size_t size = 0;
+    /* a FIFO, device or directory is refused by type, before a read could block */
+    const int fd = rj_open_regular(path, &size, err, errlen);
+    if (fd < 0)
+        return -1;
+    unsigned char *buf = malloc(size + 1);
     if (!buf) {
-        fclose(f);
-        return fail(err, errlen, path, "out of memory for %ld bytes", size);
+        close(fd);
+        return fail(err, errlen, path, "out of memory for %zu bytes", size);
     }
-    const size_t got = fread(buf, 1, (size_t)size, f);
-    const int bad = ferror(f);
-    fclose(f);
-    int rc = (bad || got != (size_t)size)
-                 ? fail(err, errlen, path, "read error")
-                 : npy_parse(buf, got, path, out, err, errlen);
+    const int bad = rj_read_full(fd, buf, size) != 0 ? errno : 0;
+    close(fd);
+    int rc = bad ? fail(err, errlen, path, "read error: %s", strerror(bad))
+                 : npy_parse(buf, size, path, out, err, errlen);
     free(buf);
     return rc;
 }
@@ -378,16 +416,17 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
     const size_t pad = (64 - (10 + (size_t)n + 1) % 64) % 64, hlen = (size_t)n + pad + 1;
     unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                               (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fail(err, errlen, path, "cannot open for writing");
-    int ok = fwrite(head, 1, sizeof head, f) == sizeof head &&
-             fwrite(dict, 1, (size_t)n, f) == (size_t)n;
-    for (size_t i = 0; ok && i < pad; i++)
-        ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF;
+    rj_outfile f;
+    if (rj_out_begin(&f, path, 0644, 0, err, errlen) != 0)
+        return -1;
+    rj_out_write(&f, head, sizeof head);
+    rj_out_write(&f, dict, (size_t)n);
+    char spaces[64];
+    memset(spaces, ' ', sizeof spaces);
+    rj_out_write(&f, spaces, pad);
+    rj_out_write(&f, "\n", 1);
     unsigned char chunk[4096];
-    for (size_t i = 0; ok && i < count;) {
+    for (size_t i = 0; i < count;) {
         size_t c = 0;
         for (; c < sizeof chunk / 4 && i < count; c++, i++) {
             uint32_t u;
@@ -395,12 +434,7 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
             for (int b = 0; b < 4; b++)
                 chunk[4 * c + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
-        ok = fwrite(chunk, 4, c, f) == c;
+        rj_out_write(&f, chunk, 4 * c);
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        remove(path);
-        return fail(err, errlen, path, "write error (disk full?)");
-    }
-    return 0;
+    return rj_out_commit(&f, err, errlen);
 }

@@ -5,12 +5,18 @@
  *
  * Read: format versions 1.0, 2.0 and 3.0 (3.0 is 2.0 with a UTF-8 header), dtype '<f4' or
  * '<f8' (float64 is converted to float32; a finite value with |x| > FLT_MAX is refused),
- * fortran_order False, rank 1 to 4 with every dimension >= 1. The header dict is parsed as
+ * C or Fortran order (np.save writes 'fortran_order': True for a transposed array; such
+ * data is transposed on load, so it is always row-major here), rank 1 to 4 with every
+ * dimension >= 1. The header dict is parsed as
  * the Python literal NumPy writes: exactly the keys 'descr', 'fortran_order' and 'shape',
  * each once, in any order, with an optional trailing comma. The data must be exactly as long
  * as the shape says: trailing bytes are refused too, since they mean the header does not
  * describe the file. NaN and Inf are passed through (the library refuses them with its own
  * message). Callers check the rank they need (the CLI takes (L, d) and (B, H, L, d)).
+ *
+ * Files: a path read must be a regular file (or a symlink to one); a FIFO, device, directory
+ * or socket is refused by type without blocking. A path written is replaced only when the new
+ * file is complete, and never when it is not a regular file (runtime/fsutil.h's rule).
  *
  * Write: version 1.0, '<f4', C order, header padded to a multiple of 64 bytes as NumPy does.
  *
@@ -42,7 +48,7 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
               char *err, size_t errlen);
 
 /* Write count = prod(shape) float32 values as a version 1.0 '<f4' file. rank 1..4, shape >= 1.
- * A partly written file is removed on failure. */
+ * On failure nothing is left but what path held before. */
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen);
 

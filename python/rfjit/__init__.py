@@ -4,20 +4,40 @@
     import numpy as np, rfjit
     out = rfjit.attention(q, k, v, estimator="positive", features=256, causal=False)
 
-Arrays are NumPy float32, shaped (L, d), (H, L, d) or (B, H, L, d) (v and the output with dv
-for d). float32 arrays with non-negative strides are passed to the library as they are, with
-no copy (C-contiguous or strided views alike); anything else (float64, negative strides) is
-converted once to a C-contiguous float32 copy. Outputs are new C-contiguous float32 arrays,
-or the `out=` array you pass, written in place.
+Arrays
+    q and k are (L, d), (H, L, d) or (B, H, L, d); v has the same leading dimensions as k
+    with its own last dimension dv; the output has the leading dimensions of q and last
+    dimension dv. Real arrays of any dtype are accepted: float32 arrays with non-negative
+    strides are passed to the library as they are, with no copy (C-contiguous or strided
+    views alike); anything else (float64, integers, negative strides, sequences) is converted
+    once to a C-contiguous float32 copy. Outputs are new C-contiguous float32 arrays, or the
+    `out=` array you pass, which must be a writable float32 numpy.ndarray of the output's
+    shape with non-negative strides and is written in place.
+
+Lifetimes
+    Every object made from a Context (Plan, TuneResult) keeps that context alive: closing a
+    context (close() or the end of its `with` block) refuses new work on it (its own methods
+    raise rfjit.Error, status RFJIT_E_STATE), and the library context is destroyed once the
+    last object made from it is closed or garbage-collected. So a plan made inside a `with
+    rfjit.Context()` block keeps working after the block ends, `del ctx` is harmless, and
+    garbage collection and interpreter shutdown may finalize objects in any order. A closed
+    Plan or TuneResult raises rfjit.Error (RFJIT_E_STATE) when used; a call in progress on
+    another thread finishes before the plan is destroyed.
+
+Errors
+    Every failure raises rfjit.Error, whose .status is the status name (e.g. "RFJIT_E_SHAPE"),
+    .code its number, and whose message names the argument and what it accepts: the library's
+    message where the library refused, the binding's where it checked the argument itself.
 
 The library is loaded from, in order: $RFJIT_LIBRARY; a librfjit.so next to this package
-(python/rfjit/ or python/); the loader path (ldconfig, LD_LIBRARY_PATH). Errors raise
-rfjit.Error, whose .status is the status name (e.g. "RFJIT_E_SHAPE") and whose message is the
-library's. Calls release the GIL, so threads may execute plans concurrently.
+(python/rfjit/ or python/); the loader path (ldconfig, LD_LIBRARY_PATH). Calls release the
+GIL, so threads may execute plans concurrently.
 """
 import ctypes as _C
 import ctypes.util as _cutil
+import operator as _operator
 import os as _os
+import reprlib as _reprlib
 import threading as _threading
 
 import numpy as _np
@@ -50,16 +70,105 @@ def _load():
 
 _lib = _load()
 _abi.declare(_lib)
+_CODE = {name: code for code, name in _abi.STATUS.items()}
 
 
 class Error(RuntimeError):
-    """A failed rfjit call: .status is the status name, .code its number."""
+    """A failed rfjit call: .status is the status name (e.g. "RFJIT_E_SHAPE"), .code its
+    number (rfjit.h's list), str(e) the status name and the message."""
 
     def __init__(self, code, message):
         self.code = code
         self.status = _abi.STATUS.get(code, "RFJIT_E_%d" % code)
-        super().__init__("%s: %s" % (self.status, message or
-                                     _lib.rfjit_status_string(code).decode()))
+        super().__init__("%s: %s" % (self.status, _escape(
+            message or _lib.rfjit_status_string(code).decode())))
+
+
+def _escape(text):
+    """text with its control characters (C0, DEL, C1) written as escapes, so that a message
+    quoting a user's string stays one line and cannot move the terminal's cursor."""
+    return "".join(c if not (ord(c) < 32 or 127 <= ord(c) < 160) else
+                   {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, "\\x%02x" % ord(c))
+                   for c in text)
+
+
+def _fail(status, message):
+    raise Error(_CODE[status], message)
+
+
+_short = _reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist = 60, 60, 6
+
+
+def _show(value):
+    """A bounded repr of a user value for a message (repr escapes control characters)."""
+    return _short.repr(value)
+
+
+# --- argument checks: each names the argument, the value given and what is accepted ------
+
+def _int(name, value, lo, hi):
+    """value as an int in [lo, hi]: C would silently wrap one outside its field's type."""
+    n = None
+    if not isinstance(value, bool):
+        try:
+            n = _operator.index(value)
+        except TypeError:
+            pass
+    if n is None:
+        _fail("RFJIT_E_INVALID_ARG", "%s must be an integer in [%d, %d], not %s" %
+              (name, lo, hi, _show(value)))
+    if not lo <= n <= hi:
+        _fail("RFJIT_E_INVALID_ARG", "%s = %d is outside [%d, %d]" % (name, n, lo, hi))
+    return n
+
+
+_I32, _I64, _U64 = (1 << 31) - 1, (1 << 63) - 1, (1 << 64) - 1
+
+
+def _float(name, value, positive=True):
+    x = None
+    if not isinstance(value, (str, bytes)):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            pass
+    if x is None or not (x == x and abs(x) != float("inf")) or (positive and not x > 0):
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a finite %snumber, not %s" %
+              (name, "positive " if positive else "", _show(value)))
+    return x
+
+
+def _choice(name, value, table):
+    if not isinstance(value, str) or value not in table:
+        _fail("RFJIT_E_INVALID_ARG", "%s must be one of %s, not %s" %
+              (name, ", ".join(repr(k) for k in table), _show(value)))
+    return table[value]
+
+
+def _text(name, value):
+    """None, or a str without NUL as UTF-8 bytes for a const char * field."""
+    if value is None:
+        return None
+    if isinstance(value, _os.PathLike):
+        value = _os.fspath(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    if not isinstance(value, str):
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a string, not %s" % (name, _show(value)))
+    if "\0" in value:
+        _fail("RFJIT_E_INVALID_ARG", "%s must not contain a NUL character: %s" %
+              (name, _show(value)))
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _estimator(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        _fail("RFJIT_E_NO_ESTIMATOR", "%s must be an estimator name (one of %s), not %s" %
+              (name, ", ".join(estimators()), _show(value)))
+    return _text(name, value)
 
 
 def version():
@@ -68,7 +177,7 @@ def version():
 
 
 def estimators():
-    """Names of the built-in estimators, in registry order."""
+    """Names of the built-in estimators, in registry order (exact, positive, ...)."""
     out, i = [], 0
     while True:
         n = _lib.rfjit_estimator_name(i)
@@ -78,39 +187,56 @@ def estimators():
         i += 1
 
 
-def _enc(s):
-    return None if s is None else str(s).encode()
-
-
 class _View:
     """A rank-4 rfjit_tensor over a NumPy array, and the array it must keep alive."""
 
     def __init__(self, a, name, dim=None, writable=False):
-        if not isinstance(a, _np.ndarray):
-            if writable:
-                raise TypeError("%s must be a numpy.ndarray" % name)
-            a = _np.asarray(a)
-        if a.dtype.kind not in "fiub":
-            raise TypeError("%s has dtype %s; rfjit takes real numbers" % (name, a.dtype))
+        if writable:
+            a = self._output(a, name)
+        else:
+            a = self._input(a, name)
         if a.ndim not in (2, 3, 4):
-            raise ValueError("%s must be (L, d), (H, L, d) or (B, H, L, d), not %s" %
-                             (name, a.shape))
-        direct = (a.dtype == _np.float32 and a.dtype.byteorder in "=|<" and
-                  all(s >= 0 and s % 4 == 0 for s in a.strides))
-        if not direct:
-            if writable:
-                raise ValueError("%s must be float32 with non-negative strides (it is written "
-                                 "in place)" % name)
-            a = _np.ascontiguousarray(a, dtype=_np.float32)
-        if writable and not a.flags.writeable:
-            raise ValueError("%s is read-only" % name)
+            _fail("RFJIT_E_SHAPE", "%s must be (L, %s), (H, L, %s) or (B, H, L, %s), not %s" %
+                  ((name,) + ("d" if dim is None else str(dim),) * 3 + (a.shape,)))
         if dim is not None and a.shape[-1] != dim:
-            raise ValueError("%s has last dimension %d, expected %d" % (name, a.shape[-1], dim))
+            _fail("RFJIT_E_SHAPE", "%s has last dimension %d, expected %d (shape %s)" %
+                  (name, a.shape[-1], dim, a.shape))
         self.array = a
         shape = (1,) * (4 - a.ndim) + a.shape
         strides = (0,) * (4 - a.ndim) + tuple(s // 4 for s in a.strides)
         self.t = _abi.Tensor(_C.cast(a.ctypes.data, _C.POINTER(_C.c_float)),
                              (_C.c_int64 * 4)(*shape), (_C.c_int64 * 4)(*strides))
+
+    @staticmethod
+    def _direct(a):
+        return (a.dtype == _np.float32 and a.dtype.byteorder in "=|<" and
+                all(s >= 0 and s % 4 == 0 for s in a.strides))
+
+    @classmethod
+    def _input(cls, a, name):
+        if not isinstance(a, _np.ndarray):
+            try:
+                a = _np.asarray(a)
+            except (TypeError, ValueError) as e:
+                _fail("RFJIT_E_INVALID_ARG", "%s must be an array of real numbers, not %s (%s)"
+                      % (name, _show(a), e))
+        if a.dtype.kind not in "fiu":
+            _fail("RFJIT_E_INVALID_ARG", "%s has dtype %s; rfjit takes real numbers (float32 "
+                  "as is, other real dtypes converted to float32)" % (name, a.dtype))
+        return a if cls._direct(a) else _np.ascontiguousarray(a, dtype=_np.float32)
+
+    @classmethod
+    def _output(cls, a, name):
+        if not isinstance(a, _np.ndarray):
+            _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of float32 (it is written "
+                  "in place), not %s" % (name, type(a).__name__))
+        if not cls._direct(a):
+            _fail("RFJIT_E_INVALID_ARG", "%s must be native float32 with non-negative strides "
+                  "(it is written in place), not %s with strides %s" %
+                  (name, a.dtype, a.strides))
+        if not a.flags.writeable:
+            _fail("RFJIT_E_INVALID_ARG", "%s is read-only; it is written in place" % name)
+        return a
 
     def ref(self):
         return _C.byref(self.t)
@@ -120,27 +246,68 @@ def _out_like(q_shape, dim, out, name="out"):
     shape = tuple(q_shape[:-1]) + (dim,)
     if out is None:
         return _np.empty(shape, dtype=_np.float32)
+    if not isinstance(out, _np.ndarray):
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of float32 with shape %s, "
+              "not %s" % (name, shape, type(out).__name__))
     if tuple(out.shape) != shape:
-        raise ValueError("%s must have shape %s, not %s" % (name, shape, out.shape))
+        _fail("RFJIT_E_SHAPE", "%s must have shape %s, not %s" % (name, shape, out.shape))
     return out
 
 
 class _Handle:
-    """An owned library object, destroyed once: by close(), at the end of a `with` block, or
-    when garbage-collected. Subclasses name their destroy function."""
+    """An owned library object. Its library handle is destroyed once nothing needs it: close()
+    (or the end of a `with` block, or garbage collection) drops the owner's claim, and every
+    call in progress and every object made from it hold claims of their own. Finalizers touch
+    only instance and class attributes, so they are safe at interpreter shutdown."""
     _h = None
+    _lock = None
+    _closed = True
+    _parent = None
     _destroy = None
 
+    def _adopt(self, h, parent=None):
+        """Own h; parent (whose claim the caller already took) is released when h is gone."""
+        self._lock = _threading.RLock()
+        self._claims, self._parent, self._h, self._closed = 1, parent, h, False
+
+    def _claim(self, dependent=False):
+        """The handle, held until _release(). dependent=True: for an object made from this
+        one that holds a claim itself (it stays valid after close())."""
+        lock = self._lock
+        if lock is not None:
+            with lock:
+                if self._h is not None and (dependent or not self._closed):
+                    self._claims += 1
+                    return self._h
+        _fail("RFJIT_E_STATE", "this %s is closed (close() was called or its with block "
+              "ended)" % type(self).__name__)
+
+    def _release(self):
+        with self._lock:
+            self._claims -= 1
+            if self._claims:
+                return
+            h, self._h = self._h, None
+        self._destroy(h)
+        if self._parent is not None:
+            self._parent._release()
+
     @property
-    def handle(self):
-        if self._h is None:
-            raise ValueError("this %s is closed" % type(self).__name__)
-        return self._h
+    def closed(self):
+        """True once close() was called (or the with block ended)."""
+        return self._closed
 
     def close(self):
-        if self._h is not None:
-            self._destroy(self._h)
-            self._h = None
+        """Give up this object: later calls on it raise rfjit.Error. The library object is
+        destroyed now, or when the last call in progress or object made from it is done."""
+        lock = self._lock
+        if lock is None:
+            return
+        with lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._release()
 
     def __enter__(self):
         return self
@@ -151,80 +318,192 @@ class _Handle:
     def __del__(self):
         self.close()
 
+    def __reduce__(self):
+        # A copy would share the handle and destroy it twice; copy, deepcopy and pickle all
+        # come through here.
+        _fail("RFJIT_E_STATE", "a %s owns a library object and cannot be copied or pickled; "
+              "share the object itself" % type(self).__name__)
+
 
 class Context(_Handle):
     """An rfjit context: the JIT, kernel caches, wisdom and thread pool. Use one per process
-    (or per subsystem); plans created from it must be closed before it."""
+    (or per subsystem).
+
+    Context(threads=0, cache_dir=None, wisdom_path=None, isa=None, verbose=0,
+            cache_max_bytes=0)
+      threads          threads an execute may use, caller included: 0 (one per core) .. 1024
+      cache_dir        kernel cache directory; None: $RFJIT_CACHE_DIR or the XDG cache
+                       default; "": memory only
+      wisdom_path      wisdom file; None: $RFJIT_WISDOM or the default; "": no wisdom
+      isa              None (the host's best, or $RFJIT_ISA), 'native', or on x86-64
+                       'avx512', 'avx2', 'sse4.2', 'generic' to compile for a lower
+                       instruction set than the host's (AArch64: 'neon')
+      verbose          0 quiet; 1 or 2: the library's notes go to stderr
+      cache_max_bytes  bound on the disk cache, bytes (0: 256 MiB)
+
+    Library warnings (e.g. an unusable cache directory) are issued as Python RuntimeWarnings.
+    Plans and tune results made from a context keep it alive (see the module's Lifetimes);
+    close() or the end of a `with` block ends the context's own methods."""
     _destroy = _lib.rfjit_ctx_destroy
 
     def __init__(self, threads=0, cache_dir=None, wisdom_path=None, isa=None, verbose=0,
                  cache_max_bytes=0):
         d = _abi.CtxDesc()
         d.size = _C.sizeof(d)
-        d.threads, d.verbose, d.cache_max_bytes = threads, verbose, cache_max_bytes
-        d.cache_dir, d.wisdom_path, d.isa = _enc(cache_dir), _enc(wisdom_path), _enc(isa)
+        d.threads = _int("threads", threads, 0, 1024)
+        d.verbose = _int("verbose", verbose, 0, 2)
+        d.cache_max_bytes = _int("cache_max_bytes", cache_max_bytes, 0, _I64)
+        d.cache_dir, d.wisdom_path = _text("cache_dir", cache_dir), _text("wisdom_path",
+                                                                           wisdom_path)
+        d.isa = _text("isa", isa)  # names depend on the host: the library judges them
+        self._notes = []
+        self._log = _abi.LOG_FN(self._make_log(self._notes))
+        d.log = self._log
         h = _C.c_void_p()
         st = _lib.rfjit_ctx_create(_C.byref(d), _C.byref(h))
-        if st:  # no context holds the message: the library keeps it per thread
-            raise Error(st, _lib.rfjit_ctx_last_error(None).decode())
-        self._h = h
-
-    def _check(self, st):
+        errors = [m for level, m in self._notes if level == 0]
+        self._flush_warnings()
         if st:
-            raise Error(st, _lib.rfjit_ctx_last_error(self._h).decode())
+            # the library keeps the message per thread too, for a log that was not called
+            raise Error(st, errors[-1] if errors else
+                        _lib.rfjit_ctx_last_error(None).decode("utf-8", "replace"))
+        self._adopt(h.value)
+
+    @staticmethod
+    def _make_log(notes):
+        """The log callback: errors and warnings are kept for the calling Python thread to
+        report; notes (verbose) go to stderr as the library prints them without a callback.
+        It touches no module global, so it is safe late in interpreter shutdown."""
+        write = _os.write
+
+        def log(user, level, msg):
+            text = (msg or b"").decode("utf-8", "replace")
+            if level <= 1:
+                notes.append((level, text))
+            else:
+                write(2, b"rfjit: " + (msg or b"") + b"\n")
+        return log
+
+    def _flush_warnings(self):
+        import warnings
+        while True:
+            try:
+                level, text = self._notes.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            if level == 1:
+                warnings.warn("rfjit: " + text, RuntimeWarning, stacklevel=3)
+
+    def _check(self, st, h):
+        """Raise the library's message for a failed call made with handle h (claimed)."""
+        self._flush_warnings()
+        if st:
+            raise Error(st, _lib.rfjit_ctx_last_error(h).decode("utf-8", "replace"))
+
+    def _run(self, fn, *args):
+        """fn(handle, *args) under a claim; raises rfjit.Error if it fails."""
+        h = self._claim()
+        try:
+            self._check(fn(h, *args), h)
+        finally:
+            self._release()
 
     def info(self):
-        """The machine and library as rfjit sees them, as a dict."""
+        """The machine and library as rfjit sees them (CPU, LLVM, topology, estimators), as
+        a dict (rfjit_info's JSON)."""
         import json
         buf = _C.create_string_buffer(1 << 16)
-        self._check(_lib.rfjit_info(self.handle, 1, buf, len(buf)))
+        self._run(_lib.rfjit_info, 1, buf, len(buf))
         return json.loads(buf.value.decode())
 
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None):
-        """A plan: one specialised attention operator. projection is 'orthogonal', 'iid' or
-        an (m, d) array; calib is a (q, k) sample that freezes a fitted estimator's
-        parameters (needed for causal oprf/saderf/sderf/aderf). features= is an alias of m."""
+        """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
+
+        d            query/key head dimension, 1 .. 1024
+        dv           value head dimension, 1 .. 2^20; None: d
+        m            random projections, >= 1 (ignored by exact and eva); features= is an
+                     alias that wins over m when given
+        estimator    one of rfjit.estimators(): exact, positive, hyperbolic, trig, oprf,
+                     saderf, sderf, aderf, hybrid, eva
+        causal       query i sees keys 0..i (then Lq must equal Lk)
+        seed         projection and sampling seed, 0 .. 2^64-1
+        projection   'orthogonal' (default), 'iid', or an (m, d) real array used as the
+                     projection matrix (m is then taken from its shape)
+        backend      'auto' (the JIT kernel where the estimator has one), 'jit' or 'reference'
+        fallback     if compiling the kernel fails, run on the reference instead of failing
+        eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
+        hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'
+        calib        (q, k) sample arrays, each (L, d), (H, L, d) or (B, H, L, d), that freeze
+                     a fitted estimator's parameters (needed for causal oprf, saderf, sderf,
+                     aderf)
+
+        Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
                     hybrid_base, calib)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None):
-        """The fastest plan within the error budget on this machine (see rfjit_tune);
-        calib is an optional (q, k, v) sample. Answers from wisdom when it can."""
+        """The fastest plan within an error budget on this machine (rfjit_tune), as a
+        TuneResult; answers from wisdom when it remembers this problem.
+
+        d, dv        head dimensions (dv None: d); L: sequence length the plan is for, >= 1
+        budget       the error the plan may have, > 0: output kind E|O_hat - O|^2 / |O|^2,
+                     kernel kind the kernel estimate's relative variance
+        budget_kind  'output' or 'kernel'
+        causal       consider only causally valid estimators, for causal attention
+        patience     'estimate', 'measure', 'patient', 'exhaustive' or 'wisdom-only'
+        seed         synthetic data and search seed, 0 .. 2^64-1
+        calib        (q, k, v) sample arrays ((L, d)/(L, dv) or with leading (H,) or (B, H));
+                     None: a synthetic Gaussian set whose scaled rows have norm about `scale`
+        scale        > 0, the synthetic set's scaled norm
+        estimators   candidate names (a list or a comma-separated string); None: all"""
         t = _abi.TuneDesc()
         t.size = _C.sizeof(t)
-        t.d, t.dv, t.causal, t.L = d, dv or 0, int(bool(causal)), L
-        t.budget, t.budget_kind = budget, _abi.BUDGET[budget_kind]
-        t.patience, t.seed, t.synthetic_scale = _abi.PATIENCE[patience], seed, scale
-        t.estimators = _enc(",".join(estimators) if isinstance(estimators, (list, tuple))
-                            else estimators)
+        t.d = _int("d", d, 1, _I32)
+        t.dv = 0 if dv is None else _int("dv", dv, 1, _I32)
+        t.causal, t.L = int(bool(causal)), _int("L", L, 1, _I64)
+        t.budget = _float("budget", budget)
+        t.budget_kind = _choice("budget_kind", budget_kind, _abi.BUDGET)
+        t.patience = _choice("patience", patience, _abi.PATIENCE)
+        t.seed = _int("seed", seed, 0, _U64)
+        t.synthetic_scale = _float("scale", scale)
+        if isinstance(estimators, (list, tuple)):
+            for e in estimators:
+                _estimator("estimators", e)
+            estimators = ",".join(estimators)
+        t.estimators = _text("estimators", estimators)
         keep = []
         if calib is not None:
-            cq, ck, cv = (_View(calib[0], "calib q", d), _View(calib[1], "calib k", d),
-                          _View(calib[2], "calib v"))
+            cq, ck, cv = _calib("calib", calib, 3, t.d)
             keep = [cq, ck, cv]
             t.calib_q, t.calib_k, t.calib_v = (_C.pointer(x.t) for x in keep)
         h = _C.c_void_p()
-        self._check(_lib.rfjit_tune(self.handle, _C.byref(t), _C.byref(h)))
+        self._run(_lib.rfjit_tune, _C.byref(t), _C.byref(h))
         del keep
-        return TuneResult(self, h)
+        return TuneResult(self, h.value)
 
     def wisdom_export(self, path=None):
-        """Save the context's wisdom (merged with what the file holds, atomically)."""
-        self._check(_lib.rfjit_wisdom_export(self.handle, _enc(path)))
+        """Save the context's wisdom to path (None: the context's file), merged under a lock
+        with what the file holds, atomically."""
+        self._run(_lib.rfjit_wisdom_export, _text("path", path))
 
     def wisdom_import(self, path):
-        self._check(_lib.rfjit_wisdom_import(self.handle, _enc(path)))
+        """Merge the wisdom of the file at path into the context's."""
+        if path is None:
+            _fail("RFJIT_E_INVALID_ARG", "path must be a wisdom file's path, not None")
+        self._run(_lib.rfjit_wisdom_import, _text("path", path))
 
     def wisdom_forget(self, on_disk=False):
-        self._check(_lib.rfjit_wisdom_forget(self.handle, int(bool(on_disk))))
+        """Forget the context's wisdom; on_disk=True also empties its file."""
+        self._run(_lib.rfjit_wisdom_forget, int(bool(on_disk)))
 
     def wisdom_to_string(self):
+        """The context's wisdom in its file format, as a str."""
         p = _C.c_void_p()
-        self._check(_lib.rfjit_wisdom_to_string(self.handle, _C.byref(p)))
+        self._run(_lib.rfjit_wisdom_to_string, _C.byref(p))
         try:
             return _C.string_at(p).decode()
         finally:
@@ -232,135 +511,231 @@ class Context(_Handle):
 
     @property
     def wisdom_path(self):
-        return _lib.rfjit_wisdom_path(self.handle).decode()
+        """The wisdom file this context reads and exports to ('' for none)."""
+        h = self._claim()
+        try:
+            return _lib.rfjit_wisdom_path(h).decode()
+        finally:
+            self._release()
+
+
+def _calib(name, calib, n, d):
+    """n sample views (q, k[, v]) from a tuple or list of arrays."""
+    if not isinstance(calib, (tuple, list)) or len(calib) != n:
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a tuple of %d arrays %s, not %s" %
+              (name, n, "(q, k, v)" if n == 3 else "(q, k)", _show(calib)))
+    views = [_View(calib[0], name + " q", d), _View(calib[1], name + " k", d)]
+    if n == 3:
+        views.append(_View(calib[2], name + " v"))
+    return views
 
 
 class Plan(_Handle):
-    """One attention operator (estimator, sizes, projections, compiled kernel). Calling it
-    runs attention; features() and kernel() give feature maps and kernel estimates."""
+    """One attention operator (estimator, sizes, projections, compiled kernel), made by
+    Context.plan() or TuneResult.plan(). Calling it runs attention; features() and kernel()
+    give feature maps and kernel estimates. It keeps its context alive; close() (or the end
+    of a `with` block) frees it, after which calls raise rfjit.Error.
+
+    Attributes: d, dv (head dimensions), causal, feature_dim (M)."""
     _destroy = _lib.rfjit_plan_destroy
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib):
-        self._ctx = ctx
-        self._h = None
+        if not isinstance(ctx, Context):
+            _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
+                  type(ctx).__name__)
         a = _abi.AttnDesc()
         a.size = _C.sizeof(a)
-        a.d, a.dv, a.m, a.causal = d, dv or 0, m, int(bool(causal))
-        a.estimator = _enc(estimator)
-        a.seed = seed
+        a.d = _int("d", d, 1, _I32)
+        a.dv = 0 if dv is None else _int("dv", dv, 1, _I32)
+        a.m, a.causal = _int("m", m, 1, _I32), int(bool(causal))
+        a.estimator = _estimator("estimator", estimator)
+        a.seed = _int("seed", seed, 0, _U64)
         keep = []
         if isinstance(projection, str):
-            a.projection = _abi.PROJ[projection]
+            a.projection = _choice("projection", projection,
+                                   {"orthogonal": _abi.PROJ["orthogonal"],
+                                    "iid": _abi.PROJ["iid"]})
         else:
-            w = _np.ascontiguousarray(projection, dtype=_np.float32)
-            if w.ndim != 2 or w.shape[1] != d:
-                raise ValueError("projection must be (m, d) = (m, %d), not %s" % (d, w.shape))
-            a.projection, a.m = _abi.PROJ["user"], w.shape[0]
+            w = _np.ascontiguousarray(_View._input(projection, "projection"))
+            if w.ndim != 2 or w.shape[1] != a.d:
+                _fail("RFJIT_E_SHAPE", "projection must be an (m, d) = (m, %d) array or one of "
+                      "'orthogonal', 'iid', not shape %s" % (a.d, w.shape))
+            a.projection, a.m = _abi.PROJ["user"], _int("projection rows", w.shape[0], 1, _I32)
             a.projection_matrix = w.ctypes.data_as(_C.POINTER(_C.c_float))
             keep.append(w)
-        a.backend, a.fallback = _abi.BACKEND[backend], int(bool(fallback))
-        a.eva_window, a.eva_chunks, a.hybrid_signs = eva_window, eva_chunks, hybrid_signs
-        a.hybrid_base = _abi.HYBRID_BASE[hybrid_base]
+        a.backend = _choice("backend", backend, _abi.BACKEND)
+        a.fallback = int(bool(fallback))
+        a.eva_window = _int("eva_window", eva_window, 0, _I32)
+        a.eva_chunks = _int("eva_chunks", eva_chunks, 1, _I32)
+        a.hybrid_signs = _int("hybrid_signs", hybrid_signs, 1, _I32)
+        a.hybrid_base = _choice("hybrid_base", hybrid_base, _abi.HYBRID_BASE)
         if calib is not None:
-            cq, ck = _View(calib[0], "calib q", d), _View(calib[1], "calib k", d)
-            keep += [cq, ck]
-            a.calib_q, a.calib_k = _C.pointer(cq.t), _C.pointer(ck.t)
-        self._create(a)
-        self.d, self.dv, self.causal = d, dv or d, bool(causal)
+            keep += _calib("calib", calib, 2, a.d)
+            a.calib_q, a.calib_k = _C.pointer(keep[-2].t), _C.pointer(keep[-1].t)
+        self._create(ctx, ctx._claim(), a)
 
     @classmethod
     def _from_desc(cls, ctx, a):
+        """A plan from a descriptor, on a context the caller holds a dependent claim on."""
         p = cls.__new__(cls)
-        p._ctx, p._h = ctx, None
-        p._create(a)
-        p.d, p.dv, p.causal = a.d, a.dv or a.d, bool(a.causal)
+        p._create(ctx, ctx._claim(dependent=True), a)
         return p
 
-    def _create(self, a):
+    def _create(self, ctx, ch, a):
+        """Create on the context handle ch (claimed); the claim becomes the plan's."""
         h = _C.c_void_p()
-        self._ctx._check(_lib.rfjit_plan_create(self._ctx.handle, _C.byref(a), _C.byref(h)))
-        self._h = h
+        try:
+            ctx._check(_lib.rfjit_plan_create(ch, _C.byref(a), _C.byref(h)), ch)
+        except BaseException:
+            ctx._release()
+            raise
+        self._ctx = ctx
+        self.d, self.dv, self.causal = a.d, a.dv or a.d, bool(a.causal)
+        self._adopt(h.value, parent=ctx)
+
+    def _run(self, fn, *args):
+        h = self._claim()
+        try:
+            st = fn(h, *args)
+            self._ctx._check(st, self._ctx._h)  # alive: this plan holds a claim on it
+        finally:
+            self._release()
 
     @property
     def feature_dim(self):
         """M, the length of the feature vectors (0 for exact and eva)."""
-        return _lib.rfjit_plan_feature_dim(self.handle)
+        h = self._claim()
+        try:
+            return _lib.rfjit_plan_feature_dim(h)
+        finally:
+            self._release()
 
     def describe(self):
+        """One line: estimator, d, dv, m, M, causal, projection, seed, backend and why."""
         buf = _C.create_string_buffer(2048)
-        self._ctx._check(_lib.rfjit_plan_describe(self.handle, buf, len(buf)))
+        self._run(_lib.rfjit_plan_describe, buf, len(buf))
         return buf.value.decode()
 
     def __call__(self, q, k, v, out=None):
-        """softmax(q k^T / sqrt(d)) v as the plan estimates it; out (optional) is written in
-        place and returned."""
+        """softmax(q k^T / sqrt(d)) v as the plan estimates it, for raw q, k, v (the plan
+        applies the d^-1/4 scaling).
+
+        q    (Lq, d), (H, Lq, d) or (B, H, Lq, d);  k (.., Lk, d);  v (.., Lk, dv), with the
+             same leading dimensions; causal plans need Lq == Lk
+        out  None (a new array) or a writable float32 numpy.ndarray of shape (.., Lq, dv)
+             with non-negative strides, written in place and returned
+
+        Inputs of any real dtype are converted to float32 (float32 inputs are used without a
+        copy). Returns the (.., Lq, dv) float32 output. Raises rfjit.Error naming the
+        argument: wrong type, dtype, rank or shape, non-finite values (RFJIT_E_NONFINITE),
+        outputs that float32 cannot represent (RFJIT_E_RANGE)."""
         vq, vk, vv = _View(q, "q", self.d), _View(k, "k", self.d), _View(v, "v", self.dv)
         o = _View(_out_like(vq.array.shape, self.dv, out), "out", self.dv, writable=True)
-        self._ctx._check(_lib.rfjit_plan_execute(self.handle, vq.ref(), vk.ref(), vv.ref(),
-                                                 o.ref()))
+        self._run(_lib.rfjit_plan_execute, vq.ref(), vk.ref(), vv.ref(), o.ref())
         return o.array
 
     execute = __call__
 
     def features(self, x=None, y=None):
-        """(phi_q(x), phi_k(y)) for the vectors as given (no d^-1/4 scaling), so that
-        phi_q(x) . phi_k(y) estimates exp(x . y); either input may be None."""
+        """(phi_q(x), phi_k(y)): the feature maps of the vectors as given (no d^-1/4
+        scaling), so that phi_q(x) . phi_k(y) estimates exp(x . y).
+
+        x, y  (Lx, d) / (Ly, d) arrays, or with leading (H,) or (B, H); either may be None
+              (its result is then None), not both
+        Returns float32 arrays (.., Lx, M) and (.., Ly, M), M = feature_dim. Raises
+        rfjit.Error for exact and eva (no features, RFJIT_E_NOT_APPLICABLE) and for features
+        beyond float32's range (RFJIT_E_RANGE)."""
+        if x is None and y is None:
+            _fail("RFJIT_E_INVALID_ARG", "features needs x, y or both; both are None")
         M = self.feature_dim
+        if M == 0:
+            _fail("RFJIT_E_NOT_APPLICABLE", "this plan's estimator has no feature map "
+                  "(feature_dim is 0): %s" % self.describe())
         vx = _View(x, "x", self.d) if x is not None else None
         vy = _View(y, "y", self.d) if y is not None else None
         ox = _View(_out_like(vx.array.shape, M, None), "phi_x", M, True) if vx else None
         oy = _View(_out_like(vy.array.shape, M, None), "phi_y", M, True) if vy else None
-        self._ctx._check(_lib.rfjit_plan_features(
-            self.handle, vx.ref() if vx else None, vy.ref() if vy else None,
-            ox.ref() if ox else None, oy.ref() if oy else None))
+        self._run(_lib.rfjit_plan_features, vx.ref() if vx else None,
+                  vy.ref() if vy else None, ox.ref() if ox else None,
+                  oy.ref() if oy else None)
         return (ox.array if ox else None, oy.array if oy else None)
 
     def kernel(self, x, y, kind="softmax"):
-        """Estimates of exp(x_i . y_j) ('softmax') or exp(-|x_i - y_j|^2 / 2) ('gaussian'),
-        shape (..., Lx, Ly)."""
+        """Kernel-matrix estimates between the rows of x and y, as given (no scaling).
+
+        x, y  (Lx, d) and (Ly, d), or with the same leading (H,) or (B, H)
+        kind  'softmax': exp(x_i . y_j);  'gaussian': exp(-|x_i - y_j|^2 / 2)
+        Returns float32 (.., Lx, Ly); the exact estimator gives the exact kernel. Raises
+        rfjit.Error when an estimate exceeds float32's range (RFJIT_E_RANGE)."""
+        k = _choice("kind", kind, _abi.KERNEL)
         vx, vy = _View(x, "x", self.d), _View(y, "y", self.d)
         shape = tuple(vx.array.shape[:-1]) + (vy.array.shape[-2],)
         o = _View(_np.empty(shape, dtype=_np.float32), "out", None, True)
-        self._ctx._check(_lib.rfjit_plan_kernel(self.handle, vx.ref(), vy.ref(),
-                                                _abi.KERNEL[kind], o.ref()))
+        self._run(_lib.rfjit_plan_kernel, vx.ref(), vy.ref(), k, o.ref())
         return o.array
 
 
 class TuneResult(_Handle):
-    """What rfjit_tune chose: .estimator, .m, .rows (the table), .info, .json(), .plan()."""
+    """What Context.tune chose: .estimator and .m (the chosen plan), .rows (the table it chose
+    from, one dict per candidate: estimator, m, tiling, predicted_error, measured_error,
+    error_bound, time_ms, meets_budget, pareto, chosen, note), .info (one line: calibration
+    data, confidence rule, wall time, wisdom), .json() (all of it as rfjit_tune_result_json's
+    dict) and .plan() (a Plan of the choice). It keeps its context alive, so .plan() works
+    after the context's with block."""
     _destroy = _lib.rfjit_tune_result_destroy
 
     def __init__(self, ctx, h):
-        self._ctx, self._h = ctx, h
+        """Own the result h of a rfjit_tune on ctx (made by Context.tune)."""
+        try:
+            ctx._claim(dependent=True)
+        except BaseException:
+            _lib.rfjit_tune_result_destroy(h)
+            raise
+        self._ctx = ctx
+        self._adopt(h, parent=ctx)
         a = _abi.AttnDesc()
         a.size = _C.sizeof(a)
-        ctx._check(_lib.rfjit_tune_result_plan(h, _C.byref(a)))
+        self._run(_lib.rfjit_tune_result_plan, _C.byref(a))
         self._desc = a
         self.estimator, self.m = a.estimator.decode(), a.m
         self.info = _lib.rfjit_tune_result_info(h).decode()
-        self.rows = []
-        for i in range(_lib.rfjit_tune_result_rows(h)):
-            r = _abi.TuneRow()
-            ctx._check(_lib.rfjit_tune_result_row(h, i, _C.byref(r)))
-            self.rows.append({
-                "estimator": r.estimator.decode(), "m": r.m,
+        self.rows = [self._row(i) for i in range(_lib.rfjit_tune_result_rows(h))]
+
+    def _run(self, fn, *args):
+        h = self._claim()
+        try:
+            self._ctx._check(fn(h, *args), self._ctx._h)
+        finally:
+            self._release()
+
+    def _row(self, i):
+        r = _abi.TuneRow()
+        self._run(_lib.rfjit_tune_result_row, i, _C.byref(r))
+        return {"estimator": r.estimator.decode(), "m": r.m,
                 "tiling": (r.tiling.vw, r.tiling.T, r.tiling.ri, r.tiling.rj),
                 "predicted_error": r.predicted_error, "measured_error": r.measured_error,
                 "error_bound": r.error_bound, "time_ms": r.time_ms,
                 "meets_budget": bool(r.meets_budget), "pareto": bool(r.pareto),
-                "chosen": bool(r.chosen), "note": (r.note or b"").decode()})
+                "chosen": bool(r.chosen), "note": (r.note or b"").decode()}
 
     def json(self):
+        """The chosen plan and the table as a dict (keys estimator, features, m, tiling,
+        predicted_error, measured_error, error_bound, time_ms, budget, budget_kind,
+        from_wisdom, tune_seconds, calibration, table)."""
         import json
         buf = _C.create_string_buffer(1 << 16)
-        self._ctx._check(_lib.rfjit_tune_result_json(self._h, buf, len(buf)))
+        self._run(_lib.rfjit_tune_result_json, buf, len(buf))
         return json.loads(buf.value.decode())
 
     def plan(self):
-        """A Plan for the chosen configuration, on the context that tuned it."""
-        return Plan._from_desc(self._ctx, self._desc)
-
+        """A Plan for the chosen configuration, on the context that tuned it (even after that
+        context's with block ended)."""
+        self._claim()  # the descriptor's strings are owned by the result
+        try:
+            return Plan._from_desc(self._ctx, self._desc)
+        finally:
+            self._release()
 
 
 _default = None
@@ -369,7 +744,8 @@ _plans = {}
 
 
 def default_context():
-    """The context rfjit.attention uses, created on first use with the defaults."""
+    """The Context rfjit.attention uses, created on first use with the defaults (threads one
+    per core, the default kernel cache and wisdom file)."""
     global _default
     with _default_lock:
         if _default is None:
@@ -377,22 +753,52 @@ def default_context():
         return _default
 
 
+def _last_dim(a, name):
+    if isinstance(a, _np.ndarray) and a.ndim >= 1:
+        return a.shape[-1]
+    return _View(a, name).array.shape[-1]
+
+
 def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0, out=None,
               **plan_options):
-    """softmax(q k^T / sqrt(d)) v, exactly (estimator='exact') or estimated with `features`
-    random projections. Plans are cached per configuration on the default context, so
-    repeated calls compile and draw nothing. plan_options go to Context.plan."""
-    q_ = q if isinstance(q, _np.ndarray) else _np.asarray(q)
-    v_ = v if isinstance(v, _np.ndarray) else _np.asarray(v)
-    key = (q_.shape[-1], v_.shape[-1], estimator, features, bool(causal), seed,
-           tuple(sorted((k_, id(x) if isinstance(x, _np.ndarray) else x)
-                        for k_, x in plan_options.items())))
+    """softmax(q k^T / sqrt(d)) v for raw q, k, v, exactly or estimated with random features.
+
+    q          queries (Lq, d), (H, Lq, d) or (B, H, Lq, d)
+    k          keys (.., Lk, d), with the leading dimensions of q
+    v          values (.., Lk, dv)
+    estimator  'exact' or a random-feature estimator (rfjit.estimators(): positive,
+               hyperbolic, trig, oprf, saderf, sderf, aderf, hybrid, eva); default 'positive'
+    features   random projections m, >= 1 (default 256; ignored by exact and eva)
+    causal     query i sees keys 0..i only (needs Lq == Lk)
+    seed       projection and sampling seed, 0 .. 2^64-1
+    out        None, or a writable float32 numpy.ndarray of shape (.., Lq, dv) with
+               non-negative strides, written in place and returned
+    plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
+               eva_chunks, hybrid_signs, hybrid_base, calib
+
+    Dtypes: float32 arrays (native byte order, non-negative strides) are used as they are,
+    without a copy; every other real dtype or array-like is converted to a float32 copy;
+    complex, object and string arrays are refused. Returns the float32 (.., Lq, dv) output.
+
+    The approximation is good where the d^-1/4-scaled rows of q and k have norms of about 1
+    or less; for raw N(0, 1) entries at large d its error can exceed the output itself.
+    Plans are cached per configuration on default_context(), so repeated calls compile and
+    draw nothing. Raises rfjit.Error, naming the argument, on any bad input."""
+    _estimator("estimator", estimator)
+    m = _int("features", features, 1, _I32)
+    seed = _int("seed", seed, 0, _U64)
+    d, dv = _last_dim(q, "q"), _last_dim(v, "v")
+    # Plans with options (arrays among them) are made for the call only, not cached.
+    key = None if plan_options else (d, dv, estimator, m, bool(causal), seed)
     ctx = default_context()
     with _default_lock:
-        plan = _plans.get(key)
+        plan = _plans.get(key) if key is not None else None
         if plan is None:
-            plan = ctx.plan(q_.shape[-1], dv=v_.shape[-1], m=features, estimator=estimator,
-                            causal=causal, seed=seed, **plan_options)
-            if not plan_options:
+            try:
+                plan = ctx.plan(d, dv=dv, m=m, estimator=estimator, causal=causal, seed=seed,
+                                **plan_options)
+            except TypeError as e:
+                _fail("RFJIT_E_INVALID_ARG", "attention: %s" % e)
+            if key is not None:
                 _plans[key] = plan
-    return plan(q_, k, v_, out=out)
+    return plan(q, k, v, out=out)

@@ -38,13 +38,15 @@ class Messages(unittest.TestCase):
         ctx.close()
 
     def test_context_names_the_refused_argument(self):
-        for kw, needle in ((dict(threads=-1), "threads = -1 is outside [0, 1024]"),
-                           (dict(verbose=-2), "verbose = -2 is negative"),
-                           (dict(isa="avx9\n"), "unknown ISA 'avx9\\x0a' (avx512, avx2")):
+        # the binding checks numbers itself; names like the ISA are the library's to judge
+        for kw, needles in ((dict(threads=-1), ("threads", "-1", "[0, 1024]")),
+                            (dict(verbose=-2), ("verbose", "-2")),
+                            (dict(isa="avx9\n"), ("unknown ISA 'avx9\\x0a' (avx512, avx2",))):
             with self.assertRaises(rfjit.Error) as cm:
                 rfjit.Context(cache_dir="", wisdom_path="", **kw)
             self.assertEqual(cm.exception.status, "RFJIT_E_INVALID_ARG")
-            self.assertIn(needle, str(cm.exception))
+            for needle in needles:
+                self.assertIn(needle, str(cm.exception))
 
     def test_control_characters_are_escaped(self):
         ctx = rfjit.Context(cache_dir="", wisdom_path="")

@@ -3,8 +3,9 @@
  * This file runs the built rfjit CLI (RFJIT_CLI_PATH) as a user would, on files in a fresh
  * temporary directory per test: attention round trips against a double-precision softmax
  * computed here (rank 2 and 4, causal), a user projection against the library called
- * directly with the same matrix, fit --json keys, small checks, and each bad input class,
- * which must exit non-zero (2 usage, 1 failed operation) with exactly one line on stderr.
+ * directly with the same matrix, Fortran-order inputs against their C-order twins, fit
+ * --json keys, small checks, and each bad input class, which must exit non-zero (2 usage,
+ * 1 failed operation) with exactly one line on stderr.
  */
 #include <criterion/criterion.h>
 
@@ -294,6 +295,87 @@ Test(cli, user_projection_matches_the_library)
     npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&w), npy_free(&o), npy_free(&dflt);
 }
 
+/* name holds what c_name holds, stored as np.save stores a transposed array: in Fortran
+ * order ('fortran_order': True, first index fastest). */
+static void write_fortran(const char *name, const char *c_name)
+{
+    npy_array a;
+    read_arr(c_name, &a);
+    char dict[128];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': True, 'shape': (");
+    for (int k = 0; k < a.rank; k++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%lld", k ? ", " : "",
+                      (long long)a.shape[k]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }\n", a.rank == 1 ? "," : "");
+    float *f = malloc(a.count * sizeof *f);
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < a.count; i++) {
+        size_t rest = i, at = 0, stride = 1;
+        size_t idx[NPY_MAX_RANK];
+        for (int k = a.rank - 1; k >= 0; k--) {
+            idx[k] = rest % (size_t)a.shape[k];
+            rest /= (size_t)a.shape[k];
+        }
+        for (int k = 0; k < a.rank; k++) {
+            at += idx[k] * stride;
+            stride *= (size_t)a.shape[k];
+        }
+        f[at] = a.data[i];
+    }
+    char path[256];
+    path_in_dir(path, sizeof path, name);
+    FILE *out = fopen(path, "wb");
+    cr_assert_not_null(out);
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0};
+    fwrite(pre, 1, sizeof pre, out);
+    fwrite(dict, 1, (size_t)n, out);
+    fwrite(f, sizeof *f, a.count, out);
+    cr_assert_eq(fclose(out), 0);
+    free(f);
+    npy_free(&a);
+}
+
+/* Fortran-order inputs (queries, keys, values, projection; rank 2 and 4) give the bytes their
+ * C-order twins give, in attention and in fit. */
+Test(cli, fortran_order_inputs_read_as_their_c_twins)
+{
+    const char *const names[] = {"q", "k", "v", "w", "q4", "k4", "v4"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char c[32], f[32];
+        snprintf(c, sizeof c, "%s.npy", names[i]);
+        snprintf(f, sizeof f, "%sF.npy", names[i]);
+        write_fortran(f, c);
+    }
+    static const char *const runs[][2] = {
+        {"attention --queries q.npy --keys k.npy --values v.npy -o c.npy --estimator positive "
+         "--projection w.npy",
+         "attention --queries qF.npy --keys kF.npy --values vF.npy -o f.npy --estimator "
+         "positive --projection wF.npy"},
+        {"attention --queries q4.npy --keys k4.npy --values v4.npy -o c.npy --estimator exact",
+         "attention --queries q4F.npy --keys k4F.npy --values v4F.npy -o f.npy --estimator "
+         "exact"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        cr_assert_eq(run(runs[i][0]), 0, "%s", slurp("err.txt"));
+        cr_assert_eq(run(runs[i][1]), 0, "%s: %s", runs[i][1], slurp("err.txt"));
+        npy_array a, b;
+        read_arr("c.npy", &a);
+        read_arr("f.npy", &b);
+        cr_assert_eq(a.count, b.count);
+        cr_assert_eq(memcmp(a.data, b.data, a.count * sizeof *a.data), 0,
+                     "%s: output differs from the C-order inputs'", runs[i][1]);
+        npy_free(&a);
+        npy_free(&b);
+    }
+    cr_assert_eq(run("fit --estimator oprf --queries q.npy --keys k.npy --json"), 0, "%s",
+                 slurp("err.txt"));
+    char *want = strdup(slurp("out.txt"));
+    cr_assert_eq(run("fit --estimator oprf --queries qF.npy --keys kF.npy --json"), 0, "%s",
+                 slurp("err.txt"));
+    cr_expect_str_eq(slurp("out.txt"), want);
+    free(want);
+}
+
 Test(cli, fit_text_and_json)
 {
     cr_assert_eq(run("fit --estimator oprf --queries q.npy --keys k.npy --json"), 0, "%s",
@@ -335,18 +417,120 @@ Test(cli, check_small_problem)
     for (int e = 0; rfjit_estimator_name(e); e++)
         cr_assert(strstr(out, rfjit_estimator_name(e)), "check output lacks %s:\n%s",
                   rfjit_estimator_name(e), out);
-    cr_assert_null(strstr(out, "FAIL"), "%s", out);
+    cr_assert_null(strstr(out, "INCONSISTENT"), "%s", out);
+    cr_assert_null(strstr(out, "ERROR"), "%s", out);
+    cr_assert(strstr(out, "consistent with their own variance: 10 of 10"), "%s", out);
     cr_assert_str_empty(slurp("err.txt"));
     cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
                  "%s%s", slurp("out.txt"), slurp("err.txt"));
     out = slurp("out.txt");
-    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"verdict\":\"PASS\"") &&
-                  strstr(out, "\"failures\":0") && strstr(out, "\"causal\":1"),
+    cr_assert(strstr(out, "\"estimator\":\"oprf\"") && strstr(out, "\"consistent\":true") &&
+                  strstr(out, "\"inconsistent\":0") && strstr(out, "\"causal\":1"),
               "%s", out);
+    cr_assert_null(strstr(out, "verdict"), "%s", out);
     cr_assert_eq(run("info --json"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "\"llvm_version\""));
     cr_assert_eq(run("info"), 0, "%s", slurp("err.txt"));
     cr_assert(strstr(slurp("out.txt"), "estimators:"));
+}
+
+static void expect_error(const char *args, int code, const char *needle);
+
+/* The number after "key": in a one-object JSON line; NAN if absent. */
+static double json_num(const char *json, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+Test(cli, check_tells_consistent_from_accurate)
+{
+    /* q, k entries N(0, 1) at d = 16: scaled rows of norm 2, where positive features are
+     * consistent with their own variance and far from exact. Consistency alone exits 0. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --json"), 0, "%s",
+                 slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":false") &&
+                  strstr(out, "\"inaccurate\":1") && strstr(out, "\"tol\":0.1"),
+              "%s", out);
+    cr_assert_gt(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* At scaled norm 0.5 (entries N(0, 0.25^2)) and m = 512 the same estimator is accurate. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 512 --scale 0.25 --estimator positive --json"),
+                 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "\"consistent\":true,\"accurate\":true") &&
+                  strstr(out, "\"inaccurate\":0"),
+              "%s", out);
+    cr_assert_leq(json_num(out, "rel_err"), 0.1, "%s", out);
+    /* --tol moves the accuracy line, never the consistency one; the text says both. */
+    cr_assert_eq(run("check --d 16 --L 64 --m 64 --estimator positive --tol 1e6"), 0, "%s",
+                 slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_assert(strstr(out, "tol=1e+06") && strstr(out, "consistent   accurate") &&
+                  strstr(out, "accurate (rel_err <= 1e+06): 1 of 1 (positive); consistent "
+                              "with their own variance: 1 of 1"),
+              "%s", out);
+    expect_error("check --tol 0", 2, "bad value '0' for --tol");
+    expect_error("check --tol -1", 2, "bad value '-1' for --tol");
+}
+
+/* (L, d) arrays q, k with entries uniform in [-s, s] and v (L, 4), written as named. */
+static void write_qkv(const char *prefix, int L, int d, float s)
+{
+    float *x = malloc(sizeof(float) * (size_t)L * d);
+    cr_assert_not_null(x);
+    const int64_t shape[2] = {L, d}, vshape[2] = {L, 4};
+    const char *names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        char path[256], name[64], err[512];
+        fill(x, (size_t)L * d, 40 + i, i == 2 ? 1.0f : s);
+        snprintf(name, sizeof name, "%s%s.npy", prefix, names[i]);
+        path_in_dir(path, sizeof path, name);
+        cr_assert_eq(npy_write(path, x, 2, i == 2 ? vshape : shape, err, sizeof err), 0, "%s",
+                     err);
+    }
+    free(x);
+}
+
+Test(cli, attention_warns_when_the_estimate_is_noise)
+{
+    /* d = 32, entries uniform in [-2.5, 2.5] (variance 2.08): scaled rows of norm ~3.4, where
+     * the variance model predicts an error many times the output's norm. */
+    write_qkv("raw_", 128, 32, 2.5f);
+    write_qkv("ok_", 128, 32, 0.2f);
+#define RAW "attention --queries raw_q.npy --keys raw_k.npy --values raw_v.npy"
+    cr_assert_eq(run(RAW " --estimator positive --m 64 -o raw.npy"), 0, "%s",
+                 slurp("err.txt"));
+    const char *err = slurp("err.txt");
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "rfjit attention: warning: the variance model of positive at m = 64 "
+                          "predicts a relative output error ") &&
+                  strstr(err, "--no-warn"),
+              "%s", err);
+    npy_array o;
+    read_arr("raw.npy", &o); /* a warning, not an error: the output is written */
+    cr_assert_eq(o.count, 128u * 4u);
+    npy_free(&o);
+    /* Every estimator with a variance model warns; --no-warn, exact and eva do not. */
+    const char *ests[] = {"trig", "oprf", "hybrid"};
+    for (int e = 0; e < 3; e++) {
+        char args[256];
+        snprintf(args, sizeof args, RAW " --estimator %s --m 64 -o raw.npy", ests[e]);
+        cr_assert_eq(run(args), 0, "%s", slurp("err.txt"));
+        cr_assert(strstr(slurp("err.txt"), "warning: "), "%s: no warning", ests[e]);
+    }
+    cr_assert_eq(run(RAW " --estimator positive --m 64 --no-warn -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    cr_assert_eq(run(RAW " --estimator exact -o raw.npy"), 0);
+    cr_assert_str_empty(slurp("err.txt"));
+    /* Scaled rows of norm ~0.26: the estimate is useful, nothing is said. */
+    cr_assert_eq(run("attention --queries ok_q.npy --keys ok_k.npy --values ok_v.npy "
+                     "--estimator positive --m 64 -o ok.npy"),
+                 0);
+    cr_assert_str_empty(slurp("err.txt"));
+#undef RAW
 }
 
 static void expect_error(const char *args, int code, const char *needle)

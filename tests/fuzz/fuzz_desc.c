@@ -3,7 +3,7 @@
  * This file is the libFuzzer target of descriptor validation: the input is read as a
  * versioned rfjit_attn_desc (rj_desc_read, with a fuzzed size field and tail), its string and
  * tensor fields pointed at fuzzed but in-bounds data, then checked as rfjit_plan_create checks
- * it (rj_plan_check_desc) and, when valid, resolved into a kernel plan for the host ISA
+ * it (rj_plan_check) and, when valid, resolved into a kernel plan for the host ISA
  * (rj_kplan_make: tiling rules, sizes) without compiling. Invariant: failures carry a
  * message; nothing crashes or reads outside the buffers (ASan).
  */
@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     rj_spec spec;
-    const rfjit_status st = rj_plan_check_desc(&d, &spec, &dg);
+    const rfjit_status st = rj_plan_check(&d, &spec, &dg);
     if (st != RFJIT_OK) {
         if (!dg.msg[0])
             abort();

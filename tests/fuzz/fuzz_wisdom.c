@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is the libFuzzer target of the wisdom parser (runtime/wisdom.c,
- * rj_wisdom_from_text: everything rj_wisdom_load does after reading the file), in both modes.
+ * rj_wisdom_from_text: everything rj_wisdom_load does after reading the file), in both modes,
+ * with the record check a context installs (runtime/tune_record.c: every number of a tuning
+ * record parsed with overflow detection and checked as rfjit_plan_create would).
  * Invariants: what a lenient parse keeps serialises to text that parses strictly to the same
  * text again (the store's output is always canonical); a strict parse that succeeds keeps
  * every record a lenient one keeps.
  */
+#include "tune_record.h"
 #include "wisdom.h"
 
 #include <stdint.h>
@@ -24,6 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rj_wisdom_create(signature, &strict) != RFJIT_OK ||
         rj_wisdom_create(signature, &again) != RFJIT_OK)
         abort();
+    rj_wisdom_set_check(lenient, rj_tune_record_ok, NULL);
+    rj_wisdom_set_check(strict, rj_tune_record_ok, NULL);
+    rj_wisdom_set_check(again, rj_tune_record_ok, NULL);
     rj_diag dg = {{0}};
     if (rj_wisdom_from_text(lenient, (const char *)data, size, 0, NULL, &dg) != RFJIT_OK)
         abort(); /* lenient mode drops what it cannot read, it never fails (but for NOMEM) */

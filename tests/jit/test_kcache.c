@@ -4,7 +4,8 @@
  * process loads a kernel from the disk cache without compiling; a corrupted or truncated
  * entry is detected, dropped and recompiled (and the rewritten entry is good again); two
  * processes filling one cache at the same time leave only valid entries; within a context
- * a kernel is compiled once.
+ * a kernel is compiled once; an RFJIT_DUMP directory that cannot be written warns once and
+ * fails nothing.
  */
 #include <criterion/criterion.h>
 
@@ -309,6 +310,99 @@ Test(kcache, unsafe_directory_is_refused_with_a_warning)
         cr_assert_eq(files, 0, "%s: an unsafe cache directory was written to", dirs[k]);
     }
     unlink(link);
+    remove_dir(dir);
+    free(dir);
+}
+
+/* Warnings about RFJIT_DUMP, and the last one. */
+typedef struct dump_log {
+    int warned, compiled;
+    char last[640];
+} dump_log;
+
+static void on_dump_log(void *user, int level, const char *msg)
+{
+    dump_log *l = user;
+    l->compiled += strstr(msg, " compiled (") != NULL;
+    if (level <= 1 && strstr(msg, "RFJIT_DUMP")) {
+        l->warned++;
+        snprintf(l->last, sizeof l->last, "%s", msg);
+    }
+}
+
+/* Plans for m = 16, 32 and 48 (three compiles) with RFJIT_DUMP=dump; the log's counts. */
+static dump_log plans_with_dump(const char *dump)
+{
+    dump_log l = {0, 0, ""};
+    cr_assert_eq(setenv("RFJIT_DUMP", dump, 1), 0);
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.verbose = 1;
+    cd.log = on_dump_log;
+    cd.log_user = &l;
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    for (int m = 16; m <= 48; m += 16) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = 16;
+        a.m = m;
+        a.backend = RFJIT_BACKEND_JIT;
+        rfjit_plan *p = NULL;
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "RFJIT_DUMP=%s: %s", dump,
+                     rfjit_ctx_last_error(ctx));
+        float x[4 * 16] = {0}, o[4 * 16];
+        rfjit_tensor t = rfjit_tensor_contiguous(x, 1, 1, 4, 16);
+        rfjit_tensor to = rfjit_tensor_contiguous(o, 1, 1, 4, 16);
+        cr_assert_eq(rfjit_plan_execute(p, &t, &t, &t, &to), RFJIT_OK, "%s",
+                     rfjit_ctx_last_error(ctx));
+        rfjit_plan_destroy(p);
+    }
+    rfjit_ctx_destroy(ctx);
+    unsetenv("RFJIT_DUMP");
+    return l;
+}
+
+/* RFJIT_DUMP is a debugging aid: a directory that is missing or cannot be written to (a
+ * regular file in its path: root writes anywhere else) warns once per context, naming it, and
+ * every plan is still made; a usable one gets the dumps. */
+Test(kcache, unusable_dump_directory_warns_once_and_plans_work)
+{
+    char *dir = temp_dir();
+    char missing[600], file[600], under_file[700];
+    snprintf(missing, sizeof missing, "%s/missing/sub", dir);
+    snprintf(file, sizeof file, "%s/file", dir);
+    snprintf(under_file, sizeof under_file, "%s/dumps", file);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    const char *bad[] = {missing, file, under_file};
+    for (int i = 0; i < 3; i++) {
+        const dump_log l = plans_with_dump(bad[i]);
+        cr_expect_eq(l.compiled, 3, "%s: %d compiles", bad[i], l.compiled);
+        cr_expect_eq(l.warned, 1, "%s: %d warnings, last: %s", bad[i], l.warned, l.last);
+        cr_expect(strstr(l.last, bad[i]), "the warning does not name %s: %s", bad[i], l.last);
+    }
+    struct stat sb;
+    cr_expect_neq(stat(missing, &sb), 0, "the missing dump directory was created");
+    char good[600];
+    snprintf(good, sizeof good, "%s/good", dir);
+    cr_assert_eq(mkdir(good, 0700), 0);
+    const dump_log l = plans_with_dump(good);
+    cr_expect_eq(l.warned, 0, "%s", l.last);
+    int spec = 0;
+    DIR *d = opendir(good);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        spec += strstr(e->d_name, ".spec.txt") != NULL;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", good, e->d_name);
+        if (e->d_name[0] != '.')
+            unlink(path);
+    }
+    closedir(d);
+    cr_expect_eq(spec, 3, "%d kernels dumped", spec);
+    rmdir(good);
+    unlink(file);
     remove_dir(dir);
     free(dir);
 }

@@ -99,9 +99,10 @@ static void one(rfjit_ctx *ctx, const char *dir, const char *est, int causal)
     cr_assert_eq(sh("nm -u %s/k.o | grep -vEq ' (memcpy|memmove|memset)$'", dir), 256,
                  "%s: unexpected undefined symbols", est);
     cr_assert_eq(sh("aarch64-linux-gnu-gcc -std=c11 -O1 -static -I%s/gen -I%s/tools "
-                    "%s/tests/cross/neon_driver.c %s/tools/npy.c %s/k.o -lm -o %s/driver",
-                    RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, dir,
-                    dir),
+                    "-I%s/runtime %s/tests/cross/neon_driver.c %s/tools/npy.c "
+                    "%s/runtime/fsutil.c %s/k.o -lm -o %s/driver",
+                    RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR,
+                    RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, dir, dir),
                  0, "cross link failed");
     cr_assert_eq(sh("qemu-aarch64 %s/driver %s/params.npy %s/q.npy %s/k.npy %s/v.npy "
                     "%s/out.npy %lld %lld %lld",

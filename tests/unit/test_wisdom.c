@@ -7,7 +7,7 @@
  * (symlink, directory, FIFO, over the size cap); the default path; and saving: private
  * directory and file, orphaned temporary files and a saver killed holding the lock, merging
  * with what another writer saved (patience rule, ties), foreign or corrupt files replaced,
- * symlinks replaced and not followed, and four processes saving at once losing nothing.
+ * symlinks refused and not followed, and four processes saving at once losing nothing.
  *
  * Every test runs in its own mkdtemp directory under /tmp, removed afterwards. Texts handed
  * to from_text sit in buffers of exactly their length, so AddressSanitizer sees any read
@@ -757,24 +757,30 @@ Test(wisdom, load_refuses_oversize)
 
 Test(wisdom, default_path_follows_xdg_then_home)
 {
-    char buf[256];
+    char buf[256], want[256];
     rj_diag dg = {{0}};
     cr_assert_eq(setenv("XDG_DATA_HOME", "/x/data", 1), 0);
-    cr_assert_eq(setenv("HOME", "/home/u", 1), 0);
+    cr_assert_eq(setenv("HOME", dir, 1), 0); /* HOME must exist (runtime/xdg.h) */
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
     cr_expect_str_eq(buf, "/x/data/rfjit/wisdom");
+    snprintf(want, sizeof want, "%s/.local/share/rfjit/wisdom", dir);
     cr_assert_eq(setenv("XDG_DATA_HOME", "relative/data", 1), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
-    cr_expect_str_eq(buf, "/home/u/.local/share/rfjit/wisdom", "a relative XDG_DATA_HOME");
+    cr_expect_str_eq(buf, want, "a relative XDG_DATA_HOME");
     cr_assert_eq(unsetenv("XDG_DATA_HOME"), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_OK);
-    cr_expect_str_eq(buf, "/home/u/.local/share/rfjit/wisdom");
-    cr_expect_eq(rj_wisdom_default_path(buf, 33, &dg), RFJIT_E_INVALID_ARG, "33 bytes fit?");
+    cr_expect_str_eq(buf, want);
+    const size_t need = strlen(want) + 1;
+    cr_expect_eq(rj_wisdom_default_path(buf, need - 1, &dg), RFJIT_E_INVALID_ARG,
+                 "%zu bytes fit?", need - 1);
     cr_expect_str_eq(buf, "");
-    cr_expect(strstr(dg.msg, "34"), "%s", dg.msg);
-    cr_expect_eq(rj_wisdom_default_path(buf, 34, &dg), RFJIT_OK);
+    char needs[32];
+    snprintf(needs, sizeof needs, "%zu", need);
+    cr_expect(strstr(dg.msg, needs), "%s", dg.msg);
+    cr_expect_eq(rj_wisdom_default_path(buf, need, &dg), RFJIT_OK);
     cr_assert_eq(unsetenv("HOME"), 0);
     cr_expect_eq(rj_wisdom_default_path(buf, sizeof buf, &dg), RFJIT_E_IO);
+    cr_expect(strstr(dg.msg, "HOME is not set"), "%s", dg.msg);
     cr_expect_eq(rj_wisdom_default_path(NULL, 0, &dg), RFJIT_E_INVALID_ARG);
 }
 
@@ -956,7 +962,7 @@ Test(wisdom, save_replaces_foreign_and_corrupt_files)
     rj_wisdom_destroy(a);
 }
 
-Test(wisdom, save_refuses_bad_paths_and_replaces_symlinks)
+Test(wisdom, save_refuses_bad_paths_and_symlinks)
 {
     rj_wisdom *a = make();
     put(a, "k", 1, "x=1");
@@ -978,19 +984,22 @@ Test(wisdom, save_refuses_bad_paths_and_replaces_symlinks)
     cr_expect_eq(rj_wisdom_save(a, p, &dg), RFJIT_E_IO, "replaced a directory");
     cr_expect(strstr(dg.msg, p), "%s", dg.msg);
     cr_expect_eq(count_names(dir, "isdir.tmp-"), 0, "temporary file left after a failure");
-    /* a symlink at path is replaced by a file, never written through */
+    /* a symlink at path is refused (loads would ignore what a save wrote through it) and
+     * neither replaced nor written through */
     path_of(target, sizeof target, "target");
     path_of(link, sizeof link, "wisdom");
     write_file(target, "precious", 8);
     cr_assert_eq(symlink(target, link), 0);
-    cr_assert_eq(rj_wisdom_save(a, link, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_eq(rj_wisdom_save(a, link, &dg), RFJIT_E_IO);
+    cr_expect(strstr(dg.msg, link) && strstr(dg.msg, "symbolic link"), "%s", dg.msg);
     size_t n;
     char *t = read_file(target, &n);
     cr_expect(n == 8 && memcmp(t, "precious", 8) == 0, "wrote through a symlink");
     free(t);
     struct stat sb;
     cr_assert_eq(lstat(link, &sb), 0);
-    cr_expect(S_ISREG(sb.st_mode));
+    cr_expect(S_ISLNK(sb.st_mode), "the symlink was replaced");
+    cr_expect_eq(count_names(dir, "wisdom.tmp-"), 0, "temporary file left after a refusal");
     rj_wisdom_destroy(a);
 }
 

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file checks the reading of the tuner's wisdom records (runtime/tune_record.h) and
+ * what a context does with a file that holds bad ones: numbers that do not fit their field
+ * (m=4294967360 was read as 64, m=9999999964 as 1410065372), negative sizes, tilings and
+ * plans rfjit_plan_create refuses, and malformed syntax are refused with the field, its text
+ * and the accepted range; a loaded file drops such a record with one warning naming the file
+ * and the line, a strict import refuses the file, and rfjit_tune never answers from one.
+ */
+#include <criterion/criterion.h>
+
+#include "ctx.h"
+#include "tune.h"
+#include "tune_record.h"
+#include "wisdom.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(tune_record, .timeout = 120);
+
+/* What api_tune.c writes for d = dv = 64, bidirectional, L 4096, budget 1e-2, synthetic
+ * data, every estimator a candidate. */
+static void key_of(char *buf, size_t n, int d)
+{
+    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x", d, d,
+             (1u << rj_est_count) - 1);
+}
+
+static const char GOOD[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
+                           "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
+
+/* value is GOOD with `field=old` replaced by `field=new` (field and old given as "m=560"). */
+static void with(char *buf, size_t n, const char *old, const char *new)
+{
+    const char *at = strstr(GOOD, old);
+    cr_assert_not_null(at, "%s not in the good value", old);
+    snprintf(buf, n, "%.*s%s%s", (int)(at - GOOD), GOOD, new, at + strlen(old));
+}
+
+/* Check key/value with max_vw lanes: refused with WISDOM_FORMAT and a message holding each
+ * of the NULL-terminated words. */
+static void refused(const char *key, const char *value, int max_vw, ...)
+{
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_tune_record_check(key, value, max_vw, &row, &dg), RFJIT_E_WISDOM_FORMAT,
+                 "accepted: %s %s", key, value);
+    va_list ap;
+    va_start(ap, max_vw);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        cr_expect(strstr(dg.msg, w), "'%s' not in \"%s\" (value %s)", w, dg.msg, value);
+    va_end(ap);
+}
+
+static void refused_value(const char *old, const char *new, ...)
+{
+    char key[256], v[512];
+    key_of(key, sizeof key, 64);
+    with(v, sizeof v, old, new);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_tune_record_check(key, v, 16, &row, &dg), RFJIT_E_WISDOM_FORMAT,
+                 "accepted: %s", v);
+    va_list ap;
+    va_start(ap, new);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        cr_expect(strstr(dg.msg, w), "'%s' not in \"%s\" (value %s)", w, dg.msg, v);
+    va_end(ap);
+}
+
+Test(tune_record, accepts_what_the_tuner_writes)
+{
+    char key[256];
+    key_of(key, sizeof key, 64);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_tune_record_check(key, GOOD, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_str_eq(row.est->name, "positive");
+    cr_expect_eq(row.m, 560);
+    cr_expect_eq(row.tiling.vw, 8);
+    cr_expect_eq(row.tiling.T, 32);
+    cr_expect_eq(row.tiling.ri, 4);
+    cr_expect_eq(row.tiling.rj, 2);
+    cr_expect_eq(row.time_ms, 6.3);
+    cr_expect_eq(row.seed, 0);
+    /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
+    const char *exact = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
+                        "ms=4.100000e+01 seed=18446744073709551615";
+    cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_eq(row.seed, UINT64_MAX);
+    /* calibration hashes and causal keys */
+    char k2[256];
+    snprintf(k2, sizeof k2, "tune.kernel.causal.d16.dv32.L1.b5.0000e-03.cal0123456789abcdef.cand%x",
+             (1u << rj_est_count) - 1);
+    cr_assert_eq(rj_tune_record_check(k2, "est=positive m=16 vw=0 T=0 ri=0 rj=0 predicted=1e-3 "
+                                          "measured=1e-3 bound=1e-3 ms=1 seed=7",
+                                      4, &row, &dg),
+                 RFJIT_OK, "%s", dg.msg);
+}
+
+/* The reported cases: numbers beyond 32 bits used to wrap (sscanf %d). */
+Test(tune_record, numbers_beyond_their_field_are_refused)
+{
+    refused_value("m=560", "m=4294967360", "m = 4294967360", "outside", NULL);
+    refused_value("m=560", "m=9999999964", "m = 9999999964", "outside", NULL);
+    refused_value("m=560", "m=99999999999999999999999", "m = 99999999999999999999999", NULL);
+    refused_value("T=32", "T=4294967328", "T = 4294967328", NULL);
+    refused_value("seed=0", "seed=18446744073709551616", "seed = 18446744073709551616",
+                  "2^64", NULL);
+    refused_value("seed=0", "seed=-1", "seed=-1", "non-negative", NULL);
+    refused_value("ms=6.300000e+00", "ms=1e999", "ms = 1e999", "double range", NULL);
+    char key[256];
+    snprintf(key, sizeof key, "tune.output.bidir.d4294967360.dv64.L4096.b1.0000e-02.syn1.cand%x",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "d = 4294967360", "outside", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L99999999999.b1.0000e-02.syn1.cand%x",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "L = 99999999999", "[1, 16777216]", NULL);
+}
+
+/* Negative and zero sizes, and the plan rules rfjit_plan_create applies. */
+Test(tune_record, sizes_plan_create_refuses_are_refused)
+{
+    refused_value("m=560", "m=-5", "m = -5 is outside [1, 1048576]", NULL);
+    refused_value("m=560", "m=0", "m = 0 is outside [1, 1048576]", NULL);
+    refused_value("m=560", "m=2000000", "m = 2000000", NULL);
+    char key[256];
+    key_of(key, sizeof key, -64);
+    refused(key, GOOD, 16, "d = -64 is outside", NULL);
+    key_of(key, sizeof key, 0);
+    refused(key, GOOD, 16, "d = 0 is outside", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L3.b1.0000e-02.syn1.cand%x",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "L = 3 is not a power of two", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b-1.0000e-02.syn1.cand%x",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "budget", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn101.cand%x",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "synthetic scale 101 is outside (0, 100]", NULL);
+    key_of(key, sizeof key, 64);
+    refused(key,
+            "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0",
+            16, "m = 5", "exact", NULL);
+}
+
+Test(tune_record, tilings_kplan_refuses_are_refused)
+{
+    refused_value("vw=8 T=32", "vw=70 T=3", "vector width 70 is not 4, 8 or 16", NULL);
+    refused_value("T=32", "T=3", "token tile 3", NULL);
+    refused_value("T=32", "T=-32", "token tile -32", NULL);
+    refused_value("ri=4", "ri=3", "register tile rows 3", NULL);
+    refused_value("rj=2", "rj=9", "register tile vectors 9", NULL);
+    /* a tiling wider than the target: acceptable in a file (ANY_VW), not for an AVX2 plan */
+    char key[256], v[512];
+    key_of(key, sizeof key, 64);
+    with(v, sizeof v, "vw=8 T=32", "vw=16 T=32");
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key, v, RJ_TUNE_RECORD_ANY_VW, &row, &dg), RFJIT_OK, "%s",
+                 dg.msg);
+    refused(key, v, 8, "vector width 16 exceeds the target's 8 lanes", NULL);
+}
+
+Test(tune_record, malformed_syntax_is_refused)
+{
+    refused_value("m=560", "m= 560", "m= 560", "not a decimal integer", NULL);
+    refused_value("m=560", "m=+560", "not a decimal integer", NULL);
+    refused_value("m=560", "m=560x", NULL);
+    refused_value("m=560", "m=0x230", NULL);
+    refused_value("m=560", "m=", "not a decimal integer", NULL);
+    refused_value(" ri=4", "", "ri=", NULL);
+    refused_value("seed=0", "seed=0 extra", "text after the seed", NULL);
+    refused_value("predicted=1.300000e-02", "predicted=", "predicted", "not a number", NULL);
+    refused_value("est=positive", "est=nosuch", "est=nosuch is not a known estimator", NULL);
+    refused_value("est=positive", "est=", "not an estimator name", NULL);
+    char key[256];
+    refused("tiling.positive.d64.dv64.m256.bidir.L4096", GOOD, 16, "not a tuning record", NULL);
+    refused("tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand0", GOOD, 16,
+            "candidate mask", NULL);
+    refused("tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.candfffffffff", GOOD, 16,
+            "candidate mask", NULL);
+    refused("tune.output.bidir.d64.dv64.L4096.b1.0000e-02.calXYZ.cand1", GOOD, 16,
+            "calibration", NULL);
+    refused("tune.output.sideways.d64.dv64.L4096.b1.0000e-02.syn1.cand1", GOOD, 16,
+            "direction", NULL);
+    /* the estimator must be one the key's candidate set allowed */
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x",
+             1u << (rj_est_find("positive") == rj_est_registry[0] ? 1 : 0));
+    refused(key, GOOD, 16, "not among the key's candidates", NULL);
+}
+
+/* ---- through a wisdom file ------------------------------------------------------------------ */
+
+static char logged[8][1024];
+static int nlogged;
+
+static void log_fn(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= 1 && nlogged < 8)
+        snprintf(logged[nlogged++], sizeof logged[0], "%s", msg);
+}
+
+static rfjit_ctx *ctx_for(const char *wisdom)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = wisdom;
+    cd.log = log_fn;
+    nlogged = 0;
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    return c;
+}
+
+/* A wisdom file with this machine's header and the given record lines. */
+static void write_wisdom(const char *path, const char *lines)
+{
+    rfjit_ctx *c = ctx_for("");
+    char *head = NULL;
+    cr_assert_eq(rfjit_wisdom_to_string(c, &head), RFJIT_OK);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s%s", head, lines);
+    cr_assert_eq(fclose(f), 0);
+    rfjit_free(head);
+    rfjit_ctx_destroy(c);
+}
+
+static rfjit_status tune_wisdom_only(rfjit_ctx *c, rfjit_tune_result **r)
+{
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    t.d = 64;
+    t.L = 4096;
+    t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+    return rfjit_tune(c, &t, r);
+}
+
+Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line)
+{
+    char path[] = "/tmp/rfjit_tune_record_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char key[256], lines[2048], bad[512];
+    key_of(key, sizeof key, 64);
+
+    /* the good record first: proves the key is the one rfjit_tune looks up */
+    snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, GOOD);
+    write_wisdom(path, lines);
+    rfjit_ctx *c = ctx_for(path);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(tune_wisdom_only(c, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_tune_row row;
+    cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+    cr_expect_eq(row.m, 560);
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+
+    /* the same problem with m beyond 32 bits (line 3), and a tiling no plan has (line 4) */
+    with(bad, sizeof bad, "m=560", "m=4294967360");
+    snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, bad);
+    with(bad, sizeof bad, "vw=8 T=32", "vw=70 T=3");
+    snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
+             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x patience=1 %s\n",
+             (1u << rj_est_count) - 1, bad);
+    write_wisdom(path, lines);
+    c = ctx_for(path);
+    cr_assert_eq(nlogged, 1, "%d warnings", nlogged);
+    cr_expect(strstr(logged[0], path), "%s", logged[0]);
+    cr_expect(strstr(logged[0], "line 3"), "%s", logged[0]);
+    cr_expect(strstr(logged[0], "m = 4294967360"), "%s", logged[0]);
+    cr_expect(strstr(logged[0], "2 malformed line(s)"), "%s", logged[0]);
+    char *text = NULL;
+    cr_assert_eq(rfjit_wisdom_to_string(c, &text), RFJIT_OK);
+    cr_expect(!strstr(text, "patience="), "kept a bad record:\n%s", text);
+    rfjit_free(text);
+    r = NULL;
+    cr_expect_eq(tune_wisdom_only(c, &r), RFJIT_E_NO_WISDOM, "answered from a bad record");
+    rfjit_tune_result_destroy(r);
+    /* an explicit import is strict: the file is refused, naming the line and the value */
+    cr_expect_eq(rfjit_wisdom_import(c, path), RFJIT_E_WISDOM_FORMAT);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "line 3"), "%s", rfjit_ctx_last_error(c));
+    cr_expect(strstr(rfjit_ctx_last_error(c), "4294967360"), "%s", rfjit_ctx_last_error(c));
+    /* and a save does not carry the bad records over from the file */
+    cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_ctx_destroy(c);
+    c = ctx_for(path);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    rfjit_ctx_destroy(c);
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+}
+
+/* The store with the check installed, as a context has it, on text alone. */
+Test(tune_record, from_text_counts_refused_records_as_malformed)
+{
+    rj_wisdom *w = NULL;
+    cr_assert_eq(rj_wisdom_create("sig", &w), RFJIT_OK);
+    rj_wisdom_set_check(w, rj_tune_record_ok, NULL);
+    char key[256], bad[512], text[4096];
+    key_of(key, sizeof key, 64);
+    with(bad, sizeof bad, "m=560", "m=-5");
+    snprintf(text, sizeof text, "rfjit-wisdom 1\nsignature sig\n%s patience=1 %s\n"
+             "%s patience=2 %s\n", key, GOOD, key, bad);
+    rj_wisdom_report rep;
+    rj_diag dg = {{0}};
+    cr_assert_eq(rj_wisdom_from_text(w, text, strlen(text), 0, &rep, &dg), RFJIT_OK);
+    cr_expect_eq(rep.bad_lines, 1);
+    cr_expect(strstr(rep.why, "line 4") && strstr(rep.why, "m = -5"), "%s", rep.why);
+    cr_assert_eq(rj_wisdom_count(w), 1);
+    int pat = -1;
+    cr_expect_str_eq(rj_wisdom_get(w, key, 0, &pat), GOOD);
+    cr_expect_eq(pat, 1);
+    rj_wisdom_forget(w);
+    cr_expect_eq(rj_wisdom_from_text(w, text, strlen(text), 1, &rep, &dg),
+                 RFJIT_E_WISDOM_FORMAT);
+    cr_expect(strstr(dg.msg, "line 4") && strstr(dg.msg, "m = -5"), "%s", dg.msg);
+    cr_expect_eq(rj_wisdom_count(w), 0);
+    rj_wisdom_destroy(w);
+}
+
+/* The fuzz target's seed corpus (tests/fuzz/corpus/wisdom) holds these cases too: its valid
+ * file keeps every record, the others drop every one. */
+Test(tune_record, fuzz_corpus_cases)
+{
+    static const struct {
+        const char *file;
+        size_t kept;
+        int bad;
+    } cases[] = {{"valid", 3, 0}, {"overflow", 0, 6}, {"negative", 0, 5}, {"bad_tiling", 0, 6}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rj_wisdom *w = NULL;
+        cr_assert_eq(rj_wisdom_create("rfjit=0.1.0 est=0 cpu=fuzz llvm=19 features=", &w),
+                     RFJIT_OK);
+        rj_wisdom_set_check(w, rj_tune_record_ok, NULL);
+        char path[512];
+        snprintf(path, sizeof path, RFJIT_SOURCE_DIR "/tests/fuzz/corpus/wisdom/%s",
+                 cases[i].file);
+        rj_wisdom_report rep;
+        rj_diag dg = {{0}};
+        cr_assert_eq(rj_wisdom_load(w, path, 0, &rep, &dg), RFJIT_OK, "%s", dg.msg);
+        cr_expect_eq(rep.ignored_file + rep.foreign, 0, "%s: %s", path, rep.why);
+        cr_expect_eq(rj_wisdom_count(w), cases[i].kept, "%s: %s", path, rep.why);
+        cr_expect_eq(rep.bad_lines, cases[i].bad, "%s: %s", path, rep.why);
+        rj_wisdom_destroy(w);
+    }
+}
