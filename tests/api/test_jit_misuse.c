@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void keep(void *user, int level, const char *msg)
 {
@@ -104,20 +103,16 @@ Test(jit_misuse, emit_bad_kind_and_target)
     rfjit_ctx_destroy(c);
 }
 
-/* Run the CLI; return its exit code and its stderr in err. */
+/* Run the CLI; return its exit code and its stderr in err (through a pipe: a fixed file
+ * name would be shared with the same test of another build running at the same time). */
 static int cli(const char *args, char *err, size_t n)
 {
-    /* one file per process: runs of the suite from other build trees share /tmp */
-    char cmd[1024], path[64];
-    snprintf(path, sizeof path, "/tmp/rfjit_jit_misuse.%ld.err", (long)getpid());
-    snprintf(cmd, sizeof cmd, "%s %s 2>%s >/dev/null", RFJIT_CLI_PATH, args, path);
-    int rc = system(cmd);
-    FILE *f = fopen(path, "r");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", RFJIT_CLI_PATH, args);
+    FILE *f = popen(cmd, "r");
     size_t got = f ? fread(err, 1, n - 1, f) : 0;
     err[got] = 0;
-    if (f)
-        fclose(f);
-    remove(path);
+    const int rc = f ? pclose(f) : -1;
     return rc == -1 ? -1 : (rc >> 8) & 0xff;
 }
 
