@@ -128,7 +128,7 @@ static int run_once(bench *b, const bench_row *r, const char *est, int backend, 
     a.backend = backend;
     rfjit_plan *plan = NULL;
     if (!ctx || rfjit_plan_create(ctx, &a, &plan) != RFJIT_OK) {
-        snprintf(err, len, "%s", ctx ? rfjit_ctx_last_error(ctx) : "no context");
+        snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
         return -1;
     }
     const bench_data *p = &b->sh.data;

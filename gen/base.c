@@ -9,13 +9,66 @@
 #include <string.h>
 #include <time.h>
 
+/* Length of the valid UTF-8 sequence at s that encodes a printable character, 0 otherwise:
+ * overlong forms, surrogates, code points past U+10FFFF and the C1 controls U+0080..U+009F
+ * (which some terminals obey, e.g. U+009B as CSI) are not printable. */
+static size_t printable_utf8(const unsigned char *s)
+{
+    const unsigned c = s[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, lo = c == 0xC2 ? 0xA0 : 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+size_t rj_escape(char *dst, size_t n, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t w = 0;
+    if (n == 0)
+        return 0;
+    while (*s) {
+        const size_t u = *s >= 0x80 ? printable_utf8(s) : (size_t)(*s >= 0x20 && *s != 0x7F);
+        const size_t len = u ? u : 4;
+        if (w + len >= n)
+            break; /* whole characters and escapes only */
+        if (u) {
+            memcpy(dst + w, s, u);
+            s += u;
+        } else {
+            const char e[4] = {'\\', 'x', hex[*s >> 4], hex[*s & 15]};
+            memcpy(dst + w, e, 4);
+            s++;
+        }
+        w += len;
+    }
+    dst[w] = 0;
+    return w;
+}
+
 rfjit_status rj_fail(rj_diag *dg, rfjit_status s, const char *fmt, ...)
 {
     if (dg) {
+        /* formatted apart from dg->msg, which may be one of the arguments */
+        char raw[sizeof dg->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(dg->msg, sizeof dg->msg, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        rj_escape(dg->msg, sizeof dg->msg, raw);
     }
     return s;
 }

@@ -19,7 +19,18 @@ typedef struct rj_diag {
     char msg[512];
 } rj_diag;
 
-/* Record a printf-style message (truncated to fit) and return s. dg may be NULL. */
+/*
+ * Copy src into dst (n bytes with the NUL) as one line of printable text: every byte that
+ * is a control character (C0, DEL), part of a C1 control (U+0080..U+009F) or not valid UTF-8
+ * becomes \xNN; printable UTF-8 and backslashes are kept, so escaping twice changes nothing.
+ * A message can then neither start a forged line nor drive a terminal, whatever user string
+ * (path, name, environment variable, file content) it quotes. Truncates at a whole character
+ * or escape; returns the length written. dst and src must not overlap.
+ */
+size_t rj_escape(char *dst, size_t n, const char *src);
+
+/* Record a printf-style message (escaped by rj_escape, truncated to fit) and return s. dg may
+ * be NULL. */
 rfjit_status rj_fail(rj_diag *dg, rfjit_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

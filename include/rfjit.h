@@ -18,12 +18,17 @@
  * executes and feature/kernel calls on one plan; a decode state is used by one thread at a
  * time; a tune result is read-only and may be read from any thread. Destroying an object
  * while another thread uses it is undefined, as is destroying a context with plans alive.
- * rfjit_ctx_last_error is per context, so with several threads failing at once it holds one
- * of their messages.
+ * Last errors are kept per thread and context: rfjit_ctx_last_error(ctx) is the message of
+ * the calling thread's last failed call on ctx, so threads failing at once on one context
+ * each read their own message.
  *
  * Conventions
- *   - Every call that can fail returns an rfjit_status; RFJIT_OK is 0. On failure the context's
- *     last error (rfjit_ctx_last_error) holds a one-line message naming the problem.
+ *   - Every call that can fail returns an rfjit_status; RFJIT_OK is 0. On failure the calling
+ *     thread's last error on the context (rfjit_ctx_last_error) holds a one-line message naming
+ *     the problem: the offending value and what is accepted. Messages (last errors and what
+ *     goes to the log) are printable text: control characters of quoted user strings (paths,
+ *     names, environment variables, file contents) are shown as \xNN (rfjit_escape), so a
+ *     message is always one line and cannot drive a terminal.
  *   - Creators write the new handle through their last argument (NULL on failure).
  *     Destroy functions accept NULL. Plans must be destroyed before their context.
  *   - Descriptors start with `size`; fill them with their *_INIT macro, then set fields.
@@ -103,6 +108,14 @@ typedef enum rfjit_status {
 /* Static English text for a status; never NULL ("unknown status" for unlisted values). */
 RFJIT_API const char *rfjit_status_string(rfjit_status s);
 
+/* Copy src into dst (len bytes with the NUL) as one line of printable text, the form of every
+ * rfjit message: each byte that is a control character (C0, DEL), part of a C1 control
+ * (U+0080..U+009F) or not valid UTF-8 becomes \xNN; printable UTF-8, backslashes included,
+ * is kept, so escaping twice changes nothing. For hosts that print user strings beside
+ * rfjit's messages. Truncates at a whole character or escape; returns the length written
+ * (0 when dst is NULL or len is 0; src NULL is ""). Since 0.2. Thread safety: any thread. */
+RFJIT_API size_t rfjit_escape(char *dst, size_t len, const char *src);
+
 /* The loaded library's version, RFJIT_VERSION_NUMBER of the header it was built with: a host
  * can compare it with its own RFJIT_VERSION to catch a mismatched library at run time.
  * rfjit_version() and rfjit_version_number() are the same; the string is "MAJOR.MINOR.PATCH".
@@ -172,17 +185,22 @@ typedef struct rfjit_ctx_desc {
 /*
  * Create a context: the CPU and ISA the JIT compiles for, one ORC LLJIT, the kernel caches
  * (memory, and disk unless cache_dir is ""). desc may be NULL for defaults. Errors:
- * RFJIT_E_INVALID_ARG (out NULL, negative threads, unknown ISA name), RFJIT_E_ISA (an ISA
- * above the host's), RFJIT_E_TARGET, RFJIT_E_INTERNAL (LLVM), RFJIT_E_DESC_SIZE,
- * RFJIT_E_NOMEM; the message goes to desc->log, if any. An unusable cache directory is not an
- * error: a warning, and the cache stays in memory. Thread safety: any thread.
+ * RFJIT_E_INVALID_ARG (out NULL, threads outside [0, 1024], negative verbose or
+ * cache_max_bytes, unknown ISA name), RFJIT_E_ISA (an ISA above the host's), RFJIT_E_TARGET,
+ * RFJIT_E_INTERNAL (LLVM), RFJIT_E_DESC_SIZE, RFJIT_E_NOMEM; the message goes to desc->log, if
+ * any, and is rfjit_ctx_last_error(NULL) on the calling thread. An unusable cache directory is
+ * not an error: a warning, and the cache stays in memory. Thread safety: any thread.
  */
 RFJIT_API rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc, rfjit_ctx **out);
 /* Destroy a context; NULL is a no-op. All its plans must already be destroyed. */
 RFJIT_API void rfjit_ctx_destroy(rfjit_ctx *ctx);
-/* The message of the last failed call on this context ("" if none). Owned by the context,
- * valid until the next call on it; best effort when several threads fail at once.
- * With ctx NULL, returns a static note saying so. */
+/* The message of the calling thread's last failed call on this context ("" if none): each
+ * thread reads its own, whatever other threads do on the context at the same time. A thread
+ * keeps the messages of the 8 contexts it failed on most recently. With ctx NULL: the message
+ * of the calling thread's last failure that had no context to hold it (a failed
+ * rfjit_ctx_create, whose message also goes to desc->log, or a call given a NULL context,
+ * plan or state), or a static note that there is none. Valid until the calling thread's next
+ * rfjit call. */
 RFJIT_API const char *rfjit_ctx_last_error(const rfjit_ctx *ctx);
 
 /*
@@ -362,7 +380,9 @@ typedef struct rfjit_emit_desc {
  * AArch64), as an ELF object, assembly or optimised LLVM IR. The kernel has the one
  * signature `void symbol(const rj_kargs *)` (gen/kabi.h). *out is allocated by the library
  * (free it with rfjit_free), *size its length; the symbol name is written to symbol (may be
- * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple or CPU),
+ * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple, a cpu that is
+ * not one of the target's CPU names, a features item that is not +name or -name of one of
+ * its features: checked against the names LLVM lists, llc -mcpu=help, before compiling),
  * RFJIT_E_NOT_APPLICABLE (no kernel for this estimator), RFJIT_E_INTERNAL (LLVM).
  * Thread safety: any thread.
  */

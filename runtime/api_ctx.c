@@ -8,6 +8,8 @@
 #include "xdg.h"
 #include "wisdom.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +39,56 @@ rfjit_status rj_desc_read(void *dst, size_t our_size, const void *src, size_t sr
     return RFJIT_OK;
 }
 
+/*
+ * Last errors are kept per thread, so that concurrent failing calls on one context each read
+ * their own message back: a thread holds the messages of the RJ_ERR_SLOTS contexts it failed
+ * on most recently, keyed by the context's id (never reused, unlike its address); key 0 is
+ * for failures without a context (rfjit_ctx_create, a NULL handle). Nothing to free: a slot
+ * lives as long as its thread and is recycled by later failures.
+ */
+enum { RJ_ERR_SLOTS = 8 };
+typedef struct err_slot {
+    uint64_t ctx_id;
+    uint64_t used; /* when it was last written, in this thread's failures */
+    char msg[sizeof(((rj_diag *)0)->msg)];
+} err_slot;
+static _Thread_local err_slot err_slots[RJ_ERR_SLOTS];
+static _Thread_local uint64_t err_clock;
+static atomic_uint_fast64_t next_ctx_id = 1;
+
+/* The slot of ctx_id, or NULL if this thread has no message for it. */
+static err_slot *err_find(uint64_t ctx_id)
+{
+    for (int i = 0; i < RJ_ERR_SLOTS; i++)
+        if (err_slots[i].used && err_slots[i].ctx_id == ctx_id)
+            return &err_slots[i];
+    return NULL;
+}
+
+static void err_record(uint64_t ctx_id, const char *msg)
+{
+    err_slot *e = err_find(ctx_id);
+    if (!e) {
+        e = &err_slots[0]; /* the least recently written; unused ones have used == 0 */
+        for (int i = 1; i < RJ_ERR_SLOTS; i++)
+            if (err_slots[i].used < e->used)
+                e = &err_slots[i];
+    }
+    e->ctx_id = ctx_id;
+    e->used = ++err_clock;
+    rj_escape(e->msg, sizeof e->msg, msg);
+}
+
 rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg)
 {
-    if (ctx && s != RFJIT_OK) {
-        pthread_mutex_lock(&ctx->lock);
-        snprintf(ctx->last_error, sizeof ctx->last_error, "%s",
-                 dg && dg->msg[0] ? dg->msg : rfjit_status_string(s));
-        pthread_mutex_unlock(&ctx->lock);
-    }
+    if (s != RFJIT_OK)
+        err_record(ctx ? ctx->id : 0, dg && dg->msg[0] ? dg->msg : rfjit_status_string(s));
     return s;
 }
 
 rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
 {
-    rj_diag dg;
+    rj_diag dg; /* escaped when recorded */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(dg.msg, sizeof dg.msg, fmt, ap);
@@ -61,14 +99,16 @@ rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
 void rj_ctx_note(void *user, int level, const char *msg)
 {
     rfjit_ctx *ctx = user;
+    char line[1024];
+    rj_escape(line, sizeof line, msg);
     if (ctx->log) {
         if (level <= 1 || ctx->verbose >= 1)
-            ctx->log(ctx->log_user, level, msg);
+            ctx->log(ctx->log_user, level, line);
         return;
     }
     /* Without a log callback the library prints only when asked to (RFJIT_VERBOSE). */
     if (ctx->verbose >= 1)
-        fprintf(stderr, "rfjit: %s\n", msg);
+        fprintf(stderr, "rfjit: %s\n", line);
 }
 
 /* $XDG_CACHE_HOME/rfjit, else ~/.cache/rfjit (runtime/xdg.h); without either, NULL (no disk
@@ -101,45 +141,86 @@ static char *dup_or_null(const char *s)
     return p;
 }
 
+/* RFJIT_VERBOSE: a level 0 .. 9; anything else is ignored with a warning that says so. */
+static void verbose_from_env(rfjit_ctx *ctx)
+{
+    const char *v = getenv("RFJIT_VERBOSE");
+    if (!v || !*v)
+        return;
+    char *end;
+    errno = 0;
+    const long n = strtol(v, &end, 10);
+    if (errno || *end || n < 0 || n > 9) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "RFJIT_VERBOSE='%.200s' ignored: not a level in [0, 9]", v);
+        rj_ctx_note(ctx, 1, msg);
+        return;
+    }
+    ctx->verbose = (int32_t)n;
+}
+
+static rfjit_status check_ctx_desc(const rfjit_ctx_desc *d, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, d->threads < 0 || d->threads > 1024, RFJIT_E_INVALID_ARG,
+               "threads = %d is outside [0, 1024] (0: one per core)", d->threads);
+    RJ_FAIL_IF(dg, d->verbose < 0, RFJIT_E_INVALID_ARG,
+               "verbose = %d is negative (0 quiet, 1 or 2 notes)", d->verbose);
+    RJ_FAIL_IF(dg, d->cache_max_bytes < 0, RFJIT_E_INVALID_ARG,
+               "cache_max_bytes = %lld is negative (0: the default bound)",
+               (long long)d->cache_max_bytes);
+    return RFJIT_OK;
+}
+
+/* A creation that fails before a context exists: the message is kept for
+ * rfjit_ctx_last_error(NULL) and sent to the descriptor's log, if any. */
+static rfjit_status create_fail(const rfjit_ctx_desc *d, rfjit_status s, const rj_diag *dg)
+{
+    rj_ctx_fail(NULL, s, dg);
+    if (d && d->log)
+        d->log(d->log_user, 0, err_find(0)->msg);
+    return s;
+}
+
 rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
 {
-    if (!out)
-        return RFJIT_E_INVALID_ARG;
-    *out = NULL;
     rfjit_ctx_desc desc = RFJIT_CTX_DESC_INIT;
     rj_diag dg = {{0}};
-    if (desc_in) {
-        rfjit_status s = rj_desc_read(&desc, sizeof desc, desc_in, desc_in->size, &dg);
-        if (s != RFJIT_OK)
-            return s;
+    if (!out) {
+        rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_ctx_create: out is NULL");
+        return create_fail(NULL, RFJIT_E_INVALID_ARG, &dg);
     }
-    if (desc.threads < 0 || desc.verbose < 0 || desc.cache_max_bytes < 0)
-        return RFJIT_E_INVALID_ARG;
+    *out = NULL;
+    rfjit_status s = desc_in ? rj_desc_read(&desc, sizeof desc, desc_in, desc_in->size, &dg)
+                             : RFJIT_OK;
+    if (s == RFJIT_OK)
+        s = check_ctx_desc(&desc, &dg);
+    if (s != RFJIT_OK) /* desc holds the defaults (no log) unless it was read */
+        return create_fail(&desc, s, &dg);
 
     rfjit_ctx *ctx = rj_alloc_zero(sizeof *ctx);
-    if (!ctx)
-        return RFJIT_E_NOMEM;
+    if (!ctx) {
+        rj_fail(&dg, RFJIT_E_NOMEM, "no memory for a context");
+        return create_fail(&desc, RFJIT_E_NOMEM, &dg);
+    }
     if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
         rj_free(ctx);
-        return RFJIT_E_THREAD;
+        rj_fail(&dg, RFJIT_E_THREAD, "cannot create a context's lock");
+        return create_fail(&desc, RFJIT_E_THREAD, &dg);
     }
+    ctx->id = atomic_fetch_add(&next_ctx_id, 1);
     ctx->threads = desc.threads;
     ctx->verbose = desc.verbose;
-    if (ctx->verbose == 0) {
-        const char *v = getenv("RFJIT_VERBOSE");
-        if (v && *v)
-            ctx->verbose = atoi(v) > 0 ? atoi(v) : 0;
-    }
     ctx->log = desc.log;
     ctx->log_user = desc.log_user;
+    if (ctx->verbose == 0)
+        verbose_from_env(ctx);
     const char *cache = desc.cache_dir ? desc.cache_dir : getenv("RFJIT_CACHE_DIR");
     int nomem = 0;
     ctx->cache_dir = cache ? dup_or_null(cache) : default_cache_dir(ctx, &nomem);
     const char *wisdom = desc.wisdom_path ? desc.wisdom_path : getenv("RFJIT_WISDOM");
     ctx->wisdom_path = dup_or_null(wisdom);
-    rfjit_status s = RFJIT_OK;
     if (nomem || (cache && !ctx->cache_dir) || (wisdom && !ctx->wisdom_path))
-        s = RFJIT_E_NOMEM;
+        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for the context's paths");
     if (s == RFJIT_OK)
         s = rj_jit_host_query(&ctx->host, &dg);
     if (s == RFJIT_OK)
@@ -160,19 +241,13 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         /* 0 threads: one per core (not per hardware thread: kernels saturate the FMA units) */
         if (!ctx->threads)
             ctx->threads = ctx->topo.cores > 0 ? ctx->topo.cores : 1;
-        if (ctx->threads > 1024)
-            s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "threads = %d is above 1024", ctx->threads);
-        else
-            s = rj_pool_create(ctx->threads, &ctx->pool, &dg);
+        s = rj_pool_create(ctx->threads, &ctx->pool, &dg);
     }
     if (s == RFJIT_OK)
         s = rj_ctx_wisdom_open(ctx, &dg);
     if (s != RFJIT_OK) {
-        /* No context exists to hold the message: send it where notes go, if anywhere. */
-        if (dg.msg[0])
-            rj_ctx_note(ctx, 0, dg.msg);
         rfjit_ctx_destroy(ctx);
-        return s;
+        return create_fail(&desc, s, &dg);
     }
     *out = ctx;
     return RFJIT_OK;
@@ -194,7 +269,8 @@ void rfjit_ctx_destroy(rfjit_ctx *ctx)
 
 const char *rfjit_ctx_last_error(const rfjit_ctx *ctx)
 {
-    if (!ctx)
-        return "no context (NULL rfjit_ctx)";
-    return ctx->last_error;
+    const err_slot *e = err_find(ctx ? ctx->id : 0);
+    if (e)
+        return e->msg;
+    return ctx ? "" : "no context (NULL rfjit_ctx)";
 }

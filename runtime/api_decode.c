@@ -33,7 +33,7 @@ rfjit_status rfjit_decode_create(const rfjit_plan *p, int64_t batch, int64_t hea
     if (out)
         *out = NULL;
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_decode_create: plan is NULL");
     if (!out || batch < 1 || heads < 1 || batch > (1 << 20) || heads > (1 << 20))
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG,
                             "rfjit_decode_create: out NULL or batch/heads outside [1, 2^20]");
@@ -220,9 +220,7 @@ static rfjit_status step_history(rfjit_decode *s, const rfjit_tensor *q, const r
     rfjit_tensor tk = {s->hk, {s->B, s->H, L, d}, {s->H * cap * d, cap * d, d, 1}};
     rfjit_tensor tv = {s->hv, {s->B, s->H, L, dv}, {s->H * cap * dv, cap * dv, dv, 1}};
     rfjit_tensor to = {s->ho, {s->B, s->H, L, dv}, {s->H * cap * dv, cap * dv, dv, 1}};
-    rfjit_status st = rfjit_plan_execute(s->p, &tq, &tk, &tv, &to);
-    if (st != RFJIT_OK)
-        return rj_fail(dg, st, "%s", rfjit_ctx_last_error(s->p->ctx));
+    RJ_TRY(rj_plan_execute(s->p, &tq, &tk, &tv, &to, dg));
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t h = 0; h < s->H; h++)
             for (int64_t j = 0; j < dv; j++)
@@ -234,7 +232,7 @@ rfjit_status rfjit_decode_step(rfjit_decode *s, const rfjit_tensor *q, const rfj
                                const rfjit_tensor *v, rfjit_tensor *out)
 {
     if (!s)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_decode_step: state is NULL");
     rj_diag dg = {{0}};
     const rj_spec *sp = &s->p->spec;
     rfjit_status st = check_step(s, q, "q", sp->d, false, &dg);

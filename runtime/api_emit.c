@@ -20,27 +20,32 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
                         const rfjit_emit_desc *target_in, void **out, size_t *size,
                         char *symbol, size_t symbol_len)
 {
-    if (!ctx)
-        return RFJIT_E_INVALID_ARG;
-    if (!attn || !target_in || !out || !size)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: NULL argument");
+    if (!ctx || !attn || !target_in || !out || !size)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: %s is NULL",
+                            !ctx ? "ctx" : !attn ? "attn" : !target_in ? "target" : !out ? "out"
+                                                                                   : "size");
     *out = NULL;
     *size = 0;
     rj_diag dg = {{0}};
     rfjit_emit_desc t = RFJIT_EMIT_DESC_INIT;
     RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&t, sizeof t, target_in, target_in->size, &dg), &dg));
     if (t.kind < RFJIT_EMIT_OBJECT || t.kind > RFJIT_EMIT_IR)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: kind %d is unknown", t.kind);
-    rfjit_attn_desc a;
-    memcpy(&a, attn, attn->size < sizeof a ? attn->size : sizeof a);
-    if (attn->size < sizeof a)
-        return rj_ctx_failf(ctx, RFJIT_E_DESC_SIZE, "rfjit_emit: old attention descriptor");
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "rfjit_emit: kind %d is unknown (0 object, 1 assembly, 2 IR)", t.kind);
+    /* read as rfjit_plan_create reads it: an older caller's smaller descriptor is accepted */
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&a, sizeof a, attn, attn->size, &dg), &dg));
     a.backend = RFJIT_BACKEND_REFERENCE;
     rfjit_plan *p = NULL;
-    RJ_TRY(rfjit_plan_create(ctx, &a, &p));
+    RJ_TRY(rj_ctx_fail(ctx, rj_plan_create(ctx, &a, &p, &dg), &dg));
 
     const int host = t.triple == NULL || strcmp(t.triple, ctx->isa.triple) == 0;
     const char *triple = t.triple ? t.triple : ctx->isa.triple;
+    rfjit_status s = rj_jit_check_target(triple, t.cpu, t.features, &dg);
+    if (s != RFJIT_OK) {
+        rfjit_plan_destroy(p);
+        return rj_ctx_fail(ctx, s, &dg);
+    }
     const int arm = strncmp(triple, "aarch64", 7) == 0;
     const char *cpu = t.cpu ? t.cpu : host ? ctx->isa.cpu : "generic";
     const char *features = t.features ? t.features : host ? ctx->isa.features : "";
@@ -48,7 +53,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     int fma = host ? ctx->isa.fma : 1;
     rj_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
-    rfjit_status s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
+    s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     char sym[128];
     if (s == RFJIT_OK && t.symbol) {
         snprintf(sym, sizeof sym, "%s", t.symbol);

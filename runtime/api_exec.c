@@ -116,28 +116,34 @@ static rfjit_status run(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_
     return st;
 }
 
-rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
-                                const rfjit_tensor *k, const rfjit_tensor *v,
-                                rfjit_tensor *out)
+rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                             const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
 {
-    if (!p)
-        return RFJIT_E_INVALID_ARG;
-    rj_diag dg = {{0}};
-    rfjit_status s = check_views(p, q, k, v, out, &dg);
+    rfjit_status s = check_views(p, q, k, v, out, dg);
     if (s == RFJIT_OK)
-        s = !p->jit                              ? run(p, q, k, v, out, false, &dg)
-            : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, q, k, v, out, &dg)
-                                               : rj_exec_jit(p, q, k, v, out, &dg);
+        s = !p->jit                              ? run(p, q, k, v, out, false, dg)
+            : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, q, k, v, out, dg)
+                                               : rj_exec_jit(p, q, k, v, out, dg);
     /* Finite inputs promise a finite output (rfjit.h). A float kernel can still meet a row
      * whose denominator falls below FLT_MIN (features of widely spread logits: the linear
      * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
      * such slices are recomputed by the double reference, which has the range. */
     if (s == RFJIT_OK && !rj_tensor_finite(out)) { /* one scan when all is well */
         if (p->jit)
-            s = run(p, q, k, v, out, true, &dg);
+            s = run(p, q, k, v, out, true, dg);
         if (s == RFJIT_OK && (!p->jit || !rj_tensor_finite(out)))
-            s = rj_fail(&dg, RFJIT_E_RANGE, "the output is outside float range (values near "
-                                            "FLT_MAX?)");
+            s = rj_fail(dg, RFJIT_E_RANGE, "the output is outside float range (values near "
+                                           "FLT_MAX?)");
     }
-    return rj_ctx_fail(p->ctx, s, &dg);
+    return s;
+}
+
+rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
+                                const rfjit_tensor *k, const rfjit_tensor *v,
+                                rfjit_tensor *out)
+{
+    if (!p)
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_execute: plan is NULL");
+    rj_diag dg = {{0}};
+    return rj_ctx_fail(p->ctx, rj_plan_execute(p, q, k, v, out, &dg), &dg);
 }

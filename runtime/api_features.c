@@ -11,7 +11,9 @@
 #include "plan_util.h"
 #include "tensor.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 
 /* Rows (h, f) of one (batch, head) slice of n rows. */
 typedef struct feat_rows {
@@ -108,15 +110,29 @@ static rfjit_status check_pair(const rfjit_plan *p, const rfjit_tensor *x,
     return RFJIT_OK;
 }
 
-static void write_features(const rfjit_plan *p, const feat_rows *r, int64_t n, rfjit_tensor *o,
-                           int64_t b, int64_t h, double *row_buf)
+/* phi = e^h f of slice (b, h) into o, named `name`; whether a value is past float range (the
+ * first one is named in why). */
+static bool write_features(const rfjit_plan *p, const feat_rows *r, int64_t n, rfjit_tensor *o,
+                           const char *name, int64_t b, int64_t h, double *row_buf, rj_diag *why)
 {
+    bool over = false;
     for (int64_t i = 0; i < n; i++) {
         double scale = exp(r->h[i]);
-        for (int64_t c = 0; c < p->M; c++)
-            row_buf[i * p->M + c] = scale * r->f[i * p->M + c];
+        for (int64_t c = 0; c < p->M; c++) {
+            const double v = scale * r->f[i * p->M + c];
+            row_buf[i * p->M + c] = v;
+            if (!over && !isfinite((float)v)) {
+                over = true;
+                rj_fail(why, RFJIT_E_RANGE,
+                        "features overflow float: %s at (b, h, i, r) = (%lld, %lld, %lld, %lld) "
+                        "is %.4g, past FLT_MAX (%.4g); attention, which is stabilised, takes "
+                        "such inputs", name, (long long)b, (long long)h, (long long)i,
+                        (long long)c, v, (double)FLT_MAX);
+            }
+        }
     }
     rj_tensor_scatter(o, b, h, row_buf);
+    return over;
 }
 
 rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
@@ -124,7 +140,7 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
                                  rfjit_tensor *phi_y)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_features: plan is NULL");
     rj_diag dg = {{0}};
     rfjit_status s = RFJIT_OK;
     const rfjit_tensor *ref = x ? x : y;
@@ -156,6 +172,8 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
     double *buf = NULL;
     int64_t nmax = nx > ny ? nx : ny;
     rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
+    bool over = false;
+    rj_diag why = {{0}};
     s = rj_fit_scratch_init(&fs, p, &dg);
     if (s == RFJIT_OK && e)
         s = rj_est_jit_init(e, p, nx, ny, &dg);
@@ -176,16 +194,13 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
             if (s != RFJIT_OK)
                 break;
             if (phi_x && (s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg)) == RFJIT_OK)
-                write_features(p, &rx, nx, phi_x, b, h, buf);
+                over |= write_features(p, &rx, nx, phi_x, "phi_x", b, h, buf, over ? NULL : &why);
             if (phi_y && s == RFJIT_OK &&
                 (s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg)) == RFJIT_OK)
-                write_features(p, &ry, ny, phi_y, b, h, buf);
+                over |= write_features(p, &ry, ny, phi_y, "phi_y", b, h, buf, over ? NULL : &why);
         }
-    if (s == RFJIT_OK &&
-        ((phi_x && !rj_tensor_finite(phi_x)) || (phi_y && !rj_tensor_finite(phi_y))))
-        s = rj_fail(&dg, RFJIT_E_RANGE, "features overflow float: exp of these inputs' logits "
-                                        "exceeds FLT_MAX (attention, which is stabilised, "
-                                        "takes them)");
+    if (s == RFJIT_OK && over) /* every slice written, Inf where it overflows */
+        s = rj_fail(&dg, RFJIT_E_RANGE, "%s", why.msg);
     rj_est_jit_free(&ej);
     rows_free(&rx);
     rows_free(&ry);
@@ -194,48 +209,88 @@ rfjit_status rfjit_plan_features(const rfjit_plan *p, const rfjit_tensor *x,
     return rj_ctx_fail(p->ctx, s, &dg);
 }
 
-/* K[i][j] for one slice: exact, or e^{h_i + h_j} f_i . f_j; the Gaussian kernel multiplies by
+/* K[i][j] of one pair: exact, or e^{h_i + h_j} f_i . f_j; the Gaussian kernel multiplies by
  * e^{-(|x|^2 + |y|^2)/2}, folded into the exponent so huge norms do not overflow first. */
+static double kernel_pair(const rfjit_plan *p, const feat_rows *rx, int64_t i,
+                          const feat_rows *ry, int64_t j, int kind)
+{
+    const int d = p->spec.d;
+    double e, dot = 1.0;
+    if (p->spec.est->tmpl == RJ_TMPL_SOFTMAX) {
+        e = 0;
+        for (int c = 0; c < d; c++)
+            e += rx->raw[i * d + c] * ry->raw[j * d + c];
+    } else {
+        e = rx->h[i] + ry->h[j];
+        dot = 0;
+        for (int64_t r = 0; r < p->M; r++)
+            dot += rx->f[i * p->M + r] * ry->f[j * p->M + r];
+    }
+    if (kind == RFJIT_KERNEL_GAUSSIAN)
+        e -= 0.5 * (rx->sq[i] + ry->sq[j]);
+    return exp(e) * dot;
+}
+
 static void kernel_slice(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
                          const feat_rows *ry, int64_t ny, int kind, double *K)
 {
-    const int d = p->spec.d;
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t j = 0; j < ny; j++)
+            K[i * ny + j] = kernel_pair(p, rx, i, ry, j, kind);
+}
+
+/* The JIT's exp saturates at e^88.3 (gen/ir_math.c), below FLT_MAX = e^88.72: a pair whose
+ * exponent may pass it would come back as a plausible finite number. Such pairs (a bound:
+ * |x||y| for the exact kernel's x . y, h_i + h_j for features) are recomputed in double, so
+ * that a value past FLT_MAX is reported (RFJIT_E_RANGE) and one just below it is right. */
+static void kernel_fix_saturated(const rfjit_plan *p, const feat_rows *rx, int64_t nx,
+                                 const feat_rows *ry, int64_t ny, int kind, double *K)
+{
+    const int exact = p->spec.est->tmpl == RJ_TMPL_SOFTMAX;
     for (int64_t i = 0; i < nx; i++)
         for (int64_t j = 0; j < ny; j++) {
-            double e, dot = 1.0;
-            if (p->spec.est->tmpl == RJ_TMPL_SOFTMAX) {
-                e = 0;
-                for (int c = 0; c < d; c++)
-                    e += rx->raw[i * d + c] * ry->raw[j * d + c];
-            } else {
-                e = rx->h[i] + ry->h[j];
-                dot = 0;
-                for (int64_t r = 0; r < p->M; r++)
-                    dot += rx->f[i * p->M + r] * ry->f[j * p->M + r];
-            }
+            double e = exact ? sqrt(rx->sq[i] * ry->sq[j]) : rx->h[i] + ry->h[j];
             if (kind == RFJIT_KERNEL_GAUSSIAN)
                 e -= 0.5 * (rx->sq[i] + ry->sq[j]);
-            K[i * ny + j] = exp(e) * dot;
+            if (e > 88.0)
+                K[i * ny + j] = kernel_pair(p, rx, i, ry, j, kind);
         }
 }
 
-rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
-                               const rfjit_tensor *y, int kind, rfjit_tensor *out)
+/* Whether a value of K (one nx x ny slice) is past float range; the first one found is named
+ * in dg. */
+static bool kernel_overflows(const double *K, int64_t nx, int64_t ny, int64_t b, int64_t h,
+                             rj_diag *dg)
 {
-    if (!p)
-        return RFJIT_E_INVALID_ARG;
-    rj_diag dg = {{0}};
+    for (int64_t i = 0; i < nx; i++)
+        for (int64_t j = 0; j < ny; j++)
+            if (!isfinite((float)K[i * ny + j])) {
+                rj_fail(dg, RFJIT_E_RANGE,
+                        "the kernel estimate at (b, h, i, j) = (%lld, %lld, %lld, %lld) is %.4g, "
+                        "past FLT_MAX (%.4g): exp(x^T y) of these inputs is outside float range",
+                        (long long)b, (long long)h, (long long)i, (long long)j, K[i * ny + j],
+                        (double)FLT_MAX);
+                return true;
+            }
+    return false;
+}
+
+rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
+                            int kind, rfjit_tensor *out, rj_diag *dg)
+{
     rfjit_status s = RFJIT_OK;
     if (!x || !y || !out)
-        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
+        s = rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: x, y and out are required");
     else if (kind != RFJIT_KERNEL_SOFTMAX && kind != RFJIT_KERNEL_GAUSSIAN)
-        s = rj_fail(&dg, RFJIT_E_INVALID_ARG, "unknown kernel kind %d", kind);
+        s = rj_fail(dg, RFJIT_E_INVALID_ARG,
+                    "unknown kernel kind %d (RFJIT_KERNEL_SOFTMAX 0, RFJIT_KERNEL_GAUSSIAN 1)",
+                    kind);
     if (s == RFJIT_OK)
-        s = check_pair(p, x, y, &dg);
+        s = check_pair(p, x, y, dg);
     if (s == RFJIT_OK)
-        s = check_out(out, "out", x, x->shape[2], y->shape[2], x, y, &dg);
+        s = check_out(out, "out", x, x->shape[2], y->shape[2], x, y, dg);
     if (s != RFJIT_OK)
-        return rj_ctx_fail(p->ctx, s, &dg);
+        return s;
 
     const int64_t nx = x->shape[2], ny = y->shape[2];
     feat_rows rx = {0}, ry = {0};
@@ -244,29 +299,31 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
     double *K = NULL;
     float *Kf = NULL;
     rj_est_jit ej = {0}, *e = p->jit ? &ej : NULL;
-    s = rj_fit_scratch_init(&fs, p, &dg);
+    bool over = false;
+    rj_diag why = {{0}};
+    s = rj_fit_scratch_init(&fs, p, dg);
     if (s == RFJIT_OK && e)
-        s = rj_est_jit_init(e, p, nx, ny, &dg);
+        s = rj_est_jit_init(e, p, nx, ny, dg);
     if (s == RFJIT_OK)
-        s = rows_alloc(&rx, nx, p->spec.d, p->M, &dg);
+        s = rows_alloc(&rx, nx, p->spec.d, p->M, dg);
     if (s == RFJIT_OK)
-        s = rows_alloc(&ry, ny, p->spec.d, p->M, &dg);
+        s = rows_alloc(&ry, ny, p->spec.d, p->M, dg);
     if (s == RFJIT_OK && (!rj_mul_size((size_t)nx, (size_t)ny, &nk) ||
                           !(K = rj_alloc_array(nk, sizeof(double))) ||
                           (e && !(Kf = rj_alloc_array(nk, sizeof(float))))))
-        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for a %lld x %lld kernel matrix",
                     (long long)nx, (long long)ny);
     for (int64_t b = 0; b < x->shape[0] && s == RFJIT_OK; b++)
         for (int64_t h = 0; h < x->shape[1] && s == RFJIT_OK; h++) {
             rj_tensor_gather(x, b, h, 1.0, rx.raw);
             rj_tensor_gather(y, b, h, 1.0, ry.raw);
             const double *params = NULL;
-            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, &dg);
+            s = rj_fit_slice(p, &fs, rx.raw, nx, ry.raw, ny, &params, dg);
             if (s != RFJIT_OK)
                 break;
-            s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, &dg);
+            s = rows_features(p, e, params, RJ_ROLE_Q, &rx, nx, dg);
             if (s == RFJIT_OK)
-                s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, &dg);
+                s = rows_features(p, e, params, RJ_ROLE_K, &ry, ny, dg);
             if (s != RFJIT_OK)
                 break;
             if (e) {
@@ -274,19 +331,29 @@ rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
                 rj_est_jit_gram(e, gauss ? rx.sq : NULL, gauss ? ry.sq : NULL, Kf, ny);
                 for (size_t i = 0; i < nk; i++)
                     K[i] = Kf[i];
+                kernel_fix_saturated(p, &rx, nx, &ry, ny, kind, K);
             } else {
                 kernel_slice(p, &rx, nx, &ry, ny, kind, K);
             }
             rj_tensor_scatter(out, b, h, K);
+            over = over || kernel_overflows(K, nx, ny, b, h, &why);
         }
-    if (s == RFJIT_OK && !rj_tensor_finite(out))
-        s = rj_fail(&dg, RFJIT_E_RANGE, "the kernel estimate overflows float: exp(x^T y) of "
-                                        "these inputs exceeds FLT_MAX");
+    if (s == RFJIT_OK && over) /* every slice written, Inf where it overflows */
+        s = rj_fail(dg, RFJIT_E_RANGE, "%s", why.msg);
     rj_est_jit_free(&ej);
     rj_free(Kf);
     rows_free(&rx);
     rows_free(&ry);
     rj_free(K);
     rj_fit_scratch_free(&fs);
-    return rj_ctx_fail(p->ctx, s, &dg);
+    return s;
+}
+
+rfjit_status rfjit_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x,
+                               const rfjit_tensor *y, int kind, rfjit_tensor *out)
+{
+    if (!p)
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_kernel: plan is NULL");
+    rj_diag dg = {{0}};
+    return rj_ctx_fail(p->ctx, rj_plan_kernel(p, x, y, kind, out, &dg), &dg);
 }

@@ -89,7 +89,7 @@ rfjit_status rfjit_fit(rfjit_ctx *ctx, const char *estimator, const rfjit_tensor
                        size_t json_len)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_fit: ctx is NULL");
     rj_diag dg = {{0}};
     rfjit_status s = RFJIT_OK;
     const rj_est_ops *est = estimator ? rj_est_find(estimator) : NULL;

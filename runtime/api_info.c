@@ -24,7 +24,7 @@ static void appendf(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 rfjit_status rfjit_info(rfjit_ctx *ctx, int json, char *buf, size_t len)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_info: ctx is NULL");
     if (!buf || len == 0)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_info: NULL or empty buffer");
     const rj_host *h = &ctx->host;

@@ -12,7 +12,7 @@ enum { MAX_PASSES = 64, MIN_PASSES = 5 };
 rfjit_status rfjit_fma_peak(rfjit_ctx *ctx, double seconds, double *gflops)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_fma_peak: ctx is NULL");
     if (!gflops || !(seconds > 0) || seconds > 60)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "rfjit_fma_peak: gflops NULL or seconds outside (0, 60]");

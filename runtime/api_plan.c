@@ -85,12 +85,6 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s)
-{
-    rj_diag dg = {{0}};
-    return rj_ctx_fail(ctx, rj_plan_check(d, s, &dg), &dg);
-}
-
 static rfjit_status make_projection(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
@@ -177,30 +171,21 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
-                               rfjit_plan **out)
+rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,
+                            rj_diag *dg)
 {
-    if (out)
-        *out = NULL;
-    if (!ctx)
-        return RFJIT_E_INVALID_ARG;
-    if (!out || !desc_in)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL",
-                            out ? "desc" : "out");
-    rj_diag dg = {{0}};
+    *out = NULL;
+    RJ_FAIL_IF(dg, !desc_in, RFJIT_E_INVALID_ARG, "rfjit_plan_create: desc is NULL");
     rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
-    rfjit_status s = rj_desc_read(&d, sizeof d, desc_in, desc_in->size, &dg);
-    if (s != RFJIT_OK)
-        return rj_ctx_fail(ctx, s, &dg);
+    RJ_TRY(rj_desc_read(&d, sizeof d, desc_in, desc_in->size, dg));
     rj_spec spec;
-    RJ_TRY(rj_plan_check_desc(ctx, &d, &spec));
+    RJ_TRY(rj_plan_check(&d, &spec, dg));
 
     rfjit_plan *p = rj_alloc_zero(sizeof *p);
-    if (!p)
-        return rj_ctx_failf(ctx, RFJIT_E_NOMEM, "no memory for a plan");
+    RJ_FAIL_IF(dg, !p, RFJIT_E_NOMEM, "no memory for a plan");
     if (pthread_mutex_init(&p->pool_mu, NULL) != 0) {
         rj_free(p);
-        return rj_ctx_failf(ctx, RFJIT_E_THREAD, "cannot create a plan's lock");
+        return rj_fail(dg, RFJIT_E_THREAD, "cannot create a plan's lock");
     }
     p->ctx = ctx;
     p->spec = spec;
@@ -210,25 +195,37 @@ rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in,
     p->tiling = d.tiling;
     p->M = spec.est->feature_dim(&spec);
     p->nparams = spec.est->params_size(&spec);
-    s = make_projection(p, &d, &dg);
+    rfjit_status s = make_projection(p, &d, dg);
     if (s == RFJIT_OK && !(p->params = rj_alloc_array(p->nparams ? p->nparams : 1,
                                                        sizeof(double))))
-        s = rj_fail(&dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
     if (s == RFJIT_OK && !(spec.est->flags & RJ_EST_FITTED)) {
-        s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, &dg);
+        s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, dg);
         p->frozen = 1;
     } else if (s == RFJIT_OK && d.calib_q) {
-        s = calibrate(p, &d, &dg);
+        s = calibrate(p, &d, dg);
         p->frozen = 1;
     }
     if (s == RFJIT_OK)
-        s = choose_backend(p, &dg);
+        s = choose_backend(p, dg);
     if (s != RFJIT_OK) {
         rfjit_plan_destroy(p);
-        return rj_ctx_fail(ctx, s, &dg);
+        return s;
     }
     *out = p;
     return RFJIT_OK;
+}
+
+rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_plan **out)
+{
+    rj_diag dg = {{0}};
+    if (out)
+        *out = NULL;
+    if (!ctx || !out) {
+        rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL", ctx ? "out" : "ctx");
+        return rj_ctx_fail(ctx, RFJIT_E_INVALID_ARG, &dg);
+    }
+    return rj_ctx_fail(ctx, rj_plan_create(ctx, desc, out, &dg), &dg);
 }
 
 void rfjit_plan_destroy(rfjit_plan *p)
@@ -256,7 +253,7 @@ static const char *proj_name(int kind)
 rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
 {
     if (!p)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_plan_describe: plan is NULL");
     if (!buf || len == 0)
         return rj_ctx_failf(p->ctx, RFJIT_E_INVALID_ARG, "rfjit_plan_describe: no buffer");
     const rj_spec *s = &p->spec;

@@ -32,6 +32,13 @@ const char *rfjit_version_string(void)
     return RFJIT_VERSION_STRING;
 }
 
+size_t rfjit_escape(char *dst, size_t len, const char *src)
+{
+    if (!dst || len == 0)
+        return 0;
+    return rj_escape(dst, len, src ? src : "");
+}
+
 const char *rfjit_estimator_name(int index)
 {
     if (index < 0 || index >= rj_est_count)

@@ -197,7 +197,7 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     if (out)
         *out = NULL;
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_tune: ctx is NULL");
     if (!out || !desc_in)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_tune: %s is NULL",
                             out ? "desc" : "out");

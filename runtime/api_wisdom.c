@@ -41,11 +41,11 @@ static void note_report(rfjit_ctx *ctx, const char *path, const rj_wisdom_report
 {
     char msg[640];
     if (rep->ignored_file || rep->foreign) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s ignored: %s", path, rep->why);
+        snprintf(msg, sizeof msg, "wisdom file %s ignored: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
     if (rep->bad_lines) {
-        snprintf(msg, sizeof msg, "warning: wisdom file %s: %s", path, rep->why);
+        snprintf(msg, sizeof msg, "wisdom file %s: %s", path, rep->why);
         rj_ctx_note(ctx, 1, msg);
     }
 }
@@ -102,7 +102,7 @@ rfjit_status rj_ctx_wisdom_put(rfjit_ctx *ctx, const char *key, int patience, co
 rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_wisdom_export: ctx is NULL");
     const char *to = path ? path : ctx->wisdom_path;
     char none[4096];
     rj_diag why = {{0}};
@@ -123,7 +123,7 @@ rfjit_status rfjit_wisdom_export(rfjit_ctx *ctx, const char *path)
 rfjit_status rfjit_wisdom_import(rfjit_ctx *ctx, const char *path)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_wisdom_import: ctx is NULL");
     if (!path)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_wisdom_import: path is NULL");
     if (access(path, F_OK) != 0)
@@ -141,7 +141,7 @@ rfjit_status rfjit_wisdom_import(rfjit_ctx *ctx, const char *path)
 rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_wisdom_forget: ctx is NULL");
     pthread_mutex_lock(&ctx->lock);
     rj_wisdom_forget(ctx->wisdom);
     pthread_mutex_unlock(&ctx->lock);
@@ -162,7 +162,7 @@ rfjit_status rfjit_wisdom_forget(rfjit_ctx *ctx, int on_disk)
 rfjit_status rfjit_wisdom_to_string(rfjit_ctx *ctx, char **text)
 {
     if (!ctx)
-        return RFJIT_E_INVALID_ARG;
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_wisdom_to_string: ctx is NULL");
     if (!text)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_wisdom_to_string: text is NULL");
     *text = NULL;

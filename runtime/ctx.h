@@ -20,8 +20,8 @@
 #include <pthread.h>
 
 struct rfjit_ctx {
-    pthread_mutex_t lock;      /* guards last_error and (later) caches */
-    char last_error[512];
+    pthread_mutex_t lock;      /* guards wisdom */
+    uint64_t id;               /* unique in the process: keys the per-thread last errors */
     int32_t threads, verbose;
     rfjit_log_fn log;
     void *log_user;
@@ -83,7 +83,20 @@ int rj_ctx_wisdom_get(rfjit_ctx *ctx, const char *key, int min_patience, char *v
 rfjit_status rj_ctx_wisdom_put(rfjit_ctx *ctx, const char *key, int patience, const char *val,
                                rj_diag *dg);
 
-/* Copy dg's message into ctx->last_error (under the lock) and return s. */
+/* The public calls the runtime and the tuner make themselves, with the message in dg
+ * rather than in the caller's thread's last error (which a public caller reads). */
+rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_plan **out,
+                            rj_diag *dg);
+rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                             const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
+rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
+                            int kind, rfjit_tensor *out, rj_diag *dg);
+rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L, int patience,
+                            rfjit_tiling *best, double *best_ms, rfjit_tiling_time *times,
+                            size_t *n_times, rj_diag *dg);
+
+/* Record dg's message (or s's text) as the calling thread's last error on ctx (ctx NULL: of
+ * rfjit_ctx_create) and return s. */
 rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg);
 /* Record a formatted message as ctx's last error and return s. */
 rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)

@@ -12,6 +12,7 @@
 
 #include "fsutil.h"
 #include "ir_gen.h"
+#include "target_names.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -167,6 +168,68 @@ static rfjit_status make_tm(const char *triple, const char *cpu, const char *fea
                                   LLVMRelocPIC, LLVMCodeModelDefault);
     RJ_FAIL_IF(dg, !*tm, RFJIT_E_TARGET, "cannot create a target machine for %s / %s", triple,
                cpu);
+    return RFJIT_OK;
+}
+
+static bool listed(const char *const *list, const char *name, size_t len)
+{
+    for (; *list; list++)
+        if (strlen(*list) == len && strncmp(*list, name, len) == 0)
+            return true;
+    return false;
+}
+
+static size_t list_size(const char *const *list)
+{
+    size_t n = 0;
+    while (list[n])
+        n++;
+    return n;
+}
+
+/* One item of a feature string ("+name" or "-name"), n bytes at f. */
+static rfjit_status check_feature(const char *const *known, const char *f, size_t n,
+                                  const char *triple, const char *eg, rj_diag *dg)
+{
+    char item[128];
+    snprintf(item, sizeof item, "%.*s", (int)(n < 120 ? n : 120), f);
+    RJ_FAIL_IF(dg, f[0] != '+' && f[0] != '-', RFJIT_E_TARGET,
+               "feature '%s' needs a sign: +%s enables it, -%s disables it", item, item, item);
+    RJ_FAIL_IF(dg, !listed(known, f + 1, n - 1), RFJIT_E_TARGET,
+               "unknown feature '%s' for %s: LLVM knows %zu, e.g. %s (llc -mtriple=%s "
+               "-mattr=help lists them)", item + 1, triple, list_size(known), eg, triple);
+    return RFJIT_OK;
+}
+
+rfjit_status rj_jit_check_target(const char *triple, const char *cpu, const char *features,
+                                 rj_diag *dg)
+{
+    pthread_once(&init_once, init_targets);
+    LLVMTargetRef T = NULL;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(triple, &T, &err)) {
+        rfjit_status s = rj_fail(dg, RFJIT_E_TARGET, "unknown target '%s': %s (x86_64-... and "
+                                 "aarch64-... triples are supported)", triple, err ? err : "?");
+        LLVMDisposeMessage(err);
+        return s;
+    }
+    const int x86 = strncmp(LLVMGetTargetName(T), "x86", 3) == 0;
+    const char *const *cpus = x86 ? rj_x86_cpus : rj_aarch64_cpus;
+    const char *const *feats = x86 ? rj_x86_features : rj_aarch64_features;
+    RJ_FAIL_IF(dg, cpu && *cpu && !listed(cpus, cpu, strlen(cpu)), RFJIT_E_TARGET,
+               "unknown CPU '%s' for %s: LLVM knows %zu, e.g. %s (llc -mtriple=%s -mcpu=help "
+               "lists them)", cpu, triple, list_size(cpus),
+               x86 ? "x86-64, x86-64-v3, x86-64-v4, skylake-avx512, znver4"
+                   : "generic, cortex-a76, neoverse-n1, neoverse-v2, apple-m1",
+               triple);
+    /* LLVM drops empty items of the comma-separated list; so do we */
+    for (const char *f = features ? features : ""; *f;) {
+        const size_t n = strcspn(f, ",");
+        if (n)
+            RJ_TRY(check_feature(feats, f, n, triple, x86 ? "+avx2, +fma, +avx512f"
+                                                          : "+neon, +sve, +v8.2a", dg));
+        f += n + (f[n] == ',');
+    }
     return RFJIT_OK;
 }
 

@@ -51,6 +51,13 @@ rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
 rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
                          rj_kernel_fn *fn, rj_diag *dg);
 
+/* Check the names a caller gives for another target before LLVM sees them (LLVM would only
+ * print a warning and compile for a default): the triple must be registered, cpu (NULL or ""
+ * to skip) one of its CPUs, features (NULL to skip) a comma-separated list of +name or -name
+ * of its features. RFJIT_E_TARGET with a message naming the value otherwise. */
+rfjit_status rj_jit_check_target(const char *triple, const char *cpu, const char *features,
+                                 rj_diag *dg);
+
 /* Ahead-of-time emission for any registered target (x86-64 or AArch64): object, assembly
  * or optimised IR text (rj_alloc'd, *n bytes). Thread-safe (own context and machine). */
 rfjit_status rj_jit_emit(const rj_kplan *kp, const char *sym, const char *triple,

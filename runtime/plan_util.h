@@ -10,8 +10,6 @@
  * checks before it allocates, so the descriptor fuzz target and the wisdom reader
  * (tune_record.c) call it directly. */
 rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg);
-/* rj_plan_check with the failure message in ctx. */
-rfjit_status rj_plan_check_desc(rfjit_ctx *ctx, const rfjit_attn_desc *d, rj_spec *s);
 
 /* d^{-1/4}: attention scales q and k by it so that x^T y = q^T k / sqrt(d). */
 double rj_plan_input_scale(int d);

@@ -21,10 +21,12 @@
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
-/* Print "rfjit <verb>: <message>" as one line on stderr (newlines in the message become
- * spaces) and return code. */
+/* Print "rfjit <verb>: <message>" as one line on stderr (control characters in the message
+ * shown as \xNN, as rfjit_escape does) and return code. */
 int cli_error(const char *verb, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same as "rfjit <verb>: warning: <message>", for problems that do not stop the verb. */
+void cli_warn(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Strict parses of a whole decimal string (no trailing characters, no overflow, in range);
  * 0 on success, -1 otherwise with *out untouched. */

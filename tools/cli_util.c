@@ -10,18 +10,32 @@
 #include <string.h>
 #include <time.h>
 
+/* "rfjit[ verb]: [kind]message" on stderr as one line, the message escaped as the library
+ * escapes its own: user strings in it (paths, option values) can neither add a line nor
+ * drive the terminal. */
+static void print_line(const char *verb, const char *kind, const char *fmt, va_list ap)
+{
+    char raw[1024], msg[1024];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    rfjit_escape(msg, sizeof msg, raw);
+    fprintf(stderr, "rfjit%s%s: %s%s\n", *verb ? " " : "", verb, kind, msg);
+}
+
 int cli_error(const char *verb, int code, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    print_line(verb, "", fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++) /* one line, whatever the library's message held */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "rfjit%s%s: %s\n", *verb ? " " : "", verb, msg);
     return code;
+}
+
+void cli_warn(const char *verb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_line(verb, "warning: ", fmt, ap);
+    va_end(ap);
 }
 
 int cli_parse_int(const char *s, long lo, long hi, int *out)
@@ -142,14 +156,16 @@ int cli_parse_backend(const char *s, int32_t *out)
     return 0;
 }
 
-/* Errors are kept for the verb's one error line; warnings (an unusable cache directory)
- * are worth a line of their own. */
+/* Errors are left for the verb's one error line; warnings (an unusable cache directory) are
+ * worth a line of their own, and so are the notes the library sends only when RFJIT_VERBOSE
+ * asks for them. */
 static void cli_log(void *user, int level, const char *msg)
 {
-    if (level == 0)
-        snprintf(user, 512, "%s", msg);
-    else if (level == 1)
-        fprintf(stderr, "rfjit: warning: %s\n", msg);
+    (void)user;
+    if (level == 1)
+        cli_warn("", "%s", msg);
+    else if (level >= 2)
+        cli_error("", 0, "%s", msg);
 }
 
 rfjit_ctx *cli_context(const char *verb, const char *isa)
@@ -162,16 +178,10 @@ rfjit_ctx *cli_context_wisdom(const char *verb, const char *isa, const char *wis
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.isa = isa;
     cd.wisdom_path = wisdom_path;
-    /* static: the log outlives this frame (the CLI is single-threaded) */
-    static char msg[512];
-    msg[0] = 0;
     cd.log = cli_log;
-    cd.log_user = msg;
     rfjit_ctx *ctx = NULL;
-    rfjit_status s = rfjit_ctx_create(&cd, &ctx);
-    if (s != RFJIT_OK) {
-        cli_error(verb, CLI_FAILED, "cannot create a context: %s",
-                  msg[0] ? msg : rfjit_status_string(s));
+    if (rfjit_ctx_create(&cd, &ctx) != RFJIT_OK) {
+        cli_error(verb, CLI_FAILED, "cannot create a context: %s", rfjit_ctx_last_error(NULL));
         return NULL;
     }
     return ctx;

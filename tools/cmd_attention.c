@@ -243,12 +243,12 @@ static double useless_error(rfjit_ctx *ctx, const attn_args *x, const rfjit_tens
 static void warn_useless(const rfjit_attn_desc *a, double e)
 {
     const char *name = a->estimator ? a->estimator : "positive";
-    fprintf(stderr,
-            "rfjit attention: warning: the variance model of %s at m = %d predicts a relative "
-            "output error ||O_hat - O|| / ||O|| of %.2g on these inputs (above 1: the output is "
-            "mostly noise); use --estimator exact, more features, or inputs whose "
-            "d^-1/4-scaled rows have norm about 1 (--no-warn hides this)\n",
-            name, a->m, e);
+    cli_warn("attention",
+             "the variance model of %s at m = %d predicts a relative output error "
+             "||O_hat - O|| / ||O|| of %.2g on these inputs (above 1: the output is mostly "
+             "noise); use --estimator exact, more features, or inputs whose d^-1/4-scaled rows "
+             "have norm about 1 (--no-warn hides this)",
+             name, a->m, e);
 }
 
 static int run(attn_args *x, const npy_array *aq, rfjit_tensor *tq, rfjit_tensor *tk,

@@ -67,8 +67,8 @@ int cmd_fit(int argc, char **argv)
     if (rc == CLI_OK)
         rc = load_sample(pk, &ak, &tk);
     rfjit_ctx *ctx = NULL;
-    if (rc == CLI_OK && rfjit_ctx_create(NULL, &ctx) != RFJIT_OK)
-        rc = cli_error("fit", CLI_FAILED, "cannot create a context");
+    if (rc == CLI_OK && !(ctx = cli_context("fit", NULL)))
+        rc = CLI_FAILED;
     if (rc == CLI_OK) {
         rfjit_fit_result r;
         char buf[4096];

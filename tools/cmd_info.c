@@ -26,11 +26,10 @@ int cmd_info(int argc, char **argv)
             return cli_error("info", CLI_USAGE, "unknown option '%s' (see --help)", argv[i]);
         }
     }
-    rfjit_ctx *ctx = NULL;
-    rfjit_status s = rfjit_ctx_create(NULL, &ctx);
-    if (s != RFJIT_OK)
-        return cli_error("info", CLI_FAILED, "cannot create a context: %s",
-                         rfjit_status_string(s));
+    rfjit_ctx *ctx = cli_context("info", NULL);
+    if (!ctx)
+        return CLI_FAILED;
+    rfjit_status s;
     /* The feature string alone is a few KiB; grow the buffer while rfjit_info says it is too
      * small (it fails with RFJIT_E_INVALID_ARG then), up to a bound no real machine needs. */
     char *buf = NULL;

@@ -260,7 +260,7 @@ int cmd_tune(int argc, char **argv)
                            "%s", rfjit_ctx_last_error(ctx));
     }
     if (rc == CLI_OK && save && rfjit_wisdom_export(ctx, NULL) != RFJIT_OK)
-        fprintf(stderr, "rfjit tune: warning: wisdom not saved: %s\n", rfjit_ctx_last_error(ctx));
+        cli_warn("tune", "wisdom not saved: %s", rfjit_ctx_last_error(ctx));
     if (rc == CLI_OK && json) {
         size_t cap = 1 << 16;
         char *buf = malloc(cap);

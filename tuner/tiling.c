@@ -141,27 +141,25 @@ static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *
     a.tiling = c->t;
     a.backend = RFJIT_BACKEND_JIT;
     rfjit_plan *p = NULL;
-    rfjit_status s = rfjit_plan_create(b->ctx, &a, &p);
+    rfjit_status s = rj_plan_create(b->ctx, &a, &p, dg);
     if (s != RFJIT_OK)
-        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(b->ctx));
+        return s;
     const int dv = a.dv ? a.dv : a.d;
     rfjit_tensor tq = rfjit_tensor_contiguous(b->q, 1, 1, b->L, a.d);
     rfjit_tensor tk = rfjit_tensor_contiguous(b->k, 1, 1, b->L, a.d);
     rfjit_tensor tv = rfjit_tensor_contiguous(b->v, 1, 1, b->L, dv);
     rfjit_tensor to = rfjit_tensor_contiguous(b->o, 1, 1, b->L, dv);
     double t0 = rj_now_s();
-    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to); /* warm: pages, caches */
+    s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg); /* warm: pages, caches */
     const double once = rj_now_s() - t0;
     const int reps = once >= 2e-3 ? 1 : (int)ceil(2e-3 / fmax(once, 1e-6));
     double t[5];
     for (int i = 0; i < samples && s == RFJIT_OK; i++) {
         t0 = rj_now_s();
         for (int r = 0; r < reps && s == RFJIT_OK; r++)
-            s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+            s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
         t[i] = 1e3 * (rj_now_s() - t0) / reps;
     }
-    if (s != RFJIT_OK)
-        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(b->ctx));
     rfjit_plan_destroy(p);
     c->ms = rj_median(t, (size_t)samples); /* samples is odd: 1, 3 or 5 */
     return s;

@@ -127,14 +127,12 @@ static rfjit_status attend(rfjit_ctx *ctx, const rj_calib *c, const rfjit_attn_d
                            float *out, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
-    rfjit_status s = rfjit_plan_create(ctx, a, &p);
+    rfjit_status s = rj_plan_create(ctx, a, &p, dg);
     if (s != RFJIT_OK)
-        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+        return s;
     rfjit_tensor tq = view(c->q, c, c->lq, c->d), tk = view(c->k, c, c->lk, c->d);
     rfjit_tensor tv = view(c->v, c, c->lk, c->dv), to = view(out, c, c->lq, c->dv);
-    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
-    if (s != RFJIT_OK)
-        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
     rfjit_plan_destroy(p);
     return s;
 }
@@ -143,15 +141,13 @@ static rfjit_status kernel_of(rfjit_ctx *ctx, const rj_calib *c, const rfjit_att
                               float *K, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
-    rfjit_status s = rfjit_plan_create(ctx, a, &p);
+    rfjit_status s = rj_plan_create(ctx, a, &p, dg);
     if (s != RFJIT_OK)
-        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+        return s;
     rfjit_tensor tx = rfjit_tensor_contiguous(c->kq, 1, 1, c->nq, c->d);
     rfjit_tensor ty = rfjit_tensor_contiguous(c->kk, 1, 1, c->nk, c->d);
     rfjit_tensor to = rfjit_tensor_contiguous(K, 1, 1, c->nq, c->nk);
-    s = rfjit_plan_kernel(p, &tx, &ty, RFJIT_KERNEL_SOFTMAX, &to);
-    if (s != RFJIT_OK)
-        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(ctx));
+    s = rj_plan_kernel(p, &tx, &ty, RFJIT_KERNEL_SOFTMAX, &to, dg);
     rfjit_plan_destroy(p);
     return s;
 }

@@ -89,23 +89,21 @@ static rfjit_status error_stats(search *S, const rj_est_ops *est, int32_t m, uin
 static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
-    rfjit_status s = rfjit_plan_create(S->ctx, a, &p);
+    rfjit_status s = rj_plan_create(S->ctx, a, &p, dg);
     if (s != RFJIT_OK)
-        return rj_fail(dg, s, "%s", rfjit_ctx_last_error(S->ctx));
+        return s;
     const int64_t L = S->r->L;
     rfjit_tensor tq = rfjit_tensor_contiguous(S->tq, 1, 1, L, S->r->d);
     rfjit_tensor tk = rfjit_tensor_contiguous(S->tk, 1, 1, L, S->r->d);
     rfjit_tensor tv = rfjit_tensor_contiguous(S->tv, 1, 1, L, S->r->dv);
     rfjit_tensor to = rfjit_tensor_contiguous(S->to, 1, 1, L, S->r->dv);
     double t[5];
-    s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+    s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
     for (int i = 0; i < 5 && s == RFJIT_OK; i++) {
         const double t0 = rj_now_s();
-        s = rfjit_plan_execute(p, &tq, &tk, &tv, &to);
+        s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
         t[i] = 1e3 * (rj_now_s() - t0);
     }
-    if (s != RFJIT_OK)
-        s = rj_fail(dg, s, "%s", rfjit_ctx_last_error(S->ctx));
     rfjit_plan_destroy(p);
     *ms = rj_median(t, 5);
     return s;
@@ -371,10 +369,11 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         progress(S, "tiling");
         rfjit_attn_desc a = rj_tune_desc_of(r, c->est, c->m, r->seed);
         double ms = NAN;
-        rfjit_status s = rfjit_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL,
-                                           NULL);
+        rj_diag why = {{0}};
+        rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL,
+                                        NULL, &why);
         if (s != RFJIT_OK)
-            return rj_fail(dg, s, "tiling search: %s", rfjit_ctx_last_error(S->ctx));
+            return rj_fail(dg, s, "tiling search: %s", why.msg);
         if (isfinite(ms) && ms < c->time_ms)
             c->time_ms = ms;
         else

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     const double per_step = (now() - t0) / (double)T;
     if (s != RFJIT_OK) {
         fprintf(stderr, "decode_stream: %s (%s)\n", rfjit_status_string(s),
-                ctx ? rfjit_ctx_last_error(ctx) : "");
+                rfjit_ctx_last_error(ctx));
         return 1;
     }
     rfjit_tensor tq = rfjit_tensor_contiguous(q, 1, H, T, D);

@@ -18,7 +18,7 @@
 static int fail(rfjit_ctx *ctx, const char *what, rfjit_status s)
 {
     fprintf(stderr, "host_app: %s: %s (%s)\n", what, rfjit_status_string(s),
-            ctx ? rfjit_ctx_last_error(ctx) : "");
+            rfjit_ctx_last_error(ctx));
     return 1;
 }
 

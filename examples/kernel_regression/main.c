@@ -82,7 +82,7 @@ int main(void)
     if (s == RFJIT_OK)
         s = kernel(ctx, "exact", 1, xt, x, K);
     if (s != RFJIT_OK) {
-        fprintf(stderr, "kernel_regression: %s\n", ctx ? rfjit_ctx_last_error(ctx) : "context");
+        fprintf(stderr, "kernel_regression: %s\n", rfjit_ctx_last_error(ctx));
         return 1;
     }
     predict(K, y, exact_fit);

@@ -364,10 +364,9 @@ class Context(_Handle):
         errors = [m for level, m in self._notes if level == 0]
         self._flush_warnings()
         if st:
-            raise Error(st, errors[-1] if errors else "rfjit_ctx_create refused " + ", ".join(
-                "%s=%s" % (k, _show(v)) for k, v in (("threads", threads), ("isa", isa),
-                                                     ("cache_dir", cache_dir),
-                                                     ("wisdom_path", wisdom_path))))
+            # the library keeps the message per thread too, for a log that was not called
+            raise Error(st, errors[-1] if errors else
+                        _lib.rfjit_ctx_last_error(None).decode("utf-8", "replace"))
         self._adopt(h.value)
 
     @staticmethod

@@ -47,20 +47,26 @@ static rfjit_attn_desc desc_for(const char *est, int d, int m)
 
 Test(api_misuse, null_handles_and_destroy_null)
 {
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "no context (NULL rfjit_ctx)");
     cr_assert_eq(rfjit_ctx_create(NULL, NULL), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_ctx_create: out is NULL");
     rfjit_ctx_destroy(NULL);
     rfjit_plan_destroy(NULL);
-    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "no context (NULL rfjit_ctx)");
     rfjit_attn_desc a = desc_for("positive", 8, 4);
     rfjit_plan *p = (rfjit_plan *)&a;
     cr_assert_eq(rfjit_plan_create(NULL, &a, &p), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_plan_create: ctx is NULL");
     EXPECT_MSG(rfjit_plan_create(ctx, NULL, &p), RFJIT_E_INVALID_ARG, "desc");
     cr_assert_null(p, "handle must be NULL after a failed create");
     EXPECT_MSG(rfjit_plan_create(ctx, &a, NULL), RFJIT_E_INVALID_ARG, "out");
     cr_assert_eq(rfjit_plan_execute(NULL, NULL, NULL, NULL, NULL), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_plan_execute: plan is NULL");
     cr_assert_eq(rfjit_plan_describe(NULL, NULL, 0), RFJIT_E_INVALID_ARG);
     cr_assert_eq(rfjit_plan_feature_dim(NULL), 0);
     cr_assert_eq(rfjit_info(NULL, 0, NULL, 0), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_info: ctx is NULL");
+    cr_assert_eq(rfjit_wisdom_export(NULL, NULL), RFJIT_E_INVALID_ARG);
+    cr_assert_str_eq(rfjit_ctx_last_error(NULL), "rfjit_wisdom_export: ctx is NULL");
 }
 
 Test(api_misuse, descriptor_sizes)
@@ -97,6 +103,14 @@ Test(api_misuse, descriptor_sizes)
     a = desc_for("positive", 8, 4);
     a.size = offsetof(rfjit_attn_desc, projection);
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    /* and emission reads it the same way */
+    rfjit_emit_desc t = RFJIT_EMIT_DESC_INIT;
+    t.kind = RFJIT_EMIT_IR;
+    void *ir = NULL;
+    size_t n = 0;
+    cr_assert_eq(rfjit_emit(ctx, &a, &t, &ir, &n, NULL, 0), RFJIT_OK, "%s",
+                 rfjit_ctx_last_error(ctx));
+    rfjit_free(ir);
     rfjit_plan_destroy(p);
 }
 

@@ -31,3 +31,8 @@ Test(concurrency, threads_share_a_disk_cache, .timeout = 300)
 {
     cr_assert_eq(conc_disk_cache(why, sizeof why), 0, "%s", why);
 }
+
+Test(concurrency, threads_failing_at_once_read_their_own_messages, .timeout = 120)
+{
+    cr_assert_eq(conc_failing_calls(why, sizeof why), 0, "%s", why);
+}

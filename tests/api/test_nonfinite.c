@@ -187,9 +187,85 @@ Test(nonfinite, features_that_overflow_are_a_range_error)
     const rfjit_status st = rfjit_plan_features(p, &tx, NULL, &phi, NULL);
     cr_expect_eq(st, RFJIT_E_RANGE, "features of |x| ~ 113: %s (%s)", rfjit_status_string(st),
                  rfjit_ctx_last_error(ctx));
-    cr_expect(strstr(rfjit_ctx_last_error(ctx), "features overflow float"), "%s",
-              rfjit_ctx_last_error(ctx));
+    const char *m = rfjit_ctx_last_error(ctx);
+    cr_expect(strstr(m, "features overflow float: phi_x at (b, h, i, r) = (0, 0, ") &&
+                  strstr(m, "past FLT_MAX"),
+              "the message does not name the entry: %s", m);
     rfjit_plan_destroy(p);
+}
+
+static rfjit_plan *plan_d1(const char *est, int backend)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = 1;
+    a.m = M;
+    a.estimator = est;
+    a.backend = backend;
+    a.seed = 3;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s: %s", est,
+                 rfjit_ctx_last_error(ctx));
+    return p;
+}
+
+/* exp(x y) for d = 1 just under FLT_MAX = e^88.72 is a number, just over it RFJIT_E_RANGE
+ * naming the entry, on both backends: the JIT's exp saturates at e^88.3 and used to return
+ * that (2.229e38) with RFJIT_OK. */
+Test(nonfinite, exact_kernel_at_the_overflow_edge)
+{
+    for (int backend = RFJIT_BACKEND_REFERENCE; backend <= RFJIT_BACKEND_JIT; backend++) {
+        rfjit_plan *p = plan_d1("exact", backend);
+        float x[2] = {1.0f, sqrtf(88.5f)}, K[4];
+        rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, 2, 1);
+        rfjit_tensor tk = rfjit_tensor_contiguous(K, 1, 1, 2, 2);
+        rfjit_status st = rfjit_plan_kernel(p, &tx, &tx, RFJIT_KERNEL_SOFTMAX, &tk);
+        cr_assert_eq(st, RFJIT_OK, "backend %d: %s", backend, rfjit_ctx_last_error(ctx));
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const double want = exp((double)x[i] * (double)x[j]);
+                cr_expect(fabs(K[i * 2 + j] - want) <= 1e-5 * want,
+                          "backend %d: K[%d][%d] = %g, exp(%g) = %g", backend, i, j,
+                          K[i * 2 + j], (double)x[i] * x[j], want);
+            }
+        x[1] = sqrtf(89.0f);
+        st = rfjit_plan_kernel(p, &tx, &tx, RFJIT_KERNEL_SOFTMAX, &tk);
+        const char *m = rfjit_ctx_last_error(ctx);
+        cr_expect_eq(st, RFJIT_E_RANGE, "backend %d, e^89: %s (%s)", backend,
+                     rfjit_status_string(st), m);
+        cr_expect(strstr(m, "(b, h, i, j) = (0, 0, 1, 1)") && strstr(m, "past FLT_MAX"),
+                  "backend %d: %s", backend, m);
+        cr_expect(fabsf(K[0] - expf(1.0f)) < 1e-5f && isinf(K[3]),
+                  "backend %d: the other entries are written, Inf where it overflows: %g %g",
+                  backend, K[0], K[3]);
+        rfjit_plan_destroy(p);
+    }
+}
+
+/* Estimates of e^144 (x = y = 12, d = 1) from each family: the JIT answers what the double
+ * reference answers, a number or RFJIT_E_RANGE, never a saturated float. */
+Test(nonfinite, estimated_kernel_at_the_overflow_edge)
+{
+    static const char *const ests[] = {"trig", "positive", "hyperbolic", "oprf", "hybrid"};
+    for (size_t e = 0; e < sizeof ests / sizeof *ests; e++) {
+        float x[2] = {0.5f, 12.0f}, K[2][4];
+        rfjit_status st[2];
+        char msg[2][512];
+        rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, 2, 1);
+        for (int b = 0; b < 2; b++) {
+            rfjit_plan *p = plan_d1(ests[e], b ? RFJIT_BACKEND_JIT : RFJIT_BACKEND_REFERENCE);
+            rfjit_tensor tk = rfjit_tensor_contiguous(K[b], 1, 1, 2, 2);
+            st[b] = rfjit_plan_kernel(p, &tx, &tx, RFJIT_KERNEL_SOFTMAX, &tk);
+            snprintf(msg[b], sizeof msg[b], "%s", rfjit_ctx_last_error(ctx));
+            rfjit_plan_destroy(p);
+        }
+        cr_expect_eq(st[1], st[0], "%s: JIT %s (%s), reference %s (%s)", ests[e],
+                     rfjit_status_string(st[1]), msg[1], rfjit_status_string(st[0]), msg[0]);
+        for (int i = 0; st[0] == RFJIT_OK && i < 4; i++)
+            cr_expect(fabsf(K[1][i] - K[0][i]) <= 1e-3f * fmaxf(fabsf(K[0][i]), 1e-30f),
+                      "%s: K[%d] JIT %g, reference %g", ests[e], i, K[1][i], K[0][i]);
+        if (st[0] == RFJIT_E_RANGE)
+            cr_expect(strstr(msg[1], "past FLT_MAX"), "%s: %s", ests[e], msg[1]);
+    }
 }
 
 Test(nonfinite, plan_creation_and_tuning_inputs)

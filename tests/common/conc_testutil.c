@@ -7,13 +7,15 @@
  * of the same and of different specs at once compile each kernel exactly once (counted from
  * the verbose log), and every concurrent execute, of its own plan or of one plan shared by
  * all threads, writes the same bits as a serial run on a fresh context; over a shared disk
- * cache the first context compiles each kernel once and the next one loads them all.
+ * cache the first context compiles each kernel once and the next one loads them all; threads
+ * failing at once, each differently, read back their own messages.
  */
 #include "conc_testutil.h"
 
 #include "rfjit.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -284,6 +286,104 @@ int conc_shared_plan(char *why, size_t n)
                            a.estimator, a.causal, i, (int)w[i].st, w[i].mismatches);
         rfjit_plan_destroy(p);
     }
+    rfjit_ctx_destroy(c);
+    return bad;
+}
+
+/* Threads failing at once on one context, each in its own way (a plan with its own bad d or
+ * estimator name, an execute of one shared plan with its own wrong output length), read back
+ * their own message every time: last errors are per thread. The yield between the call and
+ * the read is the window a binding has there (Python's GIL handoff). */
+typedef struct {
+    rfjit_ctx *c;
+    const rfjit_plan *p;
+    int id, wrong;
+    char seen[256];
+} failing_worker;
+
+/* The start gate: the workers wait for it so that they fail at the same moments. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void check_own(failing_worker *w, rfjit_status st, const char *want)
+{
+    sched_yield();
+    const char *m = rfjit_ctx_last_error(w->c);
+    if (st == RFJIT_OK || !strstr(m, want)) {
+        w->wrong++;
+        snprintf(w->seen, sizeof w->seen, "%s (wanted '%s')", m, want);
+    }
+}
+
+static void *failing_loop(void *arg)
+{
+    failing_worker *w = arg;
+    char name[32], want[3][96];
+    snprintf(name, sizeof name, "bogus%d", w->id);
+    snprintf(want[0], sizeof want[0], "d = %d is outside", 2000 + w->id);
+    snprintf(want[1], sizeof want[1], "unknown estimator 'bogus%d'", w->id);
+    snprintf(want[2], sizeof want[2], "out length %d differs from q length 1", 2 + w->id);
+    float x[D] = {0}, o[(2 + N_THREADS) * DV];
+    rfjit_tensor tq = rfjit_tensor_contiguous(x, 1, 1, 1, D);
+    rfjit_tensor to = rfjit_tensor_contiguous(o, 1, 1, 2 + w->id, DV);
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    for (int it = 0; it < 600; it++) {
+        const int kind = (it + w->id) % 3;
+        if (kind == 2) {
+            check_own(w, rfjit_plan_execute(w->p, &tq, &tq, &tq, &to), want[2]);
+            continue;
+        }
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.m = M;
+        a.d = kind ? D : 2000 + w->id;
+        a.estimator = kind ? name : "positive";
+        rfjit_plan *p = NULL;
+        check_own(w, rfjit_plan_create(w->c, &a, &p), want[kind]);
+        rfjit_plan_destroy(p);
+    }
+    return NULL;
+}
+
+int conc_failing_calls(char *why, size_t n)
+{
+    int compiles = 0;
+    rfjit_ctx *c = make_ctx(2, &compiles);
+    if (!c)
+        return fail(why, n, "context: %s", rfjit_ctx_last_error(NULL));
+    rfjit_attn_desc a = desc_of(0);
+    rfjit_plan *p = NULL;
+    int bad = rfjit_plan_create(c, &a, &p) != RFJIT_OK
+                  ? fail(why, n, "plan: %s", rfjit_ctx_last_error(c))
+                  : 0;
+    failing_worker w[N_THREADS];
+    pthread_t t[N_THREADS];
+    int started = 0;
+    gate_open = 0;
+    for (; !bad && started < N_THREADS; started++) {
+        w[started] = (failing_worker){.c = c, .p = p, .id = started};
+        if (pthread_create(&t[started], NULL, failing_loop, &w[started]) != 0)
+            break;
+    }
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    if (!bad && started < N_THREADS)
+        bad = fail(why, n, "pthread_create failed at thread %d", started);
+    for (int i = 0; i < started && !bad; i++)
+        if (w[i].wrong)
+            bad = fail(why, n, "thread %d read %d messages not its own, e.g. %s", i, w[i].wrong,
+                       w[i].seen);
+    /* this thread never failed on c: nothing of the others' reaches it */
+    if (!bad && rfjit_ctx_last_error(c)[0])
+        bad = fail(why, n, "the main thread reads '%s'", rfjit_ctx_last_error(c));
+    rfjit_plan_destroy(p);
     rfjit_ctx_destroy(c);
     return bad;
 }

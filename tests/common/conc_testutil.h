@@ -8,4 +8,5 @@ int conc_setup(char *why, size_t n);
 int conc_create_and_execute(char *why, size_t n);
 int conc_shared_plan(char *why, size_t n);
 int conc_disk_cache(char *why, size_t n);
+int conc_failing_calls(char *why, size_t n);
 #endif

@@ -3,7 +3,7 @@
  * This file is the libFuzzer target of descriptor validation: the input is read as a
  * versioned rfjit_attn_desc (rj_desc_read, with a fuzzed size field and tail), its string and
  * tensor fields pointed at fuzzed but in-bounds data, then checked as rfjit_plan_create checks
- * it (rj_plan_check_desc) and, when valid, resolved into a kernel plan for the host ISA
+ * it (rj_plan_check) and, when valid, resolved into a kernel plan for the host ISA
  * (rj_kplan_make: tiling rules, sizes) without compiling. Invariant: failures carry a
  * message; nothing crashes or reads outside the buffers (ASan).
  */
@@ -18,17 +18,10 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static rfjit_ctx *ctx;
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    if (rfjit_ctx_create(&cd, &ctx) != RFJIT_OK)
-        abort();
     return 0;
 }
 
@@ -94,9 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     rj_spec spec;
-    const rfjit_status st = rj_plan_check_desc(ctx, &d, &spec);
+    const rfjit_status st = rj_plan_check(&d, &spec, &dg);
     if (st != RFJIT_OK) {
-        if (!rfjit_ctx_last_error(ctx)[0])
+        if (!dg.msg[0])
             abort();
         return 0;
     }

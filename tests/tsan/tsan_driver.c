@@ -17,7 +17,8 @@ int main(void)
     } scenarios[] = {{"setup (serial outputs)", conc_setup},
                      {"threads create and execute plans on one context", conc_create_and_execute},
                      {"one plan executed from many threads", conc_shared_plan},
-                     {"threads over one disk cache, empty then full", conc_disk_cache}};
+                     {"threads over one disk cache, empty then full", conc_disk_cache},
+                     {"threads failing at once read their own messages", conc_failing_calls}};
     char why[512];
     int failed = 0;
     for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
