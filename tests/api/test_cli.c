@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "cli_testutil.h"
 #include "npy.h"
 #include "rfjit.h"
 
@@ -21,26 +22,14 @@
 
 static char dir[64];
 
-/* Run the CLI with args in dir; stdout and stderr go to out.txt and err.txt there. */
 static int run(const char *args)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", dir, RFJIT_CLI_PATH, args);
-    const int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tu_cli_run(dir, "", args);
 }
 
 static char *slurp(const char *name)
 {
-    static char buf[1 << 16];
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
+    return tu_slurp(dir, name);
 }
 
 static int count_lines(const char *s)

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include "bench.h"
+#include "cli_testutil.h"
 #include "npy.h"
 #include "rfjit.h"
 
@@ -36,11 +37,9 @@ static int mounted;
  * err.txt there; the exit code (124: it hung). */
 static int run_env(const char *env, const char *args)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && %s timeout 60 %s %s >out.txt 2>err.txt", dir, env,
-             RFJIT_CLI_PATH, args);
-    const int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char prefix[1280];
+    snprintf(prefix, sizeof prefix, "%s timeout 60", env);
+    return tu_cli_run(dir, prefix, args);
 }
 
 static int run(const char *args)
@@ -50,15 +49,7 @@ static int run(const char *args)
 
 static const char *slurp(const char *name)
 {
-    static char buf[1 << 16];
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
+    return tu_slurp(dir, name);
 }
 
 static void at(char *path, size_t len, const char *name)
