@@ -35,8 +35,10 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+# another apt (unattended upgrades, a parallel job) may hold the lock: wait for it, bounded
+apt=("${sudo[@]}" apt-get -qq -o DPkg::Lock::Timeout=600)
 say "apt-get update (missing: ${missing[*]})"
-"${sudo[@]}" apt-get update -qq
+"${apt[@]}" update
 say "installing ${#missing[@]} packages and their dependencies (a few minutes on a fresh system)"
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 say "installed ${missing[*]}"
