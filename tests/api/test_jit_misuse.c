@@ -103,19 +103,16 @@ Test(jit_misuse, emit_bad_kind_and_target)
     rfjit_ctx_destroy(c);
 }
 
-/* Run the CLI; return its exit code and its stderr in err. */
+/* Run the CLI; return its exit code and its stderr in err (through a pipe: a fixed file
+ * name would be shared with the same test of another build running at the same time). */
 static int cli(const char *args, char *err, size_t n)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>/tmp/rfjit_jit_misuse.err >/dev/null", RFJIT_CLI_PATH,
-             args);
-    int rc = system(cmd);
-    FILE *f = fopen("/tmp/rfjit_jit_misuse.err", "r");
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", RFJIT_CLI_PATH, args);
+    FILE *f = popen(cmd, "r");
     size_t got = f ? fread(err, 1, n - 1, f) : 0;
     err[got] = 0;
-    if (f)
-        fclose(f);
-    remove("/tmp/rfjit_jit_misuse.err");
+    const int rc = f ? pclose(f) : -1;
     return rc == -1 ? -1 : (rc >> 8) & 0xff;
 }
 
