@@ -16,8 +16,8 @@ bash scripts/deps.sh
 build=${RFJIT_BUILD_DIR:-build}
 say "configuring $build (RelWithDebInfo, warnings as errors, as scripts/test.sh does)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRFJIT_WERROR=ON >/dev/null
-say "building $build with 2 jobs (about a minute and a half on 2 cores the first time)"
+say "building $build with 2 jobs (the library, the CLI and the tests: a minute or so the first time)"
 start=$(date +%s)
 cmake --build "$build" -j2 >/dev/null
-say "built in $(($(date +%s) - start)) s; tuning (about 15 s)"
+say "built in $(($(date +%s) - start)) s; tuning (about 20 s)"
 "$build/rfjit" tune --d 64 --L 4096 --budget 1e-2 --no-save --run "$@"
