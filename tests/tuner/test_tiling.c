@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "rfjit.h"
+#include "slice_testutil.h"
 #include "tiling.h"
 
 #include <math.h>
@@ -43,14 +44,17 @@ Test(tiling, every_candidate_makes_a_plan, .timeout = 300)
         cr_assert_eq(rj_tiling_space(c, &a, &cand, &n, NULL), RFJIT_OK);
         cr_assert_gt(n, 4);
         for (size_t i = 0; i < n; i++) {
+            if (i)
+                cr_expect_leq(cand[i - 1].score, cand[i].score, "space not ranked");
+            /* the slice compiles every third candidate, a different third per estimator */
+            if (!tu_slice_keeps(e, (int)(i % 3), 3, 0, 1))
+                continue;
             a.tiling = cand[i].t;
             rfjit_plan *p = NULL;
             cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s {%d,%d,%d,%d}: %s",
                          ests[e], cand[i].t.vw, cand[i].t.T, cand[i].t.ri, cand[i].t.rj,
                          rfjit_ctx_last_error(c));
             rfjit_plan_destroy(p);
-            if (i)
-                cr_expect_leq(cand[i - 1].score, cand[i].score, "space not ranked");
         }
         rj_free(cand);
     }

@@ -151,19 +151,25 @@ Test(crash_atomicity, killed_cache_writers_leave_no_torn_entry)
 static const char sig[] = "rfjit=test est=0 cpu=crash llvm=19 features=";
 enum { RECORDS = 4000 };
 
+/* The RECORDS records of generation gen. */
+static void put_records(rj_wisdom *w, int gen)
+{
+    char key[64], value[160];
+    for (int i = 0; i < RECORDS; i++) {
+        snprintf(key, sizeof key, "crash.k%05d", i);
+        snprintf(value, sizeof value, "gen=%d pad=%0120d", gen, i);
+        rj_wisdom_put(w, key, 1 + gen % 3, value, NULL);
+    }
+}
+
 /* Save after save, each adding records, every one carrying its save's generation. */
 static void wisdom_writer(const char *path)
 {
     rj_wisdom *w = NULL;
     if (rj_wisdom_create(sig, &w) != RFJIT_OK)
         _exit(3);
-    char key[64], value[160];
     for (int gen = 0;; gen++) {
-        for (int i = 0; i < RECORDS; i++) {
-            snprintf(key, sizeof key, "crash.k%05d", i);
-            snprintf(value, sizeof value, "gen=%d pad=%0120d", gen, i);
-            rj_wisdom_put(w, key, 1 + gen % 3, value, NULL);
-        }
+        put_records(w, gen);
         rj_diag dg = {{0}};
         rj_wisdom_save(w, path, &dg);
     }
@@ -189,6 +195,10 @@ Test(crash_atomicity, killed_wisdom_savers_leave_a_whole_file)
             cr_assert_eq(rj_wisdom_count(w), RECORDS, "round %d: %zu records, not a whole save",
                          r, rj_wisdom_count(w));
             whole++;
+        } else {
+            /* the writer died before its first save (likely on a slow or loaded machine): this
+             * save must be whole too, or the next round would find an empty file */
+            put_records(w, 0);
         }
         /* the next saver is not blocked by the dead one's lock and sweeps its temporaries */
         cr_assert_eq(rj_wisdom_save(w, path, &dg), RFJIT_OK, "round %d: %s", r, dg.msg);
