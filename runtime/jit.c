@@ -382,10 +382,17 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
     if (dump_dir) {
         char desc[512];
         rj_kplan_describe(kp, desc, sizeof desc);
-        char text[1024];
-        int k = snprintf(text, sizeof text, "%s\ntriple=%s cpu=%s\nfeatures=%s\n", desc, triple,
-                         cpu, features);
-        RJ_TRY(write_file(dump_dir, sym, ".spec.txt", text, (size_t)(k > 0 ? k : 0), dg));
+        /* The feature string alone can pass 1 KiB (every x86 feature is named), so the text is
+         * sized to what it holds. */
+        static const char fmt[] = "%s\ntriple=%s cpu=%s\nfeatures=%s\n";
+        const int k = snprintf(NULL, 0, fmt, desc, triple, cpu, features);
+        RJ_FAIL_IF(dg, k < 0, RFJIT_E_INTERNAL, "cannot format the kernel's dump description");
+        char *text = rj_alloc((size_t)k + 1);
+        RJ_FAIL_IF(dg, !text, RFJIT_E_NOMEM, "no memory for a %d-byte dump description", k + 1);
+        snprintf(text, (size_t)k + 1, fmt, desc, triple, cpu, features);
+        const rfjit_status st = write_file(dump_dir, sym, ".spec.txt", text, (size_t)k, dg);
+        rj_free(text);
+        RJ_TRY(st);
         RJ_TRY(dump_module(dump_dir, sym, ".pre.ll", M, dg));
     }
     /* The templates emit explicit <vw x float> code with the register tile unrolled, so the
