@@ -15,9 +15,10 @@ build=(cmake make pkg-config gcc libc6-dev binutils llvm-19-dev libhwloc-dev)
 # for the NEON test (tests/jit/test_neon.c; --no-install-recommends would leave the headers
 # out); valgrind for valgrind_loop; OpenBLAS for the bench peers (tests/api/test_bench.c);
 # NumPy for the Python binding's tests (ctest entry python, README's Python commands);
-# libudev-dev for hwloc's -ludev in `pkg-config --static --libs rfjit` (examples.sh).
+# libudev-dev for hwloc's -ludev in `pkg-config --static --libs rfjit` (examples.sh);
+# gnuplot-nox for `bench --plot`, whose file replacement tests/api/test_outputs.c checks.
 tests=(libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind
-       libopenblas-dev python3-numpy libudev-dev)
+       libopenblas-dev python3-numpy libudev-dev gnuplot-nox)
 need=("${build[@]}" "${tests[@]}" "$@")
 say "checking ${#need[@]} packages"
 missing=()
