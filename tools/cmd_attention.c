@@ -74,8 +74,12 @@ static int parse(int argc, char **argv, attn_args *x)
             fputs(help, stdout);
             return -1;
         }
-        if (!strcmp(o, "--fallback") || !strcmp(o, "--no-warn")) {
-            *(o[2] == 'f' ? &x->a.fallback : &x->no_warn) = 1;
+        if (!strcmp(o, "--fallback")) {
+            x->a.fallback = 1;
+            continue;
+        }
+        if (!strcmp(o, "--no-warn")) {
+            x->no_warn = 1;
             continue;
         }
         if (!strcmp(o, "--causal") || !strcmp(o, "--iid") || !strcmp(o, "--orthogonal")) {
@@ -236,7 +240,6 @@ static double useless_error(rfjit_ctx *ctx, const attn_args *x, const rfjit_tens
     const double e = predicted_error(ctx, &x->a, tq, tk, tv);
     return e > 1 ? e : 0;
 }
-
 
 /* One line on stderr, printed once the output is written (a failed command prints only its
  * error line). */
