@@ -66,7 +66,7 @@ enum { PEER_EXACT_BLOCK = 256, PEER_FAVOR_CHUNK = 128 };
 
 /* softmax(q k^T / sqrt d) v, causal or not, into out (L x dv). */
 void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
-/* FAVOR+ with p->W, the positive features of gen/est/positive.c, into out (L x dv). */
+/* FAVOR+ with p->W, the positive features of est/positive.c, into out (L x dv). */
 void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
 
 /* exp of n floats in place: the vectorisable polynomial the peers use (2-3 ulp). */

@@ -7,7 +7,7 @@
  * the drawing then replaces the user's file only once complete (runtime/fsutil.h).
  */
 #include "bench.h"
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <math.h>
 #include <stdio.h>

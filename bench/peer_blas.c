@@ -297,7 +297,7 @@ void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w,
 /* ------------------------------------------------------------------ FAVOR+ */
 
 /*
- * Positive features as gen/est/positive.c defines them, phi(x)_r = m^{-1/2} exp(w_r.x -
+ * Positive features as est/positive.c defines them, phi(x)_r = m^{-1/2} exp(w_r.x -
  * |x|^2/2) with x = q d^{-1/4}, stabilised as Performer does: each query row by its own
  * maximum (cancels in its ratio), all keys by one global maximum (cancels between numerator
  * and denominator), and m^{-1/2} left out (it cancels too). The causal form also uses the

@@ -6,7 +6,7 @@ usage: peer_torch.py L d dv m causal threads runs IN OUT with_exact
 IN holds float32 q (L x d), k (L x d), v (L x dv) and W (m x d), the harness's own data, so
 torch computes on the same numbers as rfjit and the OpenBLAS peers. Times exact attention
 (scaled_dot_product_attention where torch has it, else softmax(q k^T / sqrt d) v) unless
-with_exact is 0, and FAVOR+ with the same W and the positive features of gen/est/positive.c
+with_exact is 0, and FAVOR+ with the same W and the positive features of est/positive.c
 (causal: chunked prefix sums, torch ops only); 2 warm-ups, then `runs` timed calls each.
 Writes the exact output (if run) and the FAVOR+ output to OUT as float32, and prints one JSON
 line: torch version, median ms of each, and FAVOR+'s relative error against torch's exact.

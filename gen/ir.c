@@ -4,7 +4,7 @@
  * loops, branches, reductions, tile products) on the LLVM C API. Everything is built with the
  * typed builders and opaque pointers; intrinsics come from LLVMLookupIntrinsicID.
  */
-#include "ir.h"
+#include "gen/ir.h"
 
 #include <stdio.h>
 #include <string.h>

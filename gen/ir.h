@@ -11,7 +11,7 @@
 #ifndef RJ_IR_H
 #define RJ_IR_H
 
-#include "base.h"
+#include "core/base.h"
 
 #include <llvm-c/Core.h>
 

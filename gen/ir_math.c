@@ -22,7 +22,7 @@
  * features u = w^T x of unit-scale inputs stay far inside; beyond 2^13 the reduction loses
  * bits and beyond 2^22 k is meaningless, so larger arguments are out of contract).
  */
-#include "ir.h"
+#include "gen/ir.h"
 
 #define MAGIC 12582912.0 /* 1.5 * 2^23 */
 

@@ -6,7 +6,7 @@
  * the key side (bias -inf for exp, zero projection plus a zero amplitude for trig), so
  * padded rows never reach S or z, and value columns pad with zeros.
  */
-#include "kplan.h"
+#include "gen/kplan.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -378,7 +378,7 @@ typedef struct rfjit_emit_desc {
 /*
  * Emit the kernel the plan descriptor `attn` would use, for any supported target (x86-64,
  * AArch64), as an ELF object, assembly or optimised LLVM IR. The kernel has the one
- * signature `void symbol(const rj_kargs *)` (gen/kabi.h). *out is allocated by the library
+ * signature `void symbol(const rj_kargs *)` (core/kabi.h). *out is allocated by the library
  * (free it with rfjit_free), *size its length; the symbol name is written to symbol (may be
  * NULL). Errors: those of rfjit_plan_create, RFJIT_E_TARGET (unknown triple, a cpu that is
  * not one of the target's CPU names, a features item that is not +name or -name of one of

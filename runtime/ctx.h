@@ -1,21 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file defines the insides of rfjit_ctx and rfjit_plan, shared by the runtime's api_*.c
- * files and the reference executor. Nothing outside runtime/ sees these structs.
+ * This file defines the insides of rfjit_ctx and rfjit_plan, shared by the runtime's
+ * machinery, the tuner and the public facade (api/), which are the only layers above it.
  */
 #ifndef RJ_CTX_H
 #define RJ_CTX_H
 
 #include "rfjit.h"
 
-#include "base.h"
+#include "core/base.h"
 #include "est/est.h"
-#include "host.h"
-#include "jit.h"
-#include "kcache.h"
-#include "kplan.h"
-#include "spec.h"
-#include "topo.h"
+#include "runtime/host.h"
+#include "runtime/jit.h"
+#include "runtime/kcache.h"
+#include "gen/kplan.h"
+#include "core/spec.h"
+#include "runtime/topo.h"
 
 #include <pthread.h>
 
@@ -63,44 +63,6 @@ struct rfjit_plan {
 
 /* Send a note to the context's log (or stderr when verbose and no log is set). */
 void rj_ctx_note(void *ctx, int level, const char *msg);
-
-/* JIT execution (runtime/exec_jit.c). */
-rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
-/* Free the plan's scratch pool (plan destruction). */
-void rj_exec_pool_free(rfjit_plan *p);
-/* EVA on the softmax kernel (runtime/exec_eva.c). */
-rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
-/* Lower params (double, estimator layout) into the kernel's float layout [pq | pk]. */
-rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *kpar,
-                             rj_diag *dg);
-
-/* The context's wisdom (api_wisdom.c): opened at creation; get copies a record's value. */
-rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_diag *dg);
-int rj_ctx_wisdom_get(rfjit_ctx *ctx, const char *key, int min_patience, char *val, size_t n,
-                      int *patience);
-rfjit_status rj_ctx_wisdom_put(rfjit_ctx *ctx, const char *key, int patience, const char *val,
-                               rj_diag *dg);
-
-/* The public calls the runtime and the tuner make themselves, with the message in dg
- * rather than in the caller's thread's last error (which a public caller reads). */
-rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_plan **out,
-                            rj_diag *dg);
-rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                             const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
-rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
-                            int kind, rfjit_tensor *out, rj_diag *dg);
-rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L, int patience,
-                            rfjit_tiling *best, double *best_ms, rfjit_tiling_time *times,
-                            size_t *n_times, rj_diag *dg);
-
-/* Record dg's message (or s's text) as the calling thread's last error on ctx (ctx NULL: of
- * rfjit_ctx_create) and return s. */
-rfjit_status rj_ctx_fail(rfjit_ctx *ctx, rfjit_status s, const rj_diag *dg);
-/* Record a formatted message as ctx's last error and return s. */
-rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /*
  * Read a versioned descriptor: `dst` (our_size bytes) starts as the defaults, then the first

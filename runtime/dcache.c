@@ -27,9 +27,9 @@
  * larger than the bound is not stored. Stores follow compiles (tens of ms each), so one
  * directory scan per store costs nothing that matters.
  */
-#include "dcache.h"
+#include "runtime/dcache.h"
 
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -13,8 +13,8 @@
 #ifndef RJ_DCACHE_H
 #define RJ_DCACHE_H
 
-#include "base.h"
-#include "hash.h"
+#include "core/base.h"
+#include "runtime/hash.h"
 
 typedef struct rj_dcache rj_dcache;
 

@@ -6,7 +6,8 @@
  * have no features: their Gram runs on the raw rows. Kernels come from the context's cache
  * like attention kernels, so a second call compiles nothing.
  */
-#include "est_jit.h"
+#include "runtime/est_jit.h"
+#include "runtime/exec.h"
 
 #include <math.h>
 #include <string.h>

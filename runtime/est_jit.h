@@ -7,7 +7,7 @@
 #ifndef RJ_EST_JIT_H
 #define RJ_EST_JIT_H
 
-#include "ctx.h"
+#include "runtime/ctx.h"
 
 typedef struct rj_est_jit {
     rj_kplan fk, gk;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs EVA (gen/est/eva.c) on the exact-softmax JIT kernel. For query i, EVA is a
+ * This file runs EVA (est/eva.c) on the exact-softmax JIT kernel. For query i, EVA is a
  * softmax over the visible keys of the chunks it sees exactly plus one pseudo-key per
  * summarised chunk c, whose logit is x_i . kbar_c + ln n_c and whose value is beta_c. Queries
  * with the same exact chunk range [clo, chi) share that key set, so each run of them is one
@@ -13,10 +13,10 @@
  * gives d'^{-1/2} q'.k' = q.k / sqrt d and x . kbar_c + ln n_c, exactly the reference's
  * logits. Chunk summaries come from the estimator in double (O(L d) per head).
  */
-#include "ctx.h"
-#include "exec_scratch.h"
-#include "plan_util.h"
-#include "tensor.h"
+#include "runtime/exec.h"
+#include "runtime/exec_scratch.h"
+#include "runtime/plan_fit.h"
+#include "runtime/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>

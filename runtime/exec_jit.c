@@ -6,11 +6,11 @@
  * strides. Rows must have contiguous elements; a view whose last stride is not 1 is packed
  * into a contiguous copy first (and the output unpacked), which costs one pass over it.
  */
-#include "ctx.h"
-#include "exec_scratch.h"
-#include "pool.h"
-#include "plan_util.h"
-#include "tensor.h"
+#include "runtime/exec.h"
+#include "runtime/exec_scratch.h"
+#include "runtime/pool.h"
+#include "runtime/plan_fit.h"
+#include "runtime/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
 #ifndef RJ_EXEC_SCRATCH_H
 #define RJ_EXEC_SCRATCH_H
 
-#include "plan_util.h"
+#include "runtime/plan_fit.h"
 
 /*
  * Everything one execute needs besides the kernel, owned by the plan and reused

@@ -2,7 +2,7 @@
 /* This file implements runtime/fsutil.h. */
 /* realpath is XSI; the cross build of tools/npy.c compiles this file alone, -std=c11 */
 #define _XOPEN_SOURCE 700
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

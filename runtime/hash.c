@@ -4,7 +4,7 @@
  * layer and jit.c that includes an LLVM header (architecture.md 1.3): blake3.h is a plain C
  * hash with no LLVM context behind it, so hashing a key never touches the compiler.
  */
-#include "hash.h"
+#include "runtime/hash.h"
 
 #include <llvm-c/blake3.h>
 

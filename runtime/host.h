@@ -6,7 +6,7 @@
 #ifndef RJ_HOST_H
 #define RJ_HOST_H
 
-#include "base.h"
+#include "core/base.h"
 
 typedef struct rj_host {
     char cpu[64];

@@ -8,11 +8,11 @@
  * so a cache hit never touches the optimiser. Every LLVMErrorRef is consumed here, its text
  * copied into an rj_diag; nothing is printed.
  */
-#include "jit.h"
+#include "runtime/jit.h"
 
-#include "fsutil.h"
-#include "ir_gen.h"
-#include "target_names.h"
+#include "runtime/fsutil.h"
+#include "gen/gen.h"
+#include "runtime/target_names.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>

@@ -8,10 +8,10 @@
 #ifndef RJ_JIT_H
 #define RJ_JIT_H
 
-#include "base.h"
-#include "host.h"
-#include "kabi.h"
-#include "kplan.h"
+#include "core/base.h"
+#include "runtime/host.h"
+#include "core/kabi.h"
+#include "gen/kplan.h"
 
 /* What a context compiles for (after the RFJIT_ISA clamp). */
 typedef struct rj_isa {

@@ -9,10 +9,10 @@
  * (another thread may have finished meanwhile), then loads from disk or compiles, links and
  * publishes. LLVM's target machine is used under the compile lock only.
  */
-#include "kcache.h"
+#include "runtime/kcache.h"
 
-#include "dcache.h"
-#include "hash.h"
+#include "runtime/dcache.h"
+#include "runtime/hash.h"
 #include "gen_hash.h"
 
 #include <pthread.h>

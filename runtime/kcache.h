@@ -7,7 +7,7 @@
 #ifndef RJ_KCACHE_H
 #define RJ_KCACHE_H
 
-#include "jit.h"
+#include "runtime/jit.h"
 
 typedef struct rj_kcache rj_kcache;
 

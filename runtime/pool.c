@@ -7,7 +7,7 @@
  * cores mid-run.
  */
 #define _GNU_SOURCE
-#include "pool.h"
+#include "runtime/pool.h"
 
 #include <pthread.h>
 #include <sched.h>

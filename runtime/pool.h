@@ -7,7 +7,7 @@
 #ifndef RJ_POOL_H
 #define RJ_POOL_H
 
-#include "base.h"
+#include "core/base.h"
 
 typedef struct rj_pool rj_pool;
 typedef void (*rj_pool_fn)(void *arg, int64_t task);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* This file implements runtime/tensor.h. */
-#include "tensor.h"
+#include "runtime/tensor.h"
 
 #include <math.h>
 #include <string.h>
@@ -151,4 +151,10 @@ void rj_tensor_scatter(rfjit_tensor *t, int64_t b, int64_t h, const double *in)
     for (int64_t l = 0; l < t->shape[2]; l++)
         for (int64_t c = 0; c < t->shape[3]; c++)
             base[l * t->stride[2] + c * t->stride[3]] = (float)*in++;
+}
+
+rfjit_tensor rj_tensor_contiguous(float *data, int64_t b, int64_t h, int64_t l, int64_t dim)
+{
+    rfjit_tensor t = {data, {b, h, l, dim}, {h * l * dim, l * dim, dim, 1}};
+    return t;
 }

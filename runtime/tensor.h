@@ -6,7 +6,7 @@
 #ifndef RJ_TENSOR_H
 #define RJ_TENSOR_H
 
-#include "base.h"
+#include "core/base.h"
 
 #include <stdbool.h>
 
@@ -26,5 +26,8 @@ bool rj_tensor_overlap(const rfjit_tensor *a, const rfjit_tensor *b);
 void rj_tensor_gather(const rfjit_tensor *t, int64_t b, int64_t h, double scale, double *out);
 /* Write slice (b, h) from shape[2] x shape[3] row-major doubles (rounded to float). */
 void rj_tensor_scatter(rfjit_tensor *t, int64_t b, int64_t h, const double *in);
+
+/* A C-order view of data as (b, h, l, dim), as rfjit_tensor_contiguous. */
+rfjit_tensor rj_tensor_contiguous(float *data, int64_t b, int64_t h, int64_t l, int64_t dim);
 
 #endif

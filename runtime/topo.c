@@ -4,7 +4,7 @@
  * sysfs for cache sizes that hwloc does not report (common in VMs), and to nothing (0,
  * "unknown") last: the numbers only seed tiling estimates, measurement corrects them.
  */
-#include "topo.h"
+#include "runtime/topo.h"
 
 #include <hwloc.h>
 #include <stdio.h>

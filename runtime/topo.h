@@ -7,7 +7,7 @@
 #ifndef RJ_TOPO_H
 #define RJ_TOPO_H
 
-#include "base.h"
+#include "core/base.h"
 
 typedef struct rj_topo {
     int cores, pus, numa_nodes;

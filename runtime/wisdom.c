@@ -13,10 +13,10 @@
  * serialises access), owner or mode checks on the file (a writer with our uid is trusted, as
  * in the disk cache).
  */
-#include "wisdom.h"
+#include "runtime/wisdom.h"
 
-#include "fsutil.h"
-#include "xdg.h"
+#include "runtime/fsutil.h"
+#include "runtime/xdg.h"
 
 #include <assert.h>
 #include <dirent.h>

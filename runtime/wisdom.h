@@ -15,12 +15,12 @@
  * Patience 0..3 is ESTIMATE, MEASURE, PATIENT, EXHAUSTIVE.
  *
  * Not thread-safe: the context serialises access. Not for: the signature's contents (the
- * caller builds it) and the public API (runtime/api_wisdom.c).
+ * caller builds it) and the public API (api/api_wisdom.c).
  */
 #ifndef RJ_WISDOM_H
 #define RJ_WISDOM_H
 
-#include "base.h"
+#include "core/base.h"
 
 /* Longest record line without its '\n'; put refuses longer records, loads drop longer lines. */
 #define RJ_WISDOM_LINE_MAX 4096

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* This file implements runtime/xdg.h. */
-#include "xdg.h"
+#include "runtime/xdg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

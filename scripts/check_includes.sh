@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Enforces the dependency rules of the architecture (section 1.3): who may include LLVM,
-# hwloc and threads, and that tools see only the public header. Exit 1 on a violation.
+# Enforces the layering of docs/architecture.md on the sources' #include lines: the library is
+# core < est < gen < runtime < tuner < api, and a file includes only its own layer's headers,
+# lower layers' and the public header; no header include cycle; LLVM only in the IR generator
+# and runtime/jit.c; tools see only the public header. Exit 1 on a violation, naming it.
+# scripts/check_layers.sh checks the same order on the built objects' symbols.
 set -u
 cd "$(dirname "$0")/.."
 fail=0
@@ -19,11 +22,38 @@ sources() {
     git ls-files '*.c' '*.h' 2>/dev/null ||
         find . \( -name '.?*' -o -name 'build*' \) -prune -o -name '*.[ch]' -print | sed 's|^\./||'
 }
+SOURCES=$(sources)
 
-# LLVM only in the IR helper layer, the templates and runtime/jit.c (plus blake3 in hash.c).
-for f in $(sources); do
+# The layer order: a library file may include "rfjit.h" and "<layer>/..." of its own layer or
+# a lower one, always by qualified path (only the root is on the include path).
+layers=(core est gen runtime tuner api)
+allowed=""
+for layer in "${layers[@]}"; do
+    allowed="${allowed:+$allowed|}$layer"
+    for f in $(printf '%s\n' $SOURCES | grep "^$layer/"); do
+        while read -r l; do
+            bad "$f: $l (a $layer/ file includes rfjit.h and ${allowed//|/, }/ headers only)"
+        done < <(grep -E '^\s*#\s*include\s*"' "$f" | grep -vE "\"(rfjit\.h|($allowed)/[a-z_/]+\.h)\"" |
+                 grep -v '"gen_hash.h"')
+    done
+done
+# gen_hash.h is generated into the build tree for the kernel cache alone.
+for f in $(printf '%s\n' $SOURCES | grep -v '^runtime/kcache.c$'); do
+    grep -q '#include *"gen_hash.h"' "$f" && bad "$f includes gen_hash.h (runtime/kcache.c only)"
+done
+
+# The IR generator is reached only through runtime/jit.c: other runtime, tuner and api files
+# may see gen/kplan.h (the plain-C kernel plan), never gen/gen.h or the IR layer.
+for f in $(printf '%s\n' $SOURCES | grep -E '^(runtime|tuner|api)/' | grep -v '^runtime/jit.c$'); do
+    grep -Eq '#include *"gen/(gen|ir[a-z_]*|tmpl/[a-z_]+)\.h"' "$f" && bad "$f includes the IR generator"
+done
+
+# LLVM only in the IR generator (gen/ but its plain-C kernel plan) and runtime/jit.c, plus
+# blake3 in runtime/hash.c.
+for f in $SOURCES; do
     case "$f" in
-        gen/ir*|gen/tmpl/*|runtime/jit.c|tests/*|fuzz/*) continue ;;
+        gen/kplan.*) ;;
+        gen/*|runtime/jit.c|tests/*) continue ;;
     esac
     if grep -q '#include *<llvm-c/' "$f"; then
         if [ "$f" = runtime/hash.c ] && ! grep '#include *<llvm-c/' "$f" | grep -qv 'blake3.h'; then
@@ -33,11 +63,11 @@ for f in $(sources); do
     fi
 done
 
-# Estimator files never mention LLVM; gen/ has no threads, hwloc or file I/O.
-for f in gen/est/*.c; do
-    grep -q 'LLVM' "$f" && bad "$f mentions LLVM (use the rj_ir helpers)"
+# Estimators never mention LLVM; core/, est/ and gen/ have no threads, hwloc or file I/O.
+for f in $(printf '%s\n' $SOURCES | grep '^est/'); do
+    grep -q 'LLVM' "$f" && bad "$f mentions LLVM (estimators describe their map as data)"
 done
-for f in $(find gen -name '*.[ch]'); do
+for f in $(printf '%s\n' $SOURCES | grep -E '^(core|est|gen)/'); do
     grep -Eq '#include *<(pthread|hwloc)\.h>' "$f" && bad "$f uses threads or hwloc"
     grep -Eq '\b(fopen|open|fwrite|printf|fprintf|puts)\s*\(' "$f" && bad "$f does I/O or prints"
 done
@@ -45,15 +75,19 @@ done
 # Tools and benchmarks: the public header and their own headers only, plus runtime/fsutil.h
 # (self-contained POSIX file helpers), so that every file rfjit writes for the user is written
 # one way.
-for f in $(find tools bench -name '*.[ch]' 2>/dev/null); do
+for f in $(printf '%s\n' $SOURCES | grep -E '^(tools|bench)/'); do
     while read -r l; do
         bad "$f: $l (tools see include/rfjit.h and runtime/fsutil.h only)"
-    done < <(grep -E '#include *"' "$f" | grep -vE '"(rfjit\.h|fsutil\.h|npy\.h|cli\.h|bench[a-z_]*\.h)"')
+    done < <(grep -E '#include *"' "$f" |
+             grep -vE '"(rfjit\.h|runtime/fsutil\.h|npy\.h|cli\.h|bench[a-z_]*\.h)"')
 done
 
-# Runtime files other than jit.c may not include gen/gen.h or the IR layer.
-for f in runtime/*.c; do
-    [ "$f" = runtime/jit.c ] && continue
-    grep -Eq '#include *"(gen/)?(gen|ir[a-z_]*)\.h"' "$f" && bad "$f includes the generator"
-done
+# No cycle among the library's headers (a cycle compiles, thanks to the guards, but hides
+# which header needs which).
+cycle=$(printf '%s\n' $SOURCES | grep -E '^(core|est|gen|runtime|tuner|api)/.*\.h$' |
+    while read -r h; do
+        grep -oE '^\s*#\s*include\s*"[a-z_/]+\.h"' "$h" | sed -E 's/.*"(.*)"/\1/' |
+            while read -r to; do echo "$h $to"; done
+    done | tsort 2>&1 >/dev/null | grep -v 'input contains a loop' | sed 's/^tsort: //')
+[ -n "$cycle" ] && bad "header include cycle: $(echo $cycle)"
 exit $fail

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
-# Writes OUT defining RJ_GEN_HASH: 16 hex digits of a SHA-256 over the generator's sources
-# (gen/ and runtime/jit.c), folded into every kernel cache key so that an edited generator
-# never reloads stale objects from a disk cache. Rewritten only when the value changes.
-file(GLOB_RECURSE srcs "${SRC}/gen/*.c" "${SRC}/gen/*.h" "${SRC}/runtime/jit.c")
+# Writes OUT defining RJ_GEN_HASH: 16 hex digits of a SHA-256 over the sources kernels are
+# generated from (core/, est/, gen/ and runtime/jit.c), folded into every kernel cache key so
+# that an edited generator never reloads stale objects from a disk cache. Rewritten only when
+# the value changes.
+file(GLOB_RECURSE srcs "${SRC}/core/*.c" "${SRC}/core/*.h" "${SRC}/est/*.c" "${SRC}/est/*.h"
+     "${SRC}/gen/*.c" "${SRC}/gen/*.h" "${SRC}/runtime/jit.c")
 list(SORT srcs)
 set(acc "")
 foreach(f IN LISTS srcs)

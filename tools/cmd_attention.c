@@ -6,7 +6,7 @@
  * causal lengths, non-finite values) and its message is passed through.
  */
 #include "cli.h"
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <math.h>
 #include <stdio.h>

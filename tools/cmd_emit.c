@@ -5,7 +5,7 @@
  * a program for that machine (tests/cross/neon_driver.c shows the calling convention).
  */
 #include "cli.h"
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static const char help[] =
     "         (--ir | --asm | --obj) -o FILE\n"
     "Writes the kernel rfjit would run for this operator, compiled for TRIPLE (default: this\n"
     "machine, with its CPU and features) as an ELF object (--obj), assembly (--asm) or\n"
-    "optimised LLVM IR (--ir). The kernel is `void NAME(const rj_kargs *)` (gen/kabi.h); its\n"
+    "optimised LLVM IR (--ir). The kernel is `void NAME(const rj_kargs *)` (core/kabi.h); its\n"
     "name is printed on stdout. Other targets default to CPU generic, no extra features and\n"
     "4 float lanes, e.g. --target aarch64-unknown-linux-gnu --cpu neoverse-n1 --features +neon.\n"
     "Estimators fitted per call (oprf, saderf, sderf, aderf) take their parameters at run time,\n"

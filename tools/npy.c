@@ -16,7 +16,7 @@
  */
 #include "npy.h"
 
-#include "fsutil.h"
+#include "runtime/fsutil.h"
 
 #include <errno.h>
 #include <float.h>

@@ -21,9 +21,10 @@
  * candidate wins, so repeated searches agree.
  */
 #define _GNU_SOURCE
-#include "tiling.h"
+#include "tuner/tiling.h"
 
-#include "tune.h"
+#include "tuner/tune.h"
+#include "runtime/tensor.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -145,10 +146,10 @@ static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *
     if (s != RFJIT_OK)
         return s;
     const int dv = a.dv ? a.dv : a.d;
-    rfjit_tensor tq = rfjit_tensor_contiguous(b->q, 1, 1, b->L, a.d);
-    rfjit_tensor tk = rfjit_tensor_contiguous(b->k, 1, 1, b->L, a.d);
-    rfjit_tensor tv = rfjit_tensor_contiguous(b->v, 1, 1, b->L, dv);
-    rfjit_tensor to = rfjit_tensor_contiguous(b->o, 1, 1, b->L, dv);
+    rfjit_tensor tq = rj_tensor_contiguous(b->q, 1, 1, b->L, a.d);
+    rfjit_tensor tk = rj_tensor_contiguous(b->k, 1, 1, b->L, a.d);
+    rfjit_tensor tv = rj_tensor_contiguous(b->v, 1, 1, b->L, dv);
+    rfjit_tensor to = rj_tensor_contiguous(b->o, 1, 1, b->L, dv);
     double t0 = rj_now_s();
     s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg); /* warm: pages, caches */
     const double once = rj_now_s() - t0;
@@ -160,7 +161,7 @@ static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *
             s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
         t[i] = 1e3 * (rj_now_s() - t0) / reps;
     }
-    rfjit_plan_destroy(p);
+    rj_plan_free(p);
     c->ms = rj_median(t, (size_t)samples); /* samples is odd: 1, 3 or 5 */
     return s;
 }
@@ -248,5 +249,49 @@ rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64
     rj_free(b.k);
     rj_free(b.v);
     rj_free(b.o);
+    return s;
+}
+
+rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L, int patience,
+                            rfjit_tiling *best, double *best_ms, rfjit_tiling_time *times,
+                            size_t *n_times, rj_diag *dg)
+{
+    if (!desc || !best || !best_ms)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_tune_tiling: %s is NULL",
+                       !desc ? "desc" : !best ? "best" : "best_ms");
+    if (L < 1 || L > (1 << 24))
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "L = %lld is outside [1, 2^24]", (long long)L);
+    if (patience < RFJIT_PATIENCE_ESTIMATE || patience > RFJIT_PATIENCE_EXHAUSTIVE)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                       "patience %d is not ESTIMATE, MEASURE, PATIENT or EXHAUSTIVE "
+                       "(wisdom is consulted by rfjit_tune)", patience);
+    if (times && !n_times)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_tune_tiling: times without n_times");
+    /* the plan must exist before any search: this checks the descriptor once, with the
+     * same messages as rfjit_plan_create */
+    rfjit_attn_desc a = *desc;
+    a.tiling = (rfjit_tiling){0, 0, 0, 0};
+    a.backend = RFJIT_BACKEND_JIT;
+    rfjit_plan *p = NULL;
+    RJ_TRY(rj_plan_create(ctx, &a, &p, dg));
+    rj_plan_free(p);
+    rj_tiling_cand *c = NULL;
+    size_t n = 0, timed = 0;
+    rfjit_status s = rj_tiling_space(ctx, &a, &c, &n, dg);
+    if (s == RFJIT_OK && n == 0)
+        s = rj_fail(dg, RFJIT_E_NOT_APPLICABLE, "no tiling fits this kernel");
+    if (s == RFJIT_OK)
+        s = rj_tiling_search(ctx, &a, L, patience, c, n, &timed, dg);
+    if (s == RFJIT_OK) {
+        *best = c[0].t;
+        *best_ms = c[0].ms;
+        if (times) {
+            const size_t cap = *n_times;
+            for (size_t i = 0; i < cap && i < n; i++)
+                times[i] = (rfjit_tiling_time){c[i].t, c[i].ms};
+            *n_times = n;
+        }
+    }
+    rj_free(c);
     return s;
 }

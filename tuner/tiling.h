@@ -7,7 +7,7 @@
 #ifndef RJ_TILING_H
 #define RJ_TILING_H
 
-#include "ctx.h"
+#include "runtime/plan.h"
 
 typedef struct rj_tiling_cand {
     rfjit_tiling t;
@@ -23,5 +23,11 @@ rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
 rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
                               int patience, rj_tiling_cand *cands, size_t n, size_t *timed,
                               rj_diag *dg);
+
+/* The tiling search of rfjit_tune_tiling: argument checks, the descriptor checked once by
+ * making its plan, then the space and the search; the message of a failure goes to dg. */
+rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L, int patience,
+                            rfjit_tiling *best, double *best_ms, rfjit_tiling_time *times,
+                            size_t *n_times, rj_diag *dg);
 
 #endif

@@ -2,12 +2,12 @@
 /*
  * This file is the tuner's inside (architecture.md 6): the calibration set and its error
  * measures (tune_calib.c), the variance model's first guess (tune_model.c) and the search
- * over estimators and feature counts (tune_search.c). runtime/api_tune.c is its facade.
+ * over estimators and feature counts (tune_search.c). api/api_tune.c is its facade.
  */
 #ifndef RJ_TUNE_H
 #define RJ_TUNE_H
 
-#include "ctx.h"
+#include "runtime/plan.h"
 
 /* Seeds: the search uses SEARCH_SEEDS seeds from the request's, the confirmation CONFIRM_SEEDS
  * others that the search never saw. */

@@ -10,10 +10,10 @@
  * the exact kernel sample are computed once. Everything runs through the public entry points
  * on the JIT backend, so the error measured is the error the user's plan will have.
  */
-#include "tune.h"
+#include "tuner/tune.h"
 
-#include "philox.h"
-#include "tensor.h"
+#include "core/philox.h"
+#include "runtime/tensor.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -119,7 +119,7 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
 
 static rfjit_tensor view(float *p, const rj_calib *c, int64_t L, int64_t w)
 {
-    return rfjit_tensor_contiguous(p, c->B, c->H, L, w);
+    return rj_tensor_contiguous(p, c->B, c->H, L, w);
 }
 
 /* out = attention of plan a on the set. */
@@ -133,7 +133,7 @@ static rfjit_status attend(rfjit_ctx *ctx, const rj_calib *c, const rfjit_attn_d
     rfjit_tensor tq = view(c->q, c, c->lq, c->d), tk = view(c->k, c, c->lk, c->d);
     rfjit_tensor tv = view(c->v, c, c->lk, c->dv), to = view(out, c, c->lq, c->dv);
     s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
-    rfjit_plan_destroy(p);
+    rj_plan_free(p);
     return s;
 }
 
@@ -144,11 +144,11 @@ static rfjit_status kernel_of(rfjit_ctx *ctx, const rj_calib *c, const rfjit_att
     rfjit_status s = rj_plan_create(ctx, a, &p, dg);
     if (s != RFJIT_OK)
         return s;
-    rfjit_tensor tx = rfjit_tensor_contiguous(c->kq, 1, 1, c->nq, c->d);
-    rfjit_tensor ty = rfjit_tensor_contiguous(c->kk, 1, 1, c->nk, c->d);
-    rfjit_tensor to = rfjit_tensor_contiguous(K, 1, 1, c->nq, c->nk);
+    rfjit_tensor tx = rj_tensor_contiguous(c->kq, 1, 1, c->nq, c->d);
+    rfjit_tensor ty = rj_tensor_contiguous(c->kk, 1, 1, c->nk, c->d);
+    rfjit_tensor to = rj_tensor_contiguous(K, 1, 1, c->nq, c->nk);
     s = rj_plan_kernel(p, &tx, &ty, RFJIT_KERNEL_SOFTMAX, &to, dg);
-    rfjit_plan_destroy(p);
+    rj_plan_free(p);
     return s;
 }
 
@@ -229,4 +229,18 @@ rfjit_status rj_calib_error(rfjit_ctx *ctx, const rj_calib *c, int kind,
     }
     rj_free(o);
     return s;
+}
+
+rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
+                                uint64_t seed)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est->name;
+    a.d = r->d;
+    a.dv = r->dv;
+    a.causal = r->causal;
+    a.m = m > 0 ? m : RJ_TUNE_M_STEP;
+    a.seed = seed;
+    a.backend = RFJIT_BACKEND_JIT;
+    return a;
 }

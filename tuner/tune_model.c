@@ -11,9 +11,9 @@
  * The output form is the delta method with the pairs' errors taken as independent; they are
  * not (one W serves every pair), which is why it is only the search's starting point.
  */
-#include "tune.h"
+#include "tuner/tune.h"
 
-#include "proj.h"
+#include "core/proj.h"
 
 #include <math.h>
 #include <string.h>

@@ -16,7 +16,9 @@
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
  */
-#include "tune.h"
+#include "tuner/tiling.h"
+#include "tuner/tune.h"
+#include "runtime/tensor.h"
 
 
 #include <math.h>
@@ -27,20 +29,6 @@
 /* ESTIMATE's nominal rate: a quarter of one core's FMA peak at 2.5 GHz. */
 #define NOMINAL_GHZ 2.5
 #define NOMINAL_EFFICIENCY 0.25
-
-rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
-                                uint64_t seed)
-{
-    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-    a.estimator = est->name;
-    a.d = r->d;
-    a.dv = r->dv;
-    a.causal = r->causal;
-    a.m = m > 0 ? m : RJ_TUNE_M_STEP;
-    a.seed = seed;
-    a.backend = RFJIT_BACKEND_JIT;
-    return a;
-}
 
 static int32_t step_up(double m)
 {
@@ -93,10 +81,10 @@ static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, r
     if (s != RFJIT_OK)
         return s;
     const int64_t L = S->r->L;
-    rfjit_tensor tq = rfjit_tensor_contiguous(S->tq, 1, 1, L, S->r->d);
-    rfjit_tensor tk = rfjit_tensor_contiguous(S->tk, 1, 1, L, S->r->d);
-    rfjit_tensor tv = rfjit_tensor_contiguous(S->tv, 1, 1, L, S->r->dv);
-    rfjit_tensor to = rfjit_tensor_contiguous(S->to, 1, 1, L, S->r->dv);
+    rfjit_tensor tq = rj_tensor_contiguous(S->tq, 1, 1, L, S->r->d);
+    rfjit_tensor tk = rj_tensor_contiguous(S->tk, 1, 1, L, S->r->d);
+    rfjit_tensor tv = rj_tensor_contiguous(S->tv, 1, 1, L, S->r->dv);
+    rfjit_tensor to = rj_tensor_contiguous(S->to, 1, 1, L, S->r->dv);
     double t[5];
     s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
     for (int i = 0; i < 5 && s == RFJIT_OK; i++) {
@@ -104,7 +92,7 @@ static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, r
         s = rj_plan_execute(p, &tq, &tk, &tv, &to, dg);
         t[i] = 1e3 * (rj_now_s() - t0);
     }
-    rfjit_plan_destroy(p);
+    rj_plan_free(p);
     *ms = rj_median(t, 5);
     return s;
 }

@@ -6,7 +6,7 @@
  * on the way. Keys and queries differ only in their parameters, except for hybrid, whose base
  * blocks change sign with the role (spec 5.1): that family gets both bodies.
  */
-#include "lin.h"
+#include "gen/tmpl/lin.h"
 
 static void emit_role(lin *L, rj_v par, int keys, rj_v n)
 {

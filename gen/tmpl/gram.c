@@ -10,7 +10,7 @@
  * on T x T output tiles; the scales stay in the exponent until the end, so e^{h_i} and e^{h_j}
  * never overflow alone when their product would not.
  */
-#include "tmpl.h"
+#include "gen/tmpl/tmpl.h"
 
 /* dst (K x T) = columns c0 .. c0 + T - 1 of src (K rows of stride ld); the caller pads the
  * columns, so whole vectors are read. */

@@ -7,7 +7,7 @@
 #ifndef RJ_LIN_H
 #define RJ_LIN_H
 
-#include "tmpl.h"
+#include "gen/tmpl/tmpl.h"
 
 typedef struct lin {
     rj_kfn *f;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is the linear-attention template (spec estimators.md 1.1-1.4; the JIT twin of
- * gen/ref/linear.c), for the families of est.h's rj_kfeat. Per (batch, head):
+ * est/ref_linear.c), for the families of est.h's rj_kfeat. Per (batch, head):
  *
  *   keys, tile by tile:   ell = b + W y + gamma n(y) (exp)  |  u = W y, h = h0 + gamma n(y) (trig)
  *                         c' = max(c, max_t h_t);  (S, z, zabs) *= e^{c - c'};  c = c'
@@ -24,12 +24,12 @@
  * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
  * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
  */
-#include "lin.h"
+#include "gen/tmpl/lin.h"
 
 #include <float.h>
 #include <math.h>
 
-#define DEN_EPS 1e-6 /* as gen/ref/linear.c */
+#define DEN_EPS 1e-6 /* as est/ref_linear.c */
 
 lin rj_lin_init(rj_kfn *f)
 {

@@ -9,7 +9,7 @@
  * every "percent of peak" the benchmarks print. b = q[0] and c = q[1] arrive as data (a
  * constant could be folded); b < 1 keeps the chains bounded.
  */
-#include "tmpl.h"
+#include "gen/tmpl/tmpl.h"
 
 void rj_tmpl_peak(rj_kfn *f)
 {

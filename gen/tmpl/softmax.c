@@ -18,7 +18,7 @@
  * at least one key, so m' is finite and alpha = e^{-inf} = 0 on the first tile (the inline
  * exp flushes it).
  */
-#include "tmpl.h"
+#include "gen/tmpl/tmpl.h"
 
 #include <math.h>
 

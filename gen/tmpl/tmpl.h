@@ -7,9 +7,9 @@
 #ifndef RJ_TMPL_H
 #define RJ_TMPL_H
 
-#include "../ir.h"
-#include "../kabi.h"
-#include "../kplan.h"
+#include "gen/ir.h"
+#include "core/kabi.h"
+#include "gen/kplan.h"
 
 typedef struct rj_kfn {
     rj_ir *ir;

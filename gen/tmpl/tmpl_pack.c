@@ -5,7 +5,7 @@
  * once, which is what lets every contraction after it run on constant strides and lets a
  * partial tile run the full-tile code (zero rows contribute nothing once masked).
  */
-#include "tmpl.h"
+#include "gen/tmpl/tmpl.h"
 
 static rj_v row_ptr(rj_kfn *f, rj_v src, rj_v stride, rj_v row)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file walks every allocation point of rfjit's own memory (gen/base.c's countdown) in
+ * This file walks every allocation point of rfjit's own memory (core/base.c's countdown) in
  * each scenario below: the run with the k-th allocation failing, for k = 0, 1, 2, ... until a
  * run no longer reaches the injection. Each run must return RFJIT_OK with the right output
  * (a failure the code may absorb, e.g. an optional cache) or RFJIT_E_NOMEM from the call that
@@ -10,7 +10,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "base.h"
+#include "core/base.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 

@@ -9,8 +9,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "ctx.h"
-#include "jit.h"
+#include "runtime/ctx.h"
+#include "runtime/jit.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 

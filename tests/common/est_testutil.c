@@ -2,8 +2,8 @@
 /* This file implements tests/common/est_testutil.h. */
 #include "est_testutil.h"
 
-#include "philox.h"
-#include "proj.h"
+#include "core/philox.h"
+#include "core/proj.h"
 
 #include <criterion/criterion.h>
 

@@ -85,7 +85,7 @@ void et_derf_objective(const et_derf *g, const double *x, int64_t lq, const doub
 
 /*
  * The DERF parameters (A, B1, B2, each d x d) equivalent to a fitted estimator's parameter
- * block, read through the layouts documented at the top of gen/est/<name>.c (version 1):
+ * block, read through the layouts documented at the top of est/<name>.c (version 1):
  * oprf A = aI, B1 = B2 = sqrt(1-4a) I; saderf A = aI, B1 = sqrt(1-4a) diag(psi),
  * B2 = sqrt(1-4a) diag(1/psi); sderf A = Q diag(a) Q^T, B1 = B2 = Q diag(sqrt(1-4a)) Q^T;
  * aderf A = aI, Bk = sqrt(1-4a) Bk'. sderf's features use the rows of W as w' = Q^T w, so

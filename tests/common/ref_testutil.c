@@ -4,8 +4,8 @@
 
 #include <criterion/criterion.h>
 
-#include "philox.h"
-#include "proj.h"
+#include "core/philox.h"
+#include "core/proj.h"
 #include "rfjit.h"
 
 #include <math.h>

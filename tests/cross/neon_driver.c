@@ -2,7 +2,7 @@
 /*
  * This file is the AArch64 side of the NEON test (tests/jit/test_neon.c): a libc-only
  * program linked with a kernel object that `rfjit emit` built on x86 for aarch64 + NEON. It
- * shows the whole calling convention of an AOT kernel: rj_kargs (gen/kabi.h), the lowered
+ * shows the whole calling convention of an AOT kernel: rj_kargs (core/kabi.h), the lowered
  * parameters [pq | pk], a 64-byte aligned workspace and state, RJ_KFLAG_INIT.
  *
  * usage: neon_driver PARAMS.npy Q.npy K.npy V.npy OUT.npy ROLE_FLOATS WS_FLOATS ST_FLOATS
@@ -10,7 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* posix_memalign */
 
-#include "kabi.h"
+#include "core/kabi.h"
 #include "npy.h"
 
 #include <stdio.h>

@@ -20,8 +20,8 @@
 #include <criterion/criterion.h>
 
 #include "est_testutil.h"
-#include "philox.h"
-#include "proj.h"
+#include "core/philox.h"
+#include "core/proj.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file checks the deterministic contract of the seven linear estimators' ops tables
- * (gen/est/est.h): names, flags, template, projection kinds, feature dimensions, valid(),
+ * (est/est.h): names, flags, template, projection kinds, feature dimensions, valid(),
  * the (h, f) representation of the feature maps (the non-fitted maps against their textbook
  * formulas of spec estimators.md 2.1-2.3, max_r f_r = 1 for exponential maps, no overflow for
  * |x| = 1e3), that queries and keys share the map where the estimator is symmetric, and that

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks the EVA estimator (gen/est/eva.c) against the semantics documented at the
+ * This file checks the EVA estimator (est/eva.c) against the semantics documented at the
  * top of that file: an independent, set-based re-implementation over a grid of windows, chunk
  * counts, causal and cross-attention shapes; the special cases of check C3 (no window and one
  * chunk is single-sample RFA; chunk size 1 or a window covering the sequence is exact
@@ -11,8 +11,8 @@
 #include <criterion/criterion.h>
 
 #include "est/est.h"
-#include "philox.h"
-#include "ref/ref.h"
+#include "core/philox.h"
+#include "est/ref.h"
 #include "ref_testutil.h"
 #include "rfjit.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks the hybrid estimator (gen/est/hybrid.c) against spec estimators.md
+ * This file checks the hybrid estimator (est/hybrid.c) against spec estimators.md
  * 5.1-5.2: the feature map equals lambda_hat K_b + (1 - lambda_hat) K_t computed directly
  * from W and the sign vectors (and its layout splits into those two terms); fit's draws;
  * the closed-form variance against a direct evaluation of formula 5.1; Monte Carlo over
@@ -13,8 +13,8 @@
 #include <criterion/criterion.h>
 
 #include "est/est.h"
-#include "philox.h"
-#include "proj.h"
+#include "core/philox.h"
+#include "core/proj.h"
 #include "ref_testutil.h"
 #include "rfjit.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks the reference attention loops (gen/ref/linear.c, gen/ref/softmax.c) and
+ * This file checks the reference attention loops (est/ref_linear.c, est/ref_softmax.c) and
  * the exact estimator: the causal and bidirectional linear attention equal the masked and
  * unmasked quadratic forms of explicit features (check C4); the log-domain stabilisation
  * (spec 1.4) gives the same outputs after the norms are pushed to ~350 (1e3 raw at d = 64)
@@ -12,9 +12,9 @@
 #include <criterion/criterion.h>
 
 #include "est/est.h"
-#include "philox.h"
-#include "proj.h"
-#include "ref/ref.h"
+#include "core/philox.h"
+#include "core/proj.h"
+#include "est/ref.h"
 #include "ref_testutil.h"
 #include "rfjit.h"
 

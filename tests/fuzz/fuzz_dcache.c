@@ -7,7 +7,7 @@
  * header, whose stored hash it matches; after a bad entry the file is gone. Inputs whose
  * first byte is odd also go through store-then-load, which must return the bytes stored.
  */
-#include "dcache.h"
+#include "runtime/dcache.h"
 
 #include <dirent.h>
 #include <fcntl.h>

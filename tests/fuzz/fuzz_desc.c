@@ -7,9 +7,9 @@
  * (rj_kplan_make: tiling rules, sizes) without compiling. Invariant: failures carry a
  * message; nothing crashes or reads outside the buffers (ASan).
  */
-#include "kplan.h"
-#include "plan_util.h"
-#include "tensor.h"
+#include "gen/kplan.h"
+#include "runtime/plan.h"
+#include "runtime/tensor.h"
 
 #include <stdint.h>
 #include <stdlib.h>

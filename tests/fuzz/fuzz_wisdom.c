@@ -2,14 +2,14 @@
 /*
  * This file is the libFuzzer target of the wisdom parser (runtime/wisdom.c,
  * rj_wisdom_from_text: everything rj_wisdom_load does after reading the file), in both modes,
- * with the record check a context installs (runtime/tune_record.c: every number of a tuning
+ * with the record check a context installs (tuner/tune_record.c: every number of a tuning
  * record parsed with overflow detection and checked as rfjit_plan_create would).
  * Invariants: what a lenient parse keeps serialises to text that parses strictly to the same
  * text again (the store's output is always canonical); a strict parse that succeeds keeps
  * every record a lenient one keeps.
  */
-#include "tune_record.h"
-#include "wisdom.h"
+#include "tuner/tune_record.h"
+#include "runtime/wisdom.h"
 
 #include <stdint.h>
 #include <stdlib.h>

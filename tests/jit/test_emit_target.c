@@ -8,9 +8,9 @@
  */
 #include <criterion/criterion.h>
 
-#include "jit.h"
+#include "runtime/jit.h"
 #include "rfjit.h"
-#include "target_names.h"
+#include "runtime/target_names.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -9,8 +9,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "ir.h"
-#include "jit.h"
+#include "gen/ir.h"
+#include "runtime/jit.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>

@@ -11,7 +11,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "ctx.h"
+#include "runtime/ctx.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "slice_testutil.h"

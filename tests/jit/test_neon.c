@@ -10,7 +10,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "ctx.h"
+#include "runtime/exec.h"
 #include "npy.h"
 #include "rfjit.h"
 
@@ -98,8 +98,8 @@ static void one(rfjit_ctx *ctx, const char *dir, const char *est, int causal)
                  "%s: no vector fmla in the object", est);
     cr_assert_eq(sh("nm -u %s/k.o | grep -vEq ' (memcpy|memmove|memset)$'", dir), 256,
                  "%s: unexpected undefined symbols", est);
-    cr_assert_eq(sh("aarch64-linux-gnu-gcc -std=c11 -O1 -static -I%s/gen -I%s/tools "
-                    "-I%s/runtime %s/tests/cross/neon_driver.c %s/tools/npy.c "
+    cr_assert_eq(sh("aarch64-linux-gnu-gcc -std=c11 -O1 -static -I%s -I%s/tools "
+                    "-I%s/include %s/tests/cross/neon_driver.c %s/tools/npy.c "
                     "%s/runtime/fsutil.c %s/k.o -lm -o %s/driver",
                     RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR,
                     RFJIT_SOURCE_DIR, RFJIT_SOURCE_DIR, dir, dir),

@@ -6,7 +6,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "ctx.h"
+#include "runtime/ctx.h"
 #include "rfjit.h"
 
 #include <math.h>

@@ -9,7 +9,7 @@
 
 #include "rfjit.h"
 #include "slice_testutil.h"
-#include "tiling.h"
+#include "tuner/tiling.h"
 
 #include <math.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "slice_testutil.h"
-#include "tune.h"
+#include "tuner/tune.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -11,8 +11,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "dcache.h"
-#include "wisdom.h"
+#include "runtime/dcache.h"
+#include "runtime/wisdom.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -10,8 +10,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "dcache.h"
-#include "hash.h"
+#include "runtime/dcache.h"
+#include "runtime/hash.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks gen/linalg.c: QR, eigh and SVD reconstruct their input to 1e-12 of its
+ * This file checks core/linalg.c: QR, eigh and SVD reconstruct their input to 1e-12 of its
  * norm with orthogonal factors, for random n in {1, 2, 7, 64, 128}; plus known eigenvalues,
  * repeated eigenvalues and singular values, rank deficiency, the zero matrix, a graded matrix
  * whose tiny singular values one-sided Jacobi must get to relative accuracy, extreme scales,
@@ -8,8 +8,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "linalg.h"
-#include "philox.h"
+#include "core/linalg.h"
+#include "core/philox.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks gen/philox.c: the bijection against Random123's published known answers,
+ * This file checks core/philox.c: the bijection against Random123's published known answers,
  * the counter and key layout, the uniforms' range and moments, the normals' first two moments
  * (5 standard errors), Box-Muller's fixed output order, prefix and determinism properties, and
  * the libm-free log/cos/sin against libm in ulps.
  */
 #include <criterion/criterion.h>
 
-#include "philox.h"
+#include "core/philox.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks gen/proj.c: iid rows are the projection stream's rows, orthogonal blocks
+ * This file checks core/proj.c: iid rows are the projection stream's rows, orthogonal blocks
  * are orthogonal with chi_d row norms taken from the norms stream, W for m rows is a prefix of
  * W for more rows, golden checksums pin the bits across machines, bad arguments are refused
  * with a message, and check C2 of spec estimators.md section 7 (the Haar sign fix makes the
@@ -8,9 +8,9 @@
  */
 #include <criterion/criterion.h>
 
-#include "linalg.h"
-#include "philox.h"
-#include "proj.h"
+#include "core/linalg.h"
+#include "core/philox.h"
+#include "core/proj.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks gen/stats.c against a naive loop over the same rows: sums, second-moment
+ * This file checks core/stats.c against a naive loop over the same rows: sums, second-moment
  * sums (full and symmetric), squared-norm sums and counts per role, accumulation across
  * several calls, reset and free.
  */
 #include <criterion/criterion.h>
 
-#include "philox.h"
-#include "stats.h"
+#include "core/philox.h"
+#include "core/stats.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks the reading of the tuner's wisdom records (runtime/tune_record.h) and
+ * This file checks the reading of the tuner's wisdom records (tuner/tune_record.h) and
  * what a context does with a file that holds bad ones: numbers that do not fit their field
  * (m=4294967360 was read as 64, m=9999999964 as 1410065372), negative sizes, tilings and
  * plans rfjit_plan_create refuses, and malformed syntax are refused with the field, its text
@@ -9,10 +9,10 @@
  */
 #include <criterion/criterion.h>
 
-#include "ctx.h"
-#include "tune.h"
-#include "tune_record.h"
-#include "wisdom.h"
+#include "runtime/ctx.h"
+#include "tuner/tune.h"
+#include "tuner/tune_record.h"
+#include "runtime/wisdom.h"
 
 #include <errno.h>
 #include <stdarg.h>

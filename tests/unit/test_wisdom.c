@@ -15,7 +15,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "wisdom.h"
+#include "runtime/wisdom.h"
 
 #include <dirent.h>
 #include <errno.h>

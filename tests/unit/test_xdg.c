@@ -12,7 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "rfjit.h"
-#include "xdg.h"
+#include "runtime/xdg.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the contract between rfjit and one estimator: the ops table each
+ * est/<name>.c defines as `const rj_est_ops rj_est_<name>`, and the registry that lists
+ * them. An estimator owns its math only (feature map, fit, closed-form variance, cost); the
+ * attention loops and their stabilisation live in est/ (and, later, gen/tmpl/).
+ *
+ * Feature representation. A feature map returns, for one row, a log-scale h and a vector f
+ * with phi(x) = e^h * f (M entries). Exponential estimators put their largest log-feature in h
+ * so that max_r f_r = 1 and nothing overflows for |x| up to 1e3; trig puts |x|^2/2 there.
+ * The attention reference uses h to stabilise exactly (spec estimators.md 1.4): a query's h
+ * cancels in its own ratio, keys are shifted by the (running) maximum of their h.
+ *
+ * All vectors an estimator sees are the inputs to its kernel: for attention, the scaled
+ * x = q d^{-1/4} and y = k d^{-1/4}; for the kernel/feature API, the vectors as given.
+ */
+#ifndef RJ_EST_H
+#define RJ_EST_H
+
+#include "core/base.h"
+#include "core/spec.h"
+#include "core/stats.h"
+
+#include <stdbool.h>
+
+typedef enum rj_tmpl {
+    RJ_TMPL_LINEAR = 0,  /* random-feature linear attention over `features` */
+    RJ_TMPL_SOFTMAX = 1, /* exact softmax attention (no features) */
+    RJ_TMPL_EVA = 2      /* EVA: exact window plus chunk control variates (own loop) */
+} rj_tmpl;
+
+typedef enum rj_role { RJ_ROLE_Q = 0, RJ_ROLE_K = 1 } rj_role;
+
+#define RJ_EST_FITTED 1u  /* parameters come from data statistics (oprf, *derf) */
+#define RJ_EST_SIGNED 2u  /* features can be negative: denominators need the guard */
+#define RJ_EST_NOPROJ 4u  /* uses no projection matrix W (exact) */
+#define RJ_EST_MOM_DIAG 8u  /* fit reads only the diagonals of mxx, myy (stats.h) */
+#define RJ_EST_MOM_NONE 16u /* fit reads no second moments at all */
+
+/* The second moments an estimator's fit needs (core/stats.h rj_moments). */
+static inline int rj_est_moments(unsigned flags)
+{
+    return (flags & RJ_EST_MOM_NONE) ? RJ_MOM_NONE
+           : (flags & RJ_EST_MOM_DIAG) ? RJ_MOM_DIAG
+                                       : RJ_MOM_FULL;
+}
+
+/* Scalar parameters reported by `rfjit fit`: NaN where the estimator has none. */
+typedef struct rj_fit_info {
+    double A, rho;
+} rj_fit_info;
+
+/*
+ * How the JIT's linear template computes an estimator's features, decided in plain C before
+ * any IR exists (gen/kplan.c lays it out, gen/tmpl/linear.c emits it). Two families cover the
+ * exponential and trigonometric maps; n(x) is a norm the estimator chooses:
+ *
+ *   RJ_KF_EXP:   ell_r = b_r + (W x)_r + gamma n(x),  h = max_r ell_r,  f_r = e^{ell_r - h}
+ *   RJ_KF_TRIG:  u = W x,  f = [cos u ; sin u],  h = h0 + gamma n(x)        (M = 2P)
+ *   RJ_KF_HYBRID (hybrid.c): W = [base rows (mb) ; sign rows r_t (n)], P = mb + n;
+ *                ell_b = b + (W x)_{0..mb} + gamma n(x),  ell_t = h0 + gamma2 n(x),
+ *                h = max(max ell_b, ell_t); blocks k = 0..n of (mb + 2m) rows:
+ *                sigma_k [e^{ell_b - h} (negated on the query side for k > 0) ;
+ *                         e^{ell_t - h} [cos u ; sin u]] / sqrt2, u = rows 0..m of W x,
+ *                sigma_0 = 1, sigma_k = sgn(r_k . x) / sqrt n   (M = (mb + 2m)(n + 1))
+ *   n(x) = sum_l g_l x_l^2 (RJ_KN_DIAG, g: d) or |G x|^2 (RJ_KN_DENSE, G: d x d row-major)
+ *
+ * with P rows of W (P x d row-major). This is exactly what `features` computes, so the
+ * reference stays the JIT's oracle term by term.
+ */
+typedef enum rj_kfam { RJ_KF_NONE = 0, RJ_KF_EXP = 1, RJ_KF_TRIG = 2, RJ_KF_HYBRID = 3 } rj_kfam;
+typedef enum rj_knorm { RJ_KN_DIAG = 0, RJ_KN_DENSE = 1 } rj_knorm;
+
+typedef struct rj_kfeat {
+    int32_t fam;  /* rj_kfam */
+    int32_t P;    /* projection rows */
+    int32_t norm; /* rj_knorm */
+    int32_t mb, m, n; /* RJ_KF_HYBRID: base rows, trig projections, sign features */
+} rj_kfeat;
+
+/* One role's lowered parameters, in double, in buffers the caller sized from rj_kfeat. The
+ * caller pre-fills the common case, so klower sets only what differs: h0 = 0,
+ * gamma = -1/2, gamma2 = 0, b = 0 and g = 1 (DIAG; the identity norm |x|^2). */
+typedef struct rj_klowered {
+    double h0, gamma, gamma2;
+    double *b; /* P (EXP, and the mb base rows of HYBRID) */
+    double *g; /* d (DIAG) or d x d (DENSE) */
+    double *W; /* P x d */
+} rj_klowered;
+
+/*
+ * Chunked control-variate estimators (RJ_TMPL_EVA) run on the exact-softmax kernel over an
+ * augmented key set (runtime/exec_eva.c): for query i, the keys of the chunks it sees
+ * exactly, plus one pseudo-key per summarised chunk (its mean key, logit offset ln n_c, value
+ * beta_c). The estimator says which chunks and computes the summaries.
+ */
+typedef struct rj_eva_ops {
+    /* Chunk geometry for lk keys: returns the count of non-empty chunks, *size their size. */
+    int64_t (*chunks)(const rj_spec *s, int64_t lk, int64_t *size);
+    /* Chunks [*clo, *chi) that query i sees key by key (its visible keys only, if causal);
+     * every other chunk is summarised for i: all of them when bidirectional, those below clo
+     * when causal (the ones above are invisible). */
+    void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int64_t *chi);
+    /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). Arguments
+     * as for attend. */
+    void (*summaries)(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                      const double *y, const double *v, int64_t lk, double *kbar, double *beta);
+} rj_eva_ops;
+
+typedef struct rj_est_ops {
+    const char *name;
+    int version;       /* bumped when the math or the parameter layout changes */
+    rj_tmpl tmpl;
+    unsigned flags;    /* RJ_EST_* */
+    unsigned proj_kinds; /* bit (1u << RFJIT_PROJ_*) for each accepted projection kind */
+
+    /* Feature dimension M for this spec (0 for exact and eva). */
+    int64_t (*feature_dim)(const rj_spec *s);
+
+    /* Whether the spec is usable; if not, write a one-line reason to why (n bytes). */
+    bool (*valid)(const rj_spec *s, char *why, size_t n);
+
+    /* Number of doubles of the parameter block `fit` fills. */
+    size_t (*params_size)(const rj_spec *s);
+
+    /*
+     * Fill params from W (m x d row-major double; NULL for RJ_EST_NOPROJ), the seed (for
+     * estimator-owned draws on its own Philox stream) and, for RJ_EST_FITTED, the statistics
+     * of one (batch, head) or of a calibration sample (st is NULL otherwise). info may be NULL.
+     * Errors: RFJIT_E_FIT (degenerate statistics), RFJIT_E_NOMEM.
+     */
+    rfjit_status (*fit)(const rj_spec *s, const double *W, uint64_t seed, const rj_stats *st,
+                        double *params, rj_fit_info *info, rj_diag *dg);
+
+    /* Feature map of one row x (d entries): phi(x) = e^{*h} f, f has feature_dim entries.
+     * NULL when tmpl != RJ_TMPL_LINEAR. Pure; safe to call concurrently. */
+    void (*features)(const rj_spec *s, const double *params, rj_role role, const double *x,
+                     double *h, double *f);
+
+    /* Own attention for one (batch, head) when tmpl != RJ_TMPL_LINEAR (NULL otherwise):
+     * x: lq x d, y: lk x d (scaled), v: lk x dv, out: lq x dv, all row-major double. */
+    rfjit_status (*attend)(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                           const double *y, const double *v, int64_t lk, double *out,
+                           rj_diag *dg);
+
+    /* Var[phi_q(x)^T phi_k(y)] in closed form for this spec's m with i.i.d. projections,
+     * for the fitted params; NaN if the estimator has no closed form (eva); 0 for exact. */
+    double (*variance)(const rj_spec *s, const double *params, const double *x,
+                       const double *y);
+
+    /* Closed-form objectives of spec 4.1 for one projection (m = 1) over all lq x lk pairs:
+     * *obj = mean ln E[(f1 f2)^2], *var_obj = mean ln Var[f1 f2]. NULL if not fitted. */
+    rfjit_status (*objective)(const rj_spec *s, const double *params, const double *x,
+                              int64_t lq, const double *y, int64_t lk, double *obj,
+                              double *var_obj, rj_diag *dg);
+
+    /* Work per token (one query and one key): flops and bytes touched, for ranking. */
+    void (*cost)(const rj_spec *s, double *flops, double *bytes);
+
+    /* The JIT feature family for this spec (NULL: no linear-template kernel, e.g. hybrid). */
+    void (*kfeat)(const rj_spec *s, rj_kfeat *kf);
+    /* Lower fitted params to one role's kernel parameters (rj_klowered); NULL iff kfeat is. */
+    void (*klower)(const rj_spec *s, const double *params, rj_role role, rj_klowered *out);
+
+    /* RJ_TMPL_EVA only: what the runtime composes the softmax kernel with (NULL otherwise). */
+    const rj_eva_ops *eva;
+
+    /* Documented bound for |JIT - reference| / max|reference| (used from issue 3 on). */
+    double ref_tol;
+} rj_est_ops;
+
+/* The registry: fixed order (also the tie-break order for "auto"). */
+extern const rj_est_ops *const rj_est_registry[];
+extern const int rj_est_count;
+
+/* Look an estimator up by name; NULL if unknown. */
+const rj_est_ops *rj_est_find(const char *name);
+
+/* Reference attention for one (batch, head), whatever the template: rj_ref_linear over the
+ * estimator's features for RJ_TMPL_LINEAR, the estimator's own attend otherwise. Arguments as
+ * for `attend`. This is how code outside gen/ reaches the reference loops. */
+rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x,
+                               int64_t lq, const double *y, const double *v, int64_t lk,
+                               double *out, rj_diag *dg);
+
+#endif

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is the portable reference of the attention loops, for one (batch, head), in
+ * double: the oracle every JIT kernel is tested against and the fallback backend.
+ * Inputs are row-major doubles, already scaled (x = q d^{-1/4}, y = k d^{-1/4}).
+ */
+#ifndef RJ_REF_H
+#define RJ_REF_H
+
+#include "est/est.h"
+
+/*
+ * Linear attention with the estimator's feature map (spec estimators.md 1.1, 1.2) and the
+ * exact log-domain stabilisation of 1.4: queries drop their own h, keys are shifted by the
+ * maximum h over the (batch, head) (bidirectional) or by a running maximum with (S, z)
+ * rescaled by e^{-delta} when it grows (causal). A relative epsilon guards only the
+ * denominator: |den| < 1e-6 * sum_r |f_r| |z|_r is replaced by +-1e-6 * that sum (signed
+ * estimators), and den = 0 with a zero sum gives a zero output row. Causal needs lq == lk.
+ */
+rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                           const double *y, const double *v, int64_t lk, double *out,
+                           rj_diag *dg);
+
+/* Exact softmax attention with weights exp(x_i^T y_j), max-shifted per query row;
+ * causal uses keys j <= i. */
+rfjit_status rj_ref_softmax(const rj_spec *s, const double *x, int64_t lq, const double *y,
+                            const double *v, int64_t lk, double *out, rj_diag *dg);
+
+#endif

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file makes and frees plans: descriptor validation, the projection matrix (drawn from
+ * the seed or copied from the user), the parameters that can be fixed once (every non-fitted
+ * estimator, or a fitted one frozen by a calibration sample) and the choice of backend.
+ */
+#include "runtime/plan.h"
+#include "runtime/exec.h"
+#include "runtime/plan_fit.h"
+#include "core/proj.h"
+#include "runtime/tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Far above any useful m, and small enough that m * d * 8 and M * L stay representable. */
+#define RJ_MAX_M (1 << 20)
+
+static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
+{
+    char list[256] = "";
+    size_t pos = 0;
+    for (int i = 0; i < rj_est_count && pos < sizeof list; i++)
+        pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "",
+                                rj_est_registry[i]->name);
+    return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
+                   list);
+}
+
+rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
+{
+    const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
+    if (!est)
+        return unknown_estimator(dg, d->estimator);
+    memset(s, 0, sizeof *s);
+    s->est = est;
+    s->d = d->d;
+    s->dv = d->dv ? d->dv : d->d;
+    s->m = d->m;
+    s->causal = d->causal;
+    s->proj = d->projection;
+    s->eva_window = d->eva_window;
+    s->eva_chunks = d->eva_chunks;
+    s->hrf_n = d->hybrid_signs;
+    s->hrf_base = d->hybrid_base;
+    if (d->d < 1 || d->d > RJ_MAX_D)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "d = %d is outside [1, %d]", d->d,
+                       RJ_MAX_D);
+    if (d->dv < 0 || s->dv > (1 << 20))
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
+    if (d->fallback != 0 && d->fallback != 1)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
+    if (d->causal != 0 && d->causal != 1)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
+    if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
+        d->backend != RFJIT_BACKEND_JIT)
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
+    if (!(est->flags & RJ_EST_NOPROJ)) {
+        if (d->m < 1 || d->m > RJ_MAX_M)
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "m = %d is outside [1, %d]", d->m,
+                           RJ_MAX_M);
+        if (d->projection < RFJIT_PROJ_ORTHOGONAL || d->projection > RFJIT_PROJ_USER)
+            return rj_fail(dg, RFJIT_E_INVALID_ARG, "projection kind %d is unknown",
+                           d->projection);
+        if (!(est->proj_kinds & (1u << d->projection)))
+            return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                           "estimator '%s' does not accept projection kind %d", est->name,
+                           d->projection);
+        if (d->projection == RFJIT_PROJ_USER && !d->projection_matrix)
+            return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                           "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
+    }
+    char why[256] = "";
+    if (!est->valid(s, why, sizeof why))
+        return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
+                       why[0] ? why : "invalid parameters");
+    if ((est->flags & RJ_EST_FITTED) && d->causal && !(d->calib_q && d->calib_k))
+        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
+                       "estimator '%s' fits its parameters from the whole sequence, which "
+                       "leaks future tokens; causal plans need calib_q and calib_k",
+                       est->name);
+    if ((d->calib_q != NULL) != (d->calib_k != NULL))
+        return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                       "calibration needs both calib_q and calib_k");
+    return RFJIT_OK;
+}
+
+static rfjit_status make_projection(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *dg)
+{
+    const rj_spec *s = &p->spec;
+    if (s->est->flags & RJ_EST_NOPROJ)
+        return RFJIT_OK;
+    RJ_FAIL_IF(dg, !rj_fits_memory((size_t)s->m * (size_t)s->d * sizeof(double)),
+               RFJIT_E_TOO_LARGE, "the %d x %d projection does not fit this machine's memory",
+               s->m, s->d);
+    p->W = rj_alloc_array((size_t)s->m * (size_t)s->d, sizeof(double));
+    RJ_FAIL_IF(dg, !p->W, RFJIT_E_NOMEM, "no memory for the %d x %d projection", s->m, s->d);
+    if (s->proj != RFJIT_PROJ_USER)
+        return rj_proj_draw(s->proj, p->seed, s->m, s->d, p->W, dg);
+    for (size_t i = 0; i < (size_t)s->m * (size_t)s->d; i++) {
+        float w = d->projection_matrix[i];
+        RJ_FAIL_IF(dg, !isfinite(w), RFJIT_E_NONFINITE,
+                   "projection_matrix[%zu] (row %zu) is not finite", i, i / (size_t)s->d);
+        p->W[i] = w;
+    }
+    return RFJIT_OK;
+}
+
+/* Statistics of a calibration sample: every (batch, head) of calib_q / calib_k pooled. */
+static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *dg)
+{
+    const rfjit_tensor *tq = d->calib_q, *tk = d->calib_k;
+    RJ_TRY(rj_tensor_check(tq, "calib_q", false, dg));
+    RJ_TRY(rj_tensor_check(tk, "calib_k", false, dg));
+    RJ_FAIL_IF(dg, tq->shape[3] != p->spec.d || tk->shape[3] != p->spec.d, RFJIT_E_SHAPE,
+               "calibration samples must have last dimension d = %d", p->spec.d);
+    RJ_TRY(rj_tensor_check_finite(tq, "calib_q", dg));
+    RJ_TRY(rj_tensor_check_finite(tk, "calib_k", dg));
+    rj_stats st;
+    RJ_TRY(rj_stats_init(&st, p->spec.d));
+    int64_t rows = tq->shape[2] > tk->shape[2] ? tq->shape[2] : tk->shape[2];
+    double *buf = rj_alloc_array((size_t)rows * (size_t)p->spec.d, sizeof(double));
+    rfjit_status s = buf ? RFJIT_OK : rj_fail(dg, RFJIT_E_NOMEM, "no memory for calibration");
+    double scale = rj_plan_input_scale(p->spec.d);
+    for (int role = 0; role < 2 && s == RFJIT_OK; role++) {
+        const rfjit_tensor *t = role ? tk : tq;
+        for (int64_t b = 0; b < t->shape[0]; b++)
+            for (int64_t h = 0; h < t->shape[1]; h++) {
+                rj_tensor_gather(t, b, h, scale, buf);
+                rj_stats_add(&st, role, buf, t->shape[2]);
+            }
+    }
+    if (s == RFJIT_OK)
+        s = p->spec.est->fit(&p->spec, p->W, p->seed, &st, p->params, NULL, dg);
+    rj_free(buf);
+    rj_stats_free(&st);
+    return s;
+}
+
+/* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
+ * (then AUTO falls back and says why, JIT refuses). Frozen parameters are lowered now. */
+static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
+{
+    if (p->backend == RFJIT_BACKEND_REFERENCE)
+        return RFJIT_OK;
+    rj_diag why = {{0}};
+    const rj_tiling t = {p->tiling.vw, p->tiling.T, p->tiling.ri, p->tiling.rj};
+    rfjit_status s = rj_kplan_make(&p->spec, &t, p->ctx->isa.max_vw, p->ctx->isa.fma, &p->kp,
+                                   &why);
+    if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
+        snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
+    s = rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, &why);
+    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
+        snprintf(p->why_reference, sizeof p->why_reference,
+                 "fallback: the JIT failed (%s): %.180s", rj_status_text(s), why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
+    rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
+    p->jit = 1;
+    if (p->frozen) {
+        p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
+        RJ_FAIL_IF(dg, !p->kpar, RFJIT_E_NOMEM, "no memory for kernel parameters");
+        RJ_TRY(rj_lower_params(p, p->params, p->kpar, dg));
+    }
+    return RFJIT_OK;
+}
+
+rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,
+                            rj_diag *dg)
+{
+    *out = NULL;
+    RJ_FAIL_IF(dg, !desc_in, RFJIT_E_INVALID_ARG, "rfjit_plan_create: desc is NULL");
+    rfjit_attn_desc d = RFJIT_ATTN_DESC_INIT;
+    RJ_TRY(rj_desc_read(&d, sizeof d, desc_in, desc_in->size, dg));
+    rj_spec spec;
+    RJ_TRY(rj_plan_check(&d, &spec, dg));
+
+    rfjit_plan *p = rj_alloc_zero(sizeof *p);
+    RJ_FAIL_IF(dg, !p, RFJIT_E_NOMEM, "no memory for a plan");
+    if (pthread_mutex_init(&p->pool_mu, NULL) != 0) {
+        rj_free(p);
+        return rj_fail(dg, RFJIT_E_THREAD, "cannot create a plan's lock");
+    }
+    p->ctx = ctx;
+    p->spec = spec;
+    p->seed = d.seed;
+    p->backend = d.backend;
+    p->fallback = d.fallback;
+    p->tiling = d.tiling;
+    p->M = spec.est->feature_dim(&spec);
+    p->nparams = spec.est->params_size(&spec);
+    rfjit_status s = make_projection(p, &d, dg);
+    if (s == RFJIT_OK && !(p->params = rj_alloc_array(p->nparams ? p->nparams : 1,
+                                                       sizeof(double))))
+        s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
+    if (s == RFJIT_OK && !(spec.est->flags & RJ_EST_FITTED)) {
+        s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, dg);
+        p->frozen = 1;
+    } else if (s == RFJIT_OK && d.calib_q) {
+        s = calibrate(p, &d, dg);
+        p->frozen = 1;
+    }
+    if (s == RFJIT_OK)
+        s = choose_backend(p, dg);
+    if (s != RFJIT_OK) {
+        rj_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return RFJIT_OK;
+}
+
+void rj_plan_free(rfjit_plan *p)
+{
+    if (!p)
+        return;
+    rj_exec_pool_free(p);
+    pthread_mutex_destroy(&p->pool_mu);
+    rj_free(p->W);
+    rj_free(p->params);
+    rj_free(p->kpar);
+    rj_free(p);
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Checks the layering of docs/architecture.md on the built objects: every library function a
+# layer's objects call is defined in that layer or a lower one (core < est < gen < runtime <
+# tuner < api), and only the facade (api/) calls public rfjit_* functions, so the layers below
+# it use the internal API and get their errors back in an rj_diag. Usage: check_layers.sh
+# BUILD_DIR (the objects are BUILD_DIR/CMakeFiles/rfjit_<layer>.dir/**.o). Exit 1 on a
+# violation, naming the caller's object, the symbol and the layer that defines it.
+set -u
+build=${1:?usage: check_layers.sh BUILD_DIR}
+layers=(core est gen runtime tuner api)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for i in "${!layers[@]}"; do
+    dir="$build/CMakeFiles/rfjit_${layers[$i]}.dir"
+    objs=$(find "$dir" -name '*.o' 2>/dev/null | sort)
+    [ -n "$objs" ] || { echo "check_layers: no objects in $dir (build first)" >&2; exit 1; }
+    for o in $objs; do
+        nm --defined-only -g "$o" | awk -v l="$i" '{print $3, l}' >>"$tmp/defs"
+        nm -u "$o" | awk -v l="$i" -v o="${o#"$dir"/}" '{print $2, l, o}' >>"$tmp/uses"
+    done
+done
+awk -v names="${layers[*]}" '
+    BEGIN { split(names, L, " ") }
+    NR == FNR { def[$1] = $2; next }
+    ($1 in def) && def[$1] > $2 {
+        printf "check_layers: %s calls %s, defined in %s/ above it\n", $3, $1,
+               L[def[$1] + 1]; bad = 1
+    }
+    ($1 in def) && $1 ~ /^rfjit_/ && L[$2 + 1] != "api" {
+        printf "check_layers: %s calls the public %s (the internal API is below it)\n",
+               $3, $1; bad = 1
+    }
+    END { exit bad }' "$tmp/defs" "$tmp/uses" >&2

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file reads back the tuner's wisdom records (architecture.md 6), written by
+ * api/api_tune.c:
+ *
+ *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>.L<bucket>.b<budget>.<calib>.cand<hex>
+ *   value  est=<name> m=<m> vw=<vw> T=<T> ri=<ri> rj=<rj> predicted=<x> measured=<x>
+ *          bound=<x> ms=<x> seed=<u64>
+ *
+ * A wisdom file is data from disk, so nothing in it is trusted: every number is parsed whole
+ * with overflow detection (no blanks, no '+', nothing after it, no narrowing to a smaller
+ * type), and the record must describe a plan rfjit_plan_create accepts (rj_plan_check on the
+ * descriptor rfjit_tune_result_plan would build, rj_kplan_make on its tiling).
+ *
+ * Not for: writing records (api_tune.c does) or the file format around them (wisdom.c).
+ */
+#ifndef RJ_TUNE_RECORD_H
+#define RJ_TUNE_RECORD_H
+
+#include "core/base.h"
+
+#include <stddef.h>
+
+/* tuner/tune.h; declared here so that the wisdom fuzz target needs only runtime's headers */
+typedef struct rj_tune_row rj_tune_row;
+
+/* The widest vector any target has: a record is checked against it when it is loaded (a
+ * record tuned for wider vectors than the context's ISA is not malformed, only unusable). */
+#define RJ_TUNE_RECORD_ANY_VW 16
+
+/* Parse key and value and check them as above for a target of max_vw lanes; on RFJIT_OK *row
+ * holds the chosen row (est, m, tiling, errors, time, seed). RFJIT_E_WISDOM_FORMAT with the
+ * offending field, its text and the accepted range in dg otherwise. */
+rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw,
+                                  rj_tune_row *row, rj_diag *dg);
+
+/* rj_wisdom_check_fn (wisdom.h) for a context's wisdom: rj_tune_record_check with
+ * RJ_TUNE_RECORD_ANY_VW; user is unused. */
+int rj_tune_record_ok(void *user, const char *key, const char *value, char *why, size_t n);
+
+#endif
