@@ -15,10 +15,9 @@ for i in "${!layers[@]}"; do
     dir="$build/CMakeFiles/rfjit_${layers[$i]}.dir"
     objs=$(find "$dir" -name '*.o' 2>/dev/null | sort)
     [ -n "$objs" ] || { echo "check_layers: no objects in $dir (build first)" >&2; exit 1; }
-    for o in $objs; do
-        nm --defined-only -g "$o" | awk -v l="$i" '{print $3, l}' >>"$tmp/defs"
-        nm -u "$o" | awk -v l="$i" -v o="${o#"$dir"/}" '{print $2, l, o}' >>"$tmp/uses"
-    done
+    nm -A --defined-only -g $objs | awk -v l="$i" '{print $NF, l}' >>"$tmp/defs"
+    nm -A -u $objs | awk -v l="$i" -v d="$dir/" '{o = $1; sub(/:$/, "", o); sub(d, "", o);
+                                                  print $NF, l, o}' >>"$tmp/uses"
 done
 awk -v names="${layers[*]}" '
     BEGIN { split(names, L, " ") }
