@@ -32,11 +32,6 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
 /* One LLJIT and target machine for `isa`. Errors: RFJIT_E_TARGET, RFJIT_E_INTERNAL. */
 rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg);
 void rj_jit_destroy(rj_jit *j);
-/* A test hook (tests/api/test_jit_failure.c): compile from now on for another target while
- * linking into this process, so that the JIT fails the way a broken toolchain would, with a
- * status and LLVM's message. Not thread-safe; call before the context is shared. */
-rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
-                             const char *features, rj_diag *dg);
 
 typedef enum rj_emit_kind { RJ_EMIT_OBJ = 0, RJ_EMIT_ASM = 1, RJ_EMIT_IR = 2 } rj_emit_kind;
 
