@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the runtime's door to LLVM (runtime/jit.c is the only runtime file that calls
- * it): the ISA class and target machine of a context, compiling a kernel plan to an object,
- * cross emission for other targets, and one ORC LLJIT per context that links objects and
- * hands back function pointers. No LLVM type crosses this header.
+ * This file is the runtime's door to LLVM, implemented by runtime/jit.c, the only runtime
+ * file that calls LLVM: the host as LLVM sees it, the ISA class and target machine of a
+ * context, compiling a kernel plan to an object, cross emission for other targets, and one
+ * ORC LLJIT per context that links objects and hands back function pointers. No LLVM type
+ * crosses this header.
  */
 #ifndef RJ_JIT_H
 #define RJ_JIT_H
@@ -24,6 +25,9 @@ typedef struct rj_isa {
 } rj_isa;
 
 typedef struct rj_jit rj_jit;
+
+/* Query LLVM for the host. Errors: RFJIT_E_INTERNAL with LLVM's message. */
+rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg);
 
 /* Resolve the ISA: `want` NULL or "" or "native" is the host's class; otherwise one of
  * avx512, avx2, sse4.2, generic, which must not exceed the host (RFJIT_E_ISA). */
