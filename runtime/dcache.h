@@ -8,7 +8,7 @@
  *
  * Threads: one rj_dcache may be used by several threads at once. Processes: any number may
  * share a directory; stores are atomic renames, so readers see an old entry, a new one, or
- * none, never a mix. Not yet done: the size bound and oldest-out eviction.
+ * none, never a mix.
  */
 #ifndef RJ_DCACHE_H
 #define RJ_DCACHE_H
