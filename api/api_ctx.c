@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file implements the context: creation from a versioned descriptor plus the RFJIT_*
- * environment switches (read here and nowhere else), and teardown.
+ * environment switches, and teardown. The environment is read while a context is created:
+ * the RFJIT_* switches here, XDG_CACHE_HOME and HOME for the default cache directory (here,
+ * through runtime/xdg.c), XDG_DATA_HOME and HOME for the default wisdom file
+ * (runtime/ctx_wisdom.c through runtime/wisdom.c). rfjit_wisdom_export reads the latter two
+ * again, only to say why a context without a wisdom file has none.
  */
 #include "api/facade.h"
 #include "runtime/ctx_wisdom.h"

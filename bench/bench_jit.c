@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the JIT benchmark of issue 3 (printed, never asserted): per estimator and
+ * This file is the JIT benchmark (printed, never asserted): per estimator and
  * direction, the cost of getting a kernel (cold compile, disk-cache load, memory-cache hit;
  * median of 5, each minus the same plan's creation on the reference backend, which draws W
  * and fits but compiles nothing) and the execute time of the JIT kernel against the
  * portable reference at d = dv = 64, m = 256, L = 4096, B = H = 1 (median of 5 and 3 runs).
- * Estimators without a kernel yet run on the reference under AUTO and are marked so.
+ * An estimator that AUTO runs on the reference rather than a JIT kernel is marked so.
  *
  * usage: rfjit_bench_jit [L]        (one thread; run on an idle machine)
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file lists the rows of `rfjit bench`'s suites (issue 5):
+ * This file lists the rows of `rfjit bench`'s suites:
  *   headline  d = dv = 64, m = 256, one thread unless stated: positive and exact at
  *             L = 4096 (both directions), the exact/positive crossover at L = 256..2048,
  *             saderf and hybrid at L = 4096 beside positive, positive at L = 16384 on one and

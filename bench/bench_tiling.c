@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the tiling-search benchmark of issue 4 (printed, never asserted): per kernel,
+ * This file is the tiling-search benchmark (printed, never asserted): per kernel,
  * the pick of the pruned search (MEASURE) against the best of the exhaustive one over the same
  * space, both re-timed in the same run, alternating, median of 7, so the ratio compares like
  * with like; plus each search's wall time. Goal: ratio <= 1.05 and MEASURE well under 30 s.

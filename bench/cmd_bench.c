@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is `rfjit bench` (issue 5): rfjit's attention against the single-core FMA peak
+ * This file is `rfjit bench`: rfjit's attention against the single-core FMA peak
  * measured in the same run and against its peers (exact attention and FAVOR+ built on
  * OpenBLAS, bench/peer_blas.c; the same in torch, bench/peer_torch.py), on the shapes of a
  * suite (bench/bench_suite.c). Every peer computes on rfjit's inputs and projection matrix,

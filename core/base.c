@@ -2,12 +2,17 @@
 /* This file implements core/base.h: error recording and the allocation wrappers. */
 #include "core/base.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef RFJIT_TESTING
+#include "core/testing.h"
+
+#include <stdatomic.h>
+#endif
 
 /* Length of the valid UTF-8 sequence at s that encodes a printable character, 0 otherwise:
  * overlong forms, surrogates, code points past U+10FFFF and the C1 controls U+0080..U+009F
@@ -90,19 +95,22 @@ bool rj_fits_memory(size_t bytes)
     return bytes <= phys;
 }
 
+#ifdef RFJIT_TESTING
+/* The test seams of core/testing.h: the library's only process-wide mutable state, so it
+ * exists in the tests' build alone. */
 static _Atomic long fault_countdown = -1, live_blocks;
 
-void rj_fault_alloc_after(long n)
+void rj_test_fail_alloc_after(long n)
 {
     atomic_store(&fault_countdown, n < 0 ? -1 : n);
 }
 
-long rj_fault_alloc_left(void)
+long rj_test_fail_alloc_left(void)
 {
     return atomic_load(&fault_countdown);
 }
 
-long rj_live_allocs(void)
+long rj_test_live_allocs(void)
 {
     return atomic_load(&live_blocks);
 }
@@ -124,6 +132,28 @@ static void *counted(void *p)
         atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     return p;
 }
+
+static void uncounted(void *p)
+{
+    if (p)
+        atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
+}
+#else
+static bool fault_now(void)
+{
+    return false;
+}
+
+static void *counted(void *p)
+{
+    return p;
+}
+
+static void uncounted(void *p)
+{
+    (void)p;
+}
+#endif
 
 void *rj_alloc(size_t n)
 {
@@ -163,8 +193,7 @@ void *rj_alloc_aligned(size_t n, size_t size)
 
 void rj_free(void *p)
 {
-    if (p)
-        atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
+    uncounted(p);
     free(p);
 }
 

@@ -49,8 +49,9 @@ rfjit_status rj_fail(rj_diag *dg, rfjit_status s, const char *fmt, ...)
             return rj_fail((dg), (status), __VA_ARGS__);                                         \
     } while (0)
 
-/* Allocation: NULL on failure or on n == 0 overflow; callers map NULL to RFJIT_E_NOMEM.
- * rj_alloc_array checks n * size for overflow. Memory is zeroed by the _zero variants. */
+/* Allocation: NULL when there is no memory, and for the _array variants also when n * size
+ * overflows; callers map NULL to RFJIT_E_NOMEM. n == 0 gives a valid block to free. Memory
+ * is zeroed by the _zero variants. */
 void *rj_alloc(size_t n);
 void *rj_alloc_zero(size_t n);
 void *rj_alloc_array(size_t n, size_t size);
@@ -60,17 +61,9 @@ void *rj_alloc_array_zero(size_t n, size_t size);
 void *rj_alloc_aligned(size_t n, size_t size);
 void rj_free(void *p);
 
-/* Fault injection, a test hook (tests/api/test_alloc_faults.c) and the one piece of global
- * state in the library: every rfjit allocation above goes through one process-wide
- * countdown, so a test can make the n-th allocation from now fail (n = 0: the next one;
- * n < 0: never, the default) and walk every allocation point of a call. rj_fault_alloc_left
- * is what remains of the countdown: -1 once the failure was delivered (or when none is
- * armed). rj_live_allocs counts blocks allocated and not yet freed, for leak checks across
- * threads. Production cost: one relaxed atomic load per allocation, one add per alloc/free.
- * LLVM's and hwloc's own allocations are outside this layer and are not injected. */
-void rj_fault_alloc_after(long n);
-long rj_fault_alloc_left(void);
-long rj_live_allocs(void);
+/* Builds with RFJIT_TESTING (the tests' library) also count live blocks and can fail an
+ * allocation on demand (core/testing.h); the shipped library does neither, so an allocation
+ * costs malloc and nothing shared between threads. */
 
 /* Make room for one more element in a growable array (*arr holds *n of *cap elements of
  * `size` bytes): doubles the capacity when full. false (and *arr untouched) on no memory. */

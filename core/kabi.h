@@ -2,7 +2,7 @@
 /*
  * This file is the one ABI between the runtime and every compiled kernel: the argument block
  * `rj_kargs` passed as `void fn(const rj_kargs *a)`. It is plain C on purpose: the x86 runtime,
- * the IR builder (gen/ir_args.c builds the matching LLVM struct from RJ_KARGS_FIELDS) and the
+ * the IR builder (gen/gen.c builds the matching LLVM struct from RJ_KARGS_FIELDS) and the
  * AArch64 cross-test driver all include it, and LP64 gives every one of them the same layout.
  *
  * One call handles one (batch, head). Rows are strided (row strides in floats), elements of a

@@ -18,8 +18,8 @@ enum rj_stream {
     RJ_STREAM_NORMS = 2, /* chi_d row norms of orthogonal W */
     RJ_STREAM_HRF = 3,   /* hybrid sign-feature vectors r_t */
     RJ_STREAM_EVA = 4,   /* EVA per-chunk proposal noise */
-    RJ_STREAM_DATA = 5,  /* synthetic data for tests, `rfjit check` and the tuner */
-    RJ_STREAM_TEST = 6   /* free for tests */
+    RJ_STREAM_DATA = 5   /* synthetic data for tests, `rfjit check` and the tuner */
+    /* 6 is the tests' own stream, RJ_STREAM_TEST of core/testing.h: never give it out here */
 };
 
 /* The Philox-4x32-10 bijection: out = philox(ctr, key). */

@@ -117,12 +117,13 @@ RFJIT_API const char *rfjit_status_string(rfjit_status s);
 RFJIT_API size_t rfjit_escape(char *dst, size_t len, const char *src);
 
 /* The loaded library's version, RFJIT_VERSION_NUMBER of the header it was built with: a host
- * can compare it with its own RFJIT_VERSION to catch a mismatched library at run time.
- * rfjit_version() and rfjit_version_number() are the same; the string is "MAJOR.MINOR.PATCH".
- * Thread safety: any thread. */
-RFJIT_API int rfjit_version(void);
+ * can compare it with its own RFJIT_VERSION to catch a mismatched library at run time. The
+ * string is "MAJOR.MINOR.PATCH". Thread safety: any thread. */
 RFJIT_API int rfjit_version_number(void);
 RFJIT_API const char *rfjit_version_string(void);
+/* Deprecated: the same function as rfjit_version_number() under a second name (since 0.2),
+ * kept so that hosts linked against it keep loading; new code calls rfjit_version_number(). */
+RFJIT_API int rfjit_version(void);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tensors                                                                                  */

@@ -20,7 +20,7 @@
 #include <pthread.h>
 
 struct rfjit_ctx {
-    pthread_mutex_t lock;      /* guards wisdom */
+    pthread_mutex_t lock;      /* guards wisdom (kc and pool have their own locks) */
     uint64_t id;               /* unique in the process: keys the per-thread last errors */
     int32_t threads, verbose;
     rfjit_log_fn log;

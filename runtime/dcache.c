@@ -31,10 +31,15 @@
 
 #include "runtime/fsutil.h"
 
+#ifdef RFJIT_TESTING
+#include "core/testing.h"
+
+#include <pthread.h>
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +59,11 @@
 static const char magic[8] = {'R', 'F', 'J', 'I', 'T', 'O', 'B', 'J'};
 
 struct rj_dcache {
+#ifdef RFJIT_TESTING
+    /* The counters of rj_test_dcache_get_stats (core/testing.h), which only tests read. */
     pthread_mutex_t mu; /* guards st only; the files need no lock (see the top comment) */
-    rj_dcache_stats st;
+    rj_test_dcache_stats st;
+#endif
     uint64_t max_bytes; /* the size bound; UINT64_MAX: none */
     char dir[]; /* no trailing slash, so lstat sees a symlink rather than its target */
 };
@@ -106,10 +114,12 @@ rfjit_status rj_dcache_open(const char *dir, rj_dcache **out, char *warn, size_t
         rj_free(c);
         return RFJIT_OK;
     }
+#ifdef RFJIT_TESTING
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         rj_free(c);
         return RFJIT_E_NOMEM;
     }
+#endif
     *out = c;
     return RFJIT_OK;
 }
@@ -118,7 +128,9 @@ void rj_dcache_close(rj_dcache *c)
 {
     if (!c)
         return;
+#ifdef RFJIT_TESTING
     pthread_mutex_destroy(&c->mu);
+#endif
     rj_free(c);
 }
 
@@ -133,9 +145,10 @@ const char *rj_dcache_dir(const rj_dcache *c)
     return c ? c->dir : NULL;
 }
 
-void rj_dcache_get_stats(const rj_dcache *c, rj_dcache_stats *st)
+#ifdef RFJIT_TESTING
+void rj_test_dcache_get_stats(const rj_dcache *c, rj_test_dcache_stats *st)
 {
-    *st = (rj_dcache_stats){0, 0, 0, 0};
+    *st = (rj_test_dcache_stats){0, 0, 0, 0};
     if (!c)
         return;
     /* Reading the counters is logically const; the lock is not (c is always heap-allocated). */
@@ -151,6 +164,10 @@ static void count(rj_dcache *c, uint64_t *field)
     (*field)++;
     pthread_mutex_unlock(&c->mu);
 }
+#define COUNT(c, field) count((c), &(c)->st.field)
+#else
+#define COUNT(c, field) ((void)(c))
+#endif
 
 static void entry_path(const rj_dcache *c, const rj_hash *key, char path[PATH_BUF])
 {
@@ -290,9 +307,9 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
         if (errno == ELOOP) {
             snprintf(note, n, "%s: a symlink", path);
             drop(path, NULL);
-            count(c, &c->st.bad);
+            COUNT(c, bad);
         }
-        count(c, &c->st.misses);
+        COUNT(c, misses);
         return 0;
     }
     struct stat sb;
@@ -302,15 +319,15 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
         (void)futimens(fd, NULL); /* last use, for the size bound; best effort */
     close(fd);
     if (v == V_OK) {
-        count(c, &c->st.hits);
+        COUNT(c, hits);
         return 1;
     }
     if (v == V_BAD) {
         snprintf(note, n, "%s: %s", path, why);
         drop(path, &sb);
-        count(c, &c->st.bad);
+        COUNT(c, bad);
     }
-    count(c, &c->st.misses);
+    COUNT(c, misses);
     return 0;
 }
 
@@ -418,7 +435,7 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
     int err = rj_write_full(fd, h, sizeof h) != 0 || rj_write_full(fd, obj, size) != 0 ? errno : 0;
     err = rj_replace_file(fd, tmp, path, 0, err); /* no fsync: see the top comment */
     RJ_FAIL_IF(dg, err, RFJIT_E_IO, "cannot write %s: %s", path, strerror(err));
-    count(c, &c->st.stores);
+    COUNT(c, stores);
     sweep(c, path + strlen(c->dir) + 1);
     return RFJIT_OK;
 }

@@ -8,7 +8,7 @@
  *
  * Threads: one rj_dcache may be used by several threads at once. Processes: any number may
  * share a directory; stores are atomic renames, so readers see an old entry, a new one, or
- * none, never a mix. Not yet done: the size bound and oldest-out eviction.
+ * none, never a mix.
  */
 #ifndef RJ_DCACHE_H
 #define RJ_DCACHE_H
@@ -45,13 +45,6 @@ int rj_dcache_load(rj_dcache *c, const rj_hash *key, void **obj, size_t *size, c
 rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, size_t size,
                              rj_diag *dg);
 
-/* Counts since open, for tests and the verbose summary. Every load is a hit or a miss; bad
- * entries are a subset of the misses. */
-typedef struct rj_dcache_stats {
-    uint64_t hits, misses, bad, stores;
-} rj_dcache_stats;
-/* c == NULL gives zeros. */
-void rj_dcache_get_stats(const rj_dcache *c, rj_dcache_stats *st);
 /* The directory as used (trailing slashes removed); NULL for c == NULL. */
 const char *rj_dcache_dir(const rj_dcache *c);
 

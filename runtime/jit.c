@@ -14,6 +14,10 @@
 #include "gen/gen.h"
 #include "runtime/target_names.h"
 
+#ifdef RFJIT_TESTING
+#include "core/testing.h"
+#endif
+
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -291,8 +295,9 @@ rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
-                             const char *features, rj_diag *dg)
+#ifdef RFJIT_TESTING
+rfjit_status rj_test_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
+                                  const char *features, rj_diag *dg)
 {
     LLVMTargetMachineRef tm = NULL;
     RJ_TRY(make_tm(triple, cpu, features, &tm, dg));
@@ -303,6 +308,7 @@ rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
     snprintf(j->isa.features, sizeof j->isa.features, "%s", features);
     return RFJIT_OK;
 }
+#endif
 
 void rj_jit_destroy(rj_jit *j)
 {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the runtime's door to LLVM (runtime/jit.c is the only runtime file that calls
- * it): the ISA class and target machine of a context, compiling a kernel plan to an object,
- * cross emission for other targets, and one ORC LLJIT per context that links objects and
- * hands back function pointers. No LLVM type crosses this header.
+ * This file is the runtime's door to LLVM, implemented by runtime/jit.c, the only runtime
+ * file that calls LLVM: the host as LLVM sees it, the ISA class and target machine of a
+ * context, compiling a kernel plan to an object, cross emission for other targets, and one
+ * ORC LLJIT per context that links objects and hands back function pointers. No LLVM type
+ * crosses this header.
  */
 #ifndef RJ_JIT_H
 #define RJ_JIT_H
@@ -25,6 +26,9 @@ typedef struct rj_isa {
 
 typedef struct rj_jit rj_jit;
 
+/* Query LLVM for the host. Errors: RFJIT_E_INTERNAL with LLVM's message. */
+rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg);
+
 /* Resolve the ISA: `want` NULL or "" or "native" is the host's class; otherwise one of
  * avx512, avx2, sse4.2, generic, which must not exceed the host (RFJIT_E_ISA). */
 rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa, rj_diag *dg);
@@ -32,11 +36,6 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
 /* One LLJIT and target machine for `isa`. Errors: RFJIT_E_TARGET, RFJIT_E_INTERNAL. */
 rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg);
 void rj_jit_destroy(rj_jit *j);
-/* A test hook (tests/api/test_jit_failure.c): compile from now on for another target while
- * linking into this process, so that the JIT fails the way a broken toolchain would, with a
- * status and LLVM's message. Not thread-safe; call before the context is shared. */
-rfjit_status rj_jit_retarget(rj_jit *j, const char *triple, const char *cpu,
-                             const char *features, rj_diag *dg);
 
 typedef enum rj_emit_kind { RJ_EMIT_OBJ = 0, RJ_EMIT_ASM = 1, RJ_EMIT_IR = 2 } rj_emit_kind;
 

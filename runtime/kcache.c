@@ -32,11 +32,10 @@ struct rj_kcache {
     rj_dcache *disk;
     rj_note_fn note;
     void *note_user;
-    pthread_mutex_t mu;  /* table and counters */
+    pthread_mutex_t mu;  /* the table */
     pthread_mutex_t cmu; /* compiles and links */
     entry *tab;
     size_t n, cap;
-    rj_kcache_stats st;
 };
 
 static void notef(rj_kcache *kc, int level, const char *fmt, ...)
@@ -148,9 +147,6 @@ static rfjit_status publish(rj_kcache *kc, const rj_hash *key, rj_kernel_fn fn, 
 static void dropped(rj_kcache *kc, const char *sym, const char *why)
 {
     notef(kc, 1, "kernel cache entry for %s dropped: %s", sym, why);
-    pthread_mutex_lock(&kc->mu);
-    kc->st.disk_bad++;
-    pthread_mutex_unlock(&kc->mu);
 }
 
 /* Compile kp, dumping it if asked. RFJIT_DUMP is a debugging aid: a dump that cannot be
@@ -211,18 +207,9 @@ static rfjit_status produce(rj_kcache *kc, const rj_kplan *kp, const rj_hash *ke
         /* a whole entry (its hash checked) holding an object this process must not link,
          * e.g. planted from another architecture: recompile, and the store replaces it */
         dropped(kc, sym, dg ? dg->msg : "");
-        hit = 0;
         RJ_TRY(compile_and_store(kc, kp, key, sym, &obj, &n, dg));
         s = rj_jit_link(kc->jit, obj, n, sym, fn, dg);
         rj_free(obj);
-    }
-    if (s == RFJIT_OK) {
-        pthread_mutex_lock(&kc->mu);
-        if (hit)
-            kc->st.disk_hits++;
-        else
-            kc->st.compiles++;
-        pthread_mutex_unlock(&kc->mu);
     }
     return s;
 }
@@ -233,8 +220,6 @@ rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, 
     key_of(kc, kp, &key);
     pthread_mutex_lock(&kc->mu);
     *fn = find(kc, &key);
-    if (*fn)
-        kc->st.memory_hits++;
     pthread_mutex_unlock(&kc->mu);
     if (*fn)
         return RFJIT_OK;
@@ -242,8 +227,6 @@ rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, 
     pthread_mutex_lock(&kc->cmu);
     pthread_mutex_lock(&kc->mu);
     *fn = find(kc, &key);
-    if (*fn)
-        kc->st.memory_hits++;
     pthread_mutex_unlock(&kc->mu);
     rfjit_status s = RFJIT_OK;
     if (!*fn) {
@@ -263,11 +246,4 @@ rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, 
 void rj_kcache_set_disk_limit(rj_kcache *kc, uint64_t max_bytes)
 {
     rj_dcache_set_limit(kc->disk, max_bytes);
-}
-
-void rj_kcache_get_stats(rj_kcache *kc, rj_kcache_stats *st)
-{
-    pthread_mutex_lock(&kc->mu);
-    *st = kc->st;
-    pthread_mutex_unlock(&kc->mu);
 }

@@ -13,10 +13,6 @@ typedef struct rj_kcache rj_kcache;
 
 typedef void (*rj_note_fn)(void *user, int level, const char *msg);
 
-typedef struct rj_kcache_stats {
-    uint64_t compiles, disk_hits, memory_hits, disk_bad;
-} rj_kcache_stats;
-
 /* cache_dir NULL or "" disables the disk cache; dump_dir non-NULL dumps every compile and
  * skips disk reads until a dump cannot be written (then one warning, and no more dumps).
  * Warnings (an unusable cache directory or dump directory) and verbose notes go to note. */
@@ -30,7 +26,6 @@ rfjit_status rj_kcache_get(rj_kcache *kc, const rj_kplan *kp, rj_kernel_fn *fn, 
 
 /* Bound the disk cache (see rj_dcache_set_limit); no-op without one. */
 void rj_kcache_set_disk_limit(rj_kcache *kc, uint64_t max_bytes);
-void rj_kcache_get_stats(rj_kcache *kc, rj_kcache_stats *st);
 
 /* Kernel symbol of a plan for this cache's target: rfjit_k_<estimator>_<16 hex of key>. */
 void rj_kcache_symbol(rj_kcache *kc, const rj_kplan *kp, char *sym, size_t n);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* This file implements runtime/plan_fit.h. */
+/* This file implements runtime/plan_fit.h: the input scale and the per-call fit of the
+ * estimators whose parameters depend on the data. */
 #include "runtime/plan_fit.h"
 
 #include <math.h>

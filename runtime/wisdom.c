@@ -18,6 +18,10 @@
 #include "runtime/fsutil.h"
 #include "runtime/xdg.h"
 
+#ifdef RFJIT_TESTING
+#include "core/testing.h"
+#endif
+
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -229,14 +233,16 @@ size_t rj_wisdom_count(const rj_wisdom *w)
     return w ? w->n : 0;
 }
 
-void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
-                      const char **value)
+#ifdef RFJIT_TESTING
+void rj_test_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
+                           const char **value)
 {
     assert(w && i < w->n);
     *key = w->r[i].key;
     *patience = w->r[i].patience;
     *value = w->r[i].value;
 }
+#endif
 
 /* ---- text ------------------------------------------------------------------------------ */
 

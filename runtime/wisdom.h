@@ -53,9 +53,6 @@ rfjit_status rj_wisdom_put(rj_wisdom *w, const char *key, int patience, const ch
 const char *rj_wisdom_get(const rj_wisdom *w, const char *key, int min_patience,
                           int *patience_out);
 size_t rj_wisdom_count(const rj_wisdom *w); /* 0 for NULL */
-/* The i-th record in key order, 0 <= i < count; pointers as for get. */
-void rj_wisdom_record(const rj_wisdom *w, size_t i, const char **key, int *patience,
-                      const char **value);
 void rj_wisdom_forget(rj_wisdom *w); /* drop every record */
 /* What a record means is its owner's business: check (NULL: none) is asked about every
  * well-formed line a load or from_text reads, key and value NUL-terminated, and returns 1 to

@@ -44,7 +44,7 @@ static void make_problem(const char *dir)
 
 int main(int argc, char **argv)
 {
-    if (rfjit_version() != RFJIT_VERSION) { /* the library we loaded is the one we built for */
+    if (rfjit_version_number() != RFJIT_VERSION) { /* the library we loaded is the one we built for */
         fprintf(stderr, "host_app: built for rfjit %s, running with %s\n", RFJIT_VERSION_STRING,
                 rfjit_version_string());
         return 1;

@@ -10,7 +10,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "core/base.h"
+#include "core/testing.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 
@@ -258,14 +258,15 @@ static void walk(size_t i)
     memcpy(want[i], out, sizeof out);
     long points = 0, absorbed = 0;
     for (long n = 0;; n++) {
-        const long live = rj_live_allocs();
+        const long live = rj_test_live_allocs();
         memset(out, 0, sizeof out);
-        rj_fault_alloc_after(n);
+        rj_test_fail_alloc_after(n);
         const rfjit_status s = scenarios[i].run(c);
-        const int fired = rj_fault_alloc_left() < 0;
-        rj_fault_alloc_after(-1);
-        cr_assert_eq(rj_live_allocs(), live, "%s, allocation %ld failing: %ld blocks leaked",
-                     scenarios[i].name, n, rj_live_allocs() - live);
+        const int fired = rj_test_fail_alloc_left() < 0;
+        rj_test_fail_alloc_after(-1);
+        cr_assert_eq(rj_test_live_allocs(), live,
+                     "%s, allocation %ld failing: %ld blocks leaked", scenarios[i].name, n,
+                     rj_test_live_allocs() - live);
         if (!fired) {
             cr_assert_eq(s, RFJIT_OK);
             break;

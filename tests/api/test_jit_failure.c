@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file forces the JIT to fail the way a broken toolchain would: the context's code
- * generator is retargeted to AArch64 (runtime/jit.h's test hook) while kernels are still
- * linked into this x86-64 process. Plan creation must then return a status with LLVM's
- * reason, print nothing and leave the context usable; with rfjit_attn_desc.fallback the plan
- * runs on the portable reference, says so, and computes what the reference backend computes.
- * A disk-cache entry holding such an object is dropped and recompiled, never linked.
+ * generator is retargeted to AArch64 (the seam rj_test_jit_retarget of core/testing.h) while
+ * kernels are still linked into this x86-64 process. Plan creation must then return a status
+ * with LLVM's reason, print nothing and leave the context usable; with
+ * rfjit_attn_desc.fallback the plan runs on the portable reference, says so, and computes
+ * what the reference backend computes. A disk-cache entry holding such an object is dropped
+ * and recompiled, never linked.
  */
 #include <criterion/criterion.h>
 
 #include "runtime/ctx.h"
 #include "runtime/jit.h"
+#include "core/testing.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 
@@ -37,7 +39,8 @@ static rfjit_ctx *broken_ctx(void)
     rfjit_ctx *c = NULL;
     cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
     rj_diag dg = {{0}};
-    cr_assert_eq(rj_jit_retarget(c->jit, "aarch64-unknown-linux-gnu", "generic", "+neon", &dg),
+    cr_assert_eq(rj_test_jit_retarget(c->jit, "aarch64-unknown-linux-gnu", "generic", "+neon",
+                                      &dg),
                  RFJIT_OK, "%s", dg.msg);
     return c;
 }
@@ -89,7 +92,7 @@ Test(jit_failure, a_failed_compile_is_a_status_and_the_fallback_runs_the_referen
     cr_expect(!memcmp(out, ref, sizeof out), "the fallback's output is not the reference's");
     /* the failure is not cached: a repaired JIT compiles the same kernel */
     rj_diag dg = {{0}};
-    cr_assert_eq(rj_jit_retarget(c->jit, c->isa.triple, c->isa.cpu, c->isa.features, &dg),
+    cr_assert_eq(rj_test_jit_retarget(c->jit, c->isa.triple, c->isa.cpu, c->isa.features, &dg),
                  RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(run(c, RFJIT_BACKEND_JIT, 0, out, describe), RFJIT_OK, "%s",
                  rfjit_ctx_last_error(c));
@@ -122,7 +125,8 @@ Test(jit_failure, a_cached_object_for_another_architecture_is_recompiled)
     rfjit_ctx *c = NULL;
     cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
     rj_diag dg = {{0}};
-    cr_assert_eq(rj_jit_retarget(c->jit, "aarch64-unknown-linux-gnu", "generic", "+neon", &dg),
+    cr_assert_eq(rj_test_jit_retarget(c->jit, "aarch64-unknown-linux-gnu", "generic", "+neon",
+                                      &dg),
                  RFJIT_OK);
     cr_assert_eq(run(c, RFJIT_BACKEND_JIT, 0, out, NULL), RFJIT_E_JIT, "%s",
                  rfjit_ctx_last_error(c));

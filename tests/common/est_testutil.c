@@ -4,6 +4,7 @@
 
 #include "core/philox.h"
 #include "core/proj.h"
+#include "core/testing.h"
 
 #include <criterion/criterion.h>
 

@@ -6,6 +6,7 @@
 
 #include "core/philox.h"
 #include "core/proj.h"
+#include "core/testing.h"
 #include "rfjit.h"
 
 #include <math.h>

@@ -22,6 +22,7 @@
 #include "est_testutil.h"
 #include "core/philox.h"
 #include "core/proj.h"
+#include "core/testing.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -13,6 +13,7 @@
 
 #include "runtime/dcache.h"
 #include "runtime/wisdom.h"
+#include "core/testing.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,8 +135,8 @@ Test(crash_atomicity, killed_cache_writers_leave_no_torn_entry)
             cr_assert_eq(note[0], 0, "round %d (seed %u): %s", r, SEED, note);
             free(obj);
         }
-        rj_dcache_stats st;
-        rj_dcache_get_stats(c, &st);
+        rj_test_dcache_stats st;
+        rj_test_dcache_get_stats(c, &st);
         cr_assert_eq(st.bad, 0, "round %d (seed %u): a torn entry", r, SEED);
         rj_dcache_close(c);
     }

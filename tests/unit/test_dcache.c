@@ -12,6 +12,7 @@
 
 #include "runtime/dcache.h"
 #include "runtime/hash.h"
+#include "core/testing.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -150,8 +151,8 @@ static void expect_hit(rj_dcache *c, const rj_hash *k, const unsigned char *o, s
 static void expect_stats(const rj_dcache *c, uint64_t hits, uint64_t misses, uint64_t bad,
                          uint64_t stores)
 {
-    rj_dcache_stats st;
-    rj_dcache_get_stats(c, &st);
+    rj_test_dcache_stats st;
+    rj_test_dcache_get_stats(c, &st);
     cr_assert(st.hits == hits && st.misses == misses && st.bad == bad && st.stores == stores,
               "stats hits %llu misses %llu bad %llu stores %llu, want %llu %llu %llu %llu",
               (unsigned long long)st.hits, (unsigned long long)st.misses,
@@ -873,8 +874,8 @@ Test(dcache, one_cache_shared_by_threads, .timeout = 60)
         cr_assert_eq(pthread_join(th[t], NULL), 0);
         cr_assert_eq(args[t].failures, 0, "thread %d", t);
     }
-    rj_dcache_stats st;
-    rj_dcache_get_stats(c, &st);
+    rj_test_dcache_stats st;
+    rj_test_dcache_get_stats(c, &st);
     cr_assert_eq(st.stores, THREADS * THREAD_ROUNDS);
     cr_assert_eq(st.hits + st.misses, THREADS * THREAD_ROUNDS);
     cr_assert_eq(st.bad, 0);

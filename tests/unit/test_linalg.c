@@ -10,6 +10,7 @@
 
 #include "core/linalg.h"
 #include "core/philox.h"
+#include "core/testing.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "core/philox.h"
+#include "core/testing.h"
 
 #include <float.h>
 #include <math.h>

@@ -8,6 +8,7 @@
 
 #include "core/philox.h"
 #include "core/stats.h"
+#include "core/testing.h"
 
 #include <math.h>
 #include <stdlib.h>

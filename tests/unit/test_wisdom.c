@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "runtime/wisdom.h"
+#include "core/testing.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -203,7 +204,7 @@ Test(wisdom, put_get_and_patience)
     const char *want[] = {"A", "a", "a.b", "a.b.c", "empty"};
     for (size_t i = 0; i < 5; i++) {
         const char *k, *v;
-        rj_wisdom_record(w, i, &k, &p, &v);
+        rj_test_wisdom_record(w, i, &k, &p, &v);
         cr_expect_str_eq(k, want[i], "record %zu", i);
         cr_expect_str_eq(v, rj_wisdom_get(w, k, 0, NULL));
     }
@@ -344,7 +345,7 @@ Test(wisdom, text_round_trips)
     for (size_t i = 0; i < rj_wisdom_count(a); i++) {
         const char *k, *v;
         int p;
-        rj_wisdom_record(a, i, &k, &p, &v);
+        rj_test_wisdom_record(a, i, &k, &p, &v);
         cr_expect(has(b, k, p, v), "record %s lost or changed", k);
     }
     size_t lb;
@@ -467,7 +468,7 @@ Test(wisdom, truncation_at_every_byte)
         for (size_t i = 0; i < rj_wisdom_count(w); i++) {
             const char *k, *v, *ov;
             int p, op = -1;
-            rj_wisdom_record(w, i, &k, &p, &v);
+            rj_test_wisdom_record(w, i, &k, &p, &v);
             ov = rj_wisdom_get(orig, k, 0, &op);
             cr_expect(ov && op == p && strcmp(ov, v) == 0, "cut at %zu: invented %s", cut, k);
         }
@@ -516,7 +517,7 @@ static void check_garbage(const char *buf, size_t len, uint64_t seed, int round)
     for (size_t i = 0; i < rj_wisdom_count(w); i++) {
         const char *k, *v;
         int p;
-        rj_wisdom_record(w, i, &k, &p, &v);
+        rj_test_wisdom_record(w, i, &k, &p, &v);
         cr_assert(*k && p >= 0 && p <= 3, "seed %llu round %d", (unsigned long long)seed, round);
         for (const char *c = k; *c; c++)
             cr_assert(*c > ' ' && *c < 127 && *c != '=', "seed %llu round %d: key byte %d",
