@@ -47,9 +47,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 /* Eigenvalue floor relative to tr(Mk)/d (see the regularisation paragraph above). */
 #define EIG_FLOOR 1e-6
 
@@ -340,7 +337,7 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d * d + 4 * m + m * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 2 * d * d + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }

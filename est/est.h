@@ -45,6 +45,11 @@ static inline int rj_est_moments(unsigned flags)
                                        : RJ_MOM_FULL;
 }
 
+/* Cost of one inline exp, sin or cos in the JIT's math (range reduction plus a degree ~10
+ * polynomial, architecture.md 3.2), in flops: the figure every estimator's cost() charges for
+ * one, for ranking only. */
+#define RJ_EST_TRANSCENDENTAL_FLOPS 20.0
+
 /* Scalar parameters reported by `rfjit fit`: NaN where the estimator has none. */
 typedef struct rj_fit_info {
     double A, rho;

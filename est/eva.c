@@ -56,8 +56,6 @@
 #include <math.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math (architecture.md 3.2), in flops; for ranking. */
-#define TRANSCENDENTAL_FLOPS 20.0
 /* Largest chunk count: the noise block is C x d doubles. */
 #define EVA_MAX_CHUNKS (1 << 20)
 
@@ -278,8 +276,8 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, wc = (double)s->eva_window + s->eva_chunks;
-    *flops = 2 * wc * (d + dv) + wc * TRANSCENDENTAL_FLOPS + 6 * d + 2 * dv +
-             TRANSCENDENTAL_FLOPS;
+    *flops = 2 * wc * (d + dv) + wc * RJ_EST_TRANSCENDENTAL_FLOPS + 6 * d + 2 * dv +
+             RJ_EST_TRANSCENDENTAL_FLOPS;
     *bytes = 4 * (2 * d + 2 * dv);
 }
 

@@ -16,10 +16,6 @@
 #include <math.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math (range reduction plus a degree ~10 polynomial,
- * architecture.md 3.2), in flops; the same figure the random-feature estimators use. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     (void)s;
@@ -79,7 +75,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    *flops = 2.0 * s->d + 2.0 * s->dv + TRANSCENDENTAL_FLOPS;
+    *flops = 2.0 * s->d + 2.0 * s->dv + RJ_EST_TRANSCENDENTAL_FLOPS;
     *bytes = 4.0 * (2.0 * s->d + 2.0 * s->dv);
 }
 

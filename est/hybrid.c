@@ -56,9 +56,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline exp/sin/cos in the JIT's math (architecture.md 3.2), in flops; the
- * figure the other estimators use, for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
 /* Largest accepted n: the feature dimension grows like 3m(n + 1) (pitfall 16). */
 #define HRF_MAX_N 4096
 /* Largest accepted feature dimension, so M (dv + 1) state doubles stay addressable. */
@@ -213,7 +210,8 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, n = s->hrf_n, M = (double)feature_dim(s);
     const double mb = (double)base_width(s);
-    const double feat = 2 * m * d + 2 * n * d + 2 * d + (mb + 2 * m) * TRANSCENDENTAL_FLOPS + M;
+    const double feat =
+        2 * m * d + 2 * n * d + 2 * d + (mb + 2 * m) * RJ_EST_TRANSCENDENTAL_FLOPS + M;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }

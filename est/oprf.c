@@ -34,9 +34,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 enum { P_A = 0, P_RHO = 1, P_B = 2, P_C = 3, P_BIAS = 4 };
 
 static int64_t feature_dim(const rj_spec *s)
@@ -188,7 +185,7 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d + 4 * m + m * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 4 * d + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }

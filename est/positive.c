@@ -20,10 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline exp/sin/cos in the JIT's math (range reduction plus a degree-~10
- * polynomial, architecture.md 3.2), in flops, for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     return s->m;
@@ -76,7 +72,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d + 2 * m + m * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d + 2 * m + m * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }

@@ -21,9 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline sin/cos/exp in the JIT's math, in flops (see positive.c). */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     return 2 * (int64_t)s->m;
@@ -70,7 +67,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = 2 * m;
-    const double feat = 2 * m * d + 2 * d + (2 * m + 1) * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d + (2 * m + 1) * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
