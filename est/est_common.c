@@ -6,14 +6,32 @@
 #include <stdio.h>
 #include <string.h>
 
-bool rj_est_valid_dm(const rj_spec *s, char *why, size_t n)
+static bool valid_d(const rj_spec *s, char *why, size_t n)
 {
     if (s->d < 1 || s->d > RJ_MAX_D) {
         snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
         return false;
     }
+    return true;
+}
+
+bool rj_est_valid_dm(const rj_spec *s, char *why, size_t n)
+{
+    if (!valid_d(s, why, n))
+        return false;
     if (s->m < 1) {
         snprintf(why, n, "m = %d must be >= 1", s->m);
+        return false;
+    }
+    return true;
+}
+
+bool rj_est_valid_ddv(const rj_spec *s, char *why, size_t n)
+{
+    if (!valid_d(s, why, n))
+        return false;
+    if (s->dv < 1) {
+        snprintf(why, n, "dv = %d must be >= 1", s->dv);
         return false;
     }
     return true;

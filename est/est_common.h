@@ -12,6 +12,9 @@
 
 /* valid(): 1 <= d <= RJ_MAX_D and m >= 1. */
 bool rj_est_valid_dm(const rj_spec *s, char *why, size_t n);
+/* valid() of the estimators without a projection (m is not theirs to check):
+ * 1 <= d <= RJ_MAX_D and dv >= 1. */
+bool rj_est_valid_ddv(const rj_spec *s, char *why, size_t n);
 
 /* params_size() and fit() of an estimator whose parameter block is W (m x d), unchanged. */
 size_t rj_est_params_w(const rj_spec *s);

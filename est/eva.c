@@ -52,6 +52,7 @@
 #include "est/est.h"
 
 #include "core/philox.h"
+#include "est/est_common.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -67,14 +68,8 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+    if (!rj_est_valid_ddv(s, why, n))
         return false;
-    }
-    if (s->dv < 1) {
-        snprintf(why, n, "dv = %d must be >= 1", s->dv);
-        return false;
-    }
     if (s->eva_window < 0) {
         snprintf(why, n, "eva window %d must be >= 0", s->eva_window);
         return false;

@@ -11,6 +11,7 @@
  */
 #include "est/est.h"
 
+#include "est/est_common.h"
 #include "est/ref.h"
 
 #include <math.h>
@@ -20,19 +21,6 @@ static int64_t feature_dim(const rj_spec *s)
 {
     (void)s;
     return 0;
-}
-
-static bool valid(const rj_spec *s, char *why, size_t n)
-{
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
-        return false;
-    }
-    if (s->dv < 1) {
-        snprintf(why, n, "dv = %d must be >= 1", s->dv);
-        return false;
-    }
-    return true;
 }
 
 /* No parameters; callers allocate at least one double anyway (api_plan.c). */
@@ -88,7 +76,7 @@ const rj_est_ops rj_est_exact = {
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
-    .valid = valid,
+    .valid = rj_est_valid_ddv,
     .params_size = params_size,
     .fit = fit,
     .features = NULL,

@@ -51,6 +51,7 @@
 #include "est/est.h"
 
 #include "core/philox.h"
+#include "est/est_common.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -75,14 +76,8 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+    if (!rj_est_valid_dm(s, why, n))
         return false;
-    }
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
-        return false;
-    }
     if (s->hrf_n < 1 || s->hrf_n > HRF_MAX_N) {
         snprintf(why, n, "hybrid sign features n = %d must be in [1, %d]", s->hrf_n,
                  HRF_MAX_N);
