@@ -124,9 +124,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
     const bool hyper = s->hrf_base == RFJIT_HYBRID_BASE_HYPERBOLIC;
     const double *W = params, *R = params + (size_t)m * d;
     double *fb = f, *ft = f + mb * (n + 1); /* base and trig blocks (unsigned parts) */
-    double xx = 0;
-    for (int a = 0; a < d; a++)
-        xx += x[a] * x[a];
+    const double xx = rj_est_sqnorm(d, x);
     /* ell_b,r = +-u_r + lb and ell_t = lt, with u = W x */
     const double lb = -0.5 * xx - 0.5 * log((double)mb);
     const double lt = 0.5 * xx - 0.5 * log((double)m);

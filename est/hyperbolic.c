@@ -31,9 +31,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
 {
     (void)role;
     const int d = s->d, m = s->m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
+    const double sq = rj_est_sqnorm(d, x);
     const double c = -0.5 * sq - 0.5 * log(2.0 * m);
     /* The larger of ell^+ and ell^- is c + |u_r|, so h = c + max_r |u_r|. */
     double umax = 0;

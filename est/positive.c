@@ -30,9 +30,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
 {
     (void)role;
     const int d = s->d, m = s->m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
+    const double sq = rj_est_sqnorm(d, x);
     /* ell_r = w_r^T x - |x|^2/2 - (1/2) ln m, kept in f until the max is known. */
     const double c = -0.5 * sq - 0.5 * log((double)m);
     double hmax = -INFINITY;

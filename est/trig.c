@@ -31,9 +31,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
 {
     (void)role;
     const int d = s->d, m = s->m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
+    const double sq = rj_est_sqnorm(d, x);
     for (int r = 0; r < m; r++) {
         const double *w = params + (size_t)r * (size_t)d;
         double u = 0;
