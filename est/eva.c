@@ -343,6 +343,6 @@ const rj_est_ops rj_est_eva = {
     .objective = NULL,
     .cost = cost,
     .eva = &eva_ops,
-    /* Provisional: float32 attention level at L ~ 1e3. */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

@@ -252,6 +252,6 @@ const rj_est_ops rj_est_hybrid = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional (float32 attention level); signed denominators may need more (issue 3). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

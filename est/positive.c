@@ -107,7 +107,7 @@ const rj_est_ops rj_est_positive = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional: the JIT's float32 accumulation bound is set when the JIT lands (issue 3);
-     * 1e-4 relative to max|reference| is the float32 attention level at L ~ 1e3. */
+    /* |JIT - reference| <= ref_tol * max|reference|: float32 accumulation at L ~ 1e3
+     * (tests/jit/test_jit_equiv.c checks every estimator against this field). */
     .ref_tol = 1e-4,
 };
