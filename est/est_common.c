@@ -15,26 +15,23 @@ static bool valid_d(const rj_spec *s, char *why, size_t n)
     return true;
 }
 
-bool rj_est_valid_dm(const rj_spec *s, char *why, size_t n)
+static bool at_least_one(int v, const char *what, char *why, size_t n)
 {
-    if (!valid_d(s, why, n))
-        return false;
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
+    if (v < 1) {
+        snprintf(why, n, "%s = %d must be >= 1", what, v);
         return false;
     }
     return true;
 }
 
+bool rj_est_valid_dm(const rj_spec *s, char *why, size_t n)
+{
+    return valid_d(s, why, n) && at_least_one(s->m, "m", why, n);
+}
+
 bool rj_est_valid_ddv(const rj_spec *s, char *why, size_t n)
 {
-    if (!valid_d(s, why, n))
-        return false;
-    if (s->dv < 1) {
-        snprintf(why, n, "dv = %d must be >= 1", s->dv);
-        return false;
-    }
-    return true;
+    return valid_d(s, why, n) && at_least_one(s->dv, "dv", why, n);
 }
 
 double rj_est_sqnorm(int d, const double *x)
