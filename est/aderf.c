@@ -171,13 +171,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     (void)seed;
     const int d = s->d, m = s->m;
     const size_t dd = (size_t)d * (size_t)d;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "aderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "aderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "aderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "aderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double *M = rj_alloc_array(7 * dd + 3 * (size_t)d, sizeof(double));
     RJ_FAIL_IF(dg, !M, RFJIT_E_NOMEM, "aderf: no memory for the %d x %d factorisations", d, d);
@@ -202,11 +196,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     if (rho < 0)
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT, "aderf: statistics overflow (rho not finite)");
-    const double a = rj_gerf_a_star(rho);
-    const double sb = sqrt(1 - 4 * a);
-    const double c = 0.25 * d * log1p(-4 * a) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(a) || !isfinite(c), RFJIT_E_FIT,
-               "aderf: A*(rho = %g) is not representable", rho);
+    double a, sb, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &a, &sb, &c, dg));
     params[P_A] = a;
     params[P_RHO] = rho;
     params[P_C] = c;

@@ -89,6 +89,31 @@ double rj_log_expm1(double g)
     return g > 30 ? g + log1p(-exp(-g)) : log(expm1(g));
 }
 
+rfjit_status rj_gerf_check_fit(const rj_spec *s, const double *W, const rj_stats *st,
+                               const char *what, rj_diag *dg)
+{
+    const char *name = s->est->name;
+    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "%s: no projection matrix", name);
+    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "%s: %s needs query/key statistics", name, what);
+    RJ_FAIL_IF(dg, st->d != s->d, RFJIT_E_INTERNAL, "%s: statistics of dimension %d, spec %d",
+               name, st->d, s->d);
+    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
+               "%s: %s needs at least one query and one key (got %lld, %lld)", name, what,
+               (long long)st->nx, (long long)st->ny);
+    return RFJIT_OK;
+}
+
+rfjit_status rj_gerf_scalars(const rj_spec *s, double rho, double *a, double *sb, double *c,
+                             rj_diag *dg)
+{
+    *a = rj_gerf_a_star(rho);
+    *sb = sqrt(1 - 4 * *a);
+    *c = 0.25 * s->d * log1p(-4 * *a) - 0.5 * log((double)s->m);
+    RJ_FAIL_IF(dg, !isfinite(*a) || !isfinite(*c), RFJIT_E_FIT,
+               "%s: A*(rho = %g) is not representable", s->est->name, rho);
+    return RFJIT_OK;
+}
+
 /* For g > 1 as e^{2xy + g}(1 - e^{-g}), so that e^g alone cannot overflow. */
 double rj_gerf_variance(const rj_spec *s, double xy, double g)
 {

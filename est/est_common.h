@@ -40,6 +40,15 @@ double rj_log_expm1(double g);
  * eigendirection for sderf. What follows is written once for all of them.
  */
 
+/* fit()'s preconditions: a projection W and statistics of the spec's d with at least one
+ * query and one key. what names the fit in the messages ("fitting A" for oprf). */
+rfjit_status rj_gerf_check_fit(const rj_spec *s, const double *W, const rj_stats *st,
+                               const char *what, rj_diag *dg);
+/* OPRF's scalars for rho = mean |x' + y'|^2 / d: *a = A*(rho), *sb = sqrt(1 - 4a) and
+ * *c = (d/4) ln(1-4a) - (1/2) ln m. Errors: RFJIT_E_FIT when a or c is not finite. */
+rfjit_status rj_gerf_scalars(const rj_spec *s, double rho, double *a, double *sb, double *c,
+                             rj_diag *dg);
+
 /* Var = SM^2 expm1(g) / m for the pair's x^T y and excess g, where e^g alone may overflow. */
 double rj_gerf_variance(const rj_spec *s, double xy, double g);
 

@@ -51,13 +51,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
 {
     (void)seed;
     const int d = s->d, m = s->m;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "oprf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "oprf: fitting A needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "oprf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "oprf: fitting A needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting A", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double cross = 0;
     for (int j = 0; j < d; j++)
@@ -68,11 +62,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT,
                "oprf: statistics overflow (rho = mean |x + y|^2 / d is not finite)");
-    const double A = rj_gerf_a_star(rho);
-    const double B = sqrt(1 - 4 * A);
-    const double c = 0.25 * d * log1p(-4 * A) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(A) || !isfinite(c), RFJIT_E_FIT,
-               "oprf: A*(rho = %g) is not representable", rho);
+    double A, B, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &A, &B, &c, dg));
     params[P_A] = A;
     params[P_RHO] = rho;
     params[P_B] = B;

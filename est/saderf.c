@@ -66,13 +66,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
 {
     (void)seed;
     const int d = s->d, m = s->m;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "saderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "saderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "saderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "saderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double *psi = params + P_PSI;
     double trace = 0, cross = 0;
@@ -94,11 +88,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     if (rho < 0)
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT, "saderf: statistics overflow (rho not finite)");
-    const double a = rj_gerf_a_star(rho);
-    const double B = sqrt(1 - 4 * a);
-    const double c = 0.25 * d * log1p(-4 * a) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(a) || !isfinite(c), RFJIT_E_FIT,
-               "saderf: A*(rho = %g) is not representable", rho);
+    double a, B, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &a, &B, &c, dg));
     params[P_A] = a;
     params[P_RHO] = rho;
     params[P_B] = B;

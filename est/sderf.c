@@ -91,13 +91,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     (void)seed;
     const int d = s->d, m = s->m;
     const size_t dd = (size_t)d * (size_t)d;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "sderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "sderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "sderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "sderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     double *M3 = rj_alloc_array(dd, sizeof(double));
     RJ_FAIL_IF(dg, !M3, RFJIT_E_NOMEM, "sderf: no memory for a %d x %d moment", d, d);
     second_moment(st, M3);
