@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file holds what several estimators share word for word: the d/m range check, the
- * parameter block of the estimators whose parameters are W itself (positive, hyperbolic,
- * trig), and the GERF closed forms of the fitted ones. It lives beside est/ rather than in it because every
- * file in est/ is an estimator in the registry.
+ * This file holds what several estimators share word for word: the range checks of valid(),
+ * |x|^2, the parameter block of the estimators whose parameters are W itself (positive,
+ * hyperbolic, trig), and the GERF closed forms, fit checks, feature loop, objective and cost
+ * of the fitted ones. It is not an estimator: the registry test lists it among est/'s other
+ * files.
  */
 #ifndef RJ_EST_COMMON_H
 #define RJ_EST_COMMON_H
