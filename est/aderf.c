@@ -47,9 +47,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 /* Eigenvalue floor relative to tr(Mk)/d (see the regularisation paragraph above). */
 #define EIG_FLOOR 1e-6
 
@@ -174,13 +171,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     (void)seed;
     const int d = s->d, m = s->m;
     const size_t dd = (size_t)d * (size_t)d;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "aderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "aderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "aderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "aderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double *M = rj_alloc_array(7 * dd + 3 * (size_t)d, sizeof(double));
     RJ_FAIL_IF(dg, !M, RFJIT_E_NOMEM, "aderf: no memory for the %d x %d factorisations", d, d);
@@ -205,11 +196,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     if (rho < 0)
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT, "aderf: statistics overflow (rho not finite)");
-    const double a = rj_gerf_a_star(rho);
-    const double sb = sqrt(1 - 4 * a);
-    const double c = 0.25 * d * log1p(-4 * a) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(a) || !isfinite(c), RFJIT_E_FIT,
-               "aderf: A*(rho = %g) is not representable", rho);
+    double a, sb, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &a, &sb, &c, dg));
     params[P_A] = a;
     params[P_RHO] = rho;
     params[P_C] = c;
@@ -254,23 +242,10 @@ static double transformed_norm2(int d, const double *B, const double *x)
 static void features(const rj_spec *s, const double *params, rj_role role, const double *x,
                      double *h, double *f)
 {
-    const int d = s->d, m = s->m;
     const layout L = layout_of(s, params);
     const double *Wr = role == RJ_ROLE_Q ? L.Wq : L.Wk;
-    const double sq = transformed_norm2(d, role == RJ_ROLE_Q ? L.B1 : L.B2, x);
-    double hmax = -INFINITY;
-    for (int r = 0; r < m; r++) {
-        const double *w = Wr + (size_t)r * (size_t)d;
-        double u = 0;
-        for (int j = 0; j < d; j++)
-            u += w[j] * x[j];
-        f[r] = L.bias[r] + u - 0.5 * sq;
-        if (f[r] > hmax)
-            hmax = f[r];
-    }
-    for (int r = 0; r < m; r++)
-        f[r] = exp(f[r] - hmax);
-    *h = hmax;
+    const double sq = transformed_norm2(s->d, role == RJ_ROLE_Q ? L.B1 : L.B2, x);
+    rj_gerf_features(s, L.bias, Wr, sq, x, h, f);
 }
 
 static double variance(const rj_spec *s, const double *params, const double *x,
@@ -288,48 +263,20 @@ static double variance(const rj_spec *s, const double *params, const double *x,
             z += b1[j] * x[j] + b2[j] * y[j];
         zz += z * z;
     }
-    const double g = rj_gerf_log_excess(d, params[P_A], zz);
-    if (g > 1)
-        return exp(2 * xy + g) * -expm1(-g) / s->m;
-    return exp(2 * xy) * expm1(g) / s->m;
+    return rj_gerf_variance(s, xy, rj_gerf_log_excess(d, params[P_A], zz));
 }
 
-/*
- * Per pair |x'_i + y'_j|^2 = |B1' x_i|^2 + |B2' y_j|^2 + 2 x_i^T y_j (B1'^T B2' = I): row norms
- * once (O((lq + lk) d^2)), then one dot product per pair.
- */
+static double norm_of(const rj_spec *s, const double *params, rj_role role, const double *x)
+{
+    const layout L = layout_of(s, params);
+    return transformed_norm2(s->d, role == RJ_ROLE_Q ? L.B1 : L.B2, x);
+}
+
 static rfjit_status objective(const rj_spec *s, const double *params, const double *x,
                               int64_t lq, const double *y, int64_t lk, double *obj,
                               double *var_obj, rj_diag *dg)
 {
-    const int d = s->d;
-    const layout L = layout_of(s, params);
-    RJ_FAIL_IF(dg, lq < 1 || lk < 1, RFJIT_E_INVALID_ARG,
-               "aderf: objective needs at least one query and one key");
-    double *ny = rj_alloc_array((size_t)lk, sizeof(double));
-    RJ_FAIL_IF(dg, !ny, RFJIT_E_NOMEM, "aderf: no memory for %lld key norms", (long long)lk);
-    for (int64_t j = 0; j < lk; j++)
-        ny[j] = transformed_norm2(d, L.B2, y + j * d);
-    const double a = params[P_A];
-    double so = 0, sv = 0;
-    for (int64_t i = 0; i < lq; i++) {
-        const double *xi = x + i * d;
-        const double nx = transformed_norm2(d, L.B1, xi);
-        for (int64_t j = 0; j < lk; j++) {
-            const double *yj = y + j * d;
-            double xy = 0;
-            for (int c = 0; c < d; c++)
-                xy += xi[c] * yj[c];
-            const double g = rj_gerf_log_excess(d, a, nx + ny[j] + 2 * xy);
-            so += 2 * xy + g;
-            sv += 2 * xy + rj_log_expm1(g);
-        }
-    }
-    rj_free(ny);
-    const double pairs = (double)lq * (double)lk;
-    *obj = so / pairs;
-    *var_obj = sv / pairs;
-    return RFJIT_OK;
+    return rj_gerf_objective(s, params, params[P_A], norm_of, x, lq, y, lk, obj, var_obj, dg);
 }
 
 /*
@@ -339,10 +286,8 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
-    *flops = 2 * feat + 2 * d * d + 4 * M * dv + 3 * M + dv;
-    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+    const double d = s->d;
+    rj_gerf_cost(s, 2 * d * d, 2 * d * d, flops, bytes);
 }
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
@@ -378,6 +323,6 @@ const rj_est_ops rj_est_aderf = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

@@ -3,7 +3,8 @@
  * This file is the contract between rfjit and one estimator: the ops table each
  * est/<name>.c defines as `const rj_est_ops rj_est_<name>`, and the registry that lists
  * them. An estimator owns its math only (feature map, fit, closed-form variance, cost); the
- * attention loops and their stabilisation live in est/ (and, later, gen/tmpl/).
+ * attention loops and their stabilisation live in the double references (est/ref_*.c) and in
+ * the JIT's kernel templates (gen/tmpl/).
  *
  * Feature representation. A feature map returns, for one row, a log-scale h and a vector f
  * with phi(x) = e^h * f (M entries). Exponential estimators put their largest log-feature in h
@@ -44,6 +45,11 @@ static inline int rj_est_moments(unsigned flags)
            : (flags & RJ_EST_MOM_DIAG) ? RJ_MOM_DIAG
                                        : RJ_MOM_FULL;
 }
+
+/* Cost of one inline exp, sin or cos in the JIT's math (range reduction plus a degree ~10
+ * polynomial, architecture.md 3.2), in flops: the figure every estimator's cost() charges for
+ * one, for ranking only. */
+#define RJ_EST_TRANSCENDENTAL_FLOPS 20.0
 
 /* Scalar parameters reported by `rfjit fit`: NaN where the estimator has none. */
 typedef struct rj_fit_info {
@@ -157,7 +163,7 @@ typedef struct rj_est_ops {
     /* Work per token (one query and one key): flops and bytes touched, for ranking. */
     void (*cost)(const rj_spec *s, double *flops, double *bytes);
 
-    /* The JIT feature family for this spec (NULL: no linear-template kernel, e.g. hybrid). */
+    /* The JIT feature family for this spec; NULL iff tmpl != RJ_TMPL_LINEAR. */
     void (*kfeat)(const rj_spec *s, rj_kfeat *kf);
     /* Lower fitted params to one role's kernel parameters (rj_klowered); NULL iff kfeat is. */
     void (*klower)(const rj_spec *s, const double *params, rj_role role, rj_klowered *out);
@@ -165,7 +171,10 @@ typedef struct rj_est_ops {
     /* RJ_TMPL_EVA only: what the runtime composes the softmax kernel with (NULL otherwise). */
     const rj_eva_ops *eva;
 
-    /* Documented bound for |JIT - reference| / max|reference| (used from issue 3 on). */
+    /* |JIT - reference| <= ref_tol * max|reference| over an attention output or a feature
+     * block: the float32 accumulation error the kernels promise against the double
+     * reference. tests/jit/test_jit_equiv.c and test_jit_estimate.c check every estimator
+     * against this field. */
     double ref_tol;
 } rj_est_ops;
 

@@ -52,12 +52,11 @@
 #include "est/est.h"
 
 #include "core/philox.h"
+#include "est/est_common.h"
 
 #include <math.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math (architecture.md 3.2), in flops; for ranking. */
-#define TRANSCENDENTAL_FLOPS 20.0
 /* Largest chunk count: the noise block is C x d doubles. */
 #define EVA_MAX_CHUNKS (1 << 20)
 
@@ -69,14 +68,8 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+    if (!rj_est_valid_ddv(s, why, n))
         return false;
-    }
-    if (s->dv < 1) {
-        snprintf(why, n, "dv = %d must be >= 1", s->dv);
-        return false;
-    }
     if (s->eva_window < 0) {
         snprintf(why, n, "eva window %d must be >= 0", s->eva_window);
         return false;
@@ -278,8 +271,8 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, wc = (double)s->eva_window + s->eva_chunks;
-    *flops = 2 * wc * (d + dv) + wc * TRANSCENDENTAL_FLOPS + 6 * d + 2 * dv +
-             TRANSCENDENTAL_FLOPS;
+    *flops = 2 * wc * (d + dv) + wc * RJ_EST_TRANSCENDENTAL_FLOPS + 6 * d + 2 * dv +
+             RJ_EST_TRANSCENDENTAL_FLOPS;
     *bytes = 4 * (2 * d + 2 * dv);
 }
 
@@ -350,6 +343,6 @@ const rj_est_ops rj_est_eva = {
     .objective = NULL,
     .cost = cost,
     .eva = &eva_ops,
-    /* Provisional: float32 attention level at L ~ 1e3. */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

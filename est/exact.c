@@ -11,32 +11,16 @@
  */
 #include "est/est.h"
 
+#include "est/est_common.h"
 #include "est/ref.h"
 
 #include <math.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math (range reduction plus a degree ~10 polynomial,
- * architecture.md 3.2), in flops; the same figure the random-feature estimators use. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     (void)s;
     return 0;
-}
-
-static bool valid(const rj_spec *s, char *why, size_t n)
-{
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
-        return false;
-    }
-    if (s->dv < 1) {
-        snprintf(why, n, "dv = %d must be >= 1", s->dv);
-        return false;
-    }
-    return true;
 }
 
 /* No parameters; callers allocate at least one double anyway (api_plan.c). */
@@ -79,7 +63,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    *flops = 2.0 * s->d + 2.0 * s->dv + TRANSCENDENTAL_FLOPS;
+    *flops = 2.0 * s->d + 2.0 * s->dv + RJ_EST_TRANSCENDENTAL_FLOPS;
     *bytes = 4.0 * (2.0 * s->d + 2.0 * s->dv);
 }
 
@@ -92,7 +76,7 @@ const rj_est_ops rj_est_exact = {
     .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
                   (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
-    .valid = valid,
+    .valid = rj_est_valid_ddv,
     .params_size = params_size,
     .fit = fit,
     .features = NULL,
@@ -100,6 +84,7 @@ const rj_est_ops rj_est_exact = {
     .variance = variance,
     .objective = NULL,
     .cost = cost,
-    /* Provisional, as for the other estimators: float32 attention level at L ~ 1e3. */
+    /* Ten times tighter than the random-feature estimators: no feature map, one float32
+     * softmax (the 1e-5 that `rfjit check` holds exact to as well). */
     .ref_tol = 1e-5,
 };

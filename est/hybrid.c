@@ -51,14 +51,12 @@
 #include "est/est.h"
 
 #include "core/philox.h"
+#include "est/est_common.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline exp/sin/cos in the JIT's math (architecture.md 3.2), in flops; the
- * figure the other estimators use, for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
 /* Largest accepted n: the feature dimension grows like 3m(n + 1) (pitfall 16). */
 #define HRF_MAX_N 4096
 /* Largest accepted feature dimension, so M (dv + 1) state doubles stay addressable. */
@@ -78,14 +76,8 @@ static int64_t feature_dim(const rj_spec *s)
 
 static bool valid(const rj_spec *s, char *why, size_t n)
 {
-    if (s->d < 1 || s->d > RJ_MAX_D) {
-        snprintf(why, n, "d = %d is outside [1, %d]", s->d, RJ_MAX_D);
+    if (!rj_est_valid_dm(s, why, n))
         return false;
-    }
-    if (s->m < 1) {
-        snprintf(why, n, "m = %d must be >= 1", s->m);
-        return false;
-    }
     if (s->hrf_n < 1 || s->hrf_n > HRF_MAX_N) {
         snprintf(why, n, "hybrid sign features n = %d must be in [1, %d]", s->hrf_n,
                  HRF_MAX_N);
@@ -132,9 +124,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
     const bool hyper = s->hrf_base == RFJIT_HYBRID_BASE_HYPERBOLIC;
     const double *W = params, *R = params + (size_t)m * d;
     double *fb = f, *ft = f + mb * (n + 1); /* base and trig blocks (unsigned parts) */
-    double xx = 0;
-    for (int a = 0; a < d; a++)
-        xx += x[a] * x[a];
+    const double xx = rj_est_sqnorm(d, x);
     /* ell_b,r = +-u_r + lb and ell_t = lt, with u = W x */
     const double lb = -0.5 * xx - 0.5 * log((double)mb);
     const double lt = 0.5 * xx - 0.5 * log((double)m);
@@ -213,7 +203,8 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, n = s->hrf_n, M = (double)feature_dim(s);
     const double mb = (double)base_width(s);
-    const double feat = 2 * m * d + 2 * n * d + 2 * d + (mb + 2 * m) * TRANSCENDENTAL_FLOPS + M;
+    const double feat =
+        2 * m * d + 2 * n * d + 2 * d + (mb + 2 * m) * RJ_EST_TRANSCENDENTAL_FLOPS + M;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
@@ -261,6 +252,6 @@ const rj_est_ops rj_est_hybrid = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional (float32 attention level); signed denominators may need more (issue 3). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

@@ -21,9 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     return 2 * (int64_t)s->m;
@@ -34,9 +31,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
 {
     (void)role;
     const int d = s->d, m = s->m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
+    const double sq = rj_est_sqnorm(d, x);
     const double c = -0.5 * sq - 0.5 * log(2.0 * m);
     /* The larger of ell^+ and ell^- is c + |u_r|, so h = c + max_r |u_r|. */
     double umax = 0;
@@ -79,7 +74,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = 2 * m;
-    const double feat = 2 * m * d + 2 * d + 3 * m + 2 * m * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d + 3 * m + 2 * m * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
@@ -121,6 +116,6 @@ const rj_est_ops rj_est_hyperbolic = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

@@ -34,9 +34,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 enum { P_A = 0, P_RHO = 1, P_B = 2, P_C = 3, P_BIAS = 4 };
 
 static int64_t feature_dim(const rj_spec *s)
@@ -54,13 +51,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
 {
     (void)seed;
     const int d = s->d, m = s->m;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "oprf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "oprf: fitting A needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "oprf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "oprf: fitting A needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting A", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double cross = 0;
     for (int j = 0; j < d; j++)
@@ -71,11 +62,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT,
                "oprf: statistics overflow (rho = mean |x + y|^2 / d is not finite)");
-    const double A = rj_gerf_a_star(rho);
-    const double B = sqrt(1 - 4 * A);
-    const double c = 0.25 * d * log1p(-4 * A) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(A) || !isfinite(c), RFJIT_E_FIT,
-               "oprf: A*(rho = %g) is not representable", rho);
+    double A, B, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &A, &B, &c, dg));
     params[P_A] = A;
     params[P_RHO] = rho;
     params[P_B] = B;
@@ -101,24 +89,8 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
                      double *h, double *f)
 {
     (void)role;
-    const int d = s->d, m = s->m;
-    const double *bias = params + P_BIAS, *WB = bias + m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
-    double hmax = -INFINITY;
-    for (int r = 0; r < m; r++) {
-        const double *w = WB + (size_t)r * (size_t)d;
-        double u = 0;
-        for (int j = 0; j < d; j++)
-            u += w[j] * x[j];
-        f[r] = bias[r] + u - 0.5 * sq;
-        if (f[r] > hmax)
-            hmax = f[r];
-    }
-    for (int r = 0; r < m; r++)
-        f[r] = exp(f[r] - hmax);
-    *h = hmax;
+    const double *bias = params + P_BIAS, *WB = bias + s->m;
+    rj_gerf_features(s, bias, WB, rj_est_sqnorm(s->d, x), x, h, f);
 }
 
 static double variance(const rj_spec *s, const double *params, const double *x,
@@ -129,55 +101,22 @@ static double variance(const rj_spec *s, const double *params, const double *x,
         xy += x[j] * y[j];
         zz += (x[j] + y[j]) * (x[j] + y[j]);
     }
-    const double g = rj_gerf_log_excess(s->d, params[P_A], zz);
-    /* SM^2 expm1(g) / m; for g > 1 as e^{2xy + g}(1 - e^{-g}) so e^g alone cannot overflow. */
-    if (g > 1)
-        return exp(2 * xy + g) * -expm1(-g) / s->m;
-    return exp(2 * xy) * expm1(g) / s->m;
+    return rj_gerf_variance(s, xy, rj_gerf_log_excess(s->d, params[P_A], zz));
 }
 
-/*
- * ln E[(f1 f2)^2]_{ij} = 2 x_i^T y_j + g_ij with |z_ij|^2 = |x_i|^2 + |y_j|^2 + 2 x_i^T y_j, and
- * ln Var_{ij} = 2 x_i^T y_j + ln expm1(g_ij): per-row norms once, then one dot per pair.
- */
+/* x' = x: the plain norm. */
+static double plain_norm(const rj_spec *s, const double *params, rj_role role, const double *x)
+{
+    (void)params, (void)role;
+    return rj_est_sqnorm(s->d, x);
+}
+
 static rfjit_status objective(const rj_spec *s, const double *params, const double *x,
                               int64_t lq, const double *y, int64_t lk, double *obj,
                               double *var_obj, rj_diag *dg)
 {
-    const int d = s->d;
-    RJ_FAIL_IF(dg, lq < 1 || lk < 1, RFJIT_E_INVALID_ARG,
-               "oprf: objective needs at least one query and one key");
-    double *ny = rj_alloc_array((size_t)lk, sizeof(double));
-    RJ_FAIL_IF(dg, !ny, RFJIT_E_NOMEM, "oprf: no memory for %lld key norms", (long long)lk);
-    for (int64_t j = 0; j < lk; j++) {
-        const double *yj = y + j * d;
-        double sq = 0;
-        for (int c = 0; c < d; c++)
-            sq += yj[c] * yj[c];
-        ny[j] = sq;
-    }
-    const double A = params[P_A];
-    double so = 0, sv = 0;
-    for (int64_t i = 0; i < lq; i++) {
-        const double *xi = x + i * d;
-        double nx = 0;
-        for (int c = 0; c < d; c++)
-            nx += xi[c] * xi[c];
-        for (int64_t j = 0; j < lk; j++) {
-            const double *yj = y + j * d;
-            double xy = 0;
-            for (int c = 0; c < d; c++)
-                xy += xi[c] * yj[c];
-            const double g = rj_gerf_log_excess(d, A, nx + ny[j] + 2 * xy);
-            so += 2 * xy + g;
-            sv += 2 * xy + rj_log_expm1(g);
-        }
-    }
-    rj_free(ny);
-    const double pairs = (double)lq * (double)lk;
-    *obj = so / pairs;
-    *var_obj = sv / pairs;
-    return RFJIT_OK;
+    return rj_gerf_objective(s, params, params[P_A], plain_norm, x, lq, y, lk, obj, var_obj,
+                             dg);
 }
 
 /*
@@ -187,10 +126,8 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
-    *flops = 2 * feat + 4 * d + 4 * M * dv + 3 * M + dv;
-    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+    const double d = s->d;
+    rj_gerf_cost(s, 2 * d, 4 * d, flops, bytes);
 }
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
@@ -224,6 +161,6 @@ const rj_est_ops rj_est_oprf = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

@@ -20,10 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Cost of one inline exp/sin/cos in the JIT's math (range reduction plus a degree-~10
- * polynomial, architecture.md 3.2), in flops, for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 static int64_t feature_dim(const rj_spec *s)
 {
     return s->m;
@@ -34,9 +30,7 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
 {
     (void)role;
     const int d = s->d, m = s->m;
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
+    const double sq = rj_est_sqnorm(d, x);
     /* ell_r = w_r^T x - |x|^2/2 - (1/2) ln m, kept in f until the max is known. */
     const double c = -0.5 * sq - 0.5 * log((double)m);
     double hmax = -INFINITY;
@@ -76,7 +70,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d + 2 * m + m * TRANSCENDENTAL_FLOPS;
+    const double feat = 2 * m * d + 2 * d + 2 * m + m * RJ_EST_TRANSCENDENTAL_FLOPS;
     *flops = 2 * feat + 4 * M * dv + 3 * M + dv;
     *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
 }
@@ -113,7 +107,7 @@ const rj_est_ops rj_est_positive = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional: the JIT's float32 accumulation bound is set when the JIT lands (issue 3);
-     * 1e-4 relative to max|reference| is the float32 attention level at L ~ 1e3. */
+    /* |JIT - reference| <= ref_tol * max|reference|: float32 accumulation at L ~ 1e3
+     * (tests/jit/test_jit_equiv.c checks every estimator against this field). */
     .ref_tol = 1e-4,
 };

@@ -39,9 +39,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 enum { P_A = 0, P_RHO = 1, P_B = 2, P_C = 3, P_PSI = 4 };
 
 static const double *bias_of(const rj_spec *s, const double *params)
@@ -69,13 +66,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
 {
     (void)seed;
     const int d = s->d, m = s->m;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "saderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "saderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "saderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "saderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     const double nx = (double)st->nx, ny = (double)st->ny;
     double *psi = params + P_PSI;
     double trace = 0, cross = 0;
@@ -97,11 +88,8 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     if (rho < 0)
         rho = 0;
     RJ_FAIL_IF(dg, !isfinite(rho), RFJIT_E_FIT, "saderf: statistics overflow (rho not finite)");
-    const double a = rj_gerf_a_star(rho);
-    const double B = sqrt(1 - 4 * a);
-    const double c = 0.25 * d * log1p(-4 * a) - 0.5 * log((double)m);
-    RJ_FAIL_IF(dg, !isfinite(a) || !isfinite(c), RFJIT_E_FIT,
-               "saderf: A*(rho = %g) is not representable", rho);
+    double a, B, c;
+    RJ_TRY(rj_gerf_scalars(s, rho, &a, &B, &c, dg));
     params[P_A] = a;
     params[P_RHO] = rho;
     params[P_B] = B;
@@ -138,22 +126,8 @@ static double scaled_norm2(int d, const double *psi, rj_role role, const double 
 static void features(const rj_spec *s, const double *params, rj_role role, const double *x,
                      double *h, double *f)
 {
-    const int d = s->d, m = s->m;
-    const double *bias = bias_of(s, params), *Wr = proj_of(s, params, role);
-    const double sq = scaled_norm2(d, params + P_PSI, role, x);
-    double hmax = -INFINITY;
-    for (int r = 0; r < m; r++) {
-        const double *w = Wr + (size_t)r * (size_t)d;
-        double u = 0;
-        for (int l = 0; l < d; l++)
-            u += w[l] * x[l];
-        f[r] = bias[r] + u - 0.5 * sq;
-        if (f[r] > hmax)
-            hmax = f[r];
-    }
-    for (int r = 0; r < m; r++)
-        f[r] = exp(f[r] - hmax);
-    *h = hmax;
+    const double sq = scaled_norm2(s->d, params + P_PSI, role, x);
+    rj_gerf_features(s, bias_of(s, params), proj_of(s, params, role), sq, x, h, f);
 }
 
 static double variance(const rj_spec *s, const double *params, const double *x,
@@ -166,48 +140,19 @@ static double variance(const rj_spec *s, const double *params, const double *x,
         xy += x[l] * y[l];
         zz += z * z;
     }
-    const double g = rj_gerf_log_excess(s->d, params[P_A], zz);
-    if (g > 1)
-        return exp(2 * xy + g) * -expm1(-g) / s->m;
-    return exp(2 * xy) * expm1(g) / s->m;
+    return rj_gerf_variance(s, xy, rj_gerf_log_excess(s->d, params[P_A], zz));
 }
 
-/*
- * Per pair |x'_i + y'_j|^2 = |x'_i|^2 + |y'_j|^2 + 2 x_i^T y_j (x'^T y' = x^T y), so the rows'
- * rescaled norms are computed once and each pair needs one dot product (see oprf.c).
- */
+static double norm_of(const rj_spec *s, const double *params, rj_role role, const double *x)
+{
+    return scaled_norm2(s->d, params + P_PSI, role, x);
+}
+
 static rfjit_status objective(const rj_spec *s, const double *params, const double *x,
                               int64_t lq, const double *y, int64_t lk, double *obj,
                               double *var_obj, rj_diag *dg)
 {
-    const int d = s->d;
-    const double *psi = params + P_PSI;
-    RJ_FAIL_IF(dg, lq < 1 || lk < 1, RFJIT_E_INVALID_ARG,
-               "saderf: objective needs at least one query and one key");
-    double *ny = rj_alloc_array((size_t)lk, sizeof(double));
-    RJ_FAIL_IF(dg, !ny, RFJIT_E_NOMEM, "saderf: no memory for %lld key norms", (long long)lk);
-    for (int64_t j = 0; j < lk; j++)
-        ny[j] = scaled_norm2(d, psi, RJ_ROLE_K, y + j * d);
-    const double a = params[P_A];
-    double so = 0, sv = 0;
-    for (int64_t i = 0; i < lq; i++) {
-        const double *xi = x + i * d;
-        const double nx = scaled_norm2(d, psi, RJ_ROLE_Q, xi);
-        for (int64_t j = 0; j < lk; j++) {
-            const double *yj = y + j * d;
-            double xy = 0;
-            for (int c = 0; c < d; c++)
-                xy += xi[c] * yj[c];
-            const double g = rj_gerf_log_excess(d, a, nx + ny[j] + 2 * xy);
-            so += 2 * xy + g;
-            sv += 2 * xy + rj_log_expm1(g);
-        }
-    }
-    rj_free(ny);
-    const double pairs = (double)lq * (double)lk;
-    *obj = so / pairs;
-    *var_obj = sv / pairs;
-    return RFJIT_OK;
+    return rj_gerf_objective(s, params, params[P_A], norm_of, x, lq, y, lk, obj, var_obj, dg);
 }
 
 /*
@@ -217,10 +162,8 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 4 * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
-    *flops = 2 * feat + 4 * d + 4 * M * dv + 3 * M + dv;
-    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+    const double d = s->d;
+    rj_gerf_cost(s, 4 * d, 4 * d, flops, bytes);
 }
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
@@ -257,6 +200,6 @@ const rj_est_ops rj_est_saderf = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };

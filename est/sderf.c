@@ -43,9 +43,6 @@
 #include <string.h>
 #include <stdio.h>
 
-/* Cost of one inline exp in the JIT's math, in flops (see positive.c), for ranking only. */
-#define TRANSCENDENTAL_FLOPS 20.0
-
 enum { P_K = 0, P_C = 1, P_A = 2 };
 
 typedef struct layout {
@@ -94,13 +91,7 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
     (void)seed;
     const int d = s->d, m = s->m;
     const size_t dd = (size_t)d * (size_t)d;
-    RJ_FAIL_IF(dg, !W, RFJIT_E_INTERNAL, "sderf: no projection matrix");
-    RJ_FAIL_IF(dg, !st, RFJIT_E_FIT, "sderf: fitting needs query/key statistics");
-    RJ_FAIL_IF(dg, st->d != d, RFJIT_E_INTERNAL, "sderf: statistics of dimension %d, spec %d",
-               st->d, d);
-    RJ_FAIL_IF(dg, st->nx < 1 || st->ny < 1, RFJIT_E_FIT,
-               "sderf: fitting needs at least one query and one key (got %lld, %lld)",
-               (long long)st->nx, (long long)st->ny);
+    RJ_TRY(rj_gerf_check_fit(s, W, st, "fitting", dg));
     double *M3 = rj_alloc_array(dd, sizeof(double));
     RJ_FAIL_IF(dg, !M3, RFJIT_E_NOMEM, "sderf: no memory for a %d x %d moment", d, d);
     second_moment(st, M3);
@@ -163,24 +154,8 @@ static void features(const rj_spec *s, const double *params, rj_role role, const
                      double *h, double *f)
 {
     (void)role;
-    const int d = s->d, m = s->m;
     const layout L = layout_of(s, params);
-    double sq = 0;
-    for (int j = 0; j < d; j++)
-        sq += x[j] * x[j];
-    double hmax = -INFINITY;
-    for (int r = 0; r < m; r++) {
-        const double *w = L.Weff + (size_t)r * (size_t)d;
-        double u = 0;
-        for (int j = 0; j < d; j++)
-            u += w[j] * x[j];
-        f[r] = L.bias[r] + u - 0.5 * sq;
-        if (f[r] > hmax)
-            hmax = f[r];
-    }
-    for (int r = 0; r < m; r++)
-        f[r] = exp(f[r] - hmax);
-    *h = hmax;
+    rj_gerf_features(s, L.bias, L.Weff, rj_est_sqnorm(s->d, x), x, h, f);
 }
 
 /* (Q^T v)_l = sum_i Q[i][l] v_i. */
@@ -204,9 +179,7 @@ static double variance(const rj_spec *s, const double *params, const double *x,
         const double z = rotated(d, L.Q, x, l) + rotated(d, L.Q, y, l);
         g += L.k[l] * z * z;
     }
-    if (g > 1)
-        return exp(2 * xy + g) * -expm1(-g) / s->m;
-    return exp(2 * xy) * expm1(g) / s->m;
+    return rj_gerf_variance(s, xy, g);
 }
 
 /*
@@ -262,18 +235,14 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
                 xy += xi[c] * yj[c];
                 kxy += xti[c] * ytj[c];
             }
-            const double g = params[P_K] + nq[i] + nk[j] + 2 * kxy;
-            so += 2 * xy + g;
-            sv += 2 * xy + rj_log_expm1(g);
+            rj_gerf_pair(xy, params[P_K] + nq[i] + nk[j] + 2 * kxy, &so, &sv);
         }
     }
     rj_free(xt);
     rj_free(yt);
     rj_free(nq);
     rj_free(nk);
-    const double pairs = (double)lq * (double)lk;
-    *obj = so / pairs;
-    *var_obj = sv / pairs;
+    rj_gerf_means(so, sv, lq, lk, obj, var_obj);
     return RFJIT_OK;
 }
 
@@ -284,10 +253,8 @@ static rfjit_status objective(const rj_spec *s, const double *params, const doub
  */
 static void cost(const rj_spec *s, double *flops, double *bytes)
 {
-    const double d = s->d, dv = s->dv, m = s->m, M = m;
-    const double feat = 2 * m * d + 2 * d + 4 * m + m * TRANSCENDENTAL_FLOPS;
-    *flops = 2 * feat + 2 * d * d + 4 * M * dv + 3 * M + dv;
-    *bytes = 4 * (2 * d + 2 * dv) + 4 * M * (dv + 1);
+    const double d = s->d;
+    rj_gerf_cost(s, 2 * d, 2 * d * d, flops, bytes);
 }
 
 static void kfeat(const rj_spec *s, rj_kfeat *kf)
@@ -322,6 +289,6 @@ const rj_est_ops rj_est_sderf = {
     .cost = cost,
     .kfeat = kfeat,
     .klower = klower,
-    /* Provisional float32 bound until the JIT lands (see positive.c). */
+    /* float32 accumulation at L ~ 1e3, as positive.c. */
     .ref_tol = 1e-4,
 };
