@@ -68,17 +68,15 @@ static void emit_norm(lin *L, rj_v par, rj_v xT)
     }
     rj_v acc = rj_ir_slot(ir, ir->ty_vf, "n_acc");
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
+    rj_ir_set(ir, acc, rj_ir_vf(ir, 0));
     rj_loop l = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-    rj_v x = rj_ir_ldv(ir, rj_ir_at(ir, src, LLVMBuildNSWAdd(ir->B,
-                       LLVMBuildNSWMul(ir->B, l.i, rj_ir_i(ir, T), ""), tv.i, "")), "x");
+    rj_v x = rj_ir_ldv(ir, rj_ir_at(ir, src, rj_ir_idx2(ir, l.i, T, tv.i, "")), "x");
     rj_v x2 = rj_ir_mul(ir, x, x, "");
     if (kp->norm == RJ_KN_DIAG)
         x2 = rj_ir_mul(ir, x2, rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, g, l.i), "g"), ""), "");
-    rj_v a = LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "");
-    LLVMBuildStore(ir->B, rj_ir_add(ir, a, x2, ""), acc);
+    rj_ir_acc_add(ir, acc, x2);
     rj_ir_loop_end(ir, &l);
-    rj_ir_stv(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "n"), rj_ir_at(ir, n, tv.i));
+    rj_ir_stv(ir, rj_ir_get(ir, acc, "n"), rj_ir_at(ir, n, tv.i));
     rj_ir_loop_end(ir, &tv);
 }
 
@@ -103,20 +101,18 @@ void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
     } else {
         /* ell_r = b_r + u_r + gamma n over the P real rows; h = max_r ell_r */
         rj_v hmax = rj_ir_slot(ir, ir->ty_vf, "hmax");
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), hmax);
+        rj_ir_set(ir, hmax, rj_ir_vf(ir, -INFINITY));
         /* hybrid: only the base rows are log-features; the sign rows stay projections */
         const int64_t rows = kp->fam == RJ_KF_HYBRID ? kp->hmb : kp->P;
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-        rj_v at = rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, ""));
+        rj_v at = rj_ir_at(ir, U, rj_ir_idx2(ir, r.i, T, tv.i, ""));
         rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), r.i),
                                           "b"), "");
         rj_v ell = rj_ir_add(ir, rj_ir_add(ir, rj_ir_ldv(ir, at, "u"), b, ""), gn, "ell");
         rj_ir_stv(ir, ell, at);
-        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, ""), ell, ""),
-                       hmax);
+        rj_ir_acc_max(ir, hmax, ell);
         rj_ir_loop_end(ir, &r);
-        rj_v hv = LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, "h");
+        rj_v hv = rj_ir_get(ir, hmax, "h");
         if (kp->fam == RJ_KF_HYBRID) {
             /* h = max(max_r ell_b,r, ell_t), ell_t = h0 + gamma2 n */
             rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
@@ -156,7 +152,7 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
     if (kp->fam == RJ_KF_TRIG && valid)
         wgt = rj_ir_exp(ir, rj_ir_sub(ir, hv, sub, ""), "w");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
-    rj_v off = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, "");
+    rj_v off = rj_ir_idx2(ir, r.i, T, tv.i, "");
     rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, off), "u");
     rj_v zero = rj_ir_vf(ir, 0);
     if (kp->fam == RJ_KF_TRIG) {
@@ -167,8 +163,8 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
             s = LLVMBuildSelect(ir->B, valid, rj_ir_mul(ir, s, wgt, ""), zero, "phi_sin");
         }
         rj_ir_stv(ir, c, rj_ir_at(ir, F, off));
-        rj_ir_stv(ir, s, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B, off,
-                                                          rj_ir_i(ir, (int64_t)kp->Pp * T), "")));
+        rj_v sin_off = rj_ir_iadd(ir, off, rj_ir_i(ir, (int64_t)kp->Pp * T), "");
+        rj_ir_stv(ir, s, rj_ir_at(ir, F, sin_off));
     } else {
         rj_v phi = rj_ir_exp(ir, rj_ir_sub(ir, u, sub, ""), "phi");
         if (valid)
@@ -195,8 +191,7 @@ static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
 static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
 {
     rj_ir *ir = L->ir;
-    rj_ir_stv(ir, x, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B,
-                     LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, L->kp->T), ""), t0, "")));
+    rj_ir_stv(ir, x, rj_ir_at(ir, F, rj_ir_idx2(ir, row, L->kp->T, t0, "")));
 }
 
 /*
@@ -231,31 +226,23 @@ static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n
     /* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U */
     rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
     for (int k = 0; k < kp->hn; k++) {
-        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                           rj_ir_i(ir, (mb + k) * T), tv.i, "")), "p");
+        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_iadd(ir, rj_ir_i(ir, (mb + k) * T), tv.i, "")),
+                           "p");
         rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, zero, "");
         rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
                                   "sigma_k");
-        rj_v idx[2] = {LLVMConstInt(ir->ty_i32, 0, 0), LLVMConstInt(ir->ty_i32, (unsigned)k, 0)};
-        LLVMBuildStore(ir->B, sk, LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,
-                                  (unsigned)kp->hn), sig, idx, 2, ""));
+        rj_ir_set(ir, rj_ir_slot_at(ir, sig, k), sk);
     }
     /* replicate value x at row r of block 0 into blocks 1..n times sigma_k (and sgn) */
 #define RJ_HYB_SPREAD(x_, r_, sgn_)                                                              \
     for (int k = 1; k <= kp->hn; k++) {                                                          \
-        rj_v idx_[2] = {LLVMConstInt(ir->ty_i32, 0, 0),                                          \
-                        LLVMConstInt(ir->ty_i32, (unsigned)(k - 1), 0)};                         \
-        rj_v sk_ = LLVMBuildLoad2(ir->B, ir->ty_vf,                                              \
-                                  LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,           \
-                                                        (unsigned)kp->hn), sig, idx_, 2, ""),     \
-                                  "");                                                           \
-        rj_v row_ = LLVMBuildNSWAdd(ir->B, r_, rj_ir_i(ir, k * B), "");                          \
+        rj_v sk_ = rj_ir_get(ir, rj_ir_slot_at(ir, sig, k - 1), "");                             \
+        rj_v row_ = rj_ir_iadd(ir, r_, rj_ir_i(ir, k * B), "");                                  \
         put_row(L, F, row_, tv.i, rj_ir_mul(ir, x_, rj_ir_mul(ir, sk_, rj_ir_vf(ir, sgn_), ""),  \
                                             ""));                                                \
     }
     rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, mb), 1);
-    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                         LLVMBuildNSWMul(ir->B, rb.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell_b");
+    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_idx2(ir, rb.i, T, tv.i, "")), "ell_b");
     rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, sub, ""), ""),
                           rj_ir_vf(ir, inv_sqrt2), "base");
     if (valid)
@@ -269,15 +256,14 @@ static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n
                          "");
     rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
     rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), "");
-    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                       LLVMBuildNSWMul(ir->B, rt.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell");
+    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_idx2(ir, rt.i, T, tv.i, "")), "ell");
     u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
     rj_v sn, cs;
     rj_ir_sincos(ir, u, &sn, &cs);
     cs = rj_ir_mul(ir, cs, wt, "trig_cos");
     sn = rj_ir_mul(ir, sn, wt, "trig_sin");
-    rj_v rc = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb), "");
-    rj_v rs = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb + m), "");
+    rj_v rc = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb), "");
+    rj_v rs = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb + m), "");
     put_row(L, F, rc, tv.i, cs);
     put_row(L, F, rs, tv.i, sn);
     RJ_HYB_SPREAD(cs, rc, 1.0)
@@ -360,8 +346,7 @@ static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
                                          rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
                            "to_query");
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-        rj_v at = rj_ir_at(ir, p, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v at = rj_ir_at(ir, p, rj_ir_idx2(ir, r.i, T, rj_ir_i(ir, t), ""));
         rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
         rj_ir_loop_end(ir, &r);
     }
@@ -381,8 +366,7 @@ static void emit_causal_key_update(lin *L)
         rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_t"),
                                          rj_ir_bcast(ir, c_end, ""), ""), "to_end");
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
-        rj_v at = rj_ir_at(ir, Fk, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v at = rj_ir_at(ir, Fk, rj_ir_idx2(ir, r.i, T, rj_ir_i(ir, t), ""));
         rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
         rj_ir_loop_end(ir, &r);
     }
@@ -396,15 +380,14 @@ static void emit_key_features(lin *L, rj_v n)
     rj_lin_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
     rj_v h = ws(L, kp->ws_h);
     rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), cmax);
+    rj_ir_set(ir, cmax, rj_ir_vf(ir, -INFINITY));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
     rj_v hv = LLVMBuildSelect(ir->B, rj_tmpl_lane_valid(L->f, tv.i, n),
                               rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h"), rj_ir_vf(ir, -INFINITY),
                               "");
-    LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), hv, ""),
-                   cmax);
+    rj_ir_acc_max(ir, cmax, hv);
     rj_ir_loop_end(ir, &tv);
-    rj_v ctile = rj_ir_hmax(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), "c_tile");
+    rj_v ctile = rj_ir_hmax(ir, rj_ir_get(ir, cmax, ""), "c_tile");
     rj_v c_old = rj_ir_ld(ir, L->c, "c_old");
     rj_v grows = LLVMBuildFCmp(ir->B, LLVMRealOGT, ctile, c_old, "");
     emit_raise_shift(L, grows, c_old, ctile);
@@ -447,25 +430,22 @@ static void emit_key_update(lin *L)
     rj_ir_mm(ir, &mm);
     rj_v acc = rj_ir_slot(ir, ir->ty_vf, "zsum"), acca = rj_ir_slot(ir, ir->ty_vf, "zasum");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acca);
-    rj_v row = rj_ir_at(ir, Fk, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""));
+    rj_ir_set(ir, acc, rj_ir_vf(ir, 0));
+    rj_ir_set(ir, acca, rj_ir_vf(ir, 0));
+    rj_v row = rj_ir_at(ir, Fk, rj_ir_imul(ir, r.i, rj_ir_i(ir, T), ""));
     for (int64_t t = 0; t < T; t += ir->vw) {
         rj_v phi = rj_ir_ldv(ir, rj_ir_atc(ir, row, t), "phi");
-        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), phi, ""),
-                       acc);
+        rj_ir_acc_add(ir, acc, phi);
         if (kp->sgn)
-            LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""),
-                                            rj_ir_abs(ir, phi, ""), ""), acca);
+            rj_ir_acc_add(ir, acca, rj_ir_abs(ir, phi, ""));
     }
     rj_v pz = rj_ir_at(ir, L->z, r.i);
     rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pz, ""),
-                           rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), ""), "z"), pz);
+                           rj_ir_hsum(ir, rj_ir_get(ir, acc, ""), ""), "z"), pz);
     if (kp->sgn) {
         rj_v pa = rj_ir_at(ir, L->za, r.i);
         rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pa, ""),
-                               rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""), ""),
-                               "zabs"), pa);
+                               rj_ir_hsum(ir, rj_ir_get(ir, acca, ""), ""), "zabs"), pa);
     }
     rj_ir_loop_end(ir, &r);
 }
@@ -480,12 +460,10 @@ static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
     rj_v cj = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, cpre, j.i), "c_j"), "");
     for (int64_t t = 0; t < T; t += ir->vw) {
-        rj_v p = rj_ir_at(ir, A, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v p = rj_ir_at(ir, A, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
         /* keep A_ji for i >= j: lane index t + l >= j */
-        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(L->f, rj_ir_i(ir, t)),
-                                 "");
-        rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_tmpl_ivec(L->f, j.i), "");
+        rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
+        rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_ir_ibcast(ir, j.i), "");
         rj_v w = rj_ir_exp(ir, rj_ir_sub(ir, cj, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
                            "w");
         rj_v a = LLVMBuildSelect(ir->B, keep, rj_ir_mul(ir, rj_ir_ldv(ir, p, "a"), w, ""),
@@ -563,7 +541,7 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
         rj_v floor_ = rj_ir_mul(ir, gv, rj_ir_vf(ir, DEN_EPS), "floor");
         rj_v small = LLVMBuildFCmp(ir->B, LLVMRealOLT, rj_ir_abs(ir, dv, ""), floor_, "");
         rj_v neg = LLVMBuildFCmp(ir->B, LLVMRealOLT, dv, rj_ir_vf(ir, 0), "");
-        rj_v guarded = LLVMBuildSelect(ir->B, neg, LLVMBuildFNeg(ir->B, floor_, ""), floor_, "");
+        rj_v guarded = LLVMBuildSelect(ir->B, neg, rj_ir_neg(ir, floor_, ""), floor_, "");
         dv = LLVMBuildSelect(ir->B, small, guarded, dv, "den_guarded");
     }
     rj_v normal = LLVMBuildFCmp(ir->B, LLVMRealOGE, rj_ir_abs(ir, dv, ""),
@@ -582,9 +560,7 @@ void rj_tmpl_linear(rj_kfn *f)
     lin L = rj_lin_init(f);
     const int64_t T = kp->T;
 
-    rj_v init = LLVMBuildICmp(ir->B, LLVMIntNE,
-                              LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags], rj_ir_i(ir, RJ_KFLAG_INIT),
-                                           ""), rj_ir_i(ir, 0), "");
+    rj_v init = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_INIT, 1, "");
     rj_if fresh = rj_ir_if_begin(ir, init, "init");
     rj_tmpl_fill(f, L.S, kp->st_c, 0.0); /* S, z, zabs are contiguous before c */
     rj_ir_st(ir, rj_ir_f(ir, -INFINITY), L.c);
@@ -611,10 +587,7 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
     value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);
-    rj_v want_q = LLVMBuildICmp(ir->B, LLVMIntEQ,
-                                LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags],
-                                             rj_ir_i(ir, RJ_KFLAG_NO_QUERIES), ""),
-                                rj_ir_i(ir, 0), "");
+    rj_v want_q = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_NO_QUERIES, 0, "");
     rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
     emit_queries(&L, ct.i, n);

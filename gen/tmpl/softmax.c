@@ -45,8 +45,8 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_tmpl_fill(f, num, dvp * T, 0.0);
     rj_v kend = lk;
     if (kp->causal) {
-        rj_v diag = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWAdd(ir->B, qt.i, rj_ir_i(ir, T), ""),
-                                    f->arg[RJ_KA_qoff], "");
+        rj_v diag = rj_ir_iadd(ir, rj_ir_iadd(ir, qt.i, rj_ir_i(ir, T), ""), f->arg[RJ_KA_qoff],
+                               "");
         kend = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
                                "kend");
     }
@@ -70,49 +70,43 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_ir_mm(ir, &ms);
     /* key j (global kt + j) reaches query i (global qt + i) iff j < nk and, causal, kt + j <=
      * qt + i; masked scores become -inf */
-    rj_v shift = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWSub(ir->B, qt.i, kt.i, ""),
-                                 f->arg[RJ_KA_qoff], "");
+    rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt.i, kt.i, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
     for (int64_t t = 0; t < T; t += ir->vw) {
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), mt);
-        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(f, rj_ir_i(ir, t)), "");
+        rj_ir_set(ir, mt, rj_ir_vf(ir, -INFINITY));
+        rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
         rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
-        rj_v p = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v p = rj_ir_at(ir, S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
         rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
-        rj_v keep = rj_tmpl_ivec(f, LLVMBuildZExt(ir->B, ok, ir->ty_i64, ""));
-        keep = LLVMBuildICmp(ir->B, LLVMIntNE, keep, rj_tmpl_ivec(f, rj_ir_i(ir, 0)), "");
+        rj_v keep = rj_ir_mask_bcast(ir, ok, "");
         if (kp->causal) {
             /* j <= shift + i, shift = qt - kt + qoff */
-            rj_v lim = LLVMBuildAdd(ir->B, lane, rj_tmpl_ivec(f, shift), "");
-            rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_tmpl_ivec(f, j.i), lim, "");
+            rj_v lim = rj_ir_lanes_add(ir, lane, shift);
+            rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_ir_ibcast(ir, j.i), lim, "");
             keep = LLVMBuildAnd(ir->B, keep, c, "");
         }
         rj_v s = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "s"), rj_ir_vf(ir, -INFINITY),
                                  "s");
         rj_ir_stv(ir, s, p);
-        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), s, ""), mt);
+        rj_ir_acc_max(ir, mt, s);
         rj_ir_loop_end(ir, &j);
         rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, m, t), "m");
-        rj_v m_new = rj_ir_max(ir, m_old, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), "m_new");
+        rj_v m_new = rj_ir_max(ir, m_old, rj_ir_get(ir, mt, ""), "m_new");
         rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
         rj_ir_stv(ir, m_new, rj_ir_atc(ir, m, t));
         rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), psum);
+        rj_ir_set(ir, psum, rj_ir_vf(ir, 0));
         rj_loop j2 = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
-        rj_v p2 = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, j2.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v p2 = rj_ir_at(ir, S, rj_ir_idx2(ir, j2.i, T, rj_ir_i(ir, t), ""));
         rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p2, "s"), m_new, ""), "p");
         rj_ir_stv(ir, e, p2);
-        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), e, ""),
-                       psum);
+        rj_ir_acc_add(ir, psum, e);
         rj_ir_loop_end(ir, &j2);
         rj_v pl = rj_ir_atc(ir, l, t);
-        rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"),
-                                LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), "l"), pl);
+        rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"), rj_ir_get(ir, psum, ""), "l"),
+                  pl);
         rj_loop c = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, dvp), 1);
-        rj_v pn = rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, c.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v pn = rj_ir_at(ir, num, rj_ir_idx2(ir, c.i, T, rj_ir_i(ir, t), ""));
         rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pn, ""), alpha, ""), pn);
         rj_ir_loop_end(ir, &c);
     }

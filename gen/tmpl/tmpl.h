@@ -32,8 +32,6 @@ void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);
 /* Lane mask of the vector of tokens t0 .. t0 + vw - 1: lane l is valid iff t0 + l < n. */
 rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n);
-/* A <vw x i64> splat of an i64 value. */
-rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x);
 /* Fill n floats at p with the constant x (n a multiple of vw). */
 void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x);
 /* Store out rows row0 .. row0 + n - 1: out[t, c] = num[c, t] * rden[t] (num dvp x T). */
