@@ -27,7 +27,8 @@ void rj_tmpl_features(rj_kfn *f)
     rj_v lq = f->arg[RJ_KA_lq], so = f->arg[RJ_KA_so];
     rj_loop t = rj_ir_loop_begin(ir, "tile", rj_ir_i(ir, 0), lq, T);
     rj_v n = rj_tmpl_rows_left(f, lq, t.i);
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], t.i, n, rj_ir_atc(ir, L.ws, kp->ws_x));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], t.i, n, rj_ir_atc(ir, L.ws, kp->ws_x),
+                   f->scale);
     if (kp->fam == RJ_KF_HYBRID) {
         rj_if as_k = rj_ir_if_begin(ir, keys, "as_keys");
         emit_role(&L, f->arg[RJ_KA_pk], 1, n);

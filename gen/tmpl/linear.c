@@ -570,26 +570,28 @@ void rj_tmpl_linear(rj_kfn *f)
     if (!kp->causal) {
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
-        rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x));
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x),
+                       f->scale);
         value_tile(&L, kt.i, n);
         emit_key_features(&L, n);
         emit_key_update(&L);
         rj_ir_loop_end(ir, &kt);
         rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
         rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
-        rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x));
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x),
+                       f->scale);
         emit_queries(&L, qt.i, nq);
         rj_ir_loop_end(ir, &qt);
         return;
     }
     rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x), f->scale);
     value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);
     rj_v want_q = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_NO_QUERIES, 0, "");
     rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq), f->scale);
     emit_queries(&L, ct.i, n);
     rj_ir_if_end(ir, &qs);
     emit_causal_key_update(&L);

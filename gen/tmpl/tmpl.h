@@ -20,9 +20,10 @@ typedef struct rj_kfn {
 
 /* Row-tile helpers shared by the templates (tmpl_pack.c). Rows row0 .. row0 + n - 1 of src
  * (stride in floats) scaled by `scale` (NULL: unscaled); rows n .. T-1 are zero. */
-void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* d x T */
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                    rj_v scale);                                                    /* d x T */
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                       int scaled);                                                 /* T x d */
+                       rj_v scale);                                                 /* T x d */
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
 /* Where a tile's rows are read: in place, rows row0 .. of src (row stride `stride`), when
  * `full`; else the packed copy (row stride ps). *at, *at_s: the pointer and its row stride. */

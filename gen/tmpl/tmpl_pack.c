@@ -52,7 +52,7 @@ void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x)
  * execute.
  */
 static rj_v pack_t_blocks(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                          int ncols)
+                          int ncols, rj_v scale)
 {
     rj_ir *ir = f->ir;
     const int vw = ir->vw;
@@ -62,21 +62,22 @@ static rj_v pack_t_blocks(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, r
     rj_loop lb = rj_ir_loop_begin(ir, "lb", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), vw);
     rj_v from = rj_ir_at(ir, row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lg.i, "")), lb.i);
     rj_v to = rj_ir_at(ir, dst, rj_ir_idx2(ir, lb.i, T, lg.i, ""));
-    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, f->scale);
+    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, scale);
     rj_ir_loop_end(ir, &lb);
     rj_ir_loop_end(ir, &lg);
     return full;
 }
 
-/* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale. */
+/* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale (NULL:
+ * unscaled). */
 static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, int ncols,
-                 int64_t row_step, int64_t col_step, int scaled)
+                 int64_t row_step, int64_t col_step, rj_v scale)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     rj_v first = rj_ir_i(ir, 0);
-    if (row_step == 1 && scaled && ncols % ir->vw == 0 && ir->vw >= 4)
-        first = pack_t_blocks(f, src, stride, row0, n, dst, ncols);
+    if (row_step == 1 && scale && ncols % ir->vw == 0 && ir->vw >= 4)
+        first = pack_t_blocks(f, src, stride, row0, n, dst, ncols, scale);
     if (col_step == 1 && ncols % ir->vw == 0) {
         /* row-major copies go a vector at a time */
         rj_loop lv = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
@@ -84,8 +85,8 @@ static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, 
         rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lv.i, rj_ir_i(ir, row_step), ""));
         for (int l = 0; l < ncols; l += ir->vw) {
             rj_v x = rj_ir_ldv(ir, rj_ir_atc(ir, row, l), "");
-            if (scaled)
-                x = rj_ir_mul(ir, x, rj_ir_bcast(ir, f->scale, ""), "x");
+            if (scale)
+                x = rj_ir_mul(ir, x, rj_ir_bcast(ir, scale, ""), "x");
             rj_ir_stv(ir, x, rj_ir_atc(ir, drow, l));
         }
         rj_ir_loop_end(ir, &lv);
@@ -96,8 +97,8 @@ static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, 
     rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lt.i, rj_ir_i(ir, row_step), ""));
     rj_loop ll = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
     rj_v x = rj_ir_ld(ir, rj_ir_at(ir, row, ll.i), "");
-    if (scaled)
-        x = rj_ir_mul(ir, x, f->scale, "x");
+    if (scale)
+        x = rj_ir_mul(ir, x, scale, "x");
     rj_ir_st(ir, x, rj_ir_at(ir, drow, rj_ir_imul(ir, ll.i, rj_ir_i(ir, col_step), "")));
     rj_ir_loop_end(ir, &ll);
     rj_ir_loop_end(ir, &lt);
@@ -111,15 +112,16 @@ static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, 
     rj_ir_loop_end(ir, &lz);
 }
 
-void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                    rj_v scale)
 {
-    pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, 1);
+    pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, scale);
 }
 
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                       int scaled)
+                       rj_v scale)
 {
-    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, scaled);
+    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, scale);
 }
 
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
@@ -127,7 +129,7 @@ void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v ds
     const rj_kplan *kp = f->kp;
     if (kp->dvp > kp->dv)
         rj_tmpl_fill(f, dst, (int64_t)kp->T * kp->dvp, 0.0);
-    pack(f, src, stride, row0, n, dst, kp->dv, kp->dvp, 1, 0);
+    pack(f, src, stride, row0, n, dst, kp->dv, kp->dvp, 1, NULL);
 }
 
 void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
