@@ -8,7 +8,7 @@
  */
 #include "gen/tmpl/lin.h"
 
-static void emit_role(lin *L, rj_v par, int keys, rj_v n)
+static void emit_role(rj_lin *L, rj_v par, int keys, rj_v n)
 {
     const rj_kplan *kp = L->kp;
     rj_v F = rj_ir_atc(L->ir, L->ws, kp->ws_fq), h = rj_ir_atc(L->ir, L->ws, kp->ws_h);
@@ -21,7 +21,7 @@ void rj_tmpl_features(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = rj_lin_init(f);
+    rj_lin L = rj_lin_init(f);
     const int64_t T = kp->T;
     rj_v keys = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_KEYS, 1, "keys");
     rj_v lq = f->arg[RJ_KA_lq], so = f->arg[RJ_KA_so];

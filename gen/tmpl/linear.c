@@ -31,11 +31,11 @@
 
 #define DEN_EPS 1e-6 /* as est/ref_linear.c */
 
-lin rj_lin_init(rj_kfn *f)
+rj_lin rj_lin_init(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
+    rj_lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
     L.S = rj_ir_atc(ir, L.st, kp->st_S);
     L.z = rj_ir_atc(ir, L.st, kp->st_z);
     L.za = rj_ir_atc(ir, L.st, kp->st_za);
@@ -43,13 +43,13 @@ lin rj_lin_init(rj_kfn *f)
     return L;
 }
 
-static rj_v ws(lin *L, int64_t off)
+static rj_v ws(rj_lin *L, int64_t off)
 {
     return rj_ir_atc(L->ir, L->ws, off);
 }
 
 /* n(x) for the T tokens of xT (d x T) into ws_n, using ws_u as scratch for G x. */
-static void emit_norm(lin *L, rj_v par, rj_v xT)
+static void emit_norm(rj_lin *L, rj_v par, rj_v xT)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -81,7 +81,7 @@ static void emit_norm(lin *L, rj_v par, rj_v xT)
 }
 
 /* Phase 1 of a feature map: U = ell (exp) or u (trig), and h into ws_h. */
-void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
+void rj_lin_logfeatures(rj_lin *L, rj_v par, rj_v xT)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -130,9 +130,9 @@ void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
  * one c (shift) or one per token (shifts, T floats), lanes >= n zeroed. Queries: exp shifted
  * by their own h, trig unweighted.
  */
-static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
+static void emit_hybrid_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
 
-void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+void rj_lin_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     if (L->kp->fam == RJ_KF_HYBRID) {
         emit_hybrid_features(L, F, shift, shifts, n);
@@ -182,16 +182,119 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
     }
 }
 
-static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
+static void emit_features(rj_lin *L, rj_v F, rj_v shift, rj_v n)
 {
     rj_lin_features(L, F, shift, NULL, n);
 }
 
 /* F[row] (T lanes at token offset t0) = x */
-static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
+static void put_row(rj_lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
 {
     rj_ir *ir = L->ir;
     rj_ir_stv(ir, x, rj_ir_at(ir, F, rj_ir_idx2(ir, row, L->kp->T, t0, "")));
+}
+
+/* One vector of tokens of the hybrid feature map: what each of its rows is built from. */
+typedef struct hyb_tok {
+    rj_v F;     /* the features (Mp x T) */
+    rj_v t0;    /* the first token of the vector */
+    rj_v par;   /* the role's parameters */
+    rj_v U, nn; /* ws_u (log-features and projections) and ws_n (norms) */
+    rj_v sub;   /* c: the key shift(s), or the query's own h */
+    rj_v valid; /* lanes of real keys; NULL for queries */
+    rj_v wt;    /* e^{ell_t - c} / sqrt2, the trig block's weight */
+    rj_v sig;   /* slot of sigma_k, k < n */
+    int query;
+} hyb_tok;
+
+/* e^{ell_t - c} / sqrt2, ell_t = h0 + gamma2 n (lanes of no key: 0). */
+static rj_v hybrid_trig_weight(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const double inv_sqrt2 = 1 / sqrt(2.0);
+    rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, h->par, "h0"), "");
+    rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, h->par, 2), "gamma2"), "");
+    rj_v ell_t = rj_ir_fma(ir, g2, rj_ir_ldv(ir, rj_ir_at(ir, h->nn, h->t0), "n"), h0, "ell_t");
+    rj_v wt = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell_t, h->sub, ""), ""),
+                        rj_ir_vf(ir, inv_sqrt2), "w_t");
+    if (h->valid)
+        wt = LLVMBuildSelect(ir->B, h->valid, wt, rj_ir_vf(ir, 0), "w_t");
+    return wt;
+}
+
+/* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U, into a slot. */
+static rj_v hybrid_signs(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const double inv_sqrt_n = 1 / sqrt((double)kp->hn);
+    rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
+    for (int k = 0; k < kp->hn; k++) {
+        rj_v row = rj_ir_i(ir, (kp->hmb + k) * (int64_t)kp->T);
+        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_iadd(ir, row, h->t0, "")), "p");
+        rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, rj_ir_vf(ir, 0), "");
+        rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
+                                  "sigma_k");
+        rj_ir_set(ir, rj_ir_slot_at(ir, sig, k), sk);
+    }
+    return sig;
+}
+
+/* x, row r of block 0, into row r of blocks 1..n times sigma_k sgn. */
+static void hybrid_spread(rj_lin *L, const hyb_tok *h, rj_v x, rj_v r, double sgn)
+{
+    rj_ir *ir = L->ir;
+    const int64_t B = L->kp->hmb + 2 * (int64_t)L->kp->hm;
+    for (int k = 1; k <= L->kp->hn; k++) {
+        rj_v sk = rj_ir_get(ir, rj_ir_slot_at(ir, h->sig, k - 1), "");
+        rj_v row = rj_ir_iadd(ir, r, rj_ir_i(ir, k * B), "");
+        rj_v ssgn = rj_ir_mul(ir, sk, rj_ir_vf(ir, sgn), "");
+        put_row(L, h->F, row, h->t0, rj_ir_mul(ir, x, ssgn, ""));
+    }
+}
+
+/* The base rows: e^{ell_b,r - c} / sqrt2, with the sign qsign in blocks k > 0. */
+static void hybrid_base_rows(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const int64_t T = L->kp->T;
+    const double inv_sqrt2 = 1 / sqrt(2.0);
+    rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, L->kp->hmb), 1);
+    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_idx2(ir, rb.i, T, h->t0, "")), "ell_b");
+    rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, h->sub, ""), ""),
+                          rj_ir_vf(ir, inv_sqrt2), "base");
+    if (h->valid)
+        base = LLVMBuildSelect(ir->B, h->valid, base, rj_ir_vf(ir, 0), "base");
+    put_row(L, h->F, rb.i, h->t0, base);
+    hybrid_spread(L, h, base, rb.i, h->query ? -1.0 : 1.0);
+    rj_ir_loop_end(ir, &rb);
+}
+
+/* The trig rows: wt [cos u ; sin u], u_r recovered from the log-feature row ell_r. */
+static void hybrid_trig_rows(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T, mb = kp->hmb, m = kp->hm;
+    rj_loop rt = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, m), 1);
+    /* u_r is row r of the projection, before the bias and norm were added to it: undo them */
+    rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, h->par, kp->off_b), rt.i),
+                                      "b"), "");
+    rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, h->par, 1), "gamma"), "");
+    rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, h->nn, h->t0), "n"), "");
+    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_idx2(ir, rt.i, T, h->t0, "")), "ell");
+    u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
+    rj_v sn, cs;
+    rj_ir_sincos(ir, u, &sn, &cs);
+    cs = rj_ir_mul(ir, cs, h->wt, "trig_cos");
+    sn = rj_ir_mul(ir, sn, h->wt, "trig_sin");
+    rj_v rc = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb), "");
+    rj_v rs = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb + m), "");
+    put_row(L, h->F, rc, h->t0, cs);
+    put_row(L, h->F, rs, h->t0, sn);
+    hybrid_spread(L, h, cs, rc, 1.0);
+    hybrid_spread(L, h, sn, rs, 1.0);
+    rj_ir_loop_end(ir, &rt);
 }
 
 /*
@@ -200,76 +303,27 @@ static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
  *   block k > 0 = sigma_k [qsign base ; trig],  sigma_k = sgn(r_k . x) / sqrt n,
  * c the key shift(s) or the query's own h; qsign = -1 for queries (spec 5.1).
  */
-static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+static void emit_hybrid_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
-    const int64_t T = kp->T, mb = kp->hmb, m = kp->hm, B = mb + 2 * (int64_t)kp->hm;
-    const int query = !shift && !shifts;
-    rj_v par = L->f->arg[query ? RJ_KA_pq : RJ_KA_pk];
-    rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h), nn = ws(L, kp->ws_n);
-    const double inv_sqrt2 = 1 / sqrt(2.0), inv_sqrt_n = 1 / sqrt((double)kp->hn);
+    const int64_t T = kp->T;
+    hyb_tok h = {.F = F, .query = !shift && !shifts};
+    h.par = L->f->arg[h.query ? RJ_KA_pq : RJ_KA_pk];
+    h.U = ws(L, kp->ws_u);
+    rj_v hs = ws(L, kp->ws_h);
+    h.nn = ws(L, kp->ws_n);
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
-    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
-    rj_v valid = query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
-    rj_v sub = shift    ? rj_ir_bcast(ir, shift, "c")
-               : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
-                        : hv;
-    rj_v zero = rj_ir_vf(ir, 0);
-    rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
-    rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 2), "gamma2"), "");
-    rj_v ell_t = rj_ir_fma(ir, g2, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), h0, "ell_t");
-    rj_v wt = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell_t, sub, ""), ""),
-                        rj_ir_vf(ir, inv_sqrt2), "w_t");
-    if (valid)
-        wt = LLVMBuildSelect(ir->B, valid, wt, zero, "w_t");
-    /* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U */
-    rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
-    for (int k = 0; k < kp->hn; k++) {
-        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_iadd(ir, rj_ir_i(ir, (mb + k) * T), tv.i, "")),
-                           "p");
-        rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, zero, "");
-        rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
-                                  "sigma_k");
-        rj_ir_set(ir, rj_ir_slot_at(ir, sig, k), sk);
-    }
-    /* replicate value x at row r of block 0 into blocks 1..n times sigma_k (and sgn) */
-#define RJ_HYB_SPREAD(x_, r_, sgn_)                                                              \
-    for (int k = 1; k <= kp->hn; k++) {                                                          \
-        rj_v sk_ = rj_ir_get(ir, rj_ir_slot_at(ir, sig, k - 1), "");                             \
-        rj_v row_ = rj_ir_iadd(ir, r_, rj_ir_i(ir, k * B), "");                                  \
-        put_row(L, F, row_, tv.i, rj_ir_mul(ir, x_, rj_ir_mul(ir, sk_, rj_ir_vf(ir, sgn_), ""),  \
-                                            ""));                                                \
-    }
-    rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, mb), 1);
-    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_idx2(ir, rb.i, T, tv.i, "")), "ell_b");
-    rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, sub, ""), ""),
-                          rj_ir_vf(ir, inv_sqrt2), "base");
-    if (valid)
-        base = LLVMBuildSelect(ir->B, valid, base, zero, "base");
-    put_row(L, F, rb.i, tv.i, base);
-    RJ_HYB_SPREAD(base, rb.i, query ? -1.0 : 1.0)
-    rj_ir_loop_end(ir, &rb);
-    rj_loop rt = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, m), 1);
-    /* u_r is row r of the projection, before the bias and norm were added to it: undo them */
-    rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), rt.i), "b"),
-                         "");
-    rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
-    rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), "");
-    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, rj_ir_idx2(ir, rt.i, T, tv.i, "")), "ell");
-    u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
-    rj_v sn, cs;
-    rj_ir_sincos(ir, u, &sn, &cs);
-    cs = rj_ir_mul(ir, cs, wt, "trig_cos");
-    sn = rj_ir_mul(ir, sn, wt, "trig_sin");
-    rj_v rc = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb), "");
-    rj_v rs = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb + m), "");
-    put_row(L, F, rc, tv.i, cs);
-    put_row(L, F, rs, tv.i, sn);
-    RJ_HYB_SPREAD(cs, rc, 1.0)
-    RJ_HYB_SPREAD(sn, rs, 1.0)
-#undef RJ_HYB_SPREAD
-    rj_ir_loop_end(ir, &rt);
+    h.t0 = tv.i;
+    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, hs, tv.i), "h");
+    h.valid = h.query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
+    h.sub = shift    ? rj_ir_bcast(ir, shift, "c")
+            : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
+                     : hv;
+    h.wt = hybrid_trig_weight(L, &h);
+    h.sig = hybrid_signs(L, &h);
+    hybrid_base_rows(L, &h);
+    hybrid_trig_rows(L, &h);
     rj_ir_loop_end(ir, &tv);
     if (kp->Mp > kp->M)
         rj_tmpl_fill(L->f, rj_ir_atc(ir, F, (int64_t)kp->M * T), (int64_t)(kp->Mp - kp->M) * T,
@@ -277,7 +331,7 @@ static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n
 }
 
 /* |F| into Fa (Mp x T). */
-static void emit_abs(lin *L, rj_v F, rj_v Fa)
+static void emit_abs(rj_lin *L, rj_v F, rj_v Fa)
 {
     rj_ir *ir = L->ir;
     rj_loop i = rj_ir_loop_begin(ir, "abs", rj_ir_i(ir, 0),
@@ -288,7 +342,7 @@ static void emit_abs(lin *L, rj_v F, rj_v Fa)
 }
 
 /* If grows: (S, z, zabs) *= e^{c_old - c_new} and c = c_new. */
-static void emit_raise_shift(lin *L, rj_v grows, rj_v c_old, rj_v c_new)
+static void emit_raise_shift(rj_lin *L, rj_v grows, rj_v c_old, rj_v c_new)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -315,7 +369,7 @@ static void emit_raise_shift(lin *L, rj_v grows, rj_v c_old, rj_v c_new)
  * e^{c_j - c_t} <= 1 and the prefix by e^{c - c_t}, so its output depends on tokens 0..t
  * only, bit for bit, and a large future key cannot flush earlier weights to zero.
  */
-static void emit_causal_key_features(lin *L, rj_v n)
+static void emit_causal_key_features(rj_lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -336,7 +390,7 @@ static void emit_causal_key_features(lin *L, rj_v n)
 
 /* v[i] *= e^{c - c_i} over the T lanes of rows rows of p (row stride T): the prefix part of
  * a chunk's queries, brought from the carried shift c to each query's own c_i. */
-static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
+static void emit_to_query_shift(rj_lin *L, rj_v p, int64_t rows, rj_v c)
 {
     rj_ir *ir = L->ir;
     const int64_t T = L->kp->T;
@@ -353,7 +407,7 @@ static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
 }
 
 /* End of a causal chunk: shift everything to c_end = c_{T-1}, then S, z, zabs += keys. */
-static void emit_causal_key_update(lin *L)
+static void emit_causal_key_update(rj_lin *L)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -373,7 +427,7 @@ static void emit_causal_key_update(lin *L)
 }
 
 /* Key side of a tile: c update with rescaling, then phi_k into ws_fk. */
-static void emit_key_features(lin *L, rj_v n)
+static void emit_key_features(rj_lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -397,7 +451,7 @@ static void emit_key_features(lin *L, rj_v n)
 
 /* The value tile of rows row0 .. row0 + n - 1: read in place when the tile is whole and dv
  * fills its vectors (one copy less per token), else copied and zero-padded into ws_v. */
-static void value_tile(lin *L, rj_v row0, rj_v n)
+static void value_tile(rj_lin *L, rj_v row0, rj_v n)
 {
     rj_ir *ir = L->ir;
     rj_kfn *f = L->f;
@@ -418,7 +472,7 @@ static void value_tile(lin *L, rj_v row0, rj_v n)
 }
 
 /* S += phi_k^T V; z += sum_t phi_k; zabs += sum_t |phi_k| (signed). */
-static void emit_key_update(lin *L)
+static void emit_key_update(rj_lin *L)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -452,7 +506,7 @@ static void emit_key_update(lin *L)
 
 /* A_ji = 0 for j > i, A_ji *= e^{c_j - c_i} otherwise (the key's weight at the query's
  * shift); then acc (T) += sum_j A_j. */
-static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
+static void emit_mask_and_colsum(rj_lin *L, rj_v A, rj_v acc)
 {
     rj_ir *ir = L->ir;
     const int64_t T = L->kp->T;
@@ -475,17 +529,13 @@ static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
     rj_ir_loop_end(ir, &j);
 }
 
-/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
-static void emit_queries(lin *L, rj_v row0, rj_v n)
+/* The prefix part of a tile's queries: num = S^T phi_q, den = z . phi_q, g = zabs . |phi_q|
+ * (|phi_q| into Fa). */
+static void emit_prefix(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj_v g)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
-    rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
-    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
-    rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
-    emit_features(L, Fq, NULL, NULL);
-    rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
     rj_mm mnum = {.A = L->S, .a_si = 1, .a_sk = kp->dvp, .B = Fq, .b_sk = T, .C = num, .c_si = T,
                   .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
                   .name = "num"};
@@ -503,38 +553,53 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
         mg.name = "g";
         rj_ir_mm(ir, &mg);
     }
-    if (kp->causal) {
-        rj_v c = rj_ir_ld(ir, L->c, "c");
-        emit_to_query_shift(L, num, kp->dvp, c);
-        emit_to_query_shift(L, den, 1, c);
-        if (kp->sgn)
-            emit_to_query_shift(L, g, 1, c);
-        rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
-        rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
-                    .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
-                    .name = "A"};
+}
+
+/* Causal: the prefix brought to each query's shift, then the chunk's own keys through the
+ * masked A = phi_k^T phi_q: num += V^T A, den += sum_j A_j, g += sum_j |A|_j. */
+static void emit_intra_chunk(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj_v g)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v c = rj_ir_ld(ir, L->c, "c");
+    emit_to_query_shift(L, num, kp->dvp, c);
+    emit_to_query_shift(L, den, 1, c);
+    if (kp->sgn)
+        emit_to_query_shift(L, g, 1, c);
+    rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
+    rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
+                .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
+                .name = "A"};
+    rj_ir_mm(ir, &ma);
+    emit_mask_and_colsum(L, A, den);
+    rj_mm mv = {.A = L->V, .a_si = 1, .a_sk_v = L->V_s, .B = A, .b_sk = T,
+                .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
+                .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
+    rj_ir_mm(ir, &mv);
+    if (kp->sgn) {
+        rj_v Fka = ws(L, kp->ws_fka), Aa = ws(L, kp->ws_aa);
+        emit_abs(L, Fk, Fka);
+        ma.A = Fka;
+        ma.B = Fa;
+        ma.C = Aa;
+        ma.name = "Aabs";
         rj_ir_mm(ir, &ma);
-        emit_mask_and_colsum(L, A, den);
-        rj_mm mv = {.A = L->V, .a_si = 1, .a_sk_v = L->V_s, .B = A, .b_sk = T,
-                    .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
-                    .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
-        rj_ir_mm(ir, &mv);
-        if (kp->sgn) {
-            rj_v Fka = ws(L, kp->ws_fka), Aa = ws(L, kp->ws_aa);
-            emit_abs(L, Fk, Fka);
-            ma.A = Fka;
-            ma.B = Fa;
-            ma.C = Aa;
-            ma.name = "Aabs";
-            rj_ir_mm(ir, &ma);
-            emit_mask_and_colsum(L, Aa, g);
-        }
+        emit_mask_and_colsum(L, Aa, g);
     }
-    /* rden = 1/den'. Every query reaches a key, so den' is > 0 in exact arithmetic (signed:
-     * |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of widely
-     * spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row and
-     * the runtime recomputes its slice with the double reference (api_exec.c). */
-    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+}
+
+/*
+ * den = 1/den' in place. Every query reaches a key, so den' is > 0 in exact arithmetic
+ * (signed: |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of
+ * widely spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row
+ * and the runtime recomputes its slice with the double reference (api_exec.c).
+ */
+static void emit_reciprocal_den(rj_lin *L, rj_v den, rj_v g)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
     rj_v dv = rj_ir_ldv(ir, rj_ir_at(ir, den, tv.i), "den");
     if (kp->sgn) {
         rj_v gv = rj_ir_ldv(ir, rj_ir_at(ir, g, tv.i), "g");
@@ -550,6 +615,21 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
                                 rj_ir_vf(ir, NAN), "rden");
     rj_ir_stv(ir, rden, rj_ir_at(ir, den, tv.i));
     rj_ir_loop_end(ir, &tv);
+}
+
+/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
+static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
+{
+    const rj_kplan *kp = L->kp;
+    rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
+    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
+    rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
+    emit_features(L, Fq, NULL, NULL);
+    rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
+    emit_prefix(L, Fq, Fa, num, den, g);
+    if (kp->causal)
+        emit_intra_chunk(L, Fq, Fa, num, den, g);
+    emit_reciprocal_den(L, den, g);
     rj_tmpl_store_out(L->f, num, den, row0, n);
 }
 
@@ -557,7 +637,7 @@ void rj_tmpl_linear(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = rj_lin_init(f);
+    rj_lin L = rj_lin_init(f);
     const int64_t T = kp->T;
 
     rj_v init = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_INIT, 1, "");
