@@ -593,7 +593,7 @@ static void emit_intra_chunk(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj
  * den = 1/den' in place. Every query reaches a key, so den' is > 0 in exact arithmetic
  * (signed: |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of
  * widely spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row
- * and the runtime recomputes its slice with the double reference (api_exec.c).
+ * and the execute path recomputes its slice with the double reference.
  */
 static void emit_reciprocal_den(rj_lin *L, rj_v den, rj_v g)
 {

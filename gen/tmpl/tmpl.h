@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the interface between gen/gen.c and the kernel templates: each template emits
- * the body of `void fn(const rj_kargs *a)` for one rj_kplan into a function whose entry the
- * caller prepared, using the unpacked arguments.
+ * This file is the interface between the generator (rj_gen_kernel) and the kernel templates:
+ * each template emits the body of `void fn(const rj_kargs *a)` for one rj_kplan into a
+ * function whose entry the caller prepared, using the unpacked arguments.
  */
 #ifndef RJ_TMPL_H
 #define RJ_TMPL_H
