@@ -7,6 +7,9 @@
  *
  * Values are named after the math when `names` is set (RFJIT_DUMP, debug builds); release
  * builds pass "" so that naming costs nothing.
+ *
+ * An idiom a template needs twice becomes a helper here: the templates call LLVM builders
+ * only for selects, compares and mask logic (scripts/check_ir_helpers.sh).
  */
 #ifndef RJ_IR_H
 #define RJ_IR_H
