@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is the generator's one entry: build the kernel of a resolved plan into an LLVM
- * module. Only runtime/jit.c includes it (it is part of the IR layer, so it may speak LLVM) (architecture.md 1.3); the module's target triple
- * and data layout are set by the caller before this runs, so the IR sees the real layout.
+ * module. Only runtime/jit.c includes it (it is part of the IR layer, so it may speak LLVM;
+ * architecture.md 1.3); the module's target triple and data layout are set by the caller
+ * before this runs, so the IR sees the real layout.
  */
 #ifndef RJ_IR_GEN_H
 #define RJ_IR_GEN_H

@@ -113,6 +113,77 @@ rj_v rj_ir_slot(rj_ir *ir, LLVMTypeRef ty, const char *name)
     return a;
 }
 
+/* The element type of an array slot, for an element pointer of rj_ir_slot_at. */
+static LLVMTypeRef slot_type(rj_v slot)
+{
+    if (LLVMIsAAllocaInst(slot))
+        return LLVMGetAllocatedType(slot);
+    return LLVMGetElementType(LLVMGetGEPSourceElementType(slot));
+}
+
+rj_v rj_ir_slot_at(rj_ir *ir, rj_v slot, int k)
+{
+    rj_v idx[2] = {LLVMConstInt(ir->ty_i32, 0, 0), LLVMConstInt(ir->ty_i32, (unsigned)k, 0)};
+    return LLVMBuildInBoundsGEP2(ir->B, LLVMGetAllocatedType(slot), slot, idx, 2, "");
+}
+
+rj_v rj_ir_get(rj_ir *ir, rj_v slot, const char *name)
+{
+    return LLVMBuildLoad2(ir->B, slot_type(slot), slot, rj_ir_name(ir, name));
+}
+
+void rj_ir_set(rj_ir *ir, rj_v slot, rj_v x)
+{
+    LLVMBuildStore(ir->B, x, slot);
+}
+
+void rj_ir_acc_add(rj_ir *ir, rj_v slot, rj_v x)
+{
+    rj_ir_set(ir, slot, rj_ir_add(ir, rj_ir_get(ir, slot, ""), x, ""));
+}
+
+void rj_ir_acc_max(rj_ir *ir, rj_v slot, rj_v x)
+{
+    rj_ir_set(ir, slot, rj_ir_max(ir, rj_ir_get(ir, slot, ""), x, ""));
+}
+
+rj_v rj_ir_iadd(rj_ir *ir, rj_v a, rj_v b, const char *name)
+{
+    return LLVMBuildNSWAdd(ir->B, a, b, rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_isub(rj_ir *ir, rj_v a, rj_v b, const char *name)
+{
+    return LLVMBuildNSWSub(ir->B, a, b, rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_imul(rj_ir *ir, rj_v a, rj_v b, const char *name)
+{
+    return LLVMBuildNSWMul(ir->B, a, b, rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_idx2v(rj_ir *ir, rj_v row, rj_v stride, rj_v col, const char *name)
+{
+    return rj_ir_iadd(ir, rj_ir_imul(ir, row, stride, ""), col, name);
+}
+
+rj_v rj_ir_idx2(rj_ir *ir, rj_v row, int64_t stride, rj_v col, const char *name)
+{
+    return rj_ir_idx2v(ir, row, rj_ir_i(ir, stride), col, name);
+}
+
+rj_v rj_ir_round_down(rj_ir *ir, rj_v n, int64_t m, const char *name)
+{
+    return LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -m), rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name)
+{
+    rj_v masked = LLVMBuildAnd(ir->B, x, rj_ir_i(ir, bits), "");
+    return LLVMBuildICmp(ir->B, set ? LLVMIntNE : LLVMIntEQ, masked, rj_ir_i(ir, 0),
+                         rj_ir_name(ir, name));
+}
+
 rj_v rj_ir_add(rj_ir *ir, rj_v a, rj_v b, const char *name)
 {
     return LLVMBuildFAdd(ir->B, a, b, rj_ir_name(ir, name));
@@ -154,6 +225,11 @@ rj_v rj_ir_abs(rj_ir *ir, rj_v a, const char *name)
     rj_v zero = LLVMConstNull(LLVMTypeOf(a));
     rj_v neg = LLVMBuildFCmp(ir->B, LLVMRealOLT, a, zero, "");
     return LLVMBuildSelect(ir->B, neg, LLVMBuildFNeg(ir->B, a, ""), a, rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_neg(rj_ir *ir, rj_v a, const char *name)
+{
+    return LLVMBuildFNeg(ir->B, a, rj_ir_name(ir, name));
 }
 
 rj_v rj_ir_bcast(rj_ir *ir, rj_v s, const char *name)
@@ -204,6 +280,31 @@ rj_v rj_ir_lane_iota(rj_ir *ir)
     for (int i = 0; i < ir->vw; i++)
         e[i] = rj_ir_i(ir, i);
     return LLVMConstVector(e, (unsigned)ir->vw);
+}
+
+rj_v rj_ir_ibcast(rj_ir *ir, rj_v x)
+{
+    LLVMTypeRef vt = LLVMVectorType(ir->ty_i64, (unsigned)ir->vw);
+    rj_v one = LLVMBuildInsertElement(ir->B, LLVMGetPoison(vt), x,
+                                      LLVMConstInt(ir->ty_i32, 0, 0), "");
+    return LLVMBuildShuffleVector(ir->B, one, LLVMGetPoison(vt), LLVMConstNull(ir->ty_vi), "");
+}
+
+rj_v rj_ir_lanes_add(rj_ir *ir, rj_v lanes, rj_v x)
+{
+    return LLVMBuildAdd(ir->B, lanes, rj_ir_ibcast(ir, x), "");
+}
+
+rj_v rj_ir_lanes_from(rj_ir *ir, rj_v t0)
+{
+    return rj_ir_lanes_add(ir, rj_ir_lane_iota(ir), t0);
+}
+
+rj_v rj_ir_mask_bcast(rj_ir *ir, rj_v b, const char *name)
+{
+    rj_v wide = rj_ir_ibcast(ir, LLVMBuildZExt(ir->B, b, ir->ty_i64, ""));
+    return LLVMBuildICmp(ir->B, LLVMIntNE, wide, rj_ir_ibcast(ir, rj_ir_i(ir, 0)),
+                         rj_ir_name(ir, name));
 }
 
 /* Transpose vw vectors of vw lanes in place (rows[i] lane j <- rows[j] lane i): log2(vw)

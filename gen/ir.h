@@ -7,6 +7,9 @@
  *
  * Values are named after the math when `names` is set (RFJIT_DUMP, debug builds); release
  * builds pass "" so that naming costs nothing.
+ *
+ * An idiom a template needs twice becomes a helper here: the templates call LLVM builders
+ * only for selects, compares and mask logic (scripts/check_ir_helpers.sh).
  */
 #ifndef RJ_IR_H
 #define RJ_IR_H
@@ -52,6 +55,28 @@ void rj_ir_st(rj_ir *ir, rj_v x, rj_v p);
 void rj_ir_stv(rj_ir *ir, rj_v x, rj_v p);
 /* An entry-block slot (promoted to registers by the optimiser). */
 rj_v rj_ir_slot(rj_ir *ir, LLVMTypeRef ty, const char *name);
+/*
+ * Slot access and accumulators. A slot (or element k of an array slot, rj_ir_slot_at) is read
+ * and written at its type's natural alignment, unlike rj_ir_ld/st, which assume only float
+ * alignment of a pointer into the caller's buffers.
+ */
+rj_v rj_ir_slot_at(rj_ir *ir, rj_v slot, int k);
+rj_v rj_ir_get(rj_ir *ir, rj_v slot, const char *name);
+void rj_ir_set(rj_ir *ir, rj_v slot, rj_v x);
+void rj_ir_acc_add(rj_ir *ir, rj_v slot, rj_v x); /* slot += x */
+void rj_ir_acc_max(rj_ir *ir, rj_v slot, rj_v x); /* slot = max(slot, x) */
+
+/* i64 index arithmetic; nsw, as no index of a tile or buffer wraps. */
+rj_v rj_ir_iadd(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_isub(rj_ir *ir, rj_v a, rj_v b, const char *name);
+rj_v rj_ir_imul(rj_ir *ir, rj_v a, rj_v b, const char *name);
+/* row * stride + col: the element of a row-major tile (stride constant, or i64 for idx2v). */
+rj_v rj_ir_idx2(rj_ir *ir, rj_v row, int64_t stride, rj_v col, const char *name);
+rj_v rj_ir_idx2v(rj_ir *ir, rj_v row, rj_v stride, rj_v col, const char *name);
+/* n rounded down to a multiple of m (a power of two). */
+rj_v rj_ir_round_down(rj_ir *ir, rj_v n, int64_t m, const char *name);
+/* (x & bits) != 0, or == 0 when set is 0: a flag of the kernel arguments. */
+rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name);
 
 /* Arithmetic on scalars or vectors of the same type. */
 rj_v rj_ir_add(rj_ir *ir, rj_v a, rj_v b, const char *name);
@@ -64,7 +89,14 @@ rj_v rj_ir_abs(rj_ir *ir, rj_v a, const char *name);
 rj_v rj_ir_bcast(rj_ir *ir, rj_v s, const char *name);               /* scalar -> vector */
 rj_v rj_ir_hsum(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
 rj_v rj_ir_hmax(rj_ir *ir, rj_v v, const char *name);                /* fixed tree */
+rj_v rj_ir_neg(rj_ir *ir, rj_v a, const char *name);                 /* -a */
 rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
+rj_v rj_ir_ibcast(rj_ir *ir, rj_v x);                                /* i64 -> <vw x i64> */
+rj_v rj_ir_mask_bcast(rj_ir *ir, rj_v b, const char *name);          /* i1 -> <vw x i1> */
+/* <t0, t0 + 1, .., t0 + vw - 1>: the token index of each lane of the vector at t0 (i64), and
+ * lane indices moved by an i64 x. */
+rj_v rj_ir_lanes_from(rj_ir *ir, rj_v t0);
+rj_v rj_ir_lanes_add(rj_ir *ir, rj_v lanes, rj_v x);
 /*
  * dst[l * ds + i] = src[i * ss + l] * scale * rs[l * rstep] for i, l < vw (strides in floats,
  * i64; rs NULL: 1). One call of a function the module holds once, however many templates

@@ -215,7 +215,7 @@ void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
     snprintf(buf, n,
              "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
              "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d",
-             kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
-             kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
-             kp->hm, kp->hn);
+             kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal,
+             kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma,
+             kp->hmb, kp->hm, kp->hn);
 }

@@ -23,11 +23,12 @@ typedef struct rj_tiling {
 /* What a kernel computes: attention (the plan's template), or a helper of the estimate API. */
 typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2, RJ_KK_PEAK = 3 } rj_kkind;
 
-/* The peak probe's shape (gen/tmpl/peak.c): chains and unroll per round. */
 /* Widest value rows a kernel is compiled for. Code and compile time grow with dv: 0.4 s at
  * 4096, 3.5 s at 16384, 46 s at 65536, and LLVM runs out of memory (and aborts) at 2^20.
  * Wider values run on the reference. */
 #define RJ_JIT_MAX_DV 4096
+
+/* The peak probe's shape (gen/tmpl/peak.c): chains and unroll per round. */
 #define RJ_PEAK_CHAINS 12
 #define RJ_PEAK_UNROLL 4
 
@@ -46,15 +47,20 @@ typedef struct rj_kplan {
     int32_t est_version;
     char est_name[16];
 
-    /* Derived sizes. */
+    /* Derived sizes. A "p" suffix is the padded count the tiles and layouts use. */
     int32_t dvp;    /* dv rounded up to vw */
-    int32_t P, Pp;  /* projection rows, rounded up to ri */
-    int32_t M, Mp;  /* feature rows (P, or 2 Pp for trig) and Mp rounded up to ri*/
-    int32_t dn;     /* rows of the dense norm matrix, rounded up to ri */
-    int32_t hmb, hm, hn; /* hybrid: base rows, trig projections, sign features */
+    int32_t P;      /* projection rows (rows of W) */
+    int32_t Pp;     /* P rounded up to ri */
+    int32_t M;      /* feature rows: P, 2 Pp for trig (cos block, sin block), hybrid's blocks */
+    int32_t Mp;     /* M rounded up to ri */
+    int32_t dn;     /* rows of the dense norm matrix G (RJ_KN_DENSE), rounded up to ri; else 0 */
+    /* Hybrid only (est.h RJ_KF_HYBRID; 0 otherwise): hn + 1 blocks of hmb + 2 hm rows. */
+    int32_t hmb;    /* base rows per block (the estimator's mb) */
+    int32_t hm;     /* trig projections per block (m): rows of cos, then of sin */
+    int32_t hn;     /* sign features (n): blocks 1..hn are block 0 times sigma_k */
 
-    /* Role parameter block (floats): [h0, gamma, gamma2, ...] at 0, b at off_b (Pp, -inf padded),
-     * g at off_g (d, or dn x d), W at off_w (Pp x d, zero padded). */
+    /* Role parameter block (floats): [h0, gamma, gamma2, ...] at 0, b at off_b (Pp, -inf
+     * padded), g at off_g (d, or dn x d), W at off_w (Pp x d, zero padded). */
     int64_t off_b, off_g, off_w, role_floats;
 
     /* Scratch (floats, each region 16-float aligned). */
@@ -71,8 +77,13 @@ typedef struct rj_kplan {
     int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
     int64_t ws_floats;
 
-    /* Carried state (floats): S (Mp x dvp), z (Mp), zabs (Mp), c (1, padded to 16). */
-    int64_t st_S, st_z, st_za, st_c, st_floats;
+    /* Carried state (floats), the linear template's sums over the keys seen so far, each
+     * relative to the shift c: */
+    int64_t st_S;  /* S = sum phi_k v^T (Mp x dvp) */
+    int64_t st_z;  /* z = sum phi_k (Mp) */
+    int64_t st_za; /* zabs = sum |phi_k| (Mp): the signed features' guard scale */
+    int64_t st_c;  /* c, the running shift (1, padded to 16) */
+    int64_t st_floats;
 } rj_kplan;
 
 /* Resolve spec x tiling for a target with `max_vw` lanes and (no) FMA. Errors:

@@ -8,7 +8,7 @@
  */
 #include "gen/tmpl/lin.h"
 
-static void emit_role(lin *L, rj_v par, int keys, rj_v n)
+static void emit_role(rj_lin *L, rj_v par, int keys, rj_v n)
 {
     const rj_kplan *kp = L->kp;
     rj_v F = rj_ir_atc(L->ir, L->ws, kp->ws_fq), h = rj_ir_atc(L->ir, L->ws, kp->ws_h);
@@ -21,15 +21,14 @@ void rj_tmpl_features(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = rj_lin_init(f);
+    rj_lin L = rj_lin_init(f);
     const int64_t T = kp->T;
-    rj_v keys = LLVMBuildICmp(ir->B, LLVMIntNE,
-                              LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags], rj_ir_i(ir, RJ_KFLAG_KEYS),
-                                           ""), rj_ir_i(ir, 0), rj_ir_name(ir, "keys"));
+    rj_v keys = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_KEYS, 1, "keys");
     rj_v lq = f->arg[RJ_KA_lq], so = f->arg[RJ_KA_so];
     rj_loop t = rj_ir_loop_begin(ir, "tile", rj_ir_i(ir, 0), lq, T);
     rj_v n = rj_tmpl_rows_left(f, lq, t.i);
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], t.i, n, rj_ir_atc(ir, L.ws, kp->ws_x));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], t.i, n, rj_ir_atc(ir, L.ws, kp->ws_x),
+                   f->scale);
     if (kp->fam == RJ_KF_HYBRID) {
         rj_if as_k = rj_ir_if_begin(ir, keys, "as_keys");
         emit_role(&L, f->arg[RJ_KA_pk], 1, n);
@@ -45,9 +44,8 @@ void rj_tmpl_features(rj_kfn *f)
     /* whole tiles out: the caller pads rows of out and st to a multiple of T */
     rj_v F = rj_ir_atc(ir, L.ws, kp->ws_fq), h = rj_ir_atc(ir, L.ws, kp->ws_h);
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
-    rj_v orow = rj_ir_at(ir, f->arg[RJ_KA_out],
-                         LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, so, ""), t.i, ""));
-    rj_v frow = rj_ir_at(ir, F, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""));
+    rj_v orow = rj_ir_at(ir, f->arg[RJ_KA_out], rj_ir_idx2v(ir, r.i, so, t.i, ""));
+    rj_v frow = rj_ir_at(ir, F, rj_ir_imul(ir, r.i, rj_ir_i(ir, T), ""));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_ir_stv(ir, rj_ir_ldv(ir, rj_ir_at(ir, frow, tv.i), "phi"), rj_ir_at(ir, orow, tv.i));
     rj_ir_loop_end(ir, &tv);

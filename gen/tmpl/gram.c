@@ -19,9 +19,8 @@ static void copy_cols(rj_kfn *f, rj_v src, rj_v ld, rj_v c0, rj_v dst)
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->d), 1);
-    rj_v srow = rj_ir_at(ir, src, LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, ld, ""),
-                                                 c0, ""));
-    rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""));
+    rj_v srow = rj_ir_at(ir, src, rj_ir_idx2v(ir, r.i, ld, c0, ""));
+    rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, r.i, rj_ir_i(ir, T), ""));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_ir_stv(ir, rj_ir_ldv(ir, rj_ir_at(ir, srow, tv.i), ""), rj_ir_at(ir, drow, tv.i));
     rj_ir_loop_end(ir, &tv);
@@ -48,9 +47,9 @@ void rj_tmpl_gram(rj_kfn *f)
     rj_ir_mm(ir, &mm);
     rj_v b = rj_ir_at(ir, f->arg[RJ_KA_pk], jt.i);
     rj_loop i = rj_ir_loop_begin(ir, "i", rj_ir_i(ir, 0), ni, 1);
-    rj_v row = LLVMBuildNSWAdd(ir->B, it.i, i.i, "");
+    rj_v row = rj_ir_iadd(ir, it.i, i.i, "");
     rj_v a = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, f->arg[RJ_KA_pq], row), "a"), "");
-    rj_v grow = rj_ir_at(ir, G, LLVMBuildNSWMul(ir->B, i.i, rj_ir_i(ir, T), ""));
+    rj_v grow = rj_ir_at(ir, G, rj_ir_imul(ir, i.i, rj_ir_i(ir, T), ""));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_v ab = rj_ir_add(ir, a, rj_ir_ldv(ir, rj_ir_at(ir, b, tv.i), "b"), "");
     rj_v g = rj_ir_ldv(ir, rj_ir_at(ir, grow, tv.i), "g");
@@ -59,9 +58,7 @@ void rj_tmpl_gram(rj_kfn *f)
     rj_ir_stv(ir, k, rj_ir_at(ir, E, tv.i));
     rj_ir_loop_end(ir, &tv);
     /* the last tile's columns stop at lk: copy only those */
-    rj_v orow = rj_ir_at(ir, f->arg[RJ_KA_out],
-                         LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, row, f->arg[RJ_KA_so], ""),
-                                         jt.i, ""));
+    rj_v orow = rj_ir_at(ir, f->arg[RJ_KA_out], rj_ir_idx2v(ir, row, f->arg[RJ_KA_so], jt.i, ""));
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), nj, 1);
     rj_ir_st(ir, rj_ir_ld(ir, rj_ir_at(ir, E, j.i), ""), rj_ir_at(ir, orow, j.i));
     rj_ir_loop_end(ir, &j);

@@ -31,11 +31,11 @@
 
 #define DEN_EPS 1e-6 /* as est/ref_linear.c */
 
-lin rj_lin_init(rj_kfn *f)
+rj_lin rj_lin_init(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
+    rj_lin L = {.f = f, .ir = ir, .kp = kp, .ws = f->arg[RJ_KA_ws], .st = f->arg[RJ_KA_st]};
     L.S = rj_ir_atc(ir, L.st, kp->st_S);
     L.z = rj_ir_atc(ir, L.st, kp->st_z);
     L.za = rj_ir_atc(ir, L.st, kp->st_za);
@@ -43,13 +43,13 @@ lin rj_lin_init(rj_kfn *f)
     return L;
 }
 
-static rj_v ws(lin *L, int64_t off)
+static rj_v ws(rj_lin *L, int64_t off)
 {
     return rj_ir_atc(L->ir, L->ws, off);
 }
 
 /* n(x) for the T tokens of xT (d x T) into ws_n, using ws_u as scratch for G x. */
-static void emit_norm(lin *L, rj_v par, rj_v xT)
+static void emit_norm(rj_lin *L, rj_v par, rj_v xT)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -68,22 +68,20 @@ static void emit_norm(lin *L, rj_v par, rj_v xT)
     }
     rj_v acc = rj_ir_slot(ir, ir->ty_vf, "n_acc");
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
+    rj_ir_set(ir, acc, rj_ir_vf(ir, 0));
     rj_loop l = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-    rj_v x = rj_ir_ldv(ir, rj_ir_at(ir, src, LLVMBuildNSWAdd(ir->B,
-                       LLVMBuildNSWMul(ir->B, l.i, rj_ir_i(ir, T), ""), tv.i, "")), "x");
+    rj_v x = rj_ir_ldv(ir, rj_ir_at(ir, src, rj_ir_idx2(ir, l.i, T, tv.i, "")), "x");
     rj_v x2 = rj_ir_mul(ir, x, x, "");
     if (kp->norm == RJ_KN_DIAG)
         x2 = rj_ir_mul(ir, x2, rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, g, l.i), "g"), ""), "");
-    rj_v a = LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "");
-    LLVMBuildStore(ir->B, rj_ir_add(ir, a, x2, ""), acc);
+    rj_ir_acc_add(ir, acc, x2);
     rj_ir_loop_end(ir, &l);
-    rj_ir_stv(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, "n"), rj_ir_at(ir, n, tv.i));
+    rj_ir_stv(ir, rj_ir_get(ir, acc, "n"), rj_ir_at(ir, n, tv.i));
     rj_ir_loop_end(ir, &tv);
 }
 
 /* Phase 1 of a feature map: U = ell (exp) or u (trig), and h into ws_h. */
-void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
+void rj_lin_logfeatures(rj_lin *L, rj_v par, rj_v xT)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -103,20 +101,18 @@ void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
     } else {
         /* ell_r = b_r + u_r + gamma n over the P real rows; h = max_r ell_r */
         rj_v hmax = rj_ir_slot(ir, ir->ty_vf, "hmax");
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), hmax);
+        rj_ir_set(ir, hmax, rj_ir_vf(ir, -INFINITY));
         /* hybrid: only the base rows are log-features; the sign rows stay projections */
         const int64_t rows = kp->fam == RJ_KF_HYBRID ? kp->hmb : kp->P;
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-        rj_v at = rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, ""));
+        rj_v at = rj_ir_at(ir, U, rj_ir_idx2(ir, r.i, T, tv.i, ""));
         rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), r.i),
                                           "b"), "");
         rj_v ell = rj_ir_add(ir, rj_ir_add(ir, rj_ir_ldv(ir, at, "u"), b, ""), gn, "ell");
         rj_ir_stv(ir, ell, at);
-        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, ""), ell, ""),
-                       hmax);
+        rj_ir_acc_max(ir, hmax, ell);
         rj_ir_loop_end(ir, &r);
-        rj_v hv = LLVMBuildLoad2(ir->B, ir->ty_vf, hmax, "h");
+        rj_v hv = rj_ir_get(ir, hmax, "h");
         if (kp->fam == RJ_KF_HYBRID) {
             /* h = max(max_r ell_b,r, ell_t), ell_t = h0 + gamma2 n */
             rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
@@ -134,9 +130,9 @@ void rj_lin_logfeatures(lin *L, rj_v par, rj_v xT)
  * one c (shift) or one per token (shifts, T floats), lanes >= n zeroed. Queries: exp shifted
  * by their own h, trig unweighted.
  */
-static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
+static void emit_hybrid_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n);
 
-void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+void rj_lin_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     if (L->kp->fam == RJ_KF_HYBRID) {
         emit_hybrid_features(L, F, shift, shifts, n);
@@ -156,7 +152,7 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
     if (kp->fam == RJ_KF_TRIG && valid)
         wgt = rj_ir_exp(ir, rj_ir_sub(ir, hv, sub, ""), "w");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->P), 1);
-    rj_v off = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), tv.i, "");
+    rj_v off = rj_ir_idx2(ir, r.i, T, tv.i, "");
     rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, off), "u");
     rj_v zero = rj_ir_vf(ir, 0);
     if (kp->fam == RJ_KF_TRIG) {
@@ -167,8 +163,8 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
             s = LLVMBuildSelect(ir->B, valid, rj_ir_mul(ir, s, wgt, ""), zero, "phi_sin");
         }
         rj_ir_stv(ir, c, rj_ir_at(ir, F, off));
-        rj_ir_stv(ir, s, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B, off,
-                                                          rj_ir_i(ir, (int64_t)kp->Pp * T), "")));
+        rj_v sin_off = rj_ir_iadd(ir, off, rj_ir_i(ir, (int64_t)kp->Pp * T), "");
+        rj_ir_stv(ir, s, rj_ir_at(ir, F, sin_off));
     } else {
         rj_v phi = rj_ir_exp(ir, rj_ir_sub(ir, u, sub, ""), "phi");
         if (valid)
@@ -186,17 +182,119 @@ void rj_lin_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
     }
 }
 
-static void emit_features(lin *L, rj_v F, rj_v shift, rj_v n)
+static void emit_features(rj_lin *L, rj_v F, rj_v shift, rj_v n)
 {
     rj_lin_features(L, F, shift, NULL, n);
 }
 
 /* F[row] (T lanes at token offset t0) = x */
-static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
+static void put_row(rj_lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
 {
     rj_ir *ir = L->ir;
-    rj_ir_stv(ir, x, rj_ir_at(ir, F, LLVMBuildNSWAdd(ir->B,
-                     LLVMBuildNSWMul(ir->B, row, rj_ir_i(ir, L->kp->T), ""), t0, "")));
+    rj_ir_stv(ir, x, rj_ir_at(ir, F, rj_ir_idx2(ir, row, L->kp->T, t0, "")));
+}
+
+/* One vector of tokens of the hybrid feature map: what each of its rows is built from. */
+typedef struct hyb_tok {
+    rj_v F;     /* the features (Mp x T) */
+    rj_v t0;    /* the first token of the vector */
+    rj_v par;   /* the role's parameters */
+    rj_v U, nn; /* ws_u (log-features and projections) and ws_n (norms) */
+    rj_v sub;   /* c: the key shift(s), or the query's own h */
+    rj_v valid; /* lanes of real keys; NULL for queries */
+    rj_v wt;    /* e^{ell_t - c} / sqrt2, the trig block's weight */
+    rj_v sig;   /* slot of sigma_k, k < n */
+    int query;
+} hyb_tok;
+
+/* e^{ell_t - c} / sqrt2, ell_t = h0 + gamma2 n (lanes of no key: 0). */
+static rj_v hybrid_trig_weight(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const double inv_sqrt2 = 1 / sqrt(2.0);
+    rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, h->par, "h0"), "");
+    rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, h->par, 2), "gamma2"), "");
+    rj_v ell_t = rj_ir_fma(ir, g2, rj_ir_ldv(ir, rj_ir_at(ir, h->nn, h->t0), "n"), h0, "ell_t");
+    rj_v wt = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell_t, h->sub, ""), ""),
+                        rj_ir_vf(ir, inv_sqrt2), "w_t");
+    if (h->valid)
+        wt = LLVMBuildSelect(ir->B, h->valid, wt, rj_ir_vf(ir, 0), "w_t");
+    return wt;
+}
+
+/* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U, into a slot. */
+static rj_v hybrid_signs(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const double inv_sqrt_n = 1 / sqrt((double)kp->hn);
+    rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
+    for (int k = 0; k < kp->hn; k++) {
+        rj_v row = rj_ir_i(ir, (kp->hmb + k) * (int64_t)kp->T);
+        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_iadd(ir, row, h->t0, "")), "p");
+        rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, rj_ir_vf(ir, 0), "");
+        rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
+                                  "sigma_k");
+        rj_ir_set(ir, rj_ir_slot_at(ir, sig, k), sk);
+    }
+    return sig;
+}
+
+/* x, row r of block 0, into row r of blocks 1..n times sigma_k sgn. */
+static void hybrid_spread(rj_lin *L, const hyb_tok *h, rj_v x, rj_v r, double sgn)
+{
+    rj_ir *ir = L->ir;
+    const int64_t B = L->kp->hmb + 2 * (int64_t)L->kp->hm;
+    for (int k = 1; k <= L->kp->hn; k++) {
+        rj_v sk = rj_ir_get(ir, rj_ir_slot_at(ir, h->sig, k - 1), "");
+        rj_v row = rj_ir_iadd(ir, r, rj_ir_i(ir, k * B), "");
+        rj_v ssgn = rj_ir_mul(ir, sk, rj_ir_vf(ir, sgn), "");
+        put_row(L, h->F, row, h->t0, rj_ir_mul(ir, x, ssgn, ""));
+    }
+}
+
+/* The base rows: e^{ell_b,r - c} / sqrt2, with the sign qsign in blocks k > 0. */
+static void hybrid_base_rows(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const int64_t T = L->kp->T;
+    const double inv_sqrt2 = 1 / sqrt(2.0);
+    rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, L->kp->hmb), 1);
+    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_idx2(ir, rb.i, T, h->t0, "")), "ell_b");
+    rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, h->sub, ""), ""),
+                          rj_ir_vf(ir, inv_sqrt2), "base");
+    if (h->valid)
+        base = LLVMBuildSelect(ir->B, h->valid, base, rj_ir_vf(ir, 0), "base");
+    put_row(L, h->F, rb.i, h->t0, base);
+    hybrid_spread(L, h, base, rb.i, h->query ? -1.0 : 1.0);
+    rj_ir_loop_end(ir, &rb);
+}
+
+/* The trig rows: wt [cos u ; sin u], u_r recovered from the log-feature row ell_r. */
+static void hybrid_trig_rows(rj_lin *L, const hyb_tok *h)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T, mb = kp->hmb, m = kp->hm;
+    rj_loop rt = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, m), 1);
+    /* u_r is row r of the projection, before the bias and norm were added to it: undo them */
+    rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, h->par, kp->off_b), rt.i),
+                                      "b"), "");
+    rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, h->par, 1), "gamma"), "");
+    rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, h->nn, h->t0), "n"), "");
+    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, h->U, rj_ir_idx2(ir, rt.i, T, h->t0, "")), "ell");
+    u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
+    rj_v sn, cs;
+    rj_ir_sincos(ir, u, &sn, &cs);
+    cs = rj_ir_mul(ir, cs, h->wt, "trig_cos");
+    sn = rj_ir_mul(ir, sn, h->wt, "trig_sin");
+    rj_v rc = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb), "");
+    rj_v rs = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb + m), "");
+    put_row(L, h->F, rc, h->t0, cs);
+    put_row(L, h->F, rs, h->t0, sn);
+    hybrid_spread(L, h, cs, rc, 1.0);
+    hybrid_spread(L, h, sn, rs, 1.0);
+    rj_ir_loop_end(ir, &rt);
 }
 
 /*
@@ -205,85 +303,27 @@ static void put_row(lin *L, rj_v F, rj_v row, rj_v t0, rj_v x)
  *   block k > 0 = sigma_k [qsign base ; trig],  sigma_k = sgn(r_k . x) / sqrt n,
  * c the key shift(s) or the query's own h; qsign = -1 for queries (spec 5.1).
  */
-static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
+static void emit_hybrid_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
-    const int64_t T = kp->T, mb = kp->hmb, m = kp->hm, B = mb + 2 * (int64_t)kp->hm;
-    const int query = !shift && !shifts;
-    rj_v par = L->f->arg[query ? RJ_KA_pq : RJ_KA_pk];
-    rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h), nn = ws(L, kp->ws_n);
-    const double inv_sqrt2 = 1 / sqrt(2.0), inv_sqrt_n = 1 / sqrt((double)kp->hn);
+    const int64_t T = kp->T;
+    hyb_tok h = {.F = F, .query = !shift && !shifts};
+    h.par = L->f->arg[h.query ? RJ_KA_pq : RJ_KA_pk];
+    h.U = ws(L, kp->ws_u);
+    rj_v hs = ws(L, kp->ws_h);
+    h.nn = ws(L, kp->ws_n);
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
-    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
-    rj_v valid = query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
-    rj_v sub = shift    ? rj_ir_bcast(ir, shift, "c")
-               : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
-                        : hv;
-    rj_v zero = rj_ir_vf(ir, 0);
-    rj_v h0 = rj_ir_bcast(ir, rj_ir_ld(ir, par, "h0"), "");
-    rj_v g2 = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 2), "gamma2"), "");
-    rj_v ell_t = rj_ir_fma(ir, g2, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), h0, "ell_t");
-    rj_v wt = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell_t, sub, ""), ""),
-                        rj_ir_vf(ir, inv_sqrt2), "w_t");
-    if (valid)
-        wt = LLVMBuildSelect(ir->B, valid, wt, zero, "w_t");
-    /* sigma_k for this vector of tokens, from the sign rows mb .. mb + n - 1 of U */
-    rj_v sig = rj_ir_slot(ir, LLVMArrayType(ir->ty_vf, (unsigned)kp->hn), "sigma");
-    for (int k = 0; k < kp->hn; k++) {
-        rj_v p = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                           rj_ir_i(ir, (mb + k) * T), tv.i, "")), "p");
-        rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, zero, "");
-        rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
-                                  "sigma_k");
-        rj_v idx[2] = {LLVMConstInt(ir->ty_i32, 0, 0), LLVMConstInt(ir->ty_i32, (unsigned)k, 0)};
-        LLVMBuildStore(ir->B, sk, LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,
-                                  (unsigned)kp->hn), sig, idx, 2, ""));
-    }
-    /* replicate value x at row r of block 0 into blocks 1..n times sigma_k (and sgn) */
-#define RJ_HYB_SPREAD(x_, r_, sgn_)                                                              \
-    for (int k = 1; k <= kp->hn; k++) {                                                          \
-        rj_v idx_[2] = {LLVMConstInt(ir->ty_i32, 0, 0),                                          \
-                        LLVMConstInt(ir->ty_i32, (unsigned)(k - 1), 0)};                         \
-        rj_v sk_ = LLVMBuildLoad2(ir->B, ir->ty_vf,                                              \
-                                  LLVMBuildInBoundsGEP2(ir->B, LLVMArrayType(ir->ty_vf,           \
-                                                        (unsigned)kp->hn), sig, idx_, 2, ""),     \
-                                  "");                                                           \
-        rj_v row_ = LLVMBuildNSWAdd(ir->B, r_, rj_ir_i(ir, k * B), "");                          \
-        put_row(L, F, row_, tv.i, rj_ir_mul(ir, x_, rj_ir_mul(ir, sk_, rj_ir_vf(ir, sgn_), ""),  \
-                                            ""));                                                \
-    }
-    rj_loop rb = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, mb), 1);
-    rj_v ell = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                         LLVMBuildNSWMul(ir->B, rb.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell_b");
-    rj_v base = rj_ir_mul(ir, rj_ir_exp(ir, rj_ir_sub(ir, ell, sub, ""), ""),
-                          rj_ir_vf(ir, inv_sqrt2), "base");
-    if (valid)
-        base = LLVMBuildSelect(ir->B, valid, base, zero, "base");
-    put_row(L, F, rb.i, tv.i, base);
-    RJ_HYB_SPREAD(base, rb.i, query ? -1.0 : 1.0)
-    rj_ir_loop_end(ir, &rb);
-    rj_loop rt = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, m), 1);
-    /* u_r is row r of the projection, before the bias and norm were added to it: undo them */
-    rj_v b = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, rj_ir_atc(ir, par, kp->off_b), rt.i), "b"),
-                         "");
-    rj_v gam = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
-    rj_v gn = rj_ir_mul(ir, gam, rj_ir_ldv(ir, rj_ir_at(ir, nn, tv.i), "n"), "");
-    rj_v u = rj_ir_ldv(ir, rj_ir_at(ir, U, LLVMBuildNSWAdd(ir->B,
-                       LLVMBuildNSWMul(ir->B, rt.i, rj_ir_i(ir, T), ""), tv.i, "")), "ell");
-    u = rj_ir_sub(ir, rj_ir_sub(ir, u, b, ""), gn, "u");
-    rj_v sn, cs;
-    rj_ir_sincos(ir, u, &sn, &cs);
-    cs = rj_ir_mul(ir, cs, wt, "trig_cos");
-    sn = rj_ir_mul(ir, sn, wt, "trig_sin");
-    rj_v rc = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb), "");
-    rj_v rs = LLVMBuildNSWAdd(ir->B, rt.i, rj_ir_i(ir, mb + m), "");
-    put_row(L, F, rc, tv.i, cs);
-    put_row(L, F, rs, tv.i, sn);
-    RJ_HYB_SPREAD(cs, rc, 1.0)
-    RJ_HYB_SPREAD(sn, rs, 1.0)
-#undef RJ_HYB_SPREAD
-    rj_ir_loop_end(ir, &rt);
+    h.t0 = tv.i;
+    rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, hs, tv.i), "h");
+    h.valid = h.query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
+    h.sub = shift    ? rj_ir_bcast(ir, shift, "c")
+            : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
+                     : hv;
+    h.wt = hybrid_trig_weight(L, &h);
+    h.sig = hybrid_signs(L, &h);
+    hybrid_base_rows(L, &h);
+    hybrid_trig_rows(L, &h);
     rj_ir_loop_end(ir, &tv);
     if (kp->Mp > kp->M)
         rj_tmpl_fill(L->f, rj_ir_atc(ir, F, (int64_t)kp->M * T), (int64_t)(kp->Mp - kp->M) * T,
@@ -291,7 +331,7 @@ static void emit_hybrid_features(lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n
 }
 
 /* |F| into Fa (Mp x T). */
-static void emit_abs(lin *L, rj_v F, rj_v Fa)
+static void emit_abs(rj_lin *L, rj_v F, rj_v Fa)
 {
     rj_ir *ir = L->ir;
     rj_loop i = rj_ir_loop_begin(ir, "abs", rj_ir_i(ir, 0),
@@ -302,7 +342,7 @@ static void emit_abs(lin *L, rj_v F, rj_v Fa)
 }
 
 /* If grows: (S, z, zabs) *= e^{c_old - c_new} and c = c_new. */
-static void emit_raise_shift(lin *L, rj_v grows, rj_v c_old, rj_v c_new)
+static void emit_raise_shift(rj_lin *L, rj_v grows, rj_v c_old, rj_v c_new)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -329,7 +369,7 @@ static void emit_raise_shift(lin *L, rj_v grows, rj_v c_old, rj_v c_new)
  * e^{c_j - c_t} <= 1 and the prefix by e^{c - c_t}, so its output depends on tokens 0..t
  * only, bit for bit, and a large future key cannot flush earlier weights to zero.
  */
-static void emit_causal_key_features(lin *L, rj_v n)
+static void emit_causal_key_features(rj_lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -350,7 +390,7 @@ static void emit_causal_key_features(lin *L, rj_v n)
 
 /* v[i] *= e^{c - c_i} over the T lanes of rows rows of p (row stride T): the prefix part of
  * a chunk's queries, brought from the carried shift c to each query's own c_i. */
-static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
+static void emit_to_query_shift(rj_lin *L, rj_v p, int64_t rows, rj_v c)
 {
     rj_ir *ir = L->ir;
     const int64_t T = L->kp->T;
@@ -360,15 +400,14 @@ static void emit_to_query_shift(lin *L, rj_v p, int64_t rows, rj_v c)
                                          rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
                            "to_query");
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, rows), 1);
-        rj_v at = rj_ir_at(ir, p, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v at = rj_ir_at(ir, p, rj_ir_idx2(ir, r.i, T, rj_ir_i(ir, t), ""));
         rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
         rj_ir_loop_end(ir, &r);
     }
 }
 
 /* End of a causal chunk: shift everything to c_end = c_{T-1}, then S, z, zabs += keys. */
-static void emit_causal_key_update(lin *L)
+static void emit_causal_key_update(rj_lin *L)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -381,30 +420,28 @@ static void emit_causal_key_update(lin *L)
         rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_t"),
                                          rj_ir_bcast(ir, c_end, ""), ""), "to_end");
         rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
-        rj_v at = rj_ir_at(ir, Fk, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v at = rj_ir_at(ir, Fk, rj_ir_idx2(ir, r.i, T, rj_ir_i(ir, t), ""));
         rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, at, ""), e, ""), at);
         rj_ir_loop_end(ir, &r);
     }
 }
 
 /* Key side of a tile: c update with rescaling, then phi_k into ws_fk. */
-static void emit_key_features(lin *L, rj_v n)
+static void emit_key_features(rj_lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
     rj_lin_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
     rj_v h = ws(L, kp->ws_h);
     rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), cmax);
+    rj_ir_set(ir, cmax, rj_ir_vf(ir, -INFINITY));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
     rj_v hv = LLVMBuildSelect(ir->B, rj_tmpl_lane_valid(L->f, tv.i, n),
                               rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h"), rj_ir_vf(ir, -INFINITY),
                               "");
-    LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), hv, ""),
-                   cmax);
+    rj_ir_acc_max(ir, cmax, hv);
     rj_ir_loop_end(ir, &tv);
-    rj_v ctile = rj_ir_hmax(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, cmax, ""), "c_tile");
+    rj_v ctile = rj_ir_hmax(ir, rj_ir_get(ir, cmax, ""), "c_tile");
     rj_v c_old = rj_ir_ld(ir, L->c, "c_old");
     rj_v grows = LLVMBuildFCmp(ir->B, LLVMRealOGT, ctile, c_old, "");
     emit_raise_shift(L, grows, c_old, ctile);
@@ -414,7 +451,7 @@ static void emit_key_features(lin *L, rj_v n)
 
 /* The value tile of rows row0 .. row0 + n - 1: read in place when the tile is whole and dv
  * fills its vectors (one copy less per token), else copied and zero-padded into ws_v. */
-static void value_tile(lin *L, rj_v row0, rj_v n)
+static void value_tile(rj_lin *L, rj_v row0, rj_v n)
 {
     rj_ir *ir = L->ir;
     rj_kfn *f = L->f;
@@ -435,7 +472,7 @@ static void value_tile(lin *L, rj_v row0, rj_v n)
 }
 
 /* S += phi_k^T V; z += sum_t phi_k; zabs += sum_t |phi_k| (signed). */
-static void emit_key_update(lin *L)
+static void emit_key_update(rj_lin *L)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
@@ -447,32 +484,29 @@ static void emit_key_update(lin *L)
     rj_ir_mm(ir, &mm);
     rj_v acc = rj_ir_slot(ir, ir->ty_vf, "zsum"), acca = rj_ir_slot(ir, ir->ty_vf, "zasum");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acc);
-    LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), acca);
-    rj_v row = rj_ir_at(ir, Fk, LLVMBuildNSWMul(ir->B, r.i, rj_ir_i(ir, T), ""));
+    rj_ir_set(ir, acc, rj_ir_vf(ir, 0));
+    rj_ir_set(ir, acca, rj_ir_vf(ir, 0));
+    rj_v row = rj_ir_at(ir, Fk, rj_ir_imul(ir, r.i, rj_ir_i(ir, T), ""));
     for (int64_t t = 0; t < T; t += ir->vw) {
         rj_v phi = rj_ir_ldv(ir, rj_ir_atc(ir, row, t), "phi");
-        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), phi, ""),
-                       acc);
+        rj_ir_acc_add(ir, acc, phi);
         if (kp->sgn)
-            LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""),
-                                            rj_ir_abs(ir, phi, ""), ""), acca);
+            rj_ir_acc_add(ir, acca, rj_ir_abs(ir, phi, ""));
     }
     rj_v pz = rj_ir_at(ir, L->z, r.i);
     rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pz, ""),
-                           rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acc, ""), ""), "z"), pz);
+                           rj_ir_hsum(ir, rj_ir_get(ir, acc, ""), ""), "z"), pz);
     if (kp->sgn) {
         rj_v pa = rj_ir_at(ir, L->za, r.i);
         rj_ir_st(ir, rj_ir_add(ir, rj_ir_ld(ir, pa, ""),
-                               rj_ir_hsum(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, acca, ""), ""),
-                               "zabs"), pa);
+                               rj_ir_hsum(ir, rj_ir_get(ir, acca, ""), ""), "zabs"), pa);
     }
     rj_ir_loop_end(ir, &r);
 }
 
 /* A_ji = 0 for j > i, A_ji *= e^{c_j - c_i} otherwise (the key's weight at the query's
  * shift); then acc (T) += sum_j A_j. */
-static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
+static void emit_mask_and_colsum(rj_lin *L, rj_v A, rj_v acc)
 {
     rj_ir *ir = L->ir;
     const int64_t T = L->kp->T;
@@ -480,12 +514,10 @@ static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
     rj_v cj = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, cpre, j.i), "c_j"), "");
     for (int64_t t = 0; t < T; t += ir->vw) {
-        rj_v p = rj_ir_at(ir, A, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
+        rj_v p = rj_ir_at(ir, A, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
         /* keep A_ji for i >= j: lane index t + l >= j */
-        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(L->f, rj_ir_i(ir, t)),
-                                 "");
-        rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_tmpl_ivec(L->f, j.i), "");
+        rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
+        rj_v keep = LLVMBuildICmp(ir->B, LLVMIntSGE, lane, rj_ir_ibcast(ir, j.i), "");
         rj_v w = rj_ir_exp(ir, rj_ir_sub(ir, cj, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"), ""),
                            "w");
         rj_v a = LLVMBuildSelect(ir->B, keep, rj_ir_mul(ir, rj_ir_ldv(ir, p, "a"), w, ""),
@@ -497,17 +529,13 @@ static void emit_mask_and_colsum(lin *L, rj_v A, rj_v acc)
     rj_ir_loop_end(ir, &j);
 }
 
-/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
-static void emit_queries(lin *L, rj_v row0, rj_v n)
+/* The prefix part of a tile's queries: num = S^T phi_q, den = z . phi_q, g = zabs . |phi_q|
+ * (|phi_q| into Fa). */
+static void emit_prefix(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj_v g)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
-    rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
-    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
-    rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
-    emit_features(L, Fq, NULL, NULL);
-    rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
     rj_mm mnum = {.A = L->S, .a_si = 1, .a_sk = kp->dvp, .B = Fq, .b_sk = T, .C = num, .c_si = T,
                   .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
                   .name = "num"};
@@ -525,45 +553,60 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
         mg.name = "g";
         rj_ir_mm(ir, &mg);
     }
-    if (kp->causal) {
-        rj_v c = rj_ir_ld(ir, L->c, "c");
-        emit_to_query_shift(L, num, kp->dvp, c);
-        emit_to_query_shift(L, den, 1, c);
-        if (kp->sgn)
-            emit_to_query_shift(L, g, 1, c);
-        rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
-        rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
-                    .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
-                    .name = "A"};
+}
+
+/* Causal: the prefix brought to each query's shift, then the chunk's own keys through the
+ * masked A = phi_k^T phi_q: num += V^T A, den += sum_j A_j, g += sum_j |A|_j. */
+static void emit_intra_chunk(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj_v g)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    rj_v c = rj_ir_ld(ir, L->c, "c");
+    emit_to_query_shift(L, num, kp->dvp, c);
+    emit_to_query_shift(L, den, 1, c);
+    if (kp->sgn)
+        emit_to_query_shift(L, g, 1, c);
+    rj_v A = ws(L, kp->ws_a), Fk = ws(L, kp->ws_fk);
+    rj_mm ma = {.A = Fk, .a_si = 1, .a_sk = T, .B = Fq, .b_sk = T, .C = A, .c_si = T,
+                .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
+                .name = "A"};
+    rj_ir_mm(ir, &ma);
+    emit_mask_and_colsum(L, A, den);
+    rj_mm mv = {.A = L->V, .a_si = 1, .a_sk_v = L->V_s, .B = A, .b_sk = T,
+                .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
+                .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
+    rj_ir_mm(ir, &mv);
+    if (kp->sgn) {
+        rj_v Fka = ws(L, kp->ws_fka), Aa = ws(L, kp->ws_aa);
+        emit_abs(L, Fk, Fka);
+        ma.A = Fka;
+        ma.B = Fa;
+        ma.C = Aa;
+        ma.name = "Aabs";
         rj_ir_mm(ir, &ma);
-        emit_mask_and_colsum(L, A, den);
-        rj_mm mv = {.A = L->V, .a_si = 1, .a_sk_v = L->V_s, .B = A, .b_sk = T,
-                    .C = num, .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T),
-                    .accumulate = 1, .ri = kp->ri, .rj = kp->rj, .name = "numA"};
-        rj_ir_mm(ir, &mv);
-        if (kp->sgn) {
-            rj_v Fka = ws(L, kp->ws_fka), Aa = ws(L, kp->ws_aa);
-            emit_abs(L, Fk, Fka);
-            ma.A = Fka;
-            ma.B = Fa;
-            ma.C = Aa;
-            ma.name = "Aabs";
-            rj_ir_mm(ir, &ma);
-            emit_mask_and_colsum(L, Aa, g);
-        }
+        emit_mask_and_colsum(L, Aa, g);
     }
-    /* rden = 1/den'. Every query reaches a key, so den' is > 0 in exact arithmetic (signed:
-     * |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of widely
-     * spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row and
-     * the runtime recomputes its slice with the double reference (api_exec.c). */
-    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
+}
+
+/*
+ * den = 1/den' in place. Every query reaches a key, so den' is > 0 in exact arithmetic
+ * (signed: |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of
+ * widely spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row
+ * and the execute path recomputes its slice with the double reference.
+ */
+static void emit_reciprocal_den(rj_lin *L, rj_v den, rj_v g)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
     rj_v dv = rj_ir_ldv(ir, rj_ir_at(ir, den, tv.i), "den");
     if (kp->sgn) {
         rj_v gv = rj_ir_ldv(ir, rj_ir_at(ir, g, tv.i), "g");
         rj_v floor_ = rj_ir_mul(ir, gv, rj_ir_vf(ir, DEN_EPS), "floor");
         rj_v small = LLVMBuildFCmp(ir->B, LLVMRealOLT, rj_ir_abs(ir, dv, ""), floor_, "");
         rj_v neg = LLVMBuildFCmp(ir->B, LLVMRealOLT, dv, rj_ir_vf(ir, 0), "");
-        rj_v guarded = LLVMBuildSelect(ir->B, neg, LLVMBuildFNeg(ir->B, floor_, ""), floor_, "");
+        rj_v guarded = LLVMBuildSelect(ir->B, neg, rj_ir_neg(ir, floor_, ""), floor_, "");
         dv = LLVMBuildSelect(ir->B, small, guarded, dv, "den_guarded");
     }
     rj_v normal = LLVMBuildFCmp(ir->B, LLVMRealOGE, rj_ir_abs(ir, dv, ""),
@@ -572,6 +615,21 @@ static void emit_queries(lin *L, rj_v row0, rj_v n)
                                 rj_ir_vf(ir, NAN), "rden");
     rj_ir_stv(ir, rden, rj_ir_at(ir, den, tv.i));
     rj_ir_loop_end(ir, &tv);
+}
+
+/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
+static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
+{
+    const rj_kplan *kp = L->kp;
+    rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
+    rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
+    rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
+    emit_features(L, Fq, NULL, NULL);
+    rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
+    emit_prefix(L, Fq, Fa, num, den, g);
+    if (kp->causal)
+        emit_intra_chunk(L, Fq, Fa, num, den, g);
+    emit_reciprocal_den(L, den, g);
     rj_tmpl_store_out(L->f, num, den, row0, n);
 }
 
@@ -579,12 +637,10 @@ void rj_tmpl_linear(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    lin L = rj_lin_init(f);
+    rj_lin L = rj_lin_init(f);
     const int64_t T = kp->T;
 
-    rj_v init = LLVMBuildICmp(ir->B, LLVMIntNE,
-                              LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags], rj_ir_i(ir, RJ_KFLAG_INIT),
-                                           ""), rj_ir_i(ir, 0), "");
+    rj_v init = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_INIT, 1, "");
     rj_if fresh = rj_ir_if_begin(ir, init, "init");
     rj_tmpl_fill(f, L.S, kp->st_c, 0.0); /* S, z, zabs are contiguous before c */
     rj_ir_st(ir, rj_ir_f(ir, -INFINITY), L.c);
@@ -594,29 +650,28 @@ void rj_tmpl_linear(rj_kfn *f)
     if (!kp->causal) {
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
-        rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x));
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x),
+                       f->scale);
         value_tile(&L, kt.i, n);
         emit_key_features(&L, n);
         emit_key_update(&L);
         rj_ir_loop_end(ir, &kt);
         rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
         rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
-        rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x));
+        rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x),
+                       f->scale);
         emit_queries(&L, qt.i, nq);
         rj_ir_loop_end(ir, &qt);
         return;
     }
     rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x), f->scale);
     value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);
-    rj_v want_q = LLVMBuildICmp(ir->B, LLVMIntEQ,
-                                LLVMBuildAnd(ir->B, f->arg[RJ_KA_flags],
-                                             rj_ir_i(ir, RJ_KFLAG_NO_QUERIES), ""),
-                                rj_ir_i(ir, 0), "");
+    rj_v want_q = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_NO_QUERIES, 0, "");
     rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq));
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq), f->scale);
     emit_queries(&L, ct.i, n);
     rj_ir_if_end(ir, &qs);
     emit_causal_key_update(&L);

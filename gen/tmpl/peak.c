@@ -19,20 +19,20 @@ void rj_tmpl_peak(rj_kfn *f)
     rj_v acc[RJ_PEAK_CHAINS];
     for (int i = 0; i < RJ_PEAK_CHAINS; i++) {
         acc[i] = rj_ir_slot(ir, ir->ty_vf, "acc");
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, (double)i), acc[i]);
+        rj_ir_set(ir, acc[i], rj_ir_vf(ir, (double)i));
     }
     rj_loop r = rj_ir_loop_begin(ir, "round", rj_ir_i(ir, 0), f->arg[RJ_KA_lk], 1);
     rj_v x[RJ_PEAK_CHAINS];
     for (int i = 0; i < RJ_PEAK_CHAINS; i++)
-        x[i] = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i], "");
+        x[i] = rj_ir_get(ir, acc[i], "");
     for (int u = 0; u < RJ_PEAK_UNROLL; u++)
         for (int i = 0; i < RJ_PEAK_CHAINS; i++)
             x[i] = rj_ir_fma(ir, x[i], b, c, "acc");
     for (int i = 0; i < RJ_PEAK_CHAINS; i++)
-        LLVMBuildStore(ir->B, x[i], acc[i]);
+        rj_ir_set(ir, acc[i], x[i]);
     rj_ir_loop_end(ir, &r);
-    rj_v s = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[0], "");
+    rj_v s = rj_ir_get(ir, acc[0], "");
     for (int i = 1; i < RJ_PEAK_CHAINS; i++)
-        s = rj_ir_add(ir, s, LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i], ""), "sum");
+        s = rj_ir_add(ir, s, rj_ir_get(ir, acc[i], ""), "sum");
     rj_ir_stv(ir, s, f->arg[RJ_KA_out]);
 }

@@ -22,109 +22,186 @@
 
 #include <math.h>
 
-void rj_tmpl_softmax(rj_kfn *f)
+/* The template's workspace regions (kplan.h ws_*). */
+typedef struct sm_ws {
+    rj_v xq;  /* the query tile x = q d^{-1/2}, transposed (d x T) */
+    rj_v yk;  /* a ragged key tile, packed (T x d) */
+    rj_v V;   /* a value tile, packed (T x dvp) */
+    rj_v S;   /* scores, then weights p (T keys x T queries) */
+    rj_v num; /* numerators (dvp x T) */
+    rj_v m;   /* running maxima (T) */
+    rj_v l;   /* running denominators (T), reciprocals at the end */
+} sm_ws;
+
+/* Where a key tile's keys and values are read, and their row strides (i64). */
+typedef struct sm_kv {
+    rj_v nk, K, K_s, V, V_s;
+} sm_kv;
+
+static sm_ws workspace(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    const int64_t T = kp->T, d = kp->d, dvp = kp->dvp;
-    rj_v W = f->arg[RJ_KA_ws];
-    rj_v xq = rj_ir_atc(ir, W, kp->ws_xq), yk = rj_ir_atc(ir, W, kp->ws_x);
-    rj_v V = rj_ir_atc(ir, W, kp->ws_v), S = rj_ir_atc(ir, W, kp->ws_a);
-    rj_v num = rj_ir_atc(ir, W, kp->ws_num), m = rj_ir_atc(ir, W, kp->ws_m);
-    rj_v l = rj_ir_atc(ir, W, kp->ws_l);
-    rj_v lq = f->arg[RJ_KA_lq], lk = f->arg[RJ_KA_lk];
+    rj_v base = f->arg[RJ_KA_ws];
+    sm_ws ws;
+    ws.xq = rj_ir_atc(ir, base, kp->ws_xq);
+    ws.yk = rj_ir_atc(ir, base, kp->ws_x);
+    ws.V = rj_ir_atc(ir, base, kp->ws_v);
+    ws.S = rj_ir_atc(ir, base, kp->ws_a);
+    ws.num = rj_ir_atc(ir, base, kp->ws_num);
+    ws.m = rj_ir_atc(ir, base, kp->ws_m);
+    ws.l = rj_ir_atc(ir, base, kp->ws_l);
+    return ws;
+}
 
-    rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
-    rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
-    const rj_v scale = f->scale;
-    f->scale = rj_ir_mul(ir, scale, scale, "");
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, xq);
-    f->scale = scale;
-    rj_tmpl_fill(f, m, T, -INFINITY);
-    rj_tmpl_fill(f, l, T, 0.0);
-    rj_tmpl_fill(f, num, dvp * T, 0.0);
-    rj_v kend = lk;
-    if (kp->causal) {
-        rj_v diag = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWAdd(ir->B, qt.i, rj_ir_i(ir, T), ""),
-                                    f->arg[RJ_KA_qoff], "");
-        kend = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
-                               "kend");
-    }
-    rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
-    rj_v nk = rj_tmpl_rows_left(f, lk, kt.i);
-    rj_v full = LLVMBuildICmp(ir->B, LLVMIntEQ, nk, rj_ir_i(ir, T), "full");
+/* The query tile at qt (nq rows) packed as x = q d^{-1/2}, and m, l, num reset. */
+static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* (d^{-1/4})^2 */
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
+    rj_tmpl_fill(f, ws->m, T, -INFINITY);
+    rj_tmpl_fill(f, ws->l, T, 0.0);
+    rj_tmpl_fill(f, ws->num, f->kp->dvp * T, 0.0);
+}
+
+/* The end of the keys query tile qt sees: lk, or, causal, the diagonal when it comes first. */
+static rj_v key_end(rj_kfn *f, rj_v qt)
+{
+    rj_ir *ir = f->ir;
+    rj_v lk = f->arg[RJ_KA_lk];
+    if (!f->kp->causal)
+        return lk;
+    rj_v diag = rj_ir_iadd(ir, rj_ir_iadd(ir, qt, rj_ir_i(ir, f->kp->T), ""), f->arg[RJ_KA_qoff],
+                           "");
+    return LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
+                           "kend");
+}
+
+/* The key tile at kt: keys read in place when the tile is whole, values too when dv fills
+ * its vectors; a ragged tile (and values otherwise) copied into the workspace. */
+static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    const int64_t T = kp->T, dvp = kp->dvp;
+    sm_kv kv = {.nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt)};
+    rj_v full = LLVMBuildICmp(ir->B, LLVMIntEQ, kv.nk, rj_ir_i(ir, T), "full");
     const int v_in_place = kp->dv == dvp;
     rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged");
-    rj_tmpl_pack_rows(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, nk, yk, 0);
+    rj_tmpl_pack_rows(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, kv.nk, ws->yk, NULL);
     if (v_in_place)
-        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, nk, V);
+        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, kv.nk, ws->V);
     rj_ir_if_end(ir, &ragged);
     if (!v_in_place)
-        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, nk, V);
-    rj_v Ak, Ak_si, Av = V, Av_sk = rj_ir_i(ir, dvp);
-    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, yk, d, &Ak, &Ak_si);
+        rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, kv.nk, ws->V);
+    kv.V = ws->V;
+    kv.V_s = rj_ir_i(ir, dvp);
+    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, ws->yk, kp->d, &kv.K, &kv.K_s);
     if (v_in_place)
-        rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt.i, V, dvp, &Av, &Av_sk);
-    rj_mm ms = {.A = Ak, .a_si_v = Ak_si, .a_sk = 1, .B = xq, .b_sk = T, .C = S, .c_si = T,
-                .NI = T, .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri, .rj = kp->rj, .name = "s"};
+        rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, ws->V, dvp, &kv.V,
+                        &kv.V_s);
+    return kv;
+}
+
+/* Scores of the queries t .. t + vw - 1: key j (global kt + j) reaches query i (global
+ * qt + i) iff j < nk and, causal, j <= shift + i (shift = qt - kt + qoff); masked scores
+ * become -inf. Their maximum over the keys into the slot mt. */
+static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v shift, rj_v mt)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_ir_set(ir, mt, rj_ir_vf(ir, -INFINITY));
+    rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_v p = rj_ir_at(ir, S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
+    rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
+    rj_v keep = rj_ir_mask_bcast(ir, ok, "");
+    if (f->kp->causal) {
+        rj_v lim = rj_ir_lanes_add(ir, lane, shift);
+        rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_ir_ibcast(ir, j.i), lim, "");
+        keep = LLVMBuildAnd(ir->B, keep, c, "");
+    }
+    rj_v s = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "s"), rj_ir_vf(ir, -INFINITY), "s");
+    rj_ir_stv(ir, s, p);
+    rj_ir_acc_max(ir, mt, s);
+    rj_ir_loop_end(ir, &j);
+}
+
+/* The online-softmax step of the queries t .. t + vw - 1, whose tile maximum is in mt:
+ * m' = max(m, mt), p = e^{s - m'}, l = alpha l + sum_j p_j, num *= alpha. */
+static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, ws->m, t), "m");
+    rj_v m_new = rj_ir_max(ir, m_old, rj_ir_get(ir, mt, ""), "m_new");
+    rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
+    rj_ir_stv(ir, m_new, rj_ir_atc(ir, ws->m, t));
+    rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
+    rj_ir_set(ir, psum, rj_ir_vf(ir, 0));
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
+    rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p, "s"), m_new, ""), "p");
+    rj_ir_stv(ir, e, p);
+    rj_ir_acc_add(ir, psum, e);
+    rj_ir_loop_end(ir, &j);
+    rj_v pl = rj_ir_atc(ir, ws->l, t);
+    rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"), rj_ir_get(ir, psum, ""), "l"), pl);
+    rj_loop c = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->dvp), 1);
+    rj_v pn = rj_ir_at(ir, ws->num, rj_ir_idx2(ir, c.i, T, rj_ir_i(ir, t), ""));
+    rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pn, ""), alpha, ""), pn);
+    rj_ir_loop_end(ir, &c);
+}
+
+/* One key tile against the query tile: scores, masking and the online update, num += V^T p. */
+static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    const int64_t T = kp->T;
+    sm_kv kv = key_value_tile(f, ws, kt);
+    rj_mm ms = {.A = kv.K, .a_si_v = kv.K_s, .a_sk = 1, .B = ws->xq, .b_sk = T, .C = ws->S,
+                .c_si = T, .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->d), .ri = kp->ri, .rj = kp->rj,
+                .name = "s"};
     rj_ir_mm(ir, &ms);
-    /* key j (global kt + j) reaches query i (global qt + i) iff j < nk and, causal, kt + j <=
-     * qt + i; masked scores become -inf */
-    rj_v shift = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWSub(ir->B, qt.i, kt.i, ""),
-                                 f->arg[RJ_KA_qoff], "");
+    rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt, kt, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
     for (int64_t t = 0; t < T; t += ir->vw) {
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, -INFINITY), mt);
-        rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(f, rj_ir_i(ir, t)), "");
-        rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
-        rj_v p = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
-                          LLVMBuildNSWMul(ir->B, j.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
-        rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
-        rj_v keep = rj_tmpl_ivec(f, LLVMBuildZExt(ir->B, ok, ir->ty_i64, ""));
-        keep = LLVMBuildICmp(ir->B, LLVMIntNE, keep, rj_tmpl_ivec(f, rj_ir_i(ir, 0)), "");
-        if (kp->causal) {
-            /* j <= shift + i, shift = qt - kt + qoff */
-            rj_v lim = LLVMBuildAdd(ir->B, lane, rj_tmpl_ivec(f, shift), "");
-            rj_v c = LLVMBuildICmp(ir->B, LLVMIntSLE, rj_tmpl_ivec(f, j.i), lim, "");
-            keep = LLVMBuildAnd(ir->B, keep, c, "");
-        }
-        rj_v s = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, p, "s"), rj_ir_vf(ir, -INFINITY),
-                                 "s");
-        rj_ir_stv(ir, s, p);
-        LLVMBuildStore(ir->B, rj_ir_max(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), s, ""), mt);
-        rj_ir_loop_end(ir, &j);
-        rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, m, t), "m");
-        rj_v m_new = rj_ir_max(ir, m_old, LLVMBuildLoad2(ir->B, ir->ty_vf, mt, ""), "m_new");
-        rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
-        rj_ir_stv(ir, m_new, rj_ir_atc(ir, m, t));
-        rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
-        LLVMBuildStore(ir->B, rj_ir_vf(ir, 0), psum);
-        rj_loop j2 = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
-        rj_v p2 = rj_ir_at(ir, S, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, j2.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
-        rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p2, "s"), m_new, ""), "p");
-        rj_ir_stv(ir, e, p2);
-        LLVMBuildStore(ir->B, rj_ir_add(ir, LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), e, ""),
-                       psum);
-        rj_ir_loop_end(ir, &j2);
-        rj_v pl = rj_ir_atc(ir, l, t);
-        rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"),
-                                LLVMBuildLoad2(ir->B, ir->ty_vf, psum, ""), "l"), pl);
-        rj_loop c = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, dvp), 1);
-        rj_v pn = rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
-                           LLVMBuildNSWMul(ir->B, c.i, rj_ir_i(ir, T), ""), rj_ir_i(ir, t), ""));
-        rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pn, ""), alpha, ""), pn);
-        rj_ir_loop_end(ir, &c);
+        mask_scores(f, ws->S, t, kv.nk, shift, mt);
+        rescale(f, ws, t, mt);
     }
-    rj_mm mv = {.A = Av, .a_si = 1, .a_sk_v = Av_sk, .B = S, .b_sk = T, .C = num, .c_si = T,
-                .NI = dvp, .NJ = T, .K = rj_ir_i(ir, T), .accumulate = 1, .ri = kp->ri,
-                .rj = kp->rj, .name = "num"};
+    rj_mm mv = {.A = kv.V, .a_si = 1, .a_sk_v = kv.V_s, .B = ws->S, .b_sk = T, .C = ws->num,
+                .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T), .accumulate = 1,
+                .ri = kp->ri, .rj = kp->rj, .name = "num"};
     rj_ir_mm(ir, &mv);
-    rj_ir_loop_end(ir, &kt);
-    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
-    rj_v pl = rj_ir_at(ir, l, tv.i);
+}
+
+/* out = num / l for the nq queries of the tile at qt. */
+static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
+{
+    rj_ir *ir = f->ir;
+    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
+    rj_v pl = rj_ir_at(ir, ws->l, tv.i);
     rj_ir_stv(ir, rj_ir_div(ir, rj_ir_vf(ir, 1), rj_ir_ldv(ir, pl, "l"), "rl"), pl);
     rj_ir_loop_end(ir, &tv);
-    rj_tmpl_store_out(f, num, l, qt.i, nq);
+    rj_tmpl_store_out(f, ws->num, ws->l, qt, nq);
+}
+
+void rj_tmpl_softmax(rj_kfn *f)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    const sm_ws ws = workspace(f);
+    rj_v lq = f->arg[RJ_KA_lq];
+    rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
+    rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
+    start_queries(f, &ws, qt.i, nq);
+    rj_v kend = key_end(f, qt.i);
+    rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
+    key_tile(f, &ws, qt.i, kt.i);
+    rj_ir_loop_end(ir, &kt);
+    finish_queries(f, &ws, qt.i, nq);
     rj_ir_loop_end(ir, &qt);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the interface between gen/gen.c and the kernel templates: each template emits
- * the body of `void fn(const rj_kargs *a)` for one rj_kplan into a function whose entry the
- * caller prepared, using the unpacked arguments.
+ * This file is the interface between the generator (rj_gen_kernel) and the kernel templates:
+ * each template emits the body of `void fn(const rj_kargs *a)` for one rj_kplan into a
+ * function whose entry the caller prepared, using the unpacked arguments.
  */
 #ifndef RJ_TMPL_H
 #define RJ_TMPL_H
@@ -20,9 +20,10 @@ typedef struct rj_kfn {
 
 /* Row-tile helpers shared by the templates (tmpl_pack.c). Rows row0 .. row0 + n - 1 of src
  * (stride in floats) scaled by `scale` (NULL: unscaled); rows n .. T-1 are zero. */
-void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* d x T */
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                    rj_v scale);                                                    /* d x T */
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                       int scaled);                                                 /* T x d */
+                       rj_v scale);                                                 /* T x d */
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
 /* Where a tile's rows are read: in place, rows row0 .. of src (row stride `stride`), when
  * `full`; else the packed copy (row stride ps). *at, *at_s: the pointer and its row stride. */
@@ -32,8 +33,6 @@ void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);
 /* Lane mask of the vector of tokens t0 .. t0 + vw - 1: lane l is valid iff t0 + l < n. */
 rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n);
-/* A <vw x i64> splat of an i64 value. */
-rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x);
 /* Fill n floats at p with the constant x (n a multiple of vw). */
 void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x);
 /* Store out rows row0 .. row0 + n - 1: out[t, c] = num[c, t] * rden[t] (num dvp x T). */

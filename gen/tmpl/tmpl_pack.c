@@ -10,13 +10,13 @@
 static rj_v row_ptr(rj_kfn *f, rj_v src, rj_v stride, rj_v row)
 {
     rj_ir *ir = f->ir;
-    return rj_ir_at(ir, src, LLVMBuildNSWMul(ir->B, row, stride, ""));
+    return rj_ir_at(ir, src, rj_ir_imul(ir, row, stride, ""));
 }
 
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0)
 {
     rj_ir *ir = f->ir;
-    rj_v left = LLVMBuildNSWSub(ir->B, len, row0, "");
+    rj_v left = rj_ir_isub(ir, len, row0, "");
     rj_v T = rj_ir_i(ir, f->kp->T);
     rj_v lt = LLVMBuildICmp(ir->B, LLVMIntSLT, left, T, "");
     return LLVMBuildSelect(ir->B, lt, left, T, rj_ir_name(ir, "n"));
@@ -30,20 +30,11 @@ void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_
     *at_s = LLVMBuildSelect(ir->B, full, stride, rj_ir_i(ir, ps), "");
 }
 
-rj_v rj_tmpl_ivec(rj_kfn *f, rj_v x)
-{
-    rj_ir *ir = f->ir;
-    LLVMTypeRef vt = LLVMVectorType(ir->ty_i64, (unsigned)ir->vw);
-    rj_v one = LLVMBuildInsertElement(ir->B, LLVMGetPoison(vt), x,
-                                      LLVMConstInt(ir->ty_i32, 0, 0), "");
-    return LLVMBuildShuffleVector(ir->B, one, LLVMGetPoison(vt), LLVMConstNull(ir->ty_vi), "");
-}
-
 rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n)
 {
     rj_ir *ir = f->ir;
-    rj_v lane = LLVMBuildAdd(ir->B, rj_ir_lane_iota(ir), rj_tmpl_ivec(f, t0), "");
-    return LLVMBuildICmp(ir->B, LLVMIntSLT, lane, rj_tmpl_ivec(f, n), rj_ir_name(ir, "valid"));
+    rj_v lane = rj_ir_lanes_from(ir, t0);
+    return LLVMBuildICmp(ir->B, LLVMIntSLT, lane, rj_ir_ibcast(ir, n), rj_ir_name(ir, "valid"));
 }
 
 void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x)
@@ -61,77 +52,76 @@ void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x)
  * execute.
  */
 static rj_v pack_t_blocks(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                          int ncols)
+                          int ncols, rj_v scale)
 {
     rj_ir *ir = f->ir;
     const int vw = ir->vw;
     const int64_t T = f->kp->T;
-    rj_v full = LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -(int64_t)vw), "");
+    rj_v full = rj_ir_round_down(ir, n, vw, "");
     rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), full, vw);
     rj_loop lb = rj_ir_loop_begin(ir, "lb", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), vw);
-    rj_v from = rj_ir_at(ir, row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lg.i, "")),
-                         lb.i);
-    rj_v to = rj_ir_at(ir, dst, LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, lb.i,
-                                                                      rj_ir_i(ir, T), ""),
-                                               lg.i, ""));
-    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, f->scale);
+    rj_v from = rj_ir_at(ir, row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lg.i, "")), lb.i);
+    rj_v to = rj_ir_at(ir, dst, rj_ir_idx2(ir, lb.i, T, lg.i, ""));
+    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, scale);
     rj_ir_loop_end(ir, &lb);
     rj_ir_loop_end(ir, &lg);
     return full;
 }
 
-/* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale. */
+/* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale (NULL:
+ * unscaled). */
 static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, int ncols,
-                 int64_t row_step, int64_t col_step, int scaled)
+                 int64_t row_step, int64_t col_step, rj_v scale)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     rj_v first = rj_ir_i(ir, 0);
-    if (row_step == 1 && scaled && ncols % ir->vw == 0 && ir->vw >= 4)
-        first = pack_t_blocks(f, src, stride, row0, n, dst, ncols);
+    if (row_step == 1 && scale && ncols % ir->vw == 0 && ir->vw >= 4)
+        first = pack_t_blocks(f, src, stride, row0, n, dst, ncols, scale);
     if (col_step == 1 && ncols % ir->vw == 0) {
         /* row-major copies go a vector at a time */
         rj_loop lv = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
-        rj_v row = row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lv.i, ""));
-        rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lv.i, rj_ir_i(ir, row_step), ""));
+        rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lv.i, ""));
+        rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lv.i, rj_ir_i(ir, row_step), ""));
         for (int l = 0; l < ncols; l += ir->vw) {
             rj_v x = rj_ir_ldv(ir, rj_ir_atc(ir, row, l), "");
-            if (scaled)
-                x = rj_ir_mul(ir, x, rj_ir_bcast(ir, f->scale, ""), "x");
+            if (scale)
+                x = rj_ir_mul(ir, x, rj_ir_bcast(ir, scale, ""), "x");
             rj_ir_stv(ir, x, rj_ir_atc(ir, drow, l));
         }
         rj_ir_loop_end(ir, &lv);
         first = n;
     }
     rj_loop lt = rj_ir_loop_begin(ir, "t", first, n, 1);
-    rj_v row = row_ptr(f, src, stride, LLVMBuildNSWAdd(ir->B, row0, lt.i, ""));
-    rj_v drow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lt.i, rj_ir_i(ir, row_step), ""));
+    rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lt.i, ""));
+    rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lt.i, rj_ir_i(ir, row_step), ""));
     rj_loop ll = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
     rj_v x = rj_ir_ld(ir, rj_ir_at(ir, row, ll.i), "");
-    if (scaled)
-        x = rj_ir_mul(ir, x, f->scale, "x");
-    rj_ir_st(ir, x, rj_ir_at(ir, drow, LLVMBuildNSWMul(ir->B, ll.i, rj_ir_i(ir, col_step), "")));
+    if (scale)
+        x = rj_ir_mul(ir, x, scale, "x");
+    rj_ir_st(ir, x, rj_ir_at(ir, drow, rj_ir_imul(ir, ll.i, rj_ir_i(ir, col_step), "")));
     rj_ir_loop_end(ir, &ll);
     rj_ir_loop_end(ir, &lt);
     /* Rows n .. T-1 are zero. */
     rj_loop lz = rj_ir_loop_begin(ir, "tz", n, rj_ir_i(ir, T), 1);
-    rj_v zrow = rj_ir_at(ir, dst, LLVMBuildNSWMul(ir->B, lz.i, rj_ir_i(ir, row_step), ""));
+    rj_v zrow = rj_ir_at(ir, dst, rj_ir_imul(ir, lz.i, rj_ir_i(ir, row_step), ""));
     rj_loop lzl = rj_ir_loop_begin(ir, "lz", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
     rj_ir_st(ir, rj_ir_f(ir, 0),
-             rj_ir_at(ir, zrow, LLVMBuildNSWMul(ir->B, lzl.i, rj_ir_i(ir, col_step), "")));
+             rj_ir_at(ir, zrow, rj_ir_imul(ir, lzl.i, rj_ir_i(ir, col_step), "")));
     rj_ir_loop_end(ir, &lzl);
     rj_ir_loop_end(ir, &lz);
 }
 
-void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
+void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
+                    rj_v scale)
 {
-    pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, 1);
+    pack(f, src, stride, row0, n, dst, f->kp->d, 1, f->kp->T, scale);
 }
 
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
-                       int scaled)
+                       rj_v scale)
 {
-    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, scaled);
+    pack(f, src, stride, row0, n, dst, f->kp->d, f->kp->d, 1, scale);
 }
 
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst)
@@ -139,7 +129,7 @@ void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v ds
     const rj_kplan *kp = f->kp;
     if (kp->dvp > kp->dv)
         rj_tmpl_fill(f, dst, (int64_t)kp->T * kp->dvp, 0.0);
-    pack(f, src, stride, row0, n, dst, kp->dv, kp->dvp, 1, 0);
+    pack(f, src, stride, row0, n, dst, kp->dv, kp->dvp, 1, NULL);
 }
 
 void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
@@ -150,13 +140,11 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
     rj_v first = rj_ir_i(ir, 0);
     if (kp->dv % vw == 0) {
         /* vw tokens x vw columns through registers, as pack_t_blocks the other way round */
-        first = LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -(int64_t)vw), "");
+        first = rj_ir_round_down(ir, n, vw, "");
         rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), first, vw);
         rj_loop lb = rj_ir_loop_begin(ir, "cb", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), vw);
-        rj_v from = rj_ir_at(ir, num, LLVMBuildNSWAdd(ir->B,
-                             LLVMBuildNSWMul(ir->B, lb.i, rj_ir_i(ir, kp->T), ""), lg.i, ""));
-        rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so],
-                            LLVMBuildNSWAdd(ir->B, row0, lg.i, ""));
+        rj_v from = rj_ir_at(ir, num, rj_ir_idx2(ir, lb.i, kp->T, lg.i, ""));
+        rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lg.i, ""));
         rj_ir_transpose_block(ir, from, rj_ir_i(ir, kp->T), rj_ir_at(ir, orow, lb.i),
                               f->arg[RJ_KA_so], rj_ir_at(ir, rden, lg.i), rj_ir_i(ir, 1),
                               rj_ir_f(ir, 1.0));
@@ -165,11 +153,9 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
     }
     rj_loop lt = rj_ir_loop_begin(ir, "t", first, n, 1);
     rj_v r = rj_ir_ld(ir, rj_ir_at(ir, rden, lt.i), "rden");
-    rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so],
-                        LLVMBuildNSWAdd(ir->B, row0, lt.i, ""));
+    rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lt.i, ""));
     rj_loop lc = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), 1);
-    rj_v idx = LLVMBuildNSWAdd(ir->B, LLVMBuildNSWMul(ir->B, lc.i, rj_ir_i(ir, kp->T), ""), lt.i,
-                               "");
+    rj_v idx = rj_ir_idx2(ir, lc.i, kp->T, lt.i, "");
     rj_v o = rj_ir_mul(ir, rj_ir_ld(ir, rj_ir_at(ir, num, idx), "num"), r, "o");
     rj_ir_st(ir, o, rj_ir_at(ir, orow, lc.i));
     rj_ir_loop_end(ir, &lc);
