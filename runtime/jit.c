@@ -271,7 +271,8 @@ rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
         return s;
     }
     LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm2);
+    LLVMOrcJITTargetMachineBuilderRef jtmb =
+        LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm2);
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(b, jtmb);
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, b);
     if (e) {

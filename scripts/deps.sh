@@ -19,7 +19,11 @@ build=(cmake make pkg-config gcc libc6-dev binutils llvm-19-dev libhwloc-dev)
 # gnuplot-nox for `bench --plot`, whose file replacement tests/api/test_outputs.c checks.
 tests=(libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind
        libopenblas-dev python3-numpy libudev-dev gnuplot-nox)
-need=("${build[@]}" "${tests[@]}" "$@")
+# The format check of .ci/run (scripts/check_format.sh): clang-format-14 ships both
+# clang-format-14 and clang-format-diff-14. Graphviz, which only redraws docs/architecture.svg,
+# is not needed here: ask for it as `bash scripts/deps.sh graphviz`.
+checks=(clang-format-14)
+need=("${build[@]}" "${tests[@]}" "${checks[@]}" "$@")
 say "checking ${#need[@]} packages"
 missing=()
 for p in "${need[@]}"; do

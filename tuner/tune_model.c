@@ -72,14 +72,17 @@ rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const 
         return RFJIT_OK;
     const int d = c->d, dv = c->dv;
     const double sc = pow((double)d, -0.25);
-    const int64_t nq = kind == RFJIT_BUDGET_KERNEL ? c->nq : (c->lq < OUT_QUERIES ? c->lq : OUT_QUERIES);
+    const int64_t nq = kind == RFJIT_BUDGET_KERNEL ? c->nq
+                                                   : (c->lq < OUT_QUERIES ? c->lq : OUT_QUERIES);
     const int64_t nk = kind == RFJIT_BUDGET_KERNEL ? c->nk : (c->lk < OUT_KEYS ? c->lk : OUT_KEYS);
     double *x = rj_alloc_array((size_t)(nq * d), sizeof(double));
     double *y = rj_alloc_array((size_t)(nk * d), sizeof(double));
-    double *r = rj_alloc_array((size_t)nk, sizeof(double)), *K = rj_alloc_array((size_t)nk, sizeof(double));
+    double *r = rj_alloc_array((size_t)nk, sizeof(double));
+    double *K = rj_alloc_array((size_t)nk, sizeof(double));
     double *params = NULL;
-    rfjit_status s = x && y && r && K ? RFJIT_OK
-                                      : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the variance model");
+    rfjit_status s = x && y && r && K
+                         ? RFJIT_OK
+                         : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the variance model");
     if (s == RFJIT_OK) {
         /* slice 0's first rows, scaled as attention scales them */
         for (int64_t i = 0; i < nq * d; i++)
