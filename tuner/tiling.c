@@ -24,6 +24,7 @@
 #include "tuner/tiling.h"
 
 #include "tuner/tune.h"
+#include "core/philox.h"
 #include "runtime/tensor.h"
 
 #include <math.h>
@@ -213,9 +214,9 @@ rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64
                          ? RFJIT_OK
                          : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the timing problem");
     if (s == RFJIT_OK) {
-        rj_tune_fill_normal(b.q, (size_t)L * d, 1.0, desc->seed, 0x74690000u);
-        rj_tune_fill_normal(b.k, (size_t)L * d, 1.0, desc->seed, 0x74690001u);
-        rj_tune_fill_normal(b.v, (size_t)L * dv, 1.0, desc->seed, 0x74690002u);
+        rj_fill_normal(b.q, (size_t)L * d, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_Q);
+        rj_fill_normal(b.k, (size_t)L * d, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_K);
+        rj_fill_normal(b.v, (size_t)L * dv, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_V);
     }
     pin p;
     pin_here(&p);

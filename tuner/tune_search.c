@@ -18,6 +18,7 @@
  */
 #include "tuner/tiling.h"
 #include "tuner/tune.h"
+#include "core/philox.h"
 #include "runtime/tensor.h"
 
 
@@ -296,9 +297,9 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         S->to = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
         RJ_FAIL_IF(dg, !S->tq || !S->tk || !S->tv || !S->to, RFJIT_E_NOMEM,
                    "no memory for the timing problem (L = %lld)", (long long)r->L);
-        rj_tune_fill_normal(S->tq, n * (size_t)r->d, 1.0, r->seed, 0x74760000u);
-        rj_tune_fill_normal(S->tk, n * (size_t)r->d, 1.0, r->seed, 0x74760001u);
-        rj_tune_fill_normal(S->tv, n * (size_t)r->dv, 1.0, r->seed, 0x74760002u);
+        rj_fill_normal(S->tq, n * (size_t)r->d, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_Q);
+        rj_fill_normal(S->tk, n * (size_t)r->d, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_K);
+        rj_fill_normal(S->tv, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_V);
     }
     S->total = 1;
     for (int e = 0; e < rj_est_count; e++)
