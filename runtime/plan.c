@@ -30,7 +30,7 @@ static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
 
 rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
-    const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
+    const rj_est_ops *est = d->estimator ? rj_est_find(d->estimator) : rj_est_default();
     if (!est)
         return unknown_estimator(dg, d->estimator);
     memset(s, 0, sizeof *s);

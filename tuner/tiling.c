@@ -53,7 +53,7 @@ rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
 {
     *out = NULL;
     *n = 0;
-    const rj_est_ops *est = rj_est_find(desc->estimator ? desc->estimator : "positive");
+    const rj_est_ops *est = desc->estimator ? rj_est_find(desc->estimator) : rj_est_default();
     RJ_FAIL_IF(dg, !est, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s'", desc->estimator);
     rj_spec s = {0};
     s.est = est;
