@@ -50,7 +50,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     const char *features = t.features ? t.features : host ? ctx->isa.features : "";
     int vw = t.vector_width ? t.vector_width : host ? ctx->isa.max_vw : arm ? 4 : 8;
     int fma = host ? ctx->isa.fma : 1;
-    rj_tiling tl = rj_tiling_default(vw);
+    rfjit_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
     s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     char sym[128];
