@@ -53,17 +53,9 @@ rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *d
 {
     *out = NULL;
     *n = 0;
-    const rj_est_ops *est = desc->estimator ? rj_est_find(desc->estimator) : rj_est_default();
-    RJ_FAIL_IF(dg, !est, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s'", desc->estimator);
-    rj_spec s = {0};
-    s.est = est;
-    s.d = desc->d;
-    s.dv = desc->dv ? desc->dv : desc->d;
-    s.m = desc->m;
-    s.hrf_n = desc->hybrid_signs;
-    s.hrf_base = desc->hybrid_base;
-    s.eva_window = desc->eva_window;
-    s.eva_chunks = desc->eva_chunks;
+    rj_spec s;
+    RJ_TRY(rj_plan_check(desc, &s, dg)); /* the plan's own spec, as rj_tune_tiling checked it */
+    const rj_est_ops *est = s.est;
     const double d = s.d, dv = s.dv;
     const double M = est->tmpl == RJ_TMPL_LINEAR ? (double)est->feature_dim(&s) : 0;
     const double P = est->tmpl == RJ_TMPL_LINEAR ? (double)s.m : 0;

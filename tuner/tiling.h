@@ -16,7 +16,8 @@ typedef struct rj_tune_tiling_cand {
     int rank;
 } rj_tune_tiling_cand;
 
-/* Candidates for desc's kernel, best-ranked first (*out rj_alloc'd). */
+/* Candidates for desc's kernel, best-ranked first (*out rj_alloc'd); a desc that
+ * rj_plan_check refuses fails with its message. */
 rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
                                   rj_tune_tiling_cand **out, size_t *n, rj_diag *dg);
 /* The search of rfjit_tune_tiling; cands are reordered best first (timed ones by time). */
