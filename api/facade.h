@@ -28,12 +28,12 @@ typedef struct rj_api_arg {
     const char *name;
 } rj_api_arg;
 rfjit_status rj_api_args(rfjit_ctx *ctx, const char *fn, const rj_api_arg *args, size_t n);
-#define RJ_API_ARGS(ctx, fn, ...)                                                                \
-    rj_api_args((ctx), (fn), (const rj_api_arg[]){__VA_ARGS__},                                  \
+#define RJ_API_ARGS(ctx, fn, ...)                                                                  \
+    rj_api_args((ctx), (fn), (const rj_api_arg[]){__VA_ARGS__},                                    \
                 sizeof((const rj_api_arg[]){__VA_ARGS__}) / sizeof(rj_api_arg))
 rfjit_status rj_api_desc_read(rfjit_ctx *ctx, void *dst, size_t our_size, const void *src,
                               size_t src_size);
-#define RJ_API_DESC_READ(ctx, dst, src)                                                          \
+#define RJ_API_DESC_READ(ctx, dst, src)                                                            \
     rj_api_desc_read((ctx), (dst), sizeof *(dst), (src), (src)->size)
 
 #endif

@@ -31,7 +31,16 @@ typedef struct eva_bufs {
  * the chunk means and their values, the augmented float rows the kernel reads, and the output
  * in float and double. */
 enum eva_slot {
-    SLOT_X, SLOT_Y, SLOT_V, SLOT_KBAR, SLOT_BETA, SLOT_QA, SLOT_KA, SLOT_VA, SLOT_OUT, SLOT_OUT_D,
+    SLOT_X,
+    SLOT_Y,
+    SLOT_V,
+    SLOT_KBAR,
+    SLOT_BETA,
+    SLOT_QA,
+    SLOT_KA,
+    SLOT_VA,
+    SLOT_OUT,
+    SLOT_OUT_D,
     EVA_SLOTS
 };
 _Static_assert(EVA_SLOTS <= RJ_SLOTS, "every slot of exec_eva.c exists in a scratch");

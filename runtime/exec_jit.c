@@ -301,9 +301,8 @@ static int64_t key_blocks(int64_t lk)
  * bidirectional sequence (exec_key_blocks), or a causal scan over threads (exec_scan). */
 typedef enum exec_split { SPLIT_SLICES, SPLIT_KEY_BLOCKS, SPLIT_CAUSAL_SCAN } exec_split;
 
-static exec_split split_kind(const rfjit_plan *p, const rfjit_tensor *q,
-                             const rfjit_tensor *k, const rfjit_tensor *v,
-                             const rfjit_tensor *out)
+static exec_split split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                             const rfjit_tensor *v, const rfjit_tensor *out)
 {
     const rfjit_tensor *t[4] = {q, k, v, out};
     for (int i = 0; i < 4; i++)
@@ -314,7 +313,7 @@ static exec_split split_kind(const rfjit_plan *p, const rfjit_tensor *q,
     if (!p->kp.causal)
         return SPLIT_KEY_BLOCKS;
     return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? SPLIT_CAUSAL_SCAN
-                                                                      : SPLIT_SLICES;
+                                                                     : SPLIT_SLICES;
 }
 
 /* Row `row` of slice g (batch-major) of t: every tensor of an execute has the same B and H. */

@@ -23,9 +23,9 @@
 #define _GNU_SOURCE
 #include "tuner/tiling.h"
 
-#include "tuner/tune.h"
 #include "core/philox.h"
 #include "runtime/tensor.h"
+#include "tuner/tune.h"
 
 #include <math.h>
 #include <pthread.h>

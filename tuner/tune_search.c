@@ -16,11 +16,10 @@
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
  */
-#include "tuner/tiling.h"
-#include "tuner/tune.h"
 #include "core/philox.h"
 #include "runtime/tensor.h"
-
+#include "tuner/tiling.h"
+#include "tuner/tune.h"
 
 #include <math.h>
 #include <stdio.h>
