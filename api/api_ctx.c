@@ -33,23 +33,14 @@ static char *default_cache_dir(rfjit_ctx *ctx, int *nomem)
         rj_ctx_note(ctx, 2, msg);
         return NULL;
     }
-    size_t n = strlen(buf) + 1;
-    char *p = rj_alloc(n);
-    if (p)
-        memcpy(p, buf, n);
+    char *p = rj_strdup(buf);
     *nomem = !p;
     return p;
 }
 
 static char *dup_or_null(const char *s)
 {
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = rj_alloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
+    return s ? rj_strdup(s) : NULL;
 }
 
 /* RFJIT_VERBOSE: a level 0 .. 9; anything else is ignored with a warning that says so. */

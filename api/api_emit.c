@@ -21,21 +21,19 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
                         const rfjit_emit_desc *target_in, void **out, size_t *size,
                         char *symbol, size_t symbol_len)
 {
-    if (!ctx || !attn || !target_in || !out || !size)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_emit: %s is NULL",
-                            !ctx ? "ctx" : !attn ? "attn" : !target_in ? "target" : !out ? "out"
-                                                                                   : "size");
+    RJ_TRY(RJ_API_ARGS(ctx, "rfjit_emit", {ctx, "ctx"}, {attn, "attn"}, {target_in, "target"},
+                       {out, "out"}, {size, "size"}));
     *out = NULL;
     *size = 0;
     rj_diag dg = {{0}};
     rfjit_emit_desc t = RFJIT_EMIT_DESC_INIT;
-    RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&t, sizeof t, target_in, target_in->size, &dg), &dg));
+    RJ_TRY(RJ_API_DESC_READ(ctx, &t, target_in));
     if (t.kind < RFJIT_EMIT_OBJECT || t.kind > RFJIT_EMIT_IR)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "rfjit_emit: kind %d is unknown (0 object, 1 assembly, 2 IR)", t.kind);
     /* read as rfjit_plan_create reads it: an older caller's smaller descriptor is accepted */
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-    RJ_TRY(rj_ctx_fail(ctx, rj_desc_read(&a, sizeof a, attn, attn->size, &dg), &dg));
+    RJ_TRY(RJ_API_DESC_READ(ctx, &a, attn));
     a.backend = RFJIT_BACKEND_REFERENCE;
     rfjit_plan *p = NULL;
     RJ_TRY(rj_ctx_fail(ctx, rj_plan_create(ctx, &a, &p, &dg), &dg));
@@ -52,7 +50,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     const char *features = t.features ? t.features : host ? ctx->isa.features : "";
     int vw = t.vector_width ? t.vector_width : host ? ctx->isa.max_vw : arm ? 4 : 8;
     int fma = host ? ctx->isa.fma : 1;
-    rj_tiling tl = rj_tiling_default(vw);
+    rfjit_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
     s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     char sym[128];

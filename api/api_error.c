@@ -65,6 +65,21 @@ rfjit_status rj_ctx_failf(rfjit_ctx *ctx, rfjit_status s, const char *fmt, ...)
     return rj_ctx_fail(ctx, s, &dg);
 }
 
+rfjit_status rj_api_args(rfjit_ctx *ctx, const char *fn, const rj_api_arg *args, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!args[i].p)
+            return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "%s: %s is NULL", fn, args[i].name);
+    return RFJIT_OK;
+}
+
+rfjit_status rj_api_desc_read(rfjit_ctx *ctx, void *dst, size_t our_size, const void *src,
+                              size_t src_size)
+{
+    rj_diag dg = {{0}};
+    return rj_ctx_fail(ctx, rj_desc_read(dst, our_size, src, src_size, &dg), &dg);
+}
+
 const char *rfjit_ctx_last_error(const rfjit_ctx *ctx)
 {
     const err_slot *e = err_find(ctx ? ctx->id : 0);

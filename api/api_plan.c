@@ -10,13 +10,10 @@
 
 rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_plan **out)
 {
-    rj_diag dg = {{0}};
     if (out)
         *out = NULL;
-    if (!ctx || !out) {
-        rj_fail(&dg, RFJIT_E_INVALID_ARG, "rfjit_plan_create: %s is NULL", ctx ? "out" : "ctx");
-        return rj_ctx_fail(ctx, RFJIT_E_INVALID_ARG, &dg);
-    }
+    RJ_TRY(RJ_API_ARGS(ctx, "rfjit_plan_create", {ctx, "ctx"}, {out, "out"}));
+    rj_diag dg = {{0}};
     return rj_ctx_fail(ctx, rj_plan_create(ctx, desc, out, &dg), &dg);
 }
 

@@ -197,20 +197,14 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
 {
     if (out)
         *out = NULL;
-    if (!ctx)
-        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_tune: ctx is NULL");
-    if (!out || !desc_in)
-        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG, "rfjit_tune: %s is NULL",
-                            out ? "desc" : "out");
-    rj_diag dg = {{0}};
+    RJ_TRY(RJ_API_ARGS(ctx, "rfjit_tune", {ctx, "ctx"}, {out, "out"}, {desc_in, "desc"}));
     rfjit_tune_desc d = RFJIT_TUNE_DESC_INIT;
-    rfjit_status s = rj_desc_read(&d, sizeof d, desc_in, desc_in->size, &dg);
-    if (s != RFJIT_OK)
-        return rj_ctx_fail(ctx, s, &dg);
+    RJ_TRY(RJ_API_DESC_READ(ctx, &d, desc_in));
+    rj_diag dg = {{0}};
     rfjit_tune_result *res = rj_alloc_zero(sizeof *res);
     if (!res)
         return rj_ctx_failf(ctx, RFJIT_E_NOMEM, "no memory for a tuning result");
-    s = check(ctx, &d, &res->req);
+    rfjit_status s = check(ctx, &d, &res->req);
     if (s != RFJIT_OK) {
         rj_free(res);
         return s;

@@ -213,6 +213,21 @@ bool rj_grow(void **arr, size_t n, size_t *cap, size_t size)
     return true;
 }
 
+char *rj_strndup(const char *s, size_t n)
+{
+    char *p = rj_alloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+char *rj_strdup(const char *s)
+{
+    return rj_strndup(s, strlen(s));
+}
+
 double rj_now_s(void)
 {
     struct timespec t;

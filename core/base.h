@@ -69,6 +69,11 @@ void rj_free(void *p);
  * `size` bytes): doubles the capacity when full. false (and *arr untouched) on no memory. */
 bool rj_grow(void **arr, size_t n, size_t *cap, size_t size);
 
+/* A copy of s (rj_strndup: of its first n bytes, which must be readable) with a NUL, on
+ * rj_alloc, released with rj_free; NULL on no memory. */
+char *rj_strdup(const char *s);
+char *rj_strndup(const char *s, size_t n);
+
 /* a * b without overflow: false if it would exceed SIZE_MAX. */
 bool rj_mul_size(size_t a, size_t b, size_t *out);
 

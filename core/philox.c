@@ -93,6 +93,17 @@ void rj_normals(uint64_t seed, uint32_t stream, uint32_t row, double *out, size_
     }
 }
 
+void rj_fill_normal(float *x, size_t n, double scale, uint64_t seed, uint32_t stream)
+{
+    double buf[256];
+    for (size_t i = 0; i < n; i += 256) {
+        const size_t len = n - i < 256 ? n - i : 256;
+        rj_normals(seed, stream, (uint32_t)(i / 256), buf, len);
+        for (size_t j = 0; j < len; j++)
+            x[i + j] = (float)(scale * buf[j]);
+    }
+}
+
 static uint64_t bits_of(double x)
 {
     uint64_t b;

@@ -192,4 +192,7 @@ rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const dou
                                int64_t lq, const double *y, const double *v, int64_t lk,
                                double *out, rj_diag *dg);
 
+/* The estimator of a descriptor that names none (include/rfjit.h: NULL = "positive"). */
+const rj_est_ops *rj_est_default(void);
+
 #endif

@@ -53,3 +53,8 @@ const char *rfjit_estimator_name(int index)
         return NULL;
     return rj_est_registry[index]->name;
 }
+
+const rj_est_ops *rj_est_default(void)
+{
+    return &rj_est_positive;
+}

@@ -16,15 +16,15 @@ static int64_t round_up(int64_t x, int64_t to)
     return (x + to - 1) / to * to;
 }
 
-rj_tiling rj_tiling_default(int max_vw)
+rfjit_tiling rj_tiling_default(int max_vw)
 {
-    rj_tiling t = {max_vw, 2 * max_vw, 4, 2};
+    rfjit_tiling t = {max_vw, 2 * max_vw, 4, 2};
     if (max_vw <= 4)
-        t = (rj_tiling){4, 16, 4, 2};
+        t = (rfjit_tiling){4, 16, 4, 2};
     return t;
 }
 
-static rfjit_status check_tiling(const rj_tiling *t, int max_vw, rj_diag *dg)
+static rfjit_status check_tiling(const rfjit_tiling *t, int max_vw, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, t->vw != 4 && t->vw != 8 && t->vw != 16, RFJIT_E_INVALID_ARG,
                "vector width %d is not 4, 8 or 16", t->vw);
@@ -48,19 +48,19 @@ static int64_t take(int64_t *top, int64_t n)
     return at;
 }
 
-rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t_in, int max_vw, int fma,
+rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg)
 {
     /* each knob left at 0 takes the default: vw the target's, T two vectors, ri 4, rj 2 */
-    rj_tiling t = t_in ? *t_in : (rj_tiling){0, 0, 0, 0};
+    rfjit_tiling t = t_in ? *t_in : (rfjit_tiling){0, 0, 0, 0};
     /* a vector width check_tiling will refuse must not size the defaults (2 vw overflows) */
     const int vw_ok = t.vw == 4 || t.vw == 8 || t.vw == 16;
-    rj_tiling def = rj_tiling_default(vw_ok ? t.vw : max_vw);
+    rfjit_tiling def = rj_tiling_default(vw_ok ? t.vw : max_vw);
     /* exact attention on 32 registers: 64-token tiles and a 4 x 4 register tile halve the
      * per-tile traffic of its accumulated numerator (L = 4096: 45.5 -> 43.9 ms); eva's key sets
      * are too short for it, AVX2's 16 registers too few */
     if (s->est->tmpl == RJ_TMPL_SOFTMAX && def.vw == 16)
-        def = (rj_tiling){16, 64, 4, 4};
+        def = (rfjit_tiling){16, 64, 4, 4};
     t.vw = t.vw ? t.vw : def.vw;
     t.T = t.T ? t.T : def.T;
     t.ri = t.ri ? t.ri : def.ri;
@@ -156,7 +156,7 @@ rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp,
     rj_spec fs = *s;
     fs.causal = 0;
     fs.dv = 1;
-    const rj_tiling t = {attn->vw, attn->T, attn->ri, attn->rj};
+    const rfjit_tiling t = {attn->vw, attn->T, attn->ri, attn->rj};
     RJ_TRY(rj_kplan_make(&fs, &t, attn->vw, attn->fma, kp, dg));
     kp->kind = RJ_KK_FEAT;
     return RFJIT_OK;

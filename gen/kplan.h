@@ -12,13 +12,9 @@
 
 #include "est/est.h"
 
-/* Tiling knobs (a tuner search space): a knob at 0 asks for its default. */
-typedef struct rj_tiling {
-    int32_t vw; /* vector lanes (4, 8 or 16), at most the ISA's */
-    int32_t T;  /* token tile: rows of q/k per step and the causal chunk; a multiple of vw */
-    int32_t ri; /* register tile rows (broadcast operand), a power of two <= 8 */
-    int32_t rj; /* register tile vectors (streamed operand), 1..4 */
-} rj_tiling;
+/* Tiling knobs: the public rfjit_tiling, with the rules include/rfjit.h states (a knob at 0
+ * asks for its default); rj_kplan's vw, T, ri and rj hold the resolved values. */
+_Static_assert(sizeof(rfjit_tiling) == 4 * sizeof(int32_t), "rfjit_tiling is vw, T, ri, rj");
 
 /* What a kernel computes: attention (the plan's template), or a helper of the estimate API. */
 typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2, RJ_KK_PEAK = 3 } rj_kkind;
@@ -89,7 +85,7 @@ typedef struct rj_kplan {
 /* Resolve spec x tiling for a target with `max_vw` lanes and (no) FMA. Errors:
  * RFJIT_E_NOT_APPLICABLE when the estimator has no kernel of this template,
  * RFJIT_E_INVALID_ARG for a tiling outside the rules above. */
-rfjit_status rj_kplan_make(const rj_spec *s, const rj_tiling *t, int max_vw, int fma,
+rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg);
 
 /* The feature-map kernel of a linear attention plan (same features, tiling and parameter
@@ -105,7 +101,7 @@ void rj_kplan_peak(int vw, int fma, rj_kplan *kp);
 int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c);
 
 /* The default tiling for a target with max_vw lanes. */
-rj_tiling rj_tiling_default(int max_vw);
+rfjit_tiling rj_tiling_default(int max_vw);
 
 /* One line describing the plan, for logs and dumps. */
 void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n);

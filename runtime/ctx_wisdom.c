@@ -56,9 +56,7 @@ rfjit_status rj_ctx_wisdom_open(rfjit_ctx *ctx, rj_wisdom_check_fn check, rj_dia
             rj_ctx_note(ctx, 2, why.msg); /* not an error: tuning works, it is not remembered */
             return RFJIT_OK;
         }
-        size_t n = strlen(path) + 1;
-        RJ_FAIL_IF(dg, !(ctx->wisdom_path = rj_alloc(n)), RFJIT_E_NOMEM, "no memory");
-        memcpy(ctx->wisdom_path, path, n);
+        RJ_FAIL_IF(dg, !(ctx->wisdom_path = rj_strdup(path)), RFJIT_E_NOMEM, "no memory");
     }
     if (!ctx->wisdom_path[0])
         return RFJIT_OK;

@@ -27,6 +27,23 @@ typedef struct eva_bufs {
     float *qa, *ka, *va, *ws, *st;
 } eva_bufs;
 
+/* The scratch slots of an EVA execute (exec_scratch.h): the scaled rows and values in double,
+ * the chunk means and their values, the augmented float rows the kernel reads, and the output
+ * in float and double. */
+enum eva_slot {
+    SLOT_X,
+    SLOT_Y,
+    SLOT_V,
+    SLOT_KBAR,
+    SLOT_BETA,
+    SLOT_QA,
+    SLOT_KA,
+    SLOT_VA,
+    SLOT_OUT,
+    SLOT_OUT_D,
+    EVA_SLOTS
+};
+_Static_assert(EVA_SLOTS <= RJ_SLOTS, "every slot of exec_eva.c exists in a scratch");
 
 /* Rows [lo, hi) of the head as augmented keys (c1 k, 0) and values into ka/va at row r. */
 static void put_keys(const rfjit_plan *p, const double *y, const double *v, int64_t lo,
@@ -110,20 +127,19 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
-    /* scratch slots 0..9: this file's buffers (exec_jit.c uses its own plans' slots) */
     eva_bufs b = {0};
-    b.x = rj_scratch_buf(c, 0, (size_t)lq * d, sizeof(double));
-    b.y = rj_scratch_buf(c, 1, (size_t)lk * d, sizeof(double));
-    b.v = rj_scratch_buf(c, 2, (size_t)lk * dv, sizeof(double));
-    b.kbar = rj_scratch_buf(c, 3, (size_t)(count + 1) * d, sizeof(double));
-    b.beta = rj_scratch_buf(c, 4, (size_t)(count + 1) * dv, sizeof(double));
-    b.qa = rj_scratch_buf(c, 5, (size_t)lq * d1, sizeof(float));
-    b.ka = rj_scratch_buf(c, 6, (size_t)(lk + count + 1) * d1, sizeof(float));
-    b.va = rj_scratch_buf(c, 7, (size_t)(lk + count + 1) * dv, sizeof(float));
+    b.x = rj_scratch_buf(c, SLOT_X, (size_t)lq * d, sizeof(double));
+    b.y = rj_scratch_buf(c, SLOT_Y, (size_t)lk * d, sizeof(double));
+    b.v = rj_scratch_buf(c, SLOT_V, (size_t)lk * dv, sizeof(double));
+    b.kbar = rj_scratch_buf(c, SLOT_KBAR, (size_t)(count + 1) * d, sizeof(double));
+    b.beta = rj_scratch_buf(c, SLOT_BETA, (size_t)(count + 1) * dv, sizeof(double));
+    b.qa = rj_scratch_buf(c, SLOT_QA, (size_t)lq * d1, sizeof(float));
+    b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 1) * d1, sizeof(float));
+    b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 1) * dv, sizeof(float));
     b.ws = c->ws;
     b.st = c->st;
-    float *o = rj_scratch_buf(c, 8, (size_t)lq * dv, sizeof(float));
-    double *od = rj_scratch_buf(c, 9, (size_t)lq * dv, sizeof(double));
+    float *o = rj_scratch_buf(c, SLOT_OUT, (size_t)lq * dv, sizeof(float));
+    double *od = rj_scratch_buf(c, SLOT_OUT_D, (size_t)lq * dv, sizeof(double));
     if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !o || !od) {
         rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for a (batch, head) of %lld x %lld",

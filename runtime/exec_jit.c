@@ -165,8 +165,13 @@ void rj_scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
     pthread_mutex_unlock(&mp->pool_mu);
 }
 
+/* The scratch slots of this file's executes (exec_scratch.h): contiguous copies of the four
+ * views, the rows gathered for a per-call fit, and the states of the split paths. */
+enum jit_slot { SLOT_Q, SLOT_K, SLOT_V, SLOT_OUT, SLOT_X, SLOT_Y, SLOT_STATES, JIT_SLOTS };
+_Static_assert(JIT_SLOTS <= RJ_SLOTS, "every slot of exec_jit.c exists in a scratch");
+
 /* A contiguous copy buffer for a view whose elements are strided (NULL when none needed). */
-static int tmp_for(rj_exec_scratch *c, int slot, const rfjit_tensor *t, float **out)
+static int tmp_for(rj_exec_scratch *c, enum jit_slot slot, const rfjit_tensor *t, float **out)
 {
     *out = NULL;
     if (t->stride[3] == 1 || t->shape[3] == 1)
@@ -213,13 +218,13 @@ static void run_slice(void *arg, int64_t task)
         return;
     }
     float *tq, *tk, *tv, *to;
-    int ok = tmp_for(c, 0, q, &tq) && tmp_for(c, 1, k, &tk) && tmp_for(c, 2, v, &tv) &&
-             tmp_for(c, 3, out, &to);
+    int ok = tmp_for(c, SLOT_Q, q, &tq) && tmp_for(c, SLOT_K, k, &tk) &&
+             tmp_for(c, SLOT_V, v, &tv) && tmp_for(c, SLOT_OUT, out, &to);
     const int fitted = kp->tmpl == RJ_TMPL_LINEAR && !p->frozen;
     double *x = NULL, *y = NULL;
     if (ok && fitted) {
-        x = rj_scratch_buf(c, 4, (size_t)q->shape[2] * (size_t)s->d, sizeof(double));
-        y = rj_scratch_buf(c, 5, (size_t)k->shape[2] * (size_t)s->d, sizeof(double));
+        x = rj_scratch_buf(c, SLOT_X, (size_t)q->shape[2] * (size_t)s->d, sizeof(double));
+        y = rj_scratch_buf(c, SLOT_Y, (size_t)k->shape[2] * (size_t)s->d, sizeof(double));
         ok = x && y;
     }
     if (!ok) {
@@ -272,8 +277,6 @@ static void run_slice(void *arg, int64_t task)
  * most threads x nb states are alive.
  */
 enum { KEY_BLOCK_MIN = 2048, KEY_BLOCKS_MAX = 8, QUERY_BLOCK_MIN = 512 };
-/* The scratch slot of the split paths' states (slots 0-3: strided copies, 4-5: gathered rows). */
-enum { SLOT_STATES = 6 };
 
 typedef struct split_job {
     exec_job *j;
@@ -294,19 +297,23 @@ static int64_t key_blocks(int64_t lk)
     return nb < 1 ? 1 : nb > KEY_BLOCKS_MAX ? KEY_BLOCKS_MAX : nb;
 }
 
-/* 0: one kernel call per slice; 1: key blocks (bidirectional); 2: a causal scan over threads */
-static int split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                      const rfjit_tensor *v, const rfjit_tensor *out)
+/* How an execute is spread over the pool: one kernel call per slice, key blocks of one
+ * bidirectional sequence (exec_key_blocks), or a causal scan over threads (exec_scan). */
+typedef enum exec_split { SPLIT_SLICES, SPLIT_KEY_BLOCKS, SPLIT_CAUSAL_SCAN } exec_split;
+
+static exec_split split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
+                             const rfjit_tensor *v, const rfjit_tensor *out)
 {
     const rfjit_tensor *t[4] = {q, k, v, out};
     for (int i = 0; i < 4; i++)
         if (t[i]->stride[3] != 1 && t[i]->shape[3] != 1)
-            return 0;
+            return SPLIT_SLICES;
     if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen || key_blocks(k->shape[2]) < 2)
-        return 0;
+        return SPLIT_SLICES;
     if (!p->kp.causal)
-        return 1;
-    return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? 2 : 0;
+        return SPLIT_KEY_BLOCKS;
+    return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? SPLIT_CAUSAL_SCAN
+                                                                     : SPLIT_SLICES;
 }
 
 /* Row `row` of slice g (batch-major) of t: every tensor of an execute has the same B and H. */
@@ -509,7 +516,7 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     return j->st;
 }
 
-static rfjit_status exec_split(exec_job *j, rj_diag *dg)
+static rfjit_status exec_key_blocks(exec_job *j, rj_diag *dg)
 {
     const rfjit_plan *p = j->p;
     const rj_kplan *kp = &p->kp;
@@ -553,16 +560,19 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
     exec_job j = {.p = p, .q = q, .k = k, .v = v, .out = out, .st = RFJIT_OK};
     pthread_mutex_init(&j.mu, NULL);
     rfjit_status st = RFJIT_OK;
-    const int kind = split_kind(p, q, k, v, out);
-    if (kind == 1) {
-        st = exec_split(&j, dg);
-    } else if (kind == 2) {
+    switch (split_kind(p, q, k, v, out)) {
+    case SPLIT_KEY_BLOCKS:
+        st = exec_key_blocks(&j, dg);
+        break;
+    case SPLIT_CAUSAL_SCAN:
         st = exec_scan(&j, dg);
-    } else {
+        break;
+    case SPLIT_SLICES:
         rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
         st = j.st;
         if (st != RFJIT_OK && dg)
             *dg = j.dg;
+        break;
     }
     pthread_mutex_destroy(&j.mu);
     return st;

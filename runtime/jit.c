@@ -512,10 +512,8 @@ rfjit_status rj_jit_emit(const rj_kplan *kp, const char *sym, const char *triple
     rfjit_status s = build(C, tm, triple, cpu, features, kp, sym, NULL, &M, dg);
     if (s == RFJIT_OK && kind == RJ_EMIT_IR) {
         char *t = LLVMPrintModuleToString(M);
-        size_t len = strlen(t);
-        void *p = rj_alloc(len + 1);
-        if (p)
-            memcpy(p, t, len + 1);
+        const size_t len = strlen(t);
+        void *p = rj_strndup(t, len);
         LLVMDisposeMessage(t);
         if (!p)
             s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for the IR text");

@@ -67,13 +67,11 @@ rfjit_status rj_kcache_create(rj_jit *jit, const rj_isa *isa, const char *llvm_v
     pthread_mutex_init(&kc->mu, NULL);
     pthread_mutex_init(&kc->cmu, NULL);
     if (dump_dir && *dump_dir) {
-        size_t len = strlen(dump_dir) + 1;
-        kc->dump_dir = rj_alloc(len);
+        kc->dump_dir = rj_strdup(dump_dir);
         if (!kc->dump_dir) {
             rj_kcache_destroy(kc);
             return rj_fail(dg, RFJIT_E_NOMEM, "no memory");
         }
-        memcpy(kc->dump_dir, dump_dir, len);
     }
     char warn[512] = "";
     rfjit_status s = rj_dcache_open(cache_dir, &kc->disk, warn, sizeof warn);

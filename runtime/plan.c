@@ -30,7 +30,7 @@ static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
 
 rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
-    const rj_est_ops *est = rj_est_find(d->estimator ? d->estimator : "positive");
+    const rj_est_ops *est = d->estimator ? rj_est_find(d->estimator) : rj_est_default();
     if (!est)
         return unknown_estimator(dg, d->estimator);
     memset(s, 0, sizeof *s);
@@ -145,9 +145,8 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     if (p->backend == RFJIT_BACKEND_REFERENCE)
         return RFJIT_OK;
     rj_diag why = {{0}};
-    const rj_tiling t = {p->tiling.vw, p->tiling.T, p->tiling.ri, p->tiling.rj};
-    rfjit_status s = rj_kplan_make(&p->spec, &t, p->ctx->isa.max_vw, p->ctx->isa.fma, &p->kp,
-                                   &why);
+    rfjit_status s = rj_kplan_make(&p->spec, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma,
+                                   &p->kp, &why);
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
         snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
         return RFJIT_OK;

@@ -64,16 +64,6 @@ struct rj_wisdom {
     void *check_user;
 };
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = rj_alloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
-
 static int printable(const char *s, size_t n, int allow_space)
 {
     for (size_t i = 0; i < n; i++) {
@@ -103,7 +93,7 @@ rfjit_status rj_wisdom_create(const char *signature, rj_wisdom **out)
     if (!signature || !printable(signature, strlen(signature), 1))
         return RFJIT_E_INVALID_ARG;
     rj_wisdom *w = rj_alloc_zero(sizeof *w);
-    if (!w || !(w->sig = dup_n(signature, strlen(signature)))) {
+    if (!w || !(w->sig = rj_strdup(signature))) {
         rj_free(w);
         return RFJIT_E_NOMEM;
     }
@@ -171,7 +161,7 @@ static rfjit_status put_n(rj_wisdom *w, const char *key, size_t klen, int patien
     const size_t at = find(w, key, klen, &found);
     if (found && patience < w->r[at].patience)
         return RFJIT_OK;
-    char *v = dup_n(value, vlen);
+    char *v = rj_strndup(value, vlen);
     if (!v)
         return RFJIT_E_NOMEM;
     if (found) {
@@ -180,7 +170,7 @@ static rfjit_status put_n(rj_wisdom *w, const char *key, size_t klen, int patien
         w->r[at].patience = patience;
         return RFJIT_OK;
     }
-    char *k = dup_n(key, klen);
+    char *k = rj_strndup(key, klen);
     void *arr = w->r;
     if (!k || !rj_grow(&arr, w->n, &w->cap, sizeof *w->r)) {
         rj_free(k);

@@ -23,8 +23,9 @@
 #define _GNU_SOURCE
 #include "tuner/tiling.h"
 
-#include "tuner/tune.h"
+#include "core/philox.h"
 #include "runtime/tensor.h"
+#include "tuner/tune.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -34,7 +35,7 @@
 
 static int cmp_score(const void *a, const void *b)
 {
-    const rj_tiling_cand *x = a, *y = b;
+    const rj_tune_tiling_cand *x = a, *y = b;
     if (x->score != y->score)
         return x->score < y->score ? -1 : 1;
     /* a fixed order for ties: wider vectors, then smaller tiles */
@@ -47,22 +48,14 @@ static int cmp_score(const void *a, const void *b)
     return y->t.rj - x->t.rj;
 }
 
-rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
-                             rj_tiling_cand **out, size_t *n, rj_diag *dg)
+rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
+                                  rj_tune_tiling_cand **out, size_t *n, rj_diag *dg)
 {
     *out = NULL;
     *n = 0;
-    const rj_est_ops *est = rj_est_find(desc->estimator ? desc->estimator : "positive");
-    RJ_FAIL_IF(dg, !est, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s'", desc->estimator);
-    rj_spec s = {0};
-    s.est = est;
-    s.d = desc->d;
-    s.dv = desc->dv ? desc->dv : desc->d;
-    s.m = desc->m;
-    s.hrf_n = desc->hybrid_signs;
-    s.hrf_base = desc->hybrid_base;
-    s.eva_window = desc->eva_window;
-    s.eva_chunks = desc->eva_chunks;
+    rj_spec s;
+    RJ_TRY(rj_plan_check(desc, &s, dg)); /* the plan's own spec, as rj_tune_tiling checked it */
+    const rj_est_ops *est = s.est;
     const double d = s.d, dv = s.dv;
     const double M = est->tmpl == RJ_TMPL_LINEAR ? (double)est->feature_dim(&s) : 0;
     const double P = est->tmpl == RJ_TMPL_LINEAR ? (double)s.m : 0;
@@ -70,7 +63,7 @@ rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
     const int regs = maxvw >= 16 ? 32 : 16;
     const double l1 = ctx->topo.l1d > 0 ? (double)ctx->topo.l1d : 32768;
     const double l2 = ctx->topo.l2 > 0 ? (double)ctx->topo.l2 : 262144;
-    rj_tiling_cand *c = rj_alloc_array(2 * 4 * 4 * 4, sizeof *c);
+    rj_tune_tiling_cand *c = rj_alloc_array(2 * 4 * 4 * 4, sizeof *c);
     RJ_FAIL_IF(dg, !c, RFJIT_E_NOMEM, "no memory for tiling candidates");
     size_t k = 0;
     for (int vw = maxvw; vw >= 4 && vw >= maxvw / 2; vw /= 2)
@@ -93,7 +86,7 @@ rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
                         score += T * (M + dv) / work;
                     score += ws > l1 ? 0.25 : 0;
                     score += vw < maxvw ? 0.3 : 0;
-                    c[k++] = (rj_tiling_cand){{vw, T, ri, rj}, score, NAN, 0};
+                    c[k++] = (rj_tune_tiling_cand){{vw, T, ri, rj}, score, NAN, 0};
                 }
         }
     qsort(c, k, sizeof *c, cmp_score);
@@ -136,7 +129,7 @@ typedef struct bench {
 } bench;
 
 /* Median over `samples` samples of one execute, in ms. */
-static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *dg)
+static rfjit_status time_one(bench *b, rj_tune_tiling_cand *c, int samples, rj_diag *dg)
 {
     rfjit_attn_desc a = *b->desc;
     a.tiling = c->t;
@@ -169,7 +162,7 @@ static rfjit_status time_one(bench *b, rj_tiling_cand *c, int samples, rj_diag *
 /* Faster first (untimed last), ties by rank: a total order, as qsort needs. */
 static int cmp_time(const void *a, const void *b)
 {
-    const rj_tiling_cand *x = a, *y = b;
+    const rj_tune_tiling_cand *x = a, *y = b;
     const double tx = isfinite(x->ms) ? x->ms : INFINITY, ty = isfinite(y->ms) ? y->ms : INFINITY;
     if (tx != ty)
         return tx < ty ? -1 : 1;
@@ -178,7 +171,7 @@ static int cmp_time(const void *a, const void *b)
 
 /* Sort by time, then put first the best-ranked candidate within 3% of the fastest: noise
  * of that size must not flip the answer between two runs. */
-static void order(rj_tiling_cand *c, size_t n)
+static void order(rj_tune_tiling_cand *c, size_t n)
 {
     qsort(c, n, sizeof *c, cmp_time);
     if (n < 2 || !isfinite(c[0].ms))
@@ -187,14 +180,14 @@ static void order(rj_tiling_cand *c, size_t n)
     for (size_t i = 1; i < n && isfinite(c[i].ms) && c[i].ms <= 1.03 * c[0].ms; i++)
         if (c[i].rank < c[pick].rank)
             pick = i;
-    const rj_tiling_cand w = c[pick];
+    const rj_tune_tiling_cand w = c[pick];
     memmove(c + 1, c, pick * sizeof *c);
     c[0] = w;
 }
 
-rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
-                              int patience, rj_tiling_cand *cands, size_t n, size_t *timed,
-                              rj_diag *dg)
+rfjit_status rj_tune_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
+                                   int patience, rj_tune_tiling_cand *cands, size_t n,
+                                   size_t *timed, rj_diag *dg)
 {
     *timed = 0;
     if (patience == RFJIT_PATIENCE_ESTIMATE || n == 0)
@@ -213,9 +206,9 @@ rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64
                          ? RFJIT_OK
                          : rj_fail(dg, RFJIT_E_NOMEM, "no memory for the timing problem");
     if (s == RFJIT_OK) {
-        rj_tune_fill_normal(b.q, (size_t)L * d, 1.0, desc->seed, 0x74690000u);
-        rj_tune_fill_normal(b.k, (size_t)L * d, 1.0, desc->seed, 0x74690001u);
-        rj_tune_fill_normal(b.v, (size_t)L * dv, 1.0, desc->seed, 0x74690002u);
+        rj_fill_normal(b.q, (size_t)L * d, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_Q);
+        rj_fill_normal(b.k, (size_t)L * d, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_K);
+        rj_fill_normal(b.v, (size_t)L * dv, 1.0, desc->seed, RJ_STREAM_TUNE_TILING + RJ_PART_V);
     }
     pin p;
     pin_here(&p);
@@ -275,13 +268,13 @@ rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t
     rfjit_plan *p = NULL;
     RJ_TRY(rj_plan_create(ctx, &a, &p, dg));
     rj_plan_free(p);
-    rj_tiling_cand *c = NULL;
+    rj_tune_tiling_cand *c = NULL;
     size_t n = 0, timed = 0;
-    rfjit_status s = rj_tiling_space(ctx, &a, &c, &n, dg);
+    rfjit_status s = rj_tune_tiling_space(ctx, &a, &c, &n, dg);
     if (s == RFJIT_OK && n == 0)
         s = rj_fail(dg, RFJIT_E_NOT_APPLICABLE, "no tiling fits this kernel");
     if (s == RFJIT_OK)
-        s = rj_tiling_search(ctx, &a, L, patience, c, n, &timed, dg);
+        s = rj_tune_tiling_search(ctx, &a, L, patience, c, n, &timed, dg);
     if (s == RFJIT_OK) {
         *best = c[0].t;
         *best_ms = c[0].ms;

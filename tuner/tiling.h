@@ -9,20 +9,21 @@
 
 #include "runtime/plan.h"
 
-typedef struct rj_tiling_cand {
+typedef struct rj_tune_tiling_cand {
     rfjit_tiling t;
     double score; /* cost model: lower is better */
     double ms;    /* last timing (NaN: not timed) */
     int rank;
-} rj_tiling_cand;
+} rj_tune_tiling_cand;
 
-/* Candidates for desc's kernel, best-ranked first (*out rj_alloc'd). */
-rfjit_status rj_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
-                             rj_tiling_cand **out, size_t *n, rj_diag *dg);
+/* Candidates for desc's kernel, best-ranked first (*out rj_alloc'd); a desc that
+ * rj_plan_check refuses fails with its message. */
+rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *desc,
+                                  rj_tune_tiling_cand **out, size_t *n, rj_diag *dg);
 /* The search of rfjit_tune_tiling; cands are reordered best first (timed ones by time). */
-rfjit_status rj_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
-                              int patience, rj_tiling_cand *cands, size_t n, size_t *timed,
-                              rj_diag *dg);
+rfjit_status rj_tune_tiling_search(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t L,
+                                   int patience, rj_tune_tiling_cand *cands, size_t n,
+                                   size_t *timed, rj_diag *dg);
 
 /* The tiling search of rfjit_tune_tiling: argument checks, the descriptor checked once by
  * making its plan, then the space and the search; the message of a failure goes to dg. */

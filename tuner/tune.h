@@ -75,9 +75,6 @@ typedef struct rj_tune_out {
 rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg);
 void rj_tune_out_free(rj_tune_out *o);
 
-/* x[i] = scale * N(0, 1) for i < n from Philox (seed, stream): the tuner's synthetic data. */
-void rj_tune_fill_normal(float *x, size_t n, double scale, uint64_t seed, uint32_t stream);
-
 /* The descriptor of a row's plan (estimator defaults for the rest). */
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed);

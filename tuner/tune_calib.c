@@ -83,17 +83,6 @@ static rfjit_status user_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
     return RFJIT_OK;
 }
 
-void rj_tune_fill_normal(float *x, size_t n, double scale, uint64_t seed, uint32_t stream)
-{
-    double buf[256];
-    for (size_t i = 0; i < n; i += 256) {
-        size_t len = n - i < 256 ? n - i : 256;
-        rj_normals(seed, stream, (uint32_t)(i / 256), buf, len);
-        for (size_t j = 0; j < len; j++)
-            x[i + j] = (float)(scale * buf[j]);
-    }
-}
-
 static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
 {
     c->B = c->H = 1;
@@ -107,9 +96,9 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
      * about `scale`, whatever d (spec 8.7: that norm drives every estimator's variance).
      * Streams 0x7475.. ("tu") are apart from every stream the estimators draw from. */
     const double sd = r->scale / pow((double)r->d, 0.25);
-    rj_tune_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, 0x74750001u);
-    rj_tune_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, 0x74750002u);
-    rj_tune_fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, 0x74750003u);
+    rj_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
+    rj_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
+    rj_fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_V);
     snprintf(c->what, sizeof c->what,
              "synthetic calibration set: L=%lld Gaussian tokens, q and k entries N(0, %g^2 / "
              "sqrt d) (scaled norm ~%g), v entries N(0, 1), seed %llu",

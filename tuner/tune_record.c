@@ -247,9 +247,8 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     rj_diag why = {{0}};
     if (rj_plan_check(&a, &s, &why) != RFJIT_OK)
         return BAD(dg, "%s", why.msg);
-    const rj_tiling t = {row->tiling.vw, row->tiling.T, row->tiling.ri, row->tiling.rj};
     rj_kplan kp;
-    const rfjit_status st = rj_kplan_make(&s, &t, max_vw, 1, &kp, &why);
+    const rfjit_status st = rj_kplan_make(&s, &row->tiling, max_vw, 1, &kp, &why);
     /* no kernel for this estimator: rfjit_plan_create (AUTO) runs it on the reference */
     if (st != RFJIT_OK && st != RFJIT_E_NOT_APPLICABLE)
         return BAD(dg, "%s", why.msg);

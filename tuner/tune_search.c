@@ -16,10 +16,10 @@
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
  */
+#include "core/philox.h"
+#include "runtime/tensor.h"
 #include "tuner/tiling.h"
 #include "tuner/tune.h"
-#include "runtime/tensor.h"
-
 
 #include <math.h>
 #include <stdio.h>
@@ -275,38 +275,48 @@ void rj_tune_out_free(rj_tune_out *o)
     memset(o, 0, sizeof *o);
 }
 
-static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
+/* Progress steps counted for each candidate estimator: about how many error evaluations
+ * (bracketing, bisection, confirmation) one search takes. A guess, so progress() never
+ * reports more than 0.99 before the end. */
+enum { PROGRESS_STEPS_PER_ESTIMATOR = 12 };
+
+static double progress_steps(const rj_tune_req *r)
 {
-    const rj_tune_req *r = S->r;
-    const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows = rj_alloc_array((size_t)rj_est_count, sizeof *o->rows);
-    RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
-    RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
-    snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
-    if (measure) {
-        const size_t n = (size_t)r->L;
-        RJ_FAIL_IF(dg, !rj_fits_memory(n * (size_t)(2 * r->d + 2 * r->dv) * sizeof(float)),
-                   RFJIT_E_TOO_LARGE,
-                   "the timing problem (L = %lld, d = %d, dv = %d) does not fit this machine's "
-                   "memory; tune a shorter L or with patience estimate",
-                   (long long)r->L, r->d, r->dv);
-        S->tq = rj_alloc_array(n * (size_t)r->d, sizeof(float));
-        S->tk = rj_alloc_array(n * (size_t)r->d, sizeof(float));
-        S->tv = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
-        S->to = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
-        RJ_FAIL_IF(dg, !S->tq || !S->tk || !S->tv || !S->to, RFJIT_E_NOMEM,
-                   "no memory for the timing problem (L = %lld)", (long long)r->L);
-        rj_tune_fill_normal(S->tq, n * (size_t)r->d, 1.0, r->seed, 0x74760000u);
-        rj_tune_fill_normal(S->tk, n * (size_t)r->d, 1.0, r->seed, 0x74760001u);
-        rj_tune_fill_normal(S->tv, n * (size_t)r->dv, 1.0, r->seed, 0x74760002u);
-    }
-    S->total = 1;
+    double total = 1; /* the yardstick */
     for (int e = 0; e < rj_est_count; e++)
         if (r->est_mask & (1u << e))
-            S->total += 12;
-    /* exact first: the yardstick */
-    const rj_est_ops *exact = rj_est_find("exact");
-    rj_tune_row *x = &o->rows[o->n++];
+            total += PROGRESS_STEPS_PER_ESTIMATOR;
+    return total;
+}
+
+/* The timing problem at L (MEASURE and above): one (batch, head) of q, k, v and out. */
+static rfjit_status timing_problem(search *S, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const size_t n = (size_t)r->L;
+    RJ_FAIL_IF(dg, !rj_fits_memory(n * (size_t)(2 * r->d + 2 * r->dv) * sizeof(float)),
+               RFJIT_E_TOO_LARGE,
+               "the timing problem (L = %lld, d = %d, dv = %d) does not fit this machine's "
+               "memory; tune a shorter L or with patience estimate",
+               (long long)r->L, r->d, r->dv);
+    S->tq = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+    S->tk = rj_alloc_array(n * (size_t)r->d, sizeof(float));
+    S->tv = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
+    S->to = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
+    RJ_FAIL_IF(dg, !S->tq || !S->tk || !S->tv || !S->to, RFJIT_E_NOMEM,
+               "no memory for the timing problem (L = %lld)", (long long)r->L);
+    rj_fill_normal(S->tq, n * (size_t)r->d, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_Q);
+    rj_fill_normal(S->tk, n * (size_t)r->d, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_K);
+    rj_fill_normal(S->tv, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_TIMING + RJ_PART_V);
+    return RFJIT_OK;
+}
+
+/* Exact attention's row, timed (or modelled) at L: the yardstick that caps every other
+ * candidate's time. */
+static rfjit_status yardstick(search *S, const rj_est_ops *exact, rj_tune_row *x, int measure,
+                              rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
     *x = (rj_tune_row){.est = exact, .seed = r->seed, .meets = 1};
     if (measure) {
         rfjit_attn_desc a = rj_tune_desc_of(r, exact, 0, r->seed);
@@ -317,6 +327,76 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
     S->t_exact = x->time_ms;
     S->done += 1;
     progress(S, "exact");
+    return RFJIT_OK;
+}
+
+/* One candidate's row: under ESTIMATE the model's m and time; otherwise the searched m,
+ * confirmed on fresh seeds, and its time at L when it meets the budget. */
+static rfjit_status search_estimator(search *S, rj_tune_row *row, int measure, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const rj_est_ops *est = row->est;
+    if (!allowed(r, est, row->note, sizeof row->note))
+        return RFJIT_OK;
+    double e1;
+    RJ_TRY(rj_model_error1(S->ctx, &S->cal, r->kind, est, &e1, dg));
+    const int32_t m0 = isfinite(e1) ? step_up(e1 / r->budget) : 4 * RJ_TUNE_M_STEP;
+    if (!measure) {
+        row->m = m0 <= RJ_TUNE_M_MAX ? m0 : 0;
+        row->predicted = isfinite(e1) && row->m ? e1 / row->m : NAN;
+        row->meets = row->m && row->predicted <= r->budget;
+        row->time_ms = row->m ? model_ms(S, est, row->m) : NAN;
+        if (!row->m)
+            snprintf(row->note, sizeof row->note, "model needs m > %d", RJ_TUNE_M_MAX);
+        return RFJIT_OK;
+    }
+    int32_t m = 0;
+    RJ_TRY(find_m(S, row, m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX, &m, dg));
+    if (!m)
+        return RFJIT_OK;
+    RJ_TRY(confirm(S, row, m, dg));
+    row->predicted = isfinite(e1) ? e1 / row->m : NAN;
+    if (row->meets) {
+        rfjit_attn_desc a = rj_tune_desc_of(r, est, row->m, r->seed);
+        RJ_TRY(time_plan(S, &a, &row->time_ms, dg));
+    }
+    return RFJIT_OK;
+}
+
+/* The chosen row's tiling search; its default tiling stays unless the search beats it. */
+static rfjit_status tile_chosen(search *S, rj_tune_row *c, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    progress(S, "tiling");
+    rfjit_attn_desc a = rj_tune_desc_of(r, c->est, c->m, r->seed);
+    double ms = NAN;
+    rj_diag why = {{0}};
+    rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL, NULL,
+                                    &why);
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "tiling search: %s", why.msg);
+    if (isfinite(ms) && ms < c->time_ms)
+        c->time_ms = ms;
+    else
+        c->tiling = (rfjit_tiling){0, 0, 0, 0};
+    return RFJIT_OK;
+}
+
+/* The phases of the file's opening comment: calibration set and timing problem, the exact
+ * yardstick, one search per candidate, the choice, its tiling, and the Pareto marks. */
+static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
+    o->rows = rj_alloc_array((size_t)rj_est_count, sizeof *o->rows);
+    RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
+    RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
+    snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
+    if (measure)
+        RJ_TRY(timing_problem(S, dg));
+    S->total = progress_steps(r);
+    const rj_est_ops *exact = rj_est_find("exact");
+    RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
         if (!(r->est_mask & (1u << e)) || est == exact)
@@ -324,49 +404,13 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         rj_tune_row *row = &o->rows[o->n++];
         *row = (rj_tune_row){.est = est, .seed = r->seed, .predicted = NAN, .measured = NAN,
                              .bound = NAN, .time_ms = NAN};
-        if (!allowed(r, est, row->note, sizeof row->note))
-            continue;
-        double e1;
-        RJ_TRY(rj_model_error1(S->ctx, &S->cal, r->kind, est, &e1, dg));
-        const int32_t m0 = isfinite(e1) ? step_up(e1 / r->budget) : 4 * RJ_TUNE_M_STEP;
-        if (!measure) {
-            row->m = m0 <= RJ_TUNE_M_MAX ? m0 : 0;
-            row->predicted = isfinite(e1) && row->m ? e1 / row->m : NAN;
-            row->meets = row->m && row->predicted <= r->budget;
-            row->time_ms = row->m ? model_ms(S, est, row->m) : NAN;
-            if (!row->m)
-                snprintf(row->note, sizeof row->note, "model needs m > %d", RJ_TUNE_M_MAX);
-            continue;
-        }
-        int32_t m = 0;
-        RJ_TRY(find_m(S, row, m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX, &m, dg));
-        if (!m)
-            continue;
-        RJ_TRY(confirm(S, row, m, dg));
-        row->predicted = isfinite(e1) ? e1 / row->m : NAN;
-        if (row->meets) {
-            rfjit_attn_desc a = rj_tune_desc_of(r, est, row->m, r->seed);
-            RJ_TRY(time_plan(S, &a, &row->time_ms, dg));
-        }
+        RJ_TRY(search_estimator(S, row, measure, dg));
     }
     qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
     o->chosen = 0; /* fastest that meets: exact always does */
-    rj_tune_row *c = &o->rows[0];
-    c->chosen = 1;
-    if (r->patience >= RFJIT_PATIENCE_MEASURE && r->patience <= RFJIT_PATIENCE_EXHAUSTIVE) {
-        progress(S, "tiling");
-        rfjit_attn_desc a = rj_tune_desc_of(r, c->est, c->m, r->seed);
-        double ms = NAN;
-        rj_diag why = {{0}};
-        rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL,
-                                        NULL, &why);
-        if (s != RFJIT_OK)
-            return rj_fail(dg, s, "tiling search: %s", why.msg);
-        if (isfinite(ms) && ms < c->time_ms)
-            c->time_ms = ms;
-        else
-            c->tiling = (rfjit_tiling){0, 0, 0, 0};
-    }
+    o->rows[0].chosen = 1;
+    if (r->patience >= RFJIT_PATIENCE_MEASURE && r->patience <= RFJIT_PATIENCE_EXHAUSTIVE)
+        RJ_TRY(tile_chosen(S, &o->rows[0], dg));
     mark_pareto(o);
     if (r->progress)
         r->progress(r->progress_user, 1.0, "done");

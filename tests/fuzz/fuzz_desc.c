@@ -93,10 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    const rj_tiling t = {d.tiling.vw, d.tiling.T, d.tiling.ri, d.tiling.rj};
     rj_kplan kp;
     rj_diag why = {{0}};
-    if (rj_kplan_make(&spec, &t, 16, 1, &kp, &why) != RFJIT_OK && !why.msg[0])
+    if (rj_kplan_make(&spec, &d.tiling, 16, 1, &kp, &why) != RFJIT_OK && !why.msg[0])
         abort();
     return 0;
 }

@@ -66,7 +66,7 @@ static void one(rfjit_ctx *ctx, const char *dir, const char *est, int causal)
 
     /* the AArch64 kernel plan (4 lanes) and its lowered parameters */
     rj_diag dg = {{0}};
-    rj_tiling tl = rj_tiling_default(4);
+    rfjit_tiling tl = rj_tiling_default(4);
     cr_assert_eq(rj_kplan_make(&p->spec, &tl, 4, 1, &p->kp, &dg), RFJIT_OK, "%s", dg.msg);
     float *par = calloc((size_t)(2 * p->kp.role_floats + 1), sizeof(float));
     cr_assert_eq(rj_lower_params(p, p->params, par, &dg), RFJIT_OK, "%s", dg.msg);

@@ -39,9 +39,9 @@ Test(tiling, every_candidate_makes_a_plan, .timeout = 300)
     const char *ests[] = {"positive", "exact"};
     for (int e = 0; e < 2; e++) {
         rfjit_attn_desc a = small(ests[e]);
-        rj_tiling_cand *cand = NULL;
+        rj_tune_tiling_cand *cand = NULL;
         size_t n = 0;
-        cr_assert_eq(rj_tiling_space(c, &a, &cand, &n, NULL), RFJIT_OK);
+        cr_assert_eq(rj_tune_tiling_space(c, &a, &cand, &n, NULL), RFJIT_OK);
         cr_assert_gt(n, 4);
         for (size_t i = 0; i < n; i++) {
             if (i)
