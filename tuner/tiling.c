@@ -262,7 +262,8 @@ rfjit_status rj_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *desc, int64_t
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "rfjit_tune_tiling: times without n_times");
     /* the plan must exist before any search: this checks the descriptor once, with the
      * same messages as rfjit_plan_create */
-    rfjit_attn_desc a = *desc;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT; /* a caller's older, shorter version: defaults */
+    RJ_TRY(rj_desc_read(&a, sizeof a, desc, desc->size, dg));
     a.tiling = (rfjit_tiling){0, 0, 0, 0};
     a.backend = RFJIT_BACKEND_JIT;
     rfjit_plan *p = NULL;

@@ -12,6 +12,8 @@
 #include "tuner/tiling.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static rfjit_ctx *make_ctx(void)
@@ -106,5 +108,35 @@ Test(tiling, bad_arguments)
                  RFJIT_E_INVALID_ARG);
     a.estimator = "nope";
     cr_expect_eq(rfjit_tune_tiling(c, &a, 64, 1, &b, &ms, NULL, NULL), RFJIT_E_NO_ESTIMATOR);
+    rfjit_ctx_destroy(c);
+}
+
+/* A caller built against an older, shorter descriptor (one that ends before tiling): the
+ * search reads only the bytes it was given (ASan catches a read past them) and gives the
+ * full descriptor's answer, the fields it lacks taking their defaults. */
+Test(tiling, older_shorter_descriptor)
+{
+    rfjit_ctx *c = make_ctx();
+    rfjit_attn_desc full = small("positive");
+    const size_t n = offsetof(rfjit_attn_desc, tiling);
+    unsigned char *buf = malloc(n);
+    cr_assert_not_null(buf);
+    memcpy(buf, &full, n);
+    size_t size = n;
+    memcpy(buf, &size, sizeof size);
+    const rfjit_attn_desc *old = (const rfjit_attn_desc *)buf;
+    rfjit_tiling want, got;
+    double ms = 0;
+    cr_assert_eq(rfjit_tune_tiling(c, &full, 256, RFJIT_PATIENCE_ESTIMATE, &want, &ms, NULL, NULL),
+                 RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_assert_eq(rfjit_tune_tiling(c, old, 256, RFJIT_PATIENCE_ESTIMATE, &got, &ms, NULL, NULL),
+                 RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_expect(!memcmp(&want, &got, sizeof want), "%d %d %d %d vs %d %d %d %d", want.vw, want.T,
+              want.ri, want.rj, got.vw, got.T, got.ri, got.rj);
+    size = n + 4; /* no version has this size */
+    memcpy(buf, &size, sizeof size);
+    cr_expect_eq(rfjit_tune_tiling(c, old, 256, RFJIT_PATIENCE_ESTIMATE, &got, &ms, NULL, NULL),
+                 RFJIT_E_DESC_SIZE);
+    free(buf);
     rfjit_ctx_destroy(c);
 }
