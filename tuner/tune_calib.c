@@ -7,8 +7,9 @@
  *   kernel:  mean over the sampled (query, key) pairs of (K_hat - K)^2 / K^2.
  *
  * One projection seed gives one sample of each; the search averages seeds. Exact outputs and
- * the exact kernel sample are computed once. Everything runs through the public entry points
- * on the JIT backend, so the error measured is the error the user's plan will have.
+ * the exact kernel sample are computed once. Everything runs through the plan calls behind the
+ * public ones (runtime/plan.h) on the JIT backend, so the error measured is the error the
+ * user's plan will have.
  */
 #include "tuner/tune.h"
 
@@ -94,7 +95,7 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
     RJ_FAIL_IF(dg, !c->q || !c->k || !c->v, RFJIT_E_NOMEM, "no memory for the calibration set");
     /* entries N(0, scale^2 / sqrt d): the rows the estimators see, q d^{-1/4}, have norm
      * about `scale`, whatever d (spec 8.7: that norm drives every estimator's variance).
-     * Streams 0x7475.. ("tu") are apart from every stream the estimators draw from. */
+     * RJ_STREAM_TUNE_CALIB is apart from every stream the estimators draw from. */
     const double sd = r->scale / pow((double)r->d, 0.25);
     rj_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
     rj_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
