@@ -13,11 +13,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for i in "${!layers[@]}"; do
     dir="$build/CMakeFiles/rfjit_${layers[$i]}.dir"
-    objs=$(find "$dir" -name '*.o' 2>/dev/null | sort)
-    [ -n "$objs" ] || { echo "check_layers: no objects in $dir (build first)" >&2; exit 1; }
-    nm -A --defined-only -g $objs | awk -v l="$i" '{print $NF, l}' >>"$tmp/defs"
-    nm -A -u $objs | awk -v l="$i" -v d="$dir/" '{o = $1; sub(/:$/, "", o); sub(d, "", o);
-                                                  print $NF, l, o}' >>"$tmp/uses"
+    # inside the layer's directory, objects are named by their sources (core/base.c.o): no
+    # spaces, whatever the build directory is called
+    mapfile -t objs < <(cd "$dir" 2>/dev/null && find . -name '*.o' | sed 's|^\./||' | sort)
+    [ ${#objs[@]} -gt 0 ] || { echo "check_layers: no objects in $dir (build first)" >&2; exit 1; }
+    (cd "$dir" && nm -A --defined-only -g "${objs[@]}") |
+        awk -v l="$i" '{print $NF, l}' >>"$tmp/defs"
+    (cd "$dir" && nm -A -u "${objs[@]}") |
+        awk -v l="$i" '{o = $1; sub(/:$/, "", o); print $NF, l, o}' >>"$tmp/uses"
 done
 awk -v names="${layers[*]}" '
     BEGIN { split(names, L, " ") }
