@@ -332,15 +332,12 @@ static void jrow(jbuf *b, const rj_tune_row *x, int64_t M)
 
 static int64_t features_of(const rj_tune_req *r, const rj_tune_row *x)
 {
-    rj_spec s = {0};
-    s.est = x->est;
-    s.d = r->d;
-    s.dv = r->dv;
-    s.m = x->m > 0 ? x->m : 1;
-    s.hrf_n = 8;
-    s.eva_window = 16;
-    s.eva_chunks = 8;
-    return x->m > 0 ? x->est->feature_dim(&s) : 0;
+    if (x->m <= 0)
+        return 0;
+    /* the row's plan as rfjit_tune_result_plan describes it, with the descriptor's defaults */
+    const rfjit_attn_desc a = rj_tune_desc_of(r, x->est, x->m, x->seed);
+    rj_spec s;
+    return rj_plan_check(&a, &s, NULL) == RFJIT_OK ? x->est->feature_dim(&s) : 0;
 }
 
 rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_t len)
