@@ -31,7 +31,8 @@
     X(int64_t, sv, I)                                                                            \
     X(int64_t, so, I)                                                                            \
     X(int64_t, flags, I)     /* RJ_KFLAG_* below */                                              \
-    X(int64_t, qoff, I)      /* causal softmax: query i sees keys j <= i + qoff (EVA groups) */
+    X(int64_t, qoff, I)      /* causal: query i sees keys j <= i + qoff (bottom-right) */    \
+    X(const uint8_t *, km, P) /* lk key-mask bytes, nonzero = visible; NULL: all visible */
 
 typedef struct rj_kargs {
 #define RJ_KARGS_MEMBER(type, name, kind) type name;

@@ -86,6 +86,7 @@ extern "C" {
     X(RFJIT_E_SHAPE, 11, "tensor shapes do not match")                                           \
     X(RFJIT_E_STRIDE, 12, "invalid tensor strides")                                              \
     X(RFJIT_E_ALIAS, 13, "output overlaps an input")                                             \
+    X(RFJIT_E_DTYPE, 14, "tensor element type not accepted")                                     \
     X(RFJIT_E_NO_ESTIMATOR, 20, "unknown estimator")                                             \
     X(RFJIT_E_NOT_APPLICABLE, 21, "operation not applicable to this estimator")                  \
     X(RFJIT_E_BUDGET, 22, "invalid or unreachable variance budget")                              \
@@ -143,6 +144,32 @@ typedef struct rfjit_tensor {
 /* Fill a contiguous row-major (B, H, L, D) view. */
 RFJIT_API rfjit_tensor rfjit_tensor_contiguous(float *data, int64_t b, int64_t h, int64_t l,
                                               int64_t dim);
+
+/* Element types of rfjit_tensor_ex. Half types are converted to float32 as kernels load them
+ * and back as they store; arithmetic is float32 throughout. Since 0.4. */
+typedef enum rfjit_dtype {
+    RFJIT_F32 = 0,  /* IEEE binary32 */
+    RFJIT_F16 = 1,  /* IEEE binary16 */
+    RFJIT_BF16 = 2  /* bfloat16: the high half of a binary32 */
+} rfjit_dtype;
+
+/*
+ * A view of any rfjit_dtype: rfjit_tensor with a size (so it can grow) and an element type.
+ * Strides count elements, not bytes. Fill with RFJIT_TENSOR_EX_INIT, or from a float32 view
+ * with rfjit_tensor_ex_of. Since 0.4.
+ */
+typedef struct rfjit_tensor_ex {
+    size_t size;          /* sizeof(rfjit_tensor_ex), set by RFJIT_TENSOR_EX_INIT */
+    void *data;
+    int64_t shape[4];
+    int64_t stride[4];    /* in elements */
+    int32_t dtype;        /* rfjit_dtype */
+} rfjit_tensor_ex;
+
+#define RFJIT_TENSOR_EX_INIT {sizeof(rfjit_tensor_ex), NULL, {0, 0, 0, 0}, {0, 0, 0, 0}, RFJIT_F32}
+
+/* The rfjit_tensor_ex of a float32 view. */
+RFJIT_API rfjit_tensor_ex rfjit_tensor_ex_of(const rfjit_tensor *t);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Context                                                                                  */
@@ -275,7 +302,7 @@ typedef struct rfjit_attn_desc {
     int32_t d;                /* query/key head dim, 1 .. 1024 */
     int32_t dv;               /* value head dim, 1 .. 2^20 (0 = same as d); JIT kernels take
                                  dv <= 4096, AUTO runs wider values on the reference */
-    int32_t causal;           /* 0 bidirectional, 1 causal (requires Lq == Lk) */
+    int32_t causal;           /* 0 bidirectional, 1 causal (bottom-right: Lq <= Lk) */
     int32_t m;                /* random projections, >= 1 (ignored by exact) */
     const char *estimator;    /* see above; NULL = "positive" */
     int32_t projection;       /* RFJIT_PROJ_* */
@@ -293,11 +320,19 @@ typedef struct rfjit_attn_desc {
      * RFJIT_E_TARGET), create the plan on the portable reference instead of failing;
      * rfjit_plan_describe says so and why. 0 (default): the failure is the result. */
     int32_t fallback;
+    /* Softmax scale: logits are scale * q.k (0 = 1/sqrt(d), the default; else finite and
+     * > 0). Random features see q and k each times sqrt(scale), so variances, fitted
+     * parameters and the tuner's choices all follow it. Since 0.4. */
+    double scale;
+    /* Element type (rfjit_dtype) of the q, k, v the plan will mostly be given: its kernel is
+     * compiled at creation. A call with another type compiles that variant once, on first
+     * use, in that call. Since 0.4. */
+    int32_t dtype;
 } rfjit_attn_desc;
 
 #define RFJIT_ATTN_DESC_INIT                                                                     \
     {sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
-     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0}
+     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0, RFJIT_F32}
 
 /*
  * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)
@@ -317,9 +352,10 @@ RFJIT_API rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *
 RFJIT_API void rfjit_plan_destroy(rfjit_plan *plan);
 
 /*
- * Attention forward: out = softmax-like(q k^T / sqrt(d)) v, estimated by the plan.
- * q: (B, H, Lq, d), k: (B, H, Lk, d), v: (B, H, Lk, dv), out: (B, H, Lq, dv); causal plans need
- * Lq == Lk and use keys 0..i for query i. Inputs are borrowed; out is written.
+ * Attention forward: out = softmax-like(scale q k^T) v, estimated by the plan.
+ * q: (B, H, Lq, d), k: (B, Hkv, Lk, d), v: (B, Hkv, Lk, dv), out: (B, H, Lq, dv), Hkv dividing H
+ * (grouped-query heads, see rfjit_attn_args); causal plans need Lq <= Lk and let query i see
+ * keys 0 .. i + Lk - Lq. Inputs are borrowed; out is written.
  * Errors: RFJIT_E_INVALID_ARG, RFJIT_E_SHAPE, RFJIT_E_STRIDE, RFJIT_E_ALIAS, RFJIT_E_NONFINITE,
  * RFJIT_E_FIT, RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (a view's extent overflows, or a reference
  * plan's double copy of one (batch, head) exceeds the machine's memory; checked before
@@ -329,6 +365,66 @@ RFJIT_API void rfjit_plan_destroy(rfjit_plan *plan);
 RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_tensor *q,
                                           const rfjit_tensor *k, const rfjit_tensor *v,
                                           rfjit_tensor *out);
+
+/*
+ * The arguments of one attention call as an inference server makes it (since 0.4). Fill with
+ * RFJIT_ATTN_ARGS_INIT, set q, k, v, out and whichever of the rest apply.
+ *
+ * Shapes. q (B, H, Lq, d); k (B, Hkv, Lk, d); v (B, Hkv, Lk, dv); out (B, H, Lq, dv). Hkv
+ * must divide H: query head h reads key/value head h / (H / Hkv) (grouped-query attention;
+ * Hkv = 1 is multi-query). q, k and v have one dtype; out may have any (RFJIT_F32 output
+ * from half inputs is allowed).
+ *
+ * Causal plans are bottom-right aligned: query i of a sequence of lq queries and lk keys sees
+ * keys j <= i + lk - lq (chunked prefill after lk - lq earlier tokens); lq > lk is
+ * RFJIT_E_SHAPE.
+ *
+ * Padded batches. key_lengths[b] (0 <= . <= Lk): keys past it are padding, never read, and
+ * their work is skipped. query_lengths[b] (0 <= . <= Lq): rows past it are not computed and
+ * are written as zeros, or left as they are with untouched_rows = 1. key_mask: one byte per
+ * (batch, key) at key_mask[b * key_mask_stride + j], nonzero = visible (key_mask_stride 0 =
+ * Lk); a masked key contributes to no query (not to the numerator, not to the normaliser,
+ * not to a fitted estimator's statistics). It combines with key_lengths and causality.
+ *
+ * Packed (variable-length) batches, as FlashAttention's varlen interface: with cu_seqlens_q
+ * and cu_seqlens_k (both or neither; B + 1 non-decreasing offsets from 0, B = `batch`),
+ * sequence b is rows cu_seqlens_q[b] .. cu_seqlens_q[b+1] - 1 of q (and out), and rows
+ * cu_seqlens_k[b] .. cu_seqlens_k[b+1] - 1 of k and v, whose batch extent must be 1: a
+ * (total, heads, dim) array is shape {1, heads, total, dim}, strides {0, dim, heads * dim, 1}.
+ * The key mask then has one byte per packed key row. Lengths arrays are not taken with it.
+ *
+ * A query with no visible key (all masked, key length 0, or causal before the first key)
+ * gets an output row of zeros.
+ */
+typedef struct rfjit_attn_args {
+    size_t size;                 /* sizeof(rfjit_attn_args), set by RFJIT_ATTN_ARGS_INIT */
+    const rfjit_tensor_ex *q, *k, *v;
+    const rfjit_tensor_ex *out;  /* written; its data is the only thing changed */
+    const int32_t *key_lengths;  /* B entries, or NULL: every key valid */
+    const int32_t *query_lengths; /* B entries, or NULL: every query valid */
+    const uint8_t *key_mask;     /* or NULL: no mask */
+    int64_t key_mask_stride;     /* bytes between batch entries of key_mask (0 = Lk) */
+    const int32_t *cu_seqlens_q; /* packed layout: B + 1 offsets, or NULL */
+    const int32_t *cu_seqlens_k;
+    int64_t batch;               /* packed layout: B */
+    int32_t untouched_rows;      /* 1: rows past a query length are not written */
+} rfjit_attn_args;
+
+#define RFJIT_ATTN_ARGS_INIT                                                                     \
+    {sizeof(rfjit_attn_args), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
+
+/*
+ * Attention forward with the full argument set above; rfjit_plan_execute(plan, q, k, v, out)
+ * is this call with float32 views and nothing else set. Every estimator and backend takes
+ * every argument, except where the math forbids it (RFJIT_E_NOT_APPLICABLE names the
+ * estimator and the argument). Errors as rfjit_plan_execute, and RFJIT_E_INVALID_ARG for a
+ * length out of range, RFJIT_E_SHAPE for a mask, offset array or head count that does not
+ * fit, RFJIT_E_DTYPE for an unknown dtype or q, k, v of different dtypes; nothing is
+ * written when a call fails its checks. Thread safety: concurrent calls on one plan are
+ * safe.
+ */
+RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan,
+                                               const rfjit_attn_args *args);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Incremental decoding                                                                     */
