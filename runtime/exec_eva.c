@@ -16,7 +16,6 @@
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
 #include "runtime/plan_fit.h"
-#include "runtime/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -116,11 +115,43 @@ static void one_head(const rfjit_plan *p, eva_bufs *b, int64_t lq, int64_t lk, f
     }
 }
 
-rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
+/* The longest sequence of a call: the scratch of one (sequence, head). */
+static void longest(const rj_call *c, int64_t *lq, int64_t *lk)
+{
+    *lq = *lk = 0;
+    for (int64_t b = 0; b < c->B; b++) {
+        const rj_seq s = rj_call_seq(c, b);
+        *lq = s.lq > *lq ? s.lq : *lq;
+        *lk = s.lk > *lk ? s.lk : *lk;
+    }
+}
+
+static rfjit_status eva_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq,
+                              int64_t h, eva_bufs *b, float *o, double *od, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    const int64_t lq = q->shape[2], lk = k->shape[2];
+    RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
+               "eva: causal attention with a key mask or with more keys than queries is not "
+               "supported yet");
+    const double scale = rj_plan_input_scale(s->d);
+    rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, NULL);
+    if (nk == 0) {
+        rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
+        return RFJIT_OK;
+    }
+    one_head(p, b, sq->lq, nk, o, s->dv);
+    for (size_t i = 0; i < (size_t)sq->lq * (size_t)s->dv; i++)
+        od[i] = o[i];
+    rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, od);
+    return RFJIT_OK;
+}
+
+rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
+{
+    const rj_spec *s = &p->spec;
+    int64_t lq, lk;
+    longest(call, &lq, &lk);
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     int64_t size = 0;
     const int64_t count = s->est->eva->chunks(s, lk, &size);
@@ -145,17 +176,14 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
         return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for a (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
-    const double scale = rj_plan_input_scale(s->d);
-    for (int64_t bi = 0; bi < q->shape[0]; bi++)
-        for (int64_t hi = 0; hi < q->shape[1]; hi++) {
-            rj_tensor_gather(q, bi, hi, scale, b.x);
-            rj_tensor_gather(k, bi, hi, scale, b.y);
-            rj_tensor_gather(v, bi, hi, 1.0, b.v);
-            one_head(p, &b, lq, lk, o, s->dv);
-            for (size_t i = 0; i < (size_t)lq * dv; i++)
-                od[i] = o[i];
-            rj_tensor_scatter(out, bi, hi, od);
-        }
+    rfjit_status st = RFJIT_OK;
+    for (int64_t bi = 0; bi < call->B && st == RFJIT_OK; bi++) {
+        const rj_seq sq = rj_call_seq(call, bi);
+        if (sq.lq == 0 || sq.lk == 0)
+            continue;
+        for (int64_t h = 0; h < call->H && st == RFJIT_OK; h++)
+            st = eva_slice(p, call, &sq, h, &b, o, od, dg);
+    }
     rj_scratch_give(p, c);
-    return RFJIT_OK;
+    return st;
 }

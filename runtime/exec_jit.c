@@ -64,30 +64,6 @@ static void lower(const rfjit_plan *p, const double *params, float *kpar, double
     }
 }
 
-/* A (batch, head) slice as the kernel wants it: row pointer and row stride, packing the
- * slice into `tmp` (rows x dim floats) when its elements are not contiguous. */
-static float *slice(const rfjit_tensor *t, int64_t b, int64_t h, float *tmp, int64_t *rs)
-{
-    float *base = t->data + b * t->stride[0] + h * t->stride[1];
-    if (t->stride[3] == 1 || t->shape[3] == 1) {
-        *rs = t->stride[2];
-        return base;
-    }
-    for (int64_t i = 0; i < t->shape[2]; i++)
-        for (int64_t j = 0; j < t->shape[3]; j++)
-            tmp[i * t->shape[3] + j] = base[i * t->stride[2] + j * t->stride[3]];
-    *rs = t->shape[3];
-    return tmp;
-}
-
-static void unslice(rfjit_tensor *t, int64_t b, int64_t h, const float *tmp)
-{
-    float *base = t->data + b * t->stride[0] + h * t->stride[1];
-    for (int64_t i = 0; i < t->shape[2]; i++)
-        for (int64_t j = 0; j < t->shape[3]; j++)
-            base[i * t->stride[2] + j * t->stride[3]] = tmp[i * t->shape[3] + j];
-}
-
 static void scratch_free(rj_exec_scratch *c)
 {
     rj_free(c->ws);
@@ -170,23 +146,52 @@ void rj_scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
 enum jit_slot { SLOT_Q, SLOT_K, SLOT_V, SLOT_OUT, SLOT_X, SLOT_Y, SLOT_STATES, JIT_SLOTS };
 _Static_assert(JIT_SLOTS <= RJ_SLOTS, "every slot of exec_jit.c exists in a scratch");
 
-/* A contiguous copy buffer for a view whose elements are strided (NULL when none needed). */
-static int tmp_for(rj_exec_scratch *c, enum jit_slot slot, const rfjit_tensor *t, float **out)
+static bool rows_contiguous(const rj_view *t)
 {
-    *out = NULL;
-    if (t->stride[3] == 1 || t->shape[3] == 1)
-        return 1;
-    *out = rj_scratch_buf(c, slot, (size_t)(t->shape[2] * t->shape[3]), sizeof(float));
-    return *out != NULL;
+    return t->stride[3] == 1 || t->shape[3] == 1;
 }
 
-/* One execute, split into (batch, head) slices that the context's pool runs in parallel;
- * each slice takes its own scratch, so slices share nothing but the read-only plan, and the
- * bits of a slice do not depend on the thread count. */
+/* Rows r0 .. r0 + n - 1 of slice (b, h) as the kernel reads them: in place when their
+ * elements are contiguous (*rs = the row stride), else packed into scratch slot `slot`
+ * (*rs = the row length). NULL: no memory. */
+static char *rows_in(rj_exec_scratch *c, enum jit_slot slot, const rj_view *t, int64_t b,
+                     int64_t h, int64_t r0, int64_t n, int64_t *rs)
+{
+    if (rows_contiguous(t)) {
+        *rs = t->stride[2];
+        return rj_view_row(t, b, h, r0);
+    }
+    const int64_t dim = t->shape[3];
+    char *tmp = rj_scratch_buf(c, slot, (size_t)(n * dim), (size_t)t->esize);
+    for (int64_t i = 0; tmp && i < n; i++) {
+        const char *row = rj_view_row(t, b, h, r0 + i);
+        for (int64_t j = 0; j < dim; j++)
+            memcpy(tmp + (i * dim + j) * t->esize, row + j * t->stride[3] * t->esize,
+                   (size_t)t->esize);
+    }
+    *rs = dim;
+    return tmp;
+}
+
+static void rows_out(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
+                     const char *tmp)
+{
+    const int64_t dim = t->shape[3];
+    for (int64_t i = 0; i < n; i++) {
+        char *row = rj_view_row(t, b, h, r0 + i);
+        for (int64_t j = 0; j < dim; j++)
+            memcpy(row + j * t->stride[3] * t->esize, tmp + (i * dim + j) * t->esize,
+                   (size_t)t->esize);
+    }
+}
+
+/* One execute, split into tasks that the context's pool runs in parallel; each task takes
+ * its own scratch, so tasks share nothing but the read-only plan and call, and the bits of a
+ * (sequence, head) do not depend on the thread count. */
 typedef struct exec_job {
     const rfjit_plan *p;
-    const rfjit_tensor *q, *k, *v;
-    rfjit_tensor *out;
+    const rj_call *c;
+    rj_kernel_fn fn;
     pthread_mutex_t mu;
     rfjit_status st; /* the first failure */
     rj_diag dg;
@@ -202,87 +207,135 @@ static void fail_job(exec_job *j, rfjit_status s, const rj_diag *dg)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* Per-call parameters of a fitted estimator, from the sequence's queries and visible keys;
+ * *nk = 0 when no key is visible (then nothing is fitted). */
+static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h,
+                             int64_t *nk, rj_diag *dg)
+{
+    const rfjit_plan *p = j->p;
+    const rj_spec *s = &p->spec;
+    double *x = rj_scratch_buf(c, SLOT_X, (size_t)sq->lq * (size_t)s->d, sizeof(double));
+    double *y = rj_scratch_buf(c, SLOT_Y, (size_t)sq->lk * (size_t)(s->d + s->dv), sizeof(double));
+    RJ_FAIL_IF(dg, !x || !y, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
+    const double scale = rj_plan_input_scale(s->d);
+    rj_view_gather(&j->c->q, sq->qb, h, sq->q0, sq->lq, scale, x);
+    *nk = rj_call_gather_keys(j->c, sq, rj_call_kv_head(j->c, h), scale, y,
+                              y + sq->lk * s->d, NULL);
+    if (*nk == 0)
+        return RFJIT_OK;
+    const double *params = NULL;
+    RJ_TRY(rj_fit_slice(p, &c->fs, x, sq->lq, y, *nk, &params, dg));
+    lower(p, params, c->kpar, c->low);
+    return RFJIT_OK;
+}
+
+/* The kernel calls of one (sequence, head). A linear causal sequence with earlier context
+ * (qoff > 0) first takes keys 0 .. qoff - 1 into the state without queries, then runs the
+ * aligned causal scan over the rest; the softmax template takes qoff itself. */
+static void call_kernel(exec_job *j, rj_kargs *a, const rj_seq *sq)
+{
+    const rfjit_plan *p = j->p;
+    if (!p->kp.causal || sq->qoff == 0 || p->kp.tmpl != RJ_TMPL_LINEAR) {
+        a->qoff = p->kp.causal ? sq->qoff : 0;
+        j->fn(a);
+        return;
+    }
+    rj_kargs pre = *a;
+    pre.lq = 0;
+    pre.lk = sq->qoff;
+    pre.flags = RJ_KFLAG_INIT | RJ_KFLAG_NO_QUERIES;
+    j->fn(&pre);
+    const int64_t ek = j->c->k.esize, ev = j->c->v.esize;
+    a->k = (const float *)((const char *)a->k + sq->qoff * a->sk * ek);
+    a->v = (const float *)((const char *)a->v + sq->qoff * a->sv * ev);
+    a->km = a->km ? a->km + sq->qoff : NULL;
+    a->lk -= sq->qoff;
+    a->flags = 0;
+    j->fn(a);
+}
+
+static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h,
+                         rj_diag *dg)
+{
+    const rfjit_plan *p = j->p;
+    const rj_call *call = j->c;
+    const int64_t kvh = rj_call_kv_head(call, h);
+    const float *kpar = p->kpar;
+    if (p->kp.tmpl == RJ_TMPL_LINEAR && !p->frozen) {
+        int64_t nk = 0;
+        rfjit_status st = fit_call(j, c, sq, h, &nk, dg);
+        if (st != RFJIT_OK) {
+            fail_job(j, st, dg);
+            return;
+        }
+        if (nk == 0) {
+            rj_view_zero_rows(&call->out, sq->qb, h, sq->q0, sq->lq);
+            return;
+        }
+        kpar = c->kpar;
+    }
+    rj_kargs a = {0};
+    a.q = (const float *)rows_in(c, SLOT_Q, &call->q, sq->qb, h, sq->q0, sq->lq, &a.sq);
+    a.k = (const float *)rows_in(c, SLOT_K, &call->k, sq->kb, kvh, sq->k0, sq->lk, &a.sk);
+    a.v = (const float *)rows_in(c, SLOT_V, &call->v, sq->kb, kvh, sq->k0, sq->lk, &a.sv);
+    const bool pack_out = !rows_contiguous(&call->out);
+    char *out = pack_out ? rj_scratch_buf(c, SLOT_OUT, (size_t)(sq->lq * call->out.shape[3]),
+                                          (size_t)call->out.esize)
+                         : rj_view_row(&call->out, sq->qb, h, sq->q0);
+    if (!a.q || !a.k || !a.v || !out) {
+        rj_fail(dg, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
+        fail_job(j, RFJIT_E_NOMEM, dg);
+        return;
+    }
+    a.out = (float *)out;
+    a.so = pack_out ? call->out.shape[3] : call->out.stride[2];
+    a.pq = kpar;
+    a.pk = kpar ? kpar + p->kp.role_floats : NULL;
+    a.ws = c->ws;
+    a.st = c->st;
+    a.lq = sq->lq;
+    a.lk = sq->lk;
+    a.km = sq->mask;
+    a.flags = RJ_KFLAG_INIT;
+    call_kernel(j, &a, sq);
+    if (pack_out)
+        rows_out(&call->out, sq->qb, h, sq->q0, sq->lq, out);
+}
+
 static void run_slice(void *arg, int64_t task)
 {
     exec_job *j = arg;
-    const rfjit_plan *p = j->p;
-    const rfjit_tensor *q = j->q, *k = j->k, *v = j->v;
-    rfjit_tensor *out = j->out;
-    const rj_kplan *kp = &p->kp;
-    const rj_spec *s = &p->spec;
-    const int64_t bi = task / q->shape[1], hi = task % q->shape[1];
+    const rj_seq sq = rj_call_seq(j->c, task / j->c->H);
+    if (sq.lq == 0 || sq.lk == 0)
+        return;
     rj_diag dg = {{0}};
-    rj_exec_scratch *c = rj_scratch_take(p, &dg);
+    rj_exec_scratch *c = rj_scratch_take(j->p, &dg);
     if (!c) {
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    float *tq, *tk, *tv, *to;
-    int ok = tmp_for(c, SLOT_Q, q, &tq) && tmp_for(c, SLOT_K, k, &tk) &&
-             tmp_for(c, SLOT_V, v, &tv) && tmp_for(c, SLOT_OUT, out, &to);
-    const int fitted = kp->tmpl == RJ_TMPL_LINEAR && !p->frozen;
-    double *x = NULL, *y = NULL;
-    if (ok && fitted) {
-        x = rj_scratch_buf(c, SLOT_X, (size_t)q->shape[2] * (size_t)s->d, sizeof(double));
-        y = rj_scratch_buf(c, SLOT_Y, (size_t)k->shape[2] * (size_t)s->d, sizeof(double));
-        ok = x && y;
-    }
-    if (!ok) {
-        rj_scratch_give(p, c);
-        rj_fail(&dg, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
-        fail_job(j, RFJIT_E_NOMEM, &dg);
-        return;
-    }
-    const float *kpar = p->kpar;
-    if (fitted) {
-        const double scale = rj_plan_input_scale(s->d);
-        const double *params = NULL;
-        rj_tensor_gather(q, bi, hi, scale, x);
-        rj_tensor_gather(k, bi, hi, scale, y);
-        rfjit_status st = rj_fit_slice(p, &c->fs, x, q->shape[2], y, k->shape[2], &params, &dg);
-        if (st != RFJIT_OK) {
-            rj_scratch_give(p, c);
-            fail_job(j, st, &dg);
-            return;
-        }
-        lower(p, params, c->kpar, c->low);
-        kpar = c->kpar;
-    }
-    rj_kargs a = {0};
-    a.q = slice(q, bi, hi, tq, &a.sq);
-    a.k = slice(k, bi, hi, tk, &a.sk);
-    a.v = slice(v, bi, hi, tv, &a.sv);
-    a.out = to ? to : out->data + bi * out->stride[0] + hi * out->stride[1];
-    a.so = to ? out->shape[3] : out->stride[2];
-    a.pq = kpar;
-    a.pk = kpar ? kpar + kp->role_floats : NULL;
-    a.ws = c->ws;
-    a.st = c->st;
-    a.lq = q->shape[2];
-    a.lk = k->shape[2];
-    a.flags = RJ_KFLAG_INIT;
-    p->fn(&a);
-    if (to)
-        unslice(out, bi, hi, to);
-    rj_scratch_give(p, c);
+    run_seq_head(j, c, &sq, task % j->c->H, &dg);
+    rj_scratch_give(j->p, c);
 }
 
 /*
- * One long bidirectional sequence on several cores: its keys are cut into nb blocks whose
- * (S, z, zabs, c) states the kernel builds independently (lq = 0), the states are merged in
- * block order (S = sum_b e^{c_b - c} S_b, c = max_b c_b), and then query blocks read the
- * merged state (lk = 0). nb depends on the key count only, never on the thread count, so a
- * slice's bits stay the same for any number of threads; the cost for one thread is nb - 1
- * merges of an m x dv state, nothing per token. Slices go in groups of `threads` so that at
- * most threads x nb states are alive.
+ * Bidirectional linear attention through key states: the keys of each (sequence, key/value
+ * head) are cut into nb blocks whose (S, z, zabs, c) states the kernel builds independently
+ * (lq = 0), the states are merged in block order (S = sum_b e^{c_b - c} S_b, c = max_b c_b),
+ * and then query blocks of every query head of the group read the merged state (lk = 0). One
+ * state serves H / Hkv query heads (grouped-query attention divides the key work by that),
+ * and a long sequence spreads over several cores. nb depends on the key count only, never on
+ * the thread count, so a slice's bits stay the same for any number of threads; the cost for
+ * one thread is nb - 1 merges of an m x dv state, nothing per token. Key slices go in groups
+ * of `threads` so that at most threads x nb states are alive.
  */
 enum { KEY_BLOCK_MIN = 2048, KEY_BLOCKS_MAX = 8, QUERY_BLOCK_MIN = 512 };
 
 typedef struct split_job {
     exec_job *j;
-    int64_t s0, ns;      /* slices s0 .. s0 + ns - 1 */
-    int64_t nb, kb;      /* key blocks and their length (the last may be shorter) */
-    int64_t nqb, qb;     /* query blocks */
+    int64_t s0, ns;      /* key slices s0 .. s0 + ns - 1: (sequence, kv head), batch-major */
+    int64_t nb;          /* key blocks per slice allotted (a slice uses key_blocks(lk)) */
+    int64_t nqb;         /* query blocks per query head allotted */
     float *states;       /* ns x nb states of st_floats */
 } split_job;
 
@@ -297,30 +350,28 @@ static int64_t key_blocks(int64_t lk)
     return nb < 1 ? 1 : nb > KEY_BLOCKS_MAX ? KEY_BLOCKS_MAX : nb;
 }
 
-/* How an execute is spread over the pool: one kernel call per slice, key blocks of one
- * bidirectional sequence (exec_key_blocks), or a causal scan over threads (exec_scan). */
-typedef enum exec_split { SPLIT_SLICES, SPLIT_KEY_BLOCKS, SPLIT_CAUSAL_SCAN } exec_split;
+/* How an execute is spread over the pool: one kernel call per (sequence, head), key states
+ * (exec_key_states), or a causal scan over threads (exec_scan). */
+typedef enum exec_split { SPLIT_SLICES, SPLIT_KEY_STATES, SPLIT_CAUSAL_SCAN } exec_split;
 
-static exec_split split_kind(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                             const rfjit_tensor *v, const rfjit_tensor *out)
+static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
 {
-    const rfjit_tensor *t[4] = {q, k, v, out};
+    const rj_view *t[4] = {&c->q, &c->k, &c->v, &c->out};
     for (int i = 0; i < 4; i++)
-        if (t[i]->stride[3] != 1 && t[i]->shape[3] != 1)
+        if (!rows_contiguous(t[i]))
             return SPLIT_SLICES;
-    if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen || key_blocks(k->shape[2]) < 2)
+    if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen)
         return SPLIT_SLICES;
+    int64_t lk = 0;
+    for (int64_t b = 0; b < c->B; b++) {
+        const rj_seq s = rj_call_seq(c, b);
+        lk = s.lk > lk ? s.lk : lk;
+    }
     if (!p->kp.causal)
-        return SPLIT_KEY_BLOCKS;
-    return q->shape[0] * q->shape[1] < rj_pool_threads(p->ctx->pool) ? SPLIT_CAUSAL_SCAN
-                                                                     : SPLIT_SLICES;
-}
-
-/* Row `row` of slice g (batch-major) of t: every tensor of an execute has the same B and H. */
-static float *row_at(const rfjit_tensor *t, int64_t g, int64_t row)
-{
-    const int64_t bi = g / t->shape[1], hi = g % t->shape[1];
-    return t->data + bi * t->stride[0] + hi * t->stride[1] + row * t->stride[2];
+        return c->H > c->Hkv || key_blocks(lk) >= 2 ? SPLIT_KEY_STATES : SPLIT_SLICES;
+    return c->plain && key_blocks(lk) >= 2 && c->B * c->H < rj_pool_threads(p->ctx->pool)
+               ? SPLIT_CAUSAL_SCAN
+               : SPLIT_SLICES;
 }
 
 static float *state_of(const split_job *sj, int64_t s, int64_t b)
@@ -328,27 +379,31 @@ static float *state_of(const split_job *sj, int64_t s, int64_t b)
     return sj->states + (s * sj->nb + b) * sj->j->p->kp.st_floats;
 }
 
-static void split_call(split_job *sj, int64_t s, rj_kargs *a, float *st)
+/* Key block length of a sequence of lk keys cut into key_blocks(lk) blocks. */
+static int64_t block_len(const rfjit_plan *p, int64_t lk)
 {
-    exec_job *j = sj->j;
+    const int64_t nb = key_blocks(lk);
+    return round_up64((lk + nb - 1) / nb, p->kp.T);
+}
+
+static void split_call(exec_job *j, rj_kargs *a, float *st)
+{
     const rfjit_plan *p = j->p;
-    const int64_t g = sj->s0 + s;
     rj_diag dg = {{0}};
     rj_exec_scratch *c = rj_scratch_take(p, &dg);
     if (!c) {
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    a->q = a->q ? a->q : row_at(j->q, g, 0);
-    a->sq = j->q->stride[2];
-    a->sk = j->k->stride[2];
-    a->sv = j->v->stride[2];
-    a->so = j->out->stride[2];
+    a->sq = j->c->q.stride[2];
+    a->sk = j->c->k.stride[2];
+    a->sv = j->c->v.stride[2];
+    a->so = j->c->out.stride[2];
     a->pq = p->kpar;
     a->pk = p->kpar + p->kp.role_floats;
     a->ws = c->ws;
     a->st = st;
-    p->fn(a);
+    j->fn(a);
     rj_scratch_give(p, c);
 }
 
@@ -356,16 +411,20 @@ static void split_keys(void *arg, int64_t task)
 {
     split_job *sj = arg;
     exec_job *j = sj->j;
+    const rj_call *c = j->c;
     const int64_t s = task / sj->nb, b = task % sj->nb, g = sj->s0 + s;
-    const int64_t k0 = b * sj->kb, lk = j->k->shape[2];
+    const rj_seq sq = rj_call_seq(c, g / c->Hkv);
+    const int64_t kvh = g % c->Hkv, kb = block_len(j->p, sq.lk), k0 = b * kb;
+    if (b >= key_blocks(sq.lk) || (b > 0 && k0 >= sq.lk))
+        return;
     rj_kargs a = {0};
-    a.k = row_at(j->k, g, k0);
-    a.v = row_at(j->v, g, k0);
-    a.out = row_at(j->out, g, 0);
-    a.lk = lk - k0 < sj->kb ? lk - k0 : sj->kb;
+    a.k = (const float *)rj_view_row(&c->k, sq.kb, kvh, sq.k0 + k0);
+    a.v = (const float *)rj_view_row(&c->v, sq.kb, kvh, sq.k0 + k0);
+    a.km = sq.mask ? sq.mask + k0 : NULL;
+    a.lk = sq.lk - k0 < kb ? sq.lk - k0 : kb;
     a.lq = 0;
     a.flags = RJ_KFLAG_INIT;
-    split_call(sj, s, &a, state_of(sj, s, b));
+    split_call(j, &a, state_of(sj, s, b));
 }
 
 /* out = a (+) b, the state of both key sets: S = e^{c_a - c} S_a + e^{c_b - c} S_b (and z, zabs)
@@ -388,36 +447,94 @@ static void merge2(const rj_kplan *kp, float *out, const float *a, const float *
 static void split_merge(void *arg, int64_t s)
 {
     split_job *sj = arg;
-    for (int64_t b = 1; b < sj->nb; b++)
+    const rj_call *c = sj->j->c;
+    const rj_seq sq = rj_call_seq(c, (sj->s0 + s) / c->Hkv);
+    const int64_t nb = key_blocks(sq.lk), kb = block_len(sj->j->p, sq.lk);
+    for (int64_t b = 1; b < nb && b * kb < sq.lk; b++)
         merge2(&sj->j->p->kp, state_of(sj, s, 0), state_of(sj, s, 0), state_of(sj, s, b));
+}
+
+/* Query block length: blocks only balance the cores (four per thread, taken as threads free
+ * up, so a core slowed by a neighbour does not hold the rest); their count does not touch
+ * the bits. */
+static int64_t query_block(const rfjit_plan *p, int64_t lq, int64_t nqb_max)
+{
+    int64_t nqb = lq / QUERY_BLOCK_MIN;
+    nqb = nqb < 1 ? 1 : nqb > nqb_max ? nqb_max : nqb;
+    return round_up64((lq + nqb - 1) / nqb, p->kp.T);
 }
 
 static void split_queries(void *arg, int64_t task)
 {
     split_job *sj = arg;
     exec_job *j = sj->j;
-    const int64_t s = task / sj->nqb, b = task % sj->nqb, g = sj->s0 + s;
-    const int64_t q0 = b * sj->qb, lq = j->q->shape[2];
-    if (q0 >= lq)
+    const rj_call *c = j->c;
+    const int64_t group = c->H / c->Hkv;
+    const int64_t per_slice = group * sj->nqb;
+    const int64_t s = task / per_slice, r = task % per_slice, g = sj->s0 + s;
+    const int64_t h = (g % c->Hkv) * group + r / sj->nqb, b = r % sj->nqb;
+    const rj_seq sq = rj_call_seq(c, g / c->Hkv);
+    if (sq.lq == 0 || sq.lk == 0)
+        return;
+    const int64_t qb = query_block(j->p, sq.lq, sj->nqb), q0 = b * qb;
+    if (q0 >= sq.lq)
         return;
     rj_kargs a = {0};
-    a.q = row_at(j->q, g, q0);
-    a.k = row_at(j->k, g, 0);
-    a.v = row_at(j->v, g, 0);
-    a.out = row_at(j->out, g, q0);
-    a.lq = lq - q0 < sj->qb ? lq - q0 : sj->qb;
+    a.q = (const float *)rj_view_row(&c->q, sq.qb, h, sq.q0 + q0);
+    a.out = (float *)rj_view_row(&c->out, sq.qb, h, sq.q0 + q0);
+    a.lq = sq.lq - q0 < qb ? sq.lq - q0 : qb;
     a.lk = 0;
     a.flags = 0; /* keep the merged state */
-    split_call(sj, s, &a, state_of(sj, s, 0));
+    split_call(j, &a, state_of(sj, s, 0));
+}
+
+static rfjit_status exec_key_states(exec_job *j, rj_diag *dg)
+{
+    const rfjit_plan *p = j->p;
+    const rj_call *call = j->c;
+    const rj_kplan *kp = &p->kp;
+    rj_pool *pool = p->ctx->pool;
+    const int64_t slices = call->B * call->Hkv, group_heads = call->H / call->Hkv;
+    const int64_t threads = rj_pool_threads(pool);
+    int64_t lk = 0, lq = 0;
+    for (int64_t b = 0; b < call->B; b++) {
+        const rj_seq s = rj_call_seq(call, b);
+        lk = s.lk > lk ? s.lk : lk;
+        lq = s.lq > lq ? s.lq : lq;
+    }
+    split_job sj = {.j = j, .nb = key_blocks(lk)};
+    int64_t nqb = lq / QUERY_BLOCK_MIN;
+    sj.nqb = nqb < 1 ? 1 : nqb > 4 * threads ? 4 * threads : nqb;
+    const int64_t group = threads < slices ? threads : slices;
+    rj_exec_scratch *c = rj_scratch_take(p, dg);
+    if (!c)
+        return RFJIT_E_NOMEM;
+    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(group * sj.nb * kp->st_floats),
+                               sizeof(float));
+    if (!sj.states) {
+        rj_scratch_give(p, c);
+        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the key states");
+    }
+    for (sj.s0 = 0; sj.s0 < slices && j->st == RFJIT_OK; sj.s0 += group) {
+        sj.ns = slices - sj.s0 < group ? slices - sj.s0 : group;
+        rj_pool_run(pool, sj.ns * sj.nb, split_keys, &sj);
+        rj_pool_run(pool, sj.ns, split_merge, &sj);
+        rj_pool_run(pool, sj.ns * group_heads * sj.nqb, split_queries, &sj);
+    }
+    rj_scratch_give(p, c);
+    if (j->st != RFJIT_OK && dg)
+        *dg = j->dg;
+    return j->st;
 }
 
 /*
- * A causal sequence on several cores, when there are fewer (batch, head) slices than threads:
- * cut into nb = threads blocks, (1) the keys of blocks 0 .. nb-2 become states K_b in
- * parallel (RJ_KFLAG_NO_QUERIES), (2) prefix states P_b = P_{b-1} (+) K_{b-1} in order, (3)
- * every block runs the causal kernel from its P_b in parallel. About 1.45 / threads of the
- * serial work (the keys are taken twice); the split depends on the thread count, so results
- * agree with one thread's to float rounding rather than bit for bit.
+ * A causal sequence on several cores, when there are fewer (sequence, head) slices than
+ * threads and every sequence is whole: cut into nb = threads blocks, (1) the keys of blocks
+ * 0 .. nb-2 become states K_b in parallel (RJ_KFLAG_NO_QUERIES), (2) prefix states P_b =
+ * P_{b-1} (+) K_{b-1} in order, (3) every block runs the causal kernel from its P_b in
+ * parallel. About 1.45 / threads of the serial work (the keys are taken twice); the split
+ * depends on the thread count, so results agree with one thread's to float rounding rather
+ * than bit for bit.
  */
 typedef struct scan_job {
     exec_job *j;
@@ -433,33 +550,19 @@ static float *scan_state(const scan_job *sj, int64_t s, int64_t i)
 static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *st)
 {
     exec_job *j = sj->j;
-    const rfjit_plan *p = j->p;
-    const int64_t t0 = b * sj->kb, L = j->k->shape[2];
+    const rj_call *call = j->c;
+    const int64_t t0 = b * sj->kb, L = call->k.shape[2];
     if (t0 >= L)
         return;
-    rj_diag dg = {{0}};
-    rj_exec_scratch *c = rj_scratch_take(p, &dg);
-    if (!c) {
-        fail_job(j, RFJIT_E_NOMEM, &dg);
-        return;
-    }
+    const int64_t bi = s / call->H, h = s % call->H, kvh = rj_call_kv_head(call, h);
     rj_kargs a = {0};
-    a.q = row_at(j->q, s, t0);
-    a.k = row_at(j->k, s, t0);
-    a.v = row_at(j->v, s, t0);
-    a.out = row_at(j->out, s, t0);
-    a.sq = j->q->stride[2];
-    a.sk = j->k->stride[2];
-    a.sv = j->v->stride[2];
-    a.so = j->out->stride[2];
+    a.q = (const float *)rj_view_row(&call->q, bi, h, t0);
+    a.k = (const float *)rj_view_row(&call->k, bi, kvh, t0);
+    a.v = (const float *)rj_view_row(&call->v, bi, kvh, t0);
+    a.out = (float *)rj_view_row(&call->out, bi, h, t0);
     a.lq = a.lk = L - t0 < sj->kb ? L - t0 : sj->kb;
-    a.pq = p->kpar;
-    a.pk = p->kpar + p->kp.role_floats;
-    a.ws = c->ws;
-    a.st = st;
     a.flags = flags;
-    p->fn(&a);
-    rj_scratch_give(p, c);
+    split_call(j, &a, st);
 }
 
 static void scan_keys(void *arg, int64_t task)
@@ -492,9 +595,9 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     const rfjit_plan *p = j->p;
     const rj_kplan *kp = &p->kp;
     rj_pool *pool = p->ctx->pool;
-    scan_job sj = {.j = j, .ns = j->q->shape[0] * j->q->shape[1]};
+    scan_job sj = {.j = j, .ns = j->c->B * j->c->H};
     sj.nb = rj_pool_threads(pool);
-    const int64_t L = j->k->shape[2];
+    const int64_t L = j->c->k.shape[2];
     sj.kb = round_up64((L + sj.nb - 1) / sj.nb, kp->T);
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
@@ -516,59 +619,21 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     return j->st;
 }
 
-static rfjit_status exec_key_blocks(exec_job *j, rj_diag *dg)
+rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
-    const rfjit_plan *p = j->p;
-    const rj_kplan *kp = &p->kp;
-    rj_pool *pool = p->ctx->pool;
-    const int64_t slices = j->q->shape[0] * j->q->shape[1];
-    const int64_t threads = rj_pool_threads(pool);
-    const int64_t lk = j->k->shape[2], lq = j->q->shape[2];
-    split_job sj = {.j = j, .nb = key_blocks(lk)};
-    sj.kb = round_up64((lk + sj.nb - 1) / sj.nb, kp->T);
-    /* query blocks only balance the cores (four per thread, taken as threads free up, so a
-     * core slowed by a neighbour does not hold the rest); their count does not touch the bits */
-    int64_t nqb = lq / QUERY_BLOCK_MIN;
-    nqb = nqb < 1 ? 1 : nqb > 4 * threads ? 4 * threads : nqb;
-    sj.qb = round_up64((lq + nqb - 1) / nqb, kp->T);
-    sj.nqb = (lq + sj.qb - 1) / sj.qb;
-    const int64_t group = threads < slices ? threads : slices;
-    rj_exec_scratch *c = rj_scratch_take(p, dg);
-    if (!c)
-        return RFJIT_E_NOMEM;
-    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(group * sj.nb * kp->st_floats),
-                               sizeof(float));
-    if (!sj.states) {
-        rj_scratch_give(p, c);
-        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the key-block states");
-    }
-    for (sj.s0 = 0; sj.s0 < slices && j->st == RFJIT_OK; sj.s0 += group) {
-        sj.ns = slices - sj.s0 < group ? slices - sj.s0 : group;
-        rj_pool_run(pool, sj.ns * sj.nb, split_keys, &sj);
-        rj_pool_run(pool, sj.ns, split_merge, &sj);
-        rj_pool_run(pool, sj.ns * sj.nqb, split_queries, &sj);
-    }
-    rj_scratch_give(p, c);
-    if (j->st != RFJIT_OK && dg)
-        *dg = j->dg;
-    return j->st;
-}
-
-rfjit_status rj_exec_jit(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
-{
-    exec_job j = {.p = p, .q = q, .k = k, .v = v, .out = out, .st = RFJIT_OK};
+    exec_job j = {.p = p, .c = c, .st = RFJIT_OK};
+    RJ_TRY(rj_plan_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
     pthread_mutex_init(&j.mu, NULL);
     rfjit_status st = RFJIT_OK;
-    switch (split_kind(p, q, k, v, out)) {
-    case SPLIT_KEY_BLOCKS:
-        st = exec_key_blocks(&j, dg);
+    switch (split_kind(p, c)) {
+    case SPLIT_KEY_STATES:
+        st = exec_key_states(&j, dg);
         break;
     case SPLIT_CAUSAL_SCAN:
         st = exec_scan(&j, dg);
         break;
     case SPLIT_SLICES:
-        rj_pool_run(p->ctx->pool, q->shape[0] * q->shape[1], run_slice, &j);
+        rj_pool_run(p->ctx->pool, c->B * c->H, run_slice, &j);
         st = j.st;
         if (st != RFJIT_OK && dg)
             *dg = j.dg;

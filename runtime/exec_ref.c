@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file is the reference executor: per (batch, head) it gathers scaled rows into double
- * buffers, fits parameters if the plan fits per call, runs the estimator's reference
- * attention (est/) and scatters the output.
+ * This file is the reference executor: per (sequence, head) it gathers the scaled queries
+ * and the visible keys into double buffers, fits parameters if the plan fits per call, runs
+ * the estimator's reference attention (est/) and scatters the output.
  */
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
-#include "runtime/tensor.h"
 
 typedef struct exec_bufs {
     double *x, *y, *v, *o;
@@ -34,40 +33,59 @@ rfjit_status rj_exec_ref_fits(const rj_spec *s, int64_t lq, int64_t lk, rj_diag 
     return RFJIT_OK;
 }
 
-rfjit_status rj_exec_ref(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
-                         const rfjit_tensor *v, rfjit_tensor *out, bool redo, rj_diag *dg)
+static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq,
+                              int64_t h, exec_bufs *b, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    const int64_t lq = q->shape[2], lk = k->shape[2];
+    const double scale = rj_plan_input_scale(s->d);
+    RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
+               "%s on the reference: causal attention with a key mask or with more keys than "
+               "queries is not supported yet",
+               s->est->name);
+    rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, NULL);
+    if (nk == 0) { /* every key masked: the queries see nothing */
+        rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
+        return RFJIT_OK;
+    }
+    const double *params = NULL;
+    RJ_TRY(rj_fit_slice(p, &b->fs, b->x, sq->lq, b->y, nk, &params, dg));
+    RJ_TRY(rj_est_ref_attend(s, params, b->x, sq->lq, b->y, b->v, nk, b->o, dg));
+    rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, b->o);
+    return RFJIT_OK;
+}
+
+rfjit_status rj_exec_ref(const rfjit_plan *p, const rj_call *c, bool redo, rj_diag *dg)
+{
+    const rj_spec *s = &p->spec;
+    int64_t lq = 0, lk = 0;
+    for (int64_t bi = 0; bi < c->B; bi++) {
+        const rj_seq sq = rj_call_seq(c, bi);
+        lq = sq.lq > lq ? sq.lq : lq;
+        lk = sq.lk > lk ? sq.lk : lk;
+    }
     RJ_TRY(rj_exec_ref_fits(s, lq, lk, dg));
     exec_bufs b = {0};
     rfjit_status st = rj_fit_scratch_init(&b.fs, p, dg);
     if (st != RFJIT_OK)
         return st;
-    b.x = rj_alloc_array((size_t)lq * (size_t)s->d, sizeof(double));
-    b.y = rj_alloc_array((size_t)lk * (size_t)s->d, sizeof(double));
-    b.v = rj_alloc_array((size_t)lk * (size_t)s->dv, sizeof(double));
-    b.o = rj_alloc_array((size_t)lq * (size_t)s->dv, sizeof(double));
+    b.x = rj_alloc_array((size_t)lq * (size_t)s->d + 1, sizeof(double));
+    b.y = rj_alloc_array((size_t)lk * (size_t)s->d + 1, sizeof(double));
+    b.v = rj_alloc_array((size_t)lk * (size_t)s->dv + 1, sizeof(double));
+    b.o = rj_alloc_array((size_t)lq * (size_t)s->dv + 1, sizeof(double));
     if (!b.x || !b.y || !b.v || !b.o) {
         bufs_free(&b);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for one (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
-    const double scale = rj_plan_input_scale(s->d);
-    for (int64_t bi = 0; bi < q->shape[0] && st == RFJIT_OK; bi++)
-        for (int64_t hi = 0; hi < q->shape[1] && st == RFJIT_OK; hi++) {
-            if (redo && rj_tensor_slice_finite(out, bi, hi))
-                continue;
-            rj_tensor_gather(q, bi, hi, scale, b.x);
-            rj_tensor_gather(k, bi, hi, scale, b.y);
-            rj_tensor_gather(v, bi, hi, 1.0, b.v);
-            const double *params = NULL;
-            st = rj_fit_slice(p, &b.fs, b.x, lq, b.y, lk, &params, dg);
-            if (st == RFJIT_OK)
-                st = rj_est_ref_attend(s, params, b.x, lq, b.y, b.v, lk, b.o, dg);
-            if (st == RFJIT_OK)
-                rj_tensor_scatter(out, bi, hi, b.o);
-        }
+    for (int64_t bi = 0; bi < c->B && st == RFJIT_OK; bi++) {
+        const rj_seq sq = rj_call_seq(c, bi);
+        if (sq.lq == 0 || sq.lk == 0)
+            continue;
+        for (int64_t h = 0; h < c->H && st == RFJIT_OK; h++)
+            if (!redo || !rj_call_out_finite(c, bi, h))
+                st = one_slice(p, c, &sq, h, &b, dg);
+    }
     bufs_free(&b);
     return st;
 }

@@ -227,3 +227,12 @@ void rj_plan_free(rfjit_plan *p)
     rj_free(p->kpar);
     rj_free(p);
 }
+
+rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, dt_in != RFJIT_F32 || dt_out != RFJIT_F32, RFJIT_E_NOT_APPLICABLE,
+               "%s: the JIT kernel takes float32 tensors only", p->spec.est->name);
+    *fn = p->fn;
+    return RFJIT_OK;
+}

@@ -20,6 +20,9 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_p
 void rj_plan_free(rfjit_plan *p);
 rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                              const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
+/* The plan's JIT kernel for q, k, v of dtype dt_in and out of dtype dt_out (rfjit_dtype). */
+rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                rj_diag *dg);
 rfjit_status rj_plan_features(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
                               rfjit_tensor *phi_x, rfjit_tensor *phi_y, rj_diag *dg);
 rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,

@@ -235,11 +235,12 @@ Test(api_misuse, execute_bad_views)
     a.causal = 1;
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
     prob_init(&pr);
-    t = pr.tq;
+    /* bottom-right aligned causal attention takes fewer queries than keys, never more */
+    t = pr.tk;
     t.shape[2] = 4;
-    rfjit_tensor to = pr.to;
-    to.shape[2] = 4;
-    EXPECT_MSG(rfjit_plan_execute(p, &t, &pr.tk, &pr.tv, &to), RFJIT_E_SHAPE, "causal");
+    rfjit_tensor tv = pr.tv;
+    tv.shape[2] = 4;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &t, &tv, &pr.to), RFJIT_E_SHAPE, "causal");
     rfjit_plan_destroy(p);
 }
 
