@@ -26,6 +26,7 @@
 #include "core/half.h"
 #include "data_testutil.h"
 #include "gen/ir.h"
+#include "gen/kplan.h"
 #include "rfjit.h"
 #include "runtime/jit.h"
 #include "runtime/plan.h"
@@ -517,5 +518,66 @@ Test(jit_dtype, variants)
     a.dtype = 7;
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DTYPE);
     cr_assert(strstr(rfjit_ctx_last_error(ctx), "dtype = 7"), "%s", rfjit_ctx_last_error(ctx));
+    rfjit_ctx_destroy(ctx);
+}
+
+/* Assembly of est's kernel for dtype dt on a target; rj_free'd by the caller. */
+static char *emit_asm(rfjit_ctx *ctx, const char *est, int causal, int dt, const char *triple,
+                      const char *cpu, const char *features, int vw, int fma)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = 16;
+    a.m = 16;
+    a.causal = causal;
+    a.backend = RFJIT_BACKEND_REFERENCE;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+    rj_diag dg = {{0}};
+    rj_kplan kp;
+    const rfjit_tiling tl = rj_tiling_default(vw);
+    cr_assert_eq(rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_assert_eq(rj_kplan_set_dtypes(&kp, dt, dt, &dg), RFJIT_OK);
+    void *out = NULL;
+    size_t n = 0;
+    cr_assert_eq(rj_jit_emit(&kp, "rj_test_kernel", triple, cpu, features, RJ_EMIT_ASM, &out, &n,
+                             &dg),
+                 RFJIT_OK, "%s", dg.msg);
+    char *s = rj_alloc_array(n + 1, 1);
+    memcpy(s, out, n);
+    s[n] = 0;
+    rj_free(out);
+    rfjit_plan_destroy(p);
+    return s;
+}
+
+/* No call to a runtime library's conversion (which a JIT or a cross link may lack), and the
+ * conversion instructions expected where the target has them (NULL: none expected). */
+static void check_asm(rfjit_ctx *ctx, int dt, const char *triple, const char *cpu,
+                      const char *features, int vw, int fma, const char *widen, const char *narrow)
+{
+    for (int e = 0; e < 2; e++)
+        for (int causal = 0; causal < 2; causal++) {
+            const char *est = e ? "exact" : "positive";
+            char *s = emit_asm(ctx, est, causal, dt, triple, cpu, features, vw, fma);
+            cr_assert_null(strstr(s, "__extend"), "%s %s: calls a widening libcall", triple, est);
+            cr_assert_null(strstr(s, "__trunc"), "%s %s: calls a narrowing libcall", triple, est);
+            cr_assert(!widen || strstr(s, widen), "%s %s: no %s", triple, est, widen);
+            cr_assert(!narrow || strstr(s, narrow), "%s %s: no %s", triple, est, narrow);
+            rj_free(s);
+        }
+}
+
+Test(jit_dtype, emitted_conversions, .timeout = 300)
+{
+    rfjit_ctx *ctx = context("native");
+    static const char *const a64 = "aarch64-unknown-linux-gnu", *x86 = "x86_64-unknown-linux-gnu";
+    check_asm(ctx, RFJIT_F16, a64, "neoverse-n1", "+neon", 4, 1, "fcvtl", "fcvtn");
+    check_asm(ctx, RFJIT_BF16, a64, "neoverse-n1", "+neon", 4, 1, NULL, NULL);
+    check_asm(ctx, RFJIT_F16, x86, "x86-64-v3", "", 8, 1, "vcvtph2ps", "vcvtps2ph");
+    check_asm(ctx, RFJIT_F16, x86, "x86-64", "", 4, 0, NULL, NULL);
+    check_asm(ctx, RFJIT_BF16, x86, "x86-64", "", 4, 0, NULL, NULL);
+    check_asm(ctx, RFJIT_BF16, x86, "sapphirerapids", "+avx512bf16,+avx512vl", 16, 1, NULL,
+              "vcvtneps2bf16");
     rfjit_ctx_destroy(ctx);
 }
