@@ -38,6 +38,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -492,7 +493,22 @@ Test(jit_dtype, generic_isa, .timeout = 300)
     rfjit_ctx_destroy(ctx);
 }
 
-/* A variant is compiled once and then shared; unknown dtypes are refused. */
+typedef struct asker {
+    const rfjit_plan *p;
+    rj_kernel_fn fn;
+    rfjit_status s;
+} asker;
+
+static void *ask(void *arg)
+{
+    asker *a = arg;
+    rj_diag dg = {{0}};
+    a->s = rj_plan_kernel_for(a->p, RFJIT_F16, RFJIT_F16, &a->fn, &dg);
+    return NULL;
+}
+
+/* A variant is compiled once and then shared, also when threads ask for it at once; unknown
+ * dtypes are refused. */
 Test(jit_dtype, variants)
 {
     rfjit_ctx *ctx = context("native");
@@ -514,6 +530,17 @@ Test(jit_dtype, variants)
     cr_assert_null(f3);
     cr_assert(strstr(dg.msg, "dtype 3"), "%s", dg.msg);
     cr_assert_eq(rj_plan_kernel_for(p, RFJIT_F32, -1, &f3, &dg), RFJIT_E_DTYPE);
+    asker as[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        as[i] = (asker){.p = p};
+        cr_assert_eq(pthread_create(&th[i], NULL, ask, &as[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(as[i].s, RFJIT_OK);
+        cr_assert(as[i].fn && as[i].fn == as[0].fn);
+    }
     rfjit_plan_destroy(p);
     a.dtype = 7;
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DTYPE);
