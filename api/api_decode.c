@@ -122,6 +122,8 @@ static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfj
     int64_t bad_b = -1, bad_h = -1;
     const rfjit_plan *p = s->p;
     const int d = p->spec.d, dv = p->spec.dv;
+    rj_kernel_fn fn; /* the state is float32 whatever dtype the plan was made for */
+    RJ_TRY(rj_plan_kernel_for(p, RFJIT_F32, RFJIT_F32, &fn, dg));
     float qv[RJ_MAX_D], kv[RJ_MAX_D];
     float *vv = s->vo, *ov = s->vo + dv;
     for (int64_t b = 0; b < s->B; b++)
@@ -147,7 +149,7 @@ static rfjit_status step_state(rfjit_decode *s, const rfjit_tensor *q, const rfj
             a.sv = dv;
             a.so = dv;
             a.flags = s->pos == 0 ? RJ_KFLAG_INIT : 0;
-            p->fn(&a);
+            fn(&a);
             for (int j = 0; j < dv; j++) {
                 *elem(out, b, h, j) = ov[j];
                 if (!isfinite(ov[j]) && bad_b < 0) {

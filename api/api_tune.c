@@ -260,10 +260,19 @@ rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc 
 {
     if (!r || !desc)
         return RFJIT_E_INVALID_ARG;
+    /* A caller built against an older header has a shorter descriptor: write only its size. */
+    const size_t n = desc->size;
+    if (n < offsetof(rfjit_attn_desc, fallback) || n > sizeof *desc || n % _Alignof(size_t))
+        return rj_ctx_failf(NULL, RFJIT_E_DESC_SIZE,
+                            "rfjit_tune_result_plan: desc->size = %zu is not the size of any "
+                            "version of rfjit_attn_desc (fill it with RFJIT_ATTN_DESC_INIT)",
+                            n);
     const rj_tune_row *c = &r->out.rows[r->out.chosen];
-    *desc = rj_tune_desc_of(&r->req, c->est, c->m, c->seed);
-    desc->backend = RFJIT_BACKEND_AUTO;
-    desc->tiling = c->tiling;
+    rfjit_attn_desc full = rj_tune_desc_of(&r->req, c->est, c->m, c->seed);
+    full.backend = RFJIT_BACKEND_AUTO;
+    full.tiling = c->tiling;
+    memcpy(desc, &full, n);
+    desc->size = n;
     return RFJIT_OK;
 }
 

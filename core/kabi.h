@@ -5,9 +5,10 @@
  * the IR builder (gen/gen.c builds the matching LLVM struct from RJ_KARGS_FIELDS) and the
  * AArch64 cross-test driver all include it, and LP64 gives every one of them the same layout.
  *
- * One call handles one (batch, head). Rows are strided (row strides in floats), elements of a
- * row contiguous. Everything random or fitted (projections, biases, norm gains) arrives through
- * pq / pk in the float layout rj_kplan fixes, so a new seed or a fit never recompiles.
+ * One call handles one (batch, head). Rows are strided (row strides in elements), elements of
+ * a row contiguous; q, k, v and out hold the kernel plan's dtypes (rj_kplan.dt_in, dt_out),
+ * everything else floats. Everything random or fitted (projections, biases, norm gains) arrives
+ * through pq / pk in the float layout rj_kplan fixes, so a new seed or a fit never recompiles.
  */
 #ifndef RJ_KABI_H
 #define RJ_KABI_H
@@ -15,23 +16,23 @@
 #include <stdint.h>
 
 /* X(type, name, kind): kind P = pointer, I = int64. The order is the struct order. */
-#define RJ_KARGS_FIELDS(X)                                                                       \
-    X(const float *, q, P)   /* lq rows of d: queries (row 0 of this head) */                    \
-    X(const float *, k, P)   /* lk rows of d: keys */                                            \
-    X(const float *, v, P)   /* lk rows of dv: values */                                         \
-    X(float *, out, P)       /* lq rows of dv: output */                                         \
-    X(const float *, pq, P)  /* query-role feature parameters (rj_kplan layout) */               \
-    X(const float *, pk, P)  /* key-role feature parameters */                                   \
-    X(float *, ws, P)        /* scratch of rj_kplan.ws_floats floats, 64-byte aligned */         \
-    X(float *, st, P)        /* carried state (S, z, zabs, c) of rj_kplan.st_floats floats */    \
-    X(int64_t, lq, I)                                                                            \
-    X(int64_t, lk, I)                                                                            \
-    X(int64_t, sq, I)        /* row strides, in floats */                                        \
-    X(int64_t, sk, I)                                                                            \
-    X(int64_t, sv, I)                                                                            \
-    X(int64_t, so, I)                                                                            \
-    X(int64_t, flags, I)     /* RJ_KFLAG_* below */                                              \
-    X(int64_t, qoff, I)      /* causal: query i sees keys j <= i + qoff (bottom-right) */    \
+#define RJ_KARGS_FIELDS(X)                                                                         \
+    X(const void *, q, P)   /* lq rows of d: queries (row 0 of this head) */                       \
+    X(const void *, k, P)   /* lk rows of d: keys */                                               \
+    X(const void *, v, P)   /* lk rows of dv: values */                                            \
+    X(void *, out, P)       /* lq rows of dv: output */                                            \
+    X(const float *, pq, P) /* query-role feature parameters (rj_kplan layout) */                  \
+    X(const float *, pk, P) /* key-role feature parameters */                                      \
+    X(float *, ws, P)       /* scratch of rj_kplan.ws_floats floats, 64-byte aligned */            \
+    X(float *, st, P)       /* carried state (S, z, zabs, c) of rj_kplan.st_floats floats */       \
+    X(int64_t, lq, I)                                                                              \
+    X(int64_t, lk, I)                                                                              \
+    X(int64_t, sq, I) /* row strides, in elements */                                               \
+    X(int64_t, sk, I)                                                                              \
+    X(int64_t, sv, I)                                                                              \
+    X(int64_t, so, I)                                                                              \
+    X(int64_t, flags, I)      /* RJ_KFLAG_* below */                                               \
+    X(int64_t, qoff, I)       /* causal: query i sees keys j <= i + qoff (bottom-right) */         \
     X(const uint8_t *, km, P) /* lk key-mask bytes, nonzero = visible; NULL: all visible */
 
 typedef struct rj_kargs {

@@ -332,58 +332,74 @@ static void transpose(rj_ir *ir, rj_v *rows)
     }
 }
 
-/* The function behind rj_ir_transpose_block: internal, never inlined, with the kernel's own
- * target attributes (copied, so that it is compiled for the same vectors). */
-static void transpose_fn(rj_ir *ir)
+/* The function behind rj_ir_transpose_block for one pair of element types: internal, never
+ * inlined, with the kernel's own target attributes (copied, so that it is compiled for the
+ * same vectors). */
+static rj_v transpose_fn(rj_ir *ir, int src_dt, int dst_dt)
 {
+    static const char *const names[3][3] = {
+        {"rj_transpose_block", "rj_transpose_block_f32_f16", "rj_transpose_block_f32_bf16"},
+        {"rj_transpose_block_f16_f32", "rj_transpose_block_f16", "rj_transpose_block_f16_bf16"},
+        {"rj_transpose_block_bf16_f32", "rj_transpose_block_bf16_f16", "rj_transpose_block_bf16"}};
     LLVMTypeRef p[7] = {ir->ty_ptr, ir->ty_i64, ir->ty_ptr, ir->ty_i64,
                         ir->ty_ptr, ir->ty_i64, ir->ty_f32};
     ir->ty_tr = LLVMFunctionType(LLVMVoidTypeInContext(ir->C), p, 7, 0);
-    ir->fn_tr = LLVMAddFunction(ir->M, "rj_transpose_block", ir->ty_tr);
-    LLVMSetLinkage(ir->fn_tr, LLVMInternalLinkage);
+    rj_v fn = LLVMAddFunction(ir->M, names[src_dt][dst_dt], ir->ty_tr);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
     const unsigned n = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
     LLVMAttributeRef attrs[32];
     if (n <= 32) {
         LLVMGetAttributesAtIndex(ir->fn, LLVMAttributeFunctionIndex, attrs);
         for (unsigned i = 0; i < n; i++)
-            LLVMAddAttributeAtIndex(ir->fn_tr, LLVMAttributeFunctionIndex, attrs[i]);
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attrs[i]);
     }
     const unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(ir->fn_tr, LLVMAttributeFunctionIndex,
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                             LLVMCreateEnumAttribute(ir->C, noinline, 0));
-    ir->one = LLVMAddGlobal(ir->M, ir->ty_f32, "rj_one");
-    LLVMSetInitializer(ir->one, rj_ir_f(ir, 1.0));
-    LLVMSetGlobalConstant(ir->one, 1);
-    LLVMSetLinkage(ir->one, LLVMInternalLinkage);
+    if (!ir->one) {
+        ir->one = LLVMAddGlobal(ir->M, ir->ty_f32, "rj_one");
+        LLVMSetInitializer(ir->one, rj_ir_f(ir, 1.0));
+        LLVMSetGlobalConstant(ir->one, 1);
+        LLVMSetLinkage(ir->one, LLVMInternalLinkage);
+    }
 
     rj_bb back = LLVMGetInsertBlock(ir->B);
-    LLVMPositionBuilderAtEnd(ir->B, LLVMAppendBasicBlockInContext(ir->C, ir->fn_tr, "entry"));
+    LLVMPositionBuilderAtEnd(ir->B, LLVMAppendBasicBlockInContext(ir->C, fn, "entry"));
     rj_v a[7];
     for (unsigned i = 0; i < 7; i++)
-        a[i] = LLVMGetParam(ir->fn_tr, i);
+        a[i] = LLVMGetParam(fn, i);
     rj_v rows[16];
     for (int i = 0; i < ir->vw; i++)
-        rows[i] = rj_ir_ldv(ir, rj_ir_at(ir, a[0], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, i), a[1],
-                                                                  "")), "");
+        rows[i] = rj_ir_ld_dt(ir,
+                              rj_ir_at_dt(ir, a[0],
+                                          LLVMBuildNSWMul(ir->B, rj_ir_i(ir, i), a[1], ""), src_dt),
+                              src_dt, 1, "");
     transpose(ir, rows);
     for (int l = 0; l < ir->vw; l++) {
         rj_v r = rj_ir_ld(ir, rj_ir_at(ir, a[4], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[5], "")),
                           "");
         rj_v m = rj_ir_bcast(ir, rj_ir_mul(ir, a[6], r, ""), "");
-        rj_ir_stv(ir, rj_ir_mul(ir, rows[l], m, ""),
-                  rj_ir_at(ir, a[2], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[3], "")));
+        rj_v to = rj_ir_at_dt(ir, a[2], LLVMBuildNSWMul(ir->B, rj_ir_i(ir, l), a[3], ""), dst_dt);
+        rj_ir_st_dt(ir, rj_ir_mul(ir, rows[l], m, ""), to, dst_dt);
     }
     LLVMBuildRetVoid(ir->B);
     LLVMPositionBuilderAtEnd(ir->B, back);
+    return fn;
+}
+
+void rj_ir_transpose_block_dt(rj_ir *ir, rj_v src, int src_dt, rj_v ss, rj_v dst, int dst_dt,
+                              rj_v ds, rj_v rs, rj_v rstep, rj_v scale)
+{
+    if (!ir->fn_tr[src_dt][dst_dt])
+        ir->fn_tr[src_dt][dst_dt] = transpose_fn(ir, src_dt, dst_dt);
+    rj_v args[7] = {src, ss, dst, ds, rs ? rs : ir->one, rs ? rstep : rj_ir_i(ir, 0), scale};
+    LLVMBuildCall2(ir->B, ir->ty_tr, ir->fn_tr[src_dt][dst_dt], args, 7, "");
 }
 
 void rj_ir_transpose_block(rj_ir *ir, rj_v src, rj_v ss, rj_v dst, rj_v ds, rj_v rs, rj_v rstep,
                            rj_v scale)
 {
-    if (!ir->fn_tr)
-        transpose_fn(ir);
-    rj_v args[7] = {src, ss, dst, ds, rs ? rs : ir->one, rs ? rstep : rj_ir_i(ir, 0), scale};
-    LLVMBuildCall2(ir->B, ir->ty_tr, ir->fn_tr, args, 7, "");
+    rj_ir_transpose_block_dt(ir, src, RFJIT_F32, ss, dst, RFJIT_F32, ds, rs, rstep, scale);
 }
 
 rj_loop rj_ir_loop_begin(rj_ir *ir, const char *name, rj_v start, rj_v end, int64_t step)

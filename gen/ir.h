@@ -32,7 +32,9 @@ typedef struct rj_ir {
     LLVMTypeRef ty_fma_v, ty_fma_s;
     rj_v fn_fma_v, fn_fma_s;
     LLVMTypeRef ty_tr;    /* the out-of-line block transpose (rj_ir_transpose_block) */
-    rj_v fn_tr, one;
+    rj_v fn_tr[3][3], one; /* one per (source, destination) rfjit_dtype */
+    int half_native;       /* 0 unknown, 1 the target converts binary16 in hardware, -1 not */
+    int bf16_native;       /* the same for rounding float to bfloat16 */
 } rj_ir;
 
 /* Set up types and intrinsics for module M (lanes vw, FMA or not). */
@@ -53,6 +55,18 @@ rj_v rj_ir_ld(rj_ir *ir, rj_v p, const char *name);
 rj_v rj_ir_ldv(rj_ir *ir, rj_v p, const char *name);
 void rj_ir_st(rj_ir *ir, rj_v x, rj_v p);
 void rj_ir_stv(rj_ir *ir, rj_v x, rj_v p);
+/*
+ * Tensors the caller owns hold rfjit_dtype elements; registers hold float. rj_ir_at_dt is
+ * element idx of p for that type; rj_ir_ld_dt loads a vector of vw elements (vec) or one
+ * and widens it to float exactly; rj_ir_st_dt rounds a float scalar or vector to nearest
+ * even (overflow to infinity, NaN stays NaN) and stores it. binary16 uses the target's
+ * conversions where it has them (x86 F16C, AArch64) and integer code elsewhere, so a kernel
+ * never calls a runtime library; bfloat16 widens by a shift and rounds in integer code, or
+ * with AVX512-BF16's conversion.
+ */
+rj_v rj_ir_at_dt(rj_ir *ir, rj_v p, rj_v idx, int dt);
+rj_v rj_ir_ld_dt(rj_ir *ir, rj_v p, int dt, int vec, const char *name);
+void rj_ir_st_dt(rj_ir *ir, rj_v x, rj_v p, int dt);
 /* An entry-block slot (promoted to registers by the optimiser). */
 rj_v rj_ir_slot(rj_ir *ir, LLVMTypeRef ty, const char *name);
 /*
@@ -104,6 +118,9 @@ rj_v rj_ir_lanes_add(rj_ir *ir, rj_v lanes, rj_v x);
  */
 void rj_ir_transpose_block(rj_ir *ir, rj_v src, rj_v ss, rj_v dst, rj_v ds, rj_v rs, rj_v rstep,
                            rj_v scale);
+/* The same with src holding src_dt and dst dst_dt elements (strides in elements). */
+void rj_ir_transpose_block_dt(rj_ir *ir, rj_v src, int src_dt, rj_v ss, rj_v dst, int dst_dt,
+                              rj_v ds, rj_v rs, rj_v rstep, rj_v scale);
 
 /* Inline math, no calls (ir_math.c states the error bounds). Vector or scalar float. */
 rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name);

@@ -148,6 +148,23 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     return RFJIT_OK;
 }
 
+static bool known_dtype(int dt)
+{
+    return dt == RFJIT_F32 || dt == RFJIT_F16 || dt == RFJIT_BF16;
+}
+
+rfjit_status rj_kplan_set_dtypes(rj_kplan *kp, int dt_in, int dt_out, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, !known_dtype(dt_in) || !known_dtype(dt_out), RFJIT_E_DTYPE,
+               "element type %d is not RFJIT_F32 (0), RFJIT_F16 (1) or RFJIT_BF16 (2)",
+               known_dtype(dt_in) ? dt_out : dt_in);
+    RJ_FAIL_IF(dg, kp->kind != RJ_KK_ATTN && (dt_in != RFJIT_F32 || dt_out != RFJIT_F32),
+               RFJIT_E_INTERNAL, "helper kernels take float32 only");
+    kp->dt_in = dt_in;
+    kp->dt_out = dt_out;
+    return RFJIT_OK;
+}
+
 rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, attn->tmpl != RJ_TMPL_LINEAR || attn->kind != RJ_KK_ATTN,
@@ -214,8 +231,8 @@ void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
     snprintf(buf, n,
              "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
-             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d",
+             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d",
              kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal,
-             kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma,
-             kp->hmb, kp->hm, kp->hn);
+             kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
+             kp->hm, kp->hn, kp->dt_in, kp->dt_out);
 }

@@ -41,6 +41,10 @@ typedef struct rj_kplan {
     int32_t d, dv;
     int32_t vw, T, ri, rj;
     int32_t est_version;
+    /* Element types (rfjit_dtype) of q, k, v and of out in the caller's memory: a kernel
+     * converts as it loads and stores and computes in float, so they change no size or
+     * layout below, only the code (and so the cache key). */
+    int32_t dt_in, dt_out;
     char est_name[16];
 
     /* Derived sizes. A "p" suffix is the padded count the tiles and layouts use. */
@@ -87,6 +91,10 @@ typedef struct rj_kplan {
  * RFJIT_E_INVALID_ARG for a tiling outside the rules above. */
 rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg);
+
+/* kp for inputs of dt_in and output of dt_out (attention kernels; helper kernels read and
+ * write float only). Errors: RFJIT_E_DTYPE for a type that is not an rfjit_dtype. */
+rfjit_status rj_kplan_set_dtypes(rj_kplan *kp, int dt_in, int dt_out, rj_diag *dg);
 
 /* The feature-map kernel of a linear attention plan (same features, tiling and parameter
  * layout; kabi.h RJ_KK_FEAT). Errors: RFJIT_E_NOT_APPLICABLE for other templates. */

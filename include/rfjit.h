@@ -655,7 +655,9 @@ RFJIT_API rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc,
                                   rfjit_tune_result **out);
 /* Destroy a result; NULL is a no-op. */
 RFJIT_API void rfjit_tune_result_destroy(rfjit_tune_result *r);
-/* The chosen plan as a descriptor for rfjit_plan_create (its strings are owned by r). */
+/* The chosen plan as a descriptor for rfjit_plan_create (its strings are owned by r). desc must
+ * come filled by RFJIT_ATTN_DESC_INIT: its size says how many bytes the caller has, and only
+ * those are written (RFJIT_E_DESC_SIZE for a size no version of the struct has). */
 RFJIT_API rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc *desc);
 /* Rows of the table, chosen or not, fastest first. */
 RFJIT_API size_t rfjit_tune_result_rows(const rfjit_tune_result *r);

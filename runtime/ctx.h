@@ -18,6 +18,7 @@
 #include "runtime/topo.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct rfjit_ctx {
     pthread_mutex_t lock;      /* guards wisdom (kc and pool have their own locks) */
@@ -54,8 +55,13 @@ struct rfjit_plan {
     int frozen;                /* params hold for every (batch, head) */
     /* JIT backend (jit = 1): the kernel, and its lowered parameters [pq | pk] when frozen. */
     int jit;
-    rj_kplan kp;
-    rj_kernel_fn fn;
+    rj_kplan kp;     /* for the dtype pair (dtype, dtype) */
+    rj_kernel_fn fn; /* kp's kernel */
+    int32_t dtype;   /* rfjit_attn_desc.dtype */
+    /* Every (input, output) dtype pair's kernel, NULL until first used (rj_plan_kernel_for);
+     * read without the lock, set once under it. */
+    pthread_mutex_t kvar_mu;
+    _Atomic(rj_kernel_fn) kvar[3][3];
     float *kpar;
     char sym[96];
     char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */

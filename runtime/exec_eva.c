@@ -59,8 +59,8 @@ static void put_keys(const rfjit_plan *p, const double *y, const double *v, int6
     }
 }
 
-static void one_head(const rfjit_plan *p, eva_bufs *b, int64_t lq, int64_t lk, float *out,
-                     int64_t so)
+static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t lq, int64_t lk,
+                     float *out, int64_t so)
 {
     const rj_spec *s = &p->spec;
     const rj_eva_ops *E = s->est->eva;
@@ -110,7 +110,7 @@ static void one_head(const rfjit_plan *p, eva_bufs *b, int64_t lq, int64_t lk, f
         a.so = so;
         a.flags = RJ_KFLAG_INIT;
         a.qoff = np + (i0 > elo ? i0 - elo : 0);
-        p->fn(&a);
+        fn(&a);
         i0 = i1;
     }
 }
@@ -126,8 +126,9 @@ static void longest(const rj_call *c, int64_t *lq, int64_t *lk)
     }
 }
 
-static rfjit_status eva_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq,
-                              int64_t h, eva_bufs *b, float *o, double *od, rj_diag *dg)
+static rfjit_status eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c,
+                              const rj_seq *sq, int64_t h, eva_bufs *b, float *o, double *od,
+                              rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
     RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
@@ -140,7 +141,7 @@ static rfjit_status eva_slice(const rfjit_plan *p, const rj_call *c, const rj_se
         rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
         return RFJIT_OK;
     }
-    one_head(p, b, sq->lq, nk, o, s->dv);
+    one_head(p, fn, b, sq->lq, nk, o, s->dv);
     for (size_t i = 0; i < (size_t)sq->lq * (size_t)s->dv; i++)
         od[i] = o[i];
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, od);
@@ -155,6 +156,8 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     int64_t size = 0;
     const int64_t count = s->est->eva->chunks(s, lk, &size);
+    rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
+    RJ_TRY(rj_plan_kernel_for(p, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
@@ -182,7 +185,7 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
         if (sq.lq == 0 || sq.lk == 0)
             continue;
         for (int64_t h = 0; h < call->H && st == RFJIT_OK; h++)
-            st = eva_slice(p, call, &sq, h, &b, o, od, dg);
+            st = eva_slice(p, fn, call, &sq, h, &b, o, od, dg);
     }
     rj_scratch_give(p, c);
     return st;

@@ -5,9 +5,10 @@
  * estimator, or a fitted one frozen by a calibration sample) and the choice of backend.
  */
 #include "runtime/plan.h"
+#include "core/half.h"
+#include "core/proj.h"
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
-#include "core/proj.h"
 #include "runtime/tensor.h"
 
 #include <math.h>
@@ -53,6 +54,10 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
     if (d->causal != 0 && d->causal != 1)
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "causal = %d is not 0 or 1", d->causal);
+    if (!rj_dtype_size(d->dtype))
+        return rj_fail(dg, RFJIT_E_DTYPE,
+                       "dtype = %d is not RFJIT_F32 (0), RFJIT_F16 (1) or RFJIT_BF16 (2)",
+                       d->dtype);
     if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
         d->backend != RFJIT_BACKEND_JIT)
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
@@ -153,6 +158,7 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     }
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "%s", why.msg);
+    RJ_TRY(rj_kplan_set_dtypes(&p->kp, p->dtype, p->dtype, dg));
     s = rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, &why);
     if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
         snprintf(p->why_reference, sizeof p->why_reference,
@@ -162,6 +168,7 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "%s", why.msg);
     rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
+    atomic_store(&p->kvar[p->dtype][p->dtype], p->fn);
     p->jit = 1;
     if (p->frozen) {
         p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
@@ -169,6 +176,31 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
         RJ_TRY(rj_lower_params(p, p->params, p->kpar, dg));
     }
     return RFJIT_OK;
+}
+
+rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                rj_diag *dg)
+{
+    *fn = NULL;
+    RJ_FAIL_IF(dg, !rj_dtype_size(dt_in) || !rj_dtype_size(dt_out), RFJIT_E_DTYPE,
+               "dtype %d is not RFJIT_F32 (0), RFJIT_F16 (1) or RFJIT_BF16 (2)",
+               rj_dtype_size(dt_in) ? dt_out : dt_in);
+    RJ_FAIL_IF(dg, !p->jit, RFJIT_E_INTERNAL, "the plan has no JIT kernel");
+    rfjit_plan *mp = (rfjit_plan *)p; /* the variant table is a cache, not plan state */
+    *fn = atomic_load_explicit(&mp->kvar[dt_in][dt_out], memory_order_acquire);
+    if (*fn)
+        return RFJIT_OK;
+    rj_kplan kp = p->kp;
+    RJ_TRY(rj_kplan_set_dtypes(&kp, dt_in, dt_out, dg));
+    pthread_mutex_lock(&mp->kvar_mu);
+    rfjit_status s = RFJIT_OK;
+    *fn = atomic_load_explicit(&mp->kvar[dt_in][dt_out], memory_order_relaxed);
+    if (!*fn)
+        s = rj_kcache_get(p->ctx->kc, &kp, fn, dg);
+    if (s == RFJIT_OK)
+        atomic_store_explicit(&mp->kvar[dt_in][dt_out], *fn, memory_order_release);
+    pthread_mutex_unlock(&mp->kvar_mu);
+    return s;
 }
 
 rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,
@@ -187,12 +219,18 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfji
         rj_free(p);
         return rj_fail(dg, RFJIT_E_THREAD, "cannot create a plan's lock");
     }
+    if (pthread_mutex_init(&p->kvar_mu, NULL) != 0) {
+        pthread_mutex_destroy(&p->pool_mu);
+        rj_free(p);
+        return rj_fail(dg, RFJIT_E_THREAD, "cannot create a plan's lock");
+    }
     p->ctx = ctx;
     p->spec = spec;
     p->seed = d.seed;
     p->backend = d.backend;
     p->fallback = d.fallback;
     p->tiling = d.tiling;
+    p->dtype = d.dtype;
     p->M = spec.est->feature_dim(&spec);
     p->nparams = spec.est->params_size(&spec);
     rfjit_status s = make_projection(p, &d, dg);
@@ -222,17 +260,9 @@ void rj_plan_free(rfjit_plan *p)
         return;
     rj_exec_pool_free(p);
     pthread_mutex_destroy(&p->pool_mu);
+    pthread_mutex_destroy(&p->kvar_mu);
     rj_free(p->W);
     rj_free(p->params);
     rj_free(p->kpar);
     rj_free(p);
-}
-
-rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
-                                rj_diag *dg)
-{
-    RJ_FAIL_IF(dg, dt_in != RFJIT_F32 || dt_out != RFJIT_F32, RFJIT_E_NOT_APPLICABLE,
-               "%s: the JIT kernel takes float32 tensors only", p->spec.est->name);
-    *fn = p->fn;
-    return RFJIT_OK;
 }

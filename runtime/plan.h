@@ -20,7 +20,11 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc, rfjit_p
 void rj_plan_free(rfjit_plan *p);
 rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                              const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg);
-/* The plan's JIT kernel for q, k, v of dtype dt_in and out of dtype dt_out (rfjit_dtype). */
+/* The JIT kernel of a plan for q, k, v of dtype dt_in and out of dt_out (rfjit_dtype),
+ * compiled on first use (once per plan and pair, whichever threads ask at once); every pair
+ * shares kp's sizes, scratch and parameter layout. Errors: RFJIT_E_DTYPE for an unknown
+ * dtype, RFJIT_E_INTERNAL for a plan without JIT kernel, and compile failures
+ * (RFJIT_E_JIT, ...), each with a message. */
 rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
                                 rj_diag *dg);
 rfjit_status rj_plan_features(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,

@@ -104,7 +104,7 @@ static void print_table(const rfjit_tune_result *r)
 /* The chosen plan on a fresh problem drawn like the synthetic calibration set. */
 static int run_plan(rfjit_ctx *ctx, const rfjit_tune_desc *t, const rfjit_tune_result *res)
 {
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     rfjit_tune_result_plan(res, &a);
     const int64_t L = t->L;
     const int d = t->d, dv = t->dv ? t->dv : t->d;
@@ -270,7 +270,7 @@ int cmd_tune(int argc, char **argv)
             rc = cli_error("tune", CLI_FAILED, "cannot format the result as JSON");
         free(buf);
     } else if (rc == CLI_OK) {
-        rfjit_attn_desc a;
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
         rfjit_tune_result_plan(res, &a);
         printf("%s\n\n", rfjit_tune_result_info(res));
         print_table(res);

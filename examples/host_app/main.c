@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     if ((s = rfjit_wisdom_export(ctx, NULL)) != RFJIT_OK) /* remember it for the next run */
         return fail(ctx, "wisdom", s);
 
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     rfjit_plan *plan = NULL;
     if ((s = rfjit_tune_result_plan(r, &a)) != RFJIT_OK ||
         (s = rfjit_plan_create(ctx, &a, &plan)) != RFJIT_OK)

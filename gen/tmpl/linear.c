@@ -463,7 +463,7 @@ static void value_tile(rj_lin *L, rj_v row0, rj_v n)
         L->V_s = rj_ir_i(ir, kp->dvp);
         return;
     }
-    rj_v full = LLVMBuildICmp(ir->B, LLVMIntEQ, n, rj_ir_i(ir, kp->T), "full");
+    rj_v full = rj_tmpl_whole_tile(f, n);
     rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged_v");
     rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], row0, n, packed);
     rj_ir_if_end(ir, &ragged);

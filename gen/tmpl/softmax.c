@@ -85,9 +85,9 @@ static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    const int64_t T = kp->T, dvp = kp->dvp;
+    const int64_t dvp = kp->dvp;
     sm_kv kv = {.nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt)};
-    rj_v full = LLVMBuildICmp(ir->B, LLVMIntEQ, kv.nk, rj_ir_i(ir, T), "full");
+    rj_v full = rj_tmpl_whole_tile(f, kv.nk);
     const int v_in_place = kp->dv == dvp;
     rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged");
     rj_tmpl_pack_rows(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, kv.nk, ws->yk, NULL);

@@ -25,6 +25,9 @@ void rj_tmpl_pack_t(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v ds
 void rj_tmpl_pack_rows(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst,
                        rj_v scale);                                                 /* T x d */
 void rj_tmpl_pack_v(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst);   /* T x dvp */
+/* Whether a tile of n rows may be read in place: n == T, and the inputs are float32 (half
+ * rows are always packed, which widens them). */
+rj_v rj_tmpl_whole_tile(rj_kfn *f, rj_v n);
 /* Where a tile's rows are read: in place, rows row0 .. of src (row stride `stride`), when
  * `full`; else the packed copy (row stride ps). *at, *at_s: the pointer and its row stride. */
 void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_v packed,

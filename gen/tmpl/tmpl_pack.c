@@ -3,14 +3,17 @@
  * This file holds the tile packing and output helpers both templates use. Packing copies a
  * tile of strided rows into contiguous, zero-padded scratch with the d^{-1/4} scale applied
  * once, which is what lets every contraction after it run on constant strides and lets a
- * partial tile run the full-tile code (zero rows contribute nothing once masked).
+ * partial tile run the full-tile code (zero rows contribute nothing once masked). It is
+ * also where half-precision tensors become float: packing widens q, k and v as it loads
+ * them, and the output store rounds, so no other code sees a dtype.
  */
 #include "gen/tmpl/tmpl.h"
 
-static rj_v row_ptr(rj_kfn *f, rj_v src, rj_v stride, rj_v row)
+/* Row `row` of a caller's tensor of element type dt. */
+static rj_v row_ptr(rj_kfn *f, rj_v src, rj_v stride, rj_v row, int dt)
 {
     rj_ir *ir = f->ir;
-    return rj_ir_at(ir, src, rj_ir_imul(ir, row, stride, ""));
+    return rj_ir_at_dt(ir, src, rj_ir_imul(ir, row, stride, ""), dt);
 }
 
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0)
@@ -22,11 +25,24 @@ rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0)
     return LLVMBuildSelect(ir->B, lt, left, T, rj_ir_name(ir, "n"));
 }
 
+rj_v rj_tmpl_whole_tile(rj_kfn *f, rj_v n)
+{
+    rj_ir *ir = f->ir;
+    if (f->kp->dt_in != RFJIT_F32) /* half rows must be widened: always packed */
+        return LLVMConstInt(ir->ty_i1, 0, 0);
+    return LLVMBuildICmp(ir->B, LLVMIntEQ, n, rj_ir_i(ir, f->kp->T), rj_ir_name(ir, "full"));
+}
+
 void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_v packed,
                      int64_t ps, rj_v *at, rj_v *at_s)
 {
     rj_ir *ir = f->ir;
-    *at = LLVMBuildSelect(ir->B, full, row_ptr(f, src, stride, row0), packed, "");
+    if (f->kp->dt_in != RFJIT_F32) {
+        *at = packed;
+        *at_s = rj_ir_i(ir, ps);
+        return;
+    }
+    *at = LLVMBuildSelect(ir->B, full, row_ptr(f, src, stride, row0, RFJIT_F32), packed, "");
     *at_s = LLVMBuildSelect(ir->B, full, stride, rj_ir_i(ir, ps), "");
 }
 
@@ -60,31 +76,35 @@ static rj_v pack_t_blocks(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, r
     rj_v full = rj_ir_round_down(ir, n, vw, "");
     rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), full, vw);
     rj_loop lb = rj_ir_loop_begin(ir, "lb", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), vw);
-    rj_v from = rj_ir_at(ir, row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lg.i, "")), lb.i);
+    const int dt = f->kp->dt_in;
+    rj_v from = rj_ir_at_dt(ir, row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lg.i, ""), dt), lb.i,
+                            dt);
     rj_v to = rj_ir_at(ir, dst, rj_ir_idx2(ir, lb.i, T, lg.i, ""));
-    rj_ir_transpose_block(ir, from, stride, to, rj_ir_i(ir, T), NULL, NULL, scale);
+    rj_ir_transpose_block_dt(ir, from, dt, stride, to, RFJIT_F32, rj_ir_i(ir, T), NULL, NULL,
+                             scale);
     rj_ir_loop_end(ir, &lb);
     rj_ir_loop_end(ir, &lg);
     return full;
 }
 
 /* dst[l * ld + t] (transposed) or dst[t * ld + l] = src row t, element l, times scale (NULL:
- * unscaled). */
+ * unscaled); src holds the plan's input dtype. */
 static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, int ncols,
                  int64_t row_step, int64_t col_step, rj_v scale)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
+    const int dt = f->kp->dt_in;
     rj_v first = rj_ir_i(ir, 0);
     if (row_step == 1 && scale && ncols % ir->vw == 0 && ir->vw >= 4)
         first = pack_t_blocks(f, src, stride, row0, n, dst, ncols, scale);
     if (col_step == 1 && ncols % ir->vw == 0) {
         /* row-major copies go a vector at a time */
         rj_loop lv = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
-        rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lv.i, ""));
+        rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lv.i, ""), dt);
         rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lv.i, rj_ir_i(ir, row_step), ""));
         for (int l = 0; l < ncols; l += ir->vw) {
-            rj_v x = rj_ir_ldv(ir, rj_ir_atc(ir, row, l), "");
+            rj_v x = rj_ir_ld_dt(ir, rj_ir_at_dt(ir, row, rj_ir_i(ir, l), dt), dt, 1, "");
             if (scale)
                 x = rj_ir_mul(ir, x, rj_ir_bcast(ir, scale, ""), "x");
             rj_ir_stv(ir, x, rj_ir_atc(ir, drow, l));
@@ -93,10 +113,10 @@ static void pack(rj_kfn *f, rj_v src, rj_v stride, rj_v row0, rj_v n, rj_v dst, 
         first = n;
     }
     rj_loop lt = rj_ir_loop_begin(ir, "t", first, n, 1);
-    rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lt.i, ""));
+    rj_v row = row_ptr(f, src, stride, rj_ir_iadd(ir, row0, lt.i, ""), dt);
     rj_v drow = rj_ir_at(ir, dst, rj_ir_imul(ir, lt.i, rj_ir_i(ir, row_step), ""));
     rj_loop ll = rj_ir_loop_begin(ir, "l", rj_ir_i(ir, 0), rj_ir_i(ir, ncols), 1);
-    rj_v x = rj_ir_ld(ir, rj_ir_at(ir, row, ll.i), "");
+    rj_v x = rj_ir_ld_dt(ir, rj_ir_at_dt(ir, row, ll.i, dt), dt, 0, "");
     if (scale)
         x = rj_ir_mul(ir, x, scale, "x");
     rj_ir_st(ir, x, rj_ir_at(ir, drow, rj_ir_imul(ir, ll.i, rj_ir_i(ir, col_step), "")));
@@ -136,7 +156,7 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    const int vw = ir->vw;
+    const int vw = ir->vw, dt = kp->dt_out;
     rj_v first = rj_ir_i(ir, 0);
     if (kp->dv % vw == 0) {
         /* vw tokens x vw columns through registers, as pack_t_blocks the other way round */
@@ -144,20 +164,21 @@ void rj_tmpl_store_out(rj_kfn *f, rj_v num, rj_v rden, rj_v row0, rj_v n)
         rj_loop lg = rj_ir_loop_begin(ir, "tg", rj_ir_i(ir, 0), first, vw);
         rj_loop lb = rj_ir_loop_begin(ir, "cb", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), vw);
         rj_v from = rj_ir_at(ir, num, rj_ir_idx2(ir, lb.i, kp->T, lg.i, ""));
-        rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lg.i, ""));
-        rj_ir_transpose_block(ir, from, rj_ir_i(ir, kp->T), rj_ir_at(ir, orow, lb.i),
-                              f->arg[RJ_KA_so], rj_ir_at(ir, rden, lg.i), rj_ir_i(ir, 1),
-                              rj_ir_f(ir, 1.0));
+        rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lg.i, ""),
+                            dt);
+        rj_ir_transpose_block_dt(ir, from, RFJIT_F32, rj_ir_i(ir, kp->T),
+                                 rj_ir_at_dt(ir, orow, lb.i, dt), dt, f->arg[RJ_KA_so],
+                                 rj_ir_at(ir, rden, lg.i), rj_ir_i(ir, 1), rj_ir_f(ir, 1.0));
         rj_ir_loop_end(ir, &lb);
         rj_ir_loop_end(ir, &lg);
     }
     rj_loop lt = rj_ir_loop_begin(ir, "t", first, n, 1);
     rj_v r = rj_ir_ld(ir, rj_ir_at(ir, rden, lt.i), "rden");
-    rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lt.i, ""));
+    rj_v orow = row_ptr(f, f->arg[RJ_KA_out], f->arg[RJ_KA_so], rj_ir_iadd(ir, row0, lt.i, ""), dt);
     rj_loop lc = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dv), 1);
     rj_v idx = rj_ir_idx2(ir, lc.i, kp->T, lt.i, "");
     rj_v o = rj_ir_mul(ir, rj_ir_ld(ir, rj_ir_at(ir, num, idx), "num"), r, "o");
-    rj_ir_st(ir, o, rj_ir_at(ir, orow, lc.i));
+    rj_ir_st_dt(ir, o, rj_ir_at_dt(ir, orow, lc.i, dt), dt);
     rj_ir_loop_end(ir, &lc);
     rj_ir_loop_end(ir, &lt);
 }

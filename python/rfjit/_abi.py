@@ -46,7 +46,8 @@ class AttnDesc(C.Structure):
                 ("eva_chunks", C.c_int32), ("hybrid_signs", C.c_int32),
                 ("hybrid_base", C.c_int32), ("backend", C.c_int32),
                 ("calib_q", C.POINTER(Tensor)), ("calib_k", C.POINTER(Tensor)),
-                ("tiling", Tiling), ("fallback", C.c_int32)]
+                ("tiling", Tiling), ("fallback", C.c_int32), ("scale", C.c_double),
+                ("dtype", C.c_int32)]
 
 
 class TuneDesc(C.Structure):

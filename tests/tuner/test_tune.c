@@ -164,7 +164,7 @@ Test(tune, budget_met_fixed_calibration, .timeout = 600)
  * the times the result records, whatever the machine's load made them. */
 static void check_choice(const rfjit_tune_result *r)
 {
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
     rfjit_tune_row chosen = {0};
     for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
@@ -205,7 +205,7 @@ Test(tune, picks_the_dominant_estimator, .timeout = 600)
     rfjit_tune_result_destroy(r);
     t.patience = RFJIT_PATIENCE_ESTIMATE;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
     cr_expect_str_eq(a.estimator, "saderf", "the cost model chose %s (m: positive %d, saderf %d)",
                      a.estimator, m_of(r, "positive"), m_of(r, "saderf"));
@@ -323,7 +323,7 @@ Test(tune, wisdom_answers_again, .timeout = 300)
     t.patience = RFJIT_PATIENCE_ESTIMATE; /* a less patient request is served too */
     cr_assert_eq(rfjit_tune(c, &t, &r2), RFJIT_OK);
     cr_expect(strstr(rfjit_tune_result_info(r2), "from wisdom"), "%s", rfjit_tune_result_info(r2));
-    rfjit_attn_desc a1, a2;
+    rfjit_attn_desc a1 = RFJIT_ATTN_DESC_INIT, a2 = RFJIT_ATTN_DESC_INIT;
     rfjit_tune_result_plan(r1, &a1);
     rfjit_tune_result_plan(r2, &a2);
     cr_expect_str_eq(a1.estimator, a2.estimator);
@@ -350,7 +350,7 @@ Test(tune, tiny_and_huge_budgets)
     t.estimators = "positive,trig";
     rfjit_tune_result *r = NULL;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
     cr_expect_str_eq(a.estimator, "exact", "budget 1e-12 chose %s m=%d", a.estimator, a.m);
     rfjit_tune_result_destroy(r);
