@@ -8,7 +8,6 @@
  * its message is passed through.
  */
 #include "cli.h"
-#include "core/half.h"
 #include "runtime/fsutil.h"
 
 #include <math.h>
@@ -260,6 +259,20 @@ static int load_input(const char *path, input *in)
     return CLI_OK;
 }
 
+static size_t elem_size(int32_t dtype)
+{
+    return dtype == RFJIT_F32 ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* Element i of data (of dtype) as a float. */
+static float load_f32(const void *data, int64_t i, int32_t dtype)
+{
+    if (dtype == RFJIT_F32)
+        return ((const float *)data)[i];
+    const uint16_t h = ((const uint16_t *)data)[i];
+    return dtype == RFJIT_F16 ? cli_f16_to_f32(h) : cli_bf16_to_f32(h);
+}
+
 /* Convert in to dtype (--dtype): a new buffer of that type replaces the file's. */
 static int convert_input(input *in, int32_t dtype)
 {
@@ -267,16 +280,15 @@ static int convert_input(input *in, int32_t dtype)
     if (dtype < 0 || dtype == from)
         return CLI_OK;
     const size_t n = in->arr.count;
-    void *to = malloc(n ? n * rj_dtype_size(dtype) : 1);
+    void *to = malloc(n ? n * elem_size(dtype) : 1);
     if (!to)
-        return cli_error("attention", CLI_FAILED, "out of memory converting to %s",
-                         rj_dtype_name(dtype));
+        return cli_error("attention", CLI_FAILED, "out of memory converting the inputs");
     for (size_t i = 0; i < n; i++) {
-        const float x = rj_dtype_load(in->t.data, (int64_t)i, from);
+        const float x = load_f32(in->t.data, (int64_t)i, from);
         if (dtype == RFJIT_F32)
             ((float *)to)[i] = x;
         else
-            ((uint16_t *)to)[i] = dtype == RFJIT_F16 ? rj_f32_to_f16(x) : rj_f32_to_bf16(x);
+            ((uint16_t *)to)[i] = dtype == RFJIT_F16 ? cli_f32_to_f16(x) : cli_f32_to_bf16(x);
     }
     npy_free(&in->arr);
     if (dtype == RFJIT_F32) {
@@ -301,7 +313,7 @@ static int sample_f32(const rfjit_tensor_ex *t, int64_t n, int64_t cols, float *
         return -1;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < c; j++)
-            (*buf)[i * c + j] = rj_dtype_load(t->data, i * t->stride[2] + j, t->dtype);
+            (*buf)[i * c + j] = load_f32(t->data, i * t->stride[2] + j, t->dtype);
     *out = rfjit_tensor_contiguous(*buf, 1, 1, n, c);
     return 0;
 }
@@ -480,7 +492,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
     to.dtype = tq->dtype == RFJIT_F16 ? RFJIT_F16 : RFJIT_F32;
     const int64_t shape[4] = {tq->shape[0], tq->shape[1], tq->shape[2], tv->shape[3]};
     /* B*H*Lq <= the query count, which fits in memory already. */
-    const size_t rows = (size_t)(shape[0] * shape[1] * shape[2]), es = rj_dtype_size(to.dtype);
+    const size_t rows = (size_t)(shape[0] * shape[1] * shape[2]), es = elem_size(to.dtype);
     if (rc == CLI_OK && (size_t)shape[3] > SIZE_MAX / es / rows)
         rc = cli_error("attention", CLI_FAILED, "output of %zu x %lld values is too large",
                        rows, (long long)shape[3]);
