@@ -60,12 +60,12 @@ static void to_half(const float *x, uint16_t *h, size_t n, int32_t dtype)
         h[i] = dtype == RFJIT_F16 ? cli_f32_to_f16(x[i]) : cli_f32_to_bf16(x[i]);
 }
 
-/* The times of plan on a and b, interleaved, runs each after one warm-up of each. */
+/* The times of plan on a and b, interleaved, runs each after two warm-ups of each. */
 static int time_pair(const rfjit_plan *pa, const serving_call *a, const rfjit_plan *pb,
                      const serving_call *b, int runs, bench_time *ta, bench_time *tb)
 {
     double ms[2][1000];
-    for (int r = -1; r < runs; r++)
+    for (int r = -2; r < runs; r++)
         for (int w = 0; w < 2; w++) {
             const serving_call *c = w ? b : a;
             rfjit_attn_args args = RFJIT_ATTN_ARGS_INIT;
@@ -198,7 +198,7 @@ int bench_serving(rfjit_ctx *ctx, int runs, int json)
         cli_normals(d.v, n, 1.0, 3);
         if (!json)
             printf("serving: B = %d, H = %d, L = %d, d = dv = %d, m = %d; ratio = test median "
-                   "/ base median of %d interleaved runs each (after one warm-up each)\n",
+                   "/ base median of %d interleaved runs each (after two warm-ups each)\n",
                    SB, SH, SL, SD, SM, runs);
     }
     for (size_t i = 0; rc == CLI_OK && i < sizeof cases / sizeof *cases; i++)
