@@ -145,7 +145,7 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
         return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for a (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
-    const double scale = rj_plan_input_scale(s->d);
+    const double scale = rj_plan_input_scale(s);
     for (int64_t bi = 0; bi < q->shape[0]; bi++)
         for (int64_t hi = 0; hi < q->shape[1]; hi++) {
             rj_tensor_gather(q, bi, hi, scale, b.x);

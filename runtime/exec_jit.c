@@ -235,7 +235,7 @@ static void run_slice(void *arg, int64_t task)
     }
     const float *kpar = p->kpar;
     if (fitted) {
-        const double scale = rj_plan_input_scale(s->d);
+        const double scale = rj_plan_input_scale(s);
         const double *params = NULL;
         rj_tensor_gather(q, bi, hi, scale, x);
         rj_tensor_gather(k, bi, hi, scale, y);

@@ -53,7 +53,7 @@ rfjit_status rj_exec_ref(const rfjit_plan *p, const rfjit_tensor *q, const rfjit
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for one (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
-    const double scale = rj_plan_input_scale(s->d);
+    const double scale = rj_plan_input_scale(s);
     for (int64_t bi = 0; bi < q->shape[0] && st == RFJIT_OK; bi++)
         for (int64_t hi = 0; hi < q->shape[1] && st == RFJIT_OK; hi++) {
             if (redo && rj_tensor_slice_finite(out, bi, hi))
