@@ -518,8 +518,8 @@ RFJIT_API rfjit_status rfjit_plan_kernel(const rfjit_plan *plan, const rfjit_ten
                                          const rfjit_tensor *y, int kind, rfjit_tensor *out);
 
 /*
- * One-line human-readable description (estimator, d, dv, m, M, causal, projection, seed,
- * backend). Errors: RFJIT_E_INVALID_ARG for NULL or a buffer too small.
+ * One-line human-readable description (estimator, d, dv, m, M, causal, scale, projection,
+ * seed, backend). Errors: RFJIT_E_INVALID_ARG for NULL or a buffer too small.
  */
 RFJIT_API rfjit_status rfjit_plan_describe(const rfjit_plan *plan, char *buf, size_t len);
 
@@ -607,18 +607,23 @@ typedef struct rfjit_tune_desc {
     uint64_t seed;             /* synthetic data and search seeds */
     /* Calibration sample (all three or none): q, k (B, H, Lc, d) and v (B, H, Lc, dv). Without
      * one the tuner draws B = H = 1, Lc = min(L, 1024) Gaussian tokens, q and k entries
-     * N(0, synthetic_scale^2 / sqrt d) (so the d^{-1/4}-scaled rows the estimators see have
-     * norm about synthetic_scale), v entries N(0, 1), and says so in the result's info. */
+     * N(0, synthetic_scale^2 / (d scale)) (so the rows the estimators see, q sqrt(scale),
+     * have norm about synthetic_scale; at the default scale the entries are
+     * N(0, synthetic_scale^2 / sqrt d)), v entries N(0, 1), and says so in the result's info. */
     const rfjit_tensor *calib_q, *calib_k, *calib_v;
     double synthetic_scale;
     const char *estimators;    /* comma-separated candidates; NULL = every estimator */
     rfjit_progress_fn progress;
     void *progress_user;
+    /* Softmax scale of the plans, as rfjit_attn_desc.scale (0 = 1/sqrt(d)): every candidate
+     * and the exact reference use it, and a wisdom record holds the scale it was tuned for
+     * (records without one are for 1/sqrt(d)). Since 0.4. */
+    double scale;
 } rfjit_tune_desc;
 
 #define RFJIT_TUNE_DESC_INIT                                                                     \
     {sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
-     NULL, NULL, NULL, 1.0, NULL, NULL, NULL}
+     NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0}
 
 /* One candidate the tuner considered (a row of its Pareto table). */
 typedef struct rfjit_tune_row {
