@@ -96,8 +96,11 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
     /* entries N(0, scale^2 / (d softmax scale)): the rows the estimators see, q sqrt(softmax
      * scale), have norm about `scale`, whatever d (spec 8.7: that norm drives every
      * estimator's variance). RJ_STREAM_TUNE_CALIB is apart from every stream the estimators
-     * draw from. */
-    const double sd = r->scale / (sqrt((double)r->d) * rj_input_scale(r->d, r->attn_scale));
+     * draw from. The default keeps the expression it had before the softmax scale was a
+     * parameter, so default synthetic sets (and what wisdom learnt on them) keep their bits. */
+    const int dflt = r->attn_scale == 0 || r->attn_scale == rj_default_scale(r->d);
+    const double sd = dflt ? r->scale / pow((double)r->d, 0.25)
+                           : r->scale / sqrt((double)r->d * r->attn_scale);
     rj_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
     rj_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
     rj_fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_V);
