@@ -347,6 +347,7 @@ static double predicted_error(rfjit_ctx *ctx, const rfjit_attn_desc *a,
     t.calib_k = &ck;
     t.calib_v = &cv;
     t.estimators = a->estimator ? a->estimator : "positive";
+    t.scale = a->scale;
     rfjit_tune_result *r = NULL;
     if (rfjit_tune(ctx, &t, &r) != RFJIT_OK)
         goto done;
@@ -365,12 +366,12 @@ done:
 }
 
 /* The predicted error worth a warning (above 1), or 0: none, or no model to ask. The model
- * knows neither the softmax scale nor masks, so those runs are not judged. */
+ * knows no masks or lengths, so those runs are not judged. */
 static double useless_error(rfjit_ctx *ctx, const attn_args *x, const input *in)
 {
     const char *name = x->a.estimator ? x->a.estimator : "positive";
     if (x->no_warn || x->a.projection == RFJIT_PROJ_USER || !strcmp(name, "exact") ||
-        !strcmp(name, "eva") || x->a.scale > 0 || x->key_mask || x->key_lengths)
+        !strcmp(name, "eva") || x->key_mask || x->key_lengths)
         return 0;
     const double e = predicted_error(ctx, &x->a, &in[0].t, &in[1].t, &in[2].t);
     return e > 1 ? e : 0;
@@ -474,6 +475,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         t.budget_kind = x->wisdom_kind;
         t.synthetic_scale = x->wisdom_scale > 0 ? x->wisdom_scale : 1.0;
         t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+        t.scale = x->a.scale;
         const int32_t backend = x->a.backend, dtype = x->a.dtype;
         const double scale = x->a.scale;
         if (rfjit_tune(ctx, &t, &wis) != RFJIT_OK)

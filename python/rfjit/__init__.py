@@ -547,7 +547,8 @@ class Context(_Handle):
                     hybrid_base, calib, scale, dtype)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
-             patience="measure", seed=0, calib=None, scale=1.0, estimators=None):
+             patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
+             softmax_scale=None):
         """The fastest plan within an error budget on this machine (rfjit_tune), as a
         TuneResult; answers from wisdom when it remembers this problem.
 
@@ -561,6 +562,9 @@ class Context(_Handle):
         calib        (q, k, v) sample arrays ((L, d)/(L, dv) or with leading (H,) or (B, H));
                      None: a synthetic Gaussian set whose scaled rows have norm about `scale`
         scale        > 0, the synthetic set's scaled norm
+        softmax_scale  the plans' softmax scale, as Context.plan's scale: None (1/sqrt(d))
+                     or a finite number > 0; every candidate, the exact reference and the
+                     wisdom record use it
         estimators   candidate names (a list or a comma-separated string); None: all"""
         t = _abi.TuneDesc()
         t.size = _C.sizeof(t)
@@ -572,6 +576,7 @@ class Context(_Handle):
         t.patience = _choice("patience", patience, _abi.PATIENCE)
         t.seed = _int("seed", seed, 0, _U64)
         t.synthetic_scale = _float("scale", scale)
+        t.scale = 0.0 if softmax_scale is None else _float("softmax_scale", softmax_scale)
         if isinstance(estimators, (list, tuple)):
             for e in estimators:
                 _estimator("estimators", e)

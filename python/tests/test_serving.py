@@ -72,13 +72,6 @@ def dtypes():
     return [np.float32, np.float16] + ([BF16] if BF16 is not None else [])
 
 
-def scale_applied():
-    """Whether the loaded library applies the scale parameter (it ignored it before)."""
-    q, k, v = arrays(0, 1, 1, 1, 4, 4, 8)
-    a = rfjit.attention(q, k, v, estimator="exact")
-    return not np.array_equal(a, rfjit.attention(q, k, v, estimator="exact", scale=2.0))
-
-
 class Exact(unittest.TestCase):
     """Each keyword alone and together, for every dtype, bidirectional and causal."""
 
@@ -113,12 +106,12 @@ class Exact(unittest.TestCase):
                     self.check(dtype, causal, Hkv=hkv, key_lengths=[6, 2])
                 self.check(dtype, causal, H=8, Hkv=1)
 
-    @unittest.skipUnless(scale_applied(), "the loaded library does not apply scale yet")
     def test_scale(self):
+        """0.5, 1 and 2 times 1/sqrt(d), with lengths (and Lq = Lk: offsets are above)."""
         for dtype in dtypes():
             for causal in (False, True):
                 for s in (0.5, 1.0, 2.0):
-                    self.check(dtype, causal, scale=s / 4.0, key_lengths=[8, 11])
+                    self.check(dtype, causal, scale=s / 4.0, Lq=11, key_lengths=[8, 11])
 
     def test_rank_2_and_3_arrays_take_a_one_dimensional_mask(self):
         q, k, v = arrays(4, 1, 1, 1, 5, 6, 8)
@@ -207,6 +200,18 @@ class RandomFeatures(unittest.TestCase):
                 b = rfjit.attention(q, k2, v2, estimator=est, causal=causal, key_mask=mask,
                                     m=32)
                 self.assertTrue(np.array_equal(a, b), "%s causal %s" % (est, causal))
+
+    def test_scale_equals_prescaled_inputs(self):
+        """Random features see q and k times sqrt(scale): scale s on raw rows is the default
+        scale 1/sqrt(d) on rows times (s sqrt(d))^(1/2)."""
+        q, k, v = arrays(15, 1, 2, 2, 10, 10, 16)
+        for est in ["exact"] + ESTIMATORS:
+            for s in (0.125, 0.25, 0.5):
+                c = np.float32(np.sqrt(s * 4.0))
+                a = rfjit.attention(q, k, v, estimator=est, scale=s, m=32)
+                b = rfjit.attention(q * c, k * c, v, estimator=est, m=32)
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max(),
+                                           err_msg="%s scale %g" % (est, s))
 
     def test_grouped_heads_equal_repeated_heads(self):
         q, k, v = arrays(13, 1, 8, 2, 10, 10, 16)

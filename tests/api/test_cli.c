@@ -267,55 +267,79 @@ static void serving_reference(const float *q, const float *k, const float *v, in
     }
 }
 
-/* --scale, --key-lengths (int32), --query-lengths (int64), --key-mask (bool), grouped-query
- * heads by shape and causal with Lq < Lk, against the double reference. */
-Test(cli, attention_serving_options)
+enum { SB = 2, SH = 4, SHKV = 2, SLQ = 5, SLK = 9, SD = 8, SDV = 6 };
+
+/* rfjit attention on sq.npy, sk.npy, sv.npy (Q (2, 4, 5, 8), K, V (2, 2, 9, .): grouped
+ * heads by shape) with --scale 0.3 and the options given, against the double reference
+ * with lengths ql, kl (NULL: full) and mask (NULL: none). */
+static void expect_serving(const char *opts, const int64_t *ql, const int32_t *kl,
+                           unsigned char (*mask)[SLK], int causal)
 {
-    enum { B = 2, H = 4, HKV = 2, LQ = 5, LK = 9, D = 8, DV = 6 };
-    const int64_t sq[4] = {B, H, LQ, D}, sk[4] = {B, HKV, LK, D}, sv[4] = {B, HKV, LK, DV};
+    const int64_t sq[4] = {SB, SH, SLQ, SD}, sk[4] = {SB, SHKV, SLK, SD},
+                  sv[4] = {SB, SHKV, SLK, SDV};
     write_arr("sq.npy", 4, sq, 21);
     write_arr("sk.npy", 4, sk, 22);
     write_arr("sv.npy", 4, sv, 23);
-    const int32_t kl[B] = {9, 6};
-    const int64_t ql[B] = {5, 3}, nb[1] = {B}, sm[2] = {B, LK};
-    unsigned char mask[B][LK];
+    char args[512];
+    snprintf(args, sizeof args,
+             "attention --queries sq.npy --keys sk.npy --values sv.npy -o so.npy "
+             "--estimator exact --scale 0.3 %s%s", opts, causal ? " --causal" : "");
+    cr_assert_eq(run(args), 0, "%s: %s", args, slurp("err.txt"));
+    npy_array q, k, v, o;
+    read_arr("sq.npy", &q);
+    read_arr("sk.npy", &k);
+    read_arr("sv.npy", &v);
+    read_arr("so.npy", &o);
+    cr_assert_eq(o.rank, 4);
+    cr_assert_eq(o.shape[1], SH);
+    cr_assert_eq(o.shape[3], SDV);
+    for (int b = 0; b < SB; b++)
+        for (int h = 0; h < SH; h++) {
+            const int g = h / (SH / SHKV);
+            double ref[SLQ * SDV];
+            serving_reference(q.data + ((size_t)b * SH + h) * SLQ * SD,
+                              k.data + ((size_t)b * SHKV + g) * SLK * SD,
+                              v.data + ((size_t)b * SHKV + g) * SLK * SDV, SLQ, SD, SDV,
+                              ql ? (int)ql[b] : SLQ, kl ? kl[b] : SLK, mask ? mask[b] : NULL,
+                              causal, 0.3, ref);
+            const float *got = o.data + ((size_t)b * SH + h) * SLQ * SDV;
+            for (int i = 0; i < SLQ * SDV; i++)
+                cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "%s: b %d h %d [%d]: %.9g vs %.9g",
+                          args, b, h, i, got[i], ref[i]);
+        }
+    npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&o);
+}
+
+/* --scale, --key-lengths (int32), --query-lengths (int64) and grouped-query heads by shape,
+ * causal with as many queries as keys in each sequence. */
+Test(cli, attention_scale_lengths_grouped_heads)
+{
+    const int32_t kl[SB] = {5, 3};
+    const int64_t ql[SB] = {5, 3}, nb[1] = {SB};
+    write_raw("kl.npy", "<i4", 1, nb, kl, 4);
+    write_raw("ql.npy", "<i8", 1, nb, ql, 8);
+    expect_serving("", NULL, NULL, NULL, 0);
+    for (int causal = 0; causal < 2; causal++)
+        expect_serving("--key-lengths kl.npy --query-lengths ql.npy", ql, kl, NULL, causal);
+}
+
+/* --key-mask (bool) with lengths, and causal with fewer queries than keys (bottom-right). */
+Test(cli, attention_key_mask_and_causal_offset)
+{
+    const int32_t kl[SB] = {9, 6};
+    const int64_t ql[SB] = {5, 3}, nb[1] = {SB}, sm[2] = {SB, SLK};
+    unsigned char mask[SB][SLK];
     memset(mask, 1, sizeof mask);
     mask[0][2] = mask[0][8] = mask[1][0] = 0;
     write_raw("kl.npy", "<i4", 1, nb, kl, 4);
     write_raw("ql.npy", "<i8", 1, nb, ql, 8);
     write_raw("mask.npy", "|b1", 2, sm, mask, 1);
-    npy_array q, k, v, o;
-    read_arr("sq.npy", &q);
-    read_arr("sk.npy", &k);
-    read_arr("sv.npy", &v);
     for (int causal = 0; causal < 2; causal++) {
-        char args[512];
-        snprintf(args, sizeof args,
-                 "attention --queries sq.npy --keys sk.npy --values sv.npy -o so.npy "
-                 "--estimator exact --scale 0.3 --key-lengths kl.npy --query-lengths ql.npy "
-                 "--key-mask mask.npy%s",
-                 causal ? " --causal" : "");
-        cr_assert_eq(run(args), 0, "%s: %s", args, slurp("err.txt"));
-        read_arr("so.npy", &o);
-        cr_assert_eq(o.rank, 4);
-        cr_assert_eq(o.shape[1], H);
-        cr_assert_eq(o.shape[3], DV);
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                const int g = h / (H / HKV);
-                double ref[LQ * DV];
-                serving_reference(q.data + ((size_t)b * H + h) * LQ * D,
-                                  k.data + ((size_t)b * HKV + g) * LK * D,
-                                  v.data + ((size_t)b * HKV + g) * LK * DV, LQ, D, DV,
-                                  (int)ql[b], kl[b], mask[b], causal, 0.3, ref);
-                const float *got = o.data + ((size_t)b * H + h) * LQ * DV;
-                for (int i = 0; i < LQ * DV; i++)
-                    cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "causal %d b %d h %d [%d]: %.9g "
-                              "vs %.9g", causal, b, h, i, got[i], ref[i]);
-            }
-        npy_free(&o);
+        expect_serving("--key-mask mask.npy", NULL, NULL, mask, causal);
+        expect_serving("--key-lengths kl.npy --query-lengths ql.npy --key-mask mask.npy", ql, kl,
+                       mask, causal);
     }
-    npy_free(&q), npy_free(&k), npy_free(&v);
+    expect_serving("", NULL, NULL, NULL, 1); /* 5 queries after 4 earlier keys */
 }
 
 /* float16 files give a float16 output equal to the float32 run on the same (half) values
