@@ -28,7 +28,7 @@ typedef struct serving_call {
 } serving_call;
 
 typedef struct serving_data {
-    float *q, *k, *v, *out;       /* float32, k and v with SH heads */
+    float *q, *k, *v, *out;        /* float32, k and v with SH heads */
     uint16_t *hq, *hk, *hv, *hout; /* half bits of one dtype at a time */
 } serving_data;
 
@@ -92,8 +92,7 @@ typedef struct serving_case {
     double target;
 } serving_case;
 
-static void print_case(const serving_case *c, const bench_time *ta, const bench_time *tb,
-                       int json)
+static void print_case(const serving_case *c, const bench_time *ta, const bench_time *tb, int json)
 {
     const double ratio = tb->med / ta->med;
     const int pass = ratio <= c->target;
@@ -105,9 +104,9 @@ static void print_case(const serving_case *c, const bench_time *ta, const bench_
                "\"base_ms\":%.3f,\"base_min_ms\":%.3f,\"base_max_ms\":%.3f,\"test\":\"%s\","
                "\"test_ms\":%.3f,\"test_min_ms\":%.3f,\"test_max_ms\":%.3f,\"runs\":%d,"
                "\"ratio\":%.4f,\"target\":%.2f,\"pass\":%s,\"spread\":%.4f}\n",
-               c->name, c->estimator, c->causal, SB, SH, SL, SD, SD, SM, c->base, ta->med,
-               ta->min, ta->max, c->test, tb->med, tb->min, tb->max, ta->runs, ratio,
-               c->target, pass ? "true" : "false", sa > sb ? sa : sb);
+               c->name, c->estimator, c->causal, SB, SH, SL, SD, SD, SM, c->base, ta->med, ta->min,
+               ta->max, c->test, tb->med, tb->min, tb->max, ta->runs, ratio, c->target,
+               pass ? "true" : "false", sa > sb ? sa : sb);
     } else {
         printf("%-8s %-9s %-6s  %-13s %9.1f ms (%.1f-%.1f)  %-13s %9.1f ms (%.1f-%.1f)  "
                "ratio %.3f  target <= %.2f  %s\n",
@@ -137,8 +136,12 @@ static int run_case(rfjit_ctx *ctx, const serving_case *c, serving_data *d, int 
     const int32_t dtype = !strcmp(c->name, "f16")    ? RFJIT_F16
                           : !strcmp(c->name, "bf16") ? RFJIT_BF16
                                                      : RFJIT_F32;
-    serving_call a = {view(d->q, SH, RFJIT_F32), kv_view(d->k, SH, RFJIT_F32),
-                      kv_view(d->v, SH, RFJIT_F32), view(d->out, SH, RFJIT_F32), NULL, NULL};
+    serving_call a = {view(d->q, SH, RFJIT_F32),
+                      kv_view(d->k, SH, RFJIT_F32),
+                      kv_view(d->v, SH, RFJIT_F32),
+                      view(d->out, SH, RFJIT_F32),
+                      NULL,
+                      NULL};
     serving_call b = a;
     if (!strcmp(c->name, "padding")) {
         b.key_lengths = b.query_lengths = half_len;
@@ -150,8 +153,12 @@ static int run_case(rfjit_ctx *ctx, const serving_case *c, serving_data *d, int 
         to_half(d->q, d->hq, nq, dtype);
         to_half(d->k, d->hk, nq, dtype);
         to_half(d->v, d->hv, nq, dtype);
-        b = (serving_call){view(d->hq, SH, dtype), kv_view(d->hk, SH, dtype),
-                           kv_view(d->hv, SH, dtype), view(d->hout, SH, dtype), NULL, NULL};
+        b = (serving_call){view(d->hq, SH, dtype),
+                           kv_view(d->hk, SH, dtype),
+                           kv_view(d->hv, SH, dtype),
+                           view(d->hout, SH, dtype),
+                           NULL,
+                           NULL};
     }
     rfjit_plan *pa = NULL, *pb = NULL;
     bench_time ta, tb;
@@ -185,8 +192,8 @@ static const serving_case cases[] = {
 int bench_serving(rfjit_ctx *ctx, int runs, int json)
 {
     const size_t n = (size_t)SB * SH * SL * SD;
-    serving_data d = {malloc(n * sizeof(float)), malloc(n * sizeof(float)),
-                      malloc(n * sizeof(float)), malloc(n * sizeof(float)),
+    serving_data d = {malloc(n * sizeof(float)),    malloc(n * sizeof(float)),
+                      malloc(n * sizeof(float)),    malloc(n * sizeof(float)),
                       malloc(n * sizeof(uint16_t)), malloc(n * sizeof(uint16_t)),
                       malloc(n * sizeof(uint16_t)), malloc(n * sizeof(uint16_t))};
     int rc = CLI_OK;

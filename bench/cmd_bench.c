@@ -762,8 +762,8 @@ int cmd_bench(int argc, char **argv)
         if (json)
             print_machine(b, suite_names, cpu, NULL);
         else
-            printf("rfjit bench, suite serving: cpu %s, %d thread%s\n", cpu,
-                   threads ? threads : 1, threads > 1 ? "s" : "");
+            printf("rfjit bench, suite serving: cpu %s, %d thread%s\n", cpu, threads ? threads : 1,
+                   threads > 1 ? "s" : "");
         const int rc = sctx ? bench_serving(sctx, b->runs, json)
                             : cli_error("bench", CLI_FAILED, "cannot create a context");
         bench_free(b);

@@ -74,7 +74,7 @@ static const char help[] =
 typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
     const char *key_lengths, *query_lengths, *key_mask;
-    int32_t dtype; /* --dtype, or -1: the files' */
+    int32_t dtype;    /* --dtype, or -1: the files' */
     int proj_flag;    /* 1 if --iid or --orthogonal was given */
     int features_set; /* times --features was given */
     int no_warn;      /* --no-warn: no useless-estimate warning */
@@ -109,11 +109,18 @@ static int parse(int argc, char **argv, attn_args *x)
             }
             continue;
         }
-        static const char *const valued[] = {
-            "--queries", "--keys",  "--values", "-o",      "--projection", "--estimator",
-            "--features", "--m", "--seed", "--window", "--chunks", "--signs", "--hybrid-base",
-            "--backend", "--isa", "--plan-from-wisdom", "--budget-kind", "--synthetic-scale",
-            "--scale", "--key-lengths", "--query-lengths", "--key-mask", "--dtype"};
+        static const char *const valued[] = {"--queries",       "--keys",
+                                             "--values",        "-o",
+                                             "--projection",    "--estimator",
+                                             "--features",      "--m",
+                                             "--seed",          "--window",
+                                             "--chunks",        "--signs",
+                                             "--hybrid-base",   "--backend",
+                                             "--isa",           "--plan-from-wisdom",
+                                             "--budget-kind",   "--synthetic-scale",
+                                             "--scale",         "--key-lengths",
+                                             "--query-lengths", "--key-mask",
+                                             "--dtype"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -165,8 +172,8 @@ static int parse(int argc, char **argv, attn_args *x)
         else if (!strcmp(o, "--key-mask"))
             x->key_mask = val;
         else if (!strcmp(o, "--dtype"))
-            bad = (x->dtype = !strcmp(val, "f32")   ? RFJIT_F32
-                              : !strcmp(val, "f16") ? RFJIT_F16
+            bad = (x->dtype = !strcmp(val, "f32")    ? RFJIT_F32
+                              : !strcmp(val, "f16")  ? RFJIT_F16
                               : !strcmp(val, "bf16") ? RFJIT_BF16
                                                      : -2) == -2;
         else if (strcmp(o, "--hybrid-base"))
@@ -323,9 +330,8 @@ static int sample_f32(const rfjit_tensor_ex *t, int64_t n, int64_t cols, float *
  * no candidate is compiled or timed) on a sample of the inputs, rescaled from the m of the
  * tuner's row to a's (the model's squared error is e1 / m). NaN where there is no model or
  * the estimate failed: the warning is advice, so its failure is not the command's. */
-static double predicted_error(rfjit_ctx *ctx, const rfjit_attn_desc *a,
-                              const rfjit_tensor_ex *tq, const rfjit_tensor_ex *tk,
-                              const rfjit_tensor_ex *tv)
+static double predicted_error(rfjit_ctx *ctx, const rfjit_attn_desc *a, const rfjit_tensor_ex *tq,
+                              const rfjit_tensor_ex *tk, const rfjit_tensor_ex *tv)
 {
     int64_t n = tq->shape[2] < tk->shape[2] ? tq->shape[2] : tk->shape[2];
     n = n < 1024 ? n : 1024;
@@ -398,23 +404,26 @@ typedef struct call_arrays {
     int32_t *key_lengths, *query_lengths;
 } call_arrays;
 
-static int load_lengths(const char *path, const char *opt, int64_t B, npy_array *arr,
-                        int32_t **out)
+static int load_lengths(const char *path, const char *opt, int64_t B, npy_array *arr, int32_t **out)
 {
     char err[512];
     if (npy_read_kinds(path, 1u << NPY_I32 | 1u << NPY_I64, arr, err, sizeof err) != 0)
         return cli_error("attention", CLI_FAILED, "%s", err);
     if (arr->rank != 1 || arr->shape[0] != B)
-        return cli_error("attention", CLI_FAILED, "%s: %s needs shape (%lld,), one per batch "
-                         "entry", path, opt, (long long)B);
+        return cli_error("attention", CLI_FAILED,
+                         "%s: %s needs shape (%lld,), one per batch "
+                         "entry",
+                         path, opt, (long long)B);
     if (!(*out = malloc((size_t)B * sizeof **out)))
         return cli_error("attention", CLI_FAILED, "out of memory");
     for (int64_t b = 0; b < B; b++) {
         const int64_t v = arr->kind == NPY_I32 ? ((const int32_t *)arr->bytes)[b]
                                                : ((const int64_t *)arr->bytes)[b];
         if (v < 0 || v > INT32_MAX)
-            return cli_error("attention", CLI_FAILED, "%s: %s[%lld] = %lld is outside "
-                             "[0, 2^31 - 1]", path, opt, (long long)b, (long long)v);
+            return cli_error("attention", CLI_FAILED,
+                             "%s: %s[%lld] = %lld is outside "
+                             "[0, 2^31 - 1]",
+                             path, opt, (long long)b, (long long)v);
         (*out)[b] = (int32_t)v;
     }
     return CLI_OK;
@@ -430,15 +439,16 @@ static int load_call_arrays(const attn_args *x, const input *in, call_arrays *c)
         rc = load_lengths(x->query_lengths, "--query-lengths", B, &c->ql, &c->query_lengths);
     if (rc == CLI_OK && x->key_mask) {
         char err[512];
-        if (npy_read_kinds(x->key_mask, 1u << NPY_U8 | 1u << NPY_BOOL, &c->mask, err,
-                           sizeof err) != 0)
+        if (npy_read_kinds(x->key_mask, 1u << NPY_U8 | 1u << NPY_BOOL, &c->mask, err, sizeof err) !=
+            0)
             return cli_error("attention", CLI_FAILED, "%s", err);
         const int ok = (c->mask.rank == 2 && c->mask.shape[0] == B && c->mask.shape[1] == lk) ||
                        (c->mask.rank == 1 && B == 1 && c->mask.shape[0] == lk);
         if (!ok)
-            rc = cli_error("attention", CLI_FAILED, "%s: --key-mask needs shape (%lld, %lld), "
-                           "one byte per (batch entry, key)", x->key_mask, (long long)B,
-                           (long long)lk);
+            rc = cli_error("attention", CLI_FAILED,
+                           "%s: --key-mask needs shape (%lld, %lld), "
+                           "one byte per (batch entry, key)",
+                           x->key_mask, (long long)B, (long long)lk);
     }
     return rc;
 }

@@ -289,10 +289,10 @@ typedef struct npy_descr {
     size_t elem, out; /* bytes in the file, bytes in memory */
 } npy_descr;
 
-static const npy_descr descrs[] = {
-    {"<f4", NPY_F32, 4, 4}, {"<f8", NPY_F32, 8, 4}, {"<f2", NPY_F16, 2, 2},
-    {"<i4", NPY_I32, 4, 4}, {"<i8", NPY_I64, 8, 8}, {"|u1", NPY_U8, 1, 1},
-    {"|b1", NPY_BOOL, 1, 1}};
+static const npy_descr descrs[] = {{"<f4", NPY_F32, 4, 4}, {"<f8", NPY_F32, 8, 4},
+                                   {"<f2", NPY_F16, 2, 2}, {"<i4", NPY_I32, 4, 4},
+                                   {"<i8", NPY_I64, 8, 8}, {"|u1", NPY_U8, 1, 1},
+                                   {"|b1", NPY_BOOL, 1, 1}};
 
 /* The dtypes kinds accepts, for messages: "'<f4' or '<f8'", ... */
 static void kinds_text(unsigned kinds, char *buf, size_t len)
@@ -305,7 +305,9 @@ static void kinds_text(unsigned kinds, char *buf, size_t len)
         if (kinds >> descrs[i].kind & 1) {
             count++;
             const int w = snprintf(buf + n, len - n, "%s'%s'",
-                                   count == 1 ? "" : count == total ? " or " : ", ",
+                                   count == 1       ? ""
+                                   : count == total ? " or "
+                                                    : ", ",
                                    descrs[i].descr);
             n += w > 0 ? (size_t)w : 0;
         }
@@ -384,8 +386,8 @@ static int parse_kinds(const unsigned char *buf, size_t len, const char *name, u
     char accepted[96];
     kinds_text(kinds, accepted, sizeof accepted);
     if (!d && dv.descr[0] == '>')
-        return fail(err, errlen, name, "big-endian dtype '%s' is not supported (need %s)",
-                    dv.descr, accepted);
+        return fail(err, errlen, name, "big-endian dtype '%s' is not supported (need %s)", dv.descr,
+                    accepted);
     if (!d)
         return fail(err, errlen, name, "unsupported dtype '%s' (need %s)", dv.descr, accepted);
     const size_t elem = d->elem;
@@ -419,8 +421,10 @@ static int parse_kinds(const unsigned char *buf, size_t len, const char *name, u
             const uint64_t u = le64(src + elem * w.at);
             memcpy(&x, &u, sizeof x);
             free(data);
-            return fail(err, errlen, name, "float64 value %g at index %zu is outside the "
-                                           "float32 range", x, w.at);
+            return fail(err, errlen, name,
+                        "float64 value %g at index %zu is outside the "
+                        "float32 range",
+                        x, w.at);
         }
     }
     out->kind = d->kind;
@@ -464,8 +468,8 @@ int npy_read_kinds(const char *path, unsigned kinds, npy_array *out, char *err, 
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-static int write_elems(const char *path, const void *data, const char *descr, size_t elem,
-                       int rank, const int64_t *shape, char *err, size_t errlen);
+static int write_elems(const char *path, const void *data, const char *descr, size_t elem, int rank,
+                       const int64_t *shape, char *err, size_t errlen);
 
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen)
@@ -473,15 +477,15 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
     return write_elems(path, data, "<f4", sizeof *data, rank, shape, err, errlen);
 }
 
-int npy_write_f16(const char *path, const uint16_t *data, int rank, const int64_t *shape,
-                  char *err, size_t errlen)
+int npy_write_f16(const char *path, const uint16_t *data, int rank, const int64_t *shape, char *err,
+                  size_t errlen)
 {
     return write_elems(path, data, "<f2", sizeof *data, rank, shape, err, errlen);
 }
 
 /* count = prod(shape) elements of elem (2 or 4) bytes in host order, written little-endian. */
-static int write_elems(const char *path, const void *data, const char *descr, size_t elem,
-                       int rank, const int64_t *shape, char *err, size_t errlen)
+static int write_elems(const char *path, const void *data, const char *descr, size_t elem, int rank,
+                       const int64_t *shape, char *err, size_t errlen)
 {
     if (!data || !shape || rank < 1 || rank > NPY_MAX_RANK)
         return fail(err, errlen, path, "npy_write needs data, a shape and rank 1..4");

@@ -38,12 +38,12 @@
 
 /* Element kinds of npy_read_kinds, as bits of its `kinds` argument (1 << NPY_*). */
 enum {
-    NPY_F32 = 0,  /* '<f4', or '<f8' converted */
-    NPY_F16 = 1,  /* '<f2' */
-    NPY_I32 = 2,  /* '<i4' */
-    NPY_I64 = 3,  /* '<i8' */
-    NPY_U8 = 4,   /* '|u1' */
-    NPY_BOOL = 5  /* '|b1' */
+    NPY_F32 = 0, /* '<f4', or '<f8' converted */
+    NPY_F16 = 1, /* '<f2' */
+    NPY_I32 = 2, /* '<i4' */
+    NPY_I64 = 3, /* '<i8' */
+    NPY_U8 = 4,  /* '|u1' */
+    NPY_BOOL = 5 /* '|b1' */
 };
 
 typedef struct npy_array {
@@ -73,8 +73,8 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
               size_t errlen);
 
 /* npy_write for IEEE half bits: a '<f2' file. */
-int npy_write_f16(const char *path, const uint16_t *data, int rank, const int64_t *shape,
-                  char *err, size_t errlen);
+int npy_write_f16(const char *path, const uint16_t *data, int rank, const int64_t *shape, char *err,
+                  size_t errlen);
 
 /* Free out's data; a zeroed or already freed array is fine. */
 void npy_free(npy_array *a);

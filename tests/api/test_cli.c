@@ -102,7 +102,8 @@ static void setup(void)
      * float16 file of q4.npy's shape and keys with 2 heads, which do not divide q4's 3 */
     const int64_t n3[1] = {3}, n2[1] = {2}, m7[2] = {2, 7}, k3h[4] = {2, 2, 9, 8},
                   v3h[4] = {2, 2, 9, 6};
-    const int32_t kl3[3] = {1, 2, 3}, klbig[2] = {10, 9}, klneg[2] = {3, -1}, kl2[2] = {9, 9}, kl39[2] = {3, 9};
+    const int32_t kl3[3] = {1, 2, 3}, klbig[2] = {10, 9}, klneg[2] = {3, -1}, kl2[2] = {9, 9},
+                  kl39[2] = {3, 9};
     const unsigned char m7b[14] = {1};
     write_raw("kl3.npy", "<i4", 1, n3, kl3, 4);
     write_raw("klbig.npy", "<i4", 1, n2, klbig, 4);
@@ -219,8 +220,7 @@ static void write_raw(const char *name, const char *descr, int rank, const int64
                       const void *data, size_t elem)
 {
     char hdr[128], path[256];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     size_t count = 1;
     for (int i = 0; i < rank; i++) {
         n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%s%lld", i ? ", " : "",
@@ -241,9 +241,9 @@ static void write_raw(const char *name, const char *descr, int rank, const int64
 /* Exact attention of one (batch, head) in double with the serving semantics: scale, key
  * length lk, query length lq (rows past it 0), key mask, bottom-right causal within the
  * lengths, zeros for a query that sees no key. */
-static void serving_reference(const float *q, const float *k, const float *v, int Lq, int d,
-                              int dv, int lq, int lk, const unsigned char *mask, int causal,
-                              double scale, double *out)
+static void serving_reference(const float *q, const float *k, const float *v, int Lq, int d, int dv,
+                              int lq, int lk, const unsigned char *mask, int causal, double scale,
+                              double *out)
 {
     for (int i = 0; i < Lq; i++) {
         double w[64], mx = -INFINITY, z = 0;
@@ -283,7 +283,8 @@ static void expect_serving(const char *opts, const int64_t *ql, const int32_t *k
     char args[512];
     snprintf(args, sizeof args,
              "attention --queries sq.npy --keys sk.npy --values sv.npy -o so.npy "
-             "--estimator exact --scale 0.3 %s%s", opts, causal ? " --causal" : "");
+             "--estimator exact --scale 0.3 %s%s",
+             opts, causal ? " --causal" : "");
     cr_assert_eq(run(args), 0, "%s: %s", args, slurp("err.txt"));
     npy_array q, k, v, o;
     read_arr("sq.npy", &q);
@@ -304,8 +305,8 @@ static void expect_serving(const char *opts, const int64_t *ql, const int32_t *k
                               causal, 0.3, ref);
             const float *got = o.data + ((size_t)b * SH + h) * SLQ * SDV;
             for (int i = 0; i < SLQ * SDV; i++)
-                cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "%s: b %d h %d [%d]: %.9g vs %.9g",
-                          args, b, h, i, got[i], ref[i]);
+                cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "%s: b %d h %d [%d]: %.9g vs %.9g", args,
+                          b, h, i, got[i], ref[i]);
         }
     npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&o);
 }
@@ -368,13 +369,17 @@ Test(cli, attention_float16_is_preserved)
         cr_assert_eq(npy_write(path, x[a], 2, s, err, sizeof err), 0, "%s", err);
     }
     cr_assert_eq(run("attention --queries hq.npy --keys hk.npy --values hv.npy -o ho.npy "
-                     "--estimator exact --causal"), 0, "%s", slurp("err.txt"));
+                     "--estimator exact --causal"),
+                 0, "%s", slurp("err.txt"));
     cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o fo.npy "
-                     "--estimator exact --causal"), 0, "%s", slurp("err.txt"));
+                     "--estimator exact --causal"),
+                 0, "%s", slurp("err.txt"));
     cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o co.npy "
-                     "--estimator exact --causal --dtype f16"), 0, "%s", slurp("err.txt"));
+                     "--estimator exact --causal --dtype f16"),
+                 0, "%s", slurp("err.txt"));
     cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o bo.npy "
-                     "--estimator exact --causal --dtype bf16"), 0, "%s", slurp("err.txt"));
+                     "--estimator exact --causal --dtype bf16"),
+                 0, "%s", slurp("err.txt"));
     npy_array ho, co, fo, bo;
     path_in_dir(path, sizeof path, "ho.npy");
     cr_assert_eq(npy_read_kinds(path, 1u << NPY_F16, &ho, err, sizeof err), 0, "%s", err);
@@ -388,7 +393,8 @@ Test(cli, attention_float16_is_preserved)
         cr_assert_eq(hb[i], cb[i], "element %d", i);
         /* the float32 result rounded once to half, up to the kernel's float32 rounding */
         cr_assert(fabsf(rj_f16_to_f32(hb[i]) - fo.data[i]) <=
-                      ldexpf(fabsf(fo.data[i]), -11) + 1e-5f, "element %d", i);
+                      ldexpf(fabsf(fo.data[i]), -11) + 1e-5f,
+                  "element %d", i);
         /* bf16 inputs: |x| <= 1 rounded to 8 bits moves an output by at most ~2^-7 */
         cr_assert(fabsf(bo.data[i] - fo.data[i]) <= 0.02f, "bf16 element %d", i);
     }
@@ -758,21 +764,28 @@ Test(cli, bad_files_exit_1_with_one_line)
     expect_error(QKV " --projection k7.npy", 1, "k7.npy: projection must have shape (m, d)");
     expect_error("attention --queries q.npy --keys k.npy --values v.npy -o /nonexistent/o.npy",
                  1, "/nonexistent/o.npy: cannot open for writing");
-    expect_error(QKV " --key-lengths q.npy", 1, "q.npy: unsupported dtype '<f4' (need '<i4' or "
+    expect_error(QKV " --key-lengths q.npy", 1,
+                 "q.npy: unsupported dtype '<f4' (need '<i4' or "
                  "'<i8')");
     expect_error(QKV " --key-mask q.npy", 1, "need '|u1' or '|b1'");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-lengths kl3.npy", 1, "--key-lengths needs shape (2,)");
+                 "--key-lengths kl3.npy",
+                 1, "--key-lengths needs shape (2,)");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-lengths kl3.npy --key-mask m7.npy", 1, "--key-lengths needs shape");
+                 "--key-lengths kl3.npy --key-mask m7.npy",
+                 1, "--key-lengths needs shape");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-mask m7.npy", 1, "--key-mask needs shape (2, 9)");
+                 "--key-mask m7.npy",
+                 1, "--key-mask needs shape (2, 9)");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-lengths klbig.npy", 1, "rfjit attention: ");
+                 "--key-lengths klbig.npy",
+                 1, "rfjit attention: ");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-lengths klneg.npy", 1, "klneg.npy: --key-lengths[1] = -1 is outside");
+                 "--key-lengths klneg.npy",
+                 1, "klneg.npy: --key-lengths[1] = -1 is outside");
     expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
-                 "--key-lengths kl39.npy --query-lengths kl2.npy --causal", 1, "lq <= lk");
+                 "--key-lengths kl39.npy --query-lengths kl2.npy --causal",
+                 1, "lq <= lk");
     expect_error("attention --queries hq4.npy --keys k4.npy --values v4.npy -o o.npy", 1,
                  "one dtype");
     expect_error("attention --queries q4.npy --keys k3h.npy --values v3h.npy -o o.npy", 1,
