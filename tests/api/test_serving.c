@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file checks attention as an inference server calls it (rfjit_plan_execute_args) on
+ * the JIT against the portable reference: every estimator x {bidirectional, causal} x {key
+ * lengths (ragged, with 0 and 1), a random key mask, query lengths (rows past them zero, or
+ * untouched), grouped-query heads with H / Hkv in {1, 2, 8}, Lq < Lk (the causal offset),
+ * the packed layout, the softmax scale in {0.5, 1, 2} / sqrt(d)} x {float32, float16,
+ * bfloat16}; then a grouped call against the same call with k and v repeated, masked and
+ * padded keys changing nothing, and every malformed call failing with a status and a
+ * message before anything is written.
+ *
+ * Tolerances. The reference and the JIT run the same descriptor on the same inputs (for a
+ * half dtype the same half inputs), so the float32 bound is the estimator's documented
+ * ref_tol (max |JIT - reference| <= ref_tol max |reference|, as in jit/test_jit_equiv.c).
+ * A half output adds the rounding of each of the two outputs to the dtype: at most u |x|
+ * with u = 2^-11 (float16) or 2^-8 (bfloat16), plus 2^-24 for the reference's double going
+ * through float on its way, each <= u' max |reference| (1 + ref_tol); relative to the
+ * rounded reference's maximum (>= (1 - u) of the unrounded one):
+ *     tol = (ref_tol + 2 u' (1 + ref_tol)) / (1 - u),   u' = u + 2^-24.
+ * Rows that no key reaches (key length 0, every visible key masked, causal before the first
+ * key) must be exactly zero, rows past a query length exactly zero or, with untouched_rows,
+ * bit for bit what was there.
+ */
+#include <criterion/criterion.h>
+
+#include "core/half.h"
+#include "data_testutil.h"
+#include "est/est.h"
+#include "rfjit.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { D = 16, DV = 16, M = 16 };
+
+#define SENTINEL 1000.0f /* exact in every dtype, far from any attention output here */
+
+static rfjit_ctx *make_ctx(void)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    return c;
+}
+
+static int fitted(const char *est)
+{
+    return !strcmp(est, "oprf") || !strcmp(est, "saderf") || !strcmp(est, "sderf") ||
+           !strcmp(est, "aderf");
+}
+
+static const char *dt_name(int dt)
+{
+    return rj_dtype_name(dt);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Buffers of any dtype                                                                     */
+
+static void store(void *p, size_t i, int dt, float x)
+{
+    if (dt == RFJIT_F32)
+        ((float *)p)[i] = x;
+    else
+        ((uint16_t *)p)[i] = dt == RFJIT_F16 ? rj_f32_to_f16(x) : rj_f32_to_bf16(x);
+}
+
+static void *alloc_dt(size_t n, int dt)
+{
+    void *p = calloc(n ? n : 1, rj_dtype_size(dt));
+    cr_assert_not_null(p);
+    return p;
+}
+
+/* n normal numbers of standard deviation sd, as dtype. */
+static void *normal_dt(size_t n, double sd, uint64_t seed, int dt)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    tu_fill_normal(x, n, sd, seed);
+    void *p = alloc_dt(n, dt);
+    for (size_t i = 0; i < n; i++)
+        store(p, i, dt, x[i]);
+    free(x);
+    return p;
+}
+
+static void fill_dt(void *p, size_t n, int dt, float x)
+{
+    for (size_t i = 0; i < n; i++)
+        store(p, i, dt, x);
+}
+
+/* Whether element i is bit for bit x stored as dtype. */
+static bool is_bits(const void *p, size_t i, int dt, float x)
+{
+    if (dt == RFJIT_F32) {
+        float y = ((const float *)p)[i];
+        return !memcmp(&y, &x, sizeof x);
+    }
+    uint16_t want = dt == RFJIT_F16 ? rj_f32_to_f16(x) : rj_f32_to_bf16(x);
+    return ((const uint16_t *)p)[i] == want;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One serving call                                                                         */
+
+typedef struct scase {
+    const char *name;
+    int64_t B, H, Hkv, lq, lk; /* padded: the tensors' extents; packed: sequences, totals */
+    const int32_t *klen, *qlen;
+    int mask;                  /* a random key mask, ~30% masked */
+    const int32_t *cuq, *cuk;  /* packed offsets (B + 1) */
+    int untouched;
+    int modes;                 /* 1 bidirectional, 2 causal */
+} scase;
+
+static const int32_t KL[4] = {37, 0, 1, 23}, QL_K[4] = {30, 0, 1, 23}, QL[4] = {37, 0, 1, 20};
+static const int32_t CUQ[5] = {0, 20, 20, 21, 45}, CUK[5] = {0, 30, 30, 31, 70};
+
+static const scase CASES[] = {
+    {"key_lengths", 4, 2, 2, 37, 37, KL, NULL, 0, NULL, NULL, 0, 1},
+    {"key_lengths+query_lengths", 4, 2, 2, 37, 37, KL, QL_K, 0, NULL, NULL, 0, 3},
+    {"key_mask", 3, 2, 2, 37, 37, NULL, NULL, 1, NULL, NULL, 0, 3},
+    {"query_lengths", 4, 2, 2, 37, 37, NULL, QL, 0, NULL, NULL, 0, 3},
+    {"query_lengths untouched", 4, 2, 2, 37, 37, NULL, QL, 0, NULL, NULL, 1, 3},
+    {"gqa H/Hkv=1", 2, 8, 8, 37, 37, NULL, NULL, 0, NULL, NULL, 0, 3},
+    {"gqa H/Hkv=2", 2, 8, 4, 37, 37, NULL, NULL, 0, NULL, NULL, 0, 3},
+    {"gqa H/Hkv=8", 2, 8, 1, 37, 37, NULL, NULL, 0, NULL, NULL, 0, 3},
+    {"Lq<Lk offset", 2, 2, 2, 20, 53, NULL, NULL, 0, NULL, NULL, 0, 3},
+    {"packed", 4, 2, 2, 45, 70, NULL, NULL, 0, CUQ, CUK, 0, 3},
+    {"packed+mask", 4, 2, 2, 45, 70, NULL, NULL, 1, CUQ, CUK, 0, 3},
+    {"lengths+mask+gqa", 4, 8, 2, 37, 37, KL, QL_K, 1, NULL, NULL, 0, 3},
+};
+enum { ALL_CASES = sizeof CASES / sizeof CASES[0], COMBINED = ALL_CASES - 1 };
+
+typedef struct call {
+    const scase *cs;
+    int dt;
+    int64_t tb;               /* the tensors' batch extent (1 when packed) */
+    void *q, *k, *v;
+    uint8_t *mask;
+    size_t nq, nk, nv, no, nmask;
+    rfjit_tensor_ex tq, tk, tv;
+} call;
+
+static rfjit_tensor_ex view_of(void *p, int dt, int64_t b, int64_t h, int64_t l, int64_t dim,
+                               bool packed)
+{
+    rfjit_tensor_ex t = RFJIT_TENSOR_EX_INIT;
+    t.data = p;
+    t.dtype = dt;
+    t.shape[0] = b, t.shape[1] = h, t.shape[2] = l, t.shape[3] = dim;
+    if (packed) { /* (total, heads, dim) rows */
+        t.stride[0] = 0, t.stride[1] = dim, t.stride[2] = h * dim, t.stride[3] = 1;
+    } else {
+        t.stride[3] = 1, t.stride[2] = dim, t.stride[1] = l * dim, t.stride[0] = h * l * dim;
+    }
+    return t;
+}
+
+/* ~30% of keys masked by a fixed stream; in sequence 0 the first three keys are masked
+ * (causal queries before them see nothing), and the last sequence is masked entirely. */
+static uint8_t *make_mask(size_t n, int64_t nseq, const int32_t *cuk, int64_t lk)
+{
+    uint8_t *m = malloc(n ? n : 1);
+    uint64_t s = 0x5eed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        m[i] = (uint8_t)((s >> 33) % 10 >= 3);
+    }
+    const int64_t k0 = cuk ? cuk[nseq - 1] : (nseq - 1) * lk;
+    const int64_t k1 = cuk ? cuk[nseq] : nseq * lk;
+    for (int i = 0; i < 3 && (size_t)i < n; i++)
+        m[i] = 0;
+    for (int64_t j = k0; j < k1; j++)
+        m[j] = 0;
+    return m;
+}
+
+static void call_init(call *c, const scase *cs, int dt, uint64_t seed)
+{
+    memset(c, 0, sizeof *c);
+    c->cs = cs;
+    c->dt = dt;
+    const bool packed = cs->cuq != NULL;
+    c->tb = packed ? 1 : cs->B;
+    c->nq = (size_t)(c->tb * cs->H * cs->lq * D);
+    c->nk = (size_t)(c->tb * cs->Hkv * cs->lk * D);
+    c->nv = (size_t)(c->tb * cs->Hkv * cs->lk * DV);
+    c->no = (size_t)(c->tb * cs->H * cs->lq * DV);
+    c->q = normal_dt(c->nq, 0.5, seed, dt);
+    c->k = normal_dt(c->nk, 0.5, seed + 1, dt);
+    c->v = normal_dt(c->nv, 1.0, seed + 2, dt);
+    c->tq = view_of(c->q, dt, c->tb, cs->H, cs->lq, D, packed);
+    c->tk = view_of(c->k, dt, c->tb, cs->Hkv, cs->lk, D, packed);
+    c->tv = view_of(c->v, dt, c->tb, cs->Hkv, cs->lk, DV, packed);
+    if (cs->mask) {
+        c->nmask = (size_t)(c->tb * cs->lk);
+        c->mask = make_mask(c->nmask, cs->B, cs->cuk, cs->lk);
+    }
+}
+
+static void call_free(call *c)
+{
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->mask);
+}
+
+static rfjit_attn_args args_of(const call *c, const rfjit_tensor_ex *to)
+{
+    const scase *cs = c->cs;
+    rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
+    a.q = &c->tq, a.k = &c->tk, a.v = &c->tv, a.out = to;
+    a.key_lengths = cs->klen;
+    a.query_lengths = cs->qlen;
+    a.key_mask = c->mask;
+    a.cu_seqlens_q = cs->cuq;
+    a.cu_seqlens_k = cs->cuk;
+    a.batch = cs->cuq ? cs->B : 0;
+    a.untouched_rows = cs->untouched;
+    return a;
+}
+
+/* Run the call on plan into a fresh output (in the call's dtype, filled with SENTINEL). */
+static void *run_call(rfjit_ctx *ctx, const rfjit_plan *plan, const call *c, const char *what)
+{
+    void *out = alloc_dt(c->no, c->dt);
+    fill_dt(out, c->no, c->dt, SENTINEL);
+    const rfjit_tensor_ex to = view_of(out, c->dt, c->tb, c->cs->H, c->cs->lq, DV, c->cs->cuq);
+    const rfjit_attn_args a = args_of(c, &to);
+    rfjit_status s = rfjit_plan_execute_args(plan, &a);
+    cr_expect_eq(s, RFJIT_OK, "%s: %s %s: %s", what, c->cs->name, dt_name(c->dt),
+                 rfjit_ctx_last_error(ctx));
+    if (s != RFJIT_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Geometry of sequence b as rfjit.h defines it. */
+typedef struct seqg {
+    int64_t q0, k0, rows, lq, lk, tb;
+    const uint8_t *mask;
+} seqg;
+
+static seqg seq_of(const call *c, int64_t b)
+{
+    const scase *cs = c->cs;
+    seqg g = {0};
+    if (cs->cuq) {
+        g.q0 = cs->cuq[b], g.k0 = cs->cuk[b];
+        g.rows = g.lq = cs->cuq[b + 1] - cs->cuq[b];
+        g.lk = cs->cuk[b + 1] - cs->cuk[b];
+        g.mask = c->mask ? c->mask + g.k0 : NULL;
+    } else {
+        g.tb = b;
+        g.rows = cs->lq;
+        g.lq = cs->qlen ? cs->qlen[b] : cs->lq;
+        g.lk = cs->klen ? cs->klen[b] : cs->lk;
+        g.mask = c->mask ? c->mask + b * cs->lk : NULL;
+    }
+    return g;
+}
+
+/* Whether query i of sequence g sees any key. */
+static bool sees_a_key(const seqg *g, int64_t i, int causal)
+{
+    const int64_t last = causal ? i + g->lk - g->lq : g->lk - 1;
+    for (int64_t j = 0; j <= last && j < g->lk; j++)
+        if (!g->mask || g->mask[j])
+            return true;
+    return false;
+}
+
+static size_t row_index(const call *c, const seqg *g, int64_t h, int64_t r)
+{
+    const scase *cs = c->cs;
+    if (cs->cuq)
+        return (size_t)(((g->q0 + r) * cs->H + h) * DV);
+    return (size_t)(((g->tb * cs->H + h) * cs->lq + r) * DV);
+}
+
+static double tol_for(const char *est, int dt)
+{
+    const rj_est_ops *e = rj_est_find(est);
+    cr_assert_not_null(e, "%s", est);
+    const double t = e->ref_tol;
+    const double u = dt == RFJIT_F16 ? 0x1p-11 : dt == RFJIT_BF16 ? 0x1p-8 : 0;
+    const double u1 = dt == RFJIT_F32 ? 0 : u + 0x1p-24;
+    return (t + 2 * u1 * (1 + t)) / (1 - u);
+}
+
+/* The rows rfjit.h fixes (padding, no visible key) exactly; the rest within tol. */
+static void compare_outputs(const call *c, const char *est, int causal, double scale,
+                            const void *ref, const void *jit)
+{
+    const scase *cs = c->cs;
+    const int dt = c->dt;
+    double num = 0, den = 0;
+    int bad_rows = 0;
+    for (int64_t b = 0; b < cs->B; b++) {
+        const seqg g = seq_of(c, b);
+        for (int64_t h = 0; h < cs->H; h++)
+            for (int64_t r = 0; r < g.rows; r++) {
+                const size_t i0 = row_index(c, &g, h, r);
+                const bool computed = r < g.lq;
+                const bool seen = computed && sees_a_key(&g, r, causal);
+                for (size_t x = i0; x < i0 + DV; x++) {
+                    if (!computed) {
+                        const float want = cs->untouched ? SENTINEL : 0.0f;
+                        if ((!is_bits(jit, x, dt, want) || !is_bits(ref, x, dt, want)) &&
+                            bad_rows++ < 3)
+                            cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) past the "
+                                      "query length is jit %g ref %g, want %g",
+                                      est, causal, cs->name, dt_name(dt), (long long)r,
+                                      (long long)b, (long long)h, rj_dtype_load(jit, (int64_t)x, dt),
+                                      rj_dtype_load(ref, (int64_t)x, dt), want);
+                        continue;
+                    }
+                    const float fj = rj_dtype_load(jit, (int64_t)x, dt);
+                    const float fr = rj_dtype_load(ref, (int64_t)x, dt);
+                    if (!seen && (!is_bits(jit, x, dt, 0.0f) || !is_bits(ref, x, dt, 0.0f)) &&
+                        bad_rows++ < 3)
+                        cr_expect(0, "%s causal=%d %s %s: query %lld of (%lld, %lld) sees no "
+                                  "key but is jit %g ref %g, want 0",
+                                  est, causal, cs->name, dt_name(dt), (long long)r,
+                                  (long long)b, (long long)h, fj, fr);
+                    if (is_bits(jit, x, dt, SENTINEL) && bad_rows++ < 3)
+                        cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) not written",
+                                  est, causal, cs->name, dt_name(dt), (long long)r, (long long)b,
+                                  (long long)h);
+                    num = isfinite(fj) && isfinite(fr) ? fmax(num, fabs((double)fj - fr))
+                                                       : INFINITY;
+                    den = fmax(den, fabs((double)fr));
+                }
+            }
+    }
+    const double e = den > 0 ? num / den : num, tol = tol_for(est, dt);
+    cr_expect(e <= tol,
+              "%s causal=%d scale=%g/sqrt(d) %s %s: max|jit-ref|/max|ref| = %.3g > %.3g", est,
+              causal, scale, cs->name, dt_name(dt), e, tol);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The matrix                                                                               */
+
+static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int causal, double scale, int dt,
+                             int backend, const rfjit_tensor *calib)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = D;
+    a.dv = DV;
+    a.m = M;
+    a.causal = causal;
+    a.seed = 7;
+    a.scale = scale / sqrt((double)D);
+    a.dtype = dt;
+    a.backend = backend;
+    if (causal && fitted(est))
+        a.calib_q = a.calib_k = calib;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s causal=%d scale=%g %s: %s", est,
+                 causal, scale, dt_name(dt), rfjit_ctx_last_error(ctx));
+    return p;
+}
+
+static void matrix(const char *est, int causal)
+{
+    rfjit_ctx *ctx = make_ctx();
+    float calib[40 * D];
+    tu_fill_normal(calib, 40 * D, 0.5, 5);
+    const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
+    static const int dts[3] = {RFJIT_F32, RFJIT_F16, RFJIT_BF16};
+    static const double scales[3] = {1.0, 0.5, 2.0};
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 3; si++) {
+            rfjit_plan *ref = make_plan(ctx, est, causal, scales[si], dts[di],
+                                        RFJIT_BACKEND_REFERENCE, &tc);
+            rfjit_plan *jit = make_plan(ctx, est, causal, scales[si], dts[di],
+                                        RFJIT_BACKEND_JIT, &tc);
+            /* every case at the default scale; the other scales on the combined case */
+            for (int ci = si ? COMBINED : 0; ci < ALL_CASES; ci++) {
+                if (!(CASES[ci].modes & (1 << causal)))
+                    continue;
+                call c;
+                call_init(&c, &CASES[ci], dts[di], 11 + (uint64_t)ci);
+                void *o_ref = run_call(ctx, ref, &c, "reference");
+                void *o_jit = run_call(ctx, jit, &c, "jit");
+                if (o_ref && o_jit)
+                    compare_outputs(&c, est, causal, scales[si], o_ref, o_jit);
+                free(o_ref);
+                free(o_jit);
+                call_free(&c);
+            }
+            rfjit_plan_destroy(ref);
+            rfjit_plan_destroy(jit);
+        }
+    rfjit_ctx_destroy(ctx);
+}
+
+#define MATRIX(est)                                                                              \
+    Test(serving, est##_bidirectional, .timeout = 120) { matrix(#est, 0); }                     \
+    Test(serving, est##_causal, .timeout = 120) { matrix(#est, 1); }
+
+MATRIX(exact)
+MATRIX(trig)
+MATRIX(positive)
+MATRIX(hyperbolic)
+MATRIX(oprf)
+MATRIX(saderf)
+MATRIX(sderf)
+MATRIX(aderf)
+MATRIX(hybrid)
+MATRIX(eva)
+
+/* Every registered estimator is in the matrix above. */
+Test(serving, every_estimator)
+{
+    static const char *const listed[] = {"exact", "trig",  "positive", "hyperbolic", "oprf",
+                                         "saderf", "sderf", "aderf",    "hybrid",     "eva"};
+    for (int e = 0; rfjit_estimator_name(e); e++) {
+        bool found = false;
+        for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)
+            found |= !strcmp(listed[i], rfjit_estimator_name(e));
+        cr_expect(found, "estimator %s is missing from the serving matrix",
+                  rfjit_estimator_name(e));
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Grouped-query heads against repeated heads                                               */
+
+/* A call with Hkv = 2 of H = 8 heads equals the same call with k and v repeated to 8 heads
+ * (head h a copy of h / 4). Bits may differ: a shared key state is built in other blocks
+ * than a per-slice call's. Both are float computations of the same double result, each
+ * within ref_tol max|out| of it, and they differ only in where float rounding falls; the
+ * bound used is that budget, ref_tol max|repeated|, for both modes and both layouts of the
+ * keys (full length, and ragged lengths). */
+static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const rfjit_tensor *tc)
+{
+    static const int32_t kl[2] = {37, 23}, ql[2] = {30, 23};
+    rfjit_plan *jit = make_plan(ctx, est, causal, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, tc);
+    for (int lengths = 0; lengths < 2; lengths++) {
+        const scase g = {"gqa", 2, 8, 2, 37, 37, lengths ? kl : NULL, lengths ? ql : NULL,
+                         0, NULL, NULL, 0, 3};
+        scase r = g;
+        r.name = "repeated";
+        r.Hkv = 8;
+        call cg, cr;
+        call_init(&cg, &g, RFJIT_F32, 21);
+        call_init(&cr, &r, RFJIT_F32, 21);
+        for (int64_t b = 0; b < 2; b++)
+            for (int64_t h = 0; h < 8; h++) {
+                const size_t src = (size_t)((b * 2 + h / 4) * 37), dst = (size_t)((b * 8 + h) * 37);
+                memcpy((float *)cr.k + dst * D, (float *)cg.k + src * D, 37 * D * sizeof(float));
+                memcpy((float *)cr.v + dst * DV, (float *)cg.v + src * DV, 37 * DV * sizeof(float));
+            }
+        memcpy(cr.q, cg.q, cg.nq * sizeof(float));
+        float *og = run_call(ctx, jit, &cg, "gqa"), *orp = run_call(ctx, jit, &cr, "repeated");
+        if (og && orp) {
+            double num = 0, den = 0;
+            for (size_t i = 0; i < cg.no; i++) {
+                num = isfinite(og[i]) ? fmax(num, fabs((double)og[i] - orp[i])) : INFINITY;
+                den = fmax(den, fabs((double)orp[i]));
+            }
+            const double tol = tol_for(est, RFJIT_F32);
+            cr_expect(num <= tol * den, "%s causal=%d lengths=%d: GQA vs repeated heads "
+                      "max diff %.3g > %.3g max|out|", est, causal, lengths, num / den, tol);
+        }
+        free(og);
+        free(orp);
+        call_free(&cg);
+        call_free(&cr);
+    }
+    rfjit_plan_destroy(jit);
+}
+
+Test(serving, gqa_equals_repeated_heads, .timeout = 120)
+{
+    rfjit_ctx *ctx = make_ctx();
+    float calib[40 * D];
+    tu_fill_normal(calib, 40 * D, 0.5, 5);
+    const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
+    for (int e = 0; rfjit_estimator_name(e); e++)
+        for (int causal = 0; causal < 2; causal++)
+            gqa_vs_repeated(ctx, rfjit_estimator_name(e), causal, &tc);
+    rfjit_ctx_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Masked and padded keys change nothing                                                    */
+
+/* Scaling every masked key and value by 3, swapping two masked key rows and writing 1e30 in
+ * the padding past key lengths leaves the output bit for bit the same: such keys are in no
+ * sum, no normaliser and no fitted statistic. */
+static void perturb_hidden(call *c, bool masked_keys, bool padding_keys)
+{
+    const scase *cs = c->cs;
+    float *k = c->k, *v = c->v;
+    for (int64_t b = 0; b < cs->B; b++) {
+        const seqg g = seq_of(c, b);
+        for (int64_t h = 0; h < cs->Hkv; h++) {
+            int64_t first = -1;
+            for (int64_t j = 0; j < cs->lk; j++) {
+                const size_t row = (size_t)((b * cs->Hkv + h) * cs->lk + j);
+                const bool padding = padding_keys && j >= g.lk;
+                const bool masked = masked_keys && j < g.lk && g.mask && !g.mask[j];
+                for (int x = 0; masked && x < D; x++)
+                    k[row * D + x] *= 3;
+                for (int x = 0; masked && x < DV; x++)
+                    v[row * DV + x] *= 3;
+                for (int x = 0; padding && x < D; x++)
+                    k[row * D + x] = 1e30f;
+                for (int x = 0; padding && x < DV; x++)
+                    v[row * DV + x] = -1e30f;
+                if (masked && first < 0) {
+                    first = (int64_t)row;
+                } else if (masked) { /* swap with the first masked row */
+                    float t[D];
+                    memcpy(t, k + row * D, sizeof t);
+                    memcpy(k + row * D, k + (size_t)first * D, sizeof t);
+                    memcpy(k + (size_t)first * D, t, sizeof t);
+                    first = -2;
+                }
+            }
+        }
+    }
+}
+
+Test(serving, hidden_keys_change_nothing, .timeout = 120)
+{
+    rfjit_ctx *ctx = make_ctx();
+    float calib[40 * D];
+    tu_fill_normal(calib, 40 * D, 0.5, 5);
+    const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
+    const scase cs = {"hidden", 4, 4, 2, 37, 37, KL, QL_K, 1, NULL, NULL, 0, 3};
+    for (int e = 0; rfjit_estimator_name(e); e++)
+        for (int causal = 0; causal < 2; causal++) {
+            const char *est = rfjit_estimator_name(e);
+            rfjit_plan *jit = make_plan(ctx, est, causal, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, &tc);
+            for (int what = 0; what < 2; what++) {
+                call c;
+                call_init(&c, &cs, RFJIT_F32, 31);
+                void *before = run_call(ctx, jit, &c, "jit");
+                perturb_hidden(&c, what == 0, what == 1);
+                void *after = run_call(ctx, jit, &c, "jit, hidden keys changed");
+                if (before && after)
+                    cr_expect(!memcmp(before, after, c.no * sizeof(float)),
+                              "%s causal=%d: changing %s keys changed the output", est, causal,
+                              what ? "padding" : "masked");
+                free(before);
+                free(after);
+                call_free(&c);
+            }
+            rfjit_plan_destroy(jit);
+        }
+    rfjit_ctx_destroy(ctx);
+}
