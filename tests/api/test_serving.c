@@ -565,3 +565,296 @@ Test(serving, hidden_keys_change_nothing, .timeout = 120)
         }
     rfjit_ctx_destroy(ctx);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Bad input: a status, a message, and nothing written                                      */
+
+enum { BB = 2, BH = 4, BHKV = 2, BL = 37, PQ = 45, PK = 70 };
+
+typedef struct bad_fixture {
+    rfjit_ctx *ctx;
+    rfjit_plan *bidir, *causal;
+    float q[BB * BH * BL * D], k[BB * BHKV * BL * D], v[BB * BHKV * BL * DV];
+    float out[BB * BH * BL * DV];
+    rfjit_tensor_ex tq, tk, tv, to;
+    /* packed: (total, heads, dim) rows */
+    float pq[PQ * BH * D], pk[PK * BHKV * D], pv[PK * BHKV * DV], pout[PQ * BH * DV];
+    rfjit_tensor_ex ptq, ptk, ptv, pto;
+} bad_fixture;
+
+static bad_fixture *bad_setup(void)
+{
+    bad_fixture *f = calloc(1, sizeof *f);
+    cr_assert_not_null(f);
+    f->ctx = make_ctx();
+    f->bidir = make_plan(f->ctx, "positive", 0, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, NULL);
+    f->causal = make_plan(f->ctx, "positive", 1, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, NULL);
+    tu_fill_normal(f->q, sizeof f->q / sizeof(float), 0.5, 41);
+    tu_fill_normal(f->k, sizeof f->k / sizeof(float), 0.5, 42);
+    tu_fill_normal(f->v, sizeof f->v / sizeof(float), 1.0, 43);
+    tu_fill_normal(f->pq, sizeof f->pq / sizeof(float), 0.5, 44);
+    tu_fill_normal(f->pk, sizeof f->pk / sizeof(float), 0.5, 45);
+    tu_fill_normal(f->pv, sizeof f->pv / sizeof(float), 1.0, 46);
+    f->tq = view_of(f->q, RFJIT_F32, BB, BH, BL, D, false);
+    f->tk = view_of(f->k, RFJIT_F32, BB, BHKV, BL, D, false);
+    f->tv = view_of(f->v, RFJIT_F32, BB, BHKV, BL, DV, false);
+    f->to = view_of(f->out, RFJIT_F32, BB, BH, BL, DV, false);
+    f->ptq = view_of(f->pq, RFJIT_F32, 1, BH, PQ, D, true);
+    f->ptk = view_of(f->pk, RFJIT_F32, 1, BHKV, PK, D, true);
+    f->ptv = view_of(f->pv, RFJIT_F32, 1, BHKV, PK, DV, true);
+    f->pto = view_of(f->pout, RFJIT_F32, 1, BH, PQ, DV, true);
+    return f;
+}
+
+static void bad_teardown(bad_fixture *f)
+{
+    rfjit_plan_destroy(f->bidir);
+    rfjit_plan_destroy(f->causal);
+    rfjit_ctx_destroy(f->ctx);
+    free(f);
+}
+
+static rfjit_attn_args padded_args(const bad_fixture *f)
+{
+    rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
+    a.q = &f->tq, a.k = &f->tk, a.v = &f->tv, a.out = &f->to;
+    return a;
+}
+
+static const int32_t PCUQ[4] = {0, 20, 21, PQ}, PCUK[4] = {0, 30, 31, PK};
+
+static rfjit_attn_args packed_args(const bad_fixture *f)
+{
+    rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
+    a.q = &f->ptq, a.k = &f->ptk, a.v = &f->ptv, a.out = &f->pto;
+    a.cu_seqlens_q = PCUQ;
+    a.cu_seqlens_k = PCUK;
+    a.batch = 3;
+    return a;
+}
+
+static bool all_sentinel(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_bits(x, i, RFJIT_F32, SENTINEL))
+            return false;
+    return true;
+}
+
+/* Call with args a (NULL allowed) on plan p: want status `want`, a message containing
+ * `words`, and neither output written. */
+static void expect_bad(bad_fixture *f, const rfjit_plan *p, const rfjit_attn_args *a,
+                       rfjit_status want, const char *words, const char *what)
+{
+    fill_dt(f->out, sizeof f->out / sizeof(float), RFJIT_F32, SENTINEL);
+    fill_dt(f->pout, sizeof f->pout / sizeof(float), RFJIT_F32, SENTINEL);
+    const rfjit_status s = rfjit_plan_execute_args(p, a);
+    const char *msg = rfjit_ctx_last_error(f->ctx);
+    cr_expect_eq(s, want, "%s: status %s, want %s (%s)", what, rfjit_status_string(s),
+                 rfjit_status_string(want), msg);
+    cr_expect(msg && strstr(msg, words), "%s: message \"%s\" lacks \"%s\"", what,
+              msg ? msg : "(null)", words);
+    cr_expect(all_sentinel(f->out, sizeof f->out / sizeof(float)) &&
+                  all_sentinel(f->pout, sizeof f->pout / sizeof(float)),
+              "%s: a failed call wrote its output", what);
+}
+
+Test(serving, bad_lengths_and_masks)
+{
+    bad_fixture *f = bad_setup();
+    static const int32_t kneg[BB] = {-1, 5}, kbig[BB] = {BL, BL + 1}, qbig[BB] = {BL + 1, 3},
+                         qneg[BB] = {3, -2};
+    rfjit_attn_args a = padded_args(f);
+    a.key_lengths = kneg;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "key_lengths[0] = -1 is outside [0, 37]",
+               "key length -1");
+    a.key_lengths = kbig;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "key_lengths[1] = 38 is outside [0, 37]",
+               "key length Lk + 1");
+    a = padded_args(f);
+    a.query_lengths = qbig;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "query_lengths[0] = 38 is outside",
+               "query length Lq + 1");
+    a.query_lengths = qneg;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "query_lengths[1] = -2 is outside",
+               "query length -2");
+
+    uint8_t mask[BB * BL];
+    memset(mask, 1, sizeof mask);
+    a = padded_args(f);
+    a.key_mask = mask;
+    a.key_mask_stride = -1;
+    expect_bad(f, f->bidir, &a, RFJIT_E_STRIDE, "key_mask_stride = -1 is negative",
+               "negative mask stride");
+    a.key_mask_stride = BL - 1;
+    expect_bad(f, f->bidir, &a, RFJIT_E_SHAPE, "shorter than a row of 37 keys",
+               "mask stride shorter than Lk");
+
+    a = padded_args(f);
+    a.untouched_rows = 2;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "untouched_rows = 2", "untouched_rows 2");
+    bad_teardown(f);
+}
+
+Test(serving, bad_heads_dtypes_sizes)
+{
+    bad_fixture *f = bad_setup();
+    rfjit_attn_args a = padded_args(f);
+    rfjit_tensor_ex k3 = f->tk, v3 = f->tv;
+    k3.shape[1] = v3.shape[1] = 3;
+    a.k = &k3, a.v = &v3;
+    expect_bad(f, f->bidir, &a, RFJIT_E_SHAPE, "does not divide the 4 heads of q",
+               "H not a multiple of Hkv");
+    rfjit_tensor_ex v1 = f->tv;
+    v1.shape[1] = 1;
+    a = padded_args(f);
+    a.v = &v1;
+    expect_bad(f, f->bidir, &a, RFJIT_E_SHAPE, "k and v head counts differ", "k, v heads differ");
+
+    rfjit_tensor_ex q7 = f->tq, k16 = f->tk, out7 = f->to;
+    q7.dtype = 7;
+    a = padded_args(f);
+    a.q = &q7;
+    expect_bad(f, f->bidir, &a, RFJIT_E_DTYPE, "tensor q: unknown dtype 7", "q dtype 7");
+    out7.dtype = 7;
+    a = padded_args(f);
+    a.out = &out7;
+    expect_bad(f, f->bidir, &a, RFJIT_E_DTYPE, "tensor out: unknown dtype 7", "out dtype 7");
+    k16.dtype = RFJIT_F16; /* the float buffer holds twice the halves the view needs */
+    a = padded_args(f);
+    a.k = &k16;
+    expect_bad(f, f->bidir, &a, RFJIT_E_DTYPE, "q, k and v must have one dtype",
+               "k float16, q and v float32");
+
+    expect_bad(f, f->bidir, NULL, RFJIT_E_INVALID_ARG, "args is NULL", "args NULL");
+    a = padded_args(f);
+    a.size = 3;
+    expect_bad(f, f->bidir, &a, RFJIT_E_DESC_SIZE, "descriptor size 3", "args size 3");
+    rfjit_tensor_ex v0 = f->tv;
+    v0.size = 0;
+    a = padded_args(f);
+    a.v = &v0;
+    expect_bad(f, f->bidir, &a, RFJIT_E_DESC_SIZE, "tensor v", "tensor_ex size 0");
+    bad_teardown(f);
+}
+
+Test(serving, bad_scale_and_desc_dtype)
+{
+    rfjit_ctx *ctx = make_ctx();
+    static const double bad[] = {-1.0, -1e-300, NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.d = D;
+        a.m = M;
+        a.scale = bad[i];
+        rfjit_plan *p = (rfjit_plan *)&a; /* must be set to NULL on failure */
+        const rfjit_status s = rfjit_plan_create(ctx, &a, &p);
+        const char *msg = rfjit_ctx_last_error(ctx);
+        cr_expect_eq(s, RFJIT_E_INVALID_ARG, "scale %g: status %s (%s)", bad[i],
+                     rfjit_status_string(s), msg);
+        cr_expect(msg && strstr(msg, "scale"), "scale %g: message \"%s\" does not name it",
+                  bad[i], msg ? msg : "(null)");
+        if (s == RFJIT_OK)
+            rfjit_plan_destroy(p);
+        else
+            cr_expect_null(p, "scale %g: a failed create left *out set", bad[i]);
+    }
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = D;
+    a.m = M;
+    a.dtype = 7;
+    rfjit_plan *p = NULL;
+    cr_expect_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_DTYPE, "descriptor dtype 7");
+    cr_expect(strstr(rfjit_ctx_last_error(ctx), "dtype = 7"), "descriptor dtype 7: %s",
+              rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    rfjit_ctx_destroy(ctx);
+}
+
+Test(serving, bad_causal_shapes)
+{
+    bad_fixture *f = bad_setup();
+    rfjit_attn_args a = padded_args(f);
+    rfjit_tensor_ex k30 = f->tk, v30 = f->tv;
+    k30.shape[2] = v30.shape[2] = 30;
+    a.k = &k30, a.v = &v30;
+    expect_bad(f, f->causal, &a, RFJIT_E_SHAPE, "has 37 queries but 30 keys", "causal Lq > Lk");
+    static const int32_t kl[BB] = {BL, 10};
+    a = padded_args(f);
+    a.key_lengths = kl;
+    expect_bad(f, f->causal, &a, RFJIT_E_SHAPE, "sequence 1 has 37 queries but 10 keys",
+               "causal lq > lk by key_lengths");
+    static const int32_t pcuk[4] = {0, 30, 31, 31 + 23}; /* sequence 2: 24 queries, 23 keys */
+    rfjit_tensor_ex pk = f->ptk, pv = f->ptv;
+    pk.shape[2] = pv.shape[2] = 54;
+    a = packed_args(f);
+    a.cu_seqlens_k = pcuk;
+    a.k = &pk, a.v = &pv;
+    expect_bad(f, f->causal, &a, RFJIT_E_SHAPE, "sequence 2 has 24 queries but 23 keys",
+               "causal packed lq > lk");
+    bad_teardown(f);
+}
+
+Test(serving, bad_packed)
+{
+    bad_fixture *f = bad_setup();
+    rfjit_attn_args a = packed_args(f);
+    a.cu_seqlens_k = NULL;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "go together", "cu_seqlens_q alone");
+    a = packed_args(f);
+    a.cu_seqlens_q = NULL;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "go together", "cu_seqlens_k alone");
+    static const int32_t first1[4] = {1, 20, 21, PQ}, decr[4] = {0, 20, 10, PQ},
+                         short_[4] = {0, 20, 21, PQ - 1};
+    a = packed_args(f);
+    a.cu_seqlens_q = first1;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "cu_seqlens_q[0] = 1, must be 0",
+               "cu[0] = 1");
+    a.cu_seqlens_q = decr;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "cu_seqlens_q decreases at entry 2",
+               "decreasing offsets");
+    a.cu_seqlens_q = short_;
+    expect_bad(f, f->bidir, &a, RFJIT_E_SHAPE, "but the packed tensor has 45 rows",
+               "cu[B] != total rows");
+    a = packed_args(f);
+    a.batch = 0;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "batch = 0", "packed batch 0");
+    static const int32_t kl[3] = {1, 1, 1};
+    a = packed_args(f);
+    a.key_lengths = kl;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "not taken with the packed layout",
+               "key_lengths with packed");
+    a = packed_args(f);
+    a.query_lengths = kl;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "not taken with the packed layout",
+               "query_lengths with packed");
+    a = padded_args(f);
+    a.batch = BB;
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "only for the packed layout",
+               "batch without packed");
+    bad_teardown(f);
+}
+
+/* Keys inside key_lengths are screened; the padding past them is never read, so a NaN there
+ * is no error (and changes nothing: hidden_keys_change_nothing). */
+Test(serving, nonfinite_keys_and_padding)
+{
+    bad_fixture *f = bad_setup();
+    static const int32_t kl[BB] = {20, BL};
+    rfjit_attn_args a = padded_args(f);
+    a.key_lengths = kl;
+    const size_t inside = (size_t)(1 * BL + 5) * D + 3;   /* (0, 1, 5, 3) */
+    const size_t padding = (size_t)(1 * BL + 30) * D + 3; /* (0, 1, 30, 3), past 20 */
+    f->k[inside] = NAN;
+    expect_bad(f, f->bidir, &a, RFJIT_E_NONFINITE, "tensor k: non-finite value at (0, 1, 5, 3)",
+               "NaN in a key inside key_lengths");
+    f->k[inside] = 0.25f;
+    f->k[padding] = NAN;
+    f->v[(size_t)(1 * BL + 30) * DV] = INFINITY;
+    fill_dt(f->out, sizeof f->out / sizeof(float), RFJIT_F32, SENTINEL);
+    cr_expect_eq(rfjit_plan_execute_args(f->bidir, &a), RFJIT_OK,
+                 "NaN and Inf in padding past key_lengths: %s", rfjit_ctx_last_error(f->ctx));
+    for (size_t i = 0; i < sizeof f->out / sizeof(float); i++)
+        cr_assert(isfinite(f->out[i]) && f->out[i] != SENTINEL, "out[%zu] = %g", i, f->out[i]);
+    bad_teardown(f);
+}
