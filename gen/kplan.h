@@ -46,6 +46,9 @@ typedef struct rj_kplan {
      * layout below, only the code (and so the cache key). */
     int32_t dt_in, dt_out;
     char est_name[16];
+    /* What the kernel multiplies q and k rows by (attention kernels; 1 for the others):
+     * sqrt(scale), so each softmax scale is its own kernel and cache entry. */
+    double xscale;
 
     /* Derived sizes. A "p" suffix is the padded count the tiles and layouts use. */
     int32_t dvp;    /* dv rounded up to vw */

@@ -134,7 +134,7 @@ static rfjit_status eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_cal
     RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
                "eva: causal attention with a key mask or with more keys than queries is not "
                "supported yet");
-    const double scale = rj_plan_input_scale(s->d);
+    const double scale = rj_plan_input_scale(s);
     rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
     const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, NULL);
     if (nk == 0) {

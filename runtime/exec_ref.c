@@ -37,7 +37,7 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
                               int64_t h, exec_bufs *b, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    const double scale = rj_plan_input_scale(s->d);
+    const double scale = rj_plan_input_scale(s);
     RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
                "%s on the reference: causal attention with a key mask or with more keys than "
                "queries is not supported yet",

@@ -59,7 +59,7 @@ static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
-    rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* (d^{-1/4})^2 */
+    rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* sqrt(scale)^2 */
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
     rj_tmpl_fill(f, ws->m, T, -INFINITY);
     rj_tmpl_fill(f, ws->l, T, 0.0);
