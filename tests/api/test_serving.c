@@ -113,10 +113,10 @@ typedef struct scase {
     const char *name;
     int64_t B, H, Hkv, lq, lk; /* padded: the tensors' extents; packed: sequences, totals */
     const int32_t *klen, *qlen;
-    int mask;                  /* a random key mask, ~30% masked */
-    const int32_t *cuq, *cuk;  /* packed offsets (B + 1) */
+    int mask;                 /* a random key mask, ~30% masked */
+    const int32_t *cuq, *cuk; /* packed offsets (B + 1) */
     int untouched;
-    int modes;                 /* 1 bidirectional, 2 causal */
+    int modes; /* 1 bidirectional, 2 causal */
 } scase;
 
 static const int32_t KL[4] = {37, 0, 1, 23}, QL_K[4] = {30, 0, 1, 23}, QL[4] = {37, 0, 1, 20};
@@ -141,7 +141,7 @@ enum { ALL_CASES = sizeof CASES / sizeof CASES[0], COMBINED = ALL_CASES - 1 };
 typedef struct call {
     const scase *cs;
     int dt;
-    int64_t tb;               /* the tensors' batch extent (1 when packed) */
+    int64_t tb; /* the tensors' batch extent (1 when packed) */
     void *q, *k, *v;
     uint8_t *mask;
     size_t nq, nk, nv, no, nmask;
@@ -318,10 +318,12 @@ static void compare_outputs(const call *c, const char *est, int causal, double s
                         const float want = cs->untouched ? SENTINEL : 0.0f;
                         if ((!is_bits(jit, x, dt, want) || !is_bits(ref, x, dt, want)) &&
                             bad_rows++ < 3)
-                            cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) past the "
+                            cr_expect(0,
+                                      "%s causal=%d %s %s: row %lld of (%lld, %lld) past the "
                                       "query length is jit %g ref %g, want %g",
                                       est, causal, cs->name, dt_name(dt), (long long)r,
-                                      (long long)b, (long long)h, rj_dtype_load(jit, (int64_t)x, dt),
+                                      (long long)b, (long long)h,
+                                      rj_dtype_load(jit, (int64_t)x, dt),
                                       rj_dtype_load(ref, (int64_t)x, dt), want);
                         continue;
                     }
@@ -329,10 +331,11 @@ static void compare_outputs(const call *c, const char *est, int causal, double s
                     const float fr = rj_dtype_load(ref, (int64_t)x, dt);
                     if (!seen && (!is_bits(jit, x, dt, 0.0f) || !is_bits(ref, x, dt, 0.0f)) &&
                         bad_rows++ < 3)
-                        cr_expect(0, "%s causal=%d %s %s: query %lld of (%lld, %lld) sees no "
+                        cr_expect(0,
+                                  "%s causal=%d %s %s: query %lld of (%lld, %lld) sees no "
                                   "key but is jit %g ref %g, want 0",
-                                  est, causal, cs->name, dt_name(dt), (long long)r,
-                                  (long long)b, (long long)h, fj, fr);
+                                  est, causal, cs->name, dt_name(dt), (long long)r, (long long)b,
+                                  (long long)h, fj, fr);
                     if (is_bits(jit, x, dt, SENTINEL) && bad_rows++ < 3)
                         cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) not written",
                                   est, causal, cs->name, dt_name(dt), (long long)r, (long long)b,
@@ -344,9 +347,8 @@ static void compare_outputs(const call *c, const char *est, int causal, double s
             }
     }
     const double e = den > 0 ? num / den : num, tol = tol_for(est, dt);
-    cr_expect(e <= tol,
-              "%s causal=%d scale=%g/sqrt(d) %s %s: max|jit-ref|/max|ref| = %.3g > %.3g", est,
-              causal, scale, cs->name, dt_name(dt), e, tol);
+    cr_expect(e <= tol, "%s causal=%d scale=%g/sqrt(d) %s %s: max|jit-ref|/max|ref| = %.3g > %.3g",
+              est, causal, scale, cs->name, dt_name(dt), e, tol);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -373,47 +375,66 @@ static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int causal, double
     return p;
 }
 
+static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit);
+static void hidden_keys(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit);
+
+/* The matrix for one estimator and mode; the float32 plan at the default scale also runs the
+ * grouped-heads and hidden-keys checks below. */
 static void matrix(const char *est, int causal)
 {
     rfjit_ctx *ctx = make_ctx();
     float calib[40 * D];
     tu_fill_normal(calib, 40 * D, 0.5, 5);
     const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
-    static const int dts[3] = {RFJIT_F32, RFJIT_F16, RFJIT_BF16};
-    static const double scales[3] = {1.0, 0.5, 2.0};
-    for (int di = 0; di < 3; di++)
-        for (int si = 0; si < 3; si++) {
-            /* every scale in float32, one other scale per half dtype (each scale is its own
-             * kernel, and the other dtypes change nothing the scale does) */
-            if (dts[di] != RFJIT_F32 && si != 0 && si != di)
+    /* Each scale is a kernel of its own (a compile), so the product scale x dtype is taken
+     * along a diagonal: every case in float32 at the default scale, in float16 at 0.5 and in
+     * bfloat16 at 2; the combined case in float32 at the other two scales too. */
+    static const struct {
+        int dt;
+        double scale;
+        int first_case;
+    } runs[] = {{RFJIT_F32, 1.0, 0},
+                {RFJIT_F32, 0.5, COMBINED},
+                {RFJIT_F32, 2.0, COMBINED},
+                {RFJIT_F16, 0.5, 0},
+                {RFJIT_BF16, 2.0, 0}};
+    for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
+        const int dt = runs[ri].dt;
+        const double scale = runs[ri].scale;
+        rfjit_plan *ref = make_plan(ctx, est, causal, scale, dt, RFJIT_BACKEND_REFERENCE, &tc);
+        rfjit_plan *jit = make_plan(ctx, est, causal, scale, dt, RFJIT_BACKEND_JIT, &tc);
+        for (int ci = runs[ri].first_case; ci < ALL_CASES; ci++) {
+            if (!(CASES[ci].modes & (1 << causal)))
                 continue;
-            rfjit_plan *ref = make_plan(ctx, est, causal, scales[si], dts[di],
-                                        RFJIT_BACKEND_REFERENCE, &tc);
-            rfjit_plan *jit = make_plan(ctx, est, causal, scales[si], dts[di],
-                                        RFJIT_BACKEND_JIT, &tc);
-            /* every case at the default scale; the other scales on the combined case */
-            for (int ci = si ? COMBINED : 0; ci < ALL_CASES; ci++) {
-                if (!(CASES[ci].modes & (1 << causal)))
-                    continue;
-                call c;
-                call_init(&c, &CASES[ci], dts[di], 11 + (uint64_t)ci);
-                void *o_ref = run_call(ctx, ref, &c, "reference");
-                void *o_jit = run_call(ctx, jit, &c, "jit");
-                if (o_ref && o_jit)
-                    compare_outputs(&c, est, causal, scales[si], o_ref, o_jit);
-                free(o_ref);
-                free(o_jit);
-                call_free(&c);
-            }
-            rfjit_plan_destroy(ref);
-            rfjit_plan_destroy(jit);
+            call c;
+            call_init(&c, &CASES[ci], dt, 11 + (uint64_t)ci);
+            void *o_ref = run_call(ctx, ref, &c, "reference");
+            void *o_jit = run_call(ctx, jit, &c, "jit");
+            if (o_ref && o_jit)
+                compare_outputs(&c, est, causal, scale, o_ref, o_jit);
+            free(o_ref);
+            free(o_jit);
+            call_free(&c);
         }
+        if (ri == 0) {
+            gqa_vs_repeated(ctx, est, causal, jit);
+            hidden_keys(ctx, est, causal, jit);
+        }
+        rfjit_plan_destroy(ref);
+        rfjit_plan_destroy(jit);
+    }
     rfjit_ctx_destroy(ctx);
 }
 
-#define MATRIX(est)                                                                              \
-    Test(serving, est##_bidirectional, .timeout = 120) { matrix(#est, 0); }                     \
-    Test(serving, est##_causal, .timeout = 120) { matrix(#est, 1); }
+#define MATRIX(est)                                                                                \
+    Test(serving, est##_bidirectional, .timeout = 120)                                             \
+    {                                                                                              \
+        matrix(#est, 0);                                                                           \
+    }                                                                                              \
+    Test(serving, est##_causal, .timeout = 120)                                                    \
+    {                                                                                              \
+        matrix(#est, 1);                                                                           \
+    }
 
 MATRIX(exact)
 MATRIX(trig)
@@ -429,7 +450,7 @@ MATRIX(eva)
 /* Every registered estimator is in the matrix above. */
 Test(serving, every_estimator)
 {
-    static const char *const listed[] = {"exact", "trig",  "positive", "hyperbolic", "oprf",
+    static const char *const listed[] = {"exact",  "trig",  "positive", "hyperbolic", "oprf",
                                          "saderf", "sderf", "aderf",    "hybrid",     "eva"};
     for (int e = 0; rfjit_estimator_name(e); e++) {
         bool found = false;
@@ -453,8 +474,8 @@ static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const r
 {
     static const int32_t kl[2] = {37, 23}, ql[2] = {30, 23};
     for (int lengths = 0; lengths < 2; lengths++) {
-        const scase g = {"gqa", 2, 8, 2, 37, 37, lengths ? kl : NULL, lengths ? ql : NULL,
-                         0, NULL, NULL, 0, 3};
+        const scase g = {"gqa", 2,    8,    2, 37, 37, lengths ? kl : NULL, lengths ? ql : NULL,
+                         0,     NULL, NULL, 0, 3};
         scase r = g;
         r.name = "repeated";
         r.Hkv = 8;
@@ -476,8 +497,10 @@ static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const r
                 den = fmax(den, fabs((double)orp[i]));
             }
             const double tol = tol_for(est, RFJIT_F32);
-            cr_expect(num <= tol * den, "%s causal=%d lengths=%d: GQA vs repeated heads "
-                      "max diff %.3g > %.3g max|out|", est, causal, lengths, num / den, tol);
+            cr_expect(num <= tol * den,
+                      "%s causal=%d lengths=%d: GQA vs repeated heads "
+                      "max diff %.3g > %.3g max|out|",
+                      est, causal, lengths, num / den, tol);
         }
         free(og);
         free(orp);
@@ -526,36 +549,23 @@ static void perturb_hidden(call *c, bool masked_keys, bool padding_keys)
     }
 }
 
-/* Both on one JIT plan per estimator and mode. */
-Test(serving, gqa_and_hidden_keys, .timeout = 120)
+static void hidden_keys(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit)
 {
-    rfjit_ctx *ctx = make_ctx();
-    float calib[40 * D];
-    tu_fill_normal(calib, 40 * D, 0.5, 5);
-    const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
     const scase cs = {"hidden", 4, 4, 2, 37, 37, KL, QL_K, 1, NULL, NULL, 0, 3};
-    for (int e = 0; rfjit_estimator_name(e); e++)
-        for (int causal = 0; causal < 2; causal++) {
-            const char *est = rfjit_estimator_name(e);
-            rfjit_plan *jit = make_plan(ctx, est, causal, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, &tc);
-            gqa_vs_repeated(ctx, est, causal, jit);
-            for (int what = 0; what < 2; what++) {
-                call c;
-                call_init(&c, &cs, RFJIT_F32, 31);
-                void *before = run_call(ctx, jit, &c, "jit");
-                perturb_hidden(&c, what == 0, what == 1);
-                void *after = run_call(ctx, jit, &c, "jit, hidden keys changed");
-                if (before && after)
-                    cr_expect(!memcmp(before, after, c.no * sizeof(float)),
-                              "%s causal=%d: changing %s keys changed the output", est, causal,
-                              what ? "padding" : "masked");
-                free(before);
-                free(after);
-                call_free(&c);
-            }
-            rfjit_plan_destroy(jit);
-        }
-    rfjit_ctx_destroy(ctx);
+    for (int what = 0; what < 2; what++) {
+        call c;
+        call_init(&c, &cs, RFJIT_F32, 31);
+        void *before = run_call(ctx, jit, &c, "jit");
+        perturb_hidden(&c, what == 0, what == 1);
+        void *after = run_call(ctx, jit, &c, "jit, hidden keys changed");
+        if (before && after)
+            cr_expect(!memcmp(before, after, c.no * sizeof(float)),
+                      "%s causal=%d: changing %s keys changed the output", est, causal,
+                      what ? "padding" : "masked");
+        free(before);
+        free(after);
+        call_free(&c);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -744,8 +754,8 @@ Test(serving, bad_scale_and_desc_dtype)
         const char *msg = rfjit_ctx_last_error(ctx);
         cr_expect_eq(s, RFJIT_E_INVALID_ARG, "scale %g: status %s (%s)", bad[i],
                      rfjit_status_string(s), msg);
-        cr_expect(msg && strstr(msg, "scale"), "scale %g: message \"%s\" does not name it",
-                  bad[i], msg ? msg : "(null)");
+        cr_expect(msg && strstr(msg, "scale"), "scale %g: message \"%s\" does not name it", bad[i],
+                  msg ? msg : "(null)");
         if (s == RFJIT_OK)
             rfjit_plan_destroy(p);
         else
@@ -800,8 +810,7 @@ Test(serving, bad_packed)
                          short_[4] = {0, 20, 21, PQ - 1};
     a = packed_args(f);
     a.cu_seqlens_q = first1;
-    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "cu_seqlens_q[0] = 1, must be 0",
-               "cu[0] = 1");
+    expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "cu_seqlens_q[0] = 1, must be 0", "cu[0] = 1");
     a.cu_seqlens_q = decr;
     expect_bad(f, f->bidir, &a, RFJIT_E_INVALID_ARG, "cu_seqlens_q decreases at entry 2",
                "decreasing offsets");
@@ -828,7 +837,7 @@ Test(serving, bad_packed)
 }
 
 /* Keys inside key_lengths are screened; the padding past them is never read, so a NaN there
- * is no error (and changes nothing: gqa_and_hidden_keys). */
+ * is no error (and changes nothing: hidden_keys). */
 Test(serving, nonfinite_keys_and_padding)
 {
     bad_fixture *f = bad_setup();
