@@ -386,15 +386,15 @@ static void matrix(const char *est, int causal)
     float calib[40 * D];
     tu_fill_normal(calib, 40 * D, 0.5, 5);
     const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
-    /* Each scale is a kernel of its own (a compile), so the product scale x dtype is taken
-     * along a diagonal: every case in float32 at the default scale, in float16 at 0.5 and in
-     * bfloat16 at 2; the combined case in float32 at the other two scales too. */
+    /* Each scale is a kernel of its own (a compile, most of this file's time), so the product
+     * scale x dtype is taken along a diagonal: every case in float32 at the default scale, in
+     * float16 at 0.5 and in bfloat16 at 2, and the combined case in float32 at 2 as well (a
+     * wrong scale moves outputs by far more than the half tolerances). */
     static const struct {
         int dt;
         double scale;
         int first_case;
     } runs[] = {{RFJIT_F32, 1.0, 0},
-                {RFJIT_F32, 0.5, COMBINED},
                 {RFJIT_F32, 2.0, COMBINED},
                 {RFJIT_F16, 0.5, 0},
                 {RFJIT_BF16, 2.0, 0}};
