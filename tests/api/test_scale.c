@@ -459,7 +459,7 @@ Test(scale, tuner, .timeout = 600)
     cr_expect(chosen.meets_budget && chosen.measured_error <= t.budget,
               "chosen %s m=%d: measured %.3g, bound %.3g, budget %.3g", chosen.estimator,
               chosen.m, chosen.measured_error, chosen.error_bound, t.budget);
-    rfjit_attn_desc a;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
     cr_expect_eq(a.scale, s, "the plan's scale %.17g, not the tuner's %.17g", a.scale, s);
     rfjit_tune_result_destroy(r);
