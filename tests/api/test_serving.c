@@ -377,6 +377,7 @@ static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int causal, double
 
 static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit);
 static void hidden_keys(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit);
+static void offset_is_tail(rfjit_ctx *ctx, const char *est, const rfjit_plan *jit);
 
 /* The matrix for one estimator and mode; the float32 plan at the default scale also runs the
  * grouped-heads and hidden-keys checks below. */
@@ -419,6 +420,8 @@ static void matrix(const char *est, int causal)
         if (ri == 0) {
             gqa_vs_repeated(ctx, est, causal, jit);
             hidden_keys(ctx, est, causal, jit);
+            if (causal)
+                offset_is_tail(ctx, est, jit);
         }
         rfjit_plan_destroy(ref);
         rfjit_plan_destroy(jit);
@@ -565,6 +568,51 @@ static void hidden_keys(rfjit_ctx *ctx, const char *est, int causal, const rfjit
         free(before);
         free(after);
         call_free(&c);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The causal offset is the tail of a full causal call                                      */
+
+/* Bottom-right alignment means query i of lq sees keys j <= i + lk - lq, which is what query
+ * i + lk - lq of the full causal call (lq = lk) sees: the offset call must equal the last lq
+ * rows of the full one, without the reference, with and without a key mask. The two take
+ * the keys in other blocks (the linear template first takes the earlier keys into its state),
+ * so they agree to float rounding: within ref_tol max|out| as for grouped heads. */
+static void offset_is_tail(rfjit_ctx *ctx, const char *est, const rfjit_plan *jit)
+{
+    for (int masked = 0; masked < 2; masked++) {
+        const scase full = {"full", 2, 2, 2, 53, 53, NULL, NULL, masked, NULL, NULL, 0, 2};
+        scase tail = full;
+        tail.name = "tail";
+        tail.lq = 20;
+        call cf, ct;
+        call_init(&cf, &full, RFJIT_F32, 51);
+        call_init(&ct, &tail, RFJIT_F32, 51);
+        for (int64_t s = 0; s < 2 * 2; s++) /* the last 20 query rows of each slice */
+            memcpy((float *)ct.q + s * 20 * D, (float *)cf.q + (s * 53 + 33) * D,
+                   20 * D * sizeof(float));
+        memcpy(ct.k, cf.k, cf.nk * sizeof(float));
+        memcpy(ct.v, cf.v, cf.nv * sizeof(float));
+        float *of = run_call(ctx, jit, &cf, "full"), *ot = run_call(ctx, jit, &ct, "offset");
+        if (of && ot) {
+            double num = 0, den = 0;
+            for (int64_t s = 0; s < 2 * 2; s++)
+                for (int64_t i = 0; i < 20 * DV; i++) {
+                    const double a = ot[s * 20 * DV + i], b = of[(s * 53 + 33) * DV + i];
+                    num = isfinite(a) ? fmax(num, fabs(a - b)) : INFINITY;
+                    den = fmax(den, fabs(b));
+                }
+            const double tol = tol_for(est, RFJIT_F32);
+            cr_expect(num <= tol * den,
+                      "%s mask=%d: causal Lq = 20 < Lk = 53 vs the last 20 rows of Lq = Lk: max "
+                      "diff %.3g > %.3g max|out|",
+                      est, masked, num / den, tol);
+        }
+        free(of);
+        free(ot);
+        call_free(&cf);
+        call_free(&ct);
     }
 }
 
