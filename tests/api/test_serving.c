@@ -298,57 +298,65 @@ static double tol_for(const char *est, int dt)
     return (t + 2 * u1 * (1 + t)) / (1 - u);
 }
 
-/* The rows rfjit.h fixes (padding, no visible key) exactly; the rest within tol. */
+/* One comparison of a JIT output with the reference's. */
+typedef struct cmp {
+    const call *c;
+    const char *est;
+    int causal;
+    const void *ref, *jit;
+    double num, den; /* max |jit - ref|, max |ref| over the computed rows */
+    int reported;    /* failing elements printed (a few show the pattern) */
+} cmp;
+
+static void report(cmp *m, const char *what, int64_t b, int64_t h, int64_t r, size_t x)
+{
+    if (m->reported++ >= 3)
+        return;
+    const int dt = m->c->dt;
+    cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) %s: jit %g, reference %g", m->est,
+              m->causal, m->c->cs->name, dt_name(dt), (long long)r, (long long)b, (long long)h,
+              what, rj_dtype_load(m->jit, (int64_t)x, dt), rj_dtype_load(m->ref, (int64_t)x, dt));
+}
+
+/* Row r of sequence b, head h: a row rfjit.h fixes (past the query length, or a query that
+ * sees no key) exactly, in both outputs; a computed row into the error. */
+static void compare_row(cmp *m, const seqg *g, int64_t b, int64_t h, int64_t r)
+{
+    const call *c = m->c;
+    const int dt = c->dt;
+    const size_t i0 = row_index(c, g, h, r);
+    const bool computed = r < g->lq, seen = computed && sees_a_key(g, r, m->causal);
+    const float fixed = !computed && c->cs->untouched ? SENTINEL : 0.0f;
+    const char *why = computed           ? "sees no key, so must be 0"
+                      : c->cs->untouched ? "is past the query length, so must be untouched"
+                                         : "is past the query length, so must be 0";
+    for (size_t x = i0; x < i0 + DV; x++) {
+        if (!seen && (!is_bits(m->jit, x, dt, fixed) || !is_bits(m->ref, x, dt, fixed)))
+            report(m, why, b, h, r, x);
+        if (!computed)
+            continue;
+        if (is_bits(m->jit, x, dt, SENTINEL))
+            report(m, "was not written", b, h, r, x);
+        const double fj = rj_dtype_load(m->jit, (int64_t)x, dt);
+        const double fr = rj_dtype_load(m->ref, (int64_t)x, dt);
+        m->num = isfinite(fj) && isfinite(fr) ? fmax(m->num, fabs(fj - fr)) : INFINITY;
+        m->den = fmax(m->den, fabs(fr));
+    }
+}
+
 static void compare_outputs(const call *c, const char *est, int causal, double scale,
                             const void *ref, const void *jit)
 {
-    const scase *cs = c->cs;
-    const int dt = c->dt;
-    double num = 0, den = 0;
-    int bad_rows = 0;
-    for (int64_t b = 0; b < cs->B; b++) {
+    cmp m = {.c = c, .est = est, .causal = causal, .ref = ref, .jit = jit};
+    for (int64_t b = 0; b < c->cs->B; b++) {
         const seqg g = seq_of(c, b);
-        for (int64_t h = 0; h < cs->H; h++)
-            for (int64_t r = 0; r < g.rows; r++) {
-                const size_t i0 = row_index(c, &g, h, r);
-                const bool computed = r < g.lq;
-                const bool seen = computed && sees_a_key(&g, r, causal);
-                for (size_t x = i0; x < i0 + DV; x++) {
-                    if (!computed) {
-                        const float want = cs->untouched ? SENTINEL : 0.0f;
-                        if ((!is_bits(jit, x, dt, want) || !is_bits(ref, x, dt, want)) &&
-                            bad_rows++ < 3)
-                            cr_expect(0,
-                                      "%s causal=%d %s %s: row %lld of (%lld, %lld) past the "
-                                      "query length is jit %g ref %g, want %g",
-                                      est, causal, cs->name, dt_name(dt), (long long)r,
-                                      (long long)b, (long long)h,
-                                      rj_dtype_load(jit, (int64_t)x, dt),
-                                      rj_dtype_load(ref, (int64_t)x, dt), want);
-                        continue;
-                    }
-                    const float fj = rj_dtype_load(jit, (int64_t)x, dt);
-                    const float fr = rj_dtype_load(ref, (int64_t)x, dt);
-                    if (!seen && (!is_bits(jit, x, dt, 0.0f) || !is_bits(ref, x, dt, 0.0f)) &&
-                        bad_rows++ < 3)
-                        cr_expect(0,
-                                  "%s causal=%d %s %s: query %lld of (%lld, %lld) sees no "
-                                  "key but is jit %g ref %g, want 0",
-                                  est, causal, cs->name, dt_name(dt), (long long)r, (long long)b,
-                                  (long long)h, fj, fr);
-                    if (is_bits(jit, x, dt, SENTINEL) && bad_rows++ < 3)
-                        cr_expect(0, "%s causal=%d %s %s: row %lld of (%lld, %lld) not written",
-                                  est, causal, cs->name, dt_name(dt), (long long)r, (long long)b,
-                                  (long long)h);
-                    num = isfinite(fj) && isfinite(fr) ? fmax(num, fabs((double)fj - fr))
-                                                       : INFINITY;
-                    den = fmax(den, fabs((double)fr));
-                }
-            }
+        for (int64_t h = 0; h < c->cs->H; h++)
+            for (int64_t r = 0; r < g.rows; r++)
+                compare_row(&m, &g, b, h, r);
     }
-    const double e = den > 0 ? num / den : num, tol = tol_for(est, dt);
+    const double e = m.den > 0 ? m.num / m.den : m.num, tol = tol_for(est, c->dt);
     cr_expect(e <= tol, "%s causal=%d scale=%g/sqrt(d) %s %s: max|jit-ref|/max|ref| = %.3g > %.3g",
-              est, causal, scale, cs->name, dt_name(dt), e, tol);
+              est, causal, scale, c->cs->name, dt_name(c->dt), e, tol);
 }
 
 /* ---------------------------------------------------------------------------------------- */
