@@ -4,10 +4,12 @@
  * the JIT against the portable reference: every estimator x {bidirectional, causal} x {key
  * lengths (ragged, with 0 and 1), a random key mask, query lengths (rows past them zero, or
  * untouched), grouped-query heads with H / Hkv in {1, 2, 8}, Lq < Lk (the causal offset),
- * the packed layout, the softmax scale in {0.5, 1, 2} / sqrt(d)} x {float32, float16,
- * bfloat16}; then a grouped call against the same call with k and v repeated, masked and
- * padded keys changing nothing, and every malformed call failing with a status and a
- * message before anything is written.
+ * the packed layout, all of them at once} x {float32, float16, bfloat16}, with the softmax
+ * scale in {0.5, 1, 2} / sqrt(d) taken along a diagonal of dtype x scale (each scale is a
+ * compile); half inputs with a float32 output. Without the reference: a grouped call
+ * against the same call with k and v repeated, a causal call with Lq < Lk against the tail
+ * of the full one, masked and padded keys changing nothing bit for bit. Then every
+ * malformed call failing with a status and a message before anything is written.
  *
  * Tolerances. The reference and the JIT run the same descriptor on the same inputs (for a
  * half dtype the same half inputs), so the float32 bound is the estimator's documented
