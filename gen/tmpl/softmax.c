@@ -31,6 +31,7 @@ typedef struct sm_ws {
     rj_v num; /* numerators (dvp x T) */
     rj_v m;   /* running maxima (T) */
     rj_v l;   /* running denominators (T), reciprocals at the end */
+    rj_v vis; /* the key tile's visibility (T; rj_tmpl_key_vis), read when there is a mask */
 } sm_ws;
 
 /* Where a key tile's keys and values are read, and their row strides (i64). */
@@ -51,6 +52,7 @@ static sm_ws workspace(rj_kfn *f)
     ws.num = rj_ir_atc(ir, base, kp->ws_num);
     ws.m = rj_ir_atc(ir, base, kp->ws_m);
     ws.l = rj_ir_atc(ir, base, kp->ws_l);
+    ws.vis = rj_ir_atc(ir, base, kp->ws_kv);
     return ws;
 }
 
@@ -106,9 +108,10 @@ static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
 }
 
 /* Scores of the queries t .. t + vw - 1: key j (global kt + j) reaches query i (global
- * qt + i) iff j < nk and, causal, j <= shift + i (shift = qt - kt + qoff); masked scores
- * become -inf. Their maximum over the keys into the slot mt. */
-static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v shift, rj_v mt)
+ * qt + i) iff j < nk (vis NULL) or vis[j] != 0 (the key mask), and, causal,
+ * j <= shift + i (shift = qt - kt + qoff); masked scores become -inf. Their maximum over the
+ * keys into the slot mt. */
+static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v vis, rj_v shift, rj_v mt)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
@@ -116,7 +119,9 @@ static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v shift, rj_v 
     rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
     rj_v p = rj_ir_at(ir, S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
-    rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
+    rj_v ok = vis ? LLVMBuildFCmp(ir->B, LLVMRealONE, rj_ir_ld(ir, rj_ir_at(ir, vis, j.i), "vis"),
+                                  rj_ir_f(ir, 0), "")
+                  : LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
     rj_v keep = rj_ir_mask_bcast(ir, ok, "");
     if (f->kp->causal) {
         rj_v lim = rj_ir_lanes_add(ir, lane, shift);
@@ -137,8 +142,12 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     const int64_t T = f->kp->T;
     rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, ws->m, t), "m");
     rj_v m_new = rj_ir_max(ir, m_old, rj_ir_get(ir, mt, ""), "m_new");
-    rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
     rj_ir_stv(ir, m_new, rj_ir_atc(ir, ws->m, t));
+    /* a query that has seen only masked keys keeps m = -inf: subtracting 0 instead leaves
+     * its p = e^{-inf} = 0 (and alpha 0) where -inf - -inf would make NaN */
+    rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, m_new, rj_ir_vf(ir, -INFINITY), "");
+    m_new = LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0), m_new, "m_sub");
+    rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
     rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
     rj_ir_set(ir, psum, rj_ir_vf(ir, 0));
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
@@ -168,8 +177,15 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
     rj_ir_mm(ir, &ms);
     rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt, kt, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
+    rj_v masked = rj_ir_nonnull(ir, f->arg[RJ_KA_km], "masked");
     for (int64_t t = 0; t < T; t += ir->vw) {
-        mask_scores(f, ws->S, t, kv.nk, shift, mt);
+        /* the mask is read only by calls that have one: the branch is per tile, not per key */
+        rj_if with = rj_ir_if_begin(ir, masked, "key_mask");
+        mask_scores(f, ws->S, t, kv.nk, ws->vis, shift, mt);
+        rj_ir_if_end(ir, &with);
+        rj_if without = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, masked, ""), "no_key_mask");
+        mask_scores(f, ws->S, t, kv.nk, NULL, shift, mt);
+        rj_ir_if_end(ir, &without);
         rescale(f, ws, t, mt);
     }
     rj_mm mv = {.A = kv.V, .a_si = 1, .a_sk_v = kv.V_s, .B = ws->S, .b_sk = T, .C = ws->num,
@@ -178,13 +194,17 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
     rj_ir_mm(ir, &mv);
 }
 
-/* out = num / l for the nq queries of the tile at qt. */
+/* out = num / l for the nq queries of the tile at qt; a query that saw no visible key has
+ * l = 0 and num = +0, and gets exact zeros. */
 static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
     rj_v pl = rj_ir_at(ir, ws->l, tv.i);
-    rj_ir_stv(ir, rj_ir_div(ir, rj_ir_vf(ir, 1), rj_ir_ldv(ir, pl, "l"), "rl"), pl);
+    rj_v l = rj_ir_ldv(ir, pl, "l");
+    rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, l, rj_ir_vf(ir, 0), "no_key");
+    rj_ir_stv(ir, LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0),
+                                  rj_ir_div(ir, rj_ir_vf(ir, 1), l, ""), "rl"), pl);
     rj_ir_loop_end(ir, &tv);
     rj_tmpl_store_out(f, ws->num, ws->l, qt, nq);
 }
@@ -200,7 +220,12 @@ void rj_tmpl_softmax(rj_kfn *f)
     start_queries(f, &ws, qt.i, nq);
     rj_v kend = key_end(f, qt.i);
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
+    /* a tile of masked keys only is skipped: no scores, no update */
+    rj_v nvis = rj_tmpl_key_vis(f, kt.i, rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt.i), ws.vis);
+    rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
+                               "visible_keys");
     key_tile(f, &ws, qt.i, kt.i);
+    rj_ir_if_end(ir, &any);
     rj_ir_loop_end(ir, &kt);
     finish_queries(f, &ws, qt.i, nq);
     rj_ir_loop_end(ir, &qt);
