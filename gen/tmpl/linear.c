@@ -23,6 +23,12 @@
  * depends on tokens 0..t only, bit for bit.
  * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
  * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
+ *
+ * A key mask (kabi.h km) treats a hidden key as a lane past the tile's end: it enters no sum
+ * and not c, its features are +0 whatever its content (so hidden keys change no bit of the
+ * output), and a tile of hidden keys only is skipped (bidirectional). While no key has been
+ * absorbed c stays -inf (the empty state runtime/exec_jit.c merges), and a query that sees
+ * no key gets exact zeros, not 0/0.
  */
 #include "gen/tmpl/lin.h"
 
@@ -610,7 +616,8 @@ static void emit_intra_chunk(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj
 }
 
 /*
- * den = 1/den' in place. Every query reaches a key, so den' is > 0 in exact arithmetic
+ * den = 1/den' in place. Every query reaches a key (emit_empty_rows set the others to 0 / 1),
+ * so den' is > 0 in exact arithmetic
  * (signed: |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of
  * widely spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row
  * and the execute path recomputes its slice with the double reference.

@@ -13,10 +13,12 @@
  * with x = q d^{-1/2}, y = k (so s = q.k / sqrt d): unscaled keys let whole key tiles be read
  * in place, and so can values when dv fills its vectors; only a ragged last tile is copied
  * (copying every key tile again for every query tile cost 12% of an execute). Causal skips
- * key tiles past the diagonal and masks j > i + qoff inside it (qoff = 0 for attention; EVA's
- * groups put their pseudo-keys first and shift the diagonal by qoff >= 0); every query keeps
- * at least one key, so m' is finite and alpha = e^{-inf} = 0 on the first tile (the inline
- * exp flushes it).
+ * key tiles past the diagonal and masks j > i + qoff inside it (bottom-right: qoff = lk - lq
+ * for attention; EVA's groups put their pseudo-keys first and shift the diagonal by qoff >= 0).
+ * A key mask (kabi.h km) gives hidden keys -inf scores, and a tile of hidden keys only is
+ * skipped. A query whose keys are all hidden (or lk = 0) keeps m = -inf and l = 0 and gets
+ * exact zeros; the others have a finite m' from their first visible key on, where
+ * alpha = e^{-inf} = 0 (the inline exp flushes it).
  */
 #include "gen/tmpl/tmpl.h"
 
