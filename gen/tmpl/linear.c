@@ -719,7 +719,7 @@ void rj_tmpl_linear(rj_kfn *f)
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
         /* a tile of masked keys only is skipped, not computed as zeros */
-        rj_v nvis = rj_tmpl_key_vis(f, kt.i, n, L.vis);
+        rj_v nvis = rj_tmpl_key_vis(f, kt.i, n, L.vis, 1);
         rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
                                    "visible_keys");
         rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x),
@@ -739,7 +739,7 @@ void rj_tmpl_linear(rj_kfn *f)
     }
     rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
-    rj_tmpl_key_vis(f, ct.i, n, L.vis);
+    rj_tmpl_key_vis(f, ct.i, n, L.vis, 1);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x), f->scale);
     value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);

@@ -110,10 +110,9 @@ static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
 }
 
 /* Scores of the queries t .. t + vw - 1: key j (global kt + j) reaches query i (global
- * qt + i) iff j < nk (vis NULL) or vis[j] != 0 (the key mask), and, causal,
- * j <= shift + i (shift = qt - kt + qoff); masked scores become -inf. Their maximum over the
- * keys into the slot mt. */
-static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v vis, rj_v shift, rj_v mt)
+ * qt + i) iff j < nk and, causal, j <= shift + i (shift = qt - kt + qoff); masked scores
+ * become -inf. Their maximum over the keys into the slot mt. */
+static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v shift, rj_v mt)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
@@ -121,9 +120,7 @@ static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v vis, rj_v sh
     rj_v lane = rj_ir_lanes_from(ir, rj_ir_i(ir, t));
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
     rj_v p = rj_ir_at(ir, S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
-    rj_v ok = vis ? LLVMBuildFCmp(ir->B, LLVMRealONE, rj_ir_ld(ir, rj_ir_at(ir, vis, j.i), "vis"),
-                                  rj_ir_f(ir, 0), "")
-                  : LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
+    rj_v ok = LLVMBuildICmp(ir->B, LLVMIntSLT, j.i, nk, "");
     rj_v keep = rj_ir_mask_bcast(ir, ok, "");
     if (f->kp->causal) {
         rj_v lim = rj_ir_lanes_add(ir, lane, shift);
@@ -166,6 +163,25 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     rj_ir_loop_end(ir, &c);
 }
 
+/* Scores of the hidden keys of the tile (vis[j] == 0) become -inf, a row at a time: only
+ * tiles with a hidden key come here, so a tile without (and every tile of a call without a
+ * mask) pays nothing for the mask, and the kernel holds one copy of mask_scores. */
+static void hide_keys(rj_kfn *f, const sm_ws *ws)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_v hidden = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, rj_ir_at(ir, ws->vis, j.i), "vis"),
+                                rj_ir_f(ir, 0), "hidden");
+    rj_v hide = rj_ir_mask_bcast(ir, hidden, "");
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, hide, rj_ir_vf(ir, -INFINITY), rj_ir_ldv(ir, p, "s"),
+                                      "s"), p);
+    }
+    rj_ir_loop_end(ir, &j);
+}
+
 /* One key tile against the query tile: scores, masking and the online update, num += V^T p.
  * partial (i1): some keys of the tile are masked, so the scores read the visibility. */
 static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt, rj_v partial)
@@ -180,15 +196,11 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt, rj_v partial)
     rj_ir_mm(ir, &ms);
     rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt, kt, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
+    rj_if part = rj_ir_if_begin(ir, partial, "key_mask");
+    hide_keys(f, ws);
+    rj_ir_if_end(ir, &part);
     for (int64_t t = 0; t < T; t += ir->vw) {
-        /* a tile with every key visible (always, without a mask) runs the unmasked loop: the
-         * visibility costs a load per key, 2% of a masked execute */
-        rj_if with = rj_ir_if_begin(ir, partial, "key_mask");
-        mask_scores(f, ws->S, t, kv.nk, ws->vis, shift, mt);
-        rj_ir_if_end(ir, &with);
-        rj_if without = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, partial, ""), "no_key_mask");
-        mask_scores(f, ws->S, t, kv.nk, NULL, shift, mt);
-        rj_ir_if_end(ir, &without);
+        mask_scores(f, ws->S, t, kv.nk, shift, mt);
         rescale(f, ws, t, mt);
     }
     rj_mm mv = {.A = kv.V, .a_si = 1, .a_sk_v = kv.V_s, .B = ws->S, .b_sk = T, .C = ws->num,
@@ -225,7 +237,7 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
     /* a tile of masked keys only is skipped: no scores, no update */
     rj_v nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt.i);
-    rj_v nvis = rj_tmpl_key_vis(f, kt.i, nk, ws.vis);
+    rj_v nvis = rj_tmpl_key_vis(f, kt.i, nk, ws.vis, 0);
     rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
                                "visible_keys");
     key_tile(f, &ws, qt.i, kt.i, LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial"));

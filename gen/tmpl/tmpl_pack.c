@@ -37,14 +37,16 @@ rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n)
     return LLVMBuildICmp(ir->B, LLVMIntSLT, lane, rj_ir_ibcast(ir, n), rj_ir_name(ir, "valid"));
 }
 
-rj_v rj_tmpl_key_vis(rj_kfn *f, rj_v kt, rj_v n, rj_v vis)
+rj_v rj_tmpl_key_vis(rj_kfn *f, rj_v kt, rj_v n, rj_v vis, int always)
 {
     rj_ir *ir = f->ir;
-    rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
-    rj_v in_tile = rj_tmpl_lane_valid(f, tv.i, n);
-    rj_ir_stv(ir, LLVMBuildSelect(ir->B, in_tile, rj_ir_vf(ir, 1), rj_ir_vf(ir, 0), "vis"),
-              rj_ir_at(ir, vis, tv.i));
-    rj_ir_loop_end(ir, &tv);
+    if (always) {
+        rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
+        rj_v in_tile = rj_tmpl_lane_valid(f, tv.i, n);
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, in_tile, rj_ir_vf(ir, 1), rj_ir_vf(ir, 0), "vis"),
+                  rj_ir_at(ir, vis, tv.i));
+        rj_ir_loop_end(ir, &tv);
+    }
     rj_v count = rj_ir_slot(ir, ir->ty_i64, "nvis");
     rj_ir_set(ir, count, n);
     rj_v km = f->arg[RJ_KA_km];
@@ -57,6 +59,11 @@ rj_v rj_tmpl_key_vis(rj_kfn *f, rj_v kt, rj_v n, rj_v vis)
     rj_v one = LLVMBuildSelect(ir->B, on, rj_ir_i(ir, 1), rj_ir_i(ir, 0), "");
     rj_ir_set(ir, count, rj_ir_iadd(ir, rj_ir_get(ir, count, ""), one, ""));
     rj_ir_loop_end(ir, &t);
+    if (!always) {
+        rj_loop tz = rj_ir_loop_begin(ir, "tz", n, rj_ir_i(ir, f->kp->T), 1);
+        rj_ir_st(ir, rj_ir_f(ir, 0), rj_ir_at(ir, vis, tz.i));
+        rj_ir_loop_end(ir, &tz);
+    }
     rj_ir_if_end(ir, &masked);
     return rj_ir_get(ir, count, "nvis");
 }
