@@ -142,6 +142,7 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->ws_aa = take(&top, T * T);
     kp->ws_m = take(&top, T);
     kp->ws_l = take(&top, T);
+    kp->ws_kv = take(&top, T);
     kp->ws_floats = top;
 
     top = 0;
