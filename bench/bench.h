@@ -125,6 +125,11 @@ typedef struct bench_row {
 int bench_suite_rows(const char *suite, bench_row *rows, int cap);
 /* Timed runs a suite asks for when --runs is not given. */
 int bench_suite_runs(const char *suite);
+/* ------------------------------------------------------------------ bench_serving.c */
+/* The serving suite (it has no rows: each case is a ratio of two calls): padding, grouped
+ * heads and half precision against the plain call, on ctx, runs interleaved pairs each,
+ * printed as text or JSON lines. CLI_OK or the exit code after printing the error. */
+int bench_serving(rfjit_ctx *ctx, int runs, int json);
 
 /* ------------------------------------------------------------------ bench_plot.c */
 

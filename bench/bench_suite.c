@@ -10,6 +10,7 @@
  *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
  *             plot's second panel), no peers
  *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs: seconds, for the tests
+ *   serving   no rows: bench/bench_serving.c runs its own ratios
  * Rows sharing a shape are adjacent, so the harness draws the data and runs the peers once.
  */
 #include "bench.h"
@@ -61,6 +62,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
                 if (strcmp(name, "exact") && strcmp(name, "eva"))
                     n = add(rows, n, cap, row(name, 0, 1024, 64, m, 1, 0, 0));
             }
+    } else if (!strcmp(suite, "serving")) {
+        return 0;
     } else if (!strcmp(suite, "smoke")) {
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));

@@ -17,14 +17,17 @@
 #include <sys/resource.h>
 
 static const char help[] =
-    "usage: rfjit bench [--suite headline|scaling|error|smoke] [--json] [--runs N]\n"
+    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving] [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
     "against the one-core FMA peak measured in the same run and against OpenBLAS and torch\n"
     "implementations of exact attention and FAVOR+ on the same inputs and projection matrix.\n"
     "  --suite S     headline (default): L = 4096 both directions, exact/positive crossover,\n"
     "                saderf and hybrid, L = 16384 on 1 and 2 threads; scaling: L sweep;\n"
-    "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs\n"
+    "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs;\n"
+    "                serving: B = 4, H = 8, L = 4096 ratios against the plain call, each\n"
+    "                with its target and pass/fail: 50% padding (<= 0.55), grouped-query\n"
+    "                Hkv = 1 (<= 0.6), float16 and bfloat16 inputs (<= 1.0); no peers\n"
     "  --json        one JSON object per line: machine first, then one per row\n"
     "  --runs N      timed runs per measurement (default 5; smoke 2), after 2 warm-ups\n"
     "  --threads N   run every row on N threads (rfjit's pool and OpenBLAS alike)\n"
@@ -728,6 +731,9 @@ int cmd_bench(int argc, char **argv)
     if (!b)
         return cli_error("bench", CLI_FAILED, "out of memory");
     const int smoke = !strcmp(suites[0], "smoke") && n_suites == 1;
+    const int serving = !strcmp(suites[0], "serving") && n_suites == 1;
+    if (!strcmp(suite, "serving") && !serving)
+        return cli_error("bench", CLI_USAGE, "--suite serving has no plot (drop --plot)");
     b->json = json;
     b->runs = runs ? runs : bench_suite_runs(suites[0]);
     b->threads = threads;
@@ -751,6 +757,18 @@ int cmd_bench(int argc, char **argv)
     }
     char cpu[128], why[512], torch_version[64] = "";
     info_cpu(ctx, cpu, sizeof cpu);
+    if (serving) {
+        rfjit_ctx *sctx = ctx_for(b, threads ? threads : 1);
+        if (json)
+            print_machine(b, suite_names, cpu, NULL);
+        else
+            printf("rfjit bench, suite serving: cpu %s, %d thread%s\n", cpu, threads ? threads : 1,
+                   threads > 1 ? "s" : "");
+        const int rc = sctx ? bench_serving(sctx, b->runs, json)
+                            : cli_error("bench", CLI_FAILED, "cannot create a context");
+        bench_free(b);
+        return rc;
+    }
     if (!no_blas && !(b->blas = bench_blas_open(why, sizeof why)))
         note(b, "OpenBLAS peers skipped: %s", why);
     if (!no_torch) {

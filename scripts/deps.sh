@@ -6,6 +6,8 @@
 # need (scripts/fresh_chroot.sh proves it in a chroot). Prints one line per step. Runs apt-get
 # update only when something is missing. As root it uses apt-get directly, otherwise sudo.
 # Extra Debian package names may be given as arguments (e.g. clang-19 for the fuzz stage).
+# Then the one PyPI package Debian 12 lacks: ml_dtypes (the NumPy bfloat16 dtype the Python
+# binding's tests and README use), for Debian's /usr/bin/python3, which the tests run on.
 set -euo pipefail
 say() { echo "deps.sh: $*" >&2; }
 # The build: compiler, CMake, LLVM 19 (ORC), hwloc; binutils for nm/readelf in
@@ -18,7 +20,7 @@ build=(cmake make pkg-config gcc libc6-dev binutils llvm-19-dev libhwloc-dev)
 # libudev-dev for hwloc's -ludev in `pkg-config --static --libs rfjit` (examples.sh);
 # gnuplot-nox for `bench --plot`, whose file replacement tests/api/test_outputs.c checks.
 tests=(libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind
-       libopenblas-dev python3-numpy libudev-dev gnuplot-nox)
+       libopenblas-dev python3-numpy python3-pip libudev-dev gnuplot-nox)
 # The format check of .ci/run (scripts/check_format.sh): clang-format-14 ships both
 # clang-format-14 and clang-format-diff-14. Graphviz, which only redraws docs/architecture.svg,
 # is not needed here: ask for it as `bash scripts/deps.sh graphviz`.
@@ -30,14 +32,26 @@ for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-    say "all present"
-    exit 0
-fi
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { say "not root and no sudo to install ${missing[*]}"; exit 1; }
+    command -v sudo >/dev/null || { say "not root and no sudo to install what is missing"; exit 1; }
     sudo=(sudo)
+fi
+pypi() {
+    # ml_dtypes 0.5 runs on Debian's NumPy 1.24, so pip leaves that one alone; the bound keeps
+    # a later release that wants a newer NumPy from replacing Debian's.
+    if /usr/bin/python3 -c 'import ml_dtypes' 2>/dev/null; then
+        return 0
+    fi
+    say "pip install ml_dtypes (PyPI) for /usr/bin/python3"
+    "${sudo[@]}" /usr/bin/python3 -m pip install -q --break-system-packages --root-user-action=ignore \
+        --no-warn-script-location 'ml_dtypes>=0.4,<0.6' 'numpy<2' >/dev/null
+    say "installed ml_dtypes"
+}
+if [ ${#missing[@]} -eq 0 ]; then
+    say "all present"
+    pypi
+    exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 # another apt (unattended upgrades, a parallel job) may hold the lock: wait for it, bounded
@@ -47,3 +61,4 @@ say "apt-get update (missing: ${missing[*]})"
 say "installing ${#missing[@]} packages and their dependencies (a few minutes on a fresh system)"
 "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 say "installed ${missing[*]}"
+pypi

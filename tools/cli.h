@@ -56,6 +56,14 @@ void cli_normals(float *x, size_t n, double scale, uint64_t seed);
 /* Seconds from CLOCK_MONOTONIC. */
 double cli_now(void);
 
+/* IEEE half and bfloat16 bits from and to float, rounding to nearest even (NaN stays NaN,
+ * overflow gives Inf): the CLI's conversions of .npy data for --dtype, float16 files and the
+ * serving benchmark. */
+uint16_t cli_f32_to_f16(float x);
+float cli_f16_to_f32(uint16_t h);
+uint16_t cli_f32_to_bf16(float x);
+float cli_bf16_to_f32(uint16_t h);
+
 int cmd_info(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
 int cmd_fit(int argc, char **argv);

@@ -186,3 +186,60 @@ rfjit_ctx *cli_context_wisdom(const char *verb, const char *isa, const char *wis
     }
     return ctx;
 }
+
+uint16_t cli_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint32_t sign = x >> 16 & 0x8000, e = x >> 23 & 0xff;
+    uint32_t m = x & 0x7fffff;
+    if (e == 0xff)
+        return (uint16_t)(sign | 0x7c00 | (m ? 0x200 | m >> 13 : 0));
+    const int32_t he = (int32_t)e - 127 + 15;
+    if (he >= 0x1f)
+        return (uint16_t)(sign | 0x7c00);
+    if (he <= 0) { /* a subnormal half: units of 2^-24 */
+        if (he < -10)
+            return (uint16_t)sign;
+        m |= 0x800000;
+        const uint32_t shift = (uint32_t)(14 - he), half = 1u << (shift - 1);
+        uint32_t hm = m >> shift;
+        const uint32_t rem = m & ((1u << shift) - 1);
+        hm += rem > half || (rem == half && (hm & 1));
+        return (uint16_t)(sign | hm);
+    }
+    const uint32_t hm = m >> 13, rem = m & 0x1fff;
+    /* a carry out of the mantissa rounds up into the exponent, up to Inf: as it should */
+    return (uint16_t)((sign | (uint32_t)he << 10 | hm) +
+                      (rem > 0x1000 || (rem == 0x1000 && (hm & 1))));
+}
+
+float cli_f16_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h >> 10 & 0x1f, m = h & 0x3ff;
+    if (!e) {
+        const float f = ldexpf((float)m, -24);
+        return sign ? -f : f;
+    }
+    const uint32_t x = sign | (e == 0x1f ? 0x7f800000 | m << 13 : (e + 112) << 23 | m << 13);
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+uint16_t cli_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)(x >> 16 | 0x40);
+    return (uint16_t)((x + 0x7fff + (x >> 16 & 1)) >> 16);
+}
+
+float cli_bf16_to_f32(uint16_t h)
+{
+    const uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}

@@ -51,7 +51,9 @@ void npy_free(npy_array *a)
 {
     if (a) {
         free(a->data);
+        free(a->bytes);
         a->data = NULL;
+        a->bytes = NULL;
     }
 }
 
@@ -281,8 +283,76 @@ static void walk_next(walk *w)
     }
 }
 
+typedef struct npy_descr {
+    const char *descr;
+    int kind;
+    size_t elem, out; /* bytes in the file, bytes in memory */
+} npy_descr;
+
+static const npy_descr descrs[] = {{"<f4", NPY_F32, 4, 4}, {"<f8", NPY_F32, 8, 4},
+                                   {"<f2", NPY_F16, 2, 2}, {"<i4", NPY_I32, 4, 4},
+                                   {"<i8", NPY_I64, 8, 8}, {"|u1", NPY_U8, 1, 1},
+                                   {"|b1", NPY_BOOL, 1, 1}};
+
+/* The dtypes kinds accepts, for messages: "'<f4' or '<f8'", ... */
+static void kinds_text(unsigned kinds, char *buf, size_t len)
+{
+    size_t n = 0, count = 0, total = 0;
+    for (size_t i = 0; i < sizeof descrs / sizeof *descrs; i++)
+        total += kinds >> descrs[i].kind & 1;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof descrs / sizeof *descrs && n < len; i++)
+        if (kinds >> descrs[i].kind & 1) {
+            count++;
+            const int w = snprintf(buf + n, len - n, "%s'%s'",
+                                   count == 1       ? ""
+                                   : count == total ? " or "
+                                                    : ", ",
+                                   descrs[i].descr);
+            n += w > 0 ? (size_t)w : 0;
+        }
+}
+
+/* One element of the file at src, as `d` stores it in memory at dst. Returns -1 for a
+ * float64 that float32 cannot hold. */
+static int load_elem(const npy_descr *d, const unsigned char *src, unsigned char *dst)
+{
+    if (d->elem == 8 && d->kind == NPY_F32) {
+        const uint64_t u = le64(src);
+        double x;
+        memcpy(&x, &u, sizeof x);
+        /* Converting a finite double beyond FLT_MAX is undefined behaviour in C, and
+         * rounding it to Inf would hide the problem: refuse it. NaN/Inf pass through. */
+        if (isfinite(x) && fabs(x) > FLT_MAX)
+            return -1;
+        const float f = (float)x;
+        memcpy(dst, &f, sizeof f);
+    } else if (d->elem == 8) {
+        const uint64_t u = le64(src);
+        memcpy(dst, &u, sizeof u);
+    } else if (d->elem == 4) {
+        const uint32_t u = le32(src);
+        memcpy(dst, &u, sizeof u);
+    } else if (d->elem == 2) {
+        const uint16_t u = (uint16_t)(src[0] | src[1] << 8);
+        memcpy(dst, &u, sizeof u);
+    } else {
+        *dst = *src;
+    }
+    return 0;
+}
+
+static int parse_kinds(const unsigned char *buf, size_t len, const char *name, unsigned kinds,
+                       npy_array *out, char *err, size_t errlen);
+
 int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array *out,
               char *err, size_t errlen)
+{
+    return parse_kinds(buf, len, name, 1u << NPY_F32, out, err, errlen);
+}
+
+static int parse_kinds(const unsigned char *buf, size_t len, const char *name, unsigned kinds,
+                       npy_array *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (len < 6 || memcmp(buf, "\x93NUMPY", 6) != 0)
@@ -309,17 +379,18 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
     const char *why = NULL;
     if (read_dict((const char *)buf + hstart, hlen, &dv, &why))
         return fail(err, errlen, name, "unparseable header: %s", why);
-    size_t elem;
-    if (!strcmp(dv.descr, "<f4"))
-        elem = 4;
-    else if (!strcmp(dv.descr, "<f8"))
-        elem = 8;
-    else if (dv.descr[0] == '>')
-        return fail(err, errlen, name, "big-endian dtype '%s' is not supported (need '<f4' or "
-                                       "'<f8')", dv.descr);
-    else
-        return fail(err, errlen, name, "unsupported dtype '%s' (need '<f4' or '<f8')",
-                    dv.descr);
+    const npy_descr *d = NULL;
+    for (size_t i = 0; i < sizeof descrs / sizeof *descrs; i++)
+        if (kinds >> descrs[i].kind & 1 && !strcmp(dv.descr, descrs[i].descr))
+            d = &descrs[i];
+    char accepted[96];
+    kinds_text(kinds, accepted, sizeof accepted);
+    if (!d && dv.descr[0] == '>')
+        return fail(err, errlen, name, "big-endian dtype '%s' is not supported (need %s)", dv.descr,
+                    accepted);
+    if (!d)
+        return fail(err, errlen, name, "unsupported dtype '%s' (need %s)", dv.descr, accepted);
+    const size_t elem = d->elem;
     if (dv.rank == 0)
         return fail(err, errlen, name, "scalar arrays (shape ()) are not supported");
     size_t count = 1;
@@ -338,40 +409,43 @@ int npy_parse(const unsigned char *buf, size_t len, const char *name, npy_array 
         return fail(err, errlen, name, "trailing data after the array (%zu extra byte%s)",
                     have - need, have - need == 1 ? "" : "s");
 
-    float *data = malloc(count ? count * sizeof(float) : 1);
+    unsigned char *data = malloc(count ? count * d->out : 1);
     if (!data)
         return fail(err, errlen, name, "out of memory for %zu elements", count);
     const unsigned char *src = buf + off;
     walk w;
     walk_start(&w, &dv);
     for (size_t i = 0; i < count; i++, walk_next(&w)) {
-        if (elem == 4) {
-            const uint32_t u = le32(src + 4 * w.at);
-            memcpy(&data[i], &u, sizeof u);
-        } else {
-            const uint64_t u = le64(src + 8 * w.at);
+        if (load_elem(d, src + elem * w.at, data + d->out * i) != 0) {
             double x;
+            const uint64_t u = le64(src + elem * w.at);
             memcpy(&x, &u, sizeof x);
-            /* Converting a finite double beyond FLT_MAX is undefined behaviour in C, and
-             * rounding it to Inf would hide the problem: refuse it. NaN/Inf pass through. */
-            if (isfinite(x) && fabs(x) > FLT_MAX) {
-                free(data);
-                return fail(err, errlen, name, "float64 value %g at index %zu is outside the "
-                                               "float32 range", x, w.at);
-            }
-            data[i] = (float)x;
+            free(data);
+            return fail(err, errlen, name,
+                        "float64 value %g at index %zu is outside the "
+                        "float32 range",
+                        x, w.at);
         }
     }
-    out->data = data;
+    out->kind = d->kind;
+    if (d->kind == NPY_F32)
+        out->data = (float *)(void *)data;
+    else
+        out->bytes = data;
     out->count = count;
     out->rank = dv.rank;
     memcpy(out->shape, dv.shape, sizeof dv.shape);
     out->version = major;
-    out->from_f8 = elem == 8;
+    out->from_f8 = elem == 8 && d->kind == NPY_F32;
     return 0;
 }
 
 int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
+{
+    return npy_read_kinds(path, 1u << NPY_F32, out, err, errlen);
+}
+
+int npy_read_kinds(const char *path, unsigned kinds, npy_array *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     size_t size = 0;
@@ -387,24 +461,41 @@ int npy_read(const char *path, npy_array *out, char *err, size_t errlen)
     const int bad = rj_read_full(fd, buf, size) != 0 ? errno : 0;
     close(fd);
     int rc = bad ? fail(err, errlen, path, "read error: %s", strerror(bad))
-                 : npy_parse(buf, size, path, out, err, errlen);
+                 : parse_kinds(buf, size, path, kinds, out, err, errlen);
     free(buf);
     return rc;
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
+static int write_elems(const char *path, const void *data, const char *descr, size_t elem, int rank,
+                       const int64_t *shape, char *err, size_t errlen);
+
 int npy_write(const char *path, const float *data, int rank, const int64_t *shape, char *err,
               size_t errlen)
+{
+    return write_elems(path, data, "<f4", sizeof *data, rank, shape, err, errlen);
+}
+
+int npy_write_f16(const char *path, const uint16_t *data, int rank, const int64_t *shape, char *err,
+                  size_t errlen)
+{
+    return write_elems(path, data, "<f2", sizeof *data, rank, shape, err, errlen);
+}
+
+/* count = prod(shape) elements of elem (2 or 4) bytes in host order, written little-endian. */
+static int write_elems(const char *path, const void *data, const char *descr, size_t elem, int rank,
+                       const int64_t *shape, char *err, size_t errlen)
 {
     if (!data || !shape || rank < 1 || rank > NPY_MAX_RANK)
         return fail(err, errlen, path, "npy_write needs data, a shape and rank 1..4");
     /* Header as NumPy writes it: "(n,)" for rank 1, "(a, b)" otherwise. */
     char dict[160];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                     descr);
     size_t count = 1;
     for (int i = 0; i < rank; i++) {
-        if (shape[i] < 1 || (uint64_t)shape[i] > SIZE_MAX / sizeof(float) / count)
+        if (shape[i] < 1 || (uint64_t)shape[i] > SIZE_MAX / elem / count)
             return fail(err, errlen, path, "cannot write shape entry %lld",
                         (long long)shape[i]);
         count *= (size_t)shape[i];
@@ -426,15 +517,22 @@ int npy_write(const char *path, const float *data, int rank, const int64_t *shap
     rj_out_write(&f, spaces, pad);
     rj_out_write(&f, "\n", 1);
     unsigned char chunk[4096];
+    const unsigned char *src = data;
     for (size_t i = 0; i < count;) {
         size_t c = 0;
-        for (; c < sizeof chunk / 4 && i < count; c++, i++) {
-            uint32_t u;
-            memcpy(&u, &data[i], sizeof u);
-            for (int b = 0; b < 4; b++)
-                chunk[4 * c + (size_t)b] = (unsigned char)(u >> (8 * b));
+        for (; c < sizeof chunk / elem && i < count; c++, i++) {
+            uint32_t u = 0;
+            if (elem == 4) {
+                memcpy(&u, src + 4 * i, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, src + 2 * i, 2);
+                u = h;
+            }
+            for (size_t b = 0; b < elem; b++)
+                chunk[elem * c + b] = (unsigned char)(u >> (8 * b));
         }
-        rj_out_write(&f, chunk, 4 * c);
+        rj_out_write(&f, chunk, elem * c);
     }
     return rj_out_commit(&f, err, errlen);
 }

@@ -7,12 +7,15 @@
 Arrays
     q and k are (L, d), (H, L, d) or (B, H, L, d); v has the same leading dimensions as k
     with its own last dimension dv; the output has the leading dimensions of q and last
-    dimension dv. Real arrays of any dtype are accepted: float32 arrays with non-negative
-    strides are passed to the library as they are, with no copy (C-contiguous or strided
-    views alike); anything else (float64, integers, negative strides, sequences) is converted
-    once to a C-contiguous float32 copy. Outputs are new C-contiguous float32 arrays, or the
-    `out=` array you pass, which must be a writable float32 numpy.ndarray of the output's
-    shape with non-negative strides and is written in place.
+    dimension dv. k and v may have fewer heads than q (grouped-query attention, see
+    Plan.__call__). Real arrays of any dtype are accepted: float32, float16 and bfloat16
+    (ml_dtypes.bfloat16) arrays with non-negative strides are passed to the library as they
+    are, with no copy (C-contiguous or strided views alike); anything else (float64,
+    integers, negative strides, sequences) is converted once to a C-contiguous float32 copy
+    (a half-precision array with negative strides keeps its dtype). Attention outputs have
+    the queries' dtype: float16 in gives float16 out, bfloat16 gives bfloat16, the rest
+    float32; or the `out=` array you pass, a writable float32, float16 or bfloat16
+    numpy.ndarray of the output's shape with non-negative strides, written in place.
 
 Lifetimes
     Every object made from a Context (Plan, TuneResult) keeps that context alive: closing a
@@ -171,6 +174,37 @@ def _estimator(name, value):
     return _text(name, value)
 
 
+def _dtype_code(dt):
+    """The rfjit_dtype of a NumPy dtype rfjit takes as is, or None. bfloat16 is recognised by
+    name, so ml_dtypes is needed only by whoever makes such arrays."""
+    if dt.byteorder not in "=|<":
+        return None
+    if dt == _np.float32:
+        return _abi.DTYPE["float32"]
+    if dt == _np.float16:
+        return _abi.DTYPE["float16"]
+    if dt.name == "bfloat16" and dt.itemsize == 2:
+        return _abi.DTYPE["bfloat16"]
+    return None
+
+
+def _plan_dtype(value):
+    """dtype= of Context.plan: None, a name, or anything numpy.dtype() takes."""
+    if value is None:
+        return _abi.DTYPE["float32"]
+    if isinstance(value, str) and value in _abi.DTYPE:
+        return _abi.DTYPE[value]
+    code = None
+    try:
+        code = _dtype_code(_np.dtype(value))
+    except TypeError:
+        pass
+    if code is None:
+        _fail("RFJIT_E_DTYPE", "dtype must be one of 'float32', 'float16', 'bfloat16' (or "
+              "their NumPy dtypes), not %s" % _show(value))
+    return code
+
+
 def version():
     """The loaded library's version string, e.g. '0.2.0'."""
     return _lib.rfjit_version_string().decode()
@@ -208,32 +242,38 @@ class _View:
                              (_C.c_int64 * 4)(*shape), (_C.c_int64 * 4)(*strides))
 
     @staticmethod
-    def _direct(a):
-        return (a.dtype == _np.float32 and a.dtype.byteorder in "=|<" and
-                all(s >= 0 and s % 4 == 0 for s in a.strides))
+    def _direct(a, half=False):
+        code = _dtype_code(a.dtype)
+        return (code is not None and (half or code == 0) and
+                all(s >= 0 and s % a.itemsize == 0 for s in a.strides))
 
     @classmethod
-    def _input(cls, a, name):
+    def _input(cls, a, name, half=False):
         if not isinstance(a, _np.ndarray):
             try:
                 a = _np.asarray(a)
             except (TypeError, ValueError) as e:
                 _fail("RFJIT_E_INVALID_ARG", "%s must be an array of real numbers, not %s (%s)"
                       % (name, _show(a), e))
-        if a.dtype.kind not in "fiu":
-            _fail("RFJIT_E_INVALID_ARG", "%s has dtype %s; rfjit takes real numbers (float32 "
-                  "as is, other real dtypes converted to float32)" % (name, a.dtype))
-        return a if cls._direct(a) else _np.ascontiguousarray(a, dtype=_np.float32)
+        if a.dtype.kind not in "fiu" and _dtype_code(a.dtype) is None:
+            _fail("RFJIT_E_INVALID_ARG", "%s has dtype %s; rfjit takes real numbers (float32, "
+                  "float16, bfloat16 as they are, other real dtypes converted to float32)" %
+                  (name, a.dtype))
+        if cls._direct(a, half):
+            return a
+        keep = half and _dtype_code(a.dtype) is not None
+        return _np.ascontiguousarray(a, dtype=a.dtype if keep else _np.float32)
 
     @classmethod
-    def _output(cls, a, name):
+    def _output(cls, a, name, half=False):
+        kinds = "float32, float16 or bfloat16" if half else "float32"
         if not isinstance(a, _np.ndarray):
-            _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of float32 (it is written "
-                  "in place), not %s" % (name, type(a).__name__))
-        if not cls._direct(a):
-            _fail("RFJIT_E_INVALID_ARG", "%s must be native float32 with non-negative strides "
+            _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of %s (it is written "
+                  "in place), not %s" % (name, kinds, type(a).__name__))
+        if not cls._direct(a, half):
+            _fail("RFJIT_E_INVALID_ARG", "%s must be native %s with non-negative strides "
                   "(it is written in place), not %s with strides %s" %
-                  (name, a.dtype, a.strides))
+                  (name, kinds, a.dtype, a.strides))
         if not a.flags.writeable:
             _fail("RFJIT_E_INVALID_ARG", "%s is read-only; it is written in place" % name)
         return a
@@ -242,16 +282,71 @@ class _View:
         return _C.byref(self.t)
 
 
-def _out_like(q_shape, dim, out, name="out"):
+def _out_like(q_shape, dim, out, name="out", dtype=None):
+    """out, checked against the output's shape, or a new array of dtype (None: float32, the
+    only one taken then)."""
     shape = tuple(q_shape[:-1]) + (dim,)
     if out is None:
-        return _np.empty(shape, dtype=_np.float32)
+        return _np.empty(shape, dtype=_np.float32 if dtype is None else dtype)
     if not isinstance(out, _np.ndarray):
-        _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of float32 with shape %s, "
-              "not %s" % (name, shape, type(out).__name__))
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a numpy.ndarray of %s with shape %s, "
+              "not %s" % (name, "float32" if dtype is None else "float32, float16 or "
+                          "bfloat16", shape, type(out).__name__))
     if tuple(out.shape) != shape:
         _fail("RFJIT_E_SHAPE", "%s must have shape %s, not %s" % (name, shape, out.shape))
     return out
+
+
+class _ExView:
+    """A rank-4 rfjit_tensor_ex over a float32, float16 or bfloat16 NumPy array (its own
+    memory and strides, no copy), and the array it must keep alive. packed: the array is
+    (total, H, dim), seen as {1, H, total, dim} with batch stride 0."""
+
+    def __init__(self, a, name, dim=None, writable=False, packed=False):
+        a = _View._output(a, name, True) if writable else _View._input(a, name, True)
+        if packed and a.ndim != 3:
+            _fail("RFJIT_E_SHAPE", "%s must be (total, H, %s) with cu_seqlens, not %s" %
+                  (name, "d" if dim is None else dim, a.shape))
+        if a.ndim not in (2, 3, 4):
+            _fail("RFJIT_E_SHAPE", "%s must be (L, %s), (H, L, %s) or (B, H, L, %s), not %s" %
+                  ((name,) + ("d" if dim is None else str(dim),) * 3 + (a.shape,)))
+        if dim is not None and a.shape[-1] != dim:
+            _fail("RFJIT_E_SHAPE", "%s has last dimension %d, expected %d (shape %s)" %
+                  (name, a.shape[-1], dim, a.shape))
+        self.array = a
+        st = tuple(x // a.itemsize for x in a.strides)
+        if packed:
+            shape, strides = (1, a.shape[1], a.shape[0], a.shape[2]), (0, st[1], st[0], st[2])
+        else:
+            shape = (1,) * (4 - a.ndim) + a.shape
+            strides = (0,) * (4 - a.ndim) + st
+        self.t = _abi.TensorEx(_C.sizeof(_abi.TensorEx), a.ctypes.data,
+                               (_C.c_int64 * 4)(*shape), (_C.c_int64 * 4)(*strides),
+                               _dtype_code(a.dtype))
+
+    def ref(self):
+        return _C.pointer(self.t)
+
+
+def _int_array(name, value, n, lo=0):
+    """value as a C-contiguous int32 array of n entries (n None: any length >= 1), each
+    >= lo; the library checks the upper bounds it knows."""
+    a = _np.asarray(value)
+    if a.dtype.kind not in "iu" or a.ndim != 1:
+        _fail("RFJIT_E_INVALID_ARG", "%s must be a 1-D array of integers, not %s" %
+              (name, _show(value)))
+    if (n is not None and a.shape[0] != n) or a.shape[0] < 1:
+        _fail("RFJIT_E_SHAPE", "%s has %d entries, expected %s" %
+              (name, a.shape[0], n if n is not None else "at least 1"))
+    if a.size and (a.min() < lo or a.max() > _I32):
+        bad = a[(a < lo) | (a > _I32)][0]
+        _fail("RFJIT_E_INVALID_ARG", "%s[%d] = %d is outside [%d, %d]" %
+              (name, int(_np.argmax((a < lo) | (a > _I32))), int(bad), lo, _I32))
+    return _np.ascontiguousarray(a, dtype=_np.int32)
+
+
+def _i32p(a):
+    return None if a is None else a.ctypes.data_as(_C.POINTER(_C.c_int32))
 
 
 class _Handle:
@@ -418,7 +513,8 @@ class Context(_Handle):
 
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
-             eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None):
+             eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
+             scale=None, dtype=None):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -427,8 +523,14 @@ class Context(_Handle):
                      alias that wins over m when given
         estimator    one of rfjit.estimators(): exact, positive, hyperbolic, trig, oprf,
                      saderf, sderf, aderf, hybrid, eva
-        causal       query i sees keys 0..i (then Lq must equal Lk)
+        causal       bottom-right causal: query i of Lq sees keys 0 .. i + Lk - Lq (chunked
+                     prefill after Lk - Lq earlier tokens); Lq > Lk is an error
         seed         projection and sampling seed, 0 .. 2^64-1
+        scale        softmax scale, logits scale * q.k: None (default) 1/sqrt(d), else a
+                     finite number > 0; random features see q and k times sqrt(scale)
+        dtype        element type of the q, k, v the plan will mostly get, whose kernel is
+                     compiled now: None or 'float32', 'float16', 'bfloat16' (or the NumPy
+                     dtypes); a call with another type compiles that variant on first use
         projection   'orthogonal' (default), 'iid', or an (m, d) real array used as the
                      projection matrix (m is then taken from its shape)
         backend      'auto' (the JIT kernel where the estimator has one), 'jit' or 'reference'
@@ -442,10 +544,11 @@ class Context(_Handle):
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
-                    hybrid_base, calib)
+                    hybrid_base, calib, scale, dtype)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
-             patience="measure", seed=0, calib=None, scale=1.0, estimators=None):
+             patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
+             softmax_scale=None):
         """The fastest plan within an error budget on this machine (rfjit_tune), as a
         TuneResult; answers from wisdom when it remembers this problem.
 
@@ -459,6 +562,9 @@ class Context(_Handle):
         calib        (q, k, v) sample arrays ((L, d)/(L, dv) or with leading (H,) or (B, H));
                      None: a synthetic Gaussian set whose scaled rows have norm about `scale`
         scale        > 0, the synthetic set's scaled norm
+        softmax_scale  the plans' softmax scale, as Context.plan's scale: None (1/sqrt(d))
+                     or a finite number > 0; every candidate, the exact reference and the
+                     wisdom record use it
         estimators   candidate names (a list or a comma-separated string); None: all"""
         t = _abi.TuneDesc()
         t.size = _C.sizeof(t)
@@ -470,6 +576,7 @@ class Context(_Handle):
         t.patience = _choice("patience", patience, _abi.PATIENCE)
         t.seed = _int("seed", seed, 0, _U64)
         t.synthetic_scale = _float("scale", scale)
+        t.scale = 0.0 if softmax_scale is None else _float("softmax_scale", softmax_scale)
         if isinstance(estimators, (list, tuple)):
             for e in estimators:
                 _estimator("estimators", e)
@@ -536,11 +643,12 @@ class Plan(_Handle):
     give feature maps and kernel estimates. It keeps its context alive; close() (or the end
     of a `with` block) frees it, after which calls raise rfjit.Error.
 
-    Attributes: d, dv (head dimensions), causal, feature_dim (M)."""
+    Attributes: d, dv (head dimensions), causal, scale (the softmax scale), feature_dim (M)."""
     _destroy = _lib.rfjit_plan_destroy
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
-                 eva_window, eva_chunks, hybrid_signs, hybrid_base, calib):
+                 eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
+                 dtype=None):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -551,6 +659,8 @@ class Plan(_Handle):
         a.m, a.causal = _int("m", m, 1, _I32), int(bool(causal))
         a.estimator = _estimator("estimator", estimator)
         a.seed = _int("seed", seed, 0, _U64)
+        a.scale = 0.0 if scale is None else _float("scale", scale)
+        a.dtype = _plan_dtype(dtype)
         keep = []
         if isinstance(projection, str):
             a.projection = _choice("projection", projection,
@@ -592,6 +702,7 @@ class Plan(_Handle):
             raise
         self._ctx = ctx
         self.d, self.dv, self.causal = a.d, a.dv or a.d, bool(a.causal)
+        self.scale = a.scale or a.d ** -0.5
         self._adopt(h.value, parent=ctx)
 
     def _run(self, fn, *args):
@@ -617,23 +728,100 @@ class Plan(_Handle):
         self._run(_lib.rfjit_plan_describe, buf, len(buf))
         return buf.value.decode()
 
-    def __call__(self, q, k, v, out=None):
-        """softmax(q k^T / sqrt(d)) v as the plan estimates it, for raw q, k, v (the plan
-        applies the d^-1/4 scaling).
+    def __call__(self, q, k, v, out=None, *, key_lengths=None, query_lengths=None,
+                 key_mask=None, cu_seqlens_q=None, cu_seqlens_k=None, untouched_rows=False):
+        """softmax(scale q k^T) v as the plan estimates it, for raw q, k, v (scale is the
+        plan's, 1/sqrt(d) by default).
 
-        q    (Lq, d), (H, Lq, d) or (B, H, Lq, d);  k (.., Lk, d);  v (.., Lk, dv), with the
-             same leading dimensions; causal plans need Lq == Lk
-        out  None (a new array) or a writable float32 numpy.ndarray of shape (.., Lq, dv)
-             with non-negative strides, written in place and returned
+        q    (Lq, d), (H, Lq, d) or (B, H, Lq, d);  k (.., Hkv, Lk, d);  v (.., Hkv, Lk, dv):
+             k and v have the leading dimensions of q except that Hkv may be any divisor
+             of H (grouped-query attention: query head h reads key/value head
+             h // (H // Hkv); Hkv = 1 is multi-query). Causal plans are bottom-right
+             aligned: query i sees keys 0 .. i + Lk - Lq, and Lq > Lk is an error.
+        out  None (a new array of q's dtype) or a writable float32, float16 or bfloat16
+             numpy.ndarray of shape (.., Lq, dv) with non-negative strides, written in place
+             and returned
+        key_lengths    None or B integers: keys of batch entry b past key_lengths[b] are
+             padding, never read (their work is skipped); 0 .. Lk
+        query_lengths  None or B integers: output rows of batch entry b past
+             query_lengths[b] are not computed and are written as zeros (see
+             untouched_rows); 0 .. Lq
+        key_mask  None or a bool/uint8 array (B, Lk) (or (Lk,) when B is 1), true/nonzero =
+             visible: a masked key contributes to no query, neither to the numerator nor
+             to the normaliser (nor to a fitted estimator's statistics); combines with
+             key_lengths and causality. With cu_seqlens: one entry per packed key row.
+        cu_seqlens_q, cu_seqlens_k  packed (variable-length) batch, as FlashAttention's
+             varlen interface: both or neither, B + 1 non-decreasing integers from 0;
+             q and out are then (total_q, H, d|dv) and k, v (total_k, Hkv, d|dv), and
+             sequence b is rows cu_seqlens_q[b] .. cu_seqlens_q[b+1] - 1 of q against rows
+             cu_seqlens_k[b] .. cu_seqlens_k[b+1] - 1 of k and v. Not taken with
+             key_lengths or query_lengths (the offsets are the lengths).
+        untouched_rows  True: rows past a query length are left as they are, not zeroed
+             (with out= given, they keep what the caller wrote)
 
-        Inputs of any real dtype are converted to float32 (float32 inputs are used without a
-        copy). Returns the (.., Lq, dv) float32 output. Raises rfjit.Error naming the
-        argument: wrong type, dtype, rank or shape, non-finite values (RFJIT_E_NONFINITE),
-        outputs that float32 cannot represent (RFJIT_E_RANGE)."""
-        vq, vk, vv = _View(q, "q", self.d), _View(k, "k", self.d), _View(v, "v", self.dv)
-        o = _View(_out_like(vq.array.shape, self.dv, out), "out", self.dv, writable=True)
-        self._run(_lib.rfjit_plan_execute, vq.ref(), vk.ref(), vv.ref(), o.ref())
+        A query that sees no key (all masked, key length 0, or causal before the first
+        key) gets a row of zeros. Inputs: float32, float16 and bfloat16 (ml_dtypes.bfloat16)
+        arrays are used without a copy, computed in float32 and stored in out's dtype; q, k,
+        v must then have one dtype (RFJIT_E_DTYPE otherwise); other real dtypes are
+        converted to float32. Raises rfjit.Error naming the argument: wrong type, dtype,
+        rank or shape, lengths out of range, non-finite values (RFJIT_E_NONFINITE), outputs
+        that the output dtype cannot represent (RFJIT_E_RANGE); nothing is written then."""
+        packed = cu_seqlens_q is not None or cu_seqlens_k is not None
+        if packed and (cu_seqlens_q is None or cu_seqlens_k is None):
+            _fail("RFJIT_E_INVALID_ARG", "cu_seqlens_q and cu_seqlens_k go together; only %s "
+                  "was given" % ("cu_seqlens_q" if cu_seqlens_k is None else "cu_seqlens_k"))
+        if packed and (key_lengths is not None or query_lengths is not None):
+            _fail("RFJIT_E_INVALID_ARG", "key_lengths and query_lengths are not taken with "
+                  "cu_seqlens_q/cu_seqlens_k (the offsets give each sequence's length)")
+        vq = _ExView(q, "q", self.d, packed=packed)
+        vk = _ExView(k, "k", self.d, packed=packed)
+        vv = _ExView(v, "v", self.dv, packed=packed)
+        o = _ExView(_out_like(vq.array.shape, self.dv, out, dtype=vq.array.dtype), "out",
+                    self.dv, writable=True, packed=packed)
+        a = _abi.AttnArgs()
+        a.size = _C.sizeof(a)
+        a.q, a.k, a.v, a.out = vq.ref(), vk.ref(), vv.ref(), o.ref()
+        keep = []
+        if packed:
+            cq = _int_array("cu_seqlens_q", cu_seqlens_q, None)
+            ck = _int_array("cu_seqlens_k", cu_seqlens_k, cq.shape[0])
+            keep += [cq, ck]
+            a.cu_seqlens_q, a.cu_seqlens_k, a.batch = _i32p(cq), _i32p(ck), cq.shape[0] - 1
+            batch, lk = a.batch, vk.t.shape[2]
+        else:
+            batch, lk = vq.t.shape[0], vk.t.shape[2]
+        for name, val in (("key_lengths", key_lengths), ("query_lengths", query_lengths)):
+            if val is not None:
+                keep.append(_int_array(name, val, batch))
+                setattr(a, name, _i32p(keep[-1]))
+        if key_mask is not None:
+            mask = self._mask(key_mask, batch, lk, packed)
+            keep.append(mask)
+            a.key_mask = mask.ctypes.data_as(_C.POINTER(_C.c_uint8))
+            a.key_mask_stride = 0 if packed else mask.strides[0]
+        a.untouched_rows = int(bool(untouched_rows))
+        self._run(_lib.rfjit_plan_execute_args, _C.byref(a))
+        del keep
         return o.array
+
+    @staticmethod
+    def _mask(key_mask, batch, lk, packed):
+        """key_mask as uint8 rows (a view of a bool or uint8 array with unit column stride,
+        else a copy), checked against the (B, Lk) (packed: (total_k,)) it must cover."""
+        m = _np.asarray(key_mask)
+        if m.dtype not in (_np.bool_, _np.uint8):
+            _fail("RFJIT_E_INVALID_ARG", "key_mask must be a bool or uint8 array, not dtype "
+                  "%s" % m.dtype)
+        want = (lk,) if packed else (batch, lk)
+        if not packed and m.ndim == 1 and batch == 1:
+            m = m.reshape(1, -1)
+        if m.shape != want:
+            _fail("RFJIT_E_SHAPE", "key_mask must have shape %s (%s), not %s" %
+                  (want, "one entry per packed key row" if packed else "B, Lk", m.shape))
+        m = m.view(_np.uint8)
+        if m.strides[-1] != 1 or (m.ndim == 2 and m.strides[0] < lk):
+            m = _np.ascontiguousarray(m)
+        return m
 
     execute = __call__
 
@@ -759,46 +947,63 @@ def _last_dim(a, name):
     return _View(a, name).array.shape[-1]
 
 
-def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0, out=None,
-              **plan_options):
-    """softmax(q k^T / sqrt(d)) v for raw q, k, v, exactly or estimated with random features.
+def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0, out=None, *,
+              m=None, scale=None, key_lengths=None, query_lengths=None, key_mask=None,
+              cu_seqlens_q=None, cu_seqlens_k=None, untouched_rows=False, **plan_options):
+    """softmax(scale q k^T) v for raw q, k, v, exactly or estimated with random features.
 
     q          queries (Lq, d), (H, Lq, d) or (B, H, Lq, d)
-    k          keys (.., Lk, d), with the leading dimensions of q
-    v          values (.., Lk, dv)
+    k          keys (.., Hkv, Lk, d), with the leading dimensions of q except that Hkv may
+               divide H (grouped-query / multi-query attention)
+    v          values (.., Hkv, Lk, dv)
     estimator  'exact' or a random-feature estimator (rfjit.estimators(): positive,
                hyperbolic, trig, oprf, saderf, sderf, aderf, hybrid, eva); default 'positive'
     features   random projections m, >= 1 (default 256; ignored by exact and eva)
-    causal     query i sees keys 0..i only (needs Lq == Lk)
+    m          the same as features (wins when given)
+    causal     bottom-right causal: query i sees keys 0 .. i + Lk - Lq (needs Lq <= Lk)
     seed       projection and sampling seed, 0 .. 2^64-1
-    out        None, or a writable float32 numpy.ndarray of shape (.., Lq, dv) with
-               non-negative strides, written in place and returned
+    out        None, or a writable float32, float16 or bfloat16 numpy.ndarray of shape
+               (.., Lq, dv) with non-negative strides, written in place and returned
+    scale      softmax scale: None (1/sqrt(d)) or a finite number > 0
+    key_lengths, query_lengths, key_mask, cu_seqlens_q, cu_seqlens_k, untouched_rows
+               padded and packed batches, as Plan.__call__ documents: valid keys and
+               queries per batch entry, a (B, Lk) bool/uint8 key mask, FlashAttention-style
+               offsets of a packed batch, and whether rows past a query length stay as
+               they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
                eva_chunks, hybrid_signs, hybrid_base, calib
 
-    Dtypes: float32 arrays (native byte order, non-negative strides) are used as they are,
-    without a copy; every other real dtype or array-like is converted to a float32 copy;
-    complex, object and string arrays are refused. Returns the float32 (.., Lq, dv) output.
+    Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
+    non-negative strides) are used as they are, without a copy, and give an output of the
+    same dtype; every other real dtype or array-like is converted to a float32 copy and
+    gives float32; complex, object and string arrays are refused. Returns the (.., Lq, dv)
+    output. A query that sees no key gets zeros.
 
-    The approximation is good where the d^-1/4-scaled rows of q and k have norms of about 1
-    or less; for raw N(0, 1) entries at large d its error can exceed the output itself.
-    Plans are cached per configuration on default_context(), so repeated calls compile and
-    draw nothing. Raises rfjit.Error, naming the argument, on any bad input."""
+    The approximation is good where the scale^(1/2)-scaled rows of q and k have norms of
+    about 1 or less; for raw N(0, 1) entries at large d its error can exceed the output
+    itself. Plans are cached per configuration on default_context(), so repeated calls
+    compile and draw nothing. Raises rfjit.Error, naming the argument, on any bad input."""
     _estimator("estimator", estimator)
-    m = _int("features", features, 1, _I32)
+    m = _int("m" if m is not None else "features", m if m is not None else features, 1, _I32)
     seed = _int("seed", seed, 0, _U64)
+    scale = None if scale is None else _float("scale", scale)
     d, dv = _last_dim(q, "q"), _last_dim(v, "v")
+    qt = getattr(q, "dtype", None)
+    dtype = qt if isinstance(qt, _np.dtype) and _dtype_code(qt) is not None else None
     # Plans with options (arrays among them) are made for the call only, not cached.
-    key = None if plan_options else (d, dv, estimator, m, bool(causal), seed)
+    key = None if plan_options else (d, dv, estimator, m, bool(causal), seed, scale,
+                                     None if dtype is None else _dtype_code(dtype))
     ctx = default_context()
     with _default_lock:
         plan = _plans.get(key) if key is not None else None
         if plan is None:
             try:
                 plan = ctx.plan(d, dv=dv, m=m, estimator=estimator, causal=causal, seed=seed,
-                                **plan_options)
+                                scale=scale, dtype=dtype, **plan_options)
             except TypeError as e:
                 _fail("RFJIT_E_INVALID_ARG", "attention: %s" % e)
             if key is not None:
                 _plans[key] = plan
-    return plan(q, k, v, out=out)
+    return plan(q, k, v, out=out, key_lengths=key_lengths, query_lengths=query_lengths,
+                key_mask=key_mask, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
+                untouched_rows=untouched_rows)

@@ -18,6 +18,7 @@ HYBRID_BASE = {"positive": 0, "hyperbolic": 1}
 KERNEL = {"softmax": 0, "gaussian": 1}
 PATIENCE = {"estimate": 0, "measure": 1, "patient": 2, "exhaustive": 3, "wisdom-only": 4}
 BUDGET = {"output": 0, "kernel": 1}
+DTYPE = {"float32": 0, "float16": 1, "bfloat16": 2}  # rfjit_dtype
 
 LOG_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_char_p)
 PROGRESS_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_double, C.c_char_p)
@@ -26,6 +27,20 @@ PROGRESS_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_double, C.c_char_p)
 class Tensor(C.Structure):
     _fields_ = [("data", C.POINTER(C.c_float)), ("shape", C.c_int64 * 4),
                 ("stride", C.c_int64 * 4)]
+
+
+class TensorEx(C.Structure):
+    _fields_ = [("size", C.c_size_t), ("data", C.c_void_p), ("shape", C.c_int64 * 4),
+                ("stride", C.c_int64 * 4), ("dtype", C.c_int32)]
+
+
+class AttnArgs(C.Structure):
+    _fields_ = [("size", C.c_size_t), ("q", C.POINTER(TensorEx)), ("k", C.POINTER(TensorEx)),
+                ("v", C.POINTER(TensorEx)), ("out", C.POINTER(TensorEx)),
+                ("key_lengths", C.POINTER(C.c_int32)), ("query_lengths", C.POINTER(C.c_int32)),
+                ("key_mask", C.POINTER(C.c_uint8)), ("key_mask_stride", C.c_int64),
+                ("cu_seqlens_q", C.POINTER(C.c_int32)), ("cu_seqlens_k", C.POINTER(C.c_int32)),
+                ("batch", C.c_int64), ("untouched_rows", C.c_int32)]
 
 
 class Tiling(C.Structure):
@@ -83,6 +98,7 @@ def declare(lib):
         "rfjit_plan_create": ([P, C.POINTER(AttnDesc), C.POINTER(P)], st),
         "rfjit_plan_destroy": ([P], None),
         "rfjit_plan_execute": ([P, T, T, T, T], st),
+        "rfjit_plan_execute_args": ([P, C.POINTER(AttnArgs)], st),
         "rfjit_plan_feature_dim": ([P], i64),
         "rfjit_plan_features": ([P, T, T, T, T], st),
         "rfjit_plan_kernel": ([P, T, T, C.c_int, T], st),

@@ -162,7 +162,8 @@ class Arrays(unittest.TestCase):
 
     def test_struct_layouts_match_the_header(self):
         """The C compiler's sizeof and offsetof of every field _abi declares, from rfjit.h."""
-        structs = {"rfjit_tensor": _abi.Tensor, "rfjit_tiling": _abi.Tiling,
+        structs = {"rfjit_tensor": _abi.Tensor, "rfjit_tensor_ex": _abi.TensorEx,
+                   "rfjit_attn_args": _abi.AttnArgs, "rfjit_tiling": _abi.Tiling,
                    "rfjit_ctx_desc": _abi.CtxDesc, "rfjit_attn_desc": _abi.AttnDesc,
                    "rfjit_tune_desc": _abi.TuneDesc, "rfjit_tune_row": _abi.TuneRow}
         lines, want = [], {}
@@ -214,8 +215,8 @@ class Errors(unittest.TestCase):
 
     def test_arrays(self):
         q, E = self.q, "RFJIT_E_INVALID_ARG"
-        expect_error(self, E, "out must be a numpy.ndarray of float32 with shape (10, 8), "
-                     "not list", rfjit.attention, q, q, q, out=[[0.0] * 8] * 10)
+        expect_error(self, E, "out must be a numpy.ndarray of float32, float16 or bfloat16 "
+                     "with shape (10, 8), not list", rfjit.attention, q, q, q, out=[[0.0] * 8] * 10)
         expect_error(self, E, "out must be native float32", rfjit.attention, q, q, q,
                      out=np.zeros((10, 8), dtype=np.float64))
         expect_error(self, "RFJIT_E_SHAPE", "out must have shape (10, 8), not (10, 7)",
@@ -502,7 +503,7 @@ class Documentation(unittest.TestCase):
                 if p not in ("plan_options",) and f is not rfjit.Plan.__init__:
                     self.assertRegex(doc, r"\b%s\b" % p, "%s: %s" % (f.__qualname__, p))
         text = inspect.getdoc(rfjit.attention)
-        for needle in ("(Lq, d)", "(B, H, Lq, d)", "(.., Lk, dv)", "float32", "dtype",
+        for needle in ("(Lq, d)", "(B, H, Lq, d)", "(.., Hkv, Lk, dv)", "float32", "dtype",
                        "rfjit.Error"):
             self.assertIn(needle, text)
 

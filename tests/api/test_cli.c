@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "cli_testutil.h"
+#include "core/half.h"
 #include "npy.h"
 #include "rfjit.h"
 
@@ -76,6 +77,9 @@ static void read_arr(const char *name, npy_array *a)
     cr_assert_eq(npy_read(path, a, err, sizeof err), 0, "%s", err);
 }
 
+static void write_raw(const char *name, const char *descr, int rank, const int64_t *shape,
+                      const void *data, size_t elem);
+
 static void setup(void)
 {
     snprintf(dir, sizeof dir, "/tmp/rfjit_cli_XXXXXX");
@@ -94,6 +98,23 @@ static void setup(void)
     write_arr("v9.npy", 2, v9, 10);
     const int64_t w[2] = {16, 8};
     write_arr("w.npy", 2, w, 9);
+    /* serving inputs for the bad-file cases: lengths and masks of wrong size or value, a
+     * float16 file of q4.npy's shape and keys with 2 heads, which do not divide q4's 3 */
+    const int64_t n3[1] = {3}, n2[1] = {2}, m7[2] = {2, 7}, k3h[4] = {2, 2, 9, 8},
+                  v3h[4] = {2, 2, 9, 6};
+    const int32_t kl3[3] = {1, 2, 3}, klbig[2] = {10, 9}, klneg[2] = {3, -1}, kl2[2] = {9, 9},
+                  kl39[2] = {3, 9};
+    const unsigned char m7b[14] = {1};
+    write_raw("kl3.npy", "<i4", 1, n3, kl3, 4);
+    write_raw("klbig.npy", "<i4", 1, n2, klbig, 4);
+    write_raw("klneg.npy", "<i4", 1, n2, klneg, 4);
+    write_raw("kl2.npy", "<i4", 1, n2, kl2, 4);
+    write_raw("kl39.npy", "<i4", 1, n2, kl39, 4);
+    write_raw("m7.npy", "|u1", 2, m7, m7b, 1);
+    uint16_t h4[2 * 3 * 9 * 8] = {0};
+    write_raw("hq4.npy", "<f2", 4, k4, h4, 2);
+    write_arr("k3h.npy", 4, k3h, 11);
+    write_arr("v3h.npy", 4, v3h, 12);
     char path[256];
     path_in_dir(path, sizeof path, "junk.npy");
     FILE *f = fopen(path, "w");
@@ -191,6 +212,193 @@ Test(cli, attention_exact_rank2_rank4_causal)
                  0, "%s", slurp("err.txt"));
     expect_exact("q4.npy", "k4.npy", "v4.npy", "o4.npy", 0);
     cr_assert_str_empty(slurp("err.txt"));
+}
+
+/* A .npy of any element type from raw little-endian bytes (the host is little-endian on
+ * every target rfjit builds for), for the lengths, masks and float16 files. */
+static void write_raw(const char *name, const char *descr, int rank, const int64_t *shape,
+                      const void *data, size_t elem)
+{
+    char hdr[128], path[256];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    size_t count = 1;
+    for (int i = 0; i < rank; i++) {
+        n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%s%lld", i ? ", " : "",
+                      (long long)shape[i]);
+        count *= (size_t)shape[i];
+    }
+    n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%s), }\n", rank == 1 ? "," : "");
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0};
+    path_in_dir(path, sizeof path, name);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(pre, 1, 10, f);
+    fwrite(hdr, 1, (size_t)n, f);
+    fwrite(data, elem, count, f);
+    fclose(f);
+}
+
+/* Exact attention of one (batch, head) in double with the serving semantics: scale, key
+ * length lk, query length lq (rows past it 0), key mask, bottom-right causal within the
+ * lengths, zeros for a query that sees no key. */
+static void serving_reference(const float *q, const float *k, const float *v, int Lq, int d, int dv,
+                              int lq, int lk, const unsigned char *mask, int causal, double scale,
+                              double *out)
+{
+    for (int i = 0; i < Lq; i++) {
+        double w[64], mx = -INFINITY, z = 0;
+        for (int j = 0; j < lk; j++) {
+            w[j] = -INFINITY;
+            if (i >= lq || (mask && !mask[j]) || (causal && j > i + lk - lq))
+                continue;
+            double s = 0;
+            for (int c = 0; c < d; c++)
+                s += (double)q[i * d + c] * k[j * d + c];
+            mx = fmax(mx, w[j] = scale * s);
+        }
+        for (int j = 0; j < lk; j++)
+            z += (w[j] = mx == -INFINITY ? 0 : exp(w[j] - mx));
+        for (int c = 0; c < dv; c++) {
+            double o = 0;
+            for (int j = 0; j < lk; j++)
+                o += w[j] * v[j * dv + c];
+            out[i * dv + c] = z > 0 ? o / z : 0;
+        }
+    }
+}
+
+enum { SB = 2, SH = 4, SHKV = 2, SLQ = 5, SLK = 9, SD = 8, SDV = 6 };
+
+/* rfjit attention on sq.npy, sk.npy, sv.npy (Q (2, 4, 5, 8), K, V (2, 2, 9, .): grouped
+ * heads by shape) with --scale 0.3 and the options given, against the double reference
+ * with lengths ql, kl (NULL: full) and mask (NULL: none). */
+static void expect_serving(const char *opts, const int64_t *ql, const int32_t *kl,
+                           unsigned char (*mask)[SLK], int causal)
+{
+    const int64_t sq[4] = {SB, SH, SLQ, SD}, sk[4] = {SB, SHKV, SLK, SD},
+                  sv[4] = {SB, SHKV, SLK, SDV};
+    write_arr("sq.npy", 4, sq, 21);
+    write_arr("sk.npy", 4, sk, 22);
+    write_arr("sv.npy", 4, sv, 23);
+    char args[512];
+    snprintf(args, sizeof args,
+             "attention --queries sq.npy --keys sk.npy --values sv.npy -o so.npy "
+             "--estimator exact --scale 0.3 %s%s",
+             opts, causal ? " --causal" : "");
+    cr_assert_eq(run(args), 0, "%s: %s", args, slurp("err.txt"));
+    npy_array q, k, v, o;
+    read_arr("sq.npy", &q);
+    read_arr("sk.npy", &k);
+    read_arr("sv.npy", &v);
+    read_arr("so.npy", &o);
+    cr_assert_eq(o.rank, 4);
+    cr_assert_eq(o.shape[1], SH);
+    cr_assert_eq(o.shape[3], SDV);
+    for (int b = 0; b < SB; b++)
+        for (int h = 0; h < SH; h++) {
+            const int g = h / (SH / SHKV);
+            double ref[SLQ * SDV];
+            serving_reference(q.data + ((size_t)b * SH + h) * SLQ * SD,
+                              k.data + ((size_t)b * SHKV + g) * SLK * SD,
+                              v.data + ((size_t)b * SHKV + g) * SLK * SDV, SLQ, SD, SDV,
+                              ql ? (int)ql[b] : SLQ, kl ? kl[b] : SLK, mask ? mask[b] : NULL,
+                              causal, 0.3, ref);
+            const float *got = o.data + ((size_t)b * SH + h) * SLQ * SDV;
+            for (int i = 0; i < SLQ * SDV; i++)
+                cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "%s: b %d h %d [%d]: %.9g vs %.9g", args,
+                          b, h, i, got[i], ref[i]);
+        }
+    npy_free(&q), npy_free(&k), npy_free(&v), npy_free(&o);
+}
+
+/* --scale, --key-lengths (int32), --query-lengths (int64) and grouped-query heads by shape,
+ * causal with as many queries as keys in each sequence. */
+Test(cli, attention_scale_lengths_grouped_heads)
+{
+    const int32_t kl[SB] = {5, 3};
+    const int64_t ql[SB] = {5, 3}, nb[1] = {SB};
+    write_raw("kl.npy", "<i4", 1, nb, kl, 4);
+    write_raw("ql.npy", "<i8", 1, nb, ql, 8);
+    expect_serving("", NULL, NULL, NULL, 0);
+    for (int causal = 0; causal < 2; causal++)
+        expect_serving("--key-lengths kl.npy --query-lengths ql.npy", ql, kl, NULL, causal);
+}
+
+/* --key-mask (bool) with lengths, and causal with fewer queries than keys (bottom-right). */
+Test(cli, attention_key_mask_and_causal_offset)
+{
+    const int32_t kl[SB] = {9, 6};
+    const int64_t ql[SB] = {5, 3}, nb[1] = {SB}, sm[2] = {SB, SLK};
+    unsigned char mask[SB][SLK];
+    memset(mask, 1, sizeof mask);
+    mask[0][2] = mask[0][8] = mask[1][0] = 0;
+    write_raw("kl.npy", "<i4", 1, nb, kl, 4);
+    write_raw("ql.npy", "<i8", 1, nb, ql, 8);
+    write_raw("mask.npy", "|b1", 2, sm, mask, 1);
+    for (int causal = 0; causal < 2; causal++) {
+        expect_serving("--key-mask mask.npy", NULL, NULL, mask, causal);
+        expect_serving("--key-lengths kl.npy --query-lengths ql.npy --key-mask mask.npy", ql, kl,
+                       mask, causal);
+    }
+    expect_serving("", NULL, NULL, NULL, 1); /* 5 queries after 4 earlier keys */
+}
+
+/* float16 files give a float16 output equal to the float32 run on the same (half) values
+ * rounded once; --dtype f16 converts float32 files to the same thing, and --dtype bf16 runs
+ * and writes float32. */
+Test(cli, attention_float16_is_preserved)
+{
+    enum { L = 12, D = 8 };
+    float x[3][L * D];
+    uint16_t h[3][L * D];
+    const int64_t s[2] = {L, D};
+    for (int a = 0; a < 3; a++) {
+        fill(x[a], L * D, 31 + (unsigned)a, 1.0f);
+        for (int i = 0; i < L * D; i++) {
+            h[a][i] = rj_f32_to_f16(x[a][i]);
+            x[a][i] = rj_f16_to_f32(h[a][i]); /* the float32 run sees the same values */
+        }
+    }
+    write_raw("hq.npy", "<f2", 2, s, h[0], 2);
+    write_raw("hk.npy", "<f2", 2, s, h[1], 2);
+    write_raw("hv.npy", "<f2", 2, s, h[2], 2);
+    char path[256], err[512];
+    const char *names[3] = {"fq.npy", "fk.npy", "fv.npy"};
+    for (int a = 0; a < 3; a++) {
+        path_in_dir(path, sizeof path, names[a]);
+        cr_assert_eq(npy_write(path, x[a], 2, s, err, sizeof err), 0, "%s", err);
+    }
+    cr_assert_eq(run("attention --queries hq.npy --keys hk.npy --values hv.npy -o ho.npy "
+                     "--estimator exact --causal"),
+                 0, "%s", slurp("err.txt"));
+    cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o fo.npy "
+                     "--estimator exact --causal"),
+                 0, "%s", slurp("err.txt"));
+    cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o co.npy "
+                     "--estimator exact --causal --dtype f16"),
+                 0, "%s", slurp("err.txt"));
+    cr_assert_eq(run("attention --queries fq.npy --keys fk.npy --values fv.npy -o bo.npy "
+                     "--estimator exact --causal --dtype bf16"),
+                 0, "%s", slurp("err.txt"));
+    npy_array ho, co, fo, bo;
+    path_in_dir(path, sizeof path, "ho.npy");
+    cr_assert_eq(npy_read_kinds(path, 1u << NPY_F16, &ho, err, sizeof err), 0, "%s", err);
+    path_in_dir(path, sizeof path, "co.npy");
+    cr_assert_eq(npy_read_kinds(path, 1u << NPY_F16, &co, err, sizeof err), 0, "%s", err);
+    read_arr("fo.npy", &fo);
+    read_arr("bo.npy", &bo);
+    cr_assert_eq(ho.kind, NPY_F16);
+    for (int i = 0; i < L * D; i++) {
+        const uint16_t *hb = ho.bytes, *cb = co.bytes;
+        cr_assert_eq(hb[i], cb[i], "element %d", i);
+        /* the float32 result rounded once to half, up to the kernel's float32 rounding */
+        cr_assert(fabsf(rj_f16_to_f32(hb[i]) - fo.data[i]) <=
+                      ldexpf(fabsf(fo.data[i]), -11) + 1e-5f,
+                  "element %d", i);
+        /* bf16 inputs: |x| <= 1 rounded to 8 bits moves an output by at most ~2^-7 */
+        cr_assert(fabsf(bo.data[i] - fo.data[i]) <= 0.02f, "bf16 element %d", i);
+    }
+    npy_free(&ho), npy_free(&co), npy_free(&fo), npy_free(&bo);
 }
 
 Test(cli, attention_estimators_run_and_are_seeded)
@@ -556,6 +764,32 @@ Test(cli, bad_files_exit_1_with_one_line)
     expect_error(QKV " --projection k7.npy", 1, "k7.npy: projection must have shape (m, d)");
     expect_error("attention --queries q.npy --keys k.npy --values v.npy -o /nonexistent/o.npy",
                  1, "/nonexistent/o.npy: cannot open for writing");
+    expect_error(QKV " --key-lengths q.npy", 1,
+                 "q.npy: unsupported dtype '<f4' (need '<i4' or "
+                 "'<i8')");
+    expect_error(QKV " --key-mask q.npy", 1, "need '|u1' or '|b1'");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-lengths kl3.npy",
+                 1, "--key-lengths needs shape (2,)");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-lengths kl3.npy --key-mask m7.npy",
+                 1, "--key-lengths needs shape");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-mask m7.npy",
+                 1, "--key-mask needs shape (2, 9)");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-lengths klbig.npy",
+                 1, "rfjit attention: ");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-lengths klneg.npy",
+                 1, "klneg.npy: --key-lengths[1] = -1 is outside");
+    expect_error("attention --queries q4.npy --keys k4.npy --values v4.npy -o o.npy "
+                 "--key-lengths kl39.npy --query-lengths kl2.npy --causal",
+                 1, "lq <= lk");
+    expect_error("attention --queries hq4.npy --keys k4.npy --values v4.npy -o o.npy", 1,
+                 "one dtype");
+    expect_error("attention --queries q4.npy --keys k3h.npy --values v3h.npy -o o.npy", 1,
+                 "rfjit attention: ");
     expect_error("fit --estimator positive --queries q.npy --keys k.npy", 1, "positive");
     expect_error("fit --estimator oprf --queries q4.npy --keys k4.npy", 1, "B = H = 1");
     expect_error("fit --estimator oprf --queries q.npy --keys k7.npy", 1, "same d");
@@ -572,6 +806,9 @@ Test(cli, bad_command_lines_exit_2_with_one_line)
     expect_error(QKV " --projection w.npy --iid", 2, "cannot be combined");
     expect_error(QKV " --projection w.npy --features 8", 2, "disagrees");
     expect_error(QKV " --frobnicate", 2, "unknown option '--frobnicate'");
+    expect_error(QKV " --scale 0", 2, "bad value '0' for --scale");
+    expect_error(QKV " --scale inf", 2, "--scale");
+    expect_error(QKV " --dtype f64", 2, "bad value 'f64' for --dtype");
     expect_error("attention --queries q.npy", 2, "required");
     expect_error("attention --queries", 2, "--queries needs a value");
     expect_error("fit --queries q.npy --keys k.npy", 2, "required");
