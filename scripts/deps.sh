@@ -6,8 +6,10 @@
 # need (scripts/fresh_chroot.sh proves it in a chroot). Prints one line per step. Runs apt-get
 # update only when something is missing. As root it uses apt-get directly, otherwise sudo.
 # Extra Debian package names may be given as arguments (e.g. clang-19 for the fuzz stage).
-# Then the one PyPI package Debian 12 lacks: ml_dtypes (the NumPy bfloat16 dtype the Python
-# binding's tests and README use), for Debian's /usr/bin/python3, which the tests run on.
+# Then the PyPI packages Debian 12 lacks (python/requirements.txt: ml_dtypes, the NumPy
+# bfloat16 dtype) go into a venv of the checkout, .venv (gitignored), which also sees Debian's
+# NumPy; the Python tests (ctest entry `python`) and the README's Python run on
+# .venv/bin/python3. Debian's own python is left as Debian installed it.
 set -euo pipefail
 say() { echo "deps.sh: $*" >&2; }
 # The build: compiler, CMake, LLVM 19 (ORC), hwloc; binutils for nm/readelf in
@@ -20,7 +22,7 @@ build=(cmake make pkg-config gcc libc6-dev binutils llvm-19-dev libhwloc-dev)
 # libudev-dev for hwloc's -ludev in `pkg-config --static --libs rfjit` (examples.sh);
 # gnuplot-nox for `bench --plot`, whose file replacement tests/api/test_outputs.c checks.
 tests=(libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind
-       libopenblas-dev python3-numpy python3-pip libudev-dev gnuplot-nox)
+       libopenblas-dev python3-numpy python3-venv libudev-dev gnuplot-nox)
 # The format check of .ci/run (scripts/check_format.sh): clang-format-14 ships both
 # clang-format-14 and clang-format-diff-14. Graphviz, which only redraws docs/architecture.svg,
 # is not needed here: ask for it as `bash scripts/deps.sh graphviz`.
@@ -37,16 +39,18 @@ if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { say "not root and no sudo to install what is missing"; exit 1; }
     sudo=(sudo)
 fi
+venv=$(cd "$(dirname "$0")/.." && pwd)/.venv
 pypi() {
-    # ml_dtypes 0.5 runs on Debian's NumPy 1.24, so pip leaves that one alone; the bound keeps
-    # a later release that wants a newer NumPy from replacing Debian's.
-    if /usr/bin/python3 -c 'import ml_dtypes' 2>/dev/null; then
+    local py=$venv/bin/python3 req
+    req=$(dirname "$venv")/python/requirements.txt
+    # ready when every requirement imports; the file lists one import name per package
+    if [ -x "$py" ] && "$py" -c "import $(sed -n 's/^# import: //p' "$req")" 2>/dev/null; then
         return 0
     fi
-    say "pip install ml_dtypes (PyPI) for /usr/bin/python3"
-    "${sudo[@]}" /usr/bin/python3 -m pip install -q --break-system-packages --root-user-action=ignore \
-        --no-warn-script-location 'ml_dtypes>=0.4,<0.6' 'numpy<2' >/dev/null
-    say "installed ml_dtypes"
+    say "creating $venv with python/requirements.txt (PyPI)"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+    "$py" -m pip install -q --disable-pip-version-check -r "$req" >/dev/null
+    say "venv ready: $py"
 }
 if [ ${#missing[@]} -eq 0 ]; then
     say "all present"

@@ -9,11 +9,9 @@ import numpy as np
 
 import rfjit
 
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # scripts/deps.sh installs it; without it only bfloat16 is untested
-    BF16 = None
+import ml_dtypes  # in the venv scripts/deps.sh makes (python/requirements.txt)
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def reference(q, k, v, scale=None, causal=False, key_lengths=None, query_lengths=None,
@@ -59,9 +57,7 @@ def arrays(seed, B, H, Hkv, Lq, Lk, d, dv=None, dtype=np.float32, norm=0.8):
 # The output's own rounding (half an ulp of its largest entry) plus float32 arithmetic
 # (1e-5 of the output scale, ~100 float32 ulps over the key sums): the tolerance of the exact
 # estimator against the float64 reference evaluated on the same (already rounded) inputs.
-ULP = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float16): 2.0 ** -11}
-if BF16 is not None:
-    ULP[BF16] = 2.0 ** -8
+ULP = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float16): 2.0 ** -11, BF16: 2.0 ** -8}
 
 
 def tolerance(dtype, want):
@@ -69,7 +65,7 @@ def tolerance(dtype, want):
 
 
 def dtypes():
-    return [np.float32, np.float16] + ([BF16] if BF16 is not None else [])
+    return [np.float32, np.float16, BF16]
 
 
 class Exact(unittest.TestCase):
