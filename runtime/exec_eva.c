@@ -196,8 +196,9 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     int64_t lq, lk;
     longest(call, &lq, &lk);
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
-    int64_t size = 0;
-    const int64_t count = s->est->eva->chunks(s, lk, &size);
+    /* a sequence with masked keys is chunked over fewer keys, into smaller and possibly
+     * more chunks than the longest one: every count is at most C and at most its keys */
+    const int64_t count = s->eva_chunks < lk ? s->eva_chunks : lk;
     rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
     RJ_TRY(rj_plan_kernel_for(p, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);
