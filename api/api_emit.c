@@ -53,6 +53,8 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     rfjit_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
     s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
+    if (s == RFJIT_OK) /* the element types the descriptor asks for, as plan creation does */
+        s = rj_kplan_set_dtypes(&kp, a.dtype, a.dtype, &dg);
     char sym[128];
     if (s == RFJIT_OK && t.symbol) {
         snprintf(sym, sizeof sym, "%s", t.symbol);

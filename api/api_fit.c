@@ -45,7 +45,7 @@ static rfjit_status fit(const rj_spec *s, const rfjit_tensor *q, const rfjit_ten
     rj_fit_info info = {NAN, NAN};
     double obj = NAN, var_obj = NAN;
     if (r == RFJIT_OK) {
-        const double scale = rj_plan_input_scale(d);
+        const double scale = rj_plan_input_scale(s);
         rj_tensor_gather(q, 0, 0, scale, x);
         rj_tensor_gather(k, 0, 0, scale, y);
         rj_stats_add(&st, 0, x, lq);

@@ -48,9 +48,9 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     else
         snprintf(backend, sizeof backend, "backend=reference");
     int n = snprintf(buf, len,
-                     "estimator=%s d=%d dv=%d m=%d M=%lld causal=%d projection=%s seed=%llu "
-                     "params=%s %s",
-                     s->est->name, s->d, s->dv, s->m, (long long)p->M, s->causal,
+                     "estimator=%s d=%d dv=%d m=%d M=%lld causal=%d scale=%.9g projection=%s "
+                     "seed=%llu params=%s %s",
+                     s->est->name, s->d, s->dv, s->m, (long long)p->M, s->causal, s->scale,
                      proj_name(s->proj), (unsigned long long)p->seed,
                      p->frozen ? "fixed" : "fitted-per-call", backend);
     if (n < 0 || (size_t)n >= len)

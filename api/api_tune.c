@@ -82,6 +82,10 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
                 d->synthetic_scale > 100))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "synthetic_scale %g is outside (0, 100]", d->synthetic_scale);
+    if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))",
+                            d->scale);
     RJ_TRY(parse_estimators(ctx, d->estimators, &r->est_mask));
     r->d = d->d;
     r->dv = d->dv ? d->dv : d->d;
@@ -95,6 +99,7 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
     r->ck = d->calib_k;
     r->cv = d->calib_v;
     r->scale = d->synthetic_scale;
+    r->attn_scale = d->scale;
     r->progress = d->progress;
     r->progress_user = d->progress_user;
     return RFJIT_OK;
@@ -156,19 +161,24 @@ static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag 
     return s;
 }
 
-/* Problem key (architecture.md 6): budget kind and value, direction, sizes, the length
- * bucket (L rounded up to a power of two), calibration and candidate set. */
+/* Problem key (architecture.md 6): budget kind and value, direction, sizes, the softmax
+ * scale unless it is the default (so records written before it was a parameter keep their
+ * meaning), the length bucket (L rounded up to a power of two), calibration and candidate
+ * set. The scale is written with %.17e: it reads back as the same double, and its exponent
+ * ends the number where a bare "2." would swallow the dot before L. */
 static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_diag *dg)
 {
     int64_t bucket = 1;
     while (bucket < r->L)
         bucket *= 2;
-    char cal[48];
+    char cal[48], scale[40] = "";
     RJ_TRY(calib_id(r, cal, sizeof cal, dg));
-    snprintf(key, n, "tune.%s.%s.d%d.dv%d.L%lld.b%.4e.%s.cand%x",
+    if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
+        snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
+    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x",
              r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output",
-             r->causal ? "causal" : "bidir", r->d, r->dv, (long long)bucket, r->budget, cal,
-             (unsigned)r->est_mask);
+             r->causal ? "causal" : "bidir", r->d, r->dv, scale, (long long)bucket, r->budget,
+             cal, (unsigned)r->est_mask);
     return RFJIT_OK;
 }
 

@@ -7,6 +7,7 @@
 #ifndef RJ_SPEC_H
 #define RJ_SPEC_H
 
+#include <math.h>
 #include <stdint.h>
 
 struct rj_est_ops;
@@ -23,6 +24,29 @@ typedef struct rj_spec {
     int32_t eva_chunks;  /* eva: number of chunks C >= 1 */
     int32_t hrf_n;       /* hybrid: sign features n >= 1 */
     int32_t hrf_base;    /* hybrid: RFJIT_HYBRID_BASE_* */
+    double scale;        /* softmax scale: logits are scale * q.k (resolved, > 0; a spec built
+                            by hand may leave it 0, which means the default) */
 } rj_spec;
+
+/* The softmax scale a descriptor's 0 stands for. */
+static inline double rj_default_scale(int d)
+{
+    return 1.0 / sqrt((double)d);
+}
+
+/* What attention multiplies q and k by, sqrt(scale), so that x.y = scale q.k and every
+ * estimator sees x and y alone. At the default (scale 0 or 1/sqrt(d)) it is d^{-1/4} computed
+ * as before the scale was a parameter, so default results do not move by a rounding. */
+static inline double rj_input_scale(int d, double scale)
+{
+    if (scale == 0 || scale == rj_default_scale(d))
+        return 1.0 / sqrt(sqrt((double)d));
+    return sqrt(scale);
+}
+
+static inline double rj_spec_input_scale(const rj_spec *s)
+{
+    return rj_input_scale(s->d, s->scale);
+}
 
 #endif

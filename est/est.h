@@ -13,7 +13,9 @@
  * cancels in its own ratio, keys are shifted by the (running) maximum of their h.
  *
  * All vectors an estimator sees are the inputs to its kernel: for attention, the scaled
- * x = q d^{-1/4} and y = k d^{-1/4}; for the kernel/feature API, the vectors as given.
+ * x = q sqrt(scale) and y = k sqrt(scale) (scale = 1/sqrt(d) by default), so x^T y is the
+ * logit scale q^T k and nothing here depends on the scale; for the kernel/feature API, the
+ * vectors as given.
  */
 #ifndef RJ_EST_H
 #define RJ_EST_H

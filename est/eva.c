@@ -39,7 +39,7 @@
  * xi(q, w) and the proposal density cancel, which makes it query-independent. It is a convex
  * combination of the chunk's values, computed with the log-domain shift max_j log xi_j.
  *
- * Output (6.4, linear-time form; s_ij = x_i . y_j = q_i . k_j / sqrt(d)):
+ * Output (6.4, linear-time form; s_ij = x_i . y_j = scale q_i . k_j):
  *   logits  [ s_ij, j in E(i) ] ++ [ x_i . kbar_c + ln n_c, c summarised ]
  *   a = softmax(logits),   out_i = sum_{j in E(i)} a_j v_j + sum_c a_c beta_c
  * e^{x.kbar_c + ln n_c} = n_c e^{x.kbar_c} stands for the chunk's mass sum_{j in P_c} e^{s_ij}
@@ -60,8 +60,8 @@
  * Differences from the public code (6.5, pitfall 15): no learned maps (kbar_c is the chunk
  * representative, the proposal mean is qbar_c + kbar_c as in causal `qk` mode), one noise
  * sample per chunk always (also "in eval": the seed fixes it), the ln n_c count term, no
- * double counting of window keys, no padding, no overlap extension, d^{-1/4} scaling of both
- * x and y as everywhere in rfjit. EVA is biased; it has no closed-form kernel variance (NaN).
+ * double counting of window keys, no padding, no overlap extension, sqrt(scale) scaling of
+ * both x and y as everywhere in rfjit. EVA is biased; it has no closed-form kernel variance (NaN).
  */
 #include "est/est.h"
 

@@ -2,7 +2,7 @@
 /*
  * This file is the exact softmax "estimator" (spec estimators.md 0, 0.1):
  *
- *     K(x, y) = SM(x, y) = exp(x^T y) = exp(q^T k / sqrt(d)),   Var = 0
+ *     K(x, y) = SM(x, y) = exp(x^T y) = exp(scale q^T k),   Var = 0
  *
  * with no features, no projection and no randomness: its attention is rj_ref_softmax
  * (est/ref_softmax.c). It is the oracle the statistical tests and `rfjit check` compare every

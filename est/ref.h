@@ -2,7 +2,7 @@
 /*
  * This file is the portable reference of the attention loops, for one (batch, head), in
  * double: the oracle every JIT kernel is tested against and the fallback backend.
- * Inputs are row-major doubles, already scaled (x = q d^{-1/4}, y = k d^{-1/4}).
+ * Inputs are row-major doubles, already scaled (x = q sqrt(scale), y = k sqrt(scale)).
  */
 #ifndef RJ_REF_H
 #define RJ_REF_H

@@ -4,7 +4,7 @@
  * oracle every estimator is measured against (through the `exact` estimator) and the exact
  * template's fallback. Quadratic in the length; not meant to be fast.
  *
- *     s_ij = x_i . y_j   (= q_i . k_j / sqrt(d): x, y are already scaled by d^{-1/4})
+ *     s_ij = x_i . y_j   (= scale q_i . k_j: x, y are already scaled by sqrt(scale))
  *     out_i = sum_{j in J(i)} e^{s_ij - mu_i} v_j / sum_{j in J(i)} e^{s_ij - mu_i}
  *     mu_i = max_{j in J(i)} s_ij,   J(i) = j < nvis[i]; without nvis, all keys, or j <= i
  *                                   when causal (Lq == Lk)

@@ -76,8 +76,8 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
         rj_v p = LLVMBuildStructGEP2(ir.B, ty_args, a, i, "");
         f.arg[i] = LLVMBuildLoad2(ir.B, ty, p, rj_ir_name(&ir, names[i]));
     }
-    /* attention scales rows by d^{-1/4}; the estimate API takes vectors as given */
-    f.scale = rj_ir_f(&ir, kp->kind == RJ_KK_ATTN ? pow((double)kp->d, -0.25) : 1.0);
+    /* attention scales rows by sqrt(scale); the estimate API takes vectors as given */
+    f.scale = rj_ir_f(&ir, kp->kind == RJ_KK_ATTN ? kp->xscale : 1.0);
     if (kp->kind == RJ_KK_FEAT)
         rj_tmpl_features(&f);
     else if (kp->kind == RJ_KK_GRAM)

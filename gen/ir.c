@@ -184,6 +184,20 @@ rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name)
                          rj_ir_name(ir, name));
 }
 
+rj_v rj_ir_byte_set(rj_ir *ir, rj_v p, rj_v idx, const char *name)
+{
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(ir->C);
+    rj_v at = LLVMBuildInBoundsGEP2(ir->B, i8, p, &idx, 1, "");
+    rj_v b = LLVMBuildLoad2(ir->B, i8, at, "");
+    LLVMSetAlignment(b, 1);
+    return LLVMBuildICmp(ir->B, LLVMIntNE, b, LLVMConstInt(i8, 0, 0), rj_ir_name(ir, name));
+}
+
+rj_v rj_ir_nonnull(rj_ir *ir, rj_v p, const char *name)
+{
+    return LLVMBuildICmp(ir->B, LLVMIntNE, p, LLVMConstNull(ir->ty_ptr), rj_ir_name(ir, name));
+}
+
 rj_v rj_ir_add(rj_ir *ir, rj_v a, rj_v b, const char *name)
 {
     return LLVMBuildFAdd(ir->B, a, b, rj_ir_name(ir, name));

@@ -91,6 +91,11 @@ rj_v rj_ir_idx2v(rj_ir *ir, rj_v row, rj_v stride, rj_v col, const char *name);
 rj_v rj_ir_round_down(rj_ir *ir, rj_v n, int64_t m, const char *name);
 /* (x & bits) != 0, or == 0 when set is 0: a flag of the kernel arguments. */
 rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name);
+/* p[idx] != 0 for a byte pointer p (i64 idx): one entry of a caller's mask, read as is (no
+ * alignment assumed). */
+rj_v rj_ir_byte_set(rj_ir *ir, rj_v p, rj_v idx, const char *name);
+/* p != NULL for an argument pointer. */
+rj_v rj_ir_nonnull(rj_ir *ir, rj_v p, const char *name);
 
 /* Arithmetic on scalars or vectors of the same type. */
 rj_v rj_ir_add(rj_ir *ir, rj_v a, rj_v b, const char *name);

@@ -8,6 +8,7 @@
  */
 #include "gen/kplan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,6 +81,7 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->rj = t.rj;
     kp->est_version = est->version;
     snprintf(kp->est_name, sizeof kp->est_name, "%s", est->name);
+    kp->xscale = rj_spec_input_scale(s);
     kp->dvp = (int32_t)round_up(s->dv, t.vw);
     RJ_FAIL_IF(dg, s->dv > RJ_JIT_MAX_DV, RFJIT_E_NOT_APPLICABLE,
                "dv = %d is above the JIT's limit of %d (kernels are specialised on dv)", s->dv,
@@ -110,6 +112,9 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
                    est->name);
         kp->tmpl = RJ_TMPL_SOFTMAX;
         kp->d = s->d + 1;
+        /* the executor hands it rows already scaled by sqrt(scale) and rescaled for d + 1
+         * (exec_eva.c), so one kernel serves every softmax scale */
+        kp->xscale = pow((double)kp->d, -0.25);
     }
     const int64_t T = t.T, d = kp->d, dvp = kp->dvp, Mp = kp->Mp;
     int64_t top = 0;
@@ -137,6 +142,7 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->ws_aa = take(&top, T * T);
     kp->ws_m = take(&top, T);
     kp->ws_l = take(&top, T);
+    kp->ws_kv = take(&top, T);
     kp->ws_floats = top;
 
     top = 0;
@@ -176,6 +182,7 @@ rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp,
     const rfjit_tiling t = {attn->vw, attn->T, attn->ri, attn->rj};
     RJ_TRY(rj_kplan_make(&fs, &t, attn->vw, attn->fma, kp, dg));
     kp->kind = RJ_KK_FEAT;
+    kp->xscale = 1; /* the estimate API takes vectors as given, at any softmax scale */
     return RFJIT_OK;
 }
 
@@ -183,6 +190,7 @@ void rj_kplan_gram(const rj_kplan *attn, int32_t K, rj_kplan *kp)
 {
     memset(kp, 0, sizeof *kp);
     kp->kind = RJ_KK_GRAM;
+    kp->xscale = 1;
     kp->tmpl = attn->tmpl == RJ_TMPL_LINEAR ? RJ_TMPL_LINEAR : RJ_TMPL_SOFTMAX; /* e^G or G */
     kp->fma = attn->fma;
     kp->d = K;
@@ -204,6 +212,7 @@ void rj_kplan_peak(int vw, int fma, rj_kplan *kp)
 {
     memset(kp, 0, sizeof *kp);
     kp->kind = RJ_KK_PEAK;
+    kp->xscale = 1;
     kp->fma = fma != 0;
     kp->vw = vw;
     kp->T = vw;
@@ -231,8 +240,8 @@ void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
     snprintf(buf, n,
              "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
-             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d",
+             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d xscale=%.17g",
              kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal,
              kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
-             kp->hm, kp->hn, kp->dt_in, kp->dt_out);
+             kp->hm, kp->hn, kp->dt_in, kp->dt_out, kp->xscale);
 }

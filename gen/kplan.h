@@ -46,6 +46,9 @@ typedef struct rj_kplan {
      * layout below, only the code (and so the cache key). */
     int32_t dt_in, dt_out;
     char est_name[16];
+    /* What the kernel multiplies q and k rows by (attention kernels; 1 for the others):
+     * sqrt(scale), so each softmax scale is its own kernel and cache entry. */
+    double xscale;
 
     /* Derived sizes. A "p" suffix is the padded count the tiles and layouts use. */
     int32_t dvp;    /* dv rounded up to vw */
@@ -75,6 +78,7 @@ typedef struct rj_kplan {
     int64_t ws_den, ws_g; /* T each: denominators and guard scales */
     int64_t ws_a, ws_aa; /* T x T intra-chunk scores (and |scores|) */
     int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
+    int64_t ws_kv;  /* T: the key tile's visibility, 1 or 0 (key mask and tile end) */
     int64_t ws_floats;
 
     /* Carried state (floats), the linear template's sums over the keys seen so far, each

@@ -33,9 +33,10 @@
  *     Destroy functions accept NULL. Plans must be destroyed before their context.
  *   - Descriptors start with `size`; fill them with their *_INIT macro, then set fields.
  *   - Tensors are float32, shape (batch, heads, length, dim), strides in elements.
- *   - Attention inputs are raw q, k, v: rfjit applies the d^{-1/4} scaling to q and k, so the
- *     weights estimated are exp(q^T k / sqrt(d)). Kernel and feature calls work on the vectors
- *     as given (no scaling): they estimate exp(x^T y) for the x, y you pass.
+ *   - Attention inputs are raw q, k, v: rfjit scales q and k by sqrt(scale) (d^{-1/4} at the
+ *     default scale 1/sqrt(d)), so the weights estimated are exp(scale q^T k). Kernel and
+ *     feature calls work on the vectors as given (no scaling): they estimate exp(x^T y) for
+ *     the x, y you pass.
  *   - Non-finite inputs (NaN, Inf) are refused with RFJIT_E_NONFINITE by every entry point
  *     before anything is written. Outputs are finite whenever inputs are: a JIT row whose
  *     float denominator underflows is recomputed by the double reference; where that cannot
@@ -493,7 +494,7 @@ RFJIT_API void rfjit_free(void *p);
 RFJIT_API int64_t rfjit_plan_feature_dim(const rfjit_plan *plan);
 
 /*
- * Random-feature maps phi_q(x), phi_k(y) of the vectors as given (no d^{-1/4} scaling), so
+ * Random-feature maps phi_q(x), phi_k(y) of the vectors as given (no sqrt(scale) scaling), so
  * that phi_q(x)^T phi_k(y) is an unbiased estimate of exp(x^T y). x: (B, H, Lx, d) and
  * y: (B, H, Ly, d); phi_x: (B, H, Lx, M), phi_y: (B, H, Ly, M); either output may be NULL.
  * Fitted estimators take their parameters from the statistics of x and y per (batch, head)
@@ -518,8 +519,8 @@ RFJIT_API rfjit_status rfjit_plan_kernel(const rfjit_plan *plan, const rfjit_ten
                                          const rfjit_tensor *y, int kind, rfjit_tensor *out);
 
 /*
- * One-line human-readable description (estimator, d, dv, m, M, causal, projection, seed,
- * backend). Errors: RFJIT_E_INVALID_ARG for NULL or a buffer too small.
+ * One-line human-readable description (estimator, d, dv, m, M, causal, scale, projection,
+ * seed, backend). Errors: RFJIT_E_INVALID_ARG for NULL or a buffer too small.
  */
 RFJIT_API rfjit_status rfjit_plan_describe(const rfjit_plan *plan, char *buf, size_t len);
 
@@ -528,8 +529,8 @@ RFJIT_API rfjit_status rfjit_plan_describe(const rfjit_plan *plan, char *buf, si
 
 /*
  * Closed-form fit of a data-dependent estimator (oprf, saderf, sderf, aderf) on one set of
- * queries q: (1, 1, Lq, d) and keys k: (1, 1, Lk, d), raw (scaled by d^{-1/4} inside, as in
- * attention). Reports the objectives of spec section 4.1 for one projection (m = 1), over all
+ * queries q: (1, 1, Lq, d) and keys k: (1, 1, Lk, d), raw (scaled by d^{-1/4} inside, as
+ * attention does at its default scale). Reports the objectives of spec section 4.1 for one projection (m = 1), over all
  * Lq x Lk pairs: objective = mean ln E[(f1 f2)^2], variance_objective = mean ln Var[f1 f2].
  * A and rho are the scalar parameters where the estimator has them (NaN otherwise).
  * If json is non-NULL, one JSON object with these keys and the fitted matrices' summaries is
@@ -589,7 +590,7 @@ RFJIT_API rfjit_status rfjit_tune_tiling(rfjit_ctx *ctx, const rfjit_attn_desc *
 enum {
     /* E||O_hat - O||^2 / ||O||^2 of the attention output over the calibration set */
     RFJIT_BUDGET_OUTPUT = 0,
-    /* mean over (query, key) pairs of Var(K_hat) / K^2, K = exp(q.k / sqrt d) */
+    /* mean over (query, key) pairs of Var(K_hat) / K^2, K = exp(scale q.k) */
     RFJIT_BUDGET_KERNEL = 1
 };
 
@@ -607,18 +608,23 @@ typedef struct rfjit_tune_desc {
     uint64_t seed;             /* synthetic data and search seeds */
     /* Calibration sample (all three or none): q, k (B, H, Lc, d) and v (B, H, Lc, dv). Without
      * one the tuner draws B = H = 1, Lc = min(L, 1024) Gaussian tokens, q and k entries
-     * N(0, synthetic_scale^2 / sqrt d) (so the d^{-1/4}-scaled rows the estimators see have
-     * norm about synthetic_scale), v entries N(0, 1), and says so in the result's info. */
+     * N(0, synthetic_scale^2 / (d scale)) (so the rows the estimators see, q sqrt(scale),
+     * have norm about synthetic_scale; at the default scale the entries are
+     * N(0, synthetic_scale^2 / sqrt d)), v entries N(0, 1), and says so in the result's info. */
     const rfjit_tensor *calib_q, *calib_k, *calib_v;
     double synthetic_scale;
     const char *estimators;    /* comma-separated candidates; NULL = every estimator */
     rfjit_progress_fn progress;
     void *progress_user;
+    /* Softmax scale of the plans, as rfjit_attn_desc.scale (0 = 1/sqrt(d)): every candidate
+     * and the exact reference use it, and a wisdom record holds the scale it was tuned for
+     * (records without one are for 1/sqrt(d)). Since 0.4. */
+    double scale;
 } rfjit_tune_desc;
 
 #define RFJIT_TUNE_DESC_INIT                                                                     \
     {sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
-     NULL, NULL, NULL, 1.0, NULL, NULL, NULL}
+     NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0}
 
 /* One candidate the tuner considered (a row of its Pareto table). */
 typedef struct rfjit_tune_row {

@@ -147,6 +147,7 @@ rj_seq rj_call_seq(const rj_call *c, int64_t b)
         s.lk = c->klen ? c->klen[b] : c->k.shape[2];
         s.mask = c->mask ? c->mask + b * c->mask_stride : NULL;
     }
+    s.qoff = c->causal ? s.lk - s.lq : 0;
     return s;
 }
 
@@ -192,6 +193,7 @@ rfjit_status rj_call_make(const rfjit_plan *p, const rfjit_attn_args *args, rj_c
                           rj_diag *dg)
 {
     memset(c, 0, sizeof *c);
+    c->causal = p->spec.causal;
     RJ_FAIL_IF(dg, !args, RFJIT_E_INVALID_ARG, "args is NULL");
     rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
     RJ_TRY(rj_desc_read(&a, sizeof a, args, args->size, dg));

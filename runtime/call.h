@@ -20,6 +20,7 @@ typedef struct rj_call {
     const uint8_t *mask;
     int64_t mask_stride;  /* padded: bytes between batch entries */
     bool untouched;       /* rows past a query length are left as they are */
+    bool causal;          /* the plan's: sequences are bottom-right aligned (rj_seq.qoff) */
     bool plain;           /* one full-length sequence per batch entry, no mask, qoff 0 */
 } rj_call;
 

@@ -217,7 +217,7 @@ static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, 
     double *x = rj_scratch_buf(c, SLOT_X, (size_t)sq->lq * (size_t)s->d, sizeof(double));
     double *y = rj_scratch_buf(c, SLOT_Y, (size_t)sq->lk * (size_t)(s->d + s->dv), sizeof(double));
     RJ_FAIL_IF(dg, !x || !y, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
-    const double scale = rj_plan_input_scale(s->d);
+    const double scale = rj_plan_input_scale(s);
     rj_view_gather(&j->c->q, sq->qb, h, sq->q0, sq->lq, scale, x);
     *nk = rj_call_gather_keys(j->c, sq, rj_call_kv_head(j->c, h), scale, y,
                               y + sq->lk * s->d, NULL);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file implements the kernel-estimation side of a plan: explicit feature maps and the
- * kernel matrix between two sets, on the vectors as given (no d^{-1/4} scaling). Features are
+ * kernel matrix between two sets, on the vectors as given (no sqrt(scale) scaling). Features are
  * kept as (h, f) with phi = e^h f until the end, so the kernel matrix is formed as
  * e^{h_i + h_j} (f_i . f_j) without overflowing intermediate features. JIT plans compute the
  * features and the product with compiled kernels (est_jit.c); the reference plans in double.

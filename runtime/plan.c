@@ -50,6 +50,10 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
                        RJ_MAX_D);
     if (d->dv < 0 || s->dv > (1 << 20))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "dv = %d is outside [0, 2^20]", d->dv);
+    if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
+        return rj_fail(dg, RFJIT_E_INVALID_ARG,
+                       "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))", d->scale);
+    s->scale = d->scale != 0 ? d->scale : rj_default_scale(d->d);
     if (d->fallback != 0 && d->fallback != 1)
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "fallback = %d is not 0 or 1", d->fallback);
     if (d->causal != 0 && d->causal != 1)
@@ -127,7 +131,7 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
     int64_t rows = tq->shape[2] > tk->shape[2] ? tq->shape[2] : tk->shape[2];
     double *buf = rj_alloc_array((size_t)rows * (size_t)p->spec.d, sizeof(double));
     rfjit_status s = buf ? RFJIT_OK : rj_fail(dg, RFJIT_E_NOMEM, "no memory for calibration");
-    double scale = rj_plan_input_scale(p->spec.d);
+    double scale = rj_plan_input_scale(&p->spec);
     for (int role = 0; role < 2 && s == RFJIT_OK; role++) {
         const rfjit_tensor *t = role ? tk : tq;
         for (int64_t b = 0; b < t->shape[0]; b++)

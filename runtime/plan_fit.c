@@ -5,9 +5,9 @@
 
 #include <math.h>
 
-double rj_plan_input_scale(int d)
+double rj_plan_input_scale(const rj_spec *s)
 {
-    return 1.0 / sqrt(sqrt((double)d));
+    return rj_spec_input_scale(s);
 }
 
 rfjit_status rj_fit_scratch_init(rj_fit_scratch *fs, const rfjit_plan *p, rj_diag *dg)

@@ -6,8 +6,9 @@
 
 #include "runtime/ctx.h"
 
-/* d^{-1/4}: attention scales q and k by it so that x^T y = q^T k / sqrt(d). */
-double rj_plan_input_scale(int d);
+/* sqrt(scale) (d^{-1/4} at the default): attention scales q and k by it so that
+ * x^T y = scale q^T k. */
+double rj_plan_input_scale(const rj_spec *s);
 
 /* Per-call scratch of one (batch, head): parameters and statistics for estimators fitted
  * per call (unused when the plan's parameters are frozen). */

@@ -25,7 +25,8 @@ typedef struct rj_tune_req {
     int32_t kind, patience;
     uint64_t seed;
     const rfjit_tensor *cq, *ck, *cv;
-    double scale;
+    double scale;        /* synthetic_scale */
+    double attn_scale;   /* the plans' softmax scale as given (0 = 1/sqrt(d)) */
     uint32_t est_mask; /* registry indices allowed */
     rfjit_progress_fn progress;
     void *progress_user;
@@ -37,7 +38,8 @@ typedef struct rj_calib {
     int32_t d, dv, causal;
     float *q, *k, *v, *o;   /* o: exact attention output */
     double o_norm2;         /* ||o||^2 */
-    /* kernel budget: the first nq queries and nk keys of slice 0, scaled by d^{-1/4} */
+    double xscale;          /* sqrt(softmax scale): what attention multiplies q and k by */
+    /* kernel budget: the first nq queries and nk keys of slice 0, scaled by xscale */
     int64_t nq, nk;
     float *kq, *kk, *K;     /* K = exp(kq . kk), nq x nk */
     char what[192];

@@ -93,16 +93,20 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
     c->k = rj_alloc_array(n * (size_t)r->d, sizeof(float));
     c->v = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
     RJ_FAIL_IF(dg, !c->q || !c->k || !c->v, RFJIT_E_NOMEM, "no memory for the calibration set");
-    /* entries N(0, scale^2 / sqrt d): the rows the estimators see, q d^{-1/4}, have norm
-     * about `scale`, whatever d (spec 8.7: that norm drives every estimator's variance).
-     * RJ_STREAM_TUNE_CALIB is apart from every stream the estimators draw from. */
-    const double sd = r->scale / pow((double)r->d, 0.25);
+    /* entries N(0, scale^2 / (d softmax scale)): the rows the estimators see, q sqrt(softmax
+     * scale), have norm about `scale`, whatever d (spec 8.7: that norm drives every
+     * estimator's variance). RJ_STREAM_TUNE_CALIB is apart from every stream the estimators
+     * draw from. The default keeps the expression it had before the softmax scale was a
+     * parameter, so default synthetic sets (and what wisdom learnt on them) keep their bits. */
+    const int dflt = r->attn_scale == 0 || r->attn_scale == rj_default_scale(r->d);
+    const double sd = dflt ? r->scale / pow((double)r->d, 0.25)
+                           : r->scale / sqrt((double)r->d * r->attn_scale);
     rj_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
     rj_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
     rj_fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_V);
     snprintf(c->what, sizeof c->what,
              "synthetic calibration set: L=%lld Gaussian tokens, q and k entries N(0, %g^2 / "
-             "sqrt d) (scaled norm ~%g), v entries N(0, 1), seed %llu",
+             "(d scale)) (scaled norm ~%g), v entries N(0, 1), seed %llu",
              (long long)c->lq, r->scale, r->scale, (unsigned long long)r->seed);
     return RFJIT_OK;
 }
@@ -148,6 +152,7 @@ rfjit_status rj_calib_make(rfjit_ctx *ctx, const rj_tune_req *r, rj_calib *c, rj
     c->d = r->d;
     c->dv = r->dv;
     c->causal = r->causal;
+    c->xscale = rj_input_scale(r->d, r->attn_scale);
     rfjit_status s = r->cq ? user_set(r, c, dg) : synthetic_set(r, c, dg);
     const size_t no = (size_t)(c->B * c->H * c->lq) * (size_t)c->dv;
     if (s == RFJIT_OK && !(c->o = rj_alloc_array(no, sizeof(float))))
@@ -168,8 +173,8 @@ rfjit_status rj_calib_make(rfjit_ctx *ctx, const rj_tune_req *r, rj_calib *c, rj
         c->kk = rj_alloc_array((size_t)(c->nk * c->d), sizeof(float));
         c->K = rj_alloc_array((size_t)(c->nq * c->nk), sizeof(float));
         RJ_FAIL_IF(dg, !c->kq || !c->kk || !c->K, RFJIT_E_NOMEM, "no memory for the kernel sample");
-        /* attention's kernel exp(q.k / sqrt d) is the softmax kernel of the d^{-1/4}-scaled rows */
-        const float sc = (float)pow((double)c->d, -0.25);
+        /* attention's kernel exp(scale q.k) is the softmax kernel of the sqrt(scale)-scaled rows */
+        const float sc = (float)c->xscale;
         for (int64_t i = 0; i < c->nq * c->d; i++)
             c->kq[i] = c->q[i] * sc;
         for (int64_t i = 0; i < c->nk * c->d; i++)
@@ -231,6 +236,7 @@ rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int
     a.causal = r->causal;
     a.m = m > 0 ? m : RJ_TUNE_M_STEP;
     a.seed = seed;
+    a.scale = r->attn_scale;
     a.backend = RFJIT_BACKEND_JIT;
     return a;
 }

@@ -71,7 +71,7 @@ rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const 
     if (!est->variance || est->tmpl != RJ_TMPL_LINEAR)
         return RFJIT_OK;
     const int d = c->d, dv = c->dv;
-    const double sc = pow((double)d, -0.25);
+    const double sc = c->xscale;
     const int64_t nq = kind == RFJIT_BUDGET_KERNEL ? c->nq
                                                    : (c->lq < OUT_QUERIES ? c->lq : OUT_QUERIES);
     const int64_t nk = kind == RFJIT_BUDGET_KERNEL ? c->nk : (c->lk < OUT_KEYS ? c->lk : OUT_KEYS);

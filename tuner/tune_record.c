@@ -144,6 +144,7 @@ static rfjit_status value_parse(const char *v, rj_tune_row *row, rj_diag *dg)
 typedef struct tune_key {
     int causal;
     long long d, dv, L;
+    double scale; /* 0: none in the key, the default */
     unsigned long cand;
 } tune_key;
 
@@ -195,6 +196,12 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
     if (!lit(&p, ".dv"))
         return BAD(dg, "no .dv<dv> after d in the key");
     RJ_TRY(int_at(&p, "dv", INT32_MIN, INT32_MAX, &t->dv, dg));
+    t->scale = 0;
+    if (lit(&p, ".scale")) {
+        RJ_TRY(f64_at(&p, "scale", &t->scale, dg));
+        if (!(t->scale > 0) || !isfinite(t->scale))
+            return BAD(dg, "softmax scale %g is not a positive finite number", t->scale);
+    }
     if (!lit(&p, ".L"))
         return BAD(dg, "no .L<length> after dv in the key");
     RJ_TRY(int_at(&p, "L", 1, 1 << 24, &t->L, dg));
@@ -237,7 +244,8 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
             return BAD(dg, "m = %d for estimator '%s', which has no features (0 expected)",
                        row->m, row->est->name);
     }
-    const rj_tune_req r = {.d = (int32_t)k->d, .dv = (int32_t)k->dv, .causal = k->causal};
+    const rj_tune_req r = {
+        .d = (int32_t)k->d, .dv = (int32_t)k->dv, .causal = k->causal, .attn_scale = k->scale};
     rfjit_attn_desc a = rj_tune_desc_of(&r, row->est, row->m, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */

@@ -3,7 +3,8 @@
  * This file reads back the tuner's wisdom records (architecture.md 6), written by
  * api/api_tune.c:
  *
- *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>.L<bucket>.b<budget>.<calib>.cand<hex>
+ *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>[.scale<s>].L<bucket>.b<budget>.
+ *          <calib>.cand<hex>           (no .scale: the default softmax scale 1/sqrt(d))
  *   value  est=<name> m=<m> vw=<vw> T=<T> ri=<ri> rj=<rj> predicted=<x> measured=<x>
  *          bound=<x> ms=<x> seed=<u64>
  *

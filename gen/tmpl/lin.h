@@ -16,6 +16,8 @@ typedef struct rj_lin {
     rj_v ws, st;
     rj_v S, z, za, c; /* carried state (attention only) */
     rj_v V, V_s;      /* this tile's values (T x dvp) and their row stride (i64) */
+    rj_v vis;         /* attention: the key tile's visibility (rj_tmpl_key_vis); NULL: the
+                       * keys are the tile's first n tokens */
 } rj_lin;
 
 rj_lin rj_lin_init(rj_kfn *f);

@@ -23,6 +23,12 @@
  * depends on tokens 0..t only, bit for bit.
  * S, z, zabs and c live in the carried state `st`, so a decode step is a causal call of one
  * token on the state a previous call left (RJ_KFLAG_INIT starts a fresh sequence).
+ *
+ * A key mask (kabi.h km) treats a hidden key as a lane past the tile's end: it enters no sum
+ * and not c, its features are +0 whatever its content (so hidden keys change no bit of the
+ * output), and a tile of hidden keys only is skipped (bidirectional). While no key has been
+ * absorbed c stays -inf (the empty state runtime/exec_jit.c merges), and a query that sees
+ * no key gets exact zeros, not 0/0.
  */
 #include "gen/tmpl/lin.h"
 
@@ -30,6 +36,7 @@
 #include <math.h>
 
 #define DEN_EPS 1e-6 /* as est/ref_linear.c */
+#define NO_KEY (-FLT_MAX) /* a causal shift c_t before any visible key (ws_m) */
 
 rj_lin rj_lin_init(rj_kfn *f)
 {
@@ -46,6 +53,12 @@ rj_lin rj_lin_init(rj_kfn *f)
 static rj_v ws(rj_lin *L, int64_t off)
 {
     return rj_ir_atc(L->ir, L->ws, off);
+}
+
+/* The lanes of keys t0 .. t0 + vw - 1 that count: visible ones, or the tile's first n. */
+static rj_v key_lanes(rj_lin *L, rj_v t0, rj_v n)
+{
+    return L->vis ? rj_tmpl_vis_lanes(L->f, L->vis, t0) : rj_tmpl_lane_valid(L->f, t0, n);
 }
 
 /* n(x) for the T tokens of xT (d x T) into ws_n, using ws_u as scratch for G x. */
@@ -144,7 +157,7 @@ void rj_lin_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_v n)
     rj_v U = ws(L, kp->ws_u), h = ws(L, kp->ws_h);
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h");
-    rj_v valid = shift || shifts ? rj_tmpl_lane_valid(L->f, tv.i, n) : NULL;
+    rj_v valid = shift || shifts ? key_lanes(L, tv.i, n) : NULL;
     rj_v sub = shift    ? rj_ir_bcast(ir, shift, "c")
                : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
                         : hv;
@@ -235,6 +248,10 @@ static rj_v hybrid_signs(rj_lin *L, const hyb_tok *h)
         rj_v pos = LLVMBuildFCmp(ir->B, LLVMRealOGE, p, rj_ir_vf(ir, 0), "");
         rj_v sk = LLVMBuildSelect(ir->B, pos, rj_ir_vf(ir, inv_sqrt_n), rj_ir_vf(ir, -inv_sqrt_n),
                                   "sigma_k");
+        /* a key that is not there gets +sigma: its zero features stay +0, whatever its
+         * projection, so that masked keys leave no trace, not even a zero's sign */
+        if (h->valid)
+            sk = LLVMBuildSelect(ir->B, h->valid, sk, rj_ir_vf(ir, inv_sqrt_n), "sigma_k");
         rj_ir_set(ir, rj_ir_slot_at(ir, sig, k), sk);
     }
     return sig;
@@ -288,6 +305,11 @@ static void hybrid_trig_rows(rj_lin *L, const hyb_tok *h)
     rj_ir_sincos(ir, u, &sn, &cs);
     cs = rj_ir_mul(ir, cs, h->wt, "trig_cos");
     sn = rj_ir_mul(ir, sn, h->wt, "trig_sin");
+    if (h->valid) {
+        /* w_t = 0 alone would leave -0 or, for a masked key of huge norm, NaN (inf - inf) */
+        cs = LLVMBuildSelect(ir->B, h->valid, cs, rj_ir_vf(ir, 0), "trig_cos");
+        sn = LLVMBuildSelect(ir->B, h->valid, sn, rj_ir_vf(ir, 0), "trig_sin");
+    }
     rj_v rc = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb), "");
     rj_v rs = rj_ir_iadd(ir, rt.i, rj_ir_i(ir, mb + m), "");
     put_row(L, h->F, rc, h->t0, cs);
@@ -316,7 +338,7 @@ static void emit_hybrid_features(rj_lin *L, rj_v F, rj_v shift, rj_v shifts, rj_
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     h.t0 = tv.i;
     rj_v hv = rj_ir_ldv(ir, rj_ir_at(ir, hs, tv.i), "h");
-    h.valid = h.query ? NULL : rj_tmpl_lane_valid(L->f, tv.i, n);
+    h.valid = h.query ? NULL : key_lanes(L, tv.i, n);
     h.sub = shift    ? rj_ir_bcast(ir, shift, "c")
             : shifts ? rj_ir_ldv(ir, rj_ir_at(ir, shifts, tv.i), "c")
                      : hv;
@@ -368,6 +390,9 @@ static void emit_raise_shift(rj_lin *L, rj_v grows, rj_v c_old, rj_v c_new)
  * one per token (ws_m), and phi_k,t = e^{ell_t - c_t}. A query t then weighs key j <= t by
  * e^{c_j - c_t} <= 1 and the prefix by e^{c - c_t}, so its output depends on tokens 0..t
  * only, bit for bit, and a large future key cannot flush earlier weights to zero.
+ * Masked keys do not enter the maximum. Before the first visible key c_t is -inf, stored as
+ * NO_KEY = -FLT_MAX so that the differences c_j - c_i stay numbers (-inf - -inf is NaN) and
+ * their exponentials 0 or 1 on zero features; NO_KEY marks a query with nothing to see.
  */
 static void emit_causal_key_features(rj_lin *L, rj_v n)
 {
@@ -378,12 +403,13 @@ static void emit_causal_key_features(rj_lin *L, rj_v n)
     rj_v run = rj_ir_slot(ir, ir->ty_f32, "c_run");
     rj_ir_st(ir, rj_ir_ld(ir, L->c, "c_prev"), run);
     rj_loop t = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), 1);
-    rj_v valid = LLVMBuildICmp(ir->B, LLVMIntSLT, t.i, n, "");
+    rj_v valid = LLVMBuildFCmp(ir->B, LLVMRealONE, rj_ir_ld(ir, rj_ir_at(ir, L->vis, t.i), "vis"),
+                               rj_ir_f(ir, 0), "");
     rj_v ht = LLVMBuildSelect(ir->B, valid, rj_ir_ld(ir, rj_ir_at(ir, h, t.i), "h"),
                               rj_ir_f(ir, -INFINITY), "");
     rj_v ct = rj_ir_max(ir, rj_ir_ld(ir, run, ""), ht, "c_t");
     rj_ir_st(ir, ct, run);
-    rj_ir_st(ir, ct, rj_ir_at(ir, cpre, t.i));
+    rj_ir_st(ir, rj_ir_max(ir, ct, rj_ir_f(ir, NO_KEY), ""), rj_ir_at(ir, cpre, t.i));
     rj_ir_loop_end(ir, &t);
     rj_lin_features(L, ws(L, kp->ws_fk), NULL, cpre, n);
 }
@@ -436,7 +462,7 @@ static void emit_key_features(rj_lin *L, rj_v n)
     rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
     rj_ir_set(ir, cmax, rj_ir_vf(ir, -INFINITY));
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, kp->T), ir->vw);
-    rj_v hv = LLVMBuildSelect(ir->B, rj_tmpl_lane_valid(L->f, tv.i, n),
+    rj_v hv = LLVMBuildSelect(ir->B, key_lanes(L, tv.i, n),
                               rj_ir_ldv(ir, rj_ir_at(ir, h, tv.i), "h"), rj_ir_vf(ir, -INFINITY),
                               "");
     rj_ir_acc_max(ir, cmax, hv);
@@ -590,7 +616,8 @@ static void emit_intra_chunk(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj
 }
 
 /*
- * den = 1/den' in place. Every query reaches a key, so den' is > 0 in exact arithmetic
+ * den = 1/den' in place. Every query reaches a key (emit_empty_rows set the others to 0 / 1),
+ * so den' is > 0 in exact arithmetic
  * (signed: |den'| >= DEN_EPS g > 0); |den'| < FLT_MIN means float underflow (features of
  * widely spread logits), where the reciprocal is imprecise or infinite. NaN marks such a row
  * and the execute path recomputes its slice with the double reference.
@@ -617,6 +644,45 @@ static void emit_reciprocal_den(rj_lin *L, rj_v den, rj_v g)
     rj_ir_loop_end(ir, &tv);
 }
 
+/*
+ * Queries that see no key (none visible, or none at all) get exact zeros: num = +0 and
+ * den = 1, where the sums would give 0/0. Such a query is recognised by its shift: the
+ * carried c still -inf (bidirectional: the whole tile), or c_i = NO_KEY (causal; as c_i only
+ * grows, query 0 of the chunk is empty whenever any is, which is the one test per tile).
+ */
+static void emit_empty_rows(rj_lin *L, rj_v num, rj_v den)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int64_t T = kp->T;
+    if (!kp->causal) {
+        rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, L->c, "c"),
+                                  rj_ir_f(ir, -INFINITY), "no_key");
+        rj_if e = rj_ir_if_begin(ir, none, "empty");
+        rj_tmpl_fill(L->f, num, (int64_t)kp->dvp * T, 0.0);
+        rj_tmpl_fill(L->f, den, T, 1.0);
+        rj_ir_if_end(ir, &e);
+        return;
+    }
+    rj_v cpre = ws(L, kp->ws_m);
+    rj_v first = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, cpre, "c_0"),
+                               rj_ir_f(ir, NO_KEY), "no_key");
+    rj_if e = rj_ir_if_begin(ir, first, "empty");
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"),
+                                  rj_ir_vf(ir, NO_KEY), "no_key");
+        rj_v pd = rj_ir_atc(ir, den, t);
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 1), rj_ir_ldv(ir, pd, ""), "den"),
+                  pd);
+        rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dvp), 1);
+        rj_v pn = rj_ir_at(ir, num, rj_ir_idx2(ir, r.i, T, rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0), rj_ir_ldv(ir, pn, ""), "num"),
+                  pn);
+        rj_ir_loop_end(ir, &r);
+    }
+    rj_ir_if_end(ir, &e);
+}
+
 /* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
 static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
 {
@@ -629,6 +695,7 @@ static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
     emit_prefix(L, Fq, Fa, num, den, g);
     if (kp->causal)
         emit_intra_chunk(L, Fq, Fa, num, den, g);
+    emit_empty_rows(L, num, den);
     emit_reciprocal_den(L, den, g);
     rj_tmpl_store_out(L->f, num, den, row0, n);
 }
@@ -647,14 +714,20 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_ir_if_end(ir, &fresh);
 
     rj_v lk = f->arg[RJ_KA_lk], lq = f->arg[RJ_KA_lq];
+    L.vis = ws(&L, kp->ws_kv);
     if (!kp->causal) {
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
+        /* a tile of masked keys only is skipped, not computed as zeros */
+        rj_v nvis = rj_tmpl_key_vis(f, kt.i, n, L.vis, 1);
+        rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
+                                   "visible_keys");
         rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x),
                        f->scale);
         value_tile(&L, kt.i, n);
         emit_key_features(&L, n);
         emit_key_update(&L);
+        rj_ir_if_end(ir, &any);
         rj_ir_loop_end(ir, &kt);
         rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
         rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
@@ -666,6 +739,7 @@ void rj_tmpl_linear(rj_kfn *f)
     }
     rj_loop ct = rj_ir_loop_begin(ir, "chunk", rj_ir_i(ir, 0), lk, T);
     rj_v n = rj_tmpl_rows_left(f, lk, ct.i);
+    rj_tmpl_key_vis(f, ct.i, n, L.vis, 1);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x), f->scale);
     value_tile(&L, ct.i, n);
     emit_causal_key_features(&L, n);
@@ -674,7 +748,12 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq), f->scale);
     emit_queries(&L, ct.i, n);
     rj_ir_if_end(ir, &qs);
+    /* nothing visible yet (c_end = NO_KEY): the state stays empty, c = -inf */
+    rj_v c_end = rj_ir_ld(ir, ws(&L, kp->ws_m + T - 1), "c_end");
+    rj_if live = rj_ir_if_begin(ir, LLVMBuildFCmp(ir->B, LLVMRealOGT, c_end, rj_ir_f(ir, NO_KEY),
+                                                  ""), "keys_seen");
     emit_causal_key_update(&L);
     emit_key_update(&L);
+    rj_ir_if_end(ir, &live);
     rj_ir_loop_end(ir, &ct);
 }

@@ -13,10 +13,12 @@
  * with x = q d^{-1/2}, y = k (so s = q.k / sqrt d): unscaled keys let whole key tiles be read
  * in place, and so can values when dv fills its vectors; only a ragged last tile is copied
  * (copying every key tile again for every query tile cost 12% of an execute). Causal skips
- * key tiles past the diagonal and masks j > i + qoff inside it (qoff = 0 for attention; EVA's
- * groups put their pseudo-keys first and shift the diagonal by qoff >= 0); every query keeps
- * at least one key, so m' is finite and alpha = e^{-inf} = 0 on the first tile (the inline
- * exp flushes it).
+ * key tiles past the diagonal and masks j > i + qoff inside it (bottom-right: qoff = lk - lq
+ * for attention; EVA's groups put their pseudo-keys first and shift the diagonal by qoff >= 0).
+ * A key mask (kabi.h km) gives hidden keys -inf scores, and a tile of hidden keys only is
+ * skipped. A query whose keys are all hidden (or lk = 0) keeps m = -inf and l = 0 and gets
+ * exact zeros; the others have a finite m' from their first visible key on, where
+ * alpha = e^{-inf} = 0 (the inline exp flushes it).
  */
 #include "gen/tmpl/tmpl.h"
 
@@ -31,6 +33,7 @@ typedef struct sm_ws {
     rj_v num; /* numerators (dvp x T) */
     rj_v m;   /* running maxima (T) */
     rj_v l;   /* running denominators (T), reciprocals at the end */
+    rj_v vis; /* the key tile's visibility (T; rj_tmpl_key_vis), read when there is a mask */
 } sm_ws;
 
 /* Where a key tile's keys and values are read, and their row strides (i64). */
@@ -51,6 +54,7 @@ static sm_ws workspace(rj_kfn *f)
     ws.num = rj_ir_atc(ir, base, kp->ws_num);
     ws.m = rj_ir_atc(ir, base, kp->ws_m);
     ws.l = rj_ir_atc(ir, base, kp->ws_l);
+    ws.vis = rj_ir_atc(ir, base, kp->ws_kv);
     return ws;
 }
 
@@ -59,7 +63,7 @@ static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
-    rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* (d^{-1/4})^2 */
+    rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* sqrt(scale)^2 */
     rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
     rj_tmpl_fill(f, ws->m, T, -INFINITY);
     rj_tmpl_fill(f, ws->l, T, 0.0);
@@ -137,8 +141,12 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     const int64_t T = f->kp->T;
     rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, ws->m, t), "m");
     rj_v m_new = rj_ir_max(ir, m_old, rj_ir_get(ir, mt, ""), "m_new");
-    rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
     rj_ir_stv(ir, m_new, rj_ir_atc(ir, ws->m, t));
+    /* a query that has seen only masked keys keeps m = -inf: subtracting 0 instead leaves
+     * its p = e^{-inf} = 0 (and alpha 0) where -inf - -inf would make NaN */
+    rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, m_new, rj_ir_vf(ir, -INFINITY), "");
+    m_new = LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0), m_new, "m_sub");
+    rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
     rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
     rj_ir_set(ir, psum, rj_ir_vf(ir, 0));
     rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
@@ -155,8 +163,28 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     rj_ir_loop_end(ir, &c);
 }
 
-/* One key tile against the query tile: scores, masking and the online update, num += V^T p. */
-static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
+/* Scores of the hidden keys of the tile (vis[j] == 0) become -inf, a row at a time: only
+ * tiles with a hidden key come here, so a tile without (and every tile of a call without a
+ * mask) pays nothing for the mask, and the kernel holds one copy of mask_scores. */
+static void hide_keys(rj_kfn *f, const sm_ws *ws)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_v hidden = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, rj_ir_at(ir, ws->vis, j.i), "vis"),
+                                rj_ir_f(ir, 0), "hidden");
+    rj_v hide = rj_ir_mask_bcast(ir, hidden, "");
+    for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, hide, rj_ir_vf(ir, -INFINITY), rj_ir_ldv(ir, p, "s"),
+                                      "s"), p);
+    }
+    rj_ir_loop_end(ir, &j);
+}
+
+/* One key tile against the query tile: scores, masking and the online update, num += V^T p.
+ * partial (i1): some keys of the tile are masked, so the scores read the visibility. */
+static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt, rj_v partial)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
@@ -168,6 +196,9 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
     rj_ir_mm(ir, &ms);
     rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt, kt, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
+    rj_if part = rj_ir_if_begin(ir, partial, "key_mask");
+    hide_keys(f, ws);
+    rj_ir_if_end(ir, &part);
     for (int64_t t = 0; t < T; t += ir->vw) {
         mask_scores(f, ws->S, t, kv.nk, shift, mt);
         rescale(f, ws, t, mt);
@@ -178,13 +209,17 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt)
     rj_ir_mm(ir, &mv);
 }
 
-/* out = num / l for the nq queries of the tile at qt. */
+/* out = num / l for the nq queries of the tile at qt; a query that saw no visible key has
+ * l = 0 and num = +0, and gets exact zeros. */
 static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
     rj_v pl = rj_ir_at(ir, ws->l, tv.i);
-    rj_ir_stv(ir, rj_ir_div(ir, rj_ir_vf(ir, 1), rj_ir_ldv(ir, pl, "l"), "rl"), pl);
+    rj_v l = rj_ir_ldv(ir, pl, "l");
+    rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, l, rj_ir_vf(ir, 0), "no_key");
+    rj_ir_stv(ir, LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0),
+                                  rj_ir_div(ir, rj_ir_vf(ir, 1), l, ""), "rl"), pl);
     rj_ir_loop_end(ir, &tv);
     rj_tmpl_store_out(f, ws->num, ws->l, qt, nq);
 }
@@ -200,7 +235,13 @@ void rj_tmpl_softmax(rj_kfn *f)
     start_queries(f, &ws, qt.i, nq);
     rj_v kend = key_end(f, qt.i);
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
-    key_tile(f, &ws, qt.i, kt.i);
+    /* a tile of masked keys only is skipped: no scores, no update */
+    rj_v nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt.i);
+    rj_v nvis = rj_tmpl_key_vis(f, kt.i, nk, ws.vis, 0);
+    rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
+                               "visible_keys");
+    key_tile(f, &ws, qt.i, kt.i, LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial"));
+    rj_ir_if_end(ir, &any);
     rj_ir_loop_end(ir, &kt);
     finish_queries(f, &ws, qt.i, nq);
     rj_ir_loop_end(ir, &qt);

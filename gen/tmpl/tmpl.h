@@ -36,6 +36,16 @@ void rj_tmpl_tile_at(rj_kfn *f, rj_v full, rj_v src, rj_v stride, rj_v row0, rj_
 rj_v rj_tmpl_rows_left(rj_kfn *f, rj_v len, rj_v row0);
 /* Lane mask of the vector of tokens t0 .. t0 + vw - 1: lane l is valid iff t0 + l < n. */
 rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n);
+/*
+ * The visibility of the key tile at kt (n rows) into vis (T floats, 1 or 0): key t is visible
+ * iff t < n and, when the call brings a key mask (kabi.h km), km[kt + t] != 0. Returns the
+ * number of visible keys (i64). The mask pointer is tested once per tile, never per key, and
+ * without a mask no byte is read; vis is then written only when `always` (a template that
+ * reads vis on every tile), else left as it was (one that reads it only for a count < n).
+ */
+rj_v rj_tmpl_key_vis(rj_kfn *f, rj_v kt, rj_v n, rj_v vis, int always);
+/* The lanes of the vector of keys t0 .. t0 + vw - 1 that vis (rj_tmpl_key_vis) marks visible. */
+rj_v rj_tmpl_vis_lanes(rj_kfn *f, rj_v vis, rj_v t0);
 /* Fill n floats at p with the constant x (n a multiple of vw). */
 void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x);
 /* Store out rows row0 .. row0 + n - 1: out[t, c] = num[c, t] * rden[t] (num dvp x T). */

@@ -53,6 +53,44 @@ rj_v rj_tmpl_lane_valid(rj_kfn *f, rj_v t0, rj_v n)
     return LLVMBuildICmp(ir->B, LLVMIntSLT, lane, rj_ir_ibcast(ir, n), rj_ir_name(ir, "valid"));
 }
 
+rj_v rj_tmpl_key_vis(rj_kfn *f, rj_v kt, rj_v n, rj_v vis, int always)
+{
+    rj_ir *ir = f->ir;
+    if (always) {
+        rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
+        rj_v in_tile = rj_tmpl_lane_valid(f, tv.i, n);
+        rj_ir_stv(ir, LLVMBuildSelect(ir->B, in_tile, rj_ir_vf(ir, 1), rj_ir_vf(ir, 0), "vis"),
+                  rj_ir_at(ir, vis, tv.i));
+        rj_ir_loop_end(ir, &tv);
+    }
+    rj_v count = rj_ir_slot(ir, ir->ty_i64, "nvis");
+    rj_ir_set(ir, count, n);
+    rj_v km = f->arg[RJ_KA_km];
+    rj_if masked = rj_ir_if_begin(ir, rj_ir_nonnull(ir, km, "masked"), "key_mask");
+    rj_ir_set(ir, count, rj_ir_i(ir, 0));
+    rj_loop t = rj_ir_loop_begin(ir, "t", rj_ir_i(ir, 0), n, 1);
+    rj_v on = rj_ir_byte_set(ir, km, rj_ir_iadd(ir, kt, t.i, ""), "visible");
+    rj_ir_st(ir, LLVMBuildSelect(ir->B, on, rj_ir_f(ir, 1), rj_ir_f(ir, 0), ""),
+             rj_ir_at(ir, vis, t.i));
+    rj_v one = LLVMBuildSelect(ir->B, on, rj_ir_i(ir, 1), rj_ir_i(ir, 0), "");
+    rj_ir_set(ir, count, rj_ir_iadd(ir, rj_ir_get(ir, count, ""), one, ""));
+    rj_ir_loop_end(ir, &t);
+    if (!always) {
+        rj_loop tz = rj_ir_loop_begin(ir, "tz", n, rj_ir_i(ir, f->kp->T), 1);
+        rj_ir_st(ir, rj_ir_f(ir, 0), rj_ir_at(ir, vis, tz.i));
+        rj_ir_loop_end(ir, &tz);
+    }
+    rj_ir_if_end(ir, &masked);
+    return rj_ir_get(ir, count, "nvis");
+}
+
+rj_v rj_tmpl_vis_lanes(rj_kfn *f, rj_v vis, rj_v t0)
+{
+    rj_ir *ir = f->ir;
+    return LLVMBuildFCmp(ir->B, LLVMRealONE, rj_ir_ldv(ir, rj_ir_at(ir, vis, t0), "vis"),
+                         rj_ir_vf(ir, 0), rj_ir_name(ir, "visible"));
+}
+
 void rj_tmpl_fill(rj_kfn *f, rj_v p, int64_t n, double x)
 {
     rj_ir *ir = f->ir;

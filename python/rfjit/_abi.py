@@ -57,7 +57,7 @@ class TuneDesc(C.Structure):
                 ("calib_q", C.POINTER(Tensor)), ("calib_k", C.POINTER(Tensor)),
                 ("calib_v", C.POINTER(Tensor)), ("synthetic_scale", C.c_double),
                 ("estimators", C.c_char_p), ("progress", PROGRESS_FN),
-                ("progress_user", C.c_void_p)]
+                ("progress_user", C.c_void_p), ("scale", C.c_double)]
 
 
 class TuneRow(C.Structure):
