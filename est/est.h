@@ -111,8 +111,8 @@ typedef struct rj_eva_ops {
     void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, int64_t *clo,
                          int64_t *chi);
     /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). xa: the
-     * queries at the keys' positions (lk x d), or NULL when the queries are not aligned with
-     * the keys (lq != lk, masked keys, causal offset). Other arguments as for attend. */
+     * queries at the keys' positions (lk x d) when rj_eva_aligned, else NULL. Other
+     * arguments as for attend. */
     void (*summaries)(const rj_spec *s, const double *params, const double *xa, const double *y,
                       const double *v, int64_t lk, double *kbar, double *beta);
 } rj_eva_ops;
@@ -204,6 +204,10 @@ rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const dou
  * lq == lk or bidirectional): nvis[i] in [0, lk], non-decreasing. */
 rfjit_status rj_est_check_nvis(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
                                rj_diag *dg);
+
+/* Whether EVA's chunk summaries take the queries at the chunk positions (est/eva.c: a
+ * bidirectional call with lq == lk and no visible-key counts). */
+bool rj_eva_aligned(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis);
 
 /* The visible-key counts of `attend` for a call whose nk visible keys sit at positions pos
  * (ascending) among lk: query i sees those at positions <= i + qoff when causal (qoff =

@@ -27,10 +27,12 @@
  * Summary of chunk c (n_c = |P_c| keys; query-independent, computed once per call):
  *   kbar_c = (1/n_c) sum_{j in P_c} y_j
  *   w_c    = qbar_c + kbar_c + eps_c,  qbar_c = (1/n_c) sum_{j in P_c} x_j   (aligned)
- *          = 2 kbar_c + eps_c                                              (not aligned:
- *            the queries at the chunk's positions do not exist, so kbar_c stands in for
- *            qbar_c; queries and keys are aligned when Lq = Lk and no nvis is given, i.e.
- *            no key was masked away and there is no causal offset)
+ *          = 2 kbar_c + eps_c                                              (otherwise:
+ *            the queries at the chunk's positions are not all there, so kbar_c stands in
+ *            for qbar_c). Aligned means bidirectional with Lq = Lk and no nvis (no key
+ *            masked away). Causal calls always take 2 kbar_c: a chunked prefill call
+ *            (Lq < Lk, bottom-right) lacks the earlier queries, and must equal the last
+ *            Lq rows of the full causal call, so neither may use them.
  *   eps_c ~ N(0, I_d) from RJ_STREAM_EVA row c, drawn in fit() (params: C x d)
  *   xi(y, w) = exp(w.y - |y|^2/2)          (the positive random feature of 6.2, unnormalised)
  *   beta_c = sum_{j in P_c} xi(y_j, w_c) v_j / sum_{j in P_c} xi(y_j, w_c)
@@ -50,8 +52,8 @@
  * (kbar = y_j, ln 1 = 0, beta = v_j); w >= Lk gives exact softmax (Block(i) covers every key
  * for i < w); keys at 0 give the uniform average over V(i), i.e. exact softmax, for any w and
  * C, because each key is counted once (all logits are 0 or ln n_c, all xi are 1). Causal
- * prefix property: a summarised chunk lies entirely in V(i) (its keys and the queries
- * averaged into qbar_c alike) and the exact keys are visible ones, so output i reads
+ * prefix property: a summarised chunk lies entirely in V(i), its proposal uses its keys
+ * only (2 kbar_c) and the exact keys are visible ones, so output i reads
  * positions < nvis[i] only, in an order that does not depend on later positions. The
  * chunking is of the whole call's visible keys, so a summary can differ from the one a call
  * cut at the query's prefix would make: EVA is defined per call, not per prefix.
@@ -236,6 +238,11 @@ static void attend_row(const rj_spec *s, const chunking *ch, const double *xi, i
         o[a] /= Z;
 }
 
+bool rj_eva_aligned(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis)
+{
+    return !s->causal && !nvis && lq == lk;
+}
+
 static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
                            const double *y, const double *v, int64_t lk, const int64_t *nvis,
                            double *out, rj_diag *dg)
@@ -263,8 +270,8 @@ static rfjit_status attend(const rj_spec *s, const double *params, const double 
     for (int64_t c = 0; c < ch.count; c++) {
         int64_t lo, hi;
         chunk_range(&ch, lk, c, &lo, &hi);
-        summarise(s, !nvis && lq == lk ? x : NULL, y, v, lo, hi, params + c * d, w, kbar + c * d,
-                  beta + c * dv);
+        summarise(s, rj_eva_aligned(s, lq, lk, nvis) ? x : NULL, y, v, lo, hi, params + c * d, w,
+                  kbar + c * d, beta + c * dv);
     }
     for (int64_t i = 0; i < lq; i++) {
         const int64_t vis = nvis ? nvis[i] : s->causal ? i + 1 : lk;
@@ -350,12 +357,11 @@ static const rj_eva_ops eva_ops = {eva_chunks, eva_exact, eva_summaries};
 
 const rj_est_ops rj_est_eva = {
     .name = "eva",
-    .version = 1,
+    .version = 2,
     .tmpl = RJ_TMPL_EVA,
     .flags = RJ_EST_NOPROJ,
     /* ignored (no projection): every kind is accepted */
-    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
-                  (1u << RFJIT_PROJ_USER),
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) | (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
     .valid = valid,
     .params_size = params_size,

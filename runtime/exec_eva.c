@@ -105,7 +105,8 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
     const double c1 = pow((double)d1 / d, 0.25), unscale = pow((double)d, 0.25);
     int64_t size = 0;
     const int64_t count = E->chunks(s, lk, &size);
-    E->summaries(s, p->params, !nvis && lq == lk ? b->x : NULL, b->y, b->v, lk, b->kbar, b->beta);
+    E->summaries(s, p->params, rj_eva_aligned(s, lq, lk, nvis) ? b->x : NULL, b->y, b->v, lk,
+                 b->kbar, b->beta);
     for (int64_t i = 0; i < lq; i++) {
         for (int a = 0; a < d; a++)
             b->qa[i * d1 + a] = (float)(c1 * unscale * b->x[i * d + a]);

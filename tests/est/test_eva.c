@@ -42,17 +42,18 @@ static double dotd(const double *a, const double *b)
 }
 
 /* Summary of chunk [lo, hi) straight from the definitions (no log-domain shift: moderate
- * norms only): kbar, and beta with w = qbar + kbar + eps (lq == lk) or 2 kbar + eps. */
-static void summary(const double *x, int lq, const double *y, const double *v, int lk, int lo,
-                    int hi, const double *eps, double *kbar, double *beta)
+ * norms only): kbar, and beta with w = qbar + kbar + eps (aligned: bidirectional and
+ * lq == lk) or 2 kbar + eps. */
+static void summary(const double *x, int aligned, const double *y, const double *v, int lo, int hi,
+                    const double *eps, double *kbar, double *beta)
 {
     double w[D], Z = 0;
     for (int a = 0; a < D; a++) {
         double sq = 0, sk = 0;
         for (int j = lo; j < hi; j++)
-            sk += y[j * D + a], sq += lq == lk ? x[j * D + a] : 0;
+            sk += y[j * D + a], sq += aligned ? x[j * D + a] : 0;
         kbar[a] = sk / (hi - lo);
-        w[a] = (lq == lk ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
+        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
     }
     for (int b = 0; b < DV; b++)
         beta[b] = 0;
@@ -80,7 +81,7 @@ static int brute_force(int w, int C, int causal, const double *x, int lq, const 
     double kbar[LMAX][D], beta[LMAX][DV];
     for (int c = 0; c < nc; c++) {
         const int lo = c * s, hi = lo + s < lk ? lo + s : lk;
-        summary(x, lq, y, v, lk, lo, hi, eps + c * D, kbar[c], beta[c]);
+        summary(x, !causal && lq == lk, y, v, lo, hi, eps + c * D, kbar[c], beta[c]);
     }
     int used = 0;
     for (int i = 0; i < lq; i++) {
