@@ -178,8 +178,7 @@ static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, co
     const rj_spec *s = &p->spec;
     const double scale = rj_plan_input_scale(s);
     rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk =
-        rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
     if (nk == 0) {
         rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
         return;

@@ -48,8 +48,7 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
     const rj_spec *s = &p->spec;
     const double scale = rj_plan_input_scale(s);
     rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk =
-        rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
     if (nk == 0) { /* every key masked: the queries see nothing */
         rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
         return RFJIT_OK;
