@@ -105,14 +105,16 @@ typedef struct rj_klowered {
 typedef struct rj_eva_ops {
     /* Chunk geometry for lk keys: returns the count of non-empty chunks, *size their size. */
     int64_t (*chunks)(const rj_spec *s, int64_t lk, int64_t *size);
-    /* Chunks [*clo, *chi) that query i sees key by key (its visible keys only, if causal);
-     * every other chunk is summarised for i: all of them when bidirectional, those below clo
-     * when causal (the ones above are invisible). */
-    void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int64_t *chi);
-    /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). Arguments
-     * as for attend. */
-    void (*summaries)(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                      const double *y, const double *v, int64_t lk, double *kbar, double *beta);
+    /* Chunks [*clo, *chi) that query i, which sees keys 0 .. vis - 1, sees key by key (its
+     * visible keys only, if causal); every other chunk is summarised for i: all of them when
+     * bidirectional, those below clo when causal (the ones above are invisible). */
+    void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, int64_t *clo,
+                         int64_t *chi);
+    /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). xa: the
+     * queries at the keys' positions (lk x d) when rj_eva_aligned, else NULL. Other
+     * arguments as for attend. */
+    void (*summaries)(const rj_spec *s, const double *params, const double *xa, const double *y,
+                      const double *v, int64_t lk, double *kbar, double *beta);
 } rj_eva_ops;
 
 typedef struct rj_est_ops {
@@ -146,10 +148,14 @@ typedef struct rj_est_ops {
                      double *h, double *f);
 
     /* Own attention for one (batch, head) when tmpl != RJ_TMPL_LINEAR (NULL otherwise):
-     * x: lq x d, y: lk x d (scaled), v: lk x dv, out: lq x dv, all row-major double. */
+     * x: lq x d, y: lk x d (scaled), v: lk x dv, out: lq x dv, all row-major double. nvis
+     * (lq entries, or NULL): query i sees keys 0 .. nvis[i] - 1, non-decreasing in i and at
+     * most lk; NULL is every key, or keys j <= i when causal (then lq == lk). The keys are
+     * the visible ones of the call, compacted (masked keys removed), so nvis describes any
+     * mix of key mask, padding and bottom-right causal offset. */
     rfjit_status (*attend)(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                           const double *y, const double *v, int64_t lk, double *out,
-                           rj_diag *dg);
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg);
 
     /* Var[phi_q(x)^T phi_k(y)] in closed form for this spec's m with i.i.d. projections,
      * for the fitted params; NaN if the estimator has no closed form (eva); 0 for exact. */
@@ -190,9 +196,26 @@ const rj_est_ops *rj_est_find(const char *name);
 /* Reference attention for one (batch, head), whatever the template: rj_ref_linear over the
  * estimator's features for RJ_TMPL_LINEAR, the estimator's own attend otherwise. Arguments as
  * for `attend`. This is how code outside gen/ reaches the reference loops. */
-rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x,
-                               int64_t lq, const double *y, const double *v, int64_t lk,
+rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                               const double *y, const double *v, int64_t lk, const int64_t *nvis,
                                double *out, rj_diag *dg);
+
+/* Check a visible-key count array of `attend` (NULL passes, as the rule it stands for when
+ * lq == lk or bidirectional): nvis[i] in [0, lk], non-decreasing. */
+rfjit_status rj_est_check_nvis(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
+                               rj_diag *dg);
+
+/* Whether EVA's chunk summaries take the queries at the chunk positions (est/eva.c: a
+ * bidirectional call with lq == lk and no visible-key counts). */
+bool rj_eva_aligned(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis);
+
+/* The visible-key counts of `attend` for a call whose nk visible keys sit at positions pos
+ * (ascending) among lk: query i sees those at positions <= i + qoff when causal (qoff =
+ * lk - lq, bottom-right), all of them when bidirectional. Returns NULL when that is the
+ * rule `attend` follows without counts (every key visible and no offset), nvis otherwise
+ * (filled, lq entries). */
+const int64_t *rj_est_nvis(const rj_spec *s, int64_t lq, int64_t lk, int64_t qoff,
+                           const int64_t *pos, int64_t nk, int64_t *nvis);
 
 /* The estimator of a descriptor that names none (include/rfjit.h: NULL = "positive"). */
 const rj_est_ops *rj_est_default(void);

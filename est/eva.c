@@ -4,11 +4,20 @@
  * ICML 2022), in a principled form with no learned maps: the design fixed for rfjit from
  * 6.4, not the public code of 6.5 (see "differences" below).
  *
- * Partition, for query i (0-based positions; Lq, Lk the lengths):
- *   window    Block(i) = [b w, (b+1) w), b = floor(i / w), w = eva_window (empty if w = 0)
+ * Keys are the visible keys of the call, compacted: masked and padding keys are removed
+ * before EVA sees them, so every position below counts visible keys only, and a masked key
+ * is in no chunk, no summary and no window. Query i sees the first nvis[i] of them (nvis
+ * non-decreasing; without nvis, all keys, or i + 1 when causal with Lq = Lk), which expresses
+ * a key mask, padding and the bottom-right causal offset (nvis[i] = number of visible keys
+ * at positions <= i + Lk - Lq) alike.
+ *
+ * Partition, for query i (0-based positions over the compacted keys; Lq, Lk the lengths):
+ *   anchor    p(i) = nvis[i] - 1 when causal (the query's own position, i without an
+ *             offset or a mask), i when bidirectional
+ *   window    Block(i) = [b w, (b+1) w), b = floor(p(i) / w), w = eva_window (empty if w = 0)
  *   chunks    P_c = [c s, (c+1) s) clipped to [0, Lk), s = ceil(Lk / C), C = eva_chunks
  *             (ceil(Lk / s) <= C chunks are non-empty; the rest are unused)
- *   visible   V(i) = all keys (bidirectional) or keys j <= i (causal, Lq = Lk)
+ *   visible   V(i) = keys j < nvis[i] (all keys when bidirectional without nvis)
  *   chunk c is summarised for query i  <=>  P_c misses Block(i) and P_c is inside V(i)
  *   exact set E(i) = (Block(i) u all non-summarised chunks) n V(i)
  *                  = the visible keys of the non-summarised chunks (Block(i) n V(i) lies in
@@ -17,9 +26,13 @@
  *
  * Summary of chunk c (n_c = |P_c| keys; query-independent, computed once per call):
  *   kbar_c = (1/n_c) sum_{j in P_c} y_j
- *   w_c    = qbar_c + kbar_c + eps_c,  qbar_c = (1/n_c) sum_{j in P_c} x_j   (Lq = Lk)
- *          = 2 kbar_c + eps_c                                              (Lq != Lk: the
- *            queries at the chunk's positions do not exist, so kbar_c stands in for qbar_c)
+ *   w_c    = qbar_c + kbar_c + eps_c,  qbar_c = (1/n_c) sum_{j in P_c} x_j   (aligned)
+ *          = 2 kbar_c + eps_c                                              (otherwise:
+ *            the queries at the chunk's positions are not all there, so kbar_c stands in
+ *            for qbar_c). Aligned means bidirectional with Lq = Lk and no nvis (no key
+ *            masked away). Causal calls always take 2 kbar_c: a chunked prefill call
+ *            (Lq < Lk, bottom-right) lacks the earlier queries, and must equal the last
+ *            Lq rows of the full causal call, so neither may use them.
  *   eps_c ~ N(0, I_d) from RJ_STREAM_EVA row c, drawn in fit() (params: C x d)
  *   xi(y, w) = exp(w.y - |y|^2/2)          (the positive random feature of 6.2, unnormalised)
  *   beta_c = sum_{j in P_c} xi(y_j, w_c) v_j / sum_{j in P_c} xi(y_j, w_c)
@@ -39,9 +52,12 @@
  * (kbar = y_j, ln 1 = 0, beta = v_j); w >= Lk gives exact softmax (Block(i) covers every key
  * for i < w); keys at 0 give the uniform average over V(i), i.e. exact softmax, for any w and
  * C, because each key is counted once (all logits are 0 or ln n_c, all xi are 1). Causal
- * prefix property: a summarised chunk lies entirely in V(i) (its keys and the queries
- * averaged into qbar_c alike) and the exact keys are visible ones, so output i reads
- * positions <= i only, in an order that does not depend on later positions.
+ * prefix property: a summarised chunk lies entirely in V(i), its proposal uses its keys
+ * only (2 kbar_c) and the exact keys are visible ones, so output i reads
+ * positions < nvis[i] only, in an order that does not depend on later positions. The
+ * chunking is of the whole call's visible keys, so a summary can differ from the one a call
+ * cut at the query's prefix would make: EVA is defined per call, not per prefix.
+ * A query with nvis[i] = 0 sees nothing and gets a zero row.
  *
  * Differences from the public code (6.5, pitfall 15): no learned maps (kbar_c is the chunk
  * representative, the proposal mean is qbar_c + kbar_c as in causal `qk` mode), one noise
@@ -119,10 +135,11 @@ static void chunk_range(const chunking *ch, int64_t lk, int64_t c, int64_t *lo, 
     *hi = *lo + ch->size < lk ? *lo + ch->size : lk;
 }
 
-/* kbar (d) and beta (dv) of the chunk [lo, hi) with proposal noise eps; w: d scratch. */
-static void summarise(const rj_spec *s, const double *x, int64_t lq, const double *y,
-                      const double *v, int64_t lk, int64_t lo, int64_t hi, const double *eps,
-                      double *w, double *kbar, double *beta)
+/* kbar (d) and beta (dv) of the chunk [lo, hi) with proposal noise eps; xa: the queries
+ * aligned with the keys, or NULL; w: d scratch. */
+static void summarise(const rj_spec *s, const double *xa, const double *y, const double *v,
+                      int64_t lo, int64_t hi, const double *eps, double *w, double *kbar,
+                      double *beta)
 {
     const int d = s->d, dv = s->dv;
     const double n = (double)(hi - lo);
@@ -130,11 +147,11 @@ static void summarise(const rj_spec *s, const double *x, int64_t lq, const doubl
         double sk = 0, sq = 0;
         for (int64_t j = lo; j < hi; j++) {
             sk += y[j * d + a];
-            if (lq == lk)
-                sq += x[j * d + a];
+            if (xa)
+                sq += xa[j * d + a];
         }
         kbar[a] = sk / n;
-        w[a] = (lq == lk ? sq / n : kbar[a]) + kbar[a] + eps[a];
+        w[a] = (xa ? sq / n : kbar[a]) + kbar[a] + eps[a];
     }
     /* log xi_j = w.y_j - |y_j|^2/2, exponentiated after subtracting their max */
     double lmax = -INFINITY;
@@ -165,15 +182,21 @@ static bool summarised(int64_t lo, int64_t hi, int64_t blo, int64_t bhi, int64_t
 
 /* Output row i. logit: scratch of lk + count doubles. The logits are produced chunk by chunk
  * (a chunk's exact keys in order, or its one summary), then softmax-weighted. */
+/* Window [*blo, *bhi) of query i seeing keys 0 .. vis - 1 (vis >= 1). */
+static void window(const rj_spec *s, int64_t i, int64_t vis, int64_t *blo, int64_t *bhi)
+{
+    const int64_t w = s->eva_window, p = s->causal ? vis - 1 : i;
+    *blo = w > 0 ? (p / w) * w : 0;
+    *bhi = w > 0 ? *blo + w : 0;
+}
+
 static void attend_row(const rj_spec *s, const chunking *ch, const double *xi, int64_t i,
-                       const double *y, const double *v, int64_t lk, const double *kbar,
-                       const double *beta, double *logit, double *o)
+                       int64_t vis, const double *y, const double *v, int64_t lk,
+                       const double *kbar, const double *beta, double *logit, double *o)
 {
     const int d = s->d, dv = s->dv;
-    const int64_t w = s->eva_window;
-    const int64_t blo = w > 0 ? (i / w) * w : 0, bhi = w > 0 ? blo + w : 0;
-    const int64_t vis = s->causal ? i + 1 : lk;
-    int64_t nl = 0;
+    int64_t blo, bhi, nl = 0;
+    window(s, i, vis, &blo, &bhi);
     double mu = -INFINITY;
     for (int64_t c = 0; c < ch->count; c++) {
         int64_t lo, hi;
@@ -193,6 +216,8 @@ static void attend_row(const rj_spec *s, const chunking *ch, const double *xi, i
     double Z = 0;
     for (int a = 0; a < dv; a++)
         o[a] = 0;
+    if (vis == 0) /* nothing visible: a zero row (no logit was made) */
+        return;
     nl = 0;
     for (int64_t c = 0; c < ch->count; c++) {
         int64_t lo, hi;
@@ -213,14 +238,16 @@ static void attend_row(const rj_spec *s, const chunking *ch, const double *xi, i
         o[a] /= Z;
 }
 
-static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                           const double *y, const double *v, int64_t lk, double *out,
-                           rj_diag *dg)
+bool rj_eva_aligned(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis)
 {
-    RJ_FAIL_IF(dg, lq < 0 || lk < 0, RFJIT_E_SHAPE, "negative sequence length (%lld, %lld)",
-               (long long)lq, (long long)lk);
-    RJ_FAIL_IF(dg, s->causal && lq != lk, RFJIT_E_SHAPE,
-               "causal attention needs lq == lk (%lld vs %lld)", (long long)lq, (long long)lk);
+    return !s->causal && !nvis && lq == lk;
+}
+
+static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg)
+{
+    RJ_TRY(rj_est_check_nvis(s, lq, lk, nvis, dg));
     const int d = s->d, dv = s->dv;
     if (lk == 0) { /* no key: nothing to average (as rj_ref_softmax) */
         for (int64_t i = 0; i < lq * dv; i++)
@@ -243,10 +270,13 @@ static rfjit_status attend(const rj_spec *s, const double *params, const double 
     for (int64_t c = 0; c < ch.count; c++) {
         int64_t lo, hi;
         chunk_range(&ch, lk, c, &lo, &hi);
-        summarise(s, x, lq, y, v, lk, lo, hi, params + c * d, w, kbar + c * d, beta + c * dv);
+        summarise(s, rj_eva_aligned(s, lq, lk, nvis) ? x : NULL, y, v, lo, hi, params + c * d, w,
+                  kbar + c * d, beta + c * dv);
     }
-    for (int64_t i = 0; i < lq; i++)
-        attend_row(s, &ch, x + i * d, i, y, v, lk, kbar, beta, logit, out + i * dv);
+    for (int64_t i = 0; i < lq; i++) {
+        const int64_t vis = nvis ? nvis[i] : s->causal ? i + 1 : lk;
+        attend_row(s, &ch, x + i * d, i, vis, y, v, lk, kbar, beta, logit, out + i * dv);
+    }
 done:
     rj_free(kbar);
     rj_free(beta);
@@ -283,14 +313,16 @@ static int64_t eva_chunks(const rj_spec *s, int64_t lk, int64_t *size)
 }
 
 /* The non-summarised visible chunks of attend_row, which are contiguous: those meeting
- * Block(i) and (causal) the one holding i, which meets Block(i) whenever w > 0. */
-static void eva_exact(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int64_t *chi)
+ * Block(i) and (causal) the one holding the last visible key p(i), which meets Block(i)
+ * whenever w > 0. A query seeing nothing (vis = 0) has none, and no summarised chunk. */
+static void eva_exact(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, int64_t *clo,
+                      int64_t *chi)
 {
     chunking ch;
     ch.count = eva_chunks(s, lk, &ch.size);
-    const int64_t w = s->eva_window;
-    const int64_t blo = w > 0 ? (i / w) * w : 0, bhi = w > 0 ? blo + w : 0;
-    const int64_t vis = s->causal ? i + 1 : lk;
+    int64_t blo = 0, bhi = 0;
+    if (vis > 0)
+        window(s, i, vis, &blo, &bhi);
     *clo = *chi = -1;
     int64_t c = 0;
     for (; c < ch.count; c++) {
@@ -308,9 +340,8 @@ static void eva_exact(const rj_spec *s, int64_t lk, int64_t i, int64_t *clo, int
         *clo = *chi = s->causal ? c : 0;
 }
 
-static void eva_summaries(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                          const double *y, const double *v, int64_t lk, double *kbar,
-                          double *beta)
+static void eva_summaries(const rj_spec *s, const double *params, const double *xa, const double *y,
+                          const double *v, int64_t lk, double *kbar, double *beta)
 {
     chunking ch;
     ch.count = eva_chunks(s, lk, &ch.size);
@@ -318,8 +349,7 @@ static void eva_summaries(const rj_spec *s, const double *params, const double *
     for (int64_t c = 0; c < ch.count; c++) {
         int64_t lo, hi;
         chunk_range(&ch, lk, c, &lo, &hi);
-        summarise(s, x, lq, y, v, lk, lo, hi, params + c * s->d, w, kbar + c * s->d,
-                  beta + c * s->dv);
+        summarise(s, xa, y, v, lo, hi, params + c * s->d, w, kbar + c * s->d, beta + c * s->dv);
     }
 }
 
@@ -327,12 +357,11 @@ static const rj_eva_ops eva_ops = {eva_chunks, eva_exact, eva_summaries};
 
 const rj_est_ops rj_est_eva = {
     .name = "eva",
-    .version = 1,
+    .version = 2,
     .tmpl = RJ_TMPL_EVA,
     .flags = RJ_EST_NOPROJ,
     /* ignored (no projection): every kind is accepted */
-    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
-                  (1u << RFJIT_PROJ_USER),
+    .proj_kinds = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) | (1u << RFJIT_PROJ_USER),
     .feature_dim = feature_dim,
     .valid = valid,
     .params_size = params_size,

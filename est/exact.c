@@ -40,11 +40,11 @@ static rfjit_status fit(const rj_spec *s, const double *W, uint64_t seed, const 
 }
 
 static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                           const double *y, const double *v, int64_t lk, double *out,
-                           rj_diag *dg)
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg)
 {
     (void)params;
-    return rj_ref_softmax(s, x, lq, y, v, lk, out, dg);
+    return rj_ref_softmax(s, x, lq, y, v, lk, nvis, out, dg);
 }
 
 static double variance(const rj_spec *s, const double *params, const double *x,

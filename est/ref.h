@@ -15,15 +15,18 @@
  * maximum h over the (batch, head) (bidirectional) or by a running maximum with (S, z)
  * rescaled by e^{-delta} when it grows (causal). A relative epsilon guards only the
  * denominator: |den| < 1e-6 * sum_r |f_r| |z|_r is replaced by +-1e-6 * that sum (signed
- * estimators), and den = 0 with a zero sum gives a zero output row. Causal needs lq == lk.
+ * estimators), and den = 0 with a zero sum gives a zero output row. nvis as for the `attend`
+ * op (est.h): query i sees keys 0 .. nvis[i] - 1; given, the state is built as a running
+ * prefix (as causal) unless every query sees every key.
  */
 rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                           const double *y, const double *v, int64_t lk, double *out,
-                           rj_diag *dg);
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg);
 
-/* Exact softmax attention with weights exp(x_i^T y_j), max-shifted per query row;
- * causal uses keys j <= i. */
+/* Exact softmax attention with weights exp(x_i^T y_j), max-shifted per query row, over keys
+ * 0 .. nvis[i] - 1 (NULL: all keys, or j <= i when causal). */
 rfjit_status rj_ref_softmax(const rj_spec *s, const double *x, int64_t lq, const double *y,
-                            const double *v, int64_t lk, double *out, rj_diag *dg);
+                            const double *v, int64_t lk, const int64_t *nvis, double *out,
+                            rj_diag *dg);
 
 #endif

@@ -17,9 +17,12 @@
  *
  * Bidirectional: a first pass over the keys finds c = max_j h_j, a second accumulates
  * (S, z) with that fixed shift (the features are recomputed; storing them would cost Lk x M).
- * Causal (Lq == Lk): one pass, key t then query t; a running maximum c_t, with (S, z, zabs)
- * multiplied by e^{c_old - c_new} when it grows (online-softmax style), so output t depends
- * on keys 0..t only and the prefix property holds bit for bit.
+ * Causal, or per-query visible-key counts nvis (query i sees keys 0 .. nvis[i] - 1, nvis
+ * non-decreasing; causal without nvis is nvis[i] = i + 1): one pass, the keys below nvis[i]
+ * absorbed before query i; a running maximum c_t, with (S, z, zabs) multiplied by
+ * e^{c_old - c_new} when it grows (online-softmax style), so output i depends on its visible
+ * keys only and the prefix property holds bit for bit. nvis with every entry lk is the
+ * bidirectional case and takes its two passes.
  *
  * Denominator guard (ref.h). zabs = sum_j e^{h_j - c} |f_j| gives the cancellation-free
  * scale g_i = sum_r |f_ir| zabs_r >= |den_i|. For signed estimators (RJ_EST_SIGNED) a
@@ -117,17 +120,22 @@ static void query(const lin_state *st, const double *f, double *out)
         out[a] /= den;
 }
 
+/* Whether nvis says anything beyond "every key": some query sees fewer than lk. */
+static bool prefix_visibility(const rj_spec *s, const int64_t *nvis, int64_t lq, int64_t lk)
+{
+    if (!nvis)
+        return s->causal;
+    return lq > 0 && nvis[0] < lk; /* non-decreasing: the first count is the smallest */
+}
+
 rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double *x, int64_t lq,
-                           const double *y, const double *v, int64_t lk, double *out,
-                           rj_diag *dg)
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg)
 {
     const rj_est_ops *e = s->est;
     RJ_FAIL_IF(dg, e->tmpl != RJ_TMPL_LINEAR || !e->features, RFJIT_E_INTERNAL,
                "estimator '%s' has no feature map for linear attention", e->name);
-    RJ_FAIL_IF(dg, lq < 0 || lk < 0, RFJIT_E_SHAPE, "negative sequence length (%lld, %lld)",
-               (long long)lq, (long long)lk);
-    RJ_FAIL_IF(dg, s->causal && lq != lk, RFJIT_E_SHAPE,
-               "causal attention needs lq == lk (%lld vs %lld)", (long long)lq, (long long)lk);
+    RJ_TRY(rj_est_check_nvis(s, lq, lk, nvis, dg));
     const int64_t M = e->feature_dim(s);
     RJ_FAIL_IF(dg, M < 1 || s->dv < 1, RFJIT_E_INTERNAL,
                "linear attention with M = %lld features and dv = %d", (long long)M, s->dv);
@@ -145,7 +153,7 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
     }
     const int d = s->d, dv = s->dv;
     double h;
-    if (!s->causal) {
+    if (!prefix_visibility(s, nvis, lq, lk)) {
         /* pass 1: the shift c = max_j h_j (keys with h = -inf never raise it) */
         for (int64_t j = 0; j < lk; j++) {
             e->features(s, params, RJ_ROLE_K, y + j * d, &h, f);
@@ -165,11 +173,14 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
             query(&st, f, out + i * dv);
         }
     } else {
-        for (int64_t t = 0; t < lk; t++) {
-            e->features(s, params, RJ_ROLE_K, y + t * d, &h, f);
-            add_key_running(&st, h, f, v + t * dv);
-            e->features(s, params, RJ_ROLE_Q, x + t * d, &h, f);
-            query(&st, f, out + t * dv);
+        int64_t t = 0; /* keys absorbed so far */
+        for (int64_t i = 0; i < lq; i++) {
+            for (const int64_t n = nvis ? nvis[i] : i + 1; t < n; t++) {
+                e->features(s, params, RJ_ROLE_K, y + t * d, &h, f);
+                add_key_running(&st, h, f, v + t * dv);
+            }
+            e->features(s, params, RJ_ROLE_Q, x + i * d, &h, f);
+            query(&st, f, out + i * dv);
         }
     }
 done:

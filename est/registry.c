@@ -38,13 +38,48 @@ const rj_est_ops *rj_est_find(const char *name)
     return NULL;
 }
 
-rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x,
-                               int64_t lq, const double *y, const double *v, int64_t lk,
+rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                               const double *y, const double *v, int64_t lk, const int64_t *nvis,
                                double *out, rj_diag *dg)
 {
     if (s->est->tmpl == RJ_TMPL_LINEAR)
-        return rj_ref_linear(s, params, x, lq, y, v, lk, out, dg);
-    return s->est->attend(s, params, x, lq, y, v, lk, out, dg);
+        return rj_ref_linear(s, params, x, lq, y, v, lk, nvis, out, dg);
+    return s->est->attend(s, params, x, lq, y, v, lk, nvis, out, dg);
+}
+
+rfjit_status rj_est_check_nvis(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
+                               rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, lq < 0 || lk < 0, RFJIT_E_SHAPE, "negative sequence length (%lld, %lld)",
+               (long long)lq, (long long)lk);
+    if (!nvis) {
+        RJ_FAIL_IF(dg, s->causal && lq != lk, RFJIT_E_SHAPE,
+                   "causal attention without visible-key counts needs lq == lk (%lld vs %lld)",
+                   (long long)lq, (long long)lk);
+        return RFJIT_OK;
+    }
+    for (int64_t i = 0; i < lq; i++)
+        RJ_FAIL_IF(dg, nvis[i] < (i ? nvis[i - 1] : 0) || nvis[i] > lk, RFJIT_E_INTERNAL,
+                   "visible-key count %lld of query %lld is outside [%lld, %lld]",
+                   (long long)nvis[i], (long long)i, (long long)(i ? nvis[i - 1] : 0),
+                   (long long)lk);
+    return RFJIT_OK;
+}
+
+const int64_t *rj_est_nvis(const rj_spec *s, int64_t lq, int64_t lk, int64_t qoff,
+                           const int64_t *pos, int64_t nk, int64_t *nvis)
+{
+    if (nk == lk && (qoff == 0 || !s->causal))
+        return NULL;
+    int64_t n = 0;
+    for (int64_t i = 0; i < lq; i++) {
+        if (!s->causal)
+            n = nk;
+        while (n < nk && pos[n] <= i + qoff)
+            n++;
+        nvis[i] = n;
+    }
+    return nvis;
 }
 
 const char *rfjit_estimator_name(int index)

@@ -5,7 +5,14 @@
  * summarised chunk c, whose logit is x_i . kbar_c + ln n_c and whose value is beta_c. Queries
  * with the same exact chunk range [clo, chi) share that key set, so each run of them is one
  * kernel call on [pseudo-keys ; exact keys], with the causal diagonal shifted by qoff so
- * that pseudo-keys are always visible and exact key j is visible to query i iff j <= i.
+ * that pseudo-keys are always visible.
+ *
+ * Keys are compacted as for the reference (masked keys removed, est/eva.c), and query i sees
+ * the exact keys j < nvis[i] (rj_est_nvis: mask, padding and the bottom-right causal offset
+ * in one count). The kernel can express, in one call of lk' keys with diagonal qoff, query t
+ * seeing keys j <= min(t + qoff, lk' - 1): a run of counts rising by one per query followed
+ * by a run of equal counts. A causal group is cut into such runs; for a plain sequence
+ * (nvis[i] = i + 1) that is the group itself, as before masks existed.
  *
  * The logit offset rides on one extra coordinate (the kernel has d' = d + 1 and scales by
  * d'^{-1/4}): with c1 = (d'/d)^{1/4},
@@ -24,6 +31,7 @@
 typedef struct eva_bufs {
     double *x, *y, *v, *kbar, *beta;
     float *qa, *ka, *va, *ws, *st;
+    int64_t *pos, *nvis;
 } eva_bufs;
 
 /* The scratch slots of an EVA execute (exec_scratch.h): the scaled rows and values in double,
@@ -40,6 +48,8 @@ enum eva_slot {
     SLOT_VA,
     SLOT_OUT,
     SLOT_OUT_D,
+    SLOT_POS,
+    SLOT_NVIS,
     EVA_SLOTS
 };
 _Static_assert(EVA_SLOTS <= RJ_SLOTS, "every slot of exec_eva.c exists in a scratch");
@@ -59,8 +69,35 @@ static void put_keys(const rfjit_plan *p, const double *y, const double *v, int6
     }
 }
 
+/* Visible keys of query i: nvis[i], or the estimator's rule without counts. */
+static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t lk)
+{
+    return nvis ? nvis[i] : s->causal ? i + 1 : lk;
+}
+
+/* End of the run from i0 that one kernel call can take: same exact chunks [clo, chi) and,
+ * causal, visible counts rising by one per query and then constant (file comment). */
+static int64_t run_end(const rj_spec *s, const int64_t *nvis, int64_t i0, int64_t lq, int64_t lk,
+                       int64_t clo, int64_t chi)
+{
+    const rj_eva_ops *E = s->est->eva;
+    bool flat = false;
+    int64_t i1 = i0 + 1;
+    for (; i1 < lq; i1++) {
+        const int64_t vis = visible(s, nvis, i1, lk), step = vis - visible(s, nvis, i1 - 1, lk);
+        if (s->causal && !(step == 0 || (step == 1 && !flat)))
+            break;
+        flat = flat || step == 0;
+        int64_t c2lo, c2hi;
+        E->exact_chunks(s, lk, i1, vis, &c2lo, &c2hi);
+        if (c2lo != clo || c2hi != chi)
+            break;
+    }
+    return i1;
+}
+
 static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t lq, int64_t lk,
-                     float *out, int64_t so)
+                     const int64_t *nvis, float *out, int64_t so)
 {
     const rj_spec *s = &p->spec;
     const rj_eva_ops *E = s->est->eva;
@@ -68,19 +105,23 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
     const double c1 = pow((double)d1 / d, 0.25), unscale = pow((double)d, 0.25);
     int64_t size = 0;
     const int64_t count = E->chunks(s, lk, &size);
-    E->summaries(s, p->params, b->x, lq, b->y, b->v, lk, b->kbar, b->beta);
+    E->summaries(s, p->params, rj_eva_aligned(s, lq, lk, nvis) ? b->x : NULL, b->y, b->v, lk,
+                 b->kbar, b->beta);
     for (int64_t i = 0; i < lq; i++) {
         for (int a = 0; a < d; a++)
             b->qa[i * d1 + a] = (float)(c1 * unscale * b->x[i * d + a]);
         b->qa[i * d1 + d] = 1;
     }
     int64_t i0 = 0;
+    for (; i0 < lq && visible(s, nvis, i0, lk) == 0; i0++) /* a prefix seeing no key */
+        for (int a = 0; a < dv; a++)
+            out[i0 * so + a] = 0;
     while (i0 < lq) {
-        int64_t clo, chi, c2lo, c2hi, i1 = i0 + 1;
-        E->exact_chunks(s, lk, i0, &clo, &chi);
-        while (i1 < lq && (E->exact_chunks(s, lk, i1, &c2lo, &c2hi), c2lo == clo && c2hi == chi))
-            i1++;
-        /* pseudo-keys of the summarised chunks, then the exact keys */
+        const int64_t vis0 = visible(s, nvis, i0, lk);
+        int64_t clo, chi;
+        E->exact_chunks(s, lk, i0, vis0, &clo, &chi);
+        const int64_t i1 = run_end(s, nvis, i0, lq, lk, clo, chi);
+        /* pseudo-keys of the summarised chunks, then the exact keys the run sees */
         int64_t np = 0;
         for (int64_t c = 0; c < count; c++) {
             if ((c >= clo && c < chi) || (s->causal && c >= clo))
@@ -93,7 +134,11 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
                 b->va[np * dv + a] = (float)b->beta[c * dv + a];
             np++;
         }
-        const int64_t elo = clo * size, ehi = chi * size < lk ? chi * size : lk;
+        const int64_t elo = clo * size < lk ? clo * size : lk;
+        const int64_t vlast = visible(s, nvis, i1 - 1, lk);
+        int64_t ehi = chi * size < lk ? chi * size : lk;
+        if (s->causal && vlast < ehi)
+            ehi = vlast;
         put_keys(p, b->y, b->v, elo, ehi, np, c1, b);
         rj_kargs a = {0};
         a.q = b->qa + i0 * d1;
@@ -109,7 +154,8 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
         a.sv = dv;
         a.so = so;
         a.flags = RJ_KFLAG_INIT;
-        a.qoff = np + (i0 > elo ? i0 - elo : 0);
+        /* query i0 sees the pseudo-keys and exact keys elo .. vis0 - 1 */
+        a.qoff = s->causal ? np + vis0 - 1 - elo : 0;
         fn(&a);
         i0 = i1;
     }
@@ -126,26 +172,23 @@ static void longest(const rj_call *c, int64_t *lq, int64_t *lk)
     }
 }
 
-static rfjit_status eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c,
-                              const rj_seq *sq, int64_t h, eva_bufs *b, float *o, double *od,
-                              rj_diag *dg)
+static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, const rj_seq *sq,
+                      int64_t h, eva_bufs *b, float *o, double *od)
 {
     const rj_spec *s = &p->spec;
-    RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
-               "eva: causal attention with a key mask or with more keys than queries is not "
-               "supported yet");
     const double scale = rj_plan_input_scale(s);
     rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, NULL);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
     if (nk == 0) {
         rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
-        return RFJIT_OK;
+        return;
     }
-    one_head(p, fn, b, sq->lq, nk, o, s->dv);
+    const int64_t qoff = s->causal ? sq->lk - sq->lq : 0;
+    const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
+    one_head(p, fn, b, sq->lq, nk, nvis, o, s->dv);
     for (size_t i = 0; i < (size_t)sq->lq * (size_t)s->dv; i++)
         od[i] = o[i];
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, od);
-    return RFJIT_OK;
 }
 
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
@@ -154,8 +197,9 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     int64_t lq, lk;
     longest(call, &lq, &lk);
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
-    int64_t size = 0;
-    const int64_t count = s->est->eva->chunks(s, lk, &size);
+    /* a sequence with masked keys is chunked over fewer keys, into smaller and possibly
+     * more chunks than the longest one: every count is at most C and at most its keys */
+    const int64_t count = s->eva_chunks < lk ? s->eva_chunks : lk;
     rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
     RJ_TRY(rj_plan_kernel_for(p, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);
@@ -170,23 +214,25 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     b.qa = rj_scratch_buf(c, SLOT_QA, (size_t)lq * d1, sizeof(float));
     b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 1) * d1, sizeof(float));
     b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 1) * dv, sizeof(float));
+    b.pos = rj_scratch_buf(c, SLOT_POS, (size_t)lk + 1, sizeof(int64_t));
+    b.nvis = rj_scratch_buf(c, SLOT_NVIS, (size_t)lq + 1, sizeof(int64_t));
     b.ws = c->ws;
     b.st = c->st;
     float *o = rj_scratch_buf(c, SLOT_OUT, (size_t)lq * dv, sizeof(float));
     double *od = rj_scratch_buf(c, SLOT_OUT_D, (size_t)lq * dv, sizeof(double));
-    if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !o || !od) {
+    if (!b.x || !b.y || !b.v || !b.kbar || !b.beta || !b.qa || !b.ka || !b.va || !b.pos ||
+        !b.nvis || !o || !od) {
         rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for a (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
     }
-    rfjit_status st = RFJIT_OK;
-    for (int64_t bi = 0; bi < call->B && st == RFJIT_OK; bi++) {
+    for (int64_t bi = 0; bi < call->B; bi++) {
         const rj_seq sq = rj_call_seq(call, bi);
         if (sq.lq == 0 || sq.lk == 0)
             continue;
-        for (int64_t h = 0; h < call->H && st == RFJIT_OK; h++)
-            st = eva_slice(p, fn, call, &sq, h, &b, o, od, dg);
+        for (int64_t h = 0; h < call->H; h++)
+            eva_slice(p, fn, call, &sq, h, &b, o, od);
     }
     rj_scratch_give(p, c);
-    return st;
+    return RFJIT_OK;
 }

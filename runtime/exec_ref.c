@@ -3,17 +3,26 @@
  * This file is the reference executor: per (sequence, head) it gathers the scaled queries
  * and the visible keys into double buffers, fits parameters if the plan fits per call, runs
  * the estimator's reference attention (est/) and scatters the output.
+ *
+ * Masked keys are removed before the estimator sees them (rj_call_gather_keys), so each
+ * query's visibility is a prefix of the compacted keys: nvis[i] = the number of visible keys
+ * at positions <= i + qoff (causal, qoff = lk - lq), or all of them. The count is passed
+ * only when it is not the estimator's own default (a sequence with a masked key or a causal
+ * offset), so that a plain sequence runs exactly as the estimator defines it without one.
  */
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
 
 typedef struct exec_bufs {
     double *x, *y, *v, *o;
+    int64_t *pos, *nvis;
     rj_fit_scratch fs;
 } exec_bufs;
 
 static void bufs_free(exec_bufs *b)
 {
+    rj_free(b->pos);
+    rj_free(b->nvis);
     rj_free(b->x);
     rj_free(b->y);
     rj_free(b->v);
@@ -38,19 +47,17 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
 {
     const rj_spec *s = &p->spec;
     const double scale = rj_plan_input_scale(s);
-    RJ_FAIL_IF(dg, s->causal && (sq->mask || sq->lk != sq->lq), RFJIT_E_NOT_APPLICABLE,
-               "%s on the reference: causal attention with a key mask or with more keys than "
-               "queries is not supported yet",
-               s->est->name);
     rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, NULL);
+    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
     if (nk == 0) { /* every key masked: the queries see nothing */
         rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
         return RFJIT_OK;
     }
+    const int64_t qoff = s->causal ? sq->lk - sq->lq : 0;
+    const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
     const double *params = NULL;
     RJ_TRY(rj_fit_slice(p, &b->fs, b->x, sq->lq, b->y, nk, &params, dg));
-    RJ_TRY(rj_est_ref_attend(s, params, b->x, sq->lq, b->y, b->v, nk, b->o, dg));
+    RJ_TRY(rj_est_ref_attend(s, params, b->x, sq->lq, b->y, b->v, nk, nvis, b->o, dg));
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, b->o);
     return RFJIT_OK;
 }
@@ -73,7 +80,9 @@ rfjit_status rj_exec_ref(const rfjit_plan *p, const rj_call *c, bool redo, rj_di
     b.y = rj_alloc_array((size_t)lk * (size_t)s->d + 1, sizeof(double));
     b.v = rj_alloc_array((size_t)lk * (size_t)s->dv + 1, sizeof(double));
     b.o = rj_alloc_array((size_t)lq * (size_t)s->dv + 1, sizeof(double));
-    if (!b.x || !b.y || !b.v || !b.o) {
+    b.pos = rj_alloc_array((size_t)lk + 1, sizeof(int64_t));
+    b.nvis = rj_alloc_array((size_t)lq + 1, sizeof(int64_t));
+    if (!b.x || !b.y || !b.v || !b.o || !b.pos || !b.nvis) {
         bufs_free(&b);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for one (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);

@@ -42,17 +42,18 @@ static double dotd(const double *a, const double *b)
 }
 
 /* Summary of chunk [lo, hi) straight from the definitions (no log-domain shift: moderate
- * norms only): kbar, and beta with w = qbar + kbar + eps (lq == lk) or 2 kbar + eps. */
-static void summary(const double *x, int lq, const double *y, const double *v, int lk, int lo,
-                    int hi, const double *eps, double *kbar, double *beta)
+ * norms only): kbar, and beta with w = qbar + kbar + eps (aligned: bidirectional and
+ * lq == lk) or 2 kbar + eps. */
+static void summary(const double *x, int aligned, const double *y, const double *v, int lo, int hi,
+                    const double *eps, double *kbar, double *beta)
 {
     double w[D], Z = 0;
     for (int a = 0; a < D; a++) {
         double sq = 0, sk = 0;
         for (int j = lo; j < hi; j++)
-            sk += y[j * D + a], sq += lq == lk ? x[j * D + a] : 0;
+            sk += y[j * D + a], sq += aligned ? x[j * D + a] : 0;
         kbar[a] = sk / (hi - lo);
-        w[a] = (lq == lk ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
+        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
     }
     for (int b = 0; b < DV; b++)
         beta[b] = 0;
@@ -80,7 +81,7 @@ static int brute_force(int w, int C, int causal, const double *x, int lq, const 
     double kbar[LMAX][D], beta[LMAX][DV];
     for (int c = 0; c < nc; c++) {
         const int lo = c * s, hi = lo + s < lk ? lo + s : lk;
-        summary(x, lq, y, v, lk, lo, hi, eps + c * D, kbar[c], beta[c]);
+        summary(x, !causal && lq == lk, y, v, lo, hi, eps + c * D, kbar[c], beta[c]);
     }
     int used = 0;
     for (int i = 0; i < lq; i++) {
@@ -138,7 +139,7 @@ Test(eva, matches_set_semantics)
                 const int w = windows[wi], C = chunks[ci];
                 rt_inst e;
                 eva_init(&e, w, C, causal, 2);
-                cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, o1, NULL),
+                cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, NULL, o1, NULL),
                              RFJIT_OK);
                 used += brute_force(w, C, causal, x, lq, y, v, lk, e.params, o2);
                 const double err = rt_max_rel_err(o1, o2, (size_t)lq * DV);
@@ -159,7 +160,7 @@ Test(eva, no_window_one_chunk_is_rfa)
         const int lk = 23, lq = cross ? 11 : lk;
         rt_inst e;
         eva_init(&e, 0, 1, 0, 4);
-        cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, o, NULL), RFJIT_OK);
+        cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, NULL, o, NULL), RFJIT_OK);
         double w[D], beta[DV] = {0}, Z = 0;
         for (int a = 0; a < D; a++) {
             double sq = 0, sk = 0;
@@ -188,8 +189,8 @@ static void check_softmax(int w, int C, int causal, int lq, int lk, uint64_t see
     data(x, y, v, seed);
     rt_inst e;
     eva_init(&e, w, C, causal, seed + 1);
-    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, o1, NULL), RFJIT_OK);
-    cr_assert_eq(rj_ref_softmax(&e.s, x, lq, y, v, lk, o2, NULL), RFJIT_OK);
+    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, NULL, o1, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&e.s, x, lq, y, v, lk, NULL, o2, NULL), RFJIT_OK);
     const double err = rt_max_rel_err(o1, o2, (size_t)lq * DV);
     cr_assert_leq(err, 1e-12, "w %d C %d causal %d lq %d lk %d: rel err %.3g vs softmax", w, C,
                   causal, lq, lk, err);
@@ -234,7 +235,7 @@ Test(eva, zero_keys_give_uniform_average)
                 const int L = 21;
                 rt_inst e;
                 eva_init(&e, windows[wi], chunks[ci], causal, 11);
-                cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, o, NULL),
+                cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, NULL, o, NULL),
                              RFJIT_OK);
                 for (int i = 0; i < L; i++) {
                     const int nv = causal ? i + 1 : L;
@@ -268,8 +269,9 @@ Test(eva, causal_prefix_property)
         for (size_t ci = 0; ci < 5; ci++) {
             rt_inst e;
             eva_init(&e, windows[wi], chunks[ci], 1, 14);
-            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, o1, NULL), RFJIT_OK);
-            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x2, L, y2, v2, L, o2, NULL),
+            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, NULL, o1, NULL),
+                         RFJIT_OK);
+            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x2, L, y2, v2, L, NULL, o2, NULL),
                          RFJIT_OK);
             cr_assert(memcmp(o1, o2, sizeof(double) * (T + 1) * DV) == 0,
                       "w %d C %d: outputs 0..%d changed with the future", windows[wi],
@@ -316,13 +318,13 @@ Test(eva, shapes_and_empty_keys)
     rt_inst e;
     eva_init(&e, 2, 3, 1, 16);
     rj_diag dg = {{0}};
-    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, 5, y, v, 6, o, &dg), RFJIT_E_SHAPE);
+    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, 5, y, v, 6, NULL, o, &dg), RFJIT_E_SHAPE);
     cr_assert(dg.msg[0]);
     rt_inst_free(&e);
     eva_init(&e, 2, 3, 0, 16);
     for (int i = 0; i < 4 * DV; i++)
         o[i] = 7;
-    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, 4, y, v, 0, o, NULL), RFJIT_OK);
+    cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, 4, y, v, 0, NULL, o, NULL), RFJIT_OK);
     for (int i = 0; i < 4 * DV; i++)
         cr_assert_eq(o[i], 0, "no key: zero rows");
     rt_inst_free(&e);
@@ -341,7 +343,7 @@ Test(eva, huge_norms_finite)
         for (int C = 1; C <= 8; C += 7) {
             rt_inst e;
             eva_init(&e, 3, C, causal, 18);
-            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, o, NULL), RFJIT_OK);
+            cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, L, y, v, L, NULL, o, NULL), RFJIT_OK);
             for (int b = 0; b < DV; b++) {
                 double lo = INFINITY, hi = -INFINITY;
                 for (int j = 0; j < L; j++)

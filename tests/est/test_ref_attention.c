@@ -108,7 +108,7 @@ Test(ref_attention, c4_linear_equals_quadratic_form)
                 /* self attention, then (bidirectional only) cross attention with LQ queries */
                 for (int cross = 0; cross < 2 - causal; cross++) {
                     const int64_t lq = cross ? LQ : L;
-                    cr_assert_eq(rj_ref_linear(&in.s, in.params, x, lq, y, v, L, o1, NULL),
+                    cr_assert_eq(rj_ref_linear(&in.s, in.params, x, lq, y, v, L, NULL, o1, NULL),
                                  RFJIT_OK);
                     rt_quadratic(&in, x, lq, y, v, L, o2);
                     const double err = rt_max_rel_err(o1, o2, (size_t)lq * DV);
@@ -222,8 +222,9 @@ Test(ref_attention, stabilisation_huge_norms_invariance)
                 cr_assert(fabs(h) > 746 && rt_all_finite(f, (size_t)s.est->feature_dim(&s)),
                           "%s row %d: h = %g should put e^h outside double", s.est->name, j, h);
             }
-            cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, o1, NULL), RFJIT_OK);
-            cr_assert_eq(rj_ref_linear(&in.s, in.params, xs, L, ys, v, L, o2, NULL), RFJIT_OK);
+            cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, NULL, o1, NULL), RFJIT_OK);
+            cr_assert_eq(rj_ref_linear(&in.s, in.params, xs, L, ys, v, L, NULL, o2, NULL),
+                         RFJIT_OK);
             cr_assert(rt_all_finite(o2, L * DV), "%s causal %d: non-finite output",
                       s.est->name, causal);
             const double err = rt_max_rel_err(o2, o1, L * DV);
@@ -266,8 +267,8 @@ Test(ref_attention, log_scale_shift_invariance)
             wrapped.features = shifted_features;
             rj_spec ws = in.s;
             ws.est = &wrapped;
-            cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, o1, NULL), RFJIT_OK);
-            cr_assert_eq(rj_ref_linear(&ws, in.params, x, L, y, v, L, o2, NULL), RFJIT_OK);
+            cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, NULL, o1, NULL), RFJIT_OK);
+            cr_assert_eq(rj_ref_linear(&ws, in.params, x, L, y, v, L, NULL, o2, NULL), RFJIT_OK);
             const double err = rt_max_rel_err(o2, o1, L * DV);
             cr_assert_leq(err, 1e-9, "%s base %d causal %d: rel err %.3g", s.est->name,
                           s.hrf_base, causal, err);
@@ -279,7 +280,7 @@ Test(ref_attention, log_scale_shift_invariance)
 static rfjit_status attention(const rt_inst *in, const double *x, int64_t lq, const double *y,
                               const double *v, int64_t lk, double *out)
 {
-    return rj_est_ref_attend(&in->s, in->params, x, lq, y, v, lk, out, NULL);
+    return rj_est_ref_attend(&in->s, in->params, x, lq, y, v, lk, NULL, out, NULL);
 }
 
 typedef struct any_case {
@@ -479,7 +480,7 @@ Test(ref_attention, denominator_guard)
     const double e = 1e-9;
     const double q[5][2] = {{1, -1}, {1, -1 + e}, {1 - e, -1}, {1, -0.5}, {0, 0}};
     double o[5];
-    cr_assert_eq(rj_ref_linear(&s, NULL, &q[0][0], 5, y, v, 2, o, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_linear(&s, NULL, &q[0][0], 5, y, v, 2, NULL, o, NULL), RFJIT_OK);
     double want[5];
     for (int i = 0; i < 5; i++) {
         const double f1 = q[i][0], f2 = q[i][1], g = fabs(f1) + fabs(f2);
@@ -500,15 +501,15 @@ Test(ref_attention, denominator_guard)
     const rj_spec s2 = direct_spec(&ops2, 0, 0);
     const double yk[2] = {1, 0}, vk[1] = {5}, qk[2] = {0, 1};
     double o2 = 7;
-    cr_assert_eq(rj_ref_linear(&s2, NULL, qk, 1, yk, vk, 1, &o2, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_linear(&s2, NULL, qk, 1, yk, vk, 1, NULL, &o2, NULL), RFJIT_OK);
     cr_assert_eq(o2, 0);
     /* no keys at all: zero rows, also for softmax */
     double o3[2] = {7, 7};
-    cr_assert_eq(rj_ref_linear(&s, NULL, &q[0][0], 2, y, v, 0, o3, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_linear(&s, NULL, &q[0][0], 2, y, v, 0, NULL, o3, NULL), RFJIT_OK);
     cr_assert(o3[0] == 0 && o3[1] == 0);
     const rj_spec se = rt_spec("exact", 2, 1, 1, 0);
     o3[0] = o3[1] = 7;
-    cr_assert_eq(rj_ref_softmax(&se, &q[0][0], 2, y, v, 0, o3, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&se, &q[0][0], 2, y, v, 0, NULL, o3, NULL), RFJIT_OK);
     cr_assert(o3[0] == 0 && o3[1] == 0);
 }
 
@@ -520,10 +521,10 @@ Test(ref_attention, causal_shape_errors)
     const double x[6] = {1, 0, 0, 1, 1, 1}, v[3] = {1, 2, 3};
     double o[3];
     rj_diag dg = {{0}};
-    cr_assert_eq(rj_ref_linear(&s, NULL, x, 2, x, v, 3, o, &dg), RFJIT_E_SHAPE);
+    cr_assert_eq(rj_ref_linear(&s, NULL, x, 2, x, v, 3, NULL, o, &dg), RFJIT_E_SHAPE);
     cr_assert(strstr(dg.msg, "lq == lk") != NULL, "message: %s", dg.msg);
-    cr_assert_eq(rj_ref_softmax(&se, x, 3, x, v, 2, o, NULL), RFJIT_E_SHAPE);
-    cr_assert_eq(rj_ref_linear(&s, NULL, x, 3, x, v, 3, o, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&se, x, 3, x, v, 2, NULL, o, NULL), RFJIT_E_SHAPE);
+    cr_assert_eq(rj_ref_linear(&s, NULL, x, 3, x, v, 3, NULL, o, NULL), RFJIT_OK);
 }
 
 /* Softmax against the textbook formula without the max shift (moderate logits), and its
@@ -538,7 +539,7 @@ Test(ref_attention, exact_is_softmax)
     for (int causal = 0; causal < 2; causal++) {
         const int64_t lq = causal ? L : LQ;
         const rj_spec s = rt_spec("exact", D, DV, 1, causal);
-        cr_assert_eq(rj_ref_softmax(&s, x, lq, y, v, L, o1, NULL), RFJIT_OK);
+        cr_assert_eq(rj_ref_softmax(&s, x, lq, y, v, L, NULL, o1, NULL), RFJIT_OK);
         for (int i = 0; i < lq; i++) {
             double Z = 0, acc[DV] = {0};
             for (int j = 0; j < (causal ? i + 1 : L); j++) {
@@ -556,7 +557,7 @@ Test(ref_attention, exact_is_softmax)
         cr_assert_leq(err, 1e-13, "causal %d: rel err %.3g", causal, err);
         rt_inst in;
         rt_inst_init(&in, &s, RFJIT_PROJ_ORTHOGONAL, 1);
-        cr_assert_eq(rj_est_ref_attend(&in.s, in.params, x, lq, y, v, L, o2, NULL), RFJIT_OK);
+        cr_assert_eq(rj_est_ref_attend(&in.s, in.params, x, lq, y, v, L, NULL, o2, NULL), RFJIT_OK);
         cr_assert(memcmp(o1, o2, sizeof(double) * (size_t)lq * DV) == 0);
         cr_assert_eq(s.est->variance(&s, in.params, x, y), 0);
         rt_inst_free(&in);
@@ -587,7 +588,7 @@ Test(ref_attention, softmax_huge_logits)
     rows_with_norms(y, L, D, 92, 0, 360, 340);
     rt_normals(v, L * DV, 1.0, 93, 0);
     const rj_spec s = rt_spec("exact", D, DV, 1, 0);
-    cr_assert_eq(rj_ref_softmax(&s, x, L, y, v, L, o, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&s, x, L, y, v, L, NULL, o, NULL), RFJIT_OK);
     int checked = 0;
     for (int i = 0; i < L; i++) {
         double best = -INFINITY, second = -INFINITY;
@@ -623,7 +624,7 @@ Test(ref_attention, c5a_jax_unidirectional_trig)
         const rj_spec s = rt_spec("trig", 1, 1, 10000, 1);
         rt_inst in;
         rt_inst_init(&in, &s, proj ? RFJIT_PROJ_IID : RFJIT_PROJ_ORTHOGONAL, 42);
-        cr_assert_eq(rj_ref_linear(&in.s, in.params, x, 3, x, v, 3, o, NULL), RFJIT_OK);
+        cr_assert_eq(rj_ref_linear(&in.s, in.params, x, 3, x, v, 3, NULL, o, NULL), RFJIT_OK);
         for (int t = 0; t < 3; t++)
             cr_assert(fabs(o[t] - 1.0 / (t + 1)) < 0.02, "proj %d t %d: %g (seed 42)", proj, t,
                       o[t]);
@@ -648,10 +649,10 @@ Test(ref_attention, c5b_tf_noncausal_positive, .timeout = 60)
     raw_scaled(y, L * D, D, 102);
     rt_normals(v, L * D, 1.0, 103, 0);
     const rj_spec se = rt_spec("exact", D, D, 1, 0), sp = rt_spec("positive", D, D, 1000, 0);
-    cr_assert_eq(rj_ref_softmax(&se, x, L, y, v, L, o1, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&se, x, L, y, v, L, NULL, o1, NULL), RFJIT_OK);
     rt_inst in;
     rt_inst_init(&in, &sp, RFJIT_PROJ_ORTHOGONAL, 104);
-    cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, o2, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, y, v, L, NULL, o2, NULL), RFJIT_OK);
     double mx = 0;
     for (int i = 0; i < L * D; i++)
         mx = fmax(mx, fabs(o1[i] - o2[i]));
@@ -672,12 +673,12 @@ Test(ref_attention, c5c_jax_bidirectional_trig)
     raw_scaled(x, L * D, D, 111);
     rt_normals(v, L * DV, 1.0, 112, 0);
     const rj_spec se = rt_spec("exact", D, DV, 1, 0), st = rt_spec("trig", D, DV, 10000, 0);
-    cr_assert_eq(rj_ref_softmax(&se, x, L, x, v, L, o1, NULL), RFJIT_OK);
+    cr_assert_eq(rj_ref_softmax(&se, x, L, x, v, L, NULL, o1, NULL), RFJIT_OK);
     const double bound[2] = {2.0, 0.33};
     for (int proj = 0; proj < 2; proj++) {
         rt_inst in;
         rt_inst_init(&in, &st, proj ? RFJIT_PROJ_IID : RFJIT_PROJ_ORTHOGONAL, 113);
-        cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, x, v, L, o2, NULL), RFJIT_OK);
+        cr_assert_eq(rj_ref_linear(&in.s, in.params, x, L, x, v, L, NULL, o2, NULL), RFJIT_OK);
         double mx = 0;
         for (int i = 0; i < L * DV; i++)
             mx = fmax(mx, fabs(o2[i] - o1[i]) / fabs(o1[i]));
