@@ -84,8 +84,7 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
                             "synthetic_scale %g is outside (0, 100]", d->synthetic_scale);
     if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                            "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))",
-                            d->scale);
+                            "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))", d->scale);
     RJ_TRY(parse_estimators(ctx, d->estimators, &r->est_mask));
     r->d = d->d;
     r->dv = d->dv ? d->dv : d->d;
@@ -176,9 +175,8 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
         snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
     snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x",
-             r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output",
-             r->causal ? "causal" : "bidir", r->d, r->dv, scale, (long long)bucket, r->budget,
-             cal, (unsigned)r->est_mask);
+             r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", r->causal ? "causal" : "bidir",
+             r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask);
     return RFJIT_OK;
 }
 

@@ -78,7 +78,7 @@ typedef struct rj_kplan {
     int64_t ws_den, ws_g; /* T each: denominators and guard scales */
     int64_t ws_a, ws_aa; /* T x T intra-chunk scores (and |scores|) */
     int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
-    int64_t ws_kv;  /* T: the key tile's visibility, 1 or 0 (key mask and tile end) */
+    int64_t ws_kv;       /* T: the key tile's visibility, 1 or 0 (key mask and tile end) */
     int64_t ws_floats;
 
     /* Carried state (floats), the linear template's sums over the keys seen so far, each

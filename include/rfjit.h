@@ -74,31 +74,31 @@ extern "C" {
 #define RFJIT_VERSION_STRING "0.2.0"
 
 /* Status codes: pinned numbers, grouped by decade, never renumbered or reused. */
-#define RFJIT_STATUS_LIST(X)                                                                     \
-    X(RFJIT_OK, 0, "ok")                                                                         \
-    X(RFJIT_E_INVALID_ARG, 1, "invalid argument")                                                \
-    X(RFJIT_E_NOMEM, 2, "out of memory")                                                         \
-    X(RFJIT_E_INTERNAL, 3, "internal error")                                                     \
-    X(RFJIT_E_STATE, 4, "call not valid in this state")                                          \
-    X(RFJIT_E_NONFINITE, 5, "input contains NaN or Inf")                                         \
-    X(RFJIT_E_TOO_LARGE, 6, "sizes too large")                                                   \
-    X(RFJIT_E_RANGE, 7, "result outside float range")                                           \
-    X(RFJIT_E_DESC_SIZE, 10, "descriptor size not understood")                                   \
-    X(RFJIT_E_SHAPE, 11, "tensor shapes do not match")                                           \
-    X(RFJIT_E_STRIDE, 12, "invalid tensor strides")                                              \
-    X(RFJIT_E_ALIAS, 13, "output overlaps an input")                                             \
-    X(RFJIT_E_DTYPE, 14, "tensor element type not accepted")                                     \
-    X(RFJIT_E_NO_ESTIMATOR, 20, "unknown estimator")                                             \
-    X(RFJIT_E_NOT_APPLICABLE, 21, "operation not applicable to this estimator")                  \
-    X(RFJIT_E_BUDGET, 22, "invalid or unreachable variance budget")                              \
-    X(RFJIT_E_FIT, 23, "parameter fit failed")                                                   \
-    X(RFJIT_E_JIT, 30, "JIT compilation failed")                                                 \
-    X(RFJIT_E_ISA, 31, "instruction set not available")                                          \
-    X(RFJIT_E_TARGET, 32, "unknown target")                                                      \
-    X(RFJIT_E_IO, 40, "I/O error")                                                               \
-    X(RFJIT_E_NO_WISDOM, 41, "no wisdom for this problem")                                       \
-    X(RFJIT_E_WISDOM_FORMAT, 42, "malformed wisdom")                                             \
-    X(RFJIT_E_THREAD, 50, "thread error")                                                        \
+#define RFJIT_STATUS_LIST(X)                                                                       \
+    X(RFJIT_OK, 0, "ok")                                                                           \
+    X(RFJIT_E_INVALID_ARG, 1, "invalid argument")                                                  \
+    X(RFJIT_E_NOMEM, 2, "out of memory")                                                           \
+    X(RFJIT_E_INTERNAL, 3, "internal error")                                                       \
+    X(RFJIT_E_STATE, 4, "call not valid in this state")                                            \
+    X(RFJIT_E_NONFINITE, 5, "input contains NaN or Inf")                                           \
+    X(RFJIT_E_TOO_LARGE, 6, "sizes too large")                                                     \
+    X(RFJIT_E_RANGE, 7, "result outside float range")                                              \
+    X(RFJIT_E_DESC_SIZE, 10, "descriptor size not understood")                                     \
+    X(RFJIT_E_SHAPE, 11, "tensor shapes do not match")                                             \
+    X(RFJIT_E_STRIDE, 12, "invalid tensor strides")                                                \
+    X(RFJIT_E_ALIAS, 13, "output overlaps an input")                                               \
+    X(RFJIT_E_DTYPE, 14, "tensor element type not accepted")                                       \
+    X(RFJIT_E_NO_ESTIMATOR, 20, "unknown estimator")                                               \
+    X(RFJIT_E_NOT_APPLICABLE, 21, "operation not applicable to this estimator")                    \
+    X(RFJIT_E_BUDGET, 22, "invalid or unreachable variance budget")                                \
+    X(RFJIT_E_FIT, 23, "parameter fit failed")                                                     \
+    X(RFJIT_E_JIT, 30, "JIT compilation failed")                                                   \
+    X(RFJIT_E_ISA, 31, "instruction set not available")                                            \
+    X(RFJIT_E_TARGET, 32, "unknown target")                                                        \
+    X(RFJIT_E_IO, 40, "I/O error")                                                                 \
+    X(RFJIT_E_NO_WISDOM, 41, "no wisdom for this problem")                                         \
+    X(RFJIT_E_WISDOM_FORMAT, 42, "malformed wisdom")                                               \
+    X(RFJIT_E_THREAD, 50, "thread error")                                                          \
     X(RFJIT_STATUS_SENTINEL_, 99, "never use")
 
 typedef enum rfjit_status {
@@ -149,9 +149,9 @@ RFJIT_API rfjit_tensor rfjit_tensor_contiguous(float *data, int64_t b, int64_t h
 /* Element types of rfjit_tensor_ex. Half types are converted to float32 as kernels load them
  * and back as they store; arithmetic is float32 throughout. Since 0.4. */
 typedef enum rfjit_dtype {
-    RFJIT_F32 = 0,  /* IEEE binary32 */
-    RFJIT_F16 = 1,  /* IEEE binary16 */
-    RFJIT_BF16 = 2  /* bfloat16: the high half of a binary32 */
+    RFJIT_F32 = 0, /* IEEE binary32 */
+    RFJIT_F16 = 1, /* IEEE binary16 */
+    RFJIT_BF16 = 2 /* bfloat16: the high half of a binary32 */
 } rfjit_dtype;
 
 /*
@@ -160,14 +160,17 @@ typedef enum rfjit_dtype {
  * with rfjit_tensor_ex_of. Since 0.4.
  */
 typedef struct rfjit_tensor_ex {
-    size_t size;          /* sizeof(rfjit_tensor_ex), set by RFJIT_TENSOR_EX_INIT */
+    size_t size; /* sizeof(rfjit_tensor_ex), set by RFJIT_TENSOR_EX_INIT */
     void *data;
     int64_t shape[4];
-    int64_t stride[4];    /* in elements */
-    int32_t dtype;        /* rfjit_dtype */
+    int64_t stride[4]; /* in elements */
+    int32_t dtype;     /* rfjit_dtype */
 } rfjit_tensor_ex;
 
-#define RFJIT_TENSOR_EX_INIT {sizeof(rfjit_tensor_ex), NULL, {0, 0, 0, 0}, {0, 0, 0, 0}, RFJIT_F32}
+#define RFJIT_TENSOR_EX_INIT                                                                       \
+    {                                                                                              \
+        sizeof(rfjit_tensor_ex), NULL, {0, 0, 0, 0}, {0, 0, 0, 0}, RFJIT_F32                       \
+    }
 
 /* The rfjit_tensor_ex of a float32 view. */
 RFJIT_API rfjit_tensor_ex rfjit_tensor_ex_of(const rfjit_tensor *t);
@@ -331,9 +334,12 @@ typedef struct rfjit_attn_desc {
     int32_t dtype;
 } rfjit_attn_desc;
 
-#define RFJIT_ATTN_DESC_INIT                                                                     \
-    {sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
-     RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0, RFJIT_F32}
+#define RFJIT_ATTN_DESC_INIT                                                                       \
+    {                                                                                              \
+        sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
+            RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
+            RFJIT_F32                                                                              \
+    }
 
 /*
  * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)
@@ -398,21 +404,23 @@ RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_te
  * gets an output row of zeros.
  */
 typedef struct rfjit_attn_args {
-    size_t size;                 /* sizeof(rfjit_attn_args), set by RFJIT_ATTN_ARGS_INIT */
+    size_t size; /* sizeof(rfjit_attn_args), set by RFJIT_ATTN_ARGS_INIT */
     const rfjit_tensor_ex *q, *k, *v;
-    const rfjit_tensor_ex *out;  /* written; its data is the only thing changed */
-    const int32_t *key_lengths;  /* B entries, or NULL: every key valid */
+    const rfjit_tensor_ex *out;   /* written; its data is the only thing changed */
+    const int32_t *key_lengths;   /* B entries, or NULL: every key valid */
     const int32_t *query_lengths; /* B entries, or NULL: every query valid */
-    const uint8_t *key_mask;     /* or NULL: no mask */
-    int64_t key_mask_stride;     /* bytes between batch entries of key_mask (0 = Lk) */
-    const int32_t *cu_seqlens_q; /* packed layout: B + 1 offsets, or NULL */
+    const uint8_t *key_mask;      /* or NULL: no mask */
+    int64_t key_mask_stride;      /* bytes between batch entries of key_mask (0 = Lk) */
+    const int32_t *cu_seqlens_q;  /* packed layout: B + 1 offsets, or NULL */
     const int32_t *cu_seqlens_k;
-    int64_t batch;               /* packed layout: B */
-    int32_t untouched_rows;      /* 1: rows past a query length are not written */
+    int64_t batch;          /* packed layout: B */
+    int32_t untouched_rows; /* 1: rows past a query length are not written */
 } rfjit_attn_args;
 
-#define RFJIT_ATTN_ARGS_INIT                                                                     \
-    {sizeof(rfjit_attn_args), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0}
+#define RFJIT_ATTN_ARGS_INIT                                                                       \
+    {                                                                                              \
+        sizeof(rfjit_attn_args), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0     \
+    }
 
 /*
  * Attention forward with the full argument set above; rfjit_plan_execute(plan, q, k, v, out)
@@ -424,8 +432,7 @@ typedef struct rfjit_attn_args {
  * written when a call fails its checks. Thread safety: concurrent calls on one plan are
  * safe.
  */
-RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan,
-                                               const rfjit_attn_args *args);
+RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan, const rfjit_attn_args *args);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Incremental decoding                                                                     */
@@ -530,13 +537,13 @@ RFJIT_API rfjit_status rfjit_plan_describe(const rfjit_plan *plan, char *buf, si
 /*
  * Closed-form fit of a data-dependent estimator (oprf, saderf, sderf, aderf) on one set of
  * queries q: (1, 1, Lq, d) and keys k: (1, 1, Lk, d), raw (scaled by d^{-1/4} inside, as
- * attention does at its default scale). Reports the objectives of spec section 4.1 for one projection (m = 1), over all
- * Lq x Lk pairs: objective = mean ln E[(f1 f2)^2], variance_objective = mean ln Var[f1 f2].
- * A and rho are the scalar parameters where the estimator has them (NaN otherwise).
- * If json is non-NULL, one JSON object with these keys and the fitted matrices' summaries is
- * written there (at most json_len bytes). Errors: RFJIT_E_INVALID_ARG, RFJIT_E_NO_ESTIMATOR,
- * RFJIT_E_NOT_APPLICABLE (estimator without a fit), RFJIT_E_SHAPE, RFJIT_E_NONFINITE,
- * RFJIT_E_FIT (degenerate statistics), RFJIT_E_NOMEM.
+ * attention does at its default scale). Reports the objectives of spec section 4.1 for one
+ * projection (m = 1), over all Lq x Lk pairs: objective = mean ln E[(f1 f2)^2], variance_objective
+ * = mean ln Var[f1 f2]. A and rho are the scalar parameters where the estimator has them (NaN
+ * otherwise). If json is non-NULL, one JSON object with these keys and the fitted matrices'
+ * summaries is written there (at most json_len bytes). Errors: RFJIT_E_INVALID_ARG,
+ * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (estimator without a fit), RFJIT_E_SHAPE,
+ * RFJIT_E_NONFINITE, RFJIT_E_FIT (degenerate statistics), RFJIT_E_NOMEM.
  */
 typedef struct rfjit_fit_result {
     double objective;
@@ -622,9 +629,11 @@ typedef struct rfjit_tune_desc {
     double scale;
 } rfjit_tune_desc;
 
-#define RFJIT_TUNE_DESC_INIT                                                                     \
-    {sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
-     NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0}
+#define RFJIT_TUNE_DESC_INIT                                                                       \
+    {                                                                                              \
+        sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
+            NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0                                           \
+    }
 
 /* One candidate the tuner considered (a row of its Pareto table). */
 typedef struct rfjit_tune_row {

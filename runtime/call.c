@@ -29,8 +29,9 @@ static rfjit_status check_dims(const rj_spec *s, const rj_call *c, rj_diag *dg)
     RJ_FAIL_IF(dg, v->shape[3] != s->dv || o->shape[3] != s->dv, RFJIT_E_SHAPE,
                "v and out must have last dimension dv = %d (got %lld and %lld)", s->dv,
                (long long)v->shape[3], (long long)o->shape[3]);
-    RJ_FAIL_IF(dg, k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0] ||
-                       o->shape[0] != q->shape[0],
+    RJ_FAIL_IF(dg,
+               k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0] ||
+                   o->shape[0] != q->shape[0],
                RFJIT_E_SHAPE, "batch sizes differ: q %lld, k %lld, v %lld, out %lld",
                (long long)q->shape[0], (long long)k->shape[0], (long long)v->shape[0],
                (long long)o->shape[0]);
@@ -63,8 +64,8 @@ static rfjit_status check_offsets(const int32_t *cu, const char *name, int64_t B
                    "%s decreases at entry %lld (%d after %d)", name, (long long)b + 1,
                    (int)cu[b + 1], (int)cu[b]);
     RJ_FAIL_IF(dg, cu[B] != total, RFJIT_E_SHAPE,
-               "%s[%lld] = %d, but the packed tensor has %lld rows", name, (long long)B,
-               (int)cu[B], (long long)total);
+               "%s[%lld] = %d, but the packed tensor has %lld rows", name, (long long)B, (int)cu[B],
+               (long long)total);
     return RFJIT_OK;
 }
 
@@ -125,8 +126,9 @@ static rfjit_status check_mask(const rfjit_attn_args *a, rj_call *c, rj_diag *dg
                "key_mask_stride = %lld is shorter than a row of %lld keys",
                (long long)c->mask_stride, (long long)lk);
     int64_t span;
-    RJ_FAIL_IF(dg, __builtin_mul_overflow(c->B - 1, c->mask_stride, &span) ||
-                       __builtin_add_overflow(span, lk, &span),
+    RJ_FAIL_IF(dg,
+               __builtin_mul_overflow(c->B - 1, c->mask_stride, &span) ||
+                   __builtin_add_overflow(span, lk, &span),
                RFJIT_E_TOO_LARGE, "key_mask's extent overflows");
     return RFJIT_OK;
 }
@@ -189,8 +191,7 @@ static rfjit_status check_values(const rj_call *c, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rj_call_make(const rfjit_plan *p, const rfjit_attn_args *args, rj_call *c,
-                          rj_diag *dg)
+rfjit_status rj_call_make(const rfjit_plan *p, const rfjit_attn_args *args, rj_call *c, rj_diag *dg)
 {
     memset(c, 0, sizeof *c);
     c->causal = p->spec.causal;
@@ -225,8 +226,8 @@ void rj_view_gather(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t 
     }
 }
 
-int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double scale,
-                            double *y, double *v, int64_t *pos)
+int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double scale, double *y,
+                            double *v, int64_t *pos)
 {
     const int64_t d = c->k.shape[3], dv = c->v.shape[3];
     int64_t n = 0;

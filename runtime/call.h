@@ -13,25 +13,25 @@
 
 typedef struct rj_call {
     rj_view q, k, v, out;
-    int64_t B;            /* sequences */
-    int64_t H, Hkv;       /* query heads, key/value heads (Hkv divides H) */
-    const int32_t *klen, *qlen;  /* padded layout, or NULL */
-    const int32_t *cuq, *cuk;    /* packed layout, or NULL */
+    int64_t B;                  /* sequences */
+    int64_t H, Hkv;             /* query heads, key/value heads (Hkv divides H) */
+    const int32_t *klen, *qlen; /* padded layout, or NULL */
+    const int32_t *cuq, *cuk;   /* packed layout, or NULL */
     const uint8_t *mask;
-    int64_t mask_stride;  /* padded: bytes between batch entries */
-    bool untouched;       /* rows past a query length are left as they are */
-    bool causal;          /* the plan's: sequences are bottom-right aligned (rj_seq.qoff) */
-    bool plain;           /* one full-length sequence per batch entry, no mask, qoff 0 */
+    int64_t mask_stride; /* padded: bytes between batch entries */
+    bool untouched;      /* rows past a query length are left as they are */
+    bool causal;         /* the plan's: sequences are bottom-right aligned (rj_seq.qoff) */
+    bool plain;          /* one full-length sequence per batch entry, no mask, qoff 0 */
 } rj_call;
 
 /* One sequence of a call. Rows are of the views' slices (qb, h) and (kb, h / group). */
 typedef struct rj_seq {
-    int64_t qb, kb;       /* batch index of q/out and of k/v in the views */
-    int64_t q0, k0;       /* first query row, first key row */
-    int64_t lq, lk;       /* queries computed, keys read */
-    int64_t rows;         /* rows of out that belong to the sequence (lq and the padding) */
-    int64_t qoff;         /* causal: query i sees keys j <= i + qoff (lk - lq); else 0 */
-    const uint8_t *mask;  /* lk bytes for keys k0 .. k0 + lk - 1, or NULL */
+    int64_t qb, kb;      /* batch index of q/out and of k/v in the views */
+    int64_t q0, k0;      /* first query row, first key row */
+    int64_t lq, lk;      /* queries computed, keys read */
+    int64_t rows;        /* rows of out that belong to the sequence (lq and the padding) */
+    int64_t qoff;        /* causal: query i sees keys j <= i + qoff (lk - lq); else 0 */
+    const uint8_t *mask; /* lk bytes for keys k0 .. k0 + lk - 1, or NULL */
 } rj_seq;
 
 /* Check a public call against the plan and build *c. */
@@ -52,8 +52,8 @@ void rj_view_gather(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t 
                     double *out);
 /* The visible keys of sequence s at key/value head h, in order: y = scale k, v rows, and in
  * pos (if not NULL) each one's row within the sequence. Returns their count. */
-int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double scale,
-                            double *y, double *v, int64_t *pos);
+int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double scale, double *y,
+                            double *v, int64_t *pos);
 /* Rows r0 .. r0 + n - 1 of slice (b, h) of t written from row-major doubles. */
 void rj_view_scatter(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
                      const double *in);

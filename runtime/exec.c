@@ -67,7 +67,7 @@ static bool out_finite(const rj_call *c)
 rfjit_status rj_plan_execute_call(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     zero_rows(c);
-    rfjit_status s = !p->jit                              ? rj_exec_ref(p, c, false, dg)
+    rfjit_status s = !p->jit                            ? rj_exec_ref(p, c, false, dg)
                      : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, c, dg)
                                                         : rj_exec_jit(p, c, dg);
     /* Finite inputs promise a finite output (rfjit.h). A float kernel can still meet a row

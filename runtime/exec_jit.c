@@ -154,8 +154,8 @@ static bool rows_contiguous(const rj_view *t)
 /* Rows r0 .. r0 + n - 1 of slice (b, h) as the kernel reads them: in place when their
  * elements are contiguous (*rs = the row stride), else packed into scratch slot `slot`
  * (*rs = the row length). NULL: no memory. */
-static char *rows_in(rj_exec_scratch *c, enum jit_slot slot, const rj_view *t, int64_t b,
-                     int64_t h, int64_t r0, int64_t n, int64_t *rs)
+static char *rows_in(rj_exec_scratch *c, enum jit_slot slot, const rj_view *t, int64_t b, int64_t h,
+                     int64_t r0, int64_t n, int64_t *rs)
 {
     if (rows_contiguous(t)) {
         *rs = t->stride[2];
@@ -173,8 +173,7 @@ static char *rows_in(rj_exec_scratch *c, enum jit_slot slot, const rj_view *t, i
     return tmp;
 }
 
-static void rows_out(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
-                     const char *tmp)
+static void rows_out(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n, const char *tmp)
 {
     const int64_t dim = t->shape[3];
     for (int64_t i = 0; i < n; i++) {
@@ -219,8 +218,8 @@ static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, 
     RJ_FAIL_IF(dg, !x || !y, RFJIT_E_NOMEM, "no memory for the kernel's workspace");
     const double scale = rj_plan_input_scale(s);
     rj_view_gather(&j->c->q, sq->qb, h, sq->q0, sq->lq, scale, x);
-    *nk = rj_call_gather_keys(j->c, sq, rj_call_kv_head(j->c, h), scale, y,
-                              y + sq->lk * s->d, NULL);
+    *nk = rj_call_gather_keys(j->c, sq, rj_call_kv_head(j->c, h), scale, y, y + sq->lk * s->d,
+                              NULL);
     if (*nk == 0)
         return RFJIT_OK;
     const double *params = NULL;
@@ -254,8 +253,7 @@ static void call_kernel(exec_job *j, rj_kargs *a, const rj_seq *sq)
     j->fn(a);
 }
 
-static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h,
-                         rj_diag *dg)
+static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h, rj_diag *dg)
 {
     const rfjit_plan *p = j->p;
     const rj_call *call = j->c;

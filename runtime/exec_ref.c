@@ -42,8 +42,8 @@ rfjit_status rj_exec_ref_fits(const rj_spec *s, int64_t lq, int64_t lk, rj_diag 
     return RFJIT_OK;
 }
 
-static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq,
-                              int64_t h, exec_bufs *b, rj_diag *dg)
+static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h,
+                              exec_bufs *b, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
     const double scale = rj_plan_input_scale(s);

@@ -23,8 +23,9 @@ rfjit_status rj_view_read(rj_view *v, const rfjit_tensor_ex *t, const char *name
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "tensor %s: %s", name, dg ? dg->msg : "bad size field");
     RJ_FAIL_IF(dg, e.dtype != RFJIT_F32 && e.dtype != RFJIT_F16 && e.dtype != RFJIT_BF16,
-               RFJIT_E_DTYPE, "tensor %s: unknown dtype %d (RFJIT_F32 0, RFJIT_F16 1, RFJIT_BF16 2)",
-               name, (int)e.dtype);
+               RFJIT_E_DTYPE,
+               "tensor %s: unknown dtype %d (RFJIT_F32 0, RFJIT_F16 1, RFJIT_BF16 2)", name,
+               (int)e.dtype);
     v->data = e.data;
     memcpy(v->shape, e.shape, sizeof v->shape);
     memcpy(v->stride, e.stride, sizeof v->stride);
@@ -75,16 +76,16 @@ rfjit_status rj_view_check(const rj_view *t, const char *name, bool is_output, r
 {
     RJ_FAIL_IF(dg, !t->data, RFJIT_E_INVALID_ARG, "tensor %s has NULL data", name);
     for (int i = 0; i < 4; i++) {
-        RJ_FAIL_IF(dg, t->shape[i] < 1, RFJIT_E_SHAPE, "tensor %s: shape[%d] = %lld < 1", name,
-                   i, (long long)t->shape[i]);
-        RJ_FAIL_IF(dg, t->stride[i] < 0, RFJIT_E_STRIDE,
-                   "tensor %s: stride[%d] = %lld is negative", name, i,
-                   (long long)t->stride[i]);
+        RJ_FAIL_IF(dg, t->shape[i] < 1, RFJIT_E_SHAPE, "tensor %s: shape[%d] = %lld < 1", name, i,
+                   (long long)t->shape[i]);
+        RJ_FAIL_IF(dg, t->stride[i] < 0, RFJIT_E_STRIDE, "tensor %s: stride[%d] = %lld is negative",
+                   name, i, (long long)t->stride[i]);
     }
     int64_t off = max_offset(t);
     int64_t bytes;
-    RJ_FAIL_IF(dg, off < 0 || __builtin_mul_overflow(off + 1, (int64_t)t->esize, &bytes) ||
-                       (uint64_t)bytes > (uint64_t)PTRDIFF_MAX,
+    RJ_FAIL_IF(dg,
+               off < 0 || __builtin_mul_overflow(off + 1, (int64_t)t->esize, &bytes) ||
+                   (uint64_t)bytes > (uint64_t)PTRDIFF_MAX,
                RFJIT_E_TOO_LARGE, "tensor %s: extent overflows the address space", name);
     int64_t elems = 1;
     for (int i = 0; i < 4; i++)

@@ -25,8 +25,8 @@ typedef struct rj_tune_req {
     int32_t kind, patience;
     uint64_t seed;
     const rfjit_tensor *cq, *ck, *cv;
-    double scale;        /* synthetic_scale */
-    double attn_scale;   /* the plans' softmax scale as given (0 = 1/sqrt(d)) */
+    double scale;      /* synthetic_scale */
+    double attn_scale; /* the plans' softmax scale as given (0 = 1/sqrt(d)) */
     uint32_t est_mask; /* registry indices allowed */
     rfjit_progress_fn progress;
     void *progress_user;

@@ -244,8 +244,10 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
             return BAD(dg, "m = %d for estimator '%s', which has no features (0 expected)",
                        row->m, row->est->name);
     }
-    const rj_tune_req r = {
-        .d = (int32_t)k->d, .dv = (int32_t)k->dv, .causal = k->causal, .attn_scale = k->scale};
+    const rj_tune_req r = {.d = (int32_t)k->d,
+                           .dv = (int32_t)k->dv,
+                           .causal = k->causal,
+                           .attn_scale = k->scale};
     rfjit_attn_desc a = rj_tune_desc_of(&r, row->est, row->m, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */

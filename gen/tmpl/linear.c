@@ -665,8 +665,8 @@ static void emit_empty_rows(rj_lin *L, rj_v num, rj_v den)
         return;
     }
     rj_v cpre = ws(L, kp->ws_m);
-    rj_v first = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, cpre, "c_0"),
-                               rj_ir_f(ir, NO_KEY), "no_key");
+    rj_v first = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ld(ir, cpre, "c_0"), rj_ir_f(ir, NO_KEY),
+                               "no_key");
     rj_if e = rj_ir_if_begin(ir, first, "empty");
     for (int64_t t = 0; t < T; t += ir->vw) {
         rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, rj_ir_ldv(ir, rj_ir_atc(ir, cpre, t), "c_i"),
@@ -750,8 +750,9 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_ir_if_end(ir, &qs);
     /* nothing visible yet (c_end = NO_KEY): the state stays empty, c = -inf */
     rj_v c_end = rj_ir_ld(ir, ws(&L, kp->ws_m + T - 1), "c_end");
-    rj_if live = rj_ir_if_begin(ir, LLVMBuildFCmp(ir->B, LLVMRealOGT, c_end, rj_ir_f(ir, NO_KEY),
-                                                  ""), "keys_seen");
+    rj_if live = rj_ir_if_begin(ir,
+                                LLVMBuildFCmp(ir->B, LLVMRealOGT, c_end, rj_ir_f(ir, NO_KEY), ""),
+                                "keys_seen");
     emit_causal_key_update(&L);
     emit_key_update(&L);
     rj_ir_if_end(ir, &live);

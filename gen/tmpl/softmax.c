@@ -176,8 +176,9 @@ static void hide_keys(rj_kfn *f, const sm_ws *ws)
     rj_v hide = rj_ir_mask_bcast(ir, hidden, "");
     for (int64_t t = 0; t < T; t += ir->vw) {
         rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
-        rj_ir_stv(ir, LLVMBuildSelect(ir->B, hide, rj_ir_vf(ir, -INFINITY), rj_ir_ldv(ir, p, "s"),
-                                      "s"), p);
+        rj_ir_stv(ir,
+                  LLVMBuildSelect(ir->B, hide, rj_ir_vf(ir, -INFINITY), rj_ir_ldv(ir, p, "s"), "s"),
+                  p);
     }
     rj_ir_loop_end(ir, &j);
 }
@@ -218,8 +219,10 @@ static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
     rj_v pl = rj_ir_at(ir, ws->l, tv.i);
     rj_v l = rj_ir_ldv(ir, pl, "l");
     rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, l, rj_ir_vf(ir, 0), "no_key");
-    rj_ir_stv(ir, LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0),
-                                  rj_ir_div(ir, rj_ir_vf(ir, 1), l, ""), "rl"), pl);
+    rj_ir_stv(ir,
+              LLVMBuildSelect(ir->B, none, rj_ir_vf(ir, 0), rj_ir_div(ir, rj_ir_vf(ir, 1), l, ""),
+                              "rl"),
+              pl);
     rj_ir_loop_end(ir, &tv);
     rj_tmpl_store_out(f, ws->num, ws->l, qt, nq);
 }

@@ -222,8 +222,8 @@ Test(scale, jit_vs_ref, .timeout = 600)
                 run(c, &a, &x, jit);
                 const double err = rel_err(jit, ref, NOUT);
                 cr_expect(err <= tol,
-                          "%s causal=%d scale=%g/sqrt(d): max|jit-ref|/max|ref| = %.3g > %.0e",
-                          est, causal, factors[f], err, tol);
+                          "%s causal=%d scale=%g/sqrt(d): max|jit-ref|/max|ref| = %.3g > %.0e", est,
+                          causal, factors[f], err, tol);
             }
     }
     rfjit_ctx_destroy(c);
@@ -390,8 +390,7 @@ Test(scale, bad)
         rfjit_tune_result *r = NULL;
         cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG, "tune scale %g", bad[i]);
         cr_expect_null(r);
-        cr_expect(strstr(rfjit_ctx_last_error(c), "scale") != NULL, "%s",
-                  rfjit_ctx_last_error(c));
+        cr_expect(strstr(rfjit_ctx_last_error(c), "scale") != NULL, "%s", rfjit_ctx_last_error(c));
     }
     rfjit_ctx_destroy(c);
 }
@@ -421,16 +420,18 @@ Test(scale, wisdom_key)
     rj_diag dg = {{0}};
     const char *val = "est=positive m=64 vw=8 T=16 ri=4 rj=2 predicted=1e-03 measured=1e-03 "
                       "bound=2e-03 ms=1 seed=5";
-    static const char *const scales[] = {".scale5.00000000000000000e-01", "",
-                                         ".scale-5.00000000000000000e-01", ".scaleinf",
-                                         ".scale0", ".scale"};
+    static const char *const scales[] = {".scale5.00000000000000000e-01",
+                                         "",
+                                         ".scale-5.00000000000000000e-01",
+                                         ".scaleinf",
+                                         ".scale0",
+                                         ".scale"};
     for (size_t i = 0; i < sizeof scales / sizeof *scales; i++) {
         char key[160];
         snprintf(key, sizeof key, "tune.output.bidir.d16.dv16%s.L1024.b1.0000e-02.syn1.cand%x",
                  scales[i], (1u << rj_est_count) - 1);
         const rfjit_status want = i < 2 ? RFJIT_OK : RFJIT_E_WISDOM_FORMAT;
-        cr_expect_eq(rj_tune_record_check(key, val, 8, &row, &dg), want, "%s: %s", key,
-                     dg.msg);
+        cr_expect_eq(rj_tune_record_check(key, val, 8, &row, &dg), want, "%s: %s", key, dg.msg);
     }
 }
 
@@ -457,8 +458,8 @@ Test(scale, tuner, .timeout = 600)
     }
     cr_assert_not_null(chosen.estimator);
     cr_expect(chosen.meets_budget && chosen.measured_error <= t.budget,
-              "chosen %s m=%d: measured %.3g, bound %.3g, budget %.3g", chosen.estimator,
-              chosen.m, chosen.measured_error, chosen.error_bound, t.budget);
+              "chosen %s m=%d: measured %.3g, bound %.3g, budget %.3g", chosen.estimator, chosen.m,
+              chosen.measured_error, chosen.error_bound, t.budget);
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
     cr_expect_eq(a.scale, s, "the plan's scale %.17g, not the tuner's %.17g", a.scale, s);
@@ -466,13 +467,12 @@ Test(scale, tuner, .timeout = 600)
 
     /* the calibration rows and the error measure follow the scale: the exact output of the
      * synthetic set at scale s, as the tuner computes it, is attention at s */
-    rj_tune_req req = {.d = D, .dv = D, .L = 1024, .budget = 1e-2, .seed = 5, .scale = 1.0,
-                       .attn_scale = s};
+    rj_tune_req req = {
+        .d = D, .dv = D, .L = 1024, .budget = 1e-2, .seed = 5, .scale = 1.0, .attn_scale = s};
     rj_calib cal;
     rj_diag dg = {{0}};
     cr_assert_eq(rj_calib_make(c, &req, &cal, &dg), RFJIT_OK, "%s", dg.msg);
-    cr_expect(fabs(cal.xscale * cal.xscale / s - 1) < 1e-15, "calibration scale %.17g",
-              cal.xscale);
+    cr_expect(fabs(cal.xscale * cal.xscale / s - 1) < 1e-15, "calibration scale %.17g", cal.xscale);
     rj_calib_free(&cal);
 
     /* the record is keyed on the scale: the same request is answered from wisdom, the

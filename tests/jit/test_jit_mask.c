@@ -79,8 +79,8 @@ static void kc_free(kcall *c)
 
 /* out (lq x DV, contiguous) = the kernel on q (lq x D), k (lk x D), v (lk x DV). The output
  * is poisoned first, so a row the kernel leaves unwritten cannot pass for zeros. */
-static void kc_run(kcall *c, const float *q, int64_t lq, const float *k, const float *v,
-                   int64_t lk, const uint8_t *km, int64_t qoff, float *out)
+static void kc_run(kcall *c, const float *q, int64_t lq, const float *k, const float *v, int64_t lk,
+                   const uint8_t *km, int64_t qoff, float *out)
 {
     const rj_kplan *kp = &c->p->kp;
     for (int64_t i = 0; i < lq * DV; i++)
@@ -262,8 +262,8 @@ Test(jit_mask, causal_linear_equals_visible_prefix)
             const int64_t n = compact(&x, km, i + 1, kc, vc);
             kc_run(&b, q + i * D, 1, kc, vc, n, NULL, 0, oi);
             const double err = max_diff(om + i * DV, oi, DV);
-            cr_expect(err <= tol, "%s: causal row %ld vs its visible prefix: %.3g > %.3g",
-                      ests[e], (long)i, err, tol);
+            cr_expect(err <= tol, "%s: causal row %ld vs its visible prefix: %.3g > %.3g", ests[e],
+                      (long)i, err, tol);
         }
         free(q);
         data_free(&x);
@@ -299,8 +299,8 @@ Test(jit_mask, causal_exact_matches_reference)
                 reff[i] = (float)ref[i];
             assert_finite_rows("exact causal", om, 0, lq);
             const double err = max_diff(om, reff, lq * DV), tol = c.tol * max_abs(reff, lq * DV);
-            cr_expect(err <= tol, "exact causal qoff=%ld mask=%d: %.3g > %.3g", (long)qoff,
-                      masked, err, tol);
+            cr_expect(err <= tol, "exact causal qoff=%ld mask=%d: %.3g > %.3g", (long)qoff, masked,
+                      err, tol);
             if (masked) {
                 /* query i sees keys <= i + qoff, all masked while i + qoff < 70 */
                 const int64_t empty = 70 - qoff > 0 ? 70 - qoff : 0;
