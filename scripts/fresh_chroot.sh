@@ -64,6 +64,18 @@ if [ ! -x "$root/bin/bash" ]; then
         { tail -5 "$root.debootstrap.log" >&2; exit 1; }
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's trust, as for resolv.conf: where PyPI is reached through a TLS-intercepting
+# proxy, a machine on that network has the proxy's CA added locally (and pip told to use the
+# system bundle in /etc/pip.conf). A fresh install on the same network is given the same, so
+# the chroot gets copies; the Debian packages and the project's scripts are still its own.
+if [ -n "$(ls -A /usr/local/share/ca-certificates 2>/dev/null)" ]; then
+    mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+    cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+    # until ca-certificates is installed (and rebuilds it from both folders), the host's bundle
+    [ -e "$root/etc/ssl/certs/ca-certificates.crt" ] ||
+        cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+fi
+[ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$root/etc/pip.conf"
 
 dest=$root/src/rfjit
 mkdir -p "$dest"
