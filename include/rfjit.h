@@ -66,12 +66,12 @@ extern "C" {
  * library's SONAME is librfjit.so.MAJOR.MINOR); descriptors grow at their end only, and a
  * caller built against an older header passes its smaller `size`, which is accepted. */
 #define RFJIT_VERSION_MAJOR 0
-#define RFJIT_VERSION_MINOR 2
+#define RFJIT_VERSION_MINOR 3
 #define RFJIT_VERSION_PATCH 0
 #define RFJIT_VERSION_NUMBER                                                                     \
     (RFJIT_VERSION_MAJOR * 10000 + RFJIT_VERSION_MINOR * 100 + RFJIT_VERSION_PATCH)
 #define RFJIT_VERSION RFJIT_VERSION_NUMBER
-#define RFJIT_VERSION_STRING "0.2.0"
+#define RFJIT_VERSION_STRING "0.3.0"
 
 /* Status codes: pinned numbers, grouped by decade, never renumbered or reused. */
 #define RFJIT_STATUS_LIST(X)                                                                       \
@@ -147,7 +147,7 @@ RFJIT_API rfjit_tensor rfjit_tensor_contiguous(float *data, int64_t b, int64_t h
                                               int64_t dim);
 
 /* Element types of rfjit_tensor_ex. Half types are converted to float32 as kernels load them
- * and back as they store; arithmetic is float32 throughout. Since 0.4. */
+ * and back as they store; arithmetic is float32 throughout. Since 0.3. */
 typedef enum rfjit_dtype {
     RFJIT_F32 = 0, /* IEEE binary32 */
     RFJIT_F16 = 1, /* IEEE binary16 */
@@ -157,7 +157,7 @@ typedef enum rfjit_dtype {
 /*
  * A view of any rfjit_dtype: rfjit_tensor with a size (so it can grow) and an element type.
  * Strides count elements, not bytes. Fill with RFJIT_TENSOR_EX_INIT, or from a float32 view
- * with rfjit_tensor_ex_of. Since 0.4.
+ * with rfjit_tensor_ex_of. Since 0.3.
  */
 typedef struct rfjit_tensor_ex {
     size_t size; /* sizeof(rfjit_tensor_ex), set by RFJIT_TENSOR_EX_INIT */
@@ -326,11 +326,11 @@ typedef struct rfjit_attn_desc {
     int32_t fallback;
     /* Softmax scale: logits are scale * q.k (0 = 1/sqrt(d), the default; else finite and
      * > 0). Random features see q and k each times sqrt(scale), so variances, fitted
-     * parameters and the tuner's choices all follow it. Since 0.4. */
+     * parameters and the tuner's choices all follow it. Since 0.3. */
     double scale;
     /* Element type (rfjit_dtype) of the q, k, v the plan will mostly be given: its kernel is
      * compiled at creation. A call with another type compiles that variant once, on first
-     * use, in that call. Since 0.4. */
+     * use, in that call. Since 0.3. */
     int32_t dtype;
 } rfjit_attn_desc;
 
@@ -374,7 +374,7 @@ RFJIT_API rfjit_status rfjit_plan_execute(const rfjit_plan *plan, const rfjit_te
                                           rfjit_tensor *out);
 
 /*
- * The arguments of one attention call as an inference server makes it (since 0.4). Fill with
+ * The arguments of one attention call as an inference server makes it (since 0.3). Fill with
  * RFJIT_ATTN_ARGS_INIT, set q, k, v, out and whichever of the rest apply.
  *
  * Shapes. q (B, H, Lq, d); k (B, Hkv, Lk, d); v (B, Hkv, Lk, dv); out (B, H, Lq, dv). Hkv
@@ -625,7 +625,7 @@ typedef struct rfjit_tune_desc {
     void *progress_user;
     /* Softmax scale of the plans, as rfjit_attn_desc.scale (0 = 1/sqrt(d)): every candidate
      * and the exact reference use it, and a wisdom record holds the scale it was tuned for
-     * (records without one are for 1/sqrt(d)). Since 0.4. */
+     * (records without one are for 1/sqrt(d)). Since 0.3. */
     double scale;
 } rfjit_tune_desc;
 
@@ -672,7 +672,8 @@ RFJIT_API rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc,
 RFJIT_API void rfjit_tune_result_destroy(rfjit_tune_result *r);
 /* The chosen plan as a descriptor for rfjit_plan_create (its strings are owned by r). desc must
  * come filled by RFJIT_ATTN_DESC_INIT: its size says how many bytes the caller has, and only
- * those are written (RFJIT_E_DESC_SIZE for a size no version of the struct has). */
+ * those are written (RFJIT_E_DESC_SIZE for a size no version of the struct has; since 0.3,
+ * before which the whole struct was written whatever the caller had). */
 RFJIT_API rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc *desc);
 /* Rows of the table, chosen or not, fastest first. */
 RFJIT_API size_t rfjit_tune_result_rows(const rfjit_tune_result *r);
