@@ -5,10 +5,12 @@
  * the IR builder (gen/gen.c builds the matching LLVM struct from RJ_KARGS_FIELDS) and the
  * AArch64 cross-test driver all include it, and LP64 gives every one of them the same layout.
  *
- * One call handles one (batch, head). Rows are strided (row strides in elements), elements of
- * a row contiguous; q, k, v and out hold the kernel plan's dtypes (rj_kplan.dt_in, dt_out),
- * everything else floats. Everything random or fitted (projections, biases, norm gains) arrives
- * through pq / pk in the float layout rj_kplan fixes, so a new seed or a fit never recompiles.
+ * One call handles one (batch, head), or for the causal linear template the ng query heads
+ * of a grouped-query group, which share one pass over the keys (ng, sqh, soh below). Rows are
+ * strided (row strides in elements), elements of a row contiguous; q, k, v and out hold the
+ * kernel plan's dtypes (rj_kplan.dt_in, dt_out), everything else floats. Everything random or
+ * fitted (projections, biases, norm gains) arrives through pq / pk in the float layout rj_kplan
+ * fixes, so a new seed or a fit never recompiles.
  */
 #ifndef RJ_KABI_H
 #define RJ_KABI_H
@@ -33,7 +35,10 @@
     X(int64_t, so, I)                                                                              \
     X(int64_t, flags, I)      /* RJ_KFLAG_* below */                                               \
     X(int64_t, qoff, I)       /* causal: query i sees keys j <= i + qoff (bottom-right) */         \
-    X(const uint8_t *, km, P) /* lk key-mask bytes, nonzero = visible; NULL: all visible */
+    X(const uint8_t *, km, P) /* lk key-mask bytes, nonzero = visible; NULL: all visible */        \
+    X(int64_t, ng, I)         /* causal linear: query heads sharing these keys; 0 or 1: one */     \
+    X(int64_t, sqh, I)        /* element stride from one such head's q rows to the next's */       \
+    X(int64_t, soh, I)        /* and from one head's out rows to the next's */
 
 typedef struct rj_kargs {
 #define RJ_KARGS_MEMBER(type, name, kind) type name;

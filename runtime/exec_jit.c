@@ -3,8 +3,9 @@
  * This file runs a plan on its JIT kernel: it lowers the estimator's parameters into the
  * kernel's float layout (once for frozen plans, per (batch, head) for estimators fitted per
  * call), and calls the kernel once per (batch, head) with that slice's row pointers and
- * strides. Rows must have contiguous elements; a view whose last stride is not 1 is packed
- * into a contiguous copy first (and the output unpacked), which costs one pass over it.
+ * strides (causal grouped-query attention: once per key/value head, for all of its query
+ * heads, run_group). Rows must have contiguous elements; a view whose last stride is not 1 is
+ * packed into a contiguous copy first (and the output unpacked), which costs one pass over it.
  */
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
@@ -300,6 +301,51 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
         rows_out(&call->out, sq->qb, h, sq->q0, sq->lq, out);
 }
 
+/*
+ * Causal grouped-query attention: one kernel call takes the H / Hkv query heads of key/value
+ * head kvh (kabi.h ng), so the keys' features and the state are computed once per group, not
+ * once per query head. The query heads of a group are adjacent (h / (H / Hkv) = kvh), and
+ * each one's rows come out as a call of its own would give them, bit for bit.
+ */
+static void run_group(void *arg, int64_t task)
+{
+    exec_job *j = arg;
+    const rj_call *call = j->c;
+    const rfjit_plan *p = j->p;
+    const rj_seq sq = rj_call_seq(call, task / call->Hkv);
+    if (sq.lq == 0 || sq.lk == 0)
+        return;
+    const int64_t kvh = task % call->Hkv, group = call->H / call->Hkv;
+    rj_diag dg = {{0}};
+    rj_exec_scratch *c = rj_scratch_take(p, &dg);
+    if (!c) {
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
+    }
+    rj_kargs a = {0};
+    a.q = rj_view_row(&call->q, sq.qb, kvh * group, sq.q0);
+    a.k = rj_view_row(&call->k, sq.kb, kvh, sq.k0);
+    a.v = rj_view_row(&call->v, sq.kb, kvh, sq.k0);
+    a.out = rj_view_row(&call->out, sq.qb, kvh * group, sq.q0);
+    a.sq = call->q.stride[2];
+    a.sk = call->k.stride[2];
+    a.sv = call->v.stride[2];
+    a.so = call->out.stride[2];
+    a.pq = p->kpar;
+    a.pk = p->kpar + p->kp.role_floats;
+    a.ws = c->ws;
+    a.st = c->st;
+    a.lq = sq.lq;
+    a.lk = sq.lk;
+    a.km = sq.mask;
+    a.flags = RJ_KFLAG_INIT;
+    a.ng = group;
+    a.sqh = call->q.stride[1];
+    a.soh = call->out.stride[1];
+    call_kernel(j, &a, &sq);
+    rj_scratch_give(p, c);
+}
+
 static void run_slice(void *arg, int64_t task)
 {
     exec_job *j = arg;
@@ -349,8 +395,14 @@ static int64_t key_blocks(int64_t lk)
 }
 
 /* How an execute is spread over the pool: one kernel call per (sequence, head), key states
- * (exec_key_states), or a causal scan over threads (exec_scan). */
-typedef enum exec_split { SPLIT_SLICES, SPLIT_KEY_STATES, SPLIT_CAUSAL_SCAN } exec_split;
+ * (exec_key_states), a causal scan over threads (exec_scan), or one causal kernel call per
+ * (sequence, key/value head) for all the query heads of its group (run_group). */
+typedef enum exec_split {
+    SPLIT_SLICES,
+    SPLIT_KEY_STATES,
+    SPLIT_CAUSAL_SCAN,
+    SPLIT_CAUSAL_GROUPS
+} exec_split;
 
 static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
 {
@@ -367,6 +419,8 @@ static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
     }
     if (!p->kp.causal)
         return c->H > c->Hkv || key_blocks(lk) >= 2 ? SPLIT_KEY_STATES : SPLIT_SLICES;
+    if (c->H > c->Hkv)
+        return SPLIT_CAUSAL_GROUPS;
     return c->plain && key_blocks(lk) >= 2 && c->B * c->H < rj_pool_threads(p->ctx->pool)
                ? SPLIT_CAUSAL_SCAN
                : SPLIT_SLICES;
@@ -617,6 +671,15 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     return j->st;
 }
 
+/* One task per slice, each taking its own scratch. */
+static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, rj_diag *dg)
+{
+    rj_pool_run(j->p->ctx->pool, n, task, j);
+    if (j->st != RFJIT_OK && dg)
+        *dg = j->dg;
+    return j->st;
+}
+
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     exec_job j = {.p = p, .c = c, .st = RFJIT_OK};
@@ -630,11 +693,11 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
     case SPLIT_CAUSAL_SCAN:
         st = exec_scan(&j, dg);
         break;
+    case SPLIT_CAUSAL_GROUPS:
+        st = run_tasks(&j, c->B * c->Hkv, run_group, dg);
+        break;
     case SPLIT_SLICES:
-        rj_pool_run(p->ctx->pool, c->B * c->H, run_slice, &j);
-        st = j.st;
-        if (st != RFJIT_OK && dg)
-            *dg = j.dg;
+        st = run_tasks(&j, c->B * c->H, run_slice, dg);
         break;
     }
     pthread_mutex_destroy(&j.mu);

@@ -700,6 +700,32 @@ static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
     rj_tmpl_store_out(L->f, num, den, row0, n);
 }
 
+/*
+ * Causal: the chunk's queries of each of the ng query heads that share these keys (kabi.h
+ * ng; grouped-query attention), head g at q + g sqh and out + g soh. Every head reads the
+ * chunk's key features, values and the state before the chunk and writes only its own
+ * scratch, so the keys' work is done once for the group and each head's rows are computed
+ * exactly as a call of its own would compute them.
+ */
+static void emit_query_heads(rj_lin *L, rj_v row0, rj_v n)
+{
+    rj_ir *ir = L->ir;
+    rj_kfn *f = L->f;
+    const rj_kplan *kp = L->kp;
+    const rj_v q = f->arg[RJ_KA_q], out = f->arg[RJ_KA_out], ng = f->arg[RJ_KA_ng];
+    rj_v several = LLVMBuildICmp(ir->B, LLVMIntSGT, ng, rj_ir_i(ir, 1), "");
+    rj_v heads = LLVMBuildSelect(ir->B, several, ng, rj_ir_i(ir, 1), "heads");
+    rj_loop g = rj_ir_loop_begin(ir, "query_head", rj_ir_i(ir, 0), heads, 1);
+    f->arg[RJ_KA_q] = rj_ir_at_dt(ir, q, rj_ir_imul(ir, g.i, f->arg[RJ_KA_sqh], ""), kp->dt_in);
+    f->arg[RJ_KA_out] = rj_ir_at_dt(ir, out, rj_ir_imul(ir, g.i, f->arg[RJ_KA_soh], ""),
+                                    kp->dt_out);
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], row0, n, ws(L, kp->ws_xq), f->scale);
+    emit_queries(L, row0, n);
+    f->arg[RJ_KA_q] = q;
+    f->arg[RJ_KA_out] = out;
+    rj_ir_loop_end(ir, &g);
+}
+
 void rj_tmpl_linear(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
@@ -745,8 +771,7 @@ void rj_tmpl_linear(rj_kfn *f)
     emit_causal_key_features(&L, n);
     rj_v want_q = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_NO_QUERIES, 0, "");
     rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], ct.i, n, ws(&L, kp->ws_xq), f->scale);
-    emit_queries(&L, ct.i, n);
+    emit_query_heads(&L, ct.i, n);
     rj_ir_if_end(ir, &qs);
     /* nothing visible yet (c_end = NO_KEY): the state stays empty, c = -inf */
     rj_v c_end = rj_ir_ld(ir, ws(&L, kp->ws_m + T - 1), "c_end");
