@@ -509,8 +509,9 @@ Test(serving, every_estimator)
 /* Grouped-query heads against repeated heads                                               */
 
 /* A call with Hkv = 2 of H = 8 heads equals the same call with k and v repeated to 8 heads
- * (head h a copy of h / 4). Bits may differ: a shared key state is built in other blocks
- * than a per-slice call's. Both are float computations of the same double result, each
+ * (head h a copy of h / 4). Bidirectional bits may differ: a shared key state is built in
+ * other blocks than a per-slice call's (causal grouped calls are bit-identical, which
+ * tests/jit/test_jit_gqa.c checks; here the same bound serves both). Both are float computations of the same double result, each
  * within ref_tol max|out| of it, and they differ only in where float rounding falls; the
  * bound used is that budget, ref_tol max|repeated|, for both modes and both layouts of the
  * keys (full length, and ragged lengths). */
