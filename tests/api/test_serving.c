@@ -511,10 +511,10 @@ Test(serving, every_estimator)
 /* A call with Hkv = 2 of H = 8 heads equals the same call with k and v repeated to 8 heads
  * (head h a copy of h / 4). Bidirectional bits may differ: a shared key state is built in
  * other blocks than a per-slice call's (causal grouped calls are bit-identical, which
- * tests/jit/test_jit_gqa.c checks; here the same bound serves both). Both are float computations of the same double result, each
- * within ref_tol max|out| of it, and they differ only in where float rounding falls; the
- * bound used is that budget, ref_tol max|repeated|, for both modes and both layouts of the
- * keys (full length, and ragged lengths). */
+ * tests/jit/test_jit_gqa.c checks; here one bound serves both). Both are float computations
+ * of the same double result, each within ref_tol max|out| of it, and they differ only in
+ * where float rounding falls; the bound used is that budget, ref_tol max|repeated|, for both
+ * modes and both layouts of the keys (full length, and ragged lengths). */
 static void gqa_vs_repeated(rfjit_ctx *ctx, const char *est, int causal, const rfjit_plan *jit)
 {
     static const int32_t kl[2] = {37, 23}, ql[2] = {30, 23};
