@@ -350,7 +350,8 @@ typedef struct rfjit_attn_desc {
  * RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE, RFJIT_E_INTERNAL (the
  * JIT failed; the message has LLVM's words), RFJIT_E_NOMEM; a tiling outside its rules is
  * RFJIT_E_INVALID_ARG. The kernel is compiled (or loaded
- * from a cache) here, never in execute; each kernel is compiled once per context however
+ * from a cache) here, never in execute (but for a call whose dtypes differ from desc->dtype:
+ * that variant is compiled once, on first use); each kernel is compiled once per context however
  * many threads ask. Thread safety: any thread. The descriptor is borrowed.
  */
 RFJIT_API rfjit_status rfjit_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc,
