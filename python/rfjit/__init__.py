@@ -221,6 +221,16 @@ def estimators():
         i += 1
 
 
+def _check_rank(a, name, dim):
+    """An array of rank 2 to 4 whose last dimension is dim (any, if dim is None)."""
+    if a.ndim not in (2, 3, 4):
+        _fail("RFJIT_E_SHAPE", "%s must be (L, %s), (H, L, %s) or (B, H, L, %s), not %s" %
+              ((name,) + ("d" if dim is None else str(dim),) * 3 + (a.shape,)))
+    if dim is not None and a.shape[-1] != dim:
+        _fail("RFJIT_E_SHAPE", "%s has last dimension %d, expected %d (shape %s)" %
+              (name, a.shape[-1], dim, a.shape))
+
+
 class _View:
     """A rank-4 rfjit_tensor over a NumPy array, and the array it must keep alive."""
 
@@ -229,12 +239,7 @@ class _View:
             a = self._output(a, name)
         else:
             a = self._input(a, name)
-        if a.ndim not in (2, 3, 4):
-            _fail("RFJIT_E_SHAPE", "%s must be (L, %s), (H, L, %s) or (B, H, L, %s), not %s" %
-                  ((name,) + ("d" if dim is None else str(dim),) * 3 + (a.shape,)))
-        if dim is not None and a.shape[-1] != dim:
-            _fail("RFJIT_E_SHAPE", "%s has last dimension %d, expected %d (shape %s)" %
-                  (name, a.shape[-1], dim, a.shape))
+        _check_rank(a, name, dim)
         self.array = a
         shape = (1,) * (4 - a.ndim) + a.shape
         strides = (0,) * (4 - a.ndim) + tuple(s // 4 for s in a.strides)
@@ -307,12 +312,7 @@ class _ExView:
         if packed and a.ndim != 3:
             _fail("RFJIT_E_SHAPE", "%s must be (total, H, %s) with cu_seqlens, not %s" %
                   (name, "d" if dim is None else dim, a.shape))
-        if a.ndim not in (2, 3, 4):
-            _fail("RFJIT_E_SHAPE", "%s must be (L, %s), (H, L, %s) or (B, H, L, %s), not %s" %
-                  ((name,) + ("d" if dim is None else str(dim),) * 3 + (a.shape,)))
-        if dim is not None and a.shape[-1] != dim:
-            _fail("RFJIT_E_SHAPE", "%s has last dimension %d, expected %d (shape %s)" %
-                  (name, a.shape[-1], dim, a.shape))
+        _check_rank(a, name, dim)
         self.array = a
         st = tuple(x // a.itemsize for x in a.strides)
         if packed:
