@@ -4,8 +4,6 @@
 #include "runtime/call.h"
 #include "runtime/tensor.h"
 
-#include <string.h>
-
 rfjit_status rfjit_plan_execute(const rfjit_plan *p, const rfjit_tensor *q,
                                 const rfjit_tensor *k, const rfjit_tensor *v,
                                 rfjit_tensor *out)
@@ -35,11 +33,5 @@ rfjit_status rfjit_plan_execute_args(const rfjit_plan *p, const rfjit_attn_args 
 
 rfjit_tensor_ex rfjit_tensor_ex_of(const rfjit_tensor *t)
 {
-    rfjit_tensor_ex e = RFJIT_TENSOR_EX_INIT;
-    if (t) {
-        e.data = t->data;
-        memcpy(e.shape, t->shape, sizeof e.shape);
-        memcpy(e.stride, t->stride, sizeof e.stride);
-    }
-    return e;
+    return rj_tensor_ex_of(t);
 }

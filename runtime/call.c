@@ -155,7 +155,7 @@ rj_seq rj_call_seq(const rj_call *c, int64_t b)
 
 static rfjit_status check_sequences(const rfjit_plan *p, rj_call *c, rj_diag *dg)
 {
-    int64_t max_lq = 0, max_lk = 0;
+    c->max_lq = c->max_lk = 0;
     c->plain = !c->mask && !c->cuq;
     for (int64_t b = 0; b < c->B; b++) {
         const rj_seq s = rj_call_seq(c, b);
@@ -164,14 +164,14 @@ static rfjit_status check_sequences(const rfjit_plan *p, rj_call *c, rj_diag *dg
                    "the last lq of the lk positions, so lq <= lk%s)",
                    (long long)b, (long long)s.lq, (long long)s.lk,
                    c->klen && !c->qlen ? "; with key_lengths, pass query_lengths too" : "");
-        max_lq = s.lq > max_lq ? s.lq : max_lq;
-        max_lk = s.lk > max_lk ? s.lk : max_lk;
+        c->max_lq = s.lq > c->max_lq ? s.lq : c->max_lq;
+        c->max_lk = s.lk > c->max_lk ? s.lk : c->max_lk;
         if (s.lq != c->q.shape[2] || s.lk != c->k.shape[2] || s.lq != s.rows ||
             (p->spec.causal && s.lq != s.lk))
             c->plain = false;
     }
     if (!p->jit)
-        RJ_TRY(rj_exec_ref_fits(&p->spec, max_lq, max_lk, dg));
+        RJ_TRY(rj_exec_ref_fits(&p->spec, c->max_lq, c->max_lk, dg));
     return RFJIT_OK;
 }
 

@@ -22,6 +22,7 @@ typedef struct rj_call {
     bool untouched;      /* rows past a query length are left as they are */
     bool causal;         /* the plan's: sequences are bottom-right aligned (rj_seq.qoff) */
     bool plain;          /* one full-length sequence per batch entry, no mask, qoff 0 */
+    int64_t max_lq, max_lk; /* the longest lq and lk: one (sequence, head)'s scratch */
 } rj_call;
 
 /* One sequence of a call. Rows are of the views' slices (qb, h) and (kb, h / group). */

@@ -7,23 +7,11 @@
 #include "runtime/exec.h"
 #include "runtime/tensor.h"
 
-static rfjit_tensor_ex ex_of(const rfjit_tensor *t)
-{
-    rfjit_tensor_ex e = RFJIT_TENSOR_EX_INIT;
-    if (t) {
-        e.data = t->data;
-        for (int i = 0; i < 4; i++) {
-            e.shape[i] = t->shape[i];
-            e.stride[i] = t->stride[i];
-        }
-    }
-    return e;
-}
-
 rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                              const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
 {
-    const rfjit_tensor_ex tq = ex_of(q), tk = ex_of(k), tv = ex_of(v), to = ex_of(out);
+    const rfjit_tensor_ex tq = rj_tensor_ex_of(q), tk = rj_tensor_ex_of(k), tv = rj_tensor_ex_of(v),
+                          to = rj_tensor_ex_of(out);
     rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
     a.q = q ? &tq : NULL;
     a.k = k ? &tk : NULL;

@@ -161,17 +161,6 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
     }
 }
 
-/* The longest sequence of a call: the scratch of one (sequence, head). */
-static void longest(const rj_call *c, int64_t *lq, int64_t *lk)
-{
-    *lq = *lk = 0;
-    for (int64_t b = 0; b < c->B; b++) {
-        const rj_seq s = rj_call_seq(c, b);
-        *lq = s.lq > *lq ? s.lq : *lq;
-        *lk = s.lk > *lk ? s.lk : *lk;
-    }
-}
-
 static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, const rj_seq *sq,
                       int64_t h, eva_bufs *b, float *o, double *od)
 {
@@ -194,8 +183,7 @@ static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, co
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    int64_t lq, lk;
-    longest(call, &lq, &lk);
+    const int64_t lq = call->max_lq, lk = call->max_lk;
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     /* a sequence with masked keys is chunked over fewer keys, into smaller and possibly
      * more chunks than the longest one: every count is at most C and at most its keys */

@@ -412,11 +412,7 @@ static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
             return SPLIT_SLICES;
     if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen)
         return SPLIT_SLICES;
-    int64_t lk = 0;
-    for (int64_t b = 0; b < c->B; b++) {
-        const rj_seq s = rj_call_seq(c, b);
-        lk = s.lk > lk ? s.lk : lk;
-    }
+    const int64_t lk = c->max_lk;
     if (!p->kp.causal)
         return c->H > c->Hkv || key_blocks(lk) >= 2 ? SPLIT_KEY_STATES : SPLIT_SLICES;
     if (c->H > c->Hkv)
@@ -548,12 +544,7 @@ static rfjit_status exec_key_states(exec_job *j, rj_diag *dg)
     rj_pool *pool = p->ctx->pool;
     const int64_t slices = call->B * call->Hkv, group_heads = call->H / call->Hkv;
     const int64_t threads = rj_pool_threads(pool);
-    int64_t lk = 0, lq = 0;
-    for (int64_t b = 0; b < call->B; b++) {
-        const rj_seq s = rj_call_seq(call, b);
-        lk = s.lk > lk ? s.lk : lk;
-        lq = s.lq > lq ? s.lq : lq;
-    }
+    const int64_t lk = call->max_lk, lq = call->max_lq;
     split_job sj = {.j = j, .nb = key_blocks(lk)};
     int64_t nqb = lq / QUERY_BLOCK_MIN;
     sj.nqb = nqb < 1 ? 1 : nqb > 4 * threads ? 4 * threads : nqb;

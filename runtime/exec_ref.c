@@ -65,12 +65,7 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
 rfjit_status rj_exec_ref(const rfjit_plan *p, const rj_call *c, bool redo, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    int64_t lq = 0, lk = 0;
-    for (int64_t bi = 0; bi < c->B; bi++) {
-        const rj_seq sq = rj_call_seq(c, bi);
-        lq = sq.lq > lq ? sq.lq : lq;
-        lk = sq.lk > lk ? sq.lk : lk;
-    }
+    const int64_t lq = c->max_lq, lk = c->max_lk;
     RJ_TRY(rj_exec_ref_fits(s, lq, lk, dg));
     exec_bufs b = {0};
     rfjit_status st = rj_fit_scratch_init(&b.fs, p, dg);

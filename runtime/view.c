@@ -14,6 +14,17 @@ rj_view rj_view_of(const rfjit_tensor *t)
     return v;
 }
 
+rfjit_tensor_ex rj_tensor_ex_of(const rfjit_tensor *t)
+{
+    rfjit_tensor_ex e = RFJIT_TENSOR_EX_INIT;
+    if (t) {
+        e.data = t->data;
+        memcpy(e.shape, t->shape, sizeof e.shape);
+        memcpy(e.stride, t->stride, sizeof e.stride);
+    }
+    return e;
+}
+
 rfjit_status rj_view_read(rj_view *v, const rfjit_tensor_ex *t, const char *name, bool is_output,
                           rj_diag *dg)
 {

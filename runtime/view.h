@@ -19,6 +19,8 @@ typedef struct rj_view {
 } rj_view;
 
 rj_view rj_view_of(const rfjit_tensor *t);
+/* The rfjit_tensor_ex of a float32 view (NULL: one with NULL data). */
+rfjit_tensor_ex rj_tensor_ex_of(const rfjit_tensor *t);
 /* Read a caller's rfjit_tensor_ex (by its size field) into *v and check it as
  * rj_view_check does; name appears in messages ("q", "out", ...). */
 rfjit_status rj_view_read(rj_view *v, const rfjit_tensor_ex *t, const char *name, bool is_output,
