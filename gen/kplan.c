@@ -59,9 +59,14 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     rfjit_tiling def = rj_tiling_default(vw_ok ? t.vw : max_vw);
     /* exact attention on 32 registers: 64-token tiles and a 4 x 4 register tile halve the
      * per-tile traffic of its accumulated numerator (L = 4096: 45.5 -> 43.9 ms); eva's key sets
-     * are too short for it, AVX2's 16 registers too few */
+     * are too short for it, AVX2's 16 registers too few for the 4 x 4. On AVX2, 32-token tiles
+     * halve how often a half-precision key and value tile is widened (once per query tile it
+     * meets): causal float16 went from 1.15x to 0.90-0.97x of float32, and float32 itself
+     * from 1 to 0.97x of 16-token tiles (bench --suite serving, L = 4096) */
     if (s->est->tmpl == RJ_TMPL_SOFTMAX && def.vw == 16)
         def = (rfjit_tiling){16, 64, 4, 4};
+    else if (s->est->tmpl == RJ_TMPL_SOFTMAX && def.vw == 8)
+        def = (rfjit_tiling){8, 32, 4, 2};
     t.vw = t.vw ? t.vw : def.vw;
     t.T = t.T ? t.T : def.T;
     t.ri = t.ri ? t.ri : def.ri;
@@ -126,7 +131,18 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
 
     top = 0;
     kp->ws_x = take(&top, d * T);
-    kp->ws_xq = take(&top, d * T);
+    /* A query tile's own regions (scaled rows, numerators, running max and sum), gq times:
+     * the softmax template runs a pass over the keys for gq query heads at once. */
+    kp->gq = est->tmpl == RJ_TMPL_SOFTMAX ? RJ_SOFTMAX_HEADS : 1;
+    int64_t mtop = 0;
+    const int64_t m_xq = take(&mtop, d * T), m_num = take(&mtop, dvp * T);
+    const int64_t m_m = take(&mtop, T), m_l = take(&mtop, T);
+    kp->ws_gs = mtop;
+    const int64_t heads = take(&top, mtop * kp->gq);
+    kp->ws_xq = heads + m_xq;
+    kp->ws_num = heads + m_num;
+    kp->ws_m = heads + m_m;
+    kp->ws_l = heads + m_l;
     kp->ws_v = take(&top, T * dvp);
     kp->ws_u = take(&top, (kp->Pp > kp->dn ? kp->Pp : kp->dn) * T);
     kp->ws_fk = take(&top, Mp * T);
@@ -135,13 +151,10 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->ws_fka = take(&top, Mp * T);
     kp->ws_n = take(&top, T);
     kp->ws_h = take(&top, T);
-    kp->ws_num = take(&top, dvp * T);
     kp->ws_den = take(&top, T);
     kp->ws_g = take(&top, T);
     kp->ws_a = take(&top, T * T);
     kp->ws_aa = take(&top, T * T);
-    kp->ws_m = take(&top, T);
-    kp->ws_l = take(&top, T);
     kp->ws_kv = take(&top, T);
     kp->ws_floats = top;
 
@@ -240,8 +253,8 @@ void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
     snprintf(buf, n,
              "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
-             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d xscale=%.17g",
+             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d xscale=%.17g gq=%d",
              kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal,
              kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
-             kp->hm, kp->hn, kp->dt_in, kp->dt_out, kp->xscale);
+             kp->hm, kp->hn, kp->dt_in, kp->dt_out, kp->xscale, kp->gq);
 }

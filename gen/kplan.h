@@ -24,6 +24,12 @@ typedef enum rj_kkind { RJ_KK_ATTN = 0, RJ_KK_FEAT = 1, RJ_KK_GRAM = 2, RJ_KK_PE
  * Wider values run on the reference. */
 #define RJ_JIT_MAX_DV 4096
 
+/* Query heads of a grouped-query group that one pass of the softmax template over a key and
+ * value tile serves (rj_kplan.gq): 8 covers the common groups of 4 and 8 in one pass, and
+ * each head's scratch (a query tile and its numerators: 16 KiB at d = dv = 64, T = 32) keeps
+ * the pass within L2. */
+#define RJ_SOFTMAX_HEADS 8
+
 /* The peak probe's shape (gen/tmpl/peak.c): chains and unroll per round. */
 #define RJ_PEAK_CHAINS 12
 #define RJ_PEAK_UNROLL 4
@@ -61,6 +67,9 @@ typedef struct rj_kplan {
     int32_t hmb;    /* base rows per block (the estimator's mb) */
     int32_t hm;     /* trig projections per block (m): rows of cos, then of sin */
     int32_t hn;     /* sign features (n): blocks 1..hn are block 0 times sigma_k */
+    /* Query heads the softmax template takes per pass over the keys (kabi.h ng): a grouped
+     * call of more heads runs ceil(ng / gq) passes. 1 for the other templates. */
+    int32_t gq;
 
     /* Role parameter block (floats): [h0, gamma, gamma2, ...] at 0, b at off_b (Pp, -inf
      * padded), g at off_g (d, or dn x d), W at off_w (Pp x d, zero padded). */
@@ -79,6 +88,9 @@ typedef struct rj_kplan {
     int64_t ws_a, ws_aa; /* T x T intra-chunk scores (and |scores|) */
     int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
     int64_t ws_kv;       /* T: the key tile's visibility, 1 or 0 (key mask and tile end) */
+    /* ws_xq, ws_num, ws_m and ws_l belong to query head 0 of a pass; head g's are ws_gs g
+     * floats further on (gq heads). */
+    int64_t ws_gs;
     int64_t ws_floats;
 
     /* Carried state (floats), the linear template's sums over the keys seen so far, each

@@ -302,19 +302,35 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
 }
 
 /*
- * Causal grouped-query attention: one kernel call takes the H / Hkv query heads of key/value
- * head kvh (kabi.h ng), so the keys' features and the state are computed once per group, not
- * once per query head. The query heads of a group are adjacent (h / (H / Hkv) = kvh), and
- * each one's rows come out as a call of its own would give them, bit for bit.
+ * Grouped-query attention: one kernel call takes the H / Hkv query heads of key/value head
+ * kvh (kabi.h ng), so causal linear attention computes the keys' features and the state once
+ * per group, and exact attention reads (and widens) each key and value tile once per pass of
+ * heads, not once per query head. The query heads of a group are adjacent
+ * (h / (H / Hkv) = kvh), and each one's rows come out as a call of its own would give them,
+ * bit for bit. Exact attention also cuts a sequence's queries into nqb blocks (whole tiles,
+ * each with its own diagonal offset) when there are fewer (sequence, group) pairs than
+ * threads; a query's bits do not depend on the block it is in.
  */
+typedef struct group_job {
+    exec_job *j;
+    int64_t nqb, qblock; /* query blocks per (sequence, group), and their length */
+} group_job;
+
 static void run_group(void *arg, int64_t task)
 {
-    exec_job *j = arg;
+    const group_job *gj = arg;
+    exec_job *j = gj->j;
     const rj_call *call = j->c;
     const rfjit_plan *p = j->p;
-    const rj_seq sq = rj_call_seq(call, task / call->Hkv);
-    if (sq.lq == 0 || sq.lk == 0)
+    const int64_t qbi = task % gj->nqb;
+    task /= gj->nqb;
+    rj_seq sq = rj_call_seq(call, task / call->Hkv);
+    const int64_t first = qbi * gj->qblock;
+    if (first >= sq.lq || sq.lk == 0)
         return;
+    sq.q0 += first;
+    sq.qoff += p->kp.causal ? first : 0;
+    sq.lq = sq.lq - first < gj->qblock ? sq.lq - first : gj->qblock;
     const int64_t kvh = task % call->Hkv, group = call->H / call->Hkv;
     rj_diag dg = {{0}};
     rj_exec_scratch *c = rj_scratch_take(p, &dg);
@@ -332,7 +348,7 @@ static void run_group(void *arg, int64_t task)
     a.sv = call->v.stride[2];
     a.so = call->out.stride[2];
     a.pq = p->kpar;
-    a.pk = p->kpar + p->kp.role_floats;
+    a.pk = p->kpar ? p->kpar + p->kp.role_floats : NULL;
     a.ws = c->ws;
     a.st = c->st;
     a.lq = sq.lq;
@@ -395,13 +411,14 @@ static int64_t key_blocks(int64_t lk)
 }
 
 /* How an execute is spread over the pool: one kernel call per (sequence, head), key states
- * (exec_key_states), a causal scan over threads (exec_scan), or one causal kernel call per
- * (sequence, key/value head) for all the query heads of its group (run_group). */
+ * (exec_key_states), a causal scan over threads (exec_scan), or one kernel call per
+ * (sequence, key/value head) for all the query heads of its group (run_group; exact, and
+ * causal linear). */
 typedef enum exec_split {
     SPLIT_SLICES,
     SPLIT_KEY_STATES,
     SPLIT_CAUSAL_SCAN,
-    SPLIT_CAUSAL_GROUPS
+    SPLIT_GROUPS
 } exec_split;
 
 static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
@@ -410,13 +427,15 @@ static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
     for (int i = 0; i < 4; i++)
         if (!rows_contiguous(t[i]))
             return SPLIT_SLICES;
-    if (p->kp.tmpl != RJ_TMPL_LINEAR || !p->frozen)
+    if (p->kp.tmpl == RJ_TMPL_SOFTMAX)
+        return SPLIT_GROUPS;
+    if (!p->frozen)
         return SPLIT_SLICES;
     const int64_t lk = c->max_lk;
     if (!p->kp.causal)
         return c->H > c->Hkv || key_blocks(lk) >= 2 ? SPLIT_KEY_STATES : SPLIT_SLICES;
     if (c->H > c->Hkv)
-        return SPLIT_CAUSAL_GROUPS;
+        return SPLIT_GROUPS;
     return c->plain && key_blocks(lk) >= 2 && c->B * c->H < rj_pool_threads(p->ctx->pool)
                ? SPLIT_CAUSAL_SCAN
                : SPLIT_SLICES;
@@ -671,6 +690,30 @@ static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, rj_diag *
     return j->st;
 }
 
+/* run_group over every (sequence, key/value head, query block): exact attention cuts the
+ * queries into about two blocks per thread when the groups alone are fewer than the threads
+ * (later blocks of a causal sequence see more keys, so more, smaller blocks even the load). */
+static rfjit_status exec_groups(exec_job *j, rj_diag *dg)
+{
+    const rj_call *c = j->c;
+    const int64_t T = j->p->kp.T, groups = c->B * c->Hkv;
+    const int64_t threads = rj_pool_threads(j->p->ctx->pool);
+    group_job gj = {.j = j, .nqb = 1, .qblock = c->max_lq > 0 ? c->max_lq : 1};
+    if (j->p->kp.tmpl == RJ_TMPL_SOFTMAX && groups < threads) {
+        const int64_t want = (2 * threads + groups - 1) / groups;
+        gj.qblock = round_up64((c->max_lq + want - 1) / want, T);
+        if (gj.qblock < T)
+            gj.qblock = T;
+        gj.nqb = (c->max_lq + gj.qblock - 1) / gj.qblock;
+        if (gj.nqb < 1)
+            gj.nqb = 1;
+    }
+    rj_pool_run(j->p->ctx->pool, groups * gj.nqb, run_group, &gj);
+    if (j->st != RFJIT_OK && dg)
+        *dg = j->dg;
+    return j->st;
+}
+
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     exec_job j = {.p = p, .c = c, .st = RFJIT_OK};
@@ -684,8 +727,8 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
     case SPLIT_CAUSAL_SCAN:
         st = exec_scan(&j, dg);
         break;
-    case SPLIT_CAUSAL_GROUPS:
-        st = run_tasks(&j, c->B * c->Hkv, run_group, dg);
+    case SPLIT_GROUPS:
+        st = exec_groups(&j, dg);
         break;
     case SPLIT_SLICES:
         st = run_tasks(&j, c->B * c->H, run_slice, dg);

@@ -131,13 +131,30 @@ static bool f32_row_finite(const float *row, int64_t n)
     return any == 0;
 }
 
-/* A half is finite when its exponent field is not all ones: or-ing the exponent bits that
- * are clear in a row finds none missing only for a row with a non-finite element. */
+/* A half is finite when its exponent field is not all ones. Rows go 32 halves at a time in
+ * four SSE vectors of lane compares, or-ed: the plain scalar loop did not vectorise and took
+ * twice the time of the float32 screen over half the bytes. */
+typedef uint16_t v8h __attribute__((vector_size(16)));
+
 static bool half_row_finite(const uint16_t *row, int64_t n, int dtype)
 {
     const uint16_t e = dtype == RFJIT_BF16 ? 0x7f80u : 0x7c00u;
+    const v8h ev = {e, e, e, e, e, e, e, e};
+    v8h b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    int64_t c = 0;
+    for (; c + 32 <= n; c += 32) {
+        v8h x[4];
+        memcpy(x, row + c, sizeof x);
+        b0 |= (v8h)((x[0] & ev) == ev);
+        b1 |= (v8h)((x[1] & ev) == ev);
+        b2 |= (v8h)((x[2] & ev) == ev);
+        b3 |= (v8h)((x[3] & ev) == ev);
+    }
+    const v8h b = (b0 | b1) | (b2 | b3);
     uint16_t bad = 0;
-    for (int64_t c = 0; c < n; c++)
+    for (int i = 0; i < 8; i++)
+        bad |= b[i];
+    for (; c < n; c++)
         bad |= (uint16_t)((row[c] & e) == e);
     return !bad;
 }

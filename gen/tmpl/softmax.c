@@ -19,12 +19,19 @@
  * skipped. A query whose keys are all hidden (or lk = 0) keeps m = -inf and l = 0 and gets
  * exact zeros; the others have a finite m' from their first visible key on, where
  * alpha = e^{-inf} = 0 (the inline exp flushes it).
+ *
+ * Grouped-query attention (kabi.h ng > 1): the query heads sharing these keys go in passes
+ * of up to gq heads (rj_kplan.gq), head g at q + g sqh and out + g soh, each with its own
+ * query tile, m, l and num. A pass reads (and for half inputs widens) each key and value
+ * tile once for all its heads, and every head's rows come out as its own call would give
+ * them, bit for bit.
  */
 #include "gen/tmpl/tmpl.h"
 
 #include <math.h>
 
-/* The template's workspace regions (kplan.h ws_*). */
+/* The template's workspace regions (kplan.h ws_*): the key tile's, shared by the heads of a
+ * pass, and one query head's (head_ws). */
 typedef struct sm_ws {
     rj_v xq;  /* the query tile x = q d^{-1/2}, transposed (d x T) */
     rj_v yk;  /* a ragged key tile, packed (T x d) */
@@ -46,25 +53,35 @@ static sm_ws workspace(rj_kfn *f)
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
     rj_v base = f->arg[RJ_KA_ws];
-    sm_ws ws;
-    ws.xq = rj_ir_atc(ir, base, kp->ws_xq);
+    sm_ws ws = {0};
     ws.yk = rj_ir_atc(ir, base, kp->ws_x);
     ws.V = rj_ir_atc(ir, base, kp->ws_v);
     ws.S = rj_ir_atc(ir, base, kp->ws_a);
-    ws.num = rj_ir_atc(ir, base, kp->ws_num);
-    ws.m = rj_ir_atc(ir, base, kp->ws_m);
-    ws.l = rj_ir_atc(ir, base, kp->ws_l);
     ws.vis = rj_ir_atc(ir, base, kp->ws_kv);
     return ws;
 }
 
-/* The query tile at qt (nq rows) packed as x = q d^{-1/2}, and m, l, num reset. */
-static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
+/* ws with the query regions of head g (i64) of the pass. */
+static sm_ws head_ws(rj_kfn *f, const sm_ws *shared, rj_v g)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    rj_v base = rj_ir_at(ir, f->arg[RJ_KA_ws], rj_ir_imul(ir, g, rj_ir_i(ir, kp->ws_gs), ""));
+    sm_ws ws = *shared;
+    ws.xq = rj_ir_atc(ir, base, kp->ws_xq);
+    ws.num = rj_ir_atc(ir, base, kp->ws_num);
+    ws.m = rj_ir_atc(ir, base, kp->ws_m);
+    ws.l = rj_ir_atc(ir, base, kp->ws_l);
+    return ws;
+}
+
+/* The query tile at qt (nq rows) of the head at q packed as x = q d^{-1/2}, and m, l, num reset. */
+static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v q, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* sqrt(scale)^2 */
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
+    rj_tmpl_pack_t(f, q, f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
     rj_tmpl_fill(f, ws->m, T, -INFINITY);
     rj_tmpl_fill(f, ws->l, T, 0.0);
     rj_tmpl_fill(f, ws->num, f->kp->dvp * T, 0.0);
@@ -183,14 +200,15 @@ static void hide_keys(rj_kfn *f, const sm_ws *ws)
     rj_ir_loop_end(ir, &j);
 }
 
-/* One key tile against the query tile: scores, masking and the online update, num += V^T p.
- * partial (i1): some keys of the tile are masked, so the scores read the visibility. */
-static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt, rj_v partial)
+/* The key tile kv (at kt) against one head's query tile: scores, masking and the online
+ * update, num += V^T p. partial (i1): some keys of the tile are masked, so the scores read
+ * the visibility. */
+static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v kt, rj_v partial)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
     const int64_t T = kp->T;
-    sm_kv kv = key_value_tile(f, ws, kt);
+    const sm_kv kv = *kvp;
     rj_mm ms = {.A = kv.K, .a_si_v = kv.K_s, .a_sk = 1, .B = ws->xq, .b_sk = T, .C = ws->S,
                 .c_si = T, .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->d), .ri = kp->ri, .rj = kp->rj,
                 .name = "s"};
@@ -210,9 +228,9 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v kt, rj_v partial)
     rj_ir_mm(ir, &mv);
 }
 
-/* out = num / l for the nq queries of the tile at qt; a query that saw no visible key has
- * l = 0 and num = +0, and gets exact zeros. */
-static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
+/* out = num / l for the nq queries of the tile at qt of the head whose rows are at out; a
+ * query that saw no visible key has l = 0 and num = +0, and gets exact zeros. */
+static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v out, rj_v qt, rj_v nq)
 {
     rj_ir *ir = f->ir;
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->T), ir->vw);
@@ -224,7 +242,19 @@ static void finish_queries(rj_kfn *f, const sm_ws *ws, rj_v qt, rj_v nq)
                               "rl"),
               pl);
     rj_ir_loop_end(ir, &tv);
+    rj_v out0 = f->arg[RJ_KA_out];
+    f->arg[RJ_KA_out] = out;
     rj_tmpl_store_out(f, ws->num, ws->l, qt, nq);
+    f->arg[RJ_KA_out] = out0;
+}
+
+/* The q and out rows of head g (i64) of the call. */
+static void head_rows(rj_kfn *f, rj_v g, rj_v *q, rj_v *out)
+{
+    rj_ir *ir = f->ir;
+    *q = rj_ir_at_dt(ir, f->arg[RJ_KA_q], rj_ir_imul(ir, g, f->arg[RJ_KA_sqh], ""), f->kp->dt_in);
+    *out = rj_ir_at_dt(ir, f->arg[RJ_KA_out], rj_ir_imul(ir, g, f->arg[RJ_KA_soh], ""),
+                       f->kp->dt_out);
 }
 
 void rj_tmpl_softmax(rj_kfn *f)
@@ -232,10 +262,24 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     const sm_ws ws = workspace(f);
-    rj_v lq = f->arg[RJ_KA_lq];
+    rj_v lq = f->arg[RJ_KA_lq], ng = f->arg[RJ_KA_ng];
+    rj_v heads = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSGT, ng, rj_ir_i(ir, 1), ""),
+                                 ng, rj_ir_i(ir, 1), "heads");
+    rj_loop pass = rj_ir_loop_begin(ir, "head_pass", rj_ir_i(ir, 0), heads, f->kp->gq);
+    rj_v left = rj_ir_isub(ir, heads, pass.i, "");
+    rj_v gq = rj_ir_i(ir, f->kp->gq);
+    rj_v hn = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, left, gq, ""), left, gq,
+                              "hn");
     rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
     rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
-    start_queries(f, &ws, qt.i, nq);
+    {
+        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
+        rj_v q, out;
+        head_rows(f, rj_ir_iadd(ir, pass.i, g.i, ""), &q, &out);
+        const sm_ws hw = head_ws(f, &ws, g.i);
+        start_queries(f, &hw, q, qt.i, nq);
+        rj_ir_loop_end(ir, &g);
+    }
     rj_v kend = key_end(f, qt.i);
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
     /* a tile of masked keys only is skipped: no scores, no update */
@@ -243,9 +287,24 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_v nvis = rj_tmpl_key_vis(f, kt.i, nk, ws.vis, 0);
     rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
                                "visible_keys");
-    key_tile(f, &ws, qt.i, kt.i, LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial"));
+    rj_v partial = LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial");
+    const sm_kv kv = key_value_tile(f, &ws, kt.i);
+    {
+        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
+        const sm_ws hw = head_ws(f, &ws, g.i);
+        key_tile(f, &hw, &kv, qt.i, kt.i, partial);
+        rj_ir_loop_end(ir, &g);
+    }
     rj_ir_if_end(ir, &any);
     rj_ir_loop_end(ir, &kt);
-    finish_queries(f, &ws, qt.i, nq);
+    {
+        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
+        rj_v q, out;
+        head_rows(f, rj_ir_iadd(ir, pass.i, g.i, ""), &q, &out);
+        const sm_ws hw = head_ws(f, &ws, g.i);
+        finish_queries(f, &hw, out, qt.i, nq);
+        rj_ir_loop_end(ir, &g);
+    }
     rj_ir_loop_end(ir, &qt);
+    rj_ir_loop_end(ir, &pass);
 }

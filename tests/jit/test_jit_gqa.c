@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks causal grouped-query attention on the linear template, where one kernel
- * call takes the keys once for the ng query heads that share them (kabi.h ng, sqh, soh), for
- * positive, trig, hyperbolic and hybrid (signed features):
+ * This file checks grouped-query attention where one kernel call takes the ng query heads
+ * that share a key/value head (kabi.h ng, sqh, soh): the causal linear template (positive,
+ * trig, hyperbolic and hybrid: signed features), which takes the keys once for the group,
+ * and the exact softmax template, which reads each key and value tile once per pass of up to
+ * gq heads:
  *   - the kernel: ng heads in one call, with their own head strides, equal ng calls of one
- *     head each, with a key mask and with earlier context (a NO_QUERIES call first, as the
- *     executor does for Lq < Lk), and ng = 1 equals ng = 0;
+ *     head each, with a key mask and with earlier context (linear: a NO_QUERIES call first,
+ *     as the executor does for Lq < Lk; exact: qoff), and ng = 1 equals ng = 0; exact also
+ *     with more heads than one pass takes;
  *   - the execute API: k and v with H / G heads, G in {2, 8}, equal the same call with k and
  *     v repeated to H heads (head h a copy of h / G), with key lengths, query lengths, a key
- *     mask, Lq < Lk and the packed layout, in float32, float16 and bfloat16.
+ *     mask, Lq < Lk and the packed layout, in float32, float16 and bfloat16 (exact both
+ *     causal and bidirectional);
+ *   - exact attention cut into query blocks over threads gives the one-thread bits.
  * Every comparison is bit for bit: each query head's rows come from the same instructions
  * on the same key features, values and state in either form, only the keys' work is shared
  * (the per-head path is one (sequence, head) call at these lengths, never the split scan).
@@ -40,14 +45,14 @@ static rfjit_ctx *make_ctx(void)
     return c;
 }
 
-static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int dt)
+static rfjit_plan *make_plan_dir(rfjit_ctx *ctx, const char *est, int dt, int causal)
 {
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     a.estimator = est;
     a.d = D;
     a.dv = DV;
     a.m = M;
-    a.causal = 1;
+    a.causal = causal;
     a.seed = 7;
     a.dtype = dt;
     a.backend = RFJIT_BACKEND_JIT;
@@ -56,6 +61,11 @@ static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int dt)
                  rfjit_ctx_last_error(ctx));
     cr_assert(p->fn && p->frozen, "%s: a frozen JIT plan", est);
     return p;
+}
+
+static rfjit_plan *make_plan(rfjit_ctx *ctx, const char *est, int dt)
+{
+    return make_plan_dir(ctx, est, dt, 1);
 }
 
 static float *floats(int64_t n)
@@ -321,19 +331,24 @@ static void api_case(rfjit_ctx *ctx, const rfjit_plan *p, const char *est, const
     free(vr);
 }
 
-static void api_matrix(const char *est)
+static void api_matrix_dir(const char *est, int causal)
 {
     rfjit_ctx *ctx = make_ctx();
     static const int dts[3] = {RFJIT_F32, RFJIT_F16, RFJIT_BF16};
     static const int64_t groups[2] = {2, 8};
     for (int di = 0; di < 3; di++) {
-        rfjit_plan *p = make_plan(ctx, est, dts[di]);
+        rfjit_plan *p = make_plan_dir(ctx, est, dts[di], causal);
         for (int ci = 0; ci < N_CASES; ci++)
             for (int gi = 0; gi < 2; gi++)
                 api_case(ctx, p, est, &CASES[ci], dts[di], groups[gi], 41 + (uint64_t)ci);
         rfjit_plan_destroy(p);
     }
     rfjit_ctx_destroy(ctx);
+}
+
+static void api_matrix(const char *est)
+{
+    api_matrix_dir(est, 1);
 }
 
 Test(jit_gqa, positive_grouped_equals_repeated, .timeout = 120)
@@ -354,4 +369,135 @@ Test(jit_gqa, hyperbolic_grouped_equals_repeated, .timeout = 120)
 Test(jit_gqa, hybrid_grouped_equals_repeated, .timeout = 120)
 {
     api_matrix("hybrid");
+}
+
+Test(jit_gqa, exact_causal_grouped_equals_repeated, .timeout = 120)
+{
+    api_matrix_dir("exact", 1);
+}
+
+Test(jit_gqa, exact_bidirectional_grouped_equals_repeated, .timeout = 120)
+{
+    api_matrix_dir("exact", 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The exact kernel's passes of heads                                                       */
+
+enum { SNG = RJ_SOFTMAX_HEADS + 3 }; /* two passes, the second partial */
+
+/* The softmax kernel on keys [0, lk) with queries aligned to the last lq (causal qoff =
+ * lk - lq): ng heads of q (rows interleaved, sqh = D, sq = SNG D), or head `one` alone
+ * (ng = -1: the field left at 0). out is heads-major (SNG, LQ, DV). */
+static void sm_run(const rfjit_plan *p, const float *q, const kdata *x, int64_t lq, int64_t lk,
+                   const uint8_t *km, int ng, int one, float *out)
+{
+    const rj_kplan *kp = &p->kp;
+    float *ws = floats(kp->ws_floats);
+    rj_kargs a = {0};
+    a.ws = ws;
+    a.sq = SNG * D;
+    a.sk = D;
+    a.sv = DV;
+    a.so = DV;
+    a.q = q + (ng > 0 ? 0 : one * D);
+    a.out = out + (ng > 0 ? 0 : one * LQ * DV);
+    a.k = x->k;
+    a.v = x->v;
+    a.km = km;
+    a.lq = lq;
+    a.lk = lk;
+    a.qoff = kp->causal ? lk - lq : 0;
+    a.flags = RJ_KFLAG_INIT;
+    a.ng = ng < 0 ? 0 : ng;
+    a.sqh = D;
+    a.soh = LQ * DV;
+    p->fn(&a);
+    free(ws);
+}
+
+Test(jit_gqa, exact_kernel_passes_of_heads, .timeout = 120)
+{
+    rfjit_ctx *ctx = make_ctx();
+    kdata x = {NULL, floats(LK * D), floats(LK * DV), {0}};
+    float *q = floats(LQ * SNG * D);
+    tu_fill_normal(q, LQ * SNG * D, 0.5, 51);
+    tu_fill_normal(x.k, LK * D, 0.5, 52);
+    tu_fill_normal(x.v, LK * DV, 1.0, 53);
+    uint64_t s = 0x5eed;
+    for (int j = 0; j < LK; j++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x.km[j] = j >= 5 && (s >> 33) % 10 >= 4;
+    }
+    const int64_t n = SNG * LQ * DV;
+    float *og = floats(n), *os = floats(n);
+    for (int causal = 0; causal < 2; causal++) {
+        rfjit_plan *p = make_plan_dir(ctx, "exact", RFJIT_F32, causal);
+        cr_assert_eq(p->kp.gq, RJ_SOFTMAX_HEADS);
+        const struct {
+            int64_t lq, lk;
+            const uint8_t *km;
+            const char *what;
+        } cs[] = {{LQ, LQ, NULL, "aligned"},     {LQ, LQ, x.km, "aligned, masked"},
+                  {LQ, LK, NULL, "Lq < Lk"},     {LQ, LK, x.km, "Lq < Lk, masked"},
+                  {1, 1, NULL, "one token"}};
+        for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+            poison(og, n);
+            poison(os, n);
+            sm_run(p, q, &x, cs[c].lq, cs[c].lk, cs[c].km, SNG, 0, og);
+            for (int g = 0; g < SNG; g++)
+                sm_run(p, q, &x, cs[c].lq, cs[c].lk, cs[c].km, -1, g, os);
+            for (int g = 0; g < SNG; g++)
+                cr_expect(!memcmp(og + g * LQ * DV, os + g * LQ * DV,
+                                  (size_t)(cs[c].lq * DV) * sizeof(float)),
+                          "exact causal=%d %s: head %d of %d in one call differs from its own "
+                          "call",
+                          causal, cs[c].what, g, SNG);
+            poison(og, n);
+            sm_run(p, q, &x, cs[c].lq, cs[c].lk, cs[c].km, 1, 0, og);
+            cr_expect(!memcmp(og, os, (size_t)(cs[c].lq * DV) * sizeof(float)),
+                      "exact causal=%d %s: ng = 1 differs from 0", causal, cs[c].what);
+        }
+        rfjit_plan_destroy(p);
+    }
+    free(og);
+    free(os);
+    free(q);
+    free(x.k);
+    free(x.v);
+    rfjit_ctx_destroy(ctx);
+}
+
+/* One (sequence, group) on four threads runs in query blocks; its bits are one thread's. */
+Test(jit_gqa, exact_query_blocks_match_one_thread, .timeout = 120)
+{
+    static const gcase one_group = {"one sequence", 1, 200, 260, NULL, NULL, 1, NULL, NULL};
+    uint8_t mask[260];
+    for (int j = 0; j < 260; j++)
+        mask[j] = j % 7 != 3;
+    const size_t nq = (size_t)H * 200 * D, no = (size_t)H * 200 * DV;
+    void *q = normal_dt(nq, 0.5, 61, RFJIT_F32), *k = normal_dt(260 * D, 0.5, 62, RFJIT_F32);
+    void *v = normal_dt(260 * DV, 1.0, 63, RFJIT_F32);
+    for (int causal = 0; causal < 2; causal++) {
+        void *o[2];
+        for (int t = 0; t < 2; t++) {
+            rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+            cd.cache_dir = "";
+            cd.wisdom_path = "";
+            cd.threads = t ? 4 : 1;
+            rfjit_ctx *ctx = NULL;
+            cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+            rfjit_plan *p = make_plan_dir(ctx, "exact", RFJIT_F32, causal);
+            o[t] = run(ctx, p, &one_group, RFJIT_F32, q, k, v, 1, mask, no);
+            rfjit_plan_destroy(p);
+            rfjit_ctx_destroy(ctx);
+        }
+        cr_expect(!memcmp(o[0], o[1], no * sizeof(float)),
+                  "exact causal=%d: four threads' query blocks differ from one thread", causal);
+        free(o[0]);
+        free(o[1]);
+    }
+    free(q);
+    free(k);
+    free(v);
 }
