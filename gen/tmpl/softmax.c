@@ -20,11 +20,11 @@
  * exact zeros; the others have a finite m' from their first visible key on, where
  * alpha = e^{-inf} = 0 (the inline exp flushes it).
  *
- * Grouped-query attention (kabi.h ng > 1): the query heads sharing these keys go in passes
- * of up to gq heads (rj_kplan.gq), head g at q + g sqh and out + g soh, each with its own
- * query tile, m, l and num. A pass reads (and for half inputs widens) each key and value
- * tile once for all its heads, and every head's rows come out as its own call would give
- * them, bit for bit.
+ * A pass over the keys serves up to gq query tiles (rj_kplan.gq), each with its own x, m, l
+ * and num: the query heads that share these keys (kabi.h ng > 1; grouped-query attention,
+ * head g at q + g sqh and out + g soh), or else gq consecutive tiles of the one head. A pass
+ * reads (and for half inputs widens) each key and value tile once for all of them, and every
+ * tile's rows come out as a pass of its own would give them, bit for bit.
  */
 #include "gen/tmpl/tmpl.h"
 
@@ -257,54 +257,113 @@ static void head_rows(rj_kfn *f, rj_v g, rj_v *q, rj_v *out)
                        f->kp->dt_out);
 }
 
+static rj_v imin(rj_ir *ir, rj_v a, rj_v b, const char *name)
+{
+    return LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, a, b, ""), a, b, name);
+}
+
+static rj_v ceil_div(rj_ir *ir, rj_v a, rj_v b, const char *name)
+{
+    return LLVMBuildSDiv(ir->B, rj_ir_iadd(ir, a, rj_ir_isub(ir, b, rj_ir_i(ir, 1), ""), ""), b,
+                         name);
+}
+
+/* A pass over the keys serves nm query tiles at once: the tiles at qt0 of heads h0 .. h0 +
+ * nm - 1 (several heads, kabi.h ng > 1), or the nm tiles qt0, qt0 + T, ... of the call's one
+ * head (tile_mode). Either way each key and value tile is read, and widened from half
+ * precision, once per pass rather than once per query tile. */
+typedef struct sm_pass {
+    rj_v tile_mode, h0, qt0, nm;
+} sm_pass;
+
+/* Member g's head and query tile. */
+static void member(rj_kfn *f, const sm_pass *ps, rj_v g, rj_v *head, rj_v *qt)
+{
+    rj_ir *ir = f->ir;
+    rj_v zero = rj_ir_i(ir, 0);
+    *head = rj_ir_iadd(ir, ps->h0, LLVMBuildSelect(ir->B, ps->tile_mode, zero, g, ""), "head");
+    rj_v tile = rj_ir_imul(ir, g, rj_ir_i(ir, f->kp->T), "");
+    *qt = rj_ir_iadd(ir, ps->qt0, LLVMBuildSelect(ir->B, ps->tile_mode, tile, zero, ""), "qt");
+}
+
+static void start_pass(rj_kfn *f, const sm_ws *ws, const sm_pass *ps)
+{
+    rj_ir *ir = f->ir;
+    rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
+    rj_v head, qt, q, out;
+    member(f, ps, g.i, &head, &qt);
+    head_rows(f, head, &q, &out);
+    const sm_ws hw = head_ws(f, ws, g.i);
+    start_queries(f, &hw, q, qt, rj_tmpl_rows_left(f, f->arg[RJ_KA_lq], qt));
+    rj_ir_loop_end(ir, &g);
+}
+
+/* The key tile at kt for every member that sees some of it. */
+static void pass_key_tile(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, rj_v kt)
+{
+    rj_ir *ir = f->ir;
+    /* a tile of masked keys only is skipped: no scores, no update */
+    rj_v nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt);
+    rj_v nvis = rj_tmpl_key_vis(f, kt, nk, ws->vis, 0);
+    rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
+                               "visible_keys");
+    rj_v partial = LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial");
+    const sm_kv kv = key_value_tile(f, ws, kt);
+    rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
+    rj_v head, qt;
+    member(f, ps, g.i, &head, &qt);
+    const sm_ws hw = head_ws(f, ws, g.i);
+    /* causal: an earlier tile of the pass ends its keys sooner */
+    rj_if sees = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSLT, kt, key_end(f, qt), ""),
+                                "sees_tile");
+    key_tile(f, &hw, &kv, qt, kt, partial);
+    rj_ir_if_end(ir, &sees);
+    rj_ir_loop_end(ir, &g);
+    rj_ir_if_end(ir, &any);
+}
+
+static void finish_pass(rj_kfn *f, const sm_ws *ws, const sm_pass *ps)
+{
+    rj_ir *ir = f->ir;
+    rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
+    rj_v head, qt, q, out;
+    member(f, ps, g.i, &head, &qt);
+    head_rows(f, head, &q, &out);
+    const sm_ws hw = head_ws(f, ws, g.i);
+    finish_queries(f, &hw, out, qt, rj_tmpl_rows_left(f, f->arg[RJ_KA_lq], qt));
+    rj_ir_loop_end(ir, &g);
+}
+
 void rj_tmpl_softmax(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     const sm_ws ws = workspace(f);
     rj_v lq = f->arg[RJ_KA_lq], ng = f->arg[RJ_KA_ng];
-    rj_v heads = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSGT, ng, rj_ir_i(ir, 1), ""),
-                                 ng, rj_ir_i(ir, 1), "heads");
-    rj_loop pass = rj_ir_loop_begin(ir, "head_pass", rj_ir_i(ir, 0), heads, f->kp->gq);
-    rj_v left = rj_ir_isub(ir, heads, pass.i, "");
-    rj_v gq = rj_ir_i(ir, f->kp->gq);
-    rj_v hn = LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, left, gq, ""), left, gq,
-                              "hn");
-    rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
-    rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
-    {
-        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
-        rj_v q, out;
-        head_rows(f, rj_ir_iadd(ir, pass.i, g.i, ""), &q, &out);
-        const sm_ws hw = head_ws(f, &ws, g.i);
-        start_queries(f, &hw, q, qt.i, nq);
-        rj_ir_loop_end(ir, &g);
-    }
-    rj_v kend = key_end(f, qt.i);
-    rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), kend, T);
-    /* a tile of masked keys only is skipped: no scores, no update */
-    rj_v nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt.i);
-    rj_v nvis = rj_tmpl_key_vis(f, kt.i, nk, ws.vis, 0);
-    rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
-                               "visible_keys");
-    rj_v partial = LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial");
-    const sm_kv kv = key_value_tile(f, &ws, kt.i);
-    {
-        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
-        const sm_ws hw = head_ws(f, &ws, g.i);
-        key_tile(f, &hw, &kv, qt.i, kt.i, partial);
-        rj_ir_loop_end(ir, &g);
-    }
-    rj_ir_if_end(ir, &any);
+    rj_v one = rj_ir_i(ir, 1), gq = rj_ir_i(ir, f->kp->gq);
+    rj_v several = LLVMBuildICmp(ir->B, LLVMIntSGT, ng, one, "several");
+    sm_pass ps = {.tile_mode = LLVMBuildNot(ir->B, several, "tile_mode")};
+    rj_v heads = LLVMBuildSelect(ir->B, several, ng, one, "heads");
+    rj_v hstep = LLVMBuildSelect(ir->B, several, gq, one, "hstep");
+    rj_v span = rj_ir_imul(ir, rj_ir_i(ir, T), LLVMBuildSelect(ir->B, several, one, gq, ""),
+                           "span");
+    rj_loop hp = rj_ir_loop_begin(ir, "head_pass", rj_ir_i(ir, 0),
+                                  ceil_div(ir, heads, hstep, "passes"), 1);
+    ps.h0 = rj_ir_imul(ir, hp.i, hstep, "h0");
+    rj_v nh = imin(ir, gq, rj_ir_isub(ir, heads, ps.h0, ""), "nh");
+    rj_loop u = rj_ir_loop_begin(ir, "query_pass", rj_ir_i(ir, 0), ceil_div(ir, lq, span, "units"),
+                                 1);
+    ps.qt0 = rj_ir_imul(ir, u.i, span, "qt0");
+    rj_v tiles = ceil_div(ir, rj_ir_isub(ir, lq, ps.qt0, ""), rj_ir_i(ir, T), "tiles");
+    ps.nm = LLVMBuildSelect(ir->B, ps.tile_mode, imin(ir, gq, tiles, ""), nh, "nm");
+    start_pass(f, &ws, &ps);
+    rj_v last = rj_ir_isub(ir, ps.nm, one, "");
+    rj_v last_head, last_qt;
+    member(f, &ps, last, &last_head, &last_qt);
+    rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), key_end(f, last_qt), T);
+    pass_key_tile(f, &ws, &ps, kt.i);
     rj_ir_loop_end(ir, &kt);
-    {
-        rj_loop g = rj_ir_loop_begin(ir, "head", rj_ir_i(ir, 0), hn, 1);
-        rj_v q, out;
-        head_rows(f, rj_ir_iadd(ir, pass.i, g.i, ""), &q, &out);
-        const sm_ws hw = head_ws(f, &ws, g.i);
-        finish_queries(f, &hw, out, qt.i, nq);
-        rj_ir_loop_end(ir, &g);
-    }
-    rj_ir_loop_end(ir, &qt);
-    rj_ir_loop_end(ir, &pass);
+    finish_pass(f, &ws, &ps);
+    rj_ir_loop_end(ir, &u);
+    rj_ir_loop_end(ir, &hp);
 }
