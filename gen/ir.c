@@ -177,6 +177,12 @@ rj_v rj_ir_round_down(rj_ir *ir, rj_v n, int64_t m, const char *name)
     return LLVMBuildAnd(ir->B, n, rj_ir_i(ir, -m), rj_ir_name(ir, name));
 }
 
+rj_v rj_ir_ceil_div(rj_ir *ir, rj_v n, rj_v m, const char *name)
+{
+    rj_v up = LLVMBuildAdd(ir->B, n, LLVMBuildSub(ir->B, m, rj_ir_i(ir, 1), ""), "");
+    return LLVMBuildSDiv(ir->B, up, m, rj_ir_name(ir, name));
+}
+
 rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name)
 {
     rj_v masked = LLVMBuildAnd(ir->B, x, rj_ir_i(ir, bits), "");

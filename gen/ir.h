@@ -89,6 +89,8 @@ rj_v rj_ir_idx2(rj_ir *ir, rj_v row, int64_t stride, rj_v col, const char *name)
 rj_v rj_ir_idx2v(rj_ir *ir, rj_v row, rj_v stride, rj_v col, const char *name);
 /* n rounded down to a multiple of m (a power of two). */
 rj_v rj_ir_round_down(rj_ir *ir, rj_v n, int64_t m, const char *name);
+/* ceil(n / m) for n >= 0 and m >= 1 (both i64). */
+rj_v rj_ir_ceil_div(rj_ir *ir, rj_v n, rj_v m, const char *name);
 /* (x & bits) != 0, or == 0 when set is 0: a flag of the kernel arguments. */
 rj_v rj_ir_bits(rj_ir *ir, rj_v x, int64_t bits, int set, const char *name);
 /* p[idx] != 0 for a byte pointer p (i64 idx): one entry of a caller's mask, read as is (no

@@ -262,12 +262,6 @@ static rj_v imin(rj_ir *ir, rj_v a, rj_v b, const char *name)
     return LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, a, b, ""), a, b, name);
 }
 
-static rj_v ceil_div(rj_ir *ir, rj_v a, rj_v b, const char *name)
-{
-    return LLVMBuildSDiv(ir->B, rj_ir_iadd(ir, a, rj_ir_isub(ir, b, rj_ir_i(ir, 1), ""), ""), b,
-                         name);
-}
-
 /* A pass over the keys serves nm query tiles at once: the tiles at qt0 of heads h0 .. h0 +
  * nm - 1 (several heads, kabi.h ng > 1), or the nm tiles qt0, qt0 + T, ... of the call's one
  * head (tile_mode). Either way each key and value tile is read, and widened from half
@@ -348,13 +342,13 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_v span = rj_ir_imul(ir, rj_ir_i(ir, T), LLVMBuildSelect(ir->B, several, one, gq, ""),
                            "span");
     rj_loop hp = rj_ir_loop_begin(ir, "head_pass", rj_ir_i(ir, 0),
-                                  ceil_div(ir, heads, hstep, "passes"), 1);
+                                  rj_ir_ceil_div(ir, heads, hstep, "passes"), 1);
     ps.h0 = rj_ir_imul(ir, hp.i, hstep, "h0");
     rj_v nh = imin(ir, gq, rj_ir_isub(ir, heads, ps.h0, ""), "nh");
-    rj_loop u = rj_ir_loop_begin(ir, "query_pass", rj_ir_i(ir, 0), ceil_div(ir, lq, span, "units"),
-                                 1);
+    rj_loop u = rj_ir_loop_begin(ir, "query_pass", rj_ir_i(ir, 0),
+                                 rj_ir_ceil_div(ir, lq, span, "units"), 1);
     ps.qt0 = rj_ir_imul(ir, u.i, span, "qt0");
-    rj_v tiles = ceil_div(ir, rj_ir_isub(ir, lq, ps.qt0, ""), rj_ir_i(ir, T), "tiles");
+    rj_v tiles = rj_ir_ceil_div(ir, rj_ir_isub(ir, lq, ps.qt0, ""), rj_ir_i(ir, T), "tiles");
     ps.nm = LLVMBuildSelect(ir->B, ps.tile_mode, imin(ir, gq, tiles, ""), nh, "nm");
     start_pass(f, &ws, &ps);
     rj_v last = rj_ir_isub(ir, ps.nm, one, "");

@@ -438,8 +438,10 @@ Test(jit_gqa, exact_kernel_passes_of_heads, .timeout = 120)
             int64_t lq, lk;
             const uint8_t *km;
             const char *what;
-        } cs[] = {{LQ, LQ, NULL, "aligned"},     {LQ, LQ, x.km, "aligned, masked"},
-                  {LQ, LK, NULL, "Lq < Lk"},     {LQ, LK, x.km, "Lq < Lk, masked"},
+        } cs[] = {{LQ, LQ, NULL, "aligned"},
+                  {LQ, LQ, x.km, "aligned, masked"},
+                  {LQ, LK, NULL, "Lq < Lk"},
+                  {LQ, LK, x.km, "Lq < Lk, masked"},
                   {1, 1, NULL, "one token"}};
         for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
             poison(og, n);
