@@ -66,12 +66,12 @@ extern "C" {
  * library's SONAME is librfjit.so.MAJOR.MINOR); descriptors grow at their end only, and a
  * caller built against an older header passes its smaller `size`, which is accepted. */
 #define RFJIT_VERSION_MAJOR 0
-#define RFJIT_VERSION_MINOR 3
+#define RFJIT_VERSION_MINOR 4
 #define RFJIT_VERSION_PATCH 0
 #define RFJIT_VERSION_NUMBER                                                                     \
     (RFJIT_VERSION_MAJOR * 10000 + RFJIT_VERSION_MINOR * 100 + RFJIT_VERSION_PATCH)
 #define RFJIT_VERSION RFJIT_VERSION_NUMBER
-#define RFJIT_VERSION_STRING "0.3.0"
+#define RFJIT_VERSION_STRING "0.4.0"
 
 /* Status codes: pinned numbers, grouped by decade, never renumbered or reused. */
 #define RFJIT_STATUS_LIST(X)                                                                       \
@@ -439,30 +439,114 @@ RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan, const rfj
 /* Incremental decoding                                                                     */
 
 /*
- * State of B x H causal sequences decoded one token at a time: step t takes q_t, k_t, v_t
- * (shapes (B, H, 1, d) and (B, H, 1, dv)) and writes out_t (B, H, 1, dv), equal (to the JIT
- * tolerance) to row t of the plan's causal attention over tokens 0..t. Linear JIT plans
- * carry O(M dv) per sequence; exact, hybrid and eva keep the history. The plan must be causal
- * and outlive the state. Errors: RFJIT_E_INVALID_ARG (NULL, B or H < 1), RFJIT_E_NOT_APPLICABLE
- * (a bidirectional plan), RFJIT_E_SHAPE, RFJIT_E_NONFINITE, RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE
- * (the B x H states exceed the machine's memory), RFJIT_E_RANGE: a
- * linear JIT state could not represent a query's denominator in float (logits spread by
- * hundreds); the step was still taken (keys in the state, position advanced) and the message
- * names the (batch, head) whose output row is NaN. A plan's execute recomputes such rows with
- * the double reference instead. A state is used by one thread at a time.
+ * A decode state holds `slots` causal sequences of H query heads and Hkv key/value heads
+ * (Hkv divides H; query head h reads key/value head h / (H / Hkv)), each at its own position.
+ * Linear JIT plans carry a constant-size state per (slot, key/value head): the causal
+ * kernel's (S, z, zabs, c), the same whatever the position, shared by the query heads of the
+ * group. exact, hybrid, eva and the reference backend keep each slot's tokens instead.
+ *
+ * Every call below gives, to the JIT tolerance, the rows the plan's causal attention gives
+ * over a slot's tokens so far: a prefill of L tokens at position p writes rows p .. p + L - 1
+ * of that attention, a step writes row p, and either leaves the slot at the new position.
+ * Slots advance independently (continuous batching): a call names the slots it takes in
+ * `index`, and the others are not touched.
+ *
+ * Fitted estimators (oprf, saderf, sderf, aderf) on a plan created without a calibration
+ * sample fit their parameters per slot, on the prompt of the slot's first prefill, and keep
+ * them until the slot is reset; a step on such a slot before any prefill is refused with
+ * RFJIT_E_STATE. A plan with fixed parameters can step from position 0.
+ *
+ * A state is used by one thread at a time; the plan must outlive it. A failed call changes
+ * no slot (position, state or history) and writes no output, except RFJIT_E_RANGE below.
  */
 typedef struct rfjit_decode rfjit_decode;
+
+typedef struct rfjit_decode_desc {
+    size_t size;      /* sizeof(rfjit_decode_desc), set by RFJIT_DECODE_DESC_INIT */
+    int64_t slots;    /* sequences held, 1 .. 2^20 */
+    int64_t heads;    /* query heads H, 1 .. 2^20 */
+    int64_t kv_heads; /* key/value heads, dividing H (0 = H) */
+} rfjit_decode_desc;
+
+#define RFJIT_DECODE_DESC_INIT {sizeof(rfjit_decode_desc), 1, 1, 0}
+
+/* Create a state of desc->slots empty slots (position 0). Errors: RFJIT_E_INVALID_ARG (NULL,
+ * counts outside their ranges, kv_heads not dividing heads), RFJIT_E_DESC_SIZE,
+ * RFJIT_E_NOT_APPLICABLE (a bidirectional plan), RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (the states
+ * exceed the machine's memory). Since 0.4. */
+RFJIT_API rfjit_status rfjit_decode_create_ex(const rfjit_plan *plan,
+                                              const rfjit_decode_desc *desc, rfjit_decode **out);
+/* rfjit_decode_create_ex with slots = batch, heads = kv_heads = heads. */
 RFJIT_API rfjit_status rfjit_decode_create(const rfjit_plan *plan, int64_t batch, int64_t heads,
                                            rfjit_decode **out);
 /* Destroy a state; NULL is a no-op. */
 RFJIT_API void rfjit_decode_destroy(rfjit_decode *state);
+
+/*
+ * The tokens of one prefill or step (since 0.4). Fill with RFJIT_DECODE_ARGS_INIT.
+ * q (n, H, L, d); k (n, Hkv, L, d); v (n, Hkv, L, dv); out (n, H, L, dv) or NULL (a prefill
+ * that needs no outputs; a step must have out). Entry i goes to slot index[i] (n distinct
+ * slots; NULL: slots 0 .. n - 1). lengths[i] (0 .. L): entry i has that many tokens, the rest
+ * of its rows are padding, never read, and its out rows past them are left untouched (NULL:
+ * L each). Any rfjit_dtype; q, k and v share one, out may differ. A step has L = 1.
+ */
+typedef struct rfjit_decode_args {
+    size_t size; /* sizeof(rfjit_decode_args), set by RFJIT_DECODE_ARGS_INIT */
+    const rfjit_tensor_ex *q, *k, *v;
+    rfjit_tensor_ex *out;
+    const int64_t *index;
+    const int32_t *lengths;
+} rfjit_decode_args;
+
+#define RFJIT_DECODE_ARGS_INIT {sizeof(rfjit_decode_args), NULL, NULL, NULL, NULL, NULL, NULL}
+
+/* A prompt of up to L tokens per entry into its slot, at the causal kernel's speed. Errors:
+ * RFJIT_E_INVALID_ARG (NULL, an index outside [0, slots) or repeated, a length outside
+ * [0, L]), RFJIT_E_DESC_SIZE, RFJIT_E_SHAPE, RFJIT_E_STRIDE, RFJIT_E_DTYPE, RFJIT_E_ALIAS,
+ * RFJIT_E_NONFINITE, RFJIT_E_NOMEM, RFJIT_E_RANGE (as for a step). Since 0.4. */
+RFJIT_API rfjit_status rfjit_decode_prefill(rfjit_decode *state, const rfjit_decode_args *args);
+/* One token per entry (L = 1): every slot named advances by one. Errors as prefill, and
+ * RFJIT_E_STATE (a slot of a fitted estimator that has not been prefilled). RFJIT_E_RANGE: a
+ * linear JIT state could not represent a query's denominator in float (logits spread by
+ * hundreds); the step was still taken (keys in the state, positions advanced) and the
+ * message names the (entry, head) whose output row is NaN. Since 0.4. */
+RFJIT_API rfjit_status rfjit_decode_step_ex(rfjit_decode *state, const rfjit_decode_args *args);
+/* The float32 step of every slot in order: q, k (slots, H, 1, d) with H = Hkv, v and out
+ * (slots, H, 1, dv). */
 RFJIT_API rfjit_status rfjit_decode_step(rfjit_decode *state, const rfjit_tensor *q,
                                          const rfjit_tensor *k, const rfjit_tensor *v,
                                          rfjit_tensor *out);
-/* Start over at position 0. */
+/* Empty the n slots of index (NULL: every slot) and put them at position 0; the others are
+ * not touched. Errors: RFJIT_E_INVALID_ARG (NULL state, an index outside [0, slots)), with
+ * no slot reset. Since 0.4. */
+RFJIT_API rfjit_status rfjit_decode_reset_slots(rfjit_decode *state, const int64_t *index,
+                                                int64_t n);
+/* Every slot back to position 0. */
 RFJIT_API void rfjit_decode_reset(rfjit_decode *state);
-/* Tokens consumed so far. */
+/* Tokens slot 0 has taken. */
 RFJIT_API int64_t rfjit_decode_position(const rfjit_decode *state);
+/* Tokens slot `slot` has taken; -1 for a NULL state or a slot outside [0, slots). Since 0.4. */
+RFJIT_API int64_t rfjit_decode_slot_position(const rfjit_decode *state, int64_t slot);
+
+/*
+ * Snapshots (prefix caching; since 0.4): a slot's whole decode state as bytes in a versioned
+ * layout, to restore into any slot of any state of an equal plan (same estimator, d, dv, m,
+ * projection, parameters and kernel tiling, and the same H and Hkv): many requests that share
+ * a system prompt prefill it once. A constant-state slot's snapshot has a size fixed by the
+ * plan; a history slot's grows with its position.
+ *
+ * rfjit_decode_snapshot: *size receives the snapshot's size in bytes; with buf non-NULL and
+ * cap >= *size the snapshot is written to buf. Errors: RFJIT_E_INVALID_ARG (NULL state or
+ * size, slot out of range, cap < *size with buf non-NULL: nothing written).
+ * rfjit_decode_restore: slot `slot` becomes the snapshot's (position included). Errors:
+ * RFJIT_E_INVALID_ARG (NULL, slot out of range), RFJIT_E_STATE (bytes that are not a
+ * snapshot, of another layout version, or of another plan or head count: the message names
+ * what differs), RFJIT_E_NOMEM; the slot is unchanged on error.
+ */
+RFJIT_API rfjit_status rfjit_decode_snapshot(const rfjit_decode *state, int64_t slot, void *buf,
+                                             size_t cap, size_t *size);
+RFJIT_API rfjit_status rfjit_decode_restore(rfjit_decode *state, int64_t slot, const void *buf,
+                                            size_t size);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Ahead-of-time emission                                                                   */

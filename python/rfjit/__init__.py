@@ -60,7 +60,7 @@ def _load():
         for f in sorted(_os.listdir(d)):
             if f.startswith("librfjit.so"):
                 names.append(_os.path.join(d, f))
-    names += [n for n in (_cutil.find_library("rfjit"), "librfjit.so.0.3", "librfjit.so") if n]
+    names += [n for n in (_cutil.find_library("rfjit"), "librfjit.so.0.4", "librfjit.so") if n]
     errors = []
     for n in names:
         try:
@@ -206,7 +206,7 @@ def _plan_dtype(value):
 
 
 def version():
-    """The loaded library's version string, e.g. '0.3.0'."""
+    """The loaded library's version string, e.g. '0.4.0'."""
     return _lib.rfjit_version_string().decode()
 
 
