@@ -22,8 +22,7 @@ static bool alloc_states(rfjit_decode *s, size_t bytes)
 {
     const rj_kplan *kp = &s->p->kp;
     s->st = rj_alloc_aligned(bytes / sizeof(float), sizeof(float));
-    s->ws = rj_alloc_aligned((size_t)kp->ws_floats, sizeof(float));
-    if (!s->st || !s->ws)
+    if (!s->st)
         return false;
     /* a slot at position 0 has no state yet; zeros make its snapshot's bytes fixed */
     memset(s->st, 0, bytes);
@@ -85,7 +84,7 @@ void rj_decode_free(rfjit_decode *s)
     }
     for (int i = 0; i < RJ_DSCRATCH; i++)
         rj_free(s->scr[i]);
-    void *own[] = {s->pos, s->st, s->par, s->has_par, s->hist, s->ws, s->idx,
+    void *own[] = {s->pos, s->st, s->par, s->has_par, s->hist, s->idx,
                    s->len, s->mark, s->fresh, s->stp, (void *)s->parp};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         rj_free(own[i]);

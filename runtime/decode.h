@@ -44,7 +44,6 @@ struct rfjit_decode {
     float *par;     /* fitted: slots x H x (pq | pk), 2 role_floats each */
     uint8_t *has_par;
     rj_hist *hist;  /* history mode: per slot */
-    float *ws;      /* the kernel's workspace */
     /* per-call arrays of `slots` entries */
     int64_t *idx;
     int32_t *len;

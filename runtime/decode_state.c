@@ -8,7 +8,9 @@
 #include "runtime/decode.h"
 #include "runtime/decode_step.h"
 #include "runtime/exec.h"
+#include "runtime/exec_scratch.h"
 #include "runtime/plan_fit.h"
+#include "runtime/pool.h"
 
 #include "core/kabi.h"
 
@@ -88,7 +90,8 @@ static rfjit_status fit_entries(rfjit_decode *s, const rj_dcall *c, float *out, 
 /* The kernel over entry i's prompt, for query heads h0 .. h0 + ng - 1 and key/value head g,
  * continuing state st with parameters kpar. */
 static void run_prompt(const rfjit_decode *s, const rj_dcall *c, rj_kernel_fn fn, int64_t i,
-                       int64_t h0, int64_t ng, int64_t g, float *st, const float *kpar)
+                       int64_t h0, int64_t ng, int64_t g, float *st, const float *kpar,
+                       float *ws)
 {
     rj_kargs a = {0};
     a.q = (const float *)rj_view_row(&c->q, i, h0, 0);
@@ -100,7 +103,7 @@ static void run_prompt(const rfjit_decode *s, const rj_dcall *c, rj_kernel_fn fn
     a.lk = c->len[i];
     a.pq = kpar;
     a.pk = kpar + s->p->kp.role_floats;
-    a.ws = s->ws;
+    a.ws = ws;
     a.st = st;
     a.flags = s->pos[c->slot[i]] == 0 ? RJ_KFLAG_INIT : 0;
     if (c->out.data) {
@@ -127,43 +130,97 @@ static rfjit_status check_range(const rj_dcall *c, const rj_view *out, rj_diag *
     return RFJIT_OK;
 }
 
+/*
+ * The kernel calls of a prefill, one per (entry, state) on the context's pool, as an execute
+ * spreads (sequence, head) slices: each state is written by one task. The workspaces are
+ * taken from the plan's scratch pool before any task runs, one per thread that can run at
+ * once, so no task can fail once the slots start changing.
+ */
+typedef struct prefill_job {
+    rfjit_decode *s;
+    const rj_dcall *c;
+    rj_kernel_fn fn;
+    pthread_mutex_t mu;
+    rj_exec_scratch **free; /* workspaces not in use */
+    int64_t nfree;
+} prefill_job;
+
+static void prefill_task(void *arg, int64_t task)
+{
+    prefill_job *j = arg;
+    rfjit_decode *s = j->s;
+    const rj_dcall *c = j->c;
+    const int64_t i = task / s->nst, st = task % s->nst, G = s->H / s->Hkv;
+    if (c->len[i] == 0)
+        return;
+    pthread_mutex_lock(&j->mu);
+    rj_exec_scratch *w = j->free[--j->nfree];
+    pthread_mutex_unlock(&j->mu);
+    const int64_t slot = c->slot[i];
+    if (s->fitted)
+        run_prompt(s, c, j->fn, i, st, 1, st / G, slot_state(s, slot, st), slot_par(s, slot, st),
+                   w->ws);
+    else
+        run_prompt(s, c, j->fn, i, st * G, G, st, slot_state(s, slot, st), s->p->kpar, w->ws);
+    pthread_mutex_lock(&j->mu);
+    j->free[j->nfree++] = w;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static rfjit_status take_workspaces(prefill_job *j, int64_t n, rj_diag *dg)
+{
+    const rfjit_plan *p = j->s->p;
+    j->free = rj_alloc_array((size_t)n, sizeof *j->free);
+    RJ_FAIL_IF(dg, !j->free, RFJIT_E_NOMEM, "no memory for a prefill's workspaces");
+    for (j->nfree = 0; j->nfree < n; j->nfree++)
+        if (!(j->free[j->nfree] = rj_scratch_take(p, dg)))
+            return RFJIT_E_NOMEM;
+    return RFJIT_OK;
+}
+
+static void give_workspaces(prefill_job *j)
+{
+    for (int64_t i = 0; j->free && i < j->nfree; i++)
+        rj_scratch_give(j->s->p, j->free[i]);
+    rj_free(j->free);
+}
+
 rfjit_status rj_decode_state_prefill(rfjit_decode *s, const rj_dcall *c0, rj_diag *dg)
 {
     const rfjit_plan *p = s->p;
     rj_dcall c = *c0;
-    rj_kernel_fn fn;
-    RJ_TRY(rj_plan_kernel_for(p, c.q.dtype, c.out.data ? c.out.dtype : c.q.dtype, &fn, dg));
+    prefill_job j = {.s = s, .c = &c};
+    RJ_TRY(rj_plan_kernel_for(p, c.q.dtype, c.out.data ? c.out.dtype : c.q.dtype, &j.fn, dg));
     RJ_TRY(contiguous(s, &c.q, RJ_DSCR_Q, dg));
     RJ_TRY(contiguous(s, &c.k, RJ_DSCR_K, dg));
     RJ_TRY(contiguous(s, &c.v, RJ_DSCR_V, dg));
     RJ_TRY(contiguous(s, &c.out, RJ_DSCR_OUT, dg));
-    const int64_t G = s->H / s->Hkv, rf2 = 2 * p->kp.role_floats;
+    const int64_t rf2 = 2 * p->kp.role_floats, tasks = c.n * s->nst;
     float *fit = NULL;
     if (s->fitted) {
         fit = rj_decode_scratch(s, RJ_DSCR_PAR, (size_t)(c.n * s->H * rf2) * sizeof(float));
         RJ_FAIL_IF(dg, !fit, RFJIT_E_NOMEM, "no memory for a prompt's parameters");
         RJ_TRY(fit_entries(s, &c, fit, dg));
     }
-    /* nothing below fails: the slots change from here on */
-    for (int64_t i = 0; i < c.n; i++) {
-        const int64_t slot = c.slot[i];
-        if (c.len[i] == 0)
-            continue;
-        if (!s->fitted)
-            for (int64_t g = 0; g < s->Hkv; g++)
-                run_prompt(s, &c, fn, i, g * G, G, g, slot_state(s, slot, g), p->kpar);
-        else {
-            if (s->pos[slot] == 0) {
-                memcpy(slot_par(s, slot, 0), fit + i * s->H * rf2,
-                       (size_t)(s->H * rf2) * sizeof(float));
-                s->has_par[slot] = 1;
-            }
-            for (int64_t h = 0; h < s->H; h++)
-                run_prompt(s, &c, fn, i, h, 1, h / G, slot_state(s, slot, h),
-                           slot_par(s, slot, h));
-        }
-        s->pos[slot] += c.len[i];
+    const int64_t threads = rj_pool_threads(p->ctx->pool);
+    rfjit_status st = take_workspaces(&j, tasks < threads ? tasks : threads, dg);
+    if (st != RFJIT_OK) {
+        give_workspaces(&j);
+        return st;
     }
+    /* nothing below fails: the slots change from here on */
+    for (int64_t i = 0; s->fitted && i < c.n; i++)
+        if (c.len[i] > 0 && s->pos[c.slot[i]] == 0) {
+            memcpy(slot_par(s, c.slot[i], 0), fit + i * s->H * rf2,
+                   (size_t)(s->H * rf2) * sizeof(float));
+            s->has_par[c.slot[i]] = 1;
+        }
+    pthread_mutex_init(&j.mu, NULL);
+    rj_pool_run(p->ctx->pool, tasks, prefill_task, &j);
+    pthread_mutex_destroy(&j.mu);
+    give_workspaces(&j);
+    for (int64_t i = 0; i < c.n; i++)
+        s->pos[c.slot[i]] += c.len[i];
     if (c.out.data && c.out.data != c0->out.data)
         unpack_out(&c0->out, &c.out, &c);
     return c.out.data ? check_range(&c, &c.out, dg) : RFJIT_OK;
