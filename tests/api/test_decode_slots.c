@@ -503,3 +503,79 @@ Test(decode_slots, restored_state_continues_bit_for_bit, .timeout = 300)
         restore_continues(ctx, ests[e]);
     rfjit_ctx_destroy(ctx);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Views whose elements are not contiguous                                                  */
+
+/* A float32 copy of contiguous t with every element two apart (stride[3] = 2). */
+static rfjit_tensor_ex spread(const rfjit_tensor_ex *t, float **buf)
+{
+    const int64_t n = t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
+    *buf = calloc((size_t)(2 * n), sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        (*buf)[2 * i] = ((const float *)t->data)[i];
+    rfjit_tensor_ex s = *t;
+    s.data = *buf;
+    for (int i = 0; i < 4; i++)
+        s.stride[i] = 2 * t->stride[i];
+    return s;
+}
+
+/* One call on st1 with contiguous views and on st2 with spread ones: the same bits. */
+static void strided_call(rfjit_decode *st1, rfjit_decode *st2, const dt_seqs *s,
+                         const int64_t *ix, const int64_t *t0, const int32_t *len, int64_t n,
+                         int step, const char *est)
+{
+    int64_t L = 1;
+    for (int64_t i = 0; i < n; i++)
+        L = len[i] > L ? len[i] : L;
+    dt_call c;
+    dtu_call_make(&c, s, ix, t0, len, n, L);
+    const size_t no = (size_t)(n * s->H * L * DV);
+    float *o1 = calloc(no, sizeof(float)), *o2 = NULL, *bq, *bk, *bv;
+    rfjit_tensor_ex to1 = dtu_out(o1, n, s->H, L, DV), to2 = spread(&to1, &o2);
+    rfjit_tensor_ex sq = spread(&c.tq, &bq), sk = spread(&c.tk, &bk), sv = spread(&c.tv, &bv);
+    rfjit_decode_args a = RFJIT_DECODE_ARGS_INIT;
+    a.q = &c.tq, a.k = &c.tk, a.v = &c.tv, a.out = &to1, a.index = ix, a.lengths = len;
+    cr_assert_eq(step ? rfjit_decode_step_ex(st1, &a) : rfjit_decode_prefill(st1, &a), RFJIT_OK);
+    a.q = &sq, a.k = &sk, a.v = &sv, a.out = &to2;
+    cr_assert_eq(step ? rfjit_decode_step_ex(st2, &a) : rfjit_decode_prefill(st2, &a), RFJIT_OK,
+                 "%s", rfjit_ctx_last_error(NULL));
+    for (size_t i = 0; i < no; i++)
+        cr_assert(!memcmp(&o1[i], &o2[2 * i], sizeof(float)) && o2[2 * i + 1] == 0.0f,
+                  "%s %s: element %zu: %g vs %g", est, step ? "step" : "prefill", i, o1[i],
+                  o2[2 * i]);
+    free(o1), free(o2), free(bq), free(bk), free(bv);
+    dtu_call_free(&c);
+}
+
+Test(decode_slots, strided_views_match_contiguous, .timeout = 120)
+{
+    rfjit_ctx *ctx = make_ctx();
+    const char *ests[2] = {"positive", "exact"};
+    for (int e = 0; e < 2; e++) {
+        rfjit_attn_desc a = desc_of(ests[e], RFJIT_F32);
+        rfjit_plan *p = make_plan(ctx, &a);
+        rfjit_decode *st1 = make_state(p, 2, 4, 2), *st2 = make_state(p, 2, 4, 2);
+        dt_seqs s;
+        dtu_seqs_init(&s, 2, 4, 2, 20, D, DV, RFJIT_F32, 0.6, 31);
+        const int64_t both[2] = {0, 1}, rev[2] = {1, 0}, z[2] = {0, 0};
+        const int32_t plen[2] = {9, 5};
+        strided_call(st1, st2, &s, both, z, plen, 2, 0, ests[e]);
+        int64_t pos[2] = {9, 5};
+        for (int t = 0; t < 4; t++) {
+            /* slot 0 sits out every other step (length 0) */
+            const int32_t len[2] = {1, t % 2};
+            const int64_t t0[2] = {pos[1], pos[0]};
+            strided_call(st1, st2, &s, rev, t0, len, 2, 1, ests[e]);
+            pos[1] += 1, pos[0] += t % 2;
+        }
+        cr_assert_eq(rfjit_decode_slot_position(st2, 0), pos[0]);
+        cr_assert_eq(rfjit_decode_slot_position(st2, 1), pos[1]);
+        dtu_seqs_free(&s);
+        rfjit_decode_destroy(st1);
+        rfjit_decode_destroy(st2);
+        rfjit_plan_destroy(p);
+    }
+    rfjit_ctx_destroy(ctx);
+}
