@@ -60,8 +60,7 @@ rfjit_status rfjit_decode_step(rfjit_decode *s, const rfjit_tensor *q, const rfj
                                const rfjit_tensor *v, rfjit_tensor *out)
 {
     RJ_TRY(RJ_API_ARGS(NULL, "rfjit_decode_step", {s, "state"}));
-    RJ_TRY(RJ_API_ARGS(s->p->ctx, "rfjit_decode_step", {q, "q"}, {k, "k"}, {v, "v"},
-                       {out, "out"}));
+    RJ_TRY(RJ_API_ARGS(s->p->ctx, "rfjit_decode_step", {q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}));
     rfjit_tensor_ex tq = rfjit_tensor_ex_of(q), tk = rfjit_tensor_ex_of(k),
                     tv = rfjit_tensor_ex_of(v), to = rfjit_tensor_ex_of(out);
     rfjit_decode_args a = RFJIT_DECODE_ARGS_INIT;

@@ -28,8 +28,7 @@ static bool alloc_states(rfjit_decode *s, size_t bytes)
     memset(s->st, 0, bytes);
     if (!s->fitted)
         return true;
-    s->par = rj_alloc_array((size_t)(s->slots * s->H) * 2 * (size_t)kp->role_floats,
-                            sizeof(float));
+    s->par = rj_alloc_array((size_t)(s->slots * s->H) * 2 * (size_t)kp->role_floats, sizeof(float));
     s->has_par = rj_alloc_array_zero((size_t)s->slots, 1);
     return s->par && s->has_par;
 }
@@ -84,8 +83,8 @@ void rj_decode_free(rfjit_decode *s)
     }
     for (int i = 0; i < RJ_DSCRATCH; i++)
         rj_free(s->scr[i]);
-    void *own[] = {s->pos, s->st, s->par, s->has_par, s->hist, s->idx,
-                   s->len, s->mark, s->fresh, s->stp, (void *)s->parp};
+    void *own[] = {s->pos, s->st,   s->par,   s->has_par, s->hist,        s->idx,
+                   s->len, s->mark, s->fresh, s->stp,     (void *)s->parp};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         rj_free(own[i]);
     rj_free(s);
@@ -122,8 +121,7 @@ rj_view rj_decode_pack(const rj_view *t, void *buf)
                 const char *src = rj_view_row(t, b, h, r);
                 char *dst = rj_view_row(&c, b, h, r);
                 for (int64_t j = 0; j < t->shape[3]; j++)
-                    memcpy(dst + j * t->esize, src + j * t->stride[3] * t->esize,
-                           (size_t)t->esize);
+                    memcpy(dst + j * t->esize, src + j * t->stride[3] * t->esize, (size_t)t->esize);
             }
     return c;
 }
@@ -132,8 +130,7 @@ static rfjit_status check_shape(const rj_view *t, const char *name, int64_t n, i
                                 int64_t L, int64_t dim, rj_diag *dg)
 {
     RJ_FAIL_IF(dg,
-               t->shape[0] != n || t->shape[1] != heads || t->shape[2] != L ||
-                   t->shape[3] != dim,
+               t->shape[0] != n || t->shape[1] != heads || t->shape[2] != L || t->shape[3] != dim,
                RFJIT_E_SHAPE, "%s is (%lld, %lld, %lld, %lld), must be (%lld, %lld, %lld, %lld)",
                name, (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
                (long long)t->shape[3], (long long)n, (long long)heads, (long long)L,
@@ -145,7 +142,9 @@ static rfjit_status read_views(const rfjit_decode *s, const rfjit_decode_args *a
                                rj_dcall *c, rj_diag *dg)
 {
     RJ_FAIL_IF(dg, !a->q || !a->k || !a->v, RFJIT_E_INVALID_ARG, "%s is NULL",
-               !a->q ? "q" : !a->k ? "k" : "v");
+               !a->q   ? "q"
+               : !a->k ? "k"
+                       : "v");
     RJ_FAIL_IF(dg, step && !a->out, RFJIT_E_INVALID_ARG, "out is NULL (a step has outputs)");
     RJ_TRY(rj_view_read(&c->q, a->q, "q", false, dg));
     RJ_TRY(rj_view_read(&c->k, a->k, "k", false, dg));
@@ -172,7 +171,9 @@ static rfjit_status read_views(const rfjit_decode *s, const rfjit_decode_args *a
         const rj_view *in[3] = {&c->q, &c->k, &c->v};
         for (int i = 0; i < 3; i++)
             RJ_FAIL_IF(dg, rj_view_overlap(&c->out, in[i]), RFJIT_E_ALIAS, "out overlaps %s",
-                       i == 0 ? "q" : i == 1 ? "k" : "v");
+                       i == 0   ? "q"
+                       : i == 1 ? "k"
+                                : "v");
     }
     return RFJIT_OK;
 }
@@ -225,8 +226,8 @@ static rfjit_status check_values(const rfjit_decode *s, const rj_dcall *c, rj_di
     return RFJIT_OK;
 }
 
-rfjit_status rj_decode_check(rfjit_decode *s, const rfjit_decode_args *args, bool step,
-                             rj_dcall *c, rj_diag *dg)
+rfjit_status rj_decode_check(rfjit_decode *s, const rfjit_decode_args *args, bool step, rj_dcall *c,
+                             rj_diag *dg)
 {
     memset(c, 0, sizeof *c);
     RJ_FAIL_IF(dg, !args, RFJIT_E_INVALID_ARG, "args is NULL");

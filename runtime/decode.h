@@ -30,20 +30,28 @@ typedef struct rj_hist {
 } rj_hist;
 
 /* Reusable buffers of a state's calls (nothing here is state a caller can see). */
-enum { RJ_DSCR_Q, RJ_DSCR_K, RJ_DSCR_V, RJ_DSCR_OUT, RJ_DSCR_PAR, RJ_DSCR_X, RJ_DSCR_Y,
-       RJ_DSCRATCH };
+enum {
+    RJ_DSCR_Q,
+    RJ_DSCR_K,
+    RJ_DSCR_V,
+    RJ_DSCR_OUT,
+    RJ_DSCR_PAR,
+    RJ_DSCR_X,
+    RJ_DSCR_Y,
+    RJ_DSCRATCH
+};
 
 struct rfjit_decode {
     const rfjit_plan *p;
     int64_t slots, H, Hkv;
     rj_decode_mode mode;
-    int fitted;     /* state mode with parameters per slot (a plan fitted per call) */
-    int64_t nst;    /* states per slot: Hkv, or H when fitted */
-    int64_t *pos;   /* per slot */
-    float *st;      /* state mode: slots x nst x st_floats */
-    float *par;     /* fitted: slots x H x (pq | pk), 2 role_floats each */
+    int fitted;   /* state mode with parameters per slot (a plan fitted per call) */
+    int64_t nst;  /* states per slot: Hkv, or H when fitted */
+    int64_t *pos; /* per slot */
+    float *st;    /* state mode: slots x nst x st_floats */
+    float *par;   /* fitted: slots x H x (pq | pk), 2 role_floats each */
     uint8_t *has_par;
-    rj_hist *hist;  /* history mode: per slot */
+    rj_hist *hist; /* history mode: per slot */
     /* per-call arrays of `slots` entries */
     int64_t *idx;
     int32_t *len;
@@ -58,8 +66,8 @@ struct rfjit_decode {
 typedef struct rj_dcall {
     rj_view q, k, v, out; /* out.data NULL: no outputs (a prefill) */
     int64_t n, L;
-    const int64_t *slot;  /* n distinct slots */
-    const int32_t *len;   /* n lengths in [0, L] */
+    const int64_t *slot; /* n distinct slots */
+    const int32_t *len;  /* n lengths in [0, L] */
 } rj_dcall;
 
 rfjit_status rj_decode_create(const rfjit_plan *p, int64_t slots, int64_t H, int64_t Hkv,
@@ -68,8 +76,8 @@ void rj_decode_free(rfjit_decode *s);
 /* Scratch buffer `which` of at least n bytes (NULL: no memory). */
 void *rj_decode_scratch(rfjit_decode *s, int which, size_t n);
 /* Check a public call's arguments into *c (step: L must be 1 and out given). */
-rfjit_status rj_decode_check(rfjit_decode *s, const rfjit_decode_args *args, bool step,
-                             rj_dcall *c, rj_diag *dg);
+rfjit_status rj_decode_check(rfjit_decode *s, const rfjit_decode_args *args, bool step, rj_dcall *c,
+                             rj_diag *dg);
 rfjit_status rj_decode_prefill(rfjit_decode *s, const rfjit_decode_args *args, rj_diag *dg);
 rfjit_status rj_decode_step(rfjit_decode *s, const rfjit_decode_args *args, rj_diag *dg);
 /* Put slot i at position 0 with nothing fitted. */

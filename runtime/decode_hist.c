@@ -7,8 +7,8 @@
  * to a tile beyond what the executor itself does. Rows are kept as float32 (half inputs
  * widen exactly), and outputs are rounded to out's dtype once.
  */
-#include "runtime/decode.h"
 #include "runtime/call.h"
+#include "runtime/decode.h"
 
 #include <string.h>
 
@@ -29,8 +29,8 @@ static rfjit_status grow(rfjit_decode *s, int64_t slot, int64_t need, rj_diag *d
     if (!k || !v) {
         rj_free(k);
         rj_free(v);
-        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for %lld tokens of slot %lld",
-                       (long long)cap, (long long)slot);
+        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for %lld tokens of slot %lld", (long long)cap,
+                       (long long)slot);
     }
     if (h->cap) {
         memcpy(k, h->k, (size_t)s->pos[slot] * kd * sizeof(float));
@@ -52,7 +52,8 @@ static void append(rfjit_decode *s, const rj_dcall *c, int64_t i)
     for (int64_t t = 0; t < c->len[i]; t++)
         for (int64_t g = 0; g < s->Hkv; g++) {
             const char *kr = rj_view_row(&c->k, i, g, t), *vr = rj_view_row(&c->v, i, g, t);
-            float *kd = h->k + ((p0 + t) * s->Hkv + g) * d, *vd = h->v + ((p0 + t) * s->Hkv + g) * dv;
+            float *kd = h->k + ((p0 + t) * s->Hkv + g) * d,
+                  *vd = h->v + ((p0 + t) * s->Hkv + g) * dv;
             for (int64_t j = 0; j < d; j++)
                 kd[j] = (float)rj_view_get(&c->k, kr, j);
             for (int64_t j = 0; j < dv; j++)
@@ -117,7 +118,8 @@ rfjit_status rj_decode_hist_run(rfjit_decode *s, const rj_dcall *c, rj_diag *dg)
     const rj_spec *sp = &s->p->spec;
     float *o = NULL, *qs = NULL;
     if (c->out.data) {
-        o = rj_decode_scratch(s, RJ_DSCR_OUT, (size_t)(c->n * s->H * c->L * sp->dv) * sizeof(float));
+        o = rj_decode_scratch(s, RJ_DSCR_OUT,
+                              (size_t)(c->n * s->H * c->L * sp->dv) * sizeof(float));
         qs = rj_decode_scratch(s, RJ_DSCR_Q, (size_t)(s->H * c->L * sp->d) * sizeof(float));
         RJ_FAIL_IF(dg, !o || !qs, RFJIT_E_NOMEM, "no memory for a decode call's outputs");
     }

@@ -8,7 +8,7 @@
  *   16  estimator name, NUL-padded       16 bytes
  *   32  d, dv, m, T, Mp, dvp             i32 each
  *   56  st_floats, role_floats           i64 each
- *   72  plan hash: scale, projection W and the plan's fixed parameters   u64
+ *   72  plan hash: scale, estimator version, projection W, fixed parameters   u64
  *   80  parameter hash of the slot's own fitted parameters (0: none)     u64
  *   88  H, Hkv, position                 i64 each
  *   112 payload floats (u32 bit patterns):
@@ -83,14 +83,17 @@ static uint64_t hash64(const void *const *parts, const size_t *sizes, int n)
     return x;
 }
 
+/* The estimator's version enters because a new version may map the same W and parameters to
+ * other features (the kernel cache keys on it too). */
 static uint64_t plan_hash(const rfjit_plan *p)
 {
     const rj_spec *s = &p->spec;
     const size_t nw = p->W ? (size_t)s->m * (size_t)s->d * sizeof(double) : 0;
     const size_t np = p->frozen ? p->nparams * sizeof(double) : 0;
-    const void *parts[3] = {&s->scale, p->W, p->params};
-    const size_t sizes[3] = {sizeof s->scale, nw, np};
-    return hash64(parts, sizes, 3);
+    const int32_t version = p->jit ? p->kp.est_version : 0;
+    const void *parts[4] = {&s->scale, &version, p->W, p->params};
+    const size_t sizes[4] = {sizeof s->scale, sizeof version, nw, np};
+    return hash64(parts, sizes, 4);
 }
 
 static size_t par_floats(const rfjit_decode *s)
@@ -134,8 +137,8 @@ static void header(const rfjit_decode *s, int64_t pos, uint64_t slot_hash, unsig
     put_u32(b + 8, SNAP_VERSION);
     put_u32(b + 12, (uint32_t)s->mode);
     strncpy((char *)b + 16, p->spec.est->name, 15);
-    const int32_t i32[6] = {p->spec.d, p->spec.dv, p->spec.m, state ? p->kp.T : 0,
-                            state ? p->kp.Mp : 0, state ? p->kp.dvp : 0};
+    const int32_t i32[6] = {p->spec.d,           p->spec.dv,           p->spec.m,
+                            state ? p->kp.T : 0, state ? p->kp.Mp : 0, state ? p->kp.dvp : 0};
     for (int i = 0; i < 6; i++)
         put_u32(b + 32 + 4 * i, (uint32_t)i32[i]);
     put_u64(b + 56, state ? (uint64_t)p->kp.st_floats : 0);
@@ -192,19 +195,20 @@ static rfjit_status compare(const rfjit_decode *s, const unsigned char *b, rj_di
                "snapshot is of a %s slot, this state keeps %s",
                get_u32(b + 12) == RJ_DECODE_STATE ? "constant-state" : "history",
                s->mode == RJ_DECODE_STATE ? "constant states" : "histories");
-    static const char *const DIM[6] = {"d", "dv", "m", "kernel tile T", "padded features",
+    static const char *const DIM[6] = {"d",        "dv", "m", "kernel tile T", "padded features",
                                        "padded dv"};
     for (int i = 0; i < 6; i++)
         RJ_FAIL_IF(dg, get_u32(b + 32 + 4 * i) != get_u32(own + 32 + 4 * i), RFJIT_E_STATE,
-                   "snapshot has %s %d, this state's plan %d", DIM[i],
-                   (int)get_u32(b + 32 + 4 * i), (int)get_u32(own + 32 + 4 * i));
+                   "snapshot has %s %d, this state's plan %d", DIM[i], (int)get_u32(b + 32 + 4 * i),
+                   (int)get_u32(own + 32 + 4 * i));
     RJ_FAIL_IF(dg, memcmp(b + 56, own + 56, 16) != 0, RFJIT_E_STATE,
                "snapshot's kernel state layout differs from this state's plan (kernel tiling)");
     RJ_FAIL_IF(dg, get_u64(b + 72) != get_u64(own + 72), RFJIT_E_STATE,
                "projection differs: the snapshot's plan has another projection, parameters or "
                "scale (another seed or calibration)");
     RJ_FAIL_IF(dg, get_u64(b + 88) != (uint64_t)s->H || get_u64(b + 96) != (uint64_t)s->Hkv,
-               RFJIT_E_STATE, "snapshot has %lld heads and %lld key/value heads, this state %lld "
+               RFJIT_E_STATE,
+               "snapshot has %lld heads and %lld key/value heads, this state %lld "
                "and %lld",
                (long long)get_u64(b + 88), (long long)get_u64(b + 96), (long long)s->H,
                (long long)s->Hkv);
@@ -229,8 +233,8 @@ rfjit_status rj_decode_snap_restore(rfjit_decode *s, int64_t slot, const unsigne
                "snapshot at position %lld has no fitted parameters, which this plan needs",
                (long long)pos);
     const size_t want = SNAP_HEADER + 4 * payload_floats(s, pos, fitted);
-    RJ_FAIL_IF(dg, size != want, RFJIT_E_STATE,
-               "snapshot is %zu bytes, its header describes %zu", size, want);
+    RJ_FAIL_IF(dg, size != want, RFJIT_E_STATE, "snapshot is %zu bytes, its header describes %zu",
+               size, want);
     const unsigned char *pl = b + SNAP_HEADER;
     if (s->mode == RJ_DECODE_HISTORY) {
         const rj_spec *sp = &s->p->spec;

@@ -90,8 +90,7 @@ static rfjit_status fit_entries(rfjit_decode *s, const rj_dcall *c, float *out, 
 /* The kernel over entry i's prompt, for query heads h0 .. h0 + ng - 1 and key/value head g,
  * continuing state st with parameters kpar. */
 static void run_prompt(const rfjit_decode *s, const rj_dcall *c, rj_kernel_fn fn, int64_t i,
-                       int64_t h0, int64_t ng, int64_t g, float *st, const float *kpar,
-                       float *ws)
+                       int64_t h0, int64_t ng, int64_t g, float *st, const float *kpar, float *ws)
 {
     rj_kargs a = {0};
     a.q = (const float *)rj_view_row(&c->q, i, h0, 0);
@@ -255,8 +254,7 @@ static rj_view pack_entries(const rj_view *t, const int64_t *act, int64_t n, voi
     return c;
 }
 
-static rfjit_status step_views_make(rfjit_decode *s, const rj_dcall *c, step_views *sv,
-                                    rj_diag *dg)
+static rfjit_status step_views_make(rfjit_decode *s, const rj_dcall *c, step_views *sv, rj_diag *dg)
 {
     int64_t n = 0;
     for (int64_t i = 0; i < c->n; i++)
@@ -323,8 +321,16 @@ rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *d
             s->stp[e] = slot_state(s, slot, h);
             s->parp[e] = slot_par(s, slot, h);
         }
-        rj_step one = {sv.n,           1,           1, head_view(&sv.q, h), head_view(&sv.k, h / G),
-                       head_view(&sv.v, h / G), head_view(&sv.out, h), s->stp, s->parp, s->fresh};
+        rj_step one = {sv.n,
+                       1,
+                       1,
+                       head_view(&sv.q, h),
+                       head_view(&sv.k, h / G),
+                       head_view(&sv.v, h / G),
+                       head_view(&sv.out, h),
+                       s->stp,
+                       s->parp,
+                       s->fresh};
         int64_t b = -1;
         RJ_TRY(rj_decode_step_states(s->p, &one, &b, dg));
         if (b >= 0 && (bad < 0 || b < bad / s->H || (b == bad / s->H && h < bad_h))) {

@@ -70,7 +70,7 @@ typedef struct fixture {
     rfjit_plan *p;
     rfjit_decode *s;
     dt_seqs seqs;
-    dt_call call;                   /* NS entries of L tokens */
+    dt_call call; /* NS entries of L tokens */
     float out[NS * H * L * DV];
     rfjit_tensor_ex to;
     rfjit_decode_args a;
@@ -325,8 +325,7 @@ Test(decode_misuse, snapshots_of_other_plans_are_refused)
         cr_assert_eq(b[i], 0xab);
     unchanged(&f, rfjit_decode_snapshot(f.s, -1, b, size, &got), RFJIT_E_INVALID_ARG,
               "snapshot slot < 0");
-    unchanged(&f, rfjit_decode_snapshot(f.s, 0, b, size, NULL), RFJIT_E_INVALID_ARG,
-              "NULL size");
+    unchanged(&f, rfjit_decode_snapshot(f.s, 0, b, size, NULL), RFJIT_E_INVALID_ARG, "NULL size");
     /* the bytes restore where they belong */
     cr_assert_eq(rfjit_decode_snapshot(f.s, 0, b, size, &got), RFJIT_OK);
     cr_assert_eq(rfjit_decode_restore(f.s, 2, b, size), RFJIT_OK);

@@ -12,16 +12,16 @@
  *   same descriptor) continues bit for bit as the original.
  *
  * References. Fixed-parameter estimators (fitted ones calibrated, as causal plans need):
- * rows of the plan's causal execute over the slot's concatenated tokens. eva's chunk size is ceil(Lk / C), so a row depends on how many keys
- * the call sees: its reference for each call is the execute of that call's queries against
- * the slot's keys so far (bottom-right), which is what a decoder that does not know the
- * final length can promise (the header's "rows over a slot's tokens so far"). Fitted
- * estimators with parameters per slot: plan creation refuses a causal fitted plan without a
- * calibration sample, so the float32 case unfreezes a calibrated plan (the plan's internal
- * `frozen`), which is what the decode contract's per-slot fit runs on; such a slot fits per
- * query head on its first prompt, as an execute of that prompt fits per (batch, head), so
- * the reference of head h of slot b is a plan calibrated on exactly that prompt's queries of
- * h and keys of its key/value head, executed over all tokens.
+ * rows of the plan's causal execute over the slot's concatenated tokens. eva's chunk size is
+ * ceil(Lk / C), so a row depends on how many keys the call sees: its reference for each call is the
+ * execute of that call's queries against the slot's keys so far (bottom-right), which is what a
+ * decoder that does not know the final length can promise (the header's "rows over a slot's tokens
+ * so far"). Fitted estimators with parameters per slot: plan creation refuses a causal fitted plan
+ * without a calibration sample, so the float32 case unfreezes a calibrated plan (the plan's
+ * internal `frozen`), which is what the decode contract's per-slot fit runs on; such a slot fits
+ * per query head on its first prompt, as an execute of that prompt fits per (batch, head), so the
+ * reference of head h of slot b is a plan calibrated on exactly that prompt's queries of h and keys
+ * of its key/value head, executed over all tokens.
  *
  * Tolerance: the JIT tolerance of jit/test_decode.c, max |decode - reference| <= 1e-4 max
  * |reference|: both sides run the same kernel on the same values (half inputs are the same
@@ -95,8 +95,8 @@ static rfjit_decode *make_state(const rfjit_plan *p, int64_t slots, int64_t H, i
 
 /* The plan of estimator est; a fitted one calibrated on sequence 0's first plen queries and
  * keys of head 0, and with unfreeze made to fit per call again (see the top of the file). */
-static rfjit_plan *plan_for(rfjit_ctx *c, const char *est, int dt, const dt_seqs *s,
-                            int64_t plen, int unfreeze)
+static rfjit_plan *plan_for(rfjit_ctx *c, const char *est, int dt, const dt_seqs *s, int64_t plen,
+                            int unfreeze)
 {
     rfjit_attn_desc a = desc_of(est, dt);
     rfjit_tensor cq = {s->fq, {1, 1, plen, D}, {0, 0, D, 1}};
@@ -114,8 +114,8 @@ static rfjit_plan *plan_for(rfjit_ctx *c, const char *est, int dt, const dt_seqs
 /* One prefill (step = 0) or step of n entries: entry i takes tokens t0[i] .. + len[i] - 1
  * of sequence seq[i] of seqs into slot slot[i]; outputs into out (n, H, L, dv) if given. */
 static rfjit_status run_call2(rfjit_decode *st, const dt_seqs *s, const int64_t *seq,
-                              const int64_t *slot, const int64_t *t0, const int32_t *len,
-                              int64_t n, int step, float *out)
+                              const int64_t *slot, const int64_t *t0, const int32_t *len, int64_t n,
+                              int step, float *out)
 {
     int64_t L = 1;
     for (int64_t i = 0; i < n; i++)
@@ -137,8 +137,7 @@ static rfjit_status run_call2(rfjit_decode *st, const dt_seqs *s, const int64_t 
 
 /* run_call2 with sequence i of seqs going to slot i. */
 static rfjit_status run_call(rfjit_decode *st, const dt_seqs *s, const int64_t *slot,
-                             const int64_t *t0, const int32_t *len, int64_t n, int step,
-                             float *out)
+                             const int64_t *t0, const int32_t *len, int64_t n, int step, float *out)
 {
     return run_call2(st, s, slot, slot, t0, len, n, step, out);
 }
@@ -176,10 +175,12 @@ static float *references(rfjit_ctx *ctx, const rfjit_plan *p, const char *est, i
                 const rfjit_plan *rp = p;
                 rfjit_plan *cal = NULL;
                 if (!p->frozen) {
-                    rfjit_tensor cq = {s->fq + (b * H + h) * s->L * D, {1, 1, plen[b], D},
+                    rfjit_tensor cq = {s->fq + (b * H + h) * s->L * D,
+                                       {1, 1, plen[b], D},
                                        {0, 0, D, 1}};
                     rfjit_tensor ck = {s->fk + (b * s->Hkv + h / G) * s->L * D,
-                                       {1, 1, plen[b], D}, {0, 0, D, 1}};
+                                       {1, 1, plen[b], D},
+                                       {0, 0, D, 1}};
                     rfjit_attn_desc a = desc_of(est, dt);
                     a.calib_q = &cq;
                     a.calib_k = &ck;
@@ -260,8 +261,9 @@ static void check_estimator(rfjit_ctx *ctx, const char *est, const ecase *ec)
                     err = fmax(err, fabs(dec[i] - ref[i]));
                     mx = fmax(mx, fabs(ref[i]));
                 }
-    cr_expect(err <= TOL * mx, "%s dtype %d H %lld Hkv %lld: max |decode - causal| = %.3g (max %.3g)",
-              est, ec->dt, (long long)ec->H, (long long)ec->Hkv, err, mx);
+    cr_expect(err <= TOL * mx,
+              "%s dtype %d H %lld Hkv %lld: max |decode - causal| = %.3g (max %.3g)", est, ec->dt,
+              (long long)ec->H, (long long)ec->Hkv, err, mx);
     free(ref);
     free(dec);
     free(out);
@@ -288,11 +290,11 @@ enum { NS = 4, CAP = 160, BANK = 3, OPS = 70, POOL = 1200 };
 typedef struct model {
     rfjit_decode *st;
     const rfjit_plan *p;
-    dt_seqs src;        /* fresh tokens, drawn in order */
-    int64_t next;       /* next fresh token */
-    dt_seqs slots;      /* each slot's tokens so far (sequence = slot) */
+    dt_seqs src;   /* fresh tokens, drawn in order */
+    int64_t next;  /* next fresh token */
+    dt_seqs slots; /* each slot's tokens so far (sequence = slot) */
     int64_t pos[NS];
-    dt_seqs bank;       /* snapshots' tokens (sequence = bank entry) */
+    dt_seqs bank; /* snapshots' tokens (sequence = bank entry) */
     int64_t bank_pos[BANK];
     void *bank_snap[BANK];
     size_t bank_size[BANK];
@@ -341,8 +343,8 @@ static void op_tokens(model *m, int step)
     }
     const int with_out = step || next_rand(m, 3);
     float *out = calloc((size_t)(n * m->slots.H * L * DV), sizeof(float));
-    cr_assert_eq(run_call(m->st, &m->slots, ix, t0, len, n, step, with_out ? out : NULL),
-                 RFJIT_OK, "seed %u: %s", m->seed, rfjit_ctx_last_error(NULL));
+    cr_assert_eq(run_call(m->st, &m->slots, ix, t0, len, n, step, with_out ? out : NULL), RFJIT_OK,
+                 "seed %u: %s", m->seed, rfjit_ctx_last_error(NULL));
     const int64_t H = m->slots.H;
     float *ref = malloc((size_t)(H * L * DV) * sizeof(float));
     for (int64_t i = 0; with_out && i < n; i++) {
@@ -358,8 +360,10 @@ static void op_tokens(model *m, int step)
                     err = fmax(err, fabs(x - y));
                     mx = fmax(mx, fabs(y));
                 }
-        cr_assert(err <= TOL * mx, "seed %u: slot %lld rows %lld..+%d: max |decode - causal| = "
-                  "%.3g (max %.3g)", m->seed, (long long)ix[i], (long long)t0[i], len[i], err, mx);
+        cr_assert(err <= TOL * mx,
+                  "seed %u: slot %lld rows %lld..+%d: max |decode - causal| = "
+                  "%.3g (max %.3g)",
+                  m->seed, (long long)ix[i], (long long)t0[i], len[i], err, mx);
     }
     for (int64_t i = 0; i < n; i++)
         m->pos[ix[i]] += len[i];
@@ -483,8 +487,7 @@ static void restore_continues(rfjit_ctx *ctx, const char *est)
         /* every entry reads the same token: sequence 0 of s */
         cr_assert_eq(run_call2(s1, &s, z, ix1, t0, one, 2, 1, o1), RFJIT_OK);
         cr_assert_eq(run_call2(s2, &s, z, &ix2, t0, one, 1, 1, o2), RFJIT_OK);
-        cr_assert(!memcmp(o1, o1 + H * DV, sizeof o2), "%s step %d: restored slot differs", est,
-                  t);
+        cr_assert(!memcmp(o1, o1 + H * DV, sizeof o2), "%s step %d: restored slot differs", est, t);
         cr_assert(!memcmp(o1, o2, sizeof o2), "%s step %d: restored state differs", est, t);
     }
     free(snap);
@@ -522,9 +525,9 @@ static rfjit_tensor_ex spread(const rfjit_tensor_ex *t, float **buf)
 }
 
 /* One call on st1 with contiguous views and on st2 with spread ones: the same bits. */
-static void strided_call(rfjit_decode *st1, rfjit_decode *st2, const dt_seqs *s,
-                         const int64_t *ix, const int64_t *t0, const int32_t *len, int64_t n,
-                         int step, const char *est)
+static void strided_call(rfjit_decode *st1, rfjit_decode *st2, const dt_seqs *s, const int64_t *ix,
+                         const int64_t *t0, const int32_t *len, int64_t n, int step,
+                         const char *est)
 {
     int64_t L = 1;
     for (int64_t i = 0; i < n; i++)

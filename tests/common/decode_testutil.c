@@ -32,8 +32,8 @@ static void make(float **f, void **x, int64_t n, int dt, double sd, uint64_t see
     }
 }
 
-void dtu_seqs_init(dt_seqs *s, int64_t B, int64_t H, int64_t Hkv, int64_t L, int64_t d,
-                   int64_t dv, int dt, double sd, uint64_t seed)
+void dtu_seqs_init(dt_seqs *s, int64_t B, int64_t H, int64_t Hkv, int64_t L, int64_t d, int64_t dv,
+                   int dt, double sd, uint64_t seed)
 {
     *s = (dt_seqs){B, H, Hkv, L, d, dv, dt, NULL, NULL, NULL, NULL, NULL, NULL};
     make(&s->fq, &s->q, B * H * L * d, dt, sd, seed);
@@ -54,8 +54,7 @@ static void copy_el(void *dst, float *fdst, int64_t i, const void *src, const fl
     fdst[i] = fsrc[j];
 }
 
-void dtu_copy_token(dt_seqs *dst, int64_t c, int64_t u, const dt_seqs *src, int64_t b,
-                    int64_t t)
+void dtu_copy_token(dt_seqs *dst, int64_t c, int64_t u, const dt_seqs *src, int64_t b, int64_t t)
 {
     const int64_t L = src->L, M = dst->L;
     for (int64_t h = 0; h < src->H; h++)
@@ -67,8 +66,8 @@ void dtu_copy_token(dt_seqs *dst, int64_t c, int64_t u, const dt_seqs *src, int6
             copy_el(dst->k, dst->fk, ((c * src->Hkv + h) * M + u) * src->d + j, src->k, src->fk,
                     ((b * src->Hkv + h) * L + t) * src->d + j, src->dt);
         for (int64_t j = 0; j < src->dv; j++)
-            copy_el(dst->v, dst->fv, ((c * src->Hkv + h) * M + u) * src->dv + j, src->v,
-                    src->fv, ((b * src->Hkv + h) * L + t) * src->dv + j, src->dt);
+            copy_el(dst->v, dst->fv, ((c * src->Hkv + h) * M + u) * src->dv + j, src->v, src->fv,
+                    ((b * src->Hkv + h) * L + t) * src->dv + j, src->dt);
     }
 }
 
@@ -89,8 +88,7 @@ rfjit_tensor_ex dtu_out(float *out, int64_t n, int64_t H, int64_t L, int64_t dv)
 }
 
 static void *gather(const void *src, int dt, int64_t heads, int64_t SL, int64_t dim,
-                    const int64_t *seq, const int64_t *t0, const int32_t *len, int64_t n,
-                    int64_t L)
+                    const int64_t *seq, const int64_t *t0, const int32_t *len, int64_t n, int64_t L)
 {
     const size_t es = rj_dtype_size(dt);
     char *dst = calloc((size_t)(n * heads * L * dim), es);
@@ -130,8 +128,8 @@ static rfjit_tensor_ex slice(void *p, int dt, int64_t b, int64_t heads, int64_t 
     return t;
 }
 
-rfjit_status dtu_reference(const rfjit_plan *p, const dt_seqs *s, int64_t b, int64_t q0,
-                           int64_t lq, float *out)
+rfjit_status dtu_reference(const rfjit_plan *p, const dt_seqs *s, int64_t b, int64_t q0, int64_t lq,
+                           float *out)
 {
     rfjit_tensor_ex tq = slice(s->q, s->dt, b, s->H, s->L, q0, lq, s->d);
     rfjit_tensor_ex tk = slice(s->k, s->dt, b, s->Hkv, s->L, 0, q0 + lq, s->d);

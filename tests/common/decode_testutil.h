@@ -13,20 +13,19 @@
 
 typedef struct dt_seqs {
     int64_t B, H, Hkv, L, d, dv;
-    int dt;           /* rfjit_dtype of q, k, v */
+    int dt;              /* rfjit_dtype of q, k, v */
     float *fq, *fk, *fv; /* (B, H | Hkv, L, d | dv) float copies of the dtype's values */
-    void *q, *k, *v;  /* the same in dt */
+    void *q, *k, *v;     /* the same in dt */
 } dt_seqs;
 
 /* Random sequences (standard normal times sd, values rounded to dt), fixed by seed. */
-void dtu_seqs_init(dt_seqs *s, int64_t B, int64_t H, int64_t Hkv, int64_t L, int64_t d,
-                   int64_t dv, int dt, double sd, uint64_t seed);
+void dtu_seqs_init(dt_seqs *s, int64_t B, int64_t H, int64_t Hkv, int64_t L, int64_t d, int64_t dv,
+                   int dt, double sd, uint64_t seed);
 void dtu_seqs_free(dt_seqs *s);
 /* Store x (as dt) at element i of a dt buffer. */
 void dtu_store(void *p, int64_t i, int dt, float x);
 /* Copy token t of sequence b into token u of sequence c of dst (same sizes). */
-void dtu_copy_token(dt_seqs *dst, int64_t c, int64_t u, const dt_seqs *src, int64_t b,
-                    int64_t t);
+void dtu_copy_token(dt_seqs *dst, int64_t c, int64_t u, const dt_seqs *src, int64_t b, int64_t t);
 
 /* Contiguous (n, heads, L, dim) buffers of entry i = tokens t0[i] .. t0[i] + len[i] - 1 of
  * sequence seq[i] (rows past len zero): the q, k, v of one decode call. */
@@ -42,7 +41,7 @@ rfjit_tensor_ex dtu_out(float *out, int64_t n, int64_t H, int64_t L, int64_t dv)
 
 /* Rows q0 .. q0 + lq - 1 of sequence b's causal attention over its keys 0 .. q0 + lq - 1
  * (bottom-right), every head: out (H, lq, dv) float32. Returns the status. */
-rfjit_status dtu_reference(const rfjit_plan *p, const dt_seqs *s, int64_t b, int64_t q0,
-                           int64_t lq, float *out);
+rfjit_status dtu_reference(const rfjit_plan *p, const dt_seqs *s, int64_t b, int64_t q0, int64_t lq,
+                           float *out);
 
 #endif
