@@ -3,9 +3,9 @@
  * This file checks the slot API of incremental decoding (rfjit_decode_prefill, _step_ex,
  * _reset_slots, _snapshot, _restore) against the plan's causal attention over each slot's
  * tokens:
- * - every estimator with a causal plan, float32 with grouped heads (H = 4, Hkv = 2) and
- *   float16 with plain heads: prefills of different lengths, steps over index lists, a second
- *   prefill continuing a slot, more steps;
+ * - every estimator with a causal plan, float32 with grouped heads (H = 4, Hkv = 2), float16
+ *   with plain heads and bfloat16 with one key/value head: prefills of different lengths, steps
+ * over index lists, a second prefill continuing a slot, more steps;
  * - random interleavings of prefill, step, reset, snapshot and restore over 4 slots (the seed
  *   is printed on failure);
  * - a snapshot restored into another slot and into another state (of a plan made from the
@@ -275,9 +275,9 @@ static void check_estimator(rfjit_ctx *ctx, const char *est, const ecase *ec)
 Test(decode_slots, prefill_and_steps_match_causal, .timeout = 600)
 {
     rfjit_ctx *ctx = make_ctx();
-    const ecase cases[2] = {{RFJIT_F32, 4, 2}, {RFJIT_F16, 2, 2}};
+    const ecase cases[3] = {{RFJIT_F32, 4, 2}, {RFJIT_F16, 2, 2}, {RFJIT_BF16, 4, 1}};
     for (int e = 0; rfjit_estimator_name(e); e++)
-        for (int c = 0; c < 2; c++)
+        for (int c = 0; c < 3; c++)
             check_estimator(ctx, rfjit_estimator_name(e), &cases[c]);
     rfjit_ctx_destroy(ctx);
 }
