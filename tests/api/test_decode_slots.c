@@ -408,9 +408,10 @@ static void op_restore(model *m)
     m->pos[slot] = m->bank_pos[e];
 }
 
-static void interleave(rfjit_ctx *ctx, const char *est, unsigned seed)
+static void interleave(rfjit_ctx *ctx, const char *est, int backend, unsigned seed)
 {
     rfjit_attn_desc a = desc_of(est, RFJIT_F32);
+    a.backend = backend;
     model m = {0};
     m.p = make_plan(ctx, &a);
     m.st = make_state(m.p, NS, 4, 2);
@@ -447,10 +448,13 @@ static void interleave(rfjit_ctx *ctx, const char *est, unsigned seed)
 Test(decode_slots, random_interleavings, .timeout = 600)
 {
     rfjit_ctx *ctx = make_ctx();
-    const char *ests[3] = {"positive", "trig", "exact"};
-    for (int e = 0; e < 3; e++)
+    /* constant states, signed features, a history on the JIT, a history on the reference */
+    const char *ests[4] = {"positive", "trig", "exact", "positive"};
+    const int backend[4] = {RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO,
+                            RFJIT_BACKEND_REFERENCE};
+    for (int e = 0; e < 4; e++)
         for (unsigned seed = 1; seed <= 3; seed++)
-            interleave(ctx, ests[e], 1000 * (unsigned)e + seed);
+            interleave(ctx, ests[e], backend[e], 1000 * (unsigned)e + seed);
     rfjit_ctx_destroy(ctx);
 }
 
