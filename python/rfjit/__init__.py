@@ -17,15 +17,20 @@ Arrays
     float32; or the `out=` array you pass, a writable float32, float16 or bfloat16
     numpy.ndarray of the output's shape with non-negative strides, written in place.
 
+Decoding
+    plan.decoder(batch, heads, kv_heads=None) on a causal plan gives a Decoder: prefill,
+    step, reset, snapshot and restore over independent sequences (see Decoder).
+
 Lifetimes
-    Every object made from a Context (Plan, TuneResult) keeps that context alive: closing a
-    context (close() or the end of its `with` block) refuses new work on it (its own methods
-    raise rfjit.Error, status RFJIT_E_STATE), and the library context is destroyed once the
-    last object made from it is closed or garbage-collected. So a plan made inside a `with
-    rfjit.Context()` block keeps working after the block ends, `del ctx` is harmless, and
-    garbage collection and interpreter shutdown may finalize objects in any order. A closed
-    Plan or TuneResult raises rfjit.Error (RFJIT_E_STATE) when used; a call in progress on
-    another thread finishes before the plan is destroyed.
+    Every object made from a Context (Plan, TuneResult) keeps that context alive, and a
+    Decoder keeps its plan (and so the context) alive: closing a context (close() or the end
+    of its `with` block) refuses new work on it (its own methods raise rfjit.Error, status
+    RFJIT_E_STATE), and the library context is destroyed once the last object made from it
+    is closed or garbage-collected. So a plan made inside a `with rfjit.Context()` block
+    keeps working after the block ends, `del ctx` is harmless, and garbage collection and
+    interpreter shutdown may finalize objects in any order. A closed Plan, Decoder or
+    TuneResult raises rfjit.Error (RFJIT_E_STATE) when used; a call in progress on another
+    thread finishes before the plan is destroyed.
 
 Errors
     Every failure raises rfjit.Error, whose .status is the status name (e.g. "RFJIT_E_SHAPE"),
