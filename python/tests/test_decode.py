@@ -93,6 +93,20 @@ class Matches(unittest.TestCase):
             self.assertEqual(dec.positions.dtype, np.int64)
             dec.close()
 
+    def test_concatenated_outputs_equal_rfjit_attention(self):
+        """A prompt and the steps after it, put end to end, are rfjit.attention(...,
+        causal=True) on the whole sequence, with the same estimator, m and seed."""
+        q, k, v = tokens(35, 2, 4, 2, 15, 16, 8)
+        for est in ("positive", "hyperbolic", "trig", "exact", "hybrid"):
+            plan = make_plan(context(), est)
+            dec = plan.decoder(2, 4, kv_heads=2)
+            rows = [dec.prefill(q[:, :, :9], k[:, :, :9], v[:, :, :9])]
+            rows += [dec.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1])
+                     for t in range(9, 15)]
+            want = rfjit.attention(q, k, v, estimator=est, features=32, causal=True, seed=5,
+                                   hybrid_signs=3)
+            self.check(np.concatenate(rows, axis=2), want, np.float32, est)
+
     def test_half_precision(self):
         """float16 and bfloat16 tokens give outputs of their dtype; out= may be float32."""
         ctx = context()
