@@ -451,10 +451,12 @@ RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan, const rfj
  * Slots advance independently (continuous batching): a call names the slots it takes in
  * `index`, and the others are not touched.
  *
- * Fitted estimators (oprf, saderf, sderf, aderf) on a plan created without a calibration
- * sample fit their parameters per slot, on the prompt of the slot's first prefill, and keep
- * them until the slot is reset; a step on such a slot before any prefill is refused with
- * RFJIT_E_STATE. A plan with fixed parameters can step from position 0.
+ * Fitted estimators (oprf, saderf, sderf, aderf) on a plan whose parameters are fitted per
+ * call fit them per slot (and query head, as an execute fits per (batch, head)), on the
+ * prompt of the slot's first prefill, and keep them until the slot is reset; a step on such
+ * a slot before any prefill is refused with RFJIT_E_STATE. A plan with fixed parameters can
+ * step from position 0. (rfjit_plan_create gives causal plans of these estimators only with
+ * a calibration sample, which fixes the parameters, so no public plan fits per slot yet.)
  *
  * A state is used by one thread at a time; the plan must outlive it. A failed call changes
  * no slot (position, state or history) and writes no output, except RFJIT_E_RANGE below.
