@@ -924,9 +924,10 @@ class Decoder(_Handle):
     caching: prefill a shared system prompt once, restore it per request).
 
     Linear random-feature plans keep a constant-size state per (slot, key/value head); exact,
-    hybrid and eva keep the slot's tokens. Fitted estimators (oprf, saderf, sderf, aderf) on
-    a plan without calib fit per slot on its first prefill: a step before it raises
-    RFJIT_E_STATE.
+    hybrid and eva keep the slot's tokens. Causal plans of fitted estimators (oprf, saderf,
+    sderf, aderf) need calib, which fixes their parameters, so every slot can step from
+    position 0 (a plan fitted per call would fit per slot on the first prefill and refuse a
+    step before it with RFJIT_E_STATE).
 
     Arrays: as rfjit.attention, float32, float16 and bfloat16 used without a copy (q, k, v
     of one dtype), other real dtypes converted to float32; q (n, H, L, d), k (n, Hkv, L, d),
