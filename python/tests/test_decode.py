@@ -299,9 +299,9 @@ class Errors(unittest.TestCase):
         q, k, v = (self.one(x) for x in (self.q, self.k, self.v))
         out = np.full((2, 4, 1, 8), 5.0, np.float32)
         self.expect("RFJIT_E_SHAPE", "", self.dec.step, q[..., :8], k, v, out=out)
-        self.expect("RFJIT_E_SHAPE", "", self.dec.step, q, k[:, :1].repeat(3, 1),
+        self.expect("RFJIT_E_SHAPE", "k is (2, 3, 1, 16)", self.dec.step, q, k[:, :1].repeat(3, 1),
                     v[:, :1].repeat(3, 1), out=out)
-        self.expect("RFJIT_E_SHAPE", "", self.dec.step, self.q, self.k, self.v,
+        self.expect("RFJIT_E_SHAPE", "one token", self.dec.step, self.q, self.k, self.v,
                     out=np.full((2, 4, 3, 8), 5.0, np.float32))
         self.expect("RFJIT_E_SHAPE", "out must have shape (2, 4, 1, 8)", self.dec.step, q, k,
                     v, out=np.full((2, 4, 1, 4), 5.0, np.float32))
@@ -309,13 +309,14 @@ class Errors(unittest.TestCase):
                     self.dec.step, q, k, v, out=out, index=[1])
         self.expect("RFJIT_E_SHAPE", "lengths has 1 entries, expected 2", self.dec.prefill,
                     self.q, self.k, self.v, lengths=[1])
-        self.expect("RFJIT_E_INVALID_ARG", "", self.dec.prefill, self.q, self.k, self.v,
-                    lengths=[1, 4], index=[1, 0])
+        self.expect("RFJIT_E_INVALID_ARG", "lengths[1] = 4 is outside", self.dec.prefill,
+                    self.q, self.k, self.v, lengths=[1, 4], index=[1, 0])
 
     def test_dtypes(self):
         q, k, v = (self.one(x) for x in (self.q, self.k, self.v))
         out = np.full((2, 4, 1, 8), 5.0, np.float32)
-        self.expect("RFJIT_E_DTYPE", "", self.dec.step, q, k.astype(np.float16), v, out=out)
+        self.expect("RFJIT_E_DTYPE", "one dtype", self.dec.step, q, k.astype(np.float16), v,
+                    out=out)
         self.expect("RFJIT_E_INVALID_ARG", "q has dtype complex64", self.dec.step,
                     q.astype(np.complex64), k, v, out=out)
         self.expect("RFJIT_E_INVALID_ARG", "out must be native", self.dec.step, q, k, v,
@@ -331,7 +332,8 @@ class Errors(unittest.TestCase):
         self.expect("RFJIT_E_INVALID_ARG", "index[0] = 18446744073709551615 is outside",
                     self.dec.step, q, k, v, out=out,
                     index=np.array([2 ** 64 - 1, 0], np.uint64))
-        self.expect("RFJIT_E_INVALID_ARG", "", self.dec.step, q, k, v, out=out, index=[1, 1])
+        self.expect("RFJIT_E_INVALID_ARG", "index[1] = 1", self.dec.step, q, k, v, out=out,
+                    index=[1, 1])
         self.expect("RFJIT_E_INVALID_ARG", "index must be a slot number", self.dec.step, q,
                     k, v, out=out, index=[0.5, 1])
         self.expect("RFJIT_E_INVALID_ARG", "index[0] = 4 is outside", self.dec.reset, [4])
@@ -344,14 +346,17 @@ class Errors(unittest.TestCase):
         other = self.ctx.plan(16, dv=8, m=48, causal=True, seed=5)
         dec = other.decoder(3, 4, kv_heads=2)
         dec.prefill(self.q[:1], self.k[:1], self.v[:1])
-        self.expect("RFJIT_E_STATE", "", self.dec.restore, 0, dec.snapshot(0))
-        self.expect("RFJIT_E_STATE", "", self.dec.restore, 1, dec.snapshot(0))
+        self.expect("RFJIT_E_STATE", "48", self.dec.restore, 0, dec.snapshot(0))
+        self.expect("RFJIT_E_STATE", "48", self.dec.restore, 1, dec.snapshot(0))
         heads = self.plan.decoder(3, 4, kv_heads=4)
         q = self.q[:1]
         heads.prefill(q, np.repeat(self.k[:1], 2, 1), np.repeat(self.v[:1], 2, 1))
-        self.expect("RFJIT_E_STATE", "", self.dec.restore, 0, heads.snapshot(0))
-        self.expect("RFJIT_E_STATE", "", self.dec.restore, 0, b"not a snapshot")
-        self.expect("RFJIT_E_STATE", "", self.dec.restore, 0, self.snap[:-1])
+        self.expect("RFJIT_E_STATE", "key/value heads", self.dec.restore, 0, heads.snapshot(0))
+        self.expect("RFJIT_E_STATE", "snapshot", self.dec.restore, 0, b"not a snapshot")
+        self.expect("RFJIT_E_STATE", "snapshot", self.dec.restore, 0, self.snap[:-1])
+        exact = make_plan(self.ctx, "exact").decoder(3, 4, kv_heads=2)
+        exact.prefill(self.q[:1], self.k[:1], self.v[:1])
+        self.expect("RFJIT_E_STATE", "exact", self.dec.restore, 0, exact.snapshot(0))
         self.expect("RFJIT_E_INVALID_ARG", "snap must be the bytes Decoder.snapshot returned",
                     self.dec.restore, 0, "text")
 
@@ -375,6 +380,7 @@ class Errors(unittest.TestCase):
         with self.assertRaises(rfjit.Error) as e:
             bidir.decoder(2, 4)
         self.assertEqual(e.exception.status, "RFJIT_E_NOT_APPLICABLE", str(e.exception))
+        self.assertIn("causal", str(e.exception))
         for kw, needle in ((dict(batch=0, heads=4), "batch = 0 is outside"),
                            (dict(batch=2, heads=4, kv_heads=3), "kv_heads = 3 does not divide"),
                            (dict(batch=2, heads=2.0), "heads must be an integer"),
