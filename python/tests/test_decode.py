@@ -4,6 +4,7 @@ plan's causal attention gives over the slot's tokens so far, for every estimator
 heads, float16 and bfloat16, index subsets and lengths, reset, snapshot and restore, and
 random interleavings of all of them; bad input raises rfjit.Error and changes nothing. Run
 by ctest (entry `python`)."""
+import threading
 import unittest
 
 import numpy as np
@@ -219,6 +220,37 @@ class Snapshots(unittest.TestCase):
                 np.testing.assert_array_equal(ga[0], gb[0], err_msg="%s t=%d" % (est, t))
             self.assertEqual(a.snapshot(0), a.snapshot(2), est)
             self.assertEqual(a.snapshot(0), b.snapshot(1), est)
+
+
+class Threads(unittest.TestCase):
+    def test_threads_sharing_a_decoder_are_serialised(self):
+        """Four Python threads stepping their own slot of one decoder (calls release the
+        GIL) give the bits of the same steps taken one after another."""
+        ctx = context()
+        plan = make_plan(ctx, "positive")
+        q, k, v = tokens(61, 4, 4, 2, 40, 16, 8)
+        shared, alone = plan.decoder(4, 4, kv_heads=2), plan.decoder(4, 4, kv_heads=2)
+        got, errors = [None] * 4, []
+
+        def run(slot):
+            try:
+                got[slot] = [shared.step(q[slot, :, t:t + 1], k[slot, :, t:t + 1],
+                                         v[slot, :, t:t + 1], index=slot) for t in range(40)]
+            except Exception as e:  # reported by the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        for s in range(4):
+            for t in range(40):
+                want = alone.step(q[s, :, t:t + 1], k[s, :, t:t + 1], v[s, :, t:t + 1],
+                                  index=s)
+                np.testing.assert_array_equal(got[s][t], want, err_msg="slot %d t=%d" % (s, t))
+        self.assertEqual(shared.positions.tolist(), [40] * 4)
 
 
 class Interleavings(unittest.TestCase):
