@@ -9,6 +9,7 @@
  */
 #include "runtime/call.h"
 #include "runtime/decode.h"
+#include "runtime/exec.h"
 
 #include <string.h>
 
@@ -61,7 +62,18 @@ static void append(rfjit_decode *s, const rj_dcall *c, int64_t i)
         }
 }
 
-/* Entry i's rows into o (H x L x dv float32, rows past its length untouched). */
+/* A float32 view of (1, heads, L, dim) rows: element (h, t, j) at h * sh + t * st + j. */
+static rj_view f32_view(float *data, int64_t heads, int64_t L, int64_t dim, int64_t sh, int64_t st)
+{
+    rj_view v = {(char *)data, {1, heads, L, dim}, {heads * sh, sh, st, 1}, RFJIT_F32, 4};
+    return v;
+}
+
+/*
+ * Entry i's rows into o (H x L x dv float32, rows past its length untouched): the checked
+ * call is built here rather than by rj_call_make, whose screen of every key row for NaN would
+ * cost O(position) per step again for rows that were screened when they came in.
+ */
 static rfjit_status run_entry(rfjit_decode *s, const rj_dcall *c, int64_t i, float *qs, float *o,
                               rj_diag *dg)
 {
@@ -75,26 +87,20 @@ static rfjit_status run_entry(rfjit_decode *s, const rj_dcall *c, int64_t i, flo
             for (int64_t j = 0; j < d; j++)
                 qs[(hq * len + t) * d + j] = (float)rj_view_get(&c->q, row, j);
         }
-    rfjit_tensor_ex tq = RFJIT_TENSOR_EX_INIT, tk = tq, tv = tq, to = tq;
-    tq.data = qs;
-    memcpy(tq.shape, (int64_t[4]){1, H, len, d}, sizeof tq.shape);
-    memcpy(tq.stride, (int64_t[4]){H * len * d, len * d, d, 1}, sizeof tq.stride);
-    tk.data = h->k;
-    memcpy(tk.shape, (int64_t[4]){1, Hkv, lk, d}, sizeof tk.shape);
-    memcpy(tk.stride, (int64_t[4]){lk * Hkv * d, d, Hkv * d, 1}, sizeof tk.stride);
-    tv.data = h->v;
-    memcpy(tv.shape, (int64_t[4]){1, Hkv, lk, dv}, sizeof tv.shape);
-    memcpy(tv.stride, (int64_t[4]){lk * Hkv * dv, dv, Hkv * dv, 1}, sizeof tv.stride);
-    to.data = o;
-    memcpy(to.shape, (int64_t[4]){1, H, len, dv}, sizeof to.shape);
-    memcpy(to.stride, (int64_t[4]){H * c->L * dv, c->L * dv, dv, 1}, sizeof to.stride);
-    rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
-    a.q = &tq;
-    a.k = &tk;
-    a.v = &tv;
-    a.out = &to;
-    rj_call call;
-    RJ_TRY(rj_call_make(p, &a, &call, dg));
+    if (!p->jit)
+        RJ_TRY(rj_exec_ref_fits(&p->spec, len, lk, dg));
+    rj_call call = {0};
+    call.q = f32_view(qs, H, len, d, len * d, d);
+    call.k = f32_view(h->k, Hkv, lk, d, d, Hkv * d);
+    call.v = f32_view(h->v, Hkv, lk, dv, dv, Hkv * dv);
+    call.out = f32_view(o, H, len, dv, c->L * dv, dv);
+    call.B = 1;
+    call.H = H;
+    call.Hkv = Hkv;
+    call.causal = true;
+    call.plain = len == lk;
+    call.max_lq = len;
+    call.max_lk = lk;
     return rj_plan_execute_call(p, &call, dg);
 }
 

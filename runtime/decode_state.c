@@ -310,8 +310,17 @@ rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *d
         s->fresh[e] = s->pos[slot] == 0;
         s->stp[e] = slot_state(s, slot, 0);
     }
-    rj_step st = {sv.n, s->H, s->Hkv, sv.q, sv.k, sv.v, sv.out, s->stp, NULL, s->fresh};
-    int64_t bad = -1, bad_h = 0;
+    const rj_step st = {.n = sv.n,
+                        .H = s->H,
+                        .Hkv = s->Hkv,
+                        .q = sv.q,
+                        .k = sv.k,
+                        .v = sv.v,
+                        .out = sv.out,
+                        .st = s->stp,
+                        .kpar = NULL,
+                        .fresh = s->fresh};
+    int64_t bad = -1;
     if (!s->fitted)
         RJ_TRY(rj_decode_step_states(s->p, &st, &bad, dg));
     const int64_t G = s->H / s->Hkv;
@@ -321,22 +330,20 @@ rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *d
             s->stp[e] = slot_state(s, slot, h);
             s->parp[e] = slot_par(s, slot, h);
         }
-        rj_step one = {sv.n,
-                       1,
-                       1,
-                       head_view(&sv.q, h),
-                       head_view(&sv.k, h / G),
-                       head_view(&sv.v, h / G),
-                       head_view(&sv.out, h),
-                       s->stp,
-                       s->parp,
-                       s->fresh};
+        const rj_step one = {.n = sv.n,
+                             .H = 1,
+                             .Hkv = 1,
+                             .q = head_view(&sv.q, h),
+                             .k = head_view(&sv.k, h / G),
+                             .v = head_view(&sv.v, h / G),
+                             .out = head_view(&sv.out, h),
+                             .st = s->stp,
+                             .kpar = s->parp,
+                             .fresh = s->fresh};
         int64_t b = -1;
         RJ_TRY(rj_decode_step_states(s->p, &one, &b, dg));
-        if (b >= 0 && (bad < 0 || b < bad / s->H || (b == bad / s->H && h < bad_h))) {
+        if (b >= 0 && (bad < 0 || b < bad / s->H)) /* heads ascend: the entry's first */
             bad = b * s->H + h;
-            bad_h = h;
-        }
     }
     for (int64_t e = 0; e < sv.n; e++)
         s->pos[c->slot[entry_of(&sv, e)]]++;

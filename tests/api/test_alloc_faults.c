@@ -167,6 +167,68 @@ static rfjit_status s_decode(rfjit_ctx *c)
     return s;
 }
 
+static rfjit_tensor_ex ex_of(float *x, int64_t n, int64_t h, int64_t l)
+{
+    rfjit_tensor t = rfjit_tensor_contiguous(x, n, h, l, D);
+    return rfjit_tensor_ex_of(&t);
+}
+
+/* The slot calls on a constant state (positive) and on a history (exact), grouped heads:
+ * prefill, step, snapshot, restore into another slot, step. */
+static rfjit_status decode_slots(rfjit_ctx *c, const char *est, float *o)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = est;
+    a.d = D;
+    a.m = M;
+    a.causal = 1;
+    rfjit_plan *p = NULL;
+    rfjit_decode *st = NULL;
+    rfjit_decode_desc dd = RFJIT_DECODE_DESC_INIT;
+    dd.slots = 3;
+    dd.heads = 2;
+    dd.kv_heads = 1;
+    const int64_t two[2] = {2, 0}, one = 1;
+    const int32_t len[2] = {5, 3};
+    rfjit_tensor_ex tq = ex_of(q, 2, 2, 5), tk = ex_of(k, 2, 1, 5), tv = ex_of(v, 2, 1, 5),
+                    to = ex_of(o, 2, 2, 5);
+    rfjit_decode_args da = RFJIT_DECODE_ARGS_INIT;
+    da.q = &tq, da.k = &tk, da.v = &tv, da.out = &to, da.index = two, da.lengths = len;
+    rfjit_status s = rfjit_plan_create(c, &a, &p);
+    if (s == RFJIT_OK)
+        s = rfjit_decode_create_ex(p, &dd, &st);
+    if (s == RFJIT_OK)
+        s = rfjit_decode_prefill(st, &da);
+    rfjit_tensor_ex sq = ex_of(q + 200, 2, 2, 1), sk = ex_of(k + 200, 2, 1, 1),
+                    sv = ex_of(v + 200, 2, 1, 1), so = ex_of(o + 160, 2, 2, 1);
+    da.q = &sq, da.k = &sk, da.v = &sv, da.out = &so, da.lengths = NULL;
+    if (s == RFJIT_OK)
+        s = rfjit_decode_step_ex(st, &da);
+    size_t size = 0;
+    if (s == RFJIT_OK)
+        s = rfjit_decode_snapshot(st, 2, NULL, 0, &size);
+    void *snap = s == RFJIT_OK ? malloc(size) : NULL;
+    if (s == RFJIT_OK)
+        s = rfjit_decode_snapshot(st, 2, snap, size, &size);
+    if (s == RFJIT_OK)
+        s = rfjit_decode_restore(st, 1, snap, size);
+    so = ex_of(o + 200, 1, 2, 1);
+    sq.shape[0] = sk.shape[0] = sv.shape[0] = 1;
+    da.index = &one;
+    if (s == RFJIT_OK)
+        s = rfjit_decode_step_ex(st, &da);
+    free(snap);
+    rfjit_decode_destroy(st);
+    rfjit_plan_destroy(p);
+    return s;
+}
+
+static rfjit_status s_decode_slots(rfjit_ctx *c)
+{
+    rfjit_status s = decode_slots(c, "positive", out);
+    return s == RFJIT_OK ? decode_slots(c, "exact", out + 320) : s;
+}
+
 static rfjit_status s_features_kernel(rfjit_ctx *c)
 {
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
@@ -243,7 +305,8 @@ static const struct {
                  {"decode", s_decode, 0},
                  {"features and kernel", s_features_kernel, 0},
                  {"fit", s_fit, 0},
-                 {"tune and wisdom", s_tune_and_wisdom, 0}};
+                 {"tune and wisdom", s_tune_and_wisdom, 0},
+                 {"decode slots", s_decode_slots, 0}};
 
 static void walk(size_t i)
 {
@@ -377,4 +440,9 @@ Test(alloc_faults, fit)
 Test(alloc_faults, tune_and_wisdom)
 {
     walk(13);
+}
+
+Test(alloc_faults, decode_slots)
+{
+    walk(14);
 }

@@ -3,9 +3,9 @@
  * This file checks the slot API of incremental decoding (rfjit_decode_prefill, _step_ex,
  * _reset_slots, _snapshot, _restore) against the plan's causal attention over each slot's
  * tokens:
- * - every estimator with a causal plan, float32 with grouped heads (H = 4, Hkv = 2) and
- *   float16 with plain heads: prefills of different lengths, steps over index lists, a second
- *   prefill continuing a slot, more steps;
+ * - every estimator with a causal plan, float32 with grouped heads (H = 4, Hkv = 2), float16
+ *   with plain heads and bfloat16 with one key/value head: prefills of different lengths, steps
+ * over index lists, a second prefill continuing a slot, more steps;
  * - random interleavings of prefill, step, reset, snapshot and restore over 4 slots (the seed
  *   is printed on failure);
  * - a snapshot restored into another slot and into another state (of a plan made from the
@@ -275,9 +275,9 @@ static void check_estimator(rfjit_ctx *ctx, const char *est, const ecase *ec)
 Test(decode_slots, prefill_and_steps_match_causal, .timeout = 600)
 {
     rfjit_ctx *ctx = make_ctx();
-    const ecase cases[2] = {{RFJIT_F32, 4, 2}, {RFJIT_F16, 2, 2}};
+    const ecase cases[3] = {{RFJIT_F32, 4, 2}, {RFJIT_F16, 2, 2}, {RFJIT_BF16, 4, 1}};
     for (int e = 0; rfjit_estimator_name(e); e++)
-        for (int c = 0; c < 2; c++)
+        for (int c = 0; c < 3; c++)
             check_estimator(ctx, rfjit_estimator_name(e), &cases[c]);
     rfjit_ctx_destroy(ctx);
 }
@@ -408,9 +408,10 @@ static void op_restore(model *m)
     m->pos[slot] = m->bank_pos[e];
 }
 
-static void interleave(rfjit_ctx *ctx, const char *est, unsigned seed)
+static void interleave(rfjit_ctx *ctx, const char *est, int backend, unsigned seed)
 {
     rfjit_attn_desc a = desc_of(est, RFJIT_F32);
+    a.backend = backend;
     model m = {0};
     m.p = make_plan(ctx, &a);
     m.st = make_state(m.p, NS, 4, 2);
@@ -447,10 +448,13 @@ static void interleave(rfjit_ctx *ctx, const char *est, unsigned seed)
 Test(decode_slots, random_interleavings, .timeout = 600)
 {
     rfjit_ctx *ctx = make_ctx();
-    const char *ests[3] = {"positive", "trig", "exact"};
-    for (int e = 0; e < 3; e++)
+    /* constant states, signed features, a history on the JIT, a history on the reference */
+    const char *ests[4] = {"positive", "trig", "exact", "positive"};
+    const int backend[4] = {RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO,
+                            RFJIT_BACKEND_REFERENCE};
+    for (int e = 0; e < 4; e++)
         for (unsigned seed = 1; seed <= 3; seed++)
-            interleave(ctx, ests[e], 1000 * (unsigned)e + seed);
+            interleave(ctx, ests[e], backend[e], 1000 * (unsigned)e + seed);
     rfjit_ctx_destroy(ctx);
 }
 

@@ -173,3 +173,65 @@ Test(edges, decode_reports_an_unrepresentable_row, .timeout = 60)
     rfjit_plan_destroy(p);
     rfjit_ctx_destroy(c);
 }
+
+/* The same sequence as one prefill: the kernel's row that underflows comes out NaN and the
+ * prefill says RFJIT_E_RANGE, yet takes every token; the other rows are the execute's. */
+Test(edges, decode_prefill_reports_an_unrepresentable_row, .timeout = 60)
+{
+    enum { L = 33, d = 3, dv = 5 };
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    static float x[2 * L * d + L * dv], o[L * dv], po[L * dv];
+    uint64_t seed = 1 + 4 * 3 + 1; /* as above */
+    for (int i = 0; i < 2 * L * d; i++)
+        x[i] = 30.0f * uniform(&seed);
+    for (int i = 0; i < L * dv; i++)
+        x[2 * L * d + i] = uniform(&seed);
+    rfjit_tensor tq = rfjit_tensor_contiguous(x, 1, 1, L, d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(x + L * d, 1, 1, L, d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(x + 2 * L * d, 1, 1, L, dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(o, 1, 1, L, dv);
+    rfjit_tensor tp = rfjit_tensor_contiguous(po, 1, 1, L, dv);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = d;
+    a.dv = dv;
+    a.m = 2;
+    a.causal = 1;
+    a.estimator = "oprf";
+    a.backend = RFJIT_BACKEND_JIT;
+    a.calib_q = &tq;
+    a.calib_k = &tk;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    cr_assert_eq(rfjit_plan_execute(p, &tq, &tk, &tv, &to), RFJIT_OK);
+    rfjit_decode *s = NULL;
+    cr_assert_eq(rfjit_decode_create(p, 1, 1, &s), RFJIT_OK);
+    rfjit_tensor_ex eq = rfjit_tensor_ex_of(&tq), ek = rfjit_tensor_ex_of(&tk),
+                    ev = rfjit_tensor_ex_of(&tv), ep = rfjit_tensor_ex_of(&tp);
+    rfjit_decode_args da = RFJIT_DECODE_ARGS_INIT;
+    da.q = &eq;
+    da.k = &ek;
+    da.v = &ev;
+    da.out = &ep;
+    cr_assert_eq(rfjit_decode_prefill(s, &da), RFJIT_E_RANGE, "%s", rfjit_ctx_last_error(c));
+    cr_assert(strstr(rfjit_ctx_last_error(c), "underflows") != NULL, "%s", rfjit_ctx_last_error(c));
+    cr_assert_eq(rfjit_decode_position(s), L);
+    int nan_rows = 0;
+    for (int t = 0; t < L; t++) {
+        if (!isfinite(po[t * dv])) {
+            nan_rows++;
+            continue;
+        }
+        for (int j = 0; j < dv; j++)
+            cr_assert_float_eq(po[t * dv + j], o[t * dv + j], 1e-4 + 1e-4 * fabsf(o[t * dv + j]),
+                               "row %d col %d: %g vs execute %g", t, j, po[t * dv + j],
+                               o[t * dv + j]);
+    }
+    cr_assert(nan_rows >= 1);
+    rfjit_decode_destroy(s);
+    rfjit_plan_destroy(p);
+    rfjit_ctx_destroy(c);
+}
