@@ -1019,7 +1019,9 @@ class Decoder(_Handle):
                  rows past it are padding, never read, and its out rows past it are left as
                  they are
         Output row j of entry i is row p + j of the causal attention over the slot's tokens;
-        the slot ends at position p + lengths[i]."""
+        the slot ends at position p + lengths[i]. Raises rfjit.Error RFJIT_E_RANGE, as
+        step() does, when a linear state cannot represent a query's denominator in float:
+        the prompt is still taken and the message names the NaN row."""
         a, o, keep = self._args(q, k, v, out, index, lengths)
         self._run(_lib.rfjit_decode_prefill, _C.byref(a))
         del keep
