@@ -936,7 +936,8 @@ class Decoder(_Handle):
 
     Attributes: slots, heads, kv_heads, d, dv, positions (NumPy int64, tokens each slot has
     taken). A failed call raises rfjit.Error naming the argument and changes nothing: no
-    slot's position or state, no output. Calls on one decoder are serialised (the library's
+    slot's position or state, no output; except RFJIT_E_RANGE (see step), which takes the
+    tokens. Calls on one decoder are serialised (the library's
     state is used by one thread at a time); different decoders run in parallel. close() (or
     a `with` block) frees it."""
     _destroy = _lib.rfjit_decode_destroy
@@ -1003,6 +1004,16 @@ class Decoder(_Handle):
             a.lengths = _i32p(keep[-1])
         return a, o, keep
 
+    def _take(self, fn, args, o):
+        """Run a prefill or step. RFJIT_E_RANGE comes after the tokens were taken: the
+        error's .out then holds the outputs, whose other rows are valid."""
+        try:
+            self._run(fn, _C.byref(args))
+        except Error as e:
+            if e.status == "RFJIT_E_RANGE" and o is not None:
+                e.out = o.array
+            raise
+
     def prefill(self, q, k, v, out=None, index=None, lengths=None):
         """Take a prompt of up to L tokens per entry into its slot, at the causal kernel's
         speed, and return its causal outputs.
@@ -1021,9 +1032,10 @@ class Decoder(_Handle):
         Output row j of entry i is row p + j of the causal attention over the slot's tokens;
         the slot ends at position p + lengths[i]. Raises rfjit.Error RFJIT_E_RANGE, as
         step() does, when a linear state cannot represent a query's denominator in float:
-        the prompt is still taken and the message names the NaN row."""
+        the prompt is still taken, the message names the NaN row, and the error's .out
+        holds the outputs."""
         a, o, keep = self._args(q, k, v, out, index, lengths)
-        self._run(_lib.rfjit_decode_prefill, _C.byref(a))
+        self._take(_lib.rfjit_decode_prefill, a, o)
         del keep
         return o.array if o else None
 
@@ -1038,9 +1050,10 @@ class Decoder(_Handle):
                  (a slot number, a 1-D array of them, or a bool mask of the slots)
         Raises rfjit.Error RFJIT_E_STATE for a slot of a fitted estimator that has not been
         prefilled, and RFJIT_E_RANGE when a linear state cannot represent a query's
-        denominator in float (the step is still taken; the message names the NaN row)."""
+        denominator in float: the step is still taken, the message names the NaN row, and
+        the error's .out holds the outputs, valid but for that row."""
         a, o, keep = self._args(q, k, v, out, index, None)
-        self._run(_lib.rfjit_decode_step_ex, _C.byref(a))
+        self._take(_lib.rfjit_decode_step_ex, a, o)
         del keep
         return o.array
 

@@ -407,6 +407,42 @@ class Errors(unittest.TestCase):
         dec.step(q, k, v)
         self.assertEqual(dec.positions.tolist(), [4, 4])
 
+    def test_unrepresentable_row_takes_the_tokens(self):
+        """The underflowing row of tests/api/test_edges.c (logits spread by hundreds): the
+        step raises RFJIT_E_RANGE yet advances, and .out has the other rows; so does a
+        prefill of the whole sequence."""
+        L, d, dv, s = 33, 3, 5, 1 + 4 * 3 + 1
+        x = np.empty(2 * L * d + L * dv, np.float32)
+        for i in range(x.size):  # that test's generator and seed, for its sequence
+            s = (s * 6364136223846793005 + 1442695040888963407) % 2 ** 64
+            x[i] = np.float32((s >> 11) * 2.0 ** -53 - 0.5)
+        x[:2 * L * d] *= np.float32(30)
+        q, k = x[:L * d].reshape(1, 1, L, d), x[L * d:2 * L * d].reshape(1, 1, L, d)
+        v = x[2 * L * d:].reshape(1, 1, L, dv)
+        plan = self.ctx.plan(d, dv=dv, m=2, estimator="oprf", causal=True, backend="jit",
+                             calib=(q, k))
+        dec, ranged = plan.decoder(1, 1), 0
+        for t in range(L):
+            try:
+                dec.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1])
+            except rfjit.Error as e:
+                self.assertEqual(e.status, "RFJIT_E_RANGE", str(e))
+                self.assertEqual(e.out.shape, (1, 1, 1, dv))
+                ranged += 1
+            self.assertEqual(dec.positions.tolist(), [t + 1])
+        self.assertGreaterEqual(ranged, 1)
+        dec.reset()
+        with self.assertRaises(rfjit.Error) as e:
+            dec.prefill(q, k, v)
+        self.assertEqual(e.exception.status, "RFJIT_E_RANGE", str(e.exception))
+        self.assertEqual(dec.positions.tolist(), [L])
+        got = e.exception.out[0, 0]
+        rows = np.isfinite(got).all(axis=1)
+        self.assertTrue(0 < rows.sum() < L, rows)
+        want = plan(q, k, v)[0, 0]
+        np.testing.assert_allclose(got[rows], want[rows], rtol=0,
+                                   atol=tolerance(np.float32, want))
+
     def test_decoder_arguments(self):
         bidir = self.ctx.plan(16, dv=8, m=32)
         with self.assertRaises(rfjit.Error) as e:
