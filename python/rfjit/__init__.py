@@ -889,15 +889,15 @@ def _slot_index(value, slots, n=None):
     cast to int64 could wrap a huge number into a valid slot."""
     try:
         a = _np.asarray(value)
-    except (TypeError, ValueError, OverflowError):
-        a = _np.asarray([0.5])  # refused below with the value as given
-    if a.ndim == 0:
+    except (TypeError, ValueError, OverflowError):  # ragged or otherwise not an array
+        a = None
+    if a is not None and a.ndim == 0:
         a = a.reshape(1)
-    if a.dtype == _np.bool_ and a.shape == (slots,):
+    if a is not None and a.dtype == _np.bool_ and a.shape == (slots,):
         a = _np.flatnonzero(a)
-    elif a.size == 0 and a.ndim == 1:
+    elif a is not None and a.size == 0 and a.ndim == 1:
         a = a.astype(_np.int64)
-    if a.dtype.kind not in "iu" or a.ndim != 1:
+    if a is None or a.dtype.kind not in "iu" or a.ndim != 1:
         _fail("RFJIT_E_INVALID_ARG", "index must be a slot number, a 1-D array of slot numbers "
               "or a bool mask of the %d slots, not %s" % (slots, _show(value)))
     if n is not None and a.shape[0] != n:
@@ -937,9 +937,8 @@ class Decoder(_Handle):
     Attributes: slots, heads, kv_heads, d, dv, positions (NumPy int64, tokens each slot has
     taken). A failed call raises rfjit.Error naming the argument and changes nothing: no
     slot's position or state, no output; except RFJIT_E_RANGE (see step), which takes the
-    tokens. Calls on one decoder are serialised (the library's
-    state is used by one thread at a time); different decoders run in parallel. close() (or
-    a `with` block) frees it."""
+    tokens. Calls on one decoder are serialised (the library's state is used by one thread
+    at a time); different decoders run in parallel. close() (or a `with` block) frees it."""
     _destroy = _lib.rfjit_decode_destroy
 
     def __init__(self, plan, batch, heads, kv_heads=None):
