@@ -17,15 +17,20 @@ Arrays
     float32; or the `out=` array you pass, a writable float32, float16 or bfloat16
     numpy.ndarray of the output's shape with non-negative strides, written in place.
 
+Decoding
+    plan.decoder(batch, heads, kv_heads=None) on a causal plan gives a Decoder: prefill,
+    step, reset, snapshot and restore over independent sequences (see Decoder).
+
 Lifetimes
-    Every object made from a Context (Plan, TuneResult) keeps that context alive: closing a
-    context (close() or the end of its `with` block) refuses new work on it (its own methods
-    raise rfjit.Error, status RFJIT_E_STATE), and the library context is destroyed once the
-    last object made from it is closed or garbage-collected. So a plan made inside a `with
-    rfjit.Context()` block keeps working after the block ends, `del ctx` is harmless, and
-    garbage collection and interpreter shutdown may finalize objects in any order. A closed
-    Plan or TuneResult raises rfjit.Error (RFJIT_E_STATE) when used; a call in progress on
-    another thread finishes before the plan is destroyed.
+    Every object made from a Context (Plan, TuneResult) keeps that context alive, and a
+    Decoder keeps its plan (and so the context) alive: closing a context (close() or the end
+    of its `with` block) refuses new work on it (its own methods raise rfjit.Error, status
+    RFJIT_E_STATE), and the library context is destroyed once the last object made from it
+    is closed or garbage-collected. So a plan made inside a `with rfjit.Context()` block
+    keeps working after the block ends, `del ctx` is harmless, and garbage collection and
+    interpreter shutdown may finalize objects in any order. A closed Plan, Decoder or
+    TuneResult raises rfjit.Error (RFJIT_E_STATE) when used; a call in progress on another
+    thread finishes before the plan is destroyed.
 
 Errors
     Every failure raises rfjit.Error, whose .status is the status name (e.g. "RFJIT_E_SHAPE"),
@@ -47,8 +52,8 @@ import numpy as _np
 
 from . import _abi
 
-__all__ = ["Error", "Context", "Plan", "TuneResult", "attention", "version", "estimators",
-           "default_context"]
+__all__ = ["Error", "Context", "Plan", "Decoder", "TuneResult", "attention", "version",
+           "estimators", "default_context"]
 
 
 def _load():
@@ -862,6 +867,255 @@ class Plan(_Handle):
         o = _View(_np.empty(shape, dtype=_np.float32), "out", None, True)
         self._run(_lib.rfjit_plan_kernel, vx.ref(), vy.ref(), k, o.ref())
         return o.array
+
+    def decoder(self, batch, heads, kv_heads=None):
+        """A Decoder on this causal plan: `batch` sequences (slots) decoded token by token,
+        each at its own position, with `heads` query heads and `kv_heads` key/value heads.
+
+        batch     slots the decoder holds, 1 .. 2^20; each starts empty, at position 0
+        heads     query heads H, 1 .. 2^20
+        kv_heads  key/value heads Hkv dividing H (query head h reads key/value head
+                  h // (H // Hkv)); None: H
+
+        The decoder keeps this plan (and its context) alive. Raises rfjit.Error for a
+        bidirectional plan (RFJIT_E_NOT_APPLICABLE) and for counts outside their ranges."""
+        return Decoder(self, batch, heads, kv_heads)
+
+
+def _slot_index(value, slots, n=None):
+    """index= of a Decoder call as C-contiguous int64 slot numbers: a slot number, a 1-D
+    array of them, or a bool mask over the slots (its true entries, in order). n: the count
+    the tensors' first dimension asks for (None: any). Range is checked here, before the
+    cast to int64 could wrap a huge number into a valid slot."""
+    try:
+        a = _np.asarray(value)
+    except (TypeError, ValueError, OverflowError):  # ragged or otherwise not an array
+        a = None
+    if a is not None and a.ndim == 0:
+        a = a.reshape(1)
+    if a is not None and a.dtype == _np.bool_ and a.shape == (slots,):
+        a = _np.flatnonzero(a)
+    elif a is not None and a.size == 0 and a.ndim == 1:
+        a = a.astype(_np.int64)
+    if a is None or a.dtype.kind not in "iu" or a.ndim != 1:
+        _fail("RFJIT_E_INVALID_ARG", "index must be a slot number, a 1-D array of slot numbers "
+              "or a bool mask of the %d slots, not %s" % (slots, _show(value)))
+    if n is not None and a.shape[0] != n:
+        _fail("RFJIT_E_SHAPE", "index names %d slots, but q, k and v have %d entries (one "
+              "slot per entry)" % (a.shape[0], n))
+    bad = (a < 0) | (a >= slots)
+    if bad.any():
+        i = int(_np.argmax(bad))
+        _fail("RFJIT_E_INVALID_ARG", "index[%d] = %d is outside [0, %d) (the decoder's slots)"
+              % (i, int(a[i]), slots))
+    return _np.ascontiguousarray(a, dtype=_np.int64)
+
+
+class Decoder(_Handle):
+    """Incremental causal decoding with one plan over `slots` independent sequences
+    (continuous batching), made by Plan.decoder(batch, heads, kv_heads=None).
+
+    Each slot holds one sequence at its own position. prefill() takes a prompt into named
+    slots at once, step() one token each; every call gives, to the JIT tolerance, the rows
+    the plan's causal attention gives over the slot's tokens so far (rfjit.attention(...,
+    causal=True) on the concatenated tokens), and calls name the slots they take in `index`,
+    leaving the others untouched. reset() empties slots; snapshot() and restore() copy a
+    slot's state out as bytes and into any slot of any decoder of an equal plan (prefix
+    caching: prefill a shared system prompt once, restore it per request).
+
+    Linear random-feature plans keep a constant-size state per (slot, key/value head); exact,
+    hybrid and eva keep the slot's tokens. Causal plans of fitted estimators (oprf, saderf,
+    sderf, aderf) need calib, which fixes their parameters, so every slot can step from
+    position 0 (a plan fitted per call would fit per slot on the first prefill and refuse a
+    step before it with RFJIT_E_STATE).
+
+    Arrays: as rfjit.attention, float32, float16 and bfloat16 used without a copy (q, k, v
+    of one dtype), other real dtypes converted to float32; q (n, H, L, d), k (n, Hkv, L, d),
+    v (n, Hkv, L, dv), entry i going to slot index[i] ((H, L, d) and (L, d) are n = 1, and
+    H = Hkv = 1 for the latter); outputs (n, H, L, dv) of q's dtype, or out=.
+
+    Attributes: slots, heads, kv_heads, d, dv, positions (NumPy int64, tokens each slot has
+    taken). A failed call raises rfjit.Error naming the argument and changes nothing: no
+    slot's position or state, no output; except RFJIT_E_RANGE (see step), which takes the
+    tokens. Calls on one decoder are serialised (the library's state is used by one thread
+    at a time); different decoders run in parallel. close() (or a `with` block) frees it."""
+    _destroy = _lib.rfjit_decode_destroy
+
+    def __init__(self, plan, batch, heads, kv_heads=None):
+        if not isinstance(plan, Plan):
+            _fail("RFJIT_E_INVALID_ARG", "plan must be an rfjit.Plan, not %s" %
+                  type(plan).__name__)
+        missing = sorted(n for n in _abi.SINCE_0_4 if not hasattr(_lib, n))
+        if missing:
+            _fail("RFJIT_E_NOT_APPLICABLE", "the loaded librfjit (%s) lacks %s, which decoding "
+                  "from Python needs (rfjit 0.4)" % (version(), ", ".join(missing)))
+        desc = _abi.DecodeDesc()
+        desc.size = _C.sizeof(desc)
+        desc.slots = _int("batch", batch, 1, 1 << 20)
+        desc.heads = _int("heads", heads, 1, 1 << 20)
+        desc.kv_heads = 0 if kv_heads is None else _int("kv_heads", kv_heads, 1, 1 << 20)
+        if desc.kv_heads and desc.heads % desc.kv_heads:
+            _fail("RFJIT_E_INVALID_ARG", "kv_heads = %d does not divide heads = %d" %
+                  (desc.kv_heads, desc.heads))
+        ph, ctx = plan._claim(), plan._ctx  # the claim becomes the decoder's, on success
+        h = _C.c_void_p()
+        try:
+            ctx._check(_lib.rfjit_decode_create_ex(ph, _C.byref(desc), _C.byref(h)), ctx._h)
+        except BaseException:
+            plan._release()
+            raise
+        self._plan, self._busy = plan, _threading.Lock()
+        self.slots, self.heads = desc.slots, desc.heads
+        self.kv_heads = desc.kv_heads or desc.heads
+        self.d, self.dv = plan.d, plan.dv
+        self._adopt(h.value, parent=plan)
+
+    def _run(self, fn, *args):
+        """fn(handle, *args) under a claim and the decoder's lock; raises rfjit.Error if it
+        fails. Returns fn's result."""
+        h = self._claim()
+        try:
+            with self._busy:
+                st = fn(h, *args)
+            ctx = self._plan._ctx
+            ctx._check(st, ctx._h)  # alive: the plan this decoder holds claims it
+        finally:
+            self._release()
+
+    def _args(self, q, k, v, out, index, lengths):
+        """The rfjit_decode_args of a prefill or step, the output view (None for out=False)
+        and the arrays the call must keep alive."""
+        vq, vk, vv = _ExView(q, "q", self.d), _ExView(k, "k", self.d), _ExView(v, "v", self.dv)
+        o = None
+        if out is not False:
+            o = _ExView(_out_like(vq.array.shape, self.dv, out, dtype=vq.array.dtype), "out",
+                        self.dv, writable=True)
+        n = vq.t.shape[0]
+        a = _abi.DecodeArgs()
+        a.size = _C.sizeof(a)
+        a.q, a.k, a.v, a.out = vq.ref(), vk.ref(), vv.ref(), o.ref() if o else None
+        keep = [vq, vk, vv]
+        if index is not None:
+            keep.append(_slot_index(index, self.slots, n))
+            a.index = keep[-1].ctypes.data_as(_C.POINTER(_C.c_int64))
+        if lengths is not None:
+            keep.append(_int_array("lengths", lengths, n))
+            a.lengths = _i32p(keep[-1])
+        return a, o, keep
+
+    def _take(self, fn, args, o):
+        """Run a prefill or step. RFJIT_E_RANGE comes after the tokens were taken: the
+        error's .out then holds the outputs, whose other rows are valid."""
+        try:
+            self._run(fn, _C.byref(args))
+        except Error as e:
+            if e.status == "RFJIT_E_RANGE" and o is not None:
+                e.out = o.array
+            raise
+
+    def prefill(self, q, k, v, out=None, index=None, lengths=None):
+        """Take a prompt of up to L tokens per entry into its slot, at the causal kernel's
+        speed, and return its causal outputs.
+
+        q, k, v  (n, H, L, d), (n, Hkv, L, d), (n, Hkv, L, dv): entry i's tokens, which
+                 continue slot index[i] from its position p
+        out      None: a new (n, H, L, dv) array of q's dtype is returned; a writable
+                 float32, float16 or bfloat16 numpy.ndarray of that shape with non-negative
+                 strides: written in place and returned; False: no outputs are computed and
+                 None is returned (a prompt whose rows are not needed)
+        index    None: entries go to slots 0 .. n - 1; else the n distinct slots they go to
+                 (a slot number, a 1-D array of them, or a bool mask of the slots)
+        lengths  None: every entry has L tokens; else n integers 0 .. L, entry i's count: its
+                 rows past it are padding, never read, and its out rows past it are left as
+                 they are
+        Output row j of entry i is row p + j of the causal attention over the slot's tokens;
+        the slot ends at position p + lengths[i]. Raises rfjit.Error RFJIT_E_RANGE, as
+        step() does, when a linear state cannot represent a query's denominator in float:
+        the prompt is still taken, the message names the NaN row, and the error's .out
+        holds the outputs."""
+        a, o, keep = self._args(q, k, v, out, index, lengths)
+        self._take(_lib.rfjit_decode_prefill, a, o)
+        del keep
+        return o.array if o else None
+
+    def step(self, q, k, v, out=None, index=None):
+        """One token for each entry: its slot's next output, and the slot advances by one.
+
+        q, k, v  (n, H, 1, d), (n, Hkv, 1, d), (n, Hkv, 1, dv) (L = 1)
+        out      None (a new (n, H, 1, dv) array of q's dtype) or a writable float32,
+                 float16 or bfloat16 numpy.ndarray of that shape with non-negative strides,
+                 written in place; returned
+        index    None: entries go to slots 0 .. n - 1; else the n distinct slots they go to
+                 (a slot number, a 1-D array of them, or a bool mask of the slots)
+        Raises rfjit.Error RFJIT_E_STATE for a slot of a fitted estimator that has not been
+        prefilled, and RFJIT_E_RANGE when a linear state cannot represent a query's
+        denominator in float: the step is still taken, the message names the NaN row, and
+        the error's .out holds the outputs, valid but for that row."""
+        a, o, keep = self._args(q, k, v, out, index, None)
+        self._take(_lib.rfjit_decode_step_ex, a, o)
+        del keep
+        return o.array
+
+    def reset(self, index=None):
+        """Empty slots and put them back at position 0, leaving the others untouched.
+
+        index  None: every slot; else the slots to empty (a slot number, a 1-D array of
+               them, or a bool mask of the slots)"""
+        if index is None:
+            self._run(_lib.rfjit_decode_reset_slots, None, 0)
+            return
+        ix = _slot_index(index, self.slots)
+        if ix.size:
+            self._run(_lib.rfjit_decode_reset_slots,
+                      ix.ctypes.data_as(_C.POINTER(_C.c_int64)), ix.size)
+
+    def snapshot(self, index):
+        """Slot `index`'s whole state (position included) as bytes, in a versioned layout
+        that restore() takes into any slot of a decoder of an equal plan (same estimator,
+        d, dv, m, projection, parameters and tiling, and the same heads and kv_heads). A
+        constant-state slot's snapshot has a size fixed by the plan; a slot that keeps its
+        tokens (exact, hybrid, eva) grows with its position."""
+        i = _int("index", index, 0, self.slots - 1)
+        size = _C.c_size_t()
+        h = self._claim()
+        try:
+            with self._busy:  # no step in between may grow the snapshot
+                st = _lib.rfjit_decode_snapshot(h, i, None, 0, _C.byref(size))
+                buf = _C.create_string_buffer(size.value) if st == 0 else None
+                if buf is not None:
+                    st = _lib.rfjit_decode_snapshot(h, i, buf, size.value, _C.byref(size))
+            ctx = self._plan._ctx
+            ctx._check(st, ctx._h)
+        finally:
+            self._release()
+        return buf.raw[:size.value]
+
+    def restore(self, index, snap):
+        """Make slot `index` the state snapshot() gave (its position included), from this
+        decoder or another of an equal plan and head counts.
+
+        snap  the bytes of snapshot() (any bytes-like object)
+        Raises rfjit.Error RFJIT_E_STATE for bytes that are not a snapshot or come from
+        another plan, layout version or head count (the message names what differs); the
+        slot is then unchanged."""
+        i = _int("index", index, 0, self.slots - 1)
+        try:
+            data = memoryview(snap).tobytes()
+        except TypeError:
+            _fail("RFJIT_E_INVALID_ARG", "snap must be the bytes Decoder.snapshot returned "
+                  "(a bytes-like object), not %s" % type(snap).__name__)
+        self._run(_lib.rfjit_decode_restore, i, data, len(data))
+
+    @property
+    def positions(self):
+        """Tokens each slot has taken, as a NumPy int64 array of `slots` entries."""
+        h = self._claim()
+        try:
+            with self._busy:
+                pos = [_lib.rfjit_decode_slot_position(h, i) for i in range(self.slots)]
+        finally:
+            self._release()
+        return _np.array(pos, dtype=_np.int64)
 
 
 class TuneResult(_Handle):

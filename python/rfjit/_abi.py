@@ -43,6 +43,17 @@ class AttnArgs(C.Structure):
                 ("batch", C.c_int64), ("untouched_rows", C.c_int32)]
 
 
+class DecodeDesc(C.Structure):
+    _fields_ = [("size", C.c_size_t), ("slots", C.c_int64), ("heads", C.c_int64),
+                ("kv_heads", C.c_int64)]
+
+
+class DecodeArgs(C.Structure):
+    _fields_ = [("size", C.c_size_t), ("q", C.POINTER(TensorEx)), ("k", C.POINTER(TensorEx)),
+                ("v", C.POINTER(TensorEx)), ("out", C.POINTER(TensorEx)),
+                ("index", C.POINTER(C.c_int64)), ("lengths", C.POINTER(C.c_int32))]
+
+
 class Tiling(C.Structure):
     _fields_ = [("vw", C.c_int32), ("T", C.c_int32), ("ri", C.c_int32), ("rj", C.c_int32)]
 
@@ -117,7 +128,25 @@ def declare(lib):
         "rfjit_wisdom_to_string": ([P, C.POINTER(C.c_void_p)], st),
         "rfjit_wisdom_path": ([P], C.c_char_p),
         "rfjit_free": ([P], None),
+        "rfjit_decode_create_ex": ([P, C.POINTER(DecodeDesc), C.POINTER(P)], st),
+        "rfjit_decode_destroy": ([P], None),
+        "rfjit_decode_prefill": ([P, C.POINTER(DecodeArgs)], st),
+        "rfjit_decode_step_ex": ([P, C.POINTER(DecodeArgs)], st),
+        "rfjit_decode_reset_slots": ([P, C.POINTER(C.c_int64), i64], st),
+        "rfjit_decode_slot_position": ([P, i64], i64),
+        "rfjit_decode_snapshot": ([P, i64, P, C.c_size_t, C.POINTER(C.c_size_t)], st),
+        "rfjit_decode_restore": ([P, i64, P, C.c_size_t], st),
     }
     for name, (args, res) in sigs.items():
-        f = getattr(lib, name)
+        f = getattr(lib, name, None)
+        if f is None and name in SINCE_0_4:
+            continue  # a 0.3 library still serves attention; Plan.decoder says what is missing
+        if f is None:
+            f = getattr(lib, name)  # the AttributeError names the missing function
         f.argtypes, f.restype = args, res
+
+
+# Functions a library older than 0.4 does not have.
+SINCE_0_4 = frozenset(["rfjit_decode_create_ex", "rfjit_decode_prefill", "rfjit_decode_step_ex",
+                       "rfjit_decode_reset_slots", "rfjit_decode_slot_position",
+                       "rfjit_decode_snapshot", "rfjit_decode_restore"])
