@@ -286,8 +286,9 @@ enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
  *   eva         control-variate attention: exact local window of eva_window keys, plus
  *               eva_chunks chunk summaries
  * Data-fitted estimators (oprf, saderf, sderf, aderf) fit their parameters from each
- * (batch, head)'s own queries and keys, which leaks future tokens, so causal plans with them
- * need a calibration sample (calib_q, calib_k) that freezes the parameters.
+ * (batch, head)'s own queries and keys, which leaks future tokens, so a causal execute with
+ * them needs a calibration sample (calib_q, calib_k) that freezes the parameters; without
+ * one, a causal plan only decodes, each slot fitting on its prompt (since 0.4).
  */
 /*
  * How a JIT kernel is blocked (the tuner's search space). vw: vector lanes (4, 8 or 16, at most
@@ -345,8 +346,8 @@ typedef struct rfjit_attn_desc {
  * Create a plan. Draws the projection matrix from the seed (the same matrix on every machine)
  * or copies projection_matrix; with a calibration sample, fits and freezes the parameters.
  * Errors: RFJIT_E_INVALID_ARG (NULL, sizes < 1, unknown projection kind), RFJIT_E_DESC_SIZE,
- * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (e.g. causal fitted estimator without a
- * calibration sample, or RFJIT_BACKEND_JIT for an estimator without a kernel),
+ * RFJIT_E_NO_ESTIMATOR, RFJIT_E_NOT_APPLICABLE (e.g. RFJIT_BACKEND_JIT for an estimator
+ * without a kernel),
  * RFJIT_E_NONFINITE (projection matrix or sample), RFJIT_E_TOO_LARGE, RFJIT_E_INTERNAL (the
  * JIT failed; the message has LLVM's words), RFJIT_E_NOMEM; a tiling outside its rules is
  * RFJIT_E_INVALID_ARG. The kernel is compiled (or loaded
@@ -455,8 +456,9 @@ RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan, const rfj
  * call fit them per slot (and query head, as an execute fits per (batch, head)), on the
  * prompt of the slot's first prefill, and keep them until the slot is reset; a step on such
  * a slot before any prefill is refused with RFJIT_E_STATE. A plan with fixed parameters can
- * step from position 0. (rfjit_plan_create gives causal plans of these estimators only with
- * a calibration sample, which fixes the parameters, so no public plan fits per slot yet.)
+ * step from position 0. Such a causal plan without a calibration sample cannot execute
+ * (RFJIT_E_NOT_APPLICABLE: a fit over a whole sequence leaks later tokens into every row) and
+ * decodes only on the JIT backend.
  *
  * A state is used by one thread at a time; the plan must outlive it. A failed call changes
  * no slot (position, state or history) and writes no output, except RFJIT_E_RANGE below.

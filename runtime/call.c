@@ -196,6 +196,13 @@ rfjit_status rj_call_make(const rfjit_plan *p, const rfjit_attn_args *args, rj_c
     memset(c, 0, sizeof *c);
     c->causal = p->spec.causal;
     RJ_FAIL_IF(dg, !args, RFJIT_E_INVALID_ARG, "args is NULL");
+    /* a fit over a causal call's whole sequence would let every row see later tokens;
+     * decoding fits each slot on its prompt instead (rfjit.h) */
+    RJ_FAIL_IF(dg, p->spec.causal && !p->frozen, RFJIT_E_NOT_APPLICABLE,
+               "estimator '%s' fits its parameters from the whole sequence, which leaks future "
+               "tokens into causal rows: create the plan with calib_q and calib_k, or decode "
+               "with it (a decode slot fits on its prompt)",
+               p->spec.est->name);
     rfjit_attn_args a = RFJIT_ATTN_ARGS_INIT;
     RJ_TRY(rj_desc_read(&a, sizeof a, args, args->size, dg));
     RJ_TRY(read_views(&a, c, dg));

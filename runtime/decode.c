@@ -40,6 +40,10 @@ rfjit_status rj_decode_create(const rfjit_plan *p, int64_t slots, int64_t H, int
     RJ_FAIL_IF(dg, !p->spec.causal, RFJIT_E_NOT_APPLICABLE,
                "the plan is bidirectional; decoding needs a causal plan");
     const bool state = p->jit && p->kp.tmpl == RJ_TMPL_LINEAR;
+    RJ_FAIL_IF(dg, !state && !p->frozen, RFJIT_E_NOT_APPLICABLE,
+               "estimator '%s' on the reference backend: a causal plan that fits per slot "
+               "needs the JIT backend, or calib_q and calib_k",
+               p->spec.est->name);
     const int64_t nst = state && !p->frozen ? H : Hkv;
     size_t bytes = 0;
     RJ_FAIL_IF(dg,

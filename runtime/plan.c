@@ -84,11 +84,6 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     if (!est->valid(s, why, sizeof why))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
                        why[0] ? why : "invalid parameters");
-    if ((est->flags & RJ_EST_FITTED) && d->causal && !(d->calib_q && d->calib_k))
-        return rj_fail(dg, RFJIT_E_NOT_APPLICABLE,
-                       "estimator '%s' fits its parameters from the whole sequence, which "
-                       "leaks future tokens; causal plans need calib_q and calib_k",
-                       est->name);
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
         return rj_fail(dg, RFJIT_E_INVALID_ARG,
                        "calibration needs both calib_q and calib_k");

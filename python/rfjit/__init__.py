@@ -543,8 +543,9 @@ class Context(_Handle):
         eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
         hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'
         calib        (q, k) sample arrays, each (L, d), (H, L, d) or (B, H, L, d), that freeze
-                     a fitted estimator's parameters (needed for causal oprf, saderf, sderf,
-                     aderf)
+                     a fitted estimator's parameters (needed for causal attention with oprf,
+                     saderf, sderf, aderf; without it such a causal plan only decodes, each
+                     slot fitting on its first prompt)
 
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
@@ -925,9 +926,9 @@ class Decoder(_Handle):
 
     Linear random-feature plans keep a constant-size state per (slot, key/value head); exact,
     hybrid and eva keep the slot's tokens. Causal plans of fitted estimators (oprf, saderf,
-    sderf, aderf) need calib, which fixes their parameters, so every slot can step from
-    position 0 (a plan fitted per call would fit per slot on the first prefill and refuse a
-    step before it with RFJIT_E_STATE).
+    sderf, aderf) made with calib share its fixed parameters, so every slot can step from
+    position 0; made without calib, each slot fits its own on its first prefill, and a step
+    before it raises RFJIT_E_STATE.
 
     Arrays: as rfjit.attention, float32, float16 and bfloat16 used without a copy (q, k, v
     of one dtype), other real dtypes converted to float32; q (n, H, L, d), k (n, Hkv, L, d),

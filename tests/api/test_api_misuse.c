@@ -148,9 +148,6 @@ Test(api_misuse, invalid_descriptor_fields)
     W[13] = NAN;
     a.projection_matrix = W;
     EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NONFINITE, "projection_matrix");
-    a = desc_for("oprf", 8, 4);
-    a.causal = 1;
-    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NOT_APPLICABLE, "calib");
     a = desc_for("hybrid", 8, 4);
     a.hybrid_signs = 0;
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "%s",
@@ -184,6 +181,35 @@ static void prob_init(prob *pr)
     pr->tk = rfjit_tensor_contiguous(pr->k, 1, 2, 5, 4);
     pr->tv = rfjit_tensor_contiguous(pr->v, 1, 2, 5, 3);
     pr->to = rfjit_tensor_contiguous(pr->o, 1, 2, 5, 3);
+}
+
+/* A causal plan of a fitted estimator without a calibration sample fits per decode slot; an
+ * execute, which would fit on the whole sequence and leak later tokens into every row, is
+ * refused with a message that names both ways out, and writes nothing. */
+Test(api_misuse, causal_fit_without_calibration_only_decodes)
+{
+    rfjit_attn_desc a = desc_for("oprf", 4, 8);
+    a.dv = 3;
+    a.causal = 1;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    prob pr;
+    prob_init(&pr);
+    for (int i = 0; i < 30; i++)
+        pr.o[i] = 7.0f;
+    EXPECT_MSG(rfjit_plan_execute(p, &pr.tq, &pr.tk, &pr.tv, &pr.to), RFJIT_E_NOT_APPLICABLE,
+               "calib_q");
+    cr_assert(strstr(rfjit_ctx_last_error(ctx), "decode"), "%s", rfjit_ctx_last_error(ctx));
+    for (int i = 0; i < 30; i++)
+        cr_assert_eq(pr.o[i], 7.0f, "out[%d] written", i);
+    rfjit_decode *st = NULL;
+    cr_assert_eq(rfjit_decode_create(p, 1, 2, &st), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_tensor q1 = {pr.q, {1, 2, 1, 4}, {40, 20, 4, 1}}, k1 = {pr.k, {1, 2, 1, 4}, {40, 20, 4, 1}};
+    rfjit_tensor v1 = {pr.v, {1, 2, 1, 3}, {30, 15, 3, 1}}, o1 = {pr.o, {1, 2, 1, 3}, {30, 15, 3, 1}};
+    EXPECT_MSG(rfjit_decode_step(st, &q1, &k1, &v1, &o1), RFJIT_E_STATE, "prefill");
+    cr_assert_eq(rfjit_decode_position(st), 0);
+    rfjit_decode_destroy(st);
+    rfjit_plan_destroy(p);
 }
 
 Test(api_misuse, execute_bad_views)

@@ -89,16 +89,8 @@ static void setup(fixture *f, const char *est)
     a.m = 32;
     a.causal = 1;
     a.seed = 5;
-    rfjit_tensor cq = {f->seqs.fq, {1, 1, L, D}, {0, 0, D, 1}};
-    rfjit_tensor ck = {f->seqs.fk, {1, 1, L, D}, {0, 0, D, 1}};
-    const int fit = !strcmp(est, "oprf");
-    if (fit) {
-        a.calib_q = &cq;
-        a.calib_k = &ck;
-    }
+    /* oprf without a calibration sample: each slot fits on its prompt */
     cr_assert_eq(rfjit_plan_create(ctx, &a, &f->p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
-    if (fit) /* per-slot parameters, as in test_decode_slots.c */
-        f->p->frozen = 0;
     f->s = state_of(f->p, H, HKV);
     const int64_t seq[NS] = {0, 1, 2}, t0[NS] = {0, 0, 0};
     const int32_t len[NS] = {L, L, L};

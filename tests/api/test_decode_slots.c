@@ -16,10 +16,8 @@
  * ceil(Lk / C), so a row depends on how many keys the call sees: its reference for each call is the
  * execute of that call's queries against the slot's keys so far (bottom-right), which is what a
  * decoder that does not know the final length can promise (the header's "rows over a slot's tokens
- * so far"). Fitted estimators with parameters per slot: plan creation refuses a causal fitted plan
- * without a calibration sample, so the float32 case unfreezes a calibrated plan (the plan's
- * internal `frozen`), which is what the decode contract's per-slot fit runs on; such a slot fits
- * per query head on its first prompt, as an execute of that prompt fits per (batch, head), so the
+ * so far"). Fitted estimators with parameters per slot: the float32 case creates the causal
+ * plan without a calibration sample, so each slot fits per query head on its first prompt, as an execute of that prompt fits per (batch, head), so the
  * reference of head h of slot b is a plan calibrated on exactly that prompt's queries of h and keys
  * of its key/value head, executed over all tokens.
  *
@@ -94,20 +92,21 @@ static rfjit_decode *make_state(const rfjit_plan *p, int64_t slots, int64_t H, i
 }
 
 /* The plan of estimator est; a fitted one calibrated on sequence 0's first plen queries and
- * keys of head 0, and with unfreeze made to fit per call again (see the top of the file). */
+ * keys of head 0, or with per_slot left uncalibrated, so that each slot fits on its prompt
+ * (see the top of the file). */
 static rfjit_plan *plan_for(rfjit_ctx *c, const char *est, int dt, const dt_seqs *s, int64_t plen,
-                            int unfreeze)
+                            int per_slot)
 {
     rfjit_attn_desc a = desc_of(est, dt);
     rfjit_tensor cq = {s->fq, {1, 1, plen, D}, {0, 0, D, 1}};
     rfjit_tensor ck = {s->fk, {1, 1, plen, D}, {0, 0, D, 1}};
-    if (fitted(est)) {
+    if (fitted(est) && !per_slot) {
         a.calib_q = &cq;
         a.calib_k = &ck;
     }
     rfjit_plan *p = make_plan(c, &a);
-    if (fitted(est) && unfreeze)
-        p->frozen = 0;
+    cr_assert_eq(p->frozen, !(fitted(est) && per_slot), "%s: fits per slot iff uncalibrated",
+                 est);
     return p;
 }
 
