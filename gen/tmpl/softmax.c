@@ -280,7 +280,8 @@ static void member(rj_kfn *f, const sm_pass *ps, rj_v g, rj_v *head, rj_v *qt)
     *qt = rj_ir_iadd(ir, ps->qt0, LLVMBuildSelect(ir->B, ps->tile_mode, tile, zero, ""), "qt");
 }
 
-static void start_pass(rj_kfn *f, const sm_ws *ws, const sm_pass *ps)
+/* Every member's query tile started (rows packed; m, l, num reset) or finished (out). */
+static void each_member(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, bool finish)
 {
     rj_ir *ir = f->ir;
     rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
@@ -288,7 +289,11 @@ static void start_pass(rj_kfn *f, const sm_ws *ws, const sm_pass *ps)
     member(f, ps, g.i, &head, &qt);
     head_rows(f, head, &q, &out);
     const sm_ws hw = head_ws(f, ws, g.i);
-    start_queries(f, &hw, q, qt, rj_tmpl_rows_left(f, f->arg[RJ_KA_lq], qt));
+    rj_v nq = rj_tmpl_rows_left(f, f->arg[RJ_KA_lq], qt);
+    if (finish)
+        finish_queries(f, &hw, out, qt, nq);
+    else
+        start_queries(f, &hw, q, qt, nq);
     rj_ir_loop_end(ir, &g);
 }
 
@@ -316,18 +321,6 @@ static void pass_key_tile(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, rj_v kt
     rj_ir_if_end(ir, &any);
 }
 
-static void finish_pass(rj_kfn *f, const sm_ws *ws, const sm_pass *ps)
-{
-    rj_ir *ir = f->ir;
-    rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
-    rj_v head, qt, q, out;
-    member(f, ps, g.i, &head, &qt);
-    head_rows(f, head, &q, &out);
-    const sm_ws hw = head_ws(f, ws, g.i);
-    finish_queries(f, &hw, out, qt, rj_tmpl_rows_left(f, f->arg[RJ_KA_lq], qt));
-    rj_ir_loop_end(ir, &g);
-}
-
 void rj_tmpl_softmax(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
@@ -350,14 +343,14 @@ void rj_tmpl_softmax(rj_kfn *f)
     ps.qt0 = rj_ir_imul(ir, u.i, span, "qt0");
     rj_v tiles = rj_ir_ceil_div(ir, rj_ir_isub(ir, lq, ps.qt0, ""), rj_ir_i(ir, T), "tiles");
     ps.nm = LLVMBuildSelect(ir->B, ps.tile_mode, imin(ir, gq, tiles, ""), nh, "nm");
-    start_pass(f, &ws, &ps);
+    each_member(f, &ws, &ps, false);
     rj_v last = rj_ir_isub(ir, ps.nm, one, "");
     rj_v last_head, last_qt;
     member(f, &ps, last, &last_head, &last_qt);
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), key_end(f, last_qt), T);
     pass_key_tile(f, &ws, &ps, kt.i);
     rj_ir_loop_end(ir, &kt);
-    finish_pass(f, &ws, &ps);
+    each_member(f, &ws, &ps, true);
     rj_ir_loop_end(ir, &u);
     rj_ir_loop_end(ir, &hp);
 }
