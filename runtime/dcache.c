@@ -30,6 +30,7 @@
 #include "runtime/dcache.h"
 
 #include "runtime/fsutil.h"
+#include "core/le.h"
 
 #ifdef RFJIT_TESTING
 #include "core/testing.h"
@@ -176,36 +177,6 @@ static void entry_path(const rj_dcache *c, const rj_hash *key, char path[PATH_BU
     snprintf(path, PATH_BUF, "%s/%s.o", c->dir, hex);
 }
 
-/* ---- header encoding ---------------------------------------------------------------------- */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* ---- load --------------------------------------------------------------------------------- */
 
 
@@ -237,9 +208,9 @@ static verdict verify(int fd, const struct stat *sb, const rj_hash *key, void **
         snprintf(why, n, "wrong magic");
         return V_BAD;
     }
-    if (get_u32(h + 8) != FORMAT_VERSION || get_u32(h + 12) != 0) {
-        snprintf(why, n, "format %lu.%lu, expected %u.0", (unsigned long)get_u32(h + 8),
-                 (unsigned long)get_u32(h + 12), FORMAT_VERSION);
+    if (rj_le_get_u32(h + 8) != FORMAT_VERSION || rj_le_get_u32(h + 12) != 0) {
+        snprintf(why, n, "format %lu.%lu, expected %u.0", (unsigned long)rj_le_get_u32(h + 8),
+                 (unsigned long)rj_le_get_u32(h + 12), FORMAT_VERSION);
         return V_BAD;
     }
     if (memcmp(h + 16, key->b, sizeof key->b) != 0) {
@@ -248,7 +219,7 @@ static verdict verify(int fd, const struct stat *sb, const rj_hash *key, void **
     }
     /* The stated size must account for the file exactly: this also bounds the allocation
      * by the real file size, whatever the header says. */
-    uint64_t len = get_u64(h + 48);
+    uint64_t len = rj_le_get_u64(h + 48);
     uint64_t body = (uint64_t)sb->st_size - HEADER_SIZE;
     if (len == 0 || len != body || len != (uint64_t)(size_t)len) {
         snprintf(why, n, "size mismatch (header %llu, file holds %llu)", (unsigned long long)len,
@@ -419,10 +390,10 @@ rfjit_status rj_dcache_store(rj_dcache *c, const rj_hash *key, const void *obj, 
     rj_hash sum;
     rj_hash_bytes(obj, size, &sum);
     memcpy(h, magic, sizeof magic);
-    put_u32(h + 8, FORMAT_VERSION);
-    put_u32(h + 12, 0);
+    rj_le_put_u32(h + 8, FORMAT_VERSION);
+    rj_le_put_u32(h + 12, 0);
     memcpy(h + 16, key->b, sizeof key->b);
-    put_u64(h + 48, (uint64_t)size);
+    rj_le_put_u64(h + 48, (uint64_t)size);
     memcpy(h + 64, sum.b, sizeof sum.b);
 
     char path[PATH_BUF], tmp[PATH_BUF];

@@ -22,53 +22,26 @@
  */
 #include "runtime/decode.h"
 #include "runtime/hash.h"
+#include "core/le.h"
 
 #include <string.h>
 
 enum { SNAP_VERSION = 1, SNAP_HEADER = 112 };
 static const char MAGIC[8] = "rfjitDS";
 
-static void put_u32(unsigned char *b, uint32_t x)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(x >> (8 * i));
-}
-
-static void put_u64(unsigned char *b, uint64_t x)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(x >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *b)
-{
-    uint32_t x = 0;
-    for (int i = 0; i < 4; i++)
-        x |= (uint32_t)b[i] << (8 * i);
-    return x;
-}
-
-static uint64_t get_u64(const unsigned char *b)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++)
-        x |= (uint64_t)b[i] << (8 * i);
-    return x;
-}
-
 static void put_floats(unsigned char *b, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &x[i], 4);
-        put_u32(b + 4 * i, u);
+        rj_le_put_u32(b + 4 * i, u);
     }
 }
 
 static void get_floats(float *x, const unsigned char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const uint32_t u = get_u32(b + 4 * i);
+        const uint32_t u = rj_le_get_u32(b + 4 * i);
         memcpy(&x[i], &u, 4);
     }
 }
@@ -134,20 +107,20 @@ static void header(const rfjit_decode *s, int64_t pos, uint64_t slot_hash, unsig
     const bool state = s->mode == RJ_DECODE_STATE;
     memset(b, 0, SNAP_HEADER);
     memcpy(b, MAGIC, 8);
-    put_u32(b + 8, SNAP_VERSION);
-    put_u32(b + 12, (uint32_t)s->mode);
+    rj_le_put_u32(b + 8, SNAP_VERSION);
+    rj_le_put_u32(b + 12, (uint32_t)s->mode);
     strncpy((char *)b + 16, p->spec.est->name, 15);
     const int32_t i32[6] = {p->spec.d,           p->spec.dv,           p->spec.m,
                             state ? p->kp.T : 0, state ? p->kp.Mp : 0, state ? p->kp.dvp : 0};
     for (int i = 0; i < 6; i++)
-        put_u32(b + 32 + 4 * i, (uint32_t)i32[i]);
-    put_u64(b + 56, state ? (uint64_t)p->kp.st_floats : 0);
-    put_u64(b + 64, state ? (uint64_t)p->kp.role_floats : 0);
-    put_u64(b + 72, plan_hash(p));
-    put_u64(b + 80, slot_hash);
-    put_u64(b + 88, (uint64_t)s->H);
-    put_u64(b + 96, (uint64_t)s->Hkv);
-    put_u64(b + 104, (uint64_t)pos);
+        rj_le_put_u32(b + 32 + 4 * i, (uint32_t)i32[i]);
+    rj_le_put_u64(b + 56, state ? (uint64_t)p->kp.st_floats : 0);
+    rj_le_put_u64(b + 64, state ? (uint64_t)p->kp.role_floats : 0);
+    rj_le_put_u64(b + 72, plan_hash(p));
+    rj_le_put_u64(b + 80, slot_hash);
+    rj_le_put_u64(b + 88, (uint64_t)s->H);
+    rj_le_put_u64(b + 96, (uint64_t)s->Hkv);
+    rj_le_put_u64(b + 104, (uint64_t)pos);
 }
 
 void rj_decode_snap_write(const rfjit_decode *s, int64_t slot, unsigned char *buf)
@@ -183,34 +156,34 @@ static rfjit_status compare(const rfjit_decode *s, const unsigned char *b, rj_di
     header(s, 0, 0, own);
     RJ_FAIL_IF(dg, memcmp(b, MAGIC, 8) != 0, RFJIT_E_STATE,
                "the bytes are not a decode snapshot (no rfjit magic)");
-    RJ_FAIL_IF(dg, get_u32(b + 8) != SNAP_VERSION, RFJIT_E_STATE,
-               "snapshot layout version %u, this library reads version %d", get_u32(b + 8),
+    RJ_FAIL_IF(dg, rj_le_get_u32(b + 8) != SNAP_VERSION, RFJIT_E_STATE,
+               "snapshot layout version %u, this library reads version %d", rj_le_get_u32(b + 8),
                SNAP_VERSION);
     char est[17] = {0};
     memcpy(est, b + 16, 16);
     RJ_FAIL_IF(dg, memcmp(b + 16, own + 16, 16) != 0, RFJIT_E_STATE,
                "snapshot is of estimator '%s', this state's plan is '%s'", est,
                s->p->spec.est->name);
-    RJ_FAIL_IF(dg, get_u32(b + 12) != get_u32(own + 12), RFJIT_E_STATE,
+    RJ_FAIL_IF(dg, rj_le_get_u32(b + 12) != rj_le_get_u32(own + 12), RFJIT_E_STATE,
                "snapshot is of a %s slot, this state keeps %s",
-               get_u32(b + 12) == RJ_DECODE_STATE ? "constant-state" : "history",
+               rj_le_get_u32(b + 12) == RJ_DECODE_STATE ? "constant-state" : "history",
                s->mode == RJ_DECODE_STATE ? "constant states" : "histories");
     static const char *const DIM[6] = {"d",        "dv", "m", "kernel tile T", "padded features",
                                        "padded dv"};
     for (int i = 0; i < 6; i++)
-        RJ_FAIL_IF(dg, get_u32(b + 32 + 4 * i) != get_u32(own + 32 + 4 * i), RFJIT_E_STATE,
-                   "snapshot has %s %d, this state's plan %d", DIM[i], (int)get_u32(b + 32 + 4 * i),
-                   (int)get_u32(own + 32 + 4 * i));
+        RJ_FAIL_IF(dg, rj_le_get_u32(b + 32 + 4 * i) != rj_le_get_u32(own + 32 + 4 * i), RFJIT_E_STATE,
+                   "snapshot has %s %d, this state's plan %d", DIM[i], (int)rj_le_get_u32(b + 32 + 4 * i),
+                   (int)rj_le_get_u32(own + 32 + 4 * i));
     RJ_FAIL_IF(dg, memcmp(b + 56, own + 56, 16) != 0, RFJIT_E_STATE,
                "snapshot's kernel state layout differs from this state's plan (kernel tiling)");
-    RJ_FAIL_IF(dg, get_u64(b + 72) != get_u64(own + 72), RFJIT_E_STATE,
+    RJ_FAIL_IF(dg, rj_le_get_u64(b + 72) != rj_le_get_u64(own + 72), RFJIT_E_STATE,
                "projection differs: the snapshot's plan has another projection, parameters or "
                "scale (another seed or calibration)");
-    RJ_FAIL_IF(dg, get_u64(b + 88) != (uint64_t)s->H || get_u64(b + 96) != (uint64_t)s->Hkv,
+    RJ_FAIL_IF(dg, rj_le_get_u64(b + 88) != (uint64_t)s->H || rj_le_get_u64(b + 96) != (uint64_t)s->Hkv,
                RFJIT_E_STATE,
                "snapshot has %lld heads and %lld key/value heads, this state %lld "
                "and %lld",
-               (long long)get_u64(b + 88), (long long)get_u64(b + 96), (long long)s->H,
+               (long long)rj_le_get_u64(b + 88), (long long)rj_le_get_u64(b + 96), (long long)s->H,
                (long long)s->Hkv);
     return RFJIT_OK;
 }
@@ -222,7 +195,7 @@ rfjit_status rj_decode_snap_restore(rfjit_decode *s, int64_t slot, const unsigne
                "%zu bytes are too few for a decode snapshot (its header is %d)", size,
                (int)SNAP_HEADER);
     RJ_TRY(compare(s, b, dg));
-    const uint64_t upos = get_u64(b + 104), slot_hash = get_u64(b + 80);
+    const uint64_t upos = rj_le_get_u64(b + 104), slot_hash = rj_le_get_u64(b + 80);
     RJ_FAIL_IF(dg, upos > (uint64_t)INT32_MAX * 64, RFJIT_E_STATE,
                "snapshot position %llu is impossible", (unsigned long long)upos);
     const int64_t pos = (int64_t)upos;
