@@ -399,14 +399,14 @@ static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, in
     return RFJIT_OK;
 }
 
-rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_t *bad,
-                                   rj_diag *dg)
+rfjit_status rj_decode_step_states_ws(const rfjit_plan *p, const rj_step *s, rj_step_ws **ws,
+                                      int64_t *bad, rj_diag *dg)
 {
     *bad = -1;
-    rj_step_ws *w = s->ws ? *s->ws : NULL;
+    rj_step_ws *w = ws ? *ws : NULL;
     if (w && w->plan != p) {
         rj_step_ws_free(w);
-        *s->ws = w = NULL;
+        *ws = w = NULL;
     }
     const int own = !w;
     if (own) {
@@ -419,11 +419,17 @@ rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_
         }
     }
     const rfjit_status st = run(p, s, w, bad, dg);
-    if (own && s->ws && st == RFJIT_OK)
-        *s->ws = w;
+    if (own && ws && st == RFJIT_OK)
+        *ws = w;
     else if (own)
         rj_step_ws_free(w);
     return st;
+}
+
+rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_t *bad,
+                                   rj_diag *dg)
+{
+    return rj_decode_step_states_ws(p, s, NULL, bad, dg);
 }
 
 rfjit_status rj_decode_step_tile(const rfjit_plan *p, const rj_step *s, int64_t *bad,

@@ -25,8 +25,6 @@ typedef struct rj_step {
     const float *const *kpar;  /* kpar[i]: entry i's role parameters (pq; pk role_floats on),
                                   or NULL for the plan's own */
     const uint8_t *fresh;      /* fresh[i] != 0: entry i's states are empty (position 0) */
-    rj_step_ws **ws;           /* the caller's scratch (*ws NULL: created here, kept there;
-                                  it serves one plan), or NULL: scratch of this call only */
 } rj_step;
 
 /* Every entry takes its token: its keys and values into its states, its queries' rows into
@@ -36,6 +34,11 @@ typedef struct rj_step {
  * untouched when the call fails. */
 rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_t *bad,
                                    rj_diag *dg);
+/* The same with the caller's scratch *ws, which serves one plan: NULL at first, created here
+ * and kept there (freed with rj_step_ws_free), so later steps allocate nothing and look
+ * nothing up. */
+rfjit_status rj_decode_step_states_ws(const rfjit_plan *p, const rj_step *s, rj_step_ws **ws,
+                                      int64_t *bad, rj_diag *dg);
 
 /* The same step as one causal attention kernel call per (entry, key/value head) on a
  * one-token tile: a whole tile of work per token, the baseline the step above is measured
