@@ -208,38 +208,64 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
     }
 }
 
+/* Eight copies of a float variable (a macro: a function returning v8f would change the ABI
+ * without AVX). */
+#define SPLAT(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
+
 /*
- * Rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v when rescale, else S_r + p_r v,
- * p_r = wk fk[r * fs]; num (dvp) = sum_r q[r * qs] S_r after the update. 32 columns at a
- * time, so v and the numerator stay in registers over the rows and S is read and written
- * once.
+ * Columns e0 .. e0 + 31 of rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v (RESCALE)
+ * or S_r + p_r v, p_r = wk fk[r * fs]; num = sum_r q[r * qs] S_r after the update. v and the
+ * numerator stay in registers over the rows, so S is read and written once.
  */
+#define UPDATE_BLOCK(RESCALE)                                                                      \
+    for (int64_t r = 0; r < Mp; r++) {                                                             \
+        float *row = S + r * dvp + e0;                                                             \
+        const float pr = wk * fk[r * fs], qr = q[r * qs];                                          \
+        const v8f pv = SPLAT(pr), qv = SPLAT(qr);                                                  \
+        v8f x0, x1, x2, x3;                                                                        \
+        LD8(x0, row);                                                                              \
+        LD8(x1, row + 8);                                                                          \
+        LD8(x2, row + 16);                                                                         \
+        LD8(x3, row + 24);                                                                         \
+        x0 = RESCALE(x0) + pv * v0;                                                                \
+        x1 = RESCALE(x1) + pv * v1;                                                                \
+        x2 = RESCALE(x2) + pv * v2;                                                                \
+        x3 = RESCALE(x3) + pv * v3;                                                                \
+        ST8(row, x0);                                                                              \
+        ST8(row + 8, x1);                                                                          \
+        ST8(row + 16, x2);                                                                         \
+        ST8(row + 24, x3);                                                                         \
+        n0 += qv * x0;                                                                             \
+        n1 += qv * x1;                                                                             \
+        n2 += qv * x2;                                                                             \
+        n3 += qv * x3;                                                                             \
+    }
+#define SCALED(x) ((x) * av)
+#define AS_IS(x) (x)
+
+/* All of S's columns: blocks of 32 as above, then one at a time. */
 STEP_CLONES static void update_S(float *restrict S, int64_t Mp, int64_t dvp, int rescale,
                                  float a, float wk, const float *restrict fk, int64_t fs,
                                  const float *restrict v, const float *restrict q, int64_t qs,
                                  float *restrict num)
 {
     int64_t e0 = 0;
-    const v8f av = {a, a, a, a, a, a, a, a};
+    const v8f av = SPLAT(a);
     for (; e0 + 32 <= dvp; e0 += 32) {
-        v8f vv[4], acc[4] = {{0}};
-        for (int u = 0; u < 4; u++)
-            LD8(vv[u], v + e0 + 8 * u);
-        for (int64_t r = 0; r < Mp; r++) {
-            float *row = S + r * dvp + e0;
-            const float pr = wk * fk[r * fs], qr = q[r * qs];
-            const v8f pv = {pr, pr, pr, pr, pr, pr, pr, pr};
-            const v8f qv = {qr, qr, qr, qr, qr, qr, qr, qr};
-            for (int u = 0; u < 4; u++) {
-                v8f x;
-                LD8(x, row + 8 * u);
-                x = (rescale ? x * av : x) + pv * vv[u];
-                ST8(row + 8 * u, x);
-                acc[u] += qv * x;
-            }
+        v8f v0, v1, v2, v3, n0 = {0}, n1 = n0, n2 = n0, n3 = n0;
+        LD8(v0, v + e0);
+        LD8(v1, v + e0 + 8);
+        LD8(v2, v + e0 + 16);
+        LD8(v3, v + e0 + 24);
+        if (rescale) {
+            UPDATE_BLOCK(SCALED)
+        } else {
+            UPDATE_BLOCK(AS_IS)
         }
-        for (int u = 0; u < 4; u++)
-            ST8(num + e0 + 8 * u, acc[u]);
+        ST8(num + e0, n0);
+        ST8(num + e0 + 8, n1);
+        ST8(num + e0 + 16, n2);
+        ST8(num + e0 + 24, n3);
     }
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
@@ -258,18 +284,25 @@ STEP_CLONES static void read_S(const float *restrict S, int64_t Mp, int64_t dvp,
 {
     int64_t e0 = 0;
     for (; e0 + 32 <= dvp; e0 += 32) {
-        v8f acc[4] = {{0}};
+        v8f n0 = {0}, n1 = n0, n2 = n0, n3 = n0;
         for (int64_t r = 0; r < Mp; r++) {
+            const float *row = S + r * dvp + e0;
             const float qr = q[r * qs];
-            const v8f qv = {qr, qr, qr, qr, qr, qr, qr, qr};
-            for (int u = 0; u < 4; u++) {
-                v8f x;
-                LD8(x, S + r * dvp + e0 + 8 * u);
-                acc[u] += qv * x;
-            }
+            const v8f qv = SPLAT(qr);
+            v8f x0, x1, x2, x3;
+            LD8(x0, row);
+            LD8(x1, row + 8);
+            LD8(x2, row + 16);
+            LD8(x3, row + 24);
+            n0 += qv * x0;
+            n1 += qv * x1;
+            n2 += qv * x2;
+            n3 += qv * x3;
         }
-        for (int u = 0; u < 4; u++)
-            ST8(num + e0 + 8 * u, acc[u]);
+        ST8(num + e0, n0);
+        ST8(num + e0 + 8, n1);
+        ST8(num + e0 + 16, n2);
+        ST8(num + e0 + 24, n3);
     }
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
