@@ -39,11 +39,16 @@ typedef float v8f __attribute__((vector_size(32)));
 #define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
 #define ST8(p, v) memcpy((p), &(v), sizeof(v8f))
 
+/* The feature kernels: tiles of one vector (few rows) and the attention plan's tiles (its
+ * register tile spans them, so a full one runs faster per row). */
+enum { NARROW, WIDE };
+
 struct rj_step_ws {
     const rfjit_plan *plan;
-    rj_kplan fk;         /* the feature kernel's plan: the attention plan's, T = vw */
-    rj_kernel_fn feat;
-    float *kws;          /* its scratch */
+    rj_kplan fk[2];      /* the attention plan's feature map, T = vw and T = its T */
+    rj_kernel_fn feat[2];
+    float *kws[2];       /* their scratch */
+    int same_roles;      /* the plan's query and key parameters are one map: one call */
     float *buf;          /* a step's rows, features and sums (layout: struct step_bufs) */
     size_t cap;          /* floats in buf */
 };
@@ -52,7 +57,8 @@ void rj_step_ws_free(rj_step_ws *w)
 {
     if (!w)
         return;
-    rj_free(w->kws);
+    rj_free(w->kws[NARROW]);
+    rj_free(w->kws[WIDE]);
     rj_free(w->buf);
     rj_free(w);
 }
@@ -62,34 +68,50 @@ static int64_t round_up(int64_t x, int64_t to)
     return (x + to - 1) / to * to;
 }
 
-static rfjit_status ws_init(rj_step_ws *w, const rfjit_plan *p, rj_diag *dg)
+static rfjit_status feature_kernel(rj_step_ws *w, const rfjit_plan *p, int which, rj_diag *dg)
 {
     const rj_kplan *kp = &p->kp;
     rj_spec fs = p->spec;
     fs.causal = 0;
     fs.dv = 1;
-    const rfjit_tiling t = {kp->vw, kp->vw, kp->ri, kp->rj};
-    RJ_TRY(rj_kplan_make(&fs, &t, kp->vw, kp->fma, &w->fk, dg));
-    w->fk.kind = RJ_KK_FEAT;
-    w->fk.xscale = 1; /* the rows arrive scaled (load_rows) */
-    RJ_FAIL_IF(dg, w->fk.role_floats != kp->role_floats || w->fk.Mp != kp->Mp,
-               RFJIT_E_INTERNAL, "the step's feature kernel lays features out unlike the plan");
-    RJ_TRY(rj_kcache_get(p->ctx->kc, &w->fk, &w->feat, dg));
-    w->kws = rj_alloc_aligned((size_t)w->fk.ws_floats, sizeof(float));
-    RJ_FAIL_IF(dg, !w->kws, RFJIT_E_NOMEM, "no memory for a decode step's scratch");
+    const rfjit_tiling t = {kp->vw, which == WIDE ? kp->T : kp->vw, kp->ri, kp->rj};
+    rj_kplan *fk = &w->fk[which];
+    RJ_TRY(rj_kplan_make(&fs, &t, kp->vw, kp->fma, fk, dg));
+    fk->kind = RJ_KK_FEAT;
+    fk->xscale = 1; /* the rows arrive scaled (load_rows) */
+    RJ_FAIL_IF(dg, fk->role_floats != kp->role_floats || fk->Mp != kp->Mp, RFJIT_E_INTERNAL,
+               "the step's feature kernel lays features out unlike the plan");
+    RJ_TRY(rj_kcache_get(p->ctx->kc, fk, &w->feat[which], dg));
+    w->kws[which] = rj_alloc_aligned((size_t)fk->ws_floats, sizeof(float));
+    RJ_FAIL_IF(dg, !w->kws[which], RFJIT_E_NOMEM, "no memory for a decode step's scratch");
+    return RFJIT_OK;
+}
+
+static rfjit_status ws_init(rj_step_ws *w, const rfjit_plan *p, rj_diag *dg)
+{
+    RJ_TRY(feature_kernel(w, p, NARROW, dg));
+    RJ_TRY(feature_kernel(w, p, WIDE, dg));
+    /* the roles differ only in their parameters but for hybrid's sign (features.c) */
+    const size_t rf = (size_t)p->kp.role_floats;
+    w->same_roles = p->kpar && p->kp.fam != RJ_KF_HYBRID &&
+                    !memcmp(p->kpar, p->kpar + rf, rf * sizeof(float));
     w->plan = p;
     return RFJIT_OK;
 }
 
-/* Regions of buf, in floats, each 16-float aligned. */
+/* Regions of buf, in floats, each 16-float aligned. Query rows come first and key rows
+ * right after them, in the scaled rows, the features and the log-scales alike, so that one
+ * feature call can map both. */
 typedef struct step_bufs {
-    int64_t xk, xq;       /* scaled key and query rows, n Hkv x d and n H x d */
-    int64_t fk, fq;       /* their features, Mp x ck and Mp x cq (feature-major) */
-    int64_t hk, hq;       /* their log-scales, ck and cq */
+    int64_t xq, xk;       /* scaled query and key rows, n H x d then n Hkv x d */
+    int64_t fq, fk;       /* their features, Mp x c feature-major, columns 0.. and n H.. */
+    int64_t hq, hk;       /* their log-scales: c floats, the keys' from n H on */
+    int64_t c;            /* feature columns: rows rounded up to a tile, plus one tile */
     int64_t vr;           /* one value row as floats, dvp */
+    int64_t tk, tq;       /* the features token-major: n Hkv x Mp and n H x Mp */
+    int64_t qa;           /* one query's |features| (Mp) */
     int64_t num;          /* a group's numerators, G x dvp */
     int64_t den, g;       /* and denominators, guard sums: G each */
-    int64_t ck, cq;       /* feature columns: rows rounded up, plus a tile for per-entry calls */
     int64_t total;
 } step_bufs;
 
@@ -103,17 +125,20 @@ static int64_t take(int64_t *top, int64_t n)
 static step_bufs layout(const rj_kplan *kp, int64_t Tf, const rj_step *s)
 {
     step_bufs b = {0};
-    const int64_t G = s->H / s->Hkv, d = kp->d, Mp = kp->Mp;
-    b.ck = round_up(s->n * s->Hkv, Tf) + Tf;
-    b.cq = round_up(s->n * s->H, Tf) + Tf;
+    const int64_t G = s->H / s->Hkv, d = kp->d, Mp = kp->Mp, nq = s->n * s->H;
+    const int64_t rows = nq + s->n * s->Hkv;
+    b.c = round_up(rows, Tf) + Tf;
     int64_t top = 0;
-    b.xk = take(&top, s->n * s->Hkv * d);
-    b.xq = take(&top, s->n * s->H * d);
-    b.fk = take(&top, Mp * b.ck);
-    b.fq = take(&top, Mp * b.cq);
-    b.hk = take(&top, b.ck);
-    b.hq = take(&top, b.cq);
+    b.xq = take(&top, rows * d);
+    b.xk = b.xq + nq * d;
+    b.fq = take(&top, Mp * b.c);
+    b.fk = b.fq + nq;
+    b.hq = take(&top, b.c);
+    b.hk = b.hq + nq;
     b.vr = take(&top, kp->dvp);
+    b.tk = take(&top, s->n * s->Hkv * Mp);
+    b.tq = take(&top, s->n * s->H * Mp);
+    b.qa = take(&top, Mp);
     b.num = take(&top, G * kp->dvp);
     b.den = take(&top, G);
     b.g = take(&top, G);
@@ -173,39 +198,46 @@ static int shared_par(const rfjit_plan *p, const rj_step *s)
 static void features(const rj_step_ws *w, const float *x, int64_t rows, const float *par,
                      int keys, float *F, float *h, int64_t so, int64_t col0)
 {
+    const int k = rows >= w->fk[WIDE].T ? WIDE : NARROW;
     rj_kargs a = {0};
     a.q = x;
-    a.sq = w->fk.d;
+    a.sq = w->fk[k].d;
     a.pq = par;
-    a.pk = par + w->fk.role_floats;
-    a.ws = w->kws;
+    a.pk = par + w->fk[k].role_floats;
+    a.ws = w->kws[k];
     a.out = F + col0;
     a.so = so;
     a.st = h + col0;
     a.lq = rows;
     a.flags = keys ? RJ_KFLAG_KEYS : 0;
-    w->feat(&a);
+    w->feat[k](&a);
 }
 
-/* Every row of the step mapped: one call per role when the entries share parameters. */
+/* Every row of the step mapped: one call for all when the entries use the plan's parameters
+ * and its roles share them, one per role when the entries share parameters, else one per
+ * entry and role. Calls go in column order, queries first: a call's padding columns belong
+ * to rows mapped later. */
 static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s, float *buf,
                      const step_bufs *b)
 {
-    const int64_t d = p->kp.d;
+    const int64_t d = p->kp.d, nq = s->n * s->H, nk = s->n * s->Hkv;
+    float *F = buf + b->fq, *h = buf + b->hq;
     if (shared_par(p, s)) {
         const float *par = entry_par(p, s, 0);
-        features(w, buf + b->xk, s->n * s->Hkv, par, 1, buf + b->fk, buf + b->hk, b->ck, 0);
-        features(w, buf + b->xq, s->n * s->H, par, 0, buf + b->fq, buf + b->hq, b->cq, 0);
+        if (par == p->kpar && w->same_roles) {
+            features(w, buf + b->xq, nq + nk, par, 0, F, h, b->c, 0);
+            return;
+        }
+        features(w, buf + b->xq, nq, par, 0, F, h, b->c, 0);
+        features(w, buf + b->xk, nk, par, 1, F, h, b->c, nq);
         return;
     }
-    /* ascending entries: a call's padding columns belong to entries not mapped yet */
-    for (int64_t i = 0; i < s->n; i++) {
-        const float *par = entry_par(p, s, i);
-        features(w, buf + b->xk + i * s->Hkv * d, s->Hkv, par, 1, buf + b->fk, buf + b->hk,
-                 b->ck, i * s->Hkv);
-        features(w, buf + b->xq + i * s->H * d, s->H, par, 0, buf + b->fq, buf + b->hq, b->cq,
+    for (int64_t i = 0; i < s->n; i++)
+        features(w, buf + b->xq + i * s->H * d, s->H, entry_par(p, s, i), 0, F, h, b->c,
                  i * s->H);
-    }
+    for (int64_t i = 0; i < s->n; i++)
+        features(w, buf + b->xk + i * s->Hkv * d, s->Hkv, entry_par(p, s, i), 1, F, h, b->c,
+                 nq + i * s->Hkv);
 }
 
 /* Eight copies of a float variable (a macro: a function returning v8f would change the ABI
@@ -213,127 +245,148 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
 #define SPLAT(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
 
 /*
- * Columns e0 .. e0 + 31 of rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v (RESCALE)
- * or S_r + p_r v, p_r = wk fk[r * fs]; num = sum_r q[r * qs] S_r after the update. v and the
- * numerator stay in registers over the rows, so S is read and written once.
+ * Columns e0 .. e0 + 8 NV - 1 of rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v
+ * (rescale) or S_r + p_r v, p_r = wk f_r, and num = sum_r q_r S_r after the
+ * update. The numerator stays in registers over the rows, so S is read and written once;
+ * with NV = 8 a block is a whole row of dv = 64, and S streams in address order.
  */
-#define UPDATE_BLOCK(RESCALE)                                                                      \
-    for (int64_t r = 0; r < Mp; r++) {                                                             \
-        float *row = S + r * dvp + e0;                                                             \
-        const float pr = wk * fk[r * fs], qr = q[r * qs];                                          \
-        const v8f pv = SPLAT(pr), qv = SPLAT(qr);                                                  \
-        v8f x0, x1, x2, x3;                                                                        \
-        LD8(x0, row);                                                                              \
-        LD8(x1, row + 8);                                                                          \
-        LD8(x2, row + 16);                                                                         \
-        LD8(x3, row + 24);                                                                         \
-        x0 = RESCALE(x0) + pv * v0;                                                                \
-        x1 = RESCALE(x1) + pv * v1;                                                                \
-        x2 = RESCALE(x2) + pv * v2;                                                                \
-        x3 = RESCALE(x3) + pv * v3;                                                                \
-        ST8(row, x0);                                                                              \
-        ST8(row + 8, x1);                                                                          \
-        ST8(row + 16, x2);                                                                         \
-        ST8(row + 24, x3);                                                                         \
-        n0 += qv * x0;                                                                             \
-        n1 += qv * x1;                                                                             \
-        n2 += qv * x2;                                                                             \
-        n3 += qv * x3;                                                                             \
+#define STATE_BLOCK(NV)                                                                            \
+    static inline __attribute__((always_inline)) void update_block##NV(                           \
+        float *restrict S, int64_t Mp, int64_t dvp, int64_t e0, int rescale, float a, float wk,    \
+        const float *restrict f, const float *restrict v, const float *restrict q,                 \
+        float *restrict num)                                                                       \
+    {                                                                                              \
+        v8f n[NV], vv[NV];                                                                         \
+        const v8f av = SPLAT(a);                                                                   \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                      \
+        {                                                                                          \
+            n[u] = (v8f){0};                                                                       \
+            LD8(vv[u], v + e0 + 8 * u);                                                            \
+        }                                                                                          \
+        for (int64_t r = 0; r < Mp; r++) {                                                         \
+            float *row = S + r * dvp + e0;                                                         \
+            const float pr = wk * f[r], qr = q[r];                                                 \
+            const v8f pv = SPLAT(pr), qv = SPLAT(qr);                                              \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                  \
+            {                                                                                      \
+                v8f x;                                                                             \
+                LD8(x, row + 8 * u);                                                               \
+                x = (rescale ? x * av : x) + pv * vv[u];                                           \
+                ST8(row + 8 * u, x);                                                               \
+                n[u] += qv * x;                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);        \
+    }                                                                                              \
+    static inline __attribute__((always_inline)) void read_block##NV(                             \
+        const float *restrict S, int64_t Mp, int64_t dvp, int64_t e0, const float *restrict q,     \
+        float *restrict num)                                                                       \
+    {                                                                                              \
+        v8f n[NV];                                                                                 \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) n[u] = (v8f){0};                     \
+        for (int64_t r = 0; r < Mp; r++) {                                                         \
+            const float *row = S + r * dvp + e0;                                                   \
+            const float qr = q[r];                                                                 \
+            const v8f qv = SPLAT(qr);                                                              \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                  \
+            {                                                                                      \
+                v8f x;                                                                             \
+                LD8(x, row + 8 * u);                                                               \
+                n[u] += qv * x;                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);        \
     }
-#define SCALED(x) ((x) * av)
-#define AS_IS(x) (x)
 
-/* All of S's columns: blocks of 32 as above, then one at a time. */
+STATE_BLOCK(8)
+STATE_BLOCK(1)
+
+/* All of S's columns: blocks of 64, then of 8, then one at a time. The rescale test sits
+ * outside the row loops (two copies of each), so the hot loop has no branch. */
 STEP_CLONES static void update_S(float *restrict S, int64_t Mp, int64_t dvp, int rescale,
-                                 float a, float wk, const float *restrict fk, int64_t fs,
-                                 const float *restrict v, const float *restrict q, int64_t qs,
+                                 float a, float wk, const float *restrict f,
+                                 const float *restrict v, const float *restrict q,
                                  float *restrict num)
 {
     int64_t e0 = 0;
-    const v8f av = SPLAT(a);
-    for (; e0 + 32 <= dvp; e0 += 32) {
-        v8f v0, v1, v2, v3, n0 = {0}, n1 = n0, n2 = n0, n3 = n0;
-        LD8(v0, v + e0);
-        LD8(v1, v + e0 + 8);
-        LD8(v2, v + e0 + 16);
-        LD8(v3, v + e0 + 24);
-        if (rescale) {
-            UPDATE_BLOCK(SCALED)
-        } else {
-            UPDATE_BLOCK(AS_IS)
-        }
-        ST8(num + e0, n0);
-        ST8(num + e0 + 8, n1);
-        ST8(num + e0 + 16, n2);
-        ST8(num + e0 + 24, n3);
-    }
+    for (; e0 + 64 <= dvp; e0 += 64)
+        if (rescale)
+            update_block8(S, Mp, dvp, e0, 1, a, wk, f, v, q, num);
+        else
+            update_block8(S, Mp, dvp, e0, 0, a, wk, f, v, q, num);
+    for (; e0 + 8 <= dvp; e0 += 8)
+        if (rescale)
+            update_block1(S, Mp, dvp, e0, 1, a, wk, f, v, q, num);
+        else
+            update_block1(S, Mp, dvp, e0, 0, a, wk, f, v, q, num);
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
         for (int64_t r = 0; r < Mp; r++) {
             float *x = S + r * dvp + e;
-            *x = (rescale ? *x * a : *x) + wk * fk[r * fs] * v[e];
-            acc += q[r * qs] * *x;
+            *x = (rescale ? *x * a : *x) + wk * f[r] * v[e];
+            acc += q[r] * *x;
         }
         num[e] = acc;
     }
 }
 
-/* num (dvp) = sum_r q[r * qs] S_r: another query head of the group on the updated S. */
+/* num (dvp) = sum_r q_r S_r: another query head of the group on the updated S. */
 STEP_CLONES static void read_S(const float *restrict S, int64_t Mp, int64_t dvp,
-                               const float *restrict q, int64_t qs, float *restrict num)
+                               const float *restrict q, float *restrict num)
 {
     int64_t e0 = 0;
-    for (; e0 + 32 <= dvp; e0 += 32) {
-        v8f n0 = {0}, n1 = n0, n2 = n0, n3 = n0;
-        for (int64_t r = 0; r < Mp; r++) {
-            const float *row = S + r * dvp + e0;
-            const float qr = q[r * qs];
-            const v8f qv = SPLAT(qr);
-            v8f x0, x1, x2, x3;
-            LD8(x0, row);
-            LD8(x1, row + 8);
-            LD8(x2, row + 16);
-            LD8(x3, row + 24);
-            n0 += qv * x0;
-            n1 += qv * x1;
-            n2 += qv * x2;
-            n3 += qv * x3;
-        }
-        ST8(num + e0, n0);
-        ST8(num + e0 + 8, n1);
-        ST8(num + e0 + 16, n2);
-        ST8(num + e0 + 24, n3);
-    }
+    for (; e0 + 64 <= dvp; e0 += 64)
+        read_block8(S, Mp, dvp, e0, q, num);
+    for (; e0 + 8 <= dvp; e0 += 8)
+        read_block1(S, Mp, dvp, e0, q, num);
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
         for (int64_t r = 0; r < Mp; r++)
-            acc += q[r * qs] * S[r * dvp + e];
+            acc += q[r] * S[r * dvp + e];
         num[e] = acc;
     }
 }
 
-/* z and zabs take the key (rescaled as S); den and g of the G query heads from them. */
-static void update_z(const rj_kplan *kp, float *z, float *za, int rescale, float a, float wk,
-                     const float *fk, int64_t fs, const float *fq, int64_t qs, int64_t G,
-                     float *den, float *g)
+/* Dot product of n floats, eight lanes at a time (no serial chain of adds). */
+static inline __attribute__((always_inline)) float dot(const float *restrict x,
+                                                       const float *restrict y, int64_t n)
 {
-    const int64_t Mp = kp->Mp;
-    for (int64_t r = 0; r < Mp; r++) {
-        const float pr = wk * fk[r * fs];
-        z[r] = (rescale ? z[r] * a : z[r]) + pr;
-        if (kp->sgn)
-            za[r] = (rescale ? za[r] * a : za[r]) + fabsf(pr);
+    v8f acc = {0};
+    int64_t r = 0;
+    for (; r + 8 <= n; r += 8) {
+        v8f a, b;
+        LD8(a, x + r);
+        LD8(b, y + r);
+        acc += a * b;
     }
+    float sum = 0;
+    for (int u = 0; u < 8; u++)
+        sum += acc[u];
+    for (; r < n; r++)
+        sum += x[r] * y[r];
+    return sum;
+}
+
+/* z (and zabs, signed) take the key p = wk f (rescaled as S when rescale); den and g of the
+ * G query heads, q holding each one's Mp features in turn (qa: scratch for |q|). */
+STEP_CLONES static void update_z(float *restrict z, float *restrict za, int64_t Mp, int sgn,
+                                 int rescale, float a, float wk, const float *restrict f,
+                                 const float *restrict q, float *restrict qa, int64_t G,
+                                 float *restrict den, float *restrict g)
+{
+    for (int64_t r = 0; r < Mp; r++)
+        z[r] = (rescale ? z[r] * a : z[r]) + wk * f[r];
+    if (sgn)
+        for (int64_t r = 0; r < Mp; r++)
+            za[r] = (rescale ? za[r] * a : za[r]) + fabsf(wk * f[r]);
     for (int64_t j = 0; j < G; j++) {
-        float dn = 0, gs = 0;
-        for (int64_t r = 0; r < Mp; r++) {
-            const float qr = fq[r * qs + j];
-            dn += z[r] * qr;
-            if (kp->sgn)
-                gs += za[r] * fabsf(qr);
+        den[j] = dot(z, q + j * Mp, Mp);
+        g[j] = 0;
+        if (sgn) {
+            for (int64_t r = 0; r < Mp; r++)
+                qa[r] = fabsf(q[j * Mp + r]);
+            g[j] = dot(za, qa, Mp);
         }
-        den[j] = dn;
-        g[j] = gs;
     }
 }
 
@@ -381,13 +434,13 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
     float *vr = buf + b->vr;
     load_row(s->v.dtype, rj_view_row(&s->v, i, g, 0), dv, 1.0f, vr);
     memset(vr + dv, 0, sizeof(float) * (size_t)(dvp - dv));
-    const float *fk = buf + b->fk + colk, *fq = buf + b->fq + colq;
+    const float *fk = buf + b->tk + colk * Mp, *fq = buf + b->tq + colq * Mp;
     float *num = buf + b->num, *den = buf + b->den, *gs = buf + b->g;
-    update_S(st + kp->st_S, Mp, dvp, rescale, a, wk, fk, b->ck, vr, fq, b->cq, num);
+    update_S(st + kp->st_S, Mp, dvp, rescale, a, wk, fk, vr, fq, num);
     for (int64_t j = 1; j < G; j++)
-        read_S(st + kp->st_S, Mp, dvp, fq + j, b->cq, num + j * dvp);
-    update_z(kp, st + kp->st_z, st + kp->st_za, rescale, a, wk, fk, b->ck, fq, b->cq, G, den,
-             gs);
+        read_S(st + kp->st_S, Mp, dvp, fq + j * Mp, num + j * dvp);
+    update_z(st + kp->st_z, st + kp->st_za, Mp, kp->sgn, rescale, a, wk, fk, fq, buf + b->qa, G,
+             den, gs);
     int64_t bad = -1;
     for (int64_t j = 0; j < G; j++) {
         const float rden = reciprocal_den(kp, den[j], gs[j]);
@@ -396,6 +449,15 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
             bad = i * s->H + g * G + j;
     }
     return bad;
+}
+
+/* Columns c < cols of F (rows < Mp, row stride so) as rows of T (Mp each): F is read in
+ * address order, and each row of T is written in order. */
+static void transpose(const float *F, int64_t so, int64_t Mp, int64_t cols, float *T)
+{
+    for (int64_t r = 0; r < Mp; r++)
+        for (int64_t c = 0; c < cols; c++)
+            T[c * Mp + r] = F[r * so + c];
 }
 
 static void start_states(const rj_kplan *kp, const rj_step *s)
@@ -415,13 +477,15 @@ static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, in
                         rj_diag *dg)
 {
     const rj_kplan *kp = &p->kp;
-    const step_bufs b = layout(kp, w->fk.T, s);
+    const step_bufs b = layout(kp, w->fk[WIDE].T, s);
     RJ_TRY(ws_reserve(w, (size_t)b.total, dg));
     float *buf = w->buf;
     const float scale = (float)kp->xscale;
     load_rows(&s->k, s->n, s->Hkv, kp->d, scale, buf + b.xk);
     load_rows(&s->q, s->n, s->H, kp->d, scale, buf + b.xq);
     map_rows(p, w, s, buf, &b);
+    transpose(buf + b.fk, b.c, kp->Mp, s->n * s->Hkv, buf + b.tk);
+    transpose(buf + b.fq, b.c, kp->Mp, s->n * s->H, buf + b.tq);
     start_states(kp, s);
     for (int64_t i = 0; i < s->n; i++)
         for (int64_t g = 0; g < s->Hkv; g++) {
