@@ -108,8 +108,6 @@ typedef struct step_bufs {
     int64_t hq, hk;       /* their log-scales: c floats, the keys' from n H on */
     int64_t c;            /* feature columns: rows rounded up to a tile, plus one tile */
     int64_t vr;           /* one value row as floats, dvp */
-    int64_t tk, tq;       /* the features token-major: n Hkv x Mp and n H x Mp */
-    int64_t qa;           /* one query's |features| (Mp) */
     int64_t num;          /* a group's numerators, G x dvp */
     int64_t den, g;       /* and denominators, guard sums: G each */
     int64_t total;
@@ -136,9 +134,6 @@ static step_bufs layout(const rj_kplan *kp, int64_t Tf, const rj_step *s)
     b.hq = take(&top, b.c);
     b.hk = b.hq + nq;
     b.vr = take(&top, kp->dvp);
-    b.tk = take(&top, s->n * s->Hkv * Mp);
-    b.tq = take(&top, s->n * s->H * Mp);
-    b.qa = take(&top, Mp);
     b.num = take(&top, G * kp->dvp);
     b.den = take(&top, G);
     b.g = take(&top, G);
@@ -244,20 +239,45 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
  * without AVX). */
 #define SPLAT(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
 
+/* z_r (and zabs_r) take p_r, rescaled as S; den (and g) take the query's product with them.
+ * Scalar: its add chain hides behind the vector work on the row it rides along with. */
+#define Z_ROW(RESCALE)                                                                             \
+    do {                                                                                           \
+        const float zr = RESCALE(z[r]) + pr;                                                       \
+        z[r] = zr;                                                                                 \
+        dn += qr * zr;                                                                             \
+        if (sgn) {                                                                                 \
+            const float zar = RESCALE(za[r]) + fabsf(pr);                                          \
+            za[r] = zar;                                                                           \
+            gs += fabsf(qr) * zar;                                                                 \
+        }                                                                                          \
+    } while (0)
+#define SCALED(x) ((x) * a)
+#define AS_IS(x) (x)
+
+/* One token into a state: what update_S below does for a block of columns. */
+typedef struct tok {
+    float *S, *z, *za;        /* the state */
+    int64_t Mp, dvp;
+    float a, wk;              /* rescale factor, key weight: p_r = wk f[r * fs] */
+    const float *f, *v, *q;   /* key features, value row, query features (q[r * qs]) */
+    int64_t fs, qs;
+    int sgn;
+} tok;
+
 /*
- * Columns e0 .. e0 + 8 NV - 1 of rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v
- * (rescale) or S_r + p_r v, p_r = wk f_r, and num = sum_r q_r S_r after the
- * update. The numerator stays in registers over the rows, so S is read and written once;
- * with NV = 8 a block is a whole row of dv = 64, and S streams in address order.
+ * Columns e0 .. e0 + 8 NV - 1 of rows r < Mp of S (row stride dvp): S_r = a S_r + p_r v when
+ * RESCALE, else S_r + p_r v, and num = sum_r q_r S_r after the update; with Z, z and zabs
+ * take the token too and *den, *g get q . z and |q| . zabs. The numerator stays in
+ * registers over the rows, so S is read and written once; with NV = 8 a block is a whole row
+ * of dv = 64, and S streams in address order.
  */
-#define STATE_BLOCK(NV)                                                                            \
-    static inline __attribute__((always_inline)) void update_block##NV(                           \
-        float *restrict S, int64_t Mp, int64_t dvp, int64_t e0, int rescale, float a, float wk,    \
-        const float *restrict f, const float *restrict v, const float *restrict q,                 \
-        float *restrict num)                                                                       \
-    {                                                                                              \
+#define UPDATE_BLOCK(NV, RESCALE, Z)                                                               \
+    do {                                                                                           \
         v8f n[NV], vv[NV];                                                                         \
         const v8f av = SPLAT(a);                                                                   \
+        float dn = 0, gs = 0;                                                                      \
+        (void)av;                                                                                  \
         _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                      \
         {                                                                                          \
             n[u] = (v8f){0};                                                                       \
@@ -265,129 +285,115 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
         }                                                                                          \
         for (int64_t r = 0; r < Mp; r++) {                                                         \
             float *row = S + r * dvp + e0;                                                         \
-            const float pr = wk * f[r], qr = q[r];                                                 \
+            const float pr = wk * f[r * fs], qr = q[r * qs];                                       \
             const v8f pv = SPLAT(pr), qv = SPLAT(qr);                                              \
             _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                  \
             {                                                                                      \
                 v8f x;                                                                             \
                 LD8(x, row + 8 * u);                                                               \
-                x = (rescale ? x * av : x) + pv * vv[u];                                           \
+                x = RESCALE##_V(x) + pv * vv[u];                                                   \
                 ST8(row + 8 * u, x);                                                               \
                 n[u] += qv * x;                                                                    \
             }                                                                                      \
+            if (Z)                                                                                 \
+                Z_ROW(RESCALE);                                                                    \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);        \
-    }                                                                                              \
-    static inline __attribute__((always_inline)) void read_block##NV(                             \
-        const float *restrict S, int64_t Mp, int64_t dvp, int64_t e0, const float *restrict q,     \
-        float *restrict num)                                                                       \
-    {                                                                                              \
-        v8f n[NV];                                                                                 \
-        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) n[u] = (v8f){0};                     \
-        for (int64_t r = 0; r < Mp; r++) {                                                         \
-            const float *row = S + r * dvp + e0;                                                   \
-            const float qr = q[r];                                                                 \
-            const v8f qv = SPLAT(qr);                                                              \
-            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                  \
-            {                                                                                      \
-                v8f x;                                                                             \
-                LD8(x, row + 8 * u);                                                               \
-                n[u] += qv * x;                                                                    \
-            }                                                                                      \
+        if (Z) {                                                                                   \
+            *den = dn;                                                                             \
+            *g = gs;                                                                               \
         }                                                                                          \
-        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);        \
-    }
+    } while (0)
+#define SCALED_V(x) ((x) * av)
+#define AS_IS_V(x) (x)
 
-STATE_BLOCK(8)
-STATE_BLOCK(1)
-
-/* All of S's columns: blocks of 64, then of 8, then one at a time. The rescale test sits
- * outside the row loops (two copies of each), so the hot loop has no branch. */
-STEP_CLONES static void update_S(float *restrict S, int64_t Mp, int64_t dvp, int rescale,
-                                 float a, float wk, const float *restrict f,
-                                 const float *restrict v, const float *restrict q,
-                                 float *restrict num)
+/* Every column of S in blocks of 64, then of 8, then one at a time; z rides along with the
+ * first block. The rescale test sits outside the row loops, so the hot loop has no branch. */
+STEP_CLONES static void update_S(const tok *t, int rescale, float *restrict num, float *den,
+                                 float *g)
 {
+    float *restrict S = t->S, *restrict z = t->z, *restrict za = t->za;
+    const float *restrict f = t->f, *restrict v = t->v, *restrict q = t->q;
+    const int64_t Mp = t->Mp, dvp = t->dvp, fs = t->fs, qs = t->qs;
+    const float a = t->a, wk = t->wk;
+    const int sgn = t->sgn;
     int64_t e0 = 0;
-    for (; e0 + 64 <= dvp; e0 += 64)
-        if (rescale)
-            update_block8(S, Mp, dvp, e0, 1, a, wk, f, v, q, num);
+    for (; e0 + 64 <= dvp; e0 += 64) {
+        if (rescale && e0 == 0)
+            UPDATE_BLOCK(8, SCALED, 1);
+        else if (rescale)
+            UPDATE_BLOCK(8, SCALED, 0);
+        else if (e0 == 0)
+            UPDATE_BLOCK(8, AS_IS, 1);
         else
-            update_block8(S, Mp, dvp, e0, 0, a, wk, f, v, q, num);
-    for (; e0 + 8 <= dvp; e0 += 8)
-        if (rescale)
-            update_block1(S, Mp, dvp, e0, 1, a, wk, f, v, q, num);
+            UPDATE_BLOCK(8, AS_IS, 0);
+    }
+    for (; e0 + 8 <= dvp; e0 += 8) {
+        if (rescale && e0 == 0)
+            UPDATE_BLOCK(1, SCALED, 1);
+        else if (rescale)
+            UPDATE_BLOCK(1, SCALED, 0);
+        else if (e0 == 0)
+            UPDATE_BLOCK(1, AS_IS, 1);
         else
-            update_block1(S, Mp, dvp, e0, 0, a, wk, f, v, q, num);
+            UPDATE_BLOCK(1, AS_IS, 0);
+    }
+    if (dvp < 8) {
+        float dn = 0, gs = 0;
+        for (int64_t r = 0; r < Mp; r++) {
+            const float pr = wk * f[r * fs], qr = q[r * qs];
+            if (rescale)
+                Z_ROW(SCALED);
+            else
+                Z_ROW(AS_IS);
+        }
+        *den = dn;
+        *g = gs;
+    }
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
         for (int64_t r = 0; r < Mp; r++) {
             float *x = S + r * dvp + e;
-            *x = (rescale ? *x * a : *x) + wk * f[r] * v[e];
-            acc += q[r] * *x;
+            *x = (rescale ? *x * a : *x) + wk * f[r * fs] * v[e];
+            acc += q[r * qs] * *x;
         }
         num[e] = acc;
     }
 }
 
-/* num (dvp) = sum_r q_r S_r: another query head of the group on the updated S. */
-STEP_CLONES static void read_S(const float *restrict S, int64_t Mp, int64_t dvp,
-                               const float *restrict q, float *restrict num)
+/* num (dvp) = sum_r q_r S_r, *den = q . z, *g = |q| . zabs: another query head of the group
+ * on the updated state. */
+STEP_CLONES static void read_S(const tok *t, const float *restrict q, float *restrict num,
+                               float *den, float *g)
 {
+    const float *restrict S = t->S, *restrict z = t->z, *restrict za = t->za;
+    const int64_t Mp = t->Mp, dvp = t->dvp, qs = t->qs;
+    float dn = 0, gs = 0;
     int64_t e0 = 0;
-    for (; e0 + 64 <= dvp; e0 += 64)
-        read_block8(S, Mp, dvp, e0, q, num);
-    for (; e0 + 8 <= dvp; e0 += 8)
-        read_block1(S, Mp, dvp, e0, q, num);
+    for (; e0 + 8 <= dvp; e0 += 8) {
+        v8f n = {0};
+        for (int64_t r = 0; r < Mp; r++) {
+            const float qr = q[r * qs];
+            const v8f qv = SPLAT(qr);
+            v8f x;
+            LD8(x, S + r * dvp + e0);
+            n += qv * x;
+        }
+        ST8(num + e0, n);
+    }
     for (int64_t e = e0; e < dvp; e++) {
         float acc = 0;
         for (int64_t r = 0; r < Mp; r++)
-            acc += q[r] * S[r * dvp + e];
+            acc += q[r * qs] * S[r * dvp + e];
         num[e] = acc;
     }
-}
-
-/* Dot product of n floats, eight lanes at a time (no serial chain of adds). */
-static inline __attribute__((always_inline)) float dot(const float *restrict x,
-                                                       const float *restrict y, int64_t n)
-{
-    v8f acc = {0};
-    int64_t r = 0;
-    for (; r + 8 <= n; r += 8) {
-        v8f a, b;
-        LD8(a, x + r);
-        LD8(b, y + r);
-        acc += a * b;
+    for (int64_t r = 0; r < Mp; r++) {
+        dn += q[r * qs] * z[r];
+        if (t->sgn)
+            gs += fabsf(q[r * qs]) * za[r];
     }
-    float sum = 0;
-    for (int u = 0; u < 8; u++)
-        sum += acc[u];
-    for (; r < n; r++)
-        sum += x[r] * y[r];
-    return sum;
-}
-
-/* z (and zabs, signed) take the key p = wk f (rescaled as S when rescale); den and g of the
- * G query heads, q holding each one's Mp features in turn (qa: scratch for |q|). */
-STEP_CLONES static void update_z(float *restrict z, float *restrict za, int64_t Mp, int sgn,
-                                 int rescale, float a, float wk, const float *restrict f,
-                                 const float *restrict q, float *restrict qa, int64_t G,
-                                 float *restrict den, float *restrict g)
-{
-    for (int64_t r = 0; r < Mp; r++)
-        z[r] = (rescale ? z[r] * a : z[r]) + wk * f[r];
-    if (sgn)
-        for (int64_t r = 0; r < Mp; r++)
-            za[r] = (rescale ? za[r] * a : za[r]) + fabsf(wk * f[r]);
-    for (int64_t j = 0; j < G; j++) {
-        den[j] = dot(z, q + j * Mp, Mp);
-        g[j] = 0;
-        if (sgn) {
-            for (int64_t r = 0; r < Mp; r++)
-                qa[r] = fabsf(q[j * Mp + r]);
-            g[j] = dot(za, qa, Mp);
-        }
-    }
+    *den = dn;
+    *g = gs;
 }
 
 /* 1 / den' as linear.c forms it: guarded when signed, NaN when it underflows float. */
@@ -434,13 +440,12 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
     float *vr = buf + b->vr;
     load_row(s->v.dtype, rj_view_row(&s->v, i, g, 0), dv, 1.0f, vr);
     memset(vr + dv, 0, sizeof(float) * (size_t)(dvp - dv));
-    const float *fk = buf + b->tk + colk * Mp, *fq = buf + b->tq + colq * Mp;
     float *num = buf + b->num, *den = buf + b->den, *gs = buf + b->g;
-    update_S(st + kp->st_S, Mp, dvp, rescale, a, wk, fk, vr, fq, num);
+    const tok t = {st + kp->st_S, st + kp->st_z, st + kp->st_za, Mp, dvp, a, wk,
+                   buf + b->fk + colk, vr, buf + b->fq + colq, b->c, b->c, kp->sgn};
+    update_S(&t, rescale, num, den, gs);
     for (int64_t j = 1; j < G; j++)
-        read_S(st + kp->st_S, Mp, dvp, fq + j * Mp, num + j * dvp);
-    update_z(st + kp->st_z, st + kp->st_za, Mp, kp->sgn, rescale, a, wk, fk, fq, buf + b->qa, G,
-             den, gs);
+        read_S(&t, t.q + j, num + j * dvp, den + j, gs + j);
     int64_t bad = -1;
     for (int64_t j = 0; j < G; j++) {
         const float rden = reciprocal_den(kp, den[j], gs[j]);
@@ -449,15 +454,6 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
             bad = i * s->H + g * G + j;
     }
     return bad;
-}
-
-/* Columns c < cols of F (rows < Mp, row stride so) as rows of T (Mp each): F is read in
- * address order, and each row of T is written in order. */
-static void transpose(const float *F, int64_t so, int64_t Mp, int64_t cols, float *T)
-{
-    for (int64_t r = 0; r < Mp; r++)
-        for (int64_t c = 0; c < cols; c++)
-            T[c * Mp + r] = F[r * so + c];
 }
 
 static void start_states(const rj_kplan *kp, const rj_step *s)
@@ -484,8 +480,6 @@ static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, in
     load_rows(&s->k, s->n, s->Hkv, kp->d, scale, buf + b.xk);
     load_rows(&s->q, s->n, s->H, kp->d, scale, buf + b.xq);
     map_rows(p, w, s, buf, &b);
-    transpose(buf + b.fk, b.c, kp->Mp, s->n * s->Hkv, buf + b.tk);
-    transpose(buf + b.fq, b.c, kp->Mp, s->n * s->H, buf + b.tq);
     start_states(kp, s);
     for (int64_t i = 0; i < s->n; i++)
         for (int64_t g = 0; g < s->Hkv; g++) {
