@@ -90,8 +90,8 @@ void bench_torch_free(bench_torch *r);
 /* Run bench/peer_torch_decode.py: torch's recurrent FAVOR+ decode loop over bh states of
  * m x dv, `runs` batches of `steps` steps on `threads` threads; *us the median microseconds
  * per step of every state. 0 or -1 with why. */
-int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs,
-                       double *us, char *why, size_t len);
+int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
+                       char *why, size_t len);
 /* The environment the torch subprocess gets beyond the caller's (for the header). */
 extern const char bench_torch_tunables[];
 

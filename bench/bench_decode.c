@@ -28,10 +28,8 @@ enum { DD = 64, NTOK = 16, PROMPT = 64 };
 
 /* As the library's own state passes: built for AVX2 and AVX-512 too on x86-64, so the floor
  * is what the machine's vectors stream, not what baseline SSE2 does. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                         \
-    !defined(__SANITIZE_THREAD__)
-#define FLOOR_CLONES                                                                               \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define FLOOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FLOOR_CLONES
 #endif
@@ -116,8 +114,8 @@ static int data_init(dec_data *d, const dec_case *c, int L)
     const size_t tok = (size_t)c->B * c->H * DD, pr = tok * (size_t)L;
     *d = (dec_data){malloc(sizeof(float) * tok * NTOK), malloc(sizeof(float) * tok * NTOK),
                     malloc(sizeof(float) * tok * NTOK), malloc(sizeof(float) * tok),
-                    malloc(sizeof(float) * pr),        malloc(sizeof(float) * pr),
-                    malloc(sizeof(float) * pr),        malloc(sizeof(float) * pr)};
+                    malloc(sizeof(float) * pr),         malloc(sizeof(float) * pr),
+                    malloc(sizeof(float) * pr),         malloc(sizeof(float) * pr)};
     if (!d->q || !d->k || !d->v || !d->o || !d->pq || !d->pk || !d->pv || !d->po)
         return -1;
     const double s = pow(DD, -0.25); /* rows of norm about 1, as the other suites */
@@ -288,8 +286,7 @@ static void print_res(const dec_case *c, const dec_size *sz, const dec_res *r, i
         if (tc)
             printf(",\"pass_us_per_step\":%s,\"pass_floor\":%s,\"pass_prefill\":%s,"
                    "\"pass_torch\":%s",
-                   ok_us ? "true" : "false", ok_floor ? "true" : "false",
-                   ok_pre ? "true" : "false",
+                   ok_us ? "true" : "false", ok_floor ? "true" : "false", ok_pre ? "true" : "false",
                    isfinite(vs_torch) ? (ok_torch ? "true" : "false") : "null");
         printf("}\n");
     } else {
@@ -300,10 +297,10 @@ static void print_res(const dec_case *c, const dec_size *sz, const dec_res *r, i
         printf("%2dx%-2d m=%-3d %dt  %8.1f us/step (%.1f-%.1f) %s  %6.2f us/head  %8zu B  "
                "floor %7.1f us, x%.2f %s  prefill %5d: %8.2f ms / causal %8.2f ms = %.3f %s  "
                "torch %s\n",
-               c->B, c->H, c->m, c->threads, us, r->step_us.min, r->step_us.max,
-               verdict(tc, ok_us), us / (c->B * c->H), r->state_bytes, r->floor_us.med, vs_floor,
-               verdict(tc, ok_floor), sz->prefill_L, r->prefill_ms, r->causal_ms, r->ratio.med,
-               verdict(tc, ok_pre), torch);
+               c->B, c->H, c->m, c->threads, us, r->step_us.min, r->step_us.max, verdict(tc, ok_us),
+               us / (c->B * c->H), r->state_bytes, r->floor_us.med, vs_floor, verdict(tc, ok_floor),
+               sz->prefill_L, r->prefill_ms, r->causal_ms, r->ratio.med, verdict(tc, ok_pre),
+               torch);
     }
     fflush(stdout);
 }

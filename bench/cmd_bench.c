@@ -672,8 +672,7 @@ static void bench_free(bench *b)
 }
 
 /* The decode suites: one- and two-thread contexts, torch's recurrent loop if it imports. */
-static int run_decode(bench *b, int smoke, int no_torch, const char *suite_names,
-                      const char *cpu)
+static int run_decode(bench *b, int smoke, int no_torch, const char *suite_names, const char *cpu)
 {
     char why[512], torch_version[64] = "";
     if (!no_torch) {
@@ -685,8 +684,8 @@ static int run_decode(bench *b, int smoke, int no_torch, const char *suite_names
     if (b->json)
         print_machine(b, suite_names, cpu, b->torch ? torch_version : NULL);
     else
-        printf("rfjit bench, suite %s: cpu %s%s%s\n", suite_names, cpu,
-               b->torch ? ", torch " : "", b->torch ? torch_version : "");
+        printf("rfjit bench, suite %s: cpu %s%s%s\n", suite_names, cpu, b->torch ? ", torch " : "",
+               b->torch ? torch_version : "");
     rfjit_ctx *const ctx[2] = {ctx_for(b, 1), ctx_for(b, 2)};
     if (!ctx[0] || !ctx[1])
         return cli_error("bench", CLI_FAILED, "cannot create a context");

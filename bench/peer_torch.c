@@ -230,8 +230,8 @@ done:
     return rc;
 }
 
-int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs,
-                       double *us, char *why, size_t len)
+int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
+                       char *why, size_t len)
 {
     *us = NAN;
     char a[7][24], script[4200], line[1024];

@@ -27,8 +27,7 @@
 
 /* On x86-64 the state passes are also built for AVX2 and AVX-512 and picked at load time
  * (as core/stats.c does); not under TSan, whose runtime starts after ifunc resolvers run. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                         \
-    !defined(__SANITIZE_THREAD__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define STEP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define STEP_CLONES
@@ -45,12 +44,12 @@ enum { NARROW, WIDE };
 
 struct rj_step_ws {
     const rfjit_plan *plan;
-    rj_kplan fk[2];      /* the attention plan's feature map, T = vw and T = its T */
+    rj_kplan fk[2]; /* the attention plan's feature map, T = vw and T = its T */
     rj_kernel_fn feat[2];
-    float *kws[2];       /* their scratch */
-    int same_roles;      /* the plan's query and key parameters are one map: one call */
-    float *buf;          /* a step's rows, features and sums (layout: struct step_bufs) */
-    size_t cap;          /* floats in buf */
+    float *kws[2];  /* their scratch */
+    int same_roles; /* the plan's query and key parameters are one map: one call */
+    float *buf;     /* a step's rows, features and sums (layout: struct step_bufs) */
+    size_t cap;     /* floats in buf */
 };
 
 void rj_step_ws_free(rj_step_ws *w)
@@ -103,13 +102,13 @@ static rfjit_status ws_init(rj_step_ws *w, const rfjit_plan *p, rj_diag *dg)
  * right after them, in the scaled rows, the features and the log-scales alike, so that one
  * feature call can map both. */
 typedef struct step_bufs {
-    int64_t xq, xk;       /* scaled query and key rows, n H x d then n Hkv x d */
-    int64_t fq, fk;       /* their features, Mp x c feature-major, columns 0.. and n H.. */
-    int64_t hq, hk;       /* their log-scales: c floats, the keys' from n H on */
-    int64_t c;            /* feature columns: rows rounded up to a tile, plus one tile */
-    int64_t vr;           /* one value row as floats, dvp */
-    int64_t num;          /* a group's numerators, G x dvp */
-    int64_t den, g;       /* and denominators, guard sums: G each */
+    int64_t xq, xk; /* scaled query and key rows, n H x d then n Hkv x d */
+    int64_t fq, fk; /* their features, Mp x c feature-major, columns 0.. and n H.. */
+    int64_t hq, hk; /* their log-scales: c floats, the keys' from n H on */
+    int64_t c;      /* feature columns: rows rounded up to a tile, plus one tile */
+    int64_t vr;     /* one value row as floats, dvp */
+    int64_t num;    /* a group's numerators, G x dvp */
+    int64_t den, g; /* and denominators, guard sums: G each */
     int64_t total;
 } step_bufs;
 
@@ -190,8 +189,8 @@ static int shared_par(const rfjit_plan *p, const rj_step *s)
 
 /* Features of `rows` rows of x (rows of d) into columns col0.. of F (row stride so) and
  * their log-scales into h + col0. Whole tiles are written: the caller leaves a tile of room. */
-static void features(const rj_step_ws *w, const float *x, int64_t rows, const float *par,
-                     int keys, float *F, float *h, int64_t so, int64_t col0)
+static void features(const rj_step_ws *w, const float *x, int64_t rows, const float *par, int keys,
+                     float *F, float *h, int64_t so, int64_t col0)
 {
     const int k = rows >= w->fk[WIDE].T ? WIDE : NARROW;
     rj_kargs a = {0};
@@ -228,8 +227,7 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
         return;
     }
     for (int64_t i = 0; i < s->n; i++)
-        features(w, buf + b->xq + i * s->H * d, s->H, entry_par(p, s, i), 0, F, h, b->c,
-                 i * s->H);
+        features(w, buf + b->xq + i * s->H * d, s->H, entry_par(p, s, i), 0, F, h, b->c, i * s->H);
     for (int64_t i = 0; i < s->n; i++)
         features(w, buf + b->xk + i * s->Hkv * d, s->Hkv, entry_par(p, s, i), 1, F, h, b->c,
                  nq + i * s->Hkv);
@@ -252,15 +250,15 @@ static void map_rows(const rfjit_plan *p, const rj_step_ws *w, const rj_step *s,
             gs += fabsf(qr) * zar;                                                                 \
         }                                                                                          \
     } while (0)
-#define SCALED(x) ((x) * a)
+#define SCALED(x) ((x)*a)
 #define AS_IS(x) (x)
 
 /* One token into a state: what update_S below does for a block of columns. */
 typedef struct tok {
-    float *S, *z, *za;        /* the state */
+    float *S, *z, *za; /* the state */
     int64_t Mp, dvp;
-    float a, wk;              /* rescale factor, key weight: p_r = wk f[r * fs] */
-    const float *f, *v, *q;   /* key features, value row, query features (q[r * qs]) */
+    float a, wk;            /* rescale factor, key weight: p_r = wk f[r * fs] */
+    const float *f, *v, *q; /* key features, value row, query features (q[r * qs]) */
     int64_t fs, qs;
     int sgn;
 } tok;
@@ -278,7 +276,7 @@ typedef struct tok {
         const v8f av = SPLAT(a);                                                                   \
         float dn = 0, gs = 0;                                                                      \
         (void)av;                                                                                  \
-        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                      \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                       \
         {                                                                                          \
             n[u] = (v8f){0};                                                                       \
             LD8(vv[u], v + e0 + 8 * u);                                                            \
@@ -287,7 +285,7 @@ typedef struct tok {
             float *row = S + r * dvp + e0;                                                         \
             const float pr = wk * f[r * fs], qr = q[r * qs];                                       \
             const v8f pv = SPLAT(pr), qv = SPLAT(qr);                                              \
-            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                  \
+            _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++)                                   \
             {                                                                                      \
                 v8f x;                                                                             \
                 LD8(x, row + 8 * u);                                                               \
@@ -298,13 +296,13 @@ typedef struct tok {
             if (Z)                                                                                 \
                 Z_ROW(RESCALE);                                                                    \
         }                                                                                          \
-        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);        \
+        _Pragma("GCC unroll 8") for (int u = 0; u < NV; u++) ST8(num + e0 + 8 * u, n[u]);          \
         if (Z) {                                                                                   \
             *den = dn;                                                                             \
             *g = gs;                                                                               \
         }                                                                                          \
     } while (0)
-#define SCALED_V(x) ((x) * av)
+#define SCALED_V(x) ((x)*av)
 #define AS_IS_V(x) (x)
 
 /* Every column of S in blocks of 64, then of 8, then one at a time; z rides along with the
@@ -441,8 +439,19 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
     load_row(s->v.dtype, rj_view_row(&s->v, i, g, 0), dv, 1.0f, vr);
     memset(vr + dv, 0, sizeof(float) * (size_t)(dvp - dv));
     float *num = buf + b->num, *den = buf + b->den, *gs = buf + b->g;
-    const tok t = {st + kp->st_S, st + kp->st_z, st + kp->st_za, Mp, dvp, a, wk,
-                   buf + b->fk + colk, vr, buf + b->fq + colq, b->c, b->c, kp->sgn};
+    const tok t = {st + kp->st_S,
+                   st + kp->st_z,
+                   st + kp->st_za,
+                   Mp,
+                   dvp,
+                   a,
+                   wk,
+                   buf + b->fk + colk,
+                   vr,
+                   buf + b->fq + colq,
+                   b->c,
+                   b->c,
+                   kp->sgn};
     update_S(&t, rescale, num, den, gs);
     for (int64_t j = 1; j < G; j++)
         read_S(&t, t.q + j, num + j * dvp, den + j, gs + j);
@@ -523,8 +532,7 @@ rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_
     return rj_decode_step_states_ws(p, s, NULL, bad, dg);
 }
 
-rfjit_status rj_decode_step_tile(const rfjit_plan *p, const rj_step *s, int64_t *bad,
-                                 rj_diag *dg)
+rfjit_status rj_decode_step_tile(const rfjit_plan *p, const rj_step *s, int64_t *bad, rj_diag *dg)
 {
     *bad = -1;
     rj_kernel_fn fn;

@@ -38,12 +38,12 @@ Test(bench_decode, smoke_suite_json, .timeout = 300)
         const size_t len = strlen(line);
         cr_assert(len > 2 && line[0] == '{' && line[len - 1] == '}', "not an object: %s", line);
         if (n++ == 0) {
-            cr_assert(strstr(line, "\"machine\":true"), "first line is not the machine: %s",
-                      line);
+            cr_assert(strstr(line, "\"machine\":true"), "first line is not the machine: %s", line);
             continue;
         }
-        static const char *keys[] = {"us_per_step", "us_per_head_step", "state_bytes", "floor_us",
-                                     "prefill_ms", "causal_ms", "prefill_vs_causal"};
+        static const char *keys[] = {"us_per_step",      "us_per_head_step", "state_bytes",
+                                     "floor_us",         "prefill_ms",       "causal_ms",
+                                     "prefill_vs_causal"};
         for (int i = 0; i < 7; i++)
             cr_assert_gt(num(line, keys[i]), 0, "%s missing or not positive: %s", keys[i], line);
         cr_assert(strstr(line, "\"vs_torch_recurrent\":null"), "--no-torch ran torch: %s", line);

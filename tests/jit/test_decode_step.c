@@ -86,8 +86,8 @@ static void reference(rfjit_plan *p, bufs *u, int e, int first)
     const size_t es = u->es;
     rfjit_tensor_ex q = view(u->q + (size_t)(e * u->H * L * D + first * D) * es, u->dt, 1, u->H,
                              L - first, D, u->H);
-    rfjit_tensor_ex k = view(u->k + (size_t)(e * u->Hkv * L * D + first * D) * es, u->dt, 1,
-                             u->Hkv, L - first, D, u->Hkv);
+    rfjit_tensor_ex k = view(u->k + (size_t)(e * u->Hkv * L * D + first * D) * es, u->dt, 1, u->Hkv,
+                             L - first, D, u->Hkv);
     rfjit_tensor_ex v = view(u->v + (size_t)(e * u->Hkv * L * DV + first * DV) * es, u->dt, 1,
                              u->Hkv, L - first, DV, u->Hkv);
     rfjit_tensor_ex o = view(u->full[e], RFJIT_F32, 1, u->H, L - first, DV, u->H);
