@@ -18,6 +18,7 @@
 
 #include "core/kabi.h"
 #include "runtime/kcache.h"
+#include "runtime/pool.h"
 
 #include <float.h>
 #include <math.h>
@@ -50,6 +51,8 @@ struct rj_step_ws {
     int same_roles; /* the plan's query and key parameters are one map: one call */
     float *buf;     /* a step's rows, features and sums (layout: struct step_bufs) */
     size_t cap;     /* floats in buf */
+    int64_t *bad;   /* per group of a step: its first NaN row, or -1 */
+    size_t nbad;
 };
 
 void rj_step_ws_free(rj_step_ws *w)
@@ -59,6 +62,7 @@ void rj_step_ws_free(rj_step_ws *w)
     rj_free(w->kws[NARROW]);
     rj_free(w->kws[WIDE]);
     rj_free(w->buf);
+    rj_free(w->bad);
     rj_free(w);
 }
 
@@ -106,9 +110,11 @@ typedef struct step_bufs {
     int64_t fq, fk; /* their features, Mp x c feature-major, columns 0.. and n H.. */
     int64_t hq, hk; /* their log-scales: c floats, the keys' from n H on */
     int64_t c;      /* feature columns: rows rounded up to a tile, plus one tile */
-    int64_t vr;     /* one value row as floats, dvp */
-    int64_t num;    /* a group's numerators, G x dvp */
+    /* per (entry, key/value head) group, grp floats apart (groups run on any thread): */
+    int64_t vr;     /* its value row as floats, dvp */
+    int64_t num;    /* its numerators, G x dvp */
     int64_t den, g; /* and denominators, guard sums: G each */
+    int64_t grp;
     int64_t total;
 } step_bufs;
 
@@ -132,23 +138,37 @@ static step_bufs layout(const rj_kplan *kp, int64_t Tf, const rj_step *s)
     b.fk = b.fq + nq;
     b.hq = take(&top, b.c);
     b.hk = b.hq + nq;
-    b.vr = take(&top, kp->dvp);
-    b.num = take(&top, G * kp->dvp);
-    b.den = take(&top, G);
-    b.g = take(&top, G);
+    int64_t gtop = 0;
+    b.vr = take(&gtop, kp->dvp);
+    b.num = take(&gtop, G * kp->dvp);
+    b.den = take(&gtop, G);
+    b.g = take(&gtop, G);
+    b.grp = gtop;
+    const int64_t groups_at = take(&top, gtop * s->n * s->Hkv);
+    b.vr += groups_at;
+    b.num += groups_at;
+    b.den += groups_at;
+    b.g += groups_at;
     b.total = top;
     return b;
 }
 
-static rfjit_status ws_reserve(rj_step_ws *w, size_t floats, rj_diag *dg)
+static rfjit_status ws_reserve(rj_step_ws *w, size_t floats, size_t groups, rj_diag *dg)
 {
-    if (floats <= w->cap)
-        return RFJIT_OK;
-    float *nb = rj_alloc_aligned(floats, sizeof(float));
-    RJ_FAIL_IF(dg, !nb, RFJIT_E_NOMEM, "no memory for a decode step's buffers");
-    rj_free(w->buf);
-    w->buf = nb;
-    w->cap = floats;
+    if (floats > w->cap) {
+        float *nb = rj_alloc_aligned(floats, sizeof(float));
+        RJ_FAIL_IF(dg, !nb, RFJIT_E_NOMEM, "no memory for a decode step's buffers");
+        rj_free(w->buf);
+        w->buf = nb;
+        w->cap = floats;
+    }
+    if (groups > w->nbad) {
+        int64_t *nb = rj_alloc_array(groups, sizeof(int64_t));
+        RJ_FAIL_IF(dg, !nb, RFJIT_E_NOMEM, "no memory for a decode step's buffers");
+        rj_free(w->bad);
+        w->bad = nb;
+        w->nbad = groups;
+    }
     return RFJIT_OK;
 }
 
@@ -430,11 +450,12 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
     const int64_t G = s->H / s->Hkv, dvp = kp->dvp, dv = p->spec.dv, Mp = kp->Mp;
     float *st = s->st[i] + g * kp->st_floats;
     const int64_t colk = i * s->Hkv + g, colq = i * s->H + g * G;
-    const float hk = buf[b->hk + colk];
+    const float hk = buf[b->hk + colk], *fk = buf + b->fk + colk, *fq = buf + b->fq + colq;
     const float c_old = st[kp->st_c], c_new = fmaxf(c_old, hk);
     const int rescale = c_new > c_old;
     const float a = rescale ? expf(c_old - c_new) : 1.0f, wk = expf(hk - c_new);
     st[kp->st_c] = c_new;
+    buf += (i * s->Hkv + g) * b->grp; /* this group's own vr, num, den and g */
     float *vr = buf + b->vr;
     load_row(s->v.dtype, rj_view_row(&s->v, i, g, 0), dv, 1.0f, vr);
     memset(vr + dv, 0, sizeof(float) * (size_t)(dvp - dv));
@@ -446,9 +467,9 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
                    dvp,
                    a,
                    wk,
-                   buf + b->fk + colk,
+                   fk,
                    vr,
-                   buf + b->fq + colq,
+                   fq,
                    b->c,
                    b->c,
                    kp->sgn};
@@ -478,24 +499,45 @@ static void start_states(const rj_kplan *kp, const rj_step *s)
     }
 }
 
+/* Groups from which a step spreads over the context's pool: a group is a few microseconds
+ * (m = 256, dv = 64), about what handing tasks to the workers costs. */
+#define POOL_GROUPS 4
+
+typedef struct group_job {
+    const rfjit_plan *p;
+    const rj_step *s;
+    float *buf;
+    const step_bufs *b;
+    int64_t *bad; /* per group */
+} group_job;
+
+static void run_group(void *arg, int64_t t)
+{
+    const group_job *j = arg;
+    j->bad[t] = step_group(j->p, j->s, j->buf, j->b, t / j->s->Hkv, t % j->s->Hkv);
+}
+
 static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, int64_t *bad,
                         rj_diag *dg)
 {
     const rj_kplan *kp = &p->kp;
     const step_bufs b = layout(kp, w->fk[WIDE].T, s);
-    RJ_TRY(ws_reserve(w, (size_t)b.total, dg));
+    RJ_TRY(ws_reserve(w, (size_t)b.total, (size_t)(s->n * s->Hkv), dg));
     float *buf = w->buf;
     const float scale = (float)kp->xscale;
     load_rows(&s->k, s->n, s->Hkv, kp->d, scale, buf + b.xk);
     load_rows(&s->q, s->n, s->H, kp->d, scale, buf + b.xq);
     map_rows(p, w, s, buf, &b);
     start_states(kp, s);
-    for (int64_t i = 0; i < s->n; i++)
-        for (int64_t g = 0; g < s->Hkv; g++) {
-            const int64_t e = step_group(p, s, buf, &b, i, g);
-            if (*bad < 0)
-                *bad = e;
-        }
+    const int64_t groups = s->n * s->Hkv;
+    group_job j = {p, s, buf, &b, w->bad};
+    if (groups >= POOL_GROUPS)
+        rj_pool_run(p->ctx->pool, groups, run_group, &j);
+    else
+        for (int64_t t = 0; t < groups; t++)
+            run_group(&j, t);
+    for (int64_t t = 0; t < groups && *bad < 0; t++)
+        *bad = w->bad[t];
     return RFJIT_OK;
 }
 

@@ -8,7 +8,8 @@
  * Each slot's rows must equal a causal execute of its own tokens to the JIT tolerance
  * (1e-4 of max |output|, as tests/jit/test_decode.c) plus one rounding of the step's output
  * to a half dtype (2^-11 relative for float16, 2^-8 for bfloat16).
- * dv = 40 takes the step's 32-column blocks and its column tail.
+ * dv = 40 takes the step's blocks of 8 columns. A two-thread context runs the groups of a
+ * step on the pool.
  */
 #include <criterion/criterion.h>
 
@@ -236,5 +237,11 @@ Test(decode_step, prefill_steps_prefill_equal_causal, .timeout = 600)
         }
     /* positive, trig, hyperbolic, hybrid, oprf, saderf, sderf, aderf; 3 dtypes; 2 layouts */
     cr_expect_geq(checked, 8 * 3 * 2, "only %d cases had a causal linear JIT plan", checked);
+    rfjit_ctx_destroy(c);
+    /* two threads: the step's groups (B x Hkv = 4) spread over the pool */
+    cd.threads = 2;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    cr_expect(check_one(c, "positive", RFJIT_F32, 4, 2, 0));
+    cr_expect(check_one(c, "hybrid", RFJIT_BF16, 2, 2, 1));
     rfjit_ctx_destroy(c);
 }
