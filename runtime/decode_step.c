@@ -500,8 +500,9 @@ static void start_states(const rj_kplan *kp, const rj_step *s)
 }
 
 /* Groups from which a step spreads over the context's pool: a group is a few microseconds
- * (m = 256, dv = 64), about what handing tasks to the workers costs. */
-#define POOL_GROUPS 4
+ * (m = 256, dv = 64), and with fewer than 16 handing them to the workers cost more than it
+ * saved (bench --suite decode, one slot of 8 heads on two threads). */
+#define POOL_GROUPS 16
 
 typedef struct group_job {
     const rfjit_plan *p;
