@@ -500,22 +500,26 @@ static void start_states(const rj_kplan *kp, const rj_step *s)
 }
 
 /* Groups from which a step spreads over the context's pool: a group is a few microseconds
- * (m = 256, dv = 64), and with fewer than 16 handing them to the workers cost more than it
- * saved (bench --suite decode, one slot of 8 heads on two threads). */
-#define POOL_GROUPS 16
+ * (m = 256, dv = 64) and waking the workers costs about ten, so on two threads 8 groups took
+ * 45 us against 27 on one, and 64 groups 163 against 172-185 (one slot of 8 heads, and 8
+ * slots of 8 heads). */
+#define POOL_GROUPS 32
 
 typedef struct group_job {
     const rfjit_plan *p;
     const rj_step *s;
     float *buf;
     const step_bufs *b;
-    int64_t *bad; /* per group */
+    int64_t *bad;          /* per group */
+    int64_t groups, tasks; /* task t runs groups t groups / tasks .. (t + 1) groups / tasks - 1 */
 } group_job;
 
-static void run_group(void *arg, int64_t t)
+static void run_groups(void *arg, int64_t t)
 {
     const group_job *j = arg;
-    j->bad[t] = step_group(j->p, j->s, j->buf, j->b, t / j->s->Hkv, t % j->s->Hkv);
+    const int64_t g0 = t * j->groups / j->tasks, g1 = (t + 1) * j->groups / j->tasks;
+    for (int64_t g = g0; g < g1; g++)
+        j->bad[g] = step_group(j->p, j->s, j->buf, j->b, g / j->s->Hkv, g % j->s->Hkv);
 }
 
 static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, int64_t *bad,
@@ -531,12 +535,16 @@ static rfjit_status run(const rfjit_plan *p, const rj_step *s, rj_step_ws *w, in
     map_rows(p, w, s, buf, &b);
     start_states(kp, s);
     const int64_t groups = s->n * s->Hkv;
-    group_job j = {p, s, buf, &b, w->bad};
-    if (groups >= POOL_GROUPS)
-        rj_pool_run(p->ctx->pool, groups, run_group, &j);
-    else
-        for (int64_t t = 0; t < groups; t++)
-            run_group(&j, t);
+    /* one run of consecutive groups per thread: a task per group cost more in hand-overs
+     * than the groups took */
+    const int64_t threads = rj_pool_threads(p->ctx->pool);
+    group_job j = {p, s, buf, &b, w->bad, groups, 1};
+    if (groups >= POOL_GROUPS && threads > 1) {
+        j.tasks = threads < groups ? threads : groups;
+        rj_pool_run(p->ctx->pool, j.tasks, run_groups, &j);
+    } else {
+        run_groups(&j, 0);
+    }
     for (int64_t t = 0; t < groups && *bad < 0; t++)
         *bad = w->bad[t];
     return RFJIT_OK;

@@ -238,10 +238,10 @@ Test(decode_step, prefill_steps_prefill_equal_causal, .timeout = 600)
     /* positive, trig, hyperbolic, hybrid, oprf, saderf, sderf, aderf; 3 dtypes; 2 layouts */
     cr_expect_geq(checked, 8 * 3 * 2, "only %d cases had a causal linear JIT plan", checked);
     rfjit_ctx_destroy(c);
-    /* two threads: the step's B x Hkv = 16 groups spread over the pool */
+    /* two threads: the step's B x Hkv = 32 groups spread over the pool */
     cd.threads = 2;
     cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    cr_expect(check_one(c, "positive", RFJIT_F32, 16, 8, 0));
-    cr_expect(check_one(c, "hybrid", RFJIT_BF16, 8, 8, 1));
+    cr_expect(check_one(c, "positive", RFJIT_F32, 32, 16, 0));
+    cr_expect(check_one(c, "hybrid", RFJIT_BF16, 16, 16, 1));
     rfjit_ctx_destroy(c);
 }
