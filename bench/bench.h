@@ -87,6 +87,11 @@ int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t w
 int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int with_exact,
                     bench_torch *r, char *why, size_t len);
 void bench_torch_free(bench_torch *r);
+/* Run bench/peer_torch_decode.py: torch's recurrent FAVOR+ decode loop over bh states of
+ * m x dv, `runs` batches of `steps` steps on `threads` threads; *us the median microseconds
+ * per step of every state. 0 or -1 with why. */
+int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
+                       char *why, size_t len);
 /* The environment the torch subprocess gets beyond the caller's (for the header). */
 extern const char bench_torch_tunables[];
 
@@ -130,6 +135,13 @@ int bench_suite_runs(const char *suite);
  * heads and half precision against the plain call, on ctx, runs interleaved pairs each,
  * printed as text or JSON lines. CLI_OK or the exit code after printing the error. */
 int bench_serving(rfjit_ctx *ctx, int runs, int json);
+
+/* ------------------------------------------------------------------ bench_decode.c */
+/* The decode suite (no rows either): step and prefill of the decode API against the memory
+ * floor, causal execute and torch's recurrent loop (torch nonzero: the peer runs), on
+ * ctx[0] (one thread) and ctx[1] (two); smoke: tiny sizes. CLI_OK or the exit code after
+ * printing the error. */
+int bench_decode(rfjit_ctx *const ctx[2], int smoke, int runs, int torch, int json);
 
 /* ------------------------------------------------------------------ bench_plot.c */
 

@@ -17,7 +17,8 @@
 #include <sys/resource.h>
 
 static const char help[] =
-    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving] [--json] [--runs N]\n"
+    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke]\n"
+    "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
     "against the one-core FMA peak measured in the same run and against OpenBLAS and torch\n"
@@ -670,6 +671,27 @@ static void bench_free(bench *b)
     free(b);
 }
 
+/* The decode suites: one- and two-thread contexts, torch's recurrent loop if it imports. */
+static int run_decode(bench *b, int smoke, int no_torch, const char *suite_names, const char *cpu)
+{
+    char why[512], torch_version[64] = "";
+    if (!no_torch) {
+        b->torch = bench_torch_probe(torch_version, sizeof torch_version, &b->torch_sdpa, why,
+                                     sizeof why) == 0;
+        if (!b->torch)
+            note(b, "torch peer skipped: %s", why);
+    }
+    if (b->json)
+        print_machine(b, suite_names, cpu, b->torch ? torch_version : NULL);
+    else
+        printf("rfjit bench, suite %s: cpu %s%s%s\n", suite_names, cpu, b->torch ? ", torch " : "",
+               b->torch ? torch_version : "");
+    rfjit_ctx *const ctx[2] = {ctx_for(b, 1), ctx_for(b, 2)};
+    if (!ctx[0] || !ctx[1])
+        return cli_error("bench", CLI_FAILED, "cannot create a context");
+    return bench_decode(ctx, smoke, b->runs, b->torch, b->json);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     const char *suite = "headline", *plot_path = NULL;
@@ -734,6 +756,10 @@ int cmd_bench(int argc, char **argv)
     const int serving = !strcmp(suites[0], "serving") && n_suites == 1;
     if (!strcmp(suite, "serving") && !serving)
         return cli_error("bench", CLI_USAGE, "--suite serving has no plot (drop --plot)");
+    const int decode_smoke = !strcmp(suites[0], "decode-smoke");
+    const int decode = (decode_smoke || !strcmp(suites[0], "decode")) && n_suites == 1;
+    if ((!strcmp(suite, "decode") || !strcmp(suite, "decode-smoke")) && !decode)
+        return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
     b->json = json;
     b->runs = runs ? runs : bench_suite_runs(suites[0]);
     b->threads = threads;
@@ -766,6 +792,11 @@ int cmd_bench(int argc, char **argv)
                    threads > 1 ? "s" : "");
         const int rc = sctx ? bench_serving(sctx, b->runs, json)
                             : cli_error("bench", CLI_FAILED, "cannot create a context");
+        bench_free(b);
+        return rc;
+    }
+    if (decode) {
+        const int rc = run_decode(b, decode_smoke, no_torch, suite_names, cpu);
         bench_free(b);
         return rc;
     }

@@ -36,7 +36,7 @@ const char bench_torch_tunables[] =
  * exit status, or -1 if it could not run or died. */
 /* peer_torch.py: next to an installed rfjit (<prefix>/bin/rfjit reads
  * <prefix>/share/rfjit/peer_torch.py), else in the source tree the binary was built from. */
-static void peer_script(char *path, size_t n)
+static void peer_script_named(char *path, size_t n, const char *name)
 {
     char exe[4096];
     const ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -45,12 +45,17 @@ static void peer_script(char *path, size_t n)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = 0;
-            snprintf(path, n, "%s/../share/rfjit/peer_torch.py", exe);
+            snprintf(path, n, "%s/../share/rfjit/%s", exe, name);
             if (access(path, R_OK) == 0)
                 return;
         }
     }
-    snprintf(path, n, "%s", RFJIT_BENCH_DIR "/peer_torch.py");
+    snprintf(path, n, "%s/%s", RFJIT_BENCH_DIR, name);
+}
+
+static void peer_script(char *path, size_t n)
+{
+    peer_script_named(path, n, "peer_torch.py");
 }
 
 static int run_capture(char *const argv[], char *out, size_t len)
@@ -223,6 +228,28 @@ done:
     unlink(outp);
     rmdir(dir);
     return rc;
+}
+
+int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
+                       char *why, size_t len)
+{
+    *us = NAN;
+    char a[7][24], script[4200], line[1024];
+    const int nums[7] = {bh, m, d, dv, threads, steps, runs};
+    for (int i = 0; i < 7; i++)
+        snprintf(a[i], sizeof a[i], "%d", nums[i]);
+    peer_script_named(script, sizeof script, "peer_torch_decode.py");
+    char *argv[] = {PYTHON, script, a[0], a[1], a[2], a[3], a[4], a[5], a[6], NULL};
+    if (run_capture(argv, line, sizeof line) != 0) {
+        snprintf(why, len, "%s peer_torch_decode.py failed", PYTHON);
+        return -1;
+    }
+    *us = json_number(line, "us_per_step");
+    if (!isfinite(*us)) {
+        snprintf(why, len, "peer_torch_decode.py gave no usable result");
+        return -1;
+    }
+    return 0;
 }
 
 void bench_torch_free(bench_torch *r)
