@@ -2,6 +2,7 @@
 /* This file implements the slot table of runtime/decode.h and the checks every prefill and
  * step makes before it touches a slot. */
 #include "runtime/decode.h"
+#include "runtime/decode_step.h"
 
 #include <string.h>
 
@@ -87,6 +88,7 @@ void rj_decode_free(rfjit_decode *s)
     }
     for (int i = 0; i < RJ_DSCRATCH; i++)
         rj_free(s->scr[i]);
+    rj_step_ws_free(s->stws);
     void *own[] = {s->pos, s->st,   s->par,   s->has_par, s->hist,        s->idx,
                    s->len, s->mark, s->fresh, s->stp,     (void *)s->parp};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)

@@ -3,7 +3,8 @@
  * This file runs prefills and steps on constant states (runtime/decode.h). A prefill of L
  * tokens is the causal kernel over them continuing the slot's state (RJ_KFLAG_INIT at
  * position 0), all query heads of a key/value group in one call; without outputs it only
- * takes the keys (RJ_KFLAG_NO_QUERIES). A step is rj_decode_step_states.
+ * takes the keys (RJ_KFLAG_NO_QUERIES). A step is rj_decode_step_states_ws, on scratch the
+ * state keeps.
  */
 #include "runtime/decode.h"
 #include "runtime/decode_step.h"
@@ -322,7 +323,7 @@ rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *d
                         .fresh = s->fresh};
     int64_t bad = -1;
     if (!s->fitted)
-        RJ_TRY(rj_decode_step_states(s->p, &st, &bad, dg));
+        RJ_TRY(rj_decode_step_states_ws(s->p, &st, &s->stws, &bad, dg));
     const int64_t G = s->H / s->Hkv;
     for (int64_t h = 0; s->fitted && h < s->H; h++) {
         for (int64_t e = 0; e < sv.n; e++) {
@@ -341,7 +342,7 @@ rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *d
                              .kpar = s->parp,
                              .fresh = s->fresh};
         int64_t b = -1;
-        RJ_TRY(rj_decode_step_states(s->p, &one, &b, dg));
+        RJ_TRY(rj_decode_step_states_ws(s->p, &one, &s->stws, &b, dg));
         if (b >= 0 && (bad < 0 || b < bad / s->H)) /* heads ascend: the entry's first */
             bad = b * s->H + h;
     }
