@@ -472,14 +472,17 @@ typedef struct rfjit_decode_desc {
     int64_t kv_heads; /* key/value heads, dividing H (0 = H) */
 } rfjit_decode_desc;
 
-#define RFJIT_DECODE_DESC_INIT {sizeof(rfjit_decode_desc), 1, 1, 0}
+#define RFJIT_DECODE_DESC_INIT                                                                     \
+    {                                                                                              \
+        sizeof(rfjit_decode_desc), 1, 1, 0                                                         \
+    }
 
 /* Create a state of desc->slots empty slots (position 0). Errors: RFJIT_E_INVALID_ARG (NULL,
  * counts outside their ranges, kv_heads not dividing heads), RFJIT_E_DESC_SIZE,
  * RFJIT_E_NOT_APPLICABLE (a bidirectional plan), RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (the states
  * exceed the machine's memory). Since 0.4. */
-RFJIT_API rfjit_status rfjit_decode_create_ex(const rfjit_plan *plan,
-                                              const rfjit_decode_desc *desc, rfjit_decode **out);
+RFJIT_API rfjit_status rfjit_decode_create_ex(const rfjit_plan *plan, const rfjit_decode_desc *desc,
+                                              rfjit_decode **out);
 /* rfjit_decode_create_ex with slots = batch, heads = kv_heads = heads. */
 RFJIT_API rfjit_status rfjit_decode_create(const rfjit_plan *plan, int64_t batch, int64_t heads,
                                            rfjit_decode **out);
@@ -502,7 +505,10 @@ typedef struct rfjit_decode_args {
     const int32_t *lengths;
 } rfjit_decode_args;
 
-#define RFJIT_DECODE_ARGS_INIT {sizeof(rfjit_decode_args), NULL, NULL, NULL, NULL, NULL, NULL}
+#define RFJIT_DECODE_ARGS_INIT                                                                     \
+    {                                                                                              \
+        sizeof(rfjit_decode_args), NULL, NULL, NULL, NULL, NULL, NULL                              \
+    }
 
 /* A prompt of up to L tokens per entry into its slot, at the causal kernel's speed. Errors:
  * RFJIT_E_INVALID_ARG (NULL, an index outside [0, slots) or repeated, a length outside

@@ -29,8 +29,8 @@
  */
 #include "runtime/dcache.h"
 
-#include "runtime/fsutil.h"
 #include "core/le.h"
+#include "runtime/fsutil.h"
 
 #ifdef RFJIT_TESTING
 #include "core/testing.h"

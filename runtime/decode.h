@@ -51,7 +51,7 @@ struct rfjit_decode {
     float *st;    /* state mode: slots x nst x st_floats */
     float *par;   /* fitted: slots x H x (pq | pk), 2 role_floats each */
     uint8_t *has_par;
-    rj_hist *hist; /* history mode: per slot */
+    rj_hist *hist;           /* history mode: per slot */
     struct rj_step_ws *stws; /* the one-token step's scratch, kept so a step allocates nothing */
     /* per-call arrays of `slots` entries */
     int64_t *idx;

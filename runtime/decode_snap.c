@@ -21,8 +21,9 @@
  * fixed parameters, scale). The dtype of the plan does not enter: states are float32.
  */
 #include "runtime/decode.h"
-#include "runtime/hash.h"
+
 #include "core/le.h"
+#include "runtime/hash.h"
 
 #include <string.h>
 
@@ -171,15 +172,16 @@ static rfjit_status compare(const rfjit_decode *s, const unsigned char *b, rj_di
     static const char *const DIM[6] = {"d",        "dv", "m", "kernel tile T", "padded features",
                                        "padded dv"};
     for (int i = 0; i < 6; i++)
-        RJ_FAIL_IF(dg, rj_le_get_u32(b + 32 + 4 * i) != rj_le_get_u32(own + 32 + 4 * i), RFJIT_E_STATE,
-                   "snapshot has %s %d, this state's plan %d", DIM[i], (int)rj_le_get_u32(b + 32 + 4 * i),
-                   (int)rj_le_get_u32(own + 32 + 4 * i));
+        RJ_FAIL_IF(dg, rj_le_get_u32(b + 32 + 4 * i) != rj_le_get_u32(own + 32 + 4 * i),
+                   RFJIT_E_STATE, "snapshot has %s %d, this state's plan %d", DIM[i],
+                   (int)rj_le_get_u32(b + 32 + 4 * i), (int)rj_le_get_u32(own + 32 + 4 * i));
     RJ_FAIL_IF(dg, memcmp(b + 56, own + 56, 16) != 0, RFJIT_E_STATE,
                "snapshot's kernel state layout differs from this state's plan (kernel tiling)");
     RJ_FAIL_IF(dg, rj_le_get_u64(b + 72) != rj_le_get_u64(own + 72), RFJIT_E_STATE,
                "projection differs: the snapshot's plan has another projection, parameters or "
                "scale (another seed or calibration)");
-    RJ_FAIL_IF(dg, rj_le_get_u64(b + 88) != (uint64_t)s->H || rj_le_get_u64(b + 96) != (uint64_t)s->Hkv,
+    RJ_FAIL_IF(dg,
+               rj_le_get_u64(b + 88) != (uint64_t)s->H || rj_le_get_u64(b + 96) != (uint64_t)s->Hkv,
                RFJIT_E_STATE,
                "snapshot has %lld heads and %lld key/value heads, this state %lld "
                "and %lld",

@@ -460,19 +460,8 @@ static int64_t step_group(const rfjit_plan *p, const rj_step *s, float *buf, con
     load_row(s->v.dtype, rj_view_row(&s->v, i, g, 0), dv, 1.0f, vr);
     memset(vr + dv, 0, sizeof(float) * (size_t)(dvp - dv));
     float *num = buf + b->num, *den = buf + b->den, *gs = buf + b->g;
-    const tok t = {st + kp->st_S,
-                   st + kp->st_z,
-                   st + kp->st_za,
-                   Mp,
-                   dvp,
-                   a,
-                   wk,
-                   fk,
-                   vr,
-                   fq,
-                   b->c,
-                   b->c,
-                   kp->sgn};
+    const tok t = {st + kp->st_S, st + kp->st_z, st + kp->st_za, Mp, dvp, a, wk, fk, vr, fq,
+                   b->c,          b->c,          kp->sgn};
     update_S(&t, rescale, num, den, gs);
     for (int64_t j = 1; j < G; j++)
         read_S(&t, t.q + j, num + j * dvp, den + j, gs + j);
@@ -577,8 +566,7 @@ rfjit_status rj_decode_step_states_ws(const rfjit_plan *p, const rj_step *s, rj_
     return st;
 }
 
-rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_t *bad,
-                                   rj_diag *dg)
+rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_t *bad, rj_diag *dg)
 {
     return rj_decode_step_states_ws(p, s, NULL, bad, dg);
 }

@@ -21,10 +21,10 @@ typedef struct rj_step {
     /* q (n, H, 1, d), k (n, Hkv, 1, d), v (n, Hkv, 1, dv), out (n, H, 1, dv): any dtype, q, k
      * and v one; elements of a row contiguous (stride[3] == 1) */
     rj_view q, k, v, out;
-    float *const *st;          /* st[i]: entry i's Hkv states of st_floats each, consecutive */
-    const float *const *kpar;  /* kpar[i]: entry i's role parameters (pq; pk role_floats on),
-                                  or NULL for the plan's own */
-    const uint8_t *fresh;      /* fresh[i] != 0: entry i's states are empty (position 0) */
+    float *const *st;         /* st[i]: entry i's Hkv states of st_floats each, consecutive */
+    const float *const *kpar; /* kpar[i]: entry i's role parameters (pq; pk role_floats on),
+                                 or NULL for the plan's own */
+    const uint8_t *fresh;     /* fresh[i] != 0: entry i's states are empty (position 0) */
 } rj_step;
 
 /* Every entry takes its token: its keys and values into its states, its queries' rows into

@@ -21,7 +21,8 @@ static const char help[] =
     "name is printed on stdout. Other targets default to CPU generic, no extra features and\n"
     "4 float lanes, e.g. --target aarch64-unknown-linux-gnu --cpu neoverse-n1 --features +neon.\n"
     "Estimators fitted per call (oprf, saderf, sderf, aderf) take their parameters at run time,\n"
-    "so they emit like any other, causal ones too (their causal kernel is the one decoding runs).\n";
+    "so they emit like any other, causal ones too (their causal kernel is the one decoding "
+    "runs).\n";
 
 int cmd_emit(int argc, char **argv)
 {

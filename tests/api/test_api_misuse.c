@@ -204,8 +204,10 @@ Test(api_misuse, causal_fit_without_calibration_only_decodes)
         cr_assert_eq(pr.o[i], 7.0f, "out[%d] written", i);
     rfjit_decode *st = NULL;
     cr_assert_eq(rfjit_decode_create(p, 1, 2, &st), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
-    rfjit_tensor q1 = {pr.q, {1, 2, 1, 4}, {40, 20, 4, 1}}, k1 = {pr.k, {1, 2, 1, 4}, {40, 20, 4, 1}};
-    rfjit_tensor v1 = {pr.v, {1, 2, 1, 3}, {30, 15, 3, 1}}, o1 = {pr.o, {1, 2, 1, 3}, {30, 15, 3, 1}};
+    rfjit_tensor q1 = {pr.q, {1, 2, 1, 4}, {40, 20, 4, 1}},
+                 k1 = {pr.k, {1, 2, 1, 4}, {40, 20, 4, 1}};
+    rfjit_tensor v1 = {pr.v, {1, 2, 1, 3}, {30, 15, 3, 1}},
+                 o1 = {pr.o, {1, 2, 1, 3}, {30, 15, 3, 1}};
     EXPECT_MSG(rfjit_decode_step(st, &q1, &k1, &v1, &o1), RFJIT_E_STATE, "prefill");
     cr_assert_eq(rfjit_decode_position(st), 0);
     rfjit_decode_destroy(st);

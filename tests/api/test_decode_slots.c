@@ -17,9 +17,10 @@
  * execute of that call's queries against the slot's keys so far (bottom-right), which is what a
  * decoder that does not know the final length can promise (the header's "rows over a slot's tokens
  * so far"). Fitted estimators with parameters per slot: the float32 case creates the causal
- * plan without a calibration sample, so each slot fits per query head on its first prompt, as an execute of that prompt fits per (batch, head), so the
- * reference of head h of slot b is a plan calibrated on exactly that prompt's queries of h and keys
- * of its key/value head, executed over all tokens.
+ * plan without a calibration sample, so each slot fits per query head on its first prompt, as an
+ * execute of that prompt fits per (batch, head), so the reference of head h of slot b is a plan
+ * calibrated on exactly that prompt's queries of h and keys of its key/value head, executed over
+ * all tokens.
  *
  * Tolerance: the JIT tolerance of jit/test_decode.c, max |decode - reference| <= 1e-4 max
  * |reference|: both sides run the same kernel on the same values (half inputs are the same
@@ -105,8 +106,7 @@ static rfjit_plan *plan_for(rfjit_ctx *c, const char *est, int dt, const dt_seqs
         a.calib_k = &ck;
     }
     rfjit_plan *p = make_plan(c, &a);
-    cr_assert_eq(p->frozen, !(fitted(est) && per_slot), "%s: fits per slot iff uncalibrated",
-                 est);
+    cr_assert_eq(p->frozen, !(fitted(est) && per_slot), "%s: fits per slot iff uncalibrated", est);
     return p;
 }
 
