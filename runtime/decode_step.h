@@ -40,11 +40,6 @@ rfjit_status rj_decode_step_states(const rfjit_plan *p, const rj_step *s, int64_
 rfjit_status rj_decode_step_states_ws(const rfjit_plan *p, const rj_step *s, rj_step_ws **ws,
                                       int64_t *bad, rj_diag *dg);
 
-/* The same step as one causal attention kernel call per (entry, key/value head) on a
- * one-token tile: a whole tile of work per token, the baseline the step above is measured
- * and tested against. */
-rfjit_status rj_decode_step_tile(const rfjit_plan *p, const rj_step *s, int64_t *bad, rj_diag *dg);
-
 void rj_step_ws_free(rj_step_ws *w);
 
 #endif
