@@ -61,7 +61,7 @@ struct rfjit_plan {
     /* Every (input, output) dtype pair's kernel, NULL until first used (rj_plan_kernel_for);
      * read without the lock, set once under it. */
     pthread_mutex_t kvar_mu;
-    _Atomic(rj_kernel_fn) kvar[3][3];
+    _Atomic(rj_kernel_fn) kvar[2][3][3]; /* [one-vector query tile][dt_in][dt_out] */
     float *kpar;
     char sym[96];
     char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */

@@ -717,7 +717,10 @@ static rfjit_status exec_groups(exec_job *j, rj_diag *dg)
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     exec_job j = {.p = p, .c = c, .st = RFJIT_OK};
-    RJ_TRY(rj_plan_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
+    if (rj_plan_has_small_tiles(p) && c->max_lq <= p->kp.vw)
+        RJ_TRY(rj_plan_small_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
+    else
+        RJ_TRY(rj_plan_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
     pthread_mutex_init(&j.mu, NULL);
     rfjit_status st = RFJIT_OK;
     switch (split_kind(p, c)) {

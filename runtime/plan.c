@@ -167,7 +167,7 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "%s", why.msg);
     rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
-    atomic_store(&p->kvar[p->dtype][p->dtype], p->fn);
+    atomic_store(&p->kvar[0][p->dtype][p->dtype], p->fn);
     p->jit = 1;
     if (p->frozen) {
         p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
@@ -177,8 +177,20 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     return RFJIT_OK;
 }
 
-rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
-                                rj_diag *dg)
+/* kp with tiles of one vector of queries: the softmax template puts a tile's queries on the
+ * vector lanes, so a call of a few queries (a decode step) fills one vector rather than a
+ * whole tile; its scratch fits in the plan's. */
+static rfjit_status one_vector_tiles(const rfjit_plan *p, rj_kplan *kp, rj_diag *dg)
+{
+    const rfjit_tiling t = {p->kp.vw, p->kp.vw, p->kp.ri, p->kp.rj};
+    RJ_TRY(rj_kplan_make(&p->spec, &t, p->kp.vw, p->kp.fma, kp, dg));
+    RJ_FAIL_IF(dg, kp->ws_floats > p->kp.ws_floats, RFJIT_E_INTERNAL,
+               "a one-vector tile needs more scratch than the plan's tile");
+    return RFJIT_OK;
+}
+
+static rfjit_status kernel_variant(const rfjit_plan *p, int small, int dt_in, int dt_out,
+                                   rj_kernel_fn *fn, rj_diag *dg)
 {
     *fn = NULL;
     RJ_FAIL_IF(dg, !rj_dtype_size(dt_in) || !rj_dtype_size(dt_out), RFJIT_E_DTYPE,
@@ -186,20 +198,40 @@ rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_k
                rj_dtype_size(dt_in) ? dt_out : dt_in);
     RJ_FAIL_IF(dg, !p->jit, RFJIT_E_INTERNAL, "the plan has no JIT kernel");
     rfjit_plan *mp = (rfjit_plan *)p; /* the variant table is a cache, not plan state */
-    *fn = atomic_load_explicit(&mp->kvar[dt_in][dt_out], memory_order_acquire);
+    *fn = atomic_load_explicit(&mp->kvar[small][dt_in][dt_out], memory_order_acquire);
     if (*fn)
         return RFJIT_OK;
     rj_kplan kp = p->kp;
+    if (small)
+        RJ_TRY(one_vector_tiles(p, &kp, dg));
     RJ_TRY(rj_kplan_set_dtypes(&kp, dt_in, dt_out, dg));
     pthread_mutex_lock(&mp->kvar_mu);
     rfjit_status s = RFJIT_OK;
-    *fn = atomic_load_explicit(&mp->kvar[dt_in][dt_out], memory_order_relaxed);
+    *fn = atomic_load_explicit(&mp->kvar[small][dt_in][dt_out], memory_order_relaxed);
     if (!*fn)
         s = rj_kcache_get(p->ctx->kc, &kp, fn, dg);
     if (s == RFJIT_OK)
-        atomic_store_explicit(&mp->kvar[dt_in][dt_out], *fn, memory_order_release);
+        atomic_store_explicit(&mp->kvar[small][dt_in][dt_out], *fn, memory_order_release);
     pthread_mutex_unlock(&mp->kvar_mu);
     return s;
+}
+
+rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                rj_diag *dg)
+{
+    return kernel_variant(p, 0, dt_in, dt_out, fn, dg);
+}
+
+bool rj_plan_has_small_tiles(const rfjit_plan *p)
+{
+    return p->jit && p->kp.tmpl == RJ_TMPL_SOFTMAX && p->kp.kind == RJ_KK_ATTN &&
+           p->kp.T > p->kp.vw;
+}
+
+rfjit_status rj_plan_small_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                      rj_diag *dg)
+{
+    return kernel_variant(p, 1, dt_in, dt_out, fn, dg);
 }
 
 rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,

@@ -27,6 +27,14 @@ rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const r
  * (RFJIT_E_JIT, ...), each with a message. */
 rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
                                 rj_diag *dg);
+/* Exact attention's kernel variant with query tiles of one vector (T = vw), compiled on first
+ * use, for calls of at most vw queries per sequence (decode steps, short chunks): the plan's
+ * tile would compute T - vw empty query rows. Same scratch (it needs less) and parameters.
+ * rj_plan_has_small_tiles: whether the plan has such a variant (a softmax JIT plan whose
+ * tile is wider than one vector). Errors as rj_plan_kernel_for. */
+bool rj_plan_has_small_tiles(const rfjit_plan *p);
+rfjit_status rj_plan_small_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
+                                      rj_diag *dg);
 rfjit_status rj_plan_features(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
                               rfjit_tensor *phi_x, rfjit_tensor *phi_y, rj_diag *dg);
 rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
