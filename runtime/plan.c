@@ -224,8 +224,8 @@ rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_k
 
 bool rj_plan_has_small_tiles(const rfjit_plan *p)
 {
-    return p->jit && p->kp.tmpl == RJ_TMPL_SOFTMAX && p->kp.kind == RJ_KK_ATTN &&
-           p->kp.T > p->kp.vw;
+    /* exact attention only: eva's kernels are softmax kernels too, run by exec_eva.c */
+    return p->jit && p->spec.est->tmpl == RJ_TMPL_SOFTMAX && p->kp.T > p->kp.vw;
 }
 
 rfjit_status rj_plan_small_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
