@@ -96,12 +96,4 @@ void rj_decode_snap_write(const rfjit_decode *s, int64_t slot, unsigned char *bu
 rfjit_status rj_decode_snap_restore(rfjit_decode *s, int64_t slot, const unsigned char *buf,
                                     size_t size, rj_diag *dg);
 
-/* A contiguous copy of view t (same shape and dtype) in buf, which holds t's elements. */
-rj_view rj_decode_pack(const rj_view *t, void *buf);
-/* Whether a view's rows have contiguous elements, as the kernels read them. */
-static inline bool rj_decode_rows_contiguous(const rj_view *t)
-{
-    return t->stride[3] == 1 || t->shape[3] == 1;
-}
-
 #endif

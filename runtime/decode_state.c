@@ -26,11 +26,11 @@ static size_t view_bytes(const rj_view *t)
 /* The kernels read rows with contiguous elements: other views go through a packed copy. */
 static rfjit_status contiguous(rfjit_decode *s, rj_view *t, int which, rj_diag *dg)
 {
-    if (!t->data || rj_decode_rows_contiguous(t))
+    if (!t->data || rj_view_rows_contiguous(t))
         return RFJIT_OK;
     void *buf = rj_decode_scratch(s, which, view_bytes(t));
     RJ_FAIL_IF(dg, !buf, RFJIT_E_NOMEM, "no memory for a packed copy of a decode call");
-    *t = rj_decode_pack(t, buf);
+    *t = rj_view_pack(t, buf);
     return RFJIT_OK;
 }
 
@@ -250,7 +250,7 @@ static rj_view pack_entries(const rj_view *t, const int64_t *act, int64_t n, voi
     c.stride[0] = t->shape[1] * c.stride[1];
     for (int64_t e = 0; e < n; e++) {
         sub.data = t->data + act[e] * t->stride[0] * t->esize;
-        (void)rj_decode_pack(&sub, c.data + e * c.stride[0] * c.esize);
+        (void)rj_view_pack(&sub, c.data + e * c.stride[0] * c.esize);
     }
     return c;
 }
@@ -260,9 +260,9 @@ static rfjit_status step_views_make(rfjit_decode *s, const rj_dcall *c, step_vie
     int64_t n = 0;
     for (int64_t i = 0; i < c->n; i++)
         n += c->len[i] > 0;
-    const bool direct = n == c->n && rj_decode_rows_contiguous(&c->q) &&
-                        rj_decode_rows_contiguous(&c->k) && rj_decode_rows_contiguous(&c->v) &&
-                        rj_decode_rows_contiguous(&c->out);
+    const bool direct = n == c->n && rj_view_rows_contiguous(&c->q) &&
+                        rj_view_rows_contiguous(&c->k) && rj_view_rows_contiguous(&c->v) &&
+                        rj_view_rows_contiguous(&c->out);
     *sv = (step_views){c->q, c->k, c->v, c->out, n, NULL};
     if (direct || n == 0)
         return RFJIT_OK;

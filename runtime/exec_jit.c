@@ -3,9 +3,10 @@
  * This file runs a plan on its JIT kernel: it lowers the estimator's parameters into the
  * kernel's float layout (once for frozen plans, per (batch, head) for estimators fitted per
  * call), and calls the kernel once per (batch, head) with that slice's row pointers and
- * strides (causal grouped-query attention: once per key/value head, for all of its query
- * heads, run_group). Rows must have contiguous elements; a view whose last stride is not 1 is
- * packed into a contiguous copy first (and the output unpacked), which costs one pass over it.
+ * strides (exact attention, and causal linear grouped-query attention: once per key/value
+ * head, for all of its query heads, run_group). Rows must have contiguous elements; a view whose
+ * last stride is not 1 is packed into a contiguous copy first (and the output unpacked), which
+ * costs one pass over it.
  */
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
@@ -147,18 +148,13 @@ void rj_scratch_give(const rfjit_plan *p, rj_exec_scratch *c)
 enum jit_slot { SLOT_Q, SLOT_K, SLOT_V, SLOT_OUT, SLOT_X, SLOT_Y, SLOT_STATES, JIT_SLOTS };
 _Static_assert(JIT_SLOTS <= RJ_SLOTS, "every slot of exec_jit.c exists in a scratch");
 
-static bool rows_contiguous(const rj_view *t)
-{
-    return t->stride[3] == 1 || t->shape[3] == 1;
-}
-
 /* Rows r0 .. r0 + n - 1 of slice (b, h) as the kernel reads them: in place when their
  * elements are contiguous (*rs = the row stride), else packed into scratch slot `slot`
  * (*rs = the row length). NULL: no memory. */
 static char *rows_in(rj_exec_scratch *c, enum jit_slot slot, const rj_view *t, int64_t b, int64_t h,
                      int64_t r0, int64_t n, int64_t *rs)
 {
-    if (rows_contiguous(t)) {
+    if (rj_view_rows_contiguous(t)) {
         *rs = t->stride[2];
         return rj_view_row(t, b, h, r0);
     }
@@ -277,7 +273,7 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
     a.q = (const float *)rows_in(c, SLOT_Q, &call->q, sq->qb, h, sq->q0, sq->lq, &a.sq);
     a.k = (const float *)rows_in(c, SLOT_K, &call->k, sq->kb, kvh, sq->k0, sq->lk, &a.sk);
     a.v = (const float *)rows_in(c, SLOT_V, &call->v, sq->kb, kvh, sq->k0, sq->lk, &a.sv);
-    const bool pack_out = !rows_contiguous(&call->out);
+    const bool pack_out = !rj_view_rows_contiguous(&call->out);
     char *out = pack_out ? rj_scratch_buf(c, SLOT_OUT, (size_t)(sq->lq * call->out.shape[3]),
                                           (size_t)call->out.esize)
                          : rj_view_row(&call->out, sq->qb, h, sq->q0);
@@ -425,7 +421,7 @@ static exec_split split_kind(const rfjit_plan *p, const rj_call *c)
 {
     const rj_view *t[4] = {&c->q, &c->k, &c->v, &c->out};
     for (int i = 0; i < 4; i++)
-        if (!rows_contiguous(t[i]))
+        if (!rj_view_rows_contiguous(t[i]))
             return SPLIT_SLICES;
     if (p->kp.tmpl == RJ_TMPL_SOFTMAX)
         return SPLIT_GROUPS;
@@ -681,10 +677,10 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     return j->st;
 }
 
-/* One task per slice, each taking its own scratch. */
-static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, rj_diag *dg)
+/* n tasks on the pool, each taking its own scratch; the job's first failure. */
+static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, void *arg, rj_diag *dg)
 {
-    rj_pool_run(j->p->ctx->pool, n, task, j);
+    rj_pool_run(j->p->ctx->pool, n, task, arg);
     if (j->st != RFJIT_OK && dg)
         *dg = j->dg;
     return j->st;
@@ -708,19 +704,13 @@ static rfjit_status exec_groups(exec_job *j, rj_diag *dg)
         if (gj.nqb < 1)
             gj.nqb = 1;
     }
-    rj_pool_run(j->p->ctx->pool, groups * gj.nqb, run_group, &gj);
-    if (j->st != RFJIT_OK && dg)
-        *dg = j->dg;
-    return j->st;
+    return run_tasks(j, groups * gj.nqb, run_group, &gj, dg);
 }
 
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     exec_job j = {.p = p, .c = c, .st = RFJIT_OK};
-    if (rj_plan_has_small_tiles(p) && c->max_lq <= p->kp.vw)
-        RJ_TRY(rj_plan_small_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
-    else
-        RJ_TRY(rj_plan_kernel_for(p, c->q.dtype, c->out.dtype, &j.fn, dg));
+    RJ_TRY(rj_plan_kernel_for_rows(p, c->max_lq, c->q.dtype, c->out.dtype, &j.fn, dg));
     pthread_mutex_init(&j.mu, NULL);
     rfjit_status st = RFJIT_OK;
     switch (split_kind(p, c)) {
@@ -734,7 +724,7 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
         st = exec_groups(&j, dg);
         break;
     case SPLIT_SLICES:
-        st = run_tasks(&j, c->B * c->H, run_slice, dg);
+        st = run_tasks(&j, c->B * c->H, run_slice, &j, dg);
         break;
     }
     pthread_mutex_destroy(&j.mu);

@@ -222,16 +222,13 @@ rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_k
     return kernel_variant(p, 0, dt_in, dt_out, fn, dg);
 }
 
-bool rj_plan_has_small_tiles(const rfjit_plan *p)
+rfjit_status rj_plan_kernel_for_rows(const rfjit_plan *p, int64_t max_lq, int dt_in, int dt_out,
+                                     rj_kernel_fn *fn, rj_diag *dg)
 {
     /* exact attention only: eva's kernels are softmax kernels too, run by exec_eva.c */
-    return p->jit && p->spec.est->tmpl == RJ_TMPL_SOFTMAX && p->kp.T > p->kp.vw;
-}
-
-rfjit_status rj_plan_small_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
-                                      rj_diag *dg)
-{
-    return kernel_variant(p, 1, dt_in, dt_out, fn, dg);
+    const bool small = p->jit && p->spec.est->tmpl == RJ_TMPL_SOFTMAX && p->kp.T > p->kp.vw &&
+                       max_lq <= p->kp.vw;
+    return kernel_variant(p, small, dt_in, dt_out, fn, dg);
 }
 
 rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfjit_plan **out,

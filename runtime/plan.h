@@ -27,14 +27,13 @@ rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const r
  * (RFJIT_E_JIT, ...), each with a message. */
 rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
                                 rj_diag *dg);
-/* Exact attention's kernel variant with query tiles of one vector (T = vw), compiled on first
- * use, for calls of at most vw queries per sequence (decode steps, short chunks): the plan's
- * tile would compute T - vw empty query rows. Same scratch (it needs less) and parameters.
- * rj_plan_has_small_tiles: whether the plan has such a variant (a softmax JIT plan whose
- * tile is wider than one vector). Errors as rj_plan_kernel_for. */
-bool rj_plan_has_small_tiles(const rfjit_plan *p);
-rfjit_status rj_plan_small_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
-                                      rj_diag *dg);
+/* The kernel for a call of at most max_lq queries per sequence: rj_plan_kernel_for's, except
+ * that exact attention with at most one vector of them (decode steps, short chunks) gets the
+ * variant with one-vector query tiles (T = vw), compiled on first use, where the plan's tile
+ * would compute T - vw empty query rows; it needs less scratch than the plan's kernel and
+ * takes the same parameters. Errors as rj_plan_kernel_for. */
+rfjit_status rj_plan_kernel_for_rows(const rfjit_plan *p, int64_t max_lq, int dt_in, int dt_out,
+                                     rj_kernel_fn *fn, rj_diag *dg);
 rfjit_status rj_plan_features(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
                               rfjit_tensor *phi_x, rfjit_tensor *phi_y, rj_diag *dg);
 rfjit_status rj_plan_kernel(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,

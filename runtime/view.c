@@ -249,3 +249,22 @@ void rj_view_zero_rows(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64
                 memset(row + c * t->stride[3] * t->esize, 0, (size_t)t->esize);
     }
 }
+
+rj_view rj_view_pack(const rj_view *t, void *buf)
+{
+    rj_view c = *t;
+    c.data = buf;
+    c.stride[3] = 1;
+    c.stride[2] = t->shape[3];
+    c.stride[1] = t->shape[2] * c.stride[2];
+    c.stride[0] = t->shape[1] * c.stride[1];
+    for (int64_t b = 0; b < t->shape[0]; b++)
+        for (int64_t h = 0; h < t->shape[1]; h++)
+            for (int64_t r = 0; r < t->shape[2]; r++) {
+                const char *src = rj_view_row(t, b, h, r);
+                char *dst = rj_view_row(&c, b, h, r);
+                for (int64_t j = 0; j < t->shape[3]; j++)
+                    memcpy(dst + j * t->esize, src + j * t->stride[3] * t->esize, (size_t)t->esize);
+            }
+    return c;
+}

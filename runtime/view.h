@@ -42,6 +42,14 @@ static inline char *rj_view_row(const rj_view *t, int64_t b, int64_t h, int64_t 
 }
 
 /* Element c of a row as a double, and a double stored into one (rounded to the dtype). */
+/* Whether a view's rows have contiguous elements, as the kernels read them. */
+static inline bool rj_view_rows_contiguous(const rj_view *t)
+{
+    return t->stride[3] == 1 || t->shape[3] == 1;
+}
+/* A contiguous copy of view t (same shape and dtype) in buf, which holds t's elements. */
+rj_view rj_view_pack(const rj_view *t, void *buf);
+
 double rj_view_get(const rj_view *t, const char *row, int64_t c);
 void rj_view_set(const rj_view *t, char *row, int64_t c, double x);
 /* Rows r0 .. r0 + n - 1 of slice (b, h) set to zero. */

@@ -2,7 +2,7 @@
 /*
  * This file checks exact attention on calls of at most one vector of queries per sequence
  * (decode steps, short chunks), which run the kernel variant with one-vector query tiles
- * (runtime/plan.h rj_plan_small_kernel_for) rather than the plan's wider tile: against the
+ * (runtime/plan.h rj_plan_kernel_for_rows) rather than the plan's wider tile: against the
  * double reference on the same inputs, causal (bottom-right, so the queries sit after
  * earlier keys) and bidirectional, with a key mask and grouped heads, for 1, 3 and vw
  * queries against 1, 40 and 300 keys. Tolerance: exact attention's documented ref_tol
