@@ -80,6 +80,10 @@ typedef struct bench_torch {
     float *exact_out, *favor_out; /* L x dv each (exact_out NULL when not asked) */
 } bench_torch;
 
+/* The number after "key": in a JSON line (the peers' and the suites' output); NaN for null
+ * or a missing key. */
+double bench_json_number(const char *line, const char *key);
+
 /* torch's version in version and whether it has scaled_dot_product_attention in *sdpa, 0;
  * or -1 with why ("import torch" failed). */
 int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen);

@@ -143,8 +143,7 @@ int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t w
     return 0;
 }
 
-/* The number after "key": in a JSON line; NaN for null or a missing key. */
-static double json_number(const char *s, const char *key)
+double bench_json_number(const char *s, const char *key)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -203,9 +202,9 @@ int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int 
         snprintf(why, len, "%s peer_torch.py failed", PYTHON);
         goto done;
     }
-    r->exact_ms = json_number(line, "exact_ms");
-    r->favor_ms = json_number(line, "favor_ms");
-    r->favor_vs_exact = json_number(line, "favor_vs_exact");
+    r->exact_ms = bench_json_number(line, "exact_ms");
+    r->favor_ms = bench_json_number(line, "favor_ms");
+    r->favor_vs_exact = bench_json_number(line, "favor_vs_exact");
     r->favor_out = malloc(sizeof(float) * nv);
     r->exact_out = with_exact ? malloc(sizeof(float) * nv) : NULL;
     FILE *f = fopen(outp, "rb");
@@ -244,7 +243,7 @@ int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int
         snprintf(why, len, "%s peer_torch_decode.py failed", PYTHON);
         return -1;
     }
-    *us = json_number(line, "us_per_step");
+    *us = bench_json_number(line, "us_per_step");
     if (!isfinite(*us)) {
         snprintf(why, len, "peer_torch_decode.py gave no usable result");
         return -1;

@@ -7,24 +7,12 @@
  */
 #include <criterion/criterion.h>
 
+#include "bench.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The number after "key": in a JSON line; NaN for null or a missing key. */
-static double num(const char *line, const char *key)
-{
-    char pat[80];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p)
-        return NAN;
-    p += strlen(pat);
-    char *end;
-    const double v = strtod(p, &end);
-    return end == p ? NAN : v;
-}
 
 Test(bench_decode, smoke_suite_json, .timeout = 300)
 {
@@ -45,16 +33,19 @@ Test(bench_decode, smoke_suite_json, .timeout = 300)
                                      "floor_us",         "prefill_ms",       "causal_ms",
                                      "prefill_vs_causal"};
         for (int i = 0; i < 7; i++)
-            cr_assert_gt(num(line, keys[i]), 0, "%s missing or not positive: %s", keys[i], line);
+            cr_assert_gt(bench_json_number(line, keys[i]), 0, "%s missing or not positive: %s",
+                         keys[i], line);
         cr_assert(strstr(line, "\"vs_torch_recurrent\":null"), "--no-torch ran torch: %s", line);
-        const double B = num(line, "B"), H = num(line, "H"), m = num(line, "m"),
-                     dv = num(line, "dv");
-        cr_assert_eq(num(line, "state_bytes"), B * H * m * (dv + 1) * 4, "%s", line);
+        const double B = bench_json_number(line, "B"), H = bench_json_number(line, "H"),
+                     m = bench_json_number(line, "m"), dv = bench_json_number(line, "dv");
+        cr_assert_eq(bench_json_number(line, "state_bytes"), B * H * m * (dv + 1) * 4, "%s", line);
         /* printed with 4 significant digits each */
-        const double us = num(line, "us_per_step"), per_head = num(line, "us_per_head_step");
+        const double us = bench_json_number(line, "us_per_step"),
+                     per_head = bench_json_number(line, "us_per_head_step");
         cr_assert(fabs(per_head * B * H - us) <= 2e-3 * us, "%s", line);
-        cr_assert(num(line, "us_per_step_min") <= us && us <= num(line, "us_per_step_max"), "%s",
-                  line);
+        cr_assert(bench_json_number(line, "us_per_step_min") <= us &&
+                      us <= bench_json_number(line, "us_per_step_max"),
+                  "%s", line);
     }
     cr_assert_eq(pclose(f), 0, "rfjit bench failed");
     cr_assert_eq(n, 3, "machine line + 2 decode-smoke rows, got %d lines", n);
