@@ -143,28 +143,35 @@ static void summarise(const rj_spec *s, const double *xa, const double *y, const
 {
     const int d = s->d, dv = s->dv;
     const double n = (double)(hi - lo);
-    for (int a = 0; a < d; a++) {
-        double sk = 0, sq = 0;
-        for (int64_t j = lo; j < hi; j++) {
-            sk += y[j * d + a];
+    /* row by row, so the chunk streams once; each coordinate still sums in key order */
+    for (int a = 0; a < d; a++)
+        kbar[a] = w[a] = 0;
+    for (int64_t j = lo; j < hi; j++)
+        for (int a = 0; a < d; a++) {
+            kbar[a] += y[j * d + a];
             if (xa)
-                sq += xa[j * d + a];
+                w[a] += xa[j * d + a];
         }
-        kbar[a] = sk / n;
-        w[a] = (xa ? sq / n : kbar[a]) + kbar[a] + eps[a];
+    for (int a = 0; a < d; a++) {
+        kbar[a] /= n;
+        w[a] = (xa ? w[a] / n : kbar[a]) + kbar[a] + eps[a];
     }
-    /* log xi_j = w.y_j - |y_j|^2/2, exponentiated after subtracting their max */
-    double lmax = -INFINITY;
-    for (int64_t j = lo; j < hi; j++) {
-        const double *yj = y + j * d;
-        lmax = fmax(lmax, dot(w, yj, d) - 0.5 * dot(yj, yj, d));
-    }
-    double Z = 0;
+    /* log xi_j = w.y_j - |y_j|^2/2, exponentiated after subtracting the running maximum
+     * (one pass: Z and beta are rescaled when the maximum grows) */
+    double lmax = -INFINITY, Z = 0;
     for (int a = 0; a < dv; a++)
         beta[a] = 0;
     for (int64_t j = lo; j < hi; j++) {
         const double *yj = y + j * d;
-        const double xi = exp(dot(w, yj, d) - 0.5 * dot(yj, yj, d) - lmax);
+        const double l = dot(w, yj, d) - 0.5 * dot(yj, yj, d);
+        if (l > lmax) {
+            const double r = exp(lmax - l); /* 0 for the first key */
+            Z *= r;
+            for (int a = 0; a < dv; a++)
+                beta[a] *= r;
+            lmax = l;
+        }
+        const double xi = exp(l - lmax);
         Z += xi;
         for (int a = 0; a < dv; a++)
             beta[a] += xi * v[j * dv + a];

@@ -226,9 +226,21 @@ rfjit_status rj_call_make(const rfjit_plan *p, const rfjit_attn_args *args, rj_c
 void rj_view_gather(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n, double scale,
                     double *out)
 {
+    const int64_t w = t->shape[3];
     for (int64_t l = r0; l < r0 + n; l++) {
         const char *row = rj_view_row(t, b, h, l);
-        for (int64_t c = 0; c < t->shape[3]; c++)
+        if (t->dtype == RFJIT_F32 && t->stride[3] == 1) {
+            /* the common case without the per-element dtype dispatch, which cost eva and the
+             * reference most of their time on long histories */
+            for (int64_t c = 0; c < w; c++) {
+                float x;
+                memcpy(&x, row + 4 * c, sizeof x); /* rows need not be aligned */
+                out[c] = scale * x;
+            }
+            out += w;
+            continue;
+        }
+        for (int64_t c = 0; c < w; c++)
             *out++ = scale * rj_view_get(t, row, c);
     }
 }

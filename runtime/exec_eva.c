@@ -189,7 +189,7 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
      * more chunks than the longest one: every count is at most C and at most its keys */
     const int64_t count = s->eva_chunks < lk ? s->eva_chunks : lk;
     rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
-    RJ_TRY(rj_plan_kernel_for(p, RFJIT_F32, RFJIT_F32, &fn, dg));
+    RJ_TRY(rj_plan_kernel_for_rows(p, lq, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;

@@ -225,8 +225,9 @@ rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_k
 rfjit_status rj_plan_kernel_for_rows(const rfjit_plan *p, int64_t max_lq, int dt_in, int dt_out,
                                      rj_kernel_fn *fn, rj_diag *dg)
 {
-    /* exact attention only: eva's kernels are softmax kernels too, run by exec_eva.c */
-    const bool small = p->jit && p->spec.est->tmpl == RJ_TMPL_SOFTMAX && p->kp.T > p->kp.vw &&
+    /* softmax kernels only (exact attention's, and eva's, which exec_eva.c runs): a linear
+     * kernel's tile is also its causal chunk */
+    const bool small = p->jit && p->kp.tmpl == RJ_TMPL_SOFTMAX && p->kp.T > p->kp.vw &&
                        max_lq <= p->kp.vw;
     return kernel_variant(p, small, dt_in, dt_out, fn, dg);
 }

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file checks exact attention on calls of at most one vector of queries per sequence
- * (decode steps, short chunks), which run the kernel variant with one-vector query tiles
+ * This file checks exact attention and eva on calls of at most one vector of queries per
+ * sequence (decode steps, short chunks), which run the kernel variant with one-vector query tiles
  * (runtime/plan.h rj_plan_kernel_for_rows) rather than the plan's wider tile: against the
  * double reference on the same inputs, causal (bottom-right, so the queries sit after
  * earlier keys) and bidirectional, with a key mask and grouped heads, for 1, 3 and vw
- * queries against 1, 40 and 300 keys. Tolerance: exact attention's documented ref_tol
- * (1e-5) of max |reference|, as jit/test_jit_equiv.c. The variant must have been compiled,
- * and a call of more queries than a vector must not use it.
+ * queries against 1, 40 and 300 keys. Tolerance: the estimator's documented ref_tol (1e-5
+ * for exact, 1e-4 for eva) of max |reference|, as jit/test_jit_equiv.c. The variant must have been
+ * compiled, and a call of more queries than a vector must not use it.
  */
 #include <criterion/criterion.h>
 
@@ -30,10 +30,12 @@ static rfjit_ctx *make_ctx(void)
     return c;
 }
 
-static rfjit_plan *plan_of(rfjit_ctx *ctx, int causal, int backend)
+static rfjit_plan *plan_of(rfjit_ctx *ctx, const char *est, int causal, int backend)
 {
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-    a.estimator = "exact";
+    a.estimator = est;
+    a.eva_window = 4; /* eva: windows and summarised chunks within 40 keys */
+    a.eva_chunks = 6;
     a.d = D;
     a.dv = DV;
     a.causal = causal;
@@ -73,37 +75,40 @@ Test(jit_short, one_vector_of_queries_matches_the_reference, .timeout = 120)
     tu_fill_normal(v, HKV * LK_MAX * DV, 1.0, 73);
     for (int j = 0; j < LK_MAX; j++)
         mask[j] = j % 5 != 2;
-    for (int causal = 0; causal < 2; causal++) {
-        rfjit_plan *pj = plan_of(ctx, causal, RFJIT_BACKEND_JIT);
-        rfjit_plan *pr = plan_of(ctx, causal, RFJIT_BACKEND_REFERENCE);
-        const int64_t vw = pj->kp.vw;
-        cr_assert(pj->kp.T > vw, "the default exact tile is wider than one vector");
-        const int64_t lqs[3] = {1, 3, vw}, lks[3] = {1, 40, LK_MAX};
-        for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++)
-                for (int m = 0; m < 2; m++) {
-                    const int64_t lq = lqs[a], lk = lks[b];
-                    if (lq > lk && causal)
-                        continue;
-                    const uint8_t *km = m ? mask : NULL;
-                    run(ctx, pj, q, k, v, km, lq, lk, oj);
-                    run(ctx, pr, q, k, v, km, lq, lk, or);
-                    double err = 0, top = 0;
-                    for (int64_t i = 0; i < H * lq * DV; i++) {
-                        err = fmax(err, fabs((double)oj[i] - or [i]));
-                        top = fmax(top, fabs((double) or [i]));
+    for (int e = 0; e < 2; e++)
+        for (int causal = 0; causal < 2; causal++) {
+            const char *est = e ? "eva" : "exact";
+            rfjit_plan *pj = plan_of(ctx, est, causal, RFJIT_BACKEND_JIT);
+            rfjit_plan *pr = plan_of(ctx, est, causal, RFJIT_BACKEND_REFERENCE);
+            const double tol = pj->spec.est->ref_tol;
+            const int64_t vw = pj->kp.vw;
+            cr_assert(pj->kp.T > vw, "the default exact tile is wider than one vector");
+            const int64_t lqs[3] = {1, 3, vw}, lks[3] = {1, 40, LK_MAX};
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    for (int m = 0; m < 2; m++) {
+                        const int64_t lq = lqs[a], lk = lks[b];
+                        if (lq > lk && causal)
+                            continue;
+                        const uint8_t *km = m ? mask : NULL;
+                        run(ctx, pj, q, k, v, km, lq, lk, oj);
+                        run(ctx, pr, q, k, v, km, lq, lk, or);
+                        double err = 0, top = 0;
+                        for (int64_t i = 0; i < H * lq * DV; i++) {
+                            err = fmax(err, fabs((double)oj[i] - or [i]));
+                            top = fmax(top, fabs((double) or [i]));
+                        }
+                        cr_expect(err <= tol * top,
+                                  "%s causal=%d lq=%lld lk=%lld mask=%d: max |JIT - ref| = %.3g, "
+                                  "max |ref| = %.3g",
+                                  est, causal, (long long)lq, (long long)lk, m, err, top);
                     }
-                    cr_expect(err <= 1e-5 * top,
-                              "causal=%d lq=%lld lk=%lld mask=%d: max |JIT - ref| = %.3g, "
-                              "max |ref| = %.3g",
-                              causal, (long long)lq, (long long)lk, m, err, top);
-                }
-        cr_expect_not_null(atomic_load(&pj->kvar[1][RFJIT_F32][RFJIT_F32]),
-                           "calls of <= vw queries ran the one-vector tile variant");
-        rfjit_plan_destroy(pj);
-        rfjit_plan_destroy(pr);
-    }
-    rfjit_plan *pj = plan_of(ctx, 1, RFJIT_BACKEND_JIT);
+            cr_expect_not_null(atomic_load(&pj->kvar[1][RFJIT_F32][RFJIT_F32]),
+                               "calls of <= vw queries ran the one-vector tile variant");
+            rfjit_plan_destroy(pj);
+            rfjit_plan_destroy(pr);
+        }
+    rfjit_plan *pj = plan_of(ctx, "exact", 1, RFJIT_BACKEND_JIT);
     run(ctx, pj, q, k, v, NULL, pj->kp.vw + 1, 40, oj);
     cr_expect_null(atomic_load(&pj->kvar[1][RFJIT_F32][RFJIT_F32]),
                    "a call of vw + 1 queries used the one-vector tile variant");
