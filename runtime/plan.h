@@ -28,10 +28,11 @@ rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const r
 rfjit_status rj_plan_kernel_for(const rfjit_plan *p, int dt_in, int dt_out, rj_kernel_fn *fn,
                                 rj_diag *dg);
 /* The kernel for a call of at most max_lq queries per sequence: rj_plan_kernel_for's, except
- * that exact attention with at most one vector of them (decode steps, short chunks) gets the
- * variant with one-vector query tiles (T = vw), compiled on first use, where the plan's tile
- * would compute T - vw empty query rows; it needs less scratch than the plan's kernel and
- * takes the same parameters. Errors as rj_plan_kernel_for. */
+ * that a softmax kernel (exact attention's, eva's) with at most one vector of them (decode
+ * steps, short chunks) gets the variant with one-vector query tiles (T = vw), compiled on
+ * first use, where the plan's tile would compute T - vw empty query rows; it needs less
+ * scratch than the plan's kernel and takes the same parameters. Errors as
+ * rj_plan_kernel_for. */
 rfjit_status rj_plan_kernel_for_rows(const rfjit_plan *p, int64_t max_lq, int dt_in, int dt_out,
                                      rj_kernel_fn *fn, rj_diag *dg);
 rfjit_status rj_plan_features(const rfjit_plan *p, const rfjit_tensor *x, const rfjit_tensor *y,
