@@ -483,6 +483,15 @@ static void restore_continues(rfjit_ctx *ctx, const char *est)
                  rfjit_ctx_last_error(ctx));
     cr_assert_eq(rfjit_decode_slot_position(s1, 2), PL);
     cr_assert_eq(rfjit_decode_slot_position(s2, 1), PL);
+    /* one step of s2 on a slot of its own first: the two states then run their steps at
+     * opposite parities, which take the state groups in opposite orders */
+    cr_assert_eq(rfjit_decode_restore(s2, 0, snap, size), RFJIT_OK);
+    {
+        float o[H * DV];
+        const int64_t t0 = PL, ix = 0;
+        const int32_t one = 1;
+        cr_assert_eq(run_call2(s2, &s, &zero, &ix, &t0, &one, 1, 1, o), RFJIT_OK);
+    }
     for (int t = 0; t < STEPS; t++) {
         float o1[2 * H * DV], o2[H * DV];
         const int64_t t0[3] = {PL + t, PL + t, PL + t}, ix1[2] = {2, 0}, ix2 = 1;
