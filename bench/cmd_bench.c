@@ -17,7 +17,8 @@
 #include <sys/resource.h>
 
 static const char help[] =
-    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke]\n"
+    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke|\n"
+    "                            real|real-smoke]\n"
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
@@ -760,6 +761,9 @@ int cmd_bench(int argc, char **argv)
     const int decode = (decode_smoke || !strcmp(suites[0], "decode")) && n_suites == 1;
     if ((!strcmp(suite, "decode") || !strcmp(suite, "decode-smoke")) && !decode)
         return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
+    const int real = !strncmp(suites[0], "real", 4) && n_suites == 1;
+    if (!strncmp(suite, "real", 4) && !real)
+        return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
     b->json = json;
     b->runs = runs ? runs : bench_suite_runs(suites[0]);
     b->threads = threads;
@@ -797,6 +801,15 @@ int cmd_bench(int argc, char **argv)
     }
     if (decode) {
         const int rc = run_decode(b, decode_smoke, no_torch, suite_names, cpu);
+        bench_free(b);
+        return rc;
+    }
+    if (real) {
+        if (json)
+            print_machine(b, suite_names, cpu, NULL);
+        else
+            printf("rfjit bench, suite %s: cpu %s, one thread\n", suite_names, cpu);
+        const int rc = bench_real(ctx, !strcmp(suite, "real-smoke"), b->runs, json);
         bench_free(b);
         return rc;
     }
