@@ -119,3 +119,20 @@ double bench_rel_err(const float *x, const float *ref, size_t n)
     }
     return den > 0 ? sqrt(num / den) : NAN;
 }
+
+double bench_max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+double bench_max_rel_err(const float *x, const float *ref, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs((double)x[i] - ref[i]));
+    const double r = bench_max_abs(ref, n);
+    return r > 0 ? e / r : NAN;
+}
