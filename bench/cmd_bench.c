@@ -60,11 +60,13 @@ enum { OB_FAVOR, OB_EXACT, PY0, N_PEERS = PY0 + N_PY };
 #define TH_SDPA (PY0 + PY_TORCH_SDPA)
 static const char *peer_key(int i)
 {
-    return i == OB_FAVOR ? "openblas_favor" : i == OB_EXACT ? "openblas_exact" : bench_py_name[i - PY0];
+    return i == OB_FAVOR   ? "openblas_favor"
+           : i == OB_EXACT ? "openblas_exact"
+                           : bench_py_name[i - PY0];
 }
 static const char *const peer_title[N_PEERS] = {
     "OpenBLAS FAVOR+", "OpenBLAS exact", "torch FAVOR+", "torch SDPA",
-    "torch.compile", "JAX jit",       "ORT",          "performer"};
+    "torch.compile",   "JAX jit",        "ORT",          "performer"};
 
 typedef struct row_res {
     bench_row r;
@@ -228,8 +230,7 @@ static double rounding_tol(const bench_data *p, int exact, const float *ref)
     const double A = exact ? 2 * sqrt(q2 * k2 / d) : 2 * (sqrt(w2 * x2) + x2);
     const double m = exact ? 0 : p->m;
     const size_t nv = (size_t)p->L * (size_t)p->dv;
-    return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) /
-           bench_max_abs(ref, nv);
+    return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) / bench_max_abs(ref, nv);
 }
 
 /* A peer's output against rfjit's: WRONG beyond float32 rounding or, as before the
@@ -492,8 +493,8 @@ static void print_json_row(const row_res *x)
 
 static void print_text_head(void)
 {
-    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s", "estimator", "mode", "L",
-           "d", "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s", "%peak", "rel_err", "flt/run");
+    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s", "estimator", "mode", "L", "d",
+           "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s", "%peak", "rel_err", "flt/run");
     for (int i = 0; i < N_PEERS; i++)
         printf(" | %-16s", peer_title[i]);
     putchar('\n');
@@ -573,16 +574,16 @@ static void print_summaries(const bench *b)
                    "peer beyond tol, or beyond %.0e in the Frobenius norm, is WRONG and not "
                    "compared\n",
                    PEER_TOL);
-        printf("  %-6s L=%-6d thr=%d: tol FAVOR+ %.1e, exact %.1e\n", x->r.causal ? "causal" : "bidir",
-               x->r.L, x->r.threads, x->tol_favor, x->tol_exact);
+        printf("  %-6s L=%-6d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
+               x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads, x->tol_favor, x->tol_exact);
         for (int p = 0; p < N_PEERS; p++)
             if (x->peer[p].ran)
                 printf("    %-20s %.2e (Frobenius %.2e)%s\n", peer_key(p), x->peer[p].err,
                        x->peer[p].frob,
-                       !x->peer[p].wrong                                ? ""
+                       !x->peer[p].wrong ? ""
                        : x->peer[p].frob > PEER_TOL &&
-                               x->peer[p].err <= (p == OB_EXACT || p == TH_SDPA ? x->tol_exact
-                                                                              : x->tol_favor)
+                               x->peer[p].err <=
+                                   (p == OB_EXACT || p == TH_SDPA ? x->tol_exact : x->tol_favor)
                            ? "  WRONG (Frobenius)"
                            : "  WRONG: BEYOND FLOAT32 ROUNDING");
         for (int p = PY0; p < N_PEERS; p++)
@@ -826,8 +827,14 @@ static int plot(const bench *b, const char *path)
     for (int i = 0; i < b->n_rows; i++) {
         const row_res *x = &b->rows[i];
         const peer_res *p = x->peer;
-        pts[i] = (bench_point){x->r.estimator, x->r.causal, x->r.L, x->r.m, x->r.threads,
-                               x->suite, x->x.t.med, x->rel_err,
+        pts[i] = (bench_point){x->r.estimator,
+                               x->r.causal,
+                               x->r.L,
+                               x->r.m,
+                               x->r.threads,
+                               x->suite,
+                               x->x.t.med,
+                               x->rel_err,
                                p[OB_FAVOR].ran && !p[OB_FAVOR].wrong ? p[OB_FAVOR].ms : NAN,
                                p[OB_EXACT].ran && !p[OB_EXACT].wrong ? p[OB_EXACT].ms : NAN,
                                p[TH_FAVOR].ran && !p[TH_FAVOR].wrong ? p[TH_FAVOR].ms : NAN,

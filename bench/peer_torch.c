@@ -39,8 +39,8 @@ extern char **environ;
 const char bench_torch_tunables[] =
     "GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_threshold=33554432";
 
-const char *const bench_py_name[N_PY] = {"torch_favor", "torch_sdpa",      "torch_compile_favor",
-                                         "jax_favor",   "ort_favor",       "performer_favor"};
+const char *const bench_py_name[N_PY] = {"torch_favor", "torch_sdpa", "torch_compile_favor",
+                                         "jax_favor",   "ort_favor",  "performer_favor"};
 
 const char *bench_py_python(void)
 {
