@@ -42,7 +42,7 @@ static const char help[] =
     "one-core peak, rel_err against rfjit's exact attention, minor page faults per warm\n"
     "execute, and per peer its median ms and vs = peer time / rfjit time.\n"
     "Environment:\n"
-    "  RFJIT_BENCH_PYTHON  the Python peers' interpreter (default /usr/bin/python3);\n"
+    "  RFJIT_BENCH_PYTHON  the Python peers' interpreter, a path (default /usr/bin/python3);\n"
     "                      scripts/bench.sh sets it to .venv-bench/bin/python3\n";
 
 enum { MAX_ROWS = 256, MAX_CTX = 8, EXACT_PEER_MAX_L = 8192, REF_CHECK_MAX_L = 4096 };
@@ -101,7 +101,8 @@ typedef struct bench {
         int threads;
         bench_py *py;
     } py[MAX_CTX];
-    char about[4096]; /* the Python peers' probe line */
+    char about[4096];   /* the Python peers' probe line */
+    int py_noted[N_PY]; /* a failure of that peer was noted */
     shape sh;
     row_res rows[MAX_ROWS];
     int n_rows;
@@ -313,7 +314,8 @@ static void run_py_peers(bench *b, const bench_row *r, int with_exact)
         if (!res[i].out) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s: %s", bench_py_name[i], res[i].why);
-            note(b, "peer skipped on this shape: %s", msg);
+            if (!b->py_noted[i]++) /* a peer that cannot import says so once, not per shape */
+                note(b, "peer skipped (the first shape it failed on; see the rows): %s", msg);
             continue;
         }
         const int exact = i == PY_TORCH_SDPA;

@@ -126,6 +126,20 @@ def performer(torch, q, k, v, w):
     return lambda: fa(q4, k4, v4)[0, 0]
 
 
+def jax_dot_kernels(jax):
+    """What XLA compiled a float32 matmul of the peer's kind into: a library fusion or custom
+    call (YNNPACK, XNNPACK, oneDNN) named in the optimised HLO, else its own emitter."""
+    import re
+
+    a = np.ones((256, 64), np.float32)
+    text = jax.jit(lambda x, y: x @ y.T).lower(a, a).compile().as_text()
+    found = set(re.findall(r'"kind":"(__\w+)"', text))
+    found |= set(re.findall(r'custom_call_target="([^"]+)"', text))
+    names = {"__ynn_fusion": "YNNPACK", "__xnn_fusion": "XNNPACK"}
+    found = {f"{names.get(f, 'oneDNN' if 'onednn' in f else f)} ({f})" for f in found}
+    return ", ".join(sorted(found)) if found else "XLA's own dot emitter (no library fusion)"
+
+
 def probe(torch):
     about = {}
     try:
@@ -133,8 +147,7 @@ def probe(torch):
         devs = jax.devices()
         about["jax"] = jax.__version__
         about["jax_about"] = (f"backend {jax.default_backend()}, {len(devs)} device(s) "
-                              f"{devs[0].device_kind}, XLA CPU codegen (LLVM) with Eigen/XLA "
-                              f"dot kernels")
+                              f"{devs[0].device_kind}, matmuls by {jax_dot_kernels(jax)}")
     except Exception as e:
         about["jax_error"] = f"{type(e).__name__}: {e}"[:150]
     try:

@@ -9,7 +9,7 @@ IN holds float32 q (L x d), k (L x d), v (L x dv) and W (m x d), the harness's o
 every peer computes on the same numbers and projection as rfjit and the OpenBLAS peers. PEERS
 is a comma-separated list of: torch_favor (FAVOR+ with the positive features of
 est/positive.c in eager torch ops; causal: chunked prefix sums), torch_sdpa (exact attention,
-scaled_dot_product_attention) and the bidirectional FAVOR+ peers of peer_compiled.py
+scaled_dot_product_attention; softmax(q k^T / sqrt d) v in a torch without it) and the bidirectional FAVOR+ peers of peer_compiled.py
 (torch_compile_favor, jax_favor, ort_favor, performer_favor). Each runs on THREADS threads,
 2 warm-ups (after a compile where there is one), then `runs` timed calls; its output goes to
 OUTDIR/NAME.f32. The reply is one JSON line: NAME_ms (median), NAME_compile_ms where it
@@ -38,7 +38,28 @@ def pin_threads(threads):
 
 
 def exact(torch, q, k, v, causal):
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=bool(causal))
+    # as (batch, heads, L, d): on 2-D inputs torch picks its unfused math kernel, on 4-D its
+    # fused CPU flash-attention kernel, which is what a model calls
+    sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
+    if sdpa is None:  # torch < 2.0 (Debian's 1.13): what SDPA's math kernel computes
+        s = (q @ k.T) * (1.0 / math.sqrt(q.shape[1]))
+        if causal:
+            s.masked_fill_(torch.ones_like(s, dtype=torch.bool).triu_(1), float("-inf"))
+        return torch.softmax(s, dim=-1) @ v
+    q4, k4, v4 = (t[None, None] for t in (q, k, v))
+    return sdpa(q4, k4, v4, is_causal=bool(causal))[0, 0]
+
+
+def sdpa_kernel(torch):
+    """The kernel SDPA picks for a float32 (1, 1, L, d) call, as torch names it."""
+    if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        return "none: no SDPA in this torch, softmax(q k^T / sqrt d) v instead"
+    try:
+        from torch.nn.attention import SDPBackend
+        x = torch.zeros(1, 1, 256, 64)
+        return SDPBackend(torch._fused_sdp_choice(x, x, x)).name
+    except Exception:
+        return "unknown"
 
 
 def favor(torch, q, k, v, ws, causal):
@@ -88,13 +109,8 @@ def eager_peers(torch, data, causal):
     q, k, v, w = data
     ws = w * q.shape[1] ** -0.25
 
-    def sdpa():
-        if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
-            raise RuntimeError(f"torch {torch.__version__} has no scaled_dot_product_attention")
-        return lambda: exact(torch, q, k, v, causal)
-
     return {"torch_favor": lambda: (lambda: favor(torch, q, k, v, ws, causal)),
-            "torch_sdpa": sdpa}
+            "torch_sdpa": lambda: (lambda: exact(torch, q, k, v, causal))}
 
 
 def serve(threads):
@@ -172,10 +188,10 @@ def torch_kernels(torch):
     cfg = torch.__config__.show()
     blas = next((ln.split("BLAS_INFO=")[1].split(",")[0] for ln in cfg.split("\n")
                  if "BLAS_INFO=" in ln), "unknown")
-    cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
     parts = [f"BLAS {blas}", f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}",
              f"oneDNN {'yes' if torch.backends.mkldnn.is_available() else 'no'}",
-             f"CPU kernels {cap}"]
+             f"CPU kernels {cap}", f"SDPA kernel {sdpa_kernel(torch)}"]
     return ", ".join(parts)
 
 
