@@ -48,6 +48,10 @@ double bench_max_abs(const float *x, size_t n);
 /* |x - ref|_inf / |ref|_inf in double (NaN if ref is zero): the peers' agreement, which an
  * output entry far off cannot hide in a norm over all of them. */
 double bench_max_rel_err(const float *x, const float *ref, size_t n);
+/* The bench_max_rel_err two float32 implementations of the same attention on p can differ by
+ * through rounding alone (exact: softmax attention, else FAVOR+ with p->W), ref one of their
+ * outputs: a first-order worst case from the norms of the data. */
+double bench_rounding_tol(const bench_data *p, int exact, const float *ref);
 
 /* ------------------------------------------------------------------ peer_blas.c */
 
@@ -115,6 +119,8 @@ typedef struct bench_py_out {
 int bench_py_run(bench_py *s, const bench_data *p, int causal, int runs, const int want[N_PY],
                  bench_py_out res[N_PY], char *why, size_t len);
 void bench_py_free(bench_py_out res[N_PY]);
+/* The text header's lines on the Python peers, from the probe line of bench_py_open. */
+void bench_py_print_header(const char *probe, int runs);
 
 /* Run bench/peer_torch_decode.py: torch's recurrent FAVOR+ decode loop over bh states of
  * m x dv, `runs` batches of `steps` steps on `threads` threads; *us the median microseconds

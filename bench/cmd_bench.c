@@ -74,7 +74,7 @@ typedef struct row_res {
     bench_exec x;
     double gflops, pct, rel_err, cold_ms, disk_ms;
     peer_res peer[N_PEERS];
-    double tol_favor, tol_exact; /* the shape's rounding_tol, NaN without peers */
+    double tol_favor, tol_exact; /* the shape's bench_rounding_tol, NaN without peers */
 } row_res;
 
 /* The data of the current shape, rfjit's exact and positive outputs on it, and its peers. */
@@ -84,7 +84,7 @@ typedef struct shape {
     float *exact_out, *pos_out;
     int peers_threads; /* the thread count the peers ran with; 0 when not yet */
     peer_res peer[N_PEERS];
-    double tol_favor, tol_exact; /* what float32 rounding explains (rounding_tol) */
+    double tol_favor, tol_exact; /* what float32 rounding explains (bench_rounding_tol) */
 } shape;
 
 typedef struct bench {
@@ -200,40 +200,6 @@ static int shape_for(bench *b, const bench_row *r, char *err, size_t len)
     return 0;
 }
 
-/* What float32 rounding can explain of the difference between two implementations of the
- * same attention, as a max-norm relative error (bench_max_rel_err). Both compute
- * o_i = sum_j w_ij v_j / sum_j w_ij with w_ij = exp(a_ij) (exact: a = q.k / sqrt d) or an
- * m-term sum of such exps (FAVOR+). To first order, with unit roundoff u: an exponent is off
- * by at most (d + 2) u A, A bounding |a| and the shift by its maximum (Cauchy-Schwarz on the
- * data); the m-term feature sums add m u, the L-term sums over keys L u in the numerator and
- * in the denominator. So each o_i is within 2 ((d + 2) A + m + L + 2) u |v|_inf of the exact
- * value, and two implementations within twice that: relative to |o|_inf, the bound below.
- * It is a worst case: honest rounding stays far below it, a different formula does not. */
-static double rounding_tol(const bench_data *p, int exact, const float *ref)
-{
-    const double u = 0x1p-24, d = p->d;
-    double q2 = 0, k2 = 0, w2 = 0; /* squared row norms' maxima */
-    for (int i = 0; i < p->L; i++) {
-        double a = 0, b = 0;
-        for (int c = 0; c < p->d; c++) {
-            a += (double)p->q[(size_t)i * p->d + c] * p->q[(size_t)i * p->d + c];
-            b += (double)p->k[(size_t)i * p->d + c] * p->k[(size_t)i * p->d + c];
-        }
-        q2 = fmax(q2, a), k2 = fmax(k2, b);
-    }
-    for (int r = 0; r < p->m; r++) {
-        double a = 0;
-        for (int c = 0; c < p->d; c++)
-            a += (double)p->W[(size_t)r * p->d + c] * p->W[(size_t)r * p->d + c];
-        w2 = fmax(w2, a);
-    }
-    const double x2 = fmax(q2, k2) / sqrt(d); /* x = q d^{-1/4} */
-    const double A = exact ? 2 * sqrt(q2 * k2 / d) : 2 * (sqrt(w2 * x2) + x2);
-    const double m = exact ? 0 : p->m;
-    const size_t nv = (size_t)p->L * (size_t)p->dv;
-    return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) / bench_max_abs(ref, nv);
-}
-
 /* A peer's output against rfjit's: WRONG beyond float32 rounding or, as before the
  * rounding bound existed, beyond PEER_TOL in the Frobenius norm. */
 static void check_peer(peer_res *res, const float *out, const float *ref, size_t n, double tol)
@@ -345,8 +311,8 @@ static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
             return -1;
     }
     const int with_exact = r->L <= EXACT_PEER_MAX_L;
-    s->tol_favor = rounding_tol(&s->data, 0, s->pos_out);
-    s->tol_exact = rounding_tol(&s->data, 1, s->exact_out);
+    s->tol_favor = bench_rounding_tol(&s->data, 0, s->pos_out);
+    s->tol_exact = bench_rounding_tol(&s->data, 1, s->exact_out);
     if (b->blas) {
         bench_blas_threads(b->blas, r->threads);
         peer_ws *w = peer_ws_create(&s->data);
@@ -688,48 +654,6 @@ static const char flop_model[] =
     "= 8*L*m*d for positive at d = dv); exact: 2*L^2*(d + dv), causal L^2*(d + dv) "
     "(= 4*L^2*d and 2*L^2*d at d = dv); exps and reductions not counted";
 
-/* One Python peer's line of the header from the probe's keys: its version, what it runs on,
- * or why it is missing. */
-static void py_line(const bench *b, const char *title, const char *ver_key, const char *about_key,
-                    const char *err_key, const char *what)
-{
-    char ver[128], about[512];
-    if (bench_json_string(b->about, ver_key, ver, sizeof ver) != 0) {
-        if (bench_json_string(b->about, err_key, about, sizeof about) != 0)
-            snprintf(about, sizeof about, "not importable");
-        printf("  %-14s skipped: %s\n", title, about);
-        return;
-    }
-    if (bench_json_string(b->about, about_key, about, sizeof about) != 0)
-        about[0] = 0;
-    printf("  %-14s %s: %s; %s\n", title, ver, about, what);
-}
-
-static void print_py_header(const bench *b)
-{
-    char pools[512] = "";
-    bench_json_string(b->about, "pools", pools, sizeof pools);
-    printf("Python peers: %s bench/peer_torch.py (RFJIT_BENCH_PYTHON; one process per thread "
-           "count, imports and compiles not timed), tuned: OPENBLAS_CORETYPE removed, %s; "
-           "threads = rfjit's (torch.set_num_threads, OMP/MKL/OpenBLAS_NUM_THREADS, ORT "
-           "intra_op_num_threads; JAX: one thread by XLA_FLAGS "
-           "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, more threads "
-           "not pinnable: XLA's pool has one thread per schedulable CPU); median of %d runs "
-           "after 2 warm-ups; thread pools loaded: %s\n",
-           bench_py_python(), bench_torch_tunables, b->runs, pools[0] ? pools : "unknown");
-    py_line(b, "torch", "torch", "torch_about", "torch_error",
-            "FAVOR+ in eager torch ops (causal in chunks of 128), exact by "
-            "scaled_dot_product_attention");
-    py_line(b, "torch.compile", "torch", "torch_about", "compiled_error",
-            "torch.compile (inductor, C++/OpenMP codegen) of the bidirectional FAVOR+ math, "
-            "compile time printed, not in the ratio");
-    py_line(b, "JAX", "jax", "jax_about", "jax_error", "jax.jit of the bidirectional FAVOR+ math");
-    py_line(b, "ONNX Runtime", "onnxruntime", "ort_about", "ort_error",
-            "session of the bidirectional FAVOR+ graph, ORT_ENABLE_ALL");
-    py_line(b, "performer", "performer", "performer_about", "performer_error",
-            "bidirectional FastAttention, eps 0 instead of its 1e-4 for the check");
-}
-
 static void print_machine(const bench *b, const char *suites, const char *cpu,
                           const char *torch_version)
 {
@@ -774,7 +698,7 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
                "%d\n",
                core, config, PEER_EXACT_BLOCK, PEER_FAVOR_CHUNK, EXACT_PEER_MAX_L);
     if (b->torch)
-        print_py_header(b);
+        bench_py_print_header(b->about, b->runs);
     putchar('\n');
 }
 

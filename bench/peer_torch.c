@@ -365,6 +365,49 @@ void bench_py_free(bench_py_out res[N_PY])
     }
 }
 
+/* One Python peer's line of the header from the probe's keys: its version, what it runs on,
+ * or why it is missing. */
+static void py_line(const char *probe, const char *title, const char *ver_key,
+                    const char *about_key, const char *err_key, const char *what)
+{
+    char ver[128], about[512];
+    if (bench_json_string(probe, ver_key, ver, sizeof ver) != 0) {
+        if (bench_json_string(probe, err_key, about, sizeof about) != 0)
+            snprintf(about, sizeof about, "not importable");
+        printf("  %-14s skipped: %s\n", title, about);
+        return;
+    }
+    if (bench_json_string(probe, about_key, about, sizeof about) != 0)
+        about[0] = 0;
+    printf("  %-14s %s: %s; %s\n", title, ver, about, what);
+}
+
+void bench_py_print_header(const char *probe, int runs)
+{
+    char pools[512] = "";
+    bench_json_string(probe, "pools", pools, sizeof pools);
+    printf("Python peers: %s bench/peer_torch.py (RFJIT_BENCH_PYTHON; one process per thread "
+           "count, imports and compiles not timed), tuned: OPENBLAS_CORETYPE removed, %s; "
+           "threads = rfjit's (torch.set_num_threads, OMP/MKL/OpenBLAS_NUM_THREADS, ORT "
+           "intra_op_num_threads; JAX: one thread by XLA_FLAGS "
+           "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, more threads "
+           "not pinnable: XLA's pool has one thread per schedulable CPU); median of %d runs "
+           "after 2 warm-ups; thread pools loaded: %s\n",
+           bench_py_python(), bench_torch_tunables, runs, pools[0] ? pools : "unknown");
+    py_line(probe, "torch", "torch", "torch_about", "torch_error",
+            "FAVOR+ in eager torch ops (causal in chunks of 128), exact by "
+            "scaled_dot_product_attention");
+    py_line(probe, "torch.compile", "torch", "torch_about", "compiled_error",
+            "torch.compile (inductor, C++/OpenMP codegen) of the bidirectional FAVOR+ math, "
+            "compile time printed, not in the ratio");
+    py_line(probe, "JAX", "jax", "jax_about", "jax_error",
+            "jax.jit of the bidirectional FAVOR+ math");
+    py_line(probe, "ONNX Runtime", "onnxruntime", "ort_about", "ort_error",
+            "session of the bidirectional FAVOR+ graph, ORT_ENABLE_ALL");
+    py_line(probe, "performer", "performer", "performer_about", "performer_error",
+            "bidirectional FastAttention, eps 0 instead of its 1e-4 for the check");
+}
+
 /* ------------------------------------------------------------------ the decode peer */
 
 int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
