@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is shared by the pieces of `rfjit bench` (bench/cmd_bench.c and the files named
- * below): the benchmark's data, its timings, the OpenBLAS and torch peers, the suites and the
+ * below): the benchmark's data, its timings, the OpenBLAS and Python peers, the suites and the
  * plot. Like the other verbs it sees the library only through include/rfjit.h; the peers
  * never call rfjit, so they can be checked against it.
  */
@@ -43,6 +43,15 @@ void bench_orthogonal_rows(float *W, int m, int d, uint64_t seed);
 
 /* |x - ref|_F / |ref|_F in double (NaN if ref is zero). */
 double bench_rel_err(const float *x, const float *ref, size_t n);
+/* max_i |x_i| */
+double bench_max_abs(const float *x, size_t n);
+/* |x - ref|_inf / |ref|_inf in double (NaN if ref is zero): the peers' agreement, which an
+ * output entry far off cannot hide in a norm over all of them. */
+double bench_max_rel_err(const float *x, const float *ref, size_t n);
+/* The bench_max_rel_err two float32 implementations of the same attention on p can differ by
+ * through rounding alone (exact: softmax attention, else FAVOR+ with p->W), ref one of their
+ * outputs: a first-order worst case from the norms of the data. */
+double bench_rounding_tol(const bench_data *p, int exact, const float *ref);
 
 /* ------------------------------------------------------------------ peer_blas.c */
 
@@ -74,29 +83,51 @@ void peer_exp(float *x, size_t n);
 
 /* ------------------------------------------------------------------ peer_torch.c */
 
-typedef struct bench_torch {
-    double exact_ms, favor_ms;  /* medians; exact_ms NaN when not asked */
-    double favor_vs_exact;      /* torch's own FAVOR+ error against its own exact */
-    float *exact_out, *favor_out; /* L x dv each (exact_out NULL when not asked) */
-} bench_torch;
+/* The Python peers (bench/peer_torch.py, bench/peer_compiled.py), by their JSON keys. */
+enum { PY_TORCH_FAVOR, PY_TORCH_SDPA, PY_TORCH_COMPILE, PY_JAX, PY_ORT, PY_PERFORMER, N_PY };
+extern const char *const bench_py_name[N_PY];
+
+/* The interpreter of the Python peers: $RFJIT_BENCH_PYTHON, else /usr/bin/python3. */
+const char *bench_py_python(void);
 
 /* The number after "key": in a JSON line (the peers' and the suites' output); NaN for null
  * or a missing key. */
 double bench_json_number(const char *line, const char *key);
+/* The string after "key": into out (escapes undone); 0, or -1 when absent. */
+int bench_json_string(const char *line, const char *key, char *out, size_t n);
 
-/* torch's version in version and whether it has scaled_dot_product_attention in *sdpa, 0;
- * or -1 with why ("import torch" failed). */
-int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen);
-/* Run bench/peer_torch.py on p; 0 or -1 with why. Free the outputs with bench_torch_free. */
-int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int with_exact,
-                    bench_torch *r, char *why, size_t len);
-void bench_torch_free(bench_torch *r);
+/* torch's version, 0; or -1 with why ("import torch" failed). */
+int bench_torch_probe(char *version, size_t vlen, char *why, size_t wlen);
+
+/* A running peer_torch.py serving one thread count. */
+typedef struct bench_py bench_py;
+/* Start it (torch.compile's cache under cache_dir); about gets its probe line (JSON: each
+ * framework's version and kernels, or NAME_error). NULL with why when it cannot start. */
+bench_py *bench_py_open(int threads, const char *cache_dir, char *about, size_t alen, char *why,
+                        size_t wlen);
+void bench_py_close(bench_py *s);
+
+/* One peer's result on a shape: median ms, compile ms (NaN when it does not compile), its
+ * output (L x dv, NULL when it failed, with why). */
+typedef struct bench_py_out {
+    double ms, compile_ms;
+    float *out;
+    char why[160];
+} bench_py_out;
+/* Run the peers with want[i] set on p; 0 (each peer's own failure is in its result), or -1
+ * with why when the server is gone. Free the outputs with bench_py_free. */
+int bench_py_run(bench_py *s, const bench_data *p, int causal, int runs, const int want[N_PY],
+                 bench_py_out res[N_PY], char *why, size_t len);
+void bench_py_free(bench_py_out res[N_PY]);
+/* The text header's lines on the Python peers, from the probe line of bench_py_open. */
+void bench_py_print_header(const char *probe, int runs);
+
 /* Run bench/peer_torch_decode.py: torch's recurrent FAVOR+ decode loop over bh states of
  * m x dv, `runs` batches of `steps` steps on `threads` threads; *us the median microseconds
  * per step of every state. 0 or -1 with why. */
 int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
                        char *why, size_t len);
-/* The environment the torch subprocess gets beyond the caller's (for the header). */
+/* The environment the Python peers get beyond the caller's (for the header). */
 extern const char bench_torch_tunables[];
 
 /* ------------------------------------------------------------------ bench_rfjit.c */
@@ -125,7 +156,7 @@ int bench_rfjit_compile(const rfjit_attn_desc *a, const char *cache_dir, int sam
 typedef struct bench_row {
     const char *estimator;
     int causal, L, d, dv, m, threads;
-    int peers;   /* run the OpenBLAS and torch peers on this shape */
+    int peers;   /* run the OpenBLAS and Python peers on this shape */
     int compile; /* measure cold compile and disk-cache load */
 } bench_row;
 
@@ -187,7 +218,7 @@ typedef struct bench_point {
     const char *estimator;
     int causal, L, m, threads;
     const char *suite;
-    double ms, rel_err, blas_favor_ms, blas_exact_ms, torch_favor_ms, torch_exact_ms;
+    double ms, rel_err, blas_favor_ms, blas_exact_ms, torch_favor_ms, torch_sdpa_ms;
 } bench_point;
 
 /* 0 when gnuplot runs; -1 otherwise. */

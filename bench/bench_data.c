@@ -119,3 +119,54 @@ double bench_rel_err(const float *x, const float *ref, size_t n)
     }
     return den > 0 ? sqrt(num / den) : NAN;
 }
+
+double bench_max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+double bench_max_rel_err(const float *x, const float *ref, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs((double)x[i] - ref[i]));
+    const double r = bench_max_abs(ref, n);
+    return r > 0 ? e / r : NAN;
+}
+
+/* What float32 rounding can explain of the difference between two implementations of the
+ * same attention, as a max-norm relative error (bench_max_rel_err). Both compute
+ * o_i = sum_j w_ij v_j / sum_j w_ij with w_ij = exp(a_ij) (exact: a = q.k / sqrt d) or an
+ * m-term sum of such exps (FAVOR+). To first order, with unit roundoff u: an exponent is off
+ * by at most (d + 2) u A, A bounding |a| and the shift by its maximum (Cauchy-Schwarz on the
+ * data); the m-term feature sums add m u, the L-term sums over keys L u in the numerator and
+ * in the denominator. So each o_i is within 2 ((d + 2) A + m + L + 2) u |v|_inf of the exact
+ * value, and two implementations within twice that: relative to |o|_inf, the bound below.
+ * It is a worst case: honest rounding stays far below it, a different formula does not. */
+double bench_rounding_tol(const bench_data *p, int exact, const float *ref)
+{
+    const double u = 0x1p-24, d = p->d;
+    double q2 = 0, k2 = 0, w2 = 0; /* squared row norms' maxima */
+    for (int i = 0; i < p->L; i++) {
+        double a = 0, b = 0;
+        for (int c = 0; c < p->d; c++) {
+            a += (double)p->q[(size_t)i * p->d + c] * p->q[(size_t)i * p->d + c];
+            b += (double)p->k[(size_t)i * p->d + c] * p->k[(size_t)i * p->d + c];
+        }
+        q2 = fmax(q2, a), k2 = fmax(k2, b);
+    }
+    for (int r = 0; r < p->m; r++) {
+        double a = 0;
+        for (int c = 0; c < p->d; c++)
+            a += (double)p->W[(size_t)r * p->d + c] * p->W[(size_t)r * p->d + c];
+        w2 = fmax(w2, a);
+    }
+    const double x2 = fmax(q2, k2) / sqrt(d); /* x = q d^{-1/4} */
+    const double A = exact ? 2 * sqrt(q2 * k2 / d) : 2 * (sqrt(w2 * x2) + x2);
+    const double m = exact ? 0 : p->m;
+    const size_t nv = (size_t)p->L * (size_t)p->dv;
+    return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) / bench_max_abs(ref, nv);
+}

@@ -12,7 +12,8 @@
  *                     against one causal execute of the same shape, the median of the
  *                     ratios of adjacent interleaved calls
  *   vs_torch_recurrent the torch peer's recurrent loop (bench/peer_torch_decode.py) per step
- *                     over rfjit's, when /usr/bin/python3 imports torch
+ *                     over rfjit's, when the peers' interpreter (RFJIT_BENCH_PYTHON, else
+ *                     /usr/bin/python3) imports torch
  * Targets, at B x H = 8, m = 256 on one thread (the issue's): us_per_step <= 25,
  * us_per_step <= 2 floor_us, prefill_vs_causal <= 1.1, vs_torch_recurrent >= 3.
  * decode-smoke runs the same on tiny sizes, for the tests.

@@ -34,7 +34,7 @@ static int write_scaling(const char *path, const bench_point *pts, int n)
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    fputs("# L rfjit_exact rfjit_positive openblas_exact openblas_favor torch_exact "
+    fputs("# L rfjit_exact rfjit_positive openblas_exact openblas_favor torch_sdpa "
           "torch_favor\n",
           f);
     int lines = 0;
@@ -49,7 +49,7 @@ static int write_scaling(const char *path, const bench_point *pts, int n)
             if (!strcmp(p->estimator, "exact")) {
                 col[0] = p->ms;
                 col[2] = p->blas_exact_ms;
-                col[4] = p->torch_exact_ms;
+                col[4] = p->torch_sdpa_ms;
             } else if (!strcmp(p->estimator, "positive")) {
                 col[1] = p->ms;
                 col[3] = p->blas_favor_ms;
@@ -166,7 +166,7 @@ int bench_plot_write(const char *path, const bench_point *pts, int n, char *why,
             "     \"\" using 1:3 with linespoints title \"rfjit positive\", \\\n"
             "     \"\" using 1:4 with linespoints dt 2 title \"OpenBLAS exact\", \\\n"
             "     \"\" using 1:5 with linespoints dt 2 title \"OpenBLAS FAVOR+\", \\\n"
-            "     \"\" using 1:6 with linespoints dt 3 title \"torch exact\", \\\n"
+            "     \"\" using 1:6 with linespoints dt 3 title \"torch SDPA\", \\\n"
             "     \"\" using 1:7 with linespoints dt 3 title \"torch FAVOR+\"\n",
             scal);
     fprintf(f,

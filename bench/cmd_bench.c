@@ -2,7 +2,8 @@
 /*
  * This file is `rfjit bench`: rfjit's attention against the single-core FMA peak
  * measured in the same run and against its peers (exact attention and FAVOR+ built on
- * OpenBLAS, bench/peer_blas.c; the same in torch, bench/peer_torch.py), on the shapes of a
+ * OpenBLAS, bench/peer_blas.c; torch eager and SDPA, torch.compile, JAX, ONNX Runtime and
+ * performer-pytorch, bench/peer_torch.py and bench/peer_compiled.py), on the shapes of a
  * suite (bench/bench_suite.c). Every peer computes on rfjit's inputs and projection matrix,
  * and its output must agree with rfjit's: a peer that disagrees is reported WRONG, not timed
  * as a win. Text tables by default, one JSON object per line with --json; --plot draws the
@@ -22,8 +23,9 @@ static const char help[] =
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
-    "against the one-core FMA peak measured in the same run and against OpenBLAS and torch\n"
-    "implementations of exact attention and FAVOR+ on the same inputs and projection matrix.\n"
+    "against the one-core FMA peak measured in the same run and against OpenBLAS, torch (eager\n"
+    "FAVOR+, SDPA, torch.compile), JAX, ONNX Runtime and performer-pytorch implementations of\n"
+    "exact attention and FAVOR+ on the same inputs and projection matrix.\n"
     "  --suite S     headline (default): L = 4096 both directions, exact/positive crossover,\n"
     "                saderf and hybrid, L = 16384 on 1 and 2 threads; scaling: L sweep;\n"
     "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs;\n"
@@ -37,24 +39,39 @@ static const char help[] =
     "  --runs N      timed runs per measurement (default 5; smoke 2; real 20), after\n"
     "                2 warm-ups\n"
     "  --threads N   run every row on N threads (rfjit's pool and OpenBLAS alike)\n"
-    "  --no-blas, --no-torch   skip those peers\n"
+    "  --no-blas      skip the OpenBLAS peers\n"
+    "  --no-torch    skip the Python peers (torch, JAX, ONNX Runtime, performer-pytorch)\n"
     "  --plot FILE   also run the scaling and error suites and plot them with gnuplot\n"
     "                (time against L, error against m); .svg or .png\n"
     "Columns: median ms (min-max), GFLOP/s by the flop model in the header, pct_peak of the\n"
     "one-core peak, rel_err against rfjit's exact attention, minor page faults per warm\n"
-    "execute, and per peer its median ms and vs = peer time / rfjit time.\n";
+    "execute, and per peer its median ms and vs = peer time / rfjit time.\n"
+    "Environment:\n"
+    "  RFJIT_BENCH_PYTHON  the Python peers' interpreter, a path (default /usr/bin/python3);\n"
+    "                      scripts/bench.sh sets it to .venv-bench/bin/python3\n";
 
 enum { MAX_ROWS = 256, MAX_CTX = 8, EXACT_PEER_MAX_L = 8192, REF_CHECK_MAX_L = 4096 };
 #define PEER_TOL 1e-3
 
 typedef struct peer_res {
     int ran, wrong;
-    double ms, min, max, err; /* ms: median; err: against rfjit's output */
+    double ms, min, max, compile_ms; /* ms: median; compile_ms: NaN unless it compiles */
+    double err, frob;                /* against rfjit's output: max-norm and Frobenius */
 } peer_res;
 
-enum { OB_FAVOR, OB_EXACT, TH_FAVOR, TH_EXACT, N_PEERS };
-static const char *const peer_key[N_PEERS] = {"openblas_favor", "openblas_exact", "torch_favor",
-                                              "torch_exact"};
+/* The OpenBLAS peers, then the Python ones in bench_py_name's order. */
+enum { OB_FAVOR, OB_EXACT, PY0, N_PEERS = PY0 + N_PY };
+#define TH_FAVOR (PY0 + PY_TORCH_FAVOR)
+#define TH_SDPA (PY0 + PY_TORCH_SDPA)
+static const char *peer_key(int i)
+{
+    return i == OB_FAVOR   ? "openblas_favor"
+           : i == OB_EXACT ? "openblas_exact"
+                           : bench_py_name[i - PY0];
+}
+static const char *const peer_title[N_PEERS] = {
+    "OpenBLAS FAVOR+", "OpenBLAS exact", "torch FAVOR+", "torch SDPA",
+    "torch.compile",   "JAX jit",        "ORT",          "performer"};
 
 typedef struct row_res {
     bench_row r;
@@ -62,6 +79,7 @@ typedef struct row_res {
     bench_exec x;
     double gflops, pct, rel_err, cold_ms, disk_ms;
     peer_res peer[N_PEERS];
+    double tol_favor, tol_exact; /* the shape's bench_rounding_tol, NaN without peers */
 } row_res;
 
 /* The data of the current shape, rfjit's exact and positive outputs on it, and its peers. */
@@ -71,6 +89,7 @@ typedef struct shape {
     float *exact_out, *pos_out;
     int peers_threads; /* the thread count the peers ran with; 0 when not yet */
     peer_res peer[N_PEERS];
+    double tol_favor, tol_exact; /* what float32 rounding explains (bench_rounding_tol) */
 } shape;
 
 typedef struct bench {
@@ -82,7 +101,13 @@ typedef struct bench {
         rfjit_ctx *ctx;
     } ctx[MAX_CTX];
     bench_blas *blas;
-    int torch, torch_sdpa;
+    int torch; /* the Python peers run */
+    struct {
+        int threads;
+        bench_py *py;
+    } py[MAX_CTX];
+    char about[4096];   /* the Python peers' probe line */
+    int py_noted[N_PY]; /* a failure of that peer was noted */
     shape sh;
     row_res rows[MAX_ROWS];
     int n_rows;
@@ -180,6 +205,15 @@ static int shape_for(bench *b, const bench_row *r, char *err, size_t len)
     return 0;
 }
 
+/* A peer's output against rfjit's: WRONG beyond float32 rounding or, as before the
+ * rounding bound existed, beyond PEER_TOL in the Frobenius norm. */
+static void check_peer(peer_res *res, const float *out, const float *ref, size_t n, double tol)
+{
+    res->err = bench_max_rel_err(out, ref, n);
+    res->frob = bench_rel_err(out, ref, n);
+    res->wrong = !(res->err <= tol) || !(res->frob <= PEER_TOL);
+}
+
 /* Time a peer: 2 warm-ups, then runs; err against ref. */
 static void time_blas(bench *b, int exact, int causal, peer_ws *w, float *out,
                       const float *ref, peer_res *res)
@@ -199,8 +233,70 @@ static void time_blas(bench *b, int exact, int causal, peer_ws *w, float *out,
     bench_time_of(ms, b->runs, &t);
     res->ran = 1;
     res->ms = t.med, res->min = t.min, res->max = t.max;
-    res->err = bench_rel_err(out, ref, (size_t)p->L * (size_t)p->dv);
-    res->wrong = !(res->err <= PEER_TOL);
+    res->compile_ms = NAN;
+    check_peer(res, out, ref, (size_t)p->L * (size_t)p->dv,
+               exact ? b->sh.tol_exact : b->sh.tol_favor);
+}
+
+/* The Python peers' server for a thread count, started on first use; NULL when it cannot
+ * start (noted once). */
+static bench_py *py_for(bench *b, int threads)
+{
+    int i = 0;
+    for (; i < MAX_CTX && b->py[i].threads; i++)
+        if (b->py[i].threads == threads)
+            return b->py[i].py;
+    if (i == MAX_CTX)
+        return NULL;
+    char about[4096], why[512];
+    b->py[i].threads = threads;
+    b->py[i].py = bench_py_open(threads, b->cache_dir, about, sizeof about, why, sizeof why);
+    if (!b->py[i].py)
+        note(b, "Python peers skipped: %s", why);
+    else if (!b->about[0])
+        snprintf(b->about, sizeof b->about, "%s", about);
+    return b->py[i].py;
+}
+
+/* The Python peers on the current shape: torch eager FAVOR+ always, SDPA where the OpenBLAS
+ * exact peer runs, the compiled and library FAVOR+ peers on bidirectional shapes (they
+ * implement the bidirectional formula only). */
+static void run_py_peers(bench *b, const bench_row *r, int with_exact)
+{
+    shape *s = &b->sh;
+    bench_py *py = py_for(b, r->threads);
+    if (!py)
+        return;
+    int want[N_PY] = {0};
+    want[PY_TORCH_FAVOR] = 1;
+    want[PY_TORCH_SDPA] = with_exact;
+    want[PY_TORCH_COMPILE] = want[PY_JAX] = want[PY_ORT] = want[PY_PERFORMER] = !r->causal;
+    bench_py_out res[N_PY];
+    char why[256];
+    if (bench_py_run(py, &s->data, r->causal, b->runs, want, res, why, sizeof why) != 0) {
+        note(b, "Python peers skipped on this shape: %s", why);
+        return;
+    }
+    const size_t n = (size_t)r->L * (size_t)r->dv;
+    for (int i = 0; i < N_PY; i++) {
+        peer_res *f = &s->peer[PY0 + i];
+        if (!want[i])
+            continue;
+        if (!res[i].out) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s: %s", bench_py_name[i], res[i].why);
+            if (!b->py_noted[i]++) /* a peer that cannot import says so once, not per shape */
+                note(b, "peer skipped (the first shape it failed on; see the rows): %s", msg);
+            continue;
+        }
+        const int exact = i == PY_TORCH_SDPA;
+        f->ran = 1;
+        f->ms = f->min = f->max = res[i].ms;
+        f->compile_ms = res[i].compile_ms;
+        check_peer(f, res[i].out, exact ? s->exact_out : s->pos_out, n,
+                   exact ? s->tol_exact : s->tol_favor);
+    }
+    bench_py_free(res);
 }
 
 static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
@@ -220,6 +316,8 @@ static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
             return -1;
     }
     const int with_exact = r->L <= EXACT_PEER_MAX_L;
+    s->tol_favor = bench_rounding_tol(&s->data, 0, s->pos_out);
+    s->tol_exact = bench_rounding_tol(&s->data, 1, s->exact_out);
     if (b->blas) {
         bench_blas_threads(b->blas, r->threads);
         peer_ws *w = peer_ws_create(&s->data);
@@ -236,27 +334,8 @@ static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
         peer_ws_destroy(w);
         free(out);
     }
-    if (b->torch) {
-        bench_torch t;
-        char why[256];
-        if (bench_torch_run(&s->data, r->causal, r->threads, b->runs, with_exact, &t, why,
-                            sizeof why) != 0) {
-            note(b, "torch peer skipped on this shape: %s", why);
-            return 0;
-        }
-        peer_res *f = &s->peer[TH_FAVOR], *e = &s->peer[TH_EXACT];
-        f->ran = 1;
-        f->ms = f->min = f->max = t.favor_ms;
-        f->err = bench_rel_err(t.favor_out, s->pos_out, n);
-        f->wrong = !(f->err <= PEER_TOL);
-        if (with_exact) {
-            e->ran = 1;
-            e->ms = e->min = e->max = t.exact_ms;
-            e->err = bench_rel_err(t.exact_out, s->exact_out, n);
-            e->wrong = !(e->err <= PEER_TOL);
-        }
-        bench_torch_free(&t);
-    }
+    if (b->torch)
+        run_py_peers(b, r, with_exact);
     return 0;
 }
 
@@ -277,7 +356,7 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     memset(res, 0, sizeof *res);
     res->r = *r;
     res->suite = suite;
-    res->cold_ms = res->disk_ms = res->rel_err = NAN;
+    res->cold_ms = res->disk_ms = res->rel_err = res->tol_favor = res->tol_exact = NAN;
     if (shape_for(b, r, err, len) != 0)
         return -1;
     shape *s = &b->sh;
@@ -322,6 +401,8 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         if (run_peers(b, r, err, len) != 0)
             return -1;
         memcpy(res->peer, s->peer, sizeof res->peer);
+        res->tol_favor = s->tol_favor;
+        res->tol_exact = s->tol_exact;
     }
     return 0;
 }
@@ -355,38 +436,51 @@ static void print_json_row(const row_res *x)
     jnum("disk_cache_ms", x->disk_ms);
     for (int i = 0; i < N_PEERS; i++) {
         const peer_res *p = &x->peer[i];
-        if (!p->ran)
-            continue;
         char k[64];
-        snprintf(k, sizeof k, "%s_ms", peer_key[i]);
+        /* the Python peers' ratios are always there, null when the peer did not run */
+        if (!p->ran) {
+            snprintf(k, sizeof k, "vs_%s", peer_key(i));
+            if (i >= PY0)
+                jnum(k, NAN);
+            continue;
+        }
+        snprintf(k, sizeof k, "%s_ms", peer_key(i));
         jnum(k, p->ms);
-        snprintf(k, sizeof k, "vs_%s", peer_key[i]);
+        snprintf(k, sizeof k, "vs_%s", peer_key(i));
         jnum(k, p->wrong ? NAN : p->ms / x->x.t.med);
-        snprintf(k, sizeof k, "peer_err_%s", peer_key[i]);
+        snprintf(k, sizeof k, "peer_err_%s", peer_key(i));
         jnum(k, p->err);
-        printf(",\"%s_wrong\":%s", peer_key[i], p->wrong ? "true" : "false");
+        snprintf(k, sizeof k, "peer_frob_%s", peer_key(i));
+        jnum(k, p->frob);
+        if (isfinite(p->compile_ms)) {
+            snprintf(k, sizeof k, "%s_compile_ms", peer_key(i));
+            jnum(k, p->compile_ms);
+        }
+        printf(",\"%s_wrong\":%s", peer_key(i), p->wrong ? "true" : "false");
     }
+    jnum("peer_tol_favor", x->tol_favor);
+    jnum("peer_tol_exact", x->tol_exact);
     puts("}");
     fflush(stdout);
 }
 
 static void print_text_head(void)
 {
-    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s | %-17s | %-17s | "
-           "%-17s | %-17s\n",
-           "estimator", "mode", "L", "d", "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s",
-           "%peak", "rel_err", "flt/run", "OpenBLAS FAVOR+", "OpenBLAS exact", "torch FAVOR+",
-           "torch exact");
+    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s", "estimator", "mode", "L", "d",
+           "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s", "%peak", "rel_err", "flt/run");
+    for (int i = 0; i < N_PEERS; i++)
+        printf(" | %-16s", peer_title[i]);
+    putchar('\n');
 }
 
 static void print_peer_text(const peer_res *p, double ms)
 {
     if (!p->ran)
-        printf(" | %-17s", "-");
+        printf(" | %-16s", "-");
     else if (p->wrong)
-        printf(" | %-17s", "WRONG");
+        printf(" | %-16s", "WRONG");
     else
-        printf(" | %9.3f %6.2fx", p->ms, p->ms / ms);
+        printf(" | %9.3f %5.2fx", p->ms, p->ms / ms);
 }
 
 static void print_text_row(const row_res *x)
@@ -447,16 +541,28 @@ static void print_summaries(const bench *b)
                      prev->r.d == x->r.d))
             continue;
         if (!any++)
-            printf("\npeer agreement: |O_peer - O_rfjit|_F / |O_rfjit|_F against rfjit's positive "
-                   "(FAVOR+ peers) or exact (exact peers) output; above %.0e the peer is WRONG "
-                   "and not compared\n",
+            printf("\npeer agreement: max-norm error |O_peer - O_rfjit|_inf / |O_rfjit|_inf "
+                   "against rfjit's positive (FAVOR+ peers) or exact (exact peers) output; tol = "
+                   "what float32 rounding can explain (worst case, from the data's norms); a "
+                   "peer beyond tol, or beyond %.0e in the Frobenius norm, is WRONG and not "
+                   "compared\n",
                    PEER_TOL);
-        printf("  %-6s L=%-6d thr=%d:", x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads);
+        printf("  %-6s L=%-6d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
+               x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads, x->tol_favor, x->tol_exact);
         for (int p = 0; p < N_PEERS; p++)
             if (x->peer[p].ran)
-                printf("  %s %.2e%s", peer_key[p], x->peer[p].err,
-                       x->peer[p].wrong ? " WRONG" : "");
-        putchar('\n');
+                printf("    %-20s %.2e (Frobenius %.2e)%s\n", peer_key(p), x->peer[p].err,
+                       x->peer[p].frob,
+                       !x->peer[p].wrong ? ""
+                       : x->peer[p].frob > PEER_TOL &&
+                               x->peer[p].err <=
+                                   (p == OB_EXACT || p == TH_SDPA ? x->tol_exact : x->tol_favor)
+                           ? "  WRONG (Frobenius)"
+                           : "  WRONG: BEYOND FLOAT32 ROUNDING");
+        for (int p = PY0; p < N_PEERS; p++)
+            if (x->peer[p].ran && isfinite(x->peer[p].compile_ms))
+                printf("    %-20s compile (first call, not in the ratio) %.0f ms\n", peer_key(p),
+                       x->peer[p].compile_ms);
     }
     any = 0;
     for (int i = 0; i < b->n_rows; i++) {
@@ -566,6 +672,9 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
         json_str("openblas_core", core);
         json_str("openblas_config", config);
         json_str("torch", torch_version);
+        json_str("python", b->torch ? bench_py_python() : NULL);
+        /* the probe's own JSON object: versions, BLAS and kernels of every Python peer */
+        printf(",\"python_peers\":%s", b->torch && b->about[0] == '{' ? b->about : "null");
         printf(",\"runs\":%d,\"warmups\":2", b->runs);
         json_str("flop_model", flop_model);
         json_str("torch_env", b->torch ? bench_torch_tunables : NULL);
@@ -594,18 +703,23 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
                "%d\n",
                core, config, PEER_EXACT_BLOCK, PEER_FAVOR_CHUNK, EXACT_PEER_MAX_L);
     if (b->torch)
-        printf("torch: %s in /usr/bin/python3 bench/peer_torch.py, tuned: OPENBLAS_CORETYPE "
-               "removed, %s (freed memory kept); exact: %s; FAVOR+: same W, torch ops, causal "
-               "in chunks of %d; median of %d runs after 2 warm-ups\n",
-               torch_version, bench_torch_tunables,
-               b->torch_sdpa ? "scaled_dot_product_attention"
-                             : "softmax(q k^T / sqrt d) v (this torch has no "
-                               "scaled_dot_product_attention)",
-               PEER_FAVOR_CHUNK, b->runs);
+        bench_py_print_header(b->about, b->runs);
     putchar('\n');
 }
 
 /* ------------------------------------------------------------------ the verb */
+
+static int suites_have_peers(const char *const *suites, int n)
+{
+    bench_row rows[MAX_ROWS];
+    for (int s = 0; s < n; s++) {
+        const int k = bench_suite_rows(suites[s], rows, MAX_ROWS);
+        for (int i = 0; i < k && i < MAX_ROWS; i++)
+            if (rows[i].peers)
+                return 1;
+    }
+    return 0;
+}
 
 static int run_suite(bench *b, const char *suite, int threads_override)
 {
@@ -644,12 +758,18 @@ static int plot(const bench *b, const char *path)
     for (int i = 0; i < b->n_rows; i++) {
         const row_res *x = &b->rows[i];
         const peer_res *p = x->peer;
-        pts[i] = (bench_point){x->r.estimator, x->r.causal, x->r.L, x->r.m, x->r.threads,
-                               x->suite, x->x.t.med, x->rel_err,
+        pts[i] = (bench_point){x->r.estimator,
+                               x->r.causal,
+                               x->r.L,
+                               x->r.m,
+                               x->r.threads,
+                               x->suite,
+                               x->x.t.med,
+                               x->rel_err,
                                p[OB_FAVOR].ran && !p[OB_FAVOR].wrong ? p[OB_FAVOR].ms : NAN,
                                p[OB_EXACT].ran && !p[OB_EXACT].wrong ? p[OB_EXACT].ms : NAN,
                                p[TH_FAVOR].ran && !p[TH_FAVOR].wrong ? p[TH_FAVOR].ms : NAN,
-                               p[TH_EXACT].ran && !p[TH_EXACT].wrong ? p[TH_EXACT].ms : NAN};
+                               p[TH_SDPA].ran && !p[TH_SDPA].wrong ? p[TH_SDPA].ms : NAN};
     }
     char why[512];
     const int rc = bench_plot_write(path, pts, b->n_rows, why, sizeof why);
@@ -667,6 +787,8 @@ static void bench_free(bench *b)
     for (int i = 0; i < MAX_CTX; i++)
         rfjit_ctx_destroy(b->ctx[i].ctx);
     bench_blas_close(b->blas);
+    for (int i = 0; i < MAX_CTX; i++)
+        bench_py_close(b->py[i].py);
     if (b->cache_dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->cache_dir);
@@ -681,8 +803,7 @@ static int run_decode(bench *b, int smoke, int no_torch, const char *suite_names
 {
     char why[512], torch_version[64] = "";
     if (!no_torch) {
-        b->torch = bench_torch_probe(torch_version, sizeof torch_version, &b->torch_sdpa, why,
-                                     sizeof why) == 0;
+        b->torch = bench_torch_probe(torch_version, sizeof torch_version, why, sizeof why) == 0;
         if (!b->torch)
             note(b, "torch peer skipped: %s", why);
     }
@@ -819,11 +940,17 @@ int cmd_bench(int argc, char **argv)
     }
     if (!no_blas && !(b->blas = bench_blas_open(why, sizeof why)))
         note(b, "OpenBLAS peers skipped: %s", why);
-    if (!no_torch) {
-        b->torch = bench_torch_probe(torch_version, sizeof torch_version, &b->torch_sdpa, why,
-                                     sizeof why) == 0;
-        if (!b->torch)
-            note(b, "torch peers skipped: %s", why);
+    if (!no_torch && suites_have_peers(suites, n_suites)) {
+        /* the first row's thread count (or --threads) starts the first server, whose probe
+         * line says what each Python peer is */
+        b->torch = py_for(b, threads ? threads : 1) != NULL;
+        if (b->torch &&
+            bench_json_string(b->about, "torch", torch_version, sizeof torch_version) != 0) {
+            if (bench_json_string(b->about, "torch_error", why, sizeof why) != 0)
+                snprintf(why, sizeof why, "no torch version in the probe line");
+            note(b, "Python peers skipped: %s", why);
+            b->torch = 0;
+        }
     }
     print_machine(b, suite_names, cpu, b->torch ? torch_version : NULL);
     if (!json)

@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs the torch peer, bench/peer_torch.py, as a subprocess of /usr/bin/python3
- * (Debian's python3-torch lives there, not under a pyenv python3 that may come first on
- * PATH). The data goes through a raw float32 file so torch computes on the harness's numbers
- * and its outputs come back for the same agreement check as the OpenBLAS peers.
+ * This file runs the Python peers, bench/peer_torch.py (torch eager and SDPA, and through
+ * bench/peer_compiled.py torch.compile, JAX, ONNX Runtime and performer-pytorch) and
+ * bench/peer_torch_decode.py, as subprocesses of the benchmark interpreter: RFJIT_BENCH_PYTHON
+ * when set (scripts/bench.sh points it at .venv-bench, torch 2.x from PyPI), else
+ * /usr/bin/python3 (Debian's python3-torch lives there, not under a pyenv python3 that may
+ * come first on PATH). The data goes through a raw float32 file so the peers compute on the
+ * harness's numbers, and their outputs come back as files for the same agreement check as
+ * the OpenBLAS peers.
  *
- * Torch runs in its "tuned" configuration (spec performance.md): OPENBLAS_CORETYPE removed,
- * so the OpenBLAS inside torch picks its AVX-512 kernels, and glibc's malloc told to keep
+ * peer_torch.py serves a whole bench run from one process per thread count (it reads one
+ * request line per shape on a socket), because importing torch and JAX and warming
+ * torch.compile up take seconds that would otherwise be paid on every shape.
+ *
+ * The peers run in their "tuned" configuration (spec performance.md): OPENBLAS_CORETYPE
+ * removed, so an OpenBLAS inside them picks its best kernels, and glibc's malloc told to keep
  * freed memory (trim threshold 16 GiB, mmap threshold 32 MiB, glibc's maximum), so the
- * temporaries torch allocates on every call are not faulted in again each time.
+ * temporaries they allocate on every call are not faulted in again each time.
  */
 #include "bench.h"
 
@@ -18,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,15 +36,20 @@
 
 extern char **environ;
 
-#define PYTHON "/usr/bin/python3"
-
 const char bench_torch_tunables[] =
     "GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_threshold=33554432";
 
-/* Run argv with the tuned environment; its stdout into out (NUL-terminated). Returns the
- * exit status, or -1 if it could not run or died. */
-/* peer_torch.py: next to an installed rfjit (<prefix>/bin/rfjit reads
- * <prefix>/share/rfjit/peer_torch.py), else in the source tree the binary was built from. */
+const char *const bench_py_name[N_PY] = {"torch_favor", "torch_sdpa", "torch_compile_favor",
+                                         "jax_favor",   "ort_favor",  "performer_favor"};
+
+const char *bench_py_python(void)
+{
+    const char *p = getenv("RFJIT_BENCH_PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
+
+/* A peer script: next to an installed rfjit (<prefix>/bin/rfjit reads
+ * <prefix>/share/rfjit/NAME), else in the source tree the binary was built from. */
 static void peer_script_named(char *path, size_t n, const char *name)
 {
     char exe[4096];
@@ -53,17 +67,15 @@ static void peer_script_named(char *path, size_t n, const char *name)
     snprintf(path, n, "%s/%s", RFJIT_BENCH_DIR, name);
 }
 
-static void peer_script(char *path, size_t n)
-{
-    peer_script_named(path, n, "peer_torch.py");
-}
-
-static int run_capture(char *const argv[], char *out, size_t len)
+/* Start argv with the tuned environment plus extra (NULL or one NAME=value), its stdin and
+ * stdout on io (stdin too only when io_in), stderr on /dev/null: the frameworks' warnings
+ * are not the harness's output. The pid, or -1. */
+static pid_t spawn(char *const argv[], const char *extra, int io, int io_in)
 {
     size_t n_env = 0;
     while (environ[n_env])
         n_env++;
-    char **env = malloc(sizeof(char *) * (n_env + 2));
+    char **env = malloc(sizeof(char *) * (n_env + 3));
     if (!env)
         return -1;
     size_t k = 0;
@@ -72,25 +84,41 @@ static int run_capture(char *const argv[], char *out, size_t len)
             strncmp(environ[i], "GLIBC_TUNABLES=", 15))
             env[k++] = environ[i];
     env[k++] = (char *)bench_torch_tunables;
+    if (extra)
+        env[k++] = (char *)extra;
     env[k] = NULL;
-    int fd[2];
-    if (pipe(fd) != 0) {
-        free(env);
-        return -1;
-    }
     fflush(NULL);
     const pid_t pid = fork();
     if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
+        dup2(io, 1);
+        if (io_in)
+            dup2(io, 0);
         const int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0)
-            dup2(devnull, 2); /* torch's warnings are not the harness's output */
+            dup2(devnull, 2);
         execve(argv[0], argv, env);
         _exit(127);
     }
     free(env);
+    return pid;
+}
+
+static int reap(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run argv; its stdout into out (NUL-terminated). The exit status, or -1 if it could not
+ * run or died. */
+static int run_capture(char *const argv[], char *out, size_t len)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    const pid_t pid = spawn(argv, NULL, fd[1], 0);
     close(fd[1]);
     if (pid < 0) {
         close(fd[0]);
@@ -113,32 +141,23 @@ static int run_capture(char *const argv[], char *out, size_t len)
     }
     out[used] = 0;
     close(fd[0]);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return reap(pid);
 }
 
-int bench_torch_probe(char *version, size_t vlen, int *sdpa, char *why, size_t wlen)
+int bench_torch_probe(char *version, size_t vlen, char *why, size_t wlen)
 {
-    char *argv[] = {PYTHON, "-c",
-                    "import torch; print(torch.__version__, "
-                    "int(hasattr(torch.nn.functional, 'scaled_dot_product_attention')))",
-                    NULL};
+    const char *py = bench_py_python();
+    char *argv[] = {(char *)py, "-c", "import torch; print(torch.__version__)", NULL};
     char out[256];
-    if (access(PYTHON, X_OK) != 0) {
-        snprintf(why, wlen, "%s not found", PYTHON);
+    if (access(py, X_OK) != 0) {
+        snprintf(why, wlen, "%s not found", py);
         return -1;
     }
     if (run_capture(argv, out, sizeof out) != 0) {
-        snprintf(why, wlen, "%s -c \"import torch\" failed", PYTHON);
+        snprintf(why, wlen, "%s -c \"import torch\" failed", py);
         return -1;
     }
     out[strcspn(out, "\r\n")] = 0;
-    char *sp = strrchr(out, ' ');
-    *sdpa = sp && sp[1] == '1';
-    if (sp)
-        *sp = 0;
     snprintf(version, vlen, "%s", out);
     return 0;
 }
@@ -156,6 +175,90 @@ double bench_json_number(const char *s, const char *key)
     return end == p ? NAN : v;
 }
 
+int bench_json_string(const char *s, const char *key, char *out, size_t n)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    const char *p = strstr(s, pat);
+    if (!p) {
+        snprintf(pat, sizeof pat, "\"%s\":\"", key);
+        if (!(p = strstr(s, pat)))
+            return -1;
+    }
+    p += strlen(pat);
+    size_t k = 0;
+    for (; *p && *p != '"' && k + 1 < n; p++)
+        out[k++] = *p == '\\' && p[1] ? *++p : *p;
+    out[k] = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the peer server */
+
+struct bench_py {
+    pid_t pid;
+    int sock;
+    FILE *from;
+};
+
+static int read_reply(bench_py *s, char *line, size_t n)
+{
+    /* a framework that prints to stdout is not the reply: skip to the JSON line */
+    while (fgets(line, (int)n, s->from))
+        if (line[0] == '{')
+            return 0;
+    return -1;
+}
+
+bench_py *bench_py_open(int threads, const char *cache_dir, char *about, size_t alen, char *why,
+                        size_t wlen)
+{
+    const char *py = bench_py_python();
+    if (access(py, X_OK) != 0) {
+        snprintf(why, wlen, "%s not found", py);
+        return NULL;
+    }
+    bench_py *s = calloc(1, sizeof *s);
+    int sv[2];
+    if (!s || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        free(s);
+        snprintf(why, wlen, "cannot create a socket: %s", strerror(errno));
+        return NULL;
+    }
+    char script[4200], th[24], cache[600];
+    peer_script_named(script, sizeof script, "peer_torch.py");
+    snprintf(th, sizeof th, "%d", threads);
+    /* torch.compile's kernels go to the run's own cache directory, removed with it: its
+     * compile time is a cold one and the user's cache is left alone */
+    snprintf(cache, sizeof cache, "TORCHINDUCTOR_CACHE_DIR=%s/inductor", cache_dir);
+    char *argv[] = {(char *)py, script, "--serve", th, NULL};
+    s->pid = spawn(argv, cache, sv[1], 1);
+    close(sv[1]);
+    s->sock = sv[0];
+    s->from = s->pid > 0 ? fdopen(sv[0], "r") : NULL;
+    if (!s->from || read_reply(s, about, alen) != 0) {
+        snprintf(why, wlen, "%s %s --serve gave no probe line", py, script);
+        bench_py_close(s);
+        return NULL;
+    }
+    about[strcspn(about, "\r\n")] = 0;
+    return s;
+}
+
+void bench_py_close(bench_py *s)
+{
+    if (!s)
+        return;
+    shutdown(s->sock, SHUT_WR); /* end of requests: the server exits */
+    if (s->from)
+        fclose(s->from);
+    else
+        close(s->sock);
+    if (s->pid > 0)
+        reap(s->pid);
+    free(s);
+}
+
 static int write_all(const char *path, const bench_data *p)
 {
     FILE *f = fopen(path, "wb");
@@ -170,64 +273,142 @@ static int write_all(const char *path, const bench_data *p)
     return ok ? 0 : -1;
 }
 
-int bench_torch_run(const bench_data *p, int causal, int threads, int runs, int with_exact,
-                    bench_torch *r, char *why, size_t len)
+/* One peer's output file into a new buffer of n floats; NULL when absent or short. */
+static float *read_out(const char *path, size_t n)
 {
-    memset(r, 0, sizeof *r);
-    r->exact_ms = r->favor_ms = r->favor_vs_exact = NAN;
-    char dir[] = "/tmp/rfjit_bench_torch_XXXXXX";
+    FILE *f = fopen(path, "rb");
+    float *x = f ? malloc(sizeof(float) * n) : NULL;
+    if (x && fread(x, sizeof(float), n, f) != n) {
+        free(x);
+        x = NULL;
+    }
+    if (f)
+        fclose(f);
+    return x;
+}
+
+/* The request line and the reply; 0, or -1 when the server is gone. */
+static int ask(bench_py *s, const char *req, char *line, size_t n)
+{
+    size_t off = 0, len = strlen(req);
+    while (off < len) {
+        const ssize_t w = send(s->sock, req + off, len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        off += (size_t)w;
+    }
+    return read_reply(s, line, n);
+}
+
+static void read_results(const char *line, const char *dir, size_t nv, const int want[N_PY],
+                         bench_py_out res[N_PY])
+{
+    for (int i = 0; i < N_PY; i++) {
+        bench_py_out *r = &res[i];
+        if (!want[i])
+            continue;
+        char key[64], path[128];
+        snprintf(key, sizeof key, "%s_ms", bench_py_name[i]);
+        r->ms = bench_json_number(line, key);
+        snprintf(key, sizeof key, "%s_compile_ms", bench_py_name[i]);
+        r->compile_ms = bench_json_number(line, key);
+        snprintf(path, sizeof path, "%s/%s.f32", dir, bench_py_name[i]);
+        r->out = isfinite(r->ms) ? read_out(path, nv) : NULL;
+        unlink(path);
+        snprintf(key, sizeof key, "%s_error", bench_py_name[i]);
+        if (!r->out && bench_json_string(line, key, r->why, sizeof r->why) != 0 &&
+            bench_json_string(line, "compiled_error", r->why, sizeof r->why) != 0)
+            snprintf(r->why, sizeof r->why, "no usable result");
+    }
+}
+
+int bench_py_run(bench_py *s, const bench_data *p, int causal, int runs, const int want[N_PY],
+                 bench_py_out res[N_PY], char *why, size_t len)
+{
+    memset(res, 0, sizeof(bench_py_out) * N_PY);
+    for (int i = 0; i < N_PY; i++)
+        res[i].ms = res[i].compile_ms = NAN;
+    char dir[] = "/tmp/rfjit_bench_peers_XXXXXX";
     if (!mkdtemp(dir)) {
         snprintf(why, len, "cannot create a temporary directory: %s", strerror(errno));
         return -1;
     }
-    char in[64], outp[64];
+    char in[64], names[256] = "", req[512], line[8192];
     snprintf(in, sizeof in, "%s/in.f32", dir);
-    snprintf(outp, sizeof outp, "%s/out.f32", dir);
+    for (int i = 0; i < N_PY; i++)
+        if (want[i])
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     names[0] ? "," : "", bench_py_name[i]);
+    snprintf(req, sizeof req, "%d %d %d %d %d %d %s %s %s\n", p->L, p->d, p->dv, p->m, causal, runs,
+             in, dir, names);
     int rc = -1;
-    const size_t nv = (size_t)p->L * (size_t)p->dv;
-    if (write_all(in, p) != 0) {
+    if (write_all(in, p) != 0)
         snprintf(why, len, "cannot write %s", in);
-        goto done;
+    else if (ask(s, req, line, sizeof line) != 0)
+        snprintf(why, len, "peer_torch.py stopped answering");
+    else {
+        read_results(line, dir, (size_t)p->L * (size_t)p->dv, want, res);
+        rc = 0;
     }
-    char a[7][24], ex[4];
-    const int nums[7] = {p->L, p->d, p->dv, p->m, causal, threads, runs};
-    for (int i = 0; i < 7; i++)
-        snprintf(a[i], sizeof a[i], "%d", nums[i]);
-    snprintf(ex, sizeof ex, "%d", with_exact ? 1 : 0);
-    char script[4200];
-    peer_script(script, sizeof script);
-    char *argv[] = {PYTHON, script, a[0], a[1], a[2], a[3], a[4], a[5], a[6], in, outp, ex, NULL};
-    char line[1024];
-    if (run_capture(argv, line, sizeof line) != 0) {
-        snprintf(why, len, "%s peer_torch.py failed", PYTHON);
-        goto done;
-    }
-    r->exact_ms = bench_json_number(line, "exact_ms");
-    r->favor_ms = bench_json_number(line, "favor_ms");
-    r->favor_vs_exact = bench_json_number(line, "favor_vs_exact");
-    r->favor_out = malloc(sizeof(float) * nv);
-    r->exact_out = with_exact ? malloc(sizeof(float) * nv) : NULL;
-    FILE *f = fopen(outp, "rb");
-    int ok = f && r->favor_out && (!with_exact || r->exact_out) && isfinite(r->favor_ms) &&
-             (!with_exact || isfinite(r->exact_ms));
-    if (ok && with_exact)
-        ok = fread(r->exact_out, sizeof(float), nv, f) == nv;
-    if (ok)
-        ok = fread(r->favor_out, sizeof(float), nv, f) == nv;
-    if (f)
-        fclose(f);
-    if (!ok) {
-        snprintf(why, len, "peer_torch.py gave no usable result");
-        bench_torch_free(r);
-        goto done;
-    }
-    rc = 0;
-done:
     unlink(in);
-    unlink(outp);
     rmdir(dir);
     return rc;
 }
+
+void bench_py_free(bench_py_out res[N_PY])
+{
+    for (int i = 0; i < N_PY; i++) {
+        free(res[i].out);
+        res[i].out = NULL;
+    }
+}
+
+/* One Python peer's line of the header from the probe's keys: its version, what it runs on,
+ * or why it is missing. */
+static void py_line(const char *probe, const char *title, const char *ver_key,
+                    const char *about_key, const char *err_key, const char *what)
+{
+    char ver[128], about[512];
+    if (bench_json_string(probe, ver_key, ver, sizeof ver) != 0) {
+        if (bench_json_string(probe, err_key, about, sizeof about) != 0)
+            snprintf(about, sizeof about, "not importable");
+        printf("  %-14s skipped: %s\n", title, about);
+        return;
+    }
+    if (bench_json_string(probe, about_key, about, sizeof about) != 0)
+        about[0] = 0;
+    printf("  %-14s %s: %s; %s\n", title, ver, about, what);
+}
+
+void bench_py_print_header(const char *probe, int runs)
+{
+    char pools[512] = "";
+    bench_json_string(probe, "pools", pools, sizeof pools);
+    printf("Python peers: %s bench/peer_torch.py (RFJIT_BENCH_PYTHON; one process per thread "
+           "count, imports and compiles not timed), tuned: OPENBLAS_CORETYPE removed, %s; "
+           "threads = rfjit's (torch.set_num_threads, OMP/MKL/OpenBLAS_NUM_THREADS, ORT "
+           "intra_op_num_threads; JAX: one thread by XLA_FLAGS "
+           "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, more threads "
+           "not pinnable: XLA's pool has one thread per schedulable CPU); median of %d runs "
+           "after 2 warm-ups; thread pools loaded: %s\n",
+           bench_py_python(), bench_torch_tunables, runs, pools[0] ? pools : "unknown");
+    py_line(probe, "torch", "torch", "torch_about", "torch_error",
+            "FAVOR+ in eager torch ops (causal in chunks of 128), exact by "
+            "scaled_dot_product_attention");
+    py_line(probe, "torch.compile", "torch", "torch_about", "compiled_error",
+            "torch.compile (inductor, C++/OpenMP codegen) of the bidirectional FAVOR+ math, "
+            "compile time printed, not in the ratio");
+    py_line(probe, "JAX", "jax", "jax_about", "jax_error",
+            "jax.jit of the bidirectional FAVOR+ math");
+    py_line(probe, "ONNX Runtime", "onnxruntime", "ort_about", "ort_error",
+            "session of the bidirectional FAVOR+ graph, ORT_ENABLE_ALL");
+    py_line(probe, "performer", "performer", "performer_about", "performer_error",
+            "bidirectional FastAttention, eps 0 instead of its 1e-4 for the check");
+}
+
+/* ------------------------------------------------------------------ the decode peer */
 
 int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int runs, double *us,
                        char *why, size_t len)
@@ -238,9 +419,10 @@ int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int
     for (int i = 0; i < 7; i++)
         snprintf(a[i], sizeof a[i], "%d", nums[i]);
     peer_script_named(script, sizeof script, "peer_torch_decode.py");
-    char *argv[] = {PYTHON, script, a[0], a[1], a[2], a[3], a[4], a[5], a[6], NULL};
+    const char *py = bench_py_python();
+    char *argv[] = {(char *)py, script, a[0], a[1], a[2], a[3], a[4], a[5], a[6], NULL};
     if (run_capture(argv, line, sizeof line) != 0) {
-        snprintf(why, len, "%s peer_torch_decode.py failed", PYTHON);
+        snprintf(why, len, "%s peer_torch_decode.py failed", py);
         return -1;
     }
     *us = bench_json_number(line, "us_per_step");
@@ -249,11 +431,4 @@ int bench_torch_decode(int bh, int m, int d, int dv, int threads, int steps, int
         return -1;
     }
     return 0;
-}
-
-void bench_torch_free(bench_torch *r)
-{
-    free(r->exact_out);
-    free(r->favor_out);
-    r->exact_out = r->favor_out = NULL;
 }

@@ -1,37 +1,68 @@
 # SPDX-License-Identifier: MIT
-"""The torch peer of `rfjit bench` (bench/peer_torch.c runs it with /usr/bin/python3).
+"""The Python peers of `rfjit bench` (bench/peer_torch.c runs this with RFJIT_BENCH_PYTHON,
+else /usr/bin/python3).
 
-usage: peer_torch.py L d dv m causal threads runs IN OUT with_exact
+usage: peer_torch.py --serve THREADS    (then request lines: L d dv m causal runs IN OUTDIR PEERS)
+       peer_torch.py --probe
 
 IN holds float32 q (L x d), k (L x d), v (L x dv) and W (m x d), the harness's own data, so
-torch computes on the same numbers as rfjit and the OpenBLAS peers. Times exact attention
-(scaled_dot_product_attention where torch has it, else softmax(q k^T / sqrt d) v) unless
-with_exact is 0, and FAVOR+ with the same W and the positive features of est/positive.c
-(causal: chunked prefix sums, torch ops only); 2 warm-ups, then `runs` timed calls each.
-Writes the exact output (if run) and the FAVOR+ output to OUT as float32, and prints one JSON
-line: torch version, median ms of each, and FAVOR+'s relative error against torch's exact.
+every peer computes on the same numbers and projection as rfjit and the OpenBLAS peers. PEERS
+is a comma-separated list of: torch_favor (FAVOR+ with the positive features of
+est/positive.c in eager torch ops; causal: chunked prefix sums), torch_sdpa (exact attention,
+scaled_dot_product_attention; softmax(q k^T / sqrt d) v in a torch without it) and the bidirectional FAVOR+ peers of peer_compiled.py
+(torch_compile_favor, jax_favor, ort_favor, performer_favor). Each runs on THREADS threads,
+2 warm-ups (after a compile where there is one), then `runs` timed calls; its output goes to
+OUTDIR/NAME.f32. The reply is one JSON line: NAME_ms (median), NAME_compile_ms where it
+compiles, NAME_error when it failed (a failing peer never stops the others).
+--probe prints one JSON line with each framework's version and the BLAS and kernels it uses;
+--serve prints it first.
 """
 import json
 import math
+import os
 import sys
 import time
-
-import torch
 
 CHUNK = 128  # the OpenBLAS peer's chunk (bench.h PEER_FAVOR_CHUNK)
 
 
-def exact(q, k, v, causal, mask):
+def pin_threads(threads):
+    # before any framework is imported: their pools are sized when they load
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if threads == 1:
+        # XLA's CPU client has no thread-count flag; this is its one-thread setting
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
+
+
+def exact(torch, q, k, v, causal):
+    # as (batch, heads, L, d): on 2-D inputs torch picks its unfused math kernel, on 4-D its
+    # fused CPU flash-attention kernel, which is what a model calls
     sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
-    if sdpa is not None:
-        return sdpa(q, k, v, is_causal=bool(causal))
-    s = (q @ k.T) * (1.0 / math.sqrt(q.shape[1]))
-    if causal:
-        s.masked_fill_(mask, float("-inf"))
-    return torch.softmax(s, dim=-1) @ v
+    if sdpa is None:  # torch < 2.0 (Debian's 1.13): what SDPA's math kernel computes
+        s = (q @ k.T) * (1.0 / math.sqrt(q.shape[1]))
+        if causal:
+            s.masked_fill_(torch.ones_like(s, dtype=torch.bool).triu_(1), float("-inf"))
+        return torch.softmax(s, dim=-1) @ v
+    q4, k4, v4 = (t[None, None] for t in (q, k, v))
+    return sdpa(q4, k4, v4, is_causal=bool(causal))[0, 0]
 
 
-def favor(q, k, v, ws, causal):
+def sdpa_kernel(torch):
+    """The kernel SDPA picks for a float32 (1, 1, L, d) call, as torch names it."""
+    if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        return "none: no SDPA in this torch, softmax(q k^T / sqrt d) v instead"
+    try:
+        from torch.nn.attention import SDPBackend
+        x = torch.zeros(1, 1, 256, 64)
+        return SDPBackend(torch._fused_sdp_choice(x, x, x)).name
+    except Exception:
+        return "unknown"
+
+
+def favor(torch, q, k, v, ws, causal):
     # phi(x)_r = exp(w_r . x - |x|^2 / 2), x = q d^{-1/4} (folded into ws); queries shifted
     # by their own maximum, keys by the global one, m^{-1/2} left out: all cancel.
     d = q.shape[1]
@@ -60,6 +91,7 @@ def favor(q, k, v, ws, causal):
 
 
 def timed(fn, runs):
+    """Median ms of `runs` calls after 2 warm-ups, and the last output."""
     for _ in range(2):
         out = fn()
     ts = []
@@ -73,31 +105,100 @@ def timed(fn, runs):
     return med, out
 
 
-def main():
-    L, d, dv, m, causal, threads, runs = (int(x) for x in sys.argv[1:8])
-    path_in, path_out, with_exact = sys.argv[8], sys.argv[9], int(sys.argv[10])
+def eager_peers(torch, data, causal):
+    q, k, v, w = data
+    ws = w * q.shape[1] ** -0.25
+
+    return {"torch_favor": lambda: (lambda: favor(torch, q, k, v, ws, causal)),
+            "torch_sdpa": lambda: (lambda: exact(torch, q, k, v, causal))}
+
+
+def serve(threads):
+    """One process per thread count for the whole bench run, so that importing the frameworks
+    and warming torch.compile up are paid once, not per shape: the probe line first, then one
+    reply line per request line (L d dv m causal runs IN OUTDIR PEERS) until stdin closes."""
+    pin_threads(threads)
+    if not probe():
+        return
+    import torch
     torch.set_num_threads(threads)
+    for line in sys.stdin:
+        print(json.dumps(run(torch, threads, line.split())), flush=True)
+
+
+def run(torch, threads, argv):
+    import numpy as np
+
+    L, d, dv, m, causal, runs = (int(x) for x in argv[:6])
+    path_in, outdir, wanted = argv[6], argv[7], argv[8].split(",")
     raw = torch.from_file(path_in, size=2 * L * d + L * dv + m * d, dtype=torch.float32)
-    q = raw[:L * d].view(L, d)
-    k = raw[L * d:2 * L * d].view(L, d)
-    v = raw[2 * L * d:2 * L * d + L * dv].view(L, dv)
-    w = raw[2 * L * d + L * dv:].view(m, d)
-    ws = w * d ** -0.25
-    mask = torch.ones(L, L, dtype=torch.bool).triu_(1) if causal and with_exact else None
-    res = {"torch": torch.__version__, "exact_ms": None, "favor_ms": None,
-           "favor_vs_exact": None}
-    with torch.inference_mode():
-        outs = []
-        if with_exact:
-            res["exact_ms"], oe = timed(lambda: exact(q, k, v, causal, mask), runs)
-            outs.append(oe)
-        res["favor_ms"], of = timed(lambda: favor(q, k, v, ws, causal), runs)
-        outs.append(of)
-        if with_exact:
-            res["favor_vs_exact"] = float((of - oe).norm() / oe.norm())
-        torch.cat([o.reshape(-1) for o in outs]).numpy().tofile(path_out)
-    print(json.dumps(res))
+    data = (raw[:L * d].view(L, d), raw[L * d:2 * L * d].view(L, d),
+            raw[2 * L * d:2 * L * d + L * dv].view(L, dv), raw[2 * L * d + L * dv:].view(m, d))
+    makers = eager_peers(torch, data, causal)
+    res = {}
+    if any(name not in makers for name in wanted):
+        try:
+            import peer_compiled
+            makers.update(peer_compiled.makers(torch, data, threads))
+        except Exception as e:
+            res["compiled_error"] = why(e)
+    for name in wanted:
+        try:
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                fn = makers[name]()  # builds and compiles; a compiling peer also runs once
+                build_ms = 1e3 * (time.perf_counter() - t0)
+                res[name + "_ms"], out = timed(fn, runs)
+                if getattr(fn, "compiles", False):
+                    res[name + "_compile_ms"] = build_ms
+                if isinstance(out, torch.Tensor):
+                    out = out.numpy()
+                np.asarray(out, dtype=np.float32).tofile(os.path.join(outdir, name + ".f32"))
+        except Exception as e:  # a peer's failure is reported, not fatal
+            res.pop(name + "_ms", None)
+            res[name + "_error"] = why(e)
+    return res
+
+
+def why(e):
+    return f"{type(e).__name__}: {e}".splitlines()[0][:150]
+
+
+def probe():
+    about = {}
+    try:
+        import torch
+        about["torch"] = torch.__version__
+        about["sdpa"] = int(hasattr(torch.nn.functional, "scaled_dot_product_attention"))
+        about["torch_about"] = torch_kernels(torch)
+    except Exception as e:
+        about["torch_error"] = why(e)
+        print(json.dumps(about), flush=True)
+        return False
+    try:
+        import peer_compiled
+        about.update(peer_compiled.probe(torch))
+    except Exception as e:
+        about["compiled_error"] = why(e)
+    print(json.dumps(about), flush=True)
+    return True
+
+
+def torch_kernels(torch):
+    cfg = torch.__config__.show()
+    blas = next((ln.split("BLAS_INFO=")[1].split(",")[0] for ln in cfg.split("\n")
+                 if "BLAS_INFO=" in ln), "unknown")
+    cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    parts = [f"BLAS {blas}", f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}",
+             f"oneDNN {'yes' if torch.backends.mkldnn.is_available() else 'no'}",
+             f"CPU kernels {cap}", f"SDPA kernel {sdpa_kernel(torch)}"]
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--probe"]:
+        probe()
+    elif len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+    else:
+        sys.exit(__doc__)

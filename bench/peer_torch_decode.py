@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The torch peer of `rfjit bench --suite decode` (bench/peer_torch.c runs it with
-/usr/bin/python3).
+RFJIT_BENCH_PYTHON, else /usr/bin/python3; torch 1.13 and 2.x alike).
 
 usage: peer_torch_decode.py BH m d dv threads steps runs
 

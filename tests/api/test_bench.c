@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file tests `rfjit bench`: the smoke suite through the built CLI (every line a JSON
- * object with the row keys, plausible numbers, peers agreeing with rfjit), and the OpenBLAS
+ * object with the row keys, plausible numbers, peers agreeing with rfjit; Python peers that
+ * fail are skipped, not fatal), and the OpenBLAS
  * peers themselves against exact attention and FAVOR+ computed here in double, at sizes that
  * leave ragged blocks and chunks, so a wrong peer cannot pass for a fast one. No timing is
  * asserted.
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ a JSON validator */
 
@@ -132,6 +135,7 @@ Test(bench, smoke_suite_json, .timeout = 120)
                   "peak %g: %s", pct, gflops, peak, line);
         cr_assert(isfinite(num(line, "rel_err")), "%s", line);
         cr_assert(!has(line, "torch_favor_ms"), "--no-torch ran torch: %s", line);
+        cr_assert(has(line, "vs_torch_sdpa") && isnan(num(line, "vs_torch_sdpa")), "%s", line);
         if (blas) {
             cr_assert_lt(num(line, "peer_err_openblas_favor"), 1e-3, "%s", line);
             cr_assert_lt(num(line, "peer_err_openblas_exact"), 1e-3, "%s", line);
@@ -140,6 +144,63 @@ Test(bench, smoke_suite_json, .timeout = 120)
     }
     cr_assert_eq(pclose(f), 0, "rfjit bench failed");
     cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
+}
+
+/* An interpreter standing in for RFJIT_BENCH_PYTHON that answers the probe and then fails
+ * every peer (or, with quit, stops answering): the run goes on without them. */
+static void fake_python(const char *path, int quit)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("#!/bin/sh\n"
+          "echo '{\"torch\": \"0.0-fake\", \"torch_about\": \"none\"}'\n",
+          f);
+    if (!quit)
+        fputs("while read line; do echo '{\"torch_favor_error\": \"RuntimeError: fake\", "
+              "\"compiled_error\": \"ImportError: fake\"}'; done\n",
+              f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, 0755), 0);
+}
+
+Test(bench, failing_python_peers_are_skipped, .timeout = 120)
+{
+    char dir[] = "/tmp/rfjit_test_fakepy_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    for (int quit = 0; quit < 2; quit++) {
+        char py[128], cmd[512];
+        snprintf(py, sizeof py, "%s/python%d", dir, quit);
+        fake_python(py, quit);
+        snprintf(cmd, sizeof cmd,
+                 "RFJIT_BENCH_PYTHON=%s %s bench --suite smoke --json --no-blas 2>%s/err", py,
+                 RFJIT_CLI_PATH, dir);
+        FILE *f = popen(cmd, "r");
+        cr_assert_not_null(f);
+        static char line[8192];
+        int n = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (n++ == 0) {
+                cr_assert(strstr(line, "\"torch\":\"0.0-fake\""), "%s", line);
+                continue;
+            }
+            static const char *vs[] = {"vs_torch_favor", "vs_torch_sdpa", "vs_torch_compile_favor",
+                                       "vs_jax_favor",   "vs_ort_favor",  "vs_performer_favor"};
+            for (int i = 0; i < 6; i++)
+                cr_assert(has(line, vs[i]) && isnan(num(line, vs[i])), "%s: %s", vs[i], line);
+        }
+        cr_assert_eq(pclose(f), 0, "a failing peer stopped rfjit bench (quit %d)", quit);
+        cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
+        char err[256], text[4096] = "";
+        snprintf(err, sizeof err, "%s/err", dir);
+        FILE *e = fopen(err, "r");
+        cr_assert_not_null(e);
+        text[fread(text, 1, sizeof text - 1, e)] = 0;
+        fclose(e);
+        cr_assert(strstr(text, quit ? "stopped answering" : "RuntimeError: fake"), "%s", text);
+        unlink(err);
+        unlink(py);
+    }
+    rmdir(dir);
 }
 
 /* Run `rfjit bench ARGS`, keep the first line of its stderr in msg; the exit status. */
