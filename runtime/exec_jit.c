@@ -304,9 +304,9 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
  * per group, and exact attention reads (and widens) each key and value tile once per pass of
  * heads, not once per query head. The query heads of a group are adjacent
  * (h / (H / Hkv) = kvh), and each one's rows come out as a call of its own would give them,
- * bit for bit. Exact attention also cuts a sequence's queries into tasks of equal work
+ * bit for bit. Exact attention also cuts a sequence's queries into blocks of equal work
  * (runtime/query_blocks.h) when the (sequence, group) pairs alone would leave threads idle;
- * a query's bits do not depend on the task it is in.
+ * a query's bits do not depend on the block it is in.
  */
 typedef struct group_job {
     exec_job *j;
@@ -356,9 +356,8 @@ static void run_group(void *arg, int64_t task)
     const rj_seq sq = rj_call_seq(call, task / call->Hkv);
     if (sq.lq == 0 || sq.lk == 0)
         return;
-    int64_t runs[RJ_QCUT_UNITS_MAX][2];
-    const int64_t n = rj_qcut_runs(&gj->cut, sq.lq, sq.lk, j->p->kp.causal ? sq.qoff : 0, part,
-                                   runs);
+    int64_t first, n;
+    rj_qcut_block(&gj->cut, sq.lq, sq.lk, j->p->kp.causal ? sq.qoff : 0, part, &first, &n);
     if (n == 0)
         return;
     rj_diag dg = {{0}};
@@ -367,8 +366,7 @@ static void run_group(void *arg, int64_t task)
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    for (int64_t i = 0; i < n; i++)
-        run_queries(j, c, sq, task % call->Hkv, runs[i][0], runs[i][1]);
+    run_queries(j, c, sq, task % call->Hkv, first, n);
     rj_scratch_give(j->p, c);
 }
 
@@ -700,14 +698,14 @@ static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, void *arg
     return j->st;
 }
 
-/* run_group over every (sequence, key/value head, query task): exact attention cuts a
- * sequence's queries into tasks when the groups alone are too few to balance the threads. */
+/* run_group over every (sequence, key/value head, query block): exact attention cuts a
+ * sequence's queries into blocks when the groups alone are too few to balance the threads. */
 static rfjit_status exec_groups(exec_job *j, rj_diag *dg)
 {
     const rj_call *c = j->c;
     const rj_kplan *kp = &j->p->kp;
     const int64_t groups = c->B * c->Hkv;
-    group_job gj = {.j = j, .cut = {.tasks = 1, .base = kp->T, .T = kp->T}};
+    group_job gj = {.j = j, .cut = {.tasks = 1, .T = kp->T}};
     if (kp->tmpl == RJ_TMPL_SOFTMAX) {
         const rj_qcut_in in = {.groups = groups,
                                .threads = rj_pool_threads(j->p->ctx->pool),

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file cuts exact attention's queries of one (sequence, key/value group) into tasks that
- * the pool's threads run at once, so that one head spreads over all cores. The queries are
- * cut into units (whole passes of the softmax template over the keys when there are enough of
- * them, else whole tiles), each unit costs its queries times the keys they see (causal: later
- * queries see more), and the units go to the tasks heaviest first, each to the task with the
- * least work so far. Equal tasks keep both cores busy to the end, which equal query blocks do
- * not for causal attention. A query's bits do not depend on its unit (each run of units is a
- * kernel call with its own diagonal offset, on the tile grid of the whole sequence), so the
+ * This file cuts exact attention's queries of one (sequence, key/value group) into blocks
+ * that the pool's threads run at once, so that one head spreads over all cores. Each block
+ * is one kernel call on consecutive whole tiles, so the softmax template still serves up to
+ * gq of them per pass over the keys (single-tile passes cost a fifth more per tile). Block
+ * boundaries sit where the work done so far reaches t / tasks of the whole: causal queries
+ * see more keys the later they come, so equal lengths would leave the core with the first
+ * block idle while another runs the last. A query's bits do not depend on its block (each
+ * block starts on the tile grid of the whole sequence, with its own diagonal offset), so the
  * cut only balances the load and never changes a result.
  */
 #ifndef RJ_QUERY_BLOCKS_H
@@ -15,15 +15,10 @@
 
 #include "core/base.h"
 
-/* At most this many units per sequence (longer units past it), so that every task can work
- * out the whole assignment on its own, on the stack, in microseconds. */
-#define RJ_QCUT_UNITS_MAX 256
-
 /* The shape of a cut, the same for every (sequence, group) of a call. */
 typedef struct rj_qcut {
-    int64_t tasks; /* tasks per (sequence, group); 1: no cut */
-    int64_t base;  /* units are whole multiples of it: a pass (gq tiles) or a tile */
-    int64_t T;
+    int64_t tasks; /* blocks per (sequence, group); 1: no cut */
+    int64_t T;     /* the kernel's query tile */
     bool causal;
 } rj_qcut;
 
@@ -38,10 +33,10 @@ typedef struct rj_qcut_in {
 
 rj_qcut rj_qcut_make(const rj_qcut_in *in);
 
-/* The query ranges that task `task` (< cut->tasks) runs of a sequence of lq queries on lk keys,
- * the first at diagonal offset qoff: runs[i] = {first, length}, at most RJ_QCUT_UNITS_MAX, in
- * order; returns their count (0 when the task has nothing). */
-int64_t rj_qcut_runs(const rj_qcut *cut, int64_t lq, int64_t lk, int64_t qoff, int64_t task,
-                     int64_t runs[][2]);
+/* Block `task` (< cut->tasks) of a sequence of lq queries on lk keys, the first at diagonal
+ * offset qoff: queries [*first, *first + *n), *n = 0 when the block is empty. The blocks of a
+ * sequence cover its queries once, in order. */
+void rj_qcut_block(const rj_qcut *cut, int64_t lq, int64_t lk, int64_t qoff, int64_t task,
+                   int64_t *first, int64_t *n);
 
 #endif

@@ -2,15 +2,12 @@
 /*
  * This file checks how exact attention spreads one head's queries over the pool
  * (runtime/query_blocks.h):
- *   - the cut: every query of a sequence belongs to exactly one run of one task, runs start
- *     on the tile grid, a call too small to be worth waking the pool (or one thread) is not
- *     cut, and the tasks' work is even. Work is counted as the kernel does it, independently
- *     of the cut's own model: each query tile visits its key tiles up to its diagonal, T keys
- *     each. For the lengths the cut aims at (whole passes of the softmax template: 1024, 4096
- *     and 16384 queries on two threads) the tasks' work must be equal; for any other length
- *     the heaviest task may exceed the mean by the heaviest unit of queries (the bound of
- *     placing heaviest units first on the least loaded task) plus one tile of queries (the
- *     cut's model prices a ragged tile by its rows, the count by its whole keys);
+ *   - the cut: the blocks of a sequence cover its queries once, in order, starting on the
+ *     tile grid; a call too small to be worth waking the pool (or one thread, or enough
+ *     heads) is not cut; and the blocks' work is even. Work is counted as the kernel does it,
+ *     independently of the cut: each query tile visits the key tiles up to its diagonal, T
+ *     keys each. A boundary placed at the nearest tile errs by at most half a tile's work, so
+ *     the heaviest block exceeds the mean by at most the heaviest tile's work;
  *   - the execute: one head, d = dv = 64, causal and bidirectional, on 2 and 3 threads gives
  *     one thread's bits, at lengths that are whole passes, whole tiles only and neither, and
  *     with queries after earlier keys (Lq < Lk).
@@ -62,59 +59,57 @@ static rj_qcut cut_of(const cut_case *cc)
     return rj_qcut_make(&in);
 }
 
-/* Checks coverage and returns the heaviest and the mean task's work, and the heaviest unit. */
+/* Checks coverage and returns the heaviest and the mean block's work, and the heaviest
+ * tile's. */
 static void check_cover(const cut_case *cc, const rj_qcut *cut, double *max, double *mean,
-                        double *unit_max)
+                        double *tile_max)
 {
     const int64_t lq = cc->lq, lk = cc->lk, qoff = cc->causal ? lk - lq : 0;
-    uint8_t *seen = calloc((size_t)lq, 1);
-    cr_assert_not_null(seen);
-    int64_t runs[RJ_QCUT_UNITS_MAX][2];
+    int64_t next = 0;
     double total = 0;
     *max = 0;
     for (int64_t t = 0; t < cut->tasks; t++) {
-        const int64_t n = rj_qcut_runs(cut, lq, lk, qoff, t, runs);
-        double w = 0;
-        for (int64_t i = 0; i < n; i++) {
-            cr_assert(runs[i][0] % cut->T == 0 && runs[i][1] > 0 && runs[i][0] + runs[i][1] <= lq,
-                      "lq=%lld task %lld: run [%lld, +%lld) off the tile grid or the queries",
-                      (long long)lq, (long long)t, (long long)runs[i][0], (long long)runs[i][1]);
-            for (int64_t j = runs[i][0]; j < runs[i][0] + runs[i][1]; j++)
-                seen[j]++;
-            w += run_work(cut, runs[i][0], runs[i][1], lk, qoff);
-        }
+        int64_t first, n;
+        rj_qcut_block(cut, lq, lk, qoff, t, &first, &n);
+        cr_assert(n == 0 || (first == next && first % cut->T == 0 && first + n <= lq),
+                  "lq=%lld causal=%d block %lld: [%lld, +%lld) after %lld", (long long)lq,
+                  cc->causal, (long long)t, (long long)first, (long long)n, (long long)next);
+        next += n;
+        const double w = run_work(cut, first, n, lk, qoff);
         total += w;
         *max = w > *max ? w : *max;
     }
-    for (int64_t j = 0; j < lq; j++)
-        cr_assert_eq(seen[j], 1, "lq=%lld causal=%d: query %lld is in %d runs", (long long)lq,
-                     cc->causal, (long long)j, seen[j]);
+    cr_assert_eq(next, lq, "lq=%lld causal=%d: the blocks end at %lld", (long long)lq, cc->causal,
+                 (long long)next);
     *mean = total / (double)cut->tasks;
-    /* units are whole multiples of base, as many as fit in RJ_QCUT_UNITS_MAX */
-    const int64_t units = (lq + cut->base - 1) / cut->base;
-    const int64_t len = (units + RJ_QCUT_UNITS_MAX - 1) / RJ_QCUT_UNITS_MAX * cut->base;
-    *unit_max = 0;
-    for (int64_t s = 0; s < lq; s += len) {
-        const double w = run_work(cut, s, lq - s < len ? lq - s : len, lk, qoff);
-        *unit_max = w > *unit_max ? w : *unit_max;
+    *tile_max = 0;
+    for (int64_t s = 0; s < lq; s += cut->T) {
+        const double w = run_work(cut, s, lq - s < cut->T ? lq - s : cut->T, lk, qoff);
+        *tile_max = w > *tile_max ? w : *tile_max;
     }
-    free(seen);
 }
 
-Test(jit_query_split, issue_lengths_split_into_equal_work)
+static void check_balance(const cut_case *cc)
+{
+    const rj_qcut cut = cut_of(cc);
+    double max, mean, tile_max;
+    check_cover(cc, &cut, &max, &mean, &tile_max);
+    cr_expect(max <= mean + tile_max,
+              "lq=%lld lk=%lld threads=%lld ng=%lld causal=%d: heaviest block %.0f > mean %.0f + "
+              "heaviest tile %.0f",
+              (long long)cc->lq, (long long)cc->lk, (long long)cc->threads, (long long)cc->ng,
+              cc->causal, max, mean, tile_max);
+}
+
+Test(jit_query_split, issue_lengths_are_cut_evenly)
 {
     const int64_t lens[] = {1024, 4096, 16384};
     for (int i = 0; i < 3; i++)
         for (int causal = 0; causal < 2; causal++) {
             const cut_case cc = {2, 1, 1, lens[i], lens[i], causal};
-            const rj_qcut cut = cut_of(&cc);
-            cr_assert_geq(cut.tasks, 2, "L=%lld causal=%d: not cut", (long long)lens[i], causal);
-            cr_expect_eq(cut.base, 256, "L=%lld causal=%d: units are not whole passes",
-                         (long long)lens[i], causal);
-            double max, mean, unit_max;
-            check_cover(&cc, &cut, &max, &mean, &unit_max);
-            cr_expect_eq(max, mean, "L=%lld causal=%d: heaviest task %.0f, mean %.0f",
-                         (long long)lens[i], causal, max, mean);
+            cr_assert_geq(cut_of(&cc).tasks, 2, "L=%lld causal=%d: not cut", (long long)lens[i],
+                          causal);
+            check_balance(&cc);
         }
 }
 
@@ -126,19 +121,11 @@ Test(jit_query_split, any_length_covers_once_and_balances)
         for (int t = 0; t < 4; t++)
             for (int causal = 0; causal < 2; causal++)
                 for (int shape = 0; shape < 3; shape++) {
-                    /* one head; Lq < Lk; grouped heads (tile units) on two groups */
+                    /* one head; Lq < Lk; grouped heads on two groups */
                     const int64_t lq = lens[i], lk = shape == 1 ? lq + 700 : lq;
                     const cut_case cc = {threads[t], shape == 2 ? 2 : 1, shape == 2 ? 4 : 1, lq, lk,
                                          causal};
-                    const rj_qcut cut = cut_of(&cc);
-                    double max, mean, unit_max;
-                    check_cover(&cc, &cut, &max, &mean, &unit_max);
-                    const double bound = mean + unit_max + 32.0 * (double)lk;
-                    cr_expect(max <= bound,
-                              "lq=%lld lk=%lld threads=%lld causal=%d shape=%d: heaviest task "
-                              "%.0f > mean %.0f + heaviest unit %.0f + a tile",
-                              (long long)lq, (long long)lk, (long long)threads[t], causal, shape,
-                              max, mean, unit_max);
+                    check_balance(&cc);
                 }
 }
 
@@ -198,8 +185,7 @@ static float *attend(int threads, int causal, const float *q, const float *k, co
 
 Test(jit_query_split, threads_give_one_threads_bits, .timeout = 300)
 {
-    /* whole passes; whole 32-query tiles only (AVX2's; 3 threads cut it by tiles); neither;
-     * Lq < Lk */
+    /* whole passes; whole 32-query tiles only (AVX2's); neither; Lq < Lk */
     const int64_t lqs[] = {1024, 1248, 2600, 1000}, lks[] = {1024, 1248, 2600, 1700};
     for (int c = 0; c < 4; c++) {
         const int64_t lq = lqs[c], lk = lks[c];
