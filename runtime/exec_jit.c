@@ -10,8 +10,9 @@
  */
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
-#include "runtime/pool.h"
 #include "runtime/plan_fit.h"
+#include "runtime/pool.h"
+#include "runtime/query_blocks.h"
 #include "runtime/tensor.h"
 
 #include <math.h>
@@ -303,37 +304,25 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
  * per group, and exact attention reads (and widens) each key and value tile once per pass of
  * heads, not once per query head. The query heads of a group are adjacent
  * (h / (H / Hkv) = kvh), and each one's rows come out as a call of its own would give them,
- * bit for bit. Exact attention also cuts a sequence's queries into nqb blocks (whole tiles,
- * each with its own diagonal offset) when there are fewer (sequence, group) pairs than
- * threads; a query's bits do not depend on the block it is in.
+ * bit for bit. Exact attention also cuts a sequence's queries into blocks of equal work
+ * (runtime/query_blocks.h) when the (sequence, group) pairs alone would leave threads idle;
+ * a query's bits do not depend on the block it is in.
  */
 typedef struct group_job {
     exec_job *j;
-    int64_t nqb, qblock; /* query blocks per (sequence, group), and their length */
+    rj_qcut cut;
 } group_job;
 
-static void run_group(void *arg, int64_t task)
+/* Queries [first, first + n) of the sequence: one kernel call from its own diagonal offset. */
+static void run_queries(exec_job *j, rj_exec_scratch *c, rj_seq sq, int64_t kvh, int64_t first,
+                        int64_t n)
 {
-    const group_job *gj = arg;
-    exec_job *j = gj->j;
     const rj_call *call = j->c;
     const rfjit_plan *p = j->p;
-    const int64_t qbi = task % gj->nqb;
-    task /= gj->nqb;
-    rj_seq sq = rj_call_seq(call, task / call->Hkv);
-    const int64_t first = qbi * gj->qblock;
-    if (first >= sq.lq || sq.lk == 0)
-        return;
+    const int64_t group = call->H / call->Hkv;
     sq.q0 += first;
     sq.qoff += p->kp.causal ? first : 0;
-    sq.lq = sq.lq - first < gj->qblock ? sq.lq - first : gj->qblock;
-    const int64_t kvh = task % call->Hkv, group = call->H / call->Hkv;
-    rj_diag dg = {{0}};
-    rj_exec_scratch *c = rj_scratch_take(p, &dg);
-    if (!c) {
-        fail_job(j, RFJIT_E_NOMEM, &dg);
-        return;
-    }
+    sq.lq = n;
     rj_kargs a = {0};
     a.q = rj_view_row(&call->q, sq.qb, kvh * group, sq.q0);
     a.k = rj_view_row(&call->k, sq.kb, kvh, sq.k0);
@@ -355,7 +344,30 @@ static void run_group(void *arg, int64_t task)
     a.sqh = call->q.stride[1];
     a.soh = call->out.stride[1];
     call_kernel(j, &a, &sq);
-    rj_scratch_give(p, c);
+}
+
+static void run_group(void *arg, int64_t task)
+{
+    const group_job *gj = arg;
+    exec_job *j = gj->j;
+    const rj_call *call = j->c;
+    const int64_t part = task % gj->cut.tasks;
+    task /= gj->cut.tasks;
+    const rj_seq sq = rj_call_seq(call, task / call->Hkv);
+    if (sq.lq == 0 || sq.lk == 0)
+        return;
+    int64_t first, n;
+    rj_qcut_block(&gj->cut, sq.lq, sq.lk, j->p->kp.causal ? sq.qoff : 0, part, &first, &n);
+    if (n == 0)
+        return;
+    rj_diag dg = {{0}};
+    rj_exec_scratch *c = rj_scratch_take(j->p, &dg);
+    if (!c) {
+        fail_job(j, RFJIT_E_NOMEM, &dg);
+        return;
+    }
+    run_queries(j, c, sq, task % call->Hkv, first, n);
+    rj_scratch_give(j->p, c);
 }
 
 static void run_slice(void *arg, int64_t task)
@@ -686,25 +698,28 @@ static rfjit_status run_tasks(exec_job *j, int64_t n, rj_pool_fn task, void *arg
     return j->st;
 }
 
-/* run_group over every (sequence, key/value head, query block): exact attention cuts the
- * queries into about two blocks per thread when the groups alone are fewer than the threads
- * (later blocks of a causal sequence see more keys, so more, smaller blocks even the load). */
+/* run_group over every (sequence, key/value head, query block): exact attention cuts a
+ * sequence's queries into blocks when the groups alone are too few to balance the threads. */
 static rfjit_status exec_groups(exec_job *j, rj_diag *dg)
 {
     const rj_call *c = j->c;
-    const int64_t T = j->p->kp.T, groups = c->B * c->Hkv;
-    const int64_t threads = rj_pool_threads(j->p->ctx->pool);
-    group_job gj = {.j = j, .nqb = 1, .qblock = c->max_lq > 0 ? c->max_lq : 1};
-    if (j->p->kp.tmpl == RJ_TMPL_SOFTMAX && groups < threads) {
-        const int64_t want = (2 * threads + groups - 1) / groups;
-        gj.qblock = round_up64((c->max_lq + want - 1) / want, T);
-        if (gj.qblock < T)
-            gj.qblock = T;
-        gj.nqb = (c->max_lq + gj.qblock - 1) / gj.qblock;
-        if (gj.nqb < 1)
-            gj.nqb = 1;
+    const rj_kplan *kp = &j->p->kp;
+    const int64_t groups = c->B * c->Hkv;
+    group_job gj = {.j = j, .cut = {.tasks = 1, .T = kp->T}};
+    if (kp->tmpl == RJ_TMPL_SOFTMAX) {
+        const rj_qcut_in in = {.groups = groups,
+                               .threads = rj_pool_threads(j->p->ctx->pool),
+                               .max_lq = c->max_lq,
+                               .max_lk = c->max_lk,
+                               .ng = c->H / c->Hkv,
+                               .d = kp->d,
+                               .dv = kp->dv,
+                               .T = kp->T,
+                               .gq = kp->gq,
+                               .causal = kp->causal};
+        gj.cut = rj_qcut_make(&in);
     }
-    return run_tasks(j, groups * gj.nqb, run_group, &gj, dg);
+    return run_tasks(j, groups * gj.cut.tasks, run_group, &gj, dg);
 }
 
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg)

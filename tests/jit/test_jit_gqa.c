@@ -25,6 +25,7 @@
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "runtime/ctx.h"
+#include "runtime/query_blocks.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -470,18 +471,21 @@ Test(jit_gqa, exact_kernel_passes_of_heads, .timeout = 120)
     rfjit_ctx_destroy(ctx);
 }
 
-/* One (sequence, group) on four threads runs in query blocks; its bits are one thread's. */
+/* One (sequence, group) on four threads runs in query blocks; its bits are one thread's. The
+ * keys are enough for the causal call to be cut too (runtime/query_blocks.h). */
 Test(jit_gqa, exact_query_blocks_match_one_thread, .timeout = 120)
 {
-    static const gcase one_group = {"one sequence", 1, 200, 260, NULL, NULL, 1, NULL, NULL};
-    uint8_t mask[260];
-    for (int j = 0; j < 260; j++)
+    enum { LKB = 420 };
+    static const gcase one_group = {"one sequence", 1, 200, LKB, NULL, NULL, 1, NULL, NULL};
+    uint8_t mask[LKB];
+    for (int j = 0; j < LKB; j++)
         mask[j] = j % 7 != 3;
     const size_t nq = (size_t)H * 200 * D, no = (size_t)H * 200 * DV;
-    void *q = normal_dt(nq, 0.5, 61, RFJIT_F32), *k = normal_dt(260 * D, 0.5, 62, RFJIT_F32);
-    void *v = normal_dt(260 * DV, 1.0, 63, RFJIT_F32);
+    void *q = normal_dt(nq, 0.5, 61, RFJIT_F32), *k = normal_dt(LKB * D, 0.5, 62, RFJIT_F32);
+    void *v = normal_dt(LKB * DV, 1.0, 63, RFJIT_F32);
     for (int causal = 0; causal < 2; causal++) {
         void *o[2];
+        int64_t T = 0, gq = 0;
         for (int t = 0; t < 2; t++) {
             rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
             cd.cache_dir = "";
@@ -491,9 +495,13 @@ Test(jit_gqa, exact_query_blocks_match_one_thread, .timeout = 120)
             cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
             rfjit_plan *p = make_plan_dir(ctx, "exact", RFJIT_F32, causal);
             o[t] = run(ctx, p, &one_group, RFJIT_F32, q, k, v, 1, mask, no);
+            T = p->kp.T;
+            gq = p->kp.gq;
             rfjit_plan_destroy(p);
             rfjit_ctx_destroy(ctx);
         }
+        const rj_qcut_in in = {1, 4, 200, LKB, H, D, DV, T, gq, causal != 0};
+        cr_assert_geq(rj_qcut_make(&in).tasks, 2, "causal=%d: the call is not cut", causal);
         cr_expect(!memcmp(o[0], o[1], no * sizeof(float)),
                   "exact causal=%d: four threads' query blocks differ from one thread", causal);
         free(o[0]);
