@@ -35,10 +35,11 @@ static int mounted;
 
 /* Run "cd dir && [env] rfjit args" under a 60 s timeout, stdout and stderr to out.txt and
  * err.txt there; the exit code (124: it hung). */
+/* Every run is kept off the user's kernel cache and wisdom (env may set others after). */
 static int run_env(const char *env, const char *args)
 {
     char prefix[1280];
-    snprintf(prefix, sizeof prefix, "%s timeout 60", env);
+    snprintf(prefix, sizeof prefix, "export RFJIT_CACHE_DIR= RFJIT_WISDOM=; %s timeout 60", env);
     return tu_cli_run(dir, prefix, args);
 }
 
@@ -288,9 +289,11 @@ Test(outputs, symlinks_to_stdout_are_refused_links_to_files_written_through)
                                {QKV " -o so", "so: is a symbolic link to a FIFO"}};
     for (int i = 0; i < 2; i++) {
         char cmd[1024], bash[1200];
-        snprintf(cmd, sizeof cmd,
-                 "cd %s && timeout 60 %s %s 2>err.txt | cat >out.txt; exit ${PIPESTATUS[0]}",
-                 dir, RFJIT_CLI_PATH, piped[i][0]);
+        snprintf(
+            cmd, sizeof cmd,
+            "cd %s && RFJIT_CACHE_DIR= RFJIT_WISDOM= timeout 60 %s %s 2>err.txt | cat >out.txt; "
+            "exit ${PIPESTATUS[0]}",
+            dir, RFJIT_CLI_PATH, piped[i][0]);
         snprintf(bash, sizeof bash, "bash -c '%s'", cmd);
         const int st = system(bash);
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: exit %d", piped[i][0],
