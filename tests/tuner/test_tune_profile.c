@@ -336,3 +336,57 @@ Test(tune_profile, closest_when_only_exact_meets)
     rfjit_tune_result_destroy(r);
     rfjit_ctx_destroy(c);
 }
+
+/* rfjit_tune_synthetic gives the tuner's calibration set's first tokens, for either profile,
+ * and refuses what rfjit_tune refuses, with a message. */
+Test(tune_profile, synthetic_draw_is_the_calibration_set)
+{
+    enum { L = 100, D = 24, DV = 8 };
+    rfjit_ctx *c = make_ctx();
+    float *q = malloc(sizeof(float) * L * D), *k = malloc(sizeof(float) * L * D);
+    float *v = malloc(sizeof(float) * L * DV);
+    cr_assert(q && k && v);
+    for (int profile = 0; profile < 2; profile++) {
+        rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+        t.d = D;
+        t.dv = DV;
+        t.L = 4 * L;
+        t.seed = 9;
+        t.synthetic_scale = 0.7;
+        t.scale = 0.3;
+        t.synthetic_profile = profile;
+        cr_assert_eq(rfjit_tune_synthetic(&t, L, q, k, v), RFJIT_OK, "%s",
+                     rfjit_ctx_last_error(NULL));
+        rj_tune_req req = {.d = D,
+                           .dv = DV,
+                           .L = t.L,
+                           .budget = 1,
+                           .seed = t.seed,
+                           .scale = t.synthetic_scale,
+                           .attn_scale = t.scale,
+                           .profile = profile};
+        rj_calib cal;
+        rj_diag dg = {{0}};
+        cr_assert_eq(rj_calib_make(c, &req, &cal, &dg), RFJIT_OK, "%s", dg.msg);
+        cr_expect(memcmp(cal.q, q, sizeof(float) * L * D) == 0, "profile %d: q", profile);
+        cr_expect(memcmp(cal.k, k, sizeof(float) * L * D) == 0, "profile %d: k", profile);
+        cr_expect(memcmp(cal.v, v, sizeof(float) * L * DV) == 0, "profile %d: v", profile);
+        rj_calib_free(&cal);
+    }
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    t.d = D;
+    cr_expect_eq(rfjit_tune_synthetic(&t, 0, q, k, v), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(NULL), "L = 0"), "%s", rfjit_ctx_last_error(NULL));
+    cr_expect_eq(rfjit_tune_synthetic(&t, L, q, NULL, v), RFJIT_E_INVALID_ARG);
+    t.synthetic_profile = 3;
+    cr_expect_eq(rfjit_tune_synthetic(&t, L, q, k, v), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(NULL), "synthetic_profile 3"), "%s",
+              rfjit_ctx_last_error(NULL));
+    t.synthetic_profile = RFJIT_PROFILE_GAUSSIAN;
+    t.synthetic_scale = 0;
+    cr_expect_eq(rfjit_tune_synthetic(&t, L, q, k, v), RFJIT_E_INVALID_ARG);
+    free(q);
+    free(k);
+    free(v);
+    rfjit_ctx_destroy(c);
+}
