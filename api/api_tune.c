@@ -127,15 +127,22 @@ static const rj_tune_row *closest(const rfjit_tune_result *res)
     return best;
 }
 
+/* What the closest row's error is: ESTIMATE has only the model's prediction. */
+static const char *near_kind(const rfjit_tune_result *res)
+{
+    return res->req.patience == RFJIT_PATIENCE_ESTIMATE ? "predicted error" : "error bound";
+}
+
 static void set_info(rfjit_tune_result *res)
 {
     char near[200] = "";
     const rj_tune_row *c = res->from_wisdom ? NULL : closest(res);
     if (c)
         snprintf(near, sizeof near,
-                 "; only exact meets the budget: closest %s at m = %d with error %.3g, %.3g "
+                 "; only exact meets the budget: closest %s at m = %d with %s %.3g, %.3g "
                  "times the budget",
-                 c->est->name, c->near_m, c->near_err, c->near_err / res->req.budget);
+                 c->est->name, c->near_m, near_kind(res), c->near_err,
+                 c->near_err / res->req.budget);
     snprintf(res->info, sizeof res->info,
              "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
              "fresh projection seeds is <= budget; tuned in %.2f s%s%s",
@@ -253,7 +260,7 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     int pat = 0;
     s = wisdom_key(&res->req, key, sizeof key, &dg);
     const int min_pat = res->req.patience == RFJIT_PATIENCE_WISDOM_ONLY ? 0 : res->req.patience;
-    rj_tune_row row;
+    rj_tune_row row = {0};
     if (s == RFJIT_OK && rj_ctx_wisdom_get(ctx, key, min_pat, val, sizeof val, &pat) &&
         wisdom_row(ctx, key, val, &row)) {
         if (!(res->out.rows = rj_alloc_array(1, sizeof row))) {
@@ -439,7 +446,7 @@ rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_
     if (near) {
         jput(&b, "{\"estimator\": \"%s\", \"m\": %d, ", near->est->name, near->near_m);
         jnum(&b, "error", near->near_err);
-        jput(&b, ", ");
+        jput(&b, ", \"error_kind\": \"%s\", ", near_kind(r));
         jnum(&b, "over_budget", near->near_err / r->req.budget);
         jput(&b, "}");
     } else {

@@ -811,7 +811,8 @@ RFJIT_API const char *rfjit_tune_result_info(const rfjit_tune_result *r);
  * tune_seconds, calibration, profile ("real-like", "gaussian" or "user"), closest, table).
  * closest is null unless exact is the only row that meets the budget; then it is the
  * estimator that missed it by the least: {"estimator", "m", "error" (its least error bound,
- * or under ESTIMATE the model's error at that m), "over_budget" (error / budget)}, also in
+ * or under ESTIMATE the model's error at that m), "error_kind" ("error bound" or "predicted
+ * error"), "over_budget" (error / budget)}, also in
  * rfjit_tune_result_info. RFJIT_E_INVALID_ARG if buf is too small. */
 RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_t len);
 

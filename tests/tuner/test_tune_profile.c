@@ -298,12 +298,14 @@ Test(tune_profile, closest_when_only_exact_meets)
     const char *info = rfjit_tune_result_info(r);
     char want[96];
     snprintf(want, sizeof want,
-             "only exact meets the budget: closest positive at m = %d with error", RJ_TUNE_M_MAX);
+             "only exact meets the budget: closest positive at m = %d with predicted error",
+             RJ_TUNE_M_MAX);
     cr_expect(strstr(info, want) && strstr(info, "times the budget"), "%s", info);
     char json[1 << 14];
     cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
     cr_expect(strstr(json, "\"closest\": {\"estimator\": \"positive\", \"m\": 8192, \"error\": "),
               "%s", json);
+    cr_expect(strstr(json, "\"error_kind\": \"predicted error\""), "%s", json);
     cr_expect(strstr(json, "\"profile\": \"gaussian\""), "%s", json);
     rfjit_tune_result_destroy(r);
 
@@ -319,8 +321,8 @@ Test(tune_profile, closest_when_only_exact_meets)
     int m = 0;
     double err = 0, over = 0;
     if (at)
-        cr_expect_eq(sscanf(at, "closest positive at m = %d with error %lg, %lg times", &m, &err,
-                            &over),
+        cr_expect_eq(sscanf(at, "closest positive at m = %d with error bound %lg, %lg times", &m,
+                            &err, &over),
                      3, "%s", info);
     cr_expect(m >= RJ_TUNE_M_STEP && err > t.budget && fabs(over - err / t.budget) <= 1e-2 * over,
               "m %d, error %g, %g times: %s", m, err, over, info);
