@@ -21,7 +21,7 @@ struct rfjit_tune_result {
     rj_tune_req req;
     rj_tune_out out;
     int from_wisdom;
-    char info[640];
+    char info[896];
 };
 
 /* Candidates from a comma-separated list (NULL: all). */
@@ -82,6 +82,12 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
                 d->synthetic_scale > 100))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "synthetic_scale %g is outside (0, 100]", d->synthetic_scale);
+    if (!nc && d->synthetic_profile != RFJIT_PROFILE_REAL_LIKE &&
+        d->synthetic_profile != RFJIT_PROFILE_GAUSSIAN)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "synthetic_profile %d is unknown (RFJIT_PROFILE_REAL_LIKE or "
+                            "RFJIT_PROFILE_GAUSSIAN)",
+                            d->synthetic_profile);
     if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))", d->scale);
@@ -98,28 +104,61 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
     r->ck = d->calib_k;
     r->cv = d->calib_v;
     r->scale = d->synthetic_scale;
+    r->profile = nc ? RFJIT_PROFILE_GAUSSIAN : d->synthetic_profile;
     r->attn_scale = d->scale;
     r->progress = d->progress;
     r->progress_user = d->progress_user;
     return RFJIT_OK;
 }
 
-static void set_info(rfjit_tune_result *res)
+/* When exact is the only row that meets the budget, the row that missed it by the least
+ * (error over budget at its largest m tried), so the user can tell whether a larger budget
+ * would buy a faster plan; NULL otherwise or when no candidate got an error at all. */
+static const rj_tune_row *closest(const rfjit_tune_result *res)
 {
-    snprintf(res->info, sizeof res->info,
-             "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
-             "fresh projection seeds is <= budget; tuned in %.2f s%s",
-             res->out.calib, res->req.budget,
-             res->req.kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", RJ_TUNE_CONFIRM_SEEDS,
-             res->out.wall_s, res->from_wisdom ? " (answered from wisdom)" : "");
+    const rj_tune_row *best = NULL;
+    for (size_t i = 0; i < res->out.n; i++) {
+        const rj_tune_row *x = &res->out.rows[i];
+        if (x->meets && x->m > 0)
+            return NULL;
+        if (x->near_m > 0 && isfinite(x->near_err) && (!best || x->near_err < best->near_err))
+            best = x;
+    }
+    return best;
 }
 
-/* Identity of the calibration data in a wisdom key: the synthetic model, or a hash of the
+/* What the closest row's error is: ESTIMATE has only the model's prediction. */
+static const char *near_kind(const rfjit_tune_result *res)
+{
+    return res->req.patience == RFJIT_PATIENCE_ESTIMATE ? "predicted error" : "error bound";
+}
+
+static void set_info(rfjit_tune_result *res)
+{
+    char near[200] = "";
+    const rj_tune_row *c = res->from_wisdom ? NULL : closest(res);
+    if (c)
+        snprintf(near, sizeof near,
+                 "; only exact meets the budget: closest %s at m = %d with %s %.3g, %.3g "
+                 "times the budget",
+                 c->est->name, c->near_m, near_kind(res), c->near_err,
+                 c->near_err / res->req.budget);
+    snprintf(res->info, sizeof res->info,
+             "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
+             "fresh projection seeds is <= budget; tuned in %.2f s%s%s",
+             res->out.calib, res->req.budget,
+             res->req.kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", RJ_TUNE_CONFIRM_SEEDS,
+             res->out.wall_s, res->from_wisdom ? " (answered from wisdom)" : "", near);
+}
+
+/* Identity of the calibration data in a wisdom key: the synthetic profile and scale ("syn"
+ * is the Gaussian one, as in records written before there were profiles), or a hash of the
  * user's sample (so other data is another problem). */
 static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag *dg)
 {
     if (!r->cq) {
-        snprintf(buf, n, "syn%.4g", r->scale);
+        snprintf(buf, n, "%s%.4g", r->profile == RFJIT_PROFILE_REAL_LIKE ? "real" : "syn",
+                 r->scale);
         return RFJIT_OK;
     }
     const rfjit_tensor *t[3] = {r->cq, r->ck, r->cv};
@@ -221,7 +260,7 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     int pat = 0;
     s = wisdom_key(&res->req, key, sizeof key, &dg);
     const int min_pat = res->req.patience == RFJIT_PATIENCE_WISDOM_ONLY ? 0 : res->req.patience;
-    rj_tune_row row;
+    rj_tune_row row = {0};
     if (s == RFJIT_OK && rj_ctx_wisdom_get(ctx, key, min_pat, val, sizeof val, &pat) &&
         wisdom_row(ctx, key, val, &row)) {
         if (!(res->out.rows = rj_alloc_array(1, sizeof row))) {
@@ -254,6 +293,32 @@ rfjit_status rfjit_tune(rfjit_ctx *ctx, const rfjit_tune_desc *desc_in, rfjit_tu
     set_info(res);
     *out = res;
     return RFJIT_OK;
+}
+
+rfjit_status rfjit_tune_synthetic(const rfjit_tune_desc *desc_in, int64_t L, float *q, float *k,
+                                  float *v)
+{
+    if (!desc_in || !q || !k || !v)
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG,
+                            "rfjit_tune_synthetic: desc, q, k and v must not be NULL");
+    if (L < 1)
+        return rj_ctx_failf(NULL, RFJIT_E_INVALID_ARG, "rfjit_tune_synthetic: L = %lld is < 1",
+                            (long long)L);
+    rfjit_tune_desc d = RFJIT_TUNE_DESC_INIT;
+    RJ_TRY(RJ_API_DESC_READ(NULL, &d, desc_in));
+    /* check() wants a whole request: give it the fields this call ignores */
+    d.calib_q = d.calib_k = d.calib_v = NULL;
+    d.budget = 1;
+    d.budget_kind = RFJIT_BUDGET_OUTPUT;
+    d.patience = RFJIT_PATIENCE_ESTIMATE;
+    d.estimators = NULL;
+    d.causal = 0;
+    d.L = 1;
+    rj_tune_req r;
+    RJ_TRY(check(NULL, &d, &r));
+    rj_diag dg = {{0}};
+    const rfjit_status s = rj_calib_draw(&r, L, q, k, v, &dg);
+    return s == RFJIT_OK ? s : rj_ctx_fail(NULL, s, &dg);
 }
 
 void rfjit_tune_result_destroy(rfjit_tune_result *r)
@@ -373,7 +438,21 @@ rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_
     jput(&b, "\"calibration\": \"");
     for (const char *p = r->out.calib; *p; p++)
         jput(&b, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    jput(&b, "\", \"table\": [");
+    jput(&b, "\", \"profile\": \"%s\", \"closest\": ",
+         r->req.cq                                   ? "user"
+         : r->req.profile == RFJIT_PROFILE_REAL_LIKE ? "real-like"
+                                                     : "gaussian");
+    const rj_tune_row *near = r->from_wisdom ? NULL : closest(r);
+    if (near) {
+        jput(&b, "{\"estimator\": \"%s\", \"m\": %d, ", near->est->name, near->near_m);
+        jnum(&b, "error", near->near_err);
+        jput(&b, ", \"error_kind\": \"%s\", ", near_kind(r));
+        jnum(&b, "over_budget", near->near_err / r->req.budget);
+        jput(&b, "}");
+    } else {
+        jput(&b, "null");
+    }
+    jput(&b, ", \"table\": [");
     for (size_t i = 0; i < r->out.n; i++) {
         const rj_tune_row *x = &r->out.rows[i];
         jput(&b, "%s{", i ? ", " : "");

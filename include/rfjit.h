@@ -709,10 +709,8 @@ typedef struct rfjit_tune_desc {
     int32_t patience;          /* RFJIT_PATIENCE_* */
     uint64_t seed;             /* synthetic data and search seeds */
     /* Calibration sample (all three or none): q, k (B, H, Lc, d) and v (B, H, Lc, dv). Without
-     * one the tuner draws B = H = 1, Lc = min(L, 1024) Gaussian tokens, q and k entries
-     * N(0, synthetic_scale^2 / (d scale)) (so the rows the estimators see, q sqrt(scale),
-     * have norm about synthetic_scale; at the default scale the entries are
-     * N(0, synthetic_scale^2 / sqrt d)), v entries N(0, 1), and says so in the result's info. */
+     * one the tuner draws B = H = 1, Lc = min(L, 1024) tokens of synthetic_profile (see
+     * RFJIT_PROFILE_*), seeded by seed, and says so in the result's info. */
     const rfjit_tensor *calib_q, *calib_k, *calib_v;
     double synthetic_scale;
     const char *estimators;    /* comma-separated candidates; NULL = every estimator */
@@ -722,12 +720,43 @@ typedef struct rfjit_tune_desc {
      * and the exact reference use it, and a wisdom record holds the scale it was tuned for
      * (records without one are for 1/sqrt(d)). Since 0.3. */
     double scale;
+    /* The synthetic calibration set's shape when no calibration sample is given
+     * (RFJIT_PROFILE_*; ignored with one). A wisdom record holds the profile it was tuned on
+     * (records without one are Gaussian). Since 0.4; a caller built against an older header
+     * gets the default, real-like. */
+    int32_t synthetic_profile;
 } rfjit_tune_desc;
+
+/*
+ * Synthetic calibration profiles. x below is a row as the estimators see it, q sqrt(scale)
+ * (q d^-1/4 at the default softmax scale 1/sqrt(d)); q = x / sqrt(scale).
+ *
+ * RFJIT_PROFILE_REAL_LIKE (the default): rows shaped like the queries and keys of a trained
+ * transformer's heads (all-MiniLM-L6-v2 on text: scaled norms 2-8 per head with median 3,
+ * every head with a mean component of norm 1.2-2.7, top covariance eigenvalue up to 0.42 of
+ * the total). q and k rows each get their own draw of
+ *     x = s (mu + g (a z + b1 w1 u1 + b2 w2 u2 + b3 w3 u3)),   s = synthetic_scale,
+ * mu a random direction of norm 2, u1..u3 random orthonormal directions, z ~ N(0, I_d),
+ * w ~ N(0, 1), g = exp(0.3 n - 0.045) a per-row gain (n ~ N(0, 1): a few rows much longer,
+ * as in real heads), and a, b chosen so that the covariance of the fluctuation has trace 5
+ * with eigenvalue shares 0.40, 0.15, 0.10 along u1..u3 and the rest spread evenly (d < 8:
+ * isotropic). So |x| has median about 3 (|mu|^2 + 5 = 9) and its largest rows reach about
+ * 8; v entries are N(0, 1). RFJIT_PROFILE_GAUSSIAN: q and k entries N(0, synthetic_scale^2 /
+ * (d scale)), so |x| is about synthetic_scale (at the default softmax scale, entries
+ * N(0, synthetic_scale^2 / sqrt d)); v entries N(0, 1). The rfjit releases before 0.4 drew
+ * this one.
+ *
+ * Without a calibration sample on the real-like profile, the tuner refuses the estimators
+ * whose features can be negative (trig, hybrid) when their error is heavy-tailed across
+ * projection seeds there (the largest of 8 seeds' errors above 10 times the smallest): a
+ * plan that is off by orders of magnitude on some seeds is not a plan, whatever its mean.
+ */
+enum { RFJIT_PROFILE_REAL_LIKE = 0, RFJIT_PROFILE_GAUSSIAN = 1 };
 
 #define RFJIT_TUNE_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
-            NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0                                           \
+            NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0, RFJIT_PROFILE_REAL_LIKE                  \
     }
 
 /* One candidate the tuner considered (a row of its Pareto table). */
@@ -774,12 +803,27 @@ RFJIT_API rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_
 RFJIT_API size_t rfjit_tune_result_rows(const rfjit_tune_result *r);
 RFJIT_API rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i,
                                              rfjit_tune_row *row);
-/* One line: calibration data used, confidence rule, wall time, whether wisdom answered. */
+/* One line: calibration data used, confidence rule, wall time, whether wisdom answered, and
+ * when only exact meets the budget, which estimator came closest, at which m, by how much. */
 RFJIT_API const char *rfjit_tune_result_info(const rfjit_tune_result *r);
 /* The chosen plan and the table as one JSON object (keys estimator, features, m, tiling,
  * predicted_error, measured_error, error_bound, time_ms, budget, budget_kind, from_wisdom,
- * tune_seconds, calibration, table). RFJIT_E_INVALID_ARG if buf is too small. */
+ * tune_seconds, calibration, profile ("real-like", "gaussian" or "user"), closest, table).
+ * closest is null unless exact is the only row that meets the budget; then it is the
+ * estimator that missed it by the least: {"estimator", "m", "error" (its least error bound,
+ * or under ESTIMATE the model's error at that m), "error_kind" ("error bound" or "predicted
+ * error"), "over_budget" (error / budget)}, also in
+ * rfjit_tune_result_info. RFJIT_E_INVALID_ARG if buf is too small. */
 RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_t len);
+
+/* L tokens of desc's synthetic calibration profile (synthetic_profile, synthetic_scale, the
+ * softmax scale, d, dv and seed; the rest is ignored) into contiguous q, k (L, d) and v (L, dv),
+ * drawn as rfjit_tune draws its calibration set: the same desc gives the tuner's set's first
+ * L tokens. For testing a tuned plan on data like what it was tuned on. Errors:
+ * RFJIT_E_INVALID_ARG (NULL, d or L < 1, dv < 0, unknown profile, synthetic_scale outside
+ * (0, 100], bad scale), RFJIT_E_NOMEM. Since 0.4. Thread safety: any thread. */
+RFJIT_API rfjit_status rfjit_tune_synthetic(const rfjit_tune_desc *desc, int64_t L, float *q,
+                                            float *k, float *v);
 
 /*
  * Wisdom: what rfjit_tune learnt on this machine, kept per context in memory. It is read at

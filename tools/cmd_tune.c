@@ -16,16 +16,22 @@
 static const char help[] =
     "usage: rfjit tune --d D [--dv DV] --L L --budget EPS [--budget-kind output|kernel]\n"
     "         [--calib-queries Q.npy --calib-keys K.npy --calib-values V.npy] [--scale S]\n"
-    "         [--causal] [--patience estimate|measure|patient|exhaustive|wisdom-only]\n"
+    "         [--profile real-like|gaussian] [--causal]\n"
+    "         [--patience estimate|measure|patient|exhaustive|wisdom-only]\n"
     "         [--estimators LIST] [--seed S] [--json] [--no-save] [--run] [--isa ISA]\n"
     "Finds the fastest attention plan (estimator, feature count m, tiling) whose error stays\n"
     "within EPS, and remembers it in the wisdom file.\n"
     "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
     "                     kind); kernel: mean Var(K_hat)/K^2 over query/key pairs\n"
     "  --calib-*          calibration sample (L, d) / (L, dv) or (B, H, L, .) .npy files;\n"
-    "                     without them a synthetic Gaussian set is drawn (--scale S: q and\n"
-    "                     k entries N(0, S^2/sqrt d), so the d^-1/4-scaled rows have norm\n"
-    "                     about S; default 1) and the output says so\n"
+    "                     without them a synthetic set of --profile is drawn and the\n"
+    "                     output says so\n"
+    "  --profile P        real-like (default): q and k rows shaped like a trained model's\n"
+    "                     heads (d^-1/4-scaled norms of median 3 x S, a shared mean of norm\n"
+    "                     2 x S, a dominant direction with 0.4 of the variance); signed\n"
+    "                     estimators (trig, hybrid) whose errors are heavy-tailed there are\n"
+    "                     refused; gaussian: q and k entries N(0, S^2/sqrt d), scaled rows of\n"
+    "                     norm about S (S: --scale, default 1)\n"
     "  --patience P       estimate: models only; measure (default): Monte Carlo and timing;\n"
     "                     patient, exhaustive: wider tiling searches; wisdom-only: answer\n"
     "                     from wisdom or fail\n"
@@ -33,8 +39,8 @@ static const char help[] =
     "  --json             print the chosen plan and the table as one JSON object\n"
     "  --no-save          do not write the answer to the wisdom file\n"
     "  --run              then run the chosen plan once on a fresh synthetic problem of\n"
-    "                     length L (the calibration model, another seed) and print its time\n"
-    "                     and its error against exact attention\n";
+    "                     length L (the profile, another seed) and print its time and its\n"
+    "                     error against exact attention\n";
 
 static void bar(void *user, double done, const char *what)
 {
@@ -66,6 +72,17 @@ static int parse_patience(const char *s, int32_t *p)
             return 0;
         }
     return -1;
+}
+
+static int parse_profile(const char *s, int32_t *p)
+{
+    if (!strcmp(s, "real-like"))
+        *p = RFJIT_PROFILE_REAL_LIKE;
+    else if (!strcmp(s, "gaussian"))
+        *p = RFJIT_PROFILE_GAUSSIAN;
+    else
+        return -1;
+    return 0;
 }
 
 static void print_ms(double x)
@@ -115,10 +132,18 @@ static int run_plan(rfjit_ctx *ctx, const rfjit_tune_desc *t, const rfjit_tune_r
     int rc = q && k && v && o && x ? CLI_OK : cli_error("tune", CLI_FAILED, "out of memory");
     rfjit_plan *p = NULL, *pe = NULL;
     if (rc == CLI_OK) {
-        const double s = (t->calib_q ? 1.0 : t->synthetic_scale) / pow((double)d, 0.25);
-        cli_normals(q, nq, s, t->seed + 7001);
-        cli_normals(k, nq, s, t->seed + 7002);
-        cli_normals(v, nv, 1.0, t->seed + 7003);
+        /* the tuner's synthetic profile with another seed; after a tune on the user's data,
+         * Gaussian rows of scaled norm 1 */
+        rfjit_tune_desc draw = *t;
+        draw.seed = t->seed + 7001;
+        if (t->calib_q) {
+            draw.synthetic_profile = RFJIT_PROFILE_GAUSSIAN;
+            draw.synthetic_scale = 1.0;
+        }
+        if (rfjit_tune_synthetic(&draw, L, q, k, v) != RFJIT_OK)
+            rc = cli_error("tune", CLI_FAILED, "%s", rfjit_ctx_last_error(NULL));
+    }
+    if (rc == CLI_OK) {
         rfjit_attn_desc ex = a;
         ex.estimator = "exact";
         ex.tiling = (rfjit_tiling){0, 0, 0, 0};
@@ -207,6 +232,8 @@ int cmd_tune(int argc, char **argv)
             bad = parse_kind(val, &t.budget_kind);
         else if (!strcmp(o, "--patience"))
             bad = parse_patience(val, &t.patience);
+        else if (!strcmp(o, "--profile"))
+            bad = parse_profile(val, &t.synthetic_profile);
         else if (!strcmp(o, "--scale"))
             bad = cli_parse_double(val, &t.synthetic_scale);
         else if (!strcmp(o, "--seed"))

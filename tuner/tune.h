@@ -26,6 +26,7 @@ typedef struct rj_tune_req {
     uint64_t seed;
     const rfjit_tensor *cq, *ck, *cv;
     double scale;      /* synthetic_scale */
+    int32_t profile;   /* synthetic_profile (RFJIT_PROFILE_*) */
     double attn_scale; /* the plans' softmax scale as given (0 = 1/sqrt(d)) */
     uint32_t est_mask; /* registry indices allowed */
     rfjit_progress_fn progress;
@@ -42,8 +43,23 @@ typedef struct rj_calib {
     /* kernel budget: the first nq queries and nk keys of slice 0, scaled by xscale */
     int64_t nq, nk;
     float *kq, *kk, *K;     /* K = exp(kq . kk), nq x nk */
-    char what[192];
+    char what[256];
 } rj_calib;
+
+/* The real-like profile's q or k rows (include/rfjit.h RFJIT_PROFILE_REAL_LIKE) as the
+ * estimators see them: n rows of width d times s, from seed's streams for part (RJ_PART_Q or
+ * RJ_PART_K). */
+rfjit_status rj_calib_real_like(float *x, int64_t n, int32_t d, double s, uint64_t seed, int part,
+                                rj_diag *dg);
+
+/* n tokens of the request's synthetic profile (its seed, scales, d and dv) into q, k (n x d)
+ * and v (n x dv): the calibration set's draw, for rfjit_tune_synthetic too. */
+rfjit_status rj_calib_draw(const rj_tune_req *r, int64_t n, float *q, float *k, float *v,
+                           rj_diag *dg);
+
+/* Heavy tails across projection seeds: the largest of the confirmation seeds' errors above
+ * this many times the smallest (tune_search.c says why 10). */
+#define RJ_TUNE_HEAVY_RATIO 10.0
 
 rfjit_status rj_calib_make(rfjit_ctx *ctx, const rj_tune_req *r, rj_calib *c, rj_diag *dg);
 void rj_calib_free(rj_calib *c);
@@ -64,6 +80,10 @@ typedef struct rj_tune_row {
     double predicted, measured, bound, time_ms;
     int32_t meets, pareto, chosen;
     char note[96];
+    /* the least error seen where the budget was missed, and its m (0: none), for the
+     * "closest" answer when only exact meets the budget */
+    double near_err;
+    int32_t near_m;
 } rj_tune_row;
 
 typedef struct rj_tune_out {

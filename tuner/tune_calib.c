@@ -84,6 +84,124 @@ static rfjit_status user_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
     return RFJIT_OK;
 }
 
+/* The real-like profile (include/rfjit.h RFJIT_PROFILE_REAL_LIKE), from the statistics of
+ * all-MiniLM-L6-v2's 72 heads after the d^-1/4 scaling: the mean component's norm is the
+ * middle of the measured 1.2-2.7; the fluctuation's trace makes the median |x|^2 about
+ * |mu|^2 + TRACE = 9, the measured median norm 3 squared; the first share is the measured
+ * top-eigenvalue share (up to 0.42), the next two a decay that keeps the rest spread; the
+ * gain's spread puts the longest of 1024 rows (3.3 sd: g about 2.6) near 8, below the
+ * measured maximum 10.6. */
+#define REAL_MU_NORM 2.0
+#define REAL_TRACE 5.0
+#define REAL_GAIN_SD 0.3
+#define REAL_SPIKES 3
+#define REAL_MIN_D 8 /* narrower heads: isotropic fluctuation */
+static const double real_share[REAL_SPIKES] = {0.40, 0.15, 0.10};
+
+/* Rows 1.. of dir (d wide) made orthonormal, row 0 only normalised. */
+static void orthonormalise(double *dir, int rows, int d)
+{
+    for (int r = 0; r < rows; r++) {
+        double *u = dir + (size_t)r * d;
+        for (int p = 1; p < r; p++) {
+            const double *v = dir + (size_t)p * d;
+            double dot = 0;
+            for (int c = 0; c < d; c++)
+                dot += u[c] * v[c];
+            for (int c = 0; c < d; c++)
+                u[c] -= dot * v[c];
+        }
+        double n2 = 0;
+        for (int c = 0; c < d; c++)
+            n2 += u[c] * u[c];
+        const double inv = n2 > 0 ? 1 / sqrt(n2) : 0;
+        for (int c = 0; c < d; c++)
+            u[c] *= inv;
+    }
+}
+
+rfjit_status rj_calib_real_like(float *x, int64_t n, int32_t d, double s, uint64_t seed, int part,
+                                rj_diag *dg)
+{
+    /* z shares the Gaussian profile's stream; the directions, spike weights and gains have
+     * streams of their own per part, clear of every other stream in core/philox.h */
+    const uint32_t st = RJ_STREAM_TUNE_CALIB + 0x10u * (uint32_t)(part + 1);
+    const int rows = 1 + REAL_SPIKES;
+    float *dirf = rj_alloc_array((size_t)rows * (size_t)d, sizeof(float));
+    double *dir = rj_alloc_array((size_t)rows * (size_t)d, sizeof(double));
+    float *w = rj_alloc_array((size_t)n * REAL_SPIKES, sizeof(float));
+    float *g = rj_alloc_array((size_t)n, sizeof(float));
+    rfjit_status status = RFJIT_OK;
+    if (!dirf || !dir || !w || !g) {
+        status = rj_fail(dg, RFJIT_E_NOMEM, "no memory for the real-like calibration set");
+        goto out;
+    }
+    rj_fill_normal(x, (size_t)n * (size_t)d, 1.0, seed, RJ_STREAM_TUNE_CALIB + (uint32_t)part);
+    rj_fill_normal(dirf, (size_t)rows * (size_t)d, 1.0, seed, st);
+    rj_fill_normal(w, (size_t)n * REAL_SPIKES, 1.0, seed, st + 1);
+    rj_fill_normal(g, (size_t)n, 1.0, seed, st + 2);
+    for (size_t i = 0; i < (size_t)rows * (size_t)d; i++)
+        dir[i] = dirf[i];
+    orthonormalise(dir, rows, d);
+    const int spikes = d >= REAL_MIN_D ? REAL_SPIKES : 0;
+    double rest = 1;
+    for (int j = 0; j < spikes; j++)
+        rest -= real_share[j];
+    const double a2 = rest * REAL_TRACE / d;
+    double b[REAL_SPIKES] = {0};
+    for (int j = 0; j < spikes; j++)
+        b[j] = sqrt(real_share[j] * REAL_TRACE - a2);
+    const double a = sqrt(a2);
+    for (int64_t i = 0; i < n; i++) {
+        /* mean 1: exp(sd n) has mean exp(sd^2 / 2) */
+        const double gi = exp(REAL_GAIN_SD * g[i] - REAL_GAIN_SD * REAL_GAIN_SD / 2);
+        float *xi = x + i * d;
+        for (int c = 0; c < d; c++) {
+            double f = a * xi[c];
+            for (int j = 0; j < spikes; j++)
+                f += b[j] * w[i * REAL_SPIKES + j] * dir[(size_t)(1 + j) * d + c];
+            xi[c] = (float)(s * (REAL_MU_NORM * dir[c] + gi * f));
+        }
+    }
+out:
+    rj_free(dirf);
+    rj_free(dir);
+    rj_free(w);
+    rj_free(g);
+    return status;
+}
+
+rfjit_status rj_calib_draw(const rj_tune_req *r, int64_t n, float *q, float *k, float *v,
+                           rj_diag *dg)
+{
+    const size_t nq = (size_t)n * (size_t)r->d;
+    if (r->profile == RFJIT_PROFILE_REAL_LIKE) {
+        RJ_TRY(rj_calib_real_like(q, n, r->d, r->scale, r->seed, RJ_PART_Q, dg));
+        RJ_TRY(rj_calib_real_like(k, n, r->d, r->scale, r->seed, RJ_PART_K, dg));
+        /* the draw is of the rows the estimators see; attention multiplies q and k by
+         * sqrt(softmax scale) */
+        const float inv = (float)(1 / rj_input_scale(r->d, r->attn_scale));
+        for (size_t i = 0; i < nq; i++) {
+            q[i] *= inv;
+            k[i] *= inv;
+        }
+    } else {
+        /* entries N(0, scale^2 / (d softmax scale)): the rows the estimators see, q
+         * sqrt(softmax scale), have norm about `scale`, whatever d (spec 8.7: that norm drives
+         * every estimator's variance). RJ_STREAM_TUNE_CALIB is apart from every stream the
+         * estimators draw from. The default keeps the expression it had before the softmax
+         * scale was a parameter, so default synthetic sets (and what wisdom learnt on them)
+         * keep their bits. */
+        const int dflt = r->attn_scale == 0 || r->attn_scale == rj_default_scale(r->d);
+        const double sd = dflt ? r->scale / pow((double)r->d, 0.25)
+                               : r->scale / sqrt((double)r->d * r->attn_scale);
+        rj_fill_normal(q, nq, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
+        rj_fill_normal(k, nq, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
+    }
+    rj_fill_normal(v, (size_t)n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_V);
+    return RFJIT_OK;
+}
+
 static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg)
 {
     c->B = c->H = 1;
@@ -93,21 +211,19 @@ static rfjit_status synthetic_set(const rj_tune_req *r, rj_calib *c, rj_diag *dg
     c->k = rj_alloc_array(n * (size_t)r->d, sizeof(float));
     c->v = rj_alloc_array(n * (size_t)r->dv, sizeof(float));
     RJ_FAIL_IF(dg, !c->q || !c->k || !c->v, RFJIT_E_NOMEM, "no memory for the calibration set");
-    /* entries N(0, scale^2 / (d softmax scale)): the rows the estimators see, q sqrt(softmax
-     * scale), have norm about `scale`, whatever d (spec 8.7: that norm drives every
-     * estimator's variance). RJ_STREAM_TUNE_CALIB is apart from every stream the estimators
-     * draw from. The default keeps the expression it had before the softmax scale was a
-     * parameter, so default synthetic sets (and what wisdom learnt on them) keep their bits. */
-    const int dflt = r->attn_scale == 0 || r->attn_scale == rj_default_scale(r->d);
-    const double sd = dflt ? r->scale / pow((double)r->d, 0.25)
-                           : r->scale / sqrt((double)r->d * r->attn_scale);
-    rj_fill_normal(c->q, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_Q);
-    rj_fill_normal(c->k, n * (size_t)r->d, sd, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_K);
-    rj_fill_normal(c->v, n * (size_t)r->dv, 1.0, r->seed, RJ_STREAM_TUNE_CALIB + RJ_PART_V);
-    snprintf(c->what, sizeof c->what,
-             "synthetic calibration set: L=%lld Gaussian tokens, q and k entries N(0, %g^2 / "
-             "(d scale)) (scaled norm ~%g), v entries N(0, 1), seed %llu",
-             (long long)c->lq, r->scale, r->scale, (unsigned long long)r->seed);
+    RJ_TRY(rj_calib_draw(r, c->lq, c->q, c->k, c->v, dg));
+    if (r->profile == RFJIT_PROFILE_REAL_LIKE)
+        snprintf(c->what, sizeof c->what,
+                 "synthetic calibration set, real-like profile: L=%lld tokens, q and k rows of "
+                 "scaled norm ~%g (median), mean component %g, top eigenvalue share %g; v "
+                 "entries N(0, 1); seed %llu",
+                 (long long)c->lq, 3 * r->scale, REAL_MU_NORM * r->scale, real_share[0],
+                 (unsigned long long)r->seed);
+    else
+        snprintf(c->what, sizeof c->what,
+                 "synthetic calibration set, Gaussian profile: L=%lld tokens, q and k entries "
+                 "N(0, %g^2 / (d scale)) (scaled norm ~%g), v entries N(0, 1), seed %llu",
+                 (long long)c->lq, r->scale, r->scale, (unsigned long long)r->seed);
     return RFJIT_OK;
 }
 

@@ -148,8 +148,9 @@ typedef struct tune_key {
     unsigned long cand;
 } tune_key;
 
-/* The calibration part of a key: "syn<scale>" with a scale in (0, 100] (rfjit_tune's
- * synthetic_scale range) or "cal<16 lowercase hex digits>". */
+/* The calibration part of a key: "syn<scale>" (Gaussian profile) or "real<scale>" (real-like
+ * profile) with a scale in (0, 100] (rfjit_tune's synthetic_scale range) or "cal<16 lowercase
+ * hex digits>". */
 static rfjit_status calib_parse(const char *s, size_t n, rj_diag *dg)
 {
     char buf[64];
@@ -162,12 +163,13 @@ static rfjit_status calib_parse(const char *s, size_t n, rj_diag *dg)
             return BAD(dg, "calibration hash \"%s\" is not 16 lowercase hex digits", buf + 3);
         return RFJIT_OK;
     }
-    const char *p = buf + 3;
+    const char *const num = buf + (strncmp(buf, "real", 4) ? 3 : 4), *p = num;
     double scale;
-    if (strncmp(buf, "syn", 3) != 0 || f64_at(&p, "syn", &scale, dg) != RFJIT_OK || *p)
-        return BAD(dg, "calibration \"%s\" is not syn<scale> or cal<hash>", buf);
+    if ((strncmp(buf, "syn", 3) && strncmp(buf, "real", 4)) ||
+        f64_at(&p, "syn", &scale, dg) != RFJIT_OK || *p)
+        return BAD(dg, "calibration \"%s\" is not syn<scale>, real<scale> or cal<hash>", buf);
     if (!(scale > 0 && scale <= 100))
-        return BAD(dg, "synthetic scale %s is outside (0, 100]", buf + 3);
+        return BAD(dg, "synthetic scale %s is outside (0, 100]", num);
     return RFJIT_OK;
 }
 
@@ -271,7 +273,8 @@ rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw
     tune_key k;
     RJ_TRY(key_parse(key, &k, dg));
     RJ_TRY(value_parse(value, row, dg));
-    if (!((k.cand >> registry_index(row->est)) & 1))
+    /* exact always competes (rfjit_tune), so it answers whatever the candidate list was */
+    if (row->est != rj_est_find("exact") && !((k.cand >> registry_index(row->est)) & 1))
         return BAD(dg, "est=%s is not among the key's candidates (cand%lx)", row->est->name,
                    k.cand);
     return plan_ok(&k, row, max_vw, dg);

@@ -554,7 +554,7 @@ class Context(_Handle):
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
-             softmax_scale=None):
+             softmax_scale=None, profile="real-like"):
         """The fastest plan within an error budget on this machine (rfjit_tune), as a
         TuneResult; answers from wisdom when it remembers this problem.
 
@@ -566,8 +566,12 @@ class Context(_Handle):
         patience     'estimate', 'measure', 'patient', 'exhaustive' or 'wisdom-only'
         seed         synthetic data and search seed, 0 .. 2^64-1
         calib        (q, k, v) sample arrays ((L, d)/(L, dv) or with leading (H,) or (B, H));
-                     None: a synthetic Gaussian set whose scaled rows have norm about `scale`
-        scale        > 0, the synthetic set's scaled norm
+                     None: a synthetic set of `profile`
+        profile      'real-like' (default: rows shaped like a trained model's heads, scaled
+                     norms of median 3 x scale, a shared mean, one dominant direction;
+                     signed estimators heavy-tailed there are refused) or 'gaussian'
+                     (scaled rows of norm about `scale`); see rfjit.h RFJIT_PROFILE_*
+        scale        > 0, the synthetic set's scale
         softmax_scale  the plans' softmax scale, as Context.plan's scale: None (1/sqrt(d))
                      or a finite number > 0; every candidate, the exact reference and the
                      wisdom record use it
@@ -582,6 +586,7 @@ class Context(_Handle):
         t.patience = _choice("patience", patience, _abi.PATIENCE)
         t.seed = _int("seed", seed, 0, _U64)
         t.synthetic_scale = _float("scale", scale)
+        t.synthetic_profile = _choice("profile", profile, _abi.PROFILE)
         t.scale = 0.0 if softmax_scale is None else _float("softmax_scale", softmax_scale)
         if isinstance(estimators, (list, tuple)):
             for e in estimators:

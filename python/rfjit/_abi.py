@@ -18,6 +18,7 @@ HYBRID_BASE = {"positive": 0, "hyperbolic": 1}
 KERNEL = {"softmax": 0, "gaussian": 1}
 PATIENCE = {"estimate": 0, "measure": 1, "patient": 2, "exhaustive": 3, "wisdom-only": 4}
 BUDGET = {"output": 0, "kernel": 1}
+PROFILE = {"real-like": 0, "gaussian": 1}
 DTYPE = {"float32": 0, "float16": 1, "bfloat16": 2}  # rfjit_dtype
 
 LOG_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_char_p)
@@ -83,7 +84,8 @@ class TuneDesc(C.Structure):
                 ("calib_q", C.POINTER(Tensor)), ("calib_k", C.POINTER(Tensor)),
                 ("calib_v", C.POINTER(Tensor)), ("synthetic_scale", C.c_double),
                 ("estimators", C.c_char_p), ("progress", PROGRESS_FN),
-                ("progress_user", C.c_void_p), ("scale", C.c_double)]
+                ("progress_user", C.c_void_p), ("scale", C.c_double),
+                ("synthetic_profile", C.c_int32)]
 
 
 class TuneRow(C.Structure):

@@ -281,6 +281,8 @@ class Errors(unittest.TestCase):
                      budget_kind="variance")
         expect_error(self, E, "patience must be one of", c.tune, 8, 64, patience="quick")
         expect_error(self, E, "L = 0 is outside", c.tune, 8, 0)
+        expect_error(self, E, "profile must be one of 'real-like', 'gaussian'", c.tune, 8, 64,
+                     profile="real")
         expect_error(self, E, "calib must be a tuple of 3 arrays (q, k, v)", c.tune, 8, 64,
                      calib=(q, q))
         expect_error(self, "RFJIT_E_NO_ESTIMATOR", "estimators must be an estimator name",
@@ -532,6 +534,18 @@ class TuneAndWisdom(unittest.TestCase):
                 r.close()
                 ctx.wisdom_forget()
                 self.assertNotIn("tune.", ctx.wisdom_to_string())
+
+    def test_profiles_and_closest(self):
+        with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
+            for profile in ("real-like", "gaussian"):
+                r = ctx.tune(16, 512, budget=1e-9, patience="estimate", estimators=["positive"],
+                             profile=profile)
+                j = r.json()
+                self.assertEqual(j["profile"], profile)
+                self.assertEqual(r.estimator, "exact")
+                self.assertEqual(j["closest"]["estimator"], "positive")
+                self.assertIn("closest positive at m = ", r.info)
+                r.close()
 
 
 if __name__ == "__main__":

@@ -922,6 +922,7 @@ Test(cli, tune_usage_errors)
     expect_error("tune --d 8 --L 20 --budget 0", 2, "budget");
     expect_error("tune --d 8 --L 20 --budget 0.1 --budget-kind both", 2, "--budget-kind");
     expect_error("tune --d 8 --L 20 --budget 0.1 --patience lazy", 2, "--patience");
+    expect_error("tune --d 8 --L 20 --budget 0.1 --profile real", 2, "--profile");
     expect_error("tune --d 8 --L 20 --budget 0.1 --calib-queries q.npy", 2, "together");
     expect_error("wisdom", 2, "no action");
     expect_error("wisdom export", 2, "needs a FILE");

@@ -446,6 +446,7 @@ Test(scale, tuner, .timeout = 600)
     t.budget = 1e-2;
     t.seed = 5;
     t.estimators = "positive,trig";
+    t.synthetic_profile = RFJIT_PROFILE_GAUSSIAN; /* where random features meet 1e-2 */
     t.scale = s;
     rfjit_tune_result *r = NULL;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));

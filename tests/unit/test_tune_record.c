@@ -149,6 +149,50 @@ Test(tune_record, sizes_plan_create_refuses_are_refused)
             16, "m = 5", "exact", NULL);
 }
 
+/* The calibration part names the synthetic profile: syn (Gaussian, what every record had
+ * before profiles) and real (real-like) parse with the same scale range; others do not. */
+Test(tune_record, profiles_in_the_key)
+{
+    static const struct {
+        const char *cal;
+        rfjit_status want;
+    } cases[] = {{"syn1", RFJIT_OK},
+                 {"real1", RFJIT_OK},
+                 {"real0.5", RFJIT_OK},
+                 {"real101", RFJIT_E_WISDOM_FORMAT},
+                 {"real", RFJIT_E_WISDOM_FORMAT},
+                 {"realx", RFJIT_E_WISDOM_FORMAT},
+                 {"gauss1", RFJIT_E_WISDOM_FORMAT}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x",
+                 cases[i].cal, (1u << rj_est_count) - 1);
+        rj_tune_row row;
+        rj_diag dg = {{0}};
+        cr_expect_eq(rj_tune_record_check(key, GOOD, 16, &row, &dg), cases[i].want, "%s: %s", key,
+                     dg.msg);
+    }
+}
+
+/* Exact always competes, so a record choosing it is valid whatever candidates the key lists
+ * (a tune of "positive" alone under a budget positive misses answers exact). */
+Test(tune_record, exact_answers_any_candidate_list)
+{
+    int positive = 0;
+    while (rj_est_registry[positive] != rj_est_find("positive"))
+        positive++;
+    char key[256];
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.real1.cand%x",
+             1u << positive);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key,
+                                      "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=0 measured=0 "
+                                      "bound=0 ms=1 seed=0",
+                                      16, &row, &dg),
+                 RFJIT_OK, "%s: %s", key, dg.msg);
+}
+
 Test(tune_record, tilings_kplan_refuses_are_refused)
 {
     refused_value("vw=8 T=32", "vw=70 T=3", "vector width 70 is not 4, 8 or 16", NULL);
@@ -239,6 +283,7 @@ static rfjit_status tune_wisdom_only(rfjit_ctx *c, rfjit_tune_result **r)
     t.d = 64;
     t.L = 4096;
     t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+    t.synthetic_profile = RFJIT_PROFILE_GAUSSIAN; /* key_of's syn1: a record without profile */
     return rfjit_tune(c, &t, r);
 }
 
