@@ -35,8 +35,9 @@ rfjit_status rj_ref_compat(const rj_spec *s, const double *params, const double 
                            const double *y, const double *v, int64_t lk, const int64_t *nvis,
                            double *out, rj_diag *dg);
 
-/* The estimator a compat mode reproduces ("positive", "hyperbolic"); NULL for none. */
-const char *rj_compat_estimator(int compat);
+/* The estimators a compat mode reproduces, quoted, for messages ("'positive' and 'trig'");
+ * NULL for none. */
+const char *rj_compat_estimators(int compat);
 /* Whether estimator e runs in compat mode (every estimator does in RJ_COMPAT_NONE). */
 bool rj_compat_applies(int compat, const rj_est_ops *e);
 

@@ -23,6 +23,12 @@
  *                        after the m^{-1/2}, so that factor no longer cancels there)
  *     Google             R_i = phi_q,i . z, plus 2e-6 where |R_i| <= 1e-6
  *
+ * Google's code also has the trig map (sincos_softmax_kernel_feature_creator, with
+ * nonnegative_features=False): phi(x) = m^{-1/2} e^{diag - D} [cos dash ; sin dash], D the
+ * largest diag over the whole sequence, the queries' for a query and the keys' for a key
+ * (so in causal attention the later queries and keys move R_i, and with it the guard), and
+ * the same normaliser guard.
+ *
  * fast-transformers (feature_maps/fourier_features.py Favor without stabilize, the defaults of
  * attention/linear_attention.py and causal_linear_attention.py) is the hyperbolic map as it
  * stands, phi = e^h f (est.h), and R_i = phi_q,i . z + 1e-6. Its features are kept in the log
@@ -39,6 +45,7 @@
 #include "est/est_common.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PT_FEATURE_EPS 1e-4 /* performer-pytorch softmax_kernel(eps) */
@@ -46,14 +53,15 @@
 #define GOOGLE_EPS 1e-6     /* fast_attention.py numerical_stabilizer */
 #define FT_EPS 1e-6         /* fast-transformers LinearAttention / CausalLinearAttention eps */
 
-const char *rj_compat_estimator(int compat)
+const char *rj_compat_estimators(int compat)
 {
     switch (compat) {
     case RJ_COMPAT_PERFORMER_PYTORCH:
+        return "'positive'";
     case RJ_COMPAT_GOOGLE_PERFORMER:
-        return "positive";
+        return "'positive' and 'trig'";
     case RJ_COMPAT_FAST_TRANSFORMERS:
-        return "hyperbolic";
+        return "'hyperbolic'";
     default:
         return NULL;
     }
@@ -61,22 +69,53 @@ const char *rj_compat_estimator(int compat)
 
 bool rj_compat_applies(int compat, const rj_est_ops *e)
 {
-    const char *name = rj_compat_estimator(compat);
-    return compat == RJ_COMPAT_NONE || (name && strcmp(name, e->name) == 0);
+    const char *names = rj_compat_estimators(compat);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", e->name);
+    return compat == RJ_COMPAT_NONE || (names && strstr(names, quoted));
 }
 
 typedef struct cstate {
     const rj_spec *s;
     const double *W; /* the estimator's parameters: W (m x d) for positive and hyperbolic */
     int64_t M;
-    double c;        /* the keys' shift: Performer's whole-sequence max, or max h (Favor) */
+    double c;        /* the keys' shift: Performer's whole-sequence max, max h (Favor), or the
+                        largest diag (Google's trig) */
+    double cq;       /* Google's trig: the queries' largest diag */
     double *S, *z;   /* M x dv, M */
     double *phi, *u; /* one row's features (M) and projections (m) */
 } cstate;
 
+static bool sincos(const rj_spec *s)
+{
+    return s->compat == RJ_COMPAT_GOOGLE_PERFORMER && strcmp(s->est->name, "trig") == 0;
+}
+
 static bool performer(const rj_spec *s)
 {
-    return s->compat == RJ_COMPAT_PERFORMER_PYTORCH || s->compat == RJ_COMPAT_GOOGLE_PERFORMER;
+    return (s->compat == RJ_COMPAT_PERFORMER_PYTORCH || s->compat == RJ_COMPAT_GOOGLE_PERFORMER) &&
+           !sincos(s);
+}
+
+/* Google's trig phi of x into st->phi: m^{-1/2} e^{diag - c} [cos ; sin] (the estimator's f
+ * is [cos ; sin]). */
+static void sincos_phi(const cstate *st, const double *x, rj_role role, double c)
+{
+    const rj_spec *s = st->s;
+    double h;
+    s->est->features(s, st->W, role, x, &h, st->phi);
+    const double w = exp(0.5 * rj_est_sqnorm(s->d, x) - c) / sqrt((double)s->m);
+    for (int64_t r = 0; r < st->M; r++)
+        st->phi[r] *= w;
+}
+
+/* The largest diag = |x|^2 / 2 of n rows. */
+static double max_diag(const rj_spec *s, const double *x, int64_t n)
+{
+    double c = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        c = fmax(c, 0.5 * rj_est_sqnorm(s->d, x + j * s->d));
+    return c;
 }
 
 /* u = W x; returns max_r u_r. */
@@ -113,6 +152,8 @@ static double key_shift(cstate *st, const double *y, int64_t nk)
 {
     const rj_spec *s = st->s;
     double c = -INFINITY, h;
+    if (sincos(s))
+        return max_diag(s, y, nk);
     for (int64_t j = 0; j < nk; j++) {
         const double *row = y + j * s->d;
         if (performer(s)) {
@@ -133,6 +174,8 @@ static void add_key(cstate *st, const double *y, const double *v)
     double w = 1, h;
     if (performer(s)) {
         performer_phi(st, y, st->c);
+    } else if (sincos(s)) {
+        sincos_phi(st, y, RJ_ROLE_K, st->c);
     } else {
         s->est->features(s, st->W, RJ_ROLE_K, y, &h, st->phi);
         w = exp(h - st->c);
@@ -153,6 +196,8 @@ static void query(const cstate *st, const double *x, double *out)
     double h = 0, den = 0, qsum = 0;
     if (performer(s))
         performer_phi(st, x, NAN);
+    else if (sincos(s))
+        sincos_phi(st, x, RJ_ROLE_Q, st->cq);
     else
         s->est->features(s, st->W, RJ_ROLE_Q, x, &h, st->phi);
     memset(out, 0, (size_t)s->dv * sizeof *out);
@@ -186,7 +231,7 @@ rfjit_status rj_ref_compat(const rj_spec *s, const double *params, const double 
                RFJIT_E_INTERNAL, "compat mode %d does not apply to estimator '%s'", s->compat,
                s->est->name);
     RJ_TRY(rj_est_check_nvis(s, lq, lk, nvis, dg));
-    cstate st = {s, params, s->est->feature_dim(s), 0, NULL, NULL, NULL, NULL};
+    cstate st = {s, params, s->est->feature_dim(s), 0, 0, NULL, NULL, NULL, NULL};
     st.S = rj_alloc_array_zero((size_t)st.M, (size_t)s->dv * sizeof(double));
     st.z = rj_alloc_array_zero((size_t)st.M, sizeof(double));
     st.phi = rj_alloc_array((size_t)st.M, sizeof(double));
@@ -197,6 +242,7 @@ rfjit_status rj_ref_compat(const rj_spec *s, const double *params, const double 
                     (long long)st.M, s->dv);
     } else {
         st.c = key_shift(&st, y, lk);
+        st.cq = sincos(s) ? max_diag(s, x, lq) : 0;
         int64_t t = 0; /* keys absorbed so far */
         for (int64_t i = 0; i < lq; i++) {
             const int64_t n = nvis ? nvis[i] : s->causal ? i + 1 : lk;

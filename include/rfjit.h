@@ -342,9 +342,11 @@ typedef struct rfjit_attn_desc {
      *     w.x for a query and the largest over ALL the visible keys of the sequence for a key
      *     (so in a causal plan a later key changes an earlier output: it leaks the future, as
      *     the model was trained); causal normalisers phi_q . (sum_{j<=i} phi_k + 1e-6).
-     *   "google-performer" (positive): Google's Performer JAX code (fast_attention.py,
+     *   "google-performer" (positive, trig): Google's Performer JAX code (fast_attention.py,
      *     make_fast_softmax_attention) at its defaults: the same features with 1e-6 for 1e-4,
-     *     and a normaliser R replaced by R + 2e-6 where |R| <= 1e-6.
+     *     and a normaliser R replaced by R + 2e-6 where |R| <= 1e-6; for trig, its sincos
+     *     features m^-1/2 e^{|x|^2/2 - D} [cos w.x ; sin w.x], D the largest |x|^2/2 over the
+     *     call's queries (for queries) or visible keys (for keys), with the same guard.
      *   "fast-transformers" (hyperbolic): fast-transformers' Favor features (exact, not
      *     stabilised) and linear attention's normaliser phi_q . sum phi_k + 1e-6.
      * Inputs are scaled by sqrt(scale) as always (at the default scale, their d^-1/4). Import

@@ -44,8 +44,8 @@ static rfjit_status read_compat(const rfjit_attn_desc *d, rj_spec *s, rj_diag *d
                "google-performer, fast-transformers)",
                d->compat);
     RJ_FAIL_IF(dg, !rj_compat_applies(c, s->est), RFJIT_E_NOT_APPLICABLE,
-               "compat mode '%s' reproduces estimator '%s' only, not '%s'", rj_compat_name(c),
-               rj_compat_estimator(c), s->est->name);
+               "compat mode '%s' reproduces estimator %s only, not '%s'", rj_compat_name(c),
+               rj_compat_estimators(c), s->est->name);
     s->compat = c;
     return RFJIT_OK;
 }

@@ -19,8 +19,9 @@
 static const char help_compat[] =
     "  --compat MODE      reproduce another implementation's numerics at its defaults, to\n"
     "                     serve a model trained with it (with --projection W.npy, its trained\n"
-    "                     projection): none (default), performer-pytorch or google-performer\n"
-    "                     (positive), fast-transformers (hyperbolic); runs on the reference\n";
+    "                     projection): none (default), performer-pytorch (positive),\n"
+    "                     google-performer (positive, trig), fast-transformers (hyperbolic);\n"
+    "                     runs on the reference backend\n";
 
 static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"

@@ -540,9 +540,9 @@ class Context(_Handle):
                      projection matrix (m is then taken from its shape)
         backend      'auto' (the JIT kernel where the estimator has one), 'jit' or 'reference'
         compat       None or 'none' (rfjit's own numerics), or the numerics of the code a model
-                     was trained with, at its defaults: 'performer-pytorch' or
-                     'google-performer' (estimator 'positive'), 'fast-transformers'
-                     ('hyperbolic'); pass the model's projection matrix as projection=. Such
+                     was trained with, at its defaults: 'performer-pytorch' (estimator
+                     'positive'), 'google-performer' ('positive', 'trig'),
+                     'fast-transformers' ('hyperbolic'); pass the model's projection matrix as projection=. Such
                      plans run on the reference backend. See the README's "Serving a model
                      trained with performer-pytorch"
         fallback     if compiling the kernel fails, run on the reference instead of failing

@@ -67,13 +67,26 @@ def favor_features(x, w):
     return np.concatenate([np.exp(u - o), np.exp(-u - o)], -1)
 
 
-def compat_attention(mode, q, k, v, w, causal, key_mask=None):
+def sincos_features(x, w, visible=None):
+    """Google's sincos_softmax_kernel_feature_creator: m^-1/2 [cos dash, sin dash]
+    e^{diag - max diag}, the max over the sequence's (visible) rows. x: (L, d)."""
+    x = x.astype(np.float64) * x.shape[-1] ** -0.25
+    dash = x @ w.astype(np.float64).T
+    diag = 0.5 * (x * x).sum(-1, keepdims=True)
+    renorm = diag[visible if visible is not None else slice(None)].max()
+    return np.concatenate([np.cos(dash), np.sin(dash)], -1) * np.exp(diag - renorm) / \
+        np.sqrt(w.shape[0])
+
+
+def compat_attention(mode, q, k, v, w, causal, key_mask=None, estimator=None):
     """One (batch, head) of q (Lq, d), k (Lk, d), v (Lk, dv) as the mode's code computes it
     at its defaults (float64). Masked keys take no part, as rfjit defines them."""
     lq, lk = q.shape[0], k.shape[0]
     vis = visibility(lq, lk, causal, key_mask)
     keys = vis.any(0)
-    if mode == "fast-transformers":
+    if estimator == "trig":
+        qf, kf = sincos_features(q, w), sincos_features(k, w, keys)
+    elif mode == "fast-transformers":
         qf, kf = favor_features(q, w), favor_features(k, w)
     else:
         eps = 1e-4 if mode == "performer-pytorch" else 1e-6
@@ -114,38 +127,38 @@ class CompatBase(unittest.TestCase):
 
 class TestTranscriptions(CompatBase):
     """rfjit against the NumPy transcriptions, every mode, direction and norm."""
-    MODES = {"performer-pytorch": "positive", "google-performer": "positive",
-             "fast-transformers": "hyperbolic"}
+    MODES = (("performer-pytorch", "positive"), ("google-performer", "positive"),
+             ("google-performer", "trig"), ("fast-transformers", "hyperbolic"))
 
-    def run_mode(self, mode, causal, norm, lq=40, lk=40, d=16, m=24, dv=8, key_mask=None):
+    def run_mode(self, mode, est, causal, norm, lq=40, lk=40, d=16, m=24, dv=8,
+                 key_mask=None):
         rng = np.random.default_rng([SEED, int(norm * 10), causal, len(mode)])
         q, k = rows_of_norm(rng, (lq, d), norm), rows_of_norm(rng, (lk, d), norm)
         v = rng.standard_normal((lk, dv)).astype(np.float32)
         w = rng.standard_normal((m, d)).astype(np.float32)
-        p = self.ctx.plan(d, dv=dv, estimator=self.MODES[mode], causal=causal, projection=w,
-                          compat=mode)
+        p = self.ctx.plan(d, dv=dv, estimator=est, causal=causal, projection=w, compat=mode)
         mask = None if key_mask is None else key_mask[None, :]
         got = p(q[None, None], k[None, None], v[None, None], key_mask=mask)[0, 0]
-        want = compat_attention(mode, q, k, v, w, causal, key_mask)
+        want = compat_attention(mode, q, k, v, w, causal, key_mask, est)
         err = rel_err(got, want)
-        self.assertLessEqual(err, F64_TOL, "mode %s causal %d norm %g seed %d" %
-                             (mode, causal, norm, SEED))
+        self.assertLessEqual(err, F64_TOL, "mode %s %s causal %d norm %g seed %d" %
+                             (mode, est, causal, norm, SEED))
         return got, want
 
     def test_every_mode_direction_and_norm(self):
-        for mode in self.MODES:
+        for mode, est in self.MODES:
             for causal in (False, True):
                 for norm in NORMS:
-                    with self.subTest(mode=mode, causal=causal, norm=norm):
-                        self.run_mode(mode, causal, norm)
+                    with self.subTest(mode=mode, estimator=est, causal=causal, norm=norm):
+                        self.run_mode(mode, est, causal, norm)
 
     def test_causal_offset_and_masked_keys_take_no_part(self):
         mask = np.ones(48, dtype=bool)
         mask[[0, 5, 17, 40]] = False  # key 0 is the first every causal query would see
-        for mode in self.MODES:
+        for mode, est in self.MODES:
             for causal in (False, True):
-                with self.subTest(mode=mode, causal=causal):
-                    self.run_mode(mode, causal, 2.0, lq=32, lk=48, key_mask=mask)
+                with self.subTest(mode=mode, estimator=est, causal=causal):
+                    self.run_mode(mode, est, causal, 2.0, lq=32, lk=48, key_mask=mask)
 
     def test_the_eps_matters_at_large_norms(self):
         """At norm 3 performer-pytorch's numerics and rfjit's own differ by far more than the

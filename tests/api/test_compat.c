@@ -65,6 +65,9 @@ Test(compat, bad_modes_are_refused_with_their_reason)
     expect_fail(desc_of("positive", "fast-transformers", 0), RFJIT_E_NOT_APPLICABLE,
                 "reproduces estimator 'hyperbolic' only, not 'positive'");
     expect_fail(desc_of("exact", "google-performer", 0), RFJIT_E_NOT_APPLICABLE, "not 'exact'");
+    expect_fail(desc_of("hyperbolic", "google-performer", 0), RFJIT_E_NOT_APPLICABLE,
+                "reproduces estimator 'positive' and 'trig' only, not 'hyperbolic'");
+    expect_fail(desc_of("trig", "performer-pytorch", 0), RFJIT_E_NOT_APPLICABLE, "not 'trig'");
     rfjit_attn_desc a = desc_of(NULL, "google-performer", 0);
     a.backend = RFJIT_BACKEND_JIT;
     expect_fail(a, RFJIT_E_NOT_APPLICABLE, "compat mode 'google-performer' has no JIT kernel");
@@ -122,6 +125,7 @@ Test(compat, masked_keys_take_no_part_not_even_in_the_maximum)
 {
     static const char *const modes[][2] = {{"positive", "performer-pytorch"},
                                            {"positive", "google-performer"},
+                                           {"trig", "google-performer"},
                                            {"hyperbolic", "fast-transformers"}};
     float q[L * D], k[L * D], k2[L * D], v[L * D], o1[L * D], o2[L * D];
     tu_fill_normal(q, L * D, 0.8, 31);
