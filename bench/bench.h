@@ -147,6 +147,39 @@ int bench_serving(rfjit_ctx *ctx, int runs, int json);
  * printing the error. */
 int bench_decode(rfjit_ctx *const ctx[2], int smoke, int runs, int torch, int json);
 
+/* ------------------------------------------------------------------ real_data.c */
+/* The real attention heads of data/real/ (its README.md): q, k, v of H heads of a trained
+ * transformer on a calibration text and a held-out text. */
+enum { REAL_CALIB = 0, REAL_HELDOUT = 1 };
+enum { REAL_Q = 0, REAL_K = 1, REAL_V = 2 };
+typedef struct real_set {
+    int64_t H, L, d;
+    int32_t *layer_head; /* H (layer, head) pairs */
+    float *x[2][3];      /* [split][q, k, v]: H x L x d, row-major */
+} real_set;
+
+/* Where the set is: <prefix>/share/rfjit/real beside an installed rfjit, else the source
+ * tree's data/real. */
+const char *real_set_dir(void);
+/* Load every file of the set in dir; 0, or -1 with why (a missing set says how to make it). */
+int real_set_load(const char *dir, real_set *s, char *err, size_t len);
+void real_set_free(real_set *s);
+/* Head `head` of one split and tensor as a (1, 1, L, d) view. */
+rfjit_tensor real_set_view(const real_set *s, int split, int which, int64_t head);
+/* The error measure of the suite: |x - ref|^2 / |ref|^2, in double (NaN if ref is zero). */
+double real_err2(const float *x, const float *ref, size_t n);
+/* Over the rows of one head after rfjit's d^-1/4 scaling: the mean row norm and the norm of
+ * the mean row (the mean component). */
+void real_norms(const real_set *s, int split, int which, int64_t head, double *mean_norm,
+                double *mean_component);
+
+/* ------------------------------------------------------------------ bench_real.c */
+/* The real suite: every estimator on the held-out split of each real head, both directions,
+ * its error against the double reference and its time against exact attention's in the same
+ * run (fitted estimators calibrated on the calibration split); smoke: two heads, one m, one
+ * seed. CLI_OK or the exit code after printing the error. */
+int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json);
+
 /* ------------------------------------------------------------------ bench_plot.c */
 
 /* One measured row as the plot reads it. */

@@ -12,6 +12,7 @@
  *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs: seconds, for the tests
  *   serving   no rows: bench/bench_serving.c runs its own ratios
  *   decode, decode-smoke   no rows: bench/bench_decode.c times the decode API itself
+ *   real, real-smoke   no rows: bench/bench_real.c runs every estimator on real heads
  * Rows sharing a shape are adjacent, so the harness draws the data and runs the peers once.
  */
 #include "bench.h"
@@ -64,7 +65,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
                     n = add(rows, n, cap, row(name, 0, 1024, 64, m, 1, 0, 0));
             }
     } else if (!strcmp(suite, "serving") || !strcmp(suite, "decode") ||
-               !strcmp(suite, "decode-smoke")) {
+               !strcmp(suite, "decode-smoke") || !strcmp(suite, "real") ||
+               !strcmp(suite, "real-smoke")) {
         return 0;
     } else if (!strcmp(suite, "smoke")) {
         for (int causal = 0; causal < 2; causal++) {
@@ -79,5 +81,9 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
 
 int bench_suite_runs(const char *suite)
 {
-    return !strcmp(suite, "smoke") || !strcmp(suite, "decode-smoke") ? 2 : 5;
+    if (!strcmp(suite, "real")) /* executes of a few hundred microseconds: more, for a median */
+        return 20;
+    return !strcmp(suite, "smoke") || !strcmp(suite, "decode-smoke") || !strcmp(suite, "real-smoke")
+               ? 2
+               : 5;
 }

@@ -17,7 +17,8 @@
 #include <sys/resource.h>
 
 static const char help[] =
-    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke]\n"
+    "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke|\n"
+    "                            real|real-smoke]\n"
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
@@ -29,8 +30,12 @@ static const char help[] =
     "                serving: B = 4, H = 8, L = 4096 ratios against the plain call, each\n"
     "                with its target and pass/fail: 50% padding (<= 0.55), grouped-query\n"
     "                Hkv = 1 (<= 0.6), float16 and bfloat16 inputs (<= 1.0); no peers\n"
+    "                real: every estimator on the real attention heads of data/real (a\n"
+    "                trained transformer on real text), m = 64 and 256, both directions:\n"
+    "                error against exact and time against exact; real-smoke: two heads\n"
     "  --json        one JSON object per line: machine first, then one per row\n"
-    "  --runs N      timed runs per measurement (default 5; smoke 2), after 2 warm-ups\n"
+    "  --runs N      timed runs per measurement (default 5; smoke 2; real 20), after\n"
+    "                2 warm-ups\n"
     "  --threads N   run every row on N threads (rfjit's pool and OpenBLAS alike)\n"
     "  --no-blas, --no-torch   skip those peers\n"
     "  --plot FILE   also run the scaling and error suites and plot them with gnuplot\n"
@@ -760,6 +765,9 @@ int cmd_bench(int argc, char **argv)
     const int decode = (decode_smoke || !strcmp(suites[0], "decode")) && n_suites == 1;
     if ((!strcmp(suite, "decode") || !strcmp(suite, "decode-smoke")) && !decode)
         return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
+    const int real = !strncmp(suites[0], "real", 4) && n_suites == 1;
+    if (!strncmp(suite, "real", 4) && !real)
+        return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
     b->json = json;
     b->runs = runs ? runs : bench_suite_runs(suites[0]);
     b->threads = threads;
@@ -797,6 +805,15 @@ int cmd_bench(int argc, char **argv)
     }
     if (decode) {
         const int rc = run_decode(b, decode_smoke, no_torch, suite_names, cpu);
+        bench_free(b);
+        return rc;
+    }
+    if (real) {
+        if (json)
+            print_machine(b, suite_names, cpu, NULL);
+        else
+            printf("rfjit bench, suite %s: cpu %s, one thread\n", suite_names, cpu);
+        const int rc = bench_real(ctx, !strcmp(suite, "real-smoke"), b->runs, json);
         bench_free(b);
         return rc;
     }

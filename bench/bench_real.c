@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is `rfjit bench --suite real`: every estimator on real attention heads (data/real,
+ * bench/real_data.c), where random features meet the norms and mean components of a trained
+ * model rather than Gaussian data. Per head of the held-out split, both directions, each
+ * estimator at m = 64 and 256 (exact and eva once: they have no m; eva with a window of 16
+ * and 8 chunks) gives
+ *   error  |O_hat - O|^2 / |O|^2 against the double-precision reference of exact attention,
+ *          mean and max over 4 projection seeds (fitted estimators' parameters are frozen on
+ *          the calibration split of the same head: the held-out tokens are never fitted on)
+ *   time   the median execute of the first seed's plan against exact attention's JIT plan,
+ *          timed in the same run on the same head
+ * The text output ends with a summary per (estimator, m, direction) over the heads: the
+ * smallest, median and largest error and the median time against exact.
+ * real-smoke runs the easiest and the hardest head at m = 64 with one seed, for the tests.
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SEEDS = 4, EVA_WINDOW = 16, EVA_CHUNKS = 8, MAX_RUNS = 1000 };
+enum { MAX_EST = 32, MAX_M = 2, MAX_HEADS = 64 };
+
+/* Per (estimator, m index, direction): the error and time ratio of each head run. */
+typedef struct real_summary {
+    double err[MAX_EST][MAX_M][2][MAX_HEADS], vs[MAX_EST][MAX_M][2][MAX_HEADS];
+    int n[MAX_EST][MAX_M][2];
+} real_summary;
+
+typedef struct real_run {
+    rfjit_ctx *ctx;
+    const real_set *s;
+    int runs, seeds, json;
+    float *out, *ref; /* L x d each */
+    real_summary *sum;
+} real_run;
+
+typedef struct real_case {
+    int64_t head;
+    int causal, m;
+    const char *est;
+} real_case;
+
+typedef struct real_res {
+    double err, err_max, ms, exact_ms;
+    int64_t M;
+    char note[200]; /* why the case did not run, or "" */
+} real_res;
+
+static rfjit_attn_desc desc_for(const real_run *r, const real_case *c, uint64_t seed, int backend,
+                                const rfjit_tensor *cq, const rfjit_tensor *ck)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = a.dv = (int32_t)r->s->d;
+    a.causal = c->causal;
+    a.m = c->m ? c->m : 64;
+    a.estimator = c->est;
+    a.seed = seed;
+    a.backend = backend;
+    a.eva_window = EVA_WINDOW;
+    a.eva_chunks = EVA_CHUNKS;
+    a.calib_q = cq; /* only fitted estimators read them */
+    a.calib_k = ck;
+    return a;
+}
+
+/* Execute plan on head c->head of the held-out split into r->out; with ms non-NULL, that was
+ * the first of two warm-ups before r->runs timed executes, *ms their median. */
+static int execute(const real_run *r, const rfjit_plan *plan, const real_case *c, double *ms)
+{
+    rfjit_tensor q = real_set_view(r->s, REAL_HELDOUT, REAL_Q, c->head),
+                 k = real_set_view(r->s, REAL_HELDOUT, REAL_K, c->head),
+                 v = real_set_view(r->s, REAL_HELDOUT, REAL_V, c->head),
+                 o = rfjit_tensor_contiguous(r->out, 1, 1, r->s->L, r->s->d);
+    if (rfjit_plan_execute(plan, &q, &k, &v, &o) != RFJIT_OK)
+        return -1;
+    if (!ms)
+        return 0;
+    if (rfjit_plan_execute(plan, &q, &k, &v, &o) != RFJIT_OK) /* the second warm-up */
+        return -1;
+    double t[MAX_RUNS];
+    for (int i = 0; i < r->runs; i++) {
+        const double t0 = cli_now();
+        if (rfjit_plan_execute(plan, &q, &k, &v, &o) != RFJIT_OK)
+            return -1;
+        t[i] = 1e3 * (cli_now() - t0);
+    }
+    bench_time bt;
+    bench_time_of(t, r->runs, &bt);
+    *ms = bt.med;
+    return 0;
+}
+
+/* One plan per seed: the error of each against r->ref, the time of the first (but the
+ * reference's, which only gives r->ref). A plan the estimator cannot make (e.g. no causal
+ * form) is a note, not a failure. */
+static int run_case(const real_run *r, const real_case *c, int backend, real_res *x)
+{
+    rfjit_tensor cq = real_set_view(r->s, REAL_CALIB, REAL_Q, c->head),
+                 ck = real_set_view(r->s, REAL_CALIB, REAL_K, c->head);
+    const int seeds = strcmp(c->est, "exact") ? r->seeds : 1;
+    x->err = 0, x->err_max = 0, x->note[0] = 0;
+    const size_t n = (size_t)r->s->L * (size_t)r->s->d;
+    for (int i = 0; i < seeds; i++) {
+        const rfjit_attn_desc a = desc_for(r, c, 1000 + (uint64_t)i, backend, &cq, &ck);
+        rfjit_plan *plan = NULL;
+        rfjit_status st = rfjit_plan_create(r->ctx, &a, &plan);
+        if (st == RFJIT_E_NOT_APPLICABLE) {
+            snprintf(x->note, sizeof x->note, "%s", rfjit_ctx_last_error(r->ctx));
+            return 0;
+        }
+        double *ms = i || backend == RFJIT_BACKEND_REFERENCE ? NULL : &x->ms;
+        if (st != RFJIT_OK || execute(r, plan, c, ms) != 0) {
+            rfjit_plan_destroy(plan);
+            return -1;
+        }
+        x->M = rfjit_plan_feature_dim(plan);
+        rfjit_plan_destroy(plan);
+        const double e = real_err2(r->out, r->ref, n);
+        x->err += e / seeds;
+        x->err_max = e > x->err_max ? e : x->err_max;
+    }
+    return 0;
+}
+
+static void print_res(const real_run *r, const real_case *c, const real_res *x)
+{
+    const int32_t *lh = r->s->layer_head + 2 * c->head;
+    if (r->json) {
+        printf("{\"suite\":\"real\",\"index\":%lld,\"layer\":%d,\"head\":%d,\"L\":%lld,\"d\":%lld,"
+               "\"causal\":%d,\"estimator\":\"%s\",\"m\":%d,\"features\":%lld,\"seeds\":%d",
+               (long long)c->head, lh[0], lh[1], (long long)r->s->L, (long long)r->s->d, c->causal,
+               c->est, c->m, (long long)x->M, strcmp(c->est, "exact") ? r->seeds : 1);
+        if (x->note[0]) {
+            char esc[400];
+            rfjit_escape(esc, sizeof esc, x->note);
+            for (char *p = esc; *p; p++) /* keep the JSON string valid */
+                if (*p == '"' || *p == '\\')
+                    *p = '\'';
+            printf(",\"error\":null,\"note\":\"%s\"}\n", esc);
+        } else {
+            printf(",\"error\":%.6g,\"error_max\":%.6g,\"ms\":%.4g,\"exact_ms\":%.4g,"
+                   "\"time_vs_exact\":%.4g}\n",
+                   x->err, x->err_max, x->ms, x->exact_ms, x->ms / x->exact_ms);
+        }
+    } else if (x->note[0]) {
+        printf("%2lld  %d.%-2d  %-6s  %-10s %5d  n/a: %.100s\n", (long long)c->head, lh[0], lh[1],
+               c->causal ? "causal" : "bidir", c->est, c->m, x->note);
+    } else {
+        printf("%2lld  %d.%-2d  %-6s  %-10s %5d %6lld  %10.3g %10.3g  %8.3f %8.2f\n",
+               (long long)c->head, lh[0], lh[1], c->causal ? "causal" : "bidir", c->est, c->m,
+               (long long)x->M, x->err, x->err_max, x->ms, x->ms / x->exact_ms);
+    }
+    fflush(stdout);
+}
+
+/* The double reference into r->ref and exact attention's JIT time into *exact_ms. */
+static int reference(real_run *r, int64_t head, int causal, double *exact_ms)
+{
+    real_case c = {head, causal, 0, "exact"};
+    real_res x;
+    float *out = r->out;
+    r->out = r->ref;
+    int rc = run_case(r, &c, RFJIT_BACKEND_REFERENCE, &x);
+    r->out = out;
+    if (rc == 0)
+        rc = run_case(r, &c, RFJIT_BACKEND_AUTO, &x);
+    *exact_ms = x.ms;
+    return rc;
+}
+
+static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_m)
+{
+    double exact_ms;
+    if (reference(r, head, causal, &exact_ms) != 0)
+        return -1;
+    for (int e = 0; rfjit_estimator_name(e); e++) {
+        const char *est = rfjit_estimator_name(e);
+        const int no_m = !strcmp(est, "exact") || !strcmp(est, "eva");
+        for (int i = 0; i < (no_m ? 1 : n_m); i++) {
+            const real_case c = {head, causal, no_m ? 0 : ms[i], est};
+            real_res x = {0};
+            x.exact_ms = exact_ms;
+            if (run_case(r, &c, RFJIT_BACKEND_AUTO, &x) != 0)
+                return -1;
+            print_res(r, &c, &x);
+            int *k = e < MAX_EST ? &r->sum->n[e][i][causal] : NULL;
+            if (k && !x.note[0] && *k < MAX_HEADS) {
+                r->sum->err[e][i][causal][*k] = x.err;
+                r->sum->vs[e][i][causal][(*k)++] = x.ms / x.exact_ms;
+            }
+        }
+    }
+    return 0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, by_value);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+static void print_summary(real_summary *sm, const int *ms, int n_m)
+{
+    printf("\nover the heads: estimator, m, direction: error smallest, median, largest; median "
+           "time against exact\n");
+    for (int e = 0; e < MAX_EST && rfjit_estimator_name(e); e++)
+        for (int i = 0; i < n_m; i++)
+            for (int causal = 0; causal < 2; causal++) {
+                const int n = sm->n[e][i][causal];
+                if (!n)
+                    continue;
+                double *err = sm->err[e][i][causal];
+                const double mid = median(err, n); /* sorts err */
+                const char *est = rfjit_estimator_name(e);
+                const int no_m = !strcmp(est, "exact") || !strcmp(est, "eva");
+                printf("%-10s %5d  %-6s  %10.3g %10.3g %10.3g   %6.2f\n", est, no_m ? 0 : ms[i],
+                       causal ? "causal" : "bidir", err[0], mid, err[n - 1],
+                       median(sm->vs[e][i][causal], n));
+            }
+}
+
+int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json)
+{
+    real_set s;
+    char err[512];
+    if (real_set_load(real_set_dir(), &s, err, sizeof err) != 0)
+        return cli_error("bench", CLI_FAILED, "real suite: %s", err);
+    const size_t n = (size_t)s.L * (size_t)s.d;
+    real_run r = {ctx,
+                  &s,
+                  runs,
+                  smoke ? 1 : SEEDS,
+                  json,
+                  malloc(n * sizeof(float)),
+                  malloc(n * sizeof(float)),
+                  calloc(1, sizeof(real_summary))};
+    static const int full_m[] = {64, 256}, smoke_m[] = {64};
+    const int *ms = smoke ? smoke_m : full_m, n_m = smoke ? 1 : 2;
+    int rc = r.out && r.ref && r.sum ? CLI_OK : cli_error("bench", CLI_FAILED, "out of memory");
+    if (rc == CLI_OK && !json)
+        printf("real: %lld heads of all-MiniLM-L6-v2 (data/real, held-out text), L = %lld, "
+               "d = %lld; error = |O - O_exact|^2 / |O_exact|^2 against the double reference, "
+               "mean and max over %d seed%s; ms: median of %d executes; vs_exact: time / exact "
+               "attention's in this run\n"
+               "idx layer.head dir  estimator      m      M       error    err_max        ms "
+               "vs_exact\n",
+               smoke ? 2LL : (long long)s.H, (long long)s.L, (long long)s.d, r.seeds,
+               r.seeds > 1 ? "s" : "", runs);
+    for (int64_t h = 0; rc == CLI_OK && h < s.H; h++) {
+        if (smoke && h != 0 && h != s.H - 1)
+            continue; /* the easiest and the hardest head */
+        for (int causal = 0; causal < 2 && rc == CLI_OK; causal++)
+            if (run_head(&r, h, causal, ms, n_m) != 0)
+                rc = cli_error("bench", CLI_FAILED, "real suite, head %lld: %s", (long long)h,
+                               rfjit_ctx_last_error(ctx));
+    }
+    if (rc == CLI_OK && !json)
+        print_summary(r.sum, ms, n_m);
+    free(r.out), free(r.ref), free(r.sum);
+    real_set_free(&s);
+    return rc;
+}
