@@ -185,6 +185,19 @@ class TestTranscriptions(CompatBase):
             first = [p(q, kk, v)[0] for kk in (k, k2)]
             self.assertEqual(bool(np.any(first[0] != first[1])), moves, compat)
 
+    def test_decoding_reruns_the_prefix(self):
+        """A decoder of a compat plan gives, step by step, the last row of the plan over the
+        tokens so far: performer-pytorch's generation, which reruns the prefix."""
+        rng = np.random.default_rng(SEED + 3)
+        q, k, v = (rows_of_norm(rng, (1, 2, 12, 16), 2.0) for _ in range(3))
+        p = self.ctx.plan(16, m=32, causal=True, compat="performer-pytorch")
+        dec = p.decoder(1, 2)
+        dec.prefill(q[:, :, :4], k[:, :, :4], v[:, :, :4], out=False)
+        for t in range(4, 12):
+            got = dec.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1])
+            want = p(q[:, :, :t + 1], k[:, :, :t + 1], v[:, :, :t + 1])[:, :, t:]
+            self.assertTrue(np.array_equal(got, want), "step %d" % t)
+
     def test_none_is_the_default(self):
         rng = np.random.default_rng(SEED + 2)
         q = rng.standard_normal((2, 24, 16)).astype(np.float32)
