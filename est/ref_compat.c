@@ -77,7 +77,7 @@ bool rj_compat_applies(int compat, const rj_est_ops *e)
 
 typedef struct cstate {
     const rj_spec *s;
-    const double *W; /* the estimator's parameters: W (m x d) for positive and hyperbolic */
+    const double *W; /* the estimator's parameters: W (m x d) for positive, hyperbolic, trig */
     int64_t M;
     double c;        /* the keys' shift: Performer's whole-sequence max, max h (Favor), or the
                         largest diag (Google's trig) */
