@@ -47,10 +47,13 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
         snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
     else
         snprintf(backend, sizeof backend, "backend=reference");
+    char compat[48] = "";
+    if (s->compat != RJ_COMPAT_NONE)
+        snprintf(compat, sizeof compat, " compat=%s", rj_compat_name(s->compat));
     int n = snprintf(buf, len,
-                     "estimator=%s d=%d dv=%d m=%d M=%lld causal=%d scale=%.9g projection=%s "
+                     "estimator=%s%s d=%d dv=%d m=%d M=%lld causal=%d scale=%.9g projection=%s "
                      "seed=%llu params=%s %s",
-                     s->est->name, s->d, s->dv, s->m, (long long)p->M, s->causal, s->scale,
+                     s->est->name, compat, s->d, s->dv, s->m, (long long)p->M, s->causal, s->scale,
                      proj_name(s->proj), (unsigned long long)p->seed,
                      p->frozen ? "fixed" : "fitted-per-call", backend);
     if (n < 0 || (size_t)n >= len)

@@ -12,6 +12,24 @@
 
 struct rj_est_ops;
 
+/* Whose numerics a plan reproduces (rfjit.h, rfjit_attn_desc.compat): rfjit's own, or another
+ * implementation's eps shifts, stabiliser and normaliser guard (est/ref_compat.c). */
+typedef enum rj_compat {
+    RJ_COMPAT_NONE = 0,
+    RJ_COMPAT_PERFORMER_PYTORCH = 1,
+    RJ_COMPAT_GOOGLE_PERFORMER = 2,
+    RJ_COMPAT_FAST_TRANSFORMERS = 3,
+    RJ_COMPAT_COUNT = 4
+} rj_compat;
+
+/* The descriptor's name of a mode, "none" .. "fast-transformers"; NULL out of range. */
+static inline const char *rj_compat_name(int c)
+{
+    static const char *const names[RJ_COMPAT_COUNT] = {"none", "performer-pytorch",
+                                                       "google-performer", "fast-transformers"};
+    return c >= 0 && c < RJ_COMPAT_COUNT ? names[c] : NULL;
+}
+
 /* Largest head dims the reference accepts (stack scratch in feature maps is sized by it). */
 #define RJ_MAX_D 1024
 
@@ -26,6 +44,7 @@ typedef struct rj_spec {
     int32_t hrf_base;    /* hybrid: RFJIT_HYBRID_BASE_* */
     double scale;        /* softmax scale: logits are scale * q.k (resolved, > 0; a spec built
                             by hand may leave it 0, which means the default) */
+    int32_t compat;      /* rj_compat: whose numerics (RJ_COMPAT_NONE: rfjit's own) */
 } rj_spec;
 
 /* The softmax scale a descriptor's 0 stands for. */

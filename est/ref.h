@@ -29,4 +29,16 @@ rfjit_status rj_ref_softmax(const rj_spec *s, const double *x, int64_t lq, const
                             const double *v, int64_t lk, const int64_t *nvis, double *out,
                             rj_diag *dg);
 
+/* Linear attention with another implementation's numerics (rj_spec.compat, rfjit.h
+ * rfjit_attn_desc.compat), est/ref_compat.c; arguments as rj_ref_linear. */
+rfjit_status rj_ref_compat(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                           const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                           double *out, rj_diag *dg);
+
+/* The estimators a compat mode reproduces, quoted, for messages ("'positive' and 'trig'");
+ * NULL for none. */
+const char *rj_compat_estimators(int compat);
+/* Whether estimator e runs in compat mode (every estimator does in RJ_COMPAT_NONE). */
+bool rj_compat_applies(int compat, const rj_est_ops *e);
+
 #endif

@@ -42,6 +42,8 @@ rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const dou
                                const double *y, const double *v, int64_t lk, const int64_t *nvis,
                                double *out, rj_diag *dg)
 {
+    if (s->compat != RJ_COMPAT_NONE)
+        return rj_ref_compat(s, params, x, lq, y, v, lk, nvis, out, dg);
     if (s->est->tmpl == RJ_TMPL_LINEAR)
         return rj_ref_linear(s, params, x, lq, y, v, lk, nvis, out, dg);
     return s->est->attend(s, params, x, lq, y, v, lk, nvis, out, dg);

@@ -72,6 +72,9 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     t.ri = t.ri ? t.ri : def.ri;
     t.rj = t.rj ? t.rj : def.rj;
     RJ_TRY(check_tiling(&t, max_vw, dg));
+    RJ_FAIL_IF(dg, s->compat != RJ_COMPAT_NONE, RFJIT_E_NOT_APPLICABLE,
+               "compat mode '%s' has no JIT kernel; it runs on the reference backend",
+               rj_compat_name(s->compat));
     const rj_est_ops *est = s->est;
     memset(kp, 0, sizeof *kp);
     kp->tmpl = est->tmpl;

@@ -333,13 +333,34 @@ typedef struct rfjit_attn_desc {
      * compiled at creation. A call with another type compiles that variant once, on first
      * use, in that call. Since 0.3. */
     int32_t dtype;
+    /* Numerics of another implementation, to serve a model trained with it (since 0.4). NULL
+     * or "none": rfjit's own estimator, exactly as documented (the default). Otherwise one
+     * of (estimator it applies to in brackets; any other estimator is RFJIT_E_NOT_APPLICABLE,
+     * an unknown name RFJIT_E_INVALID_ARG):
+     *   "performer-pytorch" (positive): performer-pytorch 1.1.4's FastAttention at its
+     *     defaults: every feature m^-1/2 (e^{w.x - |x|^2/2 - c} + 1e-4), c the row's largest
+     *     w.x for a query and the largest over ALL the visible keys of the sequence for a key
+     *     (so in a causal plan a later key changes an earlier output: it leaks the future, as
+     *     the model was trained); causal normalisers phi_q . (sum_{j<=i} phi_k + 1e-6).
+     *   "google-performer" (positive, trig): Google's Performer JAX code (fast_attention.py,
+     *     make_fast_softmax_attention) at its defaults: the same features with 1e-6 for 1e-4,
+     *     and a normaliser R replaced by R + 2e-6 where |R| <= 1e-6; for trig, its sincos
+     *     features m^-1/2 e^{|x|^2/2 - D} [cos w.x ; sin w.x], D the largest |x|^2/2 over the
+     *     call's queries (for queries) or visible keys (for keys), with the same guard.
+     *   "fast-transformers" (hyperbolic): fast-transformers' Favor features (exact, not
+     *     stabilised) and linear attention's normaliser phi_q . sum phi_k + 1e-6.
+     * Inputs are scaled by sqrt(scale) as always (at the default scale, their d^-1/4). Import
+     * the trained projection with RFJIT_PROJ_USER (README: serving a trained Performer).
+     * These plans run on the reference backend (RFJIT_BACKEND_JIT is RFJIT_E_NOT_APPLICABLE);
+     * rfjit_plan_features and rfjit_plan_kernel give the estimator's own maps. */
+    const char *compat;
 } rfjit_attn_desc;
 
 #define RFJIT_ATTN_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32                                                                              \
+            RFJIT_F32, NULL                                                                        \
     }
 
 /*

@@ -7,6 +7,7 @@
 #include "runtime/plan.h"
 #include "core/half.h"
 #include "core/proj.h"
+#include "est/ref.h"
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
 #include "runtime/tensor.h"
@@ -27,6 +28,26 @@ static rfjit_status unknown_estimator(rj_diag *dg, const char *name)
                                 rj_est_registry[i]->name);
     return rj_fail(dg, RFJIT_E_NO_ESTIMATOR, "unknown estimator '%s' (known: %s)", name,
                    list);
+}
+
+/* The descriptor's compat name as an rj_compat, refused where it does not apply. */
+static rfjit_status read_compat(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
+{
+    s->compat = RJ_COMPAT_NONE;
+    if (!d->compat)
+        return RFJIT_OK;
+    int c = 0;
+    while (c < RJ_COMPAT_COUNT && strcmp(rj_compat_name(c), d->compat) != 0)
+        c++;
+    RJ_FAIL_IF(dg, c == RJ_COMPAT_COUNT, RFJIT_E_INVALID_ARG,
+               "compat mode '%.64s' is unknown (known: none, performer-pytorch, "
+               "google-performer, fast-transformers)",
+               d->compat);
+    RJ_FAIL_IF(dg, !rj_compat_applies(c, s->est), RFJIT_E_NOT_APPLICABLE,
+               "compat mode '%s' reproduces estimator %s only, not '%s'", rj_compat_name(c),
+               rj_compat_estimators(c), s->est->name);
+    s->compat = c;
+    return RFJIT_OK;
 }
 
 rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
@@ -80,6 +101,7 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
             return rj_fail(dg, RFJIT_E_INVALID_ARG,
                            "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
     }
+    RJ_TRY(read_compat(d, s, dg));
     char why[256] = "";
     if (!est->valid(s, why, sizeof why))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,

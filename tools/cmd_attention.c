@@ -15,6 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The help is three strings: one C string may portably hold 4095 bytes, fewer than this. */
+static const char help_compat[] =
+    "  --compat MODE      reproduce another implementation's numerics at its defaults, to\n"
+    "                     serve a model trained with it (with --projection W.npy, its trained\n"
+    "                     projection): none (default), performer-pytorch (positive),\n"
+    "                     google-performer (positive, trig), fast-transformers (hyperbolic);\n"
+    "                     runs on the reference backend\n";
+
 static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"
     "         [--estimator NAME] [--m M] [--seed S] [--iid|--orthogonal]\n"
@@ -22,7 +30,7 @@ static const char help[] =
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
-    "         [--dtype f32|f16|bf16]\n"
+    "         [--dtype f32|f16|bf16] [--compat MODE]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
     "for raw q, k, v. Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or Q is (B, H, Lq, d)\n"
@@ -61,7 +69,9 @@ static const char help[] =
     "                     output; tuned on the synthetic set of --synthetic-scale, default 1);\n"
     "                     fails if\n"
     "                     wisdom has none. Estimator options are then ignored\n"
-    "  --no-warn          do not print the warning below\n"
+    "  --no-warn          do not print the warning below\n";
+
+static const char help_warning[] =
     "A random-feature estimate is only useful where the d^-1/4-scaled rows of q and k have\n"
     "norms of about 1 or less (its variance grows like e^{|x+y|^2}). When the estimator's\n"
     "variance model (the tuner's, rfjit tune --patience estimate) predicts a relative output\n"
@@ -90,6 +100,8 @@ static int parse(int argc, char **argv, attn_args *x)
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(help, stdout);
+            fputs(help_compat, stdout);
+            fputs(help_warning, stdout);
             return -1;
         }
         if (!strcmp(o, "--fallback")) {
@@ -120,7 +132,7 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--budget-kind",   "--synthetic-scale",
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
-                                             "--dtype"};
+                                             "--dtype",         "--compat"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -142,6 +154,8 @@ static int parse(int argc, char **argv, attn_args *x)
             x->w = val;
         else if (!strcmp(o, "--estimator"))
             x->a.estimator = val;
+        else if (!strcmp(o, "--compat"))
+            x->a.compat = val;
         else if ((!strcmp(o, "--features") || !strcmp(o, "--m")) && ++x->features_set)
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.m);
         else if (!strcmp(o, "--seed"))
@@ -487,6 +501,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
         t.scale = x->a.scale;
         const int32_t backend = x->a.backend, dtype = x->a.dtype;
+        const char *compat = x->a.compat;
         const double scale = x->a.scale;
         if (rfjit_tune(ctx, &t, &wis) != RFJIT_OK)
             rc = cli_error("attention", CLI_FAILED, "%s (run rfjit tune first)",
@@ -496,6 +511,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         x->a.backend = backend;
         x->a.dtype = dtype;
         x->a.scale = scale;
+        x->a.compat = compat;
     }
     if (rc == CLI_OK && rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
         rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));

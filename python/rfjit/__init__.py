@@ -519,7 +519,7 @@ class Context(_Handle):
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
-             scale=None, dtype=None):
+             scale=None, dtype=None, compat=None):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -539,6 +539,12 @@ class Context(_Handle):
         projection   'orthogonal' (default), 'iid', or an (m, d) real array used as the
                      projection matrix (m is then taken from its shape)
         backend      'auto' (the JIT kernel where the estimator has one), 'jit' or 'reference'
+        compat       None or 'none' (rfjit's own numerics), or the numerics of the code a model
+                     was trained with, at its defaults: 'performer-pytorch' (estimator
+                     'positive'), 'google-performer' ('positive', 'trig'),
+                     'fast-transformers' ('hyperbolic'); pass the model's projection matrix as projection=. Such
+                     plans run on the reference backend. See the README's "Serving a model
+                     trained with performer-pytorch"
         fallback     if compiling the kernel fails, run on the reference instead of failing
         eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
         hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'
@@ -550,7 +556,7 @@ class Context(_Handle):
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
-                    hybrid_base, calib, scale, dtype)
+                    hybrid_base, calib, scale, dtype, compat)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
@@ -659,7 +665,7 @@ class Plan(_Handle):
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
-                 dtype=None):
+                 dtype=None, compat=None):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -672,6 +678,7 @@ class Plan(_Handle):
         a.seed = _int("seed", seed, 0, _U64)
         a.scale = 0.0 if scale is None else _float("scale", scale)
         a.dtype = _plan_dtype(dtype)
+        a.compat = _text("compat", compat)
         keep = []
         if isinstance(projection, str):
             a.projection = _choice("projection", projection,
@@ -1231,7 +1238,7 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                offsets of a packed batch, and whether rows past a query length stay as
                they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
-               eva_chunks, hybrid_signs, hybrid_base, calib
+               eva_chunks, hybrid_signs, hybrid_base, calib, compat
 
     Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
     non-negative strides) are used as they are, without a copy, and give an output of the

@@ -71,6 +71,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     src.estimator = (raw[0] & 0x10) ? NULL : name;
     src.projection_matrix = (raw[1] & 1) ? proj : NULL;
+    /* compat: NULL, a known mode, or the fuzzed name (an unknown one) */
+    const char *const compat[] = {
+        NULL, "none", "performer-pytorch", "google-performer", "fast-transformers", name};
+    src.compat = compat[(raw[1] >> 1) % (sizeof compat / sizeof *compat)];
     /* the projection is read as m x d floats: only offer it when that fits */
     if (src.projection_matrix && (int64_t)src.m * src.d > (int64_t)(sizeof proj / sizeof *proj))
         src.projection_matrix = NULL;
