@@ -192,6 +192,10 @@ typedef struct real_set {
 /* Where the set is: <prefix>/share/rfjit/real beside an installed rfjit, else the source
  * tree's data/real. */
 const char *real_set_dir(void);
+
+/* path = <the binary's dir>/../share/rfjit/rel, the file an installed rfjit reads; whether it
+ * is there to read (bench_paths.c). */
+int bench_installed_path(char *path, size_t n, const char *rel);
 /* Load every file of the set in dir; 0, or -1 with why (a missing set says how to make it). */
 int real_set_load(const char *dir, real_set *s, char *err, size_t len);
 void real_set_free(real_set *s);

@@ -52,19 +52,8 @@ const char *bench_py_python(void)
  * <prefix>/share/rfjit/NAME), else in the source tree the binary was built from. */
 static void peer_script_named(char *path, size_t n, const char *name)
 {
-    char exe[4096];
-    const ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(path, n, "%s/../share/rfjit/%s", exe, name);
-            if (access(path, R_OK) == 0)
-                return;
-        }
-    }
-    snprintf(path, n, "%s/%s", RFJIT_BENCH_DIR, name);
+    if (!bench_installed_path(path, n, name))
+        snprintf(path, n, "%s/%s", RFJIT_BENCH_DIR, name);
 }
 
 /* Start argv with the tuned environment plus extra (NULL or one NAME=value), its stdin and

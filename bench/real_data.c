@@ -24,21 +24,10 @@ static const char *const split_name[2] = {"calib", "heldout"};
 
 const char *real_set_dir(void)
 {
-    /* an installed rfjit reads <prefix>/share/rfjit/real, else the source tree's data/real */
     static char path[4200];
-    char exe[4096];
-    const ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(path, sizeof path, "%s/../share/rfjit/real/heads.npy", exe);
-            if (access(path, R_OK) == 0) {
-                path[strlen(path) - strlen("/heads.npy")] = 0;
-                return path;
-            }
-        }
+    if (bench_installed_path(path, sizeof path, "real/heads.npy")) {
+        path[strlen(path) - strlen("/heads.npy")] = 0;
+        return path;
     }
     return RFJIT_REAL_DIR;
 }
