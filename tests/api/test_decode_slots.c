@@ -29,6 +29,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "ctx_testutil.h"
 #include "decode_testutil.h"
 #include "rfjit.h"
 #include "runtime/ctx.h"
@@ -40,16 +41,6 @@
 
 enum { D = 16, DV = 8, M = 32 };
 #define TOL 1e-4
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static int fitted(const char *est)
 {
@@ -273,7 +264,7 @@ static void check_estimator(rfjit_ctx *ctx, const char *est, const ecase *ec)
 
 Test(decode_slots, prefill_and_steps_match_causal, .timeout = 600)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     const ecase cases[3] = {{RFJIT_F32, 4, 2}, {RFJIT_F16, 2, 2}, {RFJIT_BF16, 4, 1}};
     for (int e = 0; rfjit_estimator_name(e); e++)
         for (int c = 0; c < 3; c++)
@@ -446,7 +437,7 @@ static void interleave(rfjit_ctx *ctx, const char *est, int backend, unsigned se
 
 Test(decode_slots, random_interleavings, .timeout = 600)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     /* constant states, signed features, a history on the JIT, a history on the reference */
     const char *ests[4] = {"positive", "trig", "exact", "positive"};
     const int backend[4] = {RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO, RFJIT_BACKEND_AUTO,
@@ -512,7 +503,7 @@ static void restore_continues(rfjit_ctx *ctx, const char *est)
 
 Test(decode_slots, restored_state_continues_bit_for_bit, .timeout = 300)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     const char *ests[4] = {"positive", "oprf", "exact", "hybrid"};
     for (int e = 0; e < 4; e++)
         restore_continues(ctx, ests[e]);
@@ -566,7 +557,7 @@ static void strided_call(rfjit_decode *st1, rfjit_decode *st2, const dt_seqs *s,
 
 Test(decode_slots, strided_views_match_contiguous, .timeout = 120)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     const char *ests[2] = {"positive", "exact"};
     for (int e = 0; e < 2; e++) {
         rfjit_attn_desc a = desc_of(ests[e], RFJIT_F32);

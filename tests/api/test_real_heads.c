@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 
 #include "bench.h"
+#include "ctx_testutil.h"
 #include "rfjit.h"
 
 #include <float.h>
@@ -42,16 +43,6 @@ static void load(void)
 static void unload(void)
 {
     real_set_free(&set);
-}
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
 }
 
 TestSuite(real_heads, .init = load, .fini = unload, .timeout = 120);
@@ -167,7 +158,7 @@ static void check_exact(rfjit_ctx *c, int causal)
 
 Test(real_heads, exact_matches_double_softmax_on_the_hardest_head)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     check_exact(c, 0);
     check_exact(c, 1);
     rfjit_ctx_destroy(c);
@@ -253,7 +244,7 @@ static void check_budget(rfjit_ctx *c, int64_t head, double budget)
 
 Test(real_heads, tuned_budget_holds_on_the_heldout_text, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     /* one search per budget (each costs seconds of timing): the loose budget on the easiest
      * head, where a linear plan has the best chance, the tight one on the hardest */
     check_budget(c, EASIEST, 1e-1);
@@ -265,7 +256,7 @@ Test(real_heads, tuned_budget_holds_on_the_heldout_text, .timeout = 300)
  * 600 on these heads, bench --suite real) is above it at 95%. */
 Test(real_heads, heldout_check_rejects_a_bad_plan)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     a.estimator = "trig";
     a.d = (int32_t)set.d;

@@ -19,6 +19,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "ctx_testutil.h"
 #include "data_testutil.h"
 #include "est/est.h"
 #include "rfjit.h"
@@ -39,16 +40,6 @@ enum { D = 16, DV = 8, L = 29, B = 1, H = 2 };
 
 /* The three scales, as multiples of 1/sqrt(d). */
 static const double factors[3] = {0.5, 1.0, 2.0};
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static int fitted(const char *est)
 {
@@ -176,7 +167,7 @@ static double exact_bound(double G, double lmax, double vmax)
 
 Test(scale, exact_naive, .timeout = 120)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     data x;
     data_init(&x, 0.7, 31);
     double ref[NOUT];
@@ -206,7 +197,7 @@ Test(scale, exact_naive, .timeout = 120)
 
 Test(scale, jit_vs_ref, .timeout = 600)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     data x;
     data_init(&x, 0.5, 11);
     float ref[NOUT], jit[NOUT];
@@ -234,7 +225,7 @@ Test(scale, jit_vs_ref, .timeout = 600)
  * rows differs, far below ref_tol. */
 Test(scale, prescaled, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     data x, y;
     data_init(&x, 0.5, 17);
     float a_out[NOUT], b_out[NOUT];
@@ -269,7 +260,7 @@ Test(scale, prescaled, .timeout = 300)
 
 Test(scale, default_bits, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     data x;
     data_init(&x, 0.5, 23);
     float a_out[NOUT], b_out[NOUT];
@@ -363,7 +354,7 @@ static void unbiased_one(rfjit_ctx *c, const char *est, double s)
 
 Test(scale, unbiased, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     static const char *const ests[] = {"positive", "hyperbolic", "trig"};
     for (size_t e = 0; e < sizeof ests / sizeof *ests; e++)
         for (int f = 0; f < 3; f += 2)
@@ -373,7 +364,7 @@ Test(scale, unbiased, .timeout = 300)
 
 Test(scale, bad)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     static const double bad[] = {-1.0, NAN, INFINITY, -INFINITY, -0x1p-1074};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rfjit_attn_desc a = desc_of("positive", 0, bad[i], RFJIT_BACKEND_AUTO, NULL);
@@ -397,7 +388,7 @@ Test(scale, bad)
 
 Test(scale, describe)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a = desc_of("positive", 0, 0.375, RFJIT_BACKEND_REFERENCE, NULL);
     rfjit_plan *p = NULL;
     cr_assert_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
@@ -437,7 +428,7 @@ Test(scale, wisdom_key)
 
 Test(scale, tuner, .timeout = 600)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     const double s = 2 / sqrt((double)D);
     rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
     t.d = D;

@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 
 #include "core/half.h"
+#include "ctx_testutil.h"
 #include "data_testutil.h"
 #include "est/est.h"
 #include "rfjit.h"
@@ -39,16 +40,6 @@
 enum { D = 16, DV = 16, M = 16 };
 
 #define SENTINEL 1000.0f /* exact in every dtype, far from any attention output here */
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static int fitted(const char *est)
 {
@@ -393,7 +384,7 @@ static void offset_is_tail(rfjit_ctx *ctx, const char *est, const rfjit_plan *ji
  * grouped-heads and hidden-keys checks below. */
 static void matrix(const char *est, int causal)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     float calib[40 * D];
     tu_fill_normal(calib, 40 * D, 0.5, 5);
     const rfjit_tensor tc = rfjit_tensor_contiguous(calib, 1, 1, 40, D);
@@ -464,7 +455,7 @@ MATRIX(eva)
  * use): only the inputs are rounded, so the float32 tolerance applies. */
 Test(serving, half_in_float_out, .timeout = 60)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     static const char *const ests[2] = {"exact", "positive"};
     static const int cases[2] = {1, COMBINED}; /* lengths; lengths, mask and groups */
     for (int e = 0; e < 2; e++)
@@ -682,7 +673,7 @@ static bad_fixture *bad_setup(void)
 {
     bad_fixture *f = calloc(1, sizeof *f);
     cr_assert_not_null(f);
-    f->ctx = make_ctx();
+    f->ctx = tu_ctx_isolated();
     f->bidir = make_plan(f->ctx, "positive", 0, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, NULL);
     f->causal = make_plan(f->ctx, "positive", 1, 1.0, RFJIT_F32, RFJIT_BACKEND_JIT, NULL);
     tu_fill_normal(f->q, sizeof f->q / sizeof(float), 0.5, 41);
@@ -836,7 +827,7 @@ Test(serving, bad_heads_dtypes_sizes)
 
 Test(serving, bad_scale_and_desc_dtype)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     static const double bad[] = {-1.0, -1e-300, NAN, INFINITY, -INFINITY};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;

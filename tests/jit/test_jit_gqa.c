@@ -22,6 +22,7 @@
 
 #include "core/half.h"
 #include "core/kabi.h"
+#include "ctx_testutil.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "runtime/ctx.h"
@@ -35,16 +36,6 @@ enum { D = 16, DV = 16, M = 16, H = 8, NG = 3, LQ = 70, LK = 150 };
 
 static const char *const ests[] = {"positive", "trig", "hyperbolic", "hybrid"};
 #define N_EST ((int)(sizeof ests / sizeof ests[0]))
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static rfjit_plan *make_plan_dir(rfjit_ctx *ctx, const char *est, int dt, int causal)
 {
@@ -160,7 +151,7 @@ static void kernel_case(const rfjit_plan *p, const char *est, const kdata *x, in
 
 Test(jit_gqa, kernel_heads_share_keys, .timeout = 120)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     kdata x = {floats(LQ * NG * D), floats(LK * D), floats(LK * DV), {0}};
     tu_fill_normal(x.q, LQ * NG * D, 0.5, 31);
     tu_fill_normal(x.k, LK * D, 0.5, 32);
@@ -334,7 +325,7 @@ static void api_case(rfjit_ctx *ctx, const rfjit_plan *p, const char *est, const
 
 static void api_matrix_dir(const char *est, int causal)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     static const int dts[3] = {RFJIT_F32, RFJIT_F16, RFJIT_BF16};
     static const int64_t groups[2] = {2, 8};
     for (int di = 0; di < 3; di++) {
@@ -419,7 +410,7 @@ static void sm_run(const rfjit_plan *p, const float *q, const kdata *x, int64_t 
 
 Test(jit_gqa, exact_kernel_passes_of_heads, .timeout = 120)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     kdata x = {NULL, floats(LK * D), floats(LK * DV), {0}};
     float *q = floats(LQ * SNG * D);
     tu_fill_normal(q, LQ * SNG * D, 0.5, 51);

@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "ctx_testutil.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "runtime/ctx.h"
@@ -19,16 +20,6 @@
 #include <stdlib.h>
 
 enum { D = 16, DV = 16, H = 4, HKV = 2, LK_MAX = 300 };
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static rfjit_plan *plan_of(rfjit_ctx *ctx, const char *est, int causal, int backend)
 {
@@ -64,7 +55,7 @@ static void run(rfjit_ctx *ctx, const rfjit_plan *p, float *q, float *k, float *
 
 Test(jit_short, one_vector_of_queries_matches_the_reference, .timeout = 120)
 {
-    rfjit_ctx *ctx = make_ctx();
+    rfjit_ctx *ctx = tu_ctx_isolated();
     float *q = malloc(sizeof(float) * H * 64 * D), *k = malloc(sizeof(float) * HKV * LK_MAX * D);
     float *v = malloc(sizeof(float) * HKV * LK_MAX * DV);
     float *oj = malloc(sizeof(float) * H * 64 * DV), * or = malloc(sizeof(float) * H * 64 * DV);

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "ctx_testutil.h"
 #include "rfjit.h"
 #include "slice_testutil.h"
 #include "tuner/tiling.h"
@@ -15,16 +16,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static rfjit_attn_desc small(const char *est)
 {
@@ -37,7 +28,7 @@ static rfjit_attn_desc small(const char *est)
 
 Test(tiling, every_candidate_makes_a_plan, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     const char *ests[] = {"positive", "exact"};
     for (int e = 0; e < 2; e++) {
         rfjit_attn_desc a = small(ests[e]);
@@ -65,7 +56,7 @@ Test(tiling, every_candidate_makes_a_plan, .timeout = 300)
 
 Test(tiling, estimate_and_measure)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a = small("positive");
     rfjit_tiling b1, b2;
     double ms1 = 0, ms2 = 0;
@@ -94,7 +85,7 @@ Test(tiling, estimate_and_measure)
 
 Test(tiling, bad_arguments)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a = small("positive");
     rfjit_tiling b;
     double ms;
@@ -116,7 +107,7 @@ Test(tiling, bad_arguments)
  * full descriptor's answer, the fields it lacks taking their defaults. */
 Test(tiling, older_shorter_descriptor)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc full = small("positive");
     const size_t n = offsetof(rfjit_attn_desc, tiling);
     unsigned char *buf = malloc(n);

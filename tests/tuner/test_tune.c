@@ -13,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "ctx_testutil.h"
 #include "data_testutil.h"
 #include "rfjit.h"
 #include "slice_testutil.h"
@@ -22,16 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 /* A shape where linear plans can beat exact (long L for timing, d small) but the Monte Carlo
  * stays cheap (calibration capped at 1024 tokens). The Gaussian profile: on it random
@@ -109,7 +100,7 @@ static int m_of(const rfjit_tune_result *r, const char *est)
 
 static void budgets_on(const rfjit_tensor *cq, const rfjit_tensor *ck, const rfjit_tensor *cv)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     static const double budgets[3] = {1e-1, 1e-2, 1e-3};
     const char *ests[] = {"positive", "hyperbolic", "trig", "saderf"};
     int prev[4] = {0, 0, 0, 0};
@@ -196,7 +187,7 @@ static void check_choice(const rfjit_tune_result *r)
  * changes, makes saderf the faster plan (ESTIMATE). */
 Test(tune, picks_the_dominant_estimator, .timeout = 600)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
     t.synthetic_scale = 1.3;
     t.estimators = "positive,saderf";
@@ -220,7 +211,7 @@ Test(tune, picks_the_dominant_estimator, .timeout = 600)
 
 Test(tune, kernel_budget, .timeout = 600)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(5e-2, RFJIT_BUDGET_KERNEL);
     rfjit_tune_result *r = NULL;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
@@ -241,7 +232,7 @@ Test(tune, kernel_budget, .timeout = 600)
 
 Test(tune, bad_requests_are_refused)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     static const double bad[] = {0.0, -1e-2, NAN, INFINITY};
     for (int i = 0; i < 4; i++) {
         rfjit_tune_desc t = shape(bad[i], RFJIT_BUDGET_OUTPUT);
@@ -273,7 +264,7 @@ Test(tune, bad_requests_are_refused)
 /* ESTIMATE compiles and times nothing: it answers from the models in well under a second. */
 Test(tune, estimate_runs_nothing)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
     t.patience = RFJIT_PATIENCE_ESTIMATE;
     rfjit_tune_result *r = NULL;
@@ -292,7 +283,7 @@ Test(tune, estimate_runs_nothing)
 /* Causal tunes never consider an estimator whose fit reads the whole sequence. */
 Test(tune, causal_skips_fitted_estimators, .timeout = 600)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(1e-1, RFJIT_BUDGET_OUTPUT);
     t.causal = 1;
     t.estimators = "positive,saderf";
@@ -318,7 +309,7 @@ Test(tune, causal_skips_fitted_estimators, .timeout = 600)
  * WISDOM_ONLY on an unknown problem is RFJIT_E_NO_WISDOM. */
 Test(tune, wisdom_answers_again, .timeout = 300)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(1e-1, RFJIT_BUDGET_OUTPUT);
     t.L = 256;
     rfjit_tune_result *r1 = NULL, *r2 = NULL, *r3 = NULL;
@@ -348,7 +339,7 @@ Test(tune, wisdom_answers_again, .timeout = 300)
  * finite predicted error. (Budgets <= 0 or not finite: bad_requests_are_refused.) */
 Test(tune, tiny_and_huge_budgets)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = shape(1e-12, RFJIT_BUDGET_OUTPUT);
     t.patience = RFJIT_PATIENCE_ESTIMATE;
     t.estimators = "positive,trig";

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "core/philox.h"
+#include "ctx_testutil.h"
 #include "rfjit.h"
 #include "tuner/tune.h"
 
@@ -18,16 +19,6 @@
 #include <string.h>
 
 TestSuite(tune_profile, .timeout = 300);
-
-static rfjit_ctx *make_ctx(void)
-{
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    return c;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -171,7 +162,7 @@ static rfjit_tune_row row_of(const rfjit_tune_result *r, const char *est)
  * profile tuned on one does not answer the other from wisdom. */
 Test(tune_profile, default_and_wisdom_key)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = small("positive", 1e-1, RFJIT_PATIENCE_ESTIMATE);
     cr_expect_eq(t.synthetic_profile, RFJIT_PROFILE_REAL_LIKE);
     t.size = offsetof(rfjit_tune_desc, synthetic_profile);
@@ -220,7 +211,7 @@ Test(tune_profile, default_and_wisdom_key)
  * measure tails, they are refused too. */
 Test(tune_profile, heavy_tails_refuse_signed_estimators)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = small("trig,hybrid", 1e-1, RFJIT_PATIENCE_MEASURE);
     rfjit_tune_result *r = NULL;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
@@ -249,7 +240,7 @@ Test(tune_profile, heavy_tails_refuse_signed_estimators)
 Test(tune_profile, user_data_keeps_the_usual_rule)
 {
     enum { L = 256, D = 32 };
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     float *q = malloc(sizeof(float) * L * D), *k = malloc(sizeof(float) * L * D);
     float *v = malloc(sizeof(float) * L * D);
     cr_assert(q && k && v);
@@ -289,7 +280,7 @@ Test(tune_profile, user_data_keeps_the_usual_rule)
  * model's error at the largest m; measured, the least error bound the search saw. */
 Test(tune_profile, closest_when_only_exact_meets)
 {
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     rfjit_tune_desc t = small("positive", 1e-9, RFJIT_PATIENCE_ESTIMATE);
     t.synthetic_profile = RFJIT_PROFILE_GAUSSIAN;
     rfjit_tune_result *r = NULL;
@@ -344,7 +335,7 @@ Test(tune_profile, closest_when_only_exact_meets)
 Test(tune_profile, synthetic_draw_is_the_calibration_set)
 {
     enum { L = 100, D = 24, DV = 8 };
-    rfjit_ctx *c = make_ctx();
+    rfjit_ctx *c = tu_ctx_isolated();
     float *q = malloc(sizeof(float) * L * D), *k = malloc(sizeof(float) * L * D);
     float *v = malloc(sizeof(float) * L * DV);
     cr_assert(q && k && v);
