@@ -41,8 +41,10 @@ void bench_data_free(bench_data *b);
  * N(0, I_d) vector, so every row is marginally N(0, I_d). */
 void bench_orthogonal_rows(float *W, int m, int d, uint64_t seed);
 
-/* |x - ref|_F / |ref|_F in double (NaN if ref is zero). */
+/* |x - ref|_F / |ref|_F in double (NaN if ref is zero), and its square (the real suite's
+ * error measure). */
 double bench_rel_err(const float *x, const float *ref, size_t n);
+double bench_rel_err2(const float *x, const float *ref, size_t n);
 /* max_i |x_i| */
 double bench_max_abs(const float *x, size_t n);
 /* |x - ref|_inf / |ref|_inf in double (NaN if ref is zero): the peers' agreement, which an
@@ -201,8 +203,6 @@ int real_set_load(const char *dir, real_set *s, char *err, size_t len);
 void real_set_free(real_set *s);
 /* Head `head` of one split and tensor as a (1, 1, L, d) view. */
 rfjit_tensor real_set_view(const real_set *s, int split, int which, int64_t head);
-/* The error measure of the suite: |x - ref|^2 / |ref|^2, in double (NaN if ref is zero). */
-double real_err2(const float *x, const float *ref, size_t n);
 /* Over the rows of one head after rfjit's d^-1/4 scaling: the mean row norm and the norm of
  * the mean row (the mean component). */
 void real_norms(const real_set *s, int split, int which, int64_t head, double *mean_norm,

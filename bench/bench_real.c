@@ -119,7 +119,7 @@ static int run_case(const real_run *r, const real_case *c, int backend, real_res
         }
         x->M = rfjit_plan_feature_dim(plan);
         rfjit_plan_destroy(plan);
-        const double e = real_err2(r->out, r->ref, n);
+        const double e = bench_rel_err2(r->out, r->ref, n);
         x->err += e / seeds;
         x->err_max = e > x->err_max ? e : x->err_max;
     }

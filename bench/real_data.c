@@ -113,17 +113,6 @@ rfjit_tensor real_set_view(const real_set *s, int split, int which, int64_t head
     return rfjit_tensor_contiguous(s->x[split][which] + (size_t)head * n, 1, 1, s->L, s->d);
 }
 
-double real_err2(const float *x, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double e = (double)x[i] - ref[i];
-        num += e * e;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : NAN;
-}
-
 void real_norms(const real_set *s, int split, int which, int64_t head, double *mean_norm,
                 double *mean_component)
 {

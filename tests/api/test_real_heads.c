@@ -191,7 +191,7 @@ static void heldout_errors(rfjit_ctx *c, rfjit_attn_desc a, int64_t head, double
         cr_assert_eq(rfjit_plan_execute(p, &q, &k, &v, &to), RFJIT_OK, "%s",
                      rfjit_ctx_last_error(c));
         rfjit_plan_destroy(p);
-        err[s] = real_err2(out, ref, n);
+        err[s] = bench_rel_err2(out, ref, n);
     }
     free(out);
     free(ref);
