@@ -130,7 +130,9 @@ class FastAttention(_torch.nn.Module):
 
     forward(q, k, v): q (batch, heads, n, dim_heads), k (batch, heads, nk, dim_heads), v
     (batch, heads, nk, dv), CPU tensors of one dtype among float32, float16 and bfloat16,
-    with any strides (a transposed or sliced view is read in place). Returns a new
+    with any strides (a transposed or sliced view is read in place); k and v may have
+    fewer heads dividing q's (grouped-query), and a causal call with nk > n is bottom-right
+    aligned (query i sees keys 0 .. i + nk - n), as rfjit.attention. Returns a new
     (batch, heads, n, dv) tensor of that dtype. Inference only: raises RuntimeError when
     autograd would record the call (grad enabled and an input requires grad); run it under
     torch.no_grad() or torch.inference_mode(). Other failures raise TypeError/ValueError
@@ -207,10 +209,11 @@ class FastAttention(_torch.nn.Module):
             if not isinstance(w, _torch.Tensor):
                 problem = "is a %s, not a tensor" % type(w).__name__
             elif tuple(w.shape) != want:
-                problem = ("has shape %s, expected (nb_features, dim_heads) = %s; make the "
-                           "module with nb_features=%d, dim_heads=%d to load it" %
-                           (tuple(w.shape), want, w.shape[0] if w.dim() == 2 else -1,
-                            w.shape[-1] if w.dim() == 2 else -1))
+                problem = "has shape %s, expected (nb_features, dim_heads) = %s" % (
+                    tuple(w.shape), want)
+                if w.dim() == 2:
+                    problem += ("; make the module with nb_features=%d, dim_heads=%d to load "
+                                "it" % tuple(w.shape))
             elif not w.is_floating_point() or not bool(_torch.isfinite(w).all()):
                 problem = "must hold finite floating-point values"
             if problem:

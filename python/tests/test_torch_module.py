@@ -112,6 +112,7 @@ class TestAgainstPerformerPytorch(TorchBase):
                 torch.manual_seed(SEED)
                 ours = self.ours(16, nb_features=m)
                 self.assertTrue(torch.equal(ours.projection_matrix, theirs.projection_matrix))
+                self.assertEqual(list(ours.state_dict()), list(theirs.state_dict()))
                 self.assertTrue(torch.equal(self.ours(16, nb_features=m, seed=SEED)
                                             .projection_matrix, theirs.projection_matrix))
         torch.manual_seed(SEED)
@@ -343,6 +344,9 @@ class TestModule(TorchBase):
         self.assertIn("projection_matrix has shape (10, 16), expected (nb_features, "
                       "dim_heads) = (32, 16)", str(e.exception))
         self.assertIn("nb_features=10", str(e.exception))
+        with self.assertRaises(RuntimeError) as e:
+            ours.load_state_dict({"projection_matrix": torch.zeros(32)})
+        self.assertIn("projection_matrix has shape (32,), expected", str(e.exception))
         bad = before.clone()
         bad[3, 4] = float("nan")
         with self.assertRaises(RuntimeError) as e:
