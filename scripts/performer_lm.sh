@@ -10,7 +10,8 @@
 # $RFJIT_LM_THREADS threads (default 1), and ends with the comparison:
 #   performer_lm: logits max rel diff X, generated tokens equal N/256, rfjit A tok/s, torch B tok/s
 # The full form runs torch 2.x from PyPI in .venv-bench, the benchmarks' venv (created here from
-# bench/requirements.txt as scripts/bench.sh does, when missing; a few GB). --reduced (CI): 32
+# bench/requirements.txt as scripts/bench.sh does, when missing; a few GB), or the python of
+# $RFJIT_LM_PYTHON (one with torch 2.x and performer-pytorch) if set. --reduced (CI): 32
 # generated tokens, on the test venv .venv (Debian's torch 1.13 + performer-pytorch, deps.sh),
 # under a minute on idle cores, and exits 1 unless X <= 1e-4 and every generated token agrees.
 set -euo pipefail
@@ -27,6 +28,10 @@ if [ $reduced -eq 1 ]; then
     py=$PWD/.venv/bin/python3
     count=32
     strict=(--strict)
+elif [ -n "${RFJIT_LM_PYTHON:-}" ]; then
+    py=$RFJIT_LM_PYTHON
+    count=256
+    strict=()
 else
     venv=$PWD/.venv-bench
     py=$venv/bin/python3

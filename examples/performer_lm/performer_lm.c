@@ -60,11 +60,23 @@ typedef struct work {
     float *x, *h, *q, *k, *v, *att, *ff, *logits;
 } work;
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+/* CPU seconds of every thread of the process: on a shared machine the wall time also counts
+ * the time other programs held the cores. */
+static double cpu_now(void)
+{
+    return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static int fail_msg(const char *what, const char *detail)
@@ -125,6 +137,8 @@ static int npy_header_shape(const char *h, size_t len, int64_t shape[4], int *ra
         const long long v = strtoll(p + 1, &end, 10);
         if (end == p + 1)
             break;
+        if (v < 0 || v > INT32_MAX)
+            return 0; /* keeps the element count's product far from overflowing */
         shape[(*rank)++] = v;
         p = strchr(end, ',');
     }
@@ -260,7 +274,8 @@ static int model_sizes(model *m, const npz_file *z)
     const npz_tensor *w1 = npz_find(z, "performer.net.layers.0.1.fn.fn.w1.weight");
     const npz_tensor *pos = npz_find(z, "pos_emb.emb");
     if (!emb || !proj || !q || !w1 || !pos || emb->rank != 2 || proj->rank != 2 || q->rank != 2 ||
-        w1->rank != 2 || pos->rank != 2)
+        w1->rank != 2 || pos->rank != 2 || proj->shape[0] < 1 || proj->shape[1] < 2 ||
+        proj->shape[1] % 2 != 0)
         return fail_msg("model.npz lacks the arrays of a PerformerLM", NULL);
     m->vocab = (int)emb->shape[0];
     m->dim = (int)emb->shape[1];
@@ -520,12 +535,12 @@ static int argmax(const float *x, int n)
 static int run_logits(rfjit_ctx *ctx, model *m, work *w, const unsigned char *text, int n,
                       const char *out)
 {
-    const double t0 = now();
+    const double t0 = now(), c0 = cpu_now();
     const rfjit_status s = forward(m, w, text, n, 0);
-    const double t = now() - t0;
+    const double t = now() - t0, c = cpu_now() - c0;
     if (s != RFJIT_OK)
         return fail_rfjit(ctx, "prefill", s);
-    printf("performer_lm: prefill %d tokens in %.3f s: %.0f tok/s\n", n, t, n / t);
+    printf("performer_lm: prefill %d tokens in %.3f s (%.3f s CPU): %.0f tok/s\n", n, t, c, n / t);
     const int64_t shape[2] = {n, m->vocab};
     return npy_save(out, w->logits, shape, 2) ? fail_msg("cannot write", out) : 0;
 }
@@ -558,14 +573,14 @@ static int run_generate(rfjit_ctx *ctx, model *m, work *w, const unsigned char *
         return fail_msg("out of memory", NULL);
     }
     memcpy(seq, prompt, (size_t)p);
-    const double t0 = now();
+    const double t0 = now(), c0 = cpu_now();
     const rfjit_status s = generate(m, w, seq, p, count, logits);
-    const double t = now() - t0;
+    const double t = now() - t0, c = cpu_now() - c0;
     int rc = s != RFJIT_OK ? fail_rfjit(ctx, "generation", s) : 0;
     if (rc == 0) {
-        printf("performer_lm: generated %d tokens after a %d-token prompt in %.3f s: "
-               "%.1f tok/s\n",
-               count, p, t, count / t);
+        printf("performer_lm: generated %d tokens after a %d-token prompt in %.3f s (%.3f s "
+               "CPU): %.1f tok/s\n",
+               count, p, t, c, count / t);
         char path[4096];
         snprintf(path, sizeof path, "%s.bin", out);
         FILE *f = fopen(path, "wb");
@@ -593,23 +608,24 @@ static int usage(void)
 /* Checks the mode's arguments against the model, then runs it. */
 static int run(rfjit_ctx *ctx, model *m, work *w, int argc, char **argv)
 {
+    const int logits = strcmp(argv[2], "logits") == 0, gen = strcmp(argv[2], "generate") == 0;
+    if (!(logits && argc == 5) && !(gen && argc == 6))
+        return usage();
     size_t n = 0;
     unsigned char *text = read_all(argv[3], &n);
     if (!text)
         return fail_msg("cannot read", argv[3]);
+    const long count = gen ? strtol(argv[4], NULL, 10) : 0;
     int rc;
-    const long count = strcmp(argv[2], "generate") == 0 ? strtol(argv[4], NULL, 10) : 0;
     if (n == 0)
         rc = fail_msg("empty text", argv[3]);
-    else if (strcmp(argv[2], "logits") == 0 && argc == 5)
+    else if (logits)
         rc = n > (size_t)m->max_len ? fail_msg("text longer than the model's positions", argv[3])
                                     : run_logits(ctx, m, w, text, (int)n, argv[4]);
-    else if (strcmp(argv[2], "generate") == 0 && argc == 6)
+    else
         rc = count < 1 || n + (size_t)count > (size_t)m->max_len + 1
                  ? fail_msg("prompt + N must be 1 .. the model's positions + 1", argv[4])
                  : run_generate(ctx, m, w, text, (int)n, (int)count, argv[5]);
-    else
-        rc = usage();
     free(text);
     return rc;
 }
