@@ -25,6 +25,14 @@
 
 enum { MAX_TENSORS = 128, MAX_LAYERS = 16 };
 
+/* The matmul in AVX2 where the CPU has it, picked at load time, and in the baseline ISA
+ * elsewhere: twice the vector width for a third of the prefill, with the same sums. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* One float32 array of the .npz, copied out of the archive (members are not aligned). */
 typedef struct npz_tensor {
     char name[96];
@@ -355,8 +363,9 @@ static void model_free(model *m)
 
 /* y (n, out) = x (n, in) wt (in, out) + b: four rows share each streamed row of wt, and the
  * innermost loop is a contiguous axpy the compiler vectorises. */
-static void matmul(float *restrict y, const float *restrict x, const float *restrict wt,
-                   const float *restrict b, int n, int in, int out)
+VECTOR_CLONES static void matmul(float *restrict y, const float *restrict x,
+                                 const float *restrict wt, const float *restrict b, int n, int in,
+                                 int out)
 {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
