@@ -37,7 +37,8 @@ else
     py=$venv/bin/python3
     req=bench/requirements.txt
     # the readiness test and creation of scripts/bench.sh, so either script makes it for both
-    if ! { [ -x "$py" ] && "$py" -c "import $(sed -n 's/^# import: //p' "$req")" 2>/dev/null; }; then
+    imports=$(sed -n 's/^# import: //p' "$req")
+    if ! { [ -x "$py" ] && "$py" -c "import $imports" 2>/dev/null; }; then
         say "creating $venv with $req (PyPI, a few GB: minutes)"
         /usr/bin/python3 -m venv "$venv"
         "$py" -m pip install -q --disable-pip-version-check -r "$req" >/dev/null

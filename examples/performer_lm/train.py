@@ -8,13 +8,14 @@ LayerNorm, GELU MLP x4, no q/k/v/out biases, untied output). Training text: ever
 of /usr/share/common-licenses (Debian's base-files). The held-out text the comparison uses
 (/usr/share/doc/libcriterion-dev/copyright) is never trained on; its loss is printed.
 
-Environment: PyPI torch 2.x + performer-pytorch, e.g. the benchmark venv of scripts/bench.sh
-(`bash scripts/bench.sh --setup-only` if it has that, or
-`/usr/bin/python3 -m venv V && V/bin/pip install -r bench/requirements.txt`), then
-`V/bin/python3 examples/performer_lm/train.py`. Wall time is bounded (--minutes, default 14
-in all, the last --final-share of it with the projections fixed) so it fits a 15-minute budget on
-2 shared cores; the run is seeded, but how many steps fit depends on the machine's load, so a
-rerun gives a similar, not an identical, model.
+Environment: PyPI torch 2.x + performer-pytorch, e.g. the benchmarks' venv, .venv-bench, which
+scripts/bench.sh creates, or by hand:
+`/usr/bin/python3 -m venv V && V/bin/pip install -r bench/requirements.txt` (about 6 GB, under
+2 minutes at 60 MB/s), then `V/bin/python3 examples/performer_lm/train.py`; it writes
+model.npz and model.json next to itself. Wall time is bounded (--minutes, default 14 in all, the
+last --final-share of it with the projections fixed) so it fits a 15-minute budget on 2 shared
+cores; the run is seeded, but how many steps fit depends on the machine's load, so a rerun
+gives a similar, not an identical, model.
 
 Training follows performer-pytorch: the projection matrices are redrawn every
 --redraw-interval forward calls (ProjectionUpdater), then fix_projection_matrices_() freezes
@@ -135,10 +136,12 @@ def main():
     fixed_at = budget * (1 - args.final_share)
     while time.time() - t0 < budget:
         frac = (time.time() - t0) / budget
-        if time.time() - t0 >= fixed_at and model.performer.proj_updater.feature_redraw_interval:
+        updater = model.performer.proj_updater
+        if time.time() - t0 >= fixed_at and updater.feature_redraw_interval is not None:
             model.fix_projection_matrices_()
             print(f"train.py: step {step}: projections fixed from here on", flush=True)
-        lr = args.lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        warmup = min(1.0, (step + 1) / 20)
+        lr = args.lr * warmup * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         loss = train_step(lr)
         avg = loss if avg is None else 0.9 * avg + 0.1 * loss
         step += 1
