@@ -11,8 +11,9 @@
  * The chunk counts are tried in rising cost order and the first that passes wins, so nothing
  * here assumes how eva's error moves with w or C (that is est/eva.c's business and may
  * change). The cost model prunes first: a (w, C) whose modelled flops reach exact's is not
- * measured, and neither is a window that holds every key (eva is then exact attention, and
- * on a calibration set that short its error says nothing about L).
+ * measured, nor one whose chunk count a smaller window already met the budget with (its cost
+ * grows with w + C), nor a window that holds every key (eva is then exact attention, and on a
+ * calibration set that short its error says nothing about L).
  */
 #include "tuner/tune_search.h"
 
@@ -73,14 +74,22 @@ static rfjit_status confirm(rj_search *S, rj_tune_row *row, const rj_tune_row *a
     return RFJIT_OK;
 }
 
-/* row's window with the fewest chunks that pass the search and the confirmation, timed. */
-static rfjit_status search_window(rj_search *S, rj_tune_row *row, rj_diag *dg)
+/* row's window with the fewest chunks that pass the search and the confirmation, timed.
+ * Only chunk counts under below_chunks (0: any) are tried: a smaller window met the budget
+ * with that many, at less cost in the model. */
+static rfjit_status search_window(rj_search *S, rj_tune_row *row, int32_t below_chunks, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     int32_t last = 0;
     for (int i = 0; i < N_CHUNKS && !row->meets; i++) {
         rj_tune_row at = *row;
         at.eva_chunks = chunk_counts[i];
+        if (below_chunks && at.eva_chunks >= below_chunks) {
+            snprintf(row->note, sizeof row->note,
+                     "a smaller window meets with %d chunks, cheaper in the cost model",
+                     below_chunks);
+            break;
+        }
         if (!cheaper_than_exact(r, &at)) {
             snprintf(row->note, sizeof row->note,
                      "from %d chunks on, the cost model puts it above exact", at.eva_chunks);
@@ -108,6 +117,7 @@ rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *row
 {
     const rj_tune_req *r = S->r;
     const int64_t keys = r->L < S->cal.lk ? r->L : S->cal.lk;
+    int32_t fewest = 0; /* the fewest chunks any window met the budget with (0: none yet) */
     for (int i = 0; i < RJ_TUNE_EVA_ROWS; i++) {
         rj_tune_row *row = &rows[*n];
         *row = (rj_tune_row){.est = eva,
@@ -129,7 +139,9 @@ rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *row
             break;
         }
         ++*n;
-        RJ_TRY(search_window(S, row, dg));
+        RJ_TRY(search_window(S, row, fewest, dg));
+        if (row->meets && (!fewest || row->eva_chunks < fewest))
+            fewest = row->eva_chunks;
     }
     return RFJIT_OK;
 }
