@@ -793,6 +793,9 @@ typedef struct rfjit_tune_row {
     int32_t pareto;            /* no other row is both faster and more accurate */
     int32_t chosen;
     const char *note;          /* why a candidate fell out, or "" */
+    /* eva's exact window and chunk count (rfjit_attn_desc.eva_window, eva_chunks), which the
+     * tuner searches for eva in place of m; 0 for every other estimator. Since 0.4. */
+    int32_t eva_window, eva_chunks;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
@@ -801,8 +804,10 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * Pick the fastest plan whose error stays within the budget on this machine: per candidate
  * estimator, the variance model's first m, refined by Monte Carlo on the calibration set to
  * the smallest m (in steps of 16) whose error, over 8 projection seeds the search never used,
- * has a one-sided 95% upper confidence bound (Student t) at or under the budget; exact
- * attention is always a candidate (error 0); then the fastest tiling for the winner. A
+ * has a one-sided 95% upper confidence bound (Student t) at or under the budget (eva, which
+ * has no m: the fewest chunks per window on a small grid, by the same rule, output budgets
+ * and MEASURE or more only); exact attention is always a candidate (error 0); then the
+ * fastest tiling for the winner. A
  * problem the context's wisdom remembers at this patience or higher is answered from it.
  * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
  * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and
