@@ -106,7 +106,7 @@ typedef struct cbufs {
 
 static bool take_bufs(rj_exec_scratch *c, const rj_spec *s, int64_t lq, int64_t lk, cbufs *b)
 {
-    const size_t d = (size_t)s->d, m = (size_t)s->m, w = (size_t)s->dv + 2;
+    const size_t d = (size_t)s->d, m = (size_t)s->m, w = (size_t)rj_cm_width(s->dv);
     const size_t nq = (size_t)lq, nk = (size_t)lk;
     b->x = rj_scratch_buf(c, SLOT_X, nq * d, sizeof(float));
     b->y = rj_scratch_buf(c, SLOT_Y, nk * d, sizeof(float));
@@ -137,7 +137,8 @@ static int64_t gather_keys(const rj_call *c, const rj_seq *sq, int64_t kvh, doub
         float *vr = b->vrow + n * w;
         get_row(&c->v, rj_view_row(&c->v, sq->kb, kvh, sq->k0 + j), 1.0, dv, vr);
         vr[dv] = 1;
-        vr[dv + 1] = 0;
+        for (int a = (int)dv + 1; a < w; a++)
+            vr[a] = 0;
         b->pos[n++] = j;
     }
     return n;
@@ -158,7 +159,7 @@ static void key_features(const rfjit_plan *p, int64_t nk, cbufs *b)
 
 void rj_compat_state_init(float *S, float *V, int m, int dv)
 {
-    const int w = dv + 2;
+    const int w = rj_cm_width(dv);
     memset(S, 0, (size_t)m * (size_t)w * sizeof(float));
     for (int r = 0; r < m; r++)
         S[(size_t)r * (size_t)w + (size_t)dv + 1] = 1;
@@ -168,7 +169,7 @@ void rj_compat_state_init(float *S, float *V, int m, int dv)
 void rj_compat_take_keys(const rj_spec *s, float *S, float *V, const float *e, const float *vrow,
                          int64_t n)
 {
-    const int w = s->dv + 2;
+    const int w = rj_cm_width(s->dv);
     rj_cm_absorb(S, s->m, w, e, vrow, n);
     for (int64_t j = 0; j < n; j++)
         for (int a = 0; a < s->dv; a++)
@@ -179,7 +180,7 @@ static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, i
                       cbufs *b)
 {
     const rj_spec *s = &p->spec;
-    const int m = s->m, w = s->dv + 2;
+    const int m = s->m, w = rj_cm_width(s->dv);
     const double scale = rj_plan_input_scale(s);
     const int64_t nk = gather_keys(c, sq, rj_call_kv_head(c, h), scale, w, b);
     if (nk == 0) { /* every key masked: the queries see nothing */
@@ -199,9 +200,15 @@ static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, i
         int64_t i1 = i0 + 1;
         while (i1 < sq->lq && (nvis ? nvis[i1] : s->causal ? i1 + 1 : nk) == n)
             i1++;
-        rj_compat_take_keys(s, b->S, b->V, b->e + t * m, b->vrow + t * w, n - t);
+        if (n - t == 1 && i1 - i0 == 1) { /* causal: one pass over the state per token */
+            rj_cm_step(b->S, m, w, b->e + t * m, b->vrow + t * w, b->qf + i0 * m, b->o);
+            for (int a = 0; a < s->dv; a++)
+                b->V[a] += b->vrow[t * w + a];
+        } else {
+            rj_compat_take_keys(s, b->S, b->V, b->e + t * m, b->vrow + t * w, n - t);
+            rj_cm_read(b->S, m, w, b->qf + i0 * m, i1 - i0, b->o);
+        }
         t = n;
-        rj_cm_read(b->S, m, w, b->qf + i0 * m, i1 - i0, b->o);
         for (int64_t i = i0; i < i1; i++) {
             rj_cm_finish(s, b->o + (i - i0) * w, b->V, t, b->row);
             rj_compat_put_row(&c->out, rj_view_row(&c->out, sq->qb, h, sq->q0 + i), b->row);

@@ -25,10 +25,10 @@ float rj_compat_diag(const float *x, int d);
  * into qf (n x m); umax receives each row's max_r u (n floats). */
 void rj_compat_query_features(const rfjit_plan *p, const float *x, int64_t n, float *qf,
                               float *umax);
-/* An empty state: S (m x (dv + 2)) with its constant column, V (dv) zero. */
+/* An empty state: S (m x rj_cm_width(dv)) with its constant column, V (dv) zero. */
 void rj_compat_state_init(float *S, float *V, int m, int dv);
 /* The state takes n keys: features e (n x m, shifted, without eps) and [v | 1 | 0] rows
- * vrow (n x (dv + 2)). */
+ * vrow (n x rj_cm_width(dv), zero-padded). */
 void rj_compat_take_keys(const rj_spec *s, float *S, float *V, const float *e, const float *vrow,
                          int64_t n);
 
