@@ -275,6 +275,39 @@ HOT void rj_cm_step(float *S, int m, int w, const float *e, const float *vrow, c
         step_block(S, m, w, e, vrow, q, o, w16, 1);
 }
 
+/* sum_r a_r b_r of m floats, in eight lanes. */
+static inline INLINE float dot(const float *a, const float *b, int m)
+{
+    v8f acc = SPLAT(0.0f);
+    int r = 0;
+    for (; r + 8 <= m; r += 8) {
+        v8f x, y;
+        LD8(x, a + r);
+        LD8(y, b + r);
+        acc += x * y;
+    }
+    float s = 0;
+    for (; r < m; r++)
+        s += a[r] * b[r];
+    for (int l = 0; l < 8; l++)
+        s += acc[l];
+    return s;
+}
+
+HOT void rj_cm_intra(const float *q, const float *e, const float *vrow, int m, int w, int64_t n,
+                     float *o)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *oi = o + i * w;
+        for (int64_t j = 0; j <= i; j++) {
+            const float sij = dot(q + i * m, e + j * m, m);
+            const float *vj = vrow + j * w;
+            for (int a = 0; a < w; a++)
+                oi[a] += sij * vj[a];
+        }
+    }
+}
+
 void rj_cm_finish(const rj_spec *s, const float *o, const float *V, int64_t n, double *out)
 {
     const int dv = s->dv;

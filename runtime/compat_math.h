@@ -46,6 +46,10 @@ void rj_cm_read(const float *S, int m, int w, const float *q, int64_t n, float *
 /* rj_cm_absorb of one key and then rj_cm_read of one query, in one pass over the state. */
 void rj_cm_step(float *S, int m, int w, const float *e, const float *vrow, const float *q,
                 float *o);
+/* Causal reads within a block of n tokens: o_i += sum_{j <= i} (q_i . e_j) vrow_j, for
+ * query feature rows q and key feature rows e (m floats each), vrow and o rows of w. */
+void rj_cm_intra(const float *q, const float *e, const float *vrow, int m, int w, int64_t n,
+                 float *o);
 /* One output row from its read o (w floats): num = o[:dv] + eps qsum V, den = o[dv] + eps n
  * qsum with qsum = o[dv + 1], then the mode's guard (est/ref_compat.c). n = 0: zeros. */
 void rj_cm_finish(const rj_spec *s, const float *o, const float *V, int64_t n, double *out);

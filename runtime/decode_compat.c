@@ -6,8 +6,8 @@
  * shift c, the largest u of the slot's keys so far; the key count is the slot's position.
  *
  * A call's tokens first move c to the largest u over the slot's keys including theirs
- * (rescaling A and a by e^{c - c'}), then enter the state one at a time, each token's
- * queries reading it right after its key. So token t's row is the mode's causal attention
+ * (rescaling A and a by e^{c - c'}), then enter the state in causal blocks
+ * (rj_compat_causal_block: each token's queries see the keys up to its own). So token t's row is the mode's causal attention
  * over tokens 0 .. t at row t with the shift over 0 .. t (a prefill's shift spans its whole
  * prompt, as an execute of the prompt has it): rows already returned are not recomputed
  * when a later key raises the shift, which a generator that reruns the whole sequence each
@@ -43,7 +43,8 @@ static size_t tbufs_floats(const rj_spec *s, int64_t L, int64_t G)
 {
     const size_t d = (size_t)s->d, m = (size_t)s->m, w = (size_t)rj_cm_width(s->dv);
     const size_t l = (size_t)L, g = (size_t)G;
-    return l * d + l * w + l * m + l * g + l * g * d + l * g * m + g * w + 2 * (size_t)s->dv + 64;
+    return l * d + l * w + l * m + l * g + l * g * d + l * g * m + g * RJ_COMPAT_BLOCK * w +
+           2 * (size_t)s->dv + 64;
 }
 
 static tbufs tbufs_at(const rj_spec *s, int64_t L, int64_t G, float *base)
@@ -59,7 +60,7 @@ static tbufs tbufs_at(const rj_spec *s, int64_t L, int64_t G, float *base)
     b.qf = b.x + l * g * d;
     b.o = b.qf + l * g * m;
     /* doubles at an 8-byte boundary past the floats */
-    b.row = (double *)(void *)((uintptr_t)(b.o + g * w + 1) / 8 * 8 + 8);
+    b.row = (double *)(void *)((uintptr_t)(b.o + g * RJ_COMPAT_BLOCK * w + 1) / 8 * 8 + 8);
     return b;
 }
 
@@ -104,6 +105,21 @@ static void take_entry_keys(rfjit_decode *s, const rj_dcall *c, int64_t i, int64
         rj_cm_exp(b->e + t * m, m, rj_compat_diag(b->y + t * d, d) + *shift, 0);
 }
 
+/* A causal block of nb tokens for G query heads (query features head-major, len rows per
+ * head): each head's reads into o (RJ_COMPAT_BLOCK rows per head), then the keys into S. */
+static void block_reads(const rj_spec *sp, float *S, const float *e, const float *vrow,
+                        const float *qf, int64_t len, int64_t nb, int64_t G, float *o)
+{
+    const int m = sp->m, w = rj_cm_width(sp->dv);
+    for (int64_t h = 0; h < G; h++) {
+        const float *qh = qf + h * len * m;
+        float *oh = o + h * RJ_COMPAT_BLOCK * w;
+        rj_cm_read(S, m, w, qh, nb, oh);
+        rj_cm_intra(qh, e, vrow, m, w, nb, oh);
+    }
+    rj_cm_absorb(S, m, w, e, vrow, nb);
+}
+
 /* Entry i, key/value head g: its tokens into the state and, with outputs, the rows of the
  * group's G query heads. Returns whether every row written is finite. */
 static bool run_entry(rfjit_decode *s, const rj_dcall *c, int64_t i, int64_t g, tbufs *b)
@@ -118,27 +134,29 @@ static bool run_entry(rfjit_decode *s, const rj_dcall *c, int64_t i, int64_t g, 
         return true;
     }
     const double scale = rj_plan_input_scale(sp);
-    for (int64_t t = 0; t < len; t++) /* rows token-major: a token's G heads adjacent */
-        for (int64_t h = 0; h < G; h++)
+    for (int64_t h = 0; h < G; h++) /* rows head-major: a head's tokens adjacent */
+        for (int64_t t = 0; t < len; t++)
             rj_compat_get_row(&c->q, rj_view_row(&c->q, i, g * G + h, t), scale, d,
-                              b->x + (t * G + h) * d);
+                              b->x + (h * len + t) * d);
     rj_compat_query_features(s->p, b->x, len * G, b->qf, b->umax);
     bool finite = true;
-    for (int64_t t = 0; t < len; t++) {
-        const float *et = b->e + t * m, *vt = b->vrow + t * w, *qt = b->qf + t * G * m;
-        if (G == 1) {
-            rj_cm_step(S, m, w, et, vt, qt, b->o);
-        } else {
-            rj_cm_absorb(S, m, w, et, vt, 1);
-            rj_cm_read(S, m, w, qt, G, b->o);
-        }
-        for (int a = 0; a < dv; a++)
-            V[a] += vt[a];
-        for (int64_t h = 0; h < G; h++) {
-            rj_cm_finish(sp, b->o + h * w, V, n0 + t + 1, b->row);
+    for (int64_t t0 = 0; t0 < len; t0 += RJ_COMPAT_BLOCK) {
+        const int64_t nb = len - t0 < RJ_COMPAT_BLOCK ? len - t0 : RJ_COMPAT_BLOCK;
+        const float *e = b->e + t0 * m, *vrow = b->vrow + t0 * w;
+        if (nb == 1 && G == 1) /* a step: the key in and the read in one pass */
+            rj_cm_step(S, m, w, e, vrow, b->qf + t0 * m, b->o);
+        else
+            block_reads(sp, S, e, vrow, b->qf + t0 * m, len, nb, G, b->o);
+        for (int64_t t = 0; t < nb; t++) {
             for (int a = 0; a < dv; a++)
-                finite = finite && isfinite(b->row[a]);
-            rj_compat_put_row(&c->out, rj_view_row(&c->out, i, g * G + h, t), b->row);
+                V[a] += vrow[t * w + a];
+            for (int64_t h = 0; h < G; h++) {
+                rj_cm_finish(sp, b->o + (h * RJ_COMPAT_BLOCK + t) * w, V, n0 + t0 + t + 1,
+                             b->row);
+                for (int a = 0; a < dv; a++)
+                    finite = finite && isfinite(b->row[a]);
+                rj_compat_put_row(&c->out, rj_view_row(&c->out, i, g * G + h, t0 + t), b->row);
+            }
         }
     }
     return finite;

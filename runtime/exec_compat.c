@@ -11,8 +11,9 @@
  *      the projections into e = e^{u - diag - c} in place;
  *   2. maps every query to q' = e^{u - diag - max_r u} + eps;
  *   3. runs the keys into the state in order, and each run of queries that sees the same
- *      number of keys (one query at a time when causal, all of them when bidirectional)
- *      reads it once the keys it sees are in.
+ *      number of keys (all of them when bidirectional) reads it once the keys it sees are
+ *      in; causal queries that each see one key more go in blocks (rj_compat_causal_block),
+ *      so that the state is read and written once per block rather than once per token.
  * The m^{-1/2} of both feature maps cancels but in performer-pytorch's causal guard, which
  * rj_cm_finish applies in these unscaled terms. A row that comes out non-finite is redone by
  * the double reference (runtime/exec.c).
@@ -176,6 +177,28 @@ void rj_compat_take_keys(const rj_spec *s, float *S, float *V, const float *e, c
             V[a] += vrow[j * w + a];
 }
 
+void rj_compat_causal_block(const rj_spec *s, float *S, const float *e, const float *vrow,
+                            const float *qf, int64_t n, float *o)
+{
+    const int m = s->m, w = rj_cm_width(s->dv);
+    rj_cm_read(S, m, w, qf, n, o);
+    rj_cm_intra(qf, e, vrow, m, w, n, o);
+    rj_cm_absorb(S, m, w, e, vrow, n);
+}
+
+static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t nk)
+{
+    return nvis ? nvis[i] : s->causal ? i + 1 : nk;
+}
+
+/* Output row i of the slice from its read o, the state holding n keys. */
+static void finish_row(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h,
+                       int64_t i, const float *o, int64_t n, cbufs *b)
+{
+    rj_cm_finish(&p->spec, o, b->V, n, b->row);
+    rj_compat_put_row(&c->out, rj_view_row(&c->out, sq->qb, h, sq->q0 + i), b->row);
+}
+
 static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h,
                       cbufs *b)
 {
@@ -196,23 +219,33 @@ static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, i
     rj_compat_state_init(b->S, b->V, m, s->dv);
     int64_t t = 0; /* keys in the state */
     for (int64_t i0 = 0; i0 < sq->lq;) {
-        const int64_t n = nvis ? nvis[i0] : s->causal ? i0 + 1 : nk;
+        /* queries that each see one more key than the one before: a causal block */
+        int64_t nb = 0;
+        while (s->causal && nb < RJ_COMPAT_BLOCK && i0 + nb < sq->lq &&
+               visible(s, nvis, i0 + nb, nk) == t + nb + 1)
+            nb++;
+        if (nb > 0) {
+            rj_compat_causal_block(s, b->S, b->e + t * m, b->vrow + t * w, b->qf + i0 * m, nb,
+                                   b->o);
+            for (int64_t i = 0; i < nb; i++) {
+                for (int a = 0; a < s->dv; a++)
+                    b->V[a] += b->vrow[(t + i) * w + a];
+                finish_row(p, c, sq, h, i0 + i, b->o + i * w, t + i + 1, b);
+            }
+            t += nb;
+            i0 += nb;
+            continue;
+        }
+        /* else a run of queries that see the same keys (all of them, bidirectional) */
+        const int64_t n = visible(s, nvis, i0, nk);
         int64_t i1 = i0 + 1;
-        while (i1 < sq->lq && (nvis ? nvis[i1] : s->causal ? i1 + 1 : nk) == n)
+        while (i1 < sq->lq && visible(s, nvis, i1, nk) == n)
             i1++;
-        if (n - t == 1 && i1 - i0 == 1) { /* causal: one pass over the state per token */
-            rj_cm_step(b->S, m, w, b->e + t * m, b->vrow + t * w, b->qf + i0 * m, b->o);
-            for (int a = 0; a < s->dv; a++)
-                b->V[a] += b->vrow[t * w + a];
-        } else {
-            rj_compat_take_keys(s, b->S, b->V, b->e + t * m, b->vrow + t * w, n - t);
-            rj_cm_read(b->S, m, w, b->qf + i0 * m, i1 - i0, b->o);
-        }
+        rj_compat_take_keys(s, b->S, b->V, b->e + t * m, b->vrow + t * w, n - t);
+        rj_cm_read(b->S, m, w, b->qf + i0 * m, i1 - i0, b->o);
         t = n;
-        for (int64_t i = i0; i < i1; i++) {
-            rj_cm_finish(s, b->o + (i - i0) * w, b->V, t, b->row);
-            rj_compat_put_row(&c->out, rj_view_row(&c->out, sq->qb, h, sq->q0 + i), b->row);
-        }
+        for (int64_t i = i0; i < i1; i++)
+            finish_row(p, c, sq, h, i, b->o + (i - i0) * w, t, b);
         i0 = i1;
     }
 }

@@ -15,6 +15,16 @@ rfjit_status rj_compat_prepare(rfjit_plan *p, rj_diag *dg);
 /* Every (sequence, head) of a checked call, on the context's pool. */
 rfjit_status rj_exec_compat(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
 
+/* Tokens per causal block: their keys' products with the block's queries (O(block) per token)
+ * buy one pass over the state per block rather than per token. */
+#define RJ_COMPAT_BLOCK 16
+
+/* n tokens of a causal sequence after the state's keys, each query seeing the keys before
+ * it and its own: o (n x rj_cm_width(dv)) receives the queries' reads of the state with the
+ * block's keys up to each one's own, then S takes the keys (V does not: the caller adds
+ * each row's value to V before it finishes that row). */
+void rj_compat_causal_block(const rj_spec *s, float *S, const float *e, const float *vrow,
+                            const float *qf, int64_t n, float *o);
 /* Row `row` of view t (its shape[3] elements, any dtype) as floats times scale: n of them. */
 void rj_compat_get_row(const rj_view *t, const char *row, double scale, int64_t n, float *out);
 /* A row of t written from doubles (rounded once to t's dtype). */
