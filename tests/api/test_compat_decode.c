@@ -6,7 +6,7 @@
  * prompt), and step t the last row of a causal execute of tokens 0 .. t (the shift over
  * 0 .. t). Keys' norms rise and then fall, so the shift grows in the middle of the steps.
  * Both modes, three slots of which two run (through index) and one is reset and prefilled
- * again, grouped heads (H = 4, Hkv = 2); and a snapshot restored into another slot continues
+ * again, H = 4 query heads on 1, 2 and 4 key/value heads; and a snapshot restored into another slot continues
  * bit for bit as the original.
  *
  * Tolerance 1e-5 of max|reference| per call, the bound of the float path (its executor test,
@@ -53,12 +53,12 @@ static rfjit_plan *plan_of(const char *mode, int backend)
     return p;
 }
 
-static rfjit_decode *state_of(const rfjit_plan *p)
+static rfjit_decode *state_of(const rfjit_plan *p, int64_t hkv)
 {
     rfjit_decode_desc dd = RFJIT_DECODE_DESC_INIT;
     dd.slots = SLOTS;
     dd.heads = H;
-    dd.kv_heads = HKV;
+    dd.kv_heads = hkv;
     rfjit_decode *st = NULL;
     cr_assert_eq(rfjit_decode_create_ex(p, &dd, &st), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
     return st;
@@ -66,10 +66,10 @@ static rfjit_decode *state_of(const rfjit_plan *p)
 
 /* B sequences whose key rows (after the d^{-1/4} scaling) have norms 0.5 at first, 3 near
  * token P + 24 and 1 again at the end, so the largest projection moves mid-way. */
-static void seqs_make(dt_seqs *s, int64_t B, uint64_t seed)
+static void seqs_make(dt_seqs *s, int64_t B, int64_t hkv, uint64_t seed)
 {
-    dtu_seqs_init(s, B, H, HKV, L, D, DV, RFJIT_F32, 1.0, seed);
-    for (int64_t r = 0; r < B * HKV * L; r++) {
+    dtu_seqs_init(s, B, H, hkv, L, D, DV, RFJIT_F32, 1.0, seed);
+    for (int64_t r = 0; r < B * hkv * L; r++) {
         const int64_t t = r % L;
         const double x = (double)(t - (P + 24)) / 20.0, norm = 0.5 + 2.5 * exp(-x * x);
         double n2 = 0;
@@ -131,12 +131,12 @@ static void check_rows(const rfjit_plan *ref, const dt_seqs *s, const int64_t *s
     free(want);
 }
 
-static void run_mode(const char *mode)
+static void run_mode(const char *mode, int64_t hkv)
 {
     rfjit_plan *fast = plan_of(mode, RFJIT_BACKEND_AUTO), *ref = plan_of(mode, RFJIT_BACKEND_REFERENCE);
     dt_seqs s;
-    seqs_make(&s, 3, 77);
-    rfjit_decode *st = state_of(fast);
+    seqs_make(&s, 3, hkv, 77);
+    rfjit_decode *st = state_of(fast, hkv);
     const int64_t seq[2] = {0, 1}, slot[2] = {2, 0};
     float *out = malloc((size_t)(2 * H * P * DV) * sizeof *out);
     call(st, &s, seq, slot, 2, 0, P, out);
@@ -165,8 +165,10 @@ static void run_mode(const char *mode)
 
 Test(compat_decode, prefill_and_steps_match_causal_executes_with_a_rising_shift)
 {
-    run_mode("performer-pytorch");
-    run_mode("google-performer");
+    for (int64_t hkv = 1; hkv <= H; hkv *= 2) { /* H / Hkv = 4, 2 and 1 query heads a state */
+        run_mode("performer-pytorch", hkv);
+        run_mode("google-performer", hkv);
+    }
 }
 
 /* Sequence 0 prefilled to P + 8 in slot 0 and snapshot; the rest of it stepped in slot 0, and
@@ -175,8 +177,8 @@ Test(compat_decode, a_restored_snapshot_continues_bit_for_bit)
 {
     rfjit_plan *fast = plan_of("performer-pytorch", RFJIT_BACKEND_AUTO);
     dt_seqs s;
-    seqs_make(&s, 1, 78);
-    rfjit_decode *st = state_of(fast);
+    seqs_make(&s, 1, HKV, 78);
+    rfjit_decode *st = state_of(fast, HKV);
     const int64_t seq = 0, s0 = 0, s1 = 1;
     const int64_t t0 = P + 8;
     float *pre = malloc((size_t)(H * t0 * DV) * sizeof *pre);
@@ -205,7 +207,7 @@ Test(compat_decode, a_restored_snapshot_continues_bit_for_bit)
     }
     /* a Google plan reads the same state with other epsilons: refused */
     rfjit_plan *google = plan_of("google-performer", RFJIT_BACKEND_AUTO);
-    rfjit_decode *gst = state_of(google);
+    rfjit_decode *gst = state_of(google, HKV);
     cr_assert_eq(rfjit_decode_restore(gst, 0, snap, size), RFJIT_E_STATE);
     cr_assert(strstr(rfjit_ctx_last_error(ctx), "projection differs"), "%s",
               rfjit_ctx_last_error(ctx));
