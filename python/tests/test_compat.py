@@ -10,9 +10,9 @@ from the same float32 inputs and rounds each output once to float32, so |diff| <
 max|out| plus double noise; 2^-21 leaves a factor 8. The default backend runs positive in the
 two Performer modes on a float32 path, promised within 1e-5 of max|out| (its features carry
 the float rounding performer-pytorch's do, below). Against performer-pytorch, which computes
-in float32: each feature exponent (|dash| + |x|^2/2 + max, at most ~20 here) carries an absolute rounding
-of a few d u |exponent| ~ 1e-6 (d = 16, u = 2^-24), that is a relative error of 1e-6 in
-the feature, and the sums over L = 48 keys add sqrt(L) u ~ 4e-7 each; the normalised output
+in float32: each feature exponent (|dash| + |x|^2/2 + max, at most ~20 here) carries an
+absolute rounding of a few d u |exponent| ~ 1e-6 (d = 16, u = 2^-24), that is a relative
+error of 1e-6 in the feature, and the sums over L = 48 keys add sqrt(L) u ~ 4e-7 each; the normalised output
 moves by at most a few of these relative to its largest entry: 1e-5 covers it with margin."""
 import importlib.util
 import sys
