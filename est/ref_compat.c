@@ -21,8 +21,10 @@
  * when a later key raises c (runtime/decode_compat.c; performer-pytorch's generator, which
  * reruns the whole sequence per token, recomputes them). The float32 path of the two
  * Performer modes (runtime/exec_compat.c) is held to this reference within 1e-5 of the
- * output's largest entry; Google's trig map and fast-transformers run only here. eps = 1e-4 (performer-pytorch) or 1e-6 (Google). With S = sum_j phi_k,j v_j^T
- * and z = sum_j phi_k,j over the keys query i sees, out_i = phi_q,i^T S / R_i:
+ * output's largest entry; Google's trig map and fast-transformers run only here.
+ *
+ * eps = 1e-4 (performer-pytorch) or 1e-6 (Google). With S = sum_j phi_k,j v_j^T and
+ * z = sum_j phi_k,j over the keys query i sees, out_i = phi_q,i^T S / R_i:
  *
  *     performer-pytorch  R_i = phi_q,i . z bidirectional, phi_q,i . (z + 1e-6) causal (its
  *                        causal code adds 1e-6 to every element of the cumulative key sum,

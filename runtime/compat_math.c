@@ -19,8 +19,7 @@
 
 /* On x86-64 the hot loops are also built for AVX2 + FMA and picked at load time (as
  * runtime/decode_step.c does); not under TSan, whose runtime starts after ifunc resolvers. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                          \
-    !defined(__SANITIZE_THREAD__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define HOT
@@ -52,8 +51,8 @@ float rj_cm_eps(const rj_spec *s)
 
 /* u = W x for nr <= NB rows, features r0 .. r0 + 8 nv - 1 (nv 1 or 2, a constant where it is
  * inlined, so the accumulators are registers). */
-static inline INLINE void project_block(const float *wt, int d, int m, const float *x, int nr, int r0,
-                                 float *u, const int nv)
+static inline INLINE void project_block(const float *wt, int d, int m, const float *x, int nr,
+                                        int r0, float *u, const int nv)
 {
     v8f acc[NB][2];
     for (int i = 0; i < NB; i++)
@@ -75,7 +74,8 @@ static inline INLINE void project_block(const float *wt, int d, int m, const flo
 }
 
 /* The features past the last whole vector, one at a time. */
-static inline INLINE void project_tail(const float *wt, int d, int m, const float *x, int r0, float *u)
+static inline INLINE void project_tail(const float *wt, int d, int m, const float *x, int r0,
+                                       float *u)
 {
     for (int r = r0; r < m; r++) {
         float acc = 0;
@@ -166,8 +166,8 @@ HOT void rj_cm_rescale(float *S, int m, int w, int dv, float f)
 }
 
 /* Columns c0 .. c0 + 8 nv - 1 of every state row take nr <= NB keys. */
-static inline INLINE void absorb_block(float *S, int m, int w, const float *e, const float *vrow, int nr,
-                                int c0, const int nv)
+static inline INLINE void absorb_block(float *S, int m, int w, const float *e, const float *vrow,
+                                       int nr, int c0, const int nv)
 {
     v8f v[NB][2];
     for (int j = 0; j < NB; j++)
@@ -207,7 +207,7 @@ HOT void rj_cm_absorb(float *S, int m, int w, const float *e, const float *vrow,
 
 /* Columns c0 .. c0 + 8 nv - 1 of the reads of nr <= NB queries. */
 static inline INLINE void read_block(const float *S, int m, int w, const float *q, int nr, int c0,
-                              float *o, const int nv)
+                                     float *o, const int nv)
 {
     v8f acc[NB][2];
     for (int i = 0; i < NB; i++)
@@ -243,7 +243,7 @@ HOT void rj_cm_read(const float *S, int m, int w, const float *q, int64_t n, flo
 
 /* Columns c0 .. c0 + 8 nv - 1: the state takes one key and one query reads it, in one pass. */
 static inline INLINE void step_block(float *S, int m, int w, const float *e, const float *vrow,
-                              const float *q, float *o, int c0, const int nv)
+                                     const float *q, float *o, int c0, const int nv)
 {
     v8f v[2], acc[2];
     for (int k = 0; k < nv; k++) {

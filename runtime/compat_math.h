@@ -5,8 +5,8 @@
  * float rows, and a state that both the executor and the decode slots keep.
  *
  * The state of one (slice or slot, key/value head) is m rows of w = rj_cm_width(dv) floats,
- * row r = [A_r | a_r | 1 | 0 ...] with A = sum_j e_j v_j^T and a = sum_j e_j over the keys taken, e_j,r =
- * e^{u_j,r - diag_j - c} without the feature epsilon (c the keys' shift), and beside it the
+ * row r = [A_r | a_r | 1 | 0 ...] with A = sum_j e_j v_j^T and a = sum_j e_j over the keys taken,
+ * e_j,r = e^{u_j,r - diag_j - c} without the feature epsilon (c the keys' shift), and beside it the
  * value sum V = sum_j v_j and the key count n. With eps the mode's feature epsilon the
  * features are e_j + eps, so S = A + eps 1 V^T and z = a + eps n 1: eps enters once per
  * read, not once per key and state element. The constant column makes one pass over the
@@ -32,8 +32,7 @@ float rj_cm_eps(const rj_spec *s);
 
 /* u = W x for n rows x (d floats each, stride d) with wt = W^T (d x m): u rows of m floats;
  * umax[i] (if not NULL) = max_r u_i,r. */
-void rj_cm_project(const float *wt, int d, int m, const float *x, int64_t n, float *u,
-                   float *umax);
+void rj_cm_project(const float *wt, int d, int m, const float *x, int64_t n, float *u, float *umax);
 /* u_r = e^{u_r - shift} + add for r < m. */
 void rj_cm_exp(float *u, int m, float shift, float add);
 /* Rows [A | a] of the state (m rows of w) times f; the constant column dv + 1 is kept. */

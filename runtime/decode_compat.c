@@ -7,11 +7,11 @@
  *
  * A call's tokens first move c to the largest u over the slot's keys including theirs
  * (rescaling A and a by e^{c - c'}), then enter the state in causal blocks
- * (rj_compat_causal_block: each token's queries see the keys up to its own). So token t's row is the mode's causal attention
- * over tokens 0 .. t at row t with the shift over 0 .. t (a prefill's shift spans its whole
- * prompt, as an execute of the prompt has it): rows already returned are not recomputed
- * when a later key raises the shift, which a generator that reruns the whole sequence each
- * step (performer-pytorch's) would do. O(m (d + dv)) per token and head, whatever the
+ * (rj_compat_causal_block: each token's queries see the keys up to its own). So token t's row is
+ * the mode's causal attention over tokens 0 .. t at row t with the shift over 0 .. t (a prefill's
+ * shift spans its whole prompt, as an execute of the prompt has it): rows already returned are not
+ * recomputed when a later key raises the shift, which a generator that reruns the whole sequence
+ * each step (performer-pytorch's) would do. O(m (d + dv)) per token and head, whatever the
  * position.
  */
 #include "runtime/compat_math.h"
@@ -151,8 +151,7 @@ static bool run_entry(rfjit_decode *s, const rj_dcall *c, int64_t i, int64_t g, 
             for (int a = 0; a < dv; a++)
                 V[a] += vrow[t * w + a];
             for (int64_t h = 0; h < G; h++) {
-                rj_cm_finish(sp, b->o + (h * RJ_COMPAT_BLOCK + t) * w, V, n0 + t0 + t + 1,
-                             b->row);
+                rj_cm_finish(sp, b->o + (h * RJ_COMPAT_BLOCK + t) * w, V, n0 + t0 + t + 1, b->row);
                 for (int a = 0; a < dv; a++)
                     finite = finite && isfinite(b->row[a]);
                 rj_compat_put_row(&c->out, rj_view_row(&c->out, i, g * G + h, t0 + t), b->row);
@@ -218,6 +217,7 @@ rfjit_status rj_decode_compat_run(rfjit_decode *s, const rj_dcall *c, rj_diag *d
         RJ_FAIL_IF(dg, j.bad[k], RFJIT_E_RANGE,
                    "entry %lld (slot %lld), key/value head %lld: an output row is outside float "
                    "range; the tokens were taken",
-                   (long long)(k / s->Hkv), (long long)c->slot[k / s->Hkv], (long long)(k % s->Hkv));
+                   (long long)(k / s->Hkv), (long long)c->slot[k / s->Hkv],
+                   (long long)(k % s->Hkv));
     return RFJIT_OK;
 }

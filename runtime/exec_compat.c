@@ -51,7 +51,8 @@ rfjit_status rj_compat_prepare(rfjit_plan *p, rj_diag *dg)
     /* the positive estimator's parameters are W itself (est/positive.c) */
     for (int r = 0; r < s->m; r++)
         for (int a = 0; a < s->d; a++)
-            p->cwt[(size_t)a * (size_t)s->m + (size_t)r] = (float)p->params[(size_t)r * (size_t)s->d + (size_t)a];
+            p->cwt[(size_t)a * (size_t)s->m + (size_t)r] =
+                (float)p->params[(size_t)r * (size_t)s->d + (size_t)a];
     p->compat_fast = 1;
     return RFJIT_OK;
 }
@@ -120,14 +121,14 @@ static bool take_bufs(rj_exec_scratch *c, const rj_spec *s, int64_t lq, int64_t 
     b->pos = rj_scratch_buf(c, SLOT_POS, nk + 1, sizeof(int64_t));
     b->nvis = rj_scratch_buf(c, SLOT_NVIS, nq + 1, sizeof(int64_t));
     b->row = rj_scratch_buf(c, SLOT_ROW, (size_t)s->dv, sizeof(double));
-    return b->x && b->y && b->vrow && b->e && b->qf && b->o && b->S && b->V && b->pos &&
-           b->nvis && b->row;
+    return b->x && b->y && b->vrow && b->e && b->qf && b->o && b->S && b->V && b->pos && b->nvis &&
+           b->row;
 }
 
 /* The visible keys of the slice, compacted: scaled rows into y, [v | 1 | 0] rows into vrow,
  * their positions into pos. Returns their count. */
-static int64_t gather_keys(const rj_call *c, const rj_seq *sq, int64_t kvh, double scale,
-                           int w, cbufs *b)
+static int64_t gather_keys(const rj_call *c, const rj_seq *sq, int64_t kvh, double scale, int w,
+                           cbufs *b)
 {
     const int64_t d = c->k.shape[3], dv = c->v.shape[3];
     int64_t n = 0;
@@ -199,8 +200,7 @@ static void finish_row(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, 
     rj_compat_put_row(&c->out, rj_view_row(&c->out, sq->qb, h, sq->q0 + i), b->row);
 }
 
-static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h,
-                      cbufs *b)
+static void run_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h, cbufs *b)
 {
     const rj_spec *s = &p->spec;
     const int m = s->m, w = rj_cm_width(s->dv);

@@ -6,8 +6,8 @@
  * prompt), and step t the last row of a causal execute of tokens 0 .. t (the shift over
  * 0 .. t). Keys' norms rise and then fall, so the shift grows in the middle of the steps.
  * Both modes, three slots of which two run (through index) and one is reset and prefilled
- * again, H = 4 query heads on 1, 2 and 4 key/value heads; and a snapshot restored into another slot continues
- * bit for bit as the original.
+ * again, H = 4 query heads on 1, 2 and 4 key/value heads; and a snapshot restored into another slot
+ * continues bit for bit as the original.
  *
  * Tolerance 1e-5 of max|reference| per call, the bound of the float path (its executor test,
  * test_compat_fast.c, says why it holds): a slot's state is a float sum of at most 88 keys.
@@ -133,7 +133,8 @@ static void check_rows(const rfjit_plan *ref, const dt_seqs *s, const int64_t *s
 
 static void run_mode(const char *mode, int64_t hkv)
 {
-    rfjit_plan *fast = plan_of(mode, RFJIT_BACKEND_AUTO), *ref = plan_of(mode, RFJIT_BACKEND_REFERENCE);
+    rfjit_plan *fast = plan_of(mode, RFJIT_BACKEND_AUTO),
+               *ref = plan_of(mode, RFJIT_BACKEND_REFERENCE);
     dt_seqs s;
     seqs_make(&s, 3, hkv, 77);
     rfjit_decode *st = state_of(fast, hkv);

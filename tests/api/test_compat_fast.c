@@ -80,11 +80,11 @@ static rfjit_tensor_ex view(void *data, int dt, int64_t b, int64_t h, int64_t l,
 }
 
 typedef struct call_opts {
-    int hkv;               /* key/value heads */
-    int lq;                /* queries per sequence (<= L: a causal offset L - lq) */
-    const uint8_t *mask;   /* B x L, or NULL */
-    const int32_t *klen;   /* key lengths, or NULL */
-    const int32_t *qlen;   /* query lengths, or NULL */
+    int hkv;             /* key/value heads */
+    int lq;              /* queries per sequence (<= L: a causal offset L - lq) */
+    const uint8_t *mask; /* B x L, or NULL */
+    const int32_t *klen; /* key lengths, or NULL */
+    const int32_t *qlen; /* query lengths, or NULL */
 } call_opts;
 
 static void run(const rfjit_plan *p, const dt_seqs *s, const call_opts *o, float *out)
@@ -135,8 +135,8 @@ static void check(const char *mode, int causal, int dt, const call_opts *o, uint
         err = fmax(err, fabs((double)a[i] - b[i]));
     }
     cr_assert(top > 0, "%s: the reference is all zeros", mode);
-    cr_assert(err <= 1e-5 * top, "%s causal %d dtype %d seed %llu: max error %g, max|out| %g",
-              mode, causal, dt, (unsigned long long)seed, err, top);
+    cr_assert(err <= 1e-5 * top, "%s causal %d dtype %d seed %llu: max error %g, max|out| %g", mode,
+              causal, dt, (unsigned long long)seed, err, top);
     free(a);
     free(b);
     rfjit_plan_destroy(fast);
