@@ -77,6 +77,13 @@ void rj_compat_get_row(const rj_view *t, const char *row, double scale, int64_t 
 
 void rj_compat_put_row(const rj_view *t, char *row, const double *in)
 {
+    if (t->dtype == RFJIT_F32 && t->stride[3] == 1) { /* without the per-element dispatch */
+        for (int64_t c = 0; c < t->shape[3]; c++) {
+            const float f = (float)in[c];
+            memcpy(row + 4 * c, &f, sizeof f);
+        }
+        return;
+    }
     for (int64_t c = 0; c < t->shape[3]; c++)
         rj_view_set(t, row, c, in[c]);
 }
