@@ -5,13 +5,12 @@
  * counts, causal and cross-attention shapes; the special cases of check C3 (no window and one
  * chunk is single-sample RFA; chunk size 1 or a window covering the sequence is exact
  * softmax, to 1e-12); keys at zero giving the uniform average (every visible key counted
- * once); the causal prefix property (bitwise); fit's noise stream; valid(), shapes and
- * finite outputs at norms ~350.
+ * once); the causal prefix property (bitwise); no parameters; valid(), shapes and finite
+ * outputs at norms ~350.
  */
 #include <criterion/criterion.h>
 
 #include "est/est.h"
-#include "core/philox.h"
 #include "est/ref.h"
 #include "ref_testutil.h"
 #include "rfjit.h"
@@ -24,7 +23,7 @@ TestSuite(eva);
 
 enum { D = 5, DV = 3, LMAX = 32 };
 
-/* EVA with window w and C chunks, fitted with seed (noise eps: C x d in e->params). */
+/* EVA with window w and C chunks (the seed changes nothing: EVA has no parameters). */
 static void eva_init(rt_inst *e, int w, int C, int causal, uint64_t seed)
 {
     rj_spec s = rt_spec("eva", D, DV, 1, causal);
@@ -42,10 +41,10 @@ static double dotd(const double *a, const double *b)
 }
 
 /* Summary of chunk [lo, hi) straight from the definitions (no log-domain shift: moderate
- * norms only): kbar, and beta with w = qbar + kbar + eps (aligned: bidirectional and
- * lq == lk) or 2 kbar + eps. */
+ * norms only): kbar, and beta with weights e^{mu.y_j}, mu = qbar + kbar (aligned:
+ * bidirectional and lq == lk) or 2 kbar. */
 static void summary(const double *x, int aligned, const double *y, const double *v, int lo, int hi,
-                    const double *eps, double *kbar, double *beta)
+                    double *kbar, double *beta)
 {
     double w[D], Z = 0;
     for (int a = 0; a < D; a++) {
@@ -53,12 +52,12 @@ static void summary(const double *x, int aligned, const double *y, const double 
         for (int j = lo; j < hi; j++)
             sk += y[j * D + a], sq += aligned ? x[j * D + a] : 0;
         kbar[a] = sk / (hi - lo);
-        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
+        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a];
     }
     for (int b = 0; b < DV; b++)
         beta[b] = 0;
     for (int j = lo; j < hi; j++) {
-        const double xi = exp(dotd(w, y + j * D) - 0.5 * dotd(y + j * D, y + j * D));
+        const double xi = exp(dotd(w, y + j * D));
         Z += xi;
         for (int b = 0; b < DV; b++)
             beta[b] += xi * v[j * DV + b];
@@ -75,13 +74,13 @@ static void summary(const double *x, int aligned, const double *y, const double 
  * summary logits x_i.kbar_c + ln n_c. Returns how many (query, summary) pairs were used.
  */
 static int brute_force(int w, int C, int causal, const double *x, int lq, const double *y,
-                       const double *v, int lk, const double *eps, double *out)
+                       const double *v, int lk, double *out)
 {
     const int s = (lk + C - 1) / C, nc = (lk + s - 1) / s;
     double kbar[LMAX][D], beta[LMAX][DV];
     for (int c = 0; c < nc; c++) {
         const int lo = c * s, hi = lo + s < lk ? lo + s : lk;
-        summary(x, !causal && lq == lk, y, v, lo, hi, eps + c * D, kbar[c], beta[c]);
+        summary(x, !causal && lq == lk, y, v, lo, hi, kbar[c], beta[c]);
     }
     int used = 0;
     for (int i = 0; i < lq; i++) {
@@ -141,7 +140,7 @@ Test(eva, matches_set_semantics)
                 eva_init(&e, w, C, causal, 2);
                 cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, NULL, o1, NULL),
                              RFJIT_OK);
-                used += brute_force(w, C, causal, x, lq, y, v, lk, e.params, o2);
+                used += brute_force(w, C, causal, x, lq, y, v, lk, o2);
                 const double err = rt_max_rel_err(o1, o2, (size_t)lq * DV);
                 cr_assert_leq(err, 1e-12, "lq %d lk %d causal %d w %d C %d: rel err %.3g", lq,
                               lk, causal, w, C, err);
@@ -150,8 +149,9 @@ Test(eva, matches_set_semantics)
     cr_assert_gt(used, 1000, "the grid should use many chunk summaries (%d)", used);
 }
 
-/* C3: no window, one chunk, bidirectional: every output is beta_1, the single-sample RFA
- * estimate with proposal w_1 = qbar + kbar + eps_0 (self) or 2 kbar + eps_0 (cross). */
+/* C3: no window, one chunk, bidirectional: every output is beta_1, RFA in the many-sample
+ * limit of the proposal N(mu, I), mu = qbar + kbar (self) or 2 kbar (cross): weights
+ * E xi(y_j, w) = e^{mu.y_j}. */
 Test(eva, no_window_one_chunk_is_rfa)
 {
     double x[LMAX * D], y[LMAX * D], v[LMAX * DV], o[LMAX * DV];
@@ -166,10 +166,10 @@ Test(eva, no_window_one_chunk_is_rfa)
             double sq = 0, sk = 0;
             for (int j = 0; j < lk; j++)
                 sq += x[j * D + a], sk += y[j * D + a];
-            w[a] = (cross ? sk / lk : sq / lk) + sk / lk + e.params[a];
+            w[a] = (cross ? sk / lk : sq / lk) + sk / lk;
         }
         for (int j = 0; j < lk; j++) {
-            const double xi = exp(dotd(w, y + j * D) - 0.5 * dotd(y + j * D, y + j * D));
+            const double xi = exp(dotd(w, y + j * D));
             Z += xi;
             for (int b = 0; b < DV; b++)
                 beta[b] += xi * v[j * DV + b];
@@ -293,14 +293,16 @@ Test(eva, ops_fit_and_valid)
     cr_assert(e->flags & RJ_EST_NOPROJ);
     cr_assert_eq(e->feature_dim(&s), 0);
     cr_assert(e->valid(&s, why, sizeof why), "%s", why);
-    cr_assert_eq(e->params_size(&s), (size_t)6 * D);
-    double p[6 * D], r[D], x[D] = {1, 0, 0, 0, 0};
+    cr_assert_eq(e->params_size(&s), 0);
+    double p[1] = {0}, x[D] = {1, 0, 0, 0, 0};
     cr_assert_eq(e->fit(&s, NULL, 77, NULL, p, NULL, NULL), RFJIT_OK);
-    for (int c = 0; c < 6; c++) {
-        rj_normals(77, RJ_STREAM_EVA, (uint32_t)c, r, D);
-        cr_assert(memcmp(p + c * D, r, sizeof r) == 0, "noise row %d", c);
-    }
     cr_assert(isnan(e->variance(&s, p, x, x)));
+    rj_spec off = s;
+    off.eva_variant = RJ_EVA_OFFICIAL;
+    cr_assert(e->valid(&off, why, sizeof why), "%s", why);
+    off.eva_window = 0;
+    why[0] = 0;
+    cr_assert(!e->valid(&off, why, sizeof why) && strstr(why, "official"), "%s", why);
     const int bad[][2] = {{0, -1}, {1, 0}, {1, (1 << 20) + 1}, {2, 0}, {3, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rj_spec b = s;
