@@ -105,7 +105,9 @@ typedef struct rj_klowered {
  */
 typedef struct rj_eva_row {
     int64_t elo, ehi; /* exact keys [elo, ehi); causal: ehi = vis, each query up to its own */
-    int64_t plo, phi; /* summarised chunks: [0, plo) and [phi, count) */
+    int64_t plo, phi; /* summarised whole chunks: [0, plo) and [phi, count) */
+    int64_t lp, rp;   /* summarised pieces of chunks: [lp, elo) and [ehi, rp), each one
+                         pseudo-key when not empty (the ops' piece summary) */
 } rj_eva_row;
 
 typedef struct rj_eva_ops {
@@ -122,6 +124,11 @@ typedef struct rj_eva_ops {
     void (*summaries)(const rj_spec *s, const double *x, int64_t lq, const double *y,
                       const double *v, int64_t lk, const int64_t *nvis, double *kbar, double *loff,
                       double *beta);
+    /* The summary of the keys [lo, hi), a piece of a row (one kbar, loff, beta); NULL when
+     * rows have no pieces. */
+    void (*piece)(const rj_spec *s, const double *x, int64_t lq, const double *y,
+                  const double *v, int64_t lk, const int64_t *nvis, int64_t lo, int64_t hi,
+                  double *kbar, double *loff, double *beta);
 } rj_eva_ops;
 
 /* The EVA ops of an eva spec, by its variant. */

@@ -13,19 +13,26 @@
  * at positions <= i + Lk - Lq) alike.
  *
  * Partition, for query i (0-based positions over the compacted keys; Lq, Lk the lengths):
- *   anchor    p(i) = nvis[i] - 1 when causal (the query's own position, i without an
- *             offset or a mask), i when bidirectional
- *   window    Block(i) = [b w, (b+1) w), b = floor(p(i) / w), w = eva_window (empty if w = 0)
+ *   visible   V(i) = keys j < nvis[i] (all keys when bidirectional without nvis)
+ *   window    Block(i) = [b w, (b+1) w), w = eva_window, b = floor(p(i) / w), anchor
+ *             p(i) = nvis[i] - 1 when causal (the query's own position, i without an offset
+ *             or a mask), i when bidirectional; empty if w = 0
  *   chunks    P_c = [c s, (c+1) s) clipped to [0, Lk), s = ceil(Lk / C), C = eva_chunks
  *             (ceil(Lk / s) <= C chunks are non-empty; the rest are unused)
- *   visible   V(i) = keys j < nvis[i] (all keys when bidirectional without nvis)
- *   chunk c is summarised for query i  <=>  P_c misses Block(i) and P_c is inside V(i)
- *   exact set E(i) = (Block(i) u all non-summarised chunks) n V(i)
- *                  = the visible keys of the non-summarised chunks (Block(i) n V(i) lies in
- *                    chunks that meet Block(i), which are never summarised)
- * so every visible key counts exactly once: exactly, or through its chunk's summary.
+ *   exact set E(i) = Block(i) n V(i); causal with w = 0, the visible part of the chunk
+ *             holding p(i) if that chunk has keys beyond p(i) (a summary of a growing
+ *             prefix would be one per query), else nothing
+ *   summaries the visible keys outside E(i) of each chunk: the whole chunk when E(i) misses
+ *             it, else the piece on either side of E(i) (at most one chunk is cut on each
+ *             side), each piece summarised like a chunk of its own
+ * so every visible key counts exactly once, exactly or in one summary; the exact set does not
+ * depend on C, and more chunks only split the summaries finer: the window trades error for
+ * time locally, the chunk count for the rest (README "eva: principled vs official"). Were a
+ * chunk meeting the window exact whole, the exact set would grow with the chunk size and the
+ * error would rise with the chunk count. Pieces cost O(s (d + dv)) per window block.
  *
- * Summary of chunk c (n_c = |P_c| keys; query-independent, computed once per call):
+ * Summary of chunk (or piece) c (n_c keys P_c; query-independent: whole chunks once per
+ * call, pieces once per window block):
  *   kbar_c = (1/n_c) sum_{j in P_c} y_j
  *   mu_c   = qbar_c + kbar_c,  qbar_c = (1/n_c) sum_{j in P_c} x_j   (aligned)
  *          = 2 kbar_c                                               (otherwise: the
@@ -39,10 +46,10 @@
  * sum xi(y_j, w) with xi(y, w) = exp(w.y - |y|^2/2), taken as its ratio of expectations under
  * the chunk's proposal w ~ N(mu_c, I): E xi(y, w) = e^{mu_c . y}, the |y|^2/2 cancelling.
  * That is the limit of many proposal samples, and deterministic. One sample instead (w = mu_c
- * + eps_c, rfjit's form until 0.4) has weights e^{eps.y_j}, log-normal with variance |y_j|^2
- * whatever d: on Gaussian data with scaled norms ~1 that noise made the relative error
- * ||O_hat - O||^2 / ||O||^2 ~1 for every window and chunk count; without it, 0.01-0.02
- * (README "eva: principled vs official"). beta_c is a convex combination of the chunk's values,
+ * + eps_c) has weights e^{eps.y_j}, log-normal with variance |y_j|^2 whatever d: on Gaussian
+ * data with scaled norms ~1 that noise holds the relative error ||O_hat - O||^2 / ||O||^2
+ * near 1 for every window and chunk count, against 0.01-0.02 without it (README "eva:
+ * principled vs official"). beta_c is a convex combination of the chunk's values,
  * computed with the log-domain shift max_j mu_c . y_j.
  *
  * Output (6.4, linear-time form; s_ij = x_i . y_j = scale q_i . k_j):
@@ -50,15 +57,15 @@
  *   a = softmax(logits),   out_i = sum_{j in E(i)} a_j v_j + sum_c a_c beta_c
  * e^{x.kbar_c + ln n_c} = n_c e^{x.kbar_c} stands for the chunk's mass sum_{j in P_c} e^{s_ij}
  * (a lower bound by Jensen, exact when the chunk's keys coincide, in particular for n_c = 1).
- * The softmax takes the summarised chunks first, then the exact keys.
+ * The softmax takes the whole chunks' summaries first, then the pieces', then the exact keys.
  *
  * Identities (check C3, tested): w = 0, C = 1, bidirectional gives beta_1 for every query
  * (RFA in the many-sample limit of proposal mu_1); chunk size 1 (C >= Lk) gives exact softmax
  * (kbar = y_j, ln 1 = 0, beta = v_j); w >= Lk gives exact softmax (Block(i) covers every key
  * for i < w); keys at 0 give the uniform average over V(i), i.e. exact softmax, for any w and
  * C, because each key is counted once (all logits are 0 or ln n_c, all weights are 1). Causal
- * prefix property: a summarised chunk lies entirely in V(i), its proposal uses its keys
- * only (2 kbar_c) and the exact keys are visible ones, so output i reads
+ * prefix property: a summary (chunk or piece) lies entirely in V(i), its proposal uses its
+ * keys only (2 kbar_c) and the exact keys are visible ones, so output i reads
  * positions < nvis[i] only, in an order that does not depend on later positions. The
  * chunking is of the whole call's visible keys, so a summary can differ from the one a call
  * cut at the query's prefix would make: EVA is defined per call, not per prefix.
@@ -192,64 +199,58 @@ void rj_eva_summary(const rj_spec *s, const double *xs, const double *y, const d
         beta[a] = Z > 0 ? beta[a] / Z : 0;
 }
 
+static void eva_piece(const rj_spec *s, const double *x, int64_t lq, const double *y,
+                      const double *v, int64_t lk, const int64_t *nvis, int64_t lo, int64_t hi,
+                      double *kbar, double *loff, double *beta)
+{
+    rj_eva_summary(s, aligned(s, lq, lk, nvis) ? x : NULL, y, v, lo, hi, (double)(hi - lo), 1.0,
+                   0.0, kbar, beta);
+    *loff = log((double)(hi - lo));
+}
+
 static void eva_summaries(const rj_spec *s, const double *x, int64_t lq, const double *y,
                           const double *v, int64_t lk, const int64_t *nvis, double *kbar,
                           double *loff, double *beta)
 {
     int64_t size;
     const int64_t count = eva_chunks(s, lk, &size);
-    const double *xs = aligned(s, lq, lk, nvis) ? x : NULL;
     for (int64_t c = 0; c < count; c++) {
         int64_t lo, hi;
         chunk_range(size, lk, c, &lo, &hi);
-        rj_eva_summary(s, xs, y, v, lo, hi, (double)(hi - lo), 1.0, 0.0, kbar + c * s->d,
-                       beta + c * s->dv);
-        loff[c] = log((double)(hi - lo));
+        eva_piece(s, x, lq, y, v, lk, nvis, lo, hi, kbar + c * s->d, loff + c, beta + c * s->dv);
     }
 }
 
-/* Window [*blo, *bhi) of query i seeing keys 0 .. vis - 1 (vis >= 1). */
-static void window(const rj_spec *s, int64_t i, int64_t vis, int64_t *blo, int64_t *bhi)
-{
-    const int64_t w = s->eva_window, p = s->causal ? vis - 1 : i;
-    *blo = w > 0 ? (p / w) * w : 0;
-    *bhi = w > 0 ? *blo + w : 0;
-}
-
-/* Whether chunk [lo, hi) is summarised for a query with window [blo, bhi) and visible keys
- * [0, vis): it misses the window and lies inside the visible range. */
-static bool summarised(int64_t lo, int64_t hi, int64_t blo, int64_t bhi, int64_t vis)
-{
-    return (hi <= blo || lo >= bhi) && hi <= vis;
-}
-
-/* The non-summarised visible chunks [clo, chi), which are contiguous: those meeting Block(i)
- * and (causal) the one holding the last visible key p(i), which meets Block(i) whenever
- * w > 0. Causal, the summarised ones are those below clo; bidirectional (vis = lk), all
- * outside [clo, chi). */
+/*
+ * Query i's exact keys and summaries (file comment): the exact run is the window's visible
+ * keys, [blo, min(bhi, lk)) bidirectional and [blo, vis) causal, or without a window the
+ * visible part of a causal query's last chunk if that is incomplete; chunks wholly outside
+ * it are summarised whole, and the chunks it cuts leave a piece on either side, [lp, elo)
+ * and [ehi, rp), summarised on their own.
+ */
 static void eva_row(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, rj_eva_row *r)
 {
     int64_t size;
-    const int64_t count = eva_chunks(s, lk, &size);
-    int64_t blo, bhi, clo = -1, chi = -1, c = 0;
-    window(s, i, vis, &blo, &bhi);
-    for (; c < count; c++) {
-        int64_t lo, hi;
-        chunk_range(size, lk, c, &lo, &hi);
-        if (lo >= vis)
-            break;
-        if (!summarised(lo, hi, blo, bhi, vis)) {
-            if (clo < 0)
-                clo = c;
-            chi = c + 1;
-        }
+    const int64_t count = eva_chunks(s, lk, &size), w = s->eva_window;
+    if (s->causal) {
+        const int64_t last = (vis - 1) / size, end = (last + 1) * size < lk ? (last + 1) * size : lk;
+        r->elo = w > 0 ? (vis - 1) / w * w : vis < end ? last * size : vis;
+        r->ehi = vis;
+        r->phi = count;
+        r->rp = vis;
+    } else {
+        const int64_t blo = w > 0 ? i / w * w : 0, bhi = w > 0 ? blo + w : 0;
+        r->elo = blo < lk ? blo : lk;
+        r->ehi = bhi < lk ? bhi : lk;
+        r->phi = (r->ehi + size - 1) / size;
+        r->rp = r->phi * size < lk ? r->phi * size : lk;
     }
-    if (clo < 0) /* nothing exact: below c are the visible chunks, all summarised */
-        clo = chi = s->causal ? c : 0;
-    r->plo = clo;
-    r->phi = s->causal ? count : chi;
-    r->elo = clo * size < lk ? clo * size : lk;
-    r->ehi = s->causal ? vis : chi * size < lk ? chi * size : lk;
+    r->plo = r->elo / size;
+    r->lp = r->plo * size;
+    if (!s->causal && r->ehi == r->elo) { /* no window: every chunk whole */
+        r->plo = r->phi = 0;
+        r->lp = r->elo, r->rp = r->ehi;
+    }
 }
 
 static rfjit_status eva_check(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
@@ -258,47 +259,78 @@ static rfjit_status eva_check(const rj_spec *s, int64_t lq, int64_t lk, const in
     return rj_est_check_nvis(s, lq, lk, nvis, dg);
 }
 
-static const rj_eva_ops eva_ops = {eva_check, eva_chunks, eva_row, eva_summaries};
+static const rj_eva_ops eva_ops = {eva_check, eva_chunks, eva_row, eva_summaries, eva_piece};
 
 const rj_eva_ops *rj_eva_ops_for(const rj_spec *s)
 {
     return s->eva_variant == RJ_EVA_OFFICIAL ? &rj_eva_official_ops : &eva_ops;
 }
 
-/* Output row i: softmax over the summarised chunks' logits x.kbar_c + loff_c, then the exact
- * keys' x.y_j. logit: scratch of lk + count doubles. */
-static void attend_row(const rj_spec *s, const rj_eva_row *r, int64_t count, const double *xi,
-                       const double *y, const double *v, const double *kbar, const double *loff,
-                       const double *beta, double *logit, double *o)
+/* A row's pseudo-keys: the whole chunks' summaries (kbar, loff, beta: count rows), then its
+ * pieces' (pk, pl, pb: npieces rows). */
+typedef struct pseudo_keys {
+    const double *kbar, *loff, *beta;
+    int64_t count;
+    const double *pk, *pl, *pb;
+    int npieces;
+} pseudo_keys;
+
+/* Output row i: softmax over the summarised chunks' logits x.kbar_c + loff_c, the pieces',
+ * then the exact keys' x.y_j. logit: scratch of lk + count + 2 doubles. */
+static void attend_row(const rj_spec *s, const rj_eva_row *r, const pseudo_keys *pk,
+                       const double *xi, const double *y, const double *v, double *logit,
+                       double *o)
 {
     const int d = s->d, dv = s->dv;
+    const int64_t np = pk->count + pk->npieces, ne = r->ehi - r->elo;
     int64_t nl = 0;
     double mu = -INFINITY;
-    for (int64_t c = 0; c < count; c++)
-        if (c < r->plo || c >= r->phi) {
-            logit[nl] = dot(xi, kbar + c * d, d) + loff[c];
-            mu = fmax(mu, logit[nl++]);
-        }
-    for (int64_t j = r->elo; j < r->ehi; j++) {
-        logit[nl] = dot(xi, y + j * d, d);
+    for (int64_t t = 0; t < np + ne; t++) {
+        if (t < pk->count && !(t < r->plo || t >= r->phi))
+            continue;
+        const double *key = t < pk->count ? pk->kbar + t * d
+                            : t < np      ? pk->pk + (t - pk->count) * d
+                                          : y + (r->elo + t - np) * d;
+        const double off = t < pk->count ? pk->loff[t] : t < np ? pk->pl[t - pk->count] : 0;
+        logit[nl] = dot(xi, key, d) + off;
         mu = fmax(mu, logit[nl++]);
     }
     double Z = 0;
     for (int a = 0; a < dv; a++)
         o[a] = 0;
     nl = 0;
-    for (int64_t t = 0; t < count + r->ehi - r->elo; t++) {
-        const bool summ = t < count;
-        if (summ && !(t < r->plo || t >= r->phi))
+    for (int64_t t = 0; t < np + ne; t++) {
+        if (t < pk->count && !(t < r->plo || t >= r->phi))
             continue;
         const double a = exp(logit[nl++] - mu);
-        const double *val = summ ? beta + t * dv : v + (r->elo + t - count) * dv;
+        const double *val = t < pk->count ? pk->beta + t * dv
+                            : t < np      ? pk->pb + (t - pk->count) * dv
+                                          : v + (r->elo + t - np) * dv;
         Z += a;
         for (int b = 0; b < dv; b++)
             o[b] += a * val[b];
     }
     for (int a = 0; a < dv; a++)
         o[a] /= Z;
+}
+
+/* The pieces of row r into pk (at most two), recomputed only when they differ from last's. */
+static void row_pieces(const rj_spec *s, const rj_eva_ops *E, const double *x, int64_t lq,
+                       const double *y, const double *v, int64_t lk, const int64_t *nvis,
+                       const rj_eva_row *r, rj_eva_row *last, double *pk, double *pl, double *pb,
+                       int *npieces)
+{
+    const int64_t lo[2] = {r->lp, r->ehi}, hi[2] = {r->elo, r->rp};
+    if (r->lp == last->lp && r->elo == last->elo && r->ehi == last->ehi && r->rp == last->rp)
+        return;
+    *last = *r;
+    *npieces = 0;
+    for (int k = 0; k < 2; k++)
+        if (hi[k] > lo[k]) {
+            E->piece(s, x, lq, y, v, lk, nvis, lo[k], hi[k], pk + *npieces * s->d, pl + *npieces,
+                     pb + *npieces * s->dv);
+            ++*npieces;
+        }
 }
 
 static rfjit_status attend(const rj_spec *s, const double *params, const double *x, int64_t lq,
@@ -316,10 +348,11 @@ static rfjit_status attend(const rj_spec *s, const double *params, const double 
     }
     int64_t size;
     const int64_t count = E->chunks(s, lk, &size);
-    double *kbar = rj_alloc_array((size_t)count, (size_t)d * sizeof(double));
-    double *beta = rj_alloc_array((size_t)count, (size_t)dv * sizeof(double));
-    double *loff = rj_alloc_array((size_t)count, sizeof(double));
-    double *logit = rj_alloc_array((size_t)(lk + count), sizeof(double));
+    /* the whole chunks' summaries, then room for two pieces */
+    double *kbar = rj_alloc_array((size_t)count + 2, (size_t)d * sizeof(double));
+    double *beta = rj_alloc_array((size_t)count + 2, (size_t)dv * sizeof(double));
+    double *loff = rj_alloc_array((size_t)count + 2, sizeof(double));
+    double *logit = rj_alloc_array((size_t)(lk + count + 2), sizeof(double));
     rfjit_status st = RFJIT_OK;
     if (!kbar || !beta || !loff || !logit) {
         st = rj_fail(dg, RFJIT_E_NOMEM, "eva: no memory for %lld chunks of %lld keys",
@@ -327,6 +360,9 @@ static rfjit_status attend(const rj_spec *s, const double *params, const double 
         goto done;
     }
     E->summaries(s, x, lq, y, v, lk, nvis, kbar, loff, beta);
+    pseudo_keys pk = {kbar, loff, beta, count, kbar + count * d, loff + count, beta + count * dv,
+                      0};
+    rj_eva_row last = {-1, -1, -1, -1, -1, -1};
     for (int64_t i = 0; i < lq; i++) {
         const int64_t vis = nvis ? nvis[i] : s->causal ? i + 1 : lk;
         if (vis == 0) { /* nothing visible: a zero row */
@@ -336,7 +372,10 @@ static rfjit_status attend(const rj_spec *s, const double *params, const double 
         }
         rj_eva_row r;
         E->row(s, lk, i, vis, &r);
-        attend_row(s, &r, count, x + i * d, y, v, kbar, loff, beta, logit, out + i * dv);
+        if (E->piece)
+            row_pieces(s, E, x, lq, y, v, lk, nvis, &r, &last, kbar + count * d, loff + count,
+                       beta + count * dv, &pk.npieces);
+        attend_row(s, &r, &pk, x + i * d, y, v, logit, out + i * dv);
     }
 done:
     rj_free(kbar);

@@ -73,6 +73,7 @@ static void official_row(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, r
     r->ehi = s->causal ? vis : r->elo + w < lk ? r->elo + w : lk;
     r->plo = s->causal ? i / size : count;
     r->phi = count;
+    r->lp = r->elo, r->rp = r->ehi; /* no pieces: chunks are summarised whole */
 }
 
 static void official_summaries(const rj_spec *s, const double *x, int64_t lq, const double *y,
@@ -92,4 +93,4 @@ static void official_summaries(const rj_spec *s, const double *x, int64_t lq, co
 }
 
 const rj_eva_ops rj_eva_official_ops = {official_check, official_chunks, official_row,
-                                        official_summaries};
+                                        official_summaries, NULL};

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs EVA (est/eva.c) on the exact-softmax JIT kernel. For query i, EVA is a
- * softmax over the visible keys of the chunks it sees exactly plus one pseudo-key per
- * summarised chunk c, whose logit is x_i . kbar_c + ln n_c and whose value is beta_c. Queries
- * with the same exact chunk range [clo, chi) share that key set, so each run of them is one
- * kernel call on [pseudo-keys ; exact keys], with the causal diagonal shifted by qoff so
+ * This file runs EVA, both variants (est/eva.c, est/eva_official.c, through rj_eva_ops_for),
+ * on the exact-softmax JIT kernel. For query i, EVA is a softmax over a run of exact keys plus
+ * one pseudo-key per summarised chunk or piece of a chunk c, whose logit is
+ * x_i . kbar_c + loff_c (loff_c = ln n_c, or 0 for the official variant) and whose value is
+ * beta_c. Queries with the same sets (rj_eva_row) share that key set, so each run of them is
+ * one kernel call on [pseudo-keys ; exact keys], with the causal diagonal shifted by qoff so
  * that pseudo-keys are always visible.
  *
  * Keys are compacted as for the reference (masked keys removed, est/eva.c), and query i sees
@@ -16,9 +17,10 @@
  *
  * The logit offset rides on one extra coordinate (the kernel has d' = d + 1 and scales by
  * d'^{-1/4}): with c1 = (d'/d)^{1/4},
- *   q' = [c1 q, 1],  k' = [c1 k, 0],  pseudo' = [c1 d^{1/4} kbar_c, sqrt(d') ln n_c]
- * gives d'^{-1/2} q'.k' = q.k / sqrt d and x . kbar_c + ln n_c, exactly the reference's
- * logits. Chunk summaries come from the estimator in double (O(L d) per head).
+ *   q' = [c1 q, 1],  k' = [c1 k, 0],  pseudo' = [c1 d^{1/4} kbar_c, sqrt(d') loff_c]
+ * gives d'^{-1/2} q'.k' = q.k / sqrt d and x . kbar_c + loff_c, exactly the reference's
+ * logits. Summaries come from the estimator in double (chunks O(L d) per head, pieces once
+ * per run).
  */
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
@@ -77,8 +79,8 @@ static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t
 
 static bool same_sets(const rj_spec *s, const rj_eva_row *a, const rj_eva_row *b)
 {
-    return a->elo == b->elo && a->plo == b->plo && a->phi == b->phi &&
-           (s->causal || a->ehi == b->ehi);
+    return a->elo == b->elo && a->plo == b->plo && a->phi == b->phi && a->lp == b->lp &&
+           (s->causal || (a->ehi == b->ehi && a->rp == b->rp));
 }
 
 /* End of the run from i0 that one kernel call can take: the same summarised chunks and first
@@ -127,10 +129,16 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
         E->row(s, lk, i0, vis0, &r0);
         const int64_t i1 = run_end(s, E, nvis, i0, lq, lk, &r0);
         E->row(s, lk, i1 - 1, visible(s, nvis, i1 - 1, lk), &rl);
-        /* pseudo-keys of the summarised chunks, then the exact keys the run sees */
+        /* pseudo-keys of the summarised chunks and pieces, then the exact keys the run sees;
+         * the pieces' summaries go after the chunks' (rows count, count + 1) */
         int64_t np = 0;
-        for (int64_t c = 0; c < count; c++) {
-            if (c >= r0.plo && c < r0.phi)
+        const int64_t plo[2] = {r0.lp, r0.ehi}, phi[2] = {r0.elo, s->causal ? r0.ehi : r0.rp};
+        for (int k = 0; k < 2; k++)
+            if (phi[k] > plo[k])
+                E->piece(s, b->x, lq, b->y, b->v, lk, nvis, plo[k], phi[k], b->kbar + (count + k) * d,
+                         b->loff + count + k, b->beta + (count + k) * dv);
+        for (int64_t c = 0; c < count + 2; c++) {
+            if (c < count ? c >= r0.plo && c < r0.phi : !(phi[c - count] > plo[c - count]))
                 continue;
             for (int a = 0; a < d; a++)
                 b->ka[np * d1 + a] = (float)(c1 * unscale * b->kbar[c * d + a]);
@@ -218,12 +226,12 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     b.y = rj_scratch_buf(c, SLOT_Y, (size_t)lk * d, sizeof(double));
     b.v = rj_scratch_buf(c, SLOT_V, (size_t)lk * dv, sizeof(double));
     /* the chunks' logit offsets follow their mean keys */
-    b.kbar = rj_scratch_buf(c, SLOT_KBAR, (size_t)(count + 1) * (d + 1), sizeof(double));
-    b.loff = b.kbar ? b.kbar + (size_t)(count + 1) * d : NULL;
-    b.beta = rj_scratch_buf(c, SLOT_BETA, (size_t)(count + 1) * dv, sizeof(double));
+    b.kbar = rj_scratch_buf(c, SLOT_KBAR, (size_t)(count + 3) * (d + 1), sizeof(double));
+    b.loff = b.kbar ? b.kbar + (size_t)(count + 3) * d : NULL;
+    b.beta = rj_scratch_buf(c, SLOT_BETA, (size_t)(count + 3) * dv, sizeof(double));
     b.qa = rj_scratch_buf(c, SLOT_QA, (size_t)lq * d1, sizeof(float));
-    b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 1) * d1, sizeof(float));
-    b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 1) * dv, sizeof(float));
+    b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 3) * d1, sizeof(float));
+    b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 3) * dv, sizeof(float));
     b.pos = rj_scratch_buf(c, SLOT_POS, (size_t)lk + 1, sizeof(int64_t));
     b.nvis = rj_scratch_buf(c, SLOT_NVIS, (size_t)lq + 1, sizeof(int64_t));
     b.ws = c->ws;

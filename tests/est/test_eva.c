@@ -68,49 +68,53 @@ static void summary(const double *x, int aligned, const double *y, const double 
 
 /*
  * The documented semantics, written as sets: key j is visible to i if bidirectional or
- * j <= i; in the window if w > 0 and j / w == i / w; in chunk j / s (s = ceil(lk / C)).
- * Chunk c is summarised for i iff all its keys are visible and none is in the window; the
- * exact set is the visible keys of the other chunks. Softmax over exact logits x_i.y_j and
- * summary logits x_i.kbar_c + ln n_c. Returns how many (query, summary) pairs were used.
+ * j <= i; exact if visible and in i's window (w > 0 and j / w == i / w), or, causal without a
+ * window, in i's chunk when that chunk has keys after i. Each chunk's visible keys that are
+ * not exact form at most two runs (one on either side of the exact ones), each summarised on
+ * its own: kbar over the run, beta with mu from the run, logit x_i.kbar + ln |run|. Softmax
+ * over exact logits x_i.y_j and summary logits. Returns how many (query, summary) pairs were
+ * used.
  */
 static int brute_force(int w, int C, int causal, const double *x, int lq, const double *y,
                        const double *v, int lk, double *out)
 {
-    const int s = (lk + C - 1) / C, nc = (lk + s - 1) / s;
-    double kbar[LMAX][D], beta[LMAX][DV];
-    for (int c = 0; c < nc; c++) {
-        const int lo = c * s, hi = lo + s < lk ? lo + s : lk;
-        summary(x, !causal && lq == lk, y, v, lo, hi, kbar[c], beta[c]);
-    }
+    const int s = (lk + C - 1) / C;
     int used = 0;
     for (int i = 0; i < lq; i++) {
-        int summ[LMAX];
-        for (int c = 0; c < nc; c++)
-            summ[c] = 1;
+        int exact[LMAX];
+        const int c_i = i / s, end_i = (c_i + 1) * s < lk ? (c_i + 1) * s : lk;
         for (int j = 0; j < lk; j++) {
-            const int visible = !causal || j <= i, in_window = w > 0 && j / w == i / w;
-            if (!visible || in_window)
-                summ[j / s] = 0;
+            const int visible = !causal || j <= i;
+            exact[j] = visible && (w > 0 ? j / w == i / w : causal && j / s == c_i && end_i > i + 1);
         }
         double Z = 0, *o = out + i * DV;
         for (int b = 0; b < DV; b++)
             o[b] = 0;
         for (int j = 0; j < lk; j++)
-            if ((!causal || j <= i) && !summ[j / s]) {
+            if (exact[j]) {
                 const double a = exp(dotd(x + i * D, y + j * D));
                 Z += a;
                 for (int b = 0; b < DV; b++)
                     o[b] += a * v[j * DV + b];
             }
-        for (int c = 0; c < nc; c++)
-            if (summ[c]) {
-                const int n = (c + 1) * s < lk ? s : lk - c * s;
-                const double a = exp(dotd(x + i * D, kbar[c]) + log((double)n));
-                Z += a;
-                used++;
-                for (int b = 0; b < DV; b++)
-                    o[b] += a * beta[c][b];
+        for (int j = 0; j < lk;) { /* maximal runs of summarised keys inside one chunk */
+            const int visible = !causal || j <= i;
+            if (!visible || exact[j]) {
+                j++;
+                continue;
             }
+            int hi = j + 1;
+            while (hi < lk && hi / s == j / s && (!causal || hi <= i) && !exact[hi])
+                hi++;
+            double kbar[D], beta[DV];
+            summary(x, !causal && lq == lk, y, v, j, hi, kbar, beta);
+            const double a = exp(dotd(x + i * D, kbar) + log((double)(hi - j)));
+            Z += a;
+            used++;
+            for (int b = 0; b < DV; b++)
+                o[b] += a * beta[b];
+            j = hi;
+        }
         for (int b = 0; b < DV; b++)
             o[b] /= Z;
     }
