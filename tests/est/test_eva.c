@@ -41,8 +41,8 @@ static double dotd(const double *a, const double *b)
 }
 
 /* Summary of chunk [lo, hi) straight from the definitions (no log-domain shift: moderate
- * norms only): kbar, and beta with weights e^{mu.y_j}, mu = qbar + kbar (aligned:
- * bidirectional and lq == lk) or 2 kbar. */
+ * norms only): kbar, and beta with weights e^{mu.y_j}, mu = (qbar + kbar) / 2 (aligned:
+ * bidirectional and lq == lk) or kbar. */
 static void summary(const double *x, int aligned, const double *y, const double *v, int lo, int hi,
                     double *kbar, double *beta)
 {
@@ -52,7 +52,7 @@ static void summary(const double *x, int aligned, const double *y, const double 
         for (int j = lo; j < hi; j++)
             sk += y[j * D + a], sq += aligned ? x[j * D + a] : 0;
         kbar[a] = sk / (hi - lo);
-        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a];
+        w[a] = 0.5 * ((aligned ? sq / (hi - lo) : kbar[a]) + kbar[a]);
     }
     for (int b = 0; b < DV; b++)
         beta[b] = 0;
@@ -154,7 +154,7 @@ Test(eva, matches_set_semantics)
 }
 
 /* C3: no window, one chunk, bidirectional: every output is beta_1, RFA in the many-sample
- * limit of the proposal N(mu, I), mu = qbar + kbar (self) or 2 kbar (cross): weights
+ * limit of the proposal N(mu, I), mu = (qbar + kbar) / 2 (self) or kbar (cross): weights
  * E xi(y_j, w) = e^{mu.y_j}. */
 Test(eva, no_window_one_chunk_is_rfa)
 {
@@ -170,7 +170,7 @@ Test(eva, no_window_one_chunk_is_rfa)
             double sq = 0, sk = 0;
             for (int j = 0; j < lk; j++)
                 sq += x[j * D + a], sk += y[j * D + a];
-            w[a] = (cross ? sk / lk : sq / lk) + sk / lk;
+            w[a] = 0.5 * ((cross ? sk / lk : sq / lk) + sk / lk);
         }
         for (int j = 0; j < lk; j++) {
             const double xi = exp(dotd(w, y + j * D));
