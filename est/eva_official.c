@@ -25,8 +25,8 @@
  *             query's own (whose keys the window may or may not cover)
  *   out_i = softmax([x_i . y_j, j in window] ++ [x_i . kbar_c, c seen]) . [v_j ; beta_c]
  * (no ln n_c term). With one chunk, causal_eva.py fails (it takes a branch that leaves its
- * mask undefined); here every query then sees its window only. Lq != Lk or a key mask:
- * RFJIT_E_NOT_APPLICABLE.
+ * mask undefined); here every query then sees its window only. Lq != Lk (a decode step among
+ * them) or a key mask: RFJIT_E_NOT_APPLICABLE.
  */
 #include "est/est.h"
 
@@ -48,11 +48,11 @@ static int64_t official_chunks(const rj_spec *s, int64_t lk, int64_t *size)
 static rfjit_status official_check(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
                                    rj_diag *dg)
 {
-    RJ_TRY(rj_est_check_nvis(s, lq, lk, nvis, dg));
     RJ_FAIL_IF(dg, lq != lk, RFJIT_E_NOT_APPLICABLE,
-               "the official eva variant is self-attention: it needs as many queries as keys "
-               "(%lld queries, %lld visible keys)",
+               "the official eva variant is self-attention over whole calls: it needs as many "
+               "queries as keys (%lld queries, %lld visible keys), so it has no decode steps",
                (long long)lq, (long long)lk);
+    RJ_TRY(rj_est_check_nvis(s, lq, lk, nvis, dg));
     for (int64_t i = 0; nvis && i < lq; i++)
         RJ_FAIL_IF(dg, nvis[i] != (s->causal ? i + 1 : lk), RFJIT_E_NOT_APPLICABLE,
                    "the official eva variant takes no key mask or padding");
