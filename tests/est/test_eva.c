@@ -213,7 +213,7 @@ Test(eva, chunk_size_one_is_softmax)
     check_softmax(4, 23, 0, 9, 23, 7);
 }
 
-/* A window of at least Lk keys makes every chunk meet Block(i): all keys are exact. */
+/* A window of at least Lk keys covers every key: all of them are exact. */
 Test(eva, window_covering_sequence_is_softmax)
 {
     const int chunks[] = {1, 3, 7};
@@ -222,6 +222,42 @@ Test(eva, window_covering_sequence_is_softmax)
             check_softmax(23, chunks[ci], causal, 23, 23, 8);
             check_softmax(27, chunks[ci], causal, 23, 23, 9);
         }
+}
+
+/* The exact run of a query is its window's visible keys whatever the chunk count, and its
+ * summaries (whole chunks and pieces) cover the other visible keys: more chunks only split
+ * them finer. Checked on the ops' rows for every chunk count up to one key per chunk. */
+Test(eva, exact_set_independent_of_chunks)
+{
+    enum { L = 23 };
+    const int windows[] = {1, 3, 5, 8};
+    for (size_t wi = 0; wi < 4; wi++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int C = 1; C <= L; C++) {
+                rj_spec s = rt_spec("eva", D, DV, 1, causal);
+                s.eva_window = windows[wi];
+                s.eva_chunks = C;
+                const rj_eva_ops *E = rj_eva_ops_for(&s);
+                int64_t size;
+                const int64_t count = E->chunks(&s, L, &size);
+                for (int64_t i = 0; i < L; i++) {
+                    const int64_t vis = causal ? i + 1 : L, w = windows[wi];
+                    rj_eva_row r;
+                    E->row(&s, L, i, vis, &r);
+                    const int64_t blo = i / w * w, bhi = causal ? i + 1 : blo + w < L ? blo + w : L;
+                    cr_assert(r.elo == blo && r.ehi == bhi,
+                              "w %lld C %d causal %d i %lld: exact [%lld, %lld)", (long long)w, C,
+                              causal, (long long)i, (long long)r.elo, (long long)r.ehi);
+                    /* whole chunks below plo (and from phi), pieces [lp, elo), [ehi, rp): the
+                     * visible keys outside the window, each once */
+                    cr_assert(r.lp == r.plo * size && r.lp <= r.elo && r.elo - r.lp < size);
+                    cr_assert(causal ? r.rp == r.ehi
+                                     : (r.rp == (r.phi * size < L ? r.phi * size : L) &&
+                                        r.rp >= r.ehi && r.rp - r.ehi < size && r.phi <= count),
+                              "w %lld C %d i %lld: rp %lld phi %lld", (long long)w, C,
+                              (long long)i, (long long)r.rp, (long long)r.phi);
+                }
+            }
 }
 
 /* Keys at 0: all xi are 1 (beta_c = chunk mean of v) and every logit is 0 or ln n_c, so
