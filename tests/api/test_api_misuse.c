@@ -181,6 +181,12 @@ Test(api_misuse, eva_variant)
     a.eva_window = 0;
     EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "window");
     cr_assert_null(p);
+    /* a caller built before the field: its size ends there, the variant is principled (the
+     * official one would refuse window 0) */
+    a.size = offsetof(rfjit_attn_desc, eva_variant);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    p = NULL;
     const char *ok[] = {NULL, "principled", "official"};
     for (int i = 0; i < 3; i++) {
         a = desc_for("eva", 8, 4);
