@@ -14,7 +14,8 @@
  *             text; L = 512, d = dv = 32), the error averaged over the heads, the time summed
  * Per cell: error |O_hat - O|^2 / |O|^2 against exact attention on the double-precision
  * reference, and the median execute time in ms (JIT, process CPU time on one thread), with
- * exact attention's JIT time on the same data in the same run for scale. The official variant needs a window (w = 0: "-").
+ * exact attention's JIT time on the same data in the same run for scale. The official
+ * variant needs a window (w = 0: "-").
  */
 #include "bench.h"
 
@@ -191,8 +192,8 @@ static void print_table(const char *data, int causal, const bench_data *p, int h
 }
 
 /* Every head of the real set (held out), one direction. */
-static int real_table(rfjit_ctx *ctx, const real_set *s, int causal, int runs, int json,
-                      char *err, size_t len)
+static int real_table(rfjit_ctx *ctx, const real_set *s, int causal, int runs, int json, char *err,
+                      size_t len)
 {
     eva_table t;
     memset(&t, 0, sizeof t);

@@ -126,9 +126,9 @@ typedef struct rj_eva_ops {
                       double *beta);
     /* The summary of the keys [lo, hi), a piece of a row (one kbar, loff, beta); NULL when
      * rows have no pieces. */
-    void (*piece)(const rj_spec *s, const double *x, int64_t lq, const double *y,
-                  const double *v, int64_t lk, const int64_t *nvis, int64_t lo, int64_t hi,
-                  double *kbar, double *loff, double *beta);
+    void (*piece)(const rj_spec *s, const double *x, int64_t lq, const double *y, const double *v,
+                  int64_t lk, const int64_t *nvis, int64_t lo, int64_t hi, double *kbar,
+                  double *loff, double *beta);
 } rj_eva_ops;
 
 /* The EVA ops of an eva spec, by its variant. */

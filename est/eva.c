@@ -114,8 +114,9 @@ static bool valid(const rj_spec *s, char *why, size_t n)
         return false;
     }
     if (s->eva_variant == RJ_EVA_OFFICIAL && s->eva_window < 1) {
-        snprintf(why, n, "the official eva variant needs eva window >= 1 (its local attention "
-                         "partitions the sequence into windows)");
+        snprintf(why, n,
+                 "the official eva variant needs eva window >= 1 (its local attention "
+                 "partitions the sequence into windows)");
         return false;
     }
     return true;
@@ -239,7 +240,8 @@ static void eva_row(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, rj_eva
     int64_t size;
     const int64_t count = eva_chunks(s, lk, &size), w = s->eva_window;
     if (s->causal) {
-        const int64_t last = (vis - 1) / size, end = (last + 1) * size < lk ? (last + 1) * size : lk;
+        const int64_t last = (vis - 1) / size,
+                      end = (last + 1) * size < lk ? (last + 1) * size : lk;
         r->elo = w > 0 ? (vis - 1) / w * w : vis < end ? last * size : vis;
         r->ehi = vis;
         r->phi = count;
@@ -284,8 +286,7 @@ typedef struct pseudo_keys {
 /* Output row i: softmax over the summarised chunks' logits x.kbar_c + loff_c, the pieces',
  * then the exact keys' x.y_j. logit: scratch of lk + count + 2 doubles. */
 static void attend_row(const rj_spec *s, const rj_eva_row *r, const pseudo_keys *pk,
-                       const double *xi, const double *y, const double *v, double *logit,
-                       double *o)
+                       const double *xi, const double *y, const double *v, double *logit, double *o)
 {
     const int d = s->d, dv = s->dv;
     const int64_t np = pk->count + pk->npieces, ne = r->ehi - r->elo;

@@ -135,8 +135,9 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
         const int64_t plo[2] = {r0.lp, r0.ehi}, phi[2] = {r0.elo, s->causal ? r0.ehi : r0.rp};
         for (int k = 0; k < 2; k++)
             if (phi[k] > plo[k])
-                E->piece(s, b->x, lq, b->y, b->v, lk, nvis, plo[k], phi[k], b->kbar + (count + k) * d,
-                         b->loff + count + k, b->beta + (count + k) * dv);
+                E->piece(s, b->x, lq, b->y, b->v, lk, nvis, plo[k], phi[k],
+                         b->kbar + (count + k) * d, b->loff + count + k,
+                         b->beta + (count + k) * dv);
         for (int64_t c = 0; c < count + 2; c++) {
             if (c < count ? c >= r0.plo && c < r0.phi : !(phi[c - count] > plo[c - count]))
                 continue;
@@ -214,8 +215,8 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
      * official variant pads to a multiple of the window, and floor(Np / C) can be small:
      * its count is at most the padded length. */
     const int64_t count = s->eva_variant == RJ_EVA_OFFICIAL ? lk + s->eva_window
-                          : s->eva_chunks < lk             ? s->eva_chunks
-                                                           : lk;
+                          : s->eva_chunks < lk              ? s->eva_chunks
+                                                            : lk;
     rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
     RJ_TRY(rj_plan_kernel_for_rows(p, lq, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);

@@ -85,7 +85,8 @@ static int brute_force(int w, int C, int causal, const double *x, int lq, const 
         const int c_i = i / s, end_i = (c_i + 1) * s < lk ? (c_i + 1) * s : lk;
         for (int j = 0; j < lk; j++) {
             const int visible = !causal || j <= i;
-            exact[j] = visible && (w > 0 ? j / w == i / w : causal && j / s == c_i && end_i > i + 1);
+            exact[j] = visible &&
+                       (w > 0 ? j / w == i / w : causal && j / s == c_i && end_i > i + 1);
         }
         double Z = 0, *o = out + i * DV;
         for (int b = 0; b < DV; b++)
@@ -254,8 +255,8 @@ Test(eva, exact_set_independent_of_chunks)
                     cr_assert(causal ? r.rp == r.ehi
                                      : (r.rp == (r.phi * size < L ? r.phi * size : L) &&
                                         r.rp >= r.ehi && r.rp - r.ehi < size && r.phi <= count),
-                              "w %lld C %d i %lld: rp %lld phi %lld", (long long)w, C,
-                              (long long)i, (long long)r.rp, (long long)r.phi);
+                              "w %lld C %d i %lld: rp %lld phi %lld", (long long)w, C, (long long)i,
+                              (long long)r.rp, (long long)r.phi);
                 }
             }
 }

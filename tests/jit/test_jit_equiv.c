@@ -330,7 +330,8 @@ Test(jit_equiv, eva_official, .timeout = 300)
                     run(c, a, RFJIT_BACKEND_REFERENCE, &p, ref);
                     run(c, a, RFJIT_BACKEND_JIT, &p, jit);
                     double e = rel_err(jit, ref, n), tol = tol_of("eva");
-                    cr_expect(e <= tol, "official window=%d chunks=%d causal=%d L=%lld: %.3g > %.0e",
+                    cr_expect(e <= tol,
+                              "official window=%d chunks=%d causal=%d L=%lld: %.3g > %.0e",
                               windows[wi], chunks[ci], causal, (long long)L, e, tol);
                     free(ref);
                     free(jit);
