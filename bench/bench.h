@@ -215,6 +215,12 @@ void real_norms(const real_set *s, int split, int which, int64_t head, double *m
  * seed. CLI_OK or the exit code after printing the error. */
 int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json);
 
+/* ------------------------------------------------------------------ bench_eva.c */
+/* The eva suite: both eva variants' error against exact attention and time, over windows and
+ * chunk counts, on Gaussian, local and real data, both directions, as markdown tables or
+ * JSON lines. CLI_OK or the exit code after printing the error. */
+int bench_eva(rfjit_ctx *ctx, int runs, int json);
+
 /* ------------------------------------------------------------------ bench_plot.c */
 
 /* One measured row as the plot reads it. */

@@ -66,7 +66,7 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
             }
     } else if (!strcmp(suite, "serving") || !strcmp(suite, "decode") ||
                !strcmp(suite, "decode-smoke") || !strcmp(suite, "real") ||
-               !strcmp(suite, "real-smoke")) {
+               !strcmp(suite, "real-smoke") || !strcmp(suite, "eva")) {
         return 0;
     } else if (!strcmp(suite, "smoke")) {
         for (int causal = 0; causal < 2; causal++) {

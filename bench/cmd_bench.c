@@ -19,7 +19,7 @@
 
 static const char help[] =
     "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke|\n"
-    "                            real|real-smoke]\n"
+    "                            real|real-smoke|eva]\n"
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
@@ -35,6 +35,9 @@ static const char help[] =
     "                real: every estimator on the real attention heads of data/real (a\n"
     "                trained transformer on real text), m = 64 and 256, both directions:\n"
     "                error against exact and time against exact; real-smoke: two heads\n"
+    "                eva: both eva variants (principled, official) over windows 0, 16, 64\n"
+    "                and chunk counts 4, 16, 64, both directions, on Gaussian, local and\n"
+    "                real data: error against exact and time, as markdown tables\n"
     "  --json        one JSON object per line: machine first, then one per row\n"
     "  --runs N      timed runs per measurement (default 5; smoke 2; real 20), after\n"
     "                2 warm-ups\n"
@@ -887,6 +890,9 @@ int cmd_bench(int argc, char **argv)
     if ((!strcmp(suite, "decode") || !strcmp(suite, "decode-smoke")) && !decode)
         return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
     const int real = !strncmp(suites[0], "real", 4) && n_suites == 1;
+    const int eva = !strcmp(suites[0], "eva") && n_suites == 1;
+    if (!strcmp(suite, "eva") && !eva)
+        return cli_error("bench", CLI_USAGE, "--suite eva has no plot (drop --plot)");
     if (!strncmp(suite, "real", 4) && !real)
         return cli_error("bench", CLI_USAGE, "--suite %s has no plot (drop --plot)", suite);
     b->json = json;
@@ -926,6 +932,15 @@ int cmd_bench(int argc, char **argv)
     }
     if (decode) {
         const int rc = run_decode(b, decode_smoke, no_torch, suite_names, cpu);
+        bench_free(b);
+        return rc;
+    }
+    if (eva) {
+        if (json)
+            print_machine(b, suite_names, cpu, NULL);
+        else
+            printf("rfjit bench, suite eva: cpu %s, one thread\n", cpu);
+        const int rc = bench_eva(ctx, b->runs, json);
         bench_free(b);
         return rc;
     }

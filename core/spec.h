@@ -30,6 +30,22 @@ static inline const char *rj_compat_name(int c)
     return c >= 0 && c < RJ_COMPAT_COUNT ? names[c] : NULL;
 }
 
+/* Which EVA (rfjit.h, rfjit_attn_desc.eva_variant): rfjit's principled estimator (est/eva.c)
+ * or the official code's eval-mode computation with identity learned maps
+ * (est/eva_official.c). */
+typedef enum rj_eva_variant {
+    RJ_EVA_PRINCIPLED = 0,
+    RJ_EVA_OFFICIAL = 1,
+    RJ_EVA_VARIANT_COUNT = 2
+} rj_eva_variant;
+
+/* The descriptor's name of a variant, "principled" or "official"; NULL out of range. */
+static inline const char *rj_eva_variant_name(int v)
+{
+    static const char *const names[RJ_EVA_VARIANT_COUNT] = {"principled", "official"};
+    return v >= 0 && v < RJ_EVA_VARIANT_COUNT ? names[v] : NULL;
+}
+
 /* Largest head dims the reference accepts (stack scratch in feature maps is sized by it). */
 #define RJ_MAX_D 1024
 
@@ -45,6 +61,7 @@ typedef struct rj_spec {
     double scale;        /* softmax scale: logits are scale * q.k (resolved, > 0; a spec built
                             by hand may leave it 0, which means the default) */
     int32_t compat;      /* rj_compat: whose numerics (RJ_COMPAT_NONE: rfjit's own) */
+    int32_t eva_variant; /* eva: rj_eva_variant (RJ_EVA_PRINCIPLED for every other estimator) */
 } rj_spec;
 
 /* The softmax scale a descriptor's 0 stands for. */

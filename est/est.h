@@ -98,24 +98,48 @@ typedef struct rj_klowered {
 
 /*
  * Chunked control-variate estimators (RJ_TMPL_EVA) run on the exact-softmax kernel over an
- * augmented key set (runtime/exec_eva.c): for query i, the keys of the chunks it sees
- * exactly, plus one pseudo-key per summarised chunk (its mean key, logit offset ln n_c, value
- * beta_c). The estimator says which chunks and computes the summaries.
+ * augmented key set (runtime/exec_eva.c): for query i, a contiguous run of exact keys, plus
+ * one pseudo-key per summarised chunk c (its mean key kbar_c, a logit offset loff_c, value
+ * beta_c). The ops of a spec (rj_eva_ops_for: the principled or the official variant) say
+ * which keys and chunks, and compute the summaries.
  */
+typedef struct rj_eva_row {
+    int64_t elo, ehi; /* exact keys [elo, ehi); causal: ehi = vis, each query up to its own */
+    int64_t plo, phi; /* summarised whole chunks: [0, plo) and [phi, count) */
+    int64_t lp, rp;   /* summarised pieces of chunks: [lp, elo) and [ehi, rp), each one
+                         pseudo-key when not empty (the ops' piece summary) */
+} rj_eva_row;
+
 typedef struct rj_eva_ops {
-    /* Chunk geometry for lk keys: returns the count of non-empty chunks, *size their size. */
+    /* Whether a call of lq queries and lk (visible, compacted) keys with counts nvis is one
+     * this variant defines: RFJIT_OK or the status and message of why not. */
+    rfjit_status (*check)(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
+                          rj_diag *dg);
+    /* Chunk geometry for lk keys: returns the chunk count, *size their (nominal) size. */
     int64_t (*chunks)(const rj_spec *s, int64_t lk, int64_t *size);
-    /* Chunks [*clo, *chi) that query i, which sees keys 0 .. vis - 1, sees key by key (its
-     * visible keys only, if causal); every other chunk is summarised for i: all of them when
-     * bidirectional, those below clo when causal (the ones above are invisible). */
-    void (*exact_chunks)(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, int64_t *clo,
-                         int64_t *chi);
-    /* Per chunk: kbar (count x d, mean of the scaled keys) and beta (count x dv). xa: the
-     * queries at the keys' positions (lk x d) when rj_eva_aligned, else NULL. Other
-     * arguments as for attend. */
-    void (*summaries)(const rj_spec *s, const double *params, const double *xa, const double *y,
-                      const double *v, int64_t lk, double *kbar, double *beta);
+    /* Query i's key sets when it sees keys 0 .. vis - 1 (vis >= 1). */
+    void (*row)(const rj_spec *s, int64_t lk, int64_t i, int64_t vis, rj_eva_row *r);
+    /* Per chunk: kbar (count x d), loff (count) and beta (count x dv), from the queries x
+     * (lq x d) and keys y, values v (lk rows). Arguments as for attend. */
+    void (*summaries)(const rj_spec *s, const double *x, int64_t lq, const double *y,
+                      const double *v, int64_t lk, const int64_t *nvis, double *kbar, double *loff,
+                      double *beta);
+    /* The summary of the keys [lo, hi), a piece of a row (one kbar, loff, beta); NULL when
+     * rows have no pieces. */
+    void (*piece)(const rj_spec *s, const double *x, int64_t lq, const double *y, const double *v,
+                  int64_t lk, const int64_t *nvis, int64_t lo, int64_t hi, double *kbar,
+                  double *loff, double *beta);
 } rj_eva_ops;
+
+/* The EVA ops of an eva spec, by its variant. */
+const rj_eva_ops *rj_eva_ops_for(const rj_spec *s);
+extern const rj_eva_ops rj_eva_official_ops;
+/* One chunk's summary over its keys [lo, hi) (est/eva.c): kbar = sum y_j / n and beta =
+ * sum_j e^{l_j} v_j / sum_j e^{l_j} (0 for no key), l_j = mu.y_j - norm |y_j|^2/2 with
+ * mu = half (qbar + kbar), qbar = sum xs_j / n, or kbar when xs is NULL. */
+void rj_eva_summary(const rj_spec *s, const double *xs, const double *y, const double *v,
+                    int64_t lo, int64_t hi, double n, double half, double norm, double *kbar,
+                    double *beta);
 
 typedef struct rj_est_ops {
     const char *name;
@@ -204,10 +228,6 @@ rfjit_status rj_est_ref_attend(const rj_spec *s, const double *params, const dou
  * lq == lk or bidirectional): nvis[i] in [0, lk], non-decreasing. */
 rfjit_status rj_est_check_nvis(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis,
                                rj_diag *dg);
-
-/* Whether EVA's chunk summaries take the queries at the chunk positions (est/eva.c: a
- * bidirectional call with lq == lk and no visible-key counts). */
-bool rj_eva_aligned(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis);
 
 /* The visible-key counts of `attend` for a call whose nk visible keys sit at positions pos
  * (ascending) among lk: query i sees those at positions <= i + qoff when causal (qoff =

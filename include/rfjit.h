@@ -358,13 +358,23 @@ typedef struct rfjit_attn_desc {
      * double reference, as does any mode with RFJIT_BACKEND_REFERENCE. rfjit_plan_features
      * and rfjit_plan_kernel give the estimator's own maps. */
     const char *compat;
+    /* Which EVA an "eva" plan computes (since 0.4). NULL or "principled": rfjit's estimator
+     * (README "eva: principled vs official"), whose window and chunk count trade error for
+     * time. "official": the official EVA code (HKUNLP efficient-attention, eva.py and
+     * causal_eva.py) in eval mode with identity learned maps: window keys counted again in
+     * every chunk summary, no chunk-size term, the deterministic proposal mean, padding to a
+     * multiple of the window. It needs eva_window >= 1, Lq = Lk and no key mask (else
+     * RFJIT_E_NOT_APPLICABLE), and a padded length divisible by its chunk size (else
+     * RFJIT_E_SHAPE), as the official code does. Set for another estimator:
+     * RFJIT_E_NOT_APPLICABLE; an unknown name: RFJIT_E_INVALID_ARG. */
+    const char *eva_variant;
 } rfjit_attn_desc;
 
 #define RFJIT_ATTN_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32, NULL                                                                        \
+            RFJIT_F32, NULL, NULL                                                                  \
     }
 
 /*

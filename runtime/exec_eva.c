@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs EVA (est/eva.c) on the exact-softmax JIT kernel. For query i, EVA is a
- * softmax over the visible keys of the chunks it sees exactly plus one pseudo-key per
- * summarised chunk c, whose logit is x_i . kbar_c + ln n_c and whose value is beta_c. Queries
- * with the same exact chunk range [clo, chi) share that key set, so each run of them is one
- * kernel call on [pseudo-keys ; exact keys], with the causal diagonal shifted by qoff so
+ * This file runs EVA, both variants (est/eva.c, est/eva_official.c, through rj_eva_ops_for),
+ * on the exact-softmax JIT kernel. For query i, EVA is a softmax over a run of exact keys plus
+ * one pseudo-key per summarised chunk or piece of a chunk c, whose logit is
+ * x_i . kbar_c + loff_c (loff_c = ln n_c, or 0 for the official variant) and whose value is
+ * beta_c. Queries with the same sets (rj_eva_row) share that key set, so each run of them is
+ * one kernel call on [pseudo-keys ; exact keys], with the causal diagonal shifted by qoff so
  * that pseudo-keys are always visible.
  *
  * Keys are compacted as for the reference (masked keys removed, est/eva.c), and query i sees
@@ -16,9 +17,10 @@
  *
  * The logit offset rides on one extra coordinate (the kernel has d' = d + 1 and scales by
  * d'^{-1/4}): with c1 = (d'/d)^{1/4},
- *   q' = [c1 q, 1],  k' = [c1 k, 0],  pseudo' = [c1 d^{1/4} kbar_c, sqrt(d') ln n_c]
- * gives d'^{-1/2} q'.k' = q.k / sqrt d and x . kbar_c + ln n_c, exactly the reference's
- * logits. Chunk summaries come from the estimator in double (O(L d) per head).
+ *   q' = [c1 q, 1],  k' = [c1 k, 0],  pseudo' = [c1 d^{1/4} kbar_c, sqrt(d') loff_c]
+ * gives d'^{-1/2} q'.k' = q.k / sqrt d and x . kbar_c + loff_c, exactly the reference's
+ * logits. Summaries come from the estimator in double (chunks O(L d) per head, pieces once
+ * per run).
  */
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
@@ -29,7 +31,7 @@
 #include <string.h>
 
 typedef struct eva_bufs {
-    double *x, *y, *v, *kbar, *beta;
+    double *x, *y, *v, *kbar, *beta, *loff;
     float *qa, *ka, *va, *ws, *st;
     int64_t *pos, *nvis;
 } eva_bufs;
@@ -75,12 +77,18 @@ static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t
     return nvis ? nvis[i] : s->causal ? i + 1 : lk;
 }
 
-/* End of the run from i0 that one kernel call can take: same exact chunks [clo, chi) and,
- * causal, visible counts rising by one per query and then constant (file comment). */
-static int64_t run_end(const rj_spec *s, const int64_t *nvis, int64_t i0, int64_t lq, int64_t lk,
-                       int64_t clo, int64_t chi)
+static bool same_sets(const rj_spec *s, const rj_eva_row *a, const rj_eva_row *b)
 {
-    const rj_eva_ops *E = s->est->eva;
+    return a->elo == b->elo && a->plo == b->plo && a->phi == b->phi && a->lp == b->lp &&
+           (s->causal || (a->ehi == b->ehi && a->rp == b->rp));
+}
+
+/* End of the run from i0 that one kernel call can take: the same summarised chunks and first
+ * exact key (and, bidirectional, last) and, causal, visible counts rising by one per query
+ * and then constant (file comment). */
+static int64_t run_end(const rj_spec *s, const rj_eva_ops *E, const int64_t *nvis, int64_t i0,
+                       int64_t lq, int64_t lk, const rj_eva_row *r0)
+{
     bool flat = false;
     int64_t i1 = i0 + 1;
     for (; i1 < lq; i1++) {
@@ -88,9 +96,9 @@ static int64_t run_end(const rj_spec *s, const int64_t *nvis, int64_t i0, int64_
         if (s->causal && !(step == 0 || (step == 1 && !flat)))
             break;
         flat = flat || step == 0;
-        int64_t c2lo, c2hi;
-        E->exact_chunks(s, lk, i1, vis, &c2lo, &c2hi);
-        if (c2lo != clo || c2hi != chi)
+        rj_eva_row r;
+        E->row(s, lk, i1, vis, &r);
+        if (!same_sets(s, r0, &r))
             break;
     }
     return i1;
@@ -100,13 +108,12 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
                      const int64_t *nvis, float *out, int64_t so)
 {
     const rj_spec *s = &p->spec;
-    const rj_eva_ops *E = s->est->eva;
+    const rj_eva_ops *E = rj_eva_ops_for(s);
     const int d = s->d, dv = s->dv, d1 = d + 1;
     const double c1 = pow((double)d1 / d, 0.25), unscale = pow((double)d, 0.25);
     int64_t size = 0;
     const int64_t count = E->chunks(s, lk, &size);
-    E->summaries(s, p->params, rj_eva_aligned(s, lq, lk, nvis) ? b->x : NULL, b->y, b->v, lk,
-                 b->kbar, b->beta);
+    E->summaries(s, b->x, lq, b->y, b->v, lk, nvis, b->kbar, b->loff, b->beta);
     for (int64_t i = 0; i < lq; i++) {
         for (int a = 0; a < d; a++)
             b->qa[i * d1 + a] = (float)(c1 * unscale * b->x[i * d + a]);
@@ -118,27 +125,30 @@ static void one_head(const rfjit_plan *p, rj_kernel_fn fn, eva_bufs *b, int64_t 
             out[i0 * so + a] = 0;
     while (i0 < lq) {
         const int64_t vis0 = visible(s, nvis, i0, lk);
-        int64_t clo, chi;
-        E->exact_chunks(s, lk, i0, vis0, &clo, &chi);
-        const int64_t i1 = run_end(s, nvis, i0, lq, lk, clo, chi);
-        /* pseudo-keys of the summarised chunks, then the exact keys the run sees */
+        rj_eva_row r0, rl;
+        E->row(s, lk, i0, vis0, &r0);
+        const int64_t i1 = run_end(s, E, nvis, i0, lq, lk, &r0);
+        E->row(s, lk, i1 - 1, visible(s, nvis, i1 - 1, lk), &rl);
+        /* pseudo-keys of the summarised chunks and pieces, then the exact keys the run sees;
+         * the pieces' summaries go after the chunks' (rows count, count + 1) */
         int64_t np = 0;
-        for (int64_t c = 0; c < count; c++) {
-            if ((c >= clo && c < chi) || (s->causal && c >= clo))
+        const int64_t plo[2] = {r0.lp, r0.ehi}, phi[2] = {r0.elo, s->causal ? r0.ehi : r0.rp};
+        for (int k = 0; k < 2; k++)
+            if (phi[k] > plo[k])
+                E->piece(s, b->x, lq, b->y, b->v, lk, nvis, plo[k], phi[k],
+                         b->kbar + (count + k) * d, b->loff + count + k,
+                         b->beta + (count + k) * dv);
+        for (int64_t c = 0; c < count + 2; c++) {
+            if (c < count ? c >= r0.plo && c < r0.phi : !(phi[c - count] > plo[c - count]))
                 continue;
-            const int64_t lo = c * size, hi = lo + size < lk ? lo + size : lk;
             for (int a = 0; a < d; a++)
                 b->ka[np * d1 + a] = (float)(c1 * unscale * b->kbar[c * d + a]);
-            b->ka[np * d1 + d] = (float)(sqrt((double)d1) * log((double)(hi - lo)));
+            b->ka[np * d1 + d] = (float)(sqrt((double)d1) * b->loff[c]);
             for (int a = 0; a < dv; a++)
                 b->va[np * dv + a] = (float)b->beta[c * dv + a];
             np++;
         }
-        const int64_t elo = clo * size < lk ? clo * size : lk;
-        const int64_t vlast = visible(s, nvis, i1 - 1, lk);
-        int64_t ehi = chi * size < lk ? chi * size : lk;
-        if (s->causal && vlast < ehi)
-            ehi = vlast;
+        const int64_t elo = r0.elo, ehi = rl.ehi;
         put_keys(p, b->y, b->v, elo, ehi, np, c1, b);
         rj_kargs a = {0};
         a.q = b->qa + i0 * d1;
@@ -180,14 +190,33 @@ static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, co
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, od);
 }
 
+/* The official variant defines self-attention without masks only (est/eva_official.c):
+ * every sequence is checked before any output is written. */
+static rfjit_status check_official(const rj_spec *s, const rj_call *call, rj_diag *dg)
+{
+    for (int64_t bi = 0; bi < call->B; bi++) {
+        const rj_seq sq = rj_call_seq(call, bi);
+        RJ_FAIL_IF(dg, sq.mask != NULL, RFJIT_E_NOT_APPLICABLE,
+                   "the official eva variant takes no key mask or padding");
+        RJ_TRY(rj_eva_official_ops.check(s, sq.lq, sq.lk, NULL, dg));
+    }
+    return RFJIT_OK;
+}
+
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
+    if (s->eva_variant == RJ_EVA_OFFICIAL)
+        RJ_TRY(check_official(s, call, dg));
     const int64_t lq = call->max_lq, lk = call->max_lk;
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     /* a sequence with masked keys is chunked over fewer keys, into smaller and possibly
-     * more chunks than the longest one: every count is at most C and at most its keys */
-    const int64_t count = s->eva_chunks < lk ? s->eva_chunks : lk;
+     * more chunks than the longest one: every count is at most C and at most its keys. The
+     * official variant pads to a multiple of the window, and floor(Np / C) can be small:
+     * its count is at most the padded length. */
+    const int64_t count = s->eva_variant == RJ_EVA_OFFICIAL ? lk + s->eva_window
+                          : s->eva_chunks < lk              ? s->eva_chunks
+                                                            : lk;
     rj_kernel_fn fn; /* EVA's rows are float32, built here in double whatever the inputs */
     RJ_TRY(rj_plan_kernel_for_rows(p, lq, RFJIT_F32, RFJIT_F32, &fn, dg));
     rj_exec_scratch *c = rj_scratch_take(p, dg);
@@ -197,11 +226,13 @@ rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
     b.x = rj_scratch_buf(c, SLOT_X, (size_t)lq * d, sizeof(double));
     b.y = rj_scratch_buf(c, SLOT_Y, (size_t)lk * d, sizeof(double));
     b.v = rj_scratch_buf(c, SLOT_V, (size_t)lk * dv, sizeof(double));
-    b.kbar = rj_scratch_buf(c, SLOT_KBAR, (size_t)(count + 1) * d, sizeof(double));
-    b.beta = rj_scratch_buf(c, SLOT_BETA, (size_t)(count + 1) * dv, sizeof(double));
+    /* the chunks' logit offsets follow their mean keys */
+    b.kbar = rj_scratch_buf(c, SLOT_KBAR, (size_t)(count + 3) * (d + 1), sizeof(double));
+    b.loff = b.kbar ? b.kbar + (size_t)(count + 3) * d : NULL;
+    b.beta = rj_scratch_buf(c, SLOT_BETA, (size_t)(count + 3) * dv, sizeof(double));
     b.qa = rj_scratch_buf(c, SLOT_QA, (size_t)lq * d1, sizeof(float));
-    b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 1) * d1, sizeof(float));
-    b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 1) * dv, sizeof(float));
+    b.ka = rj_scratch_buf(c, SLOT_KA, (size_t)(lk + count + 3) * d1, sizeof(float));
+    b.va = rj_scratch_buf(c, SLOT_VA, (size_t)(lk + count + 3) * dv, sizeof(float));
     b.pos = rj_scratch_buf(c, SLOT_POS, (size_t)lk + 1, sizeof(int64_t));
     b.nvis = rj_scratch_buf(c, SLOT_NVIS, (size_t)lq + 1, sizeof(int64_t));
     b.ws = c->ws;

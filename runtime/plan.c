@@ -52,6 +52,24 @@ static rfjit_status read_compat(const rfjit_attn_desc *d, rj_spec *s, rj_diag *d
     return RFJIT_OK;
 }
 
+/* The descriptor's eva_variant as an rj_eva_variant, refused for other estimators. */
+static rfjit_status read_eva_variant(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
+{
+    s->eva_variant = RJ_EVA_PRINCIPLED;
+    if (!d->eva_variant)
+        return RFJIT_OK;
+    int v = 0;
+    while (v < RJ_EVA_VARIANT_COUNT && strcmp(rj_eva_variant_name(v), d->eva_variant) != 0)
+        v++;
+    RJ_FAIL_IF(dg, v == RJ_EVA_VARIANT_COUNT, RFJIT_E_INVALID_ARG,
+               "eva variant '%.64s' is unknown (known: principled, official)", d->eva_variant);
+    RJ_FAIL_IF(dg, strcmp(s->est->name, "eva") != 0, RFJIT_E_NOT_APPLICABLE,
+               "eva variant '%s' applies to estimator eva only, not '%s'", d->eva_variant,
+               s->est->name);
+    s->eva_variant = v;
+    return RFJIT_OK;
+}
+
 rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
 {
     const rj_est_ops *est = d->estimator ? rj_est_find(d->estimator) : rj_est_default();
@@ -104,6 +122,7 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
                            "RFJIT_PROJ_USER needs projection_matrix (m x d floats)");
     }
     RJ_TRY(read_compat(d, s, dg));
+    RJ_TRY(read_eva_variant(d, s, dg));
     char why[256] = "";
     if (!est->valid(s, why, sizeof why))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,

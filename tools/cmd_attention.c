@@ -30,7 +30,7 @@ static const char help[] =
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
-    "         [--dtype f32|f16|bf16] [--compat MODE]\n"
+    "         [--dtype f32|f16|bf16] [--compat MODE] [--eva-variant principled|official]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
     "for raw q, k, v. Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or Q is (B, H, Lq, d)\n"
@@ -58,6 +58,9 @@ static const char help[] =
     "                     bfloat16)\n"
     "  --window W         eva: exact local window (default 16)\n"
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
+    "  --eva-variant V    eva: principled (default, rfjit's estimator) or official (the\n"
+    "                     HKUNLP EVA code in eval mode with identity learned maps; needs\n"
+    "                     --window >= 1, Lq = Lk and no key mask)\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
     "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
     "  --fallback         if the JIT fails to compile or link, run on the reference instead\n"
@@ -132,7 +135,8 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--budget-kind",   "--synthetic-scale",
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
-                                             "--dtype",         "--compat"};
+                                             "--dtype",         "--compat",
+                                             "--eva-variant"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -156,6 +160,8 @@ static int parse(int argc, char **argv, attn_args *x)
             x->a.estimator = val;
         else if (!strcmp(o, "--compat"))
             x->a.compat = val;
+        else if (!strcmp(o, "--eva-variant"))
+            x->a.eva_variant = val;
         else if ((!strcmp(o, "--features") || !strcmp(o, "--m")) && ++x->features_set)
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.m);
         else if (!strcmp(o, "--seed"))
@@ -501,7 +507,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
         t.scale = x->a.scale;
         const int32_t backend = x->a.backend, dtype = x->a.dtype;
-        const char *compat = x->a.compat;
+        const char *compat = x->a.compat, *eva_variant = x->a.eva_variant;
         const double scale = x->a.scale;
         if (rfjit_tune(ctx, &t, &wis) != RFJIT_OK)
             rc = cli_error("attention", CLI_FAILED, "%s (run rfjit tune first)",
@@ -512,6 +518,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         x->a.dtype = dtype;
         x->a.scale = scale;
         x->a.compat = compat;
+        x->a.eva_variant = eva_variant;
     }
     if (rc == CLI_OK && rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
         rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));

@@ -519,7 +519,7 @@ class Context(_Handle):
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
-             scale=None, dtype=None, compat=None):
+             scale=None, dtype=None, compat=None, eva_variant=None):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -547,6 +547,9 @@ class Context(_Handle):
                      trained with performer-pytorch"
         fallback     if compiling the kernel fails, run on the reference instead of failing
         eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
+        eva_variant  eva: None or 'principled' (rfjit's estimator), or 'official' (the HKUNLP
+                     EVA code in eval mode with identity learned maps; needs eva_window >= 1,
+                     Lq = Lk, no key mask). README: "eva: principled vs official"
         hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'
         calib        (q, k) sample arrays, each (L, d), (H, L, d) or (B, H, L, d), that freeze
                      a fitted estimator's parameters (needed for causal attention with oprf,
@@ -556,7 +559,7 @@ class Context(_Handle):
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
-                    hybrid_base, calib, scale, dtype, compat)
+                    hybrid_base, calib, scale, dtype, compat, eva_variant)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
@@ -665,7 +668,7 @@ class Plan(_Handle):
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
-                 dtype=None, compat=None):
+                 dtype=None, compat=None, eva_variant=None):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -679,6 +682,7 @@ class Plan(_Handle):
         a.scale = 0.0 if scale is None else _float("scale", scale)
         a.dtype = _plan_dtype(dtype)
         a.compat = _text("compat", compat)
+        a.eva_variant = _text("eva_variant", eva_variant)
         keep = []
         if isinstance(projection, str):
             a.projection = _choice("projection", projection,
@@ -1243,7 +1247,7 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                offsets of a packed batch, and whether rows past a query length stay as
                they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
-               eva_chunks, hybrid_signs, hybrid_base, calib, compat
+               eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat
 
     Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
     non-negative strides) are used as they are, without a copy, and give an output of the

@@ -74,7 +74,7 @@ class AttnDesc(C.Structure):
                 ("hybrid_base", C.c_int32), ("backend", C.c_int32),
                 ("calib_q", C.POINTER(Tensor)), ("calib_k", C.POINTER(Tensor)),
                 ("tiling", Tiling), ("fallback", C.c_int32), ("scale", C.c_double),
-                ("dtype", C.c_int32), ("compat", C.c_char_p)]
+                ("dtype", C.c_int32), ("compat", C.c_char_p), ("eva_variant", C.c_char_p)]
 
 
 class TuneDesc(C.Structure):

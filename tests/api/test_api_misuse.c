@@ -163,6 +163,40 @@ Test(api_misuse, invalid_descriptor_fields)
     cr_assert_null(p);
 }
 
+/* eva_variant: an unknown name lists the known ones, another estimator is refused, and the
+ * official variant needs a window. */
+Test(api_misuse, eva_variant)
+{
+    rfjit_plan *p = NULL;
+    rfjit_attn_desc a = desc_for("eva", 8, 4);
+    a.eva_variant = "offical";
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "principled, official");
+    a = desc_for("positive", 8, 4);
+    a.eva_variant = "official";
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NOT_APPLICABLE, "eva only");
+    a.eva_variant = "principled";
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_NOT_APPLICABLE, "eva only");
+    a = desc_for("eva", 8, 4);
+    a.eva_variant = "official";
+    a.eva_window = 0;
+    EXPECT_MSG(rfjit_plan_create(ctx, &a, &p), RFJIT_E_INVALID_ARG, "window");
+    cr_assert_null(p);
+    /* a caller built before the field: its size ends there, the variant is principled (the
+     * official one would refuse window 0) */
+    a.size = offsetof(rfjit_attn_desc, eva_variant);
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+    p = NULL;
+    const char *ok[] = {NULL, "principled", "official"};
+    for (int i = 0; i < 3; i++) {
+        a = desc_for("eva", 8, 4);
+        a.eva_variant = ok[i];
+        cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+        rfjit_plan_destroy(p);
+        p = NULL;
+    }
+}
+
 /* Buffers for a small problem: B = 1, H = 2, L = 5, d = 4, dv = 3. */
 typedef struct prob {
     float q[40], k[40], v[30], o[30];

@@ -450,6 +450,43 @@ Test(cli, attention_estimators_run_and_are_seeded)
     npy_free(&p);
 }
 
+/* --eva-variant: official runs where its chunk size tiles the padded length and gives another
+ * output than principled; a bad name, another estimator or a chunk size the official code
+ * cannot use exits 1 with the library's one-line message. */
+Test(cli, attention_eva_variant)
+{
+    const int64_t s[2] = {48, 16};
+    write_arr("eq.npy", 2, s, 21);
+    write_arr("ek.npy", 2, s, 22);
+    write_arr("ev.npy", 2, s, 23);
+    const char *base = "attention --queries eq.npy --keys ek.npy --values ev.npy --window 8";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --estimator eva --chunks 4 --eva-variant official -o eo.npy",
+             base);
+    cr_assert_eq(run(cmd), 0, "%s", slurp("err.txt"));
+    snprintf(cmd, sizeof cmd, "%s --estimator eva --chunks 4 -o ep.npy", base);
+    cr_assert_eq(run(cmd), 0, "%s", slurp("err.txt"));
+    npy_array o, p;
+    read_arr("eo.npy", &o);
+    read_arr("ep.npy", &p);
+    double diff = 0;
+    for (size_t i = 0; i < o.count; i++)
+        diff = fmax(diff, fabs((double)o.data[i] - p.data[i]));
+    cr_assert_gt(diff, 1e-3, "the variants gave the same output");
+    npy_free(&o);
+    npy_free(&p);
+    const char *bad[][2] = {{"--estimator eva --chunks 4 --eva-variant oficial",
+                             "principled, official"},
+                            {"--estimator positive --eva-variant official", "eva only"},
+                            {"--estimator eva --chunks 5 --eva-variant official", "chunk size"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s -o ex.npy", base, bad[i][0]);
+        cr_assert_eq(run(cmd), 1, "%s", bad[i][0]);
+        const char *err = slurp("err.txt");
+        cr_assert(strstr(err, bad[i][1]) && count_lines(err) == 1, "%s: %s", bad[i][0], err);
+    }
+}
+
 Test(cli, user_projection_matches_the_library)
 {
     cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o w.out.npy "

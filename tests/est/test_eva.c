@@ -5,13 +5,12 @@
  * counts, causal and cross-attention shapes; the special cases of check C3 (no window and one
  * chunk is single-sample RFA; chunk size 1 or a window covering the sequence is exact
  * softmax, to 1e-12); keys at zero giving the uniform average (every visible key counted
- * once); the causal prefix property (bitwise); fit's noise stream; valid(), shapes and
- * finite outputs at norms ~350.
+ * once); the causal prefix property (bitwise); no parameters; valid(), shapes and finite
+ * outputs at norms ~350.
  */
 #include <criterion/criterion.h>
 
 #include "est/est.h"
-#include "core/philox.h"
 #include "est/ref.h"
 #include "ref_testutil.h"
 #include "rfjit.h"
@@ -24,7 +23,7 @@ TestSuite(eva);
 
 enum { D = 5, DV = 3, LMAX = 32 };
 
-/* EVA with window w and C chunks, fitted with seed (noise eps: C x d in e->params). */
+/* EVA with window w and C chunks (the seed changes nothing: EVA has no parameters). */
 static void eva_init(rt_inst *e, int w, int C, int causal, uint64_t seed)
 {
     rj_spec s = rt_spec("eva", D, DV, 1, causal);
@@ -42,10 +41,10 @@ static double dotd(const double *a, const double *b)
 }
 
 /* Summary of chunk [lo, hi) straight from the definitions (no log-domain shift: moderate
- * norms only): kbar, and beta with w = qbar + kbar + eps (aligned: bidirectional and
- * lq == lk) or 2 kbar + eps. */
+ * norms only): kbar, and beta with weights e^{mu.y_j}, mu = (qbar + kbar) / 2 (aligned:
+ * bidirectional and lq == lk) or kbar. */
 static void summary(const double *x, int aligned, const double *y, const double *v, int lo, int hi,
-                    const double *eps, double *kbar, double *beta)
+                    double *kbar, double *beta)
 {
     double w[D], Z = 0;
     for (int a = 0; a < D; a++) {
@@ -53,12 +52,12 @@ static void summary(const double *x, int aligned, const double *y, const double 
         for (int j = lo; j < hi; j++)
             sk += y[j * D + a], sq += aligned ? x[j * D + a] : 0;
         kbar[a] = sk / (hi - lo);
-        w[a] = (aligned ? sq / (hi - lo) : kbar[a]) + kbar[a] + eps[a];
+        w[a] = 0.5 * ((aligned ? sq / (hi - lo) : kbar[a]) + kbar[a]);
     }
     for (int b = 0; b < DV; b++)
         beta[b] = 0;
     for (int j = lo; j < hi; j++) {
-        const double xi = exp(dotd(w, y + j * D) - 0.5 * dotd(y + j * D, y + j * D));
+        const double xi = exp(dotd(w, y + j * D));
         Z += xi;
         for (int b = 0; b < DV; b++)
             beta[b] += xi * v[j * DV + b];
@@ -69,49 +68,54 @@ static void summary(const double *x, int aligned, const double *y, const double 
 
 /*
  * The documented semantics, written as sets: key j is visible to i if bidirectional or
- * j <= i; in the window if w > 0 and j / w == i / w; in chunk j / s (s = ceil(lk / C)).
- * Chunk c is summarised for i iff all its keys are visible and none is in the window; the
- * exact set is the visible keys of the other chunks. Softmax over exact logits x_i.y_j and
- * summary logits x_i.kbar_c + ln n_c. Returns how many (query, summary) pairs were used.
+ * j <= i; exact if visible and in i's window (w > 0 and j / w == i / w), or, causal without a
+ * window, in i's chunk when that chunk has keys after i. Each chunk's visible keys that are
+ * not exact form at most two runs (one on either side of the exact ones), each summarised on
+ * its own: kbar over the run, beta with mu from the run, logit x_i.kbar + ln |run|. Softmax
+ * over exact logits x_i.y_j and summary logits. Returns how many (query, summary) pairs were
+ * used.
  */
 static int brute_force(int w, int C, int causal, const double *x, int lq, const double *y,
-                       const double *v, int lk, const double *eps, double *out)
+                       const double *v, int lk, double *out)
 {
-    const int s = (lk + C - 1) / C, nc = (lk + s - 1) / s;
-    double kbar[LMAX][D], beta[LMAX][DV];
-    for (int c = 0; c < nc; c++) {
-        const int lo = c * s, hi = lo + s < lk ? lo + s : lk;
-        summary(x, !causal && lq == lk, y, v, lo, hi, eps + c * D, kbar[c], beta[c]);
-    }
+    const int s = (lk + C - 1) / C;
     int used = 0;
     for (int i = 0; i < lq; i++) {
-        int summ[LMAX];
-        for (int c = 0; c < nc; c++)
-            summ[c] = 1;
+        int exact[LMAX];
+        const int c_i = i / s, end_i = (c_i + 1) * s < lk ? (c_i + 1) * s : lk;
         for (int j = 0; j < lk; j++) {
-            const int visible = !causal || j <= i, in_window = w > 0 && j / w == i / w;
-            if (!visible || in_window)
-                summ[j / s] = 0;
+            const int visible = !causal || j <= i;
+            exact[j] = visible &&
+                       (w > 0 ? j / w == i / w : causal && j / s == c_i && end_i > i + 1);
         }
         double Z = 0, *o = out + i * DV;
         for (int b = 0; b < DV; b++)
             o[b] = 0;
         for (int j = 0; j < lk; j++)
-            if ((!causal || j <= i) && !summ[j / s]) {
+            if (exact[j]) {
                 const double a = exp(dotd(x + i * D, y + j * D));
                 Z += a;
                 for (int b = 0; b < DV; b++)
                     o[b] += a * v[j * DV + b];
             }
-        for (int c = 0; c < nc; c++)
-            if (summ[c]) {
-                const int n = (c + 1) * s < lk ? s : lk - c * s;
-                const double a = exp(dotd(x + i * D, kbar[c]) + log((double)n));
-                Z += a;
-                used++;
-                for (int b = 0; b < DV; b++)
-                    o[b] += a * beta[c][b];
+        for (int j = 0; j < lk;) { /* maximal runs of summarised keys inside one chunk */
+            const int visible = !causal || j <= i;
+            if (!visible || exact[j]) {
+                j++;
+                continue;
             }
+            int hi = j + 1;
+            while (hi < lk && hi / s == j / s && (!causal || hi <= i) && !exact[hi])
+                hi++;
+            double kbar[D], beta[DV];
+            summary(x, !causal && lq == lk, y, v, j, hi, kbar, beta);
+            const double a = exp(dotd(x + i * D, kbar) + log((double)(hi - j)));
+            Z += a;
+            used++;
+            for (int b = 0; b < DV; b++)
+                o[b] += a * beta[b];
+            j = hi;
+        }
         for (int b = 0; b < DV; b++)
             o[b] /= Z;
     }
@@ -141,7 +145,7 @@ Test(eva, matches_set_semantics)
                 eva_init(&e, w, C, causal, 2);
                 cr_assert_eq(rj_est_ref_attend(&e.s, e.params, x, lq, y, v, lk, NULL, o1, NULL),
                              RFJIT_OK);
-                used += brute_force(w, C, causal, x, lq, y, v, lk, e.params, o2);
+                used += brute_force(w, C, causal, x, lq, y, v, lk, o2);
                 const double err = rt_max_rel_err(o1, o2, (size_t)lq * DV);
                 cr_assert_leq(err, 1e-12, "lq %d lk %d causal %d w %d C %d: rel err %.3g", lq,
                               lk, causal, w, C, err);
@@ -150,8 +154,9 @@ Test(eva, matches_set_semantics)
     cr_assert_gt(used, 1000, "the grid should use many chunk summaries (%d)", used);
 }
 
-/* C3: no window, one chunk, bidirectional: every output is beta_1, the single-sample RFA
- * estimate with proposal w_1 = qbar + kbar + eps_0 (self) or 2 kbar + eps_0 (cross). */
+/* C3: no window, one chunk, bidirectional: every output is beta_1, RFA in the many-sample
+ * limit of the proposal N(mu, I), mu = (qbar + kbar) / 2 (self) or kbar (cross): weights
+ * E xi(y_j, w) = e^{mu.y_j}. */
 Test(eva, no_window_one_chunk_is_rfa)
 {
     double x[LMAX * D], y[LMAX * D], v[LMAX * DV], o[LMAX * DV];
@@ -166,10 +171,10 @@ Test(eva, no_window_one_chunk_is_rfa)
             double sq = 0, sk = 0;
             for (int j = 0; j < lk; j++)
                 sq += x[j * D + a], sk += y[j * D + a];
-            w[a] = (cross ? sk / lk : sq / lk) + sk / lk + e.params[a];
+            w[a] = 0.5 * ((cross ? sk / lk : sq / lk) + sk / lk);
         }
         for (int j = 0; j < lk; j++) {
-            const double xi = exp(dotd(w, y + j * D) - 0.5 * dotd(y + j * D, y + j * D));
+            const double xi = exp(dotd(w, y + j * D));
             Z += xi;
             for (int b = 0; b < DV; b++)
                 beta[b] += xi * v[j * DV + b];
@@ -209,7 +214,7 @@ Test(eva, chunk_size_one_is_softmax)
     check_softmax(4, 23, 0, 9, 23, 7);
 }
 
-/* A window of at least Lk keys makes every chunk meet Block(i): all keys are exact. */
+/* A window of at least Lk keys covers every key: all of them are exact. */
 Test(eva, window_covering_sequence_is_softmax)
 {
     const int chunks[] = {1, 3, 7};
@@ -218,6 +223,42 @@ Test(eva, window_covering_sequence_is_softmax)
             check_softmax(23, chunks[ci], causal, 23, 23, 8);
             check_softmax(27, chunks[ci], causal, 23, 23, 9);
         }
+}
+
+/* The exact run of a query is its window's visible keys whatever the chunk count, and its
+ * summaries (whole chunks and pieces) cover the other visible keys: more chunks only split
+ * them finer. Checked on the ops' rows for every chunk count up to one key per chunk. */
+Test(eva, exact_set_independent_of_chunks)
+{
+    enum { L = 23 };
+    const int windows[] = {1, 3, 5, 8};
+    for (size_t wi = 0; wi < 4; wi++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int C = 1; C <= L; C++) {
+                rj_spec s = rt_spec("eva", D, DV, 1, causal);
+                s.eva_window = windows[wi];
+                s.eva_chunks = C;
+                const rj_eva_ops *E = rj_eva_ops_for(&s);
+                int64_t size;
+                const int64_t count = E->chunks(&s, L, &size);
+                for (int64_t i = 0; i < L; i++) {
+                    const int64_t vis = causal ? i + 1 : L, w = windows[wi];
+                    rj_eva_row r;
+                    E->row(&s, L, i, vis, &r);
+                    const int64_t blo = i / w * w, bhi = causal ? i + 1 : blo + w < L ? blo + w : L;
+                    cr_assert(r.elo == blo && r.ehi == bhi,
+                              "w %lld C %d causal %d i %lld: exact [%lld, %lld)", (long long)w, C,
+                              causal, (long long)i, (long long)r.elo, (long long)r.ehi);
+                    /* whole chunks below plo (and from phi), pieces [lp, elo), [ehi, rp): the
+                     * visible keys outside the window, each once */
+                    cr_assert(r.lp == r.plo * size && r.lp <= r.elo && r.elo - r.lp < size);
+                    cr_assert(causal ? r.rp == r.ehi
+                                     : (r.rp == (r.phi * size < L ? r.phi * size : L) &&
+                                        r.rp >= r.ehi && r.rp - r.ehi < size && r.phi <= count),
+                              "w %lld C %d i %lld: rp %lld phi %lld", (long long)w, C, (long long)i,
+                              (long long)r.rp, (long long)r.phi);
+                }
+            }
 }
 
 /* Keys at 0: all xi are 1 (beta_c = chunk mean of v) and every logit is 0 or ln n_c, so
@@ -293,14 +334,16 @@ Test(eva, ops_fit_and_valid)
     cr_assert(e->flags & RJ_EST_NOPROJ);
     cr_assert_eq(e->feature_dim(&s), 0);
     cr_assert(e->valid(&s, why, sizeof why), "%s", why);
-    cr_assert_eq(e->params_size(&s), (size_t)6 * D);
-    double p[6 * D], r[D], x[D] = {1, 0, 0, 0, 0};
+    cr_assert_eq(e->params_size(&s), 0);
+    double p[1] = {0}, x[D] = {1, 0, 0, 0, 0};
     cr_assert_eq(e->fit(&s, NULL, 77, NULL, p, NULL, NULL), RFJIT_OK);
-    for (int c = 0; c < 6; c++) {
-        rj_normals(77, RJ_STREAM_EVA, (uint32_t)c, r, D);
-        cr_assert(memcmp(p + c * D, r, sizeof r) == 0, "noise row %d", c);
-    }
     cr_assert(isnan(e->variance(&s, p, x, x)));
+    rj_spec off = s;
+    off.eva_variant = RJ_EVA_OFFICIAL;
+    cr_assert(e->valid(&off, why, sizeof why), "%s", why);
+    off.eva_window = 0;
+    why[0] = 0;
+    cr_assert(!e->valid(&off, why, sizeof why) && strstr(why, "official"), "%s", why);
     const int bad[][2] = {{0, -1}, {1, 0}, {1, (1 << 20) + 1}, {2, 0}, {3, 0}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rj_spec b = s;

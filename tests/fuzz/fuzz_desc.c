@@ -75,6 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *const compat[] = {
         NULL, "none", "performer-pytorch", "google-performer", "fast-transformers", name};
     src.compat = compat[(raw[1] >> 1) % (sizeof compat / sizeof *compat)];
+    /* eva_variant likewise: NULL, a known variant, or the fuzzed name */
+    const char *const variant[] = {NULL, "principled", "official", name};
+    src.eva_variant = variant[(raw[1] >> 5) % (sizeof variant / sizeof *variant)];
     /* the projection is read as m x d floats: only offer it when that fits */
     if (src.projection_matrix && (int64_t)src.m * src.d > (int64_t)(sizeof proj / sizeof *proj))
         src.projection_matrix = NULL;

@@ -306,6 +306,41 @@ Test(jit_equiv, eva_variants, .timeout = 300)
     rfjit_ctx_destroy(c);
 }
 
+/* The official eva variant on both backends: 48 positions, or 45 padded to 48 by every
+ * window; chunks of 48, 16, 6 and 1 positions (chunk counts tiling 48), causal and not. */
+Test(jit_equiv, eva_official, .timeout = 300)
+{
+    rfjit_ctx *c = make_ctx(NULL);
+    static const int windows[4] = {4, 8, 16, 48}, chunks[4] = {1, 3, 8, 48};
+    for (int shape = 0; shape < 2; shape++) {
+        problem p;
+        const int64_t L = shape ? 45 : 48;
+        problem_init(&p, 1, 2, L, L, 16, 8, 12);
+        for (int wi = 0; wi < 4; wi++)
+            for (int ci = 0; ci < 4; ci++)
+                for (int causal = 0; causal < 2; causal++) {
+                    if (tu_slice() && (wi + ci + shape + causal) % 4)
+                        continue;
+                    size_t n = (size_t)(p.B * p.H * p.lq * p.dv);
+                    float *ref = malloc(n * sizeof(float)), *jit = malloc(n * sizeof(float));
+                    rfjit_attn_desc a = desc_of("eva", 16, 8, 16, causal, &p);
+                    a.eva_window = windows[wi];
+                    a.eva_chunks = chunks[ci];
+                    a.eva_variant = "official";
+                    run(c, a, RFJIT_BACKEND_REFERENCE, &p, ref);
+                    run(c, a, RFJIT_BACKEND_JIT, &p, jit);
+                    double e = rel_err(jit, ref, n), tol = tol_of("eva");
+                    cr_expect(e <= tol,
+                              "official window=%d chunks=%d causal=%d L=%lld: %.3g > %.0e",
+                              windows[wi], chunks[ci], causal, (long long)L, e, tol);
+                    free(ref);
+                    free(jit);
+                }
+        problem_free(&p);
+    }
+    rfjit_ctx_destroy(c);
+}
+
 /* Strided views (padded rows, a non-unit element stride) give the same bits as contiguous. */
 Test(jit_equiv, strided)
 {
