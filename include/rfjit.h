@@ -354,13 +354,42 @@ typedef struct rfjit_attn_desc {
      * These plans run on the reference backend (RFJIT_BACKEND_JIT is RFJIT_E_NOT_APPLICABLE);
      * rfjit_plan_features and rfjit_plan_kernel give the estimator's own maps. */
     const char *compat;
+    /* Exact transforms of q and k that leave softmax attention unchanged but shrink the
+     * variance of random-feature estimates (since 0.4; 0, the default: none). An OR of
+     * RFJIT_XFORM_* below, applied per call to each (sequence, key/value head) from the rows
+     * it reads: the visible keys, and the queries of every query head of the group.
+     * RFJIT_XFORM_CENTER_K and RFJIT_XFORM_BALANCE apply to every estimator;
+     * RFJIT_XFORM_CENTER_Q needs features of the form e^{w.k + ...} (positive, hyperbolic,
+     * oprf, saderf, sderf, aderf; exact accepts it and has nothing to do), else
+     * RFJIT_E_NOT_APPLICABLE, as is any transform with a compat mode. The transforms act on
+     * attention executes only: rfjit_plan_features and rfjit_plan_kernel map the vectors as
+     * given, and decode states do not apply them. */
+    int32_t transform;
 } rfjit_attn_desc;
+
+/*
+ * Transforms of rfjit_attn_desc.transform. Rows are scaled by sqrt(scale) first (x = q
+ * sqrt(scale), y = k sqrt(scale)); means are over the rows named above.
+ *   CENTER_K: y -> y - ybar. x.(y - ybar) differs from x.y by a constant per query, which
+ *     the softmax cancels.
+ *   CENTER_Q: x -> x - xbar, with each key's exact weight e^{xbar.y} folded into the key
+ *     features (every projection row of the key role gets xbar added), since
+ *     e^{x.y} = e^{(x - xbar).y} e^{xbar.y}.
+ *   BALANCE: x -> A x, y -> A^-1 y with A diagonal, A_ii = (E y_i^2 / E x_i^2)^(1/4) over
+ *     the (centred) rows, which minimises E|A x|^2 + E|A^-1 y|^2: the per-coordinate scales
+ *     of queries and keys made equal.
+ * Centring comes before balancing. Inputs of half dtypes are transformed in float32. In a
+ * causal call the means and A are taken over the whole call: constants, so every row keeps
+ * its expectation and weighs no later key, but which random estimate a row gets depends on
+ * later rows.
+ */
+enum { RFJIT_XFORM_CENTER_K = 1, RFJIT_XFORM_CENTER_Q = 2, RFJIT_XFORM_BALANCE = 4 };
 
 #define RFJIT_ATTN_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32, NULL                                                                        \
+            RFJIT_F32, NULL, 0                                                                     \
     }
 
 /*

@@ -11,6 +11,7 @@
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
 #include "runtime/tensor.h"
+#include "runtime/xform.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -106,6 +107,7 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     if (!est->valid(s, why, sizeof why))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
                        why[0] ? why : "invalid parameters");
+    RJ_TRY(rj_xform_check(d->transform, s, dg));
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
         return rj_fail(dg, RFJIT_E_INVALID_ARG,
                        "calibration needs both calib_q and calib_k");
@@ -146,14 +148,21 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
     rj_stats st;
     RJ_TRY(rj_stats_init(&st, p->spec.d));
     int64_t rows = tq->shape[2] > tk->shape[2] ? tq->shape[2] : tk->shape[2];
-    double *buf = rj_alloc_array((size_t)rows * (size_t)p->spec.d, sizeof(double));
+    /* the rows, then the transform's scales a (d) and their scratch (2 d) */
+    double *buf = rj_alloc_array((size_t)(rows + 3) * (size_t)p->spec.d, sizeof(double));
     rfjit_status s = buf ? RFJIT_OK : rj_fail(dg, RFJIT_E_NOMEM, "no memory for calibration");
-    double scale = rj_plan_input_scale(&p->spec);
+    double scale = rj_plan_input_scale(&p->spec), *a = buf ? buf + rows * p->spec.d : NULL;
+    if (s == RFJIT_OK && p->spec.xform) {
+        const rfjit_tensor *qk[2] = {tq, tk};
+        rj_xform_calib_scales(&p->spec, qk, buf, a + p->spec.d, a);
+    }
     for (int role = 0; role < 2 && s == RFJIT_OK; role++) {
         const rfjit_tensor *t = role ? tk : tq;
         for (int64_t b = 0; b < t->shape[0]; b++)
             for (int64_t h = 0; h < t->shape[1]; h++) {
                 rj_tensor_gather(t, b, h, scale, buf);
+                if (p->spec.xform)
+                    rj_xform_calib_rows(&p->spec, role, buf, t->shape[2], a);
                 rj_stats_add(&st, role, buf, t->shape[2]);
             }
     }

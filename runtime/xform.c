@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file implements runtime/xform.h. Every statistic is taken in the raw units of the
+ * rows (the ratio of A and the means do not depend on the softmax scale) and the copies hold
+ * raw rows, so the executors scale them by sqrt(scale) as they scale any call:
+ *
+ *     q' = a (q - qbar),   k' = (k - kbar) / a,   so q'.k' = (q - qbar).(k - kbar),
+ *
+ * with qbar = 0 without CENTER_Q, kbar = 0 without CENTER_K, a = 1 without BALANCE. The key
+ * weight e^{s qbar.(k - kbar)} (s the softmax scale) is e^{u.y'} for the scaled row
+ * y' = sqrt(s) k' and u = sqrt(s) a qbar, which is what the executors fold in.
+ */
+#include "runtime/xform.h"
+#include "est/est.h"
+#include "runtime/plan_fit.h"
+#include "runtime/tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+#define XFORM_ALL (RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_BALANCE)
+
+rfjit_status rj_xform_check(int32_t flags, rj_spec *s, rj_diag *dg)
+{
+    s->xform = 0;
+    RJ_FAIL_IF(dg, flags & ~XFORM_ALL, RFJIT_E_INVALID_ARG,
+               "transform = %d has unknown bits (known: RFJIT_XFORM_CENTER_K 1, "
+               "RFJIT_XFORM_CENTER_Q 2, RFJIT_XFORM_BALANCE 4)",
+               (int)flags);
+    if (!flags)
+        return RFJIT_OK;
+    RJ_FAIL_IF(dg, s->compat != RJ_COMPAT_NONE, RFJIT_E_NOT_APPLICABLE,
+               "compat mode '%s' reproduces another code's numerics, which a transform would "
+               "change: use transform = 0 with it",
+               rj_compat_name(s->compat));
+    const rj_est_ops *e = s->est;
+    if ((flags & RFJIT_XFORM_CENTER_Q) && e->tmpl != RJ_TMPL_SOFTMAX) {
+        rj_kfeat kf = {0};
+        if (e->tmpl == RJ_TMPL_LINEAR && e->kfeat)
+            e->kfeat(s, &kf);
+        RJ_FAIL_IF(dg, kf.fam != RJ_KF_EXP, RFJIT_E_NOT_APPLICABLE,
+                   "RFJIT_XFORM_CENTER_Q folds each key's weight e^{xbar.k} into key features "
+                   "of the form e^{w.k + ...}, which estimator '%s' does not have (positive, "
+                   "hyperbolic, oprf, saderf, sderf and aderf do)",
+                   e->name);
+    }
+    s->xform = flags;
+    return RFJIT_OK;
+}
+
+void rj_xform_fold(const rj_kplan *kp, float *pk, const double *u)
+{
+    float *W = pk + kp->off_w;
+    for (int64_t r = 0; r < kp->P; r++)
+        for (int64_t i = 0; i < kp->d; i++)
+            W[r * kp->d + i] = (float)((double)W[r * kp->d + i] + u[i]);
+}
+
+/* A contiguous float32 copy of view t's shape over buf. */
+static rj_view f32_view(const rj_view *t, float *buf)
+{
+    rj_view v = *t;
+    v.data = (char *)buf;
+    v.dtype = RFJIT_F32;
+    v.esize = (int32_t)sizeof(float);
+    v.stride[3] = 1;
+    v.stride[2] = t->shape[3];
+    v.stride[1] = t->shape[2] * v.stride[2];
+    v.stride[0] = t->shape[1] * v.stride[1];
+    return v;
+}
+
+static float *f32_copy_of(const rj_view *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < 4; i++)
+        if (!rj_mul_size(n, (size_t)t->shape[i], &n))
+            return NULL;
+    return rj_alloc_array_zero(n, sizeof(float));
+}
+
+/* Per (sequence, key/value head): the statistics of its rows, d each. */
+typedef struct slice_stats {
+    double *qbar, *kbar, *a;
+} slice_stats;
+
+/* Mean (into mean, if centring) and then second moment about it (into m2) of the n rows
+ * r0 .. of slice (b, h) of t, of which those with keep[j] == 0 are skipped (keep NULL: all);
+ * returns how many rows were taken. Moments are sums, divided by the caller. */
+static int64_t row_sums(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
+                        const uint8_t *keep, double *sum)
+{
+    int64_t taken = 0;
+    const int64_t d = t->shape[3];
+    for (int64_t j = 0; j < n; j++) {
+        if (keep && !keep[j])
+            continue;
+        const char *row = rj_view_row(t, b, h, r0 + j);
+        for (int64_t i = 0; i < d; i++)
+            sum[i] += rj_view_get(t, row, i);
+        taken++;
+    }
+    return taken;
+}
+
+static void row_moments(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
+                        const uint8_t *keep, const double *mean, double *m2)
+{
+    const int64_t d = t->shape[3];
+    for (int64_t j = 0; j < n; j++) {
+        if (keep && !keep[j])
+            continue;
+        const char *row = rj_view_row(t, b, h, r0 + j);
+        for (int64_t i = 0; i < d; i++) {
+            const double z = rj_view_get(t, row, i) - mean[i];
+            m2[i] += z * z;
+        }
+    }
+}
+
+/* The statistics of sequence s at key/value head g: queries of the group's heads, the
+ * visible keys. tmp: 2 d doubles of scratch. */
+static void stats_of(const rj_spec *sp, const rj_call *c, const rj_seq *s, int64_t g,
+                     const slice_stats *out, double *tmp)
+{
+    const int64_t d = sp->d, group = c->H / c->Hkv;
+    /* exact attention has no features to carry the weights, and needs none */
+    const bool centre_q = (sp->xform & RFJIT_XFORM_CENTER_Q) && sp->est->tmpl == RJ_TMPL_LINEAR;
+    double *mq = tmp, *mk = tmp + d;
+    memset(tmp, 0, 2 * (size_t)d * sizeof(double));
+    int64_t nq = 0, nk = 0;
+    for (int64_t h = g * group; h < (g + 1) * group; h++)
+        nq += row_sums(&c->q, s->qb, h, s->q0, s->lq, NULL, mq);
+    nk = row_sums(&c->k, s->kb, g, s->k0, s->lk, s->mask, mk);
+    for (int64_t i = 0; i < d; i++) {
+        out->qbar[i] = centre_q && nq ? mq[i] / (double)nq : 0;
+        out->kbar[i] = (sp->xform & RFJIT_XFORM_CENTER_K) && nk ? mk[i] / (double)nk : 0;
+        out->a[i] = 1;
+    }
+    if (!(sp->xform & RFJIT_XFORM_BALANCE) || !nq || !nk)
+        return;
+    memset(tmp, 0, 2 * (size_t)d * sizeof(double));
+    for (int64_t h = g * group; h < (g + 1) * group; h++)
+        row_moments(&c->q, s->qb, h, s->q0, s->lq, NULL, out->qbar, mq);
+    row_moments(&c->k, s->kb, g, s->k0, s->lk, s->mask, out->kbar, mk);
+    for (int64_t i = 0; i < d; i++) {
+        /* a coordinate constant in either set has no scale to balance */
+        const double r = (mk[i] / (double)nk) / (mq[i] / (double)nq);
+        out->a[i] = isfinite(r) && r > 1e-12 && r < 1e12 ? sqrt(sqrt(r)) : 1;
+    }
+}
+
+/* Rows r0 .. r0 + n - 1 of slice (b, h): dst = (src - mean) * mul or / mul (div). */
+static void write_rows(const rj_view *src, const rj_view *dst, int64_t b, int64_t h, int64_t r0,
+                       int64_t n, const double *mean, const double *mul, bool div)
+{
+    const int64_t d = src->shape[3];
+    for (int64_t j = 0; j < n; j++) {
+        const char *in = rj_view_row(src, b, h, r0 + j);
+        float *out = (float *)rj_view_row(dst, b, h, r0 + j);
+        for (int64_t i = 0; i < d; i++) {
+            const double z = mean ? rj_view_get(src, in, i) - mean[i] : rj_view_get(src, in, i);
+            out[i] = (float)(mul ? (div ? z / mul[i] : z * mul[i]) : z);
+        }
+    }
+}
+
+/* Sequence s at key/value head g: its rows transformed, and its u (if any). */
+static void transform_slice(const rfjit_plan *p, const rj_call *c, rj_xform *x, int64_t b,
+                            int64_t g, const slice_stats *st)
+{
+    const int64_t d = p->spec.d, group = c->H / c->Hkv;
+    const rj_seq sq = rj_call_seq(c, b), *s = &sq;
+    for (int64_t h = g * group; h < (g + 1) * group; h++)
+        write_rows(&c->q, &x->call.q, s->qb, h, s->q0, s->lq, st->qbar, st->a, false);
+    write_rows(&c->k, &x->call.k, s->kb, g, s->k0, s->lk, st->kbar, st->a, true);
+    if (x->v)
+        write_rows(&c->v, &x->call.v, s->kb, g, s->k0, s->lk, NULL, NULL, false);
+    if (!x->u)
+        return;
+    const double xs = rj_plan_input_scale(&p->spec);
+    const int64_t slice = b * c->Hkv + g;
+    double *u = x->u + slice * d;
+    for (int64_t i = 0; i < d; i++)
+        u[i] = xs * st->a[i] * st->qbar[i];
+    if (x->pk) {
+        float *pk = x->pk + slice * p->kp.role_floats;
+        memcpy(pk, p->kpar + p->kp.role_floats, (size_t)p->kp.role_floats * sizeof(float));
+        rj_xform_fold(&p->kp, pk, u);
+    }
+}
+
+void rj_xform_free(rj_xform *x)
+{
+    rj_free(x->q);
+    rj_free(x->k);
+    rj_free(x->v);
+    rj_free(x->u);
+    rj_free(x->pk);
+    memset(x, 0, sizeof *x);
+}
+
+/* Query centring needs u where the features take it: linear templates (the softmax one,
+ * exact attention, has nothing to estimate). */
+static bool needs_u(const rfjit_plan *p)
+{
+    return (p->spec.xform & RFJIT_XFORM_CENTER_Q) && p->spec.est->tmpl == RJ_TMPL_LINEAR;
+}
+
+static rfjit_status alloc_copies(const rfjit_plan *p, const rj_call *c, rj_xform *x, rj_diag *dg)
+{
+    const size_t slices = (size_t)c->B * (size_t)c->Hkv, d = (size_t)p->spec.d;
+    x->q = f32_copy_of(&c->q);
+    x->k = f32_copy_of(&c->k);
+    bool ok = x->q && x->k;
+    if (ok && c->q.dtype != RFJIT_F32)
+        ok = (x->v = f32_copy_of(&c->v)) != NULL;
+    if (ok && needs_u(p))
+        ok = (x->u = rj_alloc_array(slices, d * sizeof(double))) != NULL;
+    if (ok && x->u && p->jit && p->frozen)
+        ok = (x->pk = rj_alloc_array(slices, (size_t)p->kp.role_floats * sizeof(float))) != NULL;
+    if (ok)
+        return RFJIT_OK;
+    rj_xform_free(x);
+    return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the transformed rows of the call");
+}
+
+rfjit_status rj_xform_make(const rfjit_plan *p, const rj_call *c, rj_xform *x, rj_diag *dg)
+{
+    memset(x, 0, sizeof *x);
+    RJ_TRY(alloc_copies(p, c, x, dg));
+    const size_t d = (size_t)p->spec.d;
+    double *buf = rj_alloc_array(5 * d, sizeof(double));
+    if (!buf) {
+        rj_xform_free(x);
+        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the transform's statistics");
+    }
+    x->call = *c;
+    x->call.q = f32_view(&c->q, x->q);
+    x->call.k = f32_view(&c->k, x->k);
+    if (x->v)
+        x->call.v = f32_view(&c->v, x->v);
+    x->call.xu = x->u;
+    x->call.xpk = x->pk;
+    const slice_stats st = {buf, buf + d, buf + 2 * d};
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t g = 0; g < c->Hkv; g++) {
+            const rj_seq s = rj_call_seq(c, b);
+            stats_of(&p->spec, c, &s, g, &st, buf + 3 * d);
+            transform_slice(p, c, x, b, g, &st);
+        }
+    rj_free(buf);
+    return RFJIT_OK;
+}
+
+/* Centre the n rows (d doubles each) by their mean if the flags centre this role. */
+static void centre_rows(const rj_spec *s, int role, double *x, int64_t n)
+{
+    const int flag = role ? RFJIT_XFORM_CENTER_K : RFJIT_XFORM_CENTER_Q;
+    if (!(s->xform & flag) || n == 0)
+        return;
+    const int64_t d = s->d;
+    for (int64_t i = 0; i < d; i++) {
+        double m = 0;
+        for (int64_t j = 0; j < n; j++)
+            m += x[j * d + i];
+        m /= (double)n;
+        for (int64_t j = 0; j < n; j++)
+            x[j * d + i] -= m;
+    }
+}
+
+void rj_xform_calib_rows(const rj_spec *s, int role, double *x, int64_t n, const double *a)
+{
+    centre_rows(s, role, x, n);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < s->d; i++)
+            x[j * s->d + i] = role ? x[j * s->d + i] / a[i] : x[j * s->d + i] * a[i];
+}
+
+void rj_xform_calib_scales(const rj_spec *s, const rfjit_tensor *t[2], double *buf, double *m2,
+                           double *a)
+{
+    const int64_t d = s->d;
+    memset(m2, 0, 2 * (size_t)d * sizeof(double));
+    int64_t n[2] = {0, 0};
+    for (int role = 0; role < 2; role++)
+        for (int64_t b = 0; b < t[role]->shape[0]; b++)
+            for (int64_t h = 0; h < t[role]->shape[1]; h++) {
+                const int64_t L = t[role]->shape[2];
+                rj_tensor_gather(t[role], b, h, 1.0, buf);
+                centre_rows(s, role, buf, L);
+                for (int64_t j = 0; j < L * d; j++)
+                    m2[role * d + j % d] += buf[j] * buf[j];
+                n[role] += L;
+            }
+    for (int64_t i = 0; i < d; i++) {
+        const double r = (m2[d + i] / (double)n[1]) / (m2[i] / (double)n[0]);
+        a[i] = (s->xform & RFJIT_XFORM_BALANCE) && isfinite(r) && r > 1e-12 && r < 1e12
+                   ? sqrt(sqrt(r))
+                   : 1;
+    }
+}
