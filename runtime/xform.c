@@ -84,98 +84,118 @@ typedef struct slice_stats {
     double *qbar, *kbar, *a;
 } slice_stats;
 
-/* Mean (into mean, if centring) and then second moment about it (into m2) of the n rows
- * r0 .. of slice (b, h) of t, of which those with keep[j] == 0 are skipped (keep NULL: all);
- * returns how many rows were taken. Moments are sums, divided by the caller. */
+/* Row `row` of a view as doubles: float32 rows with contiguous elements read directly (the
+ * common case, and the one a 512-token head spends its transform time on). */
+static void load_row(const rj_view *t, const char *row, int64_t d, double *x)
+{
+    if (t->dtype == RFJIT_F32 && t->stride[3] == 1) {
+        const float *f = (const float *)(const void *)row;
+        for (int64_t i = 0; i < d; i++)
+            x[i] = f[i];
+        return;
+    }
+    for (int64_t i = 0; i < d; i++)
+        x[i] = rj_view_get(t, row, i);
+}
+
+/* Sums of the entries and of their squares per coordinate (sum, sq: d each, added to) over
+ * the n rows r0 .. of slice (b, h) of t, but those with keep[j] == 0 (keep NULL: all);
+ * returns how many rows were taken. x: d doubles of scratch. */
 static int64_t row_sums(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
-                        const uint8_t *keep, double *sum)
+                        const uint8_t *keep, double *sum, double *sq, double *x)
 {
     int64_t taken = 0;
     const int64_t d = t->shape[3];
     for (int64_t j = 0; j < n; j++) {
         if (keep && !keep[j])
             continue;
-        const char *row = rj_view_row(t, b, h, r0 + j);
-        for (int64_t i = 0; i < d; i++)
-            sum[i] += rj_view_get(t, row, i);
+        load_row(t, rj_view_row(t, b, h, r0 + j), d, x);
+        for (int64_t i = 0; i < d; i++) {
+            sum[i] += x[i];
+            sq[i] += x[i] * x[i];
+        }
         taken++;
     }
     return taken;
 }
 
-static void row_moments(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
-                        const uint8_t *keep, const double *mean, double *m2)
-{
-    const int64_t d = t->shape[3];
-    for (int64_t j = 0; j < n; j++) {
-        if (keep && !keep[j])
-            continue;
-        const char *row = rj_view_row(t, b, h, r0 + j);
-        for (int64_t i = 0; i < d; i++) {
-            const double z = rj_view_get(t, row, i) - mean[i];
-            m2[i] += z * z;
-        }
-    }
-}
-
 /* The statistics of sequence s at key/value head g: queries of the group's heads, the
- * visible keys. tmp: 2 d doubles of scratch. */
+ * visible keys. tmp: 5 d doubles of scratch. One pass: the second moments come from the
+ * sums of squares, in double, which holds them for rows of any real head's size. */
 static void stats_of(const rj_spec *sp, const rj_call *c, const rj_seq *s, int64_t g,
                      const slice_stats *out, double *tmp)
 {
     const int64_t d = sp->d, group = c->H / c->Hkv;
     /* exact attention has no features to carry the weights, and needs none */
     const bool centre_q = (sp->xform & RFJIT_XFORM_CENTER_Q) && sp->est->tmpl == RJ_TMPL_LINEAR;
-    double *mq = tmp, *mk = tmp + d;
-    memset(tmp, 0, 2 * (size_t)d * sizeof(double));
-    int64_t nq = 0, nk = 0;
+    double *mq = tmp, *mk = tmp + d, *q2 = tmp + 2 * d, *k2 = tmp + 3 * d, *x = tmp + 4 * d;
+    memset(tmp, 0, 4 * (size_t)d * sizeof(double));
+    int64_t nq = 0;
     for (int64_t h = g * group; h < (g + 1) * group; h++)
-        nq += row_sums(&c->q, s->qb, h, s->q0, s->lq, NULL, mq);
-    nk = row_sums(&c->k, s->kb, g, s->k0, s->lk, s->mask, mk);
+        nq += row_sums(&c->q, s->qb, h, s->q0, s->lq, NULL, mq, q2, x);
+    const int64_t nk = row_sums(&c->k, s->kb, g, s->k0, s->lk, s->mask, mk, k2, x);
+    const bool balance = (sp->xform & RFJIT_XFORM_BALANCE) && nq && nk;
     for (int64_t i = 0; i < d; i++) {
-        out->qbar[i] = centre_q && nq ? mq[i] / (double)nq : 0;
-        out->kbar[i] = (sp->xform & RFJIT_XFORM_CENTER_K) && nk ? mk[i] / (double)nk : 0;
+        const double qm = nq ? mq[i] / (double)nq : 0, km = nk ? mk[i] / (double)nk : 0;
+        out->qbar[i] = centre_q ? qm : 0;
+        out->kbar[i] = (sp->xform & RFJIT_XFORM_CENTER_K) ? km : 0;
         out->a[i] = 1;
-    }
-    if (!(sp->xform & RFJIT_XFORM_BALANCE) || !nq || !nk)
-        return;
-    memset(tmp, 0, 2 * (size_t)d * sizeof(double));
-    for (int64_t h = g * group; h < (g + 1) * group; h++)
-        row_moments(&c->q, s->qb, h, s->q0, s->lq, NULL, out->qbar, mq);
-    row_moments(&c->k, s->kb, g, s->k0, s->lk, s->mask, out->kbar, mk);
-    for (int64_t i = 0; i < d; i++) {
+        if (!balance)
+            continue;
+        /* second moments about the centre each role gets: E x^2 - 2 c E x + c^2 */
+        const double cq = out->qbar[i], ck = out->kbar[i];
+        const double eq = q2[i] / (double)nq - 2 * cq * qm + cq * cq;
+        const double ek = k2[i] / (double)nk - 2 * ck * km + ck * ck;
         /* a coordinate constant in either set has no scale to balance */
-        const double r = (mk[i] / (double)nk) / (mq[i] / (double)nq);
+        const double r = ek / eq;
         out->a[i] = isfinite(r) && r > 1e-12 && r < 1e12 ? sqrt(sqrt(r)) : 1;
     }
 }
 
 /* Rows r0 .. r0 + n - 1 of slice (b, h): dst = (src - mean) * mul or / mul (div). */
 static void write_rows(const rj_view *src, const rj_view *dst, int64_t b, int64_t h, int64_t r0,
-                       int64_t n, const double *mean, const double *mul, bool div)
+                       int64_t n, const double *mean, const double *mul, bool div, double *x)
 {
     const int64_t d = src->shape[3];
     for (int64_t j = 0; j < n; j++) {
-        const char *in = rj_view_row(src, b, h, r0 + j);
-        float *out = (float *)rj_view_row(dst, b, h, r0 + j);
-        for (int64_t i = 0; i < d; i++) {
-            const double z = mean ? rj_view_get(src, in, i) - mean[i] : rj_view_get(src, in, i);
-            out[i] = (float)(mul ? (div ? z / mul[i] : z * mul[i]) : z);
+        load_row(src, rj_view_row(src, b, h, r0 + j), d, x);
+        float *out = (float *)(void *)rj_view_row(dst, b, h, r0 + j);
+        if (!mean) {
+            for (int64_t i = 0; i < d; i++)
+                out[i] = (float)x[i];
+        } else if (div) {
+            for (int64_t i = 0; i < d; i++)
+                out[i] = (float)((x[i] - mean[i]) / mul[i]);
+        } else {
+            for (int64_t i = 0; i < d; i++)
+                out[i] = (float)((x[i] - mean[i]) * mul[i]);
         }
+    }
+}
+
+/* Rows of a half view widened into a float32 one as they are. */
+static void widen_rows(const rj_view *src, const rj_view *dst, int64_t b, int64_t h, int64_t r0,
+                       int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        const char *in = rj_view_row(src, b, h, r0 + j);
+        float *out = (float *)(void *)rj_view_row(dst, b, h, r0 + j);
+        for (int64_t i = 0; i < src->shape[3]; i++)
+            out[i] = (float)rj_view_get(src, in, i);
     }
 }
 
 /* Sequence s at key/value head g: its rows transformed, and its u (if any). */
 static void transform_slice(const rfjit_plan *p, const rj_call *c, rj_xform *x, int64_t b,
-                            int64_t g, const slice_stats *st)
+                            int64_t g, const slice_stats *st, double *tmp)
 {
     const int64_t d = p->spec.d, group = c->H / c->Hkv;
     const rj_seq sq = rj_call_seq(c, b), *s = &sq;
     for (int64_t h = g * group; h < (g + 1) * group; h++)
-        write_rows(&c->q, &x->call.q, s->qb, h, s->q0, s->lq, st->qbar, st->a, false);
-    write_rows(&c->k, &x->call.k, s->kb, g, s->k0, s->lk, st->kbar, st->a, true);
+        write_rows(&c->q, &x->call.q, s->qb, h, s->q0, s->lq, st->qbar, st->a, false, tmp);
+    write_rows(&c->k, &x->call.k, s->kb, g, s->k0, s->lk, st->kbar, st->a, true, tmp);
     if (x->v)
-        write_rows(&c->v, &x->call.v, s->kb, g, s->k0, s->lk, NULL, NULL, false);
+        widen_rows(&c->v, &x->call.v, s->kb, g, s->k0, s->lk);
     if (!x->u)
         return;
     const double xs = rj_plan_input_scale(&p->spec);
@@ -230,7 +250,7 @@ rfjit_status rj_xform_make(const rfjit_plan *p, const rj_call *c, rj_xform *x, r
     memset(x, 0, sizeof *x);
     RJ_TRY(alloc_copies(p, c, x, dg));
     const size_t d = (size_t)p->spec.d;
-    double *buf = rj_alloc_array(5 * d, sizeof(double));
+    double *buf = rj_alloc_array(8 * d, sizeof(double));
     if (!buf) {
         rj_xform_free(x);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the transform's statistics");
@@ -247,7 +267,7 @@ rfjit_status rj_xform_make(const rfjit_plan *p, const rj_call *c, rj_xform *x, r
         for (int64_t g = 0; g < c->Hkv; g++) {
             const rj_seq s = rj_call_seq(c, b);
             stats_of(&p->spec, c, &s, g, &st, buf + 3 * d);
-            transform_slice(p, c, x, b, g, &st);
+            transform_slice(p, c, x, b, g, &st, buf + 3 * d);
         }
     rj_free(buf);
     return RFJIT_OK;
