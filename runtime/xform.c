@@ -12,6 +12,7 @@
  */
 #include "runtime/xform.h"
 #include "est/est.h"
+#include "runtime/exec_scratch.h"
 #include "runtime/plan_fit.h"
 #include "runtime/tensor.h"
 
@@ -70,13 +71,13 @@ static rj_view f32_view(const rj_view *t, float *buf)
     return v;
 }
 
-static float *f32_copy_of(const rj_view *t)
+static size_t elements_of(const rj_view *t)
 {
     size_t n = 1;
     for (int i = 0; i < 4; i++)
         if (!rj_mul_size(n, (size_t)t->shape[i], &n))
-            return NULL;
-    return rj_alloc_array_zero(n, sizeof(float));
+            return SIZE_MAX / 8; /* too large for any buffer: the allocation fails */
+    return n;
 }
 
 /* Per (sequence, key/value head): the statistics of its rows, d each. */
@@ -109,10 +110,19 @@ static int64_t row_sums(const rj_view *t, int64_t b, int64_t h, int64_t r0, int6
     for (int64_t j = 0; j < n; j++) {
         if (keep && !keep[j])
             continue;
-        load_row(t, rj_view_row(t, b, h, r0 + j), d, x);
-        for (int64_t i = 0; i < d; i++) {
-            sum[i] += x[i];
-            sq[i] += x[i] * x[i];
+        const char *row = rj_view_row(t, b, h, r0 + j);
+        if (t->dtype == RFJIT_F32 && t->stride[3] == 1) {
+            const float *f = (const float *)(const void *)row;
+            for (int64_t i = 0; i < d; i++) {
+                sum[i] += f[i];
+                sq[i] += (double)f[i] * f[i];
+            }
+        } else {
+            load_row(t, row, d, x);
+            for (int64_t i = 0; i < d; i++) {
+                sum[i] += x[i];
+                sq[i] += x[i] * x[i];
+            }
         }
         taken++;
     }
@@ -157,18 +167,24 @@ static void write_rows(const rj_view *src, const rj_view *dst, int64_t b, int64_
                        int64_t n, const double *mean, const double *mul, bool div, double *x)
 {
     const int64_t d = src->shape[3];
+    /* y = (x - mean) * f with f = mul or 1 / mul, in float: one rounding more than the
+     * double form, far below what the estimate can resolve, and it vectorises */
+    float *mf = (float *)(void *)(x + d), *ff = mf + d;
+    for (int64_t i = 0; i < d; i++) {
+        mf[i] = (float)mean[i];
+        ff[i] = (float)(div ? 1 / mul[i] : mul[i]);
+    }
     for (int64_t j = 0; j < n; j++) {
-        load_row(src, rj_view_row(src, b, h, r0 + j), d, x);
+        const char *row = rj_view_row(src, b, h, r0 + j);
         float *out = (float *)(void *)rj_view_row(dst, b, h, r0 + j);
-        if (!mean) {
+        if (src->dtype == RFJIT_F32 && src->stride[3] == 1) {
+            const float *f = (const float *)(const void *)row;
             for (int64_t i = 0; i < d; i++)
-                out[i] = (float)x[i];
-        } else if (div) {
-            for (int64_t i = 0; i < d; i++)
-                out[i] = (float)((x[i] - mean[i]) / mul[i]);
+                out[i] = (f[i] - mf[i]) * ff[i];
         } else {
+            load_row(src, row, d, x);
             for (int64_t i = 0; i < d; i++)
-                out[i] = (float)((x[i] - mean[i]) * mul[i]);
+                out[i] = ((float)x[i] - mf[i]) * ff[i];
         }
     }
 }
@@ -212,12 +228,31 @@ static void transform_slice(const rfjit_plan *p, const rj_call *c, rj_xform *x, 
 
 void rj_xform_free(rj_xform *x)
 {
-    rj_free(x->q);
-    rj_free(x->k);
-    rj_free(x->v);
-    rj_free(x->u);
-    rj_free(x->pk);
+    if (x->sc) {
+        rj_scratch_give(x->p, x->sc);
+    } else {
+        rj_free(x->q);
+        rj_free(x->k);
+        rj_free(x->v);
+        rj_free(x->u);
+        rj_free(x->pk);
+        rj_free(x->stats);
+    }
     memset(x, 0, sizeof *x);
+}
+
+/* The buffers of a transform: the slots of a scratch from the plan's pool on JIT plans, whose
+ * warm executes then allocate nothing (a fresh 64 KiB block costs more page faults than the
+ * transform's arithmetic), fresh memory on the reference. None is zeroed: only the rows of
+ * the call's sequences are written, and only they are read. */
+enum xform_slot { XSLOT_Q, XSLOT_K, XSLOT_V, XSLOT_U, XSLOT_PK, XSLOT_STATS, XFORM_SLOTS };
+_Static_assert(XFORM_SLOTS <= RJ_SLOTS, "every slot of xform.c exists in a scratch");
+
+static void *buf_of(rj_xform *x, enum xform_slot slot, size_t n, size_t size)
+{
+    if (x->sc)
+        return rj_scratch_buf(x->sc, (int)slot, n, size);
+    return rj_alloc_array(n ? n : 1, size);
 }
 
 /* Query centring needs u where the features take it: linear templates (the softmax one,
@@ -230,15 +265,20 @@ static bool needs_u(const rfjit_plan *p)
 static rfjit_status alloc_copies(const rfjit_plan *p, const rj_call *c, rj_xform *x, rj_diag *dg)
 {
     const size_t slices = (size_t)c->B * (size_t)c->Hkv, d = (size_t)p->spec.d;
-    x->q = f32_copy_of(&c->q);
-    x->k = f32_copy_of(&c->k);
-    bool ok = x->q && x->k;
+    x->p = p;
+    if (p->jit && !(x->sc = rj_scratch_take(p, dg)))
+        return RFJIT_E_NOMEM;
+    x->q = buf_of(x, XSLOT_Q, elements_of(&c->q), sizeof(float));
+    x->k = buf_of(x, XSLOT_K, elements_of(&c->k), sizeof(float));
+    x->stats = buf_of(x, XSLOT_STATS, 8 * d, sizeof(double));
+    bool ok = x->q && x->k && x->stats;
     if (ok && c->q.dtype != RFJIT_F32)
-        ok = (x->v = f32_copy_of(&c->v)) != NULL;
+        ok = (x->v = buf_of(x, XSLOT_V, elements_of(&c->v), sizeof(float))) != NULL;
     if (ok && needs_u(p))
-        ok = (x->u = rj_alloc_array(slices, d * sizeof(double))) != NULL;
+        ok = (x->u = buf_of(x, XSLOT_U, slices * d, sizeof(double))) != NULL;
     if (ok && x->u && p->jit && p->frozen)
-        ok = (x->pk = rj_alloc_array(slices, (size_t)p->kp.role_floats * sizeof(float))) != NULL;
+        ok = (x->pk = buf_of(x, XSLOT_PK, slices * (size_t)p->kp.role_floats, sizeof(float))) !=
+             NULL;
     if (ok)
         return RFJIT_OK;
     rj_xform_free(x);
@@ -250,11 +290,7 @@ rfjit_status rj_xform_make(const rfjit_plan *p, const rj_call *c, rj_xform *x, r
     memset(x, 0, sizeof *x);
     RJ_TRY(alloc_copies(p, c, x, dg));
     const size_t d = (size_t)p->spec.d;
-    double *buf = rj_alloc_array(8 * d, sizeof(double));
-    if (!buf) {
-        rj_xform_free(x);
-        return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the transform's statistics");
-    }
+    double *buf = x->stats;
     x->call = *c;
     x->call.q = f32_view(&c->q, x->q);
     x->call.k = f32_view(&c->k, x->k);
@@ -269,7 +305,6 @@ rfjit_status rj_xform_make(const rfjit_plan *p, const rj_call *c, rj_xform *x, r
             stats_of(&p->spec, c, &s, g, &st, buf + 3 * d);
             transform_slice(p, c, x, b, g, &st, buf + 3 * d);
         }
-    rj_free(buf);
     return RFJIT_OK;
 }
 

@@ -24,6 +24,9 @@ typedef struct rj_xform {
     double *u;        /* query centring: d doubles per (sequence, key/value head); else NULL */
     float *pk;        /* frozen linear JIT plans with u: the key-role parameter block per
                          (sequence, key/value head), u folded in */
+    double *stats;    /* 8 d doubles: one slice's statistics and scratch */
+    const rfjit_plan *p;
+    rj_exec_scratch *sc; /* JIT plans: the pool's scratch that holds the buffers above */
 } rj_xform;
 
 /* Whether executes of p transform their calls. */
