@@ -363,7 +363,8 @@ typedef struct rfjit_attn_desc {
      * oprf, saderf, sderf, aderf; exact accepts it and has nothing to do), else
      * RFJIT_E_NOT_APPLICABLE, as is any transform with a compat mode. The transforms act on
      * attention executes only: rfjit_plan_features and rfjit_plan_kernel map the vectors as
-     * given, and decode states do not apply them. */
+     * given; a decode state with constant-size states (linear JIT plans) does not apply them,
+     * one that keeps its slots' tokens applies them to each call over the tokens so far. */
     int32_t transform;
 } rfjit_attn_desc;
 
