@@ -14,8 +14,9 @@
  * smallest, median and largest error and the median time against exact.
  * The estimators whose features are e^{w.y + ...} (positive, hyperbolic, oprf, sderf) run
  * again with each exact transform of rfjit_attn_desc.transform (k: centred keys, q: centred
- * queries, b: balance, and the combinations kq and kqb), same seeds: rows with a transform
- * column, a summary of the error ratio against no transform, and a table per head.
+ * queries, b: balance, and the combinations kq, kqb and kqw, w: whitening with the matrix
+ * the calibration split fixes), same seeds: rows with a transform column, a summary of the
+ * error ratio against no transform, and a table per head.
  * real-smoke runs the easiest and the hardest head at m = 64 with one seed, for the tests,
  * and of the transforms positive with kqb only.
  */
@@ -38,8 +39,9 @@ static const struct {
               {"q", RFJIT_XFORM_CENTER_Q},
               {"b", RFJIT_XFORM_BALANCE},
               {"kq", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q},
-              {"kqb", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_BALANCE}};
-enum { NXF = sizeof XFORMS / sizeof *XFORMS, SMOKE_XF = NXF - 1 };
+              {"kqb", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_BALANCE},
+              {"kqw", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_WHITEN}};
+enum { NXF = sizeof XFORMS / sizeof *XFORMS, SMOKE_XF = 5 /* kqb */ };
 static const char *const XF_EST[] = {"positive", "hyperbolic", "oprf", "sderf"};
 enum { NXE = sizeof XF_EST / sizeof *XF_EST };
 
@@ -329,7 +331,7 @@ static void print_xf_summary(const real_run *r, const int *ms, int n_m)
                            xf_median(err, xs->err[e][i][c][0], r->heads, 1),
                            xf_median(xs->ms[e][i][c][t], ms0, r->heads, 1));
                 }
-    printf("\ntransforms per head: error with each transform (none k q b kq kqb)\n");
+    printf("\ntransforms per head: error with each transform (none k q b kq kqb kqw)\n");
     for (int e = 0; e < NXE; e++)
         for (int i = 0; i < n_m; i++)
             for (int c = 0; c < 2; c++)

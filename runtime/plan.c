@@ -162,7 +162,7 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
             for (int64_t h = 0; h < t->shape[1]; h++) {
                 rj_tensor_gather(t, b, h, scale, buf);
                 if (p->spec.xform)
-                    rj_xform_calib_rows(&p->spec, role, buf, t->shape[2], a);
+                    rj_xform_calib_rows(p, role, buf, t->shape[2], a);
                 rj_stats_add(&st, role, buf, t->shape[2]);
             }
     }
@@ -297,6 +297,8 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfji
     if (s == RFJIT_OK && !(p->params = rj_alloc_array(p->nparams ? p->nparams : 1,
                                                        sizeof(double))))
         s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
+    if (s == RFJIT_OK && (spec.xform & RFJIT_XFORM_WHITEN) && d.calib_q)
+        s = rj_xform_plan_whiten(p, d.calib_q, d.calib_k, dg);
     if (s == RFJIT_OK && !(spec.est->flags & RJ_EST_FITTED)) {
         s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, dg);
         p->frozen = 1;
@@ -324,5 +326,6 @@ void rj_plan_free(rfjit_plan *p)
     rj_free(p->W);
     rj_free(p->params);
     rj_free(p->kpar);
+    rj_free(p->xA);
     rj_free(p);
 }

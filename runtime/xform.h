@@ -47,9 +47,15 @@ void rj_xform_fold(const rj_kplan *kp, float *pk, const double *u);
  * calibration tensors t[0] (queries) and t[1] (keys), each (batch, head) slice centred on
  * its own mean as its role asks; buf holds the rows of the longest slice, m2 2 d doubles.
  * rj_xform_calib_rows: n rows of one slice (d doubles each) of role 0 (queries) or 1 (keys)
- * transformed in place with a. */
+ * transformed in place with a, or with p->xA where the plan has it. */
 void rj_xform_calib_scales(const rj_spec *s, const rfjit_tensor *t[2], double *buf, double *m2,
                            double *a);
-void rj_xform_calib_rows(const rj_spec *s, int role, double *x, int64_t n, const double *a);
+void rj_xform_calib_rows(const rfjit_plan *p, int role, double *x, int64_t n, const double *a);
+/* RFJIT_XFORM_WHITEN on a calibration sample (queries tq, keys tk): p->xA from the sample's
+ * covariances, each (batch, head) slice centred as its role asks, so that executes skip the
+ * per-call eigendecompositions; a singular sample leaves p->xA NULL (per call). Errors:
+ * those of the sample's checks, RFJIT_E_NOMEM. */
+rfjit_status rj_xform_plan_whiten(rfjit_plan *p, const rfjit_tensor *tq, const rfjit_tensor *tk,
+                                  rj_diag *dg);
 
 #endif

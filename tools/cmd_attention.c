@@ -30,7 +30,7 @@ static const char help[] =
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
-    "         [--dtype f32|f16|bf16] [--compat MODE] [--transform k,q,balance]\n"
+    "         [--dtype f32|f16|bf16] [--compat MODE] [--transform k,q,balance,whiten]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
     "for raw q, k, v. Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or Q is (B, H, Lq, d)\n"
@@ -59,8 +59,8 @@ static const char help[] =
     "  --transform LIST   exact transforms that shrink the estimate's variance, comma-separated\n"
     "                     (rfjit.h RFJIT_XFORM_*): k (centre the keys), q (centre the queries,\n"
     "                     each key's weight kept exactly; positive, hyperbolic, oprf, saderf,\n"
-    "                     sderf, aderf), balance (equal query and key scales per coordinate);\n"
-    "                     none (default)\n"
+    "                     sderf, aderf), balance (equal query and key scales per coordinate),\n"
+    "                     whiten (the same with a full symmetric matrix); none (default)\n"
     "  --window W         eva: exact local window (default 16)\n"
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
@@ -112,6 +112,8 @@ static int parse_transform(const char *val, int32_t *flags)
             *flags |= RFJIT_XFORM_CENTER_Q;
         else if (n == 7 && !strncmp(p, "balance", 7))
             *flags |= RFJIT_XFORM_BALANCE;
+        else if (n == 6 && !strncmp(p, "whiten", 6))
+            *flags |= RFJIT_XFORM_WHITEN;
         else
             return 1;
         if (!p[n])

@@ -564,7 +564,8 @@ class Context(_Handle):
                      estimate's variance (rfjit.h RFJIT_XFORM_*), as a comma-separated string
                      or a sequence of names: 'k' (centre the keys), 'q' (centre the queries,
                      each key's weight kept exactly: positive, hyperbolic, oprf, saderf,
-                     sderf, aderf), 'balance' (equal query and key scales per coordinate)
+                     sderf, aderf), 'balance' (equal query and key scales per coordinate),
+                     'whiten' (the same with a full symmetric matrix)
         fallback     if compiling the kernel fails, run on the reference instead of failing
         eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
         hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'

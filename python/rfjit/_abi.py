@@ -78,7 +78,7 @@ class AttnDesc(C.Structure):
 
 
 # rfjit.h RFJIT_XFORM_*: the names Context.plan(transform=) takes
-XFORM = {"k": 1, "q": 2, "balance": 4}
+XFORM = {"k": 1, "q": 2, "balance": 4, "whiten": 8}
 
 
 class TuneDesc(C.Structure):

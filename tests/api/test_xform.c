@@ -98,9 +98,14 @@ static void run1(rfjit_plan *p, const float *q, const float *k, const float *v, 
                  rfjit_ctx_last_error(ctx));
 }
 
-static const int32_t FLAG_SETS[] = {RFJIT_XFORM_CENTER_K, RFJIT_XFORM_CENTER_Q,
-                                    RFJIT_XFORM_BALANCE, RFJIT_XFORM_CENTER_K | RFJIT_XFORM_BALANCE,
-                                    ALL};
+static const int32_t FLAG_SETS[] = {RFJIT_XFORM_CENTER_K,
+                                    RFJIT_XFORM_CENTER_Q,
+                                    RFJIT_XFORM_BALANCE,
+                                    RFJIT_XFORM_CENTER_K | RFJIT_XFORM_BALANCE,
+                                    ALL,
+                                    RFJIT_XFORM_WHITEN,
+                                    RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q |
+                                        RFJIT_XFORM_WHITEN};
 enum { NSETS = sizeof FLAG_SETS / sizeof *FLAG_SETS };
 
 /* Softmax cancels a per-query constant and A x . A^-1 y = x.y: only the rounding of the
@@ -363,8 +368,9 @@ Test(xform, packed_sequences)
     cr_expect_lt(err, 1e-4, "%g", err);
 }
 
-/* A fitted estimator frozen on a calibration sample fits on the transformed sample; the
- * JIT and the reference still compute one estimate. Half inputs are transformed in float32. */
+/* A fitted estimator frozen on a calibration sample fits on the transformed sample, and a
+ * sample fixes the whitening matrix; the JIT and the reference still compute one estimate.
+ * Half inputs are transformed in float32. */
 Test(xform, fitted_and_half_inputs)
 {
     float q[L * D], k[L * D], v[L * D], o0[L * D], o1[L * D];
@@ -372,12 +378,14 @@ Test(xform, fitted_and_half_inputs)
     fill_rows(k, L, 52, 0.6);
     tu_fill_normal(v, L * D, 1.0, 53);
     rfjit_tensor cq = rfjit_tensor_contiguous(q, 1, 1, L, D), ck = rfjit_tensor_contiguous(k, 1, 1, L, D);
-    const char *ests[] = {"oprf", "sderf"};
-    for (int e = 0; e < 2; e++) {
+    const char *ests[] = {"oprf", "sderf", "positive", "exact"};
+    const int32_t kqw = RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_WHITEN;
+    for (int e = 0; e < 8; e++) {
         float *outs[2] = {o0, o1};
         for (int be = 0; be < 2; be++) {
             rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-            a.d = D, a.m = M, a.estimator = ests[e], a.causal = 1, a.seed = 3, a.transform = ALL;
+            a.d = D, a.m = M, a.estimator = ests[e / 2], a.causal = 1, a.seed = 3;
+            a.transform = e % 2 ? kqw : ALL; /* kqw: the sample fixes the whitening matrix */
             a.calib_q = &cq, a.calib_k = &ck;
             a.backend = be ? RFJIT_BACKEND_JIT : RFJIT_BACKEND_REFERENCE;
             rfjit_plan *p = NULL;
@@ -386,7 +394,7 @@ Test(xform, fitted_and_half_inputs)
             rfjit_plan_destroy(p);
         }
         const double err = max_diff(o0, o1, L * D) / max_abs(o0, L * D);
-        cr_expect_lt(err, 1e-4, "%s: %g", ests[e], err);
+        cr_expect_lt(err, 1e-4, "%s transform %d: %g", ests[e / 2], e % 2 ? kqw : ALL, err);
     }
     /* f16 rows: the same plan on the f16 rounding of the rows, given as f32 */
     uint16_t hq[L * D], hk[L * D], hv[L * D];
@@ -436,7 +444,7 @@ static void expect_refused(const char *est, const char *compat, int32_t xf, rfji
 
 Test(xform, bad_flags_and_estimators_are_refused)
 {
-    expect_refused("positive", NULL, 8, RFJIT_E_INVALID_ARG, "transform = 8 has unknown bits");
+    expect_refused("positive", NULL, 16, RFJIT_E_INVALID_ARG, "transform = 16 has unknown bits");
     expect_refused("positive", NULL, -1, RFJIT_E_INVALID_ARG, "unknown bits");
     expect_refused("trig", NULL, RFJIT_XFORM_CENTER_Q, RFJIT_E_NOT_APPLICABLE,
                    "estimator 'trig' does not have");
@@ -459,7 +467,7 @@ Test(xform, older_descriptor_has_none)
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     a.d = D, a.m = M;
     a.size = offsetof(rfjit_attn_desc, transform);
-    a.transform = 8; /* past the size: never read */
+    a.transform = 16; /* past the size: never read */
     rfjit_plan *p = NULL;
     cr_expect_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
     rfjit_plan_destroy(p);
