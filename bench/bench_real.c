@@ -339,8 +339,8 @@ static void print_xf_summary(const real_run *r, const int *ms, int n_m)
                     if (isnan(xs->err[e][i][c][0][h]))
                         continue;
                     const int32_t *lh = r->s->layer_head + 2 * xs->head[h];
-                    printf("%-10s %5d  %-6s  %2lld %d.%-2d", XF_EST[e], ms[i], c ? "causal" : "bidir",
-                           (long long)xs->head[h], lh[0], lh[1]);
+                    printf("%-10s %5d  %-6s  %2lld %d.%-2d", XF_EST[e], ms[i],
+                           c ? "causal" : "bidir", (long long)xs->head[h], lh[0], lh[1]);
                     for (int t = 0; t < NXF; t++)
                         printf(" %9.3g", xs->err[e][i][c][t][h]);
                     printf("\n");

@@ -144,9 +144,9 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
     return rj_ref_linear_keyw(s, params, x, lq, y, NULL, v, lk, nvis, out, dg);
 }
 
-rfjit_status rj_ref_linear_keyw(const rj_spec *s, const double *params, const double *x,
-                                int64_t lq, const double *y, const double *ylog, const double *v,
-                                int64_t lk, const int64_t *nvis, double *out, rj_diag *dg)
+rfjit_status rj_ref_linear_keyw(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                                const double *y, const double *ylog, const double *v, int64_t lk,
+                                const int64_t *nvis, double *out, rj_diag *dg)
 {
     const rj_est_ops *e = s->est;
     RJ_FAIL_IF(dg, e->tmpl != RJ_TMPL_LINEAR || !e->features, RFJIT_E_INTERNAL,

@@ -20,7 +20,7 @@
 #include <math.h>
 #include <string.h>
 
-#define XFORM_ALL                                                                              \
+#define XFORM_ALL                                                                                  \
     (RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_BALANCE | RFJIT_XFORM_WHITEN)
 
 rfjit_status rj_xform_check(int32_t flags, rj_spec *s, rj_diag *dg)

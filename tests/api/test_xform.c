@@ -197,9 +197,11 @@ static void centred_reference(rfjit_plan *p, const float *q, const float *k, con
         x[j] = (float)(q[j] * s - xbar[j % D]);
         y[j] = (float)(k[j] * s);
     }
-    float *fx = malloc(sizeof(float) * (size_t)(L * Mf)), *fy = malloc(sizeof(float) * (size_t)(L * Mf));
+    float *fx = malloc(sizeof(float) * (size_t)(L * Mf)),
+          *fy = malloc(sizeof(float) * (size_t)(L * Mf));
     cr_assert(fx && fy);
-    rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, L, D), ty = rfjit_tensor_contiguous(y, 1, 1, L, D),
+    rfjit_tensor tx = rfjit_tensor_contiguous(x, 1, 1, L, D),
+                 ty = rfjit_tensor_contiguous(y, 1, 1, L, D),
                  tfx = rfjit_tensor_contiguous(fx, 1, 1, L, Mf),
                  tfy = rfjit_tensor_contiguous(fy, 1, 1, L, Mf);
     cr_assert_eq(rfjit_plan_features(p, &tx, &ty, &tfx, &tfy), RFJIT_OK, "%s",
@@ -377,7 +379,8 @@ Test(xform, fitted_and_half_inputs)
     fill_rows(q, L, 51, 0.6);
     fill_rows(k, L, 52, 0.6);
     tu_fill_normal(v, L * D, 1.0, 53);
-    rfjit_tensor cq = rfjit_tensor_contiguous(q, 1, 1, L, D), ck = rfjit_tensor_contiguous(k, 1, 1, L, D);
+    rfjit_tensor cq = rfjit_tensor_contiguous(q, 1, 1, L, D),
+                 ck = rfjit_tensor_contiguous(k, 1, 1, L, D);
     const char *ests[] = {"oprf", "sderf", "positive", "exact"};
     const int32_t kqw = RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_WHITEN;
     for (int e = 0; e < 8; e++) {
