@@ -119,9 +119,10 @@ static const rj_tune_row *closest(const rfjit_tune_result *res)
     const rj_tune_row *best = NULL;
     for (size_t i = 0; i < res->out.n; i++) {
         const rj_tune_row *x = &res->out.rows[i];
-        if (x->meets && x->m > 0)
+        if (x->meets && x->est->tmpl != RJ_TMPL_SOFTMAX)
             return NULL;
-        if (x->near_m > 0 && isfinite(x->near_err) && (!best || x->near_err < best->near_err))
+        if ((x->near_m > 0 || x->near_chunks > 0) && isfinite(x->near_err) &&
+            (!best || x->near_err < best->near_err))
             best = x;
     }
     return best;
@@ -133,16 +134,26 @@ static const char *near_kind(const rfjit_tune_result *res)
     return res->req.patience == RFJIT_PATIENCE_ESTIMATE ? "predicted error" : "error bound";
 }
 
+/* The parameters of a near miss: m, or eva's window and chunk count. */
+static void near_params(const rj_tune_row *c, char *buf, size_t n)
+{
+    if (c->est->tmpl == RJ_TMPL_EVA)
+        snprintf(buf, n, "window = %d, chunks = %d", c->eva_window, c->near_chunks);
+    else
+        snprintf(buf, n, "m = %d", c->near_m);
+}
+
 static void set_info(rfjit_tune_result *res)
 {
-    char near[200] = "";
+    char near[240] = "", at[64];
     const rj_tune_row *c = res->from_wisdom ? NULL : closest(res);
-    if (c)
+    if (c) {
+        near_params(c, at, sizeof at);
         snprintf(near, sizeof near,
-                 "; only exact meets the budget: closest %s at m = %d with %s %.3g, %.3g "
+                 "; only exact meets the budget: closest %s at %s with %s %.3g, %.3g "
                  "times the budget",
-                 c->est->name, c->near_m, near_kind(res), c->near_err,
-                 c->near_err / res->req.budget);
+                 c->est->name, at, near_kind(res), c->near_err, c->near_err / res->req.budget);
+    }
     snprintf(res->info, sizeof res->info,
              "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
              "fresh projection seeds is <= budget; tuned in %.2f s%s%s",
@@ -202,8 +213,9 @@ static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag 
 /* Problem key (architecture.md 6): budget kind and value, direction, sizes, the softmax
  * scale unless it is the default (so records written before it was a parameter keep their
  * meaning), the length bucket (L rounded up to a power of two), calibration and candidate
- * set. The scale is written with %.17e: it reads back as the same double, and its exponent
- * ends the number where a bare "2." would swallow the dot before L. */
+ * set, and the record version (tuner/tune_record.h: v1 answers never searched eva). The scale is
+ * written with %.17e: it reads back as the same double, and its exponent ends the number where a
+ * bare "2." would swallow the dot before L. */
 static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_diag *dg)
 {
     int64_t bucket = 1;
@@ -213,7 +225,7 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     RJ_TRY(calib_id(r, cal, sizeof cal, dg));
     if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
         snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
-    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x",
+    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.v2",
              r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", r->causal ? "causal" : "bidir",
              r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask);
     return RFJIT_OK;
@@ -223,9 +235,10 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "est=%s m=%d vw=%d T=%d ri=%d rj=%d predicted=%.6e measured=%.6e bound=%.6e "
-             "ms=%.6e seed=%llu",
+             "ms=%.6e seed=%llu window=%d chunks=%d",
              c->est->name, c->m, c->tiling.vw, c->tiling.T, c->tiling.ri, c->tiling.rj,
-             c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed);
+             c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed,
+             c->eva_window, c->eva_chunks);
 }
 
 /* The chosen row back from a wisdom record; 0 if it is not one this context can plan (then:
@@ -341,7 +354,7 @@ rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc 
                             "version of rfjit_attn_desc (fill it with RFJIT_ATTN_DESC_INIT)",
                             n);
     const rj_tune_row *c = &r->out.rows[r->out.chosen];
-    rfjit_attn_desc full = rj_tune_desc_of(&r->req, c->est, c->m, c->seed);
+    rfjit_attn_desc full = rj_tune_row_desc(&r->req, c, c->seed);
     full.backend = RFJIT_BACKEND_AUTO;
     full.tiling = c->tiling;
     memcpy(desc, &full, n);
@@ -359,8 +372,9 @@ rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i, rfjit_t
     if (!r || !row || i >= r->out.n)
         return RFJIT_E_INVALID_ARG;
     const rj_tune_row *x = &r->out.rows[i];
-    *row = (rfjit_tune_row){x->est->name, x->m, x->tiling, x->predicted, x->measured, x->bound,
-                            x->time_ms, x->meets, x->pareto, x->chosen, x->note};
+    *row = (rfjit_tune_row){x->est->name, x->m,          x->tiling,    x->predicted, x->measured,
+                            x->bound,     x->time_ms,    x->meets,     x->pareto,    x->chosen,
+                            x->note,      x->eva_window, x->eva_chunks};
     return RFJIT_OK;
 }
 
@@ -403,6 +417,7 @@ static void jrow(jbuf *b, const rj_tune_row *x, int64_t M)
          (long long)M);
     jput(b, "\"tiling\": {\"vw\": %d, \"T\": %d, \"ri\": %d, \"rj\": %d}, ", x->tiling.vw,
          x->tiling.T, x->tiling.ri, x->tiling.rj);
+    jput(b, "\"eva_window\": %d, \"eva_chunks\": %d, ", x->eva_window, x->eva_chunks);
     jnum(b, "predicted_error", x->predicted);
     jput(b, ", ");
     jnum(b, "measured_error", x->measured);
@@ -417,7 +432,7 @@ static int64_t features_of(const rj_tune_req *r, const rj_tune_row *x)
     if (x->m <= 0)
         return 0;
     /* the row's plan as rfjit_tune_result_plan describes it, with the descriptor's defaults */
-    const rfjit_attn_desc a = rj_tune_desc_of(r, x->est, x->m, x->seed);
+    const rfjit_attn_desc a = rj_tune_row_desc(r, x, x->seed);
     rj_spec s;
     return rj_plan_check(&a, &s, NULL) == RFJIT_OK ? x->est->feature_dim(&s) : 0;
 }
@@ -445,6 +460,9 @@ rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_
     const rj_tune_row *near = r->from_wisdom ? NULL : closest(r);
     if (near) {
         jput(&b, "{\"estimator\": \"%s\", \"m\": %d, ", near->est->name, near->near_m);
+        if (near->est->tmpl == RJ_TMPL_EVA)
+            jput(&b, "\"eva_window\": %d, \"eva_chunks\": %d, ", near->eva_window,
+                 near->near_chunks);
         jnum(&b, "error", near->near_err);
         jput(&b, ", \"error_kind\": \"%s\", ", near_kind(r));
         jnum(&b, "over_budget", near->near_err / r->req.budget);

@@ -15,8 +15,16 @@
  *
  * The keys' c spans the whole sequence even in causal attention, so a later key changes an
  * earlier output through it: the future leaks. Models were trained with it, so it is
- * reproduced. eps = 1e-4 (performer-pytorch) or 1e-6 (Google). With S = sum_j phi_k,j v_j^T
- * and z = sum_j phi_k,j over the keys query i sees, out_i = phi_q,i^T S / R_i:
+ * reproduced. Decoding cannot revise rows it has returned: a decode step's row t is this
+ * attention over tokens 0 .. t at row t (c over those tokens), a prefill's rows this
+ * attention over the prompt (c over all of it), and earlier rows stay as they were returned
+ * when a later key raises c (runtime/decode_compat.c; performer-pytorch's generator, which
+ * reruns the whole sequence per token, recomputes them). The float32 path of the two
+ * Performer modes (runtime/exec_compat.c) is held to this reference within 1e-5 of the
+ * output's largest entry; Google's trig map and fast-transformers run only here.
+ *
+ * eps = 1e-4 (performer-pytorch) or 1e-6 (Google). With S = sum_j phi_k,j v_j^T and
+ * z = sum_j phi_k,j over the keys query i sees, out_i = phi_q,i^T S / R_i:
  *
  *     performer-pytorch  R_i = phi_q,i . z bidirectional, phi_q,i . (z + 1e-6) causal (its
  *                        causal code adds 1e-6 to every element of the cumulative key sum,

@@ -351,8 +351,12 @@ typedef struct rfjit_attn_desc {
      *     stabilised) and linear attention's normaliser phi_q . sum phi_k + 1e-6.
      * Inputs are scaled by sqrt(scale) as always (at the default scale, their d^-1/4). Import
      * the trained projection with RFJIT_PROJ_USER (README: serving a trained Performer).
-     * These plans run on the reference backend (RFJIT_BACKEND_JIT is RFJIT_E_NOT_APPLICABLE);
-     * rfjit_plan_features and rfjit_plan_kernel give the estimator's own maps. */
+     * There is no JIT kernel for these modes (RFJIT_BACKEND_JIT is RFJIT_E_NOT_APPLICABLE).
+     * With RFJIT_BACKEND_AUTO, positive in "performer-pytorch" and "google-performer" runs on
+     * a float32 path (within 1e-5 of the output's largest entry of the double reference;
+     * rfjit_plan_describe says "path=compat-f32"); trig and "fast-transformers" run on the
+     * double reference, as does any mode with RFJIT_BACKEND_REFERENCE. rfjit_plan_features
+     * and rfjit_plan_kernel give the estimator's own maps. */
     const char *compat;
     /* Exact transforms of q and k that leave softmax attention unchanged but shrink the
      * variance of random-feature estimates (since 0.4; 0, the default: none). An OR of
@@ -508,6 +512,19 @@ RFJIT_API rfjit_status rfjit_plan_execute_args(const rfjit_plan *plan, const rfj
  * Linear JIT plans carry a constant-size state per (slot, key/value head): the causal
  * kernel's (S, z, zabs, c), the same whatever the position, shared by the query heads of the
  * group. exact, hybrid, eva and the reference backend keep each slot's tokens instead.
+ *
+ * Plans of the compat modes "performer-pytorch" and "google-performer" on their float32 path
+ * (rfjit_attn_desc.compat) carry a constant-size state too: per (slot, key/value head) the
+ * sums over the slot's keys of e^{w.k - |k|^2/2 - c} v^T and of e^{w.k - |k|^2/2 - c}, the
+ * value sum and c, the largest w.k of the slot's keys so far; a key that raises c rescales
+ * the sums. Each step's output equals the mode's causal attention over tokens 0 .. t at row
+ * t (its key maximum over tokens 0 .. t), and a prefill's rows equal the causal attention over
+ * the slot's tokens up to the prompt's last (its maximum over all of them). Rows already
+ * returned are not recomputed when a later key raises the maximum; a generator that reruns
+ * the whole sequence at every token (performer-pytorch's) does recompute them, since the
+ * mode's causal attention lets a later key change earlier rows. The other compat plans
+ * (trig, "fast-transformers", the reference backend) keep each slot's tokens, with the same
+ * rows.
  *
  * Every call below gives, to the JIT tolerance, the rows the plan's causal attention gives
  * over a slot's tokens so far: a prefill of L tokens at position p writes rows p .. p + L - 1
@@ -835,6 +852,9 @@ typedef struct rfjit_tune_row {
     int32_t pareto;            /* no other row is both faster and more accurate */
     int32_t chosen;
     const char *note;          /* why a candidate fell out, or "" */
+    /* eva's exact window and chunk count (rfjit_attn_desc.eva_window, eva_chunks), which the
+     * tuner searches for eva in place of m; 0 for every other estimator. Since 0.4. */
+    int32_t eva_window, eva_chunks;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
@@ -843,8 +863,10 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * Pick the fastest plan whose error stays within the budget on this machine: per candidate
  * estimator, the variance model's first m, refined by Monte Carlo on the calibration set to
  * the smallest m (in steps of 16) whose error, over 8 projection seeds the search never used,
- * has a one-sided 95% upper confidence bound (Student t) at or under the budget; exact
- * attention is always a candidate (error 0); then the fastest tiling for the winner. A
+ * has a one-sided 95% upper confidence bound (Student t) at or under the budget (eva, which
+ * has no m: the fewest chunks per window on a small grid, by the same rule, output budgets
+ * and MEASURE or more only); exact attention is always a candidate (error 0); then the
+ * fastest tiling for the winner. A
  * problem the context's wisdom remembers at this patience or higher is answered from it.
  * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
  * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and

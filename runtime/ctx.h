@@ -68,6 +68,9 @@ struct rfjit_plan {
     double *xA;
     char sym[96];
     char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */
+    /* The float32 path of the Performer compat modes (runtime/exec_compat.h), jit = 0. */
+    int compat_fast;
+    float *cwt; /* W^T as floats, d x m */
 };
 
 /* Send a note to the context's log (or stderr when verbose and no log is set). */

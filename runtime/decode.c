@@ -40,28 +40,30 @@ rfjit_status rj_decode_create(const rfjit_plan *p, int64_t slots, int64_t H, int
     *out = NULL;
     RJ_FAIL_IF(dg, !p->spec.causal, RFJIT_E_NOT_APPLICABLE,
                "the plan is bidirectional; decoding needs a causal plan");
-    const bool state = p->jit && p->kp.tmpl == RJ_TMPL_LINEAR;
+    const bool compat = p->compat_fast;
+    const bool state = compat || (p->jit && p->kp.tmpl == RJ_TMPL_LINEAR);
     RJ_FAIL_IF(dg, !state && !p->frozen, RFJIT_E_NOT_APPLICABLE,
                "estimator '%s' on the reference backend: a causal plan that fits per slot "
                "needs the JIT backend, or calib_q and calib_k",
                p->spec.est->name);
     const int64_t nst = state && !p->frozen ? H : Hkv;
+    const int64_t st_floats = compat ? rj_decode_compat_floats(&p->spec) : p->kp.st_floats;
     size_t bytes = 0;
     RJ_FAIL_IF(dg,
                state && (!rj_mul_size((size_t)slots, (size_t)nst, &bytes) ||
-                         !rj_mul_size(bytes, (size_t)p->kp.st_floats * sizeof(float), &bytes) ||
+                         !rj_mul_size(bytes, (size_t)st_floats * sizeof(float), &bytes) ||
                          !rj_fits_memory(bytes)),
                RFJIT_E_TOO_LARGE,
                "a decode state of %lld slots x %lld heads (%lld floats each) does not fit this "
                "machine's memory",
-               (long long)slots, (long long)nst, (long long)p->kp.st_floats);
+               (long long)slots, (long long)nst, (long long)st_floats);
     rfjit_decode *s = rj_alloc_zero(sizeof *s);
     RJ_FAIL_IF(dg, !s, RFJIT_E_NOMEM, "no memory for a decode state");
     s->p = p;
     s->slots = slots;
     s->H = H;
     s->Hkv = Hkv;
-    s->mode = state ? RJ_DECODE_STATE : RJ_DECODE_HISTORY;
+    s->mode = compat ? RJ_DECODE_COMPAT : state ? RJ_DECODE_STATE : RJ_DECODE_HISTORY;
     s->fitted = state && !p->frozen;
     s->nst = nst;
     bool ok = alloc_arrays(s);
@@ -241,6 +243,8 @@ rfjit_status rj_decode_prefill(rfjit_decode *s, const rfjit_decode_args *args, r
 {
     rj_dcall c;
     RJ_TRY(rj_decode_check(s, args, false, &c, dg));
+    if (s->mode == RJ_DECODE_COMPAT)
+        return rj_decode_compat_run(s, &c, dg);
     return s->mode == RJ_DECODE_STATE ? rj_decode_state_prefill(s, &c, dg)
                                       : rj_decode_hist_run(s, &c, dg);
 }
@@ -250,6 +254,8 @@ rfjit_status rj_decode_step(rfjit_decode *s, const rfjit_decode_args *args, rj_d
     rj_dcall c;
     RJ_TRY(rj_decode_check(s, args, true, &c, dg));
     RJ_TRY(check_fitted(s, &c, dg));
+    if (s->mode == RJ_DECODE_COMPAT)
+        return rj_decode_compat_run(s, &c, dg);
     return s->mode == RJ_DECODE_STATE ? rj_decode_state_step(s, &c, dg)
                                       : rj_decode_hist_run(s, &c, dg);
 }

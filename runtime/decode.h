@@ -11,6 +11,9 @@
  * - history (exact, hybrid, eva, the reference backend): each slot's key and value rows, and
  *   new rows come from the plan's own causal execute of the new queries against them
  *   (bottom-right aligned), never recomputing earlier rows.
+ * - compat (plans on the float32 path of the Performer compat modes, runtime/exec_compat.h):
+ *   per (slot, key/value head) a constant-size state whose key shift follows the slot's
+ *   largest projection so far (runtime/decode_compat.c).
  *
  * Every call checks everything and takes every resource before it changes a slot, so a
  * failed call leaves the slots as they were.
@@ -21,7 +24,11 @@
 #include "runtime/plan.h"
 #include "runtime/view.h"
 
-typedef enum rj_decode_mode { RJ_DECODE_STATE = 1, RJ_DECODE_HISTORY = 2 } rj_decode_mode;
+typedef enum rj_decode_mode {
+    RJ_DECODE_STATE = 1,
+    RJ_DECODE_HISTORY = 2,
+    RJ_DECODE_COMPAT = 3
+} rj_decode_mode;
 
 /* A history slot's rows, token-major ([t][Hkv][d] and [t][Hkv][dv]) so growing keeps them. */
 typedef struct rj_hist {
@@ -48,7 +55,7 @@ struct rfjit_decode {
     int fitted;   /* state mode with parameters per slot (a plan fitted per call) */
     int64_t nst;  /* states per slot: Hkv, or H when fitted */
     int64_t *pos; /* per slot */
-    float *st;    /* state mode: slots x nst x st_floats */
+    float *st;    /* state mode: slots x nst x st_floats; compat: slots x Hkv x compat floats */
     float *par;   /* fitted: slots x H x (pq | pk), 2 role_floats each */
     uint8_t *has_par;
     rj_hist *hist;           /* history mode: per slot */
@@ -89,6 +96,11 @@ rfjit_status rj_decode_state_prefill(rfjit_decode *s, const rj_dcall *c, rj_diag
 rfjit_status rj_decode_state_step(rfjit_decode *s, const rj_dcall *c, rj_diag *dg);
 /* History mode (runtime/decode_hist.c): a prefill and a step are the same call. */
 rfjit_status rj_decode_hist_run(rfjit_decode *s, const rj_dcall *c, rj_diag *dg);
+
+/* Compat mode (runtime/decode_compat.c): floats of one (slot, key/value head) state, and a
+ * prefill or step (the same call). */
+int64_t rj_decode_compat_floats(const rj_spec *s);
+rfjit_status rj_decode_compat_run(rfjit_decode *s, const rj_dcall *c, rj_diag *dg);
 
 /* Snapshots (runtime/decode_snap.c). */
 size_t rj_decode_snap_size(const rfjit_decode *s, int64_t slot);

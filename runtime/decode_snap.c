@@ -4,7 +4,7 @@
  * field little-endian whatever the host:
  *
  *   0   magic "rfjitDS\0"                 8 bytes
- *   8   layout version, mode (1 state, 2 history)   u32 each
+ *   8   layout version, mode (1 state, 2 history, 3 compat)   u32 each
  *   16  estimator name, NUL-padded       16 bytes
  *   32  d, dv, m, T, Mp, dvp             i32 each
  *   56  st_floats, role_floats           i64 each
@@ -14,11 +14,13 @@
  *   112 payload floats (u32 bit patterns):
  *       state: the slot's states (Hkv, or H when fitted, x st_floats), then when it has
  *              them its fitted parameters (H x 2 role_floats);
- *       history: position x Hkv x d key floats, then position x Hkv x dv value floats.
+ *       history: position x Hkv x d key floats, then position x Hkv x dv value floats;
+ *       compat: the slot's Hkv states (runtime/decode_compat.c), st_floats each.
  *
  * The plan identity is what decides whether the bytes mean the same to another plan: the
  * kernel's state layout (T, Mp, dvp, st_floats) and the numbers that produce features (W,
- * fixed parameters, scale). The dtype of the plan does not enter: states are float32.
+ * fixed parameters, scale; and a compat plan's mode, whose epsilons read the state). The
+ * dtype of the plan does not enter: states are float32.
  */
 #include "runtime/decode.h"
 
@@ -65,9 +67,27 @@ static uint64_t plan_hash(const rfjit_plan *p)
     const size_t nw = p->W ? (size_t)s->m * (size_t)s->d * sizeof(double) : 0;
     const size_t np = p->frozen ? p->nparams * sizeof(double) : 0;
     const int32_t version = p->jit ? p->kp.est_version : 0;
-    const void *parts[4] = {&s->scale, &version, p->W, p->params};
-    const size_t sizes[4] = {sizeof s->scale, sizeof version, nw, np};
-    return hash64(parts, sizes, 4);
+    /* the mode enters only where there is one, so other plans' hashes stay as they were */
+    const void *parts[5] = {&s->scale, &version, p->W, p->params, &s->compat};
+    const size_t sizes[5] = {sizeof s->scale, sizeof version, nw, np,
+                             s->compat != RJ_COMPAT_NONE ? sizeof s->compat : 0};
+    return hash64(parts, sizes, 5);
+}
+
+/* Floats of one slot's states (constant-state and compat modes). */
+static size_t state_floats(const rfjit_decode *s)
+{
+    const int64_t each = s->mode == RJ_DECODE_COMPAT ? rj_decode_compat_floats(&s->p->spec)
+                                                     : s->p->kp.st_floats;
+    return (size_t)s->nst * (size_t)each;
+}
+
+static const char *mode_name(uint32_t mode)
+{
+    return mode == RJ_DECODE_STATE     ? "constant-state"
+           : mode == RJ_DECODE_COMPAT  ? "compat-state"
+           : mode == RJ_DECODE_HISTORY ? "history"
+                                       : "unknown";
 }
 
 static size_t par_floats(const rfjit_decode *s)
@@ -93,6 +113,8 @@ static size_t payload_floats(const rfjit_decode *s, int64_t pos, bool fitted)
     const rj_spec *sp = &s->p->spec;
     if (s->mode == RJ_DECODE_HISTORY)
         return (size_t)pos * (size_t)s->Hkv * (size_t)(sp->d + sp->dv);
+    if (s->mode == RJ_DECODE_COMPAT)
+        return (size_t)s->Hkv * (size_t)rj_decode_compat_floats(sp);
     return (size_t)s->nst * (size_t)s->p->kp.st_floats + (fitted ? par_floats(s) : 0);
 }
 
@@ -106,6 +128,9 @@ static void header(const rfjit_decode *s, int64_t pos, uint64_t slot_hash, unsig
 {
     const rfjit_plan *p = s->p;
     const bool state = s->mode == RJ_DECODE_STATE;
+    const int64_t st_floats = s->mode == RJ_DECODE_COMPAT ? rj_decode_compat_floats(&p->spec)
+                              : state                     ? p->kp.st_floats
+                                                          : 0;
     memset(b, 0, SNAP_HEADER);
     memcpy(b, MAGIC, 8);
     rj_le_put_u32(b + 8, SNAP_VERSION);
@@ -115,7 +140,7 @@ static void header(const rfjit_decode *s, int64_t pos, uint64_t slot_hash, unsig
                             state ? p->kp.T : 0, state ? p->kp.Mp : 0, state ? p->kp.dvp : 0};
     for (int i = 0; i < 6; i++)
         rj_le_put_u32(b + 32 + 4 * i, (uint32_t)i32[i]);
-    rj_le_put_u64(b + 56, state ? (uint64_t)p->kp.st_floats : 0);
+    rj_le_put_u64(b + 56, (uint64_t)st_floats);
     rj_le_put_u64(b + 64, state ? (uint64_t)p->kp.role_floats : 0);
     rj_le_put_u64(b + 72, plan_hash(p));
     rj_le_put_u64(b + 80, slot_hash);
@@ -141,7 +166,7 @@ void rj_decode_snap_write(const rfjit_decode *s, int64_t slot, unsigned char *bu
         }
         return;
     }
-    const size_t ns = (size_t)s->nst * (size_t)s->p->kp.st_floats;
+    const size_t ns = state_floats(s);
     if (pos > 0)
         put_floats(b, s->st + (size_t)slot * ns, ns);
     else /* the state is not started: its floats mean nothing, so they are fixed zeros */
@@ -166,9 +191,8 @@ static rfjit_status compare(const rfjit_decode *s, const unsigned char *b, rj_di
                "snapshot is of estimator '%s', this state's plan is '%s'", est,
                s->p->spec.est->name);
     RJ_FAIL_IF(dg, rj_le_get_u32(b + 12) != rj_le_get_u32(own + 12), RFJIT_E_STATE,
-               "snapshot is of a %s slot, this state keeps %s",
-               rj_le_get_u32(b + 12) == RJ_DECODE_STATE ? "constant-state" : "history",
-               s->mode == RJ_DECODE_STATE ? "constant states" : "histories");
+               "snapshot is of a %s slot, this state keeps %s slots",
+               mode_name(rj_le_get_u32(b + 12)), mode_name((uint32_t)s->mode));
     static const char *const DIM[6] = {"d",        "dv", "m", "kernel tile T", "padded features",
                                        "padded dv"};
     for (int i = 0; i < 6; i++)
@@ -178,8 +202,8 @@ static rfjit_status compare(const rfjit_decode *s, const unsigned char *b, rj_di
     RJ_FAIL_IF(dg, memcmp(b + 56, own + 56, 16) != 0, RFJIT_E_STATE,
                "snapshot's kernel state layout differs from this state's plan (kernel tiling)");
     RJ_FAIL_IF(dg, rj_le_get_u64(b + 72) != rj_le_get_u64(own + 72), RFJIT_E_STATE,
-               "projection differs: the snapshot's plan has another projection, parameters or "
-               "scale (another seed or calibration)");
+               "projection differs: the snapshot's plan has another projection, parameters, "
+               "scale or compat mode (another seed or calibration)");
     RJ_FAIL_IF(dg,
                rj_le_get_u64(b + 88) != (uint64_t)s->H || rj_le_get_u64(b + 96) != (uint64_t)s->Hkv,
                RFJIT_E_STATE,
@@ -235,7 +259,7 @@ rfjit_status rj_decode_snap_restore(rfjit_decode *s, int64_t slot, const unsigne
         s->pos[slot] = pos;
         return RFJIT_OK;
     }
-    const size_t ns = (size_t)s->nst * (size_t)s->p->kp.st_floats;
+    const size_t ns = state_floats(s);
     if (fitted) {
         float *tmp = rj_decode_scratch(s, RJ_DSCR_PAR, par_floats(s) * sizeof(float));
         RJ_FAIL_IF(dg, !tmp, RFJIT_E_NOMEM, "no memory to restore a snapshot");

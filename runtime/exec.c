@@ -2,10 +2,11 @@
 /*
  * This file is the one way into execution: check the call against the plan (runtime/call.c),
  * transform the rows if the plan asks for it (runtime/xform.c), write the rows no kernel
- * computes, dispatch to the plan's executor (JIT, EVA or the
- * reference), and redo on the reference the slices a float kernel could not keep finite.
+ * computes, dispatch to the plan's executor (JIT, EVA, the float32 compat path or the
+ * reference), and redo on the reference the slices a float path could not keep finite.
  */
 #include "runtime/exec.h"
+#include "runtime/exec_compat.h"
 #include "runtime/tensor.h"
 #include "runtime/xform.h"
 
@@ -57,7 +58,8 @@ static bool out_finite(const rj_call *c)
 static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     zero_rows(c);
-    rfjit_status s = !p->jit                            ? rj_exec_ref(p, c, false, dg)
+    rfjit_status s = p->compat_fast                     ? rj_exec_compat(p, c, dg)
+                     : !p->jit                          ? rj_exec_ref(p, c, false, dg)
                      : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, c, dg)
                                                         : rj_exec_jit(p, c, dg);
     /* Finite inputs promise a finite output (rfjit.h). A float kernel can still meet a row
@@ -65,9 +67,10 @@ static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
      * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
      * such slices are recomputed by the double reference, which has the range. */
     if (s == RFJIT_OK && !out_finite(c)) { /* one scan when all is well */
-        if (p->jit)
+        const bool float_path = p->jit || p->compat_fast;
+        if (float_path)
             s = rj_exec_ref(p, c, true, dg);
-        if (s == RFJIT_OK && (!p->jit || !out_finite(c)))
+        if (s == RFJIT_OK && (!float_path || !out_finite(c)))
             s = rj_fail(dg, RFJIT_E_RANGE, "the output is outside float range (values near "
                                            "FLT_MAX?)");
     }

@@ -8,7 +8,9 @@
 #include "core/half.h"
 #include "core/proj.h"
 #include "est/ref.h"
+#include "runtime/compat_math.h"
 #include "runtime/exec.h"
+#include "runtime/exec_compat.h"
 #include "runtime/plan_fit.h"
 #include "runtime/tensor.h"
 #include "runtime/xform.h"
@@ -174,7 +176,8 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
 }
 
 /* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
- * (then AUTO falls back and says why, JIT refuses). Frozen parameters are lowered now. */
+ * (then AUTO falls back and says why, JIT refuses; a Performer compat mode takes its float32
+ * path rather than the double reference). Frozen parameters are lowered now. */
 static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
 {
     if (p->backend == RFJIT_BACKEND_REFERENCE)
@@ -182,6 +185,13 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     rj_diag why = {{0}};
     rfjit_status s = rj_kplan_make(&p->spec, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma,
                                    &p->kp, &why);
+    if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO &&
+        rj_cm_applies(&p->spec)) {
+        snprintf(p->why_reference, sizeof p->why_reference,
+                 "compat mode '%s' has no JIT kernel; path=compat-f32, its float32 executor",
+                 rj_compat_name(p->spec.compat));
+        return rj_compat_prepare(p, dg);
+    }
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
         snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
         return RFJIT_OK;
@@ -327,5 +337,6 @@ void rj_plan_free(rfjit_plan *p)
     rj_free(p->params);
     rj_free(p->kpar);
     rj_free(p->xA);
+    rj_free(p->cwt);
     rj_free(p);
 }

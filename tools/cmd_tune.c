@@ -19,8 +19,8 @@ static const char help[] =
     "         [--profile real-like|gaussian] [--causal]\n"
     "         [--patience estimate|measure|patient|exhaustive|wisdom-only]\n"
     "         [--estimators LIST] [--seed S] [--json] [--no-save] [--run] [--isa ISA]\n"
-    "Finds the fastest attention plan (estimator, feature count m, tiling) whose error stays\n"
-    "within EPS, and remembers it in the wisdom file.\n"
+    "Finds the fastest attention plan (estimator, feature count m, or eva's window and chunk\n"
+    "count, tiling) whose error stays within EPS, and remembers it in the wisdom file.\n"
     "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
     "                     kind); kernel: mean Var(K_hat)/K^2 over query/key pairs\n"
     "  --calib-*          calibration sample (L, d) / (L, dv) or (B, H, L, .) .npy files;\n"
@@ -101,14 +101,25 @@ static void print_err(double x)
         printf(" %10s", "-");
 }
 
+/* An eva parameter, "-" for the other estimators (whose chunk count is 0). */
+static void print_param(int32_t x, int32_t chunks)
+{
+    if (chunks > 0)
+        printf(" %6d", x);
+    else
+        printf(" %6s", "-");
+}
+
 static void print_table(const rfjit_tune_result *r)
 {
-    printf("%-11s %6s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m", "predicted",
-           "measured", "bound95", "time_ms", "meets", "pareto", "note");
+    printf("%-11s %6s %6s %6s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m", "window",
+           "chunks", "predicted", "measured", "bound95", "time_ms", "meets", "pareto", "note");
     for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
         rfjit_tune_row x;
         rfjit_tune_result_row(r, i, &x);
         printf("%-11s %6d", x.estimator, x.m);
+        print_param(x.eva_window, x.eva_chunks);
+        print_param(x.eva_chunks, x.eva_chunks);
         print_err(x.predicted_error);
         print_err(x.measured_error);
         print_err(x.error_bound);
@@ -303,8 +314,11 @@ int cmd_tune(int argc, char **argv)
         print_table(res);
         rfjit_tune_row c;
         rfjit_tune_result_row(res, 0, &c);
-        printf("\nplan: estimator=%s m=%d tiling vw=%d T=%d ri=%d rj=%d (0 = default)%s\n",
-               a.estimator, c.m, a.tiling.vw, a.tiling.T, a.tiling.ri, a.tiling.rj,
+        char eva[64] = "";
+        if (c.eva_chunks > 0)
+            snprintf(eva, sizeof eva, " window=%d chunks=%d", c.eva_window, c.eva_chunks);
+        printf("\nplan: estimator=%s m=%d%s tiling vw=%d T=%d ri=%d rj=%d (0 = default)%s\n",
+               a.estimator, c.m, eva, a.tiling.vw, a.tiling.T, a.tiling.ri, a.tiling.rj,
                a.causal ? " causal" : "");
     }
     if (rc == CLI_OK && run)

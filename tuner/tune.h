@@ -75,6 +75,7 @@ rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const 
 typedef struct rj_tune_row {
     const rj_est_ops *est;
     int32_t m;
+    int32_t eva_window, eva_chunks; /* eva's parameters; 0 for every other estimator */
     uint64_t seed;          /* the plan's projection seed */
     rfjit_tiling tiling;
     double predicted, measured, bound, time_ms;
@@ -84,6 +85,7 @@ typedef struct rj_tune_row {
      * "closest" answer when only exact meets the budget */
     double near_err;
     int32_t near_m;
+    int32_t near_chunks; /* eva: the chunk count of near_err (its window is the row's) */
 } rj_tune_row;
 
 typedef struct rj_tune_out {
@@ -100,5 +102,7 @@ void rj_tune_out_free(rj_tune_out *o);
 /* The descriptor of a row's plan (estimator defaults for the rest). */
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed);
+/* rj_tune_desc_of for a row: its estimator and m, and for eva its window and chunk count. */
+rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, uint64_t seed);
 
 #endif

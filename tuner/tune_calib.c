@@ -356,3 +356,13 @@ rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int
     a.backend = RFJIT_BACKEND_JIT;
     return a;
 }
+
+rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, uint64_t seed)
+{
+    rfjit_attn_desc a = rj_tune_desc_of(r, row->est, row->m, seed);
+    if (row->est->tmpl == RJ_TMPL_EVA) {
+        a.eva_window = row->eva_window;
+        a.eva_chunks = row->eva_chunks;
+    }
+    return a;
+}

@@ -105,7 +105,7 @@ static rfjit_status field(const char **p, const char *name, rj_diag *dg)
     return RFJIT_OK;
 }
 
-static rfjit_status value_parse(const char *v, rj_tune_row *row, rj_diag *dg)
+static rfjit_status value_parse(const char *v, int version, rj_tune_row *row, rj_diag *dg)
 {
     memset(row, 0, sizeof *row);
     const char *p = v;
@@ -136,12 +136,19 @@ static rfjit_status value_parse(const char *v, rj_tune_row *row, rj_diag *dg)
     }
     RJ_TRY(field(&p, "seed", dg));
     RJ_TRY(u64_at(&p, "seed", &row->seed, dg));
+    if (version >= 2) {
+        RJ_TRY(field(&p, "window", dg));
+        RJ_TRY(i32_at(&p, "window", &row->eva_window, dg));
+        RJ_TRY(field(&p, "chunks", dg));
+        RJ_TRY(i32_at(&p, "chunks", &row->eva_chunks, dg));
+    }
     if (*p)
-        return BAD(dg, "text after the seed: \"%.*s\"", QUOTE, p);
+        return BAD(dg, "text after the %s: \"%.*s\"", version >= 2 ? "chunks" : "seed", QUOTE, p);
     return RFJIT_OK;
 }
 
 typedef struct tune_key {
+    int version; /* 1: no suffix, before eva was searched; 2: .v2 */
     int causal;
     long long d, dv, L;
     double scale; /* 0: none in the key, the default */
@@ -220,9 +227,12 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
         return BAD(dg, "no .<calibration>.cand<mask> after the budget in the key");
     RJ_TRY(calib_parse(p + 1, (size_t)(cand - p - 1), dg));
     p = cand + 5;
-    char *end;
+    char *end = (char *)p;
     errno = 0;
     t->cand = strspn(p, "0123456789abcdef") ? strtoul(p, &end, 16) : 0;
+    t->version = t->cand && !strcmp(end, ".v2") ? 2 : 1;
+    if (t->version == 2)
+        end += 3;
     if (!t->cand || errno == ERANGE || *end || t->cand >> rj_est_count)
         return BAD(dg, "candidate mask cand%.*s is not a non-zero hex mask of the %d estimators",
                    QUOTE, p, rj_est_count);
@@ -250,7 +260,10 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
                            .dv = (int32_t)k->dv,
                            .causal = k->causal,
                            .attn_scale = k->scale};
-    rfjit_attn_desc a = rj_tune_desc_of(&r, row->est, row->m, row->seed);
+    if (row->est->tmpl != RJ_TMPL_EVA && (row->eva_window || row->eva_chunks))
+        return BAD(dg, "window = %d, chunks = %d for estimator '%s', which is not eva (0 expected)",
+                   row->eva_window, row->eva_chunks, row->est->name);
+    rfjit_attn_desc a = rj_tune_row_desc(&r, row, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */
     a.backend = RFJIT_BACKEND_AUTO;
@@ -272,7 +285,7 @@ rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw
 {
     tune_key k;
     RJ_TRY(key_parse(key, &k, dg));
-    RJ_TRY(value_parse(value, row, dg));
+    RJ_TRY(value_parse(value, k.version, row, dg));
     /* exact always competes (rfjit_tune), so it answers whatever the candidate list was */
     if (row->est != rj_est_find("exact") && !((k.cand >> registry_index(row->est)) & 1))
         return BAD(dg, "est=%s is not among the key's candidates (cand%lx)", row->est->name,

@@ -4,9 +4,13 @@
  * api/api_tune.c:
  *
  *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>[.scale<s>].L<bucket>.b<budget>.
- *          <calib>.cand<hex>           (no .scale: the default softmax scale 1/sqrt(d))
+ *          <calib>.cand<hex>.v2        (no .scale: the default softmax scale 1/sqrt(d))
  *   value  est=<name> m=<m> vw=<vw> T=<T> ri=<ri> rj=<rj> predicted=<x> measured=<x>
- *          bound=<x> ms=<x> seed=<u64>
+ *          bound=<x> ms=<x> seed=<u64> window=<w> chunks=<c>
+ *
+ * window and chunks are eva's (0 for the other estimators). Records of version 1, written
+ * before the tuner searched eva, have no .v2 and end at the seed: they still load and are
+ * kept, but rfjit_tune never asks for them, since their search did not try eva.
  *
  * A wisdom file is data from disk, so nothing in it is trusted: every number is parsed whole
  * with overflow detection (no blanks, no '+', nothing after it, no narrowing to a smaller

@@ -9,6 +9,8 @@
  *     from m0 to bracket the budget, bisect to a step of RJ_TUNE_M_STEP, and confirm on
  *     RJ_TUNE_CONFIRM_SEEDS fresh seeds: the one-sided 95% Student-t upper bound of the mean
  *     error must be at or under the budget, else m grows by a quarter and is confirmed again;
+ *     eva, which has no m, is searched over its window and chunk count by the same two
+ *     rules (tune_eva.c), one row per window;
  *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
  *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
  *
@@ -16,6 +18,7 @@
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
  */
+#include "tuner/tune_search.h"
 #include "core/philox.h"
 #include "runtime/tensor.h"
 #include "tuner/tiling.h"
@@ -37,16 +40,7 @@ static int32_t step_up(double m)
                                                                   : (int32_t)s;
 }
 
-typedef struct search {
-    rfjit_ctx *ctx;
-    const rj_tune_req *r;
-    rj_calib cal;
-    float *tq, *tk, *tv, *to; /* timing problem at L */
-    double t_exact;
-    double done, total;       /* progress */
-} search;
-
-static void progress(search *S, const char *what)
+void rj_search_progress(rj_search *S, const char *what)
 {
     /* the step count is a guess until the end: never claim to be done early */
     const double f = S->total > 0 ? fmin(S->done / S->total, 0.99) : 0;
@@ -54,13 +48,13 @@ static void progress(search *S, const char *what)
         S->r->progress(S->r->progress_user, f, what);
 }
 
-/* Mean and sample deviation of the error over n seeds from seed0. */
-static rfjit_status error_stats(search *S, const rj_est_ops *est, int32_t m, uint64_t seed0,
-                                int n, double *mean, double *sd, rj_diag *dg)
+/* Mean and sample deviation of the error of row's plan over n seeds from seed0. */
+rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_t seed0, int n,
+                                   double *mean, double *sd, rj_diag *dg)
 {
     double sum = 0, sum2 = 0;
     for (int i = 0; i < n; i++) {
-        rfjit_attn_desc a = rj_tune_desc_of(S->r, est, m, seed0 + (uint64_t)i);
+        rfjit_attn_desc a = rj_tune_row_desc(S->r, row, seed0 + (uint64_t)i);
         double e;
         RJ_TRY(rj_calib_error(S->ctx, &S->cal, S->r->kind, &a, &e, dg));
         if (!isfinite(e))
@@ -73,8 +67,14 @@ static rfjit_status error_stats(search *S, const rj_est_ops *est, int32_t m, uin
     return RFJIT_OK;
 }
 
-/* One-sided 95% Student t quantile with RJ_TUNE_SEARCH_SEEDS - 1 degrees of freedom. */
-#define T95_SEARCH 2.353363
+/* rj_search_error_stats of row's estimator at m. */
+static rfjit_status m_stats(rj_search *S, const rj_tune_row *row, int32_t m, uint64_t seed0, int n,
+                            double *mean, double *sd, rj_diag *dg)
+{
+    rj_tune_row at = *row;
+    at.m = m;
+    return rj_search_error_stats(S, &at, seed0, n, mean, sd, dg);
+}
 
 /* A missed budget: keep the least error bound seen, for the "closest" answer. */
 static void near_miss(rj_tune_row *row, int32_t m, double bound)
@@ -86,7 +86,7 @@ static void near_miss(rj_tune_row *row, int32_t m, double bound)
 }
 
 /* Median of 5 warm executes of a at L, in ms. */
-static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
+rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
     rfjit_status s = rj_plan_create(S->ctx, a, &p, dg);
@@ -110,7 +110,8 @@ static rfjit_status time_plan(search *S, const rfjit_attn_desc *a, double *ms, r
 }
 
 /* Work in flops of one execute at L under the estimator's cost model. */
-static double model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m)
+double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
+                             const rj_tune_row *eva)
 {
     rj_spec s = {0};
     s.est = est;
@@ -119,8 +120,8 @@ static double model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m
     s.m = m > 0 ? m : RJ_TUNE_M_STEP;
     s.causal = r->causal;
     s.hrf_n = 8;
-    s.eva_window = 16;
-    s.eva_chunks = 8;
+    s.eva_window = eva ? eva->eva_window : 16;
+    s.eva_chunks = eva ? eva->eva_chunks : 8;
     double flops = 0, bytes = 0;
     est->cost(&s, &flops, &bytes);
     const double L = (double)r->L;
@@ -130,10 +131,10 @@ static double model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m
     return flops * L;
 }
 
-static double model_ms(const search *S, const rj_est_ops *est, int32_t m)
+static double model_ms(const rj_search *S, const rj_est_ops *est, int32_t m)
 {
     const double rate = S->ctx->isa.max_vw * 2.0 * NOMINAL_GHZ * 1e9 * NOMINAL_EFFICIENCY;
-    return 1e3 * model_flops(S->r, est, m) / rate;
+    return 1e3 * rj_search_model_flops(S->r, est, m, NULL) / rate;
 }
 
 static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_t n)
@@ -142,8 +143,12 @@ static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_
         snprintf(why, n, "fits on the whole sequence: not valid causally");
         return 0;
     }
-    if (est->tmpl == RJ_TMPL_EVA) {
-        snprintf(why, n, "its error is set by window and chunks, not m: not searched");
+    if (est->tmpl == RJ_TMPL_EVA && r->kind == RFJIT_BUDGET_KERNEL) {
+        snprintf(why, n, "no kernel estimate (no feature map): output budgets only");
+        return 0;
+    }
+    if (est->tmpl == RJ_TMPL_EVA && r->patience == RFJIT_PATIENCE_ESTIMATE) {
+        snprintf(why, n, "no error model: its window and chunks are searched by measuring");
         return 0;
     }
     return 1;
@@ -157,18 +162,18 @@ static int32_t step_down(double m)
 /* The largest m at which the estimator is still faster than exact at L (0: none, or below
  * one step), from two timings: t = a + b m fitted through a modest m and the linear guess,
  * so fixed costs (fits, statistics) do not make the cap too low. */
-static rfjit_status exact_cap(search *S, const rj_est_ops *est, int32_t m0, int32_t *cap,
+static rfjit_status exact_cap(rj_search *S, const rj_est_ops *est, int32_t m0, int32_t *cap,
                               rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int32_t m1 = m0 < 8 * RJ_TUNE_M_STEP ? m0 : 8 * RJ_TUNE_M_STEP;
     double t1, t2;
     rfjit_attn_desc a = rj_tune_desc_of(r, est, m1, r->seed);
-    RJ_TRY(time_plan(S, &a, &t1, dg));
+    RJ_TRY(rj_search_time(S, &a, &t1, dg));
     int32_t c = step_down(m1 * S->t_exact / t1);
     if (c > m1) {
         a = rj_tune_desc_of(r, est, c > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX : c, r->seed);
-        RJ_TRY(time_plan(S, &a, &t2, dg));
+        RJ_TRY(rj_search_time(S, &a, &t2, dg));
         const double slope = (t2 - t1) / (a.m - m1);
         if (slope > 0)
             c = step_down(m1 + (S->t_exact - t1) / slope);
@@ -179,10 +184,10 @@ static rfjit_status exact_cap(search *S, const rj_est_ops *est, int32_t m0, int3
 
 /* The smallest m (a multiple of the step) whose search-seed mean error meets the budget, or
  * 0 when none does at or below the cap where the estimator stops being faster than exact. */
-static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_out, rj_diag *dg)
+static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *m_out, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    const uint64_t seed0 = r->seed + 1;
+    const uint64_t seed0 = r->seed + RJ_TUNE_SEARCH_SEED;
     int32_t cap;
     *m_out = 0;
     RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
@@ -194,9 +199,9 @@ static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_o
     int32_t m = m0 < cap ? m0 : cap;
     for (;;) {
         double mean, sd;
-        RJ_TRY(error_stats(S, row->est, m, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
+        RJ_TRY(m_stats(S, row, m, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
         S->done += 1;
-        progress(S, row->est->name);
+        rj_search_progress(S, row->est->name);
         if (mean <= r->budget) {
             hi = m;
             if (lo || m <= RJ_TUNE_M_STEP)
@@ -206,7 +211,7 @@ static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_o
                 break;
         } else {
             lo = m;
-            near_miss(row, m, mean + T95_SEARCH * sd / sqrt((double)RJ_TUNE_SEARCH_SEEDS));
+            near_miss(row, m, mean + RJ_TUNE_T95_SEARCH * sd / sqrt((double)RJ_TUNE_SEARCH_SEEDS));
             if (hi)
                 break;
             if (m >= cap) {
@@ -222,14 +227,15 @@ static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_o
         if (mid <= lo || mid >= hi)
             break;
         double mean, sd;
-        RJ_TRY(error_stats(S, row->est, mid, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
+        RJ_TRY(m_stats(S, row, mid, seed0, RJ_TUNE_SEARCH_SEEDS, &mean, &sd, dg));
         S->done += 1;
-        progress(S, row->est->name);
+        rj_search_progress(S, row->est->name);
         if (mean <= r->budget) {
             hi = mid;
         } else {
             lo = mid;
-            near_miss(row, mid, mean + T95_SEARCH * sd / sqrt((double)RJ_TUNE_SEARCH_SEEDS));
+            near_miss(row, mid,
+                      mean + RJ_TUNE_T95_SEARCH * sd / sqrt((double)RJ_TUNE_SEARCH_SEEDS));
         }
     }
     *m_out = hi;
@@ -237,14 +243,15 @@ static rfjit_status find_m(search *S, rj_tune_row *row, int32_t m0, int32_t *m_o
 }
 
 /* Confirmation on fresh seeds, growing m until the bound holds. */
-static rfjit_status confirm(search *S, rj_tune_row *row, int32_t m, rj_diag *dg)
+static rfjit_status confirm(rj_search *S, rj_tune_row *row, int32_t m, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     for (int tries = 0; tries < 6 && m <= RJ_TUNE_M_MAX; tries++) {
         double mean, sd;
-        RJ_TRY(error_stats(S, row->est, m, r->seed + 1001, RJ_TUNE_CONFIRM_SEEDS, &mean, &sd, dg));
+        RJ_TRY(m_stats(S, row, m, r->seed + RJ_TUNE_CONFIRM_SEED, RJ_TUNE_CONFIRM_SEEDS, &mean, &sd,
+                       dg));
         S->done += 1;
-        progress(S, row->est->name);
+        rj_search_progress(S, row->est->name);
         row->m = m;
         row->measured = mean;
         row->bound = mean + RJ_TUNE_T95 * sd / sqrt((double)RJ_TUNE_CONFIRM_SEEDS);
@@ -300,13 +307,14 @@ static double progress_steps(const rj_tune_req *r)
 {
     double total = 1; /* the yardstick */
     for (int e = 0; e < rj_est_count; e++)
-        if (r->est_mask & (1u << e))
-            total += PROGRESS_STEPS_PER_ESTIMATOR;
+        if (r->est_mask & (1u << e)) /* eva: a window per estimator's worth */
+            total += PROGRESS_STEPS_PER_ESTIMATOR *
+                     (rj_est_registry[e]->tmpl == RJ_TMPL_EVA ? RJ_TUNE_EVA_ROWS : 1);
     return total;
 }
 
 /* The timing problem at L (MEASURE and above): one (batch, head) of q, k, v and out. */
-static rfjit_status timing_problem(search *S, rj_diag *dg)
+static rfjit_status timing_problem(rj_search *S, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const size_t n = (size_t)r->L;
@@ -329,20 +337,20 @@ static rfjit_status timing_problem(search *S, rj_diag *dg)
 
 /* Exact attention's row, timed (or modelled) at L: the yardstick that caps every other
  * candidate's time. */
-static rfjit_status yardstick(search *S, const rj_est_ops *exact, rj_tune_row *x, int measure,
+static rfjit_status yardstick(rj_search *S, const rj_est_ops *exact, rj_tune_row *x, int measure,
                               rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     *x = (rj_tune_row){.est = exact, .seed = r->seed, .meets = 1};
     if (measure) {
         rfjit_attn_desc a = rj_tune_desc_of(r, exact, 0, r->seed);
-        RJ_TRY(time_plan(S, &a, &x->time_ms, dg));
+        RJ_TRY(rj_search_time(S, &a, &x->time_ms, dg));
     } else {
         x->time_ms = model_ms(S, exact, 0);
     }
     S->t_exact = x->time_ms;
     S->done += 1;
-    progress(S, "exact");
+    rj_search_progress(S, "exact");
     return RFJIT_OK;
 }
 
@@ -368,7 +376,8 @@ static int tails_checked(const rj_tune_req *r, const rj_est_ops *est)
  * separates them with room on both sides. An error that is the same bad value on every seed
  * (it happens: the normaliser's guard answers alike) is not a tail: the budget refuses it.
  * The probe runs at the model's m, at most RJ_TUNE_M_MAX / 8 to stay cheap. */
-static rfjit_status heavy_tailed(search *S, rj_tune_row *row, int32_t m0, int *heavy, rj_diag *dg)
+static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int *heavy,
+                                 rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int32_t m = m0 < RJ_TUNE_M_MAX / 8 ? m0 : RJ_TUNE_M_MAX / 8;
@@ -384,7 +393,7 @@ static rfjit_status heavy_tailed(search *S, rj_tune_row *row, int32_t m0, int *h
         hi = fmax(hi, e);
     }
     S->done += 1;
-    progress(S, row->est->name);
+    rj_search_progress(S, row->est->name);
     const double ratio = lo > 0 ? hi / lo : INFINITY;
     *heavy = !(ratio <= RJ_TUNE_HEAVY_RATIO) && hi > 0;
     if (*heavy) {
@@ -399,7 +408,7 @@ static rfjit_status heavy_tailed(search *S, rj_tune_row *row, int32_t m0, int *h
 
 /* One candidate's row: under ESTIMATE the model's m and time; otherwise the searched m,
  * confirmed on fresh seeds, and its time at L when it meets the budget. */
-static rfjit_status search_estimator(search *S, rj_tune_row *row, int measure, rj_diag *dg)
+static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const rj_est_ops *est = row->est;
@@ -437,17 +446,17 @@ static rfjit_status search_estimator(search *S, rj_tune_row *row, int measure, r
     row->predicted = isfinite(e1) ? e1 / row->m : NAN;
     if (row->meets) {
         rfjit_attn_desc a = rj_tune_desc_of(r, est, row->m, r->seed);
-        RJ_TRY(time_plan(S, &a, &row->time_ms, dg));
+        RJ_TRY(rj_search_time(S, &a, &row->time_ms, dg));
     }
     return RFJIT_OK;
 }
 
 /* The chosen row's tiling search; its default tiling stays unless the search beats it. */
-static rfjit_status tile_chosen(search *S, rj_tune_row *c, rj_diag *dg)
+static rfjit_status tile_chosen(rj_search *S, rj_tune_row *c, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    progress(S, "tiling");
-    rfjit_attn_desc a = rj_tune_desc_of(r, c->est, c->m, r->seed);
+    rj_search_progress(S, "tiling");
+    rfjit_attn_desc a = rj_tune_row_desc(r, c, r->seed);
     double ms = NAN;
     rj_diag why = {{0}};
     rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL, NULL,
@@ -463,11 +472,11 @@ static rfjit_status tile_chosen(search *S, rj_tune_row *c, rj_diag *dg)
 
 /* The phases of the file's opening comment: calibration set and timing problem, the exact
  * yardstick, one search per candidate, the choice, its tiling, and the Pareto marks. */
-static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
+static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows = rj_alloc_array((size_t)rj_est_count, sizeof *o->rows);
+    o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS, sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
     snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
@@ -480,6 +489,10 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
         const rj_est_ops *est = rj_est_registry[e];
         if (!(r->est_mask & (1u << e)) || est == exact)
             continue;
+        if (est->tmpl == RJ_TMPL_EVA && allowed(r, est, NULL, 0) && measure) {
+            RJ_TRY(rj_search_eva(S, est, o->rows, &o->n, dg));
+            continue;
+        }
         rj_tune_row *row = &o->rows[o->n++];
         *row = (rj_tune_row){.est = est,
                              .seed = r->seed,
@@ -504,7 +517,7 @@ static rfjit_status run(search *S, rj_tune_out *o, rj_diag *dg)
 rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg)
 {
     memset(out, 0, sizeof *out);
-    search S = {.ctx = ctx, .r = r};
+    rj_search S = {.ctx = ctx, .r = r};
     const double t0 = rj_now_s();
     rfjit_status s = run(&S, out, dg);
     out->wall_s = rj_now_s() - t0;

@@ -1154,8 +1154,9 @@ class Decoder(_Handle):
 
 
 class TuneResult(_Handle):
-    """What Context.tune chose: .estimator and .m (the chosen plan), .rows (the table it chose
-    from, one dict per candidate: estimator, m, tiling, predicted_error, measured_error,
+    """What Context.tune chose: .estimator and .m (the chosen plan; for eva also .eva_window and
+    .eva_chunks, 0 otherwise), .rows (the table it chose from, one dict per candidate:
+    estimator, m, eva_window, eva_chunks, tiling, predicted_error, measured_error,
     error_bound, time_ms, meets_budget, pareto, chosen, note), .info (one line: calibration
     data, confidence rule, wall time, wisdom), .json() (all of it as rfjit_tune_result_json's
     dict) and .plan() (a Plan of the choice). It keeps its context alive, so .plan() works
@@ -1176,6 +1177,9 @@ class TuneResult(_Handle):
         self._run(_lib.rfjit_tune_result_plan, _C.byref(a))
         self._desc = a
         self.estimator, self.m = a.estimator.decode(), a.m
+        eva = self.estimator == "eva"
+        self.eva_window = a.eva_window if eva else 0
+        self.eva_chunks = a.eva_chunks if eva else 0
         self.info = _lib.rfjit_tune_result_info(h).decode()
         self.rows = [self._row(i) for i in range(_lib.rfjit_tune_result_rows(h))]
 
@@ -1190,6 +1194,7 @@ class TuneResult(_Handle):
         r = _abi.TuneRow()
         self._run(_lib.rfjit_tune_result_row, i, _C.byref(r))
         return {"estimator": r.estimator.decode(), "m": r.m,
+                "eva_window": r.eva_window, "eva_chunks": r.eva_chunks,
                 "tiling": (r.tiling.vw, r.tiling.T, r.tiling.ri, r.tiling.rj),
                 "predicted_error": r.predicted_error, "measured_error": r.measured_error,
                 "error_bound": r.error_bound, "time_ms": r.time_ms,

@@ -97,7 +97,7 @@ class TuneRow(C.Structure):
                 ("predicted_error", C.c_double), ("measured_error", C.c_double),
                 ("error_bound", C.c_double), ("time_ms", C.c_double),
                 ("meets_budget", C.c_int32), ("pareto", C.c_int32), ("chosen", C.c_int32),
-                ("note", C.c_char_p)]
+                ("note", C.c_char_p), ("eva_window", C.c_int32), ("eva_chunks", C.c_int32)]
 
 
 def declare(lib):

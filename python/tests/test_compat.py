@@ -5,12 +5,14 @@ fast-transformers' Favor at their defaults, always, and against performer-pytorc
 it is importable (scripts/deps.sh installs it in .venv, on Debian's torch). Bidirectional
 and causal, at scaled row norms from 0.5 to 3, where the eps shifts decide the output.
 
-Tolerances. Against the float64 transcriptions: rfjit computes in double from the same
-float32 inputs and rounds each output once to float32, so |diff| <= 2^-24 max|out| plus
-double noise; 2^-21 leaves a factor 8. Against performer-pytorch, which computes in float32:
-each feature exponent (|dash| + |x|^2/2 + max, at most ~20 here) carries an absolute rounding
-of a few d u |exponent| ~ 1e-6 (d = 16, u = 2^-24), that is a relative error of 1e-6 in
-the feature, and the sums over L = 48 keys add sqrt(L) u ~ 4e-7 each; the normalised output
+Tolerances. Against the float64 transcriptions: the reference backend computes in double
+from the same float32 inputs and rounds each output once to float32, so |diff| <= 2^-24
+max|out| plus double noise; 2^-21 leaves a factor 8. The default backend runs positive in the
+two Performer modes on a float32 path, promised within 1e-5 of max|out| (its features carry
+the float rounding performer-pytorch's do, below). Against performer-pytorch, which computes
+in float32: each feature exponent (|dash| + |x|^2/2 + max, at most ~20 here) carries an
+absolute rounding of a few d u |exponent| ~ 1e-6 (d = 16, u = 2^-24), that is a relative
+error of 1e-6 in the feature, and the sums over L = 48 keys add sqrt(L) u ~ 4e-7 each; the normalised output
 moves by at most a few of these relative to its largest entry: 1e-5 covers it with margin."""
 import importlib.util
 import sys
@@ -136,14 +138,16 @@ class TestTranscriptions(CompatBase):
         q, k = rows_of_norm(rng, (lq, d), norm), rows_of_norm(rng, (lk, d), norm)
         v = rng.standard_normal((lk, dv)).astype(np.float32)
         w = rng.standard_normal((m, d)).astype(np.float32)
-        p = self.ctx.plan(d, dv=dv, estimator=est, causal=causal, projection=w, compat=mode)
         mask = None if key_mask is None else key_mask[None, :]
-        got = p(q[None, None], k[None, None], v[None, None], key_mask=mask)[0, 0]
         want = compat_attention(mode, q, k, v, w, causal, key_mask, est)
-        err = rel_err(got, want)
-        self.assertLessEqual(err, F64_TOL, "mode %s %s causal %d norm %g seed %d" %
-                             (mode, est, causal, norm, SEED))
-        return got, want
+        float_path = est == "positive" and mode != "fast-transformers"
+        for backend, tol in (("reference", F64_TOL), ("auto", F32_TOL if float_path else F64_TOL)):
+            p = self.ctx.plan(d, dv=dv, estimator=est, causal=causal, projection=w, compat=mode,
+                              backend=backend)
+            got = p(q[None, None], k[None, None], v[None, None], key_mask=mask)[0, 0]
+            err = rel_err(got, want)
+            self.assertLessEqual(err, tol, "mode %s %s %s causal %d norm %g seed %d" %
+                                 (mode, est, backend, causal, norm, SEED))
 
     def test_every_mode_direction_and_norm(self):
         for mode, est in self.MODES:
@@ -185,9 +189,10 @@ class TestTranscriptions(CompatBase):
             first = [p(q, kk, v)[0] for kk in (k, k2)]
             self.assertEqual(bool(np.any(first[0] != first[1])), moves, compat)
 
-    def test_decoding_reruns_the_prefix(self):
+    def test_decoding_gives_the_causal_row_of_the_tokens_so_far(self):
         """A decoder of a compat plan gives, step by step, the last row of the plan over the
-        tokens so far: performer-pytorch's generation, which reruns the prefix."""
+        tokens so far (the row performer-pytorch's generation computes when it reruns the
+        prefix), to the float path's tolerance: the decoder keeps a state, not the tokens."""
         rng = np.random.default_rng(SEED + 3)
         q, k, v = (rows_of_norm(rng, (1, 2, 12, 16), 2.0) for _ in range(3))
         p = self.ctx.plan(16, m=32, causal=True, compat="performer-pytorch")
@@ -196,7 +201,7 @@ class TestTranscriptions(CompatBase):
         for t in range(4, 12):
             got = dec.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1])
             want = p(q[:, :, :t + 1], k[:, :, :t + 1], v[:, :, :t + 1])[:, :, t:]
-            self.assertTrue(np.array_equal(got, want), "step %d" % t)
+            self.assertLessEqual(rel_err(got, want.astype(np.float64)), F32_TOL, "step %d" % t)
 
     def test_none_is_the_default(self):
         rng = np.random.default_rng(SEED + 2)

@@ -211,9 +211,35 @@ static int above_budget(const double err[SEEDS], double budget, double *mean)
     return *mean - T975_7 * se > budget || lo > MARKOV_C * budget;
 }
 
-/* Tune head's calibration split for budget; the chosen plan's held-out error must not be
- * above the budget at 95% confidence. */
-static void check_budget(rfjit_ctx *c, int64_t head, double budget)
+/* eva's rows of r: each with a window and chunk count from the tuner's grid, and either
+ * meeting the budget with a measured bound and time or saying why not; how many there are. */
+static int eva_rows(const rfjit_tune_result *r, double budget)
+{
+    int n = 0;
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, i, &row), RFJIT_OK);
+        if (strcmp(row.estimator, "eva"))
+            continue;
+        n++;
+        const int w = row.eva_window, ch = row.eva_chunks;
+        cr_expect((w == 16 || w == 32 || w == 64 || w == 128) &&
+                      (ch == 4 || ch == 8 || ch == 16 || ch == 32),
+                  "eva window %d, chunks %d: not the tuner's grid", w, ch);
+        if (row.meets_budget)
+            cr_expect(row.error_bound <= budget && row.time_ms > 0, "window %d: %g, %g ms", w,
+                      row.error_bound, row.time_ms);
+        else
+            cr_expect(row.note[0], "window %d missed the budget without a note", w);
+    }
+    return n;
+}
+
+/* Tune head's calibration split for budget (causal or not, candidates as rfjit_tune_desc
+ * has them); the chosen plan's held-out error must not be above the budget at 95%
+ * confidence. Returns the number of eva rows in the table. */
+static int check_budget(rfjit_ctx *c, int64_t head, double budget, int causal,
+                        const char *estimators)
 {
     rfjit_tensor cq = real_set_view(&set, REAL_CALIB, REAL_Q, head),
                  ck = real_set_view(&set, REAL_CALIB, REAL_K, head),
@@ -223,6 +249,8 @@ static void check_budget(rfjit_ctx *c, int64_t head, double budget)
     t.L = set.L;
     t.budget = budget;
     t.seed = 7;
+    t.causal = causal;
+    t.estimators = estimators;
     t.calib_q = &cq, t.calib_k = &ck, t.calib_v = &cv;
     rfjit_tune_result *r = NULL;
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
@@ -233,13 +261,18 @@ static void check_budget(rfjit_ctx *c, int64_t head, double budget)
     double err[SEEDS], mean;
     heldout_errors(c, a, head, err);
     const int above = above_budget(err, budget, &mean);
-    cr_log_info("head %lld budget %g: %s m = %d, held-out error %.4g", (long long)head, budget,
-                a.estimator, a.m, mean);
+    cr_log_info("head %lld budget %g causal %d: %s m = %d window %d chunks %d, held-out "
+                "error %.4g",
+                (long long)head, budget, causal, a.estimator, a.m, a.eva_window, a.eva_chunks,
+                mean);
     cr_expect(!above,
-              "head %lld: tuned for %g on the calibration split, %s m = %d has held-out error "
-              "%.4g over seeds 30001..30008, above the budget at 95%%",
-              (long long)head, budget, a.estimator, a.m, mean);
+              "head %lld causal %d: tuned for %g on the calibration split, %s m = %d (eva "
+              "window %d, chunks %d) has held-out error %.4g over seeds 30001..30008, above "
+              "the budget at 95%%",
+              (long long)head, causal, budget, a.estimator, a.m, a.eva_window, a.eva_chunks, mean);
+    const int n = eva_rows(r, budget);
     rfjit_tune_result_destroy(r);
+    return n;
 }
 
 Test(real_heads, tuned_budget_holds_on_the_heldout_text, .timeout = 300)
@@ -247,8 +280,21 @@ Test(real_heads, tuned_budget_holds_on_the_heldout_text, .timeout = 300)
     rfjit_ctx *c = tu_ctx_isolated();
     /* one search per budget (each costs seconds of timing): the loose budget on the easiest
      * head, where a linear plan has the best chance, the tight one on the hardest */
-    check_budget(c, EASIEST, 1e-1);
-    check_budget(c, HARDEST, 1e-2);
+    check_budget(c, EASIEST, 1e-1, 0, NULL);
+    check_budget(c, HARDEST, 1e-2, 0, NULL);
+    rfjit_ctx_destroy(c);
+}
+
+/* eva competes (its window and chunk count searched; exact always does), bidirectional and
+ * causal: its rows are in the table with their parameters, and whichever plan wins keeps
+ * the budget on the held-out text. Which one wins is not asserted: that is eva's math
+ * (est/eva.c) against this machine's exact attention. The two ends of the set, at the loose
+ * budget, which the bench's eva errors (--suite real) come near. */
+Test(real_heads, eva_tuned_budget_holds_on_the_heldout_text, .timeout = 300)
+{
+    rfjit_ctx *c = tu_ctx_isolated();
+    cr_expect_eq(check_budget(c, EASIEST, 1e-1, 0, "eva"), 4);
+    cr_expect_eq(check_budget(c, HARDEST, 1e-1, 1, "eva"), 4);
     rfjit_ctx_destroy(c);
 }
 

@@ -27,12 +27,19 @@ TestSuite(tune_record, .timeout = 120);
  * data, every estimator a candidate. */
 static void key_of(char *buf, size_t n, int d)
 {
-    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x", d, d,
+    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.v2", d, d,
              (1u << rj_est_count) - 1);
 }
 
 static const char GOOD[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
-                           "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
+                           "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
+                           "window=0 chunks=0";
+/* The same answer as a version 1 record wrote it, before eva was searched: no window and
+ * chunks, and a key without .v2. */
+static const char GOOD_V1[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
+                              "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
+static const char EVA[] = "est=eva m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=6.000000e-02 "
+                          "bound=7.000000e-02 ms=1.200000e+00 seed=3 window=32 chunks=16";
 
 /* value is GOOD with `field=old` replaced by `field=new` (field and old given as "m=560"). */
 static void with(char *buf, size_t n, const char *old, const char *new)
@@ -90,7 +97,7 @@ Test(tune_record, accepts_what_the_tuner_writes)
     cr_expect_eq(row.seed, 0);
     /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
     const char *exact = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
-                        "ms=4.100000e+01 seed=18446744073709551615";
+                        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0";
     cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(row.seed, UINT64_MAX);
     /* calibration hashes and causal keys */
@@ -145,7 +152,8 @@ Test(tune_record, sizes_plan_create_refuses_are_refused)
     refused(key, GOOD, 16, "synthetic scale 101 is outside (0, 100]", NULL);
     key_of(key, sizeof key, 64);
     refused(key,
-            "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0",
+            "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0 "
+            "window=0 chunks=0",
             16, "m = 5", "exact", NULL);
 }
 
@@ -165,7 +173,7 @@ Test(tune_record, profiles_in_the_key)
                  {"gauss1", RFJIT_E_WISDOM_FORMAT}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char key[256];
-        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x",
+        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.v2",
                  cases[i].cal, (1u << rj_est_count) - 1);
         rj_tune_row row;
         rj_diag dg = {{0}};
@@ -219,7 +227,8 @@ Test(tune_record, malformed_syntax_is_refused)
     refused_value("m=560", "m=0x230", NULL);
     refused_value("m=560", "m=", "not a decimal integer", NULL);
     refused_value(" ri=4", "", "ri=", NULL);
-    refused_value("seed=0", "seed=0 extra", "text after the seed", NULL);
+    refused_value("chunks=0", "chunks=0 extra", "text after the chunks", NULL);
+    refused_value(" window=0 chunks=0", "", "window=", NULL);
     refused_value("predicted=1.300000e-02", "predicted=", "predicted", "not a number", NULL);
     refused_value("est=positive", "est=nosuch", "est=nosuch is not a known estimator", NULL);
     refused_value("est=positive", "est=", "not an estimator name", NULL);
@@ -234,9 +243,39 @@ Test(tune_record, malformed_syntax_is_refused)
     refused("tune.output.sideways.d64.dv64.L4096.b1.0000e-02.syn1.cand1", GOOD, 16,
             "direction", NULL);
     /* the estimator must be one the key's candidate set allowed */
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.v2",
              1u << (rj_est_find("positive") == rj_est_registry[0] ? 1 : 0));
     refused(key, GOOD, 16, "not among the key's candidates", NULL);
+}
+
+/* Version 1 records (before eva was searched) still parse, without eva's fields; a version
+ * 2 record must have them, and they must be 0 for any estimator but eva. */
+Test(tune_record, both_versions_parse_and_eva_keeps_its_parameters)
+{
+    char key[256];
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x",
+             (1u << rj_est_count) - 1);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key, GOOD_V1, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    refused(key, GOOD, 16, "text after the seed", NULL);
+    key_of(key, sizeof key, 64);
+    refused(key, GOOD_V1, 16, "window=", NULL);
+    cr_assert_eq(rj_tune_record_check(key, EVA, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_str_eq(row.est->name, "eva");
+    cr_expect_eq(row.eva_window, 32);
+    cr_expect_eq(row.eva_chunks, 16);
+    cr_expect_eq(row.seed, 3);
+    refused_value("window=0", "window=16", "window = 16, chunks = 0", "not eva", NULL);
+    char v[512];
+    snprintf(v, sizeof v, "%.*schunks=0", (int)(strstr(EVA, "chunks=") - EVA), EVA);
+    refused(key, v, 16, "chunk count 0", NULL);
+    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16", (int)(strstr(EVA, "window=") - EVA), EVA);
+    refused(key, v, 16, "window -1", NULL);
+    refused(key,
+            "est=eva m=16 vw=0 T=0 ri=0 rj=0 predicted=nan measured=0 bound=0 ms=1 seed=3 "
+            "window=32 chunks=16",
+            16, "m = 16", "eva", NULL);
 }
 
 /* ---- through a wisdom file ------------------------------------------------------------------ */
@@ -314,7 +353,7 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, bad);
     with(bad, sizeof bad, "vw=8 T=32", "vw=70 T=3");
     snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
-             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x patience=1 %s\n",
+             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.v2 patience=1 %s\n",
              (1u << rj_est_count) - 1, bad);
     write_wisdom(path, lines);
     c = ctx_for(path);
@@ -339,6 +378,70 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     rfjit_ctx_destroy(c);
     c = ctx_for(path);
     cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    rfjit_ctx_destroy(c);
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+}
+
+/* The plan and row of a WISDOM_ONLY answer are eva's, with the record's window and chunks. */
+static void expect_eva_answer(rfjit_ctx *c)
+{
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(tune_wisdom_only(c, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+    cr_expect_str_eq(a.estimator, "eva");
+    cr_expect(a.eva_window == 32 && a.eva_chunks == 16 && a.seed == 3, "%d %d %llu", a.eva_window,
+              a.eva_chunks, (unsigned long long)a.seed);
+    rfjit_tune_row row;
+    cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+    cr_expect(row.eva_window == 32 && row.eva_chunks == 16, "%d %d", row.eva_window,
+              row.eva_chunks);
+    char json[4096];
+    cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
+    cr_expect(strstr(json, "\"eva_window\": 32, \"eva_chunks\": 16"), "%s", json);
+    rfjit_plan *p = NULL;
+    cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_plan_destroy(p);
+    rfjit_tune_result_destroy(r);
+}
+
+/* An eva answer goes through a wisdom file and back with its window and chunk count: read,
+ * answered, exported and read again. A version 1 record of the same problem (written before
+ * eva was searched) loads without a warning and is kept, but never answers. */
+Test(tune_record, eva_parameters_round_trip_through_wisdom)
+{
+    char path[] = "/tmp/rfjit_tune_record_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char key[256], lines[2048];
+    key_of(key, sizeof key, 64);
+    snprintf(lines, sizeof lines, "%.*s patience=1 %s\n", (int)(strlen(key) - 3), key, GOOD_V1);
+    write_wisdom(path, lines);
+    rfjit_ctx *c = ctx_for(path);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    rfjit_tune_result *r = NULL;
+    cr_expect_eq(tune_wisdom_only(c, &r), RFJIT_E_NO_WISDOM, "answered from a version 1 record");
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+
+    snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s patience=1 %s\n", key, EVA);
+    write_wisdom(path, lines);
+    c = ctx_for(path);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    expect_eva_answer(c);
+    cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_ctx_destroy(c);
+    c = ctx_for(path);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    expect_eva_answer(c);
+    char *text = NULL;
+    cr_assert_eq(rfjit_wisdom_to_string(c, &text), RFJIT_OK);
+    cr_expect(strstr(text, "window=32 chunks=16") && strstr(text, GOOD_V1), "%s", text);
+    rfjit_free(text);
     rfjit_ctx_destroy(c);
     unlink(path);
     char lock[64];
@@ -382,7 +485,7 @@ Test(tune_record, fuzz_corpus_cases)
         const char *file;
         size_t kept;
         int bad;
-    } cases[] = {{"valid", 3, 0}, {"overflow", 0, 6}, {"negative", 0, 5}, {"bad_tiling", 0, 6}};
+    } cases[] = {{"valid", 4, 0}, {"overflow", 0, 6}, {"negative", 0, 5}, {"bad_tiling", 0, 6}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         rj_wisdom *w = NULL;
         cr_assert_eq(rj_wisdom_create("rfjit=0.1.0 est=0 cpu=fuzz llvm=19 features=", &w),

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * This file is what the searches of rfjit_tune share (architecture.md 6): the state of one
+ * tune, the error of a row's plan over seeds, its time at L and the cost model's flops.
+ * tune_search.c searches m per estimator and runs the whole tune; tune_eva.c searches eva's
+ * window and chunk count. Not for: callers outside tuner/ (tune.h is the tuner's inside).
+ */
+#ifndef RJ_TUNE_SEARCH_H
+#define RJ_TUNE_SEARCH_H
+
+#include "tuner/tune.h"
+
+/* One-sided 95% Student t quantile with RJ_TUNE_SEARCH_SEEDS - 1 degrees of freedom. */
+#define RJ_TUNE_T95_SEARCH 2.353363
+/* The first search and confirmation seeds, offsets from the request's seed: every candidate
+ * is measured on the same seeds, and the confirmation's are seeds the search never saw. */
+#define RJ_TUNE_SEARCH_SEED 1
+#define RJ_TUNE_CONFIRM_SEED 1001
+
+typedef struct rj_search {
+    rfjit_ctx *ctx;
+    const rj_tune_req *r;
+    rj_calib cal;
+    float *tq, *tk, *tv, *to; /* timing problem at L */
+    double t_exact;
+    double done, total; /* progress */
+} rj_search;
+
+void rj_search_progress(rj_search *S, const char *what);
+
+/* Mean and sample deviation of the error of row's plan (rj_tune_row_desc) over n seeds from
+ * seed0 on the calibration set; a non-finite error counts as infinite. */
+rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_t seed0, int n,
+                                   double *mean, double *sd, rj_diag *dg);
+
+/* Median of 5 warm executes of a on the timing problem at L, in ms. */
+rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg);
+
+/* Flops of one execute at L under est's cost model, at m, or for eva at eva's window and
+ * chunk count (NULL: the descriptor's defaults). */
+double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
+                             const rj_tune_row *eva);
+
+/* Search eva's window and chunk count: one row per window tried, appended at rows[*n]
+ * (room for RJ_TUNE_EVA_ROWS), each with the fewest chunks that meet the budget. */
+#define RJ_TUNE_EVA_ROWS 4
+rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *rows, size_t *n,
+                           rj_diag *dg);
+
+#endif
