@@ -12,7 +12,13 @@
  *          timed in the same run on the same head
  * The text output ends with a summary per (estimator, m, direction) over the heads: the
  * smallest, median and largest error and the median time against exact.
- * real-smoke runs the easiest and the hardest head at m = 64 with one seed, for the tests.
+ * The estimators whose features are e^{w.y + ...} (positive, hyperbolic, oprf, sderf) run
+ * again with each exact transform of rfjit_attn_desc.transform (k: centred keys, q: centred
+ * queries, b: balance, and the combinations kq, kqb and kqw, w: whitening with the matrix
+ * the calibration split fixes), same seeds: rows with a transform column, a summary of the
+ * error ratio against no transform, and a table per head.
+ * real-smoke runs the easiest and the hardest head at m = 64 with one seed, for the tests,
+ * and of the transforms positive with kqb only.
  */
 #include "bench.h"
 
@@ -23,6 +29,28 @@
 
 enum { SEEDS = 4, EVA_WINDOW = 16, EVA_CHUNKS = 8, MAX_RUNS = 1000 };
 enum { MAX_EST = 32, MAX_M = 2, MAX_HEADS = 64 };
+
+/* The transforms the suite compares, by label, and the estimators it runs them on. */
+static const struct {
+    const char *label;
+    int32_t flags;
+} XFORMS[] = {{"none", 0},
+              {"k", RFJIT_XFORM_CENTER_K},
+              {"q", RFJIT_XFORM_CENTER_Q},
+              {"b", RFJIT_XFORM_BALANCE},
+              {"kq", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q},
+              {"kqb", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_BALANCE},
+              {"kqw", RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_WHITEN}};
+enum { NXF = sizeof XFORMS / sizeof *XFORMS, SMOKE_XF = 5 /* kqb */ };
+static const char *const XF_EST[] = {"positive", "hyperbolic", "oprf", "sderf"};
+enum { NXE = sizeof XF_EST / sizeof *XF_EST };
+
+/* Per (transformed estimator, m index, direction, transform): each head's error and time;
+ * NaN where it did not run. */
+typedef struct xf_summary {
+    double err[NXE][MAX_M][2][NXF][MAX_HEADS], ms[NXE][MAX_M][2][NXF][MAX_HEADS];
+    int64_t head[MAX_HEADS]; /* the set's index of each row */
+} xf_summary;
 
 /* Per (estimator, m index, direction): the error and time ratio of each head run. */
 typedef struct real_summary {
@@ -36,12 +64,15 @@ typedef struct real_run {
     int runs, seeds, json;
     float *out, *ref; /* L x d each */
     real_summary *sum;
+    xf_summary *xs;
+    int64_t heads; /* heads run so far: the rows of xs filled */
 } real_run;
 
 typedef struct real_case {
     int64_t head;
     int causal, m;
     const char *est;
+    int xf; /* index into XFORMS */
 } real_case;
 
 typedef struct real_res {
@@ -64,6 +95,7 @@ static rfjit_attn_desc desc_for(const real_run *r, const real_case *c, uint64_t 
     a.eva_chunks = EVA_CHUNKS;
     a.calib_q = cq; /* only fitted estimators read them */
     a.calib_k = ck;
+    a.transform = XFORMS[c->xf].flags;
     return a;
 }
 
@@ -131,9 +163,11 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
     const int32_t *lh = r->s->layer_head + 2 * c->head;
     if (r->json) {
         printf("{\"suite\":\"real\",\"index\":%lld,\"layer\":%d,\"head\":%d,\"L\":%lld,\"d\":%lld,"
-               "\"causal\":%d,\"estimator\":\"%s\",\"m\":%d,\"features\":%lld,\"seeds\":%d",
+               "\"causal\":%d,\"estimator\":\"%s\",\"transform\":\"%s\",\"m\":%d,"
+               "\"features\":%lld,\"seeds\":%d",
                (long long)c->head, lh[0], lh[1], (long long)r->s->L, (long long)r->s->d, c->causal,
-               c->est, c->m, (long long)x->M, strcmp(c->est, "exact") ? r->seeds : 1);
+               c->est, XFORMS[c->xf].label, c->m, (long long)x->M,
+               strcmp(c->est, "exact") ? r->seeds : 1);
         if (x->note[0]) {
             char esc[400];
             rfjit_escape(esc, sizeof esc, x->note);
@@ -147,12 +181,13 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
                    x->err, x->err_max, x->ms, x->exact_ms, x->ms / x->exact_ms);
         }
     } else if (x->note[0]) {
-        printf("%2lld  %d.%-2d  %-6s  %-10s %5d  n/a: %.100s\n", (long long)c->head, lh[0], lh[1],
-               c->causal ? "causal" : "bidir", c->est, c->m, x->note);
+        printf("%2lld  %d.%-2d  %-6s  %-10s %-4s %5d  n/a: %.100s\n", (long long)c->head, lh[0],
+               lh[1], c->causal ? "causal" : "bidir", c->est, XFORMS[c->xf].label, c->m, x->note);
     } else {
-        printf("%2lld  %d.%-2d  %-6s  %-10s %5d %6lld  %10.3g %10.3g  %8.3f %8.2f\n",
-               (long long)c->head, lh[0], lh[1], c->causal ? "causal" : "bidir", c->est, c->m,
-               (long long)x->M, x->err, x->err_max, x->ms, x->ms / x->exact_ms);
+        printf("%2lld  %d.%-2d  %-6s  %-10s %-4s %5d %6lld  %10.3g %10.3g  %8.3f %8.2f\n",
+               (long long)c->head, lh[0], lh[1], c->causal ? "causal" : "bidir", c->est,
+               XFORMS[c->xf].label, c->m, (long long)x->M, x->err, x->err_max, x->ms,
+               x->ms / x->exact_ms);
     }
     fflush(stdout);
 }
@@ -160,7 +195,7 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
 /* The double reference into r->ref and exact attention's JIT time into *exact_ms. */
 static int reference(real_run *r, int64_t head, int causal, double *exact_ms)
 {
-    real_case c = {head, causal, 0, "exact"};
+    real_case c = {head, causal, 0, "exact", 0};
     real_res x;
     float *out = r->out;
     r->out = r->ref;
@@ -172,7 +207,40 @@ static int reference(real_run *r, int64_t head, int causal, double *exact_ms)
     return rc;
 }
 
-static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_m)
+static int xf_estimator(const char *est)
+{
+    for (int i = 0; i < NXE; i++)
+        if (!strcmp(XF_EST[i], est))
+            return i;
+    return -1;
+}
+
+/* The transforms of estimator est (index xe of XF_EST) at m index i, after its untransformed
+ * row x0: every one in the full suite, kqb of positive in the smoke suite. */
+static int run_transforms(real_run *r, real_case c, int xe, int i, const real_res *x0, int smoke)
+{
+    xf_summary *xs = r->xs;
+    const int64_t hk = r->heads;
+    if (hk >= MAX_HEADS) /* a set larger than the table: its untransformed rows only */
+        return 0;
+    xs->head[hk] = c.head;
+    xs->err[xe][i][c.causal][0][hk] = x0->note[0] ? NAN : x0->err;
+    xs->ms[xe][i][c.causal][0][hk] = x0->note[0] ? NAN : x0->ms;
+    for (c.xf = 1; c.xf < NXF; c.xf++) {
+        if (smoke && (xe != 0 || c.xf != SMOKE_XF))
+            continue;
+        real_res x = {0};
+        x.exact_ms = x0->exact_ms;
+        if (run_case(r, &c, RFJIT_BACKEND_AUTO, &x) != 0)
+            return -1;
+        print_res(r, &c, &x);
+        xs->err[xe][i][c.causal][c.xf][hk] = x.note[0] ? NAN : x.err;
+        xs->ms[xe][i][c.causal][c.xf][hk] = x.note[0] ? NAN : x.ms;
+    }
+    return 0;
+}
+
+static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_m, int smoke)
 {
     double exact_ms;
     if (reference(r, head, causal, &exact_ms) != 0)
@@ -181,7 +249,7 @@ static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_
         const char *est = rfjit_estimator_name(e);
         const int no_m = !strcmp(est, "exact") || !strcmp(est, "eva");
         for (int i = 0; i < (no_m ? 1 : n_m); i++) {
-            const real_case c = {head, causal, no_m ? 0 : ms[i], est};
+            const real_case c = {head, causal, no_m ? 0 : ms[i], est, 0};
             real_res x = {0};
             x.exact_ms = exact_ms;
             if (run_case(r, &c, RFJIT_BACKEND_AUTO, &x) != 0)
@@ -192,6 +260,9 @@ static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_
                 r->sum->err[e][i][causal][*k] = x.err;
                 r->sum->vs[e][i][causal][(*k)++] = x.ms / x.exact_ms;
             }
+            const int xe = xf_estimator(est);
+            if (xe >= 0 && run_transforms(r, c, xe, i, &x, smoke) != 0)
+                return -1;
         }
     }
     return 0;
@@ -229,6 +300,53 @@ static void print_summary(real_summary *sm, const int *ms, int n_m)
             }
 }
 
+/* The median over the heads that ran (NaN if none) of f(err or ms of transform xf, of none). */
+static double xf_median(const double *v, const double *base, int64_t n, int ratio)
+{
+    double t[MAX_HEADS];
+    int k = 0;
+    for (int64_t h = 0; h < n; h++)
+        if (!isnan(v[h]) && (!ratio || (!isnan(base[h]) && base[h] > 0)))
+            t[k++] = ratio ? v[h] / base[h] : v[h];
+    return k ? median(t, k) : NAN;
+}
+
+/* Over the heads, per (estimator, m, direction): each transform's median error, median
+ * error ratio to no transform and median time ratio; then the error of every head. */
+static void print_xf_summary(const real_run *r, const int *ms, int n_m)
+{
+    const xf_summary *xs = r->xs;
+    printf("\ntransforms over the heads: estimator, m, direction, transform: median error, "
+           "median of error / error without, median of time / time without\n");
+    for (int e = 0; e < NXE; e++)
+        for (int i = 0; i < n_m; i++)
+            for (int c = 0; c < 2; c++)
+                for (int t = 0; t < NXF; t++) {
+                    const double *err = xs->err[e][i][c][t], *ms0 = xs->ms[e][i][c][0];
+                    const double mid = xf_median(err, NULL, r->heads, 0);
+                    if (isnan(mid))
+                        continue;
+                    printf("%-10s %5d  %-6s  %-4s  %10.3g  %8.3f  %6.2f\n", XF_EST[e], ms[i],
+                           c ? "causal" : "bidir", XFORMS[t].label, mid,
+                           xf_median(err, xs->err[e][i][c][0], r->heads, 1),
+                           xf_median(xs->ms[e][i][c][t], ms0, r->heads, 1));
+                }
+    printf("\ntransforms per head: error with each transform (none k q b kq kqb kqw)\n");
+    for (int e = 0; e < NXE; e++)
+        for (int i = 0; i < n_m; i++)
+            for (int c = 0; c < 2; c++)
+                for (int64_t h = 0; h < r->heads; h++) {
+                    if (isnan(xs->err[e][i][c][0][h]))
+                        continue;
+                    const int32_t *lh = r->s->layer_head + 2 * xs->head[h];
+                    printf("%-10s %5d  %-6s  %2lld %d.%-2d", XF_EST[e], ms[i],
+                           c ? "causal" : "bidir", (long long)xs->head[h], lh[0], lh[1]);
+                    for (int t = 0; t < NXF; t++)
+                        printf(" %9.3g", xs->err[e][i][c][t][h]);
+                    printf("\n");
+                }
+}
+
 int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json)
 {
     real_set s;
@@ -243,16 +361,22 @@ int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json)
                   json,
                   malloc(n * sizeof(float)),
                   malloc(n * sizeof(float)),
-                  calloc(1, sizeof(real_summary))};
+                  calloc(1, sizeof(real_summary)),
+                  malloc(sizeof(xf_summary)),
+                  0};
     static const int full_m[] = {64, 256}, smoke_m[] = {64};
     const int *ms = smoke ? smoke_m : full_m, n_m = smoke ? 1 : 2;
-    int rc = r.out && r.ref && r.sum ? CLI_OK : cli_error("bench", CLI_FAILED, "out of memory");
+    int rc = r.out && r.ref && r.sum && r.xs ? CLI_OK
+                                             : cli_error("bench", CLI_FAILED, "out of memory");
+    if (r.xs) /* NaN: not run */
+        for (size_t i = 0; i < sizeof *r.xs / sizeof(double); i++)
+            ((double *)r.xs)[i] = NAN;
     if (rc == CLI_OK && !json)
         printf("real: %lld heads of all-MiniLM-L6-v2 (data/real, held-out text), L = %lld, "
                "d = %lld; error = |O - O_exact|^2 / |O_exact|^2 against the double reference, "
                "mean and max over %d seed%s; ms: median of %d executes; vs_exact: time / exact "
                "attention's in this run\n"
-               "idx layer.head dir  estimator      m      M       error    err_max        ms "
+               "idx layer.head dir  estimator  xf       m      M       error    err_max        ms "
                "vs_exact\n",
                smoke ? 2LL : (long long)s.H, (long long)s.L, (long long)s.d, r.seeds,
                r.seeds > 1 ? "s" : "", runs);
@@ -260,13 +384,16 @@ int bench_real(rfjit_ctx *ctx, int smoke, int runs, int json)
         if (smoke && h != 0 && h != s.H - 1)
             continue; /* the easiest and the hardest head */
         for (int causal = 0; causal < 2 && rc == CLI_OK; causal++)
-            if (run_head(&r, h, causal, ms, n_m) != 0)
+            if (run_head(&r, h, causal, ms, n_m, smoke) != 0)
                 rc = cli_error("bench", CLI_FAILED, "real suite, head %lld: %s", (long long)h,
                                rfjit_ctx_last_error(ctx));
+        r.heads++;
     }
-    if (rc == CLI_OK && !json)
+    if (rc == CLI_OK && !json) {
         print_summary(r.sum, ms, n_m);
-    free(r.out), free(r.ref), free(r.sum);
+        print_xf_summary(&r, ms, n_m);
+    }
+    free(r.out), free(r.ref), free(r.sum), free(r.xs);
     real_set_free(&s);
     return rc;
 }

@@ -62,6 +62,7 @@ typedef struct rj_spec {
                             by hand may leave it 0, which means the default) */
     int32_t compat;      /* rj_compat: whose numerics (RJ_COMPAT_NONE: rfjit's own) */
     int32_t eva_variant; /* eva: rj_eva_variant (RJ_EVA_PRINCIPLED for every other estimator) */
+    int32_t xform;       /* RFJIT_XFORM_* of the executes (runtime/xform.c); no kernel sees it */
 } rj_spec;
 
 /* The softmax scale a descriptor's 0 stands for. */

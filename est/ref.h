@@ -23,6 +23,13 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
                            const double *y, const double *v, int64_t lk, const int64_t *nvis,
                            double *out, rj_diag *dg);
 
+/* rj_ref_linear with key j's features times the exact weight e^{ylog[j]} (ylog: lk entries,
+ * or NULL for none), taken into the key's log-scale so that the stabilisation covers it
+ * (runtime/xform.c: query centring). */
+rfjit_status rj_ref_linear_keyw(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                                const double *y, const double *ylog, const double *v, int64_t lk,
+                                const int64_t *nvis, double *out, rj_diag *dg);
+
 /* Exact softmax attention with weights exp(x_i^T y_j), max-shifted per query row, over keys
  * 0 .. nvis[i] - 1 (NULL: all keys, or j <= i when causal). */
 rfjit_status rj_ref_softmax(const rj_spec *s, const double *x, int64_t lq, const double *y,

@@ -128,9 +128,25 @@ static bool prefix_visibility(const rj_spec *s, const int64_t *nvis, int64_t lq,
     return lq > 0 && nvis[0] < lk; /* non-decreasing: the first count is the smallest */
 }
 
+/* Key j's features, its log-scale raised by its exact log-weight if there are any. */
+static void key_features(const rj_spec *s, const double *params, const double *y,
+                         const double *ylog, int64_t j, double *h, double *f)
+{
+    s->est->features(s, params, RJ_ROLE_K, y + j * s->d, h, f);
+    if (ylog)
+        *h += ylog[j];
+}
+
 rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double *x, int64_t lq,
                            const double *y, const double *v, int64_t lk, const int64_t *nvis,
                            double *out, rj_diag *dg)
+{
+    return rj_ref_linear_keyw(s, params, x, lq, y, NULL, v, lk, nvis, out, dg);
+}
+
+rfjit_status rj_ref_linear_keyw(const rj_spec *s, const double *params, const double *x, int64_t lq,
+                                const double *y, const double *ylog, const double *v, int64_t lk,
+                                const int64_t *nvis, double *out, rj_diag *dg)
 {
     const rj_est_ops *e = s->est;
     RJ_FAIL_IF(dg, e->tmpl != RJ_TMPL_LINEAR || !e->features, RFJIT_E_INTERNAL,
@@ -156,7 +172,7 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
     if (!prefix_visibility(s, nvis, lq, lk)) {
         /* pass 1: the shift c = max_j h_j (keys with h = -inf never raise it) */
         for (int64_t j = 0; j < lk; j++) {
-            e->features(s, params, RJ_ROLE_K, y + j * d, &h, f);
+            key_features(s, params, y, ylog, j, &h, f);
             if (h > st.c)
                 st.c = h;
         }
@@ -164,7 +180,7 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
          * the row, so h is the same value pass 1 saw and h - c <= 0 */
         if (st.c != -INFINITY)
             for (int64_t j = 0; j < lk; j++) {
-                e->features(s, params, RJ_ROLE_K, y + j * d, &h, f);
+                key_features(s, params, y, ylog, j, &h, f);
                 if (h != -INFINITY)
                     accumulate(&st, h, f, v + j * dv);
             }
@@ -176,7 +192,7 @@ rfjit_status rj_ref_linear(const rj_spec *s, const double *params, const double 
         int64_t t = 0; /* keys absorbed so far */
         for (int64_t i = 0; i < lq; i++) {
             for (const int64_t n = nvis ? nvis[i] : i + 1; t < n; t++) {
-                e->features(s, params, RJ_ROLE_K, y + t * d, &h, f);
+                key_features(s, params, y, ylog, t, &h, f);
                 add_key_running(&st, h, f, v + t * dv);
             }
             e->features(s, params, RJ_ROLE_Q, x + i * d, &h, f);

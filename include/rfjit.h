@@ -368,13 +368,55 @@ typedef struct rfjit_attn_desc {
      * RFJIT_E_SHAPE), as the official code does. Set for another estimator:
      * RFJIT_E_NOT_APPLICABLE; an unknown name: RFJIT_E_INVALID_ARG. */
     const char *eva_variant;
+    /* Exact transforms of q and k that leave softmax attention unchanged but shrink the
+     * variance of random-feature estimates (since 0.4; 0, the default: none). An OR of
+     * RFJIT_XFORM_* below, applied per call to each (sequence, key/value head) from the rows
+     * it reads: the visible keys, and the queries of every query head of the group.
+     * RFJIT_XFORM_CENTER_K, RFJIT_XFORM_BALANCE and RFJIT_XFORM_WHITEN apply to every
+     * estimator;
+     * RFJIT_XFORM_CENTER_Q needs features of the form e^{w.k + ...} (positive, hyperbolic,
+     * oprf, saderf, sderf, aderf; exact accepts it and has nothing to do), else
+     * RFJIT_E_NOT_APPLICABLE, as is any transform with a compat mode. The transforms act on
+     * attention executes only: rfjit_plan_features and rfjit_plan_kernel map the vectors as
+     * given; a decode state with constant-size states (linear JIT plans) does not apply them,
+     * one that keeps its slots' tokens applies them to each call over the tokens so far. */
+    int32_t transform;
 } rfjit_attn_desc;
+
+/*
+ * Transforms of rfjit_attn_desc.transform. Rows are scaled by sqrt(scale) first (x = q
+ * sqrt(scale), y = k sqrt(scale)); means are over the rows named above.
+ *   CENTER_K: y -> y - ybar. x.(y - ybar) differs from x.y by a constant per query, which
+ *     the softmax cancels.
+ *   CENTER_Q: x -> x - xbar, with each key's exact weight e^{xbar.y} folded into the key
+ *     features (every projection row of the key role gets xbar added), since
+ *     e^{x.y} = e^{(x - xbar).y} e^{xbar.y}.
+ *   BALANCE: x -> A x, y -> A^-1 y with A diagonal, A_ii = (E y_i^2 / E x_i^2)^(1/4) over
+ *     the (centred) rows, which minimises E|A x|^2 + E|A^-1 y|^2: the per-coordinate scales
+ *     of queries and keys made equal.
+ *   WHITEN: the same with A symmetric: A^2 = Cx^-1 # Cy, the matrix geometric mean of the
+ *     inverse query covariance and the key covariance (A^2 Cx A^2 = Cy), which minimises
+ *     E|A x|^2 + E|A^-1 y|^2 over symmetric A; it supersedes BALANCE. Three d x d
+ *     eigendecompositions per (sequence, key/value head) and call, so for small heads; where
+ *     a covariance is singular (fewer rows than d) the diagonal A stands in. A fit frozen on a
+ *     calibration sample sees the sample balanced with the diagonal A.
+ * Centring comes before balancing. Inputs of half dtypes are transformed in float32. In a
+ * causal call the means and A are taken over the whole call: constants, so every row keeps
+ * its expectation and weighs no later key, but which random estimate a row gets depends on
+ * later rows.
+ */
+enum {
+    RFJIT_XFORM_CENTER_K = 1,
+    RFJIT_XFORM_CENTER_Q = 2,
+    RFJIT_XFORM_BALANCE = 4,
+    RFJIT_XFORM_WHITEN = 8
+};
 
 #define RFJIT_ATTN_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32, NULL, NULL                                                                  \
+            RFJIT_F32, NULL, NULL, 0                                                               \
     }
 
 /*

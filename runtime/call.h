@@ -23,6 +23,11 @@ typedef struct rj_call {
     bool causal;         /* the plan's: sequences are bottom-right aligned (rj_seq.qoff) */
     bool plain;          /* one full-length sequence per batch entry, no mask, qoff 0 */
     int64_t max_lq, max_lk; /* the longest lq and lk: one (sequence, head)'s scratch */
+    /* Query centring (runtime/xform.h), per (sequence, key/value head) g = b Hkv + kvh:
+     * xu + g d, the vector whose e^{u.y} each key's features carry, and for frozen linear
+     * JIT plans xpk + g role_floats, the key-role parameters with it folded in; NULL: none. */
+    const double *xu;
+    const float *xpk;
 } rj_call;
 
 /* One sequence of a call. Rows are of the views' slices (qb, h) and (kb, h / group). */

@@ -63,6 +63,9 @@ struct rfjit_plan {
     pthread_mutex_t kvar_mu;
     _Atomic(rj_kernel_fn) kvar[2][3][3]; /* [one-vector query tile][dt_in][dt_out] */
     float *kpar;
+    /* RFJIT_XFORM_WHITEN with a calibration sample: A and A^-1 (d x d each), fixed by the
+     * sample (runtime/xform.c); NULL: computed per call. */
+    double *xA;
     char sym[96];
     char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */
     /* The float32 path of the Performer compat modes (runtime/exec_compat.h), jit = 0. */

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is the one way into execution: check the call against the plan (runtime/call.c),
- * write the rows no kernel computes, dispatch to the plan's executor (JIT, EVA, the float32
- * compat path or the reference), and redo on the reference the slices a float path could not
- * keep finite.
+ * transform the rows if the plan asks for it (runtime/xform.c), write the rows no kernel
+ * computes, dispatch to the plan's executor (JIT, EVA, the float32 compat path or the
+ * reference), and redo on the reference the slices a float path could not keep finite.
  */
 #include "runtime/exec.h"
 #include "runtime/exec_compat.h"
 #include "runtime/tensor.h"
+#include "runtime/xform.h"
 
 rfjit_status rj_plan_execute(const rfjit_plan *p, const rfjit_tensor *q, const rfjit_tensor *k,
                              const rfjit_tensor *v, rfjit_tensor *out, rj_diag *dg)
@@ -54,7 +55,7 @@ static bool out_finite(const rj_call *c)
     return true;
 }
 
-rfjit_status rj_plan_execute_call(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
+static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
     zero_rows(c);
     rfjit_status s = p->compat_fast                     ? rj_exec_compat(p, c, dg)
@@ -73,5 +74,16 @@ rfjit_status rj_plan_execute_call(const rfjit_plan *p, const rj_call *c, rj_diag
             s = rj_fail(dg, RFJIT_E_RANGE, "the output is outside float range (values near "
                                            "FLT_MAX?)");
     }
+    return s;
+}
+
+rfjit_status rj_plan_execute_call(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
+{
+    if (!rj_xform_on(p))
+        return execute(p, c, dg);
+    rj_xform x;
+    RJ_TRY(rj_xform_make(p, c, &x, dg));
+    const rfjit_status s = execute(p, &x.call, dg);
+    rj_xform_free(&x);
     return s;
 }

@@ -14,6 +14,7 @@
 #include "runtime/pool.h"
 #include "runtime/query_blocks.h"
 #include "runtime/tensor.h"
+#include "runtime/xform.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -204,10 +205,20 @@ static void fail_job(exec_job *j, rfjit_status s, const rj_diag *dg)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* The key-role parameters of sequence b at key/value head kvh: the plan's, or with a
+ * transformed call's query centring folded in (runtime/xform.h). */
+static const float *key_params(const exec_job *j, int64_t b, int64_t kvh)
+{
+    const rfjit_plan *p = j->p;
+    if (j->c->xpk)
+        return j->c->xpk + (b * j->c->Hkv + kvh) * p->kp.role_floats;
+    return p->kpar ? p->kpar + p->kp.role_floats : NULL;
+}
+
 /* Per-call parameters of a fitted estimator, from the sequence's queries and visible keys;
  * *nk = 0 when no key is visible (then nothing is fitted). */
-static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h,
-                             int64_t *nk, rj_diag *dg)
+static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t b,
+                             int64_t h, int64_t *nk, rj_diag *dg)
 {
     const rfjit_plan *p = j->p;
     const rj_spec *s = &p->spec;
@@ -223,6 +234,9 @@ static rfjit_status fit_call(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, 
     const double *params = NULL;
     RJ_TRY(rj_fit_slice(p, &c->fs, x, sq->lq, y, *nk, &params, dg));
     lower(p, params, c->kpar, c->low);
+    if (j->c->xu)
+        rj_xform_fold(&p->kp, c->kpar + p->kp.role_floats,
+                      j->c->xu + (b * j->c->Hkv + rj_call_kv_head(j->c, h)) * s->d);
     return RFJIT_OK;
 }
 
@@ -251,15 +265,16 @@ static void call_kernel(exec_job *j, rj_kargs *a, const rj_seq *sq)
     j->fn(a);
 }
 
-static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t h, rj_diag *dg)
+static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int64_t b, int64_t h,
+                         rj_diag *dg)
 {
     const rfjit_plan *p = j->p;
     const rj_call *call = j->c;
     const int64_t kvh = rj_call_kv_head(call, h);
-    const float *kpar = p->kpar;
+    const float *kpar = p->kpar, *pk = key_params(j, b, kvh);
     if (p->kp.tmpl == RJ_TMPL_LINEAR && !p->frozen) {
         int64_t nk = 0;
-        rfjit_status st = fit_call(j, c, sq, h, &nk, dg);
+        rfjit_status st = fit_call(j, c, sq, b, h, &nk, dg);
         if (st != RFJIT_OK) {
             fail_job(j, st, dg);
             return;
@@ -269,6 +284,7 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
             return;
         }
         kpar = c->kpar;
+        pk = c->kpar + p->kp.role_floats;
     }
     rj_kargs a = {0};
     a.q = (const float *)rows_in(c, SLOT_Q, &call->q, sq->qb, h, sq->q0, sq->lq, &a.sq);
@@ -286,7 +302,7 @@ static void run_seq_head(exec_job *j, rj_exec_scratch *c, const rj_seq *sq, int6
     a.out = (float *)out;
     a.so = pack_out ? call->out.shape[3] : call->out.stride[2];
     a.pq = kpar;
-    a.pk = kpar ? kpar + p->kp.role_floats : NULL;
+    a.pk = pk;
     a.ws = c->ws;
     a.st = c->st;
     a.lq = sq->lq;
@@ -314,8 +330,8 @@ typedef struct group_job {
 } group_job;
 
 /* Queries [first, first + n) of the sequence: one kernel call from its own diagonal offset. */
-static void run_queries(exec_job *j, rj_exec_scratch *c, rj_seq sq, int64_t kvh, int64_t first,
-                        int64_t n)
+static void run_queries(exec_job *j, rj_exec_scratch *c, rj_seq sq, int64_t b, int64_t kvh,
+                        int64_t first, int64_t n)
 {
     const rj_call *call = j->c;
     const rfjit_plan *p = j->p;
@@ -333,7 +349,7 @@ static void run_queries(exec_job *j, rj_exec_scratch *c, rj_seq sq, int64_t kvh,
     a.sv = call->v.stride[2];
     a.so = call->out.stride[2];
     a.pq = p->kpar;
-    a.pk = p->kpar ? p->kpar + p->kp.role_floats : NULL;
+    a.pk = key_params(j, b, kvh);
     a.ws = c->ws;
     a.st = c->st;
     a.lq = sq.lq;
@@ -366,7 +382,7 @@ static void run_group(void *arg, int64_t task)
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    run_queries(j, c, sq, task % call->Hkv, first, n);
+    run_queries(j, c, sq, task / call->Hkv, task % call->Hkv, first, n);
     rj_scratch_give(j->p, c);
 }
 
@@ -382,7 +398,7 @@ static void run_slice(void *arg, int64_t task)
         fail_job(j, RFJIT_E_NOMEM, &dg);
         return;
     }
-    run_seq_head(j, c, &sq, task % j->c->H, &dg);
+    run_seq_head(j, c, &sq, task / j->c->H, task % j->c->H, &dg);
     rj_scratch_give(j->p, c);
 }
 
@@ -461,7 +477,7 @@ static int64_t block_len(const rfjit_plan *p, int64_t lk)
     return round_up64((lk + nb - 1) / nb, p->kp.T);
 }
 
-static void split_call(exec_job *j, rj_kargs *a, float *st)
+static void split_call(exec_job *j, rj_kargs *a, int64_t b, int64_t kvh, float *st)
 {
     const rfjit_plan *p = j->p;
     rj_diag dg = {{0}};
@@ -475,7 +491,7 @@ static void split_call(exec_job *j, rj_kargs *a, float *st)
     a->sv = j->c->v.stride[2];
     a->so = j->c->out.stride[2];
     a->pq = p->kpar;
-    a->pk = p->kpar + p->kp.role_floats;
+    a->pk = key_params(j, b, kvh);
     a->ws = c->ws;
     a->st = st;
     j->fn(a);
@@ -499,7 +515,7 @@ static void split_keys(void *arg, int64_t task)
     a.lk = sq.lk - k0 < kb ? sq.lk - k0 : kb;
     a.lq = 0;
     a.flags = RJ_KFLAG_INIT;
-    split_call(j, &a, state_of(sj, s, b));
+    split_call(j, &a, g / c->Hkv, kvh, state_of(sj, s, b));
 }
 
 /* out = a (+) b, the state of both key sets: S = e^{c_a - c} S_a + e^{c_b - c} S_b (and z, zabs)
@@ -560,7 +576,7 @@ static void split_queries(void *arg, int64_t task)
     a.lq = sq.lq - q0 < qb ? sq.lq - q0 : qb;
     a.lk = 0;
     a.flags = 0; /* keep the merged state */
-    split_call(j, &a, state_of(sj, s, 0));
+    split_call(j, &a, g / c->Hkv, g % c->Hkv, state_of(sj, s, 0));
 }
 
 static rfjit_status exec_key_states(exec_job *j, rj_diag *dg)
@@ -632,7 +648,7 @@ static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *
     a.out = (float *)rj_view_row(&call->out, bi, h, t0);
     a.lq = a.lk = L - t0 < sj->kb ? L - t0 : sj->kb;
     a.flags = flags;
-    split_call(j, &a, st);
+    split_call(j, &a, bi, kvh, st);
 }
 
 static void scan_keys(void *arg, int64_t task)

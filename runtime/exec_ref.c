@@ -10,11 +10,12 @@
  * only when it is not the estimator's own default (a sequence with a masked key or a causal
  * offset), so that a plain sequence runs exactly as the estimator defines it without one.
  */
+#include "est/ref.h"
 #include "runtime/exec.h"
 #include "runtime/plan_fit.h"
 
 typedef struct exec_bufs {
-    double *x, *y, *v, *o;
+    double *x, *y, *v, *o, *ylog;
     int64_t *pos, *nvis;
     rj_fit_scratch fs;
 } exec_bufs;
@@ -27,6 +28,7 @@ static void bufs_free(exec_bufs *b)
     rj_free(b->y);
     rj_free(b->v);
     rj_free(b->o);
+    rj_free(b->ylog);
     rj_fit_scratch_free(&b->fs);
 }
 
@@ -42,8 +44,25 @@ rfjit_status rj_exec_ref_fits(const rj_spec *s, int64_t lq, int64_t lk, rj_diag 
     return RFJIT_OK;
 }
 
-static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h,
-                              exec_bufs *b, rj_diag *dg)
+/* A transformed call's exact key log-weights u.y_j of sequence bi at head h (query
+ * centring, runtime/xform.h), or NULL without them. */
+static const double *key_logw(const rj_call *c, int64_t bi, int64_t h, int64_t d, const double *y,
+                              int64_t nk, double *ylog)
+{
+    if (!c->xu)
+        return NULL;
+    const double *u = c->xu + (bi * c->Hkv + rj_call_kv_head(c, h)) * d;
+    for (int64_t j = 0; j < nk; j++) {
+        double w = 0;
+        for (int64_t i = 0; i < d; i++)
+            w += u[i] * y[j * d + i];
+        ylog[j] = w;
+    }
+    return ylog;
+}
+
+static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t bi,
+                              int64_t h, exec_bufs *b, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
     const double scale = rj_plan_input_scale(s);
@@ -57,7 +76,11 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
     const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
     const double *params = NULL;
     RJ_TRY(rj_fit_slice(p, &b->fs, b->x, sq->lq, b->y, nk, &params, dg));
-    RJ_TRY(rj_est_ref_attend(s, params, b->x, sq->lq, b->y, b->v, nk, nvis, b->o, dg));
+    const double *ylog = key_logw(c, bi, h, s->d, b->y, nk, b->ylog);
+    if (ylog)
+        RJ_TRY(rj_ref_linear_keyw(s, params, b->x, sq->lq, b->y, ylog, b->v, nk, nvis, b->o, dg));
+    else
+        RJ_TRY(rj_est_ref_attend(s, params, b->x, sq->lq, b->y, b->v, nk, nvis, b->o, dg));
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, b->o);
     return RFJIT_OK;
 }
@@ -77,7 +100,8 @@ rfjit_status rj_exec_ref(const rfjit_plan *p, const rj_call *c, bool redo, rj_di
     b.o = rj_alloc_array((size_t)lq * (size_t)s->dv + 1, sizeof(double));
     b.pos = rj_alloc_array((size_t)lk + 1, sizeof(int64_t));
     b.nvis = rj_alloc_array((size_t)lq + 1, sizeof(int64_t));
-    if (!b.x || !b.y || !b.v || !b.o || !b.pos || !b.nvis) {
+    b.ylog = rj_alloc_array((size_t)lk + 1, sizeof(double));
+    if (!b.x || !b.y || !b.v || !b.o || !b.pos || !b.nvis || !b.ylog) {
         bufs_free(&b);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for one (batch, head) of %lld x %lld",
                        (long long)lq, (long long)lk);
@@ -88,7 +112,7 @@ rfjit_status rj_exec_ref(const rfjit_plan *p, const rj_call *c, bool redo, rj_di
             continue;
         for (int64_t h = 0; h < c->H && st == RFJIT_OK; h++)
             if (!redo || !rj_call_out_finite(c, bi, h))
-                st = one_slice(p, c, &sq, h, &b, dg);
+                st = one_slice(p, c, &sq, bi, h, &b, dg);
     }
     bufs_free(&b);
     return st;

@@ -13,6 +13,7 @@
 #include "runtime/exec_compat.h"
 #include "runtime/plan_fit.h"
 #include "runtime/tensor.h"
+#include "runtime/xform.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -127,6 +128,7 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     if (!est->valid(s, why, sizeof why))
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "estimator '%s': %s", est->name,
                        why[0] ? why : "invalid parameters");
+    RJ_TRY(rj_xform_check(d->transform, s, dg));
     if ((d->calib_q != NULL) != (d->calib_k != NULL))
         return rj_fail(dg, RFJIT_E_INVALID_ARG,
                        "calibration needs both calib_q and calib_k");
@@ -167,14 +169,21 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
     rj_stats st;
     RJ_TRY(rj_stats_init(&st, p->spec.d));
     int64_t rows = tq->shape[2] > tk->shape[2] ? tq->shape[2] : tk->shape[2];
-    double *buf = rj_alloc_array((size_t)rows * (size_t)p->spec.d, sizeof(double));
+    /* the rows, then the transform's scales a (d) and their scratch (2 d) */
+    double *buf = rj_alloc_array((size_t)(rows + 3) * (size_t)p->spec.d, sizeof(double));
     rfjit_status s = buf ? RFJIT_OK : rj_fail(dg, RFJIT_E_NOMEM, "no memory for calibration");
-    double scale = rj_plan_input_scale(&p->spec);
+    double scale = rj_plan_input_scale(&p->spec), *a = buf ? buf + rows * p->spec.d : NULL;
+    if (s == RFJIT_OK && p->spec.xform) {
+        const rfjit_tensor *qk[2] = {tq, tk};
+        rj_xform_calib_scales(&p->spec, qk, buf, a + p->spec.d, a);
+    }
     for (int role = 0; role < 2 && s == RFJIT_OK; role++) {
         const rfjit_tensor *t = role ? tk : tq;
         for (int64_t b = 0; b < t->shape[0]; b++)
             for (int64_t h = 0; h < t->shape[1]; h++) {
                 rj_tensor_gather(t, b, h, scale, buf);
+                if (p->spec.xform)
+                    rj_xform_calib_rows(p, role, buf, t->shape[2], a);
                 rj_stats_add(&st, role, buf, t->shape[2]);
             }
     }
@@ -317,6 +326,8 @@ rfjit_status rj_plan_create(rfjit_ctx *ctx, const rfjit_attn_desc *desc_in, rfji
     if (s == RFJIT_OK && !(p->params = rj_alloc_array(p->nparams ? p->nparams : 1,
                                                        sizeof(double))))
         s = rj_fail(dg, RFJIT_E_NOMEM, "no memory for %zu parameters", p->nparams);
+    if (s == RFJIT_OK && (spec.xform & RFJIT_XFORM_WHITEN) && d.calib_q)
+        s = rj_xform_plan_whiten(p, d.calib_q, d.calib_k, dg);
     if (s == RFJIT_OK && !(spec.est->flags & RJ_EST_FITTED)) {
         s = spec.est->fit(&p->spec, p->W, p->seed, NULL, p->params, NULL, dg);
         p->frozen = 1;
@@ -344,6 +355,7 @@ void rj_plan_free(rfjit_plan *p)
     rj_free(p->W);
     rj_free(p->params);
     rj_free(p->kpar);
+    rj_free(p->xA);
     rj_free(p->cwt);
     rj_free(p);
 }

@@ -31,6 +31,7 @@ static const char help[] =
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
     "         [--dtype f32|f16|bf16] [--compat MODE] [--eva-variant principled|official]\n"
+    "         [--transform k,q,balance,whiten]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
     "for raw q, k, v. Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or Q is (B, H, Lq, d)\n"
@@ -56,6 +57,11 @@ static const char help[] =
     "  --dtype T          compute on f32, f16 or bf16 inputs, converting Q, K, V to T first\n"
     "                     (default: the files' type); bf16 writes a float32 OUT (.npy has no\n"
     "                     bfloat16)\n"
+    "  --transform LIST   exact transforms that shrink the estimate's variance, comma-separated\n"
+    "                     (rfjit.h RFJIT_XFORM_*): k (centre the keys), q (centre the queries,\n"
+    "                     each key's weight kept exactly; positive, hyperbolic, oprf, saderf,\n"
+    "                     sderf, aderf), balance (equal query and key scales per coordinate),\n"
+    "                     whiten (the same with a full symmetric matrix); none (default)\n"
     "  --window W         eva: exact local window (default 16)\n"
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
     "  --eva-variant V    eva: principled (default, rfjit's estimator) or official (the\n"
@@ -95,6 +101,30 @@ typedef struct attn_args {
     int32_t wisdom_kind;
     rfjit_attn_desc a;
 } attn_args;
+
+/* "none" or a comma-separated list of k, q, balance into RFJIT_XFORM_* flags; 1 if bad. */
+static int parse_transform(const char *val, int32_t *flags)
+{
+    *flags = 0;
+    if (!strcmp(val, "none"))
+        return 0;
+    for (const char *p = val;;) {
+        const size_t n = strcspn(p, ",");
+        if (n == 1 && *p == 'k')
+            *flags |= RFJIT_XFORM_CENTER_K;
+        else if (n == 1 && *p == 'q')
+            *flags |= RFJIT_XFORM_CENTER_Q;
+        else if (n == 7 && !strncmp(p, "balance", 7))
+            *flags |= RFJIT_XFORM_BALANCE;
+        else if (n == 6 && !strncmp(p, "whiten", 6))
+            *flags |= RFJIT_XFORM_WHITEN;
+        else
+            return 1;
+        if (!p[n])
+            return 0;
+        p += n + 1;
+    }
+}
 
 /* Returns CLI_OK, or an exit code after printing the error; -1 after printing --help. */
 static int parse(int argc, char **argv, attn_args *x)
@@ -136,7 +166,7 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
                                              "--dtype",         "--compat",
-                                             "--eva-variant"};
+                                             "--eva-variant", "--transform"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -162,6 +192,8 @@ static int parse(int argc, char **argv, attn_args *x)
             x->a.compat = val;
         else if (!strcmp(o, "--eva-variant"))
             x->a.eva_variant = val;
+        else if (!strcmp(o, "--transform"))
+            bad = parse_transform(val, &x->a.transform);
         else if ((!strcmp(o, "--features") || !strcmp(o, "--m")) && ++x->features_set)
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.m);
         else if (!strcmp(o, "--seed"))
@@ -509,6 +541,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         const int32_t backend = x->a.backend, dtype = x->a.dtype;
         const char *compat = x->a.compat, *eva_variant = x->a.eva_variant;
         const double scale = x->a.scale;
+        const int32_t transform = x->a.transform;
         if (rfjit_tune(ctx, &t, &wis) != RFJIT_OK)
             rc = cli_error("attention", CLI_FAILED, "%s (run rfjit tune first)",
                            rfjit_ctx_last_error(ctx));
@@ -519,6 +552,7 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         x->a.scale = scale;
         x->a.compat = compat;
         x->a.eva_variant = eva_variant;
+        x->a.transform = transform;
     }
     if (rc == CLI_OK && rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
         rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));

@@ -154,6 +154,21 @@ def _choice(name, value, table):
     return table[value]
 
 
+def _transform(value):
+    """transform= as RFJIT_XFORM_* flags: None, 'none', 'k,q', or a sequence of names."""
+    if value is None or value == "none":
+        return 0
+    names = value.split(",") if isinstance(value, str) else value
+    try:
+        names = list(names)
+    except TypeError:
+        names = [value]
+    flags = 0
+    for n in names:
+        flags |= _choice("transform", n.strip() if isinstance(n, str) else n, _abi.XFORM)
+    return flags
+
+
 def _text(name, value):
     """None, or a str without NUL as UTF-8 bytes for a const char * field."""
     if value is None:
@@ -519,7 +534,7 @@ class Context(_Handle):
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
-             scale=None, dtype=None, compat=None, eva_variant=None):
+             scale=None, dtype=None, compat=None, eva_variant=None, transform=None):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -542,9 +557,16 @@ class Context(_Handle):
         compat       None or 'none' (rfjit's own numerics), or the numerics of the code a model
                      was trained with, at its defaults: 'performer-pytorch' (estimator
                      'positive'), 'google-performer' ('positive', 'trig'),
-                     'fast-transformers' ('hyperbolic'); pass the model's projection matrix as projection=. Such
-                     plans run on the reference backend. See the README's "Serving a model
+                     'fast-transformers' ('hyperbolic'); pass the model's projection matrix
+                     as projection=. 'positive' in the Performer modes runs a float32 path,
+                     the others the reference backend. See the README's "Serving a model
                      trained with performer-pytorch"
+        transform    None (default) or exact transforms that shrink a random-feature
+                     estimate's variance (rfjit.h RFJIT_XFORM_*), as a comma-separated string
+                     or a sequence of names: 'k' (centre the keys), 'q' (centre the queries,
+                     each key's weight kept exactly: positive, hyperbolic, oprf, saderf,
+                     sderf, aderf), 'balance' (equal query and key scales per coordinate),
+                     'whiten' (the same with a full symmetric matrix)
         fallback     if compiling the kernel fails, run on the reference instead of failing
         eva_window   eva: exact local window, >= 0;  eva_chunks: chunk summaries, >= 1
         eva_variant  eva: None or 'principled' (rfjit's estimator), or 'official' (the HKUNLP
@@ -559,7 +581,7 @@ class Context(_Handle):
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
-                    hybrid_base, calib, scale, dtype, compat, eva_variant)
+                    hybrid_base, calib, scale, dtype, compat, eva_variant, transform)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
@@ -668,7 +690,7 @@ class Plan(_Handle):
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
-                 dtype=None, compat=None, eva_variant=None):
+                 dtype=None, compat=None, eva_variant=None, transform=None):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -683,6 +705,7 @@ class Plan(_Handle):
         a.dtype = _plan_dtype(dtype)
         a.compat = _text("compat", compat)
         a.eva_variant = _text("eva_variant", eva_variant)
+        a.transform = _transform(transform)
         keep = []
         if isinstance(projection, str):
             a.projection = _choice("projection", projection,
@@ -1247,7 +1270,7 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                offsets of a packed batch, and whether rows past a query length stay as
                they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
-               eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat
+               eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat, transform
 
     Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
     non-negative strides) are used as they are, without a copy, and give an output of the

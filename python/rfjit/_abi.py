@@ -74,7 +74,12 @@ class AttnDesc(C.Structure):
                 ("hybrid_base", C.c_int32), ("backend", C.c_int32),
                 ("calib_q", C.POINTER(Tensor)), ("calib_k", C.POINTER(Tensor)),
                 ("tiling", Tiling), ("fallback", C.c_int32), ("scale", C.c_double),
-                ("dtype", C.c_int32), ("compat", C.c_char_p), ("eva_variant", C.c_char_p)]
+                ("dtype", C.c_int32), ("compat", C.c_char_p), ("eva_variant", C.c_char_p),
+                ("transform", C.c_int32)]
+
+
+# rfjit.h RFJIT_XFORM_*: the names Context.plan(transform=) takes
+XFORM = {"k": 1, "q": 2, "balance": 4, "whiten": 8}
 
 
 class TuneDesc(C.Structure):

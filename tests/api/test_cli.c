@@ -214,6 +214,28 @@ Test(cli, attention_exact_rank2_rank4_causal)
     cr_assert_str_empty(slurp("err.txt"));
 }
 
+/* --transform: exact attention stays exact under every transform; a list the CLI does not
+ * know, and query centring of an estimator without exponential key features, are errors
+ * that name the problem. */
+Test(cli, attention_transform)
+{
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o o.npy "
+                     "--estimator exact --transform k,q,balance"),
+                 0, "%s", slurp("err.txt"));
+    expect_exact("q.npy", "k.npy", "v.npy", "o.npy", 0);
+    cr_assert_eq(run("attention --queries q.npy --keys k.npy --values v.npy -o o.npy "
+                     "--transform none --features 16"),
+                 0, "%s", slurp("err.txt"));
+    cr_assert_neq(run("attention --queries q.npy --keys k.npy --values v.npy -o o.npy "
+                      "--transform k,x"),
+                  0);
+    cr_assert(strstr(slurp("err.txt"), "--transform"), "%s", slurp("err.txt"));
+    cr_assert_neq(run("attention --queries q.npy --keys k.npy --values v.npy -o o.npy "
+                      "--estimator trig --transform q"),
+                  0);
+    cr_assert(strstr(slurp("err.txt"), "RFJIT_XFORM_CENTER_Q"), "%s", slurp("err.txt"));
+}
+
 /* A .npy of any element type from raw little-endian bytes (the host is little-endian on
  * every target rfjit builds for), for the lengths, masks and float16 files. */
 static void write_raw(const char *name, const char *descr, int rank, const int64_t *shape,

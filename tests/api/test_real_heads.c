@@ -326,15 +326,16 @@ Test(real_heads, a_missing_set_says_how_to_make_it)
 }
 
 /* `rfjit bench --suite real-smoke --json`: the machine line, then one row per (head,
- * direction, estimator) of the two heads, each with an error, or a note where the estimator
- * has no such plan; exact's error is float rounding, trig's on these heads is far above 1.
+ * direction, estimator, transform) of the two heads, each with an error, or a note where the
+ * estimator has no such plan; exact's error is float rounding, trig's on these heads is far
+ * above 1.
  * Times are printed, not asserted. */
 Test(real_heads, bench_smoke_suite_json, .timeout = 300)
 {
     FILE *f = popen(RFJIT_CLI_PATH " bench --suite real-smoke --json 2>/dev/null", "r");
     cr_assert_not_null(f);
     static char line[8192];
-    int n = 0, rows = 0;
+    int n = 0, rows = 0, transformed = 0;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         if (n++ == 0) {
@@ -343,6 +344,8 @@ Test(real_heads, bench_smoke_suite_json, .timeout = 300)
         }
         cr_assert(strstr(line, "\"suite\":\"real\""), "%s", line);
         rows++;
+        cr_assert(strstr(line, "\"transform\":\""), "%s", line);
+        transformed += !strstr(line, "\"transform\":\"none\"");
         const double err = bench_json_number(line, "error");
         if (strstr(line, "\"note\":"))
             continue;
@@ -354,6 +357,7 @@ Test(real_heads, bench_smoke_suite_json, .timeout = 300)
             cr_expect_gt(err, 1, "%s", line);
     }
     cr_assert_eq(pclose(f), 0, "rfjit bench failed");
-    /* 2 heads x 2 directions x 10 estimators, one m each */
-    cr_assert_eq(rows, 40, "%d rows", rows);
+    /* 2 heads x 2 directions x (10 estimators, one m each, and positive with kqb) */
+    cr_assert_eq(rows, 44, "%d rows", rows);
+    cr_assert_eq(transformed, 4, "%d rows with a transform", transformed);
 }
