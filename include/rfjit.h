@@ -378,8 +378,7 @@ typedef struct rfjit_attn_desc {
      * oprf, saderf, sderf, aderf; exact accepts it and has nothing to do), else
      * RFJIT_E_NOT_APPLICABLE, as is any transform with a compat mode. The transforms act on
      * attention executes only: rfjit_plan_features and rfjit_plan_kernel map the vectors as
-     * given; a decode state with constant-size states (linear JIT plans) does not apply them,
-     * one that keeps its slots' tokens applies them to each call over the tokens so far. */
+     * given, and rfjit_decode_create refuses a plan with a transform (RFJIT_E_NOT_APPLICABLE). */
     int32_t transform;
 } rfjit_attn_desc;
 

@@ -40,6 +40,17 @@ rfjit_status rj_decode_create(const rfjit_plan *p, int64_t slots, int64_t H, int
     *out = NULL;
     RJ_FAIL_IF(dg, !p->spec.causal, RFJIT_E_NOT_APPLICABLE,
                "the plan is bidirectional; decoding needs a causal plan");
+    /* the official EVA pads queries and keys alike to whole windows: it has no row for a
+     * step's one query against a longer history */
+    RJ_FAIL_IF(dg, p->spec.eva_variant == RJ_EVA_OFFICIAL, RFJIT_E_NOT_APPLICABLE,
+               "eva_variant 'official' needs as many queries as keys in every call, which a "
+               "decode step is not; decode with the principled variant");
+    /* a transform's means come from a call's rows: a constant-size state cannot follow them
+     * as tokens arrive, and per call over the tokens so far a step would not repeat the
+     * execute's estimate */
+    RJ_FAIL_IF(dg, p->spec.xform != 0, RFJIT_E_NOT_APPLICABLE,
+               "the plan has transforms (rfjit_attn_desc.transform), which decoding does not "
+               "apply; decode with a plan without them");
     const bool compat = p->compat_fast;
     const bool state = compat || (p->jit && p->kp.tmpl == RJ_TMPL_LINEAR);
     RJ_FAIL_IF(dg, !state && !p->frozen, RFJIT_E_NOT_APPLICABLE,

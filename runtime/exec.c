@@ -57,6 +57,8 @@ static bool out_finite(const rj_call *c)
 
 static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
 {
+    if (p->spec.eva_variant == RJ_EVA_OFFICIAL)
+        RJ_TRY(rj_exec_eva_check_official(&p->spec, c, dg));
     zero_rows(c);
     rfjit_status s = p->compat_fast                     ? rj_exec_compat(p, c, dg)
                      : !p->jit                          ? rj_exec_ref(p, c, false, dg)

@@ -15,6 +15,9 @@ rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
 void rj_exec_pool_free(rfjit_plan *p);
 /* EVA on the softmax kernel (runtime/exec_eva.c). */
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
+/* The official eva variant's shape rules (self-attention, no mask) over every sequence of a
+ * call, checked before any backend writes an output row. */
+rfjit_status rj_exec_eva_check_official(const rj_spec *s, const rj_call *call, rj_diag *dg);
 /* Lower params (double, estimator layout) into the kernel's float layout [pq | pk]. */
 rfjit_status rj_lower_params(const rfjit_plan *p, const double *params, float *kpar,
                              rj_diag *dg);

@@ -190,9 +190,8 @@ static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, co
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, od);
 }
 
-/* The official variant defines self-attention without masks only (est/eva_official.c):
- * every sequence is checked before any output is written. */
-static rfjit_status check_official(const rj_spec *s, const rj_call *call, rj_diag *dg)
+/* The official variant defines self-attention without masks only (est/eva_official.c). */
+rfjit_status rj_exec_eva_check_official(const rj_spec *s, const rj_call *call, rj_diag *dg)
 {
     for (int64_t bi = 0; bi < call->B; bi++) {
         const rj_seq sq = rj_call_seq(call, bi);
@@ -206,8 +205,6 @@ static rfjit_status check_official(const rj_spec *s, const rj_call *call, rj_dia
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *call, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    if (s->eva_variant == RJ_EVA_OFFICIAL)
-        RJ_TRY(check_official(s, call, dg));
     const int64_t lq = call->max_lq, lk = call->max_lk;
     const size_t d = (size_t)s->d, dv = (size_t)s->dv, d1 = d + 1;
     /* a sequence with masked keys is chunked over fewer keys, into smaller and possibly

@@ -195,6 +195,16 @@ Test(api_misuse, eva_variant)
         rfjit_plan_destroy(p);
         p = NULL;
     }
+    /* a decode step's one query against a longer history has no row in the official code */
+    a = desc_for("eva", 8, 4);
+    a.eva_variant = "official";
+    a.causal = 1;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    rfjit_decode *dec = NULL;
+    EXPECT_MSG(rfjit_decode_create(p, 1, 2, &dec), RFJIT_E_NOT_APPLICABLE, "principled variant");
+    cr_assert_null(dec);
+    rfjit_plan_destroy(p);
+    p = NULL;
 }
 
 /* Buffers for a small problem: B = 1, H = 2, L = 5, d = 4, dv = 3. */

@@ -464,6 +464,19 @@ Test(xform, bad_flags_and_estimators_are_refused)
     }
 }
 
+/* A decoder would not repeat the execute's transformed estimate: refused at creation. */
+Test(xform, decoding_is_refused)
+{
+    rfjit_plan *p = plan_of("positive", 1, RFJIT_BACKEND_AUTO, RFJIT_XFORM_CENTER_K);
+    rfjit_decode *dec = NULL;
+    cr_expect_eq(rfjit_decode_create(p, 1, 1, &dec), RFJIT_E_NOT_APPLICABLE, "%s",
+                 rfjit_ctx_last_error(ctx));
+    cr_expect_null(dec);
+    cr_expect(strstr(rfjit_ctx_last_error(ctx), "rfjit_attn_desc.transform"), "%s",
+              rfjit_ctx_last_error(ctx));
+    rfjit_plan_destroy(p);
+}
+
 /* A caller built before the field passes a shorter descriptor: no transform. */
 Test(xform, older_descriptor_has_none)
 {
