@@ -371,17 +371,21 @@ static rfjit_status emit_buffer(LLVMTargetMachineRef tm, LLVMModuleRef M, LLVMCo
 
 /* The templates emit explicit <vw x float> code with the register tile unrolled, so of
  * default<O1> (itself chosen over O2 for equal kernels at fewer compile instructions) only a
- * few passes change the machine code: promoting the templates' allocas (sroa), loop rotation,
+ * few passes change the machine code: promoting the templates' allocas (sroa), reassociating
+ * index arithmetic so that licm can split loop-invariant address parts off (before
+ * instcombine merges them into or-disjoint indices that LSR cannot take apart), loop rotation,
  * hoisting invariant splats and masks (licm), exit tests on the trip count (indvars, which
  * lets LSR count down to zero), folding the i1 splats of the masks (vector-combine), and
- * constants into the transpose helper (ipsccp, deadargelim). This list gives the same inner
- * loops as O1 for every estimator, instruction for instruction but for register moves in one
- * hybrid loop, in half O1's optimisation time (bench --suite compile). A plain "instcombine"
- * aborts the process when it misses its fixpoint; the default pipelines run it without that check. */
+ * constants into the transpose helper (ipsccp, deadargelim). This list gives every
+ * estimator's inner loops as O1 does, instruction for instruction but for register moves in
+ * one hybrid loop and a compare in a few short ones, in about half O1's optimisation time
+ * (docs/performance.md). A plain "instcombine" aborts the process when it misses its
+ * fixpoint; the default pipelines run it without that check. */
 static const char pipeline[] =
     "ipsccp,deadargelim,function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,"
-    "loop(loop-rotate),loop-mssa(licm),loop(indvars),instcombine<no-verify-fixpoint>,"
-    "vector-combine,instcombine<no-verify-fixpoint>,simplifycfg)";
+    "reassociate,loop(loop-rotate),loop-mssa(licm),loop(indvars),"
+    "instcombine<no-verify-fixpoint>,vector-combine,instcombine<no-verify-fixpoint>,"
+    "loop-mssa(licm),simplifycfg)";
 
 /* Build, verify and optimise the module of kp for tm; M is left for the caller to emit. */
 static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,
