@@ -167,6 +167,8 @@ typedef struct bench_row {
 int bench_suite_rows(const char *suite, bench_row *rows, int cap);
 /* Timed runs a suite asks for when --runs is not given. */
 int bench_suite_runs(const char *suite);
+/* Cold compiles (and disk loads) timed per row of suite for their medians. */
+int bench_suite_compile_samples(const char *suite);
 /* ------------------------------------------------------------------ bench_serving.c */
 /* The serving suite (it has no rows: each case is a ratio of two calls): padding, grouped
  * heads and half precision against the plain call, on ctx, runs interleaved pairs each,

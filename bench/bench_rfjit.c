@@ -117,7 +117,7 @@ static double compile_ms(const rfjit_attn_desc *a, const char *cache_dir, char *
 int bench_rfjit_compile(const rfjit_attn_desc *a, const char *cache_dir, int samples,
                         double *cold_ms, double *disk_ms, char *err, size_t len)
 {
-    enum { MAX_SAMPLES = 16 };
+    enum { MAX_SAMPLES = 32 };
     double cold[MAX_SAMPLES], disk[MAX_SAMPLES];
     if (samples < 1 || samples > MAX_SAMPLES) {
         snprintf(err, len, "compile samples must be in 1..%d", MAX_SAMPLES);

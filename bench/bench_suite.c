@@ -10,6 +10,9 @@
  *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
  *             plot's second panel), no peers
  *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs: seconds, for the tests
+ *   compile   the quick start's kernels (positive and exact, both directions, L = 4096): the
+ *             cold compile and disk load of each kernel over 21 samples, and its execute
+ *             time, no peers (docs/performance.md)
  *   serving   no rows: bench/bench_serving.c runs its own ratios
  *   decode, decode-smoke   no rows: bench/bench_decode.c times the decode API itself
  *   real, real-smoke   no rows: bench/bench_real.c runs every estimator on real heads
@@ -68,6 +71,11 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
                !strcmp(suite, "decode-smoke") || !strcmp(suite, "real") ||
                !strcmp(suite, "real-smoke") || !strcmp(suite, "eva")) {
         return 0;
+    } else if (!strcmp(suite, "compile")) {
+        for (int causal = 0; causal < 2; causal++) {
+            n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 1, 0, 1));
+            n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 1, 0, 1));
+        }
     } else if (!strcmp(suite, "smoke")) {
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));
@@ -77,6 +85,12 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         return -1;
     }
     return n;
+}
+
+int bench_suite_compile_samples(const char *suite)
+{
+    /* a compile takes tens of ms on a shared machine: a median needs many */
+    return !strcmp(suite, "smoke") ? 1 : !strcmp(suite, "compile") ? 21 : 3;
 }
 
 int bench_suite_runs(const char *suite)

@@ -19,7 +19,7 @@
 
 static const char help[] =
     "usage: rfjit bench [--suite headline|scaling|error|smoke|serving|decode|decode-smoke|\n"
-    "                            real|real-smoke|eva]\n"
+    "                            real|real-smoke|eva|compile]\n"
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
     "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
@@ -38,6 +38,8 @@ static const char help[] =
     "                eva: both eva variants (principled, official) over windows 0, 16, 64\n"
     "                and chunk counts 4, 16, 64, both directions, on Gaussian, local and\n"
     "                real data: error against exact and time, as markdown tables\n"
+    "                compile: the cold compile and disk load of positive and exact kernels\n"
+    "                (both directions, median of 21) and their execute times at L = 4096\n"
     "  --json        one JSON object per line: machine first, then one per row\n"
     "  --runs N      timed runs per measurement (default 5; smoke 2; real 20), after\n"
     "                2 warm-ups\n"
@@ -898,7 +900,7 @@ int cmd_bench(int argc, char **argv)
     b->json = json;
     b->runs = runs ? runs : bench_suite_runs(suites[0]);
     b->threads = threads;
-    b->compile_samples = smoke ? 1 : 3;
+    b->compile_samples = n_suites == 1 ? bench_suite_compile_samples(suites[0]) : 3;
     snprintf(b->cache_dir, sizeof b->cache_dir, "/tmp/rfjit_bench_cache_XXXXXX");
     if (!mkdtemp(b->cache_dir)) {
         b->cache_dir[0] = 0;

@@ -369,6 +369,24 @@ static rfjit_status emit_buffer(LLVMTargetMachineRef tm, LLVMModuleRef M, LLVMCo
     return RFJIT_OK;
 }
 
+/* The templates emit explicit <vw x float> code with the register tile unrolled, so of
+ * default<O1> (itself chosen over O2 for equal kernels at fewer compile instructions) only a
+ * few passes change the machine code: promoting the templates' allocas (sroa), reassociating
+ * index arithmetic so that licm can split loop-invariant address parts off (before
+ * instcombine merges them into or-disjoint indices that LSR cannot take apart), loop rotation,
+ * hoisting invariant splats and masks (licm), exit tests on the trip count (indvars, which
+ * lets LSR count down to zero), folding the i1 splats of the masks (vector-combine), and
+ * constants into the transpose helper (ipsccp, deadargelim). This list gives every
+ * estimator's inner loops as O1 does, instruction for instruction but for register moves in
+ * one hybrid loop and a compare in a few short ones, in about half O1's optimisation time
+ * (docs/performance.md). A plain "instcombine" aborts the process when it misses its
+ * fixpoint; the default pipelines run it without that check. */
+static const char pipeline[] =
+    "ipsccp,deadargelim,function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,"
+    "reassociate,loop(loop-rotate),loop-mssa(licm),loop(indvars),"
+    "instcombine<no-verify-fixpoint>,vector-combine,instcombine<no-verify-fixpoint>,"
+    "loop-mssa(licm),simplifycfg)";
+
 /* Build, verify and optimise the module of kp for tm; M is left for the caller to emit. */
 static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,
                           const char *cpu, const char *features, const rj_kplan *kp,
@@ -402,20 +420,11 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
         RJ_TRY(st);
         RJ_TRY(dump_module(dump_dir, sym, ".pre.ll", M, dg));
     }
-    /* The templates emit explicit <vw x float> code with the register tile unrolled, so the
-     * loop vectoriser and the unroller only add compile time (measured: 135 ms -> 67 ms per
-     * kernel at d = 64, m = 256) without speeding the kernels up. O1 rather than O2: the
-     * same execute times for every estimator (positive, causal, trig, exact, hybrid, eva,
-     * saderf at L = 2048..4096) and 18% fewer compile instructions (627 M -> 513 M for
-     * positive bidirectional, callgrind). */
     LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
-    LLVMPassBuilderOptionsSetLoopVectorization(o, 0);
-    LLVMPassBuilderOptionsSetLoopUnrolling(o, 0);
 #ifndef NDEBUG
     LLVMPassBuilderOptionsSetVerifyEach(o, 1);
 #endif
-    LLVMErrorRef e = LLVMRunPasses(M, "default<O1>", tm, o);
+    LLVMErrorRef e = LLVMRunPasses(M, pipeline, tm, o);
     LLVMDisposePassBuilderOptions(o);
     if (e)
         return fail_err(dg, RFJIT_E_INTERNAL, "optimisation failed", e);
