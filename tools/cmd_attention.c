@@ -15,13 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The help is three strings: one C string may portably hold 4095 bytes, fewer than this. */
+/* The help is four strings: one C string may portably hold 4095 bytes, fewer than this. */
+static const char help_options[] =
+    "  --transform LIST   exact transforms that shrink the estimate's variance, comma-separated\n"
+    "                     (rfjit.h RFJIT_XFORM_*): k (centre the keys), q (centre the queries,\n"
+    "                     each key's weight kept exactly; positive, hyperbolic, oprf, saderf,\n"
+    "                     sderf, aderf), balance (equal query and key scales per coordinate),\n"
+    "                     whiten (the same with a full symmetric matrix); none (default)\n"
+    "  --window W         eva: exact local window (default 16)\n"
+    "  --chunks C         eva: number of chunk summaries (default 8)\n"
+    "  --eva-variant V    eva: principled (default, rfjit's estimator) or official (the\n"
+    "                     HKUNLP EVA code in eval mode with identity learned maps; needs\n"
+    "                     --window >= 1, Lq = Lk and no key mask)\n";
+
 static const char help_compat[] =
     "  --compat MODE      reproduce another implementation's numerics at its defaults, to\n"
     "                     serve a model trained with it (with --projection W.npy, its trained\n"
     "                     projection): none (default), performer-pytorch (positive),\n"
     "                     google-performer (positive, trig), fast-transformers (hyperbolic);\n"
-    "                     runs on the reference backend\n";
+    "                     positive in the Performer modes runs a float32 path, the others\n"
+    "                     the reference backend\n";
 
 static const char help[] =
     "usage: rfjit attention --queries Q.npy --keys K.npy --values V.npy -o OUT.npy\n"
@@ -57,16 +70,6 @@ static const char help[] =
     "  --dtype T          compute on f32, f16 or bf16 inputs, converting Q, K, V to T first\n"
     "                     (default: the files' type); bf16 writes a float32 OUT (.npy has no\n"
     "                     bfloat16)\n"
-    "  --transform LIST   exact transforms that shrink the estimate's variance, comma-separated\n"
-    "                     (rfjit.h RFJIT_XFORM_*): k (centre the keys), q (centre the queries,\n"
-    "                     each key's weight kept exactly; positive, hyperbolic, oprf, saderf,\n"
-    "                     sderf, aderf), balance (equal query and key scales per coordinate),\n"
-    "                     whiten (the same with a full symmetric matrix); none (default)\n"
-    "  --window W         eva: exact local window (default 16)\n"
-    "  --chunks C         eva: number of chunk summaries (default 8)\n"
-    "  --eva-variant V    eva: principled (default, rfjit's estimator) or official (the\n"
-    "                     HKUNLP EVA code in eval mode with identity learned maps; needs\n"
-    "                     --window >= 1, Lq = Lk and no key mask)\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
     "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
     "  --fallback         if the JIT fails to compile or link, run on the reference instead\n"
@@ -133,6 +136,7 @@ static int parse(int argc, char **argv, attn_args *x)
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(help, stdout);
+            fputs(help_options, stdout);
             fputs(help_compat, stdout);
             fputs(help_warning, stdout);
             return -1;

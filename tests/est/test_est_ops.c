@@ -33,6 +33,13 @@ static const struct {
 };
 #define NEST ((int)(sizeof table / sizeof table[0]))
 
+/* A spec with rfjit's defaults for everything but the shape and projection. */
+static rj_spec spec_of(const rj_est_ops *e, int d, int dv, int m, int proj)
+{
+    return (rj_spec){.est = e, .d = d, .dv = dv, .m = m, .proj = proj, .eva_chunks = 1,
+                     .hrf_n = 1, .compat = RJ_COMPAT_NONE, .eva_variant = RJ_EVA_PRINCIPLED};
+}
+
 Test(est_ops, tables)
 {
     const unsigned all = (1u << RFJIT_PROJ_IID) | (1u << RFJIT_PROJ_ORTHOGONAL) |
@@ -48,8 +55,7 @@ Test(est_ops, tables)
         cr_expect(e->features && !e->attend && e->variance && e->cost && e->fit, "%s", e->name);
         cr_expect_eq(!!e->objective, !!(e->flags & RJ_EST_FITTED), "%s", e->name);
         cr_expect_eq(e->ref_tol, 1e-4, "%s", e->name);
-        rj_spec s = {
-            e, D, D, M, 0, RFJIT_PROJ_ORTHOGONAL, 0, 1, 1, 0, 0, RJ_COMPAT_NONE, RJ_EVA_PRINCIPLED};
+        rj_spec s = spec_of(e, D, D, M, RFJIT_PROJ_ORTHOGONAL);
         cr_expect_eq(e->feature_dim(&s), table[i].mult * M, "%s", e->name);
         cr_expect_gt(e->params_size(&s), 0, "%s", e->name);
     }
@@ -60,8 +66,7 @@ Test(est_ops, valid)
     for (int i = 0; i < NEST; i++) {
         const rj_est_ops *e = rj_est_find(table[i].name);
         char why[128];
-        rj_spec s = {
-            e, D, D, M, 0, RFJIT_PROJ_IID, 0, 1, 1, 0, 0, RJ_COMPAT_NONE, RJ_EVA_PRINCIPLED};
+        rj_spec s = spec_of(e, D, D, M, RFJIT_PROJ_IID);
         why[0] = 0;
         cr_expect(e->valid(&s, why, sizeof why), "%s: %s", e->name, why);
         s.d = RJ_MAX_D;
@@ -152,19 +157,7 @@ Test(est_ops, cost_grows)
 {
     for (int i = 0; i < NEST; i++) {
         const rj_est_ops *e = rj_est_find(table[i].name);
-        rj_spec s = {e,
-                     64,
-                     64,
-                     128,
-                     0,
-                     RFJIT_PROJ_ORTHOGONAL,
-                     0,
-                     1,
-                     1,
-                     0,
-                     0,
-                     RJ_COMPAT_NONE,
-                     RJ_EVA_PRINCIPLED};
+        rj_spec s = spec_of(e, 64, 64, 128, RFJIT_PROJ_ORTHOGONAL);
         double f0, b0, f1, b1;
         e->cost(&s, &f0, &b0);
         cr_expect(f0 > 0 && b0 > 0, "%s: cost %g flops %g bytes", e->name, f0, b0);
