@@ -170,7 +170,7 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
                                              "--dtype",         "--compat",
-                                             "--eva-variant", "--transform"};
+                                             "--eva-variant",   "--transform"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);

@@ -36,8 +36,15 @@ static const struct {
 /* A spec with rfjit's defaults for everything but the shape and projection. */
 static rj_spec spec_of(const rj_est_ops *e, int d, int dv, int m, int proj)
 {
-    return (rj_spec){.est = e, .d = d, .dv = dv, .m = m, .proj = proj, .eva_chunks = 1,
-                     .hrf_n = 1, .compat = RJ_COMPAT_NONE, .eva_variant = RJ_EVA_PRINCIPLED};
+    return (rj_spec){.est = e,
+                     .d = d,
+                     .dv = dv,
+                     .m = m,
+                     .proj = proj,
+                     .eva_chunks = 1,
+                     .hrf_n = 1,
+                     .compat = RJ_COMPAT_NONE,
+                     .eva_variant = RJ_EVA_PRINCIPLED};
 }
 
 Test(est_ops, tables)
