@@ -47,9 +47,22 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
         snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
     else
         snprintf(backend, sizeof backend, "backend=reference");
-    char compat[48] = "";
+    /* what changes the numbers beyond the estimator: compat mode, eva variant, transforms */
+    char compat[160] = "";
+    size_t at = 0;
     if (s->compat != RJ_COMPAT_NONE)
-        snprintf(compat, sizeof compat, " compat=%s", rj_compat_name(s->compat));
+        at += (size_t)snprintf(compat + at, sizeof compat - at, " compat=%s",
+                               rj_compat_name(s->compat));
+    if (s->eva_variant != RJ_EVA_PRINCIPLED)
+        at += (size_t)snprintf(compat + at, sizeof compat - at, " eva_variant=%s",
+                               rj_eva_variant_name(s->eva_variant));
+    static const char *const xform_names[] = {"k", "q", "balance", "whiten"};
+    for (int b = 0, first = 1; b < 4; b++)
+        if (s->xform & (1 << b)) {
+            at += (size_t)snprintf(compat + at, sizeof compat - at, "%s%s",
+                                   first ? " transform=" : ",", xform_names[b]);
+            first = 0;
+        }
     int n = snprintf(buf, len,
                      "estimator=%s%s d=%d dv=%d m=%d M=%lld causal=%d scale=%.9g projection=%s "
                      "seed=%llu params=%s %s",

@@ -200,6 +200,9 @@ Test(api_misuse, eva_variant)
     a.eva_variant = "official";
     a.causal = 1;
     cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(ctx));
+    char buf[1024];
+    cr_assert_eq(rfjit_plan_describe(p, buf, sizeof buf), RFJIT_OK);
+    cr_expect(strstr(buf, "estimator=eva eva_variant=official "), "%s", buf);
     rfjit_decode *dec = NULL;
     EXPECT_MSG(rfjit_decode_create(p, 1, 2, &dec), RFJIT_E_NOT_APPLICABLE, "principled variant");
     cr_assert_null(dec);

@@ -477,6 +477,21 @@ Test(xform, decoding_is_refused)
     rfjit_plan_destroy(p);
 }
 
+/* The description names the transforms, which change the estimate. */
+Test(xform, describe_names_them)
+{
+    rfjit_plan *p = plan_of("positive", 0, RFJIT_BACKEND_AUTO,
+                            RFJIT_XFORM_CENTER_K | RFJIT_XFORM_CENTER_Q | RFJIT_XFORM_WHITEN);
+    char buf[1024];
+    cr_assert_eq(rfjit_plan_describe(p, buf, sizeof buf), RFJIT_OK);
+    cr_expect(strstr(buf, " transform=k,q,whiten "), "%s", buf);
+    rfjit_plan_destroy(p);
+    p = plan_of("positive", 0, RFJIT_BACKEND_AUTO, 0);
+    cr_assert_eq(rfjit_plan_describe(p, buf, sizeof buf), RFJIT_OK);
+    cr_expect(!strstr(buf, "transform"), "%s", buf);
+    rfjit_plan_destroy(p);
+}
+
 /* A caller built before the field passes a shorter descriptor: no transform. */
 Test(xform, older_descriptor_has_none)
 {
