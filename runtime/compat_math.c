@@ -49,28 +49,29 @@ float rj_cm_eps(const rj_spec *s)
     return s->compat == RJ_COMPAT_PERFORMER_PYTORCH ? PT_FEATURE_EPS : (float)GOOGLE_EPS;
 }
 
-/* u = W x for nr <= NB rows, features r0 .. r0 + 8 nv - 1 (nv 1 or 2, a constant where it is
- * inlined, so the accumulators are registers). */
-static inline INLINE void project_block(const float *wt, int d, int m, const float *x, int nr,
-                                        int r0, float *u, const int nv)
+/* C[i][c] = sum_a A[i][a] B[a][c] for nr <= NB rows of A (K wide) and the columns c0 .. c0 +
+ * 8 nv - 1 of B and C (both ldb wide); nv is 1 or 2, a constant where it is inlined, so the
+ * accumulators are registers. The projection u = x W^T (B = W^T, d x m) and the state read
+ * o = phi_q [A | a | 1] (B = the state, m x w) are both this product. */
+static inline INLINE void gemm_block(const float *B, int K, int ldb, const float *A, int nr, int c0,
+                                     float *C, const int nv)
 {
     v8f acc[NB][2];
     for (int i = 0; i < NB; i++)
         acc[i][0] = acc[i][1] = SPLAT(0.0f);
-    for (int a = 0; a < d; a++) {
-        v8f w[2];
+    for (int a = 0; a < K; a++) {
+        v8f b[2];
         for (int k = 0; k < nv; k++)
-            LD8(w[k], wt + (size_t)a * (size_t)m + (size_t)(r0 + 8 * k));
+            LD8(b[k], B + (size_t)a * (size_t)ldb + (size_t)(c0 + 8 * k));
         for (int i = 0; i < NB; i++) {
-            const float xa = i < nr ? x[(size_t)i * (size_t)d + (size_t)a] : 0.0f;
-            const v8f xs = SPLAT(xa);
+            const v8f xs = SPLAT(i < nr ? A[(size_t)i * (size_t)K + (size_t)a] : 0.0f);
             for (int k = 0; k < nv; k++)
-                acc[i][k] += xs * w[k];
+                acc[i][k] += xs * b[k];
         }
     }
     for (int i = 0; i < nr; i++)
         for (int k = 0; k < nv; k++)
-            ST8(u + (size_t)i * (size_t)m + (size_t)(r0 + 8 * k), acc[i][k]);
+            ST8(C + (size_t)i * (size_t)ldb + (size_t)(c0 + 8 * k), acc[i][k]);
 }
 
 /* The features past the last whole vector, one at a time. */
@@ -94,9 +95,9 @@ HOT void rj_cm_project(const float *wt, int d, int m, const float *x, int64_t n,
         const float *xi = x + i0 * d;
         float *ui = u + i0 * m;
         for (int r0 = 0; r0 < m16; r0 += 16)
-            project_block(wt, d, m, xi, nr, r0, ui, 2);
+            gemm_block(wt, d, m, xi, nr, r0, ui, 2);
         if (m8 > m16)
-            project_block(wt, d, m, xi, nr, m16, ui, 1);
+            gemm_block(wt, d, m, xi, nr, m16, ui, 1);
         for (int i = 0; i < nr && m8 < m; i++)
             project_tail(wt, d, m, xi + (size_t)i * (size_t)d, m8, ui + (size_t)i * (size_t)m);
         for (int i = 0; umax && i < nr; i++) {
@@ -205,28 +206,6 @@ HOT void rj_cm_absorb(float *S, int m, int w, const float *e, const float *vrow,
     }
 }
 
-/* Columns c0 .. c0 + 8 nv - 1 of the reads of nr <= NB queries. */
-static inline INLINE void read_block(const float *S, int m, int w, const float *q, int nr, int c0,
-                                     float *o, const int nv)
-{
-    v8f acc[NB][2];
-    for (int i = 0; i < NB; i++)
-        acc[i][0] = acc[i][1] = SPLAT(0.0f);
-    for (int r = 0; r < m; r++) {
-        v8f s[2];
-        for (int k = 0; k < nv; k++)
-            LD8(s[k], S + (size_t)r * (size_t)w + (size_t)(c0 + 8 * k));
-        for (int i = 0; i < NB; i++) {
-            const v8f qr = SPLAT(i < nr ? q[(size_t)i * (size_t)m + (size_t)r] : 0.0f);
-            for (int k = 0; k < nv; k++)
-                acc[i][k] += qr * s[k];
-        }
-    }
-    for (int i = 0; i < nr; i++)
-        for (int k = 0; k < nv; k++)
-            ST8(o + (size_t)i * (size_t)w + (size_t)(c0 + 8 * k), acc[i][k]);
-}
-
 HOT void rj_cm_read(const float *S, int m, int w, const float *q, int64_t n, float *o)
 {
     const int w16 = w / 16 * 16;
@@ -235,9 +214,9 @@ HOT void rj_cm_read(const float *S, int m, int w, const float *q, int64_t n, flo
         const float *qi = q + i0 * m;
         float *oi = o + i0 * w;
         for (int c0 = 0; c0 < w16; c0 += 16)
-            read_block(S, m, w, qi, nr, c0, oi, 2);
+            gemm_block(S, m, w, qi, nr, c0, oi, 2);
         if (w > w16)
-            read_block(S, m, w, qi, nr, w16, oi, 1);
+            gemm_block(S, m, w, qi, nr, w16, oi, 1);
     }
 }
 

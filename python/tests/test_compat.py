@@ -117,7 +117,10 @@ def rel_err(got, want):
     return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
 
 
-class CompatBase(unittest.TestCase):
+class IsolatedContextCase(unittest.TestCase):
+    """A context of its own, with no disk cache and no wisdom, for the class's tests (the
+    other test modules share it)."""
+
     @classmethod
     def setUpClass(cls):
         cls.ctx = rfjit.Context(cache_dir="", wisdom_path="")
@@ -127,7 +130,7 @@ class CompatBase(unittest.TestCase):
         cls.ctx.close()
 
 
-class TestTranscriptions(CompatBase):
+class TestTranscriptions(IsolatedContextCase):
     """rfjit against the NumPy transcriptions, every mode, direction and norm."""
     MODES = (("performer-pytorch", "positive"), ("google-performer", "positive"),
              ("google-performer", "trig"), ("fast-transformers", "hyperbolic"))
@@ -213,7 +216,7 @@ class TestTranscriptions(CompatBase):
             self.assertNotIn("compat", self.ctx.plan(16, compat="none").describe())
 
 
-class TestErrors(CompatBase):
+class TestErrors(IsolatedContextCase):
     def test_unknown_mode(self):
         with self.assertRaises(rfjit.Error) as e:
             self.ctx.plan(16, compat="performer")
@@ -258,7 +261,7 @@ if performer_pytorch_missing():  # unittest names skips only when verbose: say i
 
 
 @unittest.skipIf(performer_pytorch_missing(), performer_pytorch_missing())
-class TestPerformerPytorch(CompatBase):
+class TestPerformerPytorch(IsolatedContextCase):
     """rfjit against performer-pytorch's FastAttention itself, its projection imported."""
 
     def run_fast_attention(self, causal, norm, B=2, H=2, L=48, d=16, m=32):

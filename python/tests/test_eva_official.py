@@ -20,6 +20,7 @@ import unittest
 import numpy as np
 
 import rfjit
+from test_compat import IsolatedContextCase, rel_err
 
 SEED = 20261207
 F64_TOL = 2.0 ** -21
@@ -76,19 +77,7 @@ def official_eva(q, k, v, window, num_chunks, causal):
     return out.reshape(npad, -1)[:n]
 
 
-def rel_err(got, want):
-    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
-
-
-class EvaOfficialBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.ctx = rfjit.Context(cache_dir="", wisdom_path="")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ctx.close()
-
+class EvaOfficialBase(IsolatedContextCase):
     def run_plan(self, q, k, v, window, chunks, causal, backend, variant="official"):
         d, dv = q.shape[-1], v.shape[-1]
         with self.ctx.plan(d, dv=dv, estimator="eva", causal=causal, eva_window=window,

@@ -26,7 +26,7 @@ from unittest import mock
 import numpy as np
 
 import rfjit
-from test_compat import F32_TOL, NORMS, SEED, rel_err, rows_of_norm
+from test_compat import F32_TOL, NORMS, SEED, IsolatedContextCase, rel_err, rows_of_norm
 
 HALF_U = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
@@ -51,15 +51,7 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-class TorchBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.ctx = rfjit.Context(cache_dir="", wisdom_path="")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ctx.close()
-
+class TorchBase(IsolatedContextCase):
     def ours(self, *args, **kwargs):
         import rfjit.torch
         kwargs.setdefault("context", self.ctx)
