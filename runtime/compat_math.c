@@ -74,6 +74,17 @@ static inline INLINE void gemm_block(const float *B, int K, int ldb, const float
             ST8(C + (size_t)i * (size_t)ldb + (size_t)(c0 + 8 * k), acc[i][k]);
 }
 
+/* gemm_block over the first n8 columns (a multiple of 8): two vectors at a time, then one. */
+static inline INLINE void gemm_rows(const float *B, int K, int ldb, const float *A, int nr,
+                                    float *C, int n8)
+{
+    const int n16 = n8 / 16 * 16;
+    for (int c0 = 0; c0 < n16; c0 += 16)
+        gemm_block(B, K, ldb, A, nr, c0, C, 2);
+    if (n8 > n16)
+        gemm_block(B, K, ldb, A, nr, n16, C, 1);
+}
+
 /* The features past the last whole vector, one at a time. */
 static inline INLINE void project_tail(const float *wt, int d, int m, const float *x, int r0,
                                        float *u)
@@ -89,15 +100,12 @@ static inline INLINE void project_tail(const float *wt, int d, int m, const floa
 HOT void rj_cm_project(const float *wt, int d, int m, const float *x, int64_t n, float *u,
                        float *umax)
 {
-    const int m16 = m / 16 * 16, m8 = m / 8 * 8;
+    const int m8 = m / 8 * 8;
     for (int64_t i0 = 0; i0 < n; i0 += NB) {
         const int nr = n - i0 < NB ? (int)(n - i0) : NB;
         const float *xi = x + i0 * d;
         float *ui = u + i0 * m;
-        for (int r0 = 0; r0 < m16; r0 += 16)
-            gemm_block(wt, d, m, xi, nr, r0, ui, 2);
-        if (m8 > m16)
-            gemm_block(wt, d, m, xi, nr, m16, ui, 1);
+        gemm_rows(wt, d, m, xi, nr, ui, m8);
         for (int i = 0; i < nr && m8 < m; i++)
             project_tail(wt, d, m, xi + (size_t)i * (size_t)d, m8, ui + (size_t)i * (size_t)m);
         for (int i = 0; umax && i < nr; i++) {
@@ -208,15 +216,9 @@ HOT void rj_cm_absorb(float *S, int m, int w, const float *e, const float *vrow,
 
 HOT void rj_cm_read(const float *S, int m, int w, const float *q, int64_t n, float *o)
 {
-    const int w16 = w / 16 * 16;
     for (int64_t i0 = 0; i0 < n; i0 += NB) {
         const int nr = n - i0 < NB ? (int)(n - i0) : NB;
-        const float *qi = q + i0 * m;
-        float *oi = o + i0 * w;
-        for (int c0 = 0; c0 < w16; c0 += 16)
-            gemm_block(S, m, w, qi, nr, c0, oi, 2);
-        if (w > w16)
-            gemm_block(S, m, w, qi, nr, w16, oi, 1);
+        gemm_rows(S, m, w, q + i0 * m, nr, o + i0 * w, w); /* w is a multiple of 8 */
     }
 }
 
