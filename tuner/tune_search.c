@@ -53,6 +53,7 @@ rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_
                                    double *mean, double *sd, rj_diag *dg)
 {
     double sum = 0, sum2 = 0;
+    const double t0 = rj_now_s();
     for (int i = 0; i < n; i++) {
         rfjit_attn_desc a = rj_tune_row_desc(S->r, row, seed0 + (uint64_t)i);
         double e;
@@ -62,6 +63,7 @@ rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_
         sum += e;
         sum2 += e * e;
     }
+    rj_tune_clock_errors(&S->clock, rj_now_s() - t0, n);
     *mean = sum / n;
     *sd = n > 1 && isfinite(*mean) ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : 0;
     return RFJIT_OK;
@@ -89,6 +91,7 @@ static void near_miss(rj_tune_row *row, int32_t m, double bound)
 rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
+    const double started = rj_now_s();
     rfjit_status s = rj_plan_create(S->ctx, a, &p, dg);
     if (s != RFJIT_OK)
         return s;
@@ -105,6 +108,7 @@ rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, 
         t[i] = 1e3 * (rj_now_s() - t0);
     }
     rj_plan_free(p);
+    rj_tune_clock_timing(&S->clock, rj_now_s() - started);
     *ms = rj_median(t, 5);
     return s;
 }
@@ -382,6 +386,7 @@ static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int
     const rj_tune_req *r = S->r;
     const int32_t m = m0 < RJ_TUNE_M_MAX / 8 ? m0 : RJ_TUNE_M_MAX / 8;
     double sum = 0, lo = INFINITY, hi = 0;
+    const double t0 = rj_now_s();
     for (int i = 0; i < RJ_TUNE_CONFIRM_SEEDS; i++) {
         rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m, r->seed + 2001 + (uint64_t)i);
         double e;
@@ -392,6 +397,7 @@ static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int
         lo = fmin(lo, e);
         hi = fmax(hi, e);
     }
+    rj_tune_clock_errors(&S->clock, rj_now_s() - t0, RJ_TUNE_CONFIRM_SEEDS);
     S->done += 1;
     rj_search_progress(S, row->est->name);
     const double ratio = lo > 0 ? hi / lo : INFINITY;
@@ -478,17 +484,20 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
     o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS, sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
+    rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
     snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
     if (measure)
         RJ_TRY(timing_problem(S, dg));
     S->total = progress_steps(r);
     const rj_est_ops *exact = rj_est_find("exact");
+    rj_tune_clock_phase(&S->clock, "exact");
     RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
         if (!(r->est_mask & (1u << e)) || est == exact)
             continue;
+        rj_tune_clock_phase(&S->clock, est->name);
         if (est->tmpl == RJ_TMPL_EVA && allowed(r, est, NULL, 0) && measure) {
             RJ_TRY(rj_search_eva(S, est, o->rows, &o->n, dg));
             continue;
@@ -506,12 +515,26 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
     o->chosen = 0; /* fastest that meets: exact always does */
     o->rows[0].chosen = 1;
+    rj_tune_clock_phase(&S->clock, "tiling");
     if (r->patience >= RFJIT_PATIENCE_MEASURE && r->patience <= RFJIT_PATIENCE_EXHAUSTIVE)
         RJ_TRY(tile_chosen(S, &o->rows[0], dg));
     mark_pareto(o);
     if (r->progress)
         r->progress(r->progress_user, 1.0, "done");
     return RFJIT_OK;
+}
+
+/* Where the time went (tune_clock.h), as verbose notes. */
+static void note_clock(rj_search *S, double wall_s)
+{
+    rj_tune_clock_phase(&S->clock, NULL);
+    char line[160];
+    snprintf(line, sizeof line, "tune: %.2f s in all, by phase:", wall_s);
+    rj_ctx_note(S->ctx, 2, line);
+    for (int i = 0; i < S->clock.n; i++) {
+        rj_tune_clock_line(&S->clock, i, line, sizeof line);
+        rj_ctx_note(S->ctx, 2, line);
+    }
 }
 
 rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg)
@@ -521,6 +544,8 @@ rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out,
     const double t0 = rj_now_s();
     rfjit_status s = run(&S, out, dg);
     out->wall_s = rj_now_s() - t0;
+    if (s == RFJIT_OK)
+        note_clock(&S, out->wall_s);
     rj_calib_free(&S.cal);
     rj_free(S.tq);
     rj_free(S.tk);
