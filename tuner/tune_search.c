@@ -14,6 +14,16 @@
  *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
  *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
  *
+ * Candidates that cannot win are dropped before step 2's search, with a note (tune_prune.c
+ * says why each rule is safe): (a) one whose cost model at the smallest m is over 4 times
+ * exact's; (b) one whose least error over the search seeds at m = 32 and 128 falls no faster
+ * than m^-1.5 and, extrapolated as 1/m from 128, needs over 4 times the largest m the tuner
+ * tries or the m where the cost model puts it at 4 times exact's cost (or, once timed, the m
+ * where it takes exact's time: find_m). Signed estimators on
+ * the real-like profile take their tail probe before (b), at an m the cost model puts within
+ * twice exact's cost. Nothing here chooses a plan
+ * without step 2's confirmation. RFJIT_VERBOSE notes the time per phase (tune_clock.h).
+ *
  * Times are extrapolated linearly in m from the first timing of an estimator, so a search
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
@@ -23,6 +33,7 @@
 #include "runtime/tensor.h"
 #include "tuner/tiling.h"
 #include "tuner/tune.h"
+#include "tuner/tune_prune.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -192,13 +203,16 @@ static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *
 {
     const rj_tune_req *r = S->r;
     const uint64_t seed0 = r->seed + RJ_TUNE_SEARCH_SEED;
-    int32_t cap;
+    int32_t cap = S->cap;
     *m_out = 0;
-    RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
+    if (!cap)
+        RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
     if (cap < RJ_TUNE_M_STEP) {
         snprintf(row->note, sizeof row->note, "slower than exact at any m");
         return RFJIT_OK;
     }
+    if (rj_prune_past_cap(S, row, cap))
+        return RFJIT_OK;
     int32_t lo = 0, hi = 0; /* lo fails (0: none known), hi meets (0: none known) */
     int32_t m = m0 < cap ? m0 : cap;
     for (;;) {
@@ -243,6 +257,23 @@ static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *
         }
     }
     *m_out = hi;
+    return RFJIT_OK;
+}
+
+/* With an extrapolated need (tune_prune.c), the timings that find_m would make come first,
+ * so a candidate that needs m far past exact's time is dropped before its variance model
+ * (the costliest part of some, aderf's) and its errors at large m. */
+static rfjit_status cap_first(rj_search *S, rj_tune_row *row, int *pruned, rj_diag *dg)
+{
+    if (!isfinite(S->need))
+        return RFJIT_OK;
+    RJ_TRY(exact_cap(S, row->est, 8 * RJ_TUNE_M_STEP, &S->cap, dg));
+    if (S->cap < RJ_TUNE_M_STEP) {
+        snprintf(row->note, sizeof row->note, "slower than exact at any m");
+        *pruned = 1;
+    } else {
+        *pruned = rj_prune_past_cap(S, row, S->cap);
+    }
     return RFJIT_OK;
 }
 
@@ -379,12 +410,19 @@ static int tails_checked(const rj_tune_req *r, const rj_est_ops *est)
  * On the real-like rows at d = 32 trig and hybrid spread by factors of 15 to 1000. So 10
  * separates them with room on both sides. An error that is the same bad value on every seed
  * (it happens: the normaliser's guard answers alike) is not a tail: the budget refuses it.
- * The probe runs at the model's m, at most RJ_TUNE_M_MAX / 8 to stay cheap. */
+ * The probe runs at the model's m, at most RJ_TUNE_M_MAX / 8 to stay cheap, and at most
+ * where the cost model puts the estimator at PROBE_COST_FACTOR times exact's cost: past it
+ * the estimator cannot be faster than exact (tune_prune.c: the model overstates a kernel's
+ * time relative to exact's by at most 1.7x), so its tails there do not matter. */
+#define PROBE_COST_FACTOR 2.0
 static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int *heavy,
                                  rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    const int32_t m = m0 < RJ_TUNE_M_MAX / 8 ? m0 : RJ_TUNE_M_MAX / 8;
+    const int32_t cheap = rj_prune_cost_m(S, row->est, PROBE_COST_FACTOR);
+    const int32_t m = m0 < RJ_TUNE_M_MAX / 8
+                          ? (m0 < cheap ? m0 : cheap)
+                          : (RJ_TUNE_M_MAX / 8 < cheap ? RJ_TUNE_M_MAX / 8 : cheap);
     double sum = 0, lo = INFINITY, hi = 0;
     const double t0 = rj_now_s();
     for (int i = 0; i < RJ_TUNE_CONFIRM_SEEDS; i++) {
@@ -420,6 +458,15 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
     const rj_est_ops *est = row->est;
     if (!allowed(r, est, row->note, sizeof row->note))
         return RFJIT_OK;
+    S->need = NAN;
+    S->cap = 0;
+    int pruned = measure && rj_prune_by_cost(S, row);
+    if (!pruned && measure && !tails_checked(r, est)) /* their tails are probed first */
+        RJ_TRY(rj_prune_by_error(S, row, &pruned, dg));
+    if (!pruned && measure && !tails_checked(r, est))
+        RJ_TRY(cap_first(S, row, &pruned, dg));
+    if (pruned)
+        return RFJIT_OK;
     double e1;
     RJ_TRY(rj_model_error1(S->ctx, &S->cal, r->kind, est, &e1, dg));
     const int32_t m0 = isfinite(e1) ? step_up(e1 / r->budget) : 4 * RJ_TUNE_M_STEP;
@@ -443,6 +490,10 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
     if (tails_checked(r, est))
         RJ_TRY(heavy_tailed(S, row, m0, &heavy, dg));
     if (heavy)
+        return RFJIT_OK;
+    if (tails_checked(r, est))
+        RJ_TRY(rj_prune_by_error(S, row, &pruned, dg));
+    if (pruned)
         return RFJIT_OK;
     int32_t m = 0;
     RJ_TRY(find_m(S, row, m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX, &m, dg));

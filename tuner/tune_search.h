@@ -26,6 +26,8 @@ typedef struct rj_search {
     double t_exact;
     double done, total; /* progress */
     rj_tune_clock clock;
+    double need; /* the running candidate's m by tune_prune.c's extrapolation (NaN: none) */
+    int32_t cap; /* the running candidate's m at exact's time, once timed (0: not yet) */
 } rj_search;
 
 void rj_search_progress(rj_search *S, const char *what);
