@@ -19,10 +19,11 @@
  * exact's; (b) one whose least error over the search seeds at m = 32 and 128 falls no faster
  * than m^-1.5 and, extrapolated as 1/m from 128, needs over 4 times the largest m the tuner
  * tries or the m where the cost model puts it at 4 times exact's cost (or, once timed, the m
- * where it takes exact's time: find_m). Signed estimators on
- * the real-like profile take their tail probe before (b), at an m the cost model puts within
- * twice exact's cost. Nothing here chooses a plan
- * without step 2's confirmation. RFJIT_VERBOSE notes the time per phase (tune_clock.h).
+ * where it takes exact's time: find_m). Signed estimators on the real-like profile take
+ * their tail probe before (b), at an m the cost model puts within twice exact's cost. The
+ * tiling search times its candidates at L / 4 from L = 1024 on and its winner at L, where it
+ * must beat the default (tile_chosen). Nothing here chooses a plan without step 2's
+ * confirmation. RFJIT_VERBOSE notes the time per phase (tune_clock.h).
  *
  * Times are extrapolated linearly in m from the first timing of an estimator, so a search
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
@@ -508,7 +509,11 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
     return RFJIT_OK;
 }
 
-/* The chosen row's tiling search; its default tiling stays unless the search beats it. */
+/* The chosen row's tiling search; its default tiling stays unless the search beats it. The
+ * search times its candidates at a quarter of L from TILING_SHORT_L on (exact's runs there
+ * cost a sixteenth, a linear kernel's a quarter), and its winner is then timed at L like
+ * the default was, so a tiling is only taken for being faster at L. */
+#define TILING_SHORT_L 1024
 static rfjit_status tile_chosen(rj_search *S, rj_tune_row *c, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
@@ -516,10 +521,14 @@ static rfjit_status tile_chosen(rj_search *S, rj_tune_row *c, rj_diag *dg)
     rfjit_attn_desc a = rj_tune_row_desc(r, c, r->seed);
     double ms = NAN;
     rj_diag why = {{0}};
-    rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL, NULL,
-                                    &why);
+    const int64_t L = r->L >= TILING_SHORT_L ? r->L / 4 : r->L;
+    rfjit_status s = rj_tune_tiling(S->ctx, &a, L, r->patience, &c->tiling, &ms, NULL, NULL, &why);
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "tiling search: %s", why.msg);
+    if (L != r->L && isfinite(ms)) {
+        a.tiling = c->tiling;
+        RJ_TRY(rj_search_time(S, &a, &ms, dg));
+    }
     if (isfinite(ms) && ms < c->time_ms)
         c->time_ms = ms;
     else
