@@ -127,7 +127,7 @@ int rj_prune_past_cap(rj_search *S, rj_tune_row *row, int32_t cap)
     if (!(S->need > RJ_PRUNE_SAFETY * cap))
         return 0;
     snprintf(row->note, sizeof row->note,
-             "not measured further: needs m ~ %.3g by 1/m from m = %d (> %g x %d: exact's time)",
+             "not measured further: m ~ %.3g needed by 1/m from %d, > %g x %d (exact's time)",
              S->need, M_B, RJ_PRUNE_SAFETY, cap);
     return 1;
 }
