@@ -85,6 +85,8 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     s->proj = d->projection;
     s->eva_window = d->eva_window;
     s->eva_chunks = d->eva_chunks;
+    s->sparse_block = d->sparse_block;
+    s->sparse_exact = d->sparse_exact;
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
@@ -210,6 +212,12 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
                  "compat mode '%s' has no JIT kernel; path=compat-f32, its float32 executor",
                  rj_compat_name(p->spec.compat));
         return rj_compat_prepare(p, dg);
+    }
+    if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO &&
+        p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE) {
+        snprintf(p->why_reference, sizeof p->why_reference,
+                 "blocksparse has no JIT kernel; path=blocksparse-f32, its float32 executor");
+        return rj_exec_blocksparse_prepare(p, dg);
     }
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
         snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
