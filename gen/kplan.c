@@ -77,7 +77,7 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
                rj_compat_name(s->compat));
     const rj_est_ops *est = s->est;
     RJ_FAIL_IF(dg, est->tmpl == RJ_TMPL_BLOCKSPARSE, RFJIT_E_NOT_APPLICABLE,
-               "estimator '%s' has no JIT kernel; RFJIT_BACKEND_AUTO runs its float32 path",
+               "estimator '%s' has no JIT kernel of its own (its executor composes float loops)",
                est->name);
     memset(kp, 0, sizeof *kp);
     kp->tmpl = est->tmpl;

@@ -203,6 +203,10 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
 {
     if (p->backend == RFJIT_BACKEND_REFERENCE)
         return RFJIT_OK;
+    /* blocksparse composes compat_math's float loops rather than compiling a kernel: both
+     * AUTO and JIT ask for its float path */
+    if (p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE)
+        return rj_exec_blocksparse_prepare(p, dg);
     rj_diag why = {{0}};
     rfjit_status s = rj_kplan_make(&p->spec, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma,
                                    &p->kp, &why);
@@ -212,12 +216,6 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
                  "compat mode '%s' has no JIT kernel; path=compat-f32, its float32 executor",
                  rj_compat_name(p->spec.compat));
         return rj_compat_prepare(p, dg);
-    }
-    if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO &&
-        p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE) {
-        snprintf(p->why_reference, sizeof p->why_reference,
-                 "blocksparse has no JIT kernel; path=blocksparse-f32, its float32 executor");
-        return rj_exec_blocksparse_prepare(p, dg);
     }
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO) {
         snprintf(p->why_reference, sizeof p->why_reference, "%.180s", why.msg);
