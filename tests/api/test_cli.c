@@ -431,13 +431,17 @@ Test(cli, attention_estimators_run_and_are_seeded)
                            "sderf",    "aderf",      "hybrid", "eva",  "blocksparse"};
     for (size_t e = 0; e < sizeof names / sizeof *names; e++) {
         char args[512];
-        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
-                                    "-o a.npy --estimator %s --features 32 --seed 5 --signs 2 "
-                                    "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1", names[e]);
+        snprintf(args, sizeof args,
+                 "attention --queries q.npy --keys k.npy --values v.npy "
+                 "-o a.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                 "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1",
+                 names[e]);
         cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
-        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
-                                    "-o b.npy --estimator %s --features 32 --seed 5 --signs 2 "
-                                    "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1", names[e]);
+        snprintf(args, sizeof args,
+                 "attention --queries q.npy --keys k.npy --values v.npy "
+                 "-o b.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                 "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1",
+                 names[e]);
         cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
         npy_array a, b, v;
         read_arr("a.npy", &a);
