@@ -352,7 +352,9 @@ static void cost(const rj_spec *s, double *flops, double *bytes)
 {
     double pf, pb;
     rj_est_positive.cost(s, &pf, &pb);
-    const double d = s->d, dv = s->dv, m = s->m, B = s->sparse_block, k = s->sparse_exact;
+    /* a spec built by hand (the tuner's models) may leave the block fields at 0 */
+    const double d = s->d, dv = s->dv, m = s->m, B = s->sparse_block > 0 ? s->sparse_block : 64,
+                 k = s->sparse_exact > 0 ? s->sparse_exact : 0;
     *flops = pf + 2 * B * k * (d + dv) + B * k * RJ_EST_TRANSCENDENTAL_FLOPS +
              (k + 1) * m * (dv + 1) / B;
     *bytes = pb + 4 * m * (dv + 1) / B;
