@@ -679,7 +679,7 @@ Test(cli, check_small_problem)
                   rfjit_estimator_name(e), out);
     cr_assert_null(strstr(out, "INCONSISTENT"), "%s", out);
     cr_assert_null(strstr(out, "ERROR"), "%s", out);
-    cr_assert(strstr(out, "consistent with their own variance: 10 of 10"), "%s", out);
+    cr_assert(strstr(out, "consistent with their own variance: 11 of 11"), "%s", out);
     cr_assert_str_empty(slurp("err.txt"));
     cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
                  "%s%s", slurp("out.txt"), slurp("err.txt"));
