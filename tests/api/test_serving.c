@@ -486,9 +486,9 @@ Test(serving, half_in_float_out, .timeout = 60)
 /* Every registered estimator is in the matrix above. */
 Test(serving, every_estimator)
 {
-    static const char *const listed[] = {"exact", "trig",  "positive", "hyperbolic",
-                                         "oprf",  "saderf", "sderf",   "aderf",
-                                         "hybrid", "eva",   "blocksparse"};
+    static const char *const listed[] = {"exact",  "trig",   "positive",   "hyperbolic",
+                                         "oprf",   "saderf", "sderf",      "aderf",
+                                         "hybrid", "eva",    "blocksparse"};
     for (int e = 0; rfjit_estimator_name(e); e++) {
         bool found = false;
         for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)
