@@ -43,6 +43,8 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     if (p->jit)
         snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d ri=%d rj=%d",
                  p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T, p->kp.ri, p->kp.rj);
+    else if (p->bs_fast)
+        snprintf(backend, sizeof backend, "backend=blocksparse-f32 isa=%s", p->ctx->isa.name);
     else if (p->why_reference[0])
         snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
     else
@@ -56,6 +58,9 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     if (s->eva_variant != RJ_EVA_PRINCIPLED)
         at += (size_t)snprintf(compat + at, sizeof compat - at, " eva_variant=%s",
                                rj_eva_variant_name(s->eva_variant));
+    if (s->est->tmpl == RJ_TMPL_BLOCKSPARSE)
+        at += (size_t)snprintf(compat + at, sizeof compat - at, " sparse_block=%d sparse_exact=%d",
+                               s->sparse_block, s->sparse_exact);
     static const char *const xform_names[] = {"k", "q", "balance", "whiten"};
     for (int b = 0, first = 1; b < 4; b++)
         if (s->xform & (1 << b)) {

@@ -17,6 +17,8 @@
  * queries, b: balance, and the combinations kq, kqb and kqw, w: whitening with the matrix
  * the calibration split fixes), same seeds: rows with a transform column, a summary of the
  * error ratio against no transform, and a table per head.
+ * blocksparse runs once per count of exact key blocks sparse_exact in {1, 2, 4, 8} (blocks of
+ * 64 tokens: L = 512 is 8 of them), labelled bsparse-k<count>.
  * real-smoke runs the easiest and the hardest head at m = 64 with one seed, for the tests,
  * and of the transforms positive with kqb only.
  */
@@ -29,6 +31,9 @@
 
 enum { SEEDS = 4, EVA_WINDOW = 16, EVA_CHUNKS = 8, MAX_RUNS = 1000 };
 enum { MAX_EST = 32, MAX_M = 2, MAX_HEADS = 64 };
+/* blocksparse's counts of exact key blocks: each a row (and a summary line) of its own */
+static const int BS_EXACT[] = {1, 2, 4, 8};
+enum { NBS = sizeof BS_EXACT / sizeof *BS_EXACT };
 
 /* The transforms the suite compares, by label, and the estimators it runs them on. */
 static const struct {
@@ -72,7 +77,8 @@ typedef struct real_case {
     int64_t head;
     int causal, m;
     const char *est;
-    int xf; /* index into XFORMS */
+    int xf;     /* index into XFORMS */
+    int sparse; /* blocksparse: sparse_exact; -1 for every other estimator */
 } real_case;
 
 typedef struct real_res {
@@ -96,6 +102,8 @@ static rfjit_attn_desc desc_for(const real_run *r, const real_case *c, uint64_t 
     a.calib_q = cq; /* only fitted estimators read them */
     a.calib_k = ck;
     a.transform = XFORMS[c->xf].flags;
+    if (c->sparse >= 0)
+        a.sparse_exact = c->sparse;
     return a;
 }
 
@@ -158,9 +166,20 @@ static int run_case(const real_run *r, const real_case *c, int backend, real_res
     return 0;
 }
 
+/* The row label of a case: the estimator, or blocksparse with its exact block count. */
+static const char *label_of(const real_case *c, char *buf, size_t n)
+{
+    if (c->sparse < 0)
+        return c->est;
+    snprintf(buf, n, "bsparse-k%d", c->sparse);
+    return buf;
+}
+
 static void print_res(const real_run *r, const real_case *c, const real_res *x)
 {
     const int32_t *lh = r->s->layer_head + 2 * c->head;
+    char lb[32];
+    const char *label = label_of(c, lb, sizeof lb);
     if (r->json) {
         printf("{\"suite\":\"real\",\"index\":%lld,\"layer\":%d,\"head\":%d,\"L\":%lld,\"d\":%lld,"
                "\"causal\":%d,\"estimator\":\"%s\",\"transform\":\"%s\",\"m\":%d,"
@@ -168,6 +187,8 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
                (long long)c->head, lh[0], lh[1], (long long)r->s->L, (long long)r->s->d, c->causal,
                c->est, XFORMS[c->xf].label, c->m, (long long)x->M,
                strcmp(c->est, "exact") ? r->seeds : 1);
+        if (c->sparse >= 0)
+            printf(",\"sparse_exact\":%d", c->sparse);
         if (x->note[0]) {
             char esc[400];
             rfjit_escape(esc, sizeof esc, x->note);
@@ -182,10 +203,10 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
         }
     } else if (x->note[0]) {
         printf("%2lld  %d.%-2d  %-6s  %-10s %-4s %5d  n/a: %.100s\n", (long long)c->head, lh[0],
-               lh[1], c->causal ? "causal" : "bidir", c->est, XFORMS[c->xf].label, c->m, x->note);
+               lh[1], c->causal ? "causal" : "bidir", label, XFORMS[c->xf].label, c->m, x->note);
     } else {
         printf("%2lld  %d.%-2d  %-6s  %-10s %-4s %5d %6lld  %10.3g %10.3g  %8.3f %8.2f\n",
-               (long long)c->head, lh[0], lh[1], c->causal ? "causal" : "bidir", c->est,
+               (long long)c->head, lh[0], lh[1], c->causal ? "causal" : "bidir", label,
                XFORMS[c->xf].label, c->m, (long long)x->M, x->err, x->err_max, x->ms,
                x->ms / x->exact_ms);
     }
@@ -195,7 +216,7 @@ static void print_res(const real_run *r, const real_case *c, const real_res *x)
 /* The double reference into r->ref and exact attention's JIT time into *exact_ms. */
 static int reference(real_run *r, int64_t head, int causal, double *exact_ms)
 {
-    real_case c = {head, causal, 0, "exact", 0};
+    real_case c = {head, causal, 0, "exact", 0, -1};
     real_res x;
     float *out = r->out;
     r->out = r->ref;
@@ -240,6 +261,20 @@ static int run_transforms(real_run *r, real_case c, int xe, int i, const real_re
     return 0;
 }
 
+static int n_estimators(void)
+{
+    int n = 0;
+    while (rfjit_estimator_name(n))
+        n++;
+    return n;
+}
+
+/* The summary row of estimator e (blocksparse: of its variant v, after the registry's). */
+static int summary_row(int e, int v)
+{
+    return v < 0 ? e : n_estimators() + v;
+}
+
 static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_m, int smoke)
 {
     double exact_ms;
@@ -248,22 +283,27 @@ static int run_head(real_run *r, int64_t head, int causal, const int *ms, int n_
     for (int e = 0; rfjit_estimator_name(e); e++) {
         const char *est = rfjit_estimator_name(e);
         const int no_m = !strcmp(est, "exact") || !strcmp(est, "eva");
-        for (int i = 0; i < (no_m ? 1 : n_m); i++) {
-            const real_case c = {head, causal, no_m ? 0 : ms[i], est, 0};
-            real_res x = {0};
-            x.exact_ms = exact_ms;
-            if (run_case(r, &c, RFJIT_BACKEND_AUTO, &x) != 0)
-                return -1;
-            print_res(r, &c, &x);
-            int *k = e < MAX_EST ? &r->sum->n[e][i][causal] : NULL;
-            if (k && !x.note[0] && *k < MAX_HEADS) {
-                r->sum->err[e][i][causal][*k] = x.err;
-                r->sum->vs[e][i][causal][(*k)++] = x.ms / x.exact_ms;
+        const int nv = strcmp(est, "blocksparse") ? 1 : smoke ? 1 : NBS;
+        for (int i = 0; i < (no_m ? 1 : n_m); i++)
+            for (int v = 0; v < nv; v++) {
+                const int bs = nv > 1 || !strcmp(est, "blocksparse");
+                const real_case c = {head, causal, no_m ? 0 : ms[i],
+                                     est,  0,      bs ? BS_EXACT[smoke ? 2 : v] : -1};
+                real_res x = {0};
+                x.exact_ms = exact_ms;
+                if (run_case(r, &c, RFJIT_BACKEND_AUTO, &x) != 0)
+                    return -1;
+                print_res(r, &c, &x);
+                const int row = summary_row(e, bs ? (smoke ? 2 : v) : -1);
+                int *k = row < MAX_EST ? &r->sum->n[row][i][causal] : NULL;
+                if (k && !x.note[0] && *k < MAX_HEADS) {
+                    r->sum->err[row][i][causal][*k] = x.err;
+                    r->sum->vs[row][i][causal][(*k)++] = x.ms / x.exact_ms;
+                }
+                const int xe = xf_estimator(est);
+                if (xe >= 0 && run_transforms(r, c, xe, i, &x, smoke) != 0)
+                    return -1;
             }
-            const int xe = xf_estimator(est);
-            if (xe >= 0 && run_transforms(r, c, xe, i, &x, smoke) != 0)
-                return -1;
-        }
     }
     return 0;
 }
@@ -284,7 +324,8 @@ static void print_summary(real_summary *sm, const int *ms, int n_m)
 {
     printf("\nover the heads: estimator, m, direction: error smallest, median, largest; median "
            "time against exact\n");
-    for (int e = 0; e < MAX_EST && rfjit_estimator_name(e); e++)
+    const int ne = n_estimators();
+    for (int e = 0; e < MAX_EST && e < ne + NBS; e++)
         for (int i = 0; i < n_m; i++)
             for (int causal = 0; causal < 2; causal++) {
                 const int n = sm->n[e][i][causal];
@@ -292,7 +333,9 @@ static void print_summary(real_summary *sm, const int *ms, int n_m)
                     continue;
                 double *err = sm->err[e][i][causal];
                 const double mid = median(err, n); /* sorts err */
-                const char *est = rfjit_estimator_name(e);
+                char lb[32];
+                const real_case bc = {0, 0, 0, "blocksparse", 0, e < ne ? -1 : BS_EXACT[e - ne]};
+                const char *est = e < ne ? rfjit_estimator_name(e) : label_of(&bc, lb, sizeof lb);
                 const int no_m = !strcmp(est, "exact") || !strcmp(est, "eva");
                 printf("%-10s %5d  %-6s  %10.3g %10.3g %10.3g   %6.2f\n", est, no_m ? 0 : ms[i],
                        causal ? "causal" : "bidir", err[0], mid, err[n - 1],

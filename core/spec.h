@@ -63,6 +63,8 @@ typedef struct rj_spec {
     int32_t compat;      /* rj_compat: whose numerics (RJ_COMPAT_NONE: rfjit's own) */
     int32_t eva_variant; /* eva: rj_eva_variant (RJ_EVA_PRINCIPLED for every other estimator) */
     int32_t xform;       /* RFJIT_XFORM_* of the executes (runtime/xform.c); no kernel sees it */
+    int32_t sparse_block; /* blocksparse: tokens per query and key block, >= 1 */
+    int32_t sparse_exact; /* blocksparse: exact key blocks per query block, >= 0 */
 } rj_spec;
 
 /* The softmax scale a descriptor's 0 stands for. */

@@ -27,9 +27,10 @@
 #include <stdbool.h>
 
 typedef enum rj_tmpl {
-    RJ_TMPL_LINEAR = 0,  /* random-feature linear attention over `features` */
-    RJ_TMPL_SOFTMAX = 1, /* exact softmax attention (no features) */
-    RJ_TMPL_EVA = 2      /* EVA: exact window plus chunk control variates (own loop) */
+    RJ_TMPL_LINEAR = 0,     /* random-feature linear attention over `features` */
+    RJ_TMPL_SOFTMAX = 1,    /* exact softmax attention (no features) */
+    RJ_TMPL_EVA = 2,        /* EVA: exact window plus chunk control variates (own loop) */
+    RJ_TMPL_BLOCKSPARSE = 3 /* exact key blocks plus positive features for the rest (own loop) */
 } rj_tmpl;
 
 typedef enum rj_role { RJ_ROLE_Q = 0, RJ_ROLE_K = 1 } rj_role;
@@ -141,6 +142,27 @@ void rj_eva_summary(const rj_spec *s, const double *xs, const double *y, const d
                     int64_t lo, int64_t hi, double n, double half, double norm, double *kbar,
                     double *beta);
 
+/*
+ * Block-sparse + low-rank (est/blocksparse.c): the block geometry and the choice of exact
+ * blocks, shared by its double reference and its float32 executor
+ * (runtime/exec_blocksparse.c) so that both take the same blocks. Keys are the visible ones,
+ * compacted; key block b holds keys [b B, min((b + 1) B, lk)), B = sparse_block.
+ */
+/* Number of key blocks of lk keys. */
+int64_t rj_bs_key_blocks(const rj_spec *s, int64_t lk);
+/* Per key block: centroid cen (d) and radius rad = max_j |y_j - cen|. */
+void rj_bs_key_bounds(const rj_spec *s, const double *y, int64_t lk, double *cen, double *rad);
+/* The query block starting at i0 (a query that sees at least one key): its end, and in *nvb
+ * the number of key blocks it sees (causal: up to and including its diagonal block, the one
+ * holding its queries' last visible key, which every query of the block shares). */
+int64_t rj_bs_query_block(const rj_spec *s, int64_t lq, int64_t lk, const int64_t *nvis, int64_t i0,
+                          int64_t *nvb);
+/* The exact key blocks of queries [i0, i1) (x: their rows start at x + i0 d) among the first
+ * nvb key blocks: the sparse_exact largest logit bounds, ties to the lower index, ascending
+ * into sel; returns their count. bound: scratch of nvb doubles. */
+int64_t rj_bs_select(const rj_spec *s, const double *x, int64_t i0, int64_t i1, const double *cen,
+                     const double *rad, int64_t nvb, double *bound, int64_t *sel);
+
 typedef struct rj_est_ops {
     const char *name;
     int version;       /* bumped when the math or the parameter layout changes */
@@ -195,7 +217,8 @@ typedef struct rj_est_ops {
     /* Work per token (one query and one key): flops and bytes touched, for ranking. */
     void (*cost)(const rj_spec *s, double *flops, double *bytes);
 
-    /* The JIT feature family for this spec; NULL iff tmpl != RJ_TMPL_LINEAR. */
+    /* The JIT feature family for this spec; NULL iff tmpl != RJ_TMPL_LINEAR (blocksparse
+     * uses positive's, est/positive.c). */
     void (*kfeat)(const rj_spec *s, rj_kfeat *kf);
     /* Lower fitted params to one role's kernel parameters (rj_klowered); NULL iff kfeat is. */
     void (*klower)(const rj_spec *s, const double *params, rj_role role, rj_klowered *out);

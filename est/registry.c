@@ -10,20 +10,13 @@
 
 #include <string.h>
 
-extern const rj_est_ops rj_est_exact, rj_est_positive, rj_est_hyperbolic, rj_est_trig,
-    rj_est_oprf, rj_est_saderf, rj_est_sderf, rj_est_aderf, rj_est_hybrid, rj_est_eva;
+extern const rj_est_ops rj_est_exact, rj_est_positive, rj_est_hyperbolic, rj_est_trig, rj_est_oprf,
+    rj_est_saderf, rj_est_sderf, rj_est_aderf, rj_est_hybrid, rj_est_eva, rj_est_blocksparse;
 
 const rj_est_ops *const rj_est_registry[] = {
-    &rj_est_exact,
-    &rj_est_positive,
-    &rj_est_hyperbolic,
-    &rj_est_trig,
-    &rj_est_oprf,
-    &rj_est_saderf,
-    &rj_est_sderf,
-    &rj_est_aderf,
-    &rj_est_hybrid,
-    &rj_est_eva,
+    &rj_est_exact,  &rj_est_positive, &rj_est_hyperbolic,  &rj_est_trig,
+    &rj_est_oprf,   &rj_est_saderf,   &rj_est_sderf,       &rj_est_aderf,
+    &rj_est_hybrid, &rj_est_eva,      &rj_est_blocksparse,
 };
 
 const int rj_est_count = (int)(sizeof rj_est_registry / sizeof rj_est_registry[0]);

@@ -76,6 +76,9 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
                "compat mode '%s' has no JIT kernel; it runs on the reference backend",
                rj_compat_name(s->compat));
     const rj_est_ops *est = s->est;
+    RJ_FAIL_IF(dg, est->tmpl == RJ_TMPL_BLOCKSPARSE, RFJIT_E_NOT_APPLICABLE,
+               "estimator '%s' has no JIT kernel of its own (its executor composes float loops)",
+               est->name);
     memset(kp, 0, sizeof *kp);
     kp->tmpl = est->tmpl;
     kp->causal = s->causal;

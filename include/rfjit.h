@@ -285,6 +285,10 @@ enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
  *               hybrid_signs sign features (dimension 3m(n+1), signed)
  *   eva         control-variate attention: exact local window of eva_window keys, plus
  *               eva_chunks chunk summaries
+ *   blocksparse block-sparse + low-rank: per block of sparse_block queries, the
+ *               sparse_exact key blocks of largest logit bound exactly, the other keys by
+ *               positive random features (README "blocksparse: block-sparse + low-rank");
+ *               no feature map or kernel estimate of its own, no decoding
  * Data-fitted estimators (oprf, saderf, sderf, aderf) fit their parameters from each
  * (batch, head)'s own queries and keys, which leaks future tokens, so a causal execute with
  * them needs a calibration sample (calib_q, calib_k) that freezes the parameters; without
@@ -380,6 +384,13 @@ typedef struct rfjit_attn_desc {
      * attention executes only: rfjit_plan_features and rfjit_plan_kernel map the vectors as
      * given, and rfjit_decode_create refuses a plan with a transform (RFJIT_E_NOT_APPLICABLE). */
     int32_t transform;
+    /* blocksparse (since 0.5): tokens per block, queries and keys alike, >= 1 (default 64).
+     * Keys are blocked over the visible keys of a sequence (masked keys removed). */
+    int32_t sparse_block;
+    /* blocksparse: key blocks each query block takes exactly, >= 0 (default 4): those with
+     * the largest upper bound on the logit. 0 is the positive estimator with the plan's m
+     * and seed; as many as a query block sees is exact softmax. */
+    int32_t sparse_exact;
 } rfjit_attn_desc;
 
 /*
@@ -415,7 +426,7 @@ enum {
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32, NULL, NULL, 0                                                               \
+            RFJIT_F32, NULL, NULL, 0, 64, 4                                                        \
     }
 
 /*

@@ -71,6 +71,8 @@ struct rfjit_plan {
     /* The float32 path of the Performer compat modes (runtime/exec_compat.h), jit = 0. */
     int compat_fast;
     float *cwt; /* W^T as floats, d x m */
+    /* blocksparse's float32 path (runtime/exec_blocksparse.c, W^T in cwt), jit = 0. */
+    int bs_fast;
 };
 
 /* Send a note to the context's log (or stderr when verbose and no log is set). */

@@ -45,6 +45,11 @@ rfjit_status rj_decode_create(const rfjit_plan *p, int64_t slots, int64_t H, int
     RJ_FAIL_IF(dg, p->spec.eva_variant == RJ_EVA_OFFICIAL, RFJIT_E_NOT_APPLICABLE,
                "eva_variant 'official' needs as many queries as keys in every call, which a "
                "decode step is not; decode with the principled variant");
+    /* its exact blocks are chosen per call from every query block's rows, which a step's one
+     * query against a growing history does not repeat */
+    RJ_FAIL_IF(dg, p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE, RFJIT_E_NOT_APPLICABLE,
+               "estimator 'blocksparse' chooses its exact key blocks per call over blocks of "
+               "queries, which decoding one query at a time cannot repeat; it has no decoding");
     /* a transform's means come from a call's rows: a constant-size state cannot follow them
      * as tokens arrive, and per call over the tokens so far a step would not repeat the
      * execute's estimate */

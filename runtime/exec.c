@@ -2,8 +2,8 @@
 /*
  * This file is the one way into execution: check the call against the plan (runtime/call.c),
  * transform the rows if the plan asks for it (runtime/xform.c), write the rows no kernel
- * computes, dispatch to the plan's executor (JIT, EVA, the float32 compat path or the
- * reference), and redo on the reference the slices a float path could not keep finite.
+ * computes, dispatch to the plan's executor (JIT, EVA, the float32 compat or blocksparse
+ * paths or the reference), and redo on the reference the slices a float path could not keep finite.
  */
 #include "runtime/exec.h"
 #include "runtime/exec_compat.h"
@@ -61,6 +61,7 @@ static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
         RJ_TRY(rj_exec_eva_check_official(&p->spec, c, dg));
     zero_rows(c);
     rfjit_status s = p->compat_fast                     ? rj_exec_compat(p, c, dg)
+                     : p->bs_fast                       ? rj_exec_blocksparse(p, c, dg)
                      : !p->jit                          ? rj_exec_ref(p, c, false, dg)
                      : p->spec.est->tmpl == RJ_TMPL_EVA ? rj_exec_eva(p, c, dg)
                                                         : rj_exec_jit(p, c, dg);
@@ -69,7 +70,7 @@ static rfjit_status execute(const rfjit_plan *p, const rj_call *c, rj_diag *dg)
      * template then writes NaN rather than a subnormal's imprecise or infinite reciprocal);
      * such slices are recomputed by the double reference, which has the range. */
     if (s == RFJIT_OK && !out_finite(c)) { /* one scan when all is well */
-        const bool float_path = p->jit || p->compat_fast;
+        const bool float_path = p->jit || p->compat_fast || p->bs_fast;
         if (float_path)
             s = rj_exec_ref(p, c, true, dg);
         if (s == RFJIT_OK && (!float_path || !out_finite(c)))

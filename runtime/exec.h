@@ -13,6 +13,10 @@
 rfjit_status rj_exec_jit(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
 /* Free the plan's scratch pool (plan destruction). */
 void rj_exec_pool_free(rfjit_plan *p);
+/* blocksparse's float32 path (runtime/exec_blocksparse.c); prepare sets it up at plan
+ * creation. */
+rfjit_status rj_exec_blocksparse_prepare(rfjit_plan *p, rj_diag *dg);
+rfjit_status rj_exec_blocksparse(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
 /* EVA on the softmax kernel (runtime/exec_eva.c). */
 rfjit_status rj_exec_eva(const rfjit_plan *p, const rj_call *c, rj_diag *dg);
 /* The official eva variant's shape rules (self-attention, no mask) over every sequence of a

@@ -99,8 +99,9 @@ static rfjit_status check_out(const rfjit_tensor *o, const char *name, const rfj
 static rfjit_status check_pair(const rfjit_plan *p, const rfjit_tensor *x,
                                const rfjit_tensor *y, rj_diag *dg)
 {
-    RJ_FAIL_IF(dg, p->spec.est->tmpl == RJ_TMPL_EVA, RFJIT_E_NOT_APPLICABLE,
-               "estimator '%s' has no kernel estimate or feature map", p->spec.est->name);
+    RJ_FAIL_IF(dg, p->spec.est->tmpl == RJ_TMPL_EVA || p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE,
+               RFJIT_E_NOT_APPLICABLE, "estimator '%s' has no kernel estimate or feature map",
+               p->spec.est->name);
     if (x)
         RJ_TRY(check_in(p, x, "x", dg));
     if (y)

@@ -85,6 +85,8 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     s->proj = d->projection;
     s->eva_window = d->eva_window;
     s->eva_chunks = d->eva_chunks;
+    s->sparse_block = d->sparse_block;
+    s->sparse_exact = d->sparse_exact;
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
@@ -201,6 +203,10 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
 {
     if (p->backend == RFJIT_BACKEND_REFERENCE)
         return RFJIT_OK;
+    /* blocksparse composes compat_math's float loops rather than compiling a kernel: both
+     * AUTO and JIT ask for its float path */
+    if (p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE)
+        return rj_exec_blocksparse_prepare(p, dg);
     rj_diag why = {{0}};
     rfjit_status s = rj_kplan_make(&p->spec, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma,
                                    &p->kp, &why);

@@ -26,7 +26,10 @@ static const char help_options[] =
     "  --chunks C         eva: number of chunk summaries (default 8)\n"
     "  --eva-variant V    eva: principled (default, rfjit's estimator) or official (the\n"
     "                     HKUNLP EVA code in eval mode with identity learned maps; needs\n"
-    "                     --window >= 1, Lq = Lk and no key mask)\n";
+    "                     --window >= 1, Lq = Lk and no key mask)\n"
+    "  --sparse-block B   blocksparse: tokens per query and key block (default 64)\n"
+    "  --sparse-exact K   blocksparse: key blocks each query block takes exactly, those of\n"
+    "                     largest logit bound (default 4; 0 = positive, all = exact)\n";
 
 static const char help_compat[] =
     "  --compat MODE      reproduce another implementation's numerics at its defaults, to\n"
@@ -44,7 +47,7 @@ static const char help[] =
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
     "         [--dtype f32|f16|bf16] [--compat MODE] [--eva-variant principled|official]\n"
-    "         [--transform k,q,balance,whiten]\n"
+    "         [--transform k,q,balance,whiten] [--sparse-block B] [--sparse-exact K]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
     "for raw q, k, v. Q and K are (Lq, d) and (Lk, d), V is (Lk, dv), or Q is (B, H, Lq, d)\n"
@@ -53,7 +56,7 @@ static const char help[] =
     "(float64 is read as float32). OUT has the rank of Q, (Lq, dv) or (B, H, Lq, dv), and is\n"
     "float16 for float16 inputs, else float32.\n"
     "  --estimator NAME   exact positive hyperbolic trig oprf saderf sderf aderf hybrid eva\n"
-    "                     (default positive; rfjit info lists them)\n"
+    "                     blocksparse (default positive; rfjit info lists them)\n"
     "  --m M, --features M  random projections m (default 256; ignored by exact and eva;\n"
     "                     --m as in check, tune and bench)\n"
     "  --seed S           projection and sampling seed (default 0)\n"
@@ -89,9 +92,9 @@ static const char help_warning[] =
     "variance model (the tuner's, rfjit tune --patience estimate) predicts a relative output\n"
     "error ||O_hat - O||_F / ||O||_F above 1 on the given inputs (measured on the first\n"
     "(batch, head): its first 1024 tokens, 256 value columns), attention still writes OUT\n"
-    "but prints one line 'rfjit attention: warning: ...' on stderr. exact and eva have no\n"
-    "such model and are not checked, nor is a --projection matrix (the model assumes\n"
-    "Gaussian projections).\n";
+    "but prints one line 'rfjit attention: warning: ...' on stderr. exact, eva and\n"
+    "blocksparse have no such model and are not checked, nor is a --projection matrix (the\n"
+    "model assumes Gaussian projections).\n";
 
 typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
@@ -170,7 +173,8 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
                                              "--dtype",         "--compat",
-                                             "--eva-variant",   "--transform"};
+                                             "--eva-variant",   "--transform",
+                                             "--sparse-block",  "--sparse-exact"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -206,6 +210,10 @@ static int parse(int argc, char **argv, attn_args *x)
             bad = cli_parse_int(val, 0, INT32_MAX, &x->a.eva_window);
         else if (!strcmp(o, "--chunks"))
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.eva_chunks);
+        else if (!strcmp(o, "--sparse-block"))
+            bad = cli_parse_int(val, 1, INT32_MAX, &x->a.sparse_block);
+        else if (!strcmp(o, "--sparse-exact"))
+            bad = cli_parse_int(val, 0, INT32_MAX, &x->a.sparse_exact);
         else if (!strcmp(o, "--signs"))
             bad = cli_parse_int(val, 1, INT32_MAX, &x->a.hybrid_signs);
         else if (!strcmp(o, "--backend"))
@@ -433,7 +441,7 @@ static double useless_error(rfjit_ctx *ctx, const attn_args *x, const input *in)
 {
     const char *name = x->a.estimator ? x->a.estimator : "positive";
     if (x->no_warn || x->a.projection == RFJIT_PROJ_USER || !strcmp(name, "exact") ||
-        !strcmp(name, "eva") || x->key_mask || x->key_lengths)
+        !strcmp(name, "eva") || !strcmp(name, "blocksparse") || x->key_mask || x->key_lengths)
         return 0;
     const double e = predicted_error(ctx, &x->a, &in[0].t, &in[1].t, &in[2].t);
     return e > 1 ? e : 0;

@@ -555,7 +555,8 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
-        if (!(r->est_mask & (1u << e)) || est == exact)
+        /* blocksparse's parameters are not searched yet: it is chosen by hand */
+        if (!(r->est_mask & (1u << e)) || est == exact || est->tmpl == RJ_TMPL_BLOCKSPARSE)
             continue;
         rj_tune_clock_phase(&S->clock, est->name);
         if (est->tmpl == RJ_TMPL_EVA && allowed(r, est, NULL, 0) && measure) {

@@ -534,7 +534,8 @@ class Context(_Handle):
     def plan(self, d, dv=None, m=256, estimator="positive", causal=False, seed=0,
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
-             scale=None, dtype=None, compat=None, eva_variant=None, transform=None):
+             scale=None, dtype=None, compat=None, eva_variant=None, transform=None,
+             sparse_block=64, sparse_exact=4):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -542,7 +543,7 @@ class Context(_Handle):
         m            random projections, >= 1 (ignored by exact and eva); features= is an
                      alias that wins over m when given
         estimator    one of rfjit.estimators(): exact, positive, hyperbolic, trig, oprf,
-                     saderf, sderf, aderf, hybrid, eva
+                     saderf, sderf, aderf, hybrid, eva, blocksparse
         causal       bottom-right causal: query i of Lq sees keys 0 .. i + Lk - Lq (chunked
                      prefill after Lk - Lq earlier tokens); Lq > Lk is an error
         seed         projection and sampling seed, 0 .. 2^64-1
@@ -573,6 +574,10 @@ class Context(_Handle):
                      EVA code in eval mode with identity learned maps; needs eva_window >= 1,
                      Lq = Lk, no key mask). README: "eva: principled vs official"
         hybrid_signs hybrid: sign features n, >= 1;  hybrid_base: 'positive' or 'hyperbolic'
+        sparse_block blocksparse: tokens per query and key block, >= 1
+        sparse_exact blocksparse: key blocks each query block takes exactly (largest logit
+                     bound), >= 0; 0 is positive, as many as there are blocks exact softmax.
+                     README: "blocksparse: block-sparse + low-rank"
         calib        (q, k) sample arrays, each (L, d), (H, L, d) or (B, H, L, d), that freeze
                      a fitted estimator's parameters (needed for causal attention with oprf,
                      saderf, sderf, aderf; without it such a causal plan only decodes, each
@@ -581,7 +586,8 @@ class Context(_Handle):
         Raises rfjit.Error naming the argument on any bad value."""
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
-                    hybrid_base, calib, scale, dtype, compat, eva_variant, transform)
+                    hybrid_base, calib, scale, dtype, compat, eva_variant, transform,
+                    sparse_block, sparse_exact)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
@@ -690,7 +696,8 @@ class Plan(_Handle):
 
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
-                 dtype=None, compat=None, eva_variant=None, transform=None):
+                 dtype=None, compat=None, eva_variant=None, transform=None, sparse_block=64,
+                 sparse_exact=4):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -725,6 +732,8 @@ class Plan(_Handle):
         a.eva_chunks = _int("eva_chunks", eva_chunks, 1, _I32)
         a.hybrid_signs = _int("hybrid_signs", hybrid_signs, 1, _I32)
         a.hybrid_base = _choice("hybrid_base", hybrid_base, _abi.HYBRID_BASE)
+        a.sparse_block = _int("sparse_block", sparse_block, 1, _I32)
+        a.sparse_exact = _int("sparse_exact", sparse_exact, 0, _I32)
         if calib is not None:
             keep += _calib("calib", calib, 2, a.d)
             a.calib_q, a.calib_k = _C.pointer(keep[-2].t), _C.pointer(keep[-1].t)
@@ -1256,7 +1265,8 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                divide H (grouped-query / multi-query attention)
     v          values (.., Hkv, Lk, dv)
     estimator  'exact' or a random-feature estimator (rfjit.estimators(): positive,
-               hyperbolic, trig, oprf, saderf, sderf, aderf, hybrid, eva); default 'positive'
+               hyperbolic, trig, oprf, saderf, sderf, aderf, hybrid, eva, blocksparse);
+               default 'positive'
     features   random projections m, >= 1 (default 256; ignored by exact and eva)
     m          the same as features (wins when given)
     causal     bottom-right causal: query i sees keys 0 .. i + Lk - Lq (needs Lq <= Lk)
@@ -1270,7 +1280,8 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                offsets of a packed batch, and whether rows past a query length stay as
                they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
-               eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat, transform
+               eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat, transform,
+               sparse_block, sparse_exact
 
     Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
     non-negative strides) are used as they are, without a copy, and give an output of the

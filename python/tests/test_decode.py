@@ -78,6 +78,8 @@ class Matches(unittest.TestCase):
         ctx = context()
         q, k, v = tokens(31, 2, 4, 2, 15, 16, 8)
         for est in rfjit.estimators():
+            if est == "blocksparse":  # no decoding: it picks exact blocks per call
+                continue
             plan = make_plan(ctx, est, calib=(q[0, 0], k[0, 0]))
             dec = plan.decoder(2, 4, kv_heads=2)
             ref = Slots(plan, 2)

@@ -271,6 +271,8 @@ class Errors(unittest.TestCase):
                      c.plan, 8, backend="gpu")
         expect_error(self, E, "hybrid_base must be one of", c.plan, 8, hybrid_base="trig")
         expect_error(self, E, "eva_chunks = 0 is outside", c.plan, 8, eva_chunks=0)
+        expect_error(self, E, "sparse_block = 0 is outside", c.plan, 8, sparse_block=0)
+        expect_error(self, E, "sparse_exact = -1 is outside", c.plan, 8, sparse_exact=-1)
         expect_error(self, E, "calib must be a tuple of 2 arrays (q, k)", c.plan, 8,
                      estimator="oprf", calib=(q,))
         expect_error(self, E, "budget must be a finite positive number, not 0", c.tune, 8,

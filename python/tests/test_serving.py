@@ -154,7 +154,7 @@ class Exact(unittest.TestCase):
 
 
 ESTIMATORS = ["positive", "hyperbolic", "trig", "hybrid", "oprf", "saderf", "sderf", "aderf",
-              "eva"]
+              "eva", "blocksparse"]
 
 
 class RandomFeatures(unittest.TestCase):

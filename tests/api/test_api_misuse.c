@@ -378,5 +378,5 @@ Test(api_misuse, status_strings)
     cr_assert_str_eq(rfjit_version_string(), RFJIT_VERSION_STRING);
     cr_assert_str_eq(rfjit_estimator_name(0), "exact");
     cr_assert_null(rfjit_estimator_name(-1));
-    cr_assert_null(rfjit_estimator_name(10));
+    cr_assert_null(rfjit_estimator_name(11));
 }

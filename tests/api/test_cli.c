@@ -427,17 +427,21 @@ Test(cli, attention_estimators_run_and_are_seeded)
 {
     /* Every estimator runs through the CLI (bidirectional: no calibration needed); a fixed
      * seed gives the same file twice. */
-    const char *names[] = {"positive", "hyperbolic", "trig", "oprf", "saderf",
-                           "sderf",    "aderf",      "hybrid", "eva"};
+    const char *names[] = {"positive", "hyperbolic", "trig",   "oprf", "saderf",
+                           "sderf",    "aderf",      "hybrid", "eva",  "blocksparse"};
     for (size_t e = 0; e < sizeof names / sizeof *names; e++) {
         char args[512];
-        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
-                                    "-o a.npy --estimator %s --features 32 --seed 5 --signs 2 "
-                                    "--window 4 --chunks 3", names[e]);
+        snprintf(args, sizeof args,
+                 "attention --queries q.npy --keys k.npy --values v.npy "
+                 "-o a.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                 "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1",
+                 names[e]);
         cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
-        snprintf(args, sizeof args, "attention --queries q.npy --keys k.npy --values v.npy "
-                                    "-o b.npy --estimator %s --features 32 --seed 5 --signs 2 "
-                                    "--window 4 --chunks 3", names[e]);
+        snprintf(args, sizeof args,
+                 "attention --queries q.npy --keys k.npy --values v.npy "
+                 "-o b.npy --estimator %s --features 32 --seed 5 --signs 2 "
+                 "--window 4 --chunks 3 --sparse-block 3 --sparse-exact 1",
+                 names[e]);
         cr_assert_eq(run(args), 0, "%s: %s", names[e], slurp("err.txt"));
         npy_array a, b, v;
         read_arr("a.npy", &a);
@@ -675,7 +679,7 @@ Test(cli, check_small_problem)
                   rfjit_estimator_name(e), out);
     cr_assert_null(strstr(out, "INCONSISTENT"), "%s", out);
     cr_assert_null(strstr(out, "ERROR"), "%s", out);
-    cr_assert(strstr(out, "consistent with their own variance: 10 of 10"), "%s", out);
+    cr_assert(strstr(out, "consistent with their own variance: 11 of 11"), "%s", out);
     cr_assert_str_empty(slurp("err.txt"));
     cr_assert_eq(run("check --d 8 --dv 4 --L 32 --m 16 --causal --estimator oprf --json"), 0,
                  "%s%s", slurp("out.txt"), slurp("err.txt"));

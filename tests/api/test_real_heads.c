@@ -357,7 +357,7 @@ Test(real_heads, bench_smoke_suite_json, .timeout = 300)
             cr_expect_gt(err, 1, "%s", line);
     }
     cr_assert_eq(pclose(f), 0, "rfjit bench failed");
-    /* 2 heads x 2 directions x (10 estimators, one m each, and positive with kqb) */
-    cr_assert_eq(rows, 44, "%d rows", rows);
+    /* 2 heads x 2 directions x (11 estimators, one m each, and positive with kqb) */
+    cr_assert_eq(rows, 48, "%d rows", rows);
     cr_assert_eq(transformed, 4, "%d rows with a transform", transformed);
 }

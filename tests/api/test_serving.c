@@ -450,6 +450,7 @@ MATRIX(sderf)
 MATRIX(aderf)
 MATRIX(hybrid)
 MATRIX(eva)
+MATRIX(blocksparse)
 
 /* Half inputs with a float32 output (the caller's choice, a kernel variant compiled on first
  * use): only the inputs are rounded, so the float32 tolerance applies. */
@@ -485,8 +486,9 @@ Test(serving, half_in_float_out, .timeout = 60)
 /* Every registered estimator is in the matrix above. */
 Test(serving, every_estimator)
 {
-    static const char *const listed[] = {"exact",  "trig",  "positive", "hyperbolic", "oprf",
-                                         "saderf", "sderf", "aderf",    "hybrid",     "eva"};
+    static const char *const listed[] = {"exact",  "trig",   "positive",   "hyperbolic",
+                                         "oprf",   "saderf", "sderf",      "aderf",
+                                         "hybrid", "eva",    "blocksparse"};
     for (int e = 0; rfjit_estimator_name(e); e++) {
         bool found = false;
         for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)

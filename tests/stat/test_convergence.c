@@ -77,7 +77,8 @@ Test(convergence, error_falls_like_inverse_sqrt_m, .timeout = 120)
 
     for (int e = 0; rfjit_estimator_name(e); e++) {
         const char *name = rfjit_estimator_name(e);
-        if (!strcmp(name, "exact") || !strcmp(name, "eva"))
+        /* blocksparse's rate is positive's on the pairs it does not take exactly */
+        if (!strcmp(name, "exact") || !strcmp(name, "eva") || !strcmp(name, "blocksparse"))
             continue;
         double m1, se1, m2, se2;
         rel_mse(ctx, name, 64, &m1, &se1);
