@@ -11,8 +11,8 @@
  * Student-t upper bound of their mean must be within the budget. Runs of consecutive tokens
  * are the nearest stand-in for text the tuner never saw; interleaved slices would share every
  * stretch of it and see almost no spread. Each window gets a row with the fewest chunks that
- * pass both, timed at L; the choice among all rows is tune_search.c's. The transform
- * (tune_xform.c) is chosen once, at the first window and chunk count, for every row.
+ * pass both, timed at L; the choice among all rows is tune_search.c's. Each window's
+ * transform (tune_xform.c) is chosen at its fewest chunks, before its search.
  *
  * The chunk counts are tried in rising cost order and the first that passes wins, so nothing
  * here assumes how eva's error moves with w or C (that is est/eva.c's business and may
@@ -110,6 +110,7 @@ static rfjit_status search_window(rj_search *S, rj_tune_row *row, int32_t below_
 {
     const rj_tune_req *r = S->r;
     int32_t last = 0;
+    RJ_TRY(rj_search_xform(S, row, NULL, dg));
     for (int i = 0; i < N_CHUNKS && !row->meets; i++) {
         rj_tune_row at = *row;
         at.eva_chunks = chunk_counts[i];
@@ -147,9 +148,6 @@ rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *row
     const rj_tune_req *r = S->r;
     const int64_t keys = r->L < S->cal.lk ? r->L : S->cal.lk;
     int32_t fewest = 0; /* the fewest chunks any window met the budget with (0: none yet) */
-    rj_tune_row first = {.est = eva, .eva_window = windows[0], .eva_chunks = chunk_counts[0]};
-    if (windows[0] < keys)
-        RJ_TRY(rj_search_xform(S, &first, NULL, dg));
     for (int i = 0; i < RJ_TUNE_EVA_ROWS; i++) {
         rj_tune_row *row = &rows[*n];
         *row = (rj_tune_row){.est = eva,
@@ -160,9 +158,7 @@ rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *row
                              .measured = NAN,
                              .bound = NAN,
                              .time_ms = NAN,
-                             .near_err = NAN,
-                             .transform = first.transform,
-                             .xform_ratio = first.xform_ratio};
+                             .near_err = NAN};
         if (windows[i] >= keys) {
             if (i > 0)
                 break;
