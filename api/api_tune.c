@@ -90,7 +90,8 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
                             d->synthetic_profile);
     if (d->transforms != 0 && d->transforms != 1)
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
-                            "transforms = %d is not 0 (never) or 1 (consider them)", d->transforms);
+                            "transforms = %lld is not 0 (never) or 1 (consider them)",
+                            (long long)d->transforms);
     if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))", d->scale);
@@ -109,7 +110,7 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
     r->scale = d->synthetic_scale;
     r->profile = nc ? RFJIT_PROFILE_GAUSSIAN : d->synthetic_profile;
     r->attn_scale = d->scale;
-    r->transforms = d->transforms;
+    r->transforms = (int32_t)d->transforms;
     r->progress = d->progress;
     r->progress_user = d->progress_user;
     return RFJIT_OK;

@@ -815,13 +815,16 @@ typedef struct rfjit_tune_desc {
      * gets the default, real-like. */
     int32_t synthetic_profile;
     /* 1 (the default): each candidate may take an exact transform (rfjit_attn_desc.transform):
-     * per estimator, none, BALANCE or WHITEN after centring (CENTER_K, with CENTER_Q where it
-     * applies; for eva also centring alone), whichever has the least calibration error at the
-     * search's first m over two seeds, then m is searched with it. Output budgets only (the
+     * per estimator, none or BALANCE after centring (CENTER_K, with CENTER_Q where it applies;
+     * for eva also centring alone), whichever has the least calibration error at the search's
+     * first m (at most 128) over two seeds, then m is searched with it (WHITEN's per-call cost
+     * keeps it out). Output budgets only (the
      * transforms do not act on kernel estimates); exact takes none. 0: never, as for plans
      * meant for rfjit_decode_create, which refuses transformed plans. A wisdom record holds
-     * which was asked. Since 0.4; a caller built against an older header gets 1. */
-    int32_t transforms;
+     * which was asked. Since 0.4; a caller built against an older header gets 1 (64 bits
+     * wide so that the descriptor's size tells: 32 would sit in the older descriptor's tail
+     * padding, whose bytes a caller never set). */
+    int64_t transforms;
 } rfjit_tune_desc;
 
 /*

@@ -6,20 +6,23 @@
  * search starts; the search and the confirmation then run with the chosen transform, which
  * the confirmation's budget rule guards like any other part of the plan.
  *
- * The candidates are none, BALANCE and WHITEN, each after centring: CENTER_K, with CENTER_Q
- * where the estimator's features are e^{w.k + ...} (rj_plan_check says where). Centring alone
- * is not a candidate of the random-feature estimators: on the real heads (data/real) it
- * helped on some and hurt on others (centring k grew positive's error 1.45 -> 1.8 on head 5),
- * where the balanced and whitened forms gained on every head measured. eva, which draws
- * nothing random, measures centring alone too, at one evaluation per candidate: its error
- * fell 20% with the keys centred on head 5, and its best was sometimes there. Exact has nothing to
- * gain; kernel budgets neither, since the transforms act on attention executes only
- * (rfjit_plan_kernel maps the vectors as given).
+ * The candidates are none and BALANCE after centring: CENTER_K, with CENTER_Q where the
+ * estimator's features are e^{w.k + ...} (rj_plan_check says where). Centring alone is not a
+ * candidate of the random-feature estimators: on the real heads (data/real) it helped on some
+ * and hurt on others (centring k grew positive's error 1.45 -> 1.8 on head 5, m = 256), where
+ * the balanced form gained on both heads measured. eva, which draws nothing random, measures
+ * centring alone too, at one evaluation per candidate: its error fell 20% with the keys
+ * centred on head 5. WHITEN is not a candidate although it gains the most (positive on head
+ * 0: 0.215 without a transform, 0.175 balanced, 0.134 whitened): its eigendecompositions per
+ * call cost 25 ms at d = 32 (runtime/xform.c), thirty times eva's whole execute at L = 512,
+ * so a whitened plan is never the faster one. Exact has nothing to gain; kernel budgets
+ * neither, since the transforms act on attention executes only (rfjit_plan_kernel maps the
+ * vectors as given).
  *
  * Each candidate is measured at the same m on the same seeds (RJ_TUNE_SEARCH_SEED on), so
  * the candidates differ by their transform and not by their projections; the lowest mean
  * error wins and ties keep the simpler one. Two seeds per candidate (one for an estimator
- * whose error does not depend on the seed) hold the cost to six error evaluations: a seed's
+ * whose error does not depend on the seed) hold the cost to four error evaluations: a seed's
  * error on the real heads spreads by 30-100% around its mean, so two seeds can take a
  * transform that gains little, but not one that loses much, and the confirmation still
  * decides whether the plan meets its budget.
@@ -36,7 +39,7 @@
 #define XFORM_SEEDS 2
 /* The largest m a candidate is measured at. The model's m can be thousands, but the error
  * goes as 1/m, so the ratio between two transforms' errors is the same at a small m, where
- * an evaluation costs a fraction: 128 keeps the six evaluations under a tenth of a tune's
+ * an evaluation costs a fraction: 128 keeps the evaluations under a tenth of a tune's
  * CPU time on the real heads, and far enough from m = 16 that no transform wins on the
  * bias of a handful of features. */
 #define XFORM_M_MAX 128
@@ -73,7 +76,7 @@ int rj_search_seedless(const rj_est_ops *est)
 }
 
 /* The candidates for row's estimator (none first), their count. */
-static int candidates(const rj_tune_req *r, const rj_tune_row *row, int32_t x[6])
+static int candidates(const rj_tune_req *r, const rj_tune_row *row, int32_t x[3])
 {
     int32_t centre = RFJIT_XFORM_CENTER_K;
     if (applies(r, row, centre | RFJIT_XFORM_CENTER_Q))
@@ -83,7 +86,6 @@ static int candidates(const rj_tune_req *r, const rj_tune_row *row, int32_t x[6]
     if (rj_search_seedless(row->est))
         x[n++] = centre;
     x[n++] = centre | RFJIT_XFORM_BALANCE;
-    x[n++] = centre | RFJIT_XFORM_WHITEN;
     return n;
 }
 
@@ -94,7 +96,7 @@ rfjit_status rj_search_xform(rj_search *S, rj_tune_row *row, int32_t *m, rj_diag
     row->xform_ratio = 0;
     if (!r->transforms || r->kind == RFJIT_BUDGET_KERNEL || row->est->tmpl == RJ_TMPL_SOFTMAX)
         return RFJIT_OK;
-    int32_t x[6];
+    int32_t x[3];
     const int n = candidates(r, row, x);
     const int seeds = rj_search_seedless(row->est) ? 1 : XFORM_SEEDS;
     rj_tune_row at = *row;

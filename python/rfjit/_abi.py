@@ -90,7 +90,7 @@ class TuneDesc(C.Structure):
                 ("calib_v", C.POINTER(Tensor)), ("synthetic_scale", C.c_double),
                 ("estimators", C.c_char_p), ("progress", PROGRESS_FN),
                 ("progress_user", C.c_void_p), ("scale", C.c_double),
-                ("synthetic_profile", C.c_int32), ("transforms", C.c_int32)]
+                ("synthetic_profile", C.c_int32), ("transforms", C.c_int64)]
 
 
 class TuneRow(C.Structure):
