@@ -168,8 +168,11 @@ static rfjit_status make_tm(const char *triple, const char *cpu, const char *fea
         LLVMDisposeMessage(err);
         return s;
     }
-    *tm = LLVMCreateTargetMachine(T, triple, cpu, features, LLVMCodeGenLevelAggressive,
-                                  LLVMRelocPIC, LLVMCodeModelDefault);
+    /* Less rather than Aggressive: the same instructions in every estimator's loops (only
+     * their order differs, which the out-of-order cores rfjit targets absorb) for 3% fewer
+     * compile instructions (docs/performance.md). */
+    *tm = LLVMCreateTargetMachine(T, triple, cpu, features, LLVMCodeGenLevelLess, LLVMRelocPIC,
+                                  LLVMCodeModelDefault);
     RJ_FAIL_IF(dg, !*tm, RFJIT_E_TARGET, "cannot create a target machine for %s / %s", triple,
                cpu);
     return RFJIT_OK;
@@ -379,13 +382,16 @@ static rfjit_status emit_buffer(LLVMTargetMachineRef tm, LLVMModuleRef M, LLVMCo
  * constants into the transpose helper (ipsccp, deadargelim). This list gives every
  * estimator's inner loops as O1 does, instruction for instruction but for register moves in
  * one hybrid loop and a compare in a few short ones, in about half O1's optimisation time
- * (docs/performance.md). A plain "instcombine" aborts the process when it misses its
- * fixpoint; the default pipelines run it without that check. */
+ * (docs/performance.md). Every pass left is needed: without any one of them some estimator's
+ * object changes, while an instcombine between indvars and vector-combine and ipsccp's
+ * function specialisation (the helper is one small function) change no estimator's object.
+ * indvars is the dearest pass left (a tenth of a compile), but without it LSR leaves a
+ * shift and two moves in one of exact's two hot loops. A plain "instcombine" aborts when it
+ * misses its fixpoint; the default pipelines run it without that check. */
 static const char pipeline[] =
-    "ipsccp,deadargelim,function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,"
-    "reassociate,loop(loop-rotate),loop-mssa(licm),loop(indvars),"
-    "instcombine<no-verify-fixpoint>,vector-combine,instcombine<no-verify-fixpoint>,"
-    "loop-mssa(licm),simplifycfg)";
+    "ipsccp<no-func-spec>,deadargelim,function(sroa,early-cse,instcombine<no-verify-fixpoint>,"
+    "simplifycfg,reassociate,loop(loop-rotate),loop-mssa(licm),loop(indvars),vector-combine,"
+    "instcombine<no-verify-fixpoint>,loop-mssa(licm),simplifycfg)";
 
 /* Build, verify and optimise the module of kp for tm; M is left for the caller to emit. */
 static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,

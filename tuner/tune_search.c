@@ -20,6 +20,17 @@
  *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
  *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
  *
+ * Candidates that cannot win are dropped before step 2's search, with a note (tune_prune.c
+ * says why each rule is safe): (a) one whose cost model at the smallest m is over 4 times
+ * exact's; (b) one whose least error over the search seeds at m = 32 and 128 falls no faster
+ * than m^-1.5 and, extrapolated as 1/m from 128, needs over 4 times the largest m the tuner
+ * tries or the m where the cost model puts it at 4 times exact's cost (or, once timed, the m
+ * where it takes exact's time: find_m). Signed estimators on the real-like profile take
+ * their tail probe before (b), at an m the cost model puts within twice exact's cost. The
+ * tiling search times its candidates at L / 4 from L = 1024 on and its winner at L, where it
+ * must beat the default (tile_chosen). Nothing here chooses a plan without step 2's
+ * confirmation. RFJIT_VERBOSE notes the time per phase (tune_clock.h).
+ *
  * Times are extrapolated linearly in m from the first timing of an estimator, so a search
  * stops as soon as the estimator would be slower than exact. Under ESTIMATE nothing runs:
  * m0 stands, and times come from the estimators' flop counts at a nominal rate.
@@ -29,6 +40,7 @@
 #include "runtime/tensor.h"
 #include "tuner/tiling.h"
 #include "tuner/tune.h"
+#include "tuner/tune_prune.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +71,7 @@ rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_
                                    double *mean, double *sd, rj_diag *dg)
 {
     double sum = 0, sum2 = 0;
+    const double t0 = rj_now_s();
     for (int i = 0; i < n; i++) {
         rfjit_attn_desc a = rj_tune_row_desc(S->r, row, seed0 + (uint64_t)i);
         double e;
@@ -68,6 +81,7 @@ rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_
         sum += e;
         sum2 += e * e;
     }
+    rj_tune_clock_errors(&S->clock, rj_now_s() - t0, n);
     *mean = sum / n;
     *sd = n > 1 && isfinite(*mean) ? sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1))) : 0;
     return RFJIT_OK;
@@ -95,6 +109,7 @@ static void near_miss(rj_tune_row *row, int32_t m, double bound)
 rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg)
 {
     rfjit_plan *p = NULL;
+    const double started = rj_now_s();
     rfjit_status s = rj_plan_create(S->ctx, a, &p, dg);
     if (s != RFJIT_OK)
         return s;
@@ -111,6 +126,7 @@ rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, 
         t[i] = 1e3 * (rj_now_s() - t0);
     }
     rj_plan_free(p);
+    rj_tune_clock_timing(&S->clock, rj_now_s() - started);
     *ms = rj_median(t, 5);
     return s;
 }
@@ -194,13 +210,16 @@ static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *
 {
     const rj_tune_req *r = S->r;
     const uint64_t seed0 = r->seed + RJ_TUNE_SEARCH_SEED;
-    int32_t cap;
+    int32_t cap = S->cap;
     *m_out = 0;
-    RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
+    if (!cap)
+        RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
     if (cap < RJ_TUNE_M_STEP) {
         snprintf(row->note, sizeof row->note, "slower than exact at any m");
         return RFJIT_OK;
     }
+    if (rj_prune_past_cap(S, row, cap))
+        return RFJIT_OK;
     int32_t lo = 0, hi = 0; /* lo fails (0: none known), hi meets (0: none known) */
     int32_t m = m0 < cap ? m0 : cap;
     for (;;) {
@@ -245,6 +264,23 @@ static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *
         }
     }
     *m_out = hi;
+    return RFJIT_OK;
+}
+
+/* With an extrapolated need (tune_prune.c), the timings that find_m would make come first,
+ * so a candidate that needs m far past exact's time is dropped before its variance model
+ * (the costliest part of some, aderf's) and its errors at large m. */
+static rfjit_status cap_first(rj_search *S, rj_tune_row *row, int *pruned, rj_diag *dg)
+{
+    if (!isfinite(S->need))
+        return RFJIT_OK;
+    RJ_TRY(exact_cap(S, row->est, 8 * RJ_TUNE_M_STEP, &S->cap, dg));
+    if (S->cap < RJ_TUNE_M_STEP) {
+        snprintf(row->note, sizeof row->note, "slower than exact at any m");
+        *pruned = 1;
+    } else {
+        *pruned = rj_prune_past_cap(S, row, S->cap);
+    }
     return RFJIT_OK;
 }
 
@@ -381,13 +417,21 @@ static int tails_checked(const rj_tune_req *r, const rj_est_ops *est)
  * On the real-like rows at d = 32 trig and hybrid spread by factors of 15 to 1000. So 10
  * separates them with room on both sides. An error that is the same bad value on every seed
  * (it happens: the normaliser's guard answers alike) is not a tail: the budget refuses it.
- * The probe runs at the model's m, at most RJ_TUNE_M_MAX / 8 to stay cheap. */
+ * The probe runs at the model's m, at most RJ_TUNE_M_MAX / 8 to stay cheap, and at most
+ * where the cost model puts the estimator at PROBE_COST_FACTOR times exact's cost: past it
+ * the estimator cannot be faster than exact (tune_prune.c: the model overstates a kernel's
+ * time relative to exact's by at most 1.7x), so its tails there do not matter. */
+#define PROBE_COST_FACTOR 2.0
 static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int *heavy,
                                  rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    const int32_t m = m0 < RJ_TUNE_M_MAX / 8 ? m0 : RJ_TUNE_M_MAX / 8;
+    const int32_t cheap = rj_prune_cost_m(S, row->est, PROBE_COST_FACTOR);
+    const int32_t m = m0 < RJ_TUNE_M_MAX / 8
+                          ? (m0 < cheap ? m0 : cheap)
+                          : (RJ_TUNE_M_MAX / 8 < cheap ? RJ_TUNE_M_MAX / 8 : cheap);
     double sum = 0, lo = INFINITY, hi = 0;
+    const double t0 = rj_now_s();
     for (int i = 0; i < RJ_TUNE_CONFIRM_SEEDS; i++) {
         rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m, r->seed + 2001 + (uint64_t)i);
         double e;
@@ -398,6 +442,7 @@ static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int
         lo = fmin(lo, e);
         hi = fmax(hi, e);
     }
+    rj_tune_clock_errors(&S->clock, rj_now_s() - t0, RJ_TUNE_CONFIRM_SEEDS);
     S->done += 1;
     rj_search_progress(S, row->est->name);
     const double ratio = lo > 0 ? hi / lo : INFINITY;
@@ -419,6 +464,15 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
     const rj_tune_req *r = S->r;
     const rj_est_ops *est = row->est;
     if (!allowed(r, est, row->note, sizeof row->note))
+        return RFJIT_OK;
+    S->need = NAN;
+    S->cap = 0;
+    int pruned = measure && rj_prune_by_cost(S, row);
+    if (!pruned && measure && !tails_checked(r, est)) /* their tails are probed first */
+        RJ_TRY(rj_prune_by_error(S, row, &pruned, dg));
+    if (!pruned && measure && !tails_checked(r, est))
+        RJ_TRY(cap_first(S, row, &pruned, dg));
+    if (pruned)
         return RFJIT_OK;
     double e1;
     RJ_TRY(rj_model_error1(S->ctx, &S->cal, r->kind, est, &e1, dg));
@@ -444,6 +498,10 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
         RJ_TRY(heavy_tailed(S, row, m0, &heavy, dg));
     if (heavy)
         return RFJIT_OK;
+    if (tails_checked(r, est))
+        RJ_TRY(rj_prune_by_error(S, row, &pruned, dg));
+    if (pruned)
+        return RFJIT_OK;
     int32_t m = 0, m1 = m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX;
     RJ_TRY(rj_search_xform(S, row, &m1, dg));
     RJ_TRY(find_m(S, row, m1, &m, dg));
@@ -459,7 +517,11 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
     return RFJIT_OK;
 }
 
-/* The chosen row's tiling search; its default tiling stays unless the search beats it. */
+/* The chosen row's tiling search; its default tiling stays unless the search beats it. The
+ * search times its candidates at a quarter of L from TILING_SHORT_L on (exact's runs there
+ * cost a sixteenth, a linear kernel's a quarter), and its winner is then timed at L like
+ * the default was, so a tiling is only taken for being faster at L. */
+#define TILING_SHORT_L 1024
 static rfjit_status tile_chosen(rj_search *S, rj_tune_row *c, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
@@ -467,10 +529,14 @@ static rfjit_status tile_chosen(rj_search *S, rj_tune_row *c, rj_diag *dg)
     rfjit_attn_desc a = rj_tune_row_desc(r, c, r->seed);
     double ms = NAN;
     rj_diag why = {{0}};
-    rfjit_status s = rj_tune_tiling(S->ctx, &a, r->L, r->patience, &c->tiling, &ms, NULL, NULL,
-                                    &why);
+    const int64_t L = r->L >= TILING_SHORT_L ? r->L / 4 : r->L;
+    rfjit_status s = rj_tune_tiling(S->ctx, &a, L, r->patience, &c->tiling, &ms, NULL, NULL, &why);
     if (s != RFJIT_OK)
         return rj_fail(dg, s, "tiling search: %s", why.msg);
+    if (L != r->L && isfinite(ms)) {
+        a.tiling = c->tiling;
+        RJ_TRY(rj_search_time(S, &a, &ms, dg));
+    }
     if (isfinite(ms) && ms < c->time_ms)
         c->time_ms = ms;
     else
@@ -486,17 +552,20 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
     o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS, sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
+    rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
     snprintf(o->calib, sizeof o->calib, "%s", S->cal.what);
     if (measure)
         RJ_TRY(timing_problem(S, dg));
     S->total = progress_steps(r);
     const rj_est_ops *exact = rj_est_find("exact");
+    rj_tune_clock_phase(&S->clock, "exact");
     RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
         if (!(r->est_mask & (1u << e)) || est == exact)
             continue;
+        rj_tune_clock_phase(&S->clock, est->name);
         if (est->tmpl == RJ_TMPL_EVA && allowed(r, est, NULL, 0) && measure) {
             RJ_TRY(rj_search_eva(S, est, o->rows, &o->n, dg));
             continue;
@@ -514,12 +583,26 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
     o->chosen = 0; /* fastest that meets: exact always does */
     o->rows[0].chosen = 1;
+    rj_tune_clock_phase(&S->clock, "tiling");
     if (r->patience >= RFJIT_PATIENCE_MEASURE && r->patience <= RFJIT_PATIENCE_EXHAUSTIVE)
         RJ_TRY(tile_chosen(S, &o->rows[0], dg));
     mark_pareto(o);
     if (r->progress)
         r->progress(r->progress_user, 1.0, "done");
     return RFJIT_OK;
+}
+
+/* Where the time went (tune_clock.h), as verbose notes. */
+static void note_clock(rj_search *S, double wall_s)
+{
+    rj_tune_clock_phase(&S->clock, NULL);
+    char line[160];
+    snprintf(line, sizeof line, "tune: %.2f s in all, by phase:", wall_s);
+    rj_ctx_note(S->ctx, 2, line);
+    for (int i = 0; i < S->clock.n; i++) {
+        rj_tune_clock_line(&S->clock, i, line, sizeof line);
+        rj_ctx_note(S->ctx, 2, line);
+    }
 }
 
 rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out, rj_diag *dg)
@@ -529,6 +612,8 @@ rfjit_status rj_tune_run(rfjit_ctx *ctx, const rj_tune_req *r, rj_tune_out *out,
     const double t0 = rj_now_s();
     rfjit_status s = run(&S, out, dg);
     out->wall_s = rj_now_s() - t0;
+    if (s == RFJIT_OK)
+        note_clock(&S, out->wall_s);
     rj_calib_free(&S.cal);
     rj_free(S.tq);
     rj_free(S.tk);

@@ -10,6 +10,7 @@
 #define RJ_TUNE_SEARCH_H
 
 #include "tuner/tune.h"
+#include "tuner/tune_clock.h"
 
 /* One-sided 95% Student t quantile with RJ_TUNE_SEARCH_SEEDS - 1 degrees of freedom. */
 #define RJ_TUNE_T95_SEARCH 2.353363
@@ -25,6 +26,9 @@ typedef struct rj_search {
     float *tq, *tk, *tv, *to; /* timing problem at L */
     double t_exact;
     double done, total; /* progress */
+    rj_tune_clock clock;
+    double need; /* the running candidate's m by tune_prune.c's extrapolation (NaN: none) */
+    int32_t cap; /* the running candidate's m at exact's time, once timed (0: not yet) */
 } rj_search;
 
 void rj_search_progress(rj_search *S, const char *what);
