@@ -889,6 +889,10 @@ typedef struct rfjit_tune_row {
     /* The row's rfjit_attn_desc.transform (RFJIT_XFORM_*; rfjit_tune_desc.transforms), which
      * its errors and time were measured with. Since 0.4. */
     int32_t transform;
+    /* blocksparse's tokens per block and exact key blocks per query block
+     * (rfjit_attn_desc.sparse_block, sparse_exact), which the tuner searches with m on a small
+     * grid; 0 for every other estimator. Since 0.5. */
+    int32_t sparse_block, sparse_exact;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
