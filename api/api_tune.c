@@ -389,10 +389,10 @@ rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i, rfjit_t
     if (!r || !row || i >= r->out.n)
         return RFJIT_E_INVALID_ARG;
     const rj_tune_row *x = &r->out.rows[i];
-    *row = (rfjit_tune_row){x->est->name, x->m,          x->tiling,     x->predicted, x->measured,
-                            x->bound,     x->time_ms,    x->meets,      x->pareto,    x->chosen,
-                            x->note,      x->eva_window, x->eva_chunks, x->transform,
-                            x->sparse_block, x->sparse_exact};
+    *row = (rfjit_tune_row){x->est->name,  x->m,         x->tiling,       x->predicted,
+                            x->measured,   x->bound,     x->time_ms,      x->meets,
+                            x->pareto,     x->chosen,    x->note,         x->eva_window,
+                            x->eva_chunks, x->transform, x->sparse_block, x->sparse_exact};
     return RFJIT_OK;
 }
 

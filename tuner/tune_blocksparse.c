@@ -22,8 +22,8 @@
 
 static const int32_t exact_blocks[RJ_TUNE_BS_ROWS] = {1, 2, 4, 8};
 
-rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_row *rows,
-                                   size_t *n, int measure, rj_diag *dg)
+rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_row *rows, size_t *n,
+                                   int measure, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int64_t keys = r->L < S->cal.lk ? r->L : S->cal.lk;

@@ -248,8 +248,8 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
         t->version = 2;
         end += 3;
     } else if (t->cand && strlen(end) == 6 && !strncmp(end, ".x", 2) &&
-               (end[2] == '0' || end[2] == '1') && (!strcmp(end + 3, ".v3") ||
-                                                    !strcmp(end + 3, ".v4"))) {
+               (end[2] == '0' || end[2] == '1') &&
+               (!strcmp(end + 3, ".v3") || !strcmp(end + 3, ".v4"))) {
         t->version = end[5] - '0';
         t->transforms = end[2] == '1';
         end += 6;

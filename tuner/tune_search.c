@@ -177,8 +177,9 @@ static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_
         return 0;
     }
     if (est->tmpl == RJ_TMPL_BLOCKSPARSE && r->kind == RFJIT_BUDGET_KERNEL) {
-        snprintf(why, n, "no kernel estimate (its exact blocks depend on the call): output "
-                         "budgets only");
+        snprintf(why, n,
+                 "no kernel estimate (its exact blocks depend on the call): output "
+                 "budgets only");
         return 0;
     }
     if (est->tmpl == RJ_TMPL_BLOCKSPARSE && r->patience == RFJIT_PATIENCE_ESTIMATE) {

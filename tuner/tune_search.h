@@ -62,8 +62,8 @@ rfjit_status rj_search_row(rj_search *S, rj_tune_row *row, int measure, rj_diag 
  * tokens per block RJ_TUNE_BS_BLOCK), appended at rows[*n], each with its searched m. */
 #define RJ_TUNE_BS_ROWS 4
 #define RJ_TUNE_BS_BLOCK 64
-rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_row *rows,
-                                   size_t *n, int measure, rj_diag *dg);
+rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_row *rows, size_t *n,
+                                   int measure, rj_diag *dg);
 
 /* The confirmation of an estimator without random parameters (tune_eva.c says why): the
  * mean of row's errors on RJ_TUNE_SLICES slices of the calibration queries

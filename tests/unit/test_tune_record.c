@@ -101,8 +101,9 @@ Test(tune_record, accepts_what_the_tuner_writes)
     cr_expect_eq(row.time_ms, 6.3);
     cr_expect_eq(row.seed, 0);
     /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
-    const char *exact = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
-                        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0 sblock=0 sexact=0";
+    const char *exact =
+        "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
+        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0 sblock=0 sexact=0";
     cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(row.seed, UINT64_MAX);
     /* calibration hashes and causal keys */
@@ -275,10 +276,11 @@ Test(tune_record, both_versions_parse_and_eva_keeps_its_parameters)
     cr_expect_eq(row.seed, 3);
     refused_value("window=0", "window=16", "window = 16, chunks = 0", "not eva", NULL);
     char v[512];
-    snprintf(v, sizeof v, "%.*schunks=0 xform=0 sblock=0 sexact=0", (int)(strstr(EVA, "chunks=") - EVA), EVA);
+    snprintf(v, sizeof v, "%.*schunks=0 xform=0 sblock=0 sexact=0",
+             (int)(strstr(EVA, "chunks=") - EVA), EVA);
     refused(key, v, 16, "chunk count 0", NULL);
-    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0 sblock=0 sexact=0", (int)(strstr(EVA, "window=") - EVA),
-             EVA);
+    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0 sblock=0 sexact=0",
+             (int)(strstr(EVA, "window=") - EVA), EVA);
     refused(key, v, 16, "window -1", NULL);
     refused(key,
             "est=eva m=16 vw=0 T=0 ri=0 rj=0 predicted=nan measured=0 bound=0 ms=1 seed=3 "
@@ -627,8 +629,8 @@ Test(tune_record, version_3_reads_as_no_blocks_and_blocks_are_checked)
               row.sparse_block, row.sparse_exact, row.m);
     refused_value("sblock=0 sexact=0", "sblock=64 sexact=4", "sblock = 64, sexact = 4",
                   "not blocksparse", NULL);
-    snprintf(v, sizeof v, "%.*ssblock=0 sexact=2", (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE),
-             BLOCKSPARSE);
+    snprintf(v, sizeof v, "%.*ssblock=0 sexact=2",
+             (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
     refused(key, v, 16, "sblock >= 1", NULL);
     snprintf(v, sizeof v, "%.*ssblock=64 sexact=-1",
              (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
@@ -661,8 +663,7 @@ Test(tune_record, blocksparse_parameters_round_trip_through_wisdom)
         rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
         cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
         cr_expect(a.sparse_block == 64 && a.sparse_exact == 2 && a.m == 64 && a.seed == 3,
-                  "%d %d %d %llu", a.sparse_block, a.sparse_exact, a.m,
-                  (unsigned long long)a.seed);
+                  "%d %d %d %llu", a.sparse_block, a.sparse_exact, a.m, (unsigned long long)a.seed);
         char json[4096];
         cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
         cr_expect(strstr(json, "\"sparse_block\": 64, \"sparse_exact\": 2"), "%s", json);
