@@ -88,6 +88,10 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
                             "synthetic_profile %d is unknown (RFJIT_PROFILE_REAL_LIKE or "
                             "RFJIT_PROFILE_GAUSSIAN)",
                             d->synthetic_profile);
+    if (d->transforms != 0 && d->transforms != 1)
+        return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
+                            "transforms = %lld is not 0 (never) or 1 (consider them)",
+                            (long long)d->transforms);
     if (!(d->scale == 0 || (d->scale > 0 && isfinite(d->scale))))
         return rj_ctx_failf(ctx, RFJIT_E_INVALID_ARG,
                             "scale = %g is not a finite number > 0 (or 0 for 1/sqrt(d))", d->scale);
@@ -106,6 +110,7 @@ static rfjit_status check(rfjit_ctx *ctx, const rfjit_tune_desc *d, rj_tune_req 
     r->scale = d->synthetic_scale;
     r->profile = nc ? RFJIT_PROFILE_GAUSSIAN : d->synthetic_profile;
     r->attn_scale = d->scale;
+    r->transforms = (int32_t)d->transforms;
     r->progress = d->progress;
     r->progress_user = d->progress_user;
     return RFJIT_OK;
@@ -156,9 +161,15 @@ static void set_info(rfjit_tune_result *res)
     }
     snprintf(res->info, sizeof res->info,
              "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
-             "fresh projection seeds is <= budget; tuned in %.2f s%s%s",
+             "fresh projection seeds (eva, which has no random parameters: over %d contiguous "
+             "slices of the calibration queries) is <= budget; transforms %s; tuned in %.2f "
+             "s%s%s",
              res->out.calib, res->req.budget,
              res->req.kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", RJ_TUNE_CONFIRM_SEEDS,
+             RJ_TUNE_SLICES,
+             !res->req.transforms                   ? "off"
+             : res->req.kind == RFJIT_BUDGET_KERNEL ? "off (kernel budget)"
+                                                    : "chosen per estimator",
              res->out.wall_s, res->from_wisdom ? " (answered from wisdom)" : "", near);
 }
 
@@ -213,7 +224,9 @@ static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag 
 /* Problem key (architecture.md 6): budget kind and value, direction, sizes, the softmax
  * scale unless it is the default (so records written before it was a parameter keep their
  * meaning), the length bucket (L rounded up to a power of two), calibration and candidate
- * set, and the record version (tuner/tune_record.h: v1 answers never searched eva). The scale is
+ * set, whether transforms were considered (.x0 or .x1), and the record version
+ * (tuner/tune_record.h: v1 answers never searched eva, v2 ones took no transform and bounded
+ * eva over seeds). The scale is
  * written with %.17e: it reads back as the same double, and its exponent ends the number where a
  * bare "2." would swallow the dot before L. */
 static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_diag *dg)
@@ -225,9 +238,10 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     RJ_TRY(calib_id(r, cal, sizeof cal, dg));
     if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
         snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
-    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.v2",
+    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.x%d.v3",
              r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", r->causal ? "causal" : "bidir",
-             r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask);
+             r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask,
+             r->transforms);
     return RFJIT_OK;
 }
 
@@ -235,10 +249,10 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "est=%s m=%d vw=%d T=%d ri=%d rj=%d predicted=%.6e measured=%.6e bound=%.6e "
-             "ms=%.6e seed=%llu window=%d chunks=%d",
+             "ms=%.6e seed=%llu window=%d chunks=%d xform=%d",
              c->est->name, c->m, c->tiling.vw, c->tiling.T, c->tiling.ri, c->tiling.rj,
              c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed,
-             c->eva_window, c->eva_chunks);
+             c->eva_window, c->eva_chunks, c->transform);
 }
 
 /* The chosen row back from a wisdom record; 0 if it is not one this context can plan (then:
@@ -372,9 +386,9 @@ rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i, rfjit_t
     if (!r || !row || i >= r->out.n)
         return RFJIT_E_INVALID_ARG;
     const rj_tune_row *x = &r->out.rows[i];
-    *row = (rfjit_tune_row){x->est->name, x->m,          x->tiling,    x->predicted, x->measured,
-                            x->bound,     x->time_ms,    x->meets,     x->pareto,    x->chosen,
-                            x->note,      x->eva_window, x->eva_chunks};
+    *row = (rfjit_tune_row){x->est->name, x->m,          x->tiling,     x->predicted, x->measured,
+                            x->bound,     x->time_ms,    x->meets,      x->pareto,    x->chosen,
+                            x->note,      x->eva_window, x->eva_chunks, x->transform};
     return RFJIT_OK;
 }
 
@@ -418,6 +432,11 @@ static void jrow(jbuf *b, const rj_tune_row *x, int64_t M)
     jput(b, "\"tiling\": {\"vw\": %d, \"T\": %d, \"ri\": %d, \"rj\": %d}, ", x->tiling.vw,
          x->tiling.T, x->tiling.ri, x->tiling.rj);
     jput(b, "\"eva_window\": %d, \"eva_chunks\": %d, ", x->eva_window, x->eva_chunks);
+    char xf[64];
+    rj_tune_xform_name(x->transform, xf, sizeof xf);
+    jput(b, "\"transform\": %d, \"transform_name\": \"%s\", ", x->transform, xf);
+    jnum(b, "transform_ratio", x->transform ? x->xform_ratio : NAN);
+    jput(b, ", ");
     jnum(b, "predicted_error", x->predicted);
     jput(b, ", ");
     jnum(b, "measured_error", x->measured);

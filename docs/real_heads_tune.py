@@ -9,7 +9,9 @@ then runs the chosen plan on the held-out split with 8 projection seeds the tune
 (30001..30008) and compares it with softmax attention in float64. A cell is the chosen plan,
 its mean held-out error |O - O_exact|^2 / |O_exact|^2 and its time over exact attention's,
 both from the tune's own table (timed at L = 512 in the same run); "exact" alone when exact
-won and no eva row met the budget, and with the fastest eva row that met it otherwise.
+won and no eva row met the budget, and with the fastest eva row that met it otherwise. Where
+the chosen plan has an exact transform (rfjit_tune_desc.transforms), the cell names it and
+gives the same plan's held-out error without it in brackets.
 
     RFJIT_LIBRARY=build/librfjit.so PYTHONPATH=python .venv/bin/python3 \\
         docs/real_heads_tune.py --rfjit build/rfjit [--heads 0,5,11] [--budgets 1e-1,1e-2]
@@ -52,35 +54,50 @@ def tune(cli, tmp, h, causal, budget):
                                      text=True).stdout)
 
 
-def heldout_error(ctx, res, held, h, causal):
+XFORM = ((1, "k"), (2, "q"), (4, "balance"), (8, "whiten"))
+
+
+def xform_names(flags):
+    return ",".join(n for f, n in XFORM if flags & f) or None
+
+
+def heldout_error(ctx, res, held, h, causal, transform):
     q, k, v = (x[h] for x in held)
     ref = reference(q, k, v, causal)
     errs = []
     for seed in SEEDS:
         p = ctx.plan(32, estimator=res["estimator"], m=max(res["m"], 1), causal=causal,
                      seed=seed, eva_window=res["eva_window"] or 16,
-                     eva_chunks=res["eva_chunks"] or 8)
+                     eva_chunks=res["eva_chunks"] or 8, transform=xform_names(transform))
         o = p(q, k, v).astype(np.float64)
         p.close()
         errs.append(((o - ref) ** 2).sum() / (ref ** 2).sum())
     return float(np.mean(errs))
 
 
-def cell(res, err):
-    """One tune: the chosen plan, its held-out error and time vs exact; when exact is chosen
-    over an eva row that met the budget, that row and its time vs exact."""
+def xform_text(res):
+    return " " + res["transform_name"] if res["transform"] else ""
+
+
+def cell(res, err, err0):
+    """One tune: the chosen plan, its held-out error (err0: without its transform) and time vs
+    exact; when exact is chosen over an eva row that met the budget, that row and its time vs
+    exact."""
     exact = next(r for r in res["table"] if r["estimator"] == "exact")
+    held = "%.3g (%.3g without)" % (err, err0) if res["transform"] else "%.3g" % err
     if res["estimator"] == "eva":
-        return "eva w=%d C=%d: %.3g, %.2fx" % (res["eva_window"], res["eva_chunks"], err,
+        return "eva w=%d C=%d%s: %s, %.2fx" % (res["eva_window"], res["eva_chunks"],
+                                               xform_text(res), held,
                                                res["time_ms"] / exact["time_ms"])
     if res["estimator"] != "exact":
-        return "%s m=%d: %.3g, %.2fx" % (res["estimator"], res["m"], err,
+        return "%s m=%d%s: %s, %.2fx" % (res["estimator"], res["m"], xform_text(res), held,
                                          res["time_ms"] / exact["time_ms"])
     met = [r for r in res["table"] if r["estimator"] == "eva" and r["meets_budget"]]
     if met:
         b = min(met, key=lambda r: r["time_ms"])
-        return "exact (eva w=%d C=%d met, %.2fx)" % (b["eva_window"], b["eva_chunks"],
-                                                     b["time_ms"] / exact["time_ms"])
+        return "exact (eva w=%d C=%d%s met, %.2fx)" % (b["eva_window"], b["eva_chunks"],
+                                                       xform_text(b),
+                                                       b["time_ms"] / exact["time_ms"])
     return "exact"
 
 
@@ -106,7 +123,9 @@ def main():
             cells = []
             for causal, budget in runs:
                 res = tune(a.rfjit, tmp, h, causal, budget)
-                cells.append(cell(res, heldout_error(ctx, res, held, h, causal)))
+                err = heldout_error(ctx, res, held, h, causal, res["transform"])
+                err0 = heldout_error(ctx, res, held, h, causal, 0) if res["transform"] else err
+                cells.append(cell(res, err, err0))
             print("| %d (%d, %d) | %s |" % (h, names[h][0], names[h][1], " | ".join(cells)))
             sys.stdout.flush()
 

@@ -825,6 +825,17 @@ typedef struct rfjit_tune_desc {
      * (records without one are Gaussian). Since 0.4; a caller built against an older header
      * gets the default, real-like. */
     int32_t synthetic_profile;
+    /* 1 (the default): each candidate may take an exact transform (rfjit_attn_desc.transform):
+     * per estimator, none or BALANCE after centring (CENTER_K, with CENTER_Q where it applies;
+     * for eva also centring alone), whichever has the least calibration error at the search's
+     * first m (at most 128) over two seeds, then m is searched with it (WHITEN's per-call cost
+     * keeps it out). Output budgets only (the
+     * transforms do not act on kernel estimates); exact takes none. 0: never, as for plans
+     * meant for rfjit_decode_create, which refuses transformed plans. A wisdom record holds
+     * which was asked. Since 0.4; a caller built against an older header gets 1 (64 bits
+     * wide so that the descriptor's size tells: 32 would sit in the older descriptor's tail
+     * padding, whose bytes a caller never set). */
+    int64_t transforms;
 } rfjit_tune_desc;
 
 /*
@@ -856,7 +867,7 @@ enum { RFJIT_PROFILE_REAL_LIKE = 0, RFJIT_PROFILE_GAUSSIAN = 1 };
 #define RFJIT_TUNE_DESC_INIT                                                                       \
     {                                                                                              \
         sizeof(rfjit_tune_desc), 0, 0, 0, 0, 1e-2, RFJIT_BUDGET_OUTPUT, RFJIT_PATIENCE_MEASURE, 0, \
-            NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0, RFJIT_PROFILE_REAL_LIKE                  \
+            NULL, NULL, NULL, 1.0, NULL, NULL, NULL, 0.0, RFJIT_PROFILE_REAL_LIKE, 1               \
     }
 
 /* One candidate the tuner considered (a row of its Pareto table). */
@@ -875,6 +886,9 @@ typedef struct rfjit_tune_row {
     /* eva's exact window and chunk count (rfjit_attn_desc.eva_window, eva_chunks), which the
      * tuner searches for eva in place of m; 0 for every other estimator. Since 0.4. */
     int32_t eva_window, eva_chunks;
+    /* The row's rfjit_attn_desc.transform (RFJIT_XFORM_*; rfjit_tune_desc.transforms), which
+     * its errors and time were measured with. Since 0.4. */
+    int32_t transform;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
@@ -884,13 +898,14 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * estimator, the variance model's first m, refined by Monte Carlo on the calibration set to
  * the smallest m (in steps of 16) whose error, over 8 projection seeds the search never used,
  * has a one-sided 95% upper confidence bound (Student t) at or under the budget (eva, which
- * has no m: the fewest chunks per window on a small grid, by the same rule, output budgets
- * and MEASURE or more only); exact attention is always a candidate (error 0); then the
- * fastest tiling for the winner. A
- * problem the context's wisdom remembers at this patience or higher is answered from it.
- * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
- * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and
- * RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
+ * has no m and no random parameters: the fewest chunks per window on a small grid, whose
+ * bound is over 8 contiguous slices of the calibration queries in place of seeds, output
+ * budgets and MEASURE or more only); each candidate with the exact transform that gave the
+ * least error (rfjit_tune_desc.transforms); exact attention is always a candidate (error 0); then
+ * the fastest tiling for the winner. A problem the context's wisdom remembers at this patience or
+ * higher is answered from it. Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or
+ * patience, unknown name in estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE
+ * and RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
  * RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (the timing problem, L x (2 d + 2 dv) floats, exceeds the
  * machine's memory), and the errors of plan creation. Thread safety: any thread; timings assume
  * an otherwise idle machine.

@@ -18,7 +18,8 @@ static const char help[] =
     "         [--calib-queries Q.npy --calib-keys K.npy --calib-values V.npy] [--scale S]\n"
     "         [--profile real-like|gaussian] [--causal]\n"
     "         [--patience estimate|measure|patient|exhaustive|wisdom-only]\n"
-    "         [--estimators LIST] [--seed S] [--json] [--no-save] [--run] [--isa ISA]\n"
+    "         [--estimators LIST] [--seed S] [--no-transforms] [--json] [--no-save] [--run]\n"
+    "         [--isa ISA]\n"
     "Finds the fastest attention plan (estimator, feature count m, or eva's window and chunk\n"
     "count, tiling) whose error stays within EPS, and remembers it in the wisdom file.\n"
     "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
@@ -36,6 +37,9 @@ static const char help[] =
     "                     patient, exhaustive: wider tiling searches; wisdom-only: answer\n"
     "                     from wisdom or fail\n"
     "  --estimators LIST  comma-separated candidates (default: all; exact always competes)\n"
+    "  --no-transforms    no exact transforms (attention --transform): by default each\n"
+    "                     candidate takes the one with the least calibration error (output\n"
+    "                     budgets); plans for rfjit_decode_create must have none\n"
     "  --json             print the chosen plan and the table as one JSON object\n"
     "  --no-save          do not write the answer to the wisdom file\n"
     "  --run              then run the chosen plan once on a fresh synthetic problem of\n"
@@ -101,6 +105,18 @@ static void print_err(double x)
         printf(" %10s", "-");
 }
 
+/* A transform as `rfjit attention --transform` takes it, "-" for none. */
+static const char *xform_text(int32_t flags, char buf[32])
+{
+    static const char *const names[] = {"k", "q", "balance", "whiten"};
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 4; i++)
+        if (flags & (1 << i))
+            at += (size_t)snprintf(buf + at, 32 - at, "%s%s", at ? "," : "", names[i]);
+    return flags ? buf : "-";
+}
+
 /* An eva parameter, "-" for the other estimators (whose chunk count is 0). */
 static void print_param(int32_t x, int32_t chunks)
 {
@@ -112,14 +128,17 @@ static void print_param(int32_t x, int32_t chunks)
 
 static void print_table(const rfjit_tune_result *r)
 {
-    printf("%-11s %6s %6s %6s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m", "window",
-           "chunks", "predicted", "measured", "bound95", "time_ms", "meets", "pareto", "note");
+    printf("%-11s %6s %6s %6s %-11s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m",
+           "window", "chunks", "transform", "predicted", "measured", "bound95", "time_ms", "meets",
+           "pareto", "note");
     for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
         rfjit_tune_row x;
         rfjit_tune_result_row(r, i, &x);
         printf("%-11s %6d", x.estimator, x.m);
         print_param(x.eva_window, x.eva_chunks);
         print_param(x.eva_chunks, x.eva_chunks);
+        char xf[32];
+        printf(" %-11s", xform_text(x.transform, xf));
         print_err(x.predicted_error);
         print_err(x.measured_error);
         print_err(x.error_bound);
@@ -222,6 +241,10 @@ int cmd_tune(int argc, char **argv)
             save = 0;
             continue;
         }
+        if (!strcmp(o, "--no-transforms")) {
+            t.transforms = 0;
+            continue;
+        }
         if (!strcmp(o, "--run")) {
             run = 1;
             continue;
@@ -317,9 +340,11 @@ int cmd_tune(int argc, char **argv)
         char eva[64] = "";
         if (c.eva_chunks > 0)
             snprintf(eva, sizeof eva, " window=%d chunks=%d", c.eva_window, c.eva_chunks);
-        printf("\nplan: estimator=%s m=%d%s tiling vw=%d T=%d ri=%d rj=%d (0 = default)%s\n",
-               a.estimator, c.m, eva, a.tiling.vw, a.tiling.T, a.tiling.ri, a.tiling.rj,
-               a.causal ? " causal" : "");
+        char xf[32];
+        printf("\nplan: estimator=%s m=%d%s transform=%s tiling vw=%d T=%d ri=%d rj=%d (0 = "
+               "default)%s\n",
+               a.estimator, c.m, eva, xform_text(a.transform, xf), a.tiling.vw, a.tiling.T,
+               a.tiling.ri, a.tiling.rj, a.causal ? " causal" : "");
     }
     if (rc == CLI_OK && run)
         rc = run_plan(ctx, &t, res);

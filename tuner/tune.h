@@ -13,7 +13,10 @@
  * others that the search never saw. */
 #define RJ_TUNE_SEARCH_SEEDS 4
 #define RJ_TUNE_CONFIRM_SEEDS 8
-/* One-sided 95% Student t quantile with CONFIRM_SEEDS - 1 degrees of freedom. */
+/* Slices of the calibration queries that bound the error of an estimator without random
+ * parameters in place of seeds (tune_eva.c). */
+#define RJ_TUNE_SLICES 8
+/* One-sided 95% Student t quantile with CONFIRM_SEEDS - 1 (= SLICES - 1) degrees of freedom. */
 #define RJ_TUNE_T95 1.894579
 #define RJ_TUNE_M_STEP 16
 #define RJ_TUNE_M_MAX 8192
@@ -29,6 +32,7 @@ typedef struct rj_tune_req {
     int32_t profile;   /* synthetic_profile (RFJIT_PROFILE_*) */
     double attn_scale; /* the plans' softmax scale as given (0 = 1/sqrt(d)) */
     uint32_t est_mask; /* registry indices allowed */
+    int32_t transforms; /* 1: each random-feature candidate may take a transform */
     rfjit_progress_fn progress;
     void *progress_user;
 } rj_tune_req;
@@ -67,6 +71,15 @@ void rj_calib_free(rj_calib *c);
 rfjit_status rj_calib_error(rfjit_ctx *ctx, const rj_calib *c, int kind,
                             const rfjit_attn_desc *a, double *err, rj_diag *dg);
 
+/* rj_calib_error per slice of the calibration queries: slice j of n (at most
+ * RJ_CALIB_MAX_SLICES) holds the j-th of n contiguous runs of query positions of every
+ * (batch, head) (for the kernel kind, of the kernel sample's queries). *used errors go to
+ * err, one per slice that has any output (a slice of zero output or no rows has none). */
+#define RJ_CALIB_MAX_SLICES 16
+rfjit_status rj_calib_error_slices(rfjit_ctx *ctx, const rj_calib *c, int kind,
+                                   const rfjit_attn_desc *a, int n, double *err, int *used,
+                                   rj_diag *dg);
+
 /* Predicted error per projection (error at m = predicted / m) from the closed-form variance
  * model on the calibration set; NaN where the estimator has no model. */
 rfjit_status rj_model_error1(rfjit_ctx *ctx, const rj_calib *c, int kind, const rj_est_ops *est,
@@ -86,6 +99,9 @@ typedef struct rj_tune_row {
     double near_err;
     int32_t near_m;
     int32_t near_chunks; /* eva: the chunk count of near_err (its window is the row's) */
+    int32_t transform;   /* rfjit_attn_desc.transform of the row's plan (tune_xform.c) */
+    double xform_ratio;  /* error with the transform over without, at the search's first m
+                            (0 when transform is 0) */
 } rj_tune_row;
 
 typedef struct rj_tune_out {
@@ -102,7 +118,11 @@ void rj_tune_out_free(rj_tune_out *o);
 /* The descriptor of a row's plan (estimator defaults for the rest). */
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed);
-/* rj_tune_desc_of for a row: its estimator and m, and for eva its window and chunk count. */
+/* rj_tune_desc_of for a row: its estimator, m and transform, and for eva its window and chunk
+ * count. */
 rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, uint64_t seed);
+
+/* Transform flags as text: "none" or names joined by '+' (center_k+center_q+balance). */
+void rj_tune_xform_name(int32_t flags, char *buf, size_t n);
 
 #endif

@@ -342,6 +342,44 @@ rfjit_status rj_calib_error(rfjit_ctx *ctx, const rj_calib *c, int kind,
     return s;
 }
 
+/* Slice j of n holds query rows [j lq / n, (j + 1) lq / n) of every (batch, head). */
+static int slice_of(int64_t row, int64_t lq, int n)
+{
+    return (int)(row * n / lq);
+}
+
+rfjit_status rj_calib_error_slices(rfjit_ctx *ctx, const rj_calib *c, int kind,
+                                   const rfjit_attn_desc *a, int n, double *err, int *used,
+                                   rj_diag *dg)
+{
+    double num[RJ_CALIB_MAX_SLICES] = {0}, den[RJ_CALIB_MAX_SLICES] = {0};
+    RJ_FAIL_IF(dg, n < 1 || n > RJ_CALIB_MAX_SLICES, RFJIT_E_INTERNAL, "%d slices", n);
+    const int64_t rows = kind == RFJIT_BUDGET_KERNEL ? c->nq : c->lq;
+    const int64_t width = kind == RFJIT_BUDGET_KERNEL ? c->nk : c->dv;
+    const size_t no = kind == RFJIT_BUDGET_KERNEL ? (size_t)(c->nq * c->nk)
+                                                  : (size_t)(c->B * c->H * c->lq) * (size_t)c->dv;
+    float *o = rj_alloc_array(no, sizeof(float));
+    RJ_FAIL_IF(dg, !o, RFJIT_E_NOMEM, "no memory for an output sample");
+    rfjit_status s = kind == RFJIT_BUDGET_KERNEL ? kernel_of(ctx, c, a, o, dg)
+                                                 : attend(ctx, c, a, o, dg);
+    const float *x = kind == RFJIT_BUDGET_KERNEL ? c->K : c->o;
+    for (size_t i = 0; s == RFJIT_OK && i < no; i++) {
+        const int j = slice_of((int64_t)(i / (size_t)width) % rows, rows, n);
+        const double e = (double)o[i] - x[i];
+        /* the kernel kind's error is relative per pair; the output kind's per slice */
+        num[j] += kind == RFJIT_BUDGET_KERNEL ? e * e / ((double)x[i] * x[i]) : e * e;
+        den[j] += kind == RFJIT_BUDGET_KERNEL ? 1 : (double)x[i] * x[i];
+    }
+    rj_free(o);
+    *used = 0;
+    for (int j = 0; s == RFJIT_OK && j < n; j++)
+        if (den[j] > 0) {
+            const double e = num[j] / den[j];
+            err[(*used)++] = isfinite(e) ? e : INFINITY;
+        }
+    return s;
+}
+
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed)
 {
@@ -364,5 +402,6 @@ rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, u
         a.eva_window = row->eva_window;
         a.eva_chunks = row->eva_chunks;
     }
+    a.transform = row->transform;
     return a;
 }

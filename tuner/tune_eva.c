@@ -2,11 +2,17 @@
 /*
  * This file is rfjit_tune's search of eva (architecture.md 6): eva has no m, its error and
  * cost are set by its exact window w and its chunk count C (est/eva.c), so it is searched on
- * a small grid, w in {16, 32, 64, 128} and C in {4, 8, 16, 32}, by the rule every estimator
- * meets: the mean error over RJ_TUNE_SEARCH_SEEDS seeds (eva draws one proposal sample per
- * chunk from the seed) must be within the budget, then the one-sided 95% Student-t bound
- * over RJ_TUNE_CONFIRM_SEEDS fresh seeds. Each window gets a row with the fewest chunks that
- * pass both, timed at L; the choice among all rows is tune_search.c's.
+ * a small grid, w in {16, 32, 64, 128} and C in {4, 8, 16, 32}. eva draws nothing random
+ * (est/eva.c: the proposal's expectation, no samples), so its error is the same on every
+ * seed: one evaluation stands for the search seeds' mean, and a bound over seeds would be
+ * that one number with no margin at all. Its confirmation is over the calibration data
+ * instead (rj_search_data_bound): the calibration queries split into RJ_TUNE_SLICES
+ * contiguous runs of positions, the error of each run against exact, and the one-sided 95%
+ * Student-t upper bound of their mean must be within the budget. Runs of consecutive tokens
+ * are the nearest stand-in for text the tuner never saw; interleaved slices would share every
+ * stretch of it and see almost no spread. Each window gets a row with the fewest chunks that
+ * pass both, timed at L; the choice among all rows is tune_search.c's. Each window's
+ * transform (tune_xform.c) is chosen at its fewest chunks, before its search.
  *
  * The chunk counts are tried in rising cost order and the first that passes wins, so nothing
  * here assumes how eva's error moves with w or C (that is est/eva.c's business and may
@@ -19,6 +25,8 @@
 
 #include <math.h>
 #include <stdio.h>
+
+_Static_assert(RJ_TUNE_SLICES == RJ_TUNE_CONFIRM_SEEDS, "RJ_TUNE_T95 is Student's t at 7 degrees");
 
 static const int32_t windows[RJ_TUNE_EVA_ROWS] = {16, 32, 64, 128};
 enum { N_CHUNKS = 4 };
@@ -45,29 +53,50 @@ static rfjit_status passes_search(rj_search *S, rj_tune_row *row, const rj_tune_
 {
     const rj_tune_req *r = S->r;
     double mean, sd;
-    RJ_TRY(rj_search_error_stats(S, at, r->seed + RJ_TUNE_SEARCH_SEED, RJ_TUNE_SEARCH_SEEDS, &mean,
-                                 &sd, dg));
+    RJ_TRY(rj_search_error_stats(S, at, r->seed + RJ_TUNE_SEARCH_SEED, 1, &mean, &sd, dg));
     S->done += 1;
     rj_search_progress(S, "eva");
     *pass = mean <= r->budget;
     if (!*pass)
-        near_miss(row, at->eva_chunks,
-                  mean + RJ_TUNE_T95_SEARCH * sd / sqrt((double)RJ_TUNE_SEARCH_SEEDS));
+        near_miss(row, at->eva_chunks, mean);
     return RFJIT_OK;
 }
 
-/* The confirmation on fresh seeds: row takes at's chunk count, mean and bound. */
+rfjit_status rj_search_data_bound(rj_search *S, const rj_tune_row *row, double *mean, double *bound,
+                                  rj_diag *dg)
+{
+    double e[RJ_TUNE_SLICES];
+    int n = 0;
+    rfjit_attn_desc a = rj_tune_row_desc(S->r, row, S->r->seed + RJ_TUNE_CONFIRM_SEED);
+    RJ_TRY(rj_calib_error_slices(S->ctx, &S->cal, S->r->kind, &a, RJ_TUNE_SLICES, e, &n, dg));
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < n; i++) {
+        sum += e[i];
+        sum2 += e[i] * e[i];
+    }
+    *mean = n ? sum / n : INFINITY;
+    /* fewer slices than RJ_TUNE_SLICES (a set of fewer queries): no bound at the t of 8 */
+    if (n < RJ_TUNE_SLICES || !isfinite(*mean)) {
+        *bound = INFINITY;
+        return RFJIT_OK;
+    }
+    const double sd = sqrt(fmax(0, (sum2 - sum * sum / n) / (n - 1)));
+    *bound = *mean + RJ_TUNE_T95 * sd / sqrt((double)n);
+    return RFJIT_OK;
+}
+
+/* The confirmation over the calibration data's slices: row takes at's chunk count, mean and
+ * bound. */
 static rfjit_status confirm(rj_search *S, rj_tune_row *row, const rj_tune_row *at, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    double mean, sd;
-    RJ_TRY(rj_search_error_stats(S, at, r->seed + RJ_TUNE_CONFIRM_SEED, RJ_TUNE_CONFIRM_SEEDS,
-                                 &mean, &sd, dg));
+    double mean, bound;
+    RJ_TRY(rj_search_data_bound(S, at, &mean, &bound, dg));
     S->done += 1;
     rj_search_progress(S, "eva");
     row->eva_chunks = at->eva_chunks;
     row->measured = mean;
-    row->bound = mean + RJ_TUNE_T95 * sd / sqrt((double)RJ_TUNE_CONFIRM_SEEDS);
+    row->bound = bound;
     row->meets = row->bound <= r->budget;
     if (!row->meets)
         near_miss(row, at->eva_chunks, row->bound);
@@ -81,6 +110,7 @@ static rfjit_status search_window(rj_search *S, rj_tune_row *row, int32_t below_
 {
     const rj_tune_req *r = S->r;
     int32_t last = 0;
+    RJ_TRY(rj_search_xform(S, row, NULL, dg));
     for (int i = 0; i < N_CHUNKS && !row->meets; i++) {
         rj_tune_row at = *row;
         at.eva_chunks = chunk_counts[i];

@@ -142,13 +142,19 @@ static rfjit_status value_parse(const char *v, int version, rj_tune_row *row, rj
         RJ_TRY(field(&p, "chunks", dg));
         RJ_TRY(i32_at(&p, "chunks", &row->eva_chunks, dg));
     }
+    if (version >= 3) {
+        RJ_TRY(field(&p, "xform", dg));
+        RJ_TRY(i32_at(&p, "xform", &row->transform, dg));
+    }
+    static const char *const last[] = {"seed", "seed", "chunks", "xform"};
     if (*p)
-        return BAD(dg, "text after the %s: \"%.*s\"", version >= 2 ? "chunks" : "seed", QUOTE, p);
+        return BAD(dg, "text after the %s: \"%.*s\"", last[version], QUOTE, p);
     return RFJIT_OK;
 }
 
 typedef struct tune_key {
-    int version; /* 1: no suffix, before eva was searched; 2: .v2 */
+    int version;    /* 1: no suffix, before eva was searched; 2: .v2; 3: .x<0|1>.v3 */
+    int transforms; /* version 3: whether the tune considered transforms */
     int causal;
     long long d, dv, L;
     double scale; /* 0: none in the key, the default */
@@ -230,9 +236,16 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
     char *end = (char *)p;
     errno = 0;
     t->cand = strspn(p, "0123456789abcdef") ? strtoul(p, &end, 16) : 0;
-    t->version = t->cand && !strcmp(end, ".v2") ? 2 : 1;
-    if (t->version == 2)
+    t->version = 1;
+    t->transforms = 0;
+    if (t->cand && !strcmp(end, ".v2")) {
+        t->version = 2;
         end += 3;
+    } else if (t->cand && (!strcmp(end, ".x0.v3") || !strcmp(end, ".x1.v3"))) {
+        t->version = 3;
+        t->transforms = end[2] == '1';
+        end += 6;
+    }
     if (!t->cand || errno == ERANGE || *end || t->cand >> rj_est_count)
         return BAD(dg, "candidate mask cand%.*s is not a non-zero hex mask of the %d estimators",
                    QUOTE, p, rj_est_count);
@@ -260,6 +273,8 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
                            .dv = (int32_t)k->dv,
                            .causal = k->causal,
                            .attn_scale = k->scale};
+    if (row->transform && !k->transforms)
+        return BAD(dg, "xform = %d in a record of a tune without transforms (.x0)", row->transform);
     if (row->est->tmpl != RJ_TMPL_EVA && (row->eva_window || row->eva_chunks))
         return BAD(dg, "window = %d, chunks = %d for estimator '%s', which is not eva (0 expected)",
                    row->eva_window, row->eva_chunks, row->est->name);

@@ -4,13 +4,16 @@
  * api/api_tune.c:
  *
  *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>[.scale<s>].L<bucket>.b<budget>.
- *          <calib>.cand<hex>.v2        (no .scale: the default softmax scale 1/sqrt(d))
+ *          <calib>.cand<hex>.x<0|1>.v3     (no .scale: the default softmax scale 1/sqrt(d);
+ *                                          .x1: transforms were considered, .x0: not)
  *   value  est=<name> m=<m> vw=<vw> T=<T> ri=<ri> rj=<rj> predicted=<x> measured=<x>
- *          bound=<x> ms=<x> seed=<u64> window=<w> chunks=<c>
+ *          bound=<x> ms=<x> seed=<u64> window=<w> chunks=<c> xform=<flags>
  *
- * window and chunks are eva's (0 for the other estimators). Records of version 1, written
- * before the tuner searched eva, have no .v2 and end at the seed: they still load and are
- * kept, but rfjit_tune never asks for them, since their search did not try eva.
+ * window and chunks are eva's (0 for the other estimators); xform is the plan's
+ * rfjit_attn_desc.transform (0 in every .x0 record). Older versions still load and are kept,
+ * but rfjit_tune never asks for them, since their search differs: version 1 (no suffix, the
+ * value ends at the seed) did not try eva; version 2 (.v2, the value ends at chunks, read as
+ * xform 0) took no transform and bounded eva over seeds, where its error has no spread.
  *
  * A wisdom file is data from disk, so nothing in it is trusted: every number is parsed whole
  * with overflow detection (no blanks, no '+', nothing after it, no narrowing to a smaller

@@ -9,8 +9,14 @@
  *     from m0 to bracket the budget, bisect to a step of RJ_TUNE_M_STEP, and confirm on
  *     RJ_TUNE_CONFIRM_SEEDS fresh seeds: the one-sided 95% Student-t upper bound of the mean
  *     error must be at or under the budget, else m grows by a quarter and is confirmed again;
- *     eva, which has no m, is searched over its window and chunk count by the same two
- *     rules (tune_eva.c), one row per window;
+ *     before the search, the candidate's transform is chosen at m0 (tune_xform.c), and m0
+ *     shrinks by the error ratio it gained;
+ *     eva, which has no m, is searched over its window and chunk count (tune_eva.c), one row
+ *     per window; it has no random parameters, so its bound is not over seeds, where it
+ *     would have no spread, but over the data: the one-sided 95% Student-t upper bound of
+ *     the mean error over RJ_TUNE_SLICES contiguous slices of the calibration queries must
+ *     be at or under the budget (any estimator whose error does not depend on the seed
+ *     would need that rule; eva is the only one);
  *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
  *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
  *
@@ -496,14 +502,16 @@ static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure
         RJ_TRY(rj_prune_by_error(S, row, &pruned, dg));
     if (pruned)
         return RFJIT_OK;
-    int32_t m = 0;
-    RJ_TRY(find_m(S, row, m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX, &m, dg));
+    int32_t m = 0, m1 = m0 <= RJ_TUNE_M_MAX ? m0 : RJ_TUNE_M_MAX;
+    RJ_TRY(rj_search_xform(S, row, &m1, dg));
+    RJ_TRY(find_m(S, row, m1, &m, dg));
     if (!m)
         return RFJIT_OK;
     RJ_TRY(confirm(S, row, m, dg));
-    row->predicted = isfinite(e1) ? e1 / row->m : NAN;
+    /* the model is of the rows as given: a transform's measured ratio carries it over */
+    row->predicted = isfinite(e1) ? e1 * (row->transform ? row->xform_ratio : 1) / row->m : NAN;
     if (row->meets) {
-        rfjit_attn_desc a = rj_tune_desc_of(r, est, row->m, r->seed);
+        rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);
         RJ_TRY(rj_search_time(S, &a, &row->time_ms, dg));
     }
     return RFJIT_OK;

@@ -3,7 +3,8 @@
  * This file is what the searches of rfjit_tune share (architecture.md 6): the state of one
  * tune, the error of a row's plan over seeds, its time at L and the cost model's flops.
  * tune_search.c searches m per estimator and runs the whole tune; tune_eva.c searches eva's
- * window and chunk count. Not for: callers outside tuner/ (tune.h is the tuner's inside).
+ * window and chunk count; tune_xform.c chooses a candidate's transform. Not for: callers outside
+ * tuner/ (tune.h is the tuner's inside).
  */
 #ifndef RJ_TUNE_SEARCH_H
 #define RJ_TUNE_SEARCH_H
@@ -50,5 +51,20 @@ double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_
 #define RJ_TUNE_EVA_ROWS 4
 rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *rows, size_t *n,
                            rj_diag *dg);
+
+/* The confirmation of an estimator without random parameters (tune_eva.c says why): the
+ * mean of row's errors on RJ_TUNE_SLICES slices of the calibration queries
+ * (rj_calib_error_slices) and its one-sided 95% Student-t upper bound (infinite with fewer
+ * slices than that). */
+rfjit_status rj_search_data_bound(rj_search *S, const rj_tune_row *row, double *mean, double *bound,
+                                  rj_diag *dg);
+
+/* The transform of row's plans (tune_xform.c): row->transform and row->xform_ratio set from
+ * a few error evaluations at *m (NULL: row's m, eva's parameters), and *m scaled by the
+ * error ratio when a transform is chosen. Nothing changes under r->transforms == 0, a kernel
+ * budget or exact. */
+rfjit_status rj_search_xform(rj_search *S, rj_tune_row *row, int32_t *m, rj_diag *dg);
+/* Whether est's error does not depend on the projection seed (no random parameters). */
+int rj_search_seedless(const rj_est_ops *est);
 
 #endif

@@ -169,6 +169,12 @@ def _transform(value):
     return flags
 
 
+def _transform_names(flags):
+    """RFJIT_XFORM_* flags as transform= takes them: None for none, else 'k,q,balance'."""
+    names = [n for n, f in sorted(_abi.XFORM.items(), key=lambda x: x[1]) if flags & f]
+    return ",".join(names) if names else None
+
+
 def _text(name, value):
     """None, or a str without NUL as UTF-8 bytes for a const char * field."""
     if value is None:
@@ -591,7 +597,7 @@ class Context(_Handle):
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
-             softmax_scale=None, profile="real-like"):
+             softmax_scale=None, profile="real-like", transforms=True):
         """The fastest plan within an error budget on this machine (rfjit_tune), as a
         TuneResult; answers from wisdom when it remembers this problem.
 
@@ -612,7 +618,10 @@ class Context(_Handle):
         softmax_scale  the plans' softmax scale, as Context.plan's scale: None (1/sqrt(d))
                      or a finite number > 0; every candidate, the exact reference and the
                      wisdom record use it
-        estimators   candidate names (a list or a comma-separated string); None: all"""
+        estimators   candidate names (a list or a comma-separated string); None: all
+        transforms   True (default): each candidate may take the exact transform (Plan's
+                     transform=) with the least calibration error, output budgets only;
+                     False: none, as plans for Context.decode need"""
         t = _abi.TuneDesc()
         t.size = _C.sizeof(t)
         t.d = _int("d", d, 1, _I32)
@@ -624,6 +633,10 @@ class Context(_Handle):
         t.seed = _int("seed", seed, 0, _U64)
         t.synthetic_scale = _float("scale", scale)
         t.synthetic_profile = _choice("profile", profile, _abi.PROFILE)
+        if not isinstance(transforms, (bool, _np.bool_)):
+            _fail("RFJIT_E_INVALID_ARG", "transforms must be True or False, not %s" %
+                  _show(transforms))
+        t.transforms = int(transforms)
         t.scale = 0.0 if softmax_scale is None else _float("softmax_scale", softmax_scale)
         if isinstance(estimators, (list, tuple)):
             for e in estimators:
@@ -1169,8 +1182,9 @@ class Decoder(_Handle):
 
 class TuneResult(_Handle):
     """What Context.tune chose: .estimator and .m (the chosen plan; for eva also .eva_window and
-    .eva_chunks, 0 otherwise), .rows (the table it chose from, one dict per candidate:
-    estimator, m, eva_window, eva_chunks, tiling, predicted_error, measured_error,
+    .eva_chunks, 0 otherwise; .transform as Context.plan's transform= takes it, None for none),
+    .rows (the table it chose from, one dict per candidate: estimator, m, eva_window,
+    eva_chunks, transform, tiling, predicted_error, measured_error,
     error_bound, time_ms, meets_budget, pareto, chosen, note), .info (one line: calibration
     data, confidence rule, wall time, wisdom), .json() (all of it as rfjit_tune_result_json's
     dict) and .plan() (a Plan of the choice). It keeps its context alive, so .plan() works
@@ -1194,6 +1208,7 @@ class TuneResult(_Handle):
         eva = self.estimator == "eva"
         self.eva_window = a.eva_window if eva else 0
         self.eva_chunks = a.eva_chunks if eva else 0
+        self.transform = _transform_names(a.transform)
         self.info = _lib.rfjit_tune_result_info(h).decode()
         self.rows = [self._row(i) for i in range(_lib.rfjit_tune_result_rows(h))]
 
@@ -1209,6 +1224,7 @@ class TuneResult(_Handle):
         self._run(_lib.rfjit_tune_result_row, i, _C.byref(r))
         return {"estimator": r.estimator.decode(), "m": r.m,
                 "eva_window": r.eva_window, "eva_chunks": r.eva_chunks,
+                "transform": _transform_names(r.transform),
                 "tiling": (r.tiling.vw, r.tiling.T, r.tiling.ri, r.tiling.rj),
                 "predicted_error": r.predicted_error, "measured_error": r.measured_error,
                 "error_bound": r.error_bound, "time_ms": r.time_ms,

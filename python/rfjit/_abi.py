@@ -91,7 +91,7 @@ class TuneDesc(C.Structure):
                 ("calib_v", C.POINTER(Tensor)), ("synthetic_scale", C.c_double),
                 ("estimators", C.c_char_p), ("progress", PROGRESS_FN),
                 ("progress_user", C.c_void_p), ("scale", C.c_double),
-                ("synthetic_profile", C.c_int32)]
+                ("synthetic_profile", C.c_int32), ("transforms", C.c_int64)]
 
 
 class TuneRow(C.Structure):
@@ -99,7 +99,8 @@ class TuneRow(C.Structure):
                 ("predicted_error", C.c_double), ("measured_error", C.c_double),
                 ("error_bound", C.c_double), ("time_ms", C.c_double),
                 ("meets_budget", C.c_int32), ("pareto", C.c_int32), ("chosen", C.c_int32),
-                ("note", C.c_char_p), ("eva_window", C.c_int32), ("eva_chunks", C.c_int32)]
+                ("note", C.c_char_p), ("eva_window", C.c_int32), ("eva_chunks", C.c_int32),
+                ("transform", C.c_int32)]
 
 
 def declare(lib):

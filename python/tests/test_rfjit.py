@@ -537,6 +537,29 @@ class TuneAndWisdom(unittest.TestCase):
                 ctx.wisdom_forget()
                 self.assertNotIn("tune.", ctx.wisdom_to_string())
 
+    def test_transforms_in_rows_plan_and_wisdom(self):
+        with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
+            seen = {}
+            for transforms in (True, False):
+                r = ctx.tune(16, 256, budget=0.3, estimators=["eva"], transforms=transforms)
+                chosen = [row for row in r.rows if row["chosen"]][0]
+                self.assertEqual(r.transform, chosen["transform"])
+                self.assertEqual(r.json()["transform"], r._desc.transform)
+                seen[transforms] = [row["transform"] for row in r.rows]
+                for row in r.rows:
+                    self.assertTrue(row["transform"] is None or
+                                    row["transform"].startswith("k"), row)
+                if r.transform:
+                    self.assertGreater(r._desc.transform, 0)
+                r.close()
+            self.assertEqual(set(seen[False]), {None})
+            keys = ctx.wisdom_to_string()
+            self.assertIn(".x1.v3", keys)
+            self.assertIn(".x0.v3", keys)
+            with self.assertRaises(rfjit.Error) as e:
+                ctx.tune(16, 256, budget=0.3, estimators=["eva"], transforms="no")
+            self.assertIn("transforms must be True or False", str(e.exception))
+
     def test_profiles_and_closest(self):
         with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
             for profile in ("real-like", "gaussian"):

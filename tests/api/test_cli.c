@@ -915,7 +915,17 @@ Test(cli, tune_wisdom_and_plan_from_wisdom, .timeout = 300)
     cr_expect(strstr(out, "<- chosen"), "%s", out);
     cr_expect(strstr(out, "plan: estimator="), "%s", out);
     cr_expect(strstr(out, "synthetic calibration set"), "%s", out);
+    cr_expect(strstr(out, " transform ") && strstr(out, "transforms chosen per estimator"), "%s",
+              out);
     cr_expect_str_empty(slurp("err.txt"), "no progress bar when stderr is not a terminal");
+    /* without transforms: another wisdom key, every row and the plan without one */
+    snprintf(line, sizeof line, "cd %s && %s --no-transforms --json >out.txt 2>err.txt", dir, cmd);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_expect(strstr(out, "\"from_wisdom\": false"), "%s", out);
+    cr_expect(!strstr(out, "\"transform\": 1") && !strstr(out, "\"transform\": 3") &&
+                  !strstr(out, "\"transform\": 5") && !strstr(out, "\"transform\": 7"),
+              "%s", out);
     snprintf(line, sizeof line, "cd %s && %s --json >out.txt 2>err.txt", dir, cmd);
     cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
     out = slurp("out.txt");

@@ -164,16 +164,17 @@ Test(real_heads, exact_matches_double_softmax_on_the_hardest_head)
     rfjit_ctx_destroy(c);
 }
 
-/* The errors of plan a on the held-out split of head for seeds 30001..30008 (none of the
- * tuner's), against the double reference. */
-static void heldout_errors(rfjit_ctx *c, rfjit_attn_desc a, int64_t head, double err[SEEDS])
+/* The errors of plan a on split (REAL_CALIB or REAL_HELDOUT) of head for n seeds from 30001
+ * (none of the tuner's), against the double reference. */
+static void split_errors(rfjit_ctx *c, rfjit_attn_desc a, int split, int64_t head, int seeds,
+                         double *err)
 {
     const size_t n = (size_t)set.L * (size_t)set.d;
     float *out = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
     cr_assert(out && ref);
-    rfjit_tensor q = real_set_view(&set, REAL_HELDOUT, REAL_Q, head),
-                 k = real_set_view(&set, REAL_HELDOUT, REAL_K, head),
-                 v = real_set_view(&set, REAL_HELDOUT, REAL_V, head),
+    rfjit_tensor q = real_set_view(&set, split, REAL_Q, head),
+                 k = real_set_view(&set, split, REAL_K, head),
+                 v = real_set_view(&set, split, REAL_V, head),
                  to = rfjit_tensor_contiguous(out, 1, 1, set.L, set.d),
                  tr = rfjit_tensor_contiguous(ref, 1, 1, set.L, set.d);
     rfjit_attn_desc e = RFJIT_ATTN_DESC_INIT;
@@ -185,7 +186,7 @@ static void heldout_errors(rfjit_ctx *c, rfjit_attn_desc a, int64_t head, double
     cr_assert_eq(rfjit_plan_create(c, &e, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
     cr_assert_eq(rfjit_plan_execute(p, &q, &k, &v, &tr), RFJIT_OK);
     rfjit_plan_destroy(p);
-    for (int s = 0; s < SEEDS; s++) {
+    for (int s = 0; s < seeds; s++) {
         a.seed = 30001 + (uint64_t)s;
         cr_assert_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
         cr_assert_eq(rfjit_plan_execute(p, &q, &k, &v, &to), RFJIT_OK, "%s",
@@ -195,6 +196,11 @@ static void heldout_errors(rfjit_ctx *c, rfjit_attn_desc a, int64_t head, double
     }
     free(out);
     free(ref);
+}
+
+static void heldout_errors(rfjit_ctx *c, rfjit_attn_desc a, int64_t head, double err[SEEDS])
+{
+    split_errors(c, a, REAL_HELDOUT, head, SEEDS, err);
 }
 
 /* 1 when the errors show, at 95%, a mean above budget (the two tests at the top); *mean. */
@@ -261,10 +267,10 @@ static int check_budget(rfjit_ctx *c, int64_t head, double budget, int causal,
     double err[SEEDS], mean;
     heldout_errors(c, a, head, err);
     const int above = above_budget(err, budget, &mean);
-    cr_log_info("head %lld budget %g causal %d: %s m = %d window %d chunks %d, held-out "
-                "error %.4g",
+    cr_log_info("head %lld budget %g causal %d: %s m = %d window %d chunks %d transform %d, "
+                "held-out error %.4g",
                 (long long)head, budget, causal, a.estimator, a.m, a.eva_window, a.eva_chunks,
-                mean);
+                a.transform, mean);
     cr_expect(!above,
               "head %lld causal %d: tuned for %g on the calibration split, %s m = %d (eva "
               "window %d, chunks %d) has held-out error %.4g over seeds 30001..30008, above "
@@ -295,6 +301,72 @@ Test(real_heads, eva_tuned_budget_holds_on_the_heldout_text, .timeout = 300)
     rfjit_ctx *c = tu_ctx_isolated();
     cr_expect_eq(check_budget(c, EASIEST, 1e-1, 0, "eva"), 4);
     cr_expect_eq(check_budget(c, HARDEST, 1e-1, 1, "eva"), 4);
+    rfjit_ctx_destroy(c);
+}
+
+/* Tune head's calibration split at budget 1e-1 with eva the only candidate beside exact,
+ * timed at L = 4096 (the calibration set stays the head's 512 tokens), where exact's
+ * quadratic cost leaves eva the choice; transforms as given. The chosen plan in *a, its row
+ * in *row. */
+static void tune_eva_long(rfjit_ctx *c, int64_t head, int transforms, rfjit_attn_desc *a,
+                          rfjit_tune_row *row)
+{
+    rfjit_tensor cq = real_set_view(&set, REAL_CALIB, REAL_Q, head),
+                 ck = real_set_view(&set, REAL_CALIB, REAL_K, head),
+                 cv = real_set_view(&set, REAL_CALIB, REAL_V, head);
+    rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+    t.d = t.dv = (int32_t)set.d;
+    t.L = 4096;
+    t.budget = 1e-1;
+    t.seed = 7;
+    t.estimators = "eva";
+    t.transforms = transforms;
+    t.calib_q = &cq, t.calib_k = &ck, t.calib_v = &cv;
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    *a = (rfjit_attn_desc)RFJIT_ATTN_DESC_INIT;
+    cr_assert_eq(rfjit_tune_result_plan(r, a), RFJIT_OK);
+    cr_assert_eq(rfjit_tune_result_row(r, 0, row), RFJIT_OK);
+    cr_assert(row->chosen);
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row x;
+        cr_assert_eq(rfjit_tune_result_row(r, i, &x), RFJIT_OK);
+        if (!transforms || !strcmp(x.estimator, "exact"))
+            cr_expect_eq(x.transform, 0, "%s row took transform %d", x.estimator, x.transform);
+    }
+    rfjit_tune_result_destroy(r);
+}
+
+/* A transform the tuner chose is in the chosen row and the plan, the plan has less error on
+ * the calibration text with it than without (that is why it was chosen: eva draws nothing
+ * random, so one seed is its error), and it keeps the budget on the held-out text. Head 1:
+ * eva meets 1e-1 there with centred keys (docs/real_heads.md). Without transforms, none. */
+Test(real_heads, a_chosen_transform_is_in_the_row_and_the_plan, .timeout = 300)
+{
+    rfjit_ctx *c = tu_ctx_isolated();
+    rfjit_attn_desc a;
+    rfjit_tune_row row;
+    tune_eva_long(c, 1, 1, &a, &row);
+    cr_assert_str_eq(a.estimator, "eva", "exact won at L = 4096: %s", row.note);
+    cr_expect(row.transform != 0, "no transform chosen");
+    cr_expect_eq(a.transform, row.transform);
+    rfjit_attn_desc none = a;
+    none.transform = 0;
+    double with, without;
+    split_errors(c, a, REAL_CALIB, 1, 1, &with);
+    split_errors(c, none, REAL_CALIB, 1, 1, &without);
+    cr_log_info("head 1: eva window %d chunks %d transform %d: calibration error %.4g, %.4g "
+                "without",
+                a.eva_window, a.eva_chunks, a.transform, with, without);
+    cr_expect(with < without, "transform %d: calibration error %.4g, without %.4g", a.transform,
+              with, without);
+    double err[SEEDS], mean;
+    heldout_errors(c, a, 1, err);
+    cr_expect(!above_budget(err, 1e-1, &mean), "transform %d: held-out error %.4g", a.transform,
+              mean);
+    tune_eva_long(c, 1, 0, &a, &row);
+    cr_expect_eq(a.transform, 0);
+    cr_expect_eq(row.transform, 0);
     rfjit_ctx_destroy(c);
 }
 

@@ -20,6 +20,7 @@
 #include "tuner/tune.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,18 @@ Test(tune, bad_requests_are_refused)
     t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
     t.L = 0;
     cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    t = shape(1e-2, RFJIT_BUDGET_OUTPUT);
+    t.transforms = 2;
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_INVALID_ARG);
+    cr_expect(strstr(rfjit_ctx_last_error(c), "transforms = 2"), "%s", rfjit_ctx_last_error(c));
+    /* a caller built before transforms were a field gets the default, 1 */
+    rfjit_tune_desc old = RFJIT_TUNE_DESC_INIT;
+    cr_expect_eq(old.transforms, 1);
+    t.size = offsetof(rfjit_tune_desc, transforms);
+    t.patience = RFJIT_PATIENCE_ESTIMATE;
+    cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_tune_result_destroy(r);
+    r = NULL;
     cr_expect_eq(rfjit_tune(NULL, &t, &r), RFJIT_E_INVALID_ARG);
     cr_expect_eq(rfjit_tune(c, NULL, &r), RFJIT_E_INVALID_ARG);
     rfjit_tune_result_destroy(NULL);

@@ -27,19 +27,24 @@ TestSuite(tune_record, .timeout = 120);
  * data, every estimator a candidate. */
 static void key_of(char *buf, size_t n, int d)
 {
-    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.v2", d, d,
+    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.x1.v3", d, d,
              (1u << rj_est_count) - 1);
 }
 
 static const char GOOD[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                            "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
-                           "window=0 chunks=0";
+                           "window=0 chunks=0 xform=0";
+/* The same answer as a version 2 record wrote it, before transforms: no xform. */
+static const char GOOD_V2[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
+                              "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
+                              "window=0 chunks=0";
 /* The same answer as a version 1 record wrote it, before eva was searched: no window and
  * chunks, and a key without .v2. */
 static const char GOOD_V1[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                               "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
 static const char EVA[] = "est=eva m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=6.000000e-02 "
-                          "bound=7.000000e-02 ms=1.200000e+00 seed=3 window=32 chunks=16";
+                          "bound=7.000000e-02 ms=1.200000e+00 seed=3 window=32 chunks=16 "
+                          "xform=0";
 
 /* value is GOOD with `field=old` replaced by `field=new` (field and old given as "m=560"). */
 static void with(char *buf, size_t n, const char *old, const char *new)
@@ -97,7 +102,7 @@ Test(tune_record, accepts_what_the_tuner_writes)
     cr_expect_eq(row.seed, 0);
     /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
     const char *exact = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
-                        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0";
+                        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0";
     cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(row.seed, UINT64_MAX);
     /* calibration hashes and causal keys */
@@ -153,7 +158,7 @@ Test(tune_record, sizes_plan_create_refuses_are_refused)
     key_of(key, sizeof key, 64);
     refused(key,
             "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0 "
-            "window=0 chunks=0",
+            "window=0 chunks=0 xform=0",
             16, "m = 5", "exact", NULL);
 }
 
@@ -173,7 +178,7 @@ Test(tune_record, profiles_in_the_key)
                  {"gauss1", RFJIT_E_WISDOM_FORMAT}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char key[256];
-        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.v2",
+        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.x1.v3",
                  cases[i].cal, (1u << rj_est_count) - 1);
         rj_tune_row row;
         rj_diag dg = {{0}};
@@ -227,7 +232,8 @@ Test(tune_record, malformed_syntax_is_refused)
     refused_value("m=560", "m=0x230", NULL);
     refused_value("m=560", "m=", "not a decimal integer", NULL);
     refused_value(" ri=4", "", "ri=", NULL);
-    refused_value("chunks=0", "chunks=0 extra", "text after the chunks", NULL);
+    refused_value("xform=0", "xform=0 extra", "text after the xform", NULL);
+    refused_value(" xform=0", "", "xform=", NULL);
     refused_value(" window=0 chunks=0", "", "window=", NULL);
     refused_value("predicted=1.300000e-02", "predicted=", "predicted", "not a number", NULL);
     refused_value("est=positive", "est=nosuch", "est=nosuch is not a known estimator", NULL);
@@ -243,7 +249,7 @@ Test(tune_record, malformed_syntax_is_refused)
     refused("tune.output.sideways.d64.dv64.L4096.b1.0000e-02.syn1.cand1", GOOD, 16,
             "direction", NULL);
     /* the estimator must be one the key's candidate set allowed */
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.v2",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v3",
              1u << (rj_est_find("positive") == rj_est_registry[0] ? 1 : 0));
     refused(key, GOOD, 16, "not among the key's candidates", NULL);
 }
@@ -268,14 +274,51 @@ Test(tune_record, both_versions_parse_and_eva_keeps_its_parameters)
     cr_expect_eq(row.seed, 3);
     refused_value("window=0", "window=16", "window = 16, chunks = 0", "not eva", NULL);
     char v[512];
-    snprintf(v, sizeof v, "%.*schunks=0", (int)(strstr(EVA, "chunks=") - EVA), EVA);
+    snprintf(v, sizeof v, "%.*schunks=0 xform=0", (int)(strstr(EVA, "chunks=") - EVA), EVA);
     refused(key, v, 16, "chunk count 0", NULL);
-    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16", (int)(strstr(EVA, "window=") - EVA), EVA);
+    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0", (int)(strstr(EVA, "window=") - EVA),
+             EVA);
     refused(key, v, 16, "window -1", NULL);
     refused(key,
             "est=eva m=16 vw=0 T=0 ri=0 rj=0 predicted=nan measured=0 bound=0 ms=1 seed=3 "
-            "window=32 chunks=16",
+            "window=32 chunks=16 xform=0",
             16, "m = 16", "eva", NULL);
+}
+
+/* Version 2 records (before transforms) parse as transform 0; a version 3 record must have
+ * its xform, one rfjit_plan_create accepts for the estimator, and 0 under a key of a tune
+ * without transforms (.x0). */
+Test(tune_record, version_2_reads_as_no_transform_and_xform_is_checked)
+{
+    char key[256];
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.v2",
+             (1u << rj_est_count) - 1);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key, GOOD_V2, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_eq(row.transform, 0);
+    cr_expect_eq(row.m, 560);
+    refused(key, GOOD, 16, "text after the chunks", NULL);
+    key_of(key, sizeof key, 64);
+    refused(key, GOOD_V2, 16, "xform=", NULL);
+    char v[512];
+    with(v, sizeof v, "xform=0", "xform=7"); /* center_k + center_q + balance */
+    cr_expect_eq(rj_tune_record_check(key, v, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect_eq(row.transform, 7);
+    refused_value("xform=0", "xform=16", "transform = 16 has unknown bits", NULL);
+    refused_value("xform=0", "xform=-1", "unknown bits", NULL);
+    with(v, sizeof v, "est=positive", "est=trig");
+    char w[512];
+    snprintf(w, sizeof w, "%.*sxform=2", (int)(strstr(v, "xform=") - v), v);
+    refused(key, w, 16, "CENTER_Q", "trig", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x0.v3",
+             (1u << rj_est_count) - 1);
+    cr_expect_eq(rj_tune_record_check(key, GOOD, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    with(v, sizeof v, "xform=0", "xform=5");
+    refused(key, v, 16, "xform = 5", "without transforms", NULL);
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x2.v3",
+             (1u << rj_est_count) - 1);
+    refused(key, GOOD, 16, "candidate mask", NULL);
 }
 
 /* ---- through a wisdom file ------------------------------------------------------------------ */
@@ -353,7 +396,7 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, bad);
     with(bad, sizeof bad, "vw=8 T=32", "vw=70 T=3");
     snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
-             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.v2 patience=1 %s\n",
+             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.x1.v3 patience=1 %s\n",
              (1u << rj_est_count) - 1, bad);
     write_wisdom(path, lines);
     c = ctx_for(path);
@@ -419,7 +462,7 @@ Test(tune_record, eva_parameters_round_trip_through_wisdom)
     close(fd);
     char key[256], lines[2048];
     key_of(key, sizeof key, 64);
-    snprintf(lines, sizeof lines, "%.*s patience=1 %s\n", (int)(strlen(key) - 3), key, GOOD_V1);
+    snprintf(lines, sizeof lines, "%.*s patience=1 %s\n", (int)(strlen(key) - 6), key, GOOD_V1);
     write_wisdom(path, lines);
     rfjit_ctx *c = ctx_for(path);
     cr_expect_eq(nlogged, 0, "%s", logged[0]);
@@ -502,4 +545,54 @@ Test(tune_record, fuzz_corpus_cases)
         cr_expect_eq(rep.bad_lines, cases[i].bad, "%s: %s", path, rep.why);
         rj_wisdom_destroy(w);
     }
+}
+
+/* A transformed answer goes through a wisdom file and back: the row, the plan and the JSON
+ * hold its transform, before and after an export; a tune without transforms does not get
+ * it (its key is another). */
+Test(tune_record, a_transform_round_trips_through_wisdom)
+{
+    char path[] = "/tmp/rfjit_tune_record_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char key[256], v[512], lines[1024];
+    key_of(key, sizeof key, 64);
+    with(v, sizeof v, "xform=0", "xform=5"); /* center_k + balance */
+    snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, v);
+    write_wisdom(path, lines);
+    for (int pass = 0; pass < 2; pass++) {
+        rfjit_ctx *c = ctx_for(path);
+        cr_expect_eq(nlogged, 0, "%s", logged[0]);
+        rfjit_tune_result *r = NULL;
+        cr_assert_eq(tune_wisdom_only(c, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+        cr_expect_eq(row.transform, 5);
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+        cr_expect_eq(a.transform, 5);
+        char json[4096];
+        cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
+        cr_expect(strstr(json, "\"transform\": 5, \"transform_name\": \"center_k+balance\""), "%s",
+                  json);
+        rfjit_tune_result_destroy(r);
+        rfjit_tune_desc t = RFJIT_TUNE_DESC_INIT;
+        t.d = 64;
+        t.L = 4096;
+        t.patience = RFJIT_PATIENCE_WISDOM_ONLY;
+        t.synthetic_profile = RFJIT_PROFILE_GAUSSIAN;
+        t.transforms = 0;
+        r = NULL;
+        cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_NO_WISDOM,
+                     "a tune without transforms "
+                     "took a transformed answer");
+        rfjit_tune_result_destroy(r);
+        cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_ctx_destroy(c);
+    }
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
 }
