@@ -139,11 +139,14 @@ static const char *near_kind(const rfjit_tune_result *res)
     return res->req.patience == RFJIT_PATIENCE_ESTIMATE ? "predicted error" : "error bound";
 }
 
-/* The parameters of a near miss: m, or eva's window and chunk count. */
+/* The parameters of a near miss: m, eva's window and chunk count, or blocksparse's m and exact
+ * blocks. */
 static void near_params(const rj_tune_row *c, char *buf, size_t n)
 {
     if (c->est->tmpl == RJ_TMPL_EVA)
         snprintf(buf, n, "window = %d, chunks = %d", c->eva_window, c->near_chunks);
+    else if (c->est->tmpl == RJ_TMPL_BLOCKSPARSE)
+        snprintf(buf, n, "m = %d, %d exact blocks", c->near_m, c->sparse_exact);
     else
         snprintf(buf, n, "m = %d", c->near_m);
 }
@@ -226,7 +229,7 @@ static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag 
  * meaning), the length bucket (L rounded up to a power of two), calibration and candidate
  * set, whether transforms were considered (.x0 or .x1), and the record version
  * (tuner/tune_record.h: v1 answers never searched eva, v2 ones took no transform and bounded
- * eva over seeds). The scale is
+ * eva over seeds, v3 ones never searched blocksparse). The scale is
  * written with %.17e: it reads back as the same double, and its exponent ends the number where a
  * bare "2." would swallow the dot before L. */
 static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_diag *dg)
@@ -238,7 +241,7 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     RJ_TRY(calib_id(r, cal, sizeof cal, dg));
     if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
         snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
-    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.x%d.v3",
+    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.x%d.v4",
              r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", r->causal ? "causal" : "bidir",
              r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask,
              r->transforms);
@@ -249,10 +252,10 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "est=%s m=%d vw=%d T=%d ri=%d rj=%d predicted=%.6e measured=%.6e bound=%.6e "
-             "ms=%.6e seed=%llu window=%d chunks=%d xform=%d",
+             "ms=%.6e seed=%llu window=%d chunks=%d xform=%d sblock=%d sexact=%d",
              c->est->name, c->m, c->tiling.vw, c->tiling.T, c->tiling.ri, c->tiling.rj,
              c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed,
-             c->eva_window, c->eva_chunks, c->transform);
+             c->eva_window, c->eva_chunks, c->transform, c->sparse_block, c->sparse_exact);
 }
 
 /* The chosen row back from a wisdom record; 0 if it is not one this context can plan (then:
@@ -386,9 +389,10 @@ rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i, rfjit_t
     if (!r || !row || i >= r->out.n)
         return RFJIT_E_INVALID_ARG;
     const rj_tune_row *x = &r->out.rows[i];
-    *row = (rfjit_tune_row){x->est->name, x->m,          x->tiling,     x->predicted, x->measured,
-                            x->bound,     x->time_ms,    x->meets,      x->pareto,    x->chosen,
-                            x->note,      x->eva_window, x->eva_chunks, x->transform};
+    *row = (rfjit_tune_row){x->est->name,  x->m,         x->tiling,       x->predicted,
+                            x->measured,   x->bound,     x->time_ms,      x->meets,
+                            x->pareto,     x->chosen,    x->note,         x->eva_window,
+                            x->eva_chunks, x->transform, x->sparse_block, x->sparse_exact};
     return RFJIT_OK;
 }
 
@@ -432,6 +436,7 @@ static void jrow(jbuf *b, const rj_tune_row *x, int64_t M)
     jput(b, "\"tiling\": {\"vw\": %d, \"T\": %d, \"ri\": %d, \"rj\": %d}, ", x->tiling.vw,
          x->tiling.T, x->tiling.ri, x->tiling.rj);
     jput(b, "\"eva_window\": %d, \"eva_chunks\": %d, ", x->eva_window, x->eva_chunks);
+    jput(b, "\"sparse_block\": %d, \"sparse_exact\": %d, ", x->sparse_block, x->sparse_exact);
     char xf[64];
     rj_tune_xform_name(x->transform, xf, sizeof xf);
     jput(b, "\"transform\": %d, \"transform_name\": \"%s\", ", x->transform, xf);
@@ -482,6 +487,9 @@ rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_
         if (near->est->tmpl == RJ_TMPL_EVA)
             jput(&b, "\"eva_window\": %d, \"eva_chunks\": %d, ", near->eva_window,
                  near->near_chunks);
+        if (near->est->tmpl == RJ_TMPL_BLOCKSPARSE)
+            jput(&b, "\"sparse_block\": %d, \"sparse_exact\": %d, ", near->sparse_block,
+                 near->sparse_exact);
         jnum(&b, "error", near->near_err);
         jput(&b, ", \"error_kind\": \"%s\", ", near_kind(r));
         jnum(&b, "over_budget", near->near_err / r->req.budget);

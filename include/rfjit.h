@@ -889,6 +889,10 @@ typedef struct rfjit_tune_row {
     /* The row's rfjit_attn_desc.transform (RFJIT_XFORM_*; rfjit_tune_desc.transforms), which
      * its errors and time were measured with. Since 0.4. */
     int32_t transform;
+    /* blocksparse's tokens per block and exact key blocks per query block
+     * (rfjit_attn_desc.sparse_block, sparse_exact), which the tuner searches with m on a small
+     * grid; 0 for every other estimator. Since 0.5. */
+    int32_t sparse_block, sparse_exact;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
@@ -900,7 +904,10 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * has a one-sided 95% upper confidence bound (Student t) at or under the budget (eva, which
  * has no m and no random parameters: the fewest chunks per window on a small grid, whose
  * bound is over 8 contiguous slices of the calibration queries in place of seeds, output
- * budgets and MEASURE or more only); each candidate with the exact transform that gave the
+ * budgets and MEASURE or more only; blocksparse: one row per sparse_exact in {1, 2, 4, 8} at
+ * sparse_block 64, fewer than the calibration's key blocks, each with its m searched, output
+ * budgets and MEASURE or more only, and refused by rfjit_decode_create, so a tune for decoding
+ * leaves it out of estimators); each candidate with the exact transform that gave the
  * least error (rfjit_tune_desc.transforms); exact attention is always a candidate (error 0); then
  * the fastest tiling for the winner. A problem the context's wisdom remembers at this patience or
  * higher is answered from it. Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or

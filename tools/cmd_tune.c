@@ -21,7 +21,9 @@ static const char help[] =
     "         [--estimators LIST] [--seed S] [--no-transforms] [--json] [--no-save] [--run]\n"
     "         [--isa ISA]\n"
     "Finds the fastest attention plan (estimator, feature count m, or eva's window and chunk\n"
-    "count, tiling) whose error stays within EPS, and remembers it in the wisdom file.\n"
+    "count, blocksparse's exact blocks k with m, tiling) whose error stays within EPS, and\n"
+    "remembers it in the wisdom file. The table shows blocksparse's block size and k as\n"
+    "B=64 and k=4 in the window and chunks columns.\n"
     "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
     "                     kind); kernel: mean Var(K_hat)/K^2 over query/key pairs\n"
     "  --calib-*          calibration sample (L, d) / (L, dv) or (B, H, L, .) .npy files;\n"
@@ -126,6 +128,21 @@ static void print_param(int32_t x, int32_t chunks)
         printf(" %6s", "-");
 }
 
+/* The window and chunks columns: eva's, blocksparse's block size and exact blocks as B=64 and
+ * k=4 (the same places in its plan), "-" for the others. */
+static void print_params(const rfjit_tune_row *x)
+{
+    if (x->sparse_block > 0) {
+        char b[16], k[16];
+        snprintf(b, sizeof b, "B=%d", x->sparse_block);
+        snprintf(k, sizeof k, "k=%d", x->sparse_exact);
+        printf(" %6s %6s", b, k);
+        return;
+    }
+    print_param(x->eva_window, x->eva_chunks);
+    print_param(x->eva_chunks, x->eva_chunks);
+}
+
 static void print_table(const rfjit_tune_result *r)
 {
     printf("%-11s %6s %6s %6s %-11s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m",
@@ -135,8 +152,7 @@ static void print_table(const rfjit_tune_result *r)
         rfjit_tune_row x;
         rfjit_tune_result_row(r, i, &x);
         printf("%-11s %6d", x.estimator, x.m);
-        print_param(x.eva_window, x.eva_chunks);
-        print_param(x.eva_chunks, x.eva_chunks);
+        print_params(&x);
         char xf[32];
         printf(" %-11s", xform_text(x.transform, xf));
         print_err(x.predicted_error);
@@ -340,6 +356,9 @@ int cmd_tune(int argc, char **argv)
         char eva[64] = "";
         if (c.eva_chunks > 0)
             snprintf(eva, sizeof eva, " window=%d chunks=%d", c.eva_window, c.eva_chunks);
+        if (c.sparse_block > 0)
+            snprintf(eva, sizeof eva, " sparse_block=%d sparse_exact=%d", c.sparse_block,
+                     c.sparse_exact);
         char xf[32];
         printf("\nplan: estimator=%s m=%d%s transform=%s tiling vw=%d T=%d ri=%d rj=%d (0 = "
                "default)%s\n",

@@ -89,6 +89,7 @@ typedef struct rj_tune_row {
     const rj_est_ops *est;
     int32_t m;
     int32_t eva_window, eva_chunks; /* eva's parameters; 0 for every other estimator */
+    int32_t sparse_block, sparse_exact; /* blocksparse's parameters; 0 for every other */
     uint64_t seed;          /* the plan's projection seed */
     rfjit_tiling tiling;
     double predicted, measured, bound, time_ms;
@@ -118,8 +119,8 @@ void rj_tune_out_free(rj_tune_out *o);
 /* The descriptor of a row's plan (estimator defaults for the rest). */
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed);
-/* rj_tune_desc_of for a row: its estimator, m and transform, and for eva its window and chunk
- * count. */
+/* rj_tune_desc_of for a row: its estimator, m and transform, for eva its window and chunk
+ * count, and for blocksparse its block size and exact block count. */
 rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, uint64_t seed);
 
 /* Transform flags as text: "none" or names joined by '+' (center_k+center_q+balance). */

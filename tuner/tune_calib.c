@@ -402,6 +402,11 @@ rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, u
         a.eva_window = row->eva_window;
         a.eva_chunks = row->eva_chunks;
     }
+    /* a row without them (a record before they were searched) keeps the defaults */
+    if (row->est->tmpl == RJ_TMPL_BLOCKSPARSE && row->sparse_block > 0) {
+        a.sparse_block = row->sparse_block;
+        a.sparse_exact = row->sparse_exact;
+    }
     a.transform = row->transform;
     return a;
 }

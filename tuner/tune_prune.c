@@ -39,15 +39,15 @@
 #define M_A (2 * RJ_TUNE_M_STEP)
 #define M_B (8 * RJ_TUNE_M_STEP)
 
-static double cost_ratio(const rj_search *S, const rj_est_ops *est, int32_t m)
+static double cost_ratio(const rj_search *S, const rj_tune_row *row, int32_t m)
 {
-    return rj_search_model_flops(S->r, est, m, NULL) /
+    return rj_search_model_flops(S->r, row->est, m, row) /
            rj_search_model_flops(S->r, rj_est_find("exact"), 0, NULL);
 }
 
 int rj_prune_by_cost(const rj_search *S, rj_tune_row *row)
 {
-    const double ratio = cost_ratio(S, row->est, RJ_TUNE_M_STEP);
+    const double ratio = cost_ratio(S, row, RJ_TUNE_M_STEP);
     if (!(ratio > RJ_PRUNE_COST_FACTOR))
         return 0;
     snprintf(row->note, sizeof row->note,
@@ -56,10 +56,10 @@ int rj_prune_by_cost(const rj_search *S, rj_tune_row *row)
     return 1;
 }
 
-int32_t rj_prune_cost_m(const rj_search *S, const rj_est_ops *est, double factor)
+int32_t rj_prune_cost_m(const rj_search *S, const rj_tune_row *row, double factor)
 {
     int32_t m = RJ_TUNE_M_STEP;
-    while (m < RJ_TUNE_M_MAX && cost_ratio(S, est, m + RJ_TUNE_M_STEP) <= factor)
+    while (m < RJ_TUNE_M_MAX && cost_ratio(S, row, m + RJ_TUNE_M_STEP) <= factor)
         m += RJ_TUNE_M_STEP;
     return m;
 }
@@ -72,9 +72,10 @@ static rfjit_status least_error(rj_search *S, const rj_tune_row *row, int32_t m,
     const double t0 = rj_now_s();
     double sum = 0, sum2 = 0;
     *least = INFINITY;
+    rj_tune_row at = *row;
+    at.m = m;
     for (int i = 0; i < RJ_TUNE_SEARCH_SEEDS; i++) {
-        rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m,
-                                            r->seed + RJ_TUNE_SEARCH_SEED + (uint64_t)i);
+        rfjit_attn_desc a = rj_tune_row_desc(r, &at, r->seed + RJ_TUNE_SEARCH_SEED + (uint64_t)i);
         double e;
         RJ_TRY(rj_calib_error(S->ctx, &S->cal, r->kind, &a, &e, dg));
         if (!isfinite(e))
@@ -105,7 +106,7 @@ rfjit_status rj_prune_by_error(rj_search *S, rj_tune_row *row, int *pruned, rj_d
     RJ_TRY(least_error(S, row, M_A, &ea, &bound_a, dg));
     const double slope = log(ea / eb) / log((double)M_B / M_A);
     const double need = M_B * eb / budget;
-    const int32_t limit = rj_prune_cost_m(S, row->est, RJ_PRUNE_COST_FACTOR);
+    const int32_t limit = rj_prune_cost_m(S, row, RJ_PRUNE_COST_FACTOR);
     if (!(slope <= RJ_PRUNE_MAX_SLOPE))
         return RFJIT_OK;
     if (isfinite(bound_b)) {

@@ -13,9 +13,9 @@
  * cost; if so row's note says so. */
 int rj_prune_by_cost(const rj_search *S, rj_tune_row *row);
 
-/* The largest m (a multiple of the step, at least one step) at which the cost model puts est
- * at most `factor` times exact's cost. */
-int32_t rj_prune_cost_m(const rj_search *S, const rj_est_ops *est, double factor);
+/* The largest m (a multiple of the step, at least one step) at which the cost model puts row's
+ * estimator, at row's other parameters, at most `factor` times exact's cost. */
+int32_t rj_prune_cost_m(const rj_search *S, const rj_tune_row *row, double factor);
 
 /* The two-point rule: the least error over the search seeds at two small m, extrapolated as
  * 1/m with a safety factor, needs m past the tuner's largest. *pruned says whether row was

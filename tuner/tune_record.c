@@ -146,15 +146,21 @@ static rfjit_status value_parse(const char *v, int version, rj_tune_row *row, rj
         RJ_TRY(field(&p, "xform", dg));
         RJ_TRY(i32_at(&p, "xform", &row->transform, dg));
     }
-    static const char *const last[] = {"seed", "seed", "chunks", "xform"};
+    if (version >= 4) {
+        RJ_TRY(field(&p, "sblock", dg));
+        RJ_TRY(i32_at(&p, "sblock", &row->sparse_block, dg));
+        RJ_TRY(field(&p, "sexact", dg));
+        RJ_TRY(i32_at(&p, "sexact", &row->sparse_exact, dg));
+    }
+    static const char *const last[] = {"seed", "seed", "chunks", "xform", "sexact"};
     if (*p)
         return BAD(dg, "text after the %s: \"%.*s\"", last[version], QUOTE, p);
     return RFJIT_OK;
 }
 
 typedef struct tune_key {
-    int version;    /* 1: no suffix, before eva was searched; 2: .v2; 3: .x<0|1>.v3 */
-    int transforms; /* version 3: whether the tune considered transforms */
+    int version;    /* 1: no suffix, before eva was searched; 2: .v2; 3: .x<0|1>.v3; 4: .v4 */
+    int transforms; /* version 3 on: whether the tune considered transforms */
     int causal;
     long long d, dv, L;
     double scale; /* 0: none in the key, the default */
@@ -241,8 +247,10 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
     if (t->cand && !strcmp(end, ".v2")) {
         t->version = 2;
         end += 3;
-    } else if (t->cand && (!strcmp(end, ".x0.v3") || !strcmp(end, ".x1.v3"))) {
-        t->version = 3;
+    } else if (t->cand && strlen(end) == 6 && !strncmp(end, ".x", 2) &&
+               (end[2] == '0' || end[2] == '1') &&
+               (!strcmp(end + 3, ".v3") || !strcmp(end + 3, ".v4"))) {
+        t->version = end[5] - '0';
         t->transforms = end[2] == '1';
         end += 6;
     }
@@ -278,6 +286,16 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     if (row->est->tmpl != RJ_TMPL_EVA && (row->eva_window || row->eva_chunks))
         return BAD(dg, "window = %d, chunks = %d for estimator '%s', which is not eva (0 expected)",
                    row->eva_window, row->eva_chunks, row->est->name);
+    const int bs = row->est->tmpl == RJ_TMPL_BLOCKSPARSE;
+    if (!bs && (row->sparse_block || row->sparse_exact))
+        return BAD(dg,
+                   "sblock = %d, sexact = %d for estimator '%s', which is not blocksparse (0 "
+                   "expected)",
+                   row->sparse_block, row->sparse_exact, row->est->name);
+    /* before version 4 the tuner never chose blocksparse, so no record holds its blocks */
+    if (bs && row->sparse_block < 1)
+        return BAD(dg, "est=blocksparse without sblock >= 1 (a record of version %d has none)",
+                   k->version);
     rfjit_attn_desc a = rj_tune_row_desc(&r, row, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */

@@ -133,8 +133,9 @@ rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, 
 
 /* Work in flops of one execute at L under the estimator's cost model. */
 double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
-                             const rj_tune_row *eva)
+                             const rj_tune_row *row)
 {
+    const int eva = row && row->eva_window > 0, bs = row && row->sparse_block > 0;
     rj_spec s = {0};
     s.est = est;
     s.d = r->d;
@@ -142,8 +143,10 @@ double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_
     s.m = m > 0 ? m : RJ_TUNE_M_STEP;
     s.causal = r->causal;
     s.hrf_n = 8;
-    s.eva_window = eva ? eva->eva_window : 16;
-    s.eva_chunks = eva ? eva->eva_chunks : 8;
+    s.eva_window = eva ? row->eva_window : 16;
+    s.eva_chunks = eva ? row->eva_chunks : 8;
+    s.sparse_block = bs ? row->sparse_block : 64;
+    s.sparse_exact = bs ? row->sparse_exact : 4;
     double flops = 0, bytes = 0;
     est->cost(&s, &flops, &bytes);
     const double L = (double)r->L;
@@ -173,6 +176,16 @@ static int allowed(const rj_tune_req *r, const rj_est_ops *est, char *why, size_
         snprintf(why, n, "no error model: its window and chunks are searched by measuring");
         return 0;
     }
+    if (est->tmpl == RJ_TMPL_BLOCKSPARSE && r->kind == RFJIT_BUDGET_KERNEL) {
+        snprintf(why, n,
+                 "no kernel estimate (its exact blocks depend on the call): output "
+                 "budgets only");
+        return 0;
+    }
+    if (est->tmpl == RJ_TMPL_BLOCKSPARSE && r->patience == RFJIT_PATIENCE_ESTIMATE) {
+        snprintf(why, n, "no error model: its m and exact blocks are searched by measuring");
+        return 0;
+    }
     return 1;
 }
 
@@ -184,17 +197,20 @@ static int32_t step_down(double m)
 /* The largest m at which the estimator is still faster than exact at L (0: none, or below
  * one step), from two timings: t = a + b m fitted through a modest m and the linear guess,
  * so fixed costs (fits, statistics) do not make the cap too low. */
-static rfjit_status exact_cap(rj_search *S, const rj_est_ops *est, int32_t m0, int32_t *cap,
+static rfjit_status exact_cap(rj_search *S, const rj_tune_row *row, int32_t m0, int32_t *cap,
                               rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int32_t m1 = m0 < 8 * RJ_TUNE_M_STEP ? m0 : 8 * RJ_TUNE_M_STEP;
     double t1, t2;
-    rfjit_attn_desc a = rj_tune_desc_of(r, est, m1, r->seed);
+    rj_tune_row at = *row;
+    at.m = m1;
+    rfjit_attn_desc a = rj_tune_row_desc(r, &at, r->seed);
     RJ_TRY(rj_search_time(S, &a, &t1, dg));
     int32_t c = step_down(m1 * S->t_exact / t1);
     if (c > m1) {
-        a = rj_tune_desc_of(r, est, c > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX : c, r->seed);
+        at.m = c > RJ_TUNE_M_MAX ? RJ_TUNE_M_MAX : c;
+        a = rj_tune_row_desc(r, &at, r->seed);
         RJ_TRY(rj_search_time(S, &a, &t2, dg));
         const double slope = (t2 - t1) / (a.m - m1);
         if (slope > 0)
@@ -213,7 +229,7 @@ static rfjit_status find_m(rj_search *S, rj_tune_row *row, int32_t m0, int32_t *
     int32_t cap = S->cap;
     *m_out = 0;
     if (!cap)
-        RJ_TRY(exact_cap(S, row->est, m0, &cap, dg));
+        RJ_TRY(exact_cap(S, row, m0, &cap, dg));
     if (cap < RJ_TUNE_M_STEP) {
         snprintf(row->note, sizeof row->note, "slower than exact at any m");
         return RFJIT_OK;
@@ -274,7 +290,7 @@ static rfjit_status cap_first(rj_search *S, rj_tune_row *row, int *pruned, rj_di
 {
     if (!isfinite(S->need))
         return RFJIT_OK;
-    RJ_TRY(exact_cap(S, row->est, 8 * RJ_TUNE_M_STEP, &S->cap, dg));
+    RJ_TRY(exact_cap(S, row, 8 * RJ_TUNE_M_STEP, &S->cap, dg));
     if (S->cap < RJ_TUNE_M_STEP) {
         snprintf(row->note, sizeof row->note, "slower than exact at any m");
         *pruned = 1;
@@ -349,9 +365,11 @@ static double progress_steps(const rj_tune_req *r)
 {
     double total = 1; /* the yardstick */
     for (int e = 0; e < rj_est_count; e++)
-        if (r->est_mask & (1u << e)) /* eva: a window per estimator's worth */
+        if (r->est_mask & (1u << e)) /* eva, blocksparse: an estimator's worth per row */
             total += PROGRESS_STEPS_PER_ESTIMATOR *
-                     (rj_est_registry[e]->tmpl == RJ_TMPL_EVA ? RJ_TUNE_EVA_ROWS : 1);
+                     (rj_est_registry[e]->tmpl == RJ_TMPL_EVA           ? RJ_TUNE_EVA_ROWS
+                      : rj_est_registry[e]->tmpl == RJ_TMPL_BLOCKSPARSE ? RJ_TUNE_BS_ROWS
+                                                                        : 1);
     return total;
 }
 
@@ -426,14 +444,16 @@ static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int
                                  rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
-    const int32_t cheap = rj_prune_cost_m(S, row->est, PROBE_COST_FACTOR);
+    const int32_t cheap = rj_prune_cost_m(S, row, PROBE_COST_FACTOR);
     const int32_t m = m0 < RJ_TUNE_M_MAX / 8
                           ? (m0 < cheap ? m0 : cheap)
                           : (RJ_TUNE_M_MAX / 8 < cheap ? RJ_TUNE_M_MAX / 8 : cheap);
     double sum = 0, lo = INFINITY, hi = 0;
     const double t0 = rj_now_s();
     for (int i = 0; i < RJ_TUNE_CONFIRM_SEEDS; i++) {
-        rfjit_attn_desc a = rj_tune_desc_of(r, row->est, m, r->seed + 2001 + (uint64_t)i);
+        rj_tune_row at = *row;
+        at.m = m;
+        rfjit_attn_desc a = rj_tune_row_desc(r, &at, r->seed + 2001 + (uint64_t)i);
         double e;
         RJ_TRY(rj_calib_error(S->ctx, &S->cal, r->kind, &a, &e, dg));
         if (!isfinite(e))
@@ -457,9 +477,9 @@ static rfjit_status heavy_tailed(rj_search *S, rj_tune_row *row, int32_t m0, int
     return RFJIT_OK;
 }
 
-/* One candidate's row: under ESTIMATE the model's m and time; otherwise the searched m,
- * confirmed on fresh seeds, and its time at L when it meets the budget. */
-static rfjit_status search_estimator(rj_search *S, rj_tune_row *row, int measure, rj_diag *dg)
+/* Under ESTIMATE the model's m and time; otherwise the searched m, confirmed on fresh seeds,
+ * and its time at L when it meets the budget. */
+rfjit_status rj_search_row(rj_search *S, rj_tune_row *row, int measure, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const rj_est_ops *est = row->est;
@@ -550,7 +570,8 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS, sizeof *o->rows);
+    o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS,
+                             sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
     rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
@@ -563,12 +584,15 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
-        /* blocksparse's parameters are not searched yet: it is chosen by hand */
-        if (!(r->est_mask & (1u << e)) || est == exact || est->tmpl == RJ_TMPL_BLOCKSPARSE)
+        if (!(r->est_mask & (1u << e)) || est == exact)
             continue;
         rj_tune_clock_phase(&S->clock, est->name);
         if (est->tmpl == RJ_TMPL_EVA && allowed(r, est, NULL, 0) && measure) {
             RJ_TRY(rj_search_eva(S, est, o->rows, &o->n, dg));
+            continue;
+        }
+        if (est->tmpl == RJ_TMPL_BLOCKSPARSE && allowed(r, est, NULL, 0)) {
+            RJ_TRY(rj_search_blocksparse(S, est, o->rows, &o->n, measure, dg));
             continue;
         }
         rj_tune_row *row = &o->rows[o->n++];
@@ -579,7 +603,7 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
                              .bound = NAN,
                              .time_ms = NAN,
                              .near_err = NAN};
-        RJ_TRY(search_estimator(S, row, measure, dg));
+        RJ_TRY(rj_search_row(S, row, measure, dg));
     }
     qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
     o->chosen = 0; /* fastest that meets: exact always does */

@@ -41,16 +41,29 @@ rfjit_status rj_search_error_stats(rj_search *S, const rj_tune_row *row, uint64_
 /* Median of 5 warm executes of a on the timing problem at L, in ms. */
 rfjit_status rj_search_time(rj_search *S, const rfjit_attn_desc *a, double *ms, rj_diag *dg);
 
-/* Flops of one execute at L under est's cost model, at m, or for eva at eva's window and
- * chunk count (NULL: the descriptor's defaults). */
+/* Flops of one execute at L under est's cost model, at m, with row's eva window and chunk
+ * count and blocksparse block size and exact block count where it has them (NULL or 0: the
+ * descriptor's defaults). */
 double rj_search_model_flops(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
-                             const rj_tune_row *eva);
+                             const rj_tune_row *row);
 
 /* Search eva's window and chunk count: one row per window tried, appended at rows[*n]
  * (room for RJ_TUNE_EVA_ROWS), each with the fewest chunks that meet the budget. */
 #define RJ_TUNE_EVA_ROWS 4
 rfjit_status rj_search_eva(rj_search *S, const rj_est_ops *eva, rj_tune_row *rows, size_t *n,
                            rj_diag *dg);
+
+/* One candidate's search of m (tune_search.c step 2) for row, whose estimator and other
+ * parameters are set: pruning, transform, bracket and bisection, confirmation on fresh seeds,
+ * and its time at L when it meets the budget. measure: 0 under ESTIMATE. */
+rfjit_status rj_search_row(rj_search *S, rj_tune_row *row, int measure, rj_diag *dg);
+
+/* Search blocksparse's exact block count: one row per count of RJ_TUNE_BS_ROWS tried (at
+ * tokens per block RJ_TUNE_BS_BLOCK), appended at rows[*n], each with its searched m. */
+#define RJ_TUNE_BS_ROWS 4
+#define RJ_TUNE_BS_BLOCK 64
+rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_row *rows, size_t *n,
+                                   int measure, rj_diag *dg);
 
 /* The confirmation of an estimator without random parameters (tune_eva.c says why): the
  * mean of row's errors on RJ_TUNE_SLICES slices of the calibration queries

@@ -1182,9 +1182,10 @@ class Decoder(_Handle):
 
 class TuneResult(_Handle):
     """What Context.tune chose: .estimator and .m (the chosen plan; for eva also .eva_window and
-    .eva_chunks, 0 otherwise; .transform as Context.plan's transform= takes it, None for none),
-    .rows (the table it chose from, one dict per candidate: estimator, m, eva_window,
-    eva_chunks, transform, tiling, predicted_error, measured_error,
+    .eva_chunks, for blocksparse .sparse_block and .sparse_exact, 0 otherwise; .transform as
+    Context.plan's transform= takes it, None for none), .rows (the table it chose from, one
+    dict per candidate: estimator, m, eva_window, eva_chunks, sparse_block, sparse_exact,
+    transform, tiling, predicted_error, measured_error,
     error_bound, time_ms, meets_budget, pareto, chosen, note), .info (one line: calibration
     data, confidence rule, wall time, wisdom), .json() (all of it as rfjit_tune_result_json's
     dict) and .plan() (a Plan of the choice). It keeps its context alive, so .plan() works
@@ -1208,6 +1209,9 @@ class TuneResult(_Handle):
         eva = self.estimator == "eva"
         self.eva_window = a.eva_window if eva else 0
         self.eva_chunks = a.eva_chunks if eva else 0
+        bs = self.estimator == "blocksparse"
+        self.sparse_block = a.sparse_block if bs else 0
+        self.sparse_exact = a.sparse_exact if bs else 0
         self.transform = _transform_names(a.transform)
         self.info = _lib.rfjit_tune_result_info(h).decode()
         self.rows = [self._row(i) for i in range(_lib.rfjit_tune_result_rows(h))]
@@ -1224,6 +1228,7 @@ class TuneResult(_Handle):
         self._run(_lib.rfjit_tune_result_row, i, _C.byref(r))
         return {"estimator": r.estimator.decode(), "m": r.m,
                 "eva_window": r.eva_window, "eva_chunks": r.eva_chunks,
+                "sparse_block": r.sparse_block, "sparse_exact": r.sparse_exact,
                 "transform": _transform_names(r.transform),
                 "tiling": (r.tiling.vw, r.tiling.T, r.tiling.ri, r.tiling.rj),
                 "predicted_error": r.predicted_error, "measured_error": r.measured_error,

@@ -554,11 +554,28 @@ class TuneAndWisdom(unittest.TestCase):
                 r.close()
             self.assertEqual(set(seen[False]), {None})
             keys = ctx.wisdom_to_string()
-            self.assertIn(".x1.v3", keys)
-            self.assertIn(".x0.v3", keys)
+            self.assertIn(".x1.v4", keys)
+            self.assertIn(".x0.v4", keys)
             with self.assertRaises(rfjit.Error) as e:
                 ctx.tune(16, 256, budget=0.3, estimators=["eva"], transforms="no")
             self.assertIn("transforms must be True or False", str(e.exception))
+
+    def test_blocksparse_rows_carry_their_blocks(self):
+        with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
+            r = ctx.tune(16, 256, budget=0.5, estimators="blocksparse")
+            rows = [row for row in r.rows if row["estimator"] == "blocksparse"]
+            # 4 key blocks of 64 at L = 256: k = 4 and 8 would be exact attention
+            self.assertEqual(sorted(row["sparse_exact"] for row in rows), [1, 2])
+            for row in r.rows:
+                self.assertEqual(row["sparse_block"], 64 if row in rows else 0, row)
+                self.assertTrue(row["meets_budget"] or row["note"], row)
+            if r.estimator == "blocksparse":
+                chosen = [row for row in r.rows if row["chosen"]][0]
+                self.assertEqual((r.sparse_block, r.sparse_exact),
+                                 (64, chosen["sparse_exact"]))
+            else:
+                self.assertEqual((r.sparse_block, r.sparse_exact), (0, 0))
+            r.close()
 
     def test_profiles_and_closest(self):
         with rfjit.Context(cache_dir="", wisdom_path="") as ctx:

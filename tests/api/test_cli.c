@@ -989,6 +989,31 @@ Test(cli, tune_wisdom_and_plan_from_wisdom, .timeout = 300)
               slurp("err.txt"));
 }
 
+/* blocksparse's rows show their block size and exact block count where eva's window and
+ * chunks go (B=64, k=1 and k=2 at 4 key blocks; k=4 would be exact attention), the JSON has
+ * them, and the plan line has them when it is chosen. */
+Test(cli, tune_blocksparse_rows_show_their_blocks, .timeout = 300)
+{
+    char line[1024];
+    snprintf(line, sizeof line,
+             "cd %s && RFJIT_WISDOM= RFJIT_CACHE_DIR= %s tune --d 16 --L 256 --budget 0.5 "
+             "--estimators blocksparse --no-save >out.txt 2>err.txt",
+             dir, RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    const char *out = slurp("out.txt");
+    cr_expect(strstr(out, "   B=64    k=1 ") && strstr(out, "   B=64    k=2 "), "%s", out);
+    cr_expect(!strstr(out, "k=4") && !strstr(out, "k=8"), "%s", out);
+    if (strstr(out, "plan: estimator=blocksparse"))
+        cr_expect(strstr(out, "sparse_block=64 sparse_exact="), "%s", out);
+    snprintf(line, sizeof line,
+             "cd %s && RFJIT_WISDOM= RFJIT_CACHE_DIR= %s tune --d 16 --L 256 --budget 0.5 "
+             "--estimators blocksparse --no-save --json >out.txt 2>err.txt",
+             dir, RFJIT_CLI_PATH);
+    cr_assert_eq(system(line), 0, "%s", slurp("err.txt"));
+    out = slurp("out.txt");
+    cr_expect(strstr(out, "\"sparse_block\": 64, \"sparse_exact\": 2"), "%s", out);
+}
+
 Test(cli, tune_usage_errors)
 {
     expect_error("tune --d 8 --L 20", 2, "required");

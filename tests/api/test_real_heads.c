@@ -241,9 +241,55 @@ static int eva_rows(const rfjit_tune_result *r, double budget)
     return n;
 }
 
+/* blocksparse's rows of r: each at 64 tokens per block with an exact block count from the
+ * tuner's grid, and either meeting the budget with a measured bound and time, and then
+ * keeping it on head's held-out text as the chosen plan must, or saying why not; how many
+ * there are. */
+static int blocksparse_rows(rfjit_ctx *c, const rfjit_tune_result *r, int64_t head, double budget,
+                            int causal)
+{
+    int n = 0;
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, i, &row), RFJIT_OK);
+        if (strcmp(row.estimator, "blocksparse"))
+            continue;
+        n++;
+        const int k = row.sparse_exact;
+        cr_expect(row.sparse_block == 64 && (k == 1 || k == 2 || k == 4 || k == 8),
+                  "blocksparse block %d, exact blocks %d: not the tuner's grid", row.sparse_block,
+                  k);
+        if (!row.meets_budget) {
+            cr_expect(row.note[0], "k = %d missed the budget without a note", k);
+            continue;
+        }
+        cr_expect(row.error_bound <= budget && row.time_ms > 0 && row.m > 0,
+                  "k = %d: m = %d, %g, %g ms", k, row.m, row.error_bound, row.time_ms);
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        a.estimator = "blocksparse";
+        a.d = a.dv = (int32_t)set.d;
+        a.causal = causal;
+        a.m = row.m;
+        a.sparse_block = row.sparse_block;
+        a.sparse_exact = row.sparse_exact;
+        a.transform = row.transform;
+        double err[SEEDS], mean;
+        heldout_errors(c, a, head, err);
+        const int above = above_budget(err, budget, &mean);
+        cr_log_info("head %lld: blocksparse k = %d m = %d transform %d, calibration bound %.4g, "
+                    "held-out error %.4g",
+                    (long long)head, k, row.m, row.transform, row.error_bound, mean);
+        cr_expect(!above,
+                  "head %lld: blocksparse k = %d m = %d met %g on the calibration split but has "
+                  "held-out error %.4g over seeds 30001..30008, above the budget at 95%%",
+                  (long long)head, k, row.m, budget, mean);
+    }
+    return n;
+}
+
 /* Tune head's calibration split for budget (causal or not, candidates as rfjit_tune_desc
  * has them); the chosen plan's held-out error must not be above the budget at 95%
- * confidence. Returns the number of eva rows in the table. */
+ * confidence. Returns the number of eva and blocksparse rows in the table. */
 static int check_budget(rfjit_ctx *c, int64_t head, double budget, int causal,
                         const char *estimators)
 {
@@ -267,16 +313,16 @@ static int check_budget(rfjit_ctx *c, int64_t head, double budget, int causal,
     double err[SEEDS], mean;
     heldout_errors(c, a, head, err);
     const int above = above_budget(err, budget, &mean);
-    cr_log_info("head %lld budget %g causal %d: %s m = %d window %d chunks %d transform %d, "
-                "held-out error %.4g",
+    cr_log_info("head %lld budget %g causal %d: %s m = %d window %d chunks %d exact blocks %d "
+                "transform %d, held-out error %.4g",
                 (long long)head, budget, causal, a.estimator, a.m, a.eva_window, a.eva_chunks,
-                a.transform, mean);
+                a.sparse_exact, a.transform, mean);
     cr_expect(!above,
               "head %lld causal %d: tuned for %g on the calibration split, %s m = %d (eva "
               "window %d, chunks %d) has held-out error %.4g over seeds 30001..30008, above "
               "the budget at 95%%",
               (long long)head, causal, budget, a.estimator, a.m, a.eva_window, a.eva_chunks, mean);
-    const int n = eva_rows(r, budget);
+    const int n = eva_rows(r, budget) + blocksparse_rows(c, r, head, budget, causal);
     rfjit_tune_result_destroy(r);
     return n;
 }
@@ -301,6 +347,17 @@ Test(real_heads, eva_tuned_budget_holds_on_the_heldout_text, .timeout = 300)
     rfjit_ctx *c = tu_ctx_isolated();
     cr_expect_eq(check_budget(c, EASIEST, 1e-1, 0, "eva"), 4);
     cr_expect_eq(check_budget(c, HARDEST, 1e-1, 1, "eva"), 4);
+    rfjit_ctx_destroy(c);
+}
+
+/* blocksparse competes (its exact block count and m searched), bidirectional: its rows are in
+ * the table on the tuner's grid (at L = 512, 8 key blocks, so k = 8 is exact attention and not
+ * tried: 3 rows), and whichever plan wins, and every blocksparse row that met the budget, keep
+ * it on the held-out text. The hardest head, at the loose budget. */
+Test(real_heads, blocksparse_tuned_budget_holds_on_the_heldout_text, .timeout = 300)
+{
+    rfjit_ctx *c = tu_ctx_isolated();
+    cr_expect_eq(check_budget(c, HARDEST, 1e-1, 0, "blocksparse"), 3);
     rfjit_ctx_destroy(c);
 }
 

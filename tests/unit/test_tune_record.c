@@ -27,13 +27,13 @@ TestSuite(tune_record, .timeout = 120);
  * data, every estimator a candidate. */
 static void key_of(char *buf, size_t n, int d)
 {
-    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.x1.v3", d, d,
+    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.x1.v4", d, d,
              (1u << rj_est_count) - 1);
 }
 
 static const char GOOD[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                            "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
-                           "window=0 chunks=0 xform=0";
+                           "window=0 chunks=0 xform=0 sblock=0 sexact=0";
 /* The same answer as a version 2 record wrote it, before transforms: no xform. */
 static const char GOOD_V2[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                               "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
@@ -44,7 +44,7 @@ static const char GOOD_V1[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=
                               "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
 static const char EVA[] = "est=eva m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=6.000000e-02 "
                           "bound=7.000000e-02 ms=1.200000e+00 seed=3 window=32 chunks=16 "
-                          "xform=0";
+                          "xform=0 sblock=0 sexact=0";
 
 /* value is GOOD with `field=old` replaced by `field=new` (field and old given as "m=560"). */
 static void with(char *buf, size_t n, const char *old, const char *new)
@@ -101,8 +101,9 @@ Test(tune_record, accepts_what_the_tuner_writes)
     cr_expect_eq(row.time_ms, 6.3);
     cr_expect_eq(row.seed, 0);
     /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
-    const char *exact = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
-                        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0";
+    const char *exact =
+        "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
+        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0 sblock=0 sexact=0";
     cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(row.seed, UINT64_MAX);
     /* calibration hashes and causal keys */
@@ -158,7 +159,7 @@ Test(tune_record, sizes_plan_create_refuses_are_refused)
     key_of(key, sizeof key, 64);
     refused(key,
             "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0 "
-            "window=0 chunks=0 xform=0",
+            "window=0 chunks=0 xform=0 sblock=0 sexact=0",
             16, "m = 5", "exact", NULL);
 }
 
@@ -178,7 +179,7 @@ Test(tune_record, profiles_in_the_key)
                  {"gauss1", RFJIT_E_WISDOM_FORMAT}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char key[256];
-        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.x1.v3",
+        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.x1.v4",
                  cases[i].cal, (1u << rj_est_count) - 1);
         rj_tune_row row;
         rj_diag dg = {{0}};
@@ -232,8 +233,9 @@ Test(tune_record, malformed_syntax_is_refused)
     refused_value("m=560", "m=0x230", NULL);
     refused_value("m=560", "m=", "not a decimal integer", NULL);
     refused_value(" ri=4", "", "ri=", NULL);
-    refused_value("xform=0", "xform=0 extra", "text after the xform", NULL);
+    refused_value("sexact=0", "sexact=0 extra", "text after the sexact", NULL);
     refused_value(" xform=0", "", "xform=", NULL);
+    refused_value(" sblock=0 sexact=0", "", "sblock=", NULL);
     refused_value(" window=0 chunks=0", "", "window=", NULL);
     refused_value("predicted=1.300000e-02", "predicted=", "predicted", "not a number", NULL);
     refused_value("est=positive", "est=nosuch", "est=nosuch is not a known estimator", NULL);
@@ -249,7 +251,7 @@ Test(tune_record, malformed_syntax_is_refused)
     refused("tune.output.sideways.d64.dv64.L4096.b1.0000e-02.syn1.cand1", GOOD, 16,
             "direction", NULL);
     /* the estimator must be one the key's candidate set allowed */
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v3",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v4",
              1u << (rj_est_find("positive") == rj_est_registry[0] ? 1 : 0));
     refused(key, GOOD, 16, "not among the key's candidates", NULL);
 }
@@ -274,14 +276,15 @@ Test(tune_record, both_versions_parse_and_eva_keeps_its_parameters)
     cr_expect_eq(row.seed, 3);
     refused_value("window=0", "window=16", "window = 16, chunks = 0", "not eva", NULL);
     char v[512];
-    snprintf(v, sizeof v, "%.*schunks=0 xform=0", (int)(strstr(EVA, "chunks=") - EVA), EVA);
+    snprintf(v, sizeof v, "%.*schunks=0 xform=0 sblock=0 sexact=0",
+             (int)(strstr(EVA, "chunks=") - EVA), EVA);
     refused(key, v, 16, "chunk count 0", NULL);
-    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0", (int)(strstr(EVA, "window=") - EVA),
-             EVA);
+    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0 sblock=0 sexact=0",
+             (int)(strstr(EVA, "window=") - EVA), EVA);
     refused(key, v, 16, "window -1", NULL);
     refused(key,
             "est=eva m=16 vw=0 T=0 ri=0 rj=0 predicted=nan measured=0 bound=0 ms=1 seed=3 "
-            "window=32 chunks=16 xform=0",
+            "window=32 chunks=16 xform=0 sblock=0 sexact=0",
             16, "m = 16", "eva", NULL);
 }
 
@@ -309,14 +312,14 @@ Test(tune_record, version_2_reads_as_no_transform_and_xform_is_checked)
     refused_value("xform=0", "xform=-1", "unknown bits", NULL);
     with(v, sizeof v, "est=positive", "est=trig");
     char w[512];
-    snprintf(w, sizeof w, "%.*sxform=2", (int)(strstr(v, "xform=") - v), v);
+    snprintf(w, sizeof w, "%.*sxform=2 sblock=0 sexact=0", (int)(strstr(v, "xform=") - v), v);
     refused(key, w, 16, "CENTER_Q", "trig", NULL);
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x0.v3",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x0.v4",
              (1u << rj_est_count) - 1);
     cr_expect_eq(rj_tune_record_check(key, GOOD, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     with(v, sizeof v, "xform=0", "xform=5");
     refused(key, v, 16, "xform = 5", "without transforms", NULL);
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x2.v3",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x2.v4",
              (1u << rj_est_count) - 1);
     refused(key, GOOD, 16, "candidate mask", NULL);
 }
@@ -396,7 +399,7 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, bad);
     with(bad, sizeof bad, "vw=8 T=32", "vw=70 T=3");
     snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
-             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.x1.v3 patience=1 %s\n",
+             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.x1.v4 patience=1 %s\n",
              (1u << rj_est_count) - 1, bad);
     write_wisdom(path, lines);
     c = ctx_for(path);
@@ -587,6 +590,86 @@ Test(tune_record, a_transform_round_trips_through_wisdom)
         cr_expect_eq(rfjit_tune(c, &t, &r), RFJIT_E_NO_WISDOM,
                      "a tune without transforms "
                      "took a transformed answer");
+        rfjit_tune_result_destroy(r);
+        cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_ctx_destroy(c);
+    }
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+}
+
+static const char BLOCKSPARSE[] = "est=blocksparse m=64 vw=0 T=0 ri=0 rj=0 predicted=nan "
+                                  "measured=4.000000e-02 bound=5.000000e-02 ms=2.000000e+00 "
+                                  "seed=3 window=0 chunks=0 xform=5 sblock=64 sexact=2";
+
+/* Version 3 records (before blocksparse was searched) parse with no block fields, and one
+ * naming blocksparse is refused, since it cannot say which blocks; a version 4 record must
+ * have them, 0 for any estimator but blocksparse and valid for it. */
+Test(tune_record, version_3_reads_as_no_blocks_and_blocks_are_checked)
+{
+    char key[256], v[512];
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v3",
+             (1u << rj_est_count) - 1);
+    snprintf(v, sizeof v, "%.*s", (int)(strstr(GOOD, " sblock=") - GOOD), GOOD);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key, v, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect(row.m == 560 && row.sparse_block == 0 && row.sparse_exact == 0, "%d %d %d", row.m,
+              row.sparse_block, row.sparse_exact);
+    refused(key, GOOD, 16, "text after the xform", NULL);
+    snprintf(v, sizeof v, "%.*s", (int)(strstr(BLOCKSPARSE, " sblock=") - BLOCKSPARSE),
+             BLOCKSPARSE);
+    refused(key, v, 16, "blocksparse", "sblock", "version 3", NULL);
+    key_of(key, sizeof key, 64);
+    refused(key, v, 16, "sblock=", NULL);
+    cr_assert_eq(rj_tune_record_check(key, BLOCKSPARSE, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect(row.sparse_block == 64 && row.sparse_exact == 2 && row.m == 64, "%d %d %d",
+              row.sparse_block, row.sparse_exact, row.m);
+    refused_value("sblock=0 sexact=0", "sblock=64 sexact=4", "sblock = 64, sexact = 4",
+                  "not blocksparse", NULL);
+    snprintf(v, sizeof v, "%.*ssblock=0 sexact=2",
+             (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
+    refused(key, v, 16, "sblock >= 1", NULL);
+    snprintf(v, sizeof v, "%.*ssblock=64 sexact=-1",
+             (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
+    refused(key, v, 16, "sparse_exact = -1", NULL);
+}
+
+/* A blocksparse answer goes through a wisdom file and back with its block size and exact
+ * block count: the row, the plan and the JSON hold them, before and after an export. */
+Test(tune_record, blocksparse_parameters_round_trip_through_wisdom)
+{
+    char path[] = "/tmp/rfjit_tune_record_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char key[256], lines[1024];
+    key_of(key, sizeof key, 64);
+    snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, BLOCKSPARSE);
+    write_wisdom(path, lines);
+    for (int pass = 0; pass < 2; pass++) {
+        rfjit_ctx *c = ctx_for(path);
+        cr_expect_eq(nlogged, 0, "%s", logged[0]);
+        rfjit_tune_result *r = NULL;
+        cr_assert_eq(tune_wisdom_only(c, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+        cr_expect_str_eq(row.estimator, "blocksparse");
+        cr_expect(row.sparse_block == 64 && row.sparse_exact == 2 && row.m == 64 &&
+                      row.transform == 5,
+                  "%d %d %d %d", row.sparse_block, row.sparse_exact, row.m, row.transform);
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+        cr_expect(a.sparse_block == 64 && a.sparse_exact == 2 && a.m == 64 && a.seed == 3,
+                  "%d %d %d %llu", a.sparse_block, a.sparse_exact, a.m, (unsigned long long)a.seed);
+        char json[4096];
+        cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
+        cr_expect(strstr(json, "\"sparse_block\": 64, \"sparse_exact\": 2"), "%s", json);
+        rfjit_plan *p = NULL;
+        cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_plan_destroy(p);
         rfjit_tune_result_destroy(r);
         cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
         rfjit_ctx_destroy(c);
