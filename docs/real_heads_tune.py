@@ -68,7 +68,9 @@ def heldout_error(ctx, res, held, h, causal, transform):
     for seed in SEEDS:
         p = ctx.plan(32, estimator=res["estimator"], m=max(res["m"], 1), causal=causal,
                      seed=seed, eva_window=res["eva_window"] or 16,
-                     eva_chunks=res["eva_chunks"] or 8, transform=xform_names(transform))
+                     eva_chunks=res["eva_chunks"] or 8, transform=xform_names(transform),
+                     sparse_block=res.get("sparse_block") or 64,
+                     sparse_exact=res.get("sparse_exact") or 4)
         o = p(q, k, v).astype(np.float64)
         p.close()
         errs.append(((o - ref) ** 2).sum() / (ref ** 2).sum())
@@ -77,6 +79,15 @@ def heldout_error(ctx, res, held, h, causal, transform):
 
 def xform_text(res):
     return " " + res["transform_name"] if res["transform"] else ""
+
+
+def params(r):
+    """A non-exact row's estimator and parameters, as the cells name them."""
+    if r["estimator"] == "eva":
+        return "eva w=%d C=%d" % (r["eva_window"], r["eva_chunks"])
+    if r["estimator"] == "blocksparse":
+        return "blocksparse k=%d m=%d" % (r["sparse_exact"], r["m"])
+    return "%s m=%d" % (r["estimator"], r["m"])
 
 
 def cell(res, err, err0):
@@ -89,15 +100,19 @@ def cell(res, err, err0):
         return "eva w=%d C=%d%s: %s, %.2fx" % (res["eva_window"], res["eva_chunks"],
                                                xform_text(res), held,
                                                res["time_ms"] / exact["time_ms"])
+    if res["estimator"] == "blocksparse":
+        return "blocksparse k=%d m=%d%s: %s, %.2fx" % (res["sparse_exact"], res["m"],
+                                                        xform_text(res), held,
+                                                        res["time_ms"] / exact["time_ms"])
     if res["estimator"] != "exact":
         return "%s m=%d%s: %s, %.2fx" % (res["estimator"], res["m"], xform_text(res), held,
                                          res["time_ms"] / exact["time_ms"])
-    met = [r for r in res["table"] if r["estimator"] == "eva" and r["meets_budget"]]
+    met = [r for r in res["table"] if r["estimator"] in ("eva", "blocksparse")
+           and r["meets_budget"]]
     if met:
         b = min(met, key=lambda r: r["time_ms"])
-        return "exact (eva w=%d C=%d%s met, %.2fx)" % (b["eva_window"], b["eva_chunks"],
-                                                       xform_text(b),
-                                                       b["time_ms"] / exact["time_ms"])
+        return "exact (%s met, %.2fx)" % (params(b) + xform_text(b),
+                                          b["time_ms"] / exact["time_ms"])
     return "exact"
 
 
