@@ -46,10 +46,11 @@ typedef struct bs_work {
 typedef struct bs_bufs {
     /* double: gathered rows, log-scales, block bounds, the sum of all states, output */
     double *x, *y, *v, *hq, *hk, *cen, *rad, *T, *od;
-    /* float: rows, features, values, block states; the feature kernel's feature-major
-     * output, its log-scales (queries, then keys) and one scratch per feature task */
-    float *xf, *yf, *ykt, *fq, *fk, *vrow, *vx, *Tb, *Fq, *Fk, *st, *kws;
+    /* float: rows, features, values, block states; the feature kernel's log-scales (keys,
+     * then queries) and one scratch per feature task (task_floats) */
+    float *xf, *yf, *ykt, *fq, *fk, *vrow, *vx, *Tb, *st, *kws;
     int64_t *pos, *nvis, *qstart; /* key positions, visible counts, query block starts */
+    int64_t *frow;                /* the kernel's row of each feature (rj_kplan_feature_row) */
     bs_work *work;                /* one per worker */
 } bs_bufs;
 
@@ -71,7 +72,7 @@ static void *carve(char *base, size_t *off, size_t n, size_t size)
  * block (at most the rows, so B x B products stay O(L) whatever sparse_block is), workers. */
 typedef struct bs_dims {
     size_t lq, lk, nkb, d, dv, m, w, bq, bk, nw;
-    size_t mp, npq, npk, wsf; /* feature kernel: rows, columns (padded to T), scratch floats */
+    size_t npq, npk, task; /* feature kernel: rows padded to its T, a task's scratch floats */
 } bs_dims;
 
 static void lay_out_work(bs_work *k, const bs_dims *z, char *dp, char *fp, char *ip, size_t o[3])
@@ -102,11 +103,10 @@ static void lay_out(bs_bufs *b, bs_work *work, const bs_dims *z, char *dp, char 
     b->ykt = carve(fp, &o[1], nkb * bk * d, 4), b->fq = carve(fp, &o[1], lq * m, 4);
     b->fk = carve(fp, &o[1], lk * m, 4), b->vrow = carve(fp, &o[1], lk * w, 4);
     b->vx = carve(fp, &o[1], lk * w, 4), b->Tb = carve(fp, &o[1], nkb * m * w, 4);
-    b->Fq = carve(fp, &o[1], z->mp * z->npq, 4), b->Fk = carve(fp, &o[1], z->mp * z->npk, 4);
     b->st = carve(fp, &o[1], z->npq + z->npk, 4);
-    b->kws = carve(fp, &o[1], 2 * z->nw * up16(z->wsf), 4);
+    b->kws = carve(fp, &o[1], 2 * z->nw * z->task, 4);
     b->pos = carve(ip, &o[2], lk + 1, 8), b->nvis = carve(ip, &o[2], lq + 1, 8);
-    b->qstart = carve(ip, &o[2], lq + 1, 8);
+    b->qstart = carve(ip, &o[2], lq + 1, 8), b->frow = carve(ip, &o[2], m, 8);
     b->work = work;
     for (size_t t = 0; t < z->nw; t++)
         lay_out_work(&work[t], z, dp, fp, ip, o);
@@ -117,40 +117,58 @@ static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t
     return nvis ? nvis[i] : s->causal ? i + 1 : lk;
 }
 
-/* Positive features of rows [r0, r1) of r (double, d wide; r0 a multiple of the kernel's T)
- * on the plan's feature kernel: float rows into rf, the kernel's feature-major tiles into F
- * (np columns) and its log-scales into st, then f rows of m floats and h in double. The
- * kernel's h is est/positive.c's, max_r u_r - |x|^2/2 - (1/2) ln m, and its features
- * e^{ell - h}, so both go to the rest of the path as they are. */
-static void features(const rfjit_plan *p, const double *r, int64_t r0, int64_t r1, float *rf,
-                     float *F, int64_t np, float *st, float *ws, float *f, double *h)
+/* Rows the feature kernel maps per call: a whole number of its tiles, few enough that its
+ * feature-major output (Mp x chunk floats) stays in L2 until it is turned into rows. */
+static int64_t feature_chunk(const rj_kplan *kp)
 {
-    const int64_t d = p->spec.d, m = p->spec.m, TB = 64;
+    return (64 + kp->T - 1) / kp->T * kp->T;
+}
+
+/* Floats of one feature task's scratch: the kernel's, then its output tile F. */
+static size_t task_floats(const rj_kplan *kp)
+{
+    return up16((size_t)kp->ws_floats) + up16((size_t)kp->Mp * (size_t)feature_chunk(kp));
+}
+
+/* Positive features of rows [r0, r1) of r (double, d wide; r0 a multiple of the kernel's T)
+ * on the plan's feature kernel, a chunk of rows per call: float rows into rf, the kernel's
+ * feature-major tiles into the task's F and its log-scales into st, then f rows of m floats
+ * and h in double. The kernel's h is est/positive.c's, max_r u_r - |x|^2/2 - (1/2) ln m,
+ * and its features e^{ell - h}, so both go to the rest of the path as they are. */
+static void features(const rfjit_plan *p, const int64_t *rows, const double *r, int64_t r0,
+                     int64_t r1, float *rf, float *st, float *task, float *f, double *h)
+{
+    const int64_t d = p->spec.d, m = p->spec.m, ch = feature_chunk(&p->kp), TB = 16;
+    float *F = task + up16((size_t)p->kp.ws_floats);
     for (int64_t t = r0 * d; t < r1 * d; t++)
         rf[t] = (float)r[t];
-    rj_kargs a = {0};
-    a.q = rf + r0 * d;
-    a.sq = d;
-    a.lq = r1 - r0;
-    a.out = F + r0;
-    a.so = np;
-    a.st = st + r0;
-    a.pq = p->kpar;
-    a.pk = p->kpar + p->kp.role_floats;
-    a.ws = ws;
-    p->fn(&a);
-    for (int64_t i = r0; i < r1; i++)
-        h[i] = st[i];
-    /* feature-major to rows, in TB x TB blocks so neither side strides a row at a time */
-    for (int64_t c0 = 0; c0 < m; c0 += TB)
-        for (int64_t i0 = r0; i0 < r1; i0 += TB) {
-            const int64_t c1 = c0 + TB < m ? c0 + TB : m, i1 = i0 + TB < r1 ? i0 + TB : r1;
-            for (int64_t c = c0; c < c1; c++) {
-                const float *row = F + rj_kplan_feature_row(&p->kp, c) * np;
-                for (int64_t i = i0; i < i1; i++)
-                    f[i * m + c] = row[i];
+    for (int64_t k0 = r0; k0 < r1; k0 += ch) {
+        const int64_t n = r1 - k0 < ch ? r1 - k0 : ch;
+        rj_kargs a = {0};
+        a.q = rf + k0 * d;
+        a.sq = d;
+        a.lq = n;
+        a.out = F;
+        a.so = ch;
+        a.st = st + k0;
+        a.pq = p->kpar;
+        a.pk = p->kpar + p->kp.role_floats;
+        a.ws = task;
+        p->fn(&a);
+        for (int64_t i = k0; i < k0 + n; i++)
+            h[i] = st[i];
+        /* feature-major to rows in TB x TB blocks: a block's TB output rows (m floats
+         * apart, a power of two at common m) stay in L1 while its TB features fill them */
+        for (int64_t c0 = 0; c0 < m; c0 += TB)
+            for (int64_t i0 = 0; i0 < n; i0 += TB) {
+                const int64_t c1 = c0 + TB < m ? c0 + TB : m, i1 = i0 + TB < n ? i0 + TB : n;
+                for (int64_t c = c0; c < c1; c++) {
+                    const float *row = F + rows[c] * ch;
+                    for (int64_t i = i0; i < i1; i++)
+                        f[(k0 + i) * m + c] = row[i];
+                }
             }
-        }
+    }
 }
 
 /* A head's first passes, split over the pool: features of rows, then per key block. */
@@ -162,7 +180,7 @@ typedef struct bs_prep {
 } bs_prep;
 
 /* Task t < nw: features of a share of the keys' tiles; nw + t: of the queries'. Shares are
- * whole tiles, since the kernel writes whole tiles of F and st. */
+ * whole tiles, since the kernel writes whole tiles of st. */
 static void prep_features(void *arg, int64_t t)
 {
     const bs_prep *j = arg;
@@ -174,12 +192,12 @@ static void prep_features(void *arg, int64_t t)
     const int64_t r1 = (u + 1) * nt / j->nw * T < n ? (u + 1) * nt / j->nw * T : n;
     if (r0 >= r1)
         return;
-    float *ws = b->kws + (size_t)t * up16((size_t)p->kp.ws_floats);
-    const int64_t npq = (j->lq + T - 1) / T * T, npk = (j->nk + T - 1) / T * T;
+    float *task = b->kws + (size_t)t * task_floats(&p->kp);
+    const int64_t npk = (j->nk + T - 1) / T * T;
     if (q)
-        features(p, b->x, r0, r1, b->xf, b->Fq, npq, b->st, ws, b->fq, b->hq);
+        features(p, b->frow, b->x, r0, r1, b->xf, b->st + npk, task, b->fq, b->hq);
     else
-        features(p, b->y, r0, r1, b->yf, b->Fk, npk, b->st + npq, ws, b->fk, b->hk);
+        features(p, b->frow, b->y, r0, r1, b->yf, b->st, task, b->fk, b->hk);
 }
 
 /* Task t: a share of the key blocks: value rows [e^{h_j - H} v_j | e^{h_j - H} | 0] and
@@ -472,10 +490,9 @@ rfjit_status rj_exec_blocksparse(const rfjit_plan *p, const rj_call *call, rj_di
                  (size_t)(lq < B ? lq : B),
                  (size_t)(lk < B ? lk : B),
                  (size_t)(threads > 0 ? threads : 1),
-                 (size_t)p->kp.Mp,
                  (size_t)((lq + p->kp.T - 1) / p->kp.T * p->kp.T),
                  (size_t)((lk + p->kp.T - 1) / p->kp.T * p->kp.T),
-                 (size_t)p->kp.ws_floats};
+                 task_floats(&p->kp)};
     bs_work work[RJ_BS_MAX_WORKERS];
     z.nw = z.nw < RJ_BS_MAX_WORKERS ? z.nw : RJ_BS_MAX_WORKERS;
     bs_bufs b;
@@ -494,6 +511,8 @@ rfjit_status rj_exec_blocksparse(const rfjit_plan *p, const rj_call *call, rj_di
                        (long long)lk);
     }
     lay_out(&b, work, &z, dp, fp, ip, used);
+    for (int r = 0; r < s->m; r++)
+        b.frow[r] = rj_kplan_feature_row(&p->kp, r);
     for (int64_t bi = 0; bi < call->B; bi++) {
         const rj_seq sq = rj_call_seq(call, bi);
         if (sq.lq == 0 || sq.lk == 0)
