@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs blocksparse (est/blocksparse.c) in float32 for RFJIT_BACKEND_AUTO. The
- * blocks, their bounds and the choice of exact blocks come from the estimator's own double
- * code (rj_bs_*), so this path and the reference take the same blocks; every product is one
- * of runtime/compat_math.h's register-tiled AVX2 loops:
- *   features     u = W x (rj_cm_project with W^T), f = e^{u - max u} (rj_cm_exp), the
- *                positive map of est/positive.c with h = max u - |x|^2/2 - (1/2) ln m;
+ * This file runs blocksparse (est/blocksparse.c) in float32 for RFJIT_BACKEND_AUTO and JIT.
+ * The blocks, their bounds and the choice of exact blocks come from the estimator's own
+ * double code (rj_bs_*), so this path and the reference take the same blocks. The feature
+ * maps run on a JIT kernel, every other product on one of runtime/compat_math.h's
+ * ahead-of-time register-tiled AVX2 loops:
+ *   features     positive's JIT feature kernel (kabi.h RJ_KK_FEAT, compiled once per plan
+ *                from the kernel cache): f = e^{ell - h}, h = max u - |x|^2/2 - (1/2) ln m
+ *                with u = W x, as est/positive.c; its feature-major tiles become rows;
  *   block states T_b = sum_{j in b} f_j e^{h_j - H} [v_j | 1] (rj_cm_absorb), summed and
  *                differenced in double, so that T - sum_S T_b keeps a small rest;
  *   the rest     f_i . rest (rj_cm_read), and causal, the diagonal block's masked pair
@@ -25,6 +27,7 @@
 #include "runtime/pool.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The scratch slots of a blocksparse execute: one arena of each element type. */
@@ -456,6 +459,7 @@ static rfjit_status feature_kernel(rfjit_plan *p, rj_diag *dg)
     RJ_TRY(rj_kplan_feat(&fs, &attn, &p->kp, dg));
     p->kp.xscale = 1; /* the rows arrive scaled (rj_view_gather) */
     RJ_TRY(rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, dg));
+    rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
     p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
     RJ_FAIL_IF(dg, !p->kpar, RFJIT_E_NOMEM, "no memory for kernel parameters");
     /* positive's lowering (exec_jit.c) reads only the spec and the kernel plan: a plan that
@@ -468,7 +472,16 @@ static rfjit_status feature_kernel(rfjit_plan *p, rj_diag *dg)
 
 rfjit_status rj_exec_blocksparse_prepare(rfjit_plan *p, rj_diag *dg)
 {
-    RJ_TRY(feature_kernel(p, dg));
+    rj_diag why = {{0}};
+    const rfjit_status s = feature_kernel(p, &why);
+    /* as for attention kernels (plan.c): a JIT that fails may fall back to the reference */
+    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
+        snprintf(p->why_reference, sizeof p->why_reference, "fallback: the JIT failed (%s): %.180s",
+                 rj_status_text(s), why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
     p->bs_fast = 1;
     return RFJIT_OK;
 }
