@@ -44,7 +44,11 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
         snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d ri=%d rj=%d",
                  p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T, p->kp.ri, p->kp.rj);
     else if (p->bs_fast)
-        snprintf(backend, sizeof backend, "backend=blocksparse-f32 isa=%s", p->ctx->isa.name);
+        /* its feature maps run on the JIT feature kernel, the rest on compat_math's loops */
+        snprintf(backend, sizeof backend,
+                 "backend=blocksparse jit-features isa=%s kernel=%s vw=%d T=%d aot-loops=states,"
+                 "rest,exact-blocks",
+                 p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T);
     else if (p->why_reference[0])
         snprintf(backend, sizeof backend, "backend=reference (%s)", p->why_reference);
     else

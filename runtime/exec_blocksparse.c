@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file runs blocksparse (est/blocksparse.c) in float32 for RFJIT_BACKEND_AUTO. The
- * blocks, their bounds and the choice of exact blocks come from the estimator's own double
- * code (rj_bs_*), so this path and the reference take the same blocks; every product is one
- * of runtime/compat_math.h's register-tiled AVX2 loops:
- *   features     u = W x (rj_cm_project with W^T), f = e^{u - max u} (rj_cm_exp), the
- *                positive map of est/positive.c with h = max u - |x|^2/2 - (1/2) ln m;
+ * This file runs blocksparse (est/blocksparse.c) in float32 for RFJIT_BACKEND_AUTO and JIT.
+ * The blocks, their bounds and the choice of exact blocks come from the estimator's own
+ * double code (rj_bs_*), so this path and the reference take the same blocks. The feature
+ * maps run on a JIT kernel, every other product on one of runtime/compat_math.h's
+ * ahead-of-time register-tiled AVX2 loops:
+ *   features     positive's JIT feature kernel (kabi.h RJ_KK_FEAT, compiled once per plan
+ *                from the kernel cache): f = e^{ell - h}, h = max u - |x|^2/2 - (1/2) ln m
+ *                with u = W x, as est/positive.c; its feature-major tiles become rows;
  *   block states T_b = sum_{j in b} f_j e^{h_j - H} [v_j | 1] (rj_cm_absorb), summed and
  *                differenced in double, so that T - sum_S T_b keeps a small rest;
  *   the rest     f_i . rest (rj_cm_read), and causal, the diagonal block's masked pair
@@ -21,9 +23,11 @@
 #include "runtime/compat_math.h"
 #include "runtime/exec.h"
 #include "runtime/exec_scratch.h"
+#include "runtime/kcache.h"
 #include "runtime/pool.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The scratch slots of a blocksparse execute: one arena of each element type. */
@@ -45,9 +49,11 @@ typedef struct bs_work {
 typedef struct bs_bufs {
     /* double: gathered rows, log-scales, block bounds, the sum of all states, output */
     double *x, *y, *v, *hq, *hk, *cen, *rad, *T, *od;
-    /* float: rows, features, values, block states */
-    float *xf, *yf, *ykt, *fq, *fk, *vrow, *vx, *Tb, *umax;
+    /* float: rows, features, values, block states; the feature kernel's log-scales (keys,
+     * then queries) and one scratch per feature task (task_floats) */
+    float *xf, *yf, *ykt, *fq, *fk, *vrow, *vx, *Tb, *st, *kws;
     int64_t *pos, *nvis, *qstart; /* key positions, visible counts, query block starts */
+    int64_t *frow;                /* the kernel's row of each feature (rj_kplan_feature_row) */
     bs_work *work;                /* one per worker */
 } bs_bufs;
 
@@ -69,6 +75,7 @@ static void *carve(char *base, size_t *off, size_t n, size_t size)
  * block (at most the rows, so B x B products stay O(L) whatever sparse_block is), workers. */
 typedef struct bs_dims {
     size_t lq, lk, nkb, d, dv, m, w, bq, bk, nw;
+    size_t npq, npk, task; /* feature kernel: rows padded to its T, a task's scratch floats */
 } bs_dims;
 
 static void lay_out_work(bs_work *k, const bs_dims *z, char *dp, char *fp, char *ip, size_t o[3])
@@ -99,9 +106,10 @@ static void lay_out(bs_bufs *b, bs_work *work, const bs_dims *z, char *dp, char 
     b->ykt = carve(fp, &o[1], nkb * bk * d, 4), b->fq = carve(fp, &o[1], lq * m, 4);
     b->fk = carve(fp, &o[1], lk * m, 4), b->vrow = carve(fp, &o[1], lk * w, 4);
     b->vx = carve(fp, &o[1], lk * w, 4), b->Tb = carve(fp, &o[1], nkb * m * w, 4);
-    b->umax = carve(fp, &o[1], lq + lk, 4);
+    b->st = carve(fp, &o[1], z->npq + z->npk, 4);
+    b->kws = carve(fp, &o[1], 2 * z->nw * z->task, 4);
     b->pos = carve(ip, &o[2], lk + 1, 8), b->nvis = carve(ip, &o[2], lq + 1, 8);
-    b->qstart = carve(ip, &o[2], lq + 1, 8);
+    b->qstart = carve(ip, &o[2], lq + 1, 8), b->frow = carve(ip, &o[2], m, 8);
     b->work = work;
     for (size_t t = 0; t < z->nw; t++)
         lay_out_work(&work[t], z, dp, fp, ip, o);
@@ -112,21 +120,57 @@ static int64_t visible(const rj_spec *s, const int64_t *nvis, int64_t i, int64_t
     return nvis ? nvis[i] : s->causal ? i + 1 : lk;
 }
 
-/* Positive features of n rows (double r, d wide): f rows of m floats, log-scales h. */
-static void features(const rfjit_plan *p, const double *r, int64_t n, float *rf, float *f,
-                     double *h, float *umax)
+/* Rows the feature kernel maps per call: a whole number of its tiles, few enough that its
+ * feature-major output (Mp x chunk floats) stays in L2 until it is turned into rows. */
+static int64_t feature_chunk(const rj_kplan *kp)
 {
-    const int d = p->spec.d, m = p->spec.m;
-    for (size_t t = 0; t < (size_t)n * (size_t)d; t++)
+    return (64 + kp->T - 1) / kp->T * kp->T;
+}
+
+/* Floats of one feature task's scratch: the kernel's, then its output tile F. */
+static size_t task_floats(const rj_kplan *kp)
+{
+    return up16((size_t)kp->ws_floats) + up16((size_t)kp->Mp * (size_t)feature_chunk(kp));
+}
+
+/* Positive features of rows [r0, r1) of r (double, d wide; r0 a multiple of the kernel's T)
+ * on the plan's feature kernel, a chunk of rows per call: float rows into rf, the kernel's
+ * feature-major tiles into the task's F and its log-scales into st, then f rows of m floats
+ * and h in double. The kernel's h is est/positive.c's, max_r u_r - |x|^2/2 - (1/2) ln m,
+ * and its features e^{ell - h}, so both go to the rest of the path as they are. */
+static void features(const rfjit_plan *p, const int64_t *rows, const double *r, int64_t r0,
+                     int64_t r1, float *rf, float *st, float *task, float *f, double *h)
+{
+    const int64_t d = p->spec.d, m = p->spec.m, ch = feature_chunk(&p->kp), TB = 16;
+    float *F = task + up16((size_t)p->kp.ws_floats);
+    for (int64_t t = r0 * d; t < r1 * d; t++)
         rf[t] = (float)r[t];
-    rj_cm_project(p->cwt, d, m, rf, n, f, umax);
-    const double c = -0.5 * log((double)m);
-    for (int64_t i = 0; i < n; i++) {
-        double sq = 0;
-        for (int a = 0; a < d; a++)
-            sq += r[i * d + a] * r[i * d + a];
-        h[i] = umax[i] - 0.5 * sq + c;
-        rj_cm_exp(f + i * m, m, umax[i], 0);
+    for (int64_t k0 = r0; k0 < r1; k0 += ch) {
+        const int64_t n = r1 - k0 < ch ? r1 - k0 : ch;
+        rj_kargs a = {0};
+        a.q = rf + k0 * d;
+        a.sq = d;
+        a.lq = n;
+        a.out = F;
+        a.so = ch;
+        a.st = st + k0;
+        a.pq = p->kpar;
+        a.pk = p->kpar + p->kp.role_floats;
+        a.ws = task;
+        p->fn(&a);
+        for (int64_t i = k0; i < k0 + n; i++)
+            h[i] = st[i];
+        /* feature-major to rows in TB x TB blocks: a block's TB output rows (m floats
+         * apart, a power of two at common m) stay in L1 while its TB features fill them */
+        for (int64_t c0 = 0; c0 < m; c0 += TB)
+            for (int64_t i0 = 0; i0 < n; i0 += TB) {
+                const int64_t c1 = c0 + TB < m ? c0 + TB : m, i1 = i0 + TB < n ? i0 + TB : n;
+                for (int64_t c = c0; c < c1; c++) {
+                    const float *row = F + rows[c] * ch;
+                    for (int64_t i = i0; i < i1; i++)
+                        f[(k0 + i) * m + c] = row[i];
+                }
+            }
     }
 }
 
@@ -138,21 +182,25 @@ typedef struct bs_prep {
     double H;
 } bs_prep;
 
-/* Task t < nw: features of a share of the keys; nw + t: of the queries. */
+/* Task t < nw: features of a share of the keys' tiles; nw + t: of the queries'. Shares are
+ * whole tiles, since the kernel writes whole tiles of st. */
 static void prep_features(void *arg, int64_t t)
 {
     const bs_prep *j = arg;
-    const int d = j->p->spec.d, m = j->p->spec.m;
+    const rfjit_plan *p = j->p;
     bs_bufs *b = j->b;
     const bool q = t >= j->nw;
-    const int64_t n = q ? j->lq : j->nk, u = q ? t - j->nw : t;
-    const int64_t r0 = u * n / j->nw, r1 = (u + 1) * n / j->nw;
+    const int64_t n = q ? j->lq : j->nk, u = q ? t - j->nw : t, T = p->kp.T;
+    const int64_t nt = (n + T - 1) / T, r0 = u * nt / j->nw * T;
+    const int64_t r1 = (u + 1) * nt / j->nw * T < n ? (u + 1) * nt / j->nw * T : n;
+    if (r0 >= r1)
+        return;
+    float *task = b->kws + (size_t)t * task_floats(&p->kp);
+    const int64_t npk = (j->nk + T - 1) / T * T;
     if (q)
-        features(j->p, b->x + r0 * d, r1 - r0, b->xf + r0 * d, b->fq + r0 * m, b->hq + r0,
-                 b->umax + j->nk + r0);
+        features(p, b->frow, b->x, r0, r1, b->xf, b->st + npk, task, b->fq, b->hq);
     else
-        features(j->p, b->y + r0 * d, r1 - r0, b->yf + r0 * d, b->fk + r0 * m, b->hk + r0,
-                 b->umax + r0);
+        features(p, b->frow, b->y, r0, r1, b->yf, b->st, task, b->fk, b->hk);
 }
 
 /* Task t: a share of the key blocks: value rows [e^{h_j - H} v_j | e^{h_j - H} | 0] and
@@ -397,16 +445,43 @@ static void slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, b->od);
 }
 
+/* The positive feature kernel for blocksparse's features (its W and m are positive's): the
+ * kernel the estimate API and a positive plan of this shape compile, taken from the context's
+ * kernel cache, and its lowered parameters. It goes in p->kp and p->fn with p->jit = 0, as
+ * no attention kernel runs. */
+static rfjit_status feature_kernel(rfjit_plan *p, rj_diag *dg)
+{
+    rj_spec fs = p->spec;
+    fs.est = rj_est_find("positive");
+    RJ_FAIL_IF(dg, !fs.est, RFJIT_E_INTERNAL, "blocksparse needs the positive estimator");
+    rj_kplan attn;
+    RJ_TRY(rj_kplan_make(&fs, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma, &attn, dg));
+    RJ_TRY(rj_kplan_feat(&fs, &attn, &p->kp, dg));
+    p->kp.xscale = 1; /* the rows arrive scaled (rj_view_gather) */
+    RJ_TRY(rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, dg));
+    rj_kcache_symbol(p->ctx->kc, &p->kp, p->sym, sizeof p->sym);
+    p->kpar = rj_alloc_array(2 * (size_t)p->kp.role_floats, sizeof(float));
+    RJ_FAIL_IF(dg, !p->kpar, RFJIT_E_NOMEM, "no memory for kernel parameters");
+    /* positive's lowering (exec_jit.c) reads only the spec and the kernel plan: a plan that
+     * names positive and holds this kernel plan lowers blocksparse's W as positive's */
+    rfjit_plan lp = {0};
+    lp.spec = fs;
+    lp.kp = p->kp;
+    return rj_lower_params(&lp, p->params, p->kpar, dg);
+}
+
 rfjit_status rj_exec_blocksparse_prepare(rfjit_plan *p, rj_diag *dg)
 {
-    const rj_spec *s = &p->spec;
-    p->cwt = rj_alloc_array((size_t)s->m * (size_t)s->d, sizeof(float));
-    RJ_FAIL_IF(dg, !p->cwt, RFJIT_E_NOMEM, "no memory for the %d x %d projection", s->m, s->d);
-    /* the parameters are W itself (est/blocksparse.c fits as positive does) */
-    for (int r = 0; r < s->m; r++)
-        for (int a = 0; a < s->d; a++)
-            p->cwt[(size_t)a * (size_t)s->m + (size_t)r] =
-                (float)p->params[(size_t)r * (size_t)s->d + (size_t)a];
+    rj_diag why = {{0}};
+    const rfjit_status s = feature_kernel(p, &why);
+    /* as for attention kernels (plan.c): a JIT that fails may fall back to the reference */
+    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
+        snprintf(p->why_reference, sizeof p->why_reference, "fallback: the JIT failed (%s): %.180s",
+                 rj_status_text(s), why.msg);
+        return RFJIT_OK;
+    }
+    if (s != RFJIT_OK)
+        return rj_fail(dg, s, "%s", why.msg);
     p->bs_fast = 1;
     return RFJIT_OK;
 }
@@ -427,7 +502,10 @@ rfjit_status rj_exec_blocksparse(const rfjit_plan *p, const rj_call *call, rj_di
                  (size_t)rj_cm_width(s->dv),
                  (size_t)(lq < B ? lq : B),
                  (size_t)(lk < B ? lk : B),
-                 (size_t)(threads > 0 ? threads : 1)};
+                 (size_t)(threads > 0 ? threads : 1),
+                 (size_t)((lq + p->kp.T - 1) / p->kp.T * p->kp.T),
+                 (size_t)((lk + p->kp.T - 1) / p->kp.T * p->kp.T),
+                 task_floats(&p->kp)};
     bs_work work[RJ_BS_MAX_WORKERS];
     z.nw = z.nw < RJ_BS_MAX_WORKERS ? z.nw : RJ_BS_MAX_WORKERS;
     bs_bufs b;
@@ -446,6 +524,8 @@ rfjit_status rj_exec_blocksparse(const rfjit_plan *p, const rj_call *call, rj_di
                        (long long)lk);
     }
     lay_out(&b, work, &z, dp, fp, ip, used);
+    for (int r = 0; r < s->m; r++)
+        b.frow[r] = rj_kplan_feature_row(&p->kp, r);
     for (int64_t bi = 0; bi < call->B; bi++) {
         const rj_seq sq = rj_call_seq(call, bi);
         if (sq.lq == 0 || sq.lk == 0)
