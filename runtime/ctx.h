@@ -53,7 +53,8 @@ struct rfjit_plan {
     double *params;            /* fitted once: non-fitted estimators or a calibration sample */
     size_t nparams;
     int frozen;                /* params hold for every (batch, head) */
-    /* JIT backend (jit = 1): the kernel, and its lowered parameters [pq | pk] when frozen. */
+    /* JIT backend (jit = 1): the kernel, and its lowered parameters [pq | pk] when frozen.
+     * blocksparse (bs_fast, jit = 0) keeps positive's feature kernel in kp, fn, kpar, sym. */
     int jit;
     rj_kplan kp;     /* for the dtype pair (dtype, dtype) */
     rj_kernel_fn fn; /* kp's kernel */
@@ -70,8 +71,8 @@ struct rfjit_plan {
     char why_reference[256];   /* why an AUTO or fallback plan runs on the reference */
     /* The float32 path of the Performer compat modes (runtime/exec_compat.h), jit = 0. */
     int compat_fast;
-    float *cwt; /* W^T as floats, d x m */
-    /* blocksparse's float32 path (runtime/exec_blocksparse.c, W^T in cwt), jit = 0. */
+    float *cwt; /* W^T as floats, d x m (compat only) */
+    /* blocksparse's float32 path (runtime/exec_blocksparse.c): JIT features, AVX2 products. */
     int bs_fast;
 };
 
