@@ -364,9 +364,9 @@ Test(real_heads, blocksparse_tuned_budget_holds_on_the_heldout_text, .timeout = 
 /* Tune head's calibration split at budget 1e-1 with eva the only candidate beside exact,
  * timed at L = 4096 (the calibration set stays the head's 512 tokens), where exact's
  * quadratic cost leaves eva the choice; transforms as given. The chosen plan in *a, its row
- * in *row. */
-static void tune_eva_long(rfjit_ctx *c, int64_t head, int transforms, rfjit_attn_desc *a,
-                          rfjit_tune_row *row)
+ * in *row; both point into the result returned, which the caller destroys after them. */
+static rfjit_tune_result *tune_eva_long(rfjit_ctx *c, int64_t head, int transforms,
+                                        rfjit_attn_desc *a, rfjit_tune_row *row)
 {
     rfjit_tensor cq = real_set_view(&set, REAL_CALIB, REAL_Q, head),
                  ck = real_set_view(&set, REAL_CALIB, REAL_K, head),
@@ -391,7 +391,7 @@ static void tune_eva_long(rfjit_ctx *c, int64_t head, int transforms, rfjit_attn
         if (!transforms || !strcmp(x.estimator, "exact"))
             cr_expect_eq(x.transform, 0, "%s row took transform %d", x.estimator, x.transform);
     }
-    rfjit_tune_result_destroy(r);
+    return r;
 }
 
 /* A transform the tuner chose is in the chosen row and the plan, the plan has less error on
@@ -403,7 +403,7 @@ Test(real_heads, a_chosen_transform_is_in_the_row_and_the_plan, .timeout = 300)
     rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a;
     rfjit_tune_row row;
-    tune_eva_long(c, 1, 1, &a, &row);
+    rfjit_tune_result *r = tune_eva_long(c, 1, 1, &a, &row);
     cr_assert_str_eq(a.estimator, "eva", "exact won at L = 4096: %s", row.note);
     cr_expect(row.transform != 0, "no transform chosen");
     cr_expect_eq(a.transform, row.transform);
@@ -421,9 +421,11 @@ Test(real_heads, a_chosen_transform_is_in_the_row_and_the_plan, .timeout = 300)
     heldout_errors(c, a, 1, err);
     cr_expect(!above_budget(err, 1e-1, &mean), "transform %d: held-out error %.4g", a.transform,
               mean);
-    tune_eva_long(c, 1, 0, &a, &row);
+    rfjit_tune_result_destroy(r);
+    r = tune_eva_long(c, 1, 0, &a, &row);
     cr_expect_eq(a.transform, 0);
     cr_expect_eq(row.transform, 0);
+    rfjit_tune_result_destroy(r);
     rfjit_ctx_destroy(c);
 }
 
