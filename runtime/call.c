@@ -3,6 +3,7 @@
  * fixes them (pointers, dtypes, shapes, lengths, aliasing, memory, values). */
 #include "runtime/call.h"
 #include "runtime/exec.h"
+#include "runtime/plan_fit.h"
 
 #include <string.h>
 
@@ -260,6 +261,21 @@ int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double
         n++;
     }
     return n;
+}
+
+int64_t rj_call_gather_head(const rfjit_plan *p, const rj_call *c, const rj_seq *s, int64_t h,
+                            const rj_head_rows *r, const int64_t **nvis)
+{
+    const double scale = rj_plan_input_scale(&p->spec);
+    rj_view_gather(&c->q, s->qb, h, s->q0, s->lq, scale, r->x);
+    const int64_t nk = rj_call_gather_keys(c, s, rj_call_kv_head(c, h), scale, r->y, r->v, r->pos);
+    if (nk == 0) { /* every key masked: the queries see nothing */
+        rj_view_zero_rows(&c->out, s->qb, h, s->q0, s->lq);
+        return 0;
+    }
+    const int64_t qoff = p->spec.causal ? s->lk - s->lq : 0;
+    *nvis = rj_est_nvis(&p->spec, s->lq, s->lk, qoff, r->pos, nk, r->nvis);
+    return nk;
 }
 
 void rj_view_scatter(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,

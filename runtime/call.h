@@ -60,6 +60,19 @@ void rj_view_gather(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t 
  * pos (if not NULL) each one's row within the sequence. Returns their count. */
 int64_t rj_call_gather_keys(const rj_call *c, const rj_seq *s, int64_t h, double scale, double *y,
                             double *v, int64_t *pos);
+/* Where one (sequence, query head) lands in double: the scaled queries (lq x d), the visible
+ * keys scaled and their values (rj_call_gather_keys), each key's row in the sequence (lk + 1)
+ * and room for the queries' visible-key counts (lq + 1). */
+typedef struct rj_head_rows {
+    double *x, *y, *v;
+    int64_t *pos, *nvis;
+} rj_head_rows;
+/* The rows of query head h of sequence s, at the plan's input scale, as the paths that run a
+ * head in double read them (the references, EVA, blocksparse), and in *nvis the counts of
+ * est.h's rj_est_nvis (NULL: every query sees every key). Returns the visible key count; at
+ * 0, every key is masked and the head's output rows have been zeroed. */
+int64_t rj_call_gather_head(const rfjit_plan *p, const rj_call *c, const rj_seq *s, int64_t h,
+                            const rj_head_rows *r, const int64_t **nvis);
 /* Rows r0 .. r0 + n - 1 of slice (b, h) of t written from row-major doubles. */
 void rj_view_scatter(const rj_view *t, int64_t b, int64_t h, int64_t r0, int64_t n,
                      const double *in);

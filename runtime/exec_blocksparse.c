@@ -431,16 +431,11 @@ static void one_head(const rfjit_plan *p, bs_bufs *b, int64_t nw, int64_t lq, in
 static void slice(const rfjit_plan *p, const rj_call *c, const rj_seq *sq, int64_t h, bs_bufs *b,
                   int64_t nw)
 {
-    const rj_spec *s = &p->spec;
-    const double scale = rj_plan_input_scale(s);
-    rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
-    if (nk == 0) {
-        rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
+    const rj_head_rows rows = {b->x, b->y, b->v, b->pos, b->nvis};
+    const int64_t *nvis = NULL;
+    const int64_t nk = rj_call_gather_head(p, c, sq, h, &rows, &nvis);
+    if (nk == 0)
         return;
-    }
-    const int64_t qoff = s->causal ? sq->lk - sq->lq : 0;
-    const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
     one_head(p, b, nw, sq->lq, nk, nvis);
     rj_view_scatter(&c->out, sq->qb, h, sq->q0, sq->lq, b->od);
 }

@@ -175,15 +175,11 @@ static void eva_slice(const rfjit_plan *p, rj_kernel_fn fn, const rj_call *c, co
                       int64_t h, eva_bufs *b, float *o, double *od)
 {
     const rj_spec *s = &p->spec;
-    const double scale = rj_plan_input_scale(s);
-    rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
-    if (nk == 0) {
-        rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
+    const rj_head_rows rows = {b->x, b->y, b->v, b->pos, b->nvis};
+    const int64_t *nvis = NULL;
+    const int64_t nk = rj_call_gather_head(p, c, sq, h, &rows, &nvis);
+    if (nk == 0)
         return;
-    }
-    const int64_t qoff = s->causal ? sq->lk - sq->lq : 0;
-    const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
     one_head(p, fn, b, sq->lq, nk, nvis, o, s->dv);
     for (size_t i = 0; i < (size_t)sq->lq * (size_t)s->dv; i++)
         od[i] = o[i];

@@ -65,15 +65,11 @@ static rfjit_status one_slice(const rfjit_plan *p, const rj_call *c, const rj_se
                               int64_t h, exec_bufs *b, rj_diag *dg)
 {
     const rj_spec *s = &p->spec;
-    const double scale = rj_plan_input_scale(s);
-    rj_view_gather(&c->q, sq->qb, h, sq->q0, sq->lq, scale, b->x);
-    const int64_t nk = rj_call_gather_keys(c, sq, rj_call_kv_head(c, h), scale, b->y, b->v, b->pos);
-    if (nk == 0) { /* every key masked: the queries see nothing */
-        rj_view_zero_rows(&c->out, sq->qb, h, sq->q0, sq->lq);
+    const rj_head_rows rows = {b->x, b->y, b->v, b->pos, b->nvis};
+    const int64_t *nvis = NULL;
+    const int64_t nk = rj_call_gather_head(p, c, sq, h, &rows, &nvis);
+    if (nk == 0)
         return RFJIT_OK;
-    }
-    const int64_t qoff = s->causal ? sq->lk - sq->lq : 0;
-    const int64_t *nvis = rj_est_nvis(s, sq->lq, sq->lk, qoff, b->pos, nk, b->nvis);
     const double *params = NULL;
     RJ_TRY(rj_fit_slice(p, &b->fs, b->x, sq->lq, b->y, nk, &params, dg));
     const double *ylog = key_logw(c, bi, h, s->d, b->y, nk, b->ylog);
