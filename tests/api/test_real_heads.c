@@ -362,9 +362,13 @@ Test(real_heads, blocksparse_tuned_budget_holds_on_the_heldout_text, .timeout = 
 }
 
 /* Tune head's calibration split at budget 1e-1 with eva the only candidate beside exact,
- * timed at L = 4096 (the calibration set stays the head's 512 tokens), where exact's
- * quadratic cost leaves eva the choice; transforms as given. The chosen plan in *a, its row
- * in *row; both point into the result returned, which the caller destroys after them. */
+ * timed at L = 4096 (the calibration set stays the head's 512 tokens); transforms as given.
+ * eva's row in *row (the chosen one, or the fastest within budget) and its plan in *a, built
+ * as rfjit_tune_result_plan builds the chosen one. Which of eva and exact is faster is this
+ * machine's (a sanitizer build, whose ahead-of-time eva loops are instrumented and the JIT's exact
+ * kernel is not, can time exact first), so when exact won, the plan is the chosen plan with eva's
+ * row put in. The result is returned; the caller destroys it after reading *row, which points into
+ * it. */
 static rfjit_tune_result *tune_eva_long(rfjit_ctx *c, int64_t head, int transforms,
                                         rfjit_attn_desc *a, rfjit_tune_row *row)
 {
@@ -383,30 +387,48 @@ static rfjit_tune_result *tune_eva_long(rfjit_ctx *c, int64_t head, int transfor
     cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
     *a = (rfjit_attn_desc)RFJIT_ATTN_DESC_INIT;
     cr_assert_eq(rfjit_tune_result_plan(r, a), RFJIT_OK);
-    cr_assert_eq(rfjit_tune_result_row(r, 0, row), RFJIT_OK);
-    cr_assert(row->chosen);
+    int evas = 0;
     for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
         rfjit_tune_row x;
         cr_assert_eq(rfjit_tune_result_row(r, i, &x), RFJIT_OK);
         if (!transforms || !strcmp(x.estimator, "exact"))
             cr_expect_eq(x.transform, 0, "%s row took transform %d", x.estimator, x.transform);
+        /* eva's rows are one per window: the chosen one, else the fastest within budget */
+        if (strcmp(x.estimator, "eva") || !x.meets_budget)
+            continue;
+        if (!evas++ || x.chosen || (!row->chosen && x.time_ms < row->time_ms))
+            *row = x;
+    }
+    cr_assert(evas > 0, "no eva row met 1e-1");
+    if (row->chosen) {
+        cr_assert_str_eq(a->estimator, "eva");
+        cr_expect_eq(a->transform, row->transform, "the plan lost the row's transform");
+        cr_expect_eq(a->eva_window, row->eva_window);
+        cr_expect_eq(a->eva_chunks, row->eva_chunks);
+    } else {
+        cr_assert_str_eq(a->estimator, "exact");
+        cr_log_info("exact was timed first at L = 4096 (%s)", row->note);
+        a->estimator = "eva";
+        a->transform = row->transform;
+        a->eva_window = row->eva_window;
+        a->eva_chunks = row->eva_chunks;
+        a->tiling = row->tiling;
     }
     return r;
 }
 
-/* A transform the tuner chose is in the chosen row and the plan, the plan has less error on
- * the calibration text with it than without (that is why it was chosen: eva draws nothing
- * random, so one seed is its error), and it keeps the budget on the held-out text. Head 1:
- * eva meets 1e-1 there with centred keys (docs/real_heads.md). Without transforms, none. */
+/* A transform the tuner chose for eva is in its row and, when eva wins, the plan; eva has
+ * less error on the calibration text with it than without (that is why it was chosen: eva
+ * draws nothing random, so one seed is its error), and it keeps the budget on the held-out
+ * text. Head 1: eva meets 1e-1 there with centred keys (docs/real_heads.md). Without
+ * transforms, none. */
 Test(real_heads, a_chosen_transform_is_in_the_row_and_the_plan, .timeout = 300)
 {
     rfjit_ctx *c = tu_ctx_isolated();
     rfjit_attn_desc a;
     rfjit_tune_row row;
     rfjit_tune_result *r = tune_eva_long(c, 1, 1, &a, &row);
-    cr_assert_str_eq(a.estimator, "eva", "exact won at L = 4096: %s", row.note);
     cr_expect(row.transform != 0, "no transform chosen");
-    cr_expect_eq(a.transform, row.transform);
     rfjit_attn_desc none = a;
     none.transform = 0;
     double with, without;
