@@ -4,7 +4,7 @@
  *   headline  d = dv = 64, m = 256, one thread unless stated: positive and exact at
  *             L = 4096 (both directions), the exact/positive crossover at L = 256..2048,
  *             saderf and hybrid at L = 4096 beside positive, positive at L = 16384 on one and
- *             two threads
+ *             two threads, positive and exact at L = 4096 (both directions) on two threads
  *   scaling   bidirectional positive for L = 256..16384 and exact for L = 256..8192 (the
  *             plot's first panel), with the peers
  *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
@@ -53,6 +53,11 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         }
         n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 1, 1, 0));
         n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 2, 1, 0));
+        /* one head on both cores: exact splits its queries across the pool */
+        for (int causal = 0; causal < 2; causal++) {
+            n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 2, 1, 0));
+            n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 2, 1, 0));
+        }
     } else if (!strcmp(suite, "scaling")) {
         for (int L = 256; L <= 16384; L *= 2) {
             n = add(rows, n, cap, row("positive", 0, L, 64, 256, 1, 1, 0));
