@@ -615,47 +615,64 @@ static rfjit_status exec_key_states(exec_job *j, rj_diag *dg)
 
 /*
  * A causal sequence on several cores, when there are fewer (sequence, head) slices than
- * threads and every sequence is whole: cut into nb = threads blocks, (1) the keys of blocks
- * 0 .. nb-2 become states K_b in parallel (RJ_KFLAG_NO_QUERIES), (2) prefix states P_b =
- * P_{b-1} (+) K_{b-1} in order, (3) every block runs the causal kernel from its P_b in
- * parallel. About 1.45 / threads of the serial work (the keys are taken twice); the split
- * depends on the thread count, so results agree with one thread's to float rounding rather
- * than bit for bit.
+ * threads and every sequence is whole: cut into nb = threads blocks of kb keys, (1) the keys
+ * of blocks 0 .. nb-2 become states in parallel (RJ_KFLAG_NO_QUERIES), each block in nb
+ * parts so that the parts fill the threads evenly (with two threads, block 0 in two halves:
+ * the block alone left the other core idle for a fifth of the serial time), (2) prefix
+ * states P_b = P_{b-1} (+) the parts of block b-1, in order, (3) every block runs the causal
+ * kernel from its P_b in parallel. The keys of all but the last block are taken twice; the
+ * split depends on the thread count, so results agree with one thread's to float rounding
+ * rather than bit for bit.
  */
 typedef struct scan_job {
     exec_job *j;
     int64_t ns, nb, kb;
-    float *states; /* per slice: K_0 .. K_{nb-1}, P_0 .. P_{nb-1} */
+    int64_t sub, skb; /* parts per key block of phase (1), and their length */
+    float *states;    /* per slice: the (nb - 1) sub part states, then P_0 .. P_{nb-1} */
 } scan_job;
 
 static float *scan_state(const scan_job *sj, int64_t s, int64_t i)
 {
-    return sj->states + (s * 2 * sj->nb + i) * sj->j->p->kp.st_floats;
+    return sj->states + (s * ((sj->nb - 1) * sj->sub + sj->nb) + i) * sj->j->p->kp.st_floats;
 }
 
-static void scan_call(scan_job *sj, int64_t s, int64_t b, int64_t flags, float *st)
+static float *scan_prefix_state(const scan_job *sj, int64_t s, int64_t b)
+{
+    return scan_state(sj, s, (sj->nb - 1) * sj->sub + b);
+}
+
+/* Keys [t0, t1) of slice s (queries t0 .. t1 - 1 too unless flags say none) from state st. */
+static void scan_call(scan_job *sj, int64_t s, int64_t t0, int64_t t1, int64_t flags, float *st)
 {
     exec_job *j = sj->j;
     const rj_call *call = j->c;
-    const int64_t t0 = b * sj->kb, L = call->k.shape[2];
-    if (t0 >= L)
-        return;
     const int64_t bi = s / call->H, h = s % call->H, kvh = rj_call_kv_head(call, h);
     rj_kargs a = {0};
     a.q = (const float *)rj_view_row(&call->q, bi, h, t0);
     a.k = (const float *)rj_view_row(&call->k, bi, kvh, t0);
     a.v = (const float *)rj_view_row(&call->v, bi, kvh, t0);
     a.out = (float *)rj_view_row(&call->out, bi, h, t0);
-    a.lq = a.lk = L - t0 < sj->kb ? L - t0 : sj->kb;
+    a.lq = a.lk = t1 - t0;
     a.flags = flags;
     split_call(j, &a, bi, kvh, st);
+}
+
+/* Part u of key block b: keys [*t0, *t1), empty when *t0 >= *t1. */
+static void scan_part(const scan_job *sj, int64_t b, int64_t u, int64_t *t0, int64_t *t1)
+{
+    const int64_t L = sj->j->c->k.shape[2], end = (b + 1) * sj->kb < L ? (b + 1) * sj->kb : L;
+    *t0 = b * sj->kb + u * sj->skb;
+    *t1 = *t0 + sj->skb < end ? *t0 + sj->skb : end;
 }
 
 static void scan_keys(void *arg, int64_t task)
 {
     scan_job *sj = arg;
-    const int64_t s = task / (sj->nb - 1), b = task % (sj->nb - 1);
-    scan_call(sj, s, b, RJ_KFLAG_INIT | RJ_KFLAG_NO_QUERIES, scan_state(sj, s, b));
+    const int64_t parts = (sj->nb - 1) * sj->sub, s = task / parts, i = task % parts;
+    int64_t t0, t1;
+    scan_part(sj, i / sj->sub, i % sj->sub, &t0, &t1);
+    if (t0 < t1)
+        scan_call(sj, s, t0, t1, RJ_KFLAG_INIT | RJ_KFLAG_NO_QUERIES, scan_state(sj, s, i));
 }
 
 static void scan_prefix(void *arg, int64_t s)
@@ -663,17 +680,30 @@ static void scan_prefix(void *arg, int64_t s)
     scan_job *sj = arg;
     const rj_kplan *kp = &sj->j->p->kp;
     const size_t bytes = (size_t)kp->st_floats * sizeof(float);
-    memcpy(scan_state(sj, s, sj->nb + 1), scan_state(sj, s, 0), bytes);
-    for (int64_t b = 2; b < sj->nb; b++)
-        merge2(kp, scan_state(sj, s, sj->nb + b), scan_state(sj, s, sj->nb + b - 1),
-               scan_state(sj, s, b - 1));
+    for (int64_t b = 1; b < sj->nb; b++) {
+        float *P = scan_prefix_state(sj, s, b);
+        for (int64_t u = 0; u < sj->sub; u++) {
+            int64_t t0, t1;
+            scan_part(sj, b - 1, u, &t0, &t1);
+            const float *K = scan_state(sj, s, (b - 1) * sj->sub + u);
+            if (t0 >= t1)
+                continue;
+            if (b == 1 && u == 0)
+                memcpy(P, K, bytes);
+            else
+                merge2(kp, P, u == 0 ? scan_prefix_state(sj, s, b - 1) : P, K);
+        }
+    }
 }
 
 static void scan_blocks(void *arg, int64_t task)
 {
     scan_job *sj = arg;
     const int64_t s = task / sj->nb, b = task % sj->nb;
-    scan_call(sj, s, b, b == 0 ? RJ_KFLAG_INIT : 0, scan_state(sj, s, sj->nb + b));
+    const int64_t L = sj->j->c->k.shape[2], t0 = b * sj->kb;
+    if (t0 < L)
+        scan_call(sj, s, t0, t0 + sj->kb < L ? t0 + sj->kb : L, b == 0 ? RJ_KFLAG_INIT : 0,
+                  scan_prefix_state(sj, s, b));
 }
 
 static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
@@ -685,16 +715,22 @@ static rfjit_status exec_scan(exec_job *j, rj_diag *dg)
     sj.nb = rj_pool_threads(pool);
     const int64_t L = j->c->k.shape[2];
     sj.kb = round_up64((L + sj.nb - 1) / sj.nb, kp->T);
+    /* nb parts per block make (nb - 1) nb parts, a multiple of the threads; a part is at
+     * least a tile */
+    sj.sub = sj.nb;
+    sj.skb = round_up64((sj.kb + sj.sub - 1) / sj.sub, kp->T);
+    sj.sub = (sj.kb + sj.skb - 1) / sj.skb;
     rj_exec_scratch *c = rj_scratch_take(p, dg);
     if (!c)
         return RFJIT_E_NOMEM;
-    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(sj.ns * 2 * sj.nb * kp->st_floats),
+    const int64_t per_slice = (sj.nb - 1) * sj.sub + sj.nb;
+    sj.states = rj_scratch_buf(c, SLOT_STATES, (size_t)(sj.ns * per_slice * kp->st_floats),
                                sizeof(float));
     if (!sj.states) {
         rj_scratch_give(p, c);
         return rj_fail(dg, RFJIT_E_NOMEM, "no memory for the scan's states");
     }
-    rj_pool_run(pool, sj.ns * (sj.nb - 1), scan_keys, &sj);
+    rj_pool_run(pool, sj.ns * (sj.nb - 1) * sj.sub, scan_keys, &sj);
     if (j->st == RFJIT_OK)
         rj_pool_run(pool, sj.ns, scan_prefix, &sj);
     if (j->st == RFJIT_OK)

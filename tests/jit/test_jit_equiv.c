@@ -226,25 +226,29 @@ Test(jit_equiv, key_blocks, .timeout = 300)
 }
 
 /* A causal sequence with fewer slices than threads is scanned in blocks, one per thread
- * (exec_jit.c): key states in parallel, prefix merges, blocks in parallel. Against the
- * reference with 3 threads (blocks not multiples of the tile), one slice and two. */
+ * (exec_jit.c): key states in parallel (each block's keys in as many parts as threads),
+ * prefix merges, blocks in parallel. Against the reference with 3 threads (blocks and parts
+ * not multiples of the tile), one slice and two, and with 2 threads, one slice. */
 Test(jit_equiv, causal_scan, .timeout = 300)
 {
-    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
-    cd.cache_dir = "";
-    cd.wisdom_path = "";
-    cd.threads = 3;
-    rfjit_ctx *c = NULL;
-    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
-    for (int64_t H = 1; H <= 2; H++) {
-        problem p;
-        problem_init(&p, 1, H, 4999, 4999, 32, 16, 11);
-        for (int e = 0; rfjit_estimator_name(e); e++)
-            if (has_kernel(rfjit_estimator_name(e)) && tu_slice_keeps(e, (int)H - 1, 2, 0, 1))
-                compare(c, "native", rfjit_estimator_name(e), 32, 16, 64, 1, &p);
-        problem_free(&p);
+    for (int threads = 3; threads >= 2; threads--) {
+        rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+        cd.cache_dir = "";
+        cd.wisdom_path = "";
+        cd.threads = threads;
+        rfjit_ctx *c = NULL;
+        cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+        for (int64_t H = 1; H <= threads - 1; H++) {
+            problem p;
+            problem_init(&p, 1, H, 4999, 4999, 32, 16, 11);
+            for (int e = 0; rfjit_estimator_name(e); e++)
+                if (has_kernel(rfjit_estimator_name(e)) &&
+                    tu_slice_keeps(e, (int)H - 1 + 2 * (3 - threads), 3, 0, 1))
+                    compare(c, "native", rfjit_estimator_name(e), 32, 16, 64, 1, &p);
+            problem_free(&p);
+        }
+        rfjit_ctx_destroy(c);
     }
-    rfjit_ctx_destroy(c);
 }
 
 /* hybrid over both bases, with 1 and 3 sign features (the sweep uses the defaults). */
