@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { L = 20, D = 8, M = 16 };
@@ -120,6 +121,63 @@ Test(nonfinite, execute_on_every_backend_and_template)
                      cases[c].est, rfjit_ctx_last_error(ctx));
         rfjit_plan_destroy(p);
     }
+}
+
+/* A call large enough to be screened on the pool (runtime/call.c: two heads of 1024 tokens,
+ * d = 64, on two threads) names the same first bad element as the serial search would: a bad
+ * value at the start, middle or end of each tensor and head, and two at once (the earlier in
+ * q, k, v and head order is named). */
+Test(nonfinite, pooled_screen_names_the_first_bad_element, .timeout = 120)
+{
+    enum { PL = 1024, PD = 64, PH = 2, PN = PH * PL * PD };
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = "";
+    cd.threads = 2;
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = PD;
+    a.estimator = "exact";
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    float *x[3], *o = calloc(PN, sizeof(float));
+    for (int t = 0; t < 3; t++) {
+        x[t] = malloc(PN * sizeof(float));
+        tu_fill_normal(x[t], PN, 0.25, 10 + (uint64_t)t);
+    }
+    rfjit_tensor tq = rfjit_tensor_contiguous(x[0], 1, PH, PL, PD);
+    rfjit_tensor tk = rfjit_tensor_contiguous(x[1], 1, PH, PL, PD);
+    rfjit_tensor tv = rfjit_tensor_contiguous(x[2], 1, PH, PL, PD);
+    rfjit_tensor to = rfjit_tensor_contiguous(o, 1, PH, PL, PD);
+    static const char *const names[3] = {"q", "k", "v"};
+    const int at[3] = {0, PN / 2 + 3 * PD + 5, PN - 1};
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 3; i++) {
+            const float saved = x[t][at[i]];
+            x[t][at[i]] = bad_values[i];
+            /* a second bad value after it, the last element of v: the first is named */
+            float *later = &x[2][PN - 1];
+            const float later_saved = *later;
+            if (later != &x[t][at[i]])
+                *later = NAN;
+            cr_expect_eq(rfjit_plan_execute(p, &tq, &tk, &tv, &to), RFJIT_E_NONFINITE);
+            char want[96];
+            const int e = at[i], h = e / (PL * PD), l = e / PD % PL, col = e % PD;
+            snprintf(want, sizeof want, "tensor %s: non-finite value at (0, %d, %d, %d)", names[t],
+                     h, l, col);
+            cr_expect(strstr(rfjit_ctx_last_error(c), want) != NULL, "got '%s', want '%s'",
+                      rfjit_ctx_last_error(c), want);
+            *later = later_saved;
+            x[t][at[i]] = saved;
+        }
+    cr_expect_eq(rfjit_plan_execute(p, &tq, &tk, &tv, &to), RFJIT_OK, "%s",
+                 rfjit_ctx_last_error(c));
+    for (int t = 0; t < 3; t++)
+        free(x[t]);
+    free(o);
+    rfjit_plan_destroy(p);
+    rfjit_ctx_destroy(c);
 }
 
 Test(nonfinite, decode_step)
