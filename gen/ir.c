@@ -320,6 +320,13 @@ rj_v rj_ir_lanes_from(rj_ir *ir, rj_v t0)
     return rj_ir_lanes_add(ir, rj_ir_lane_iota(ir), t0);
 }
 
+rj_v rj_ir_any(rj_ir *ir, rj_v lanes, const char *name)
+{
+    rj_v bits = LLVMBuildBitCast(ir->B, lanes, LLVMIntTypeInContext(ir->C, (unsigned)ir->vw), "");
+    return LLVMBuildICmp(ir->B, LLVMIntNE, bits, LLVMConstInt(LLVMTypeOf(bits), 0, 0),
+                         rj_ir_name(ir, name));
+}
+
 rj_v rj_ir_mask_bcast(rj_ir *ir, rj_v b, const char *name)
 {
     rj_v wide = rj_ir_ibcast(ir, LLVMBuildZExt(ir->B, b, ir->ty_i64, ""));

@@ -114,6 +114,7 @@ rj_v rj_ir_neg(rj_ir *ir, rj_v a, const char *name);                 /* -a */
 rj_v rj_ir_lane_iota(rj_ir *ir);                                     /* <0, 1, .., vw-1> i64 */
 rj_v rj_ir_ibcast(rj_ir *ir, rj_v x);                                /* i64 -> <vw x i64> */
 rj_v rj_ir_mask_bcast(rj_ir *ir, rj_v b, const char *name);          /* i1 -> <vw x i1> */
+rj_v rj_ir_any(rj_ir *ir, rj_v lanes, const char *name);             /* <vw x i1> -> i1 */
 /* <t0, t0 + 1, .., t0 + vw - 1>: the token index of each lane of the vector at t0 (i64), and
  * lane indices moved by an i64 x. */
 rj_v rj_ir_lanes_from(rj_ir *ir, rj_v t0);

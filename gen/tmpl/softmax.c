@@ -159,6 +159,10 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     rj_v m_old = rj_ir_ldv(ir, rj_ir_atc(ir, ws->m, t), "m");
     rj_v m_new = rj_ir_max(ir, m_old, rj_ir_get(ir, mt, ""), "m_new");
     rj_ir_stv(ir, m_new, rj_ir_atc(ir, ws->m, t));
+    /* once the running maxima settle, most key tiles leave every lane's m as it was: then
+     * alpha = e^0 = 1 and the numerators stay as they are, so their pass is skipped (a lane
+     * still at -inf has num = +0, which alpha = 0 would leave too) */
+    rj_v moved = rj_ir_any(ir, LLVMBuildFCmp(ir->B, LLVMRealUNE, m_old, m_new, ""), "moved");
     /* a query that has seen only masked keys keeps m = -inf: subtracting 0 instead leaves
      * its p = e^{-inf} = 0 (and alpha 0) where -inf - -inf would make NaN */
     rj_v none = LLVMBuildFCmp(ir->B, LLVMRealOEQ, m_new, rj_ir_vf(ir, -INFINITY), "");
@@ -174,10 +178,12 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     rj_ir_loop_end(ir, &j);
     rj_v pl = rj_ir_atc(ir, ws->l, t);
     rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"), rj_ir_get(ir, psum, ""), "l"), pl);
+    rj_if scale = rj_ir_if_begin(ir, moved, "rescale_num");
     rj_loop c = rj_ir_loop_begin(ir, "c", rj_ir_i(ir, 0), rj_ir_i(ir, f->kp->dvp), 1);
     rj_v pn = rj_ir_at(ir, ws->num, rj_ir_idx2(ir, c.i, T, rj_ir_i(ir, t), ""));
     rj_ir_stv(ir, rj_ir_mul(ir, rj_ir_ldv(ir, pn, ""), alpha, ""), pn);
     rj_ir_loop_end(ir, &c);
+    rj_ir_if_end(ir, &scale);
 }
 
 /* Scores of the hidden keys of the tile (vis[j] == 0) become -inf, a row at a time: only
