@@ -24,17 +24,23 @@ typedef struct bench_time {
 /* Summarise ms[0..n) (sorted in place). */
 void bench_time_of(double *ms, int n, bench_time *t);
 
-/* One problem, B = H = 1: q, k entries N(0, 1/sqrt d) (scaled rows of norm about 1), v
- * entries N(0, 1), W the m x d projection every FAVOR+ implementation shares. */
+/* One problem, B = 1 and H heads: q, k entries N(0, 1/sqrt d) (scaled rows of norm about 1),
+ * v entries N(0, 1), each head its own; W the m x d projection every FAVOR+ implementation
+ * shares, one for all heads as a model's layer has. */
 typedef struct bench_data {
     int L, d, dv, m;
-    float *q, *k, *v; /* L x d, L x d, L x dv, row-major */
+    float *q, *k, *v; /* H x L x d, H x L x d, H x L x dv, row-major */
     float *W;         /* m x d, row-major */
+    int H;
 } bench_data;
 
-/* Draw a problem (deterministic for the sizes); -1 when out of memory. */
+/* Draw a problem of one head (deterministic for the sizes); -1 when out of memory. */
 int bench_data_init(bench_data *b, int L, int d, int dv, int m);
+/* The same with H heads; head 0 is the one-head problem, so H = 1 rows keep their data. */
+int bench_data_init_heads(bench_data *b, int H, int L, int d, int dv, int m);
 void bench_data_free(bench_data *b);
+/* Head h of p as a one-head problem sharing p's memory (never freed on its own). */
+bench_data bench_data_head(const bench_data *p, int h);
 
 /* Block-orthogonal Gaussian rows (Performer's ORF): each block of d rows is a Gram-Schmidt
  * orthonormal basis drawn from Gaussians, each row then scaled to the norm of an independent
@@ -52,7 +58,7 @@ double bench_max_abs(const float *x, size_t n);
 double bench_max_rel_err(const float *x, const float *ref, size_t n);
 /* The bench_max_rel_err two float32 implementations of the same attention on p can differ by
  * through rounding alone (exact: softmax attention, else FAVOR+ with p->W), ref one of their
- * outputs: a first-order worst case from the norms of the data. */
+ * outputs (all heads): a first-order worst case from the norms of the data. */
 double bench_rounding_tol(const bench_data *p, int exact, const float *ref);
 
 /* ------------------------------------------------------------------ peer_blas.c */
@@ -75,9 +81,9 @@ void peer_ws_destroy(peer_ws *w);
 /* Row block of the exact peer and chunk of the causal FAVOR+ peer. */
 enum { PEER_EXACT_BLOCK = 256, PEER_FAVOR_CHUNK = 128 };
 
-/* softmax(q k^T / sqrt d) v, causal or not, into out (L x dv). */
+/* softmax(q k^T / sqrt d) v, causal or not, into out (H x L x dv), one head after another. */
 void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
-/* FAVOR+ with p->W, the positive features of est/positive.c, into out (L x dv). */
+/* FAVOR+ with p->W, the positive features of est/positive.c, into out (H x L x dv). */
 void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out);
 
 /* exp of n floats in place: the vectorisable polynomial the peers use (2-3 ulp). */
@@ -110,7 +116,7 @@ bench_py *bench_py_open(int threads, const char *cache_dir, char *about, size_t 
 void bench_py_close(bench_py *s);
 
 /* One peer's result on a shape: median ms, compile ms (NaN when it does not compile), its
- * output (L x dv, NULL when it failed, with why). */
+ * output (H x L x dv, NULL when it failed, with why). */
 typedef struct bench_py_out {
     double ms, compile_ms;
     float *out;
@@ -143,8 +149,8 @@ typedef struct bench_exec {
     int jit;               /* the plan ran on the JIT backend */
 } bench_exec;
 
-/* Plan a, 1-2 warm-ups then runs timed executes on p; out holds the output. 0 or -1 with
- * err (the library's message). */
+/* Plan a, 1-2 warm-ups then runs timed executes on p, all its heads in one (1, H, L, d)
+ * call; out holds the output. 0 or -1 with err (the library's message). */
 int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data *p, int runs,
                      float *out, bench_exec *r, char *err, size_t len);
 /* Cold compile (context with no disk cache) and disk-cache load (a context on cache_dir,
@@ -160,7 +166,11 @@ typedef struct bench_row {
     int causal, L, d, dv, m, threads;
     int peers;   /* run the OpenBLAS and Python peers on this shape */
     int compile; /* measure cold compile and disk-cache load */
+    int heads;   /* H of the (1, H, L, d) call; 0 means 1 */
 } bench_row;
+
+/* r's head count: heads, or 1 for 0. */
+int bench_row_heads(const bench_row *r);
 
 /* The rows of a suite (headline, scaling, error, smoke) into rows (at most cap); the count,
  * or -1 for an unknown suite. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file draws the benchmark's problems (bench.h) and summarises timings. The data comes
- * from cli_normals with fixed seeds, so a shorter L is a prefix of a longer one and every run
- * of `rfjit bench` times the same numbers.
+ * from cli_normals with fixed seeds, so a shorter L is a prefix of a longer one, head 0 of
+ * H heads is the one-head problem, and every run of `rfjit bench` times the same numbers.
  */
 #include "bench.h"
 
@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SEED_Q = 1, SEED_K = 2, SEED_V = 3, SEED_W = 4 };
+/* head h draws q, k, v from SEED_x + h * HEAD_SEEDS: streams apart from W's and each other's */
+enum { SEED_Q = 1, SEED_K = 2, SEED_V = 3, SEED_W = 4, HEAD_SEEDS = 8 };
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -78,14 +79,14 @@ void bench_orthogonal_rows(float *W, int m, int d, uint64_t seed)
     free(g);
 }
 
-int bench_data_init(bench_data *b, int L, int d, int dv, int m)
+int bench_data_init_heads(bench_data *b, int H, int L, int d, int dv, int m)
 {
     memset(b, 0, sizeof *b);
-    b->L = L, b->d = d, b->dv = dv, b->m = m;
+    b->H = H, b->L = L, b->d = d, b->dv = dv, b->m = m;
     const size_t nq = (size_t)L * (size_t)d, nv = (size_t)L * (size_t)dv;
-    b->q = malloc(sizeof(float) * nq);
-    b->k = malloc(sizeof(float) * nq);
-    b->v = malloc(sizeof(float) * nv);
+    b->q = malloc(sizeof(float) * nq * (size_t)H);
+    b->k = malloc(sizeof(float) * nq * (size_t)H);
+    b->v = malloc(sizeof(float) * nv * (size_t)H);
     b->W = malloc(sizeof(float) * (size_t)m * (size_t)d);
     if (!b->q || !b->k || !b->v || !b->W) {
         bench_data_free(b);
@@ -93,11 +94,29 @@ int bench_data_init(bench_data *b, int L, int d, int dv, int m)
     }
     /* entries N(0, 1/sqrt d): the d^{-1/4}-scaled rows the estimators see have norm ~1 */
     const double s = 1.0 / pow((double)d, 0.25);
-    cli_normals(b->q, nq, s, SEED_Q);
-    cli_normals(b->k, nq, s, SEED_K);
-    cli_normals(b->v, nv, 1.0, SEED_V);
+    for (int h = 0; h < H; h++) {
+        const uint64_t off = (uint64_t)h * HEAD_SEEDS;
+        cli_normals(b->q + (size_t)h * nq, nq, s, SEED_Q + off);
+        cli_normals(b->k + (size_t)h * nq, nq, s, SEED_K + off);
+        cli_normals(b->v + (size_t)h * nv, nv, 1.0, SEED_V + off);
+    }
     bench_orthogonal_rows(b->W, m, d, SEED_W);
     return 0;
+}
+
+int bench_data_init(bench_data *b, int L, int d, int dv, int m)
+{
+    return bench_data_init_heads(b, 1, L, d, dv, m);
+}
+
+bench_data bench_data_head(const bench_data *p, int h)
+{
+    bench_data x = *p;
+    x.H = 1;
+    x.q = p->q + (size_t)h * (size_t)p->L * (size_t)p->d;
+    x.k = p->k + (size_t)h * (size_t)p->L * (size_t)p->d;
+    x.v = p->v + (size_t)h * (size_t)p->L * (size_t)p->dv;
+    return x;
 }
 
 void bench_data_free(bench_data *b)
@@ -154,8 +173,9 @@ double bench_max_rel_err(const float *x, const float *ref, size_t n)
 double bench_rounding_tol(const bench_data *p, int exact, const float *ref)
 {
     const double u = 0x1p-24, d = p->d;
-    double q2 = 0, k2 = 0, w2 = 0; /* squared row norms' maxima */
-    for (int i = 0; i < p->L; i++) {
+    double q2 = 0, k2 = 0, w2 = 0; /* squared row norms' maxima, over every head */
+    const int rows = p->H * p->L;
+    for (int i = 0; i < rows; i++) {
         double a = 0, b = 0;
         for (int c = 0; c < p->d; c++) {
             a += (double)p->q[(size_t)i * p->d + c] * p->q[(size_t)i * p->d + c];
@@ -172,6 +192,6 @@ double bench_rounding_tol(const bench_data *p, int exact, const float *ref)
     const double x2 = fmax(q2, k2) / sqrt(d); /* x = q d^{-1/4} */
     const double A = exact ? 2 * sqrt(q2 * k2 / d) : 2 * (sqrt(w2 * x2) + x2);
     const double m = exact ? 0 : p->m;
-    const size_t nv = (size_t)p->L * (size_t)p->dv;
+    const size_t nv = (size_t)rows * (size_t)p->dv;
     return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) / bench_max_abs(ref, nv);
 }

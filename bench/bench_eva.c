@@ -197,7 +197,7 @@ static int real_table(rfjit_ctx *ctx, const real_set *s, int causal, int runs, i
 {
     eva_table t;
     memset(&t, 0, sizeof t);
-    bench_data p = {(int)s->L, (int)s->d, (int)s->d, 1, NULL, NULL, NULL, NULL};
+    bench_data p = {(int)s->L, (int)s->d, (int)s->d, 1, NULL, NULL, NULL, NULL, 1};
     for (int64_t h = 0; h < s->H; h++) {
         const size_t off = (size_t)h * (size_t)s->L * (size_t)s->d;
         p.q = s->x[REAL_HELDOUT][REAL_Q] + off;

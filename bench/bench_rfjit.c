@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * This file times rfjit itself for `rfjit bench`: warm executes of one plan (with the page
- * faults and peak RSS they cost), and the cost of getting a kernel, cold and from the disk
- * cache, as bench/bench_jit.c measures it (minus a reference-backend plan's creation, which
- * copies W and fits but compiles nothing).
+ * This file times rfjit itself for `rfjit bench`: warm executes of one plan on all heads of
+ * a problem in one call (with the page faults and peak RSS they cost), and the cost of getting a
+ * kernel, cold and from the disk cache, as bench/bench_jit.c measures it (minus a reference-backend
+ * plan's creation, which copies W and fits but compiles nothing).
  */
 #include "bench.h"
 
@@ -46,10 +46,10 @@ int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data 
     rfjit_plan_describe(plan, desc, sizeof desc);
     r->jit = strstr(desc, "backend=jit") != NULL;
     r->M = rfjit_plan_feature_dim(plan);
-    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, 1, p->L, p->d);
-    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, 1, p->L, p->d);
-    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, 1, p->L, p->dv);
-    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, 1, p->L, p->dv);
+    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, p->H, p->L, p->d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, p->H, p->L, p->d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, p->H, p->L, p->dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, p->H, p->L, p->dv);
     double ms[MAX_RUNS];
     int rc = 0;
     for (int i = 0; i < WARMUPS && rc == 0; i++)

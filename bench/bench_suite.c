@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file lists the rows of `rfjit bench`'s suites:
- *   headline  d = dv = 64, m = 256, one thread unless stated: positive and exact at
- *             L = 4096 (both directions), the exact/positive crossover at L = 256..2048,
- *             saderf and hybrid at L = 4096 beside positive, positive at L = 16384 on one and
- *             two threads, positive and exact at L = 4096 (both directions) on two threads
+ *   headline  d = dv = 64, m = 256, one head and one thread unless stated: positive and
+ *             exact at L = 4096 (both directions), the exact/positive crossover at
+ *             L = 256..2048, saderf and hybrid at L = 4096 beside positive, positive at
+ *             L = 16384 on one and two threads, positive and exact at L = 4096 (both
+ *             directions) on two threads; then H = 8 heads in one call on one and two
+ *             threads: positive at L = 4096 (both directions), exact bidirectional at
+ *             L = 1024
  *   scaling   bidirectional positive for L = 256..16384 and exact for L = 256..8192 (the
  *             plot's first panel), with the peers
  *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
  *             plot's second panel), no peers
- *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs: seconds, for the tests
+ *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs, and positive on two
+ *             heads: seconds, for the tests
  *   compile   the quick start's kernels (positive and exact, both directions, L = 4096): the
  *             cold compile and disk load of each kernel over 21 samples, and its execute
  *             time, no peers (docs/performance.md)
@@ -32,7 +36,18 @@ static int add(bench_row *rows, int n, int cap, bench_row r)
 static bench_row row(const char *est, int causal, int L, int d, int m, int threads, int peers,
                      int compile)
 {
-    return (bench_row){est, causal, L, d, d, m, threads, peers, compile};
+    return (bench_row){est, causal, L, d, d, m, threads, peers, compile, 1};
+}
+
+static bench_row with_heads(bench_row r, int heads)
+{
+    r.heads = heads;
+    return r;
+}
+
+int bench_row_heads(const bench_row *r)
+{
+    return r->heads > 1 ? r->heads : 1;
 }
 
 int bench_suite_rows(const char *suite, bench_row *rows, int cap)
@@ -58,6 +73,13 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
             n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 2, 1, 0));
             n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 2, 1, 0));
         }
+        /* the B x H = 8: every head in one call, which spreads heads over the pool */
+        for (int causal = 0; causal < 2; causal++)
+            for (int threads = 1; threads <= 2; threads++)
+                n = add(rows, n, cap,
+                        with_heads(row("positive", causal, 4096, 64, 256, threads, 1, 0), 8));
+        for (int threads = 1; threads <= 2; threads++)
+            n = add(rows, n, cap, with_heads(row("exact", 0, 1024, 64, 256, threads, 1, 0), 8));
     } else if (!strcmp(suite, "scaling")) {
         for (int L = 256; L <= 16384; L *= 2) {
             n = add(rows, n, cap, row("positive", 0, L, 64, 256, 1, 1, 0));
@@ -86,6 +108,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
             n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));
             n = add(rows, n, cap, row("exact", causal, 256, 16, 32, 1, 1, 1));
         }
+        for (int causal = 0; causal < 2; causal++)
+            n = add(rows, n, cap, with_heads(row("positive", causal, 256, 16, 32, 1, 1, 0), 2));
     } else {
         return -1;
     }

@@ -22,13 +22,15 @@ static const char help[] =
     "                            real|real-smoke|eva|compile]\n"
     "         [--json] [--runs N]\n"
     "         [--threads N] [--no-blas] [--no-torch] [--plot FILE.svg|FILE.png]\n"
-    "Times rfjit attention (B = H = 1, d = dv = 64, m = 256 unless the suite says otherwise)\n"
+    "Times rfjit attention (B = 1, H = 1, d = dv = 64, m = 256 unless the suite says\n"
+    "otherwise; H heads run in one call, the peers compute the same H heads)\n"
     "against the one-core FMA peak measured in the same run and against OpenBLAS, torch (eager\n"
     "FAVOR+, SDPA, torch.compile), JAX, ONNX Runtime and performer-pytorch implementations of\n"
     "exact attention and FAVOR+ on the same inputs and projection matrix.\n"
     "  --suite S     headline (default): L = 4096 both directions, exact/positive crossover,\n"
     "                saderf and hybrid, L = 16384 on 1 and 2 threads, L = 4096 positive\n"
-    "                and exact on 2 threads; scaling: L sweep;\n"
+    "                and exact on 2 threads; H = 8 on 1 and 2 threads: positive L = 4096\n"
+    "                both directions, exact bidirectional L = 1024; scaling: L sweep;\n"
     "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs;\n"
     "                serving: B = 4, H = 8, L = 4096 ratios against the plain call, each\n"
     "                with its target and pass/fail: 50% padding (<= 0.55), grouped-query\n"
@@ -90,7 +92,7 @@ typedef struct row_res {
 
 /* The data of the current shape, rfjit's exact and positive outputs on it, and its peers. */
 typedef struct shape {
-    int valid, L, d, dv, m, causal;
+    int valid, H, L, d, dv, m, causal;
     bench_data data;
     float *exact_out, *pos_out;
     int peers_threads; /* the thread count the peers ran with; 0 when not yet */
@@ -172,15 +174,21 @@ static int run_once(bench *b, const bench_row *r, const char *est, int backend, 
         return -1;
     }
     const bench_data *p = &b->sh.data;
-    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, 1, p->L, p->d);
-    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, 1, p->L, p->d);
-    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, 1, p->L, p->dv);
-    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, 1, p->L, p->dv);
+    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, p->H, p->L, p->d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, p->H, p->L, p->d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, p->H, p->L, p->dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, p->H, p->L, p->dv);
     const int rc = rfjit_plan_execute(plan, &tq, &tk, &tv, &to) == RFJIT_OK ? 0 : -1;
     if (rc)
         snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
     rfjit_plan_destroy(plan);
     return rc;
+}
+
+/* Floats in a row's output: every head's L x dv. */
+static size_t out_len(const bench_row *r)
+{
+    return (size_t)bench_row_heads(r) * (size_t)r->L * (size_t)r->dv;
 }
 
 static void shape_free(shape *s)
@@ -195,16 +203,17 @@ static void shape_free(shape *s)
 static int shape_for(bench *b, const bench_row *r, char *err, size_t len)
 {
     shape *s = &b->sh;
-    if (s->valid && s->L == r->L && s->d == r->d && s->dv == r->dv && s->m == r->m &&
+    const int H = bench_row_heads(r);
+    if (s->valid && s->H == H && s->L == r->L && s->d == r->d && s->dv == r->dv && s->m == r->m &&
         s->causal == r->causal)
         return 0;
     shape_free(s);
-    if (bench_data_init(&s->data, r->L, r->d, r->dv, r->m) != 0 ||
-        !(s->exact_out = malloc(sizeof(float) * (size_t)r->L * (size_t)r->dv))) {
+    if (bench_data_init_heads(&s->data, H, r->L, r->d, r->dv, r->m) != 0 ||
+        !(s->exact_out = malloc(sizeof(float) * out_len(r)))) {
         snprintf(err, len, "out of memory");
         return -1;
     }
-    s->L = r->L, s->d = r->d, s->dv = r->dv, s->m = r->m, s->causal = r->causal;
+    s->H = H, s->L = r->L, s->d = r->d, s->dv = r->dv, s->m = r->m, s->causal = r->causal;
     if (run_once(b, r, "exact", RFJIT_BACKEND_JIT, s->exact_out, err, len) != 0)
         return -1;
     s->valid = 1;
@@ -240,7 +249,7 @@ static void time_blas(bench *b, int exact, int causal, peer_ws *w, float *out,
     res->ran = 1;
     res->ms = t.med, res->min = t.min, res->max = t.max;
     res->compile_ms = NAN;
-    check_peer(res, out, ref, (size_t)p->L * (size_t)p->dv,
+    check_peer(res, out, ref, (size_t)p->H * (size_t)p->L * (size_t)p->dv,
                exact ? b->sh.tol_exact : b->sh.tol_favor);
 }
 
@@ -283,7 +292,7 @@ static void run_py_peers(bench *b, const bench_row *r, int with_exact)
         note(b, "Python peers skipped on this shape: %s", why);
         return;
     }
-    const size_t n = (size_t)r->L * (size_t)r->dv;
+    const size_t n = out_len(r);
     for (int i = 0; i < N_PY; i++) {
         peer_res *f = &s->peer[PY0 + i];
         if (!want[i])
@@ -312,7 +321,7 @@ static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
         return 0;
     memset(s->peer, 0, sizeof s->peer);
     s->peers_threads = r->threads;
-    const size_t n = (size_t)r->L * (size_t)r->dv;
+    const size_t n = out_len(r);
     if (!s->pos_out) {
         if (!(s->pos_out = malloc(sizeof(float) * n))) {
             snprintf(err, len, "out of memory");
@@ -345,15 +354,15 @@ static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
     return 0;
 }
 
-/* The flop model of the header. */
+/* The flop model of the header, times the heads. */
 static double flops_of(const bench_row *r, int64_t M)
 {
-    const double L = r->L, d = r->d, dv = r->dv;
+    const double H = bench_row_heads(r), L = r->L, d = r->d, dv = r->dv;
     if (!strcmp(r->estimator, "exact"))
-        return (r->causal ? 1.0 : 2.0) * L * L * (d + dv);
+        return H * (r->causal ? 1.0 : 2.0) * L * L * (d + dv);
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     const double P = r->m + (strcmp(r->estimator, "hybrid") ? 0 : a.hybrid_signs);
-    return 4 * L * P * d + 4 * L * (double)M * dv;
+    return H * (4 * L * P * d + 4 * L * (double)M * dv);
 }
 
 static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res, char *err,
@@ -366,7 +375,7 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     if (shape_for(b, r, err, len) != 0)
         return -1;
     shape *s = &b->sh;
-    const size_t n = (size_t)r->L * (size_t)r->dv;
+    const size_t n = out_len(r);
     float *out = malloc(sizeof(float) * n);
     rfjit_ctx *ctx = ctx_for(b, r->threads);
     if (!out || !ctx) {
@@ -379,8 +388,10 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     int rc = bench_rfjit_exec(ctx, &a, &s->data, b->runs, out, &res->x, err, len);
     if (rc == 0 && !strcmp(r->estimator, "exact")) {
         /* exact against itself says nothing: check it against the double-precision
-         * reference where that takes seconds, not minutes */
-        if (r->L <= REF_CHECK_MAX_L) {
+         * reference where that takes seconds, not minutes (no more work than one head at
+         * REF_CHECK_MAX_L) */
+        const double L = r->L, work = bench_row_heads(r) * L * L;
+        if (work <= (double)REF_CHECK_MAX_L * REF_CHECK_MAX_L) {
             float *ref = malloc(sizeof(float) * n);
             rc = ref ? run_once(b, r, "exact", RFJIT_BACKEND_REFERENCE, ref, err, len) : -1;
             if (rc == 0)
@@ -427,9 +438,9 @@ static void print_json_row(const row_res *x)
 {
     const bench_row *r = &x->r;
     printf("{\"suite\":\"%s\",\"estimator\":\"%s\",\"causal\":%d,\"L\":%d,\"d\":%d,\"dv\":%d,"
-           "\"m\":%d,\"M\":%lld,\"threads\":%d,\"runs\":%d",
+           "\"m\":%d,\"M\":%lld,\"threads\":%d,\"heads\":%d,\"runs\":%d",
            x->suite, r->estimator, r->causal, r->L, r->d, r->dv, r->m, (long long)x->x.M,
-           r->threads, x->x.t.runs);
+           r->threads, bench_row_heads(r), x->x.t.runs);
     jnum("ms", x->x.t.med);
     jnum("ms_min", x->x.t.min);
     jnum("ms_max", x->x.t.max);
@@ -472,8 +483,8 @@ static void print_json_row(const row_res *x)
 
 static void print_text_head(void)
 {
-    printf("%-10s %-6s %6s %4s %4s %5s %3s %9s %19s %8s %6s %9s %7s", "estimator", "mode", "L", "d",
-           "dv", "m", "thr", "ms", "(min-max)", "GFLOP/s", "%peak", "rel_err", "flt/run");
+    printf("%-10s %-6s %6s %4s %4s %5s %3s %3s %9s %19s %8s %6s %9s %7s", "estimator", "mode", "L",
+           "d", "dv", "m", "thr", "H", "ms", "(min-max)", "GFLOP/s", "%peak", "rel_err", "flt/run");
     for (int i = 0; i < N_PEERS; i++)
         printf(" | %-16s", peer_title[i]);
     putchar('\n');
@@ -494,9 +505,9 @@ static void print_text_row(const row_res *x)
     const bench_row *r = &x->r;
     char spread[40];
     snprintf(spread, sizeof spread, "(%.3f-%.3f)", x->x.t.min, x->x.t.max);
-    printf("%-10s %-6s %6d %4d %4d %5d %3d %9.3f %19s %8.1f %5.1f%% ", r->estimator,
-           r->causal ? "causal" : "bidir", r->L, r->d, r->dv, r->m, r->threads, x->x.t.med,
-           spread, x->gflops, 100 * x->pct);
+    printf("%-10s %-6s %6d %4d %4d %5d %3d %3d %9.3f %19s %8.1f %5.1f%% ", r->estimator,
+           r->causal ? "causal" : "bidir", r->L, r->d, r->dv, r->m, r->threads, bench_row_heads(r),
+           x->x.t.med, spread, x->gflops, 100 * x->pct);
     if (isfinite(x->rel_err))
         printf("%9.2e", x->rel_err);
     else
@@ -514,7 +525,8 @@ static const row_res *find_row(const bench *b, const char *est, const bench_row 
     for (int i = 0; i < b->n_rows; i++) {
         const bench_row *r = &b->rows[i].r;
         if (!strcmp(r->estimator, est) && r->causal == like->causal && r->L == like->L &&
-            r->m == like->m && r->d == like->d && r->threads == threads)
+            r->m == like->m && r->d == like->d && r->threads == threads &&
+            bench_row_heads(r) == bench_row_heads(like))
             return &b->rows[i];
     }
     return NULL;
@@ -544,7 +556,7 @@ static void print_summaries(const bench *b)
         const row_res *prev = i ? &b->rows[i - 1] : NULL;
         if (!ran || (prev && prev->r.L == x->r.L && prev->r.causal == x->r.causal &&
                      prev->r.m == x->r.m && prev->r.threads == x->r.threads &&
-                     prev->r.d == x->r.d))
+                     prev->r.d == x->r.d && bench_row_heads(&prev->r) == bench_row_heads(&x->r)))
             continue;
         if (!any++)
             printf("\npeer agreement: max-norm error |O_peer - O_rfjit|_inf / |O_rfjit|_inf "
@@ -553,8 +565,9 @@ static void print_summaries(const bench *b)
                    "peer beyond tol, or beyond %.0e in the Frobenius norm, is WRONG and not "
                    "compared\n",
                    PEER_TOL);
-        printf("  %-6s L=%-6d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
-               x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads, x->tol_favor, x->tol_exact);
+        printf("  %-6s L=%-6d H=%d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
+               x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
+               x->tol_favor, x->tol_exact);
         for (int p = 0; p < N_PEERS; p++)
             if (x->peer[p].ran)
                 printf("    %-20s %.2e (Frobenius %.2e)%s\n", peer_key(p), x->peer[p].err,
@@ -611,9 +624,9 @@ static void print_summaries(const bench *b)
             continue;
         if (!any++)
             printf("\nthreads:\n");
-        printf("  %-8s %-6s L=%-6d 1 thread %.3f ms, %d threads %.3f ms: speed-up %.2fx\n",
-               x->r.estimator, x->r.causal ? "causal" : "bidir", x->r.L, one->x.t.med,
-               x->r.threads, x->x.t.med, one->x.t.med / x->x.t.med);
+        printf("  %-8s %-6s L=%-6d H=%d 1 thread %.3f ms, %d threads %.3f ms: speed-up %.2fx\n",
+               x->r.estimator, x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r),
+               one->x.t.med, x->r.threads, x->x.t.med, one->x.t.med / x->x.t.med);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -663,7 +676,7 @@ static void json_str(const char *key, const char *v)
 static const char flop_model[] =
     "linear: 4*L*P*d + 4*L*M*dv (P projection rows: m, m + n for hybrid; M features; "
     "= 8*L*m*d for positive at d = dv); exact: 2*L^2*(d + dv), causal L^2*(d + dv) "
-    "(= 4*L^2*d and 2*L^2*d at d = dv); exps and reductions not counted";
+    "(= 4*L^2*d and 2*L^2*d at d = dv); per head, times H; exps and reductions not counted";
 
 static void print_machine(const bench *b, const char *suites, const char *cpu,
                           const char *torch_version)
@@ -691,9 +704,11 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
     printf("rfjit bench, suite %s: cpu %s, one-core fp32 FMA peak %.1f GFLOP/s "
            "(rfjit_fma_peak, measured now)\n",
            suites, cpu, b->peak);
-    printf("data: B = H = 1; q, k entries N(0, 1/sqrt d) (scaled norm ~1), v entries N(0, 1); "
-           "W = m x d block-orthogonal Gaussian rows (Gram-Schmidt blocks, chi_d norms), given "
-           "to rfjit (RFJIT_PROJ_USER) and to every FAVOR+ peer\n");
+    printf("data: B = 1, H heads (column H; all heads in one rfjit call and one call of each "
+           "Python peer, one after another in the OpenBLAS peers); q, k entries N(0, 1/sqrt d) "
+           "(scaled norm ~1), v entries N(0, 1), each head its own; one W = m x d "
+           "block-orthogonal Gaussian rows (Gram-Schmidt blocks, chi_d norms) for all heads, "
+           "given to rfjit (RFJIT_PROJ_USER) and to every FAVOR+ peer\n");
     printf("timing: median (min-max) of %d runs after 2 warm-ups; vs_<peer> = peer median / "
            "rfjit median (> 1: rfjit faster)\n",
            b->runs);
@@ -744,8 +759,8 @@ static int run_suite(bench *b, const char *suite, int threads_override)
                 note(b, "error suite: %s", err);
                 continue;
             }
-            return cli_error("bench", CLI_FAILED, "%s %s L=%d: %s", r.estimator,
-                             r.causal ? "causal" : "bidir", r.L, err);
+            return cli_error("bench", CLI_FAILED, "%s %s L=%d H=%d: %s", r.estimator,
+                             r.causal ? "causal" : "bidir", r.L, bench_row_heads(&r), err);
         }
         b->n_rows++;
         if (b->json)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file is the OpenBLAS peers of `rfjit bench`: exact attention and FAVOR+ as a C
- * programmer would build them from cblas_sgemm, cblas_sgemv and a vectorised exp loop.
+ * programmer would build them from cblas_sgemm, cblas_sgemv and a vectorised exp loop, one
+ * head after another with OpenBLAS's threads inside each call.
  *
  * OpenBLAS is loaded with dlopen at run time, after OPENBLAS_CORETYPE is removed from the
  * environment: the machine exports OPENBLAS_CORETYPE=Haswell, which pins OpenBLAS to its
@@ -267,7 +268,7 @@ peer_ws *peer_ws_create(const bench_data *p)
 
 /* ------------------------------------------------------------------ exact */
 
-void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
+static void exact_head(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
 {
     const int L = p->L, d = p->d, dv = p->dv;
     const float alpha = (float)(1.0 / sqrt((double)d));
@@ -331,7 +332,7 @@ static void divide_rows(float *o, const float *den, int n, int dv)
         scale(o + (size_t)i * (size_t)dv, (size_t)dv, 1.0f / den[i]);
 }
 
-void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
+static void favor_head(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
 {
     const int L = p->L, m = p->m, dv = p->dv;
     features(b, p, p->q, w->ws, w->qf, 1);
@@ -375,4 +376,29 @@ void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w,
         b->sgemv(ROW_MAJOR, TRANS, nc, m, 1.0f, kc, m, w->ones, 1, beta, w->z, 1);
         divide_rows(oc, den, nc, dv);
     }
+}
+
+/* ------------------------------------------------------------------ heads */
+
+typedef void (*head_fn)(bench_blas *, const bench_data *, int, peer_ws *, float *);
+
+/* The heads share the workspace (and W's scaled copy in it): one after another. */
+static void each_head(head_fn f, bench_blas *b, const bench_data *p, int causal, peer_ws *w,
+                      float *out)
+{
+    const size_t per_head = (size_t)p->L * (size_t)p->dv;
+    for (int h = 0; h < p->H; h++) {
+        const bench_data x = bench_data_head(p, h);
+        f(b, &x, causal, w, out + (size_t)h * per_head);
+    }
+}
+
+void peer_blas_exact(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
+{
+    each_head(exact_head, b, p, causal, w, out);
+}
+
+void peer_blas_favor(bench_blas *b, const bench_data *p, int causal, peer_ws *w, float *out)
+{
+    each_head(favor_head, b, p, causal, w, out);
 }

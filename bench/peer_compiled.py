@@ -2,8 +2,10 @@
 """The compiled and library FAVOR+ peers of `rfjit bench` (imported by peer_torch.py): the
 bidirectional FAVOR+ math of peer_torch.favor with the harness's W, through torch.compile,
 jax.jit and an ONNX Runtime session, and performer-pytorch's FastAttention with W as its
-projection. Each maker builds its peer (compiling it with one call where it compiles) and
-returns the timed call, which blocks until the result exists.
+projection. q, k, v are (H, L, d) with one W for all heads; each peer computes every head in
+one call, batched over a leading head dimension ((1, H, L, d) for performer). Each maker
+builds its peer (compiling it with one call where it compiles) and returns the timed call,
+which blocks until the result exists.
 """
 import math
 
@@ -12,7 +14,7 @@ import numpy as np
 
 def makers(torch, data, threads):
     q, k, v, w = data
-    d = q.shape[1]
+    d = q.shape[-1]
     ws = w * d ** -0.25
     qn, kn, vn, wsn = (t.numpy() for t in (q, k, v, ws))
     return {
@@ -30,14 +32,14 @@ def compiled(fn):
 
 
 def torch_compile(torch, q, k, v, ws):
-    half = 0.5 / math.sqrt(q.shape[1])
+    half = 0.5 / math.sqrt(q.shape[-1])
 
     def favor(q, k, v, ws):
         lq = q @ ws.T - half * (q * q).sum(-1, keepdim=True)
         fq = torch.exp(lq - lq.amax(-1, keepdim=True))
         lk = k @ ws.T - half * (k * k).sum(-1, keepdim=True)
-        fk = torch.exp(lk - lk.max())
-        return (fq @ (fk.T @ v)) / (fq @ fk.sum(0)).unsqueeze(-1)
+        fk = torch.exp(lk - lk.amax((-2, -1), keepdim=True))
+        return (fq @ (fk.transpose(-2, -1) @ v)) / (fq @ fk.sum(-2).unsqueeze(-1))
 
     f = torch.compile(favor, dynamic=False)
     return lambda: f(q, k, v, ws)
@@ -47,28 +49,28 @@ def jax_favor(q, k, v, ws):
     import jax
     import jax.numpy as jnp
 
-    half = 0.5 / math.sqrt(q.shape[1])
+    half = 0.5 / math.sqrt(q.shape[-1])
 
     @jax.jit
     def favor(q, k, v, ws):
         lq = q @ ws.T - half * jnp.sum(q * q, -1, keepdims=True)
         fq = jnp.exp(lq - jnp.max(lq, -1, keepdims=True))
         lk = k @ ws.T - half * jnp.sum(k * k, -1, keepdims=True)
-        fk = jnp.exp(lk - jnp.max(lk))
-        return (fq @ (fk.T @ v)) / (fq @ jnp.sum(fk, 0))[:, None]
+        fk = jnp.exp(lk - jnp.max(lk, (-2, -1), keepdims=True))
+        return (fq @ (jnp.swapaxes(fk, -2, -1) @ v)) / (fq @ jnp.sum(fk, -2)[..., None])
 
     args = [jax.device_put(a) for a in (q, k, v, ws)]
     return lambda: favor(*args).block_until_ready()
 
 
-def ort_graph(L, d, dv, ws):
+def ort_graph(H, L, d, dv, ws):
     from onnx import TensorProto, helper, numpy_helper
 
     f32 = TensorProto.FLOAT
     init = [numpy_helper.from_array(np.ascontiguousarray(ws.T), "wsT"),
             numpy_helper.from_array(np.array(0.5 / math.sqrt(d), np.float32), "half"),
             numpy_helper.from_array(np.array([-1], np.int64), "last"),
-            numpy_helper.from_array(np.array([0], np.int64), "first")]
+            numpy_helper.from_array(np.array([-2], np.int64), "rows")]
     n = helper.make_node
     nodes = []
     for x in ("q", "k"):
@@ -77,20 +79,21 @@ def ort_graph(L, d, dv, ws):
                   n("ReduceSum", [x + "2", "last"], [x + "n"], keepdims=1),
                   n("Mul", [x + "n", "half"], [x + "h"]),
                   n("Sub", [x + "p", x + "h"], [x + "l"])]
+    # each head's keys shifted by that head's maximum
     nodes += [n("ReduceMax", ["ql"], ["qm"], axes=[-1], keepdims=1),
-              n("ReduceMax", ["kl"], ["km"], keepdims=0),
+              n("ReduceMax", ["kl"], ["km"], axes=[-2, -1], keepdims=1),
               n("Sub", ["ql", "qm"], ["qs"]), n("Exp", ["qs"], ["fq"]),
               n("Sub", ["kl", "km"], ["ks"]), n("Exp", ["ks"], ["fk"]),
-              n("Transpose", ["fk"], ["fkT"], perm=[1, 0]),
+              n("Transpose", ["fk"], ["fkT"], perm=[0, 2, 1]),
               n("MatMul", ["fkT", "v"], ["s"]),
-              n("ReduceSum", ["fk", "first"], ["z"], keepdims=0),
+              n("ReduceSum", ["fk", "rows"], ["z"], keepdims=0),
+              n("Unsqueeze", ["z", "last"], ["z2"]),
               n("MatMul", ["fq", "s"], ["num"]),
-              n("MatMul", ["fq", "z"], ["den"]),
-              n("Unsqueeze", ["den", "last"], ["den2"]),
-              n("Div", ["num", "den2"], ["out"])]
-    inputs = [helper.make_tensor_value_info(x, f32, [L, c]) for x, c in
+              n("MatMul", ["fq", "z2"], ["den"]),
+              n("Div", ["num", "den"], ["out"])]
+    inputs = [helper.make_tensor_value_info(x, f32, [H, L, c]) for x, c in
               (("q", d), ("k", d), ("v", dv))]
-    out = [helper.make_tensor_value_info("out", f32, [L, dv])]
+    out = [helper.make_tensor_value_info("out", f32, [H, L, dv])]
     graph = helper.make_graph(nodes, "favor", inputs, out, init)
     # opset 17: ReduceMax still takes axes as an attribute, ReduceSum as an input
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -99,7 +102,7 @@ def ort_graph(L, d, dv, ws):
 def ort_favor(q, k, v, ws, threads):
     import onnxruntime as ort
 
-    model = ort_graph(q.shape[0], q.shape[1], v.shape[1], ws)
+    model = ort_graph(*q.shape, v.shape[-1], ws)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -120,10 +123,10 @@ def performer(torch, q, k, v, w):
     # 0 so its output can be checked against rfjit's; the work per call is the same
     if not isinstance(pp.softmax_kernel, functools.partial):
         pp.softmax_kernel = functools.partial(pp.softmax_kernel, eps=0.0)
-    fa = pp.FastAttention(dim_heads=q.shape[1], nb_features=w.shape[0])
+    fa = pp.FastAttention(dim_heads=q.shape[-1], nb_features=w.shape[0])
     fa.projection_matrix = w.clone()
-    q4, k4, v4 = (t[None, None] for t in (q, k, v))
-    return lambda: fa(q4, k4, v4)[0, 0]
+    q4, k4, v4 = (t[None] for t in (q, k, v))
+    return lambda: fa(q4, k4, v4)[0]
 
 
 def jax_dot_kernels(jax):

@@ -6,8 +6,9 @@
  * when set (scripts/bench.sh points it at .venv-bench, torch 2.x from PyPI), else
  * /usr/bin/python3 (Debian's python3-torch lives there, not under a pyenv python3 that may
  * come first on PATH). The data goes through a raw float32 file so the peers compute on the
- * harness's numbers, and their outputs come back as files for the same agreement check as
- * the OpenBLAS peers.
+ * harness's numbers (all H heads: each peer computes them batched the way its framework
+ * does, with a leading head dimension), and their outputs come back as files for the same
+ * agreement check as the OpenBLAS peers.
  *
  * peer_torch.py serves a whole bench run from one process per thread count (it reads one
  * request line per shape on a socket), because importing torch and JAX and warming
@@ -253,7 +254,8 @@ static int write_all(const char *path, const bench_data *p)
     FILE *f = fopen(path, "wb");
     if (!f)
         return -1;
-    const size_t nq = (size_t)p->L * (size_t)p->d, nv = (size_t)p->L * (size_t)p->dv;
+    const size_t nq = (size_t)p->H * (size_t)p->L * (size_t)p->d;
+    const size_t nv = (size_t)p->H * (size_t)p->L * (size_t)p->dv;
     int ok = fwrite(p->q, sizeof(float), nq, f) == nq && fwrite(p->k, sizeof(float), nq, f) == nq &&
              fwrite(p->v, sizeof(float), nv, f) == nv &&
              fwrite(p->W, sizeof(float), (size_t)p->m * (size_t)p->d, f) ==
@@ -330,15 +332,15 @@ int bench_py_run(bench_py *s, const bench_data *p, int causal, int runs, const i
         if (want[i])
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
                      names[0] ? "," : "", bench_py_name[i]);
-    snprintf(req, sizeof req, "%d %d %d %d %d %d %s %s %s\n", p->L, p->d, p->dv, p->m, causal, runs,
-             in, dir, names);
+    snprintf(req, sizeof req, "%d %d %d %d %d %d %d %s %s %s\n", p->H, p->L, p->d, p->dv, p->m,
+             causal, runs, in, dir, names);
     int rc = -1;
     if (write_all(in, p) != 0)
         snprintf(why, len, "cannot write %s", in);
     else if (ask(s, req, line, sizeof line) != 0)
         snprintf(why, len, "peer_torch.py stopped answering");
     else {
-        read_results(line, dir, (size_t)p->L * (size_t)p->dv, want, res);
+        read_results(line, dir, (size_t)p->H * (size_t)p->L * (size_t)p->dv, want, res);
         rc = 0;
     }
     unlink(in);
@@ -380,7 +382,8 @@ void bench_py_print_header(const char *probe, int runs)
            "threads = rfjit's (torch.set_num_threads, OMP/MKL/OpenBLAS_NUM_THREADS, ORT "
            "intra_op_num_threads; JAX: one thread by XLA_FLAGS "
            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1, more threads "
-           "not pinnable: XLA's pool has one thread per schedulable CPU); median of %d runs "
+           "not pinnable: XLA's pool has one thread per schedulable CPU); all H heads in one "
+           "call, (H, L, d) tensors, (1, H, L, d) for SDPA and performer; median of %d runs "
            "after 2 warm-ups; thread pools loaded: %s\n",
            bench_py_python(), bench_torch_tunables, runs, pools[0] ? pools : "unknown");
     py_line(probe, "torch", "torch", "torch_about", "torch_error",

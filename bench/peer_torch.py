@@ -2,17 +2,19 @@
 """The Python peers of `rfjit bench` (bench/peer_torch.c runs this with RFJIT_BENCH_PYTHON,
 else /usr/bin/python3).
 
-usage: peer_torch.py --serve THREADS    (then request lines: L d dv m causal runs IN OUTDIR PEERS)
+usage: peer_torch.py --serve THREADS    (then request lines: H L d dv m causal runs IN OUTDIR PEERS)
        peer_torch.py --probe
 
-IN holds float32 q (L x d), k (L x d), v (L x dv) and W (m x d), the harness's own data, so
-every peer computes on the same numbers and projection as rfjit and the OpenBLAS peers. PEERS
+IN holds float32 q (H x L x d), k (H x L x d), v (H x L x dv) and W (m x d), the harness's
+own data for H heads sharing one projection, so every peer computes on the same numbers and
+projection as rfjit and the OpenBLAS peers. Every peer computes all H heads in one call,
+batched as its framework does: (H, L, d) tensors, (1, H, L, d) for SDPA and performer. PEERS
 is a comma-separated list of: torch_favor (FAVOR+ with the positive features of
 est/positive.c in eager torch ops; causal: chunked prefix sums), torch_sdpa (exact attention,
 scaled_dot_product_attention; softmax(q k^T / sqrt d) v in a torch without it) and the bidirectional FAVOR+ peers of peer_compiled.py
 (torch_compile_favor, jax_favor, ort_favor, performer_favor). Each runs on THREADS threads,
-2 warm-ups (after a compile where there is one), then `runs` timed calls; its output goes to
-OUTDIR/NAME.f32. The reply is one JSON line: NAME_ms (median), NAME_compile_ms where it
+2 warm-ups (after a compile where there is one), then `runs` timed calls; its output (H x L x
+dv) goes to OUTDIR/NAME.f32. The reply is one JSON line: NAME_ms (median), NAME_compile_ms where it
 compiles, NAME_error when it failed (a failing peer never stops the others).
 --probe prints one JSON line with each framework's version and the BLAS and kernels it uses;
 --serve prints it first.
@@ -38,16 +40,16 @@ def pin_threads(threads):
 
 
 def exact(torch, q, k, v, causal):
-    # as (batch, heads, L, d): on 2-D inputs torch picks its unfused math kernel, on 4-D its
-    # fused CPU flash-attention kernel, which is what a model calls
+    # q, k, v: (H, L, d). As (batch, heads, L, d): on 2-D inputs torch picks its unfused math
+    # kernel, on 4-D its fused CPU flash-attention kernel, which is what a model calls
     sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
     if sdpa is None:  # torch < 2.0 (Debian's 1.13): what SDPA's math kernel computes
-        s = (q @ k.T) * (1.0 / math.sqrt(q.shape[1]))
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
         if causal:
             s.masked_fill_(torch.ones_like(s, dtype=torch.bool).triu_(1), float("-inf"))
         return torch.softmax(s, dim=-1) @ v
-    q4, k4, v4 = (t[None, None] for t in (q, k, v))
-    return sdpa(q4, k4, v4, is_causal=bool(causal))[0, 0]
+    q4, k4, v4 = (t[None] for t in (q, k, v))
+    return sdpa(q4, k4, v4, is_causal=bool(causal))[0]
 
 
 def sdpa_kernel(torch):
@@ -63,30 +65,31 @@ def sdpa_kernel(torch):
 
 
 def favor(torch, q, k, v, ws, causal):
-    # phi(x)_r = exp(w_r . x - |x|^2 / 2), x = q d^{-1/4} (folded into ws); queries shifted
-    # by their own maximum, keys by the global one, m^{-1/2} left out: all cancel.
-    d = q.shape[1]
+    # q, k, v: (H, L, d), ws shared by the heads. phi(x)_r = exp(w_r . x - |x|^2 / 2),
+    # x = q d^{-1/4} (folded into ws); queries shifted by their own maximum, each head's keys
+    # by that head's maximum, m^{-1/2} left out: all cancel.
+    d = q.shape[-1]
     half = 0.5 / math.sqrt(d)
     lq = q @ ws.T - half * (q * q).sum(-1, keepdim=True)
     fq = torch.exp(lq - lq.amax(-1, keepdim=True))
     lk = k @ ws.T - half * (k * k).sum(-1, keepdim=True)
-    fk = torch.exp(lk - lk.max())
+    fk = torch.exp(lk - lk.amax((-2, -1), keepdim=True))
     if not causal:
-        s = fk.T @ v
-        z = fk.sum(0)
-        return (fq @ s) / (fq @ z).unsqueeze(-1)
-    L, dv, m = q.shape[0], v.shape[1], ws.shape[0]
-    s = torch.zeros(m, dv)
-    z = torch.zeros(m)
-    out = torch.empty(L, dv)
+        s = fk.transpose(-2, -1) @ v
+        z = fk.sum(-2).unsqueeze(-1)
+        return (fq @ s) / (fq @ z)
+    H, L, dv, m = q.shape[0], q.shape[1], v.shape[-1], ws.shape[0]
+    s = torch.zeros(H, m, dv)
+    z = torch.zeros(H, m, 1)
+    out = torch.empty(H, L, dv)
     for c0 in range(0, L, CHUNK):
-        qc, kc, vc = fq[c0:c0 + CHUNK], fk[c0:c0 + CHUNK], v[c0:c0 + CHUNK]
-        a = (qc @ kc.T).tril_()
+        qc, kc, vc = fq[:, c0:c0 + CHUNK], fk[:, c0:c0 + CHUNK], v[:, c0:c0 + CHUNK]
+        a = (qc @ kc.transpose(-2, -1)).tril_()
         num = a @ vc + qc @ s
-        den = a.sum(-1) + qc @ z
-        out[c0:c0 + CHUNK] = num / den.unsqueeze(-1)
-        s += kc.T @ vc
-        z += kc.sum(0)
+        den = a.sum(-1, keepdim=True) + qc @ z
+        out[:, c0:c0 + CHUNK] = num / den
+        s += kc.transpose(-2, -1) @ vc
+        z += kc.sum(-2).unsqueeze(-1)
     return out
 
 
@@ -107,7 +110,7 @@ def timed(fn, runs):
 
 def eager_peers(torch, data, causal):
     q, k, v, w = data
-    ws = w * q.shape[1] ** -0.25
+    ws = w * q.shape[-1] ** -0.25
 
     return {"torch_favor": lambda: (lambda: favor(torch, q, k, v, ws, causal)),
             "torch_sdpa": lambda: (lambda: exact(torch, q, k, v, causal))}
@@ -116,7 +119,7 @@ def eager_peers(torch, data, causal):
 def serve(threads):
     """One process per thread count for the whole bench run, so that importing the frameworks
     and warming torch.compile up are paid once, not per shape: the probe line first, then one
-    reply line per request line (L d dv m causal runs IN OUTDIR PEERS) until stdin closes."""
+    reply line per request line (H L d dv m causal runs IN OUTDIR PEERS) until stdin closes."""
     pin_threads(threads)
     if not probe():
         return
@@ -129,11 +132,12 @@ def serve(threads):
 def run(torch, threads, argv):
     import numpy as np
 
-    L, d, dv, m, causal, runs = (int(x) for x in argv[:6])
-    path_in, outdir, wanted = argv[6], argv[7], argv[8].split(",")
-    raw = torch.from_file(path_in, size=2 * L * d + L * dv + m * d, dtype=torch.float32)
-    data = (raw[:L * d].view(L, d), raw[L * d:2 * L * d].view(L, d),
-            raw[2 * L * d:2 * L * d + L * dv].view(L, dv), raw[2 * L * d + L * dv:].view(m, d))
+    H, L, d, dv, m, causal, runs = (int(x) for x in argv[:7])
+    path_in, outdir, wanted = argv[7], argv[8], argv[9].split(",")
+    nq, nv = H * L * d, H * L * dv
+    raw = torch.from_file(path_in, size=2 * nq + nv + m * d, dtype=torch.float32)
+    data = (raw[:nq].view(H, L, d), raw[nq:2 * nq].view(H, L, d),
+            raw[2 * nq:2 * nq + nv].view(H, L, dv), raw[2 * nq + nv:].view(m, d))
     makers = eager_peers(torch, data, causal)
     res = {}
     if any(name not in makers for name in wanted):

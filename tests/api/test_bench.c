@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file tests `rfjit bench`: the smoke suite through the built CLI (every line a JSON
- * object with the row keys, plausible numbers, peers agreeing with rfjit; Python peers that
- * fail are skipped, not fatal), and the OpenBLAS
- * peers themselves against exact attention and FAVOR+ computed here in double, at sizes that
+ * object with the row keys, plausible numbers, peers agreeing with rfjit on one head and on
+ * two; Python peers that fail are skipped, not fatal), and the OpenBLAS peers themselves
+ * against exact attention and FAVOR+ computed here in double, head by head, at sizes that
  * leave ragged blocks and chunks, so a wrong peer cannot pass for a fast one. No timing is
  * asserted.
  */
@@ -106,7 +106,7 @@ Test(bench, smoke_suite_json, .timeout = 120)
     FILE *f = popen(RFJIT_CLI_PATH " bench --suite smoke --json --no-torch 2>/dev/null", "r");
     cr_assert_not_null(f);
     static char line[8192];
-    int n = 0, blas = 0;
+    int n = 0, blas = 0, multi_head = 0;
     double peak = NAN;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
@@ -120,10 +120,13 @@ Test(bench, smoke_suite_json, .timeout = 120)
             blas = !strstr(line, "\"openblas_core\":null");
             continue;
         }
-        static const char *rk[] = {"estimator", "causal", "L", "d", "dv", "m", "threads", "ms",
-                                   "ms_min", "ms_max", "gflops", "pct_peak", "rel_err"};
-        for (int i = 0; i < 13; i++)
+        static const char *rk[] = {"estimator", "causal",  "L",        "d",      "dv",
+                                   "m",         "threads", "heads",    "ms",     "ms_min",
+                                   "ms_max",    "gflops",  "pct_peak", "rel_err"};
+        for (int i = 0; i < 14; i++)
             cr_assert(has(line, rk[i]), "row lacks %s: %s", rk[i], line);
+        cr_assert(num(line, "heads") >= 1, "%s", line);
+        multi_head += num(line, "heads") > 1;
         cr_assert_gt(num(line, "ms"), 0, "%s", line);
         cr_assert(num(line, "ms_min") <= num(line, "ms") && num(line, "ms") <= num(line, "ms_max"),
                   "%s", line);
@@ -143,7 +146,8 @@ Test(bench, smoke_suite_json, .timeout = 120)
         }
     }
     cr_assert_eq(pclose(f), 0, "rfjit bench failed");
-    cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
+    cr_assert_eq(n, 7, "machine line + 6 smoke rows, got %d lines", n);
+    cr_assert_eq(multi_head, 2, "two smoke rows on two heads, got %d", multi_head);
 }
 
 /* An interpreter standing in for RFJIT_BENCH_PYTHON that answers the probe and then fails
@@ -189,7 +193,7 @@ Test(bench, failing_python_peers_are_skipped, .timeout = 120)
                 cr_assert(has(line, vs[i]) && isnan(num(line, vs[i])), "%s: %s", vs[i], line);
         }
         cr_assert_eq(pclose(f), 0, "a failing peer stopped rfjit bench (quit %d)", quit);
-        cr_assert_eq(n, 5, "machine line + 4 smoke rows, got %d lines", n);
+        cr_assert_eq(n, 7, "machine line + 6 smoke rows, got %d lines", n);
         char err[256], text[4096] = "";
         snprintf(err, sizeof err, "%s/err", dir);
         FILE *e = fopen(err, "r");
@@ -325,28 +329,30 @@ Test(bench, blas_peers_match_double_precision, .timeout = 60)
         cr_skip_test("%s", why);
     bench_blas_threads(b, 1);
     /* L = 300: two exact row blocks (256 + 44) and three FAVOR+ chunks (128 + 128 + 44);
-     * m = 12 is not a multiple of d = 8 (a partial orthogonal block), dv != d */
+     * m = 12 is not a multiple of d = 8 (a partial orthogonal block), dv != d; two heads, so
+     * each head's output must be its own */
     bench_data p;
-    cr_assert_eq(bench_data_init(&p, 300, 8, 5, 12), 0);
+    cr_assert_eq(bench_data_init_heads(&p, 2, 300, 8, 5, 12), 0);
     peer_ws *w = peer_ws_create(&p);
     cr_assert_not_null(w);
     const size_t n = (size_t)p.L * (size_t)p.dv;
-    float *out = malloc(sizeof(float) * n);
+    float *out = malloc(sizeof(float) * n * 2);
     double *ref = malloc(sizeof(double) * n);
-    for (int causal = 0; causal < 2; causal++) {
-        naive_exact(&p, causal, ref);
-        peer_blas_exact(b, &p, causal, w, out);
-        cr_assert_lt(rel(out, ref, n), 1e-5, "exact peer, causal %d: %g", causal,
-                     rel(out, ref, n));
-        naive_favor(&p, causal, ref);
-        peer_blas_favor(b, &p, causal, w, out);
-        cr_assert_lt(rel(out, ref, n), 1e-5, "FAVOR+ peer, causal %d: %g", causal,
-                     rel(out, ref, n));
-        /* causal row 0 attends to key 0 alone: both give v_0 */
-        if (causal)
-            for (int a = 0; a < p.dv; a++)
-                cr_assert_float_eq(out[a], p.v[a], 1e-5);
-    }
+    for (int causal = 0; causal < 2; causal++)
+        for (int exact = 0; exact < 2; exact++) {
+            (exact ? peer_blas_exact : peer_blas_favor)(b, &p, causal, w, out);
+            for (int h = 0; h < 2; h++) {
+                const bench_data x = bench_data_head(&p, h);
+                const float *o = out + (size_t)h * n;
+                (exact ? naive_exact : naive_favor)(&x, causal, ref);
+                cr_assert_lt(rel(o, ref, n), 1e-5, "%s peer, causal %d, head %d: %g",
+                             exact ? "exact" : "FAVOR+", causal, h, rel(o, ref, n));
+                /* causal row 0 attends to key 0 alone: both give v_0 */
+                if (causal)
+                    for (int a = 0; a < p.dv; a++)
+                        cr_assert_float_eq(o[a], x.v[a], 1e-5);
+            }
+        }
     free(out);
     free(ref);
     peer_ws_destroy(w);
