@@ -153,6 +153,14 @@ typedef struct bench_exec {
  * call; out holds the output. 0 or -1 with err (the library's message). */
 int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data *p, int runs,
                      float *out, bench_exec *r, char *err, size_t len);
+/* The speed-up of many (a context with more threads) over one on plan a: both plans warm,
+ * their executes alternating over rounds (who goes first flips every round), *speedup the
+ * median of the per-round ratios one / many. A shared machine's speed drifts over minutes;
+ * a drift hits both executes of a round alike, so this ratio holds where two rows timed
+ * apart do not. 0 or -1 with err. */
+int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a,
+                       const bench_data *p, int rounds, float *out, double *speedup, char *err,
+                       size_t len);
 /* Cold compile (context with no disk cache) and disk-cache load (a context on cache_dir,
  * which a first context fills) of plan a, each minus a reference-backend plan's creation in
  * the same context; medians of samples. 0 or -1 with err. */

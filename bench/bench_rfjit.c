@@ -73,6 +73,57 @@ int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data 
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a,
+                       const bench_data *p, int rounds, float *out, double *speedup, char *err,
+                       size_t len)
+{
+    if (rounds < 1 || rounds > MAX_RUNS) {
+        snprintf(err, len, "rounds must be in 1..%d", MAX_RUNS);
+        return -1;
+    }
+    rfjit_ctx *ctx[2] = {one, many};
+    rfjit_plan *plan[2] = {NULL, NULL};
+    rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, p->H, p->L, p->d);
+    rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, p->H, p->L, p->d);
+    rfjit_tensor tv = rfjit_tensor_contiguous(p->v, 1, p->H, p->L, p->dv);
+    rfjit_tensor to = rfjit_tensor_contiguous(out, 1, p->H, p->L, p->dv);
+    int rc = 0;
+    for (int e = 0; e < 2 && rc == 0; e++) {
+        if (rfjit_plan_create(ctx[e], a, &plan[e]) != RFJIT_OK)
+            rc = -1;
+        for (int w = 0; w < WARMUPS && rc == 0; w++)
+            if (rfjit_plan_execute(plan[e], &tq, &tk, &tv, &to) != RFJIT_OK)
+                rc = -1;
+        if (rc != 0)
+            snprintf(err, len, "%s", rfjit_ctx_last_error(ctx[e]));
+    }
+    double ratio[MAX_RUNS];
+    for (int r = 0; r < rounds && rc == 0; r++) {
+        double ms[2];
+        for (int k = 0; k < 2; k++) {
+            const int e = r % 2 ? 1 - k : k; /* who goes first flips every round */
+            const double t0 = cli_now();
+            rfjit_plan_execute(plan[e], &tq, &tk, &tv, &to);
+            ms[e] = cli_now() - t0;
+        }
+        ratio[r] = ms[0] / ms[1];
+    }
+    if (rc == 0) {
+        qsort(ratio, (size_t)rounds, sizeof *ratio, cmp_double);
+        *speedup = rounds % 2 ? ratio[rounds / 2]
+                              : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
+    }
+    rfjit_plan_destroy(plan[0]);
+    rfjit_plan_destroy(plan[1]);
+    return rc;
+}
+
 static rfjit_ctx *context(const char *cache_dir, char *err, size_t len)
 {
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;

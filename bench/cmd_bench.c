@@ -86,6 +86,7 @@ typedef struct row_res {
     const char *suite;
     bench_exec x;
     double gflops, pct, rel_err, cold_ms, disk_ms;
+    double speedup; /* threads > 1: bench_rfjit_paired's over one thread; NaN otherwise */
     peer_res peer[N_PEERS];
     double tol_favor, tol_exact; /* the shape's bench_rounding_tol, NaN without peers */
 } row_res;
@@ -368,6 +369,23 @@ static double flops_of(const bench_row *r, int64_t M)
     return H * (4 * L * P * d + 4 * L * (double)M * dv);
 }
 
+/* res->speedup: rfjit on r->threads against one thread, timed in alternation on the shape's
+ * data (bench_rfjit_paired; 2 runs + 1 rounds). */
+static int paired_speedup(bench *b, const bench_row *r, rfjit_ctx *many, const rfjit_attn_desc *a,
+                          row_res *res, char *err, size_t len)
+{
+    rfjit_ctx *one = ctx_for(b, 1);
+    float *out = malloc(sizeof(float) * out_len(r));
+    int rc = -1;
+    if (!one || !out)
+        snprintf(err, len, out ? "cannot create a context for 1 thread" : "out of memory");
+    else
+        rc = bench_rfjit_paired(one, many, a, &b->sh.data, 2 * b->runs + 1, out, &res->speedup, err,
+                                len);
+    free(out);
+    return rc;
+}
+
 static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res, char *err,
                    size_t len)
 {
@@ -375,6 +393,7 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     res->r = *r;
     res->suite = suite;
     res->cold_ms = res->disk_ms = res->rel_err = res->tol_favor = res->tol_exact = NAN;
+    res->speedup = NAN;
     if (shape_for(b, r, err, len) != 0)
         return -1;
     shape *s = &b->sh;
@@ -409,6 +428,8 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         }
     }
     free(out);
+    if (rc == 0 && r->threads > 1)
+        rc = paired_speedup(b, r, ctx, &a, res, err, len);
     if (rc != 0)
         return -1;
     res->gflops = flops_of(r, res->x.M) / (res->x.t.med * 1e6);
@@ -454,6 +475,7 @@ static void print_json_row(const row_res *x)
     printf(",\"maxrss_kib\":%ld", x->x.maxrss_kib);
     jnum("cold_compile_ms", x->cold_ms);
     jnum("disk_cache_ms", x->disk_ms);
+    jnum("speedup_paired", x->speedup);
     for (int i = 0; i < N_PEERS; i++) {
         const peer_res *p = &x->peer[i];
         char k[64];
@@ -622,14 +644,21 @@ static void print_summaries(const bench *b)
     any = 0;
     for (int i = 0; i < b->n_rows; i++) {
         const row_res *x = &b->rows[i];
-        const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
-        if (x->r.threads <= 1 || !one)
+        if (x->r.threads <= 1 || !isfinite(x->speedup))
             continue;
         if (!any++)
-            printf("\nthreads:\n");
-        printf("  %-8s %-6s L=%-6d H=%d 1 thread %.3f ms, %d threads %.3f ms: speed-up %.2fx\n",
-               x->r.estimator, x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r),
-               one->x.t.med, x->r.threads, x->x.t.med, one->x.t.med / x->x.t.med);
+            printf("\nthreads (speed-up over one thread: the median ratio of the two timed in "
+                   "alternation, %d rounds; the rows' own medians, timed apart, in "
+                   "brackets):\n",
+                   2 * b->runs + 1);
+        const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
+        printf("  %-8s %-6s L=%-6d H=%d %d threads: speed-up %.2fx", x->r.estimator,
+               x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
+               x->speedup);
+        if (one)
+            printf("  (1 thread %.3f ms, %d threads %.3f ms: %.2fx)", one->x.t.med, x->r.threads,
+                   x->x.t.med, one->x.t.med / x->x.t.med);
+        putchar('\n');
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
