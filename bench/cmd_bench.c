@@ -369,8 +369,15 @@ static double flops_of(const bench_row *r, int64_t M)
     return H * (4 * L * P * d + 4 * L * (double)M * dv);
 }
 
+/* 4 N + 1 rounds for N timed runs: with the default 5, 21, which the machine's drift leaves
+ * within a few percent; at most 101. */
+static int paired_rounds(const bench *b)
+{
+    return b->runs < 25 ? 4 * b->runs + 1 : 101;
+}
+
 /* res->speedup: rfjit on r->threads against one thread, timed in alternation on the shape's
- * data (bench_rfjit_paired; 2 runs + 1 rounds). */
+ * data (bench_rfjit_paired; paired_rounds of them). */
 static int paired_speedup(bench *b, const bench_row *r, rfjit_ctx *many, const rfjit_attn_desc *a,
                           row_res *res, char *err, size_t len)
 {
@@ -380,8 +387,8 @@ static int paired_speedup(bench *b, const bench_row *r, rfjit_ctx *many, const r
     if (!one || !out)
         snprintf(err, len, out ? "cannot create a context for 1 thread" : "out of memory");
     else
-        rc = bench_rfjit_paired(one, many, a, &b->sh.data, 2 * b->runs + 1, out, &res->speedup, err,
-                                len);
+        rc = bench_rfjit_paired(one, many, a, &b->sh.data, paired_rounds(b), out, &res->speedup,
+                                err, len);
     free(out);
     return rc;
 }
@@ -650,7 +657,7 @@ static void print_summaries(const bench *b)
             printf("\nthreads (speed-up over one thread: the median ratio of the two timed in "
                    "alternation, %d rounds; the rows' own medians, timed apart, in "
                    "brackets):\n",
-                   2 * b->runs + 1);
+                   paired_rounds(b));
         const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
         printf("  %-8s %-6s L=%-6d H=%d %d threads: speed-up %.2fx", x->r.estimator,
                x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
