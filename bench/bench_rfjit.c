@@ -73,12 +73,6 @@ int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data 
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a,
                        const bench_data *p, int rounds, float *out, double *speedup, char *err,
                        size_t len)
@@ -115,9 +109,9 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
         ratio[r] = ms[0] / ms[1];
     }
     if (rc == 0) {
-        qsort(ratio, (size_t)rounds, sizeof *ratio, cmp_double);
-        *speedup = rounds % 2 ? ratio[rounds / 2]
-                              : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
+        bench_time t;
+        bench_time_of(ratio, rounds, &t);
+        *speedup = t.med;
     }
     rfjit_plan_destroy(plan[0]);
     rfjit_plan_destroy(plan[1]);
