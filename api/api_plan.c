@@ -65,6 +65,8 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     if (s->est->tmpl == RJ_TMPL_BLOCKSPARSE)
         at += (size_t)snprintf(compat + at, sizeof compat - at, " sparse_block=%d sparse_exact=%d",
                                s->sparse_block, s->sparse_exact);
+    if (s->compute == RFJIT_BF16)
+        at += (size_t)snprintf(compat + at, sizeof compat - at, " compute=bf16");
     static const char *const xform_names[] = {"k", "q", "balance", "whiten"};
     for (int b = 0, first = 1; b < 4; b++)
         if (s->xform & (1 << b)) {

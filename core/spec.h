@@ -65,6 +65,8 @@ typedef struct rj_spec {
     int32_t xform;       /* RFJIT_XFORM_* of the executes (runtime/xform.c); no kernel sees it */
     int32_t sparse_block; /* blocksparse: tokens per query and key block, >= 1 */
     int32_t sparse_exact; /* blocksparse: exact key blocks per query block, >= 0 */
+    int32_t compute;      /* rfjit_dtype of the kernel's products: RFJIT_F32 or RFJIT_BF16 */
+    int32_t amx;          /* bf16 products may use AMX tiles: the context's CPU has AMX-BF16 */
 } rj_spec;
 
 /* The softmax scale a descriptor's 0 stands for. */

@@ -45,6 +45,11 @@ static void add_enum_attr(rj_ir *ir, const char *k)
 rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
                            const rj_gen_target *tg, rj_diag *dg)
 {
+    /* bf16 products are x86 instructions (AVX512-BF16, AMX) that the caller checked the
+     * target for; another architecture would reach LLVM's instruction selection and abort */
+    const char *triple = LLVMGetTarget(M);
+    RJ_FAIL_IF(dg, kp->bf16 && triple && strncmp(triple, "x86_64", 6) != 0, RFJIT_E_TARGET,
+               "bf16 compute is an x86 kernel (AVX512-BF16 or AMX); target %s has none", triple);
     rj_ir ir;
     rj_ir_init(&ir, LLVMGetModuleContext(M), M, kp->vw, kp->fma, tg->names);
     LLVMTypeRef ty_fn = LLVMFunctionType(LLVMVoidTypeInContext(ir.C), &ir.ty_ptr, 1, 0);
@@ -84,7 +89,11 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
         rj_tmpl_gram(&f);
     else if (kp->kind == RJ_KK_PEAK)
         rj_tmpl_peak(&f);
-    else if (kp->tmpl == RJ_TMPL_SOFTMAX)
+    else if (kp->tmpl == RJ_TMPL_SOFTMAX && kp->bf16 == RJ_BF16_AMX) {
+        rj_ir_amx_begin(&ir);
+        rj_tmpl_softmax(&f);
+        rj_ir_amx_end(&ir);
+    } else if (kp->tmpl == RJ_TMPL_SOFTMAX)
         rj_tmpl_softmax(&f);
     else
         rj_tmpl_linear(&f);

@@ -532,7 +532,8 @@ void rj_ir_mm(rj_ir *ir, const rj_mm *mm)
         rj_v a = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_at(ir, mm->A, aoff), "a"), "");
         for (int j = 0; j < rj; j++) {
             rj_v c = LLVMBuildLoad2(ir->B, ir->ty_vf, acc[i][j], "");
-            LLVMBuildStore(ir->B, rj_ir_fma(ir, a, bv[j], c, ""), acc[i][j]);
+            rj_v r = mm->bf16 ? rj_ir_dot_bf16(ir, c, a, bv[j]) : rj_ir_fma(ir, a, bv[j], c, "");
+            LLVMBuildStore(ir->B, r, acc[i][j]);
         }
     }
     rj_ir_loop_end(ir, &lk);

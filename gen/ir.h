@@ -35,6 +35,9 @@ typedef struct rj_ir {
     rj_v fn_tr[3][3], one; /* one per (source, destination) rfjit_dtype */
     int half_native;       /* 0 unknown, 1 the target converts binary16 in hardware, -1 not */
     int bf16_native;       /* the same for rounding float to bfloat16 */
+    LLVMTypeRef ty_vbf;    /* <2 vw x bfloat>: a vector of bf16 pairs */
+    LLVMTypeRef ty_dot;    /* AVX512-BF16's pair dot product (rj_mm.bf16), declared on use */
+    rj_v fn_dot;
 } rj_ir;
 
 /* Set up types and intrinsics for module M (lanes vw, FMA or not). */
@@ -168,8 +171,56 @@ typedef struct rj_mm {
     rj_v K;
     int accumulate;
     int ri, rj;
+    /* Operands in bfloat16 pairs (rj_ir_pack_bf16_*), each pair one 4-byte slot, so every
+     * stride and index above counts pairs; K counts pairs too. One AVX512-BF16 dot product
+     * (vdpbf16ps) takes two steps of k, accumulating in float: A's slot (i, k) holds
+     * A[i, 2k], A[i, 2k + 1], B's slot (k, j) holds B[2k, j], B[2k + 1, j]. */
+    int bf16;
     const char *name;
 } rj_mm;
 void rj_ir_mm(rj_ir *ir, const rj_mm *mm);
+
+/*
+ * Operands of a bf16 product, rounded from float to nearest even (float subnormals flush to
+ * zero, as the hardware conversion does). The target must have AVX512-BF16 and AVX512VL.
+ *
+ * rows:  dst[r * ds + c] = bf16(src[r * ss + c]) for r < n (i64), c < K, and 0 for K <= c <
+ *        Kpad (a multiple of vw; ss i64 in floats, ds in bfloat16s, even, >= Kpad): rows
+ *        whose consecutive elements pair up, an A operand with a_si = ds / 2, a_sk = 1 and
+ *        ceil(K / 2) pairs (AMX: Kpad / 2).
+ * pairs: slot (k, j) of dst (row stride NJ slots) = bf16(src[2k * ss + j]),
+ *        bf16(src[(2k + 1) * ss + j]) for k < ceil(K / 2) (K i64, ss i64 in floats), j < NJ
+ *        (a multiple of vw); row K (when K is odd) reads as 0, and slots of rows k from
+ *        ceil(K / 2) to kpad (> 0: a constant, AMX's multiple of 16) are 0: a B operand
+ *        (b_sk = NJ), or an A operand read with a_si = 1, a_sk = NJ.
+ */
+void rj_ir_pack_bf16_rows(rj_ir *ir, rj_v src, rj_v ss, rj_v n, int64_t K, int64_t Kpad, rj_v dst,
+                          int64_t ds);
+void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_v dst,
+                           int64_t kpad);
+/* acc + the pair dot products of a and b (<vw x float> each, holding bf16 pairs): rj_mm.bf16's
+ * step. */
+rj_v rj_ir_dot_bf16(rj_ir *ir, rj_v acc, rj_v a, rj_v b);
+
+/*
+ * AMX (AMX-TILE, AMX-BF16): rj_ir_amx_begin configures eight tiles of 16 rows x 64 bytes at
+ * the kernel's entry and rj_ir_amx_end releases them before it returns (the process must
+ * have the kernel's permission, runtime/jit.c). Between them,
+ *
+ *     C[i, j] (= or +=) sum_{k < 2 K} A[i, k] B[k, j]   for i < NI, j < NJ
+ *
+ * with A in bf16 rows (rj_ir_pack_bf16_rows; row i at A + i a_si slots), B in pairs
+ * (rj_ir_pack_bf16_pairs; pair row k at B + k b_sk slots), C float with row stride c_si,
+ * NI and NJ multiples of 16, K (pairs) a multiple of 16: 16 x 16 x 32 per tile product, on
+ * up to 2 x 2 accumulator tiles.
+ */
+void rj_ir_amx_begin(rj_ir *ir);
+void rj_ir_amx_end(rj_ir *ir);
+typedef struct rj_amx_mm {
+    rj_v A, B, C;
+    int64_t a_si, b_sk, c_si, NI, NJ, K;
+    int accumulate;
+} rj_amx_mm;
+void rj_ir_mm_amx(rj_ir *ir, const rj_amx_mm *mm);
 
 #endif

@@ -127,7 +127,21 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
          * (exec_eva.c), so one kernel serves every softmax scale */
         kp->xscale = pow((double)kp->d, -0.25);
     }
+    RJ_FAIL_IF(dg, s->compute != RFJIT_F32 && s->compute != RFJIT_BF16, RFJIT_E_DTYPE,
+               "compute = %d is not RFJIT_F32 (0) or RFJIT_BF16 (2)", s->compute);
+    RJ_FAIL_IF(dg, s->compute == RFJIT_BF16 && est->tmpl != RJ_TMPL_SOFTMAX, RFJIT_E_NOT_APPLICABLE,
+               "compute = RFJIT_BF16: estimator '%s' has no bfloat16 kernel (exact has)",
+               est->name);
+    /* AMX tiles are 16 floats wide: T and dvp multiples of 16 */
+    kp->bf16 = s->compute != RFJIT_BF16 ? 0 : s->amx && t.vw == 16 ? RJ_BF16_AMX : RJ_BF16_DOT;
     const int64_t T = t.T, d = kp->d, dvp = kp->dvp, Mp = kp->Mp;
+    const int64_t bf = kp->bf16 != 0, amx = kp->bf16 == RJ_BF16_AMX;
+    if (bf) {
+        kp->bk = (int32_t)round_up(d, amx ? 32 : t.vw);
+        kp->bv = (int32_t)round_up(T, 32);
+        kp->pq = (int32_t)round_up((d + 1) / 2, amx ? 16 : 1);
+        kp->pk = (int32_t)round_up(T / 2, amx ? 16 : 1);
+    }
     int64_t top = 0;
     take(&top, 16);
     kp->off_b = take(&top, kp->Pp);
@@ -143,12 +157,14 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     int64_t mtop = 0;
     const int64_t m_xq = take(&mtop, d * T), m_num = take(&mtop, dvp * T);
     const int64_t m_m = take(&mtop, T), m_l = take(&mtop, T);
+    const int64_t m_xqb = take(&mtop, bf * kp->pq * T);
     kp->ws_gs = mtop;
     const int64_t heads = take(&top, mtop * kp->gq);
     kp->ws_xq = heads + m_xq;
     kp->ws_num = heads + m_num;
     kp->ws_m = heads + m_m;
     kp->ws_l = heads + m_l;
+    kp->ws_xqb = heads + m_xqb;
     kp->ws_v = take(&top, T * dvp);
     kp->ws_u = take(&top, (kp->Pp > kp->dn ? kp->Pp : kp->dn) * T);
     kp->ws_fk = take(&top, Mp * T);
@@ -162,6 +178,10 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->ws_a = take(&top, T * T);
     kp->ws_aa = take(&top, T * T);
     kp->ws_kv = take(&top, T);
+    kp->ws_kb = take(&top, bf * T * kp->bk / 2);
+    kp->ws_vb = take(&top, amx ? dvp * kp->bv / 2 : bf * T / 2 * dvp);
+    kp->ws_pb = take(&top, bf * kp->pk * T);
+    kp->ws_vt = take(&top, amx * dvp * T);
     kp->ws_floats = top;
 
     top = 0;
@@ -257,10 +277,11 @@ int64_t rj_kplan_feature_row(const rj_kplan *kp, int64_t c)
 
 void rj_kplan_describe(const rj_kplan *kp, char *buf, size_t n)
 {
-    snprintf(buf, n,
-             "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
-             "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d xscale=%.17g gq=%d",
-             kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal,
-             kp->sgn, kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb,
-             kp->hm, kp->hn, kp->dt_in, kp->dt_out, kp->xscale, kp->gq);
+    snprintf(
+        buf, n,
+        "kind=%d estimator=%s v%d tmpl=%d fam=%d norm=%d causal=%d signed=%d d=%d dv=%d P=%d "
+        "M=%d vw=%d T=%d ri=%d rj=%d fma=%d hybrid=%d/%d/%d dtype=%d/%d bf16=%d xscale=%.17g gq=%d",
+        kp->kind, kp->est_name, kp->est_version, kp->tmpl, kp->fam, kp->norm, kp->causal, kp->sgn,
+        kp->d, kp->dv, kp->P, kp->M, kp->vw, kp->T, kp->ri, kp->rj, kp->fma, kp->hmb, kp->hm,
+        kp->hn, kp->dt_in, kp->dt_out, kp->bf16, kp->xscale, kp->gq);
 }

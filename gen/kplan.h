@@ -51,6 +51,10 @@ typedef struct rj_kplan {
      * converts as it loads and stores and computes in float, so they change no size or
      * layout below, only the code (and so the cache key). */
     int32_t dt_in, dt_out;
+    /* rfjit_attn_desc.compute = RFJIT_BF16: the products take operands rounded to bfloat16
+     * and accumulate in float, with AVX512-BF16's dot product (RJ_BF16_DOT, rj_mm.bf16) or
+     * AMX tiles (RJ_BF16_AMX, rj_ir_mm_amx; 16 lanes); 0: float throughout. */
+    int32_t bf16;
     char est_name[16];
     /* What the kernel multiplies q and k rows by (attention kernels; 1 for the others):
      * sqrt(scale), so each softmax scale is its own kernel and cache entry. */
@@ -88,6 +92,13 @@ typedef struct rj_kplan {
     int64_t ws_a, ws_aa; /* T x T intra-chunk scores (and |scores|) */
     int64_t ws_m, ws_l;  /* T each: softmax running max and sum */
     int64_t ws_kv;       /* T: the key tile's visibility, 1 or 0 (key mask and tile end) */
+    /* bf16 operands (softmax, kp.bf16; one float per bfloat16 pair): keys as rows of bk
+     * bfloat16s (T rows), weights as pairs of their rows (pk x T), and each head's query tile
+     * as pairs of its d rows (pq x T, at ws_xqb + g ws_gs). Values: DOT, pairs of rows
+     * (T / 2 x dvp); AMX, rows of the transposed tile (ws_vt, dvp x T floats) as dvp rows of
+     * bv bfloat16s. The padding (to AMX's tile depth) is zero. */
+    int64_t ws_kb, ws_vb, ws_pb, ws_xqb, ws_vt;
+    int32_t bk, bv, pq, pk;
     /* ws_xq, ws_num, ws_m and ws_l belong to query head 0 of a pass; head g's are ws_gs g
      * floats further on (gq heads). */
     int64_t ws_gs;
@@ -101,6 +112,8 @@ typedef struct rj_kplan {
     int64_t st_c;  /* c, the running shift (1, padded to 16) */
     int64_t st_floats;
 } rj_kplan;
+
+enum { RJ_BF16_DOT = 1, RJ_BF16_AMX = 2 };
 
 /* Resolve spec x tiling for a target with `max_vw` lanes and (no) FMA. Errors:
  * RFJIT_E_NOT_APPLICABLE when the estimator has no kernel of this template,

@@ -391,6 +391,16 @@ typedef struct rfjit_attn_desc {
      * the largest upper bound on the logit. 0 is the positive estimator with the plan's m
      * and seed; as many as a query block sees is exact softmax. */
     int32_t sparse_exact;
+    /* Precision of the kernel's products (since 0.5): RFJIT_F32 (the default) or RFJIT_BF16,
+     * where both products of exact attention (q.k and p v) take operands rounded to bfloat16
+     * (8 significant bits) and accumulate in float32, with AVX512-BF16's vdpbf16ps: twice
+     * the FMA rate. The softmax itself (maxima, exponentials, sums) stays float32. Each
+     * score then carries a relative error of about 2^-8 |q||k|/|q.k| and each output about
+     * 2^-8 of its weighted |v| (README "bf16 compute"); the tuner offers it only within a
+     * budget. Exact attention only (another estimator: RFJIT_E_NOT_APPLICABLE), on the JIT
+     * (RFJIT_BACKEND_REFERENCE: RFJIT_E_NOT_APPLICABLE), on a CPU with AVX512-BF16 at the
+     * context's avx512 ISA (else RFJIT_E_ISA: never emulated). RFJIT_F16: RFJIT_E_DTYPE. */
+    int32_t compute;
 } rfjit_attn_desc;
 
 /*
@@ -426,7 +436,7 @@ enum {
     {                                                                                              \
         sizeof(rfjit_attn_desc), 0, 0, 0, 256, NULL, RFJIT_PROJ_ORTHOGONAL, 0, NULL, 16, 8, 8,     \
             RFJIT_HYBRID_BASE_POSITIVE, RFJIT_BACKEND_AUTO, NULL, NULL, {0, 0, 0, 0}, 0, 0.0,      \
-            RFJIT_F32, NULL, NULL, 0, 64, 4                                                        \
+            RFJIT_F32, NULL, NULL, 0, 64, 4, RFJIT_F32                                             \
     }
 
 /*

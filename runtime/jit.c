@@ -8,6 +8,7 @@
  * so a cache hit never touches the optimiser. Every LLVMErrorRef is consumed here, its text
  * copied into an rj_diag; nothing is printed.
  */
+#define _GNU_SOURCE /* syscall(2), for AMX's permission */
 #include "runtime/jit.h"
 
 #include "runtime/fsutil.h"
@@ -27,6 +28,10 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +98,26 @@ static int has_feature(const char *features, const char *f)
     return 0;
 }
 
+/* Linux hands a process AMX's 8 KiB of tile state only when asked (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA): without it the first tile instruction faults.
+ * The permission is the process's, once. */
+static int amx_permission;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void request_amx(void)
+{
+#if defined(__linux__) && defined(__x86_64__)
+    amx_permission = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                             18 /* XFEATURE_XTILEDATA */) == 0;
+#endif
+}
+
+static int amx_permitted(void)
+{
+    pthread_once(&amx_once, request_amx);
+    return amx_permission;
+}
+
 /* Class ranks: generic < sse4.2 < avx2 < avx512 (x86); neon stands alone. */
 static int host_rank(const rj_host *h)
 {
@@ -150,6 +175,9 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
         /* The host's own name and features: the truth, including what LLVM does not name. */
         snprintf(isa->cpu, sizeof isa->cpu, "%s", h->cpu);
         snprintf(isa->features, sizeof isa->features, "%s", h->features);
+        isa->bf16dot = rank == 3 && has_feature(h->features, "+avx512bf16");
+        isa->amx = isa->bf16dot && has_feature(h->features, "+amx-tile") &&
+                   has_feature(h->features, "+amx-bf16") && amx_permitted();
     } else {
         snprintf(isa->cpu, sizeof isa->cpu, "%s", cls[rank].cpu);
         isa->features[0] = 0;

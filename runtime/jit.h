@@ -22,6 +22,8 @@ typedef struct rj_isa {
     char triple[96];
     int max_vw;          /* float lanes of the widest vector */
     int fma;
+    int bf16dot; /* AVX512-BF16's vdpbf16ps (rfjit_attn_desc.compute = RFJIT_BF16) */
+    int amx;     /* AMX-BF16 tiles, with the kernel's permission for this process */
 } rj_isa;
 
 typedef struct rj_jit rj_jit;

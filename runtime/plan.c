@@ -87,6 +87,7 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
     s->eva_chunks = d->eva_chunks;
     s->sparse_block = d->sparse_block;
     s->sparse_exact = d->sparse_exact;
+    s->compute = d->compute;
     s->hrf_n = d->hybrid_signs;
     s->hrf_base = d->hybrid_base;
     if (d->d < 1 || d->d > RJ_MAX_D)
@@ -106,6 +107,9 @@ rfjit_status rj_plan_check(const rfjit_attn_desc *d, rj_spec *s, rj_diag *dg)
         return rj_fail(dg, RFJIT_E_DTYPE,
                        "dtype = %d is not RFJIT_F32 (0), RFJIT_F16 (1) or RFJIT_BF16 (2)",
                        d->dtype);
+    if (d->compute != RFJIT_F32 && d->compute != RFJIT_BF16)
+        return rj_fail(dg, RFJIT_E_DTYPE, "compute = %d is not RFJIT_F32 (0) or RFJIT_BF16 (2)",
+                       d->compute);
     if (d->backend != RFJIT_BACKEND_AUTO && d->backend != RFJIT_BACKEND_REFERENCE &&
         d->backend != RFJIT_BACKEND_JIT)
         return rj_fail(dg, RFJIT_E_INVALID_ARG, "backend = %d is unknown", d->backend);
@@ -199,8 +203,26 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
 /* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
  * (then AUTO falls back and says why, JIT refuses; a Performer compat mode takes its float32
  * path rather than the double reference). Frozen parameters are lowered now. */
+/* bf16 compute is a kernel's hardware instruction: where no kernel can run it the plan is
+ * refused, never computed in float or emulated. */
+static rfjit_status check_bf16(const rfjit_plan *p, rj_diag *dg)
+{
+    if (p->spec.compute != RFJIT_BF16)
+        return RFJIT_OK;
+    RJ_FAIL_IF(dg, p->backend == RFJIT_BACKEND_REFERENCE, RFJIT_E_NOT_APPLICABLE,
+               "compute = RFJIT_BF16 is a JIT kernel's; the reference backend computes in "
+               "double");
+    RJ_FAIL_IF(dg, !p->ctx->isa.bf16dot, RFJIT_E_ISA,
+               "compute = RFJIT_BF16 needs AVX512-BF16 (vdpbf16ps) at the avx512 ISA; this "
+               "context compiles for '%s' on %s, which has no such instruction",
+               p->ctx->isa.name, p->ctx->isa.cpu);
+    return RFJIT_OK;
+}
+
 static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
 {
+    RJ_TRY(check_bf16(p, dg));
+    p->spec.amx = p->ctx->isa.amx;
     if (p->backend == RFJIT_BACKEND_REFERENCE)
         return RFJIT_OK;
     /* blocksparse composes compat_math's float loops rather than compiling a kernel: both
@@ -210,6 +232,8 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
     rj_diag why = {{0}};
     rfjit_status s = rj_kplan_make(&p->spec, &p->tiling, p->ctx->isa.max_vw, p->ctx->isa.fma,
                                    &p->kp, &why);
+    if (s != RFJIT_OK && p->spec.compute == RFJIT_BF16)
+        return rj_fail(dg, s, "%s", why.msg);
     if (s == RFJIT_E_NOT_APPLICABLE && p->backend == RFJIT_BACKEND_AUTO &&
         rj_cm_applies(&p->spec)) {
         snprintf(p->why_reference, sizeof p->why_reference,
@@ -225,7 +249,8 @@ static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
         return rj_fail(dg, s, "%s", why.msg);
     RJ_TRY(rj_kplan_set_dtypes(&p->kp, p->dtype, p->dtype, dg));
     s = rj_kcache_get(p->ctx->kc, &p->kp, &p->fn, &why);
-    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback) {
+    if ((s == RFJIT_E_INTERNAL || s == RFJIT_E_JIT || s == RFJIT_E_TARGET) && p->fallback &&
+        p->spec.compute != RFJIT_BF16) {
         snprintf(p->why_reference, sizeof p->why_reference,
                  "fallback: the JIT failed (%s): %.180s", rj_status_text(s), why.msg);
         return RFJIT_OK;

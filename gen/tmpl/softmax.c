@@ -25,6 +25,11 @@
  * head g at q + g sqh and out + g soh), or else gq consecutive tiles of the one head. A pass
  * reads (and for half inputs widens) each key and value tile once for all of them, and every
  * tile's rows come out as a pass of its own would give them, bit for bit.
+ *
+ * With bf16 compute (rj_kplan.bf16) both products take bfloat16 pairs: each query tile is
+ * rounded once as it starts, each key and value tile once per pass, and the weights p once
+ * per key tile after the online step, which runs in float as before (so m and l are float,
+ * and only the products' operands are rounded).
  */
 #include "gen/tmpl/tmpl.h"
 
@@ -41,6 +46,8 @@ typedef struct sm_ws {
     rj_v m;   /* running maxima (T) */
     rj_v l;   /* running denominators (T), reciprocals at the end */
     rj_v vis; /* the key tile's visibility (T; rj_tmpl_key_vis), read when there is a mask */
+    /* bf16 compute: keys as rows, values and weights as pairs of rows, queries as pairs */
+    rj_v kb, vb, pb, xqb;
 } sm_ws;
 
 /* Where a key tile's keys and values are read, and their row strides (i64). */
@@ -58,6 +65,9 @@ static sm_ws workspace(rj_kfn *f)
     ws.V = rj_ir_atc(ir, base, kp->ws_v);
     ws.S = rj_ir_atc(ir, base, kp->ws_a);
     ws.vis = rj_ir_atc(ir, base, kp->ws_kv);
+    ws.kb = rj_ir_atc(ir, base, kp->ws_kb);
+    ws.vb = rj_ir_atc(ir, base, kp->ws_vb);
+    ws.pb = rj_ir_atc(ir, base, kp->ws_pb);
     return ws;
 }
 
@@ -72,6 +82,7 @@ static sm_ws head_ws(rj_kfn *f, const sm_ws *shared, rj_v g)
     ws.num = rj_ir_atc(ir, base, kp->ws_num);
     ws.m = rj_ir_atc(ir, base, kp->ws_m);
     ws.l = rj_ir_atc(ir, base, kp->ws_l);
+    ws.xqb = rj_ir_atc(ir, base, kp->ws_xqb);
     return ws;
 }
 
@@ -82,6 +93,9 @@ static void start_queries(rj_kfn *f, const sm_ws *ws, rj_v q, rj_v qt, rj_v nq)
     const int64_t T = f->kp->T;
     rj_v x_scale = rj_ir_mul(ir, f->scale, f->scale, "x_scale"); /* sqrt(scale)^2 */
     rj_tmpl_pack_t(f, q, f->arg[RJ_KA_sq], qt, nq, ws->xq, x_scale);
+    if (f->kp->bf16)
+        rj_ir_pack_bf16_pairs(ir, ws->xq, rj_ir_i(ir, T), rj_ir_i(ir, f->kp->d), T, ws->xqb,
+                              f->kp->pq);
     rj_tmpl_fill(f, ws->m, T, -INFINITY);
     rj_tmpl_fill(f, ws->l, T, 0.0);
     rj_tmpl_fill(f, ws->num, f->kp->dvp * T, 0.0);
@@ -98,6 +112,31 @@ static rj_v key_end(rj_kfn *f, rj_v qt)
                            "");
     return LLVMBuildSelect(ir->B, LLVMBuildICmp(ir->B, LLVMIntSLT, diag, lk, ""), diag, lk,
                            "kend");
+}
+
+/* The bf16 operands of a key and value tile (kplan.h ws_kb, ws_vb): keys as rows; values as
+ * pairs of rows, or for AMX as the rows of their transpose, which is the layout of its A
+ * operand. */
+static void pack_key_value_bf16(rj_kfn *f, const sm_ws *ws, const sm_kv *kv)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    rj_v T = rj_ir_i(ir, kp->T);
+    rj_ir_pack_bf16_rows(ir, kv->K, kv->K_s, T, kp->d, kp->bk, ws->kb, kp->bk);
+    if (kp->bf16 != RJ_BF16_AMX) {
+        rj_ir_pack_bf16_pairs(ir, kv->V, kv->V_s, T, kp->dvp, ws->vb, 0);
+        return;
+    }
+    rj_v vt = rj_ir_atc(ir, f->arg[RJ_KA_ws], kp->ws_vt);
+    const int vw = ir->vw;
+    rj_loop c = rj_ir_loop_begin(ir, "vt_c", rj_ir_i(ir, 0), rj_ir_i(ir, kp->dvp), vw);
+    rj_loop j = rj_ir_loop_begin(ir, "vt_j", rj_ir_i(ir, 0), T, vw);
+    rj_ir_transpose_block(ir, rj_ir_at(ir, kv->V, rj_ir_idx2v(ir, j.i, kv->V_s, c.i, "")), kv->V_s,
+                          rj_ir_at(ir, vt, rj_ir_idx2(ir, c.i, kp->T, j.i, "")), T, NULL, NULL,
+                          rj_ir_f(ir, 1));
+    rj_ir_loop_end(ir, &j);
+    rj_ir_loop_end(ir, &c);
+    rj_ir_pack_bf16_rows(ir, vt, T, rj_ir_i(ir, kp->dvp), kp->T, kp->bv, ws->vb, kp->bv);
 }
 
 /* The key tile at kt: keys read in place when the tile is whole, values too when dv fills
@@ -123,6 +162,8 @@ static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
     if (v_in_place)
         rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, ws->V, dvp, &kv.V,
                         &kv.V_s);
+    if (kp->bf16)
+        pack_key_value_bf16(f, ws, &kv);
     return kv;
 }
 
@@ -218,7 +259,28 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v
     rj_mm ms = {.A = kv.K, .a_si_v = kv.K_s, .a_sk = 1, .B = ws->xq, .b_sk = T, .C = ws->S,
                 .c_si = T, .NI = T, .NJ = T, .K = rj_ir_i(ir, kp->d), .ri = kp->ri, .rj = kp->rj,
                 .name = "s"};
-    rj_ir_mm(ir, &ms);
+    if (kp->bf16 == RJ_BF16_AMX) {
+        rj_amx_mm a = {.A = ws->kb,
+                       .a_si = kp->bk / 2,
+                       .B = ws->xqb,
+                       .b_sk = T,
+                       .C = ws->S,
+                       .c_si = T,
+                       .NI = T,
+                       .NJ = T,
+                       .K = kp->pq};
+        rj_ir_mm_amx(ir, &a);
+    } else if (kp->bf16) {
+        ms.A = ws->kb;
+        ms.a_si_v = NULL;
+        ms.a_si = kp->bk / 2;
+        ms.B = ws->xqb;
+        ms.K = rj_ir_i(ir, kp->pq);
+        ms.bf16 = 1;
+        rj_ir_mm(ir, &ms);
+    } else {
+        rj_ir_mm(ir, &ms);
+    }
     rj_v shift = rj_ir_iadd(ir, rj_ir_isub(ir, qt, kt, ""), f->arg[RJ_KA_qoff], "");
     rj_v mt = rj_ir_slot(ir, ir->ty_vf, "mt");
     rj_if part = rj_ir_if_begin(ir, partial, "key_mask");
@@ -231,6 +293,30 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v
     rj_mm mv = {.A = kv.V, .a_si = 1, .a_sk_v = kv.V_s, .B = ws->S, .b_sk = T, .C = ws->num,
                 .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T), .accumulate = 1,
                 .ri = kp->ri, .rj = kp->rj, .name = "num"};
+    if (kp->bf16)
+        rj_ir_pack_bf16_pairs(ir, ws->S, rj_ir_i(ir, T), rj_ir_i(ir, T), T, ws->pb, kp->pk);
+    if (kp->bf16 == RJ_BF16_AMX) {
+        rj_amx_mm a = {.A = ws->vb,
+                       .a_si = kp->bv / 2,
+                       .B = ws->pb,
+                       .b_sk = T,
+                       .C = ws->num,
+                       .c_si = T,
+                       .NI = kp->dvp,
+                       .NJ = T,
+                       .K = kp->pk,
+                       .accumulate = 1};
+        rj_ir_mm_amx(ir, &a);
+        return;
+    }
+    if (kp->bf16) {
+        mv.A = ws->vb;
+        mv.a_sk_v = NULL;
+        mv.a_sk = kp->dvp;
+        mv.B = ws->pb;
+        mv.K = rj_ir_i(ir, kp->pk);
+        mv.bf16 = 1;
+    }
     rj_ir_mm(ir, &mv);
 }
 

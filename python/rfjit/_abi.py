@@ -76,7 +76,7 @@ class AttnDesc(C.Structure):
                 ("tiling", Tiling), ("fallback", C.c_int32), ("scale", C.c_double),
                 ("dtype", C.c_int32), ("compat", C.c_char_p), ("eva_variant", C.c_char_p),
                 ("transform", C.c_int32), ("sparse_block", C.c_int32),
-                ("sparse_exact", C.c_int32)]
+                ("sparse_exact", C.c_int32), ("compute", C.c_int32)]
 
 
 # rfjit.h RFJIT_XFORM_*: the names Context.plan(transform=) takes
