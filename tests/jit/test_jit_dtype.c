@@ -300,6 +300,9 @@ static void check_conv(const char *isa, const fmt *f, int hardware)
                 cr_assert(!rj_half_finite(got, f->dt) && (got & 0x7fff) != f->inf &&
                               (got & 0x8000) == (want & 0x8000),
                           "%s: NaN %08x narrows to 0x%04x", isa, bits_of(x[i]), got);
+            else if (hardware && f->dt == RFJIT_BF16 && !s && fpclassify(x[i]) == FP_SUBNORMAL &&
+                     got == (signbit(x[i]) ? 0x8000 : 0))
+                continue; /* AVX512-BF16's vector conversion flushes float subnormals (ir_half.c) */
             else
                 cr_assert_eq(got, want, "%s %s%s: %a narrows to 0x%04x, not 0x%04x", isa,
                              s ? "scalar" : "vector", hardware ? "" : " (integer)", (double)x[i],
