@@ -41,8 +41,11 @@ rfjit_status rfjit_plan_describe(const rfjit_plan *p, char *buf, size_t len)
     const rj_spec *s = &p->spec;
     char backend[320];
     if (p->jit)
-        snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d ri=%d rj=%d",
-                 p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T, p->kp.ri, p->kp.rj);
+        snprintf(backend, sizeof backend, "backend=jit isa=%s kernel=%s vw=%d T=%d ri=%d rj=%d%s",
+                 p->ctx->isa.name, p->sym, p->kp.vw, p->kp.T, p->kp.ri, p->kp.rj,
+                 p->kp.bf16 == RJ_BF16_AMX ? " bf16=amx"
+                 : p->kp.bf16              ? " bf16=dot"
+                                           : "");
     else if (p->bs_fast)
         /* its feature maps run on the JIT feature kernel, the rest on compat_math's loops */
         snprintf(backend, sizeof backend,
