@@ -89,14 +89,16 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
         rj_tmpl_gram(&f);
     else if (kp->kind == RJ_KK_PEAK)
         rj_tmpl_peak(&f);
-    else if (kp->tmpl == RJ_TMPL_SOFTMAX && kp->bf16 == RJ_BF16_AMX) {
-        rj_ir_amx_begin(&ir);
-        rj_tmpl_softmax(&f);
-        rj_ir_amx_end(&ir);
-    } else if (kp->tmpl == RJ_TMPL_SOFTMAX)
-        rj_tmpl_softmax(&f);
-    else
-        rj_tmpl_linear(&f);
+    else {
+        if (kp->bf16 == RJ_BF16_AMX)
+            rj_ir_amx_begin(&ir);
+        if (kp->tmpl == RJ_TMPL_SOFTMAX)
+            rj_tmpl_softmax(&f);
+        else
+            rj_tmpl_linear(&f);
+        if (kp->bf16 == RJ_BF16_AMX)
+            rj_ir_amx_end(&ir);
+    }
     LLVMBuildRetVoid(ir.B);
     LLVMPositionBuilderAtEnd(ir.B, ir.entry);
     LLVMBuildBr(ir.B, start);

@@ -129,13 +129,27 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     }
     RJ_FAIL_IF(dg, s->compute != RFJIT_F32 && s->compute != RFJIT_BF16, RFJIT_E_DTYPE,
                "compute = %d is not RFJIT_F32 (0) or RFJIT_BF16 (2)", s->compute);
-    RJ_FAIL_IF(dg, s->compute == RFJIT_BF16 && est->tmpl != RJ_TMPL_SOFTMAX, RFJIT_E_NOT_APPLICABLE,
-               "compute = RFJIT_BF16: estimator '%s' has no bfloat16 kernel (exact has)",
-               est->name);
     /* AMX tiles are 16 floats wide: T and dvp multiples of 16 */
-    kp->bf16 = s->compute != RFJIT_BF16 ? 0 : s->amx && t.vw == 16 ? RJ_BF16_AMX : RJ_BF16_DOT;
+    const int amx_ok = s->amx && t.vw == 16;
+    /* fitted estimators are left out: their parameters come from each call's data, where
+     * the reference that checks a kernel cannot be handed the same rounded W */
+    const bool linear_bf16 = est->tmpl == RJ_TMPL_LINEAR && kp->fam == RJ_KF_EXP && !s->causal &&
+                             !(est->flags & RJ_EST_FITTED) && amx_ok;
+    RJ_FAIL_IF(dg, s->compute == RFJIT_BF16 && est->tmpl != RJ_TMPL_SOFTMAX && !linear_bf16,
+               RFJIT_E_NOT_APPLICABLE,
+               "compute = RFJIT_BF16: estimator '%s' has no bfloat16 kernel%s (exact has; "
+               "bidirectional positive and hyperbolic have on AMX, 16 lanes)",
+               est->name, s->causal ? " for causal attention" : "");
+    kp->bf16 = s->compute != RFJIT_BF16 ? 0 : amx_ok ? RJ_BF16_AMX : RJ_BF16_DOT;
+    if (linear_bf16 && s->compute == RFJIT_BF16) {
+        /* tile products take 16 rows at a time */
+        kp->Pp = (int32_t)round_up(kp->P, 16);
+        kp->Mp = kp->Pp;
+    }
     const int64_t T = t.T, d = kp->d, dvp = kp->dvp, Mp = kp->Mp;
-    const int64_t bf = kp->bf16 != 0, amx = kp->bf16 == RJ_BF16_AMX;
+    /* the softmax template's bf16 regions; the linear template's follow below */
+    const int64_t bf = kp->bf16 != 0 && kp->tmpl == RJ_TMPL_SOFTMAX;
+    const int64_t amx = kp->bf16 == RJ_BF16_AMX;
     if (bf) {
         kp->bk = (int32_t)round_up(d, amx ? 32 : t.vw);
         kp->bv = (int32_t)round_up(T, 32);
@@ -179,9 +193,24 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
     kp->ws_aa = take(&top, T * T);
     kp->ws_kv = take(&top, T);
     kp->ws_kb = take(&top, bf * T * kp->bk / 2);
-    kp->ws_vb = take(&top, amx ? dvp * kp->bv / 2 : bf * T / 2 * dvp);
+    kp->ws_vb = take(&top, bf * (amx ? dvp * kp->bv / 2 : T / 2 * dvp));
     kp->ws_pb = take(&top, bf * kp->pk * T);
-    kp->ws_vt = take(&top, amx * dvp * T);
+    kp->ws_vt = take(&top, bf * amx * dvp * T);
+    const int64_t lin = amx && est->tmpl == RJ_TMPL_LINEAR;
+    if (lin) {
+        kp->bk = (int32_t)round_up(d, 32);
+        kp->pq = (int32_t)round_up((d + 1) / 2, 16);
+        kp->bv = (int32_t)round_up(T, 32);
+        kp->pk = (int32_t)round_up(T / 2, 16);
+        kp->bm = (int32_t)round_up(Mp, 32);
+    }
+    kp->ws_wb = take(&top, lin * kp->Pp * kp->bk);
+    kp->ws_xb = take(&top, lin * kp->pq * T);
+    kp->ws_fkb = take(&top, lin * Mp * kp->bv / 2);
+    kp->ws_vpb = take(&top, lin * kp->pk * dvp);
+    kp->ws_st = take(&top, lin * dvp * Mp);
+    kp->ws_sb = take(&top, lin * dvp * kp->bm / 2);
+    kp->ws_fqb = take(&top, lin * kp->bm / 2 * T);
     kp->ws_floats = top;
 
     top = 0;
@@ -221,6 +250,9 @@ rfjit_status rj_kplan_feat(const rj_spec *s, const rj_kplan *attn, rj_kplan *kp,
     const rfjit_tiling t = {attn->vw, attn->T, attn->ri, attn->rj};
     RJ_TRY(rj_kplan_make(&fs, &t, attn->vw, attn->fma, kp, dg));
     kp->kind = RJ_KK_FEAT;
+    /* the layout of a bf16 plan (its rows padded for tiles), with float projections: the
+     * estimate API's features are float32 */
+    kp->bf16 = 0;
     kp->xscale = 1; /* the estimate API takes vectors as given, at any softmax scale */
     return RFJIT_OK;
 }

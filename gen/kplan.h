@@ -99,6 +99,13 @@ typedef struct rj_kplan {
      * bv bfloat16s. The padding (to AMX's tile depth) is zero. */
     int64_t ws_kb, ws_vb, ws_pb, ws_xqb, ws_vt;
     int32_t bk, bv, pq, pk;
+    /* bf16 operands of the linear template (AMX, bidirectional): both roles' W as Pp rows of
+     * bk bfloat16s (keys' at ws_wb, queries' ws_wb + Pp bk / 2), the tile's rows as pq pairs
+     * (ws_xb, pq x T), key features as Mp rows of bv (ws_fkb), values as pk pairs (ws_vpb,
+     * pk x dvp), S transposed (ws_st, dvp x Mp floats) as dvp rows of bm (ws_sb), and query
+     * features as bm / 2 pairs (ws_fqb, bm / 2 x T). */
+    int64_t ws_wb, ws_xb, ws_fkb, ws_vpb, ws_st, ws_sb, ws_fqb;
+    int32_t bm;
     /* ws_xq, ws_num, ws_m and ws_l belong to query head 0 of a pass; head g's are ws_gs g
      * floats further on (gq heads). */
     int64_t ws_gs;

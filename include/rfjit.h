@@ -392,14 +392,17 @@ typedef struct rfjit_attn_desc {
      * and seed; as many as a query block sees is exact softmax. */
     int32_t sparse_exact;
     /* Precision of the kernel's products (since 0.5): RFJIT_F32 (the default) or RFJIT_BF16,
-     * where both products of exact attention (q.k and p v) take operands rounded to bfloat16
-     * (8 significant bits) and accumulate in float32, with AVX512-BF16's vdpbf16ps: twice
-     * the FMA rate. The softmax itself (maxima, exponentials, sums) stays float32. Each
-     * score then carries a relative error of about 2^-8 |q||k|/|q.k| and each output about
-     * 2^-8 of its weighted |v| (README "bf16 compute"); the tuner offers it only within a
-     * budget. Exact attention only (another estimator: RFJIT_E_NOT_APPLICABLE), on the JIT
-     * (RFJIT_BACKEND_REFERENCE: RFJIT_E_NOT_APPLICABLE), on a CPU with AVX512-BF16 at the
-     * context's avx512 ISA (else RFJIT_E_ISA: never emulated). RFJIT_F16: RFJIT_E_DTYPE. */
+     * where the products take operands rounded to bfloat16 (8 significant bits) and
+     * accumulate in float32: AMX tiles where the CPU has AMX-BF16, else AVX512-BF16's
+     * vdpbf16ps (also for tilings of fewer than 16 lanes). Exact attention: both products
+     * (q.k and p v), the online softmax staying float32. Bidirectional positive and
+     * hyperbolic attention, on AMX only:
+     * the projections W x, S = phi_k^T v and phi_q^T S, the exponentials and normalisers
+     * staying float32 (its feature maps, rfjit_plan_features, stay float32). The error this
+     * adds (README "bf16 compute") is what the tuner measures before it offers the option.
+     * Another estimator or mode, or the reference backend: RFJIT_E_NOT_APPLICABLE; a CPU or
+     * context ISA without the instructions: RFJIT_E_ISA (never emulated, never computed in
+     * float32 instead, whatever fallback says); RFJIT_F16: RFJIT_E_DTYPE. */
     int32_t compute;
 } rfjit_attn_desc;
 

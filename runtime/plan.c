@@ -209,6 +209,10 @@ static rfjit_status check_bf16(const rfjit_plan *p, rj_diag *dg)
 {
     if (p->spec.compute != RFJIT_BF16)
         return RFJIT_OK;
+    RJ_FAIL_IF(dg, p->spec.est->tmpl == RJ_TMPL_BLOCKSPARSE, RFJIT_E_NOT_APPLICABLE,
+               "compute = RFJIT_BF16: estimator '%s' composes float loops and has no bfloat16 "
+               "kernel",
+               p->spec.est->name);
     RJ_FAIL_IF(dg, p->backend == RFJIT_BACKEND_REFERENCE, RFJIT_E_NOT_APPLICABLE,
                "compute = RFJIT_BF16 is a JIT kernel's; the reference backend computes in "
                "double");

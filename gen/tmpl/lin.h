@@ -18,6 +18,8 @@ typedef struct rj_lin {
     rj_v V, V_s;      /* this tile's values (T x dvp) and their row stride (i64) */
     rj_v vis;         /* attention: the key tile's visibility (rj_tmpl_key_vis); NULL: the
                        * keys are the tile's first n tokens */
+    rj_v wb;          /* bf16 attention (kplan.h ws_wb): the role's W in bfloat16 rows, for
+                       * rj_lin_logfeatures; NULL: float */
 } rj_lin;
 
 rj_lin rj_lin_init(rj_kfn *f);

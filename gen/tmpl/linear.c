@@ -101,10 +101,35 @@ void rj_lin_logfeatures(rj_lin *L, rj_v par, rj_v xT)
     const int64_t T = kp->T, d = kp->d;
     emit_norm(L, par, xT);
     rj_v U = ws(L, kp->ws_u), n = ws(L, kp->ws_n), h = ws(L, kp->ws_h);
-    rj_mm mm = {.A = rj_ir_atc(ir, par, kp->off_w), .a_si = d, .a_sk = 1, .B = xT, .b_sk = T,
-                .C = U, .c_si = T, .NI = kp->Pp, .NJ = T, .K = rj_ir_i(ir, d), .ri = kp->ri,
-                .rj = kp->rj, .name = "u"};
-    rj_ir_mm(ir, &mm);
+    if (L->wb) {
+        rj_v xb = ws(L, kp->ws_xb);
+        rj_ir_pack_bf16_pairs(ir, xT, rj_ir_i(ir, T), rj_ir_i(ir, d), T, xb, kp->pq);
+        rj_amx_mm mm = {.A = L->wb,
+                        .a_si = kp->bk / 2,
+                        .B = xb,
+                        .b_sk = T,
+                        .C = U,
+                        .c_si = T,
+                        .NI = kp->Pp,
+                        .NJ = T,
+                        .K = kp->pq};
+        rj_ir_mm_amx(ir, &mm);
+    } else {
+        rj_mm mm = {.A = rj_ir_atc(ir, par, kp->off_w),
+                    .a_si = d,
+                    .a_sk = 1,
+                    .B = xT,
+                    .b_sk = T,
+                    .C = U,
+                    .c_si = T,
+                    .NI = kp->Pp,
+                    .NJ = T,
+                    .K = rj_ir_i(ir, d),
+                    .ri = kp->ri,
+                    .rj = kp->rj,
+                    .name = "u"};
+        rj_ir_mm(ir, &mm);
+    }
     rj_v gamma = rj_ir_bcast(ir, rj_ir_ld(ir, rj_ir_atc(ir, par, 1), "gamma"), "");
     rj_loop tv = rj_ir_loop_begin(ir, "tv", rj_ir_i(ir, 0), rj_ir_i(ir, T), ir->vw);
     rj_v gn = rj_ir_mul(ir, gamma, rj_ir_ldv(ir, rj_ir_at(ir, n, tv.i), "n"), "gn");
@@ -457,6 +482,8 @@ static void emit_key_features(rj_lin *L, rj_v n)
 {
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
+    if (L->wb)
+        L->wb = ws(L, kp->ws_wb);
     rj_lin_logfeatures(L, L->f->arg[RJ_KA_pk], ws(L, kp->ws_x));
     rj_v h = ws(L, kp->ws_h);
     rj_v cmax = rj_ir_slot(ir, ir->ty_vf, "cmax");
@@ -504,10 +531,38 @@ static void emit_key_update(rj_lin *L)
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
     rj_v Fk = ws(L, kp->ws_fk);
-    rj_mm mm = {.A = Fk, .a_si = T, .a_sk = 1, .B = L->V, .b_sk_v = L->V_s, .C = L->S,
-                .c_si = kp->dvp, .NI = kp->Mp, .NJ = kp->dvp, .K = rj_ir_i(ir, T), .accumulate = 1,
-                .ri = kp->ri, .rj = kp->rj, .name = "S"};
-    rj_ir_mm(ir, &mm);
+    if (L->wb) {
+        rj_v fkb = ws(L, kp->ws_fkb), vpb = ws(L, kp->ws_vpb);
+        rj_ir_pack_bf16_rows(ir, Fk, rj_ir_i(ir, T), rj_ir_i(ir, kp->Mp), T, kp->bv, fkb, kp->bv);
+        rj_ir_pack_bf16_pairs(ir, L->V, L->V_s, rj_ir_i(ir, T), kp->dvp, vpb, kp->pk);
+        rj_amx_mm mm = {.A = fkb,
+                        .a_si = kp->bv / 2,
+                        .B = vpb,
+                        .b_sk = kp->dvp,
+                        .C = L->S,
+                        .c_si = kp->dvp,
+                        .NI = kp->Mp,
+                        .NJ = kp->dvp,
+                        .K = kp->pk,
+                        .accumulate = 1};
+        rj_ir_mm_amx(ir, &mm);
+    } else {
+        rj_mm mm = {.A = Fk,
+                    .a_si = T,
+                    .a_sk = 1,
+                    .B = L->V,
+                    .b_sk_v = L->V_s,
+                    .C = L->S,
+                    .c_si = kp->dvp,
+                    .NI = kp->Mp,
+                    .NJ = kp->dvp,
+                    .K = rj_ir_i(ir, T),
+                    .accumulate = 1,
+                    .ri = kp->ri,
+                    .rj = kp->rj,
+                    .name = "S"};
+        rj_ir_mm(ir, &mm);
+    }
     rj_v acc = rj_ir_slot(ir, ir->ty_vf, "zsum"), acca = rj_ir_slot(ir, ir->ty_vf, "zasum");
     rj_loop r = rj_ir_loop_begin(ir, "r", rj_ir_i(ir, 0), rj_ir_i(ir, kp->Mp), 1);
     rj_ir_set(ir, acc, rj_ir_vf(ir, 0));
@@ -562,10 +617,35 @@ static void emit_prefix(rj_lin *L, rj_v Fq, rj_v Fa, rj_v num, rj_v den, rj_v g)
     rj_ir *ir = L->ir;
     const rj_kplan *kp = L->kp;
     const int64_t T = kp->T;
-    rj_mm mnum = {.A = L->S, .a_si = 1, .a_sk = kp->dvp, .B = Fq, .b_sk = T, .C = num, .c_si = T,
-                  .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = kp->ri, .rj = kp->rj,
-                  .name = "num"};
-    rj_ir_mm(ir, &mnum);
+    if (L->wb) {
+        rj_v fqb = ws(L, kp->ws_fqb);
+        rj_ir_pack_bf16_pairs(ir, Fq, rj_ir_i(ir, T), rj_ir_i(ir, kp->Mp), T, fqb, kp->bm / 2);
+        rj_amx_mm mnum = {.A = ws(L, kp->ws_sb),
+                          .a_si = kp->bm / 2,
+                          .B = fqb,
+                          .b_sk = T,
+                          .C = num,
+                          .c_si = T,
+                          .NI = kp->dvp,
+                          .NJ = T,
+                          .K = kp->bm / 2};
+        rj_ir_mm_amx(ir, &mnum);
+    } else {
+        rj_mm mnum = {.A = L->S,
+                      .a_si = 1,
+                      .a_sk = kp->dvp,
+                      .B = Fq,
+                      .b_sk = T,
+                      .C = num,
+                      .c_si = T,
+                      .NI = kp->dvp,
+                      .NJ = T,
+                      .K = rj_ir_i(ir, kp->Mp),
+                      .ri = kp->ri,
+                      .rj = kp->rj,
+                      .name = "num"};
+        rj_ir_mm(ir, &mnum);
+    }
     rj_mm mden = {.A = L->z, .a_si = 0, .a_sk = 1, .B = Fq, .b_sk = T, .C = den, .c_si = T,
                   .NI = 1, .NJ = T, .K = rj_ir_i(ir, kp->Mp), .ri = 1, .rj = kp->rj,
                   .name = "den"};
@@ -683,11 +763,44 @@ static void emit_empty_rows(rj_lin *L, rj_v num, rj_v den)
     rj_ir_if_end(ir, &e);
 }
 
+/* bf16 attention: both roles' W rounded into bfloat16 rows (ws_wb), once per call. */
+static void pack_projections(rj_lin *L)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    for (int role = 0; role < 2; role++) {
+        rj_v par = L->f->arg[role ? RJ_KA_pq : RJ_KA_pk];
+        rj_ir_pack_bf16_rows(ir, rj_ir_atc(ir, par, kp->off_w), rj_ir_i(ir, kp->d),
+                             rj_ir_i(ir, kp->Pp), kp->d, kp->bk,
+                             ws(L, kp->ws_wb + (int64_t)role * kp->Pp * kp->bk / 2), kp->bk);
+    }
+}
+
+/* bf16 attention: S (Mp x dvp) as the A operand of num = S^T phi_q, its transpose in bfloat16
+ * rows (ws_sb), once the keys are all in. */
+static void pack_state(rj_lin *L)
+{
+    rj_ir *ir = L->ir;
+    const rj_kplan *kp = L->kp;
+    const int vw = ir->vw;
+    rj_v st = ws(L, kp->ws_st), Mp = rj_ir_i(ir, kp->Mp), dvp = rj_ir_i(ir, kp->dvp);
+    rj_loop r = rj_ir_loop_begin(ir, "st_r", rj_ir_i(ir, 0), Mp, vw);
+    rj_loop c = rj_ir_loop_begin(ir, "st_c", rj_ir_i(ir, 0), dvp, vw);
+    rj_ir_transpose_block(ir, rj_ir_at(ir, L->S, rj_ir_idx2(ir, r.i, kp->dvp, c.i, "")), dvp,
+                          rj_ir_at(ir, st, rj_ir_idx2(ir, c.i, kp->Mp, r.i, "")), Mp, NULL, NULL,
+                          rj_ir_f(ir, 1));
+    rj_ir_loop_end(ir, &c);
+    rj_ir_loop_end(ir, &r);
+    rj_ir_pack_bf16_rows(ir, st, Mp, dvp, kp->Mp, kp->bm, ws(L, kp->ws_sb), kp->bm);
+}
+
 /* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
 static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
 {
     const rj_kplan *kp = L->kp;
     rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
+    if (L->wb)
+        L->wb = ws(L, kp->ws_wb + (int64_t)kp->Pp * kp->bk / 2);
     rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
     rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
     emit_features(L, Fq, NULL, NULL);
@@ -741,6 +854,10 @@ void rj_tmpl_linear(rj_kfn *f)
 
     rj_v lk = f->arg[RJ_KA_lk], lq = f->arg[RJ_KA_lq];
     L.vis = ws(&L, kp->ws_kv);
+    if (kp->bf16 == RJ_BF16_AMX) {
+        pack_projections(&L);
+        L.wb = ws(&L, kp->ws_wb);
+    }
     if (!kp->causal) {
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
@@ -755,6 +872,8 @@ void rj_tmpl_linear(rj_kfn *f)
         emit_key_update(&L);
         rj_ir_if_end(ir, &any);
         rj_ir_loop_end(ir, &kt);
+        if (L.wb)
+            pack_state(&L);
         rj_loop qt = rj_ir_loop_begin(ir, "query_tile", rj_ir_i(ir, 0), lq, T);
         rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
         rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x),

@@ -289,8 +289,11 @@ Test(bf16_compute, refused_where_it_cannot_run)
     expect(ctx, &a, RFJIT_E_NOT_APPLICABLE, "the reference backend");
     a.backend = RFJIT_BACKEND_AUTO;
     if (bf16_available(ctx)) {
-        a.estimator = "positive";
-        expect(ctx, &a, RFJIT_E_NOT_APPLICABLE, "positive");
+        const char *const none[] = {"trig", "oprf", "eva", "blocksparse", "hybrid"};
+        for (int i = 0; i < 5; i++) {
+            a.estimator = none[i];
+            expect(ctx, &a, RFJIT_E_NOT_APPLICABLE, none[i]);
+        }
         a.estimator = "exact";
     }
     rfjit_ctx_destroy(ctx);
@@ -305,5 +308,143 @@ Test(bf16_compute, refused_where_it_cannot_run)
     a.fallback = 1;
     expect(ctx, &a, RFJIT_E_ISA, "isa avx2");
     cr_assert(strstr(rfjit_ctx_last_error(ctx), "AVX512-BF16"), "%s", rfjit_ctx_last_error(ctx));
+    rfjit_ctx_destroy(ctx);
+}
+
+/*
+ * Linear attention with exponential features (positive, hyperbolic), bidirectional, on AMX:
+ * the projections W x, S = phi_k^T V and num = S^T phi_q take bfloat16 operands. The inputs
+ * are made exact in the kernel's arithmetic (entries of bfloat16 precision, d in {16, 256},
+ * where the input scale d^-1/4 is a power of two), and the reference is handed W rounded to
+ * bfloat16 as a user projection, so kernel and reference see the same x, y and W. What is
+ * left: rounding phi_k, S and phi_q in num (relative u each, so the numerator moves by at
+ * most (1 + u)^3 - 1 of sum_j kappa_ij |v_j|, the denominator stays float), the float sums
+ * of the projections (d 2^-24 |w||x| on each log-feature, twice per weight), and the inline
+ * exp (1e-5):  |out - ref| <= (e^{2 a}(1 + u)^3 - 1 + 1e-5) (B + |ref|), B = sum_j w_j |v_j|.
+ */
+typedef struct lshape {
+    const char *est;
+    int d, dv, m, lq, lk, heads, kv_heads, masked;
+} lshape;
+
+static const lshape lshapes[] = {
+    {"positive", 16, 16, 100, 200, 200, 1, 1, 0},   {"positive", 256, 64, 256, 150, 90, 1, 1, 0},
+    {"positive", 16, 40, 64, 70, 130, 2, 1, 1},     {"hyperbolic", 16, 16, 48, 100, 100, 1, 1, 0},
+    {"positive", 16, 64, 256, 1000, 1000, 1, 1, 0},
+};
+#define N_LSHAPES ((int)(sizeof lshapes / sizeof lshapes[0]))
+
+static rfjit_plan *linear_plan(rfjit_ctx *ctx, const lshape *s, int compute, int backend,
+                               const float *W)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = s->est;
+    a.d = s->d;
+    a.dv = s->dv;
+    a.m = s->m;
+    a.backend = backend;
+    a.compute = compute;
+    a.projection = RFJIT_PROJ_USER;
+    a.projection_matrix = W;
+    rfjit_plan *p = NULL;
+    cr_assert_eq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK, "%s: %s", s->est,
+                 rfjit_ctx_last_error(ctx));
+    return p;
+}
+
+static void check_linear(rfjit_ctx *ctx, const lshape *s, uint64_t seed)
+{
+    const size_t nq = (size_t)s->heads * s->lq * s->d, nk = (size_t)s->kv_heads * s->lk * s->d;
+    const size_t nv = (size_t)s->kv_heads * s->lk * s->dv, no = (size_t)s->heads * s->lq * s->dv;
+    const size_t nw = (size_t)s->m * s->d;
+    float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nv * 4), *va = malloc(nv * 4);
+    float *W = malloc(nw * 4), *Wr = malloc(nw * 4);
+    float *out = malloc(no * 4), *ref = malloc(no * 4), *bnd = malloc(no * 4);
+    uint8_t *km = NULL;
+    cr_assert(q && k && v && va && W && Wr && out && ref && bnd);
+    tu_fill_normal(q, nq, 1.0, seed);
+    tu_fill_normal(k, nk, 1.0, seed + 1);
+    tu_fill_normal(v, nv, 1.0, seed + 2);
+    tu_fill_normal(W, nw, 1.0, seed + 3);
+    const double xs = pow((double)s->d, -0.25);
+    double xmax = 0, wmax = 0;
+    for (size_t i = 0; i < nq; i++)
+        q[i] = bf16_round(q[i]);
+    for (size_t i = 0; i < nk; i++)
+        k[i] = bf16_round(k[i]);
+    for (size_t i = 0; i < nv; i++) {
+        v[i] = bf16_round(v[i]);
+        va[i] = fabsf(v[i]);
+    }
+    for (size_t i = 0; i < nw; i++)
+        Wr[i] = bf16_round(W[i]);
+    for (int r = 0; r < s->m; r++) {
+        double a = 0;
+        for (int c = 0; c < s->d; c++)
+            a += (double)Wr[(size_t)r * s->d + c] * Wr[(size_t)r * s->d + c];
+        wmax = fmax(wmax, sqrt(a));
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < (pass ? nk : nq); i += (size_t)s->d) {
+            double a = 0;
+            for (int c = 0; c < s->d; c++)
+                a += (double)(pass ? k : q)[i + c] * (pass ? k : q)[i + c];
+            xmax = fmax(xmax, sqrt(a) * xs);
+        }
+    if (s->masked) {
+        km = malloc((size_t)s->lk);
+        for (int j = 0; j < s->lk; j++)
+            km[j] = (uint8_t)(j % 4 != 2);
+    }
+    rfjit_plan *pb = linear_plan(ctx, s, RFJIT_BF16, RFJIT_BACKEND_JIT, W);
+    rfjit_plan *pr = linear_plan(ctx, s, RFJIT_F32, RFJIT_BACKEND_REFERENCE, Wr);
+    cr_assert_str_eq(unit_of(pb), "amx");
+    shape sh = {s->d, s->dv, 0, s->lq, s->lk, s->heads, s->kv_heads, s->masked, 0};
+    rfjit_tensor_ex tq = view(q, RFJIT_F32, s->heads, s->lq, s->d);
+    rfjit_tensor_ex tk = view(k, RFJIT_F32, s->kv_heads, s->lk, s->d);
+    rfjit_tensor_ex tv = view(v, RFJIT_F32, s->kv_heads, s->lk, s->dv);
+    rfjit_tensor_ex ta = view(va, RFJIT_F32, s->kv_heads, s->lk, s->dv);
+    run(pb, &sh, &tq, &tk, &tv, out, km);
+    run(pr, &sh, &tq, &tk, &tv, ref, km);
+    run(pr, &sh, &tq, &tk, &ta, bnd, km);
+    const double u = 0x1p-8, a = s->d * 0x1p-24 * wmax * xmax;
+    const double rel = exp(2 * a) * pow(1 + u, 3) - 1 + 1e-5;
+    for (size_t i = 0; i < no; i++) {
+        const double tol = rel * (bnd[i] + fabs(ref[i])) + 1e-30;
+        cr_assert(fabs((double)out[i] - ref[i]) <= tol,
+                  "seed %llu, %s d=%d dv=%d m=%d lq=%d lk=%d heads=%d/%d mask=%d: out[%zu] = "
+                  "%.9g, reference %.9g, bound %.3g",
+                  (unsigned long long)seed, s->est, s->d, s->dv, s->m, s->lq, s->lk, s->heads,
+                  s->kv_heads, s->masked, i, (double)out[i], (double)ref[i], tol);
+    }
+    free(q), free(k), free(v), free(va), free(W), free(Wr), free(out), free(ref), free(bnd);
+    free(km);
+    rfjit_plan_destroy(pb);
+    rfjit_plan_destroy(pr);
+}
+
+Test(bf16_compute, linear_within_the_rounding_bound, .timeout = 300)
+{
+    rfjit_ctx *ctx = tu_ctx_isolated();
+    rfjit_plan *p = NULL;
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = "positive";
+    a.d = 16;
+    a.compute = RFJIT_BF16;
+    const rfjit_status st = rfjit_plan_create(ctx, &a, &p);
+    if (st == RFJIT_OK) {
+        cr_assert_str_eq(unit_of(p), "amx");
+        rfjit_plan_destroy(p);
+        for (int i = 0; i < N_LSHAPES; i++)
+            check_linear(ctx, &lshapes[i], 2000u + (uint64_t)i);
+    } else {
+        /* no AMX (or no AVX512-BF16 at all): linear attention has no bf16 kernel there */
+        cr_assert(st == RFJIT_E_NOT_APPLICABLE || st == RFJIT_E_ISA, "%d: %s", st,
+                  rfjit_ctx_last_error(ctx));
+    }
+    /* causal linear attention has none anywhere */
+    a.causal = 1;
+    cr_assert_neq(rfjit_plan_create(ctx, &a, &p), RFJIT_OK);
+    cr_assert(strstr(rfjit_ctx_last_error(ctx), "compute"), "%s", rfjit_ctx_last_error(ctx));
     rfjit_ctx_destroy(ctx);
 }
