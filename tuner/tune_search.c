@@ -573,8 +573,9 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS + 1,
-                             sizeof *o->rows);
+    o->rows =
+        rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS + 1 /* bf16 */,
+                       sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
     rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
