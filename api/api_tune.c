@@ -164,9 +164,9 @@ static void set_info(rfjit_tune_result *res)
     }
     snprintf(res->info, sizeof res->info,
              "%s; budget %g (%s) met when the one-sided 95%% upper confidence bound over %d "
-             "fresh projection seeds (eva, which has no random parameters: over %d contiguous "
-             "slices of the calibration queries) is <= budget; transforms %s; tuned in %.2f "
-             "s%s%s",
+             "fresh projection seeds (eva and exact in bf16, which have no random parameters: "
+             "over %d contiguous slices of the calibration queries) is <= budget; transforms "
+             "%s; tuned in %.2f s%s%s",
              res->out.calib, res->req.budget,
              res->req.kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", RJ_TUNE_CONFIRM_SEEDS,
              RJ_TUNE_SLICES,
@@ -229,7 +229,7 @@ static rfjit_status calib_id(const rj_tune_req *r, char *buf, size_t n, rj_diag 
  * meaning), the length bucket (L rounded up to a power of two), calibration and candidate
  * set, whether transforms were considered (.x0 or .x1), and the record version
  * (tuner/tune_record.h: v1 answers never searched eva, v2 ones took no transform and bounded
- * eva over seeds, v3 ones never searched blocksparse). The scale is
+ * eva over seeds, v3 ones never searched blocksparse, v4 ones never tried bf16). The scale is
  * written with %.17e: it reads back as the same double, and its exponent ends the number where a
  * bare "2." would swallow the dot before L. */
 static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_diag *dg)
@@ -241,7 +241,7 @@ static rfjit_status wisdom_key(const rj_tune_req *r, char *key, size_t n, rj_dia
     RJ_TRY(calib_id(r, cal, sizeof cal, dg));
     if (r->attn_scale != 0 && r->attn_scale != rj_default_scale(r->d))
         snprintf(scale, sizeof scale, ".scale%.17e", r->attn_scale);
-    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.x%d.v4",
+    snprintf(key, n, "tune.%s.%s.d%d.dv%d%s.L%lld.b%.4e.%s.cand%x.x%d.v5",
              r->kind == RFJIT_BUDGET_KERNEL ? "kernel" : "output", r->causal ? "causal" : "bidir",
              r->d, r->dv, scale, (long long)bucket, r->budget, cal, (unsigned)r->est_mask,
              r->transforms);
@@ -252,18 +252,22 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 {
     snprintf(buf, n,
              "est=%s m=%d vw=%d T=%d ri=%d rj=%d predicted=%.6e measured=%.6e bound=%.6e "
-             "ms=%.6e seed=%llu window=%d chunks=%d xform=%d sblock=%d sexact=%d",
+             "ms=%.6e seed=%llu window=%d chunks=%d xform=%d sblock=%d sexact=%d compute=%d",
              c->est->name, c->m, c->tiling.vw, c->tiling.T, c->tiling.ri, c->tiling.rj,
              c->predicted, c->measured, c->bound, c->time_ms, (unsigned long long)c->seed,
-             c->eva_window, c->eva_chunks, c->transform, c->sparse_block, c->sparse_exact);
+             c->eva_window, c->eva_chunks, c->transform, c->sparse_block, c->sparse_exact,
+             c->compute);
 }
 
 /* The chosen row back from a wisdom record; 0 if it is not one this context can plan (then:
- * tune again). */
+ * tune again). A bf16 answer needs the instruction, which a context of the same machine at a
+ * lower ISA (rfjit_ctx_desc.isa) lacks. */
 static int wisdom_row(const rfjit_ctx *ctx, const char *key, const char *v, rj_tune_row *c)
 {
     rj_diag why = {{0}};
     if (rj_tune_record_check(key, v, ctx->isa.max_vw, c, &why) != RFJIT_OK)
+        return 0;
+    if (c->compute == RFJIT_BF16 && !ctx->isa.bf16dot)
         return 0;
     c->meets = c->pareto = c->chosen = 1;
     snprintf(c->note, sizeof c->note, "from wisdom");
@@ -371,6 +375,8 @@ rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc 
                             "version of rfjit_attn_desc (fill it with RFJIT_ATTN_DESC_INIT)",
                             n);
     const rj_tune_row *c = &r->out.rows[r->out.chosen];
+    /* a descriptor too short for compute gets exact in float32 for a bf16 answer: no error
+     * at all, so within any budget */
     rfjit_attn_desc full = rj_tune_row_desc(&r->req, c, c->seed);
     full.backend = RFJIT_BACKEND_AUTO;
     full.tiling = c->tiling;
@@ -392,7 +398,8 @@ rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t i, rfjit_t
     *row = (rfjit_tune_row){x->est->name,  x->m,         x->tiling,       x->predicted,
                             x->measured,   x->bound,     x->time_ms,      x->meets,
                             x->pareto,     x->chosen,    x->note,         x->eva_window,
-                            x->eva_chunks, x->transform, x->sparse_block, x->sparse_exact};
+                            x->eva_chunks, x->transform, x->sparse_block, x->sparse_exact,
+                            x->compute};
     return RFJIT_OK;
 }
 
@@ -441,7 +448,7 @@ static void jrow(jbuf *b, const rj_tune_row *x, int64_t M)
     rj_tune_xform_name(x->transform, xf, sizeof xf);
     jput(b, "\"transform\": %d, \"transform_name\": \"%s\", ", x->transform, xf);
     jnum(b, "transform_ratio", x->transform ? x->xform_ratio : NAN);
-    jput(b, ", ");
+    jput(b, ", \"compute\": \"%s\", ", x->compute == RFJIT_BF16 ? "bf16" : "f32");
     jnum(b, "predicted_error", x->predicted);
     jput(b, ", ");
     jnum(b, "measured_error", x->measured);

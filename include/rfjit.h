@@ -906,6 +906,9 @@ typedef struct rfjit_tune_row {
      * (rfjit_attn_desc.sparse_block, sparse_exact), which the tuner searches with m on a small
      * grid; 0 for every other estimator. Since 0.5. */
     int32_t sparse_block, sparse_exact;
+    /* The row's rfjit_attn_desc.compute: RFJIT_F32 (0) or, for exact attention's bf16 row,
+     * RFJIT_BF16. Since 0.5. */
+    int32_t compute;
 } rfjit_tune_row;
 
 typedef struct rfjit_tune_result rfjit_tune_result;
@@ -921,11 +924,15 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * sparse_block 64, fewer than the calibration's key blocks, each with its m searched, output
  * budgets and MEASURE or more only, and refused by rfjit_decode_create, so a tune for decoding
  * leaves it out of estimators); each candidate with the exact transform that gave the
- * least error (rfjit_tune_desc.transforms); exact attention is always a candidate (error 0); then
- * the fastest tiling for the winner. A problem the context's wisdom remembers at this patience or
- * higher is answered from it. Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or
- * patience, unknown name in estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE
- * and RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
+ * least error (rfjit_tune_desc.transforms); exact attention is always a candidate (error 0); and
+ * where the context runs it (AVX512-BF16), exact attention with compute RFJIT_BF16, whose
+ * error is measured against float32 exact and bounded over the same 8 slices as eva's (output
+ * budgets, MEASURE or more, and estimators NULL or naming exact), so it is chosen only when
+ * that bound is within the budget and it is faster; then the fastest tiling for the winner. A
+ * problem the context's wisdom remembers at this patience or higher is answered from it.
+ * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
+ * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and
+ * RFJIT_E_NONFINITE (calibration), RFJIT_E_NO_WISDOM (WISDOM_ONLY without an entry),
  * RFJIT_E_NOMEM, RFJIT_E_TOO_LARGE (the timing problem, L x (2 d + 2 dv) floats, exceeds the
  * machine's memory), and the errors of plan creation. Thread safety: any thread; timings assume
  * an otherwise idle machine.
@@ -937,7 +944,8 @@ RFJIT_API void rfjit_tune_result_destroy(rfjit_tune_result *r);
 /* The chosen plan as a descriptor for rfjit_plan_create (its strings are owned by r). desc must
  * come filled by RFJIT_ATTN_DESC_INIT: its size says how many bytes the caller has, and only
  * those are written (RFJIT_E_DESC_SIZE for a size no version of the struct has; since 0.3,
- * before which the whole struct was written whatever the caller had). */
+ * before which the whole struct was written whatever the caller had). A bf16 answer sets
+ * desc->compute = RFJIT_BF16; a descriptor from before compute gets exact in float32. */
 RFJIT_API rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc *desc);
 /* Rows of the table, chosen or not, fastest first. */
 RFJIT_API size_t rfjit_tune_result_rows(const rfjit_tune_result *r);
@@ -947,13 +955,13 @@ RFJIT_API rfjit_status rfjit_tune_result_row(const rfjit_tune_result *r, size_t 
  * when only exact meets the budget, which estimator came closest, at which m, by how much. */
 RFJIT_API const char *rfjit_tune_result_info(const rfjit_tune_result *r);
 /* The chosen plan and the table as one JSON object (keys estimator, features, m, tiling,
- * predicted_error, measured_error, error_bound, time_ms, budget, budget_kind, from_wisdom,
- * tune_seconds, calibration, profile ("real-like", "gaussian" or "user"), closest, table).
- * closest is null unless exact is the only row that meets the budget; then it is the
- * estimator that missed it by the least: {"estimator", "m", "error" (its least error bound,
- * or under ESTIMATE the model's error at that m), "error_kind" ("error bound" or "predicted
- * error"), "over_budget" (error / budget)}, also in
- * rfjit_tune_result_info. RFJIT_E_INVALID_ARG if buf is too small. */
+ * compute ("f32" or "bf16"), predicted_error, measured_error, error_bound, time_ms, budget,
+ * budget_kind, from_wisdom, tune_seconds, calibration, profile ("real-like", "gaussian" or "user"),
+ * closest, table). closest is null unless exact is the only row that meets the budget; then it is
+ * the estimator that missed it by the least: {"estimator", "m", "error" (its least error bound, or
+ * under ESTIMATE the model's error at that m), "error_kind" ("error bound" or "predicted error"),
+ * "over_budget" (error / budget)}, also in rfjit_tune_result_info. RFJIT_E_INVALID_ARG if buf is
+ * too small. */
 RFJIT_API rfjit_status rfjit_tune_result_json(const rfjit_tune_result *r, char *buf, size_t len);
 
 /* L tokens of desc's synthetic calibration profile (synthetic_profile, synthetic_scale, the

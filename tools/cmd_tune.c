@@ -23,7 +23,9 @@ static const char help[] =
     "Finds the fastest attention plan (estimator, feature count m, or eva's window and chunk\n"
     "count, blocksparse's exact blocks k with m, tiling) whose error stays within EPS, and\n"
     "remembers it in the wisdom file. The table shows blocksparse's block size and k as\n"
-    "B=64 and k=4 in the window and chunks columns.\n"
+    "B=64 and k=4 in the window and chunks columns. Where the CPU has AVX512-BF16, exact\n"
+    "attention in bfloat16 (compute bf16) is a candidate too, with its error measured\n"
+    "against float32 exact.\n"
     "  --budget EPS       output: E|O_hat - O|^2 / |O|^2 over the calibration set (default\n"
     "                     kind); kernel: mean Var(K_hat)/K^2 over query/key pairs\n"
     "  --calib-*          calibration sample (L, d) / (L, dv) or (B, H, L, .) .npy files;\n"
@@ -38,7 +40,8 @@ static const char help[] =
     "  --patience P       estimate: models only; measure (default): Monte Carlo and timing;\n"
     "                     patient, exhaustive: wider tiling searches; wisdom-only: answer\n"
     "                     from wisdom or fail\n"
-    "  --estimators LIST  comma-separated candidates (default: all; exact always competes)\n"
+    "  --estimators LIST  comma-separated candidates (default: all; exact always competes,\n"
+    "                     its bf16 row only when LIST names exact)\n"
     "  --no-transforms    no exact transforms (attention --transform): by default each\n"
     "                     candidate takes the one with the least calibration error (output\n"
     "                     budgets); plans for rfjit_decode_create must have none\n"
@@ -145,16 +148,17 @@ static void print_params(const rfjit_tune_row *x)
 
 static void print_table(const rfjit_tune_result *r)
 {
-    printf("%-11s %6s %6s %6s %-11s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m",
-           "window", "chunks", "transform", "predicted", "measured", "bound95", "time_ms", "meets",
-           "pareto", "note");
+    printf("%-11s %6s %6s %6s %-11s %-7s %10s %10s %10s %10s  %-6s %-6s %s\n", "estimator", "m",
+           "window", "chunks", "transform", "compute", "predicted", "measured", "bound95",
+           "time_ms", "meets", "pareto", "note");
     for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
         rfjit_tune_row x;
         rfjit_tune_result_row(r, i, &x);
         printf("%-11s %6d", x.estimator, x.m);
         print_params(&x);
         char xf[32];
-        printf(" %-11s", xform_text(x.transform, xf));
+        printf(" %-11s %-7s", xform_text(x.transform, xf),
+               x.compute == RFJIT_BF16 ? "bf16" : "f32");
         print_err(x.predicted_error);
         print_err(x.measured_error);
         print_err(x.error_bound);
@@ -192,6 +196,7 @@ static int run_plan(rfjit_ctx *ctx, const rfjit_tune_desc *t, const rfjit_tune_r
     if (rc == CLI_OK) {
         rfjit_attn_desc ex = a;
         ex.estimator = "exact";
+        ex.compute = RFJIT_F32; /* the reference a bf16 plan is measured against */
         ex.tiling = (rfjit_tiling){0, 0, 0, 0};
         if (rfjit_plan_create(ctx, &a, &p) != RFJIT_OK ||
             rfjit_plan_create(ctx, &ex, &pe) != RFJIT_OK)
@@ -360,10 +365,11 @@ int cmd_tune(int argc, char **argv)
             snprintf(eva, sizeof eva, " sparse_block=%d sparse_exact=%d", c.sparse_block,
                      c.sparse_exact);
         char xf[32];
-        printf("\nplan: estimator=%s m=%d%s transform=%s tiling vw=%d T=%d ri=%d rj=%d (0 = "
+        printf("\nplan: estimator=%s m=%d%s transform=%s%s tiling vw=%d T=%d ri=%d rj=%d (0 = "
                "default)%s\n",
-               a.estimator, c.m, eva, xform_text(a.transform, xf), a.tiling.vw, a.tiling.T,
-               a.tiling.ri, a.tiling.rj, a.causal ? " causal" : "");
+               a.estimator, c.m, eva, xform_text(a.transform, xf),
+               a.compute == RFJIT_BF16 ? " compute=bf16" : "", a.tiling.vw, a.tiling.T, a.tiling.ri,
+               a.tiling.rj, a.causal ? " causal" : "");
     }
     if (rc == CLI_OK && run)
         rc = run_plan(ctx, &t, res);

@@ -103,6 +103,7 @@ typedef struct rj_tune_row {
     int32_t transform;   /* rfjit_attn_desc.transform of the row's plan (tune_xform.c) */
     double xform_ratio;  /* error with the transform over without, at the search's first m
                             (0 when transform is 0) */
+    int32_t compute;     /* rfjit_attn_desc.compute of the row's plan (tune_bf16.c) */
 } rj_tune_row;
 
 typedef struct rj_tune_out {
@@ -119,8 +120,8 @@ void rj_tune_out_free(rj_tune_out *o);
 /* The descriptor of a row's plan (estimator defaults for the rest). */
 rfjit_attn_desc rj_tune_desc_of(const rj_tune_req *r, const rj_est_ops *est, int32_t m,
                                 uint64_t seed);
-/* rj_tune_desc_of for a row: its estimator, m and transform, for eva its window and chunk
- * count, and for blocksparse its block size and exact block count. */
+/* rj_tune_desc_of for a row: its estimator, m, transform and compute precision, for eva its
+ * window and chunk count, and for blocksparse its block size and exact block count. */
 rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, uint64_t seed);
 
 /* Transform flags as text: "none" or names joined by '+' (center_k+center_q+balance). */

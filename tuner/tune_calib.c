@@ -408,5 +408,6 @@ rfjit_attn_desc rj_tune_row_desc(const rj_tune_req *r, const rj_tune_row *row, u
         a.sparse_exact = row->sparse_exact;
     }
     a.transform = row->transform;
+    a.compute = row->compute;
     return a;
 }

@@ -152,14 +152,18 @@ static rfjit_status value_parse(const char *v, int version, rj_tune_row *row, rj
         RJ_TRY(field(&p, "sexact", dg));
         RJ_TRY(i32_at(&p, "sexact", &row->sparse_exact, dg));
     }
-    static const char *const last[] = {"seed", "seed", "chunks", "xform", "sexact"};
+    if (version >= 5) {
+        RJ_TRY(field(&p, "compute", dg));
+        RJ_TRY(i32_at(&p, "compute", &row->compute, dg));
+    }
+    static const char *const last[] = {"seed", "seed", "chunks", "xform", "sexact", "compute"};
     if (*p)
         return BAD(dg, "text after the %s: \"%.*s\"", last[version], QUOTE, p);
     return RFJIT_OK;
 }
 
 typedef struct tune_key {
-    int version;    /* 1: no suffix, before eva was searched; 2: .v2; 3: .x<0|1>.v3; 4: .v4 */
+    int version;    /* 1: no suffix, before eva was searched; 2: .v2; 3 to 5: .x<0|1>.v<n> */
     int transforms; /* version 3 on: whether the tune considered transforms */
     int causal;
     long long d, dv, L;
@@ -249,7 +253,7 @@ static rfjit_status key_parse(const char *k, tune_key *t, rj_diag *dg)
         end += 3;
     } else if (t->cand && strlen(end) == 6 && !strncmp(end, ".x", 2) &&
                (end[2] == '0' || end[2] == '1') &&
-               (!strcmp(end + 3, ".v3") || !strcmp(end + 3, ".v4"))) {
+               (!strcmp(end + 3, ".v3") || !strcmp(end + 3, ".v4") || !strcmp(end + 3, ".v5"))) {
         t->version = end[5] - '0';
         t->transforms = end[2] == '1';
         end += 6;
@@ -296,6 +300,14 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     if (bs && row->sparse_block < 1)
         return BAD(dg, "est=blocksparse without sblock >= 1 (a record of version %d has none)",
                    k->version);
+    /* rj_kplan_make's refusal of bf16 for another estimator reads as "runs on the reference"
+     * below, which a bf16 plan never does */
+    if (row->compute != RFJIT_F32 && row->compute != RFJIT_BF16)
+        return BAD(dg, "compute = %d is not %d (float32) or %d (bfloat16)", row->compute, RFJIT_F32,
+                   RFJIT_BF16);
+    if (row->compute == RFJIT_BF16 && row->est->tmpl != RJ_TMPL_SOFTMAX)
+        return BAD(dg, "compute = %d (bfloat16) for estimator '%s': only exact has it",
+                   row->compute, row->est->name);
     rfjit_attn_desc a = rj_tune_row_desc(&r, row, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */

@@ -4,21 +4,22 @@
  * api/api_tune.c:
  *
  *   key    tune.<output|kernel>.<bidir|causal>.d<d>.dv<dv>[.scale<s>].L<bucket>.b<budget>.
- *          <calib>.cand<hex>.x<0|1>.v4     (no .scale: the default softmax scale 1/sqrt(d);
+ *          <calib>.cand<hex>.x<0|1>.v5     (no .scale: the default softmax scale 1/sqrt(d);
  *                                          .x1: transforms were considered, .x0: not)
  *   value  est=<name> m=<m> vw=<vw> T=<T> ri=<ri> rj=<rj> predicted=<x> measured=<x>
  *          bound=<x> ms=<x> seed=<u64> window=<w> chunks=<c> xform=<flags> sblock=<B>
- *          sexact=<k>
+ *          sexact=<k> compute=<c>
  *
  * window and chunks are eva's (0 for the other estimators); xform is the plan's
  * rfjit_attn_desc.transform (0 in every .x0 record); sblock and sexact are blocksparse's
- * sparse_block and sparse_exact (0 for the other estimators). Older versions still load and
- * are kept,
+ * sparse_block and sparse_exact (0 for the other estimators); compute is the plan's
+ * rfjit_attn_desc.compute (RFJIT_BF16 for exact only). Older versions still load and are kept,
  * but rfjit_tune never asks for them, since their search differs: version 1 (no suffix, the
  * value ends at the seed) did not try eva; version 2 (.v2, the value ends at chunks, read as
  * xform 0) took no transform and bounded eva over seeds, where its error has no spread;
  * version 3 (.v3, the value ends at xform, read as sblock and sexact 0) did not search
- * blocksparse, so a version 3 record naming it is refused.
+ * blocksparse, so a version 3 record naming it is refused; version 4 (.v4, the value ends at
+ * sexact, read as compute 0, float32) never tried bf16.
  *
  * A wisdom file is data from disk, so nothing in it is trusted: every number is parsed whole
  * with overflow detection (no blanks, no '+', nothing after it, no narrowing to a smaller

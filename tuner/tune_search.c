@@ -16,7 +16,10 @@
  *     would have no spread, but over the data: the one-sided 95% Student-t upper bound of
  *     the mean error over RJ_TUNE_SLICES contiguous slices of the calibration queries must
  *     be at or under the budget (any estimator whose error does not depend on the seed
- *     would need that rule; eva is the only one);
+ *     would need that rule; eva is the only one among the estimators);
+ *     exact attention in bfloat16 (rfjit_attn_desc.compute) is one more row where the
+ *     context runs it (tune_bf16.c): no m and no random parameters either, so its bound is
+ *     the same one over slices;
  *  3. each survivor is timed at L with the default tiling; the fastest row wins, and its
  *     tiling is searched (rfjit_tune_tiling) at MEASURE and above.
  *
@@ -570,8 +573,9 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows = rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS,
-                             sizeof *o->rows);
+    o->rows =
+        rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS + 1 /* bf16 */,
+                       sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
     rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
@@ -582,6 +586,8 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
     const rj_est_ops *exact = rj_est_find("exact");
     rj_tune_clock_phase(&S->clock, "exact");
     RJ_TRY(yardstick(S, exact, &o->rows[o->n++], measure, dg));
+    rj_tune_clock_phase(&S->clock, "exact bf16");
+    RJ_TRY(rj_search_bf16(S, exact, o->rows, &o->n, dg));
     for (int e = 0; e < rj_est_count; e++) {
         const rj_est_ops *est = rj_est_registry[e];
         if (!(r->est_mask & (1u << e)) || est == exact)

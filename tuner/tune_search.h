@@ -72,6 +72,13 @@ rfjit_status rj_search_blocksparse(rj_search *S, const rj_est_ops *bs, rj_tune_r
 rfjit_status rj_search_data_bound(rj_search *S, const rj_tune_row *row, double *mean, double *bound,
                                   rj_diag *dg);
 
+/* exact attention in bfloat16 (tune_bf16.c): one row appended at rows[*n] where the context
+ * runs it, the request asks for exact among its candidates, an output budget and MEASURE or
+ * more; its error and bound as rj_search_data_bound's, timed at L when the bound meets the
+ * budget. */
+rfjit_status rj_search_bf16(rj_search *S, const rj_est_ops *exact, rj_tune_row *rows, size_t *n,
+                            rj_diag *dg);
+
 /* The transform of row's plans (tune_xform.c): row->transform and row->xform_ratio set from
  * a few error evaluations at *m (NULL: row's m, eva's parameters), and *m scaled by the
  * error ratio when a transform is chosen. Nothing changes under r->transforms == 0, a kernel

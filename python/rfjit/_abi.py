@@ -101,7 +101,8 @@ class TuneRow(C.Structure):
                 ("meets_budget", C.c_int32), ("pareto", C.c_int32), ("chosen", C.c_int32),
                 ("note", C.c_char_p), ("eva_window", C.c_int32), ("eva_chunks", C.c_int32),
                 ("transform", C.c_int32), ("sparse_block", C.c_int32),
-                ("sparse_exact", C.c_int32)]
+                ("sparse_exact", C.c_int32),
+                ("compute", C.c_int32)]
 
 
 def declare(lib):

@@ -27,13 +27,17 @@ TestSuite(tune_record, .timeout = 120);
  * data, every estimator a candidate. */
 static void key_of(char *buf, size_t n, int d)
 {
-    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.x1.v4", d, d,
+    snprintf(buf, n, "tune.output.bidir.d%d.dv%d.L4096.b1.0000e-02.syn1.cand%x.x1.v5", d, d,
              (1u << rj_est_count) - 1);
 }
 
 static const char GOOD[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                            "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
-                           "window=0 chunks=0 xform=0 sblock=0 sexact=0";
+                           "window=0 chunks=0 xform=0 sblock=0 sexact=0 compute=0";
+/* The same answer as a version 4 record wrote it, before bf16 was tried: no compute. */
+static const char GOOD_V4[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
+                              "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
+                              "window=0 chunks=0 xform=0 sblock=0 sexact=0";
 /* The same answer as a version 2 record wrote it, before transforms: no xform. */
 static const char GOOD_V2[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=1.300000e-02 "
                               "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0 "
@@ -44,7 +48,7 @@ static const char GOOD_V1[] = "est=positive m=560 vw=8 T=32 ri=4 rj=2 predicted=
                               "measured=7.700000e-03 bound=8.400000e-03 ms=6.300000e+00 seed=0";
 static const char EVA[] = "est=eva m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=6.000000e-02 "
                           "bound=7.000000e-02 ms=1.200000e+00 seed=3 window=32 chunks=16 "
-                          "xform=0 sblock=0 sexact=0";
+                          "xform=0 sblock=0 sexact=0 compute=0";
 
 /* value is GOOD with `field=old` replaced by `field=new` (field and old given as "m=560"). */
 static void with(char *buf, size_t n, const char *old, const char *new)
@@ -103,7 +107,8 @@ Test(tune_record, accepts_what_the_tuner_writes)
     /* exact has no features: m = 0 and the default tiling, as the tuner writes it */
     const char *exact =
         "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan "
-        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0 sblock=0 sexact=0";
+        "ms=4.100000e+01 seed=18446744073709551615 window=0 chunks=0 xform=0 sblock=0 sexact=0 "
+        "compute=0";
     cr_assert_eq(rj_tune_record_check(key, exact, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect_eq(row.seed, UINT64_MAX);
     /* calibration hashes and causal keys */
@@ -159,7 +164,7 @@ Test(tune_record, sizes_plan_create_refuses_are_refused)
     key_of(key, sizeof key, 64);
     refused(key,
             "est=exact m=5 vw=0 T=0 ri=0 rj=0 predicted=nan measured=nan bound=nan ms=1 seed=0 "
-            "window=0 chunks=0 xform=0 sblock=0 sexact=0",
+            "window=0 chunks=0 xform=0 sblock=0 sexact=0 compute=0",
             16, "m = 5", "exact", NULL);
 }
 
@@ -179,7 +184,7 @@ Test(tune_record, profiles_in_the_key)
                  {"gauss1", RFJIT_E_WISDOM_FORMAT}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char key[256];
-        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.x1.v4",
+        snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.%s.cand%x.x1.v5",
                  cases[i].cal, (1u << rj_est_count) - 1);
         rj_tune_row row;
         rj_diag dg = {{0}};
@@ -233,7 +238,8 @@ Test(tune_record, malformed_syntax_is_refused)
     refused_value("m=560", "m=0x230", NULL);
     refused_value("m=560", "m=", "not a decimal integer", NULL);
     refused_value(" ri=4", "", "ri=", NULL);
-    refused_value("sexact=0", "sexact=0 extra", "text after the sexact", NULL);
+    refused_value("compute=0", "compute=0 extra", "text after the compute", NULL);
+    refused_value(" compute=0", "", "compute=", NULL);
     refused_value(" xform=0", "", "xform=", NULL);
     refused_value(" sblock=0 sexact=0", "", "sblock=", NULL);
     refused_value(" window=0 chunks=0", "", "window=", NULL);
@@ -251,7 +257,7 @@ Test(tune_record, malformed_syntax_is_refused)
     refused("tune.output.sideways.d64.dv64.L4096.b1.0000e-02.syn1.cand1", GOOD, 16,
             "direction", NULL);
     /* the estimator must be one the key's candidate set allowed */
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v4",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v5",
              1u << (rj_est_find("positive") == rj_est_registry[0] ? 1 : 0));
     refused(key, GOOD, 16, "not among the key's candidates", NULL);
 }
@@ -276,15 +282,15 @@ Test(tune_record, both_versions_parse_and_eva_keeps_its_parameters)
     cr_expect_eq(row.seed, 3);
     refused_value("window=0", "window=16", "window = 16, chunks = 0", "not eva", NULL);
     char v[512];
-    snprintf(v, sizeof v, "%.*schunks=0 xform=0 sblock=0 sexact=0",
+    snprintf(v, sizeof v, "%.*schunks=0 xform=0 sblock=0 sexact=0 compute=0",
              (int)(strstr(EVA, "chunks=") - EVA), EVA);
     refused(key, v, 16, "chunk count 0", NULL);
-    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0 sblock=0 sexact=0",
+    snprintf(v, sizeof v, "%.*swindow=-1 chunks=16 xform=0 sblock=0 sexact=0 compute=0",
              (int)(strstr(EVA, "window=") - EVA), EVA);
     refused(key, v, 16, "window -1", NULL);
     refused(key,
             "est=eva m=16 vw=0 T=0 ri=0 rj=0 predicted=nan measured=0 bound=0 ms=1 seed=3 "
-            "window=32 chunks=16 xform=0 sblock=0 sexact=0",
+            "window=32 chunks=16 xform=0 sblock=0 sexact=0 compute=0",
             16, "m = 16", "eva", NULL);
 }
 
@@ -312,14 +318,15 @@ Test(tune_record, version_2_reads_as_no_transform_and_xform_is_checked)
     refused_value("xform=0", "xform=-1", "unknown bits", NULL);
     with(v, sizeof v, "est=positive", "est=trig");
     char w[512];
-    snprintf(w, sizeof w, "%.*sxform=2 sblock=0 sexact=0", (int)(strstr(v, "xform=") - v), v);
+    snprintf(w, sizeof w, "%.*sxform=2 sblock=0 sexact=0 compute=0", (int)(strstr(v, "xform=") - v),
+             v);
     refused(key, w, 16, "CENTER_Q", "trig", NULL);
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x0.v4",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x0.v5",
              (1u << rj_est_count) - 1);
     cr_expect_eq(rj_tune_record_check(key, GOOD, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
     with(v, sizeof v, "xform=0", "xform=5");
     refused(key, v, 16, "xform = 5", "without transforms", NULL);
-    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x2.v4",
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x2.v5",
              (1u << rj_est_count) - 1);
     refused(key, GOOD, 16, "candidate mask", NULL);
 }
@@ -399,7 +406,7 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, bad);
     with(bad, sizeof bad, "vw=8 T=32", "vw=70 T=3");
     snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
-             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.x1.v4 patience=1 %s\n",
+             "tune.output.bidir.d32.dv32.L4096.b1.0000e-02.syn1.cand%x.x1.v5 patience=1 %s\n",
              (1u << rj_est_count) - 1, bad);
     write_wisdom(path, lines);
     c = ctx_for(path);
@@ -602,7 +609,7 @@ Test(tune_record, a_transform_round_trips_through_wisdom)
 
 static const char BLOCKSPARSE[] = "est=blocksparse m=64 vw=0 T=0 ri=0 rj=0 predicted=nan "
                                   "measured=4.000000e-02 bound=5.000000e-02 ms=2.000000e+00 "
-                                  "seed=3 window=0 chunks=0 xform=5 sblock=64 sexact=2";
+                                  "seed=3 window=0 chunks=0 xform=5 sblock=64 sexact=2 compute=0";
 
 /* Version 3 records (before blocksparse was searched) parse with no block fields, and one
  * naming blocksparse is refused, since it cannot say which blocks; a version 4 record must
@@ -629,10 +636,10 @@ Test(tune_record, version_3_reads_as_no_blocks_and_blocks_are_checked)
               row.sparse_block, row.sparse_exact, row.m);
     refused_value("sblock=0 sexact=0", "sblock=64 sexact=4", "sblock = 64, sexact = 4",
                   "not blocksparse", NULL);
-    snprintf(v, sizeof v, "%.*ssblock=0 sexact=2",
+    snprintf(v, sizeof v, "%.*ssblock=0 sexact=2 compute=0",
              (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
     refused(key, v, 16, "sblock >= 1", NULL);
-    snprintf(v, sizeof v, "%.*ssblock=64 sexact=-1",
+    snprintf(v, sizeof v, "%.*ssblock=64 sexact=-1 compute=0",
              (int)(strstr(BLOCKSPARSE, "sblock=") - BLOCKSPARSE), BLOCKSPARSE);
     refused(key, v, 16, "sparse_exact = -1", NULL);
 }
@@ -674,6 +681,104 @@ Test(tune_record, blocksparse_parameters_round_trip_through_wisdom)
         cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
         rfjit_ctx_destroy(c);
     }
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+}
+
+static const char EXACT_BF16[] = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan "
+                                 "measured=2.000000e-05 bound=2.500000e-05 ms=1.400000e+01 "
+                                 "seed=0 window=0 chunks=0 xform=0 sblock=0 sexact=0 compute=2";
+
+/* Version 4 records (before bf16 was tried) parse as float32; a version 5 record must have
+ * its compute, RFJIT_F32 or RFJIT_BF16, and bf16 for exact only. */
+Test(tune_record, version_4_reads_as_float32_and_compute_is_checked)
+{
+    char key[256];
+    snprintf(key, sizeof key, "tune.output.bidir.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v4",
+             (1u << rj_est_count) - 1);
+    rj_tune_row row;
+    rj_diag dg = {{0}};
+    cr_expect_eq(rj_tune_record_check(key, GOOD_V4, 8, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect(row.compute == RFJIT_F32 && row.m == 560, "%d %d", row.compute, row.m);
+    refused(key, GOOD, 16, "text after the sexact", NULL);
+    key_of(key, sizeof key, 64);
+    refused(key, GOOD_V4, 16, "compute=", NULL);
+    cr_assert_eq(rj_tune_record_check(key, EXACT_BF16, 16, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect(row.compute == RFJIT_BF16 && !strcmp(row.est->name, "exact"), "%d %s", row.compute,
+              row.est->name);
+    refused_value("compute=0", "compute=2", "compute = 2", "only exact", NULL);
+    refused_value("compute=0", "compute=1", "compute = 1 is not", NULL);
+    refused_value("compute=0", "compute=-1", "compute = -1 is not", NULL);
+}
+
+/* A bf16 answer goes through a wisdom file and back as bf16: the row, the plan and the JSON
+ * say so, before and after an export, and the plan runs. A context without AVX512-BF16 (an
+ * avx2 one, and this machine's own where it lacks the instruction) never answers from it. */
+Test(tune_record, a_bf16_answer_round_trips_through_wisdom)
+{
+    char path[] = "/tmp/rfjit_tune_record_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char key[256], lines[1024];
+    key_of(key, sizeof key, 64);
+    snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, EXACT_BF16);
+    write_wisdom(path, lines);
+    for (int pass = 0; pass < 2; pass++) {
+        rfjit_ctx *c = ctx_for(path);
+        cr_expect_eq(nlogged, 0, "%s", logged[0]);
+        rfjit_attn_desc probe = RFJIT_ATTN_DESC_INIT;
+        probe.d = probe.dv = 64;
+        probe.estimator = "exact";
+        probe.compute = RFJIT_BF16;
+        rfjit_plan *p = NULL;
+        const rfjit_status can = rfjit_plan_create(c, &probe, &p);
+        rfjit_plan_destroy(p);
+        p = NULL;
+        rfjit_tune_result *r = NULL;
+        if (can != RFJIT_OK) {
+            cr_expect_eq(can, RFJIT_E_ISA, "%s", rfjit_ctx_last_error(c));
+            cr_expect_eq(tune_wisdom_only(c, &r), RFJIT_E_NO_WISDOM, "a bf16 answer without bf16");
+            rfjit_tune_result_destroy(r);
+            rfjit_ctx_destroy(c);
+            break;
+        }
+        cr_assert_eq(tune_wisdom_only(c, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_tune_row row;
+        cr_assert_eq(rfjit_tune_result_row(r, 0, &row), RFJIT_OK);
+        cr_expect_str_eq(row.estimator, "exact");
+        cr_expect_eq(row.compute, RFJIT_BF16);
+        rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+        cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+        cr_expect_eq(a.compute, RFJIT_BF16);
+        char json[4096];
+        cr_assert_eq(rfjit_tune_result_json(r, json, sizeof json), RFJIT_OK);
+        cr_expect(strstr(json, "\"compute\": \"bf16\""), "%s", json);
+        cr_expect_eq(rfjit_plan_create(c, &a, &p), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        char desc[512];
+        cr_expect_eq(rfjit_plan_describe(p, desc, sizeof desc), RFJIT_OK);
+        cr_expect(strstr(desc, "compute=bf16"), "%s", desc);
+        rfjit_plan_destroy(p);
+        rfjit_tune_result_destroy(r);
+        cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        rfjit_ctx_destroy(c);
+    }
+    /* an avx2 context of the same machine loads the record but does not answer from it */
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    cd.wisdom_path = path;
+    cd.isa = "avx2";
+    cd.log = log_fn;
+    nlogged = 0;
+    rfjit_ctx *c = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &c), RFJIT_OK);
+    cr_expect_eq(nlogged, 0, "%s", logged[0]);
+    rfjit_tune_result *r = NULL;
+    cr_expect_eq(tune_wisdom_only(c, &r), RFJIT_E_NO_WISDOM, "an avx2 context answered bf16");
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
     unlink(path);
     char lock[64];
     snprintf(lock, sizeof lock, "%s.lock", path);
