@@ -1234,7 +1234,8 @@ class TuneResult(_Handle):
                 "predicted_error": r.predicted_error, "measured_error": r.measured_error,
                 "error_bound": r.error_bound, "time_ms": r.time_ms,
                 "meets_budget": bool(r.meets_budget), "pareto": bool(r.pareto),
-                "chosen": bool(r.chosen), "note": (r.note or b"").decode()}
+                "chosen": bool(r.chosen), "note": (r.note or b"").decode(),
+                "compute": "bf16" if r.compute == 2 else "f32"}
 
     def json(self):
         """The chosen plan and the table as a dict (keys estimator, features, m, tiling,

@@ -554,8 +554,8 @@ class TuneAndWisdom(unittest.TestCase):
                 r.close()
             self.assertEqual(set(seen[False]), {None})
             keys = ctx.wisdom_to_string()
-            self.assertIn(".x1.v4", keys)
-            self.assertIn(".x0.v4", keys)
+            self.assertIn(".x1.v5", keys)
+            self.assertIn(".x0.v5", keys)
             with self.assertRaises(rfjit.Error) as e:
                 ctx.tune(16, 256, budget=0.3, estimators=["eva"], transforms="no")
             self.assertIn("transforms must be True or False", str(e.exception))
