@@ -5,7 +5,7 @@
  * anonymous executable mappings that hold the JIT's code, so that perf samples in them can
  * be attributed to the loops of the object RFJIT_DUMP wrote (scripts/jit_profile.py).
  *
- * usage: rfjit_bench_profile ESTIMATOR CAUSAL L [REPS]
+ * usage: rfjit_bench_profile ESTIMATOR CAUSAL L [REPS [COMPUTE]]   (COMPUTE: f32 or bf16)
  */
 #include "rfjit.h"
 
@@ -40,7 +40,7 @@ static double normal(uint64_t *s)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s ESTIMATOR CAUSAL L [REPS]\n", argv[0]);
+        fprintf(stderr, "usage: %s ESTIMATOR CAUSAL L [REPS [f32|bf16]]\n", argv[0]);
         return 2;
     }
     const int64_t L = atol(argv[3]), d = 64;
@@ -60,6 +60,7 @@ int main(int argc, char **argv)
     a.estimator = argv[1];
     a.causal = atoi(argv[2]);
     a.backend = RFJIT_BACKEND_JIT;
+    a.compute = argc > 5 && !strcmp(argv[5], "bf16") ? RFJIT_BF16 : RFJIT_F32;
     rfjit_plan *p = NULL;
     if (rfjit_plan_create(c, &a, &p) != RFJIT_OK) {
         fprintf(stderr, "%s\n", rfjit_ctx_last_error(c));
