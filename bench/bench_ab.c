@@ -8,15 +8,19 @@
  * paired ratios stays put where two separate runs disagree; run the same library as A and B
  * for the noise floor. The two may also differ in thread count only (A one thread, B two).
  *
- * usage: rfjit_bench_ab LIB_A LIB_B ESTIMATOR L CAUSAL THREADS_A THREADS_B [ROUNDS]
+ * usage: rfjit_bench_ab LIB_A LIB_B ESTIMATOR[:COMPUTE_A[:COMPUTE_B]] L CAUSAL THREADS_A
+ *                       THREADS_B [ROUNDS]
  *        e.g. rfjit_bench_ab old/build/librfjit.so build/librfjit.so exact 2048 0 1 1 101
- * d = dv = 64, m = 256, B = H = 1; ROUNDS defaults to 41 (at most 1001).
+ *             rfjit_bench_ab build/librfjit.so build/librfjit.so exact:f32:bf16 4096 0 1 1
+ * COMPUTE f32 (the default) or bf16 (rfjit_attn_desc.compute; B's defaults to A's). d = dv =
+ * 64, m = 256, B = H = 1; ROUNDS defaults to 41 (at most 1001).
  */
 #include "rfjit.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 enum { D = 64, M = 256, MAX_ROUNDS = 1001 };
@@ -84,9 +88,23 @@ static double median(double *x, int n)
 int main(int argc, char **argv)
 {
     if (argc < 8) {
-        fprintf(stderr, "usage: rfjit_bench_ab LIB_A LIB_B ESTIMATOR L CAUSAL THREADS_A "
+        fprintf(stderr, "usage: rfjit_bench_ab LIB_A LIB_B ESTIMATOR[:COMPUTE_A[:COMPUTE_B]] L "
+                        "CAUSAL THREADS_A "
                         "THREADS_B [ROUNDS]\n");
         return 2;
+    }
+    /* ESTIMATOR[:COMPUTE_A[:COMPUTE_B]] */
+    char est[64];
+    snprintf(est, sizeof est, "%s", argv[3]);
+    int compute[2] = {RFJIT_F32, RFJIT_F32};
+    char *ca = strchr(est, ':');
+    if (ca) {
+        *ca++ = 0;
+        char *cb = strchr(ca, ':');
+        if (cb)
+            *cb++ = 0;
+        compute[0] = !strcmp(ca, "bf16") ? RFJIT_BF16 : RFJIT_F32;
+        compute[1] = cb ? (!strcmp(cb, "bf16") ? RFJIT_BF16 : RFJIT_F32) : compute[0];
     }
     const int64_t L = atoll(argv[4]);
     const int causal = atoi(argv[5]), threads[2] = {atoi(argv[6]), atoi(argv[7])};
@@ -122,7 +140,8 @@ int main(int argc, char **argv)
             return 1;
         }
         rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
-        a.estimator = argv[3];
+        a.estimator = est;
+        a.compute = compute[e];
         a.d = D;
         a.m = M;
         a.causal = causal;

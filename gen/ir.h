@@ -198,6 +198,9 @@ void rj_ir_pack_bf16_rows(rj_ir *ir, rj_v src, rj_v ss, rj_v n, int64_t K, int64
                           int64_t ds);
 void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_v dst,
                            int64_t kpad);
+/* Store x0, x1 (<vw x float>) rounded to bfloat16 as vw pairs (x0[l], x1[l]) at dst (vw
+ * 4-byte slots): one row of a pairs operand. */
+void rj_ir_store_bf16_pairs(rj_ir *ir, rj_v x0, rj_v x1, rj_v dst);
 /* acc + the pair dot products of a and b (<vw x float> each, holding bf16 pairs): rj_mm.bf16's
  * step. */
 rj_v rj_ir_dot_bf16(rj_ir *ir, rj_v acc, rj_v a, rj_v b);

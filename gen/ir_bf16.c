@@ -66,7 +66,7 @@ void rj_ir_pack_bf16_rows(rj_ir *ir, rj_v src, rj_v ss, rj_v n, int64_t K, int64
     rj_ir_loop_end(ir, &r);
 }
 
-void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_v dst, int64_t kpad)
+void rj_ir_store_bf16_pairs(rj_ir *ir, rj_v x0, rj_v x1, rj_v dst)
 {
     const int vw = ir->vw;
     rj_v mask[32];
@@ -75,6 +75,13 @@ void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_
         mask[2 * l + 1] = LLVMConstInt(ir->ty_i32, (unsigned)(vw + l), 0);
     }
     rj_v interleave = LLVMConstVector(mask, 2u * (unsigned)vw);
+    rj_v both = LLVMBuildShuffleVector(ir->B, narrow(ir, x0), narrow(ir, x1), interleave, "");
+    LLVMSetAlignment(LLVMBuildStore(ir->B, both, dst), 4);
+}
+
+void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_v dst, int64_t kpad)
+{
+    const int vw = ir->vw;
     rj_v pairs = rj_ir_ceil_div(ir, K, rj_ir_i(ir, 2), "pairs");
     rj_loop k = rj_ir_loop_begin(ir, "bf_pair", rj_ir_i(ir, 0), pairs, 1);
     rj_v k0 = rj_ir_imul(ir, k.i, rj_ir_i(ir, 2), "");
@@ -85,13 +92,12 @@ void rj_ir_pack_bf16_pairs(rj_ir *ir, rj_v src, rj_v ss, rj_v K, int64_t NJ, rj_
     rj_v r1 = rj_ir_at(ir, src,
                        rj_ir_imul(ir, LLVMBuildSelect(ir->B, odd_row, k1, k0, ""), ss, ""));
     rj_v keep = rj_ir_mask_bcast(ir, odd_row, "");
-    rj_v out = rj_ir_imul(ir, k.i, rj_ir_i(ir, 2 * NJ), "");
+    rj_v out = rj_ir_imul(ir, k.i, rj_ir_i(ir, NJ), "");
     rj_loop j = rj_ir_loop_begin(ir, "bf_col", rj_ir_i(ir, 0), rj_ir_i(ir, NJ), vw);
     rj_v x0 = rj_ir_ldv(ir, rj_ir_at(ir, r0, j.i), "x0");
     rj_v x1 = LLVMBuildSelect(ir->B, keep, rj_ir_ldv(ir, rj_ir_at(ir, r1, j.i), "x1"),
                               rj_ir_vf(ir, 0), "x1");
-    rj_v both = LLVMBuildShuffleVector(ir->B, narrow(ir, x0), narrow(ir, x1), interleave, "");
-    store_bf(ir, both, dst, rj_ir_iadd(ir, out, rj_ir_imul(ir, j.i, rj_ir_i(ir, 2), ""), ""));
+    rj_ir_store_bf16_pairs(ir, x0, x1, rj_ir_at(ir, dst, rj_ir_iadd(ir, out, j.i, "")));
     rj_ir_loop_end(ir, &j);
     rj_ir_loop_end(ir, &k);
     if (kpad > 0) {

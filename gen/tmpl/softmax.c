@@ -211,11 +211,24 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     rj_v alpha = rj_ir_exp(ir, rj_ir_sub(ir, m_old, m_new, ""), "alpha");
     rj_v psum = rj_ir_slot(ir, ir->ty_vf, "psum");
     rj_ir_set(ir, psum, rj_ir_vf(ir, 0));
-    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
-    rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), ""));
-    rj_v e = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p, "s"), m_new, ""), "p");
-    rj_ir_stv(ir, e, p);
-    rj_ir_acc_add(ir, psum, e);
+    /* bf16: keys j and j + 1 at once, their weights stored straight into the pairs operand
+     * of num += V^T p (the same sum, in the same order) */
+    const int64_t step = f->kp->bf16 ? 2 : 1;
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), step);
+    rj_v e[2];
+    for (int64_t k = 0; k < step; k++) {
+        rj_v key = rj_ir_iadd(ir, j.i, rj_ir_i(ir, k), "");
+        rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, key, T, rj_ir_i(ir, t), ""));
+        e[k] = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p, "s"), m_new, ""), "p");
+        if (step == 1)
+            rj_ir_stv(ir, e[k], p);
+        rj_ir_acc_add(ir, psum, e[k]);
+    }
+    if (step == 2) {
+        rj_v pair = LLVMBuildLShr(ir->B, j.i, rj_ir_i(ir, 1), "pair");
+        rj_ir_store_bf16_pairs(ir, e[0], e[1],
+                               rj_ir_at(ir, ws->pb, rj_ir_idx2(ir, pair, T, rj_ir_i(ir, t), "")));
+    }
     rj_ir_loop_end(ir, &j);
     rj_v pl = rj_ir_atc(ir, ws->l, t);
     rj_ir_stv(ir, rj_ir_fma(ir, alpha, rj_ir_ldv(ir, pl, "l"), rj_ir_get(ir, psum, ""), "l"), pl);
@@ -290,11 +303,20 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v
         mask_scores(f, ws->S, t, kv.nk, shift, mt);
         rescale(f, ws, t, mt);
     }
-    rj_mm mv = {.A = kv.V, .a_si = 1, .a_sk_v = kv.V_s, .B = ws->S, .b_sk = T, .C = ws->num,
-                .c_si = T, .NI = kp->dvp, .NJ = T, .K = rj_ir_i(ir, T), .accumulate = 1,
-                .ri = kp->ri, .rj = kp->rj, .name = "num"};
-    if (kp->bf16)
-        rj_ir_pack_bf16_pairs(ir, ws->S, rj_ir_i(ir, T), rj_ir_i(ir, T), T, ws->pb, kp->pk);
+    rj_mm mv = {.A = kv.V,
+                .a_si = 1,
+                .a_sk_v = kv.V_s,
+                .B = ws->S,
+                .b_sk = T,
+                .C = ws->num,
+                .c_si = T,
+                .NI = kp->dvp,
+                .NJ = T,
+                .K = rj_ir_i(ir, T),
+                .accumulate = 1,
+                .ri = kp->ri,
+                .rj = kp->rj,
+                .name = "num"};
     if (kp->bf16 == RJ_BF16_AMX) {
         rj_amx_mm a = {.A = ws->vb,
                        .a_si = kp->bv / 2,
@@ -418,6 +440,10 @@ void rj_tmpl_softmax(rj_kfn *f)
     rj_ir *ir = f->ir;
     const int64_t T = f->kp->T;
     const sm_ws ws = workspace(f);
+    /* the weights' pair rows past T / 2 (a one-vector tile's, padded to AMX's depth) are
+     * never written by a key tile: zero once */
+    if (f->kp->bf16 && f->kp->pk > T / 2)
+        rj_tmpl_fill(f, rj_ir_atc(ir, ws.pb, T / 2 * T), (f->kp->pk - T / 2) * T, 0.0);
     rj_v lq = f->arg[RJ_KA_lq], ng = f->arg[RJ_KA_ng];
     rj_v one = rj_ir_i(ir, 1), gq = rj_ir_i(ir, f->kp->gq);
     rj_v several = LLVMBuildICmp(ir->B, LLVMIntSGT, ng, one, "several");
