@@ -60,6 +60,11 @@ double bench_max_rel_err(const float *x, const float *ref, size_t n);
  * through rounding alone (exact: softmax attention, else FAVOR+ with p->W), ref one of their
  * outputs (all heads): a first-order worst case from the norms of the data. */
 double bench_rounding_tol(const bench_data *p, int exact, const float *ref);
+/* For two implementations of exact attention on bfloat16 operands (or one of them against
+ * float32), x and ref their outputs: the largest ratio over output entries of |x - ref| to
+ * what bfloat16 rounding of q, k, the weights and v can explain there (<= 1: explained);
+ * wv = exact attention of q, k and |v| (each entry's weighted |v|). */
+double bench_bf16_excess(const bench_data *p, const float *wv, const float *x, const float *ref);
 
 /* ------------------------------------------------------------------ peer_blas.c */
 
@@ -92,7 +97,16 @@ void peer_exp(float *x, size_t n);
 /* ------------------------------------------------------------------ peer_torch.c */
 
 /* The Python peers (bench/peer_torch.py, bench/peer_compiled.py), by their JSON keys. */
-enum { PY_TORCH_FAVOR, PY_TORCH_SDPA, PY_TORCH_COMPILE, PY_JAX, PY_ORT, PY_PERFORMER, N_PY };
+enum {
+    PY_TORCH_FAVOR,
+    PY_TORCH_SDPA,
+    PY_TORCH_COMPILE,
+    PY_JAX,
+    PY_ORT,
+    PY_PERFORMER,
+    PY_TORCH_SDPA_BF16, /* SDPA on bfloat16 tensors (converted before the timed calls) */
+    N_PY
+};
 extern const char *const bench_py_name[N_PY];
 
 /* The interpreter of the Python peers: $RFJIT_BENCH_PYTHON, else /usr/bin/python3. */
@@ -161,6 +175,11 @@ int bench_rfjit_exec(rfjit_ctx *ctx, const rfjit_attn_desc *a, const bench_data 
 int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a,
                        const bench_data *p, int rounds, float *out, double *speedup, char *err,
                        size_t len);
+/* The same for any two plans: plan a[e] on ctx[e], *ratio the median of time 0 / time 1
+ * (bf16 compute against float32: a[0] float32, a[1] bf16, one context). */
+int bench_rfjit_paired_plans(rfjit_ctx *const ctx[2], const rfjit_attn_desc *const a[2],
+                             const bench_data *p, int rounds, float *out, double *ratio, char *err,
+                             size_t len);
 /* Cold compile (context with no disk cache) and disk-cache load (a context on cache_dir,
  * which a first context fills) of plan a, each minus a reference-backend plan's creation in
  * the same context; medians of samples. 0 or -1 with err. */
@@ -175,6 +194,7 @@ typedef struct bench_row {
     int peers;   /* run the OpenBLAS and Python peers on this shape */
     int compile; /* measure cold compile and disk-cache load */
     int heads;   /* H of the (1, H, L, d) call; 0 means 1 */
+    int compute; /* rfjit_attn_desc.compute: RFJIT_F32 (0) or RFJIT_BF16 (exact only) */
 } bench_row;
 
 /* r's head count: heads, or 1 for 0. */

@@ -195,3 +195,40 @@ double bench_rounding_tol(const bench_data *p, int exact, const float *ref)
     const size_t nv = (size_t)rows * (size_t)p->dv;
     return 4 * ((d + 2) * A + m + p->L + 2) * u * bench_max_abs(p->v, nv) / bench_max_abs(ref, nv);
 }
+
+static double norm2(const float *x, int n)
+{
+    double s = 0;
+    for (int c = 0; c < n; c++)
+        s += (double)x[c] * x[c];
+    return s;
+}
+
+/* The worst case for exact attention with bfloat16 operands (u = 2^-8) and float sums,
+ * rfjit's RFJIT_BF16 compute or torch's bf16 SDPA, per output entry: rounding q and k moves
+ * logit (i, j) by at most e_i = 2 u scale |q_i| max_j |k_j|, so each weight by a factor
+ * within e^(+-e_i), which moves o_ic by at most 2 e_i wv_ic to first order (numerator and
+ * normaliser), wv_ic = sum_j p_ij |v_jc|; rounding the weights and v for the second product
+ * adds 2 u wv_ic. Two implementations differ by twice one's error, plus the rounding of a
+ * bf16 output, u |o_ic|; float32 sums add far less (a floor of 1e-6 covers them). */
+double bench_bf16_excess(const bench_data *p, const float *wv, const float *x, const float *ref)
+{
+    const double u = 0x1p-8, scale = 1 / sqrt((double)p->d);
+    double worst = 0;
+    for (int h = 0; h < p->H; h++) {
+        const size_t row0 = (size_t)h * (size_t)p->L;
+        double k2 = 0;
+        for (int j = 0; j < p->L; j++)
+            k2 = fmax(k2, norm2(p->k + (row0 + (size_t)j) * (size_t)p->d, p->d));
+        for (int i = 0; i < p->L; i++) {
+            const size_t row = row0 + (size_t)i;
+            const double e = 2 * u * scale * sqrt(norm2(p->q + row * (size_t)p->d, p->d) * k2);
+            for (int c = 0; c < p->dv; c++) {
+                const size_t at = row * (size_t)p->dv + (size_t)c;
+                const double tol = 2 * (2 * e + 2 * u) * wv[at] + u * fabs(ref[at]) + 1e-6;
+                worst = fmax(worst, fabs((double)x[at] - ref[at]) / tol);
+            }
+        }
+    }
+    return worst;
+}

@@ -77,11 +77,19 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
                        const bench_data *p, int rounds, float *out, double *speedup, char *err,
                        size_t len)
 {
+    rfjit_ctx *const ctx[2] = {one, many};
+    const rfjit_attn_desc *const d[2] = {a, a};
+    return bench_rfjit_paired_plans(ctx, d, p, rounds, out, speedup, err, len);
+}
+
+int bench_rfjit_paired_plans(rfjit_ctx *const ctx[2], const rfjit_attn_desc *const a[2],
+                             const bench_data *p, int rounds, float *out, double *ratio, char *err,
+                             size_t len)
+{
     if (rounds < 1 || rounds > MAX_RUNS) {
         snprintf(err, len, "rounds must be in 1..%d", MAX_RUNS);
         return -1;
     }
-    rfjit_ctx *ctx[2] = {one, many};
     rfjit_plan *plan[2] = {NULL, NULL};
     rfjit_tensor tq = rfjit_tensor_contiguous(p->q, 1, p->H, p->L, p->d);
     rfjit_tensor tk = rfjit_tensor_contiguous(p->k, 1, p->H, p->L, p->d);
@@ -89,7 +97,7 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
     rfjit_tensor to = rfjit_tensor_contiguous(out, 1, p->H, p->L, p->dv);
     int rc = 0;
     for (int e = 0; e < 2 && rc == 0; e++) {
-        if (rfjit_plan_create(ctx[e], a, &plan[e]) != RFJIT_OK)
+        if (rfjit_plan_create(ctx[e], a[e], &plan[e]) != RFJIT_OK)
             rc = -1;
         for (int w = 0; w < WARMUPS && rc == 0; w++)
             if (rfjit_plan_execute(plan[e], &tq, &tk, &tv, &to) != RFJIT_OK)
@@ -97,7 +105,7 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
         if (rc != 0)
             snprintf(err, len, "%s", rfjit_ctx_last_error(ctx[e]));
     }
-    double ratio[MAX_RUNS];
+    double ratios[MAX_RUNS];
     for (int r = 0; r < rounds && rc == 0; r++) {
         double ms[2];
         for (int k = 0; k < 2; k++) {
@@ -106,12 +114,12 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
             rfjit_plan_execute(plan[e], &tq, &tk, &tv, &to);
             ms[e] = cli_now() - t0;
         }
-        ratio[r] = ms[0] / ms[1];
+        ratios[r] = ms[0] / ms[1];
     }
     if (rc == 0) {
         bench_time t;
-        bench_time_of(ratio, rounds, &t);
-        *speedup = t.med;
+        bench_time_of(ratios, rounds, &t);
+        *ratio = t.med;
     }
     rfjit_plan_destroy(plan[0]);
     rfjit_plan_destroy(plan[1]);

@@ -7,13 +7,15 @@
  *             L = 16384 on one and two threads, positive and exact at L = 4096 (both
  *             directions) on two threads; then H = 8 heads in one call on one and two
  *             threads: positive at L = 4096 (both directions), exact bidirectional at
- *             L = 1024
+ *             L = 1024; and exact with bf16 compute (RFJIT_BF16) beside float32 exact at
+ *             L = 4096 and 1024, both directions, one thread, and L = 4096 bidirectional on
+ *             two threads
  *   scaling   bidirectional positive for L = 256..16384 and exact for L = 256..8192 (the
  *             plot's first panel), with the peers
  *   error     every linear estimator with a JIT kernel for m = 16..1024 at L = 1024 (the
  *             plot's second panel), no peers
- *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs, and positive on two
- *             heads: seconds, for the tests
+ *   smoke     the whole pipeline at L = 256, d = 16, m = 32, two runs, exact with bf16
+ *             compute bidirectional, and positive on two heads: seconds, for the tests
  *   compile   the quick start's kernels (positive and exact, both directions, L = 4096): the
  *             cold compile and disk load of each kernel over 21 samples, and its execute
  *             time, no peers (docs/performance.md)
@@ -36,12 +38,21 @@ static int add(bench_row *rows, int n, int cap, bench_row r)
 static bench_row row(const char *est, int causal, int L, int d, int m, int threads, int peers,
                      int compile)
 {
-    return (bench_row){est, causal, L, d, d, m, threads, peers, compile, 1};
+    return (bench_row){est, causal, L, d, d, m, threads, peers, compile, 1, RFJIT_F32};
 }
 
 static bench_row with_heads(bench_row r, int heads)
 {
     r.heads = heads;
+    return r;
+}
+
+/* Exact attention with bf16 compute on the shape of r, its peers SDPA in float32 and bf16. */
+static bench_row bf16(bench_row r)
+{
+    r.compute = RFJIT_BF16;
+    r.peers = 1;
+    r.compile = 0;
     return r;
 }
 
@@ -57,6 +68,7 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 1, 1, 1));
             n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 1, 1, 1));
+            n = add(rows, n, cap, bf16(row("exact", causal, 4096, 64, 256, 1, 1, 0)));
             if (!causal) {
                 n = add(rows, n, cap, row("saderf", 0, 4096, 64, 256, 1, 1, 1));
                 n = add(rows, n, cap, row("hybrid", 0, 4096, 64, 256, 1, 1, 1));
@@ -64,14 +76,19 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         }
         for (int L = 256; L <= 2048; L *= 2) {
             n = add(rows, n, cap, row("exact", 0, L, 64, 256, 1, 1, 0));
+            if (L == 1024)
+                n = add(rows, n, cap, bf16(row("exact", 0, L, 64, 256, 1, 1, 0)));
             n = add(rows, n, cap, row("positive", 0, L, 64, 256, 1, 1, 0));
         }
+        n = add(rows, n, cap, bf16(row("exact", 1, 1024, 64, 256, 1, 1, 0)));
         n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 1, 1, 0));
         n = add(rows, n, cap, row("positive", 0, 16384, 64, 256, 2, 1, 0));
         /* one head on both cores: exact splits its queries across the pool */
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 2, 1, 0));
             n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 2, 1, 0));
+            if (!causal)
+                n = add(rows, n, cap, bf16(row("exact", 0, 4096, 64, 256, 2, 1, 0)));
         }
         /* the B x H = 8: every head in one call, which spreads heads over the pool */
         for (int causal = 0; causal < 2; causal++)
@@ -107,6 +124,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));
             n = add(rows, n, cap, row("exact", causal, 256, 16, 32, 1, 1, 1));
+            if (!causal)
+                n = add(rows, n, cap, bf16(row("exact", 0, 256, 16, 32, 1, 1, 0)));
         }
         for (int causal = 0; causal < 2; causal++)
             n = add(rows, n, cap, with_heads(row("positive", causal, 256, 16, 32, 1, 1, 0), 2));

@@ -30,7 +30,10 @@ static const char help[] =
     "  --suite S     headline (default): L = 4096 both directions, exact/positive crossover,\n"
     "                saderf and hybrid, L = 16384 on 1 and 2 threads, L = 4096 positive\n"
     "                and exact on 2 threads; H = 8 on 1 and 2 threads: positive L = 4096\n"
-    "                both directions, exact bidirectional L = 1024; scaling: L sweep;\n"
+    "                both directions, exact bidirectional L = 1024; exact with bf16\n"
+    "                compute at L = 4096 and 1024 (both directions; L = 4096 bidir also on\n"
+    "                2 threads) against float32 exact (paired) and torch SDPA in float32\n"
+    "                and bf16; scaling: L sweep;\n"
     "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs;\n"
     "                serving: B = 4, H = 8, L = 4096 ratios against the plain call, each\n"
     "                with its target and pass/fail: 50% padding (<= 0.55), grouped-query\n"
@@ -60,17 +63,23 @@ static const char help[] =
 
 enum { MAX_ROWS = 256, MAX_CTX = 8, EXACT_PEER_MAX_L = 8192, REF_CHECK_MAX_L = 4096 };
 #define PEER_TOL 1e-3
+/* bf16 rows: a Frobenius distance of 8 bfloat16 unit roundoffs (2^-5). One bf16
+ * implementation sits about one roundoff from float32 (3.5e-3 for rfjit), two independent
+ * ones about 1.4; a wrong mask or scale is off by tenths. */
+#define PEER_TOL_BF16 0x1p-5
 
 typedef struct peer_res {
     int ran, wrong;
     double ms, min, max, compile_ms; /* ms: median; compile_ms: NaN unless it compiles */
     double err, frob;                /* against rfjit's output: max-norm and Frobenius */
+    double bf16_excess; /* bf16 rows: bench_bf16_excess against rfjit's output; else NaN */
 } peer_res;
 
 /* The OpenBLAS peers, then the Python ones in bench_py_name's order. */
 enum { OB_FAVOR, OB_EXACT, PY0, N_PEERS = PY0 + N_PY };
 #define TH_FAVOR (PY0 + PY_TORCH_FAVOR)
 #define TH_SDPA (PY0 + PY_TORCH_SDPA)
+#define TH_SDPA_BF16 (PY0 + PY_TORCH_SDPA_BF16)
 static const char *peer_key(int i)
 {
     return i == OB_FAVOR   ? "openblas_favor"
@@ -79,7 +88,8 @@ static const char *peer_key(int i)
 }
 static const char *const peer_title[N_PEERS] = {
     "OpenBLAS FAVOR+", "OpenBLAS exact", "torch FAVOR+", "torch SDPA",
-    "torch.compile",   "JAX jit",        "ORT",          "performer"};
+    "torch.compile",   "JAX jit",        "ORT",          "performer",
+    "torch SDPA bf16"};
 
 typedef struct row_res {
     bench_row r;
@@ -89,6 +99,9 @@ typedef struct row_res {
     double speedup; /* threads > 1: bench_rfjit_paired's over one thread; NaN otherwise */
     peer_res peer[N_PEERS];
     double tol_favor, tol_exact; /* the shape's bench_rounding_tol, NaN without peers */
+    /* bf16 rows: rfjit float32 exact over bf16, paired (bench_rfjit_paired_plans); NaN
+     * otherwise */
+    double vs_f32;
 } row_res;
 
 /* The data of the current shape, rfjit's exact and positive outputs on it, and its peers. */
@@ -117,6 +130,7 @@ typedef struct bench {
     } py[MAX_CTX];
     char about[4096];   /* the Python peers' probe line */
     int py_noted[N_PY]; /* a failure of that peer was noted */
+    int bf16_refused;   /* the library refused bf16 compute here: its rows are skipped */
     shape sh;
     row_res rows[MAX_ROWS];
     int n_rows;
@@ -159,6 +173,7 @@ static rfjit_attn_desc desc_of(const bench_row *r, const bench_data *p, const ch
     a.projection = RFJIT_PROJ_USER;
     a.projection_matrix = p->W;
     a.backend = RFJIT_BACKEND_JIT;
+    a.compute = r->compute;
     return a;
 }
 
@@ -169,6 +184,7 @@ static int run_once(bench *b, const bench_row *r, const char *est, int backend, 
     rfjit_ctx *ctx = ctx_for(b, r->threads);
     rfjit_attn_desc a = desc_of(r, &b->sh.data, est);
     a.backend = backend;
+    a.compute = RFJIT_F32; /* the shape's references are float32, whatever the row's compute */
     rfjit_plan *plan = NULL;
     if (!ctx || rfjit_plan_create(ctx, &a, &plan) != RFJIT_OK) {
         snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
@@ -221,13 +237,47 @@ static int shape_for(bench *b, const bench_row *r, char *err, size_t len)
     return 0;
 }
 
-/* A peer's output against rfjit's: WRONG beyond float32 rounding or, as before the
- * rounding bound existed, beyond PEER_TOL in the Frobenius norm. */
-static void check_peer(peer_res *res, const float *out, const float *ref, size_t n, double tol)
+/* A peer's output against rfjit's: WRONG beyond rounding (tol, max-norm) or beyond frob in
+ * the Frobenius norm (PEER_TOL, as before the rounding bound existed; PEER_TOL_BF16). */
+static void check_peer(peer_res *res, const float *out, const float *ref, size_t n, double tol,
+                       double frob)
 {
     res->err = bench_max_rel_err(out, ref, n);
     res->frob = bench_rel_err(out, ref, n);
-    res->wrong = !(res->err <= tol) || !(res->frob <= PEER_TOL);
+    res->wrong = !(res->err <= tol) || !(res->frob <= frob);
+    res->bf16_excess = NAN;
+}
+
+/* Each entry's weighted |v| on the shape, sum_j p_ij |v_jc| (bench_bf16_excess): float32
+ * exact attention of q, k and |v| into wv. */
+static int weighted_abs_v(bench *b, const bench_row *r, float *wv, char *err, size_t len)
+{
+    bench_data p = b->sh.data;
+    const size_t n = out_len(r);
+    float *av = malloc(sizeof(float) * n);
+    rfjit_ctx *ctx = ctx_for(b, r->threads);
+    rfjit_plan *plan = NULL;
+    rfjit_attn_desc a = desc_of(r, &p, "exact");
+    a.compute = RFJIT_F32;
+    int rc = -1;
+    if (!av || !ctx)
+        snprintf(err, len, "out of memory");
+    else if (rfjit_plan_create(ctx, &a, &plan) != RFJIT_OK)
+        snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
+    if (av && plan) {
+        for (size_t i = 0; i < n; i++)
+            av[i] = fabsf(p.v[i]);
+        rfjit_tensor tq = rfjit_tensor_contiguous(p.q, 1, p.H, p.L, p.d);
+        rfjit_tensor tk = rfjit_tensor_contiguous(p.k, 1, p.H, p.L, p.d);
+        rfjit_tensor tv = rfjit_tensor_contiguous(av, 1, p.H, p.L, p.dv);
+        rfjit_tensor to = rfjit_tensor_contiguous(wv, 1, p.H, p.L, p.dv);
+        rc = rfjit_plan_execute(plan, &tq, &tk, &tv, &to) == RFJIT_OK ? 0 : -1;
+        if (rc)
+            snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
+    }
+    rfjit_plan_destroy(plan);
+    free(av);
+    return rc;
 }
 
 /* Time a peer: 2 warm-ups, then runs; err against ref. */
@@ -251,7 +301,7 @@ static void time_blas(bench *b, int exact, int causal, peer_ws *w, float *out,
     res->ms = t.med, res->min = t.min, res->max = t.max;
     res->compile_ms = NAN;
     check_peer(res, out, ref, (size_t)p->H * (size_t)p->L * (size_t)p->dv,
-               exact ? b->sh.tol_exact : b->sh.tol_favor);
+               exact ? b->sh.tol_exact : b->sh.tol_favor, PEER_TOL);
 }
 
 /* The Python peers' server for a thread count, started on first use; NULL when it cannot
@@ -310,9 +360,72 @@ static void run_py_peers(bench *b, const bench_row *r, int with_exact)
         f->ms = f->min = f->max = res[i].ms;
         f->compile_ms = res[i].compile_ms;
         check_peer(f, res[i].out, exact ? s->exact_out : s->pos_out, n,
-                   exact ? s->tol_exact : s->tol_favor);
+                   exact ? s->tol_exact : s->tol_favor, PEER_TOL);
     }
     bench_py_free(res);
+}
+
+/* A bf16 row's peers, run for the row itself and timed next to it: SDPA in float32 and on
+ * bfloat16 tensors, each checked against rfjit's bf16 output out: WRONG beyond what
+ * bfloat16 rounding explains in some entry (bench_bf16_excess) or beyond PEER_TOL_BF16 in
+ * the Frobenius norm. 0, or -1 with err. */
+static int run_bf16_peers(bench *b, const bench_row *r, const float *out, row_res *x, char *err,
+                          size_t len)
+{
+    bench_py *py = py_for(b, r->threads);
+    if (!py)
+        return 0;
+    float *wv = malloc(sizeof(float) * out_len(r));
+    if (!wv || weighted_abs_v(b, r, wv, err, len) != 0) {
+        if (!wv)
+            snprintf(err, len, "out of memory");
+        free(wv);
+        return -1;
+    }
+    int want[N_PY] = {0};
+    want[PY_TORCH_SDPA] = want[PY_TORCH_SDPA_BF16] = 1;
+    bench_py_out res[N_PY];
+    char why[256];
+    if (bench_py_run(py, &b->sh.data, r->causal, b->runs, want, res, why, sizeof why) != 0) {
+        note(b, "Python peers skipped on this shape: %s", why);
+        free(wv);
+        return 0;
+    }
+    for (int i = 0; i < N_PY; i++) {
+        peer_res *f = &x->peer[PY0 + i];
+        if (!want[i])
+            continue;
+        if (!res[i].out) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s: %s", bench_py_name[i], res[i].why);
+            if (!b->py_noted[i]++)
+                note(b, "peer skipped (the first shape it failed on; see the rows): %s", msg);
+            continue;
+        }
+        f->ran = 1;
+        f->ms = f->min = f->max = res[i].ms;
+        f->compile_ms = NAN;
+        check_peer(f, res[i].out, out, out_len(r), INFINITY, PEER_TOL_BF16);
+        f->bf16_excess = bench_bf16_excess(&b->sh.data, wv, res[i].out, out);
+        f->wrong |= !(f->bf16_excess <= 1);
+    }
+    bench_py_free(res);
+    free(wv);
+    return 0;
+}
+
+/* RFJIT_E_ISA for a bf16 row where the CPU (or context) has no bf16 instruction: 1 with the
+ * library's message in err; 0 when the plan can be made (or fails otherwise, which the
+ * row's own run then reports). */
+static int bf16_refused(rfjit_ctx *ctx, const rfjit_attn_desc *a, char *err, size_t len)
+{
+    rfjit_plan *plan = NULL;
+    const rfjit_status s = rfjit_plan_create(ctx, a, &plan);
+    rfjit_plan_destroy(plan);
+    if (s != RFJIT_E_ISA)
+        return 0;
+    snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
+    return 1;
 }
 
 static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
@@ -376,6 +489,26 @@ static int paired_rounds(const bench *b)
     return b->runs < 25 ? 4 * b->runs + 1 : 101;
 }
 
+/* res->vs_f32 for a bf16 row: float32 exact against the row's bf16 plan on the same context,
+ * timed in alternation (bench_rfjit_paired_plans; paired_rounds of them). */
+static int paired_vs_f32(bench *b, const bench_row *r, rfjit_ctx *ctx, const rfjit_attn_desc *a,
+                         row_res *res, char *err, size_t len)
+{
+    rfjit_attn_desc f32 = *a;
+    f32.compute = RFJIT_F32;
+    rfjit_ctx *const ctxs[2] = {ctx, ctx};
+    const rfjit_attn_desc *const d[2] = {&f32, a};
+    float *out = malloc(sizeof(float) * out_len(r));
+    int rc = -1;
+    if (!out)
+        snprintf(err, len, "out of memory");
+    else
+        rc = bench_rfjit_paired_plans(ctxs, d, &b->sh.data, paired_rounds(b), out, &res->vs_f32,
+                                      err, len);
+    free(out);
+    return rc;
+}
+
 /* res->speedup: rfjit on r->threads against one thread, timed in alternation on the shape's
  * data (bench_rfjit_paired; paired_rounds of them). */
 static int paired_speedup(bench *b, const bench_row *r, rfjit_ctx *many, const rfjit_attn_desc *a,
@@ -393,6 +526,7 @@ static int paired_speedup(bench *b, const bench_row *r, rfjit_ctx *many, const r
     return rc;
 }
 
+/* 0, -1 with err, or 1 when a bf16 row is refused by the library (its message in err). */
 static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res, char *err,
                    size_t len)
 {
@@ -400,7 +534,10 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     res->r = *r;
     res->suite = suite;
     res->cold_ms = res->disk_ms = res->rel_err = res->tol_favor = res->tol_exact = NAN;
-    res->speedup = NAN;
+    res->speedup = res->vs_f32 = NAN;
+    const int bf16 = r->compute == RFJIT_BF16;
+    if (bf16 && b->bf16_refused)
+        return 1;
     if (shape_for(b, r, err, len) != 0)
         return -1;
     shape *s = &b->sh;
@@ -414,8 +551,19 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         return -1;
     }
     rfjit_attn_desc a = desc_of(r, &s->data, r->estimator);
+    if (bf16 && bf16_refused(ctx, &a, err, len)) {
+        free(out);
+        b->bf16_refused = 1;
+        return 1;
+    }
     int rc = bench_rfjit_exec(ctx, &a, &s->data, b->runs, out, &res->x, err, len);
-    if (rc == 0 && !strcmp(r->estimator, "exact")) {
+    if (rc == 0 && bf16) {
+        /* against float32 exact: what bf16 compute costs in accuracy */
+        res->rel_err = bench_rel_err(out, s->exact_out, n);
+        rc = paired_vs_f32(b, r, ctx, &a, res, err, len);
+        if (rc == 0 && r->peers && b->torch)
+            rc = run_bf16_peers(b, r, out, res, err, len);
+    } else if (rc == 0 && !strcmp(r->estimator, "exact")) {
         /* exact against itself says nothing: check it against the double-precision
          * reference where that takes seconds, not minutes (no more work than one head at
          * REF_CHECK_MAX_L) */
@@ -445,7 +593,7 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         bench_rfjit_compile(&a, b->cache_dir, b->compile_samples, &res->cold_ms, &res->disk_ms,
                             err, len) != 0)
         return -1;
-    if (r->peers && (b->blas || b->torch)) {
+    if (r->peers && !bf16 && (b->blas || b->torch)) {
         if (run_peers(b, r, err, len) != 0)
             return -1;
         memcpy(res->peer, s->peer, sizeof res->peer);
@@ -468,10 +616,10 @@ static void jnum(const char *key, double v)
 static void print_json_row(const row_res *x)
 {
     const bench_row *r = &x->r;
-    printf("{\"suite\":\"%s\",\"estimator\":\"%s\",\"causal\":%d,\"L\":%d,\"d\":%d,\"dv\":%d,"
-           "\"m\":%d,\"M\":%lld,\"threads\":%d,\"heads\":%d,\"runs\":%d",
-           x->suite, r->estimator, r->causal, r->L, r->d, r->dv, r->m, (long long)x->x.M,
-           r->threads, bench_row_heads(r), x->x.t.runs);
+    printf("{\"suite\":\"%s\",\"estimator\":\"%s\",\"compute\":\"%s\",\"causal\":%d,\"L\":%d,"
+           "\"d\":%d,\"dv\":%d,\"m\":%d,\"M\":%lld,\"threads\":%d,\"heads\":%d,\"runs\":%d",
+           x->suite, r->estimator, r->compute == RFJIT_BF16 ? "bf16" : "f32", r->causal, r->L, r->d,
+           r->dv, r->m, (long long)x->x.M, r->threads, bench_row_heads(r), x->x.t.runs);
     jnum("ms", x->x.t.med);
     jnum("ms_min", x->x.t.min);
     jnum("ms_max", x->x.t.max);
@@ -483,6 +631,7 @@ static void print_json_row(const row_res *x)
     jnum("cold_compile_ms", x->cold_ms);
     jnum("disk_cache_ms", x->disk_ms);
     jnum("speedup_paired", x->speedup);
+    jnum("vs_rfjit_f32_paired", x->vs_f32);
     for (int i = 0; i < N_PEERS; i++) {
         const peer_res *p = &x->peer[i];
         char k[64];
@@ -504,6 +653,10 @@ static void print_json_row(const row_res *x)
         if (isfinite(p->compile_ms)) {
             snprintf(k, sizeof k, "%s_compile_ms", peer_key(i));
             jnum(k, p->compile_ms);
+        }
+        if (x->r.compute == RFJIT_BF16) {
+            snprintf(k, sizeof k, "peer_bf16_excess_%s", peer_key(i));
+            jnum(k, p->bf16_excess);
         }
         printf(",\"%s_wrong\":%s", peer_key(i), p->wrong ? "true" : "false");
     }
@@ -537,9 +690,10 @@ static void print_text_row(const row_res *x)
     const bench_row *r = &x->r;
     char spread[40];
     snprintf(spread, sizeof spread, "(%.3f-%.3f)", x->x.t.min, x->x.t.max);
-    printf("%-10s %-6s %6d %4d %4d %5d %3d %3d %9.3f %19s %8.1f %5.1f%% ", r->estimator,
-           r->causal ? "causal" : "bidir", r->L, r->d, r->dv, r->m, r->threads, bench_row_heads(r),
-           x->x.t.med, spread, x->gflops, 100 * x->pct);
+    printf("%-10s %-6s %6d %4d %4d %5d %3d %3d %9.3f %19s %8.1f %5.1f%% ",
+           r->compute == RFJIT_BF16 ? "exact-bf16" : r->estimator, r->causal ? "causal" : "bidir",
+           r->L, r->d, r->dv, r->m, r->threads, bench_row_heads(r), x->x.t.med, spread, x->gflops,
+           100 * x->pct);
     if (isfinite(x->rel_err))
         printf("%9.2e", x->rel_err);
     else
@@ -558,7 +712,7 @@ static const row_res *find_row(const bench *b, const char *est, const bench_row 
         const bench_row *r = &b->rows[i].r;
         if (!strcmp(r->estimator, est) && r->causal == like->causal && r->L == like->L &&
             r->m == like->m && r->d == like->d && r->threads == threads &&
-            bench_row_heads(r) == bench_row_heads(like))
+            bench_row_heads(r) == bench_row_heads(like) && r->compute == like->compute)
             return &b->rows[i];
     }
     return NULL;
@@ -585,7 +739,12 @@ static void print_summaries(const bench *b)
         int ran = 0;
         for (int p = 0; p < N_PEERS; p++)
             ran |= x->peer[p].ran;
-        const row_res *prev = i ? &b->rows[i - 1] : NULL;
+        /* the previous row of the same compute: bf16 rows sit between float32 rows of one
+         * shape and have peers of their own */
+        const row_res *prev = NULL;
+        for (int j = i - 1; j >= 0 && !prev; j--)
+            if (b->rows[j].r.compute == x->r.compute)
+                prev = &b->rows[j];
         if (!ran || (prev && prev->r.L == x->r.L && prev->r.causal == x->r.causal &&
                      prev->r.m == x->r.m && prev->r.threads == x->r.threads &&
                      prev->r.d == x->r.d && bench_row_heads(&prev->r) == bench_row_heads(&x->r)))
@@ -597,19 +756,33 @@ static void print_summaries(const bench *b)
                    "peer beyond tol, or beyond %.0e in the Frobenius norm, is WRONG and not "
                    "compared\n",
                    PEER_TOL);
-        printf("  %-6s L=%-6d H=%d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
-               x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
-               x->tol_favor, x->tol_exact);
-        for (int p = 0; p < N_PEERS; p++)
-            if (x->peer[p].ran)
-                printf("    %-20s %.2e (Frobenius %.2e)%s\n", peer_key(p), x->peer[p].err,
-                       x->peer[p].frob,
-                       !x->peer[p].wrong ? ""
-                       : x->peer[p].frob > PEER_TOL &&
-                               x->peer[p].err <=
-                                   (p == OB_EXACT || p == TH_SDPA ? x->tol_exact : x->tol_favor)
-                           ? "  WRONG (Frobenius)"
-                           : "  WRONG: BEYOND FLOAT32 ROUNDING");
+        const int bf16 = x->r.compute == RFJIT_BF16;
+        if (bf16)
+            printf("  %-6s L=%-6d H=%d thr=%d: bf16 compute, against rfjit's bf16 output; WRONG "
+                   "beyond the bf16 bound in some entry (2 (2 e_i + 2 u) sum_j p_ij |v_jc| + "
+                   "u |o_ic|, u = 2^-8, e_i = 2 u |q_i| max|k| / sqrt d) or beyond %.1e in the "
+                   "Frobenius norm\n",
+                   x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
+                   PEER_TOL_BF16);
+        else
+            printf("  %-6s L=%-6d H=%d thr=%d: tol FAVOR+ %.1e, exact %.1e\n",
+                   x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
+                   x->tol_favor, x->tol_exact);
+        for (int p = 0; p < N_PEERS; p++) {
+            const peer_res *q = &x->peer[p];
+            if (!q->ran)
+                continue;
+            const int beyond =
+                bf16 ? !(q->bf16_excess <= 1)
+                     : !(q->err <= (p == OB_EXACT || p == TH_SDPA ? x->tol_exact : x->tol_favor));
+            printf("    %-20s %.2e (Frobenius %.2e", peer_key(p), q->err, q->frob);
+            if (bf16)
+                printf("; %.2g of the bf16 bound", q->bf16_excess);
+            printf(")%s\n", !q->wrong ? ""
+                            : !beyond ? "  WRONG (Frobenius)"
+                            : bf16    ? "  WRONG: BEYOND BF16 ROUNDING"
+                                      : "  WRONG: BEYOND FLOAT32 ROUNDING");
+        }
         for (int p = PY0; p < N_PEERS; p++)
             if (x->peer[p].ran && isfinite(x->peer[p].compile_ms))
                 printf("    %-20s compile (first call, not in the ratio) %.0f ms\n", peer_key(p),
@@ -659,13 +832,43 @@ static void print_summaries(const bench *b)
                    "brackets):\n",
                    paired_rounds(b));
         const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
-        printf("  %-8s %-6s L=%-6d H=%d %d threads: speed-up %.2fx", x->r.estimator,
+        printf("  %-10s %-6s L=%-6d H=%d %d threads: speed-up %.2fx",
+               x->r.compute == RFJIT_BF16 ? "exact-bf16" : x->r.estimator,
                x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
                x->speedup);
         if (one)
             printf("  (1 thread %.3f ms, %d threads %.3f ms: %.2fx)", one->x.t.med, x->r.threads,
                    x->x.t.med, one->x.t.med / x->x.t.med);
         putchar('\n');
+    }
+    any = 0;
+    for (int i = 0; i < b->n_rows; i++) {
+        const row_res *x = &b->rows[i];
+        if (x->r.compute != RFJIT_BF16)
+            continue;
+        if (!any++)
+            printf("\nbf16 compute (exact, both products on bfloat16 operands, float32 sums; "
+                   "issue 20's targets at L = 4096: >= 1.6x rfjit float32, >= 1.8x SDPA): vs "
+                   "f32 = rfjit float32 exact / bf16, the median ratio of the two timed in "
+                   "alternation, %d rounds; vs SDPA = torch SDPA median / rfjit bf16 median "
+                   "(float32 tensors, bf16 tensors); rel_err against rfjit float32 exact\n",
+                   paired_rounds(b));
+        const peer_res *s32 = &x->peer[TH_SDPA], *s16 = &x->peer[TH_SDPA_BF16];
+        char a[32], c[32];
+        snprintf(a, sizeof a,
+                 !s32->ran    ? "-"
+                 : s32->wrong ? "WRONG"
+                              : "%.2fx",
+                 s32->ms / x->x.t.med);
+        snprintf(c, sizeof c,
+                 !s16->ran    ? "-"
+                 : s16->wrong ? "WRONG"
+                              : "%.2fx",
+                 s16->ms / x->x.t.med);
+        printf("  %-6s L=%-6d thr=%d: bf16 %8.3f ms  vs f32 %.2fx  vs SDPA f32 %s  vs SDPA "
+               "bf16 %s  rel_err %.2e\n",
+               x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads, x->x.t.med, x->vs_f32, a, c,
+               x->rel_err);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -753,7 +956,9 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
            b->runs);
     printf("flops: %s; %%peak is of ONE core's peak, also for multi-thread rows\n", flop_model);
     printf("rel_err: |O - O_exact|_F / |O_exact|_F, O_exact = rfjit exact (JIT) on the same "
-           "inputs; exact rows against rfjit's double-precision reference backend (L <= %d)\n",
+           "inputs; exact rows against rfjit's double-precision reference backend (L <= %d), "
+           "exact-bf16 rows (bf16 compute) against rfjit's float32 exact; their %%peak is "
+           "still of the fp32 FMA peak\n",
            REF_CHECK_MAX_L);
     if (b->blas)
         printf("OpenBLAS: core %s (%s), OPENBLAS_CORETYPE removed before loading, threads = "
@@ -791,9 +996,16 @@ static int run_suite(bench *b, const char *suite, int threads_override)
         bench_row r = rows[i];
         if (threads_override)
             r.threads = threads_override;
-        char err[512];
+        char err[512] = "";
         row_res *x = &b->rows[b->n_rows];
-        if (run_row(b, &r, suite, x, err, sizeof err) != 0) {
+        const int rc = run_row(b, &r, suite, x, err, sizeof err);
+        if (rc == 1) { /* no bf16 instruction here: said once, for all such rows */
+            if (err[0])
+                note(b, "bf16 compute rows skipped: %s", err);
+            err[0] = 0;
+            continue;
+        }
+        if (rc != 0) {
             if (!strcmp(suite, "error")) { /* an estimator without a JIT kernel: not plotted */
                 note(b, "error suite: %s", err);
                 continue;

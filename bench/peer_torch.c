@@ -40,8 +40,9 @@ extern char **environ;
 const char bench_torch_tunables[] =
     "GLIBC_TUNABLES=glibc.malloc.trim_threshold=17179869184:glibc.malloc.mmap_threshold=33554432";
 
-const char *const bench_py_name[N_PY] = {"torch_favor", "torch_sdpa", "torch_compile_favor",
-                                         "jax_favor",   "ort_favor",  "performer_favor"};
+const char *const bench_py_name[N_PY] = {"torch_favor",    "torch_sdpa", "torch_compile_favor",
+                                         "jax_favor",      "ort_favor",  "performer_favor",
+                                         "torch_sdpa_bf16"};
 
 const char *bench_py_python(void)
 {
@@ -388,7 +389,9 @@ void bench_py_print_header(const char *probe, int runs)
            bench_py_python(), bench_torch_tunables, runs, pools[0] ? pools : "unknown");
     py_line(probe, "torch", "torch", "torch_about", "torch_error",
             "FAVOR+ in eager torch ops (causal in chunks of 128), exact by "
-            "scaled_dot_product_attention");
+            "scaled_dot_product_attention; for the bf16 rows also SDPA on bfloat16 tensors "
+            "(torch's CPU bf16 path; inputs converted and output read back outside the "
+            "timed calls)");
     py_line(probe, "torch.compile", "torch", "torch_about", "compiled_error",
             "torch.compile (inductor, C++/OpenMP codegen) of the bidirectional FAVOR+ math, "
             "compile time printed, not in the ratio");

@@ -11,7 +11,10 @@ projection as rfjit and the OpenBLAS peers. Every peer computes all H heads in o
 batched as its framework does: (H, L, d) tensors, (1, H, L, d) for SDPA and performer. PEERS
 is a comma-separated list of: torch_favor (FAVOR+ with the positive features of
 est/positive.c in eager torch ops; causal: chunked prefix sums), torch_sdpa (exact attention,
-scaled_dot_product_attention; softmax(q k^T / sqrt d) v in a torch without it) and the bidirectional FAVOR+ peers of peer_compiled.py
+scaled_dot_product_attention; softmax(q k^T / sqrt d) v in a torch without it),
+torch_sdpa_bf16 (the same SDPA call on bfloat16 copies of q, k, v made before the timed calls:
+torch's own CPU bf16 path, its bf16 output read back as float32 after them) and the
+bidirectional FAVOR+ peers of peer_compiled.py
 (torch_compile_favor, jax_favor, ort_favor, performer_favor). Each runs on THREADS threads,
 2 warm-ups (after a compile where there is one), then `runs` timed calls; its output (H x L x
 dv) goes to OUTDIR/NAME.f32. The reply is one JSON line: NAME_ms (median), NAME_compile_ms where it
@@ -52,13 +55,22 @@ def exact(torch, q, k, v, causal):
     return sdpa(q4, k4, v4, is_causal=bool(causal))[0]
 
 
-def sdpa_kernel(torch):
-    """The kernel SDPA picks for a float32 (1, 1, L, d) call, as torch names it."""
+def exact_bf16(torch, q, k, v, causal):
+    """A call of SDPA on bfloat16 copies of q, k, v (H, L, d), made now, outside the timing."""
+    sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
+    if sdpa is None:
+        raise RuntimeError("no scaled_dot_product_attention in this torch")
+    q4, k4, v4 = (t[None].to(torch.bfloat16).contiguous() for t in (q, k, v))
+    return lambda: sdpa(q4, k4, v4, is_causal=bool(causal))[0]
+
+
+def sdpa_kernel(torch, dtype=None):
+    """The kernel SDPA picks for a (1, 1, L, d) call of dtype (float32), as torch names it."""
     if not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
         return "none: no SDPA in this torch, softmax(q k^T / sqrt d) v instead"
     try:
         from torch.nn.attention import SDPBackend
-        x = torch.zeros(1, 1, 256, 64)
+        x = torch.zeros(1, 1, 256, 64, dtype=dtype or torch.float32)
         return SDPBackend(torch._fused_sdp_choice(x, x, x)).name
     except Exception:
         return "unknown"
@@ -113,7 +125,8 @@ def eager_peers(torch, data, causal):
     ws = w * q.shape[-1] ** -0.25
 
     return {"torch_favor": lambda: (lambda: favor(torch, q, k, v, ws, causal)),
-            "torch_sdpa": lambda: (lambda: exact(torch, q, k, v, causal))}
+            "torch_sdpa": lambda: (lambda: exact(torch, q, k, v, causal)),
+            "torch_sdpa_bf16": lambda: exact_bf16(torch, q, k, v, causal)}
 
 
 def serve(threads):
@@ -156,7 +169,7 @@ def run(torch, threads, argv):
                 if getattr(fn, "compiles", False):
                     res[name + "_compile_ms"] = build_ms
                 if isinstance(out, torch.Tensor):
-                    out = out.numpy()
+                    out = out.float().numpy()  # bf16 has no NumPy type; float32 as it is
                 np.asarray(out, dtype=np.float32).tofile(os.path.join(outdir, name + ".f32"))
         except Exception as e:  # a peer's failure is reported, not fatal
             res.pop(name + "_ms", None)
@@ -195,7 +208,8 @@ def torch_kernels(torch):
     cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
     parts = [f"BLAS {blas}", f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}",
              f"oneDNN {'yes' if torch.backends.mkldnn.is_available() else 'no'}",
-             f"CPU kernels {cap}", f"SDPA kernel {sdpa_kernel(torch)}"]
+             f"CPU kernels {cap}", f"SDPA kernel {sdpa_kernel(torch)}",
+             f"bf16 SDPA kernel {sdpa_kernel(torch, torch.bfloat16)}"]
     return ", ".join(parts)
 
 

@@ -46,7 +46,8 @@ static const char help[] =
     "         [--hybrid-base positive|hyperbolic] [--backend auto|jit|reference] [--fallback]\n"
     "         [--isa avx512|avx2|sse4.2|generic] [--no-warn]\n"
     "         [--scale X] [--key-lengths KL.npy] [--query-lengths QL.npy] [--key-mask M.npy]\n"
-    "         [--dtype f32|f16|bf16] [--compat MODE] [--eva-variant principled|official]\n"
+    "         [--dtype f32|f16|bf16] [--compute f32|bf16] [--compat MODE]\n"
+    "         [--eva-variant principled|official]\n"
     "         [--transform k,q,balance,whiten] [--sparse-block B] [--sparse-exact K]\n"
     "         [--plan-from-wisdom EPS [--budget-kind output|kernel] [--synthetic-scale S]]\n"
     "Computes softmax(X q k^T) v (X = 1/sqrt(d) by default), exactly or as estimated by NAME,\n"
@@ -73,6 +74,10 @@ static const char help[] =
     "  --dtype T          compute on f32, f16 or bf16 inputs, converting Q, K, V to T first\n"
     "                     (default: the files' type); bf16 writes a float32 OUT (.npy has no\n"
     "                     bfloat16)\n"
+    "  --compute C        precision of the kernel's products: f32 (default) or bf16\n"
+    "                     (operands rounded to bfloat16, float32 sums): exact (AMX or\n"
+    "                     AVX512-BF16), bidirectional positive and hyperbolic (AMX); other\n"
+    "                     plans and CPUs without the instructions are refused\n"
     "  --signs N          hybrid: sign features n (default 8)\n"
     "  --hybrid-base B    hybrid: positive (default) or hyperbolic base estimator\n"
     "  --fallback         if the JIT fails to compile or link, run on the reference instead\n"
@@ -100,6 +105,7 @@ typedef struct attn_args {
     const char *q, *k, *v, *out, *w, *isa;
     const char *key_lengths, *query_lengths, *key_mask;
     int32_t dtype;    /* --dtype, or -1: the files' */
+    int32_t compute;  /* --compute, or -1: the descriptor's default (or wisdom's plan) */
     int proj_flag;    /* 1 if --iid or --orthogonal was given */
     int features_set; /* times --features was given */
     int no_warn;      /* --no-warn: no useless-estimate warning */
@@ -172,9 +178,10 @@ static int parse(int argc, char **argv, attn_args *x)
                                              "--budget-kind",   "--synthetic-scale",
                                              "--scale",         "--key-lengths",
                                              "--query-lengths", "--key-mask",
-                                             "--dtype",         "--compat",
-                                             "--eva-variant",   "--transform",
-                                             "--sparse-block",  "--sparse-exact"};
+                                             "--dtype",         "--compute",
+                                             "--compat",        "--eva-variant",
+                                             "--transform",     "--sparse-block",
+                                             "--sparse-exact"};
         int known = 0;
         for (size_t j = 0; j < sizeof valued / sizeof *valued; j++)
             known |= !strcmp(o, valued[j]);
@@ -240,7 +247,16 @@ static int parse(int argc, char **argv, attn_args *x)
                               : !strcmp(val, "f16")  ? RFJIT_F16
                               : !strcmp(val, "bf16") ? RFJIT_BF16
                                                      : -2) == -2;
-        else if (strcmp(o, "--hybrid-base"))
+        else if (!strcmp(o, "--compute")) {
+            /* f16 is a storage type here (--dtype), not a kernel precision */
+            x->compute = !strcmp(val, "f32") ? RFJIT_F32 : !strcmp(val, "bf16") ? RFJIT_BF16 : -1;
+            if (x->compute < 0)
+                return cli_error("attention", CLI_USAGE,
+                                 "bad value '%s' for --compute (f32 or bf16; float16 inputs "
+                                 "are --dtype f16)",
+                                 val);
+            x->a.compute = x->compute;
+        } else if (strcmp(o, "--hybrid-base"))
             bad = 1;
         else if (!strcmp(val, "positive") || !strcmp(val, "hyperbolic"))
             x->a.hybrid_base = !strcmp(val, "hyperbolic") ? RFJIT_HYBRID_BASE_HYPERBOLIC
@@ -565,6 +581,8 @@ static int run(attn_args *x, input *in, const call_arrays *c)
         x->a.compat = compat;
         x->a.eva_variant = eva_variant;
         x->a.transform = transform;
+        if (x->compute >= 0)
+            x->a.compute = x->compute;
     }
     if (rc == CLI_OK && rfjit_plan_create(ctx, &x->a, &plan) != RFJIT_OK)
         rc = cli_error("attention", CLI_FAILED, "%s", rfjit_ctx_last_error(ctx));
@@ -620,6 +638,7 @@ int cmd_attention(int argc, char **argv)
     rfjit_attn_desc init = RFJIT_ATTN_DESC_INIT;
     x.a = init;
     x.dtype = -1;
+    x.compute = -1;
     int rc = parse(argc, argv, &x);
     if (rc)
         return rc < 0 ? CLI_OK : rc;

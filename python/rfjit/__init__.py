@@ -231,6 +231,15 @@ def _plan_dtype(value):
     return code
 
 
+# Context.plan(compute=): the kernel's product precision (rfjit_attn_desc.compute), named as
+# the CLI's --compute names it
+_COMPUTE = {"f32": _abi.DTYPE["float32"], "bf16": _abi.DTYPE["bfloat16"]}
+
+
+def _compute(value):
+    return _COMPUTE["f32"] if value is None else _choice("compute", value, _COMPUTE)
+
+
 def version():
     """The loaded library's version string, e.g. '0.4.0'."""
     return _lib.rfjit_version_string().decode()
@@ -541,7 +550,7 @@ class Context(_Handle):
              projection="orthogonal", backend="auto", fallback=False, eva_window=16,
              eva_chunks=8, hybrid_signs=8, hybrid_base="positive", calib=None, features=None,
              scale=None, dtype=None, compat=None, eva_variant=None, transform=None,
-             sparse_block=64, sparse_exact=4):
+             sparse_block=64, sparse_exact=4, compute=None):
         """A Plan: one specialised attention operator, compiled (or loaded from the cache) now.
 
         d            query/key head dimension, 1 .. 1024
@@ -558,6 +567,13 @@ class Context(_Handle):
         dtype        element type of the q, k, v the plan will mostly get, whose kernel is
                      compiled now: None or 'float32', 'float16', 'bfloat16' (or the NumPy
                      dtypes); a call with another type compiles that variant on first use
+        compute      precision of the kernel's products: None or 'f32' (default), or
+                     'bf16': operands rounded to bfloat16 (8 significant bits) with float32
+                     sums, for exact attention (AMX or AVX512-BF16) and bidirectional
+                     positive and hyperbolic (AMX). Other estimators and modes and the
+                     reference backend raise RFJIT_E_NOT_APPLICABLE, a CPU (or
+                     Context(isa=)) without the instructions RFJIT_E_ISA. README: "bf16
+                     compute"
         projection   'orthogonal' (default), 'iid', or an (m, d) real array used as the
                      projection matrix (m is then taken from its shape)
         backend      'auto' (the JIT kernel where the estimator has one), 'jit' or 'reference'
@@ -593,7 +609,7 @@ class Context(_Handle):
         return Plan(self, d, dv, features if features is not None else m, estimator, causal,
                     seed, projection, backend, fallback, eva_window, eva_chunks, hybrid_signs,
                     hybrid_base, calib, scale, dtype, compat, eva_variant, transform,
-                    sparse_block, sparse_exact)
+                    sparse_block, sparse_exact, compute)
 
     def tune(self, d, L, budget=1e-2, dv=None, causal=False, budget_kind="output",
              patience="measure", seed=0, calib=None, scale=1.0, estimators=None,
@@ -710,7 +726,7 @@ class Plan(_Handle):
     def __init__(self, ctx, d, dv, m, estimator, causal, seed, projection, backend, fallback,
                  eva_window, eva_chunks, hybrid_signs, hybrid_base, calib, scale=None,
                  dtype=None, compat=None, eva_variant=None, transform=None, sparse_block=64,
-                 sparse_exact=4):
+                 sparse_exact=4, compute=None):
         if not isinstance(ctx, Context):
             _fail("RFJIT_E_INVALID_ARG", "ctx must be an rfjit.Context, not %s" %
                   type(ctx).__name__)
@@ -726,6 +742,7 @@ class Plan(_Handle):
         a.compat = _text("compat", compat)
         a.eva_variant = _text("eva_variant", eva_variant)
         a.transform = _transform(transform)
+        a.compute = _compute(compute)
         keep = []
         if isinstance(projection, str):
             a.projection = _choice("projection", projection,
@@ -1303,7 +1320,8 @@ def attention(q, k, v, estimator="positive", features=256, causal=False, seed=0,
                they were instead of being zeroed
     plan_options  further Context.plan arguments: projection, backend, fallback, eva_window,
                eva_chunks, eva_variant, hybrid_signs, hybrid_base, calib, compat, transform,
-               sparse_block, sparse_exact
+               sparse_block, sparse_exact, compute ('bf16': the kernel's products on
+               bfloat16 operands)
 
     Dtypes: float32, float16 and bfloat16 (ml_dtypes.bfloat16) arrays (native byte order,
     non-negative strides) are used as they are, without a copy, and give an output of the

@@ -59,6 +59,50 @@ class Attention(unittest.TestCase):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max(),
                                            err_msg="shape %s causal %s" % (shape, causal))
 
+    def test_compute_bf16(self):
+        """compute='bf16' within the bound rounding to bfloat16 (u = 2^-8) explains: scores
+        off by up to 2u scale |q_i| |k_j| move each weight by that factor to first order,
+        which moves o_ic by twice it times sum_j p_ij |v_jc| (numerator and normaliser); the
+        rounded weights and values add 2u sum_j p_ij |v_jc|. Where the CPU has no AVX512-BF16
+        the plan is refused with RFJIT_E_ISA, as it is everywhere on an avx2 context."""
+        E = "RFJIT_E_INVALID_ARG"
+        with rfjit.Context(cache_dir="", wisdom_path="") as ctx:
+            expect_error(self, E, "compute must be one of 'f32', 'bf16', not 'f16'", ctx.plan,
+                         8, estimator="exact", compute="f16")
+            expect_error(self, "RFJIT_E_NOT_APPLICABLE", "reference backend", ctx.plan, 8,
+                         estimator="exact", backend="reference", compute="bf16")
+            try:
+                plan = ctx.plan(16, estimator="exact", compute="bf16")
+            except rfjit.Error as e:
+                self.assertEqual(e.status, "RFJIT_E_ISA", str(e))
+                self.assertIn("needs AVX512-BF16", str(e))
+                plan = None
+            if plan is not None:
+                # the estimator is judged after the instruction set, so only where that passes
+                expect_error(self, "RFJIT_E_NOT_APPLICABLE", "'trig' has no bfloat16 kernel",
+                             ctx.plan, 8, estimator="trig", compute="bf16")
+                self.assertIn("compute=bf16", plan.describe())
+                q, k, v = rng_arrays(3, (2, 70, 16), (2, 70, 16), (2, 70, 8))
+                u, scale = 2.0 ** -8, 16 ** -0.5
+                for causal in (False, True):
+                    p = rfjit.attention(q, k, v, estimator="exact", causal=causal, compute="bf16")
+                    want = numpy_attention(q, k, v, causal)
+                    w = numpy_attention(q, k, np.abs(v), causal)  # sum_j p_ij |v_jc|
+                    qn = np.linalg.norm(q.astype(np.float64), axis=-1)[..., None]
+                    kn = np.linalg.norm(k.astype(np.float64), axis=-1).max(-1)[:, None, None]
+                    tol = (2 * u + 4 * u * scale * qn * kn) * w + 1e-5
+                    self.assertTrue(np.all(np.abs(p - want) <= tol), "causal %s: %s" % (
+                        causal, np.max(np.abs(p - want) / tol)))
+                    # beyond float32 rounding: the products did run on bfloat16 operands
+                    self.assertGreater(np.abs(p - want).max(), 1e-4)
+                f32 = ctx.plan(16, dv=8, estimator="exact", compute="f32")
+                self.assertNotIn("compute=", f32.describe())
+                np.testing.assert_allclose(f32(q, k, v), numpy_attention(q, k, v, False),
+                                           rtol=0, atol=1e-5)
+        with rfjit.Context(cache_dir="", wisdom_path="", isa="avx2") as ctx:
+            expect_error(self, "RFJIT_E_ISA", "needs AVX512-BF16", ctx.plan, 8,
+                         estimator="exact", compute="bf16")
+
     def test_estimates_equal_the_cli(self):
         cli = os.environ.get("RFJIT_CLI")
         if not cli:

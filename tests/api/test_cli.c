@@ -423,6 +423,115 @@ Test(cli, attention_float16_is_preserved)
     npy_free(&ho), npy_free(&co), npy_free(&fo), npy_free(&bo);
 }
 
+static void expect_error(const char *args, int code, const char *needle);
+
+#define QKV "attention --queries q.npy --keys k.npy --values v.npy -o o.npy"
+#define QKV_EXACT QKV " --estimator exact"
+
+/* What the library says to a bf16-compute exact plan of d = 8 on a default context, as the
+ * CLI's own context (no --isa) is made: RFJIT_OK where the CPU has AVX512-BF16, else its
+ * refusal, which the CLI must then pass on. */
+static rfjit_status bf16_compute_status(void)
+{
+    rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
+    cd.cache_dir = "";
+    rfjit_ctx *ctx = NULL;
+    cr_assert_eq(rfjit_ctx_create(&cd, &ctx), RFJIT_OK);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = "exact";
+    a.d = 8;
+    a.dv = 5;
+    a.compute = RFJIT_BF16;
+    rfjit_plan *plan = NULL;
+    const rfjit_status s = rfjit_plan_create(ctx, &a, &plan);
+    rfjit_plan_destroy(plan);
+    rfjit_ctx_destroy(ctx);
+    return s;
+}
+
+/* --compute bf16 against the double softmax of the float32 files. Rounding q and k to
+ * bfloat16 (unit roundoff u = 2^-8) moves each score X q_i.k_j by at most
+ * 2u X |q_i| |k_j| (float32 accumulation adds far less), which scales weight w_ij by up to
+ * e^{+-that}, about 1 +- 2u X |q_i| max|k| to first order; a weight change of relative size
+ * e moves o_ic = sum_j w_ij v_jc / sum_j w_ij by at most 2e sum_j w_ij |v_jc| (numerator and
+ * normaliser). Rounding the weights and v to bfloat16 for the second product adds u each:
+ * 2u sum_j w_ij |v_jc| (w normalised). Hence the tolerance below, plus float32 rounding.
+ * That the output moved at all (beyond float32 rounding) shows the option reached the
+ * kernel. --compute f16 and other values are usage errors; where the CPU has no bf16
+ * instruction the library's refusal is passed on, as it always is under --isa avx2 (run
+ * the test under RFJIT_ISA=avx2 to see that side). */
+Test(cli, attention_compute_bf16)
+{
+    expect_error(QKV_EXACT " --compute f16", 2, "bad value 'f16' for --compute (f32 or bf16");
+    expect_error(QKV_EXACT " --compute fp32", 2, "bad value 'fp32' for --compute");
+    expect_error(QKV_EXACT " --compute bf16 --isa avx2", 1, "needs AVX512-BF16");
+    expect_error(QKV_EXACT " --compute bf16 --backend reference", 1,
+                 "the reference backend computes in double");
+    cr_assert_eq(run(QKV_EXACT " --compute f32"), 0, "%s", slurp("err.txt"));
+    expect_exact("q.npy", "k.npy", "v.npy", "o.npy", 0);
+    const rfjit_status s = bf16_compute_status();
+    if (s != RFJIT_OK) {
+        cr_assert_eq(s, RFJIT_E_ISA, "%s", rfjit_status_string(s));
+        expect_error(QKV_EXACT " --compute bf16", 1, "needs AVX512-BF16");
+        return;
+    }
+    /* checked after the instruction set, so only where that passes */
+    expect_error(QKV " --estimator trig --compute bf16", 1,
+                 "estimator 'trig' has no bfloat16 kernel");
+    npy_array q, k, v, o;
+    read_arr("q.npy", &q);
+    read_arr("k.npy", &k);
+    read_arr("v.npy", &v);
+    enum { L = 20, D = 8, DV = 5 };
+    const double u = 0x1p-8, X = 1 / sqrt((double)D);
+    for (int causal = 0; causal < 2; causal++) {
+        cr_assert_eq(run(causal ? QKV_EXACT " --compute bf16 --causal"
+                                : QKV_EXACT " --compute bf16"),
+                     0, "%s", slurp("err.txt"));
+        cr_assert_str_empty(slurp("err.txt"));
+        read_arr("o.npy", &o);
+        cr_assert_eq(o.count, (size_t)L * DV);
+        double ref[L * DV], moved = 0;
+        softmax_attention(q.data, k.data, v.data, L, D, DV, causal, ref);
+        double kmax = 0;
+        for (int j = 0; j < L; j++) {
+            double n2 = 0;
+            for (int c = 0; c < D; c++)
+                n2 += (double)k.data[j * D + c] * k.data[j * D + c];
+            kmax = fmax(kmax, sqrt(n2));
+        }
+        for (int i = 0; i < L; i++) {
+            double w[L], z = 0, mx = -INFINITY, qn = 0;
+            const int nj = causal ? i + 1 : L;
+            for (int c = 0; c < D; c++)
+                qn += (double)q.data[i * D + c] * q.data[i * D + c];
+            qn = sqrt(qn);
+            for (int j = 0; j < nj; j++) {
+                double sc = 0;
+                for (int c = 0; c < D; c++)
+                    sc += (double)q.data[i * D + c] * k.data[j * D + c];
+                mx = fmax(mx, w[j] = X * sc);
+            }
+            for (int j = 0; j < nj; j++)
+                z += (w[j] = exp(w[j] - mx));
+            for (int c = 0; c < DV; c++) {
+                double wv = 0;
+                for (int j = 0; j < nj; j++)
+                    wv += w[j] / z * fabs(v.data[j * DV + c]);
+                const double tol = (2 * u + 2 * (2 * u * X * qn * kmax)) * wv + 1e-5;
+                const double err = fabs(o.data[i * DV + c] - ref[i * DV + c]);
+                moved = fmax(moved, err);
+                cr_assert(err <= tol, "causal %d, row %d, column %d: %.9g vs %.9g (tol %.3g)",
+                          causal, i, c, o.data[i * DV + c], ref[i * DV + c], tol);
+            }
+        }
+        cr_assert_gt(moved, 1e-4, "causal %d: bf16 output within float32 rounding of exact",
+                     causal);
+        npy_free(&o);
+    }
+    npy_free(&q), npy_free(&k), npy_free(&v);
+}
+
 Test(cli, attention_estimators_run_and_are_seeded)
 {
     /* Every estimator runs through the CLI (bidirectional: no calibration needed); a fixed
@@ -694,8 +803,6 @@ Test(cli, check_small_problem)
     cr_assert(strstr(slurp("out.txt"), "estimators:"));
 }
 
-static void expect_error(const char *args, int code, const char *needle);
-
 /* The number after "key": in a one-object JSON line; NAN if absent. */
 static double json_num(const char *json, const char *key)
 {
@@ -803,8 +910,6 @@ static void expect_error(const char *args, int code, const char *needle)
     cr_assert(strncmp(err, "rfjit", 5) == 0 && strstr(err, needle),
               "'%s': stderr '%s' lacks '%s'", args, err, needle);
 }
-
-#define QKV "attention --queries q.npy --keys k.npy --values v.npy -o o.npy"
 
 Test(cli, bad_files_exit_1_with_one_line)
 {
