@@ -214,10 +214,10 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
     /* bf16: keys j and j + 1 at once, their weights stored straight into the pairs operand
      * of num += V^T p (the same sum, in the same order) */
     const int64_t step = f->kp->bf16 ? 2 : 1;
-    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), step);
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T / step), 1);
     rj_v e[2];
     for (int64_t k = 0; k < step; k++) {
-        rj_v key = rj_ir_iadd(ir, j.i, rj_ir_i(ir, k), "");
+        rj_v key = rj_ir_iadd(ir, rj_ir_imul(ir, j.i, rj_ir_i(ir, step), ""), rj_ir_i(ir, k), "");
         rj_v p = rj_ir_at(ir, ws->S, rj_ir_idx2(ir, key, T, rj_ir_i(ir, t), ""));
         e[k] = rj_ir_exp(ir, rj_ir_sub(ir, rj_ir_ldv(ir, p, "s"), m_new, ""), "p");
         if (step == 1)
@@ -225,9 +225,8 @@ static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
         rj_ir_acc_add(ir, psum, e[k]);
     }
     if (step == 2) {
-        rj_v pair = LLVMBuildLShr(ir->B, j.i, rj_ir_i(ir, 1), "pair");
         rj_ir_store_bf16_pairs(ir, e[0], e[1],
-                               rj_ir_at(ir, ws->pb, rj_ir_idx2(ir, pair, T, rj_ir_i(ir, t), "")));
+                               rj_ir_at(ir, ws->pb, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), "")));
     }
     rj_ir_loop_end(ir, &j);
     rj_v pl = rj_ir_atc(ir, ws->l, t);
