@@ -267,7 +267,8 @@ static int wisdom_row(const rfjit_ctx *ctx, const char *key, const char *v, rj_t
     rj_diag why = {{0}};
     if (rj_tune_record_check(key, v, ctx->isa.max_vw, c, &why) != RFJIT_OK)
         return 0;
-    if (c->compute == RFJIT_BF16 && !ctx->isa.bf16dot)
+    if (c->compute == RFJIT_BF16 &&
+        (!ctx->isa.bf16dot || (c->est->tmpl == RJ_TMPL_LINEAR && !ctx->isa.amx)))
         return 0;
     c->meets = c->pareto = c->chosen = 1;
     snprintf(c->note, sizeof c->note, "from wisdom");

@@ -906,8 +906,8 @@ typedef struct rfjit_tune_row {
      * (rfjit_attn_desc.sparse_block, sparse_exact), which the tuner searches with m on a small
      * grid; 0 for every other estimator. Since 0.5. */
     int32_t sparse_block, sparse_exact;
-    /* The row's rfjit_attn_desc.compute: RFJIT_F32 (0) or, for exact attention's bf16 row,
-     * RFJIT_BF16. Since 0.5. */
+    /* The row's rfjit_attn_desc.compute: RFJIT_F32 (0) or, for a bf16 row (exact attention's,
+     * or a random-feature row's bf16 twin), RFJIT_BF16. Since 0.5. */
     int32_t compute;
 } rfjit_tune_row;
 
@@ -928,7 +928,10 @@ typedef struct rfjit_tune_result rfjit_tune_result;
  * where the context runs it (AVX512-BF16), exact attention with compute RFJIT_BF16, whose
  * error is measured against float32 exact and bounded over the same 8 slices as eva's (output
  * budgets, MEASURE or more, and estimators NULL or naming exact), so it is chosen only when
- * that bound is within the budget and it is faster; then the fastest tiling for the winner. A
+ * that bound is within the budget and it is faster; likewise, a random-feature row that meets
+ * the budget gets a bf16 twin where the context has a bf16 kernel for it (bidirectional
+ * positive and hyperbolic on AMX) at the same m, whose error is measured on the same 8 fresh
+ * seeds, rounding and variance together; then the fastest tiling for the winner. A
  * problem the context's wisdom remembers at this patience or higher is answered from it.
  * Errors: RFJIT_E_INVALID_ARG (NULL, d or L < 1, unknown kind or patience, unknown name in
  * estimators), RFJIT_E_BUDGET (budget <= 0 or not finite), RFJIT_E_SHAPE and

@@ -10,6 +10,12 @@
  * calibration queries against the float32 exact output. It meets the budget only when that
  * bound does, and then competes on its time at L.
  *
+ * A random-feature row that met the budget in float32 gets a bf16 twin where the context has
+ * a kernel for it (rj_search_bf16_twin): the same m, seed and transform, its error measured on
+ * the same fresh projection seeds as the float row's confirmation, so that the bound holds
+ * the rounding and the estimator's variance together. Its m is not searched again: rounding
+ * adds error, so a twin that misses at the float row's m is reported and left out.
+ *
  * The row is there only where the context can run it (rfjit_plan_create refuses the plan
  * with RFJIT_E_ISA or RFJIT_E_NOT_APPLICABLE otherwise, and then there is no row), for
  * output budgets (a kernel budget is about feature maps, which bf16 does not change) and
@@ -74,6 +80,41 @@ rfjit_status rj_search_bf16(rj_search *S, const rj_est_ops *exact, rj_tune_row *
             snprintf(row->note, sizeof row->note,
                      "bf16 products: no bound with fewer than %d calibration queries",
                      RJ_TUNE_SLICES);
+        return RFJIT_OK;
+    }
+    rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);
+    return rj_search_time(S, &a, &row->time_ms, dg);
+}
+
+rfjit_status rj_search_bf16_twin(rj_search *S, const rj_tune_row *base, rj_tune_row *rows,
+                                 size_t *n, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    if (!base->meets || r->kind != RFJIT_BUDGET_OUTPUT || r->patience == RFJIT_PATIENCE_ESTIMATE)
+        return RFJIT_OK;
+    rj_tune_row x = *base;
+    x.compute = RFJIT_BF16;
+    x.meets = x.chosen = x.pareto = 0;
+    x.measured = x.bound = x.time_ms = NAN;
+    x.note[0] = 0;
+    int yes;
+    RJ_TRY(runs_here(S, &x, &yes, dg));
+    if (!yes)
+        return RFJIT_OK;
+    rj_tune_row *row = &rows[(*n)++];
+    *row = x;
+    S->total += 1;
+    double mean, sd;
+    RJ_TRY(rj_search_error_stats(S, row, r->seed + RJ_TUNE_CONFIRM_SEED, RJ_TUNE_CONFIRM_SEEDS,
+                                 &mean, &sd, dg));
+    S->done += 1;
+    rj_search_progress(S, "bf16");
+    row->measured = mean;
+    row->bound = mean + RJ_TUNE_T95 * sd / sqrt((double)RJ_TUNE_CONFIRM_SEEDS);
+    row->meets = row->bound <= r->budget;
+    if (!row->meets) {
+        snprintf(row->note, sizeof row->note, "bf16 products: error bound %.3g over the budget",
+                 row->bound);
         return RFJIT_OK;
     }
     rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);

@@ -300,14 +300,9 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     if (bs && row->sparse_block < 1)
         return BAD(dg, "est=blocksparse without sblock >= 1 (a record of version %d has none)",
                    k->version);
-    /* rj_kplan_make's refusal of bf16 for another estimator reads as "runs on the reference"
-     * below, which a bf16 plan never does */
     if (row->compute != RFJIT_F32 && row->compute != RFJIT_BF16)
         return BAD(dg, "compute = %d is not %d (float32) or %d (bfloat16)", row->compute, RFJIT_F32,
                    RFJIT_BF16);
-    if (row->compute == RFJIT_BF16 && row->est->tmpl != RJ_TMPL_SOFTMAX)
-        return BAD(dg, "compute = %d (bfloat16) for estimator '%s': only exact has it",
-                   row->compute, row->est->name);
     rfjit_attn_desc a = rj_tune_row_desc(&r, row, row->seed);
     if (!(row->est->flags & RJ_EST_NOPROJ))
         a.m = row->m; /* rj_tune_desc_of would replace an m <= 0 by its search step */
@@ -318,7 +313,13 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     if (rj_plan_check(&a, &s, &why) != RFJIT_OK)
         return BAD(dg, "%s", why.msg);
     rj_kplan kp;
+    /* a bf16 record needs a bf16 kernel (on the best unit there is: the context asks for its
+     * own, api_tune.c); a refusal of it is not "runs on the reference", which bf16 never does */
+    s.amx = row->compute == RFJIT_BF16;
     const rfjit_status st = rj_kplan_make(&s, &row->tiling, max_vw, 1, &kp, &why);
+    if (st != RFJIT_OK && row->compute == RFJIT_BF16)
+        return BAD(dg, "compute = %d (bfloat16) for estimator '%s': %s", row->compute,
+                   row->est->name, why.msg);
     /* no kernel for this estimator: rfjit_plan_create (AUTO) runs it on the reference */
     if (st != RFJIT_OK && st != RFJIT_E_NOT_APPLICABLE)
         return BAD(dg, "%s", why.msg);

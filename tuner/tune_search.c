@@ -573,9 +573,10 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
 {
     const rj_tune_req *r = S->r;
     const int measure = r->patience != RFJIT_PATIENCE_ESTIMATE;
-    o->rows =
-        rj_alloc_array((size_t)rj_est_count + RJ_TUNE_EVA_ROWS + RJ_TUNE_BS_ROWS + 1 /* bf16 */,
-                       sizeof *o->rows);
+    o->rows = rj_alloc_array(2 * (size_t)rj_est_count + RJ_TUNE_EVA_ROWS +
+                                 RJ_TUNE_BS_ROWS /* and
+each estimator's bf16 twin */,
+                             sizeof *o->rows);
     RJ_FAIL_IF(dg, !o->rows, RFJIT_E_NOMEM, "no memory for the tuner's table");
     rj_tune_clock_phase(&S->clock, "calibration");
     RJ_TRY(rj_calib_make(S->ctx, r, &S->cal, dg));
@@ -610,6 +611,8 @@ static rfjit_status run(rj_search *S, rj_tune_out *o, rj_diag *dg)
                              .time_ms = NAN,
                              .near_err = NAN};
         RJ_TRY(rj_search_row(S, row, measure, dg));
+        if (est->tmpl == RJ_TMPL_LINEAR)
+            RJ_TRY(rj_search_bf16_twin(S, row, o->rows, &o->n, dg));
     }
     qsort(o->rows, o->n, sizeof *o->rows, cmp_rows);
     o->chosen = 0; /* fastest that meets: exact always does */

@@ -78,6 +78,13 @@ rfjit_status rj_search_data_bound(rj_search *S, const rj_tune_row *row, double *
  * budget. */
 rfjit_status rj_search_bf16(rj_search *S, const rj_est_ops *exact, rj_tune_row *rows, size_t *n,
                             rj_diag *dg);
+/* A random-feature row that met the budget in float32, again with bf16 products where the
+ * context runs them for it (bidirectional positive and hyperbolic on AMX): appended to rows
+ * with its error on the same fresh seeds (the rounding and the estimator's variance measured
+ * together), timed at L when its bound meets the budget. Same conditions as rj_search_bf16
+ * but for exact's place in the list. */
+rfjit_status rj_search_bf16_twin(rj_search *S, const rj_tune_row *base, rj_tune_row *rows,
+                                 size_t *n, rj_diag *dg);
 
 /* The transform of row's plans (tune_xform.c): row->transform and row->xform_ratio set from
  * a few error evaluations at *m (NULL: row's m, eva's parameters), and *m scaled by the

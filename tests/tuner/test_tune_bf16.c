@@ -245,3 +245,71 @@ Test(tune_bf16, left_out_where_not_asked_for)
     }
     rfjit_ctx_destroy(c);
 }
+
+/* Whether c runs bidirectional positive attention in bf16 (AMX); where not, the refusal is
+ * RFJIT_E_NOT_APPLICABLE (no AMX) or RFJIT_E_ISA (no AVX512-BF16). */
+static int positive_bf16_here(rfjit_ctx *c)
+{
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = a.dv = D;
+    a.estimator = "positive";
+    a.compute = RFJIT_BF16;
+    rfjit_plan *p = NULL;
+    const rfjit_status s = rfjit_plan_create(c, &a, &p);
+    rfjit_plan_destroy(p);
+    if (s != RFJIT_OK)
+        cr_expect(s == RFJIT_E_NOT_APPLICABLE || s == RFJIT_E_ISA, "bf16 refused with %d: %s", s,
+                  rfjit_ctx_last_error(c));
+    return s == RFJIT_OK;
+}
+
+/* A random-feature row that meets the budget gets a bf16 twin where the context runs one: the
+ * float row's m and transform, an error measured on the fresh seeds (finite, above zero), a
+ * bound that decides whether it meets; chosen, its plan is positive in bf16 and runs within
+ * the budget. Where positive has no bf16 kernel there is no twin. */
+Test(tune_bf16, a_random_feature_row_gets_a_bf16_twin)
+{
+    rfjit_ctx *c = tu_ctx_isolated();
+    const int here = positive_bf16_here(c);
+    rfjit_tune_desc t = shape(2e-2);
+    t.estimators = "positive";
+    rfjit_tune_result *r = NULL;
+    cr_assert_eq(rfjit_tune(c, &t, &r), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+    rfjit_tune_row f = {0}, twin = {0};
+    int nf = 0, nt = 0;
+    for (size_t i = 0; i < rfjit_tune_result_rows(r); i++) {
+        rfjit_tune_row x;
+        cr_assert_eq(rfjit_tune_result_row(r, i, &x), RFJIT_OK);
+        if (strcmp(x.estimator, "positive") != 0)
+            continue;
+        if (x.compute == RFJIT_BF16)
+            twin = x, nt++;
+        else
+            f = x, nf++;
+    }
+    cr_assert_eq(nf, 1);
+    cr_assert(f.meets_budget, "seed 5: positive misses %g in float32 (bound %g): %s", t.budget,
+              f.error_bound, f.note);
+    cr_assert_eq(nt, here ? 1 : 0, "%d twins, positive bf16 %s here", nt,
+                 here ? "runs" : "refused");
+    if (here) {
+        cr_expect(twin.m == f.m && twin.transform == f.transform, "twin m %d/%d, transform %d/%d",
+                  twin.m, f.m, twin.transform, f.transform);
+        cr_expect(isfinite(twin.measured_error) && twin.measured_error > 0, "measured %g",
+                  twin.measured_error);
+        cr_expect(twin.meets_budget == (twin.error_bound <= t.budget), "bound %g, meets %d",
+                  twin.error_bound, twin.meets_budget);
+        cr_expect(!twin.meets_budget || (isfinite(twin.time_ms) && twin.time_ms > 0), "time %g",
+                  twin.time_ms);
+    }
+    const rfjit_tune_row ch = chosen_row(r);
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    cr_assert_eq(rfjit_tune_result_plan(r, &a), RFJIT_OK);
+    cr_expect_eq(a.compute, ch.compute);
+    if (ch.compute == RFJIT_BF16 && !strcmp(ch.estimator, "positive")) {
+        const double e = error_against_exact(c, &t, &a);
+        cr_expect(e > 0 && e <= t.budget, "bf16 positive plan's error %g, budget %g", e, t.budget);
+    }
+    rfjit_tune_result_destroy(r);
+    rfjit_ctx_destroy(c);
+}

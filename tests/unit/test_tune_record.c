@@ -691,8 +691,14 @@ static const char EXACT_BF16[] = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan
                                  "measured=2.000000e-05 bound=2.500000e-05 ms=1.400000e+01 "
                                  "seed=0 window=0 chunks=0 xform=0 sblock=0 sexact=0 compute=2";
 
+/* A random-feature row's bf16 twin (bidirectional positive, AMX's 16 lanes). */
+static const char POSITIVE_BF16[] = "est=positive m=256 vw=0 T=0 ri=0 rj=0 predicted=1e-3 "
+                                    "measured=1e-3 bound=1.2e-3 ms=2 seed=7 window=0 chunks=0 "
+                                    "xform=0 sblock=0 sexact=0 compute=2";
+
 /* Version 4 records (before bf16 was tried) parse as float32; a version 5 record must have
- * its compute, RFJIT_F32 or RFJIT_BF16, and bf16 for exact only. */
+ * its compute, RFJIT_F32 or RFJIT_BF16, and bf16 only where a bf16 kernel exists: exact, and
+ * positive and hyperbolic bidirectional at 16 lanes. */
 Test(tune_record, version_4_reads_as_float32_and_compute_is_checked)
 {
     char key[256];
@@ -708,7 +714,16 @@ Test(tune_record, version_4_reads_as_float32_and_compute_is_checked)
     cr_assert_eq(rj_tune_record_check(key, EXACT_BF16, 16, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect(row.compute == RFJIT_BF16 && !strcmp(row.est->name, "exact"), "%d %s", row.compute,
               row.est->name);
-    refused_value("compute=0", "compute=2", "compute = 2", "only exact", NULL);
+    /* GOOD is positive at 8 lanes, where no bf16 kernel is */
+    refused_value("compute=0", "compute=2", "compute = 2", "no bfloat16 kernel", NULL);
+    cr_assert_eq(rj_tune_record_check(key, POSITIVE_BF16, 16, &row, &dg), RFJIT_OK, "%s", dg.msg);
+    cr_expect(row.compute == RFJIT_BF16 && !strcmp(row.est->name, "positive"));
+    refused(key, POSITIVE_BF16, 8, "no bfloat16 kernel", NULL);
+    char causal[256];
+    snprintf(causal, sizeof causal,
+             "tune.output.causal.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v5",
+             (1u << rj_est_count) - 1);
+    refused(causal, POSITIVE_BF16, 16, "for causal attention", NULL);
     refused_value("compute=0", "compute=1", "compute = 1 is not", NULL);
     refused_value("compute=0", "compute=-1", "compute = -1 is not", NULL);
 }
