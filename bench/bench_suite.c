@@ -47,7 +47,8 @@ static bench_row with_heads(bench_row r, int heads)
     return r;
 }
 
-/* Exact attention with bf16 compute on the shape of r, its peers SDPA in float32 and bf16. */
+/* r with bf16 compute: exact's peers are SDPA in float32 and bf16, positive's the FAVOR+
+ * peers of its float32 row. */
 static bench_row bf16(bench_row r)
 {
     r.compute = RFJIT_BF16;
@@ -67,6 +68,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
     if (!strcmp(suite, "headline")) {
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 1, 1, 1));
+            if (!causal)
+                n = add(rows, n, cap, bf16(row("positive", 0, 4096, 64, 256, 1, 1, 0)));
             n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 1, 1, 1));
             n = add(rows, n, cap, bf16(row("exact", causal, 4096, 64, 256, 1, 1, 0)));
             if (!causal) {
@@ -86,15 +89,21 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
         /* one head on both cores: exact splits its queries across the pool */
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 4096, 64, 256, 2, 1, 0));
+            if (!causal)
+                n = add(rows, n, cap, bf16(row("positive", 0, 4096, 64, 256, 2, 1, 0)));
             n = add(rows, n, cap, row("exact", causal, 4096, 64, 256, 2, 1, 0));
             if (!causal)
                 n = add(rows, n, cap, bf16(row("exact", 0, 4096, 64, 256, 2, 1, 0)));
         }
         /* the B x H = 8: every head in one call, which spreads heads over the pool */
         for (int causal = 0; causal < 2; causal++)
-            for (int threads = 1; threads <= 2; threads++)
-                n = add(rows, n, cap,
-                        with_heads(row("positive", causal, 4096, 64, 256, threads, 1, 0), 8));
+            for (int threads = 1; threads <= 2; threads++) {
+                const bench_row p =
+                    with_heads(row("positive", causal, 4096, 64, 256, threads, 1, 0), 8);
+                n = add(rows, n, cap, p);
+                if (!causal)
+                    n = add(rows, n, cap, bf16(p));
+            }
         for (int threads = 1; threads <= 2; threads++)
             n = add(rows, n, cap, with_heads(row("exact", 0, 1024, 64, 256, threads, 1, 0), 8));
     } else if (!strcmp(suite, "scaling")) {
@@ -123,6 +132,8 @@ int bench_suite_rows(const char *suite, bench_row *rows, int cap)
     } else if (!strcmp(suite, "smoke")) {
         for (int causal = 0; causal < 2; causal++) {
             n = add(rows, n, cap, row("positive", causal, 256, 16, 32, 1, 1, 1));
+            if (!causal)
+                n = add(rows, n, cap, bf16(row("positive", 0, 256, 16, 32, 1, 1, 0)));
             n = add(rows, n, cap, row("exact", causal, 256, 16, 32, 1, 1, 1));
             if (!causal)
                 n = add(rows, n, cap, bf16(row("exact", 0, 256, 16, 32, 1, 1, 0)));

@@ -33,7 +33,9 @@ static const char help[] =
     "                both directions, exact bidirectional L = 1024; exact with bf16\n"
     "                compute at L = 4096 and 1024 (both directions; L = 4096 bidir also on\n"
     "                2 threads) against float32 exact (paired) and torch SDPA in float32\n"
-    "                and bf16; scaling: L sweep;\n"
+    "                and bf16, positive with bf16 compute at L = 4096 bidirectional (1 and 2\n"
+    "                threads, H = 1 and 8) against its float32 plan (paired) and the FAVOR+\n"
+    "                peers; scaling: L sweep;\n"
     "                error: m sweep of every estimator; smoke: tiny shapes, 2 runs;\n"
     "                serving: B = 4, H = 8, L = 4096 ratios against the plain call, each\n"
     "                with its target and pass/fail: 50% padding (<= 0.55), grouped-query\n"
@@ -414,18 +416,20 @@ static int run_bf16_peers(bench *b, const bench_row *r, const float *out, row_re
     return 0;
 }
 
-/* RFJIT_E_ISA for a bf16 row where the CPU (or context) has no bf16 instruction: 1 with the
- * library's message in err; 0 when the plan can be made (or fails otherwise, which the
- * row's own run then reports). */
+/* A bf16 row the library refuses: RFJIT_E_ISA where the CPU (or context) has no bf16
+ * instruction (2: every bf16 row is skipped), RFJIT_E_NOT_APPLICABLE where it has no bf16
+ * kernel for this estimator (positive without AMX; 1: this row is), with the library's
+ * message in err; 0 when the plan can be made (or fails otherwise, which the row's own run
+ * then reports). */
 static int bf16_refused(rfjit_ctx *ctx, const rfjit_attn_desc *a, char *err, size_t len)
 {
     rfjit_plan *plan = NULL;
     const rfjit_status s = rfjit_plan_create(ctx, a, &plan);
     rfjit_plan_destroy(plan);
-    if (s != RFJIT_E_ISA)
+    if (s != RFJIT_E_ISA && s != RFJIT_E_NOT_APPLICABLE)
         return 0;
     snprintf(err, len, "%s", rfjit_ctx_last_error(ctx));
-    return 1;
+    return s == RFJIT_E_ISA ? 2 : 1;
 }
 
 static int run_peers(bench *b, const bench_row *r, char *err, size_t len)
@@ -551,13 +555,20 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         return -1;
     }
     rfjit_attn_desc a = desc_of(r, &s->data, r->estimator);
-    if (bf16 && bf16_refused(ctx, &a, err, len)) {
+    const int refused = bf16 ? bf16_refused(ctx, &a, err, len) : 0;
+    if (refused) {
         free(out);
-        b->bf16_refused = 1;
+        b->bf16_refused = refused == 2;
         return 1;
     }
     int rc = bench_rfjit_exec(ctx, &a, &s->data, b->runs, out, &res->x, err, len);
-    if (rc == 0 && bf16) {
+    /* a random-feature bf16 row is a float32 row's plan with bf16 products: its peers are
+     * that row's FAVOR+ peers, which run and are checked as there */
+    const int bf16_exact = bf16 && !strcmp(r->estimator, "exact");
+    if (rc == 0 && bf16 && !bf16_exact) {
+        res->rel_err = bench_rel_err(out, s->exact_out, n);
+        rc = paired_vs_f32(b, r, ctx, &a, res, err, len);
+    } else if (rc == 0 && bf16) {
         /* against float32 exact: what bf16 compute costs in accuracy */
         res->rel_err = bench_rel_err(out, s->exact_out, n);
         rc = paired_vs_f32(b, r, ctx, &a, res, err, len);
@@ -593,7 +604,7 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         bench_rfjit_compile(&a, b->cache_dir, b->compile_samples, &res->cold_ms, &res->disk_ms,
                             err, len) != 0)
         return -1;
-    if (r->peers && !bf16 && (b->blas || b->torch)) {
+    if (r->peers && !bf16_exact && (b->blas || b->torch)) {
         if (run_peers(b, r, err, len) != 0)
             return -1;
         memcpy(res->peer, s->peer, sizeof res->peer);
@@ -685,15 +696,24 @@ static void print_peer_text(const peer_res *p, double ms)
         printf(" | %9.3f %5.2fx", p->ms, p->ms / ms);
 }
 
+/* The estimator column: its name, with "-bf16" for bf16 compute. */
+static const char *row_name(const bench_row *r)
+{
+    static char buf[32];
+    if (r->compute != RFJIT_BF16)
+        return r->estimator;
+    snprintf(buf, sizeof buf, "%s-bf16", r->estimator);
+    return buf;
+}
+
 static void print_text_row(const row_res *x)
 {
     const bench_row *r = &x->r;
     char spread[40];
     snprintf(spread, sizeof spread, "(%.3f-%.3f)", x->x.t.min, x->x.t.max);
-    printf("%-10s %-6s %6d %4d %4d %5d %3d %3d %9.3f %19s %8.1f %5.1f%% ",
-           r->compute == RFJIT_BF16 ? "exact-bf16" : r->estimator, r->causal ? "causal" : "bidir",
-           r->L, r->d, r->dv, r->m, r->threads, bench_row_heads(r), x->x.t.med, spread, x->gflops,
-           100 * x->pct);
+    printf("%-10s %-6s %6d %4d %4d %5d %3d %3d %9.3f %19s %8.1f %5.1f%% ", row_name(r),
+           r->causal ? "causal" : "bidir", r->L, r->d, r->dv, r->m, r->threads, bench_row_heads(r),
+           x->x.t.med, spread, x->gflops, 100 * x->pct);
     if (isfinite(x->rel_err))
         printf("%9.2e", x->rel_err);
     else
@@ -756,7 +776,7 @@ static void print_summaries(const bench *b)
                    "peer beyond tol, or beyond %.0e in the Frobenius norm, is WRONG and not "
                    "compared\n",
                    PEER_TOL);
-        const int bf16 = x->r.compute == RFJIT_BF16;
+        const int bf16 = x->r.compute == RFJIT_BF16 && !strcmp(x->r.estimator, "exact");
         if (bf16)
             printf("  %-6s L=%-6d H=%d thr=%d: bf16 compute, against rfjit's bf16 output; WRONG "
                    "beyond the bf16 bound in some entry (2 (2 e_i + 2 u) sum_j p_ij |v_jc| + "
@@ -832,8 +852,7 @@ static void print_summaries(const bench *b)
                    "brackets):\n",
                    paired_rounds(b));
         const row_res *one = find_row(b, x->r.estimator, &x->r, 1);
-        printf("  %-10s %-6s L=%-6d H=%d %d threads: speed-up %.2fx",
-               x->r.compute == RFJIT_BF16 ? "exact-bf16" : x->r.estimator,
+        printf("  %-15s %-6s L=%-6d H=%d %d threads: speed-up %.2fx", row_name(&x->r),
                x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
                x->speedup);
         if (one)
@@ -847,28 +866,31 @@ static void print_summaries(const bench *b)
         if (x->r.compute != RFJIT_BF16)
             continue;
         if (!any++)
-            printf("\nbf16 compute (exact, both products on bfloat16 operands, float32 sums; "
-                   "issue 20's targets at L = 4096: >= 1.6x rfjit float32, >= 1.8x SDPA): vs "
-                   "f32 = rfjit float32 exact / bf16, the median ratio of the two timed in "
-                   "alternation, %d rounds; vs SDPA = torch SDPA median / rfjit bf16 median "
-                   "(float32 tensors, bf16 tensors); rel_err against rfjit float32 exact\n",
+            printf("\nbf16 compute (products on bfloat16 operands, float32 sums; issue 20's "
+                   "targets at L = 4096: >= 1.6x rfjit float32, exact >= 1.8x SDPA, FAVOR+ >= 2x "
+                   "torch.compile): vs f32 = rfjit float32 / bf16 of the same plan, the median "
+                   "ratio of the two timed in alternation, %d rounds; vs <peer> = peer median / "
+                   "rfjit bf16 median (exact: torch SDPA on float32 and on bf16 tensors; positive: "
+                   "the float32 FAVOR+ peers); rel_err against rfjit float32 exact\n",
                    paired_rounds(b));
-        const peer_res *s32 = &x->peer[TH_SDPA], *s16 = &x->peer[TH_SDPA_BF16];
-        char a[32], c[32];
-        snprintf(a, sizeof a,
-                 !s32->ran    ? "-"
-                 : s32->wrong ? "WRONG"
-                              : "%.2fx",
-                 s32->ms / x->x.t.med);
-        snprintf(c, sizeof c,
-                 !s16->ran    ? "-"
-                 : s16->wrong ? "WRONG"
-                              : "%.2fx",
-                 s16->ms / x->x.t.med);
-        printf("  %-6s L=%-6d thr=%d: bf16 %8.3f ms  vs f32 %.2fx  vs SDPA f32 %s  vs SDPA "
-               "bf16 %s  rel_err %.2e\n",
-               x->r.causal ? "causal" : "bidir", x->r.L, x->r.threads, x->x.t.med, x->vs_f32, a, c,
-               x->rel_err);
+        const int ex = !strcmp(x->r.estimator, "exact");
+        const int shown[2][3] = {{PY0 + PY_TORCH_COMPILE, PY0 + PY_JAX, PY0 + PY_ORT},
+                                 {TH_SDPA, TH_SDPA_BF16, -1}};
+        static const char *const label[2][3] = {{"torch.compile", "JAX", "ORT"},
+                                                {"SDPA f32", "SDPA bf16", NULL}};
+        printf("  %-8s %-6s L=%-6d H=%d thr=%d: bf16 %8.3f ms  vs f32 %.2fx", x->r.estimator,
+               x->r.causal ? "causal" : "bidir", x->r.L, bench_row_heads(&x->r), x->r.threads,
+               x->x.t.med, x->vs_f32);
+        for (int k = 0; k < 3 && shown[ex][k] >= 0; k++) {
+            const peer_res *q = &x->peer[shown[ex][k]];
+            if (!q->ran)
+                printf("  vs %s -", label[ex][k]);
+            else if (q->wrong)
+                printf("  vs %s WRONG", label[ex][k]);
+            else
+                printf("  vs %s %.2fx", label[ex][k], q->ms / x->x.t.med);
+        }
+        printf("  rel_err %.2e\n", x->rel_err);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -957,8 +979,8 @@ static void print_machine(const bench *b, const char *suites, const char *cpu,
     printf("flops: %s; %%peak is of ONE core's peak, also for multi-thread rows\n", flop_model);
     printf("rel_err: |O - O_exact|_F / |O_exact|_F, O_exact = rfjit exact (JIT) on the same "
            "inputs; exact rows against rfjit's double-precision reference backend (L <= %d), "
-           "exact-bf16 rows (bf16 compute) against rfjit's float32 exact; their %%peak is "
-           "still of the fp32 FMA peak\n",
+           "-bf16 rows (bf16 compute) against rfjit's float32 exact; their %%peak is still of "
+           "the fp32 FMA peak\n",
            REF_CHECK_MAX_L);
     if (b->blas)
         printf("OpenBLAS: core %s (%s), OPENBLAS_CORETYPE removed before loading, threads = "
@@ -990,6 +1012,7 @@ static int run_suite(bench *b, const char *suite, int threads_override)
 {
     bench_row rows[MAX_ROWS];
     const int n = bench_suite_rows(suite, rows, MAX_ROWS);
+    char skipped[512] = ""; /* the last reason bf16 rows were skipped for */
     for (int i = 0; i < n; i++) {
         if (b->n_rows == MAX_ROWS)
             return cli_error("bench", CLI_FAILED, "more than %d rows", MAX_ROWS);
@@ -999,9 +1022,10 @@ static int run_suite(bench *b, const char *suite, int threads_override)
         char err[512] = "";
         row_res *x = &b->rows[b->n_rows];
         const int rc = run_row(b, &r, suite, x, err, sizeof err);
-        if (rc == 1) { /* no bf16 instruction here: said once, for all such rows */
-            if (err[0])
+        if (rc == 1) { /* no bf16 instruction or kernel here: said once per reason */
+            if (err[0] && strcmp(err, skipped) != 0)
                 note(b, "bf16 compute rows skipped: %s", err);
+            snprintf(skipped, sizeof skipped, "%s", err[0] ? err : skipped);
             err[0] = 0;
             continue;
         }
