@@ -13,7 +13,8 @@
  *        e.g. rfjit_bench_ab old/build/librfjit.so build/librfjit.so exact 2048 0 1 1 101
  *             rfjit_bench_ab build/librfjit.so build/librfjit.so exact:f32:bf16 4096 0 1 1
  * COMPUTE f32 (the default) or bf16 (rfjit_attn_desc.compute; B's defaults to A's). d = dv =
- * 64, m = 256, B = H = 1; ROUNDS defaults to 41 (at most 1001).
+ * 64, m = 256, B = H = 1; ROUNDS defaults to 41 (at most 1001). RFJIT_AB_VW=N in the
+ * environment sets both plans' tiling.vw (e.g. 8: bf16 on AVX512-BF16's dot product).
  */
 #include "rfjit.h"
 
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
         rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
         a.estimator = est;
         a.compute = compute[e];
+        a.tiling.vw = getenv("RFJIT_AB_VW") ? atoi(getenv("RFJIT_AB_VW")) : 0;
         a.d = D;
         a.m = M;
         a.causal = causal;
