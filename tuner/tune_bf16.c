@@ -43,6 +43,41 @@ static rfjit_status runs_here(rj_search *S, const rj_tune_row *row, int *yes, rj
     return rj_fail(dg, s, "%s", why.msg);
 }
 
+/* x appended to rows as *row where its plan runs here (else *row = NULL). */
+static rfjit_status take_row(rj_search *S, const rj_tune_row *x, rj_tune_row *rows, size_t *n,
+                             rj_tune_row **row, rj_diag *dg)
+{
+    int yes;
+    *row = NULL;
+    RJ_TRY(runs_here(S, x, &yes, dg));
+    if (!yes)
+        return RFJIT_OK;
+    *row = &rows[(*n)++];
+    **row = *x;
+    S->total += 1;
+    return RFJIT_OK;
+}
+
+/* row's bound (measured) against the budget: a miss says why (no_bound: a bound that could
+ * not be had), a hit is timed at L. */
+static rfjit_status judge(rj_search *S, rj_tune_row *row, const char *no_bound, rj_diag *dg)
+{
+    const rj_tune_req *r = S->r;
+    S->done += 1;
+    rj_search_progress(S, "bf16");
+    row->meets = row->bound <= r->budget;
+    if (!row->meets) {
+        if (isfinite(row->bound))
+            snprintf(row->note, sizeof row->note, "bf16 products: error bound %.3g over the budget",
+                     row->bound);
+        else
+            snprintf(row->note, sizeof row->note, "bf16 products: %s", no_bound);
+        return RFJIT_OK;
+    }
+    rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);
+    return rj_search_time(S, &a, &row->time_ms, dg);
+}
+
 rfjit_status rj_search_bf16(rj_search *S, const rj_est_ops *exact, rj_tune_row *rows, size_t *n,
                             rj_diag *dg)
 {
@@ -61,29 +96,14 @@ rfjit_status rj_search_bf16(rj_search *S, const rj_est_ops *exact, rj_tune_row *
                            .bound = NAN,
                            .time_ms = NAN,
                            .near_err = NAN};
-    int yes;
-    RJ_TRY(runs_here(S, &x, &yes, dg));
-    if (!yes)
+    rj_tune_row *row;
+    RJ_TRY(take_row(S, &x, rows, n, &row, dg));
+    if (!row)
         return RFJIT_OK;
-    rj_tune_row *row = &rows[(*n)++];
-    *row = x;
-    S->total += 1;
     RJ_TRY(rj_search_data_bound(S, row, &row->measured, &row->bound, dg));
-    S->done += 1;
-    rj_search_progress(S, "exact bf16");
-    row->meets = row->bound <= r->budget;
-    if (!row->meets) {
-        if (isfinite(row->bound))
-            snprintf(row->note, sizeof row->note, "bf16 products: error bound %.3g over the budget",
-                     row->bound);
-        else
-            snprintf(row->note, sizeof row->note,
-                     "bf16 products: no bound with fewer than %d calibration queries",
-                     RJ_TUNE_SLICES);
-        return RFJIT_OK;
-    }
-    rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);
-    return rj_search_time(S, &a, &row->time_ms, dg);
+    char why[96];
+    snprintf(why, sizeof why, "no bound with fewer than %d calibration queries", RJ_TUNE_SLICES);
+    return judge(S, row, why, dg);
 }
 
 rfjit_status rj_search_bf16_twin(rj_search *S, const rj_tune_row *base, rj_tune_row *rows,
@@ -97,26 +117,14 @@ rfjit_status rj_search_bf16_twin(rj_search *S, const rj_tune_row *base, rj_tune_
     x.meets = x.chosen = x.pareto = 0;
     x.measured = x.bound = x.time_ms = NAN;
     x.note[0] = 0;
-    int yes;
-    RJ_TRY(runs_here(S, &x, &yes, dg));
-    if (!yes)
+    rj_tune_row *row;
+    RJ_TRY(take_row(S, &x, rows, n, &row, dg));
+    if (!row)
         return RFJIT_OK;
-    rj_tune_row *row = &rows[(*n)++];
-    *row = x;
-    S->total += 1;
     double mean, sd;
     RJ_TRY(rj_search_error_stats(S, row, r->seed + RJ_TUNE_CONFIRM_SEED, RJ_TUNE_CONFIRM_SEEDS,
                                  &mean, &sd, dg));
-    S->done += 1;
-    rj_search_progress(S, "bf16");
     row->measured = mean;
     row->bound = mean + RJ_TUNE_T95 * sd / sqrt((double)RJ_TUNE_CONFIRM_SEEDS);
-    row->meets = row->bound <= r->budget;
-    if (!row->meets) {
-        snprintf(row->note, sizeof row->note, "bf16 products: error bound %.3g over the budget",
-                 row->bound);
-        return RFJIT_OK;
-    }
-    rfjit_attn_desc a = rj_tune_row_desc(r, row, r->seed);
-    return rj_search_time(S, &a, &row->time_ms, dg);
+    return judge(S, row, "no finite error on the fresh seeds", dg);
 }
