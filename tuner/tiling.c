@@ -55,6 +55,7 @@ rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *d
     *n = 0;
     rj_spec s;
     RJ_TRY(rj_plan_check(desc, &s, dg)); /* the plan's own spec, as rj_tune_tiling checked it */
+    s.amx = ctx->isa.amx;                /* as the plan's backend choice sets it */
     const rj_est_ops *est = s.est;
     const double d = s.d, dv = s.dv;
     const double M = est->tmpl == RJ_TMPL_LINEAR ? (double)est->feature_dim(&s) : 0;
@@ -86,7 +87,14 @@ rfjit_status rj_tune_tiling_space(const rfjit_ctx *ctx, const rfjit_attn_desc *d
                         score += T * (M + dv) / work;
                     score += ws > l1 ? 0.25 : 0;
                     score += vw < maxvw ? 0.3 : 0;
-                    c[k++] = (rj_tune_tiling_cand){{vw, T, ri, rj}, score, NAN, 0};
+                    /* a tiling the plan's kernel refuses is no candidate: bf16 linear
+                     * attention runs on AMX's 16 lanes only */
+                    const rfjit_tiling t = {vw, T, ri, rj};
+                    rj_kplan kp;
+                    rj_diag why = {{0}};
+                    if (rj_kplan_make(&s, &t, maxvw, ctx->isa.fma, &kp, &why) != RFJIT_OK)
+                        continue;
+                    c[k++] = (rj_tune_tiling_cand){t, score, NAN, 0};
                 }
         }
     qsort(c, k, sizeof *c, cmp_score);

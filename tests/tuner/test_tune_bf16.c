@@ -303,3 +303,31 @@ Test(tune_bf16, a_random_feature_row_gets_a_bf16_twin)
     rfjit_tune_result_destroy(r);
     rfjit_ctx_destroy(c);
 }
+
+/* The tiling search of a bf16 positive plan (a twin the tuner chose) times only tilings its
+ * kernel takes, AMX's 16 lanes, and finds one; where positive has no bf16 kernel, the search
+ * is refused as the plan is. */
+Test(tune_bf16, tiling_search_of_a_bf16_twin)
+{
+    rfjit_ctx *c = tu_ctx_isolated();
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.d = a.dv = D;
+    a.estimator = "positive";
+    a.compute = RFJIT_BF16;
+    rfjit_tiling best;
+    double ms = NAN;
+    rfjit_tiling_time times[128];
+    size_t n = 128;
+    const rfjit_status s = rfjit_tune_tiling(c, &a, 512, RFJIT_PATIENCE_EXHAUSTIVE, &best, &ms,
+                                             times, &n);
+    if (bf16_here_for(c, "positive")) {
+        cr_assert_eq(s, RFJIT_OK, "%s", rfjit_ctx_last_error(c));
+        cr_expect(n > 1 && isfinite(ms) && best.vw == 16, "%zu candidates, best vw %d", n, best.vw);
+        for (size_t i = 0; i < n && i < 128; i++)
+            cr_expect_eq(times[i].tiling.vw, 16, "candidate %zu at vw %d", i, times[i].tiling.vw);
+    } else {
+        cr_expect(s == RFJIT_E_NOT_APPLICABLE || s == RFJIT_E_ISA, "%d: %s", s,
+                  rfjit_ctx_last_error(c));
+    }
+    rfjit_ctx_destroy(c);
+}
