@@ -35,6 +35,10 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
     RJ_TRY(RJ_API_DESC_READ(ctx, &a, attn));
     a.backend = RFJIT_BACKEND_REFERENCE;
+    /* the reference plan carries the spec and parameters; bf16 is the emitted kernel's
+     * business and the target's, not this host's (set on the spec below) */
+    const int32_t compute = a.compute;
+    a.compute = compute == RFJIT_BF16 ? RFJIT_F32 : compute;
     rfjit_plan *p = NULL;
     RJ_TRY(rj_ctx_fail(ctx, rj_plan_create(ctx, &a, &p, &dg), &dg));
 
@@ -52,6 +56,9 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     int fma = host ? ctx->isa.fma : 1;
     rfjit_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
+    p->spec.compute = compute;
+    p->spec.amx = rj_jit_has_feature(features, "+amx-tile") &&
+                  rj_jit_has_feature(features, "+amx-bf16");
     s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     if (s == RFJIT_OK) /* the element types the descriptor asks for, as plan creation does */
         s = rj_kplan_set_dtypes(&kp, a.dtype, a.dtype, &dg);

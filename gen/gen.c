@@ -42,14 +42,32 @@ static void add_enum_attr(rj_ir *ir, const char *k)
                             LLVMCreateEnumAttribute(ir->C, id, 0));
 }
 
+/* Whether a comma-separated feature list enables feature ("+name"). */
+static int has_feature(const char *features, const char *feature)
+{
+    const size_t n = strlen(feature);
+    for (const char *p = features; p && (p = strstr(p, feature)) != NULL; p += n)
+        if ((p == features || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+            return 1;
+    return 0;
+}
+
 rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
                            const rj_gen_target *tg, rj_diag *dg)
 {
-    /* bf16 products are x86 instructions (AVX512-BF16, AMX) that the caller checked the
-     * target for; another architecture would reach LLVM's instruction selection and abort */
+    /* bf16 products are x86 instructions (AVX512-BF16, AMX): a target without them would
+     * reach LLVM's instruction selection and abort, so it is refused here (cross emission
+     * names its own target; the JIT's is the host, which plan creation checked) */
     const char *triple = LLVMGetTarget(M);
-    RJ_FAIL_IF(dg, kp->bf16 && triple && strncmp(triple, "x86_64", 6) != 0, RFJIT_E_TARGET,
-               "bf16 compute is an x86 kernel (AVX512-BF16 or AMX); target %s has none", triple);
+    const char *const need[2][3] = {{"+avx512bf16", "+avx512vl", NULL},
+                                    {"+avx512bf16", "+amx-tile", "+amx-bf16"}};
+    for (int i = 0; kp->bf16 && i < 3 && need[kp->bf16 - 1][i]; i++)
+        RJ_FAIL_IF(dg,
+                   !triple || strncmp(triple, "x86_64", 6) != 0 ||
+                       !has_feature(tg->features, need[kp->bf16 - 1][i]),
+                   RFJIT_E_TARGET,
+                   "bf16 compute needs %s, which target %s (features '%.200s') does not enable",
+                   need[kp->bf16 - 1][i], triple ? triple : "?", tg->features);
     rj_ir ir;
     rj_ir_init(&ir, LLVMGetModuleContext(M), M, kp->vw, kp->fma, tg->names);
     LLVMTypeRef ty_fn = LLVMFunctionType(LLVMVoidTypeInContext(ir.C), &ir.ty_ptr, 1, 0);

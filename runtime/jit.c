@@ -89,7 +89,7 @@ rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg)
     return RFJIT_OK;
 }
 
-static int has_feature(const char *features, const char *f)
+int rj_jit_has_feature(const char *features, const char *f)
 {
     size_t n = strlen(f);
     for (const char *p = features; (p = strstr(p, f)) != NULL; p += n)
@@ -122,12 +122,12 @@ static int amx_permitted(void)
 static int host_rank(const rj_host *h)
 {
     const char *f = h->features;
-    if (has_feature(f, "+avx512f") && has_feature(f, "+avx512bw") &&
-        has_feature(f, "+avx512dq") && has_feature(f, "+avx512vl"))
+    if (rj_jit_has_feature(f, "+avx512f") && rj_jit_has_feature(f, "+avx512bw") &&
+        rj_jit_has_feature(f, "+avx512dq") && rj_jit_has_feature(f, "+avx512vl"))
         return 3;
-    if (has_feature(f, "+avx2") && has_feature(f, "+fma"))
+    if (rj_jit_has_feature(f, "+avx2") && rj_jit_has_feature(f, "+fma"))
         return 2;
-    if (has_feature(f, "+sse4.2"))
+    if (rj_jit_has_feature(f, "+sse4.2"))
         return 1;
     return 0;
 }
@@ -175,9 +175,9 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
         /* The host's own name and features: the truth, including what LLVM does not name. */
         snprintf(isa->cpu, sizeof isa->cpu, "%s", h->cpu);
         snprintf(isa->features, sizeof isa->features, "%s", h->features);
-        isa->bf16dot = rank == 3 && has_feature(h->features, "+avx512bf16");
-        isa->amx = isa->bf16dot && has_feature(h->features, "+amx-tile") &&
-                   has_feature(h->features, "+amx-bf16") && amx_permitted();
+        isa->bf16dot = rank == 3 && rj_jit_has_feature(h->features, "+avx512bf16");
+        isa->amx = isa->bf16dot && rj_jit_has_feature(h->features, "+amx-tile") &&
+                   rj_jit_has_feature(h->features, "+amx-bf16") && amx_permitted();
     } else {
         snprintf(isa->cpu, sizeof isa->cpu, "%s", cls[rank].cpu);
         isa->features[0] = 0;

@@ -448,3 +448,53 @@ Test(bf16_compute, linear_within_the_rounding_bound, .timeout = 300)
     cr_assert(strstr(rfjit_ctx_last_error(ctx), "compute"), "%s", rfjit_ctx_last_error(ctx));
     rfjit_ctx_destroy(ctx);
 }
+
+/* Emission of a bf16 kernel follows the target, not this host: AMX where the target has it,
+ * AVX512-BF16's dot product where it has only that (a Zen 4), and RFJIT_E_TARGET where it
+ * has neither (AArch64, AVX2, AVX-512 without BF16), never handed to LLVM (whose instruction
+ * selection would abort). */
+Test(bf16_compute, emission_follows_the_target)
+{
+    rfjit_ctx *ctx = tu_ctx_isolated();
+    rfjit_attn_desc a = RFJIT_ATTN_DESC_INIT;
+    a.estimator = "exact";
+    a.d = 64;
+    a.compute = RFJIT_BF16;
+    const struct {
+        const char *triple, *features, *has; /* has: an instruction of the assembly, or NULL */
+    } t[] = {{"x86_64-unknown-linux-gnu",
+              "+avx512f,+avx512vl,+avx512bw,+avx512dq,+avx512bf16,"
+              "+amx-tile,+amx-bf16",
+              "tdpbf16ps"},
+             {"x86_64-unknown-linux-gnu", "+avx512f,+avx512vl,+avx512bw,+avx512dq,+avx512bf16",
+              "vdpbf16ps"},
+             {"aarch64-unknown-linux-gnu", "+neon", NULL},
+             {"x86_64-unknown-linux-gnu", "+avx2,+fma", NULL},
+             {"x86_64-unknown-linux-gnu", "+avx512f,+avx512vl,+avx512bw,+avx512dq", NULL}};
+    for (int i = 0; i < 5; i++) {
+        rfjit_emit_desc e = RFJIT_EMIT_DESC_INIT;
+        e.triple = t[i].triple;
+        e.features = t[i].features;
+        e.cpu = "";
+        e.kind = RFJIT_EMIT_ASSEMBLY;
+        e.vector_width = i == 2 ? 4 : i == 3 ? 8 : 16;
+        void *out = NULL;
+        size_t n = 0;
+        const rfjit_status s = rfjit_emit(ctx, &a, &e, &out, &n, NULL, 0);
+        if (t[i].has) {
+            cr_assert_eq(s, RFJIT_OK, "%s: %s", t[i].features, rfjit_ctx_last_error(ctx));
+            char *text = malloc(n + 1);
+            cr_assert_not_null(text);
+            memcpy(text, out, n);
+            text[n] = 0;
+            cr_expect(strstr(text, t[i].has), "%s: no %s in the assembly", t[i].features, t[i].has);
+            free(text);
+        } else {
+            cr_expect_eq(s, RFJIT_E_TARGET, "%s %s: %d (%s)", t[i].triple, t[i].features, s,
+                         rfjit_ctx_last_error(ctx));
+            cr_expect(strstr(rfjit_ctx_last_error(ctx), "bf16"), "%s", rfjit_ctx_last_error(ctx));
+        }
+        rfjit_free(out);
+    }
+    rfjit_ctx_destroy(ctx);
+}
