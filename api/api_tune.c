@@ -376,8 +376,8 @@ rfjit_status rfjit_tune_result_plan(const rfjit_tune_result *r, rfjit_attn_desc 
                             "version of rfjit_attn_desc (fill it with RFJIT_ATTN_DESC_INIT)",
                             n);
     const rj_tune_row *c = &r->out.rows[r->out.chosen];
-    /* a descriptor too short for compute gets exact in float32 for a bf16 answer: no error
-     * at all, so within any budget */
+    /* a descriptor too short for compute gets the float32 plan of a bf16 answer, which is
+     * within the budget too: exact has no error, and a twin's float32 row met it */
     rfjit_attn_desc full = rj_tune_row_desc(&r->req, c, c->seed);
     full.backend = RFJIT_BACKEND_AUTO;
     full.tiling = c->tiling;

@@ -200,9 +200,6 @@ static rfjit_status calibrate(rfjit_plan *p, const rfjit_attn_desc *d, rj_diag *
     return s;
 }
 
-/* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
- * (then AUTO falls back and says why, JIT refuses; a Performer compat mode takes its float32
- * path rather than the double reference). Frozen parameters are lowered now. */
 /* bf16 compute is a kernel's hardware instruction: where no kernel can run it the plan is
  * refused, never computed in float or emulated. */
 static rfjit_status check_bf16(const rfjit_plan *p, rj_diag *dg)
@@ -223,6 +220,9 @@ static rfjit_status check_bf16(const rfjit_plan *p, rj_diag *dg)
     return RFJIT_OK;
 }
 
+/* Pick the backend: the JIT kernel unless asked for the reference or the estimator has none
+ * (then AUTO falls back and says why, JIT refuses; a Performer compat mode takes its float32
+ * path rather than the double reference). Frozen parameters are lowered now. */
 static rfjit_status choose_backend(rfjit_plan *p, rj_diag *dg)
 {
     RJ_TRY(check_bf16(p, dg));
