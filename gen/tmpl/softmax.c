@@ -26,10 +26,10 @@
  * reads (and for half inputs widens) each key and value tile once for all of them, and every
  * tile's rows come out as a pass of its own would give them, bit for bit.
  *
- * With bf16 compute (rj_kplan.bf16) both products take bfloat16 pairs: each query tile is
- * rounded once as it starts, each key and value tile once per pass, and the weights p once
- * per key tile after the online step, which runs in float as before (so m and l are float,
- * and only the products' operands are rounded).
+ * With bf16 compute (rj_kplan.bf16) both products take bfloat16 operands: each query tile is
+ * rounded once as it starts, each key and value tile once per pass, and the weights p as the
+ * online step computes them, which it does in float as before (so m and l are float, and
+ * only the products' operands are rounded).
  */
 #include "gen/tmpl/tmpl.h"
 
