@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * This file implements the bfloat16 compute path of gen/ir.h: the operand packs that round
- * float tiles to bfloat16 pairs, and the pair dot product rj_ir_mm issues for them. Packing
- * is linear in a tile and the product it feeds is not, so operands are rounded once, where
- * they are made, and never inside a product's inner loop.
+ * float tiles to bfloat16 rows and pairs, the pair dot product rj_ir_mm issues for them
+ * (AVX512-BF16), and AMX's tile configuration and tile product. Packing is linear in a tile
+ * and the product it feeds is not, so operands are rounded once, where they are made, and
+ * never inside a product's inner loop.
  */
 #include "gen/ir.h"
 
@@ -50,18 +51,19 @@ void rj_ir_pack_bf16_rows(rj_ir *ir, rj_v src, rj_v ss, rj_v n, int64_t K, int64
     rj_loop r = rj_ir_loop_begin(ir, "bf_row", rj_ir_i(ir, 0), n, 1);
     rj_v row = rj_ir_at(ir, src, rj_ir_imul(ir, r.i, ss, ""));
     rj_v out = rj_ir_imul(ir, r.i, rj_ir_i(ir, ds), "");
-    for (int64_t c = 0; c < Kpad; c += vw) {
-        rj_v x;
-        if (c + vw <= K) {
-            x = rj_ir_ldv(ir, rj_ir_atc(ir, row, c), "x");
-        } else {
-            /* the row's tail, zero-filled to a whole vector: no read past element K - 1 */
-            x = rj_ir_vf(ir, 0);
-            for (int64_t e = c; e < K; e++)
-                x = LLVMBuildInsertElement(ir->B, x, rj_ir_ld(ir, rj_ir_atc(ir, row, e), "x"),
-                                           LLVMConstInt(ir->ty_i32, (unsigned)(e - c), 0), "");
-        }
-        store_bf(ir, narrow(ir, x), dst, rj_ir_iadd(ir, out, rj_ir_i(ir, c), ""));
+    /* whole vectors in a loop (a row may be thousands of features long), then the tail */
+    const int64_t whole = K / vw * vw;
+    rj_loop c = rj_ir_loop_begin(ir, "bf_col", rj_ir_i(ir, 0), rj_ir_i(ir, whole), vw);
+    store_bf(ir, narrow(ir, rj_ir_ldv(ir, rj_ir_at(ir, row, c.i), "x")), dst,
+             rj_ir_iadd(ir, out, c.i, ""));
+    rj_ir_loop_end(ir, &c);
+    for (int64_t at = whole; at < Kpad; at += vw) {
+        /* the row's tail, zero-filled to a whole vector: no read past element K - 1 */
+        rj_v x = rj_ir_vf(ir, 0);
+        for (int64_t e = at; e < K; e++)
+            x = LLVMBuildInsertElement(ir->B, x, rj_ir_ld(ir, rj_ir_atc(ir, row, e), "x"),
+                                       LLVMConstInt(ir->ty_i32, (unsigned)(e - at), 0), "");
+        store_bf(ir, narrow(ir, x), dst, rj_ir_iadd(ir, out, rj_ir_i(ir, at), ""));
     }
     rj_ir_loop_end(ir, &r);
 }
