@@ -29,6 +29,10 @@
  * output), and a tile of hidden keys only is skipped (bidirectional). While no key has been
  * absorbed c stays -inf (the empty state runtime/exec_jit.c merges), and a query that sees
  * no key gets exact zeros, not 0/0.
+ *
+ * bf16 compute (rj_kplan.bf16, bidirectional exponential features, AMX): W x, S += phi_k^T V
+ * and num = S^T phi_q take bfloat16 operands, W rounded once per call and S transposed once
+ * the keys are in (rj_lin.wb set); h, c, the exps, z and the denominators stay float.
  */
 #include "gen/tmpl/lin.h"
 
