@@ -223,6 +223,15 @@ char *rj_strndup(const char *s, size_t n)
     return p;
 }
 
+bool rj_has_feature(const char *features, const char *feature)
+{
+    const size_t n = strlen(feature);
+    for (const char *p = features; p && (p = strstr(p, feature)) != NULL; p += n)
+        if ((p == features || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+            return true;
+    return false;
+}
+
 char *rj_strdup(const char *s)
 {
     return rj_strndup(s, strlen(s));

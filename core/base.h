@@ -74,6 +74,10 @@ bool rj_grow(void **arr, size_t n, size_t *cap, size_t size);
 char *rj_strdup(const char *s);
 char *rj_strndup(const char *s, size_t n);
 
+/* Whether a comma-separated LLVM feature list ("+avx2,-sse4a,...") enables feature ("+name");
+ * NULL lists nothing. */
+bool rj_has_feature(const char *features, const char *feature);
+
 /* a * b without overflow: false if it would exceed SIZE_MAX. */
 bool rj_mul_size(size_t a, size_t b, size_t *out);
 

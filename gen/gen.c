@@ -42,16 +42,6 @@ static void add_enum_attr(rj_ir *ir, const char *k)
                             LLVMCreateEnumAttribute(ir->C, id, 0));
 }
 
-/* Whether a comma-separated feature list enables feature ("+name"). */
-static int has_feature(const char *features, const char *feature)
-{
-    const size_t n = strlen(feature);
-    for (const char *p = features; p && (p = strstr(p, feature)) != NULL; p += n)
-        if ((p == features || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
-            return 1;
-    return 0;
-}
-
 rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
                            const rj_gen_target *tg, rj_diag *dg)
 {
@@ -64,7 +54,7 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
     for (int i = 0; kp->bf16 && i < 3 && need[kp->bf16 - 1][i]; i++)
         RJ_FAIL_IF(dg,
                    !triple || strncmp(triple, "x86_64", 6) != 0 ||
-                       !has_feature(tg->features, need[kp->bf16 - 1][i]),
+                       !rj_has_feature(tg->features, need[kp->bf16 - 1][i]),
                    RFJIT_E_TARGET,
                    "bf16 compute needs %s, which target %s (features '%.200s') does not enable",
                    need[kp->bf16 - 1][i], triple ? triple : "?", tg->features);

@@ -89,15 +89,6 @@ rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg)
     return RFJIT_OK;
 }
 
-int rj_jit_has_feature(const char *features, const char *f)
-{
-    size_t n = strlen(f);
-    for (const char *p = features; (p = strstr(p, f)) != NULL; p += n)
-        if ((p == features || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
-            return 1;
-    return 0;
-}
-
 /* Linux hands a process AMX's 8 KiB of tile state only when asked (arch_prctl
  * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA): without it the first tile instruction faults.
  * The permission is the process's, once. */
@@ -122,12 +113,12 @@ static int amx_permitted(void)
 static int host_rank(const rj_host *h)
 {
     const char *f = h->features;
-    if (rj_jit_has_feature(f, "+avx512f") && rj_jit_has_feature(f, "+avx512bw") &&
-        rj_jit_has_feature(f, "+avx512dq") && rj_jit_has_feature(f, "+avx512vl"))
+    if (rj_has_feature(f, "+avx512f") && rj_has_feature(f, "+avx512bw") &&
+        rj_has_feature(f, "+avx512dq") && rj_has_feature(f, "+avx512vl"))
         return 3;
-    if (rj_jit_has_feature(f, "+avx2") && rj_jit_has_feature(f, "+fma"))
+    if (rj_has_feature(f, "+avx2") && rj_has_feature(f, "+fma"))
         return 2;
-    if (rj_jit_has_feature(f, "+sse4.2"))
+    if (rj_has_feature(f, "+sse4.2"))
         return 1;
     return 0;
 }
@@ -175,9 +166,9 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
         /* The host's own name and features: the truth, including what LLVM does not name. */
         snprintf(isa->cpu, sizeof isa->cpu, "%s", h->cpu);
         snprintf(isa->features, sizeof isa->features, "%s", h->features);
-        isa->bf16dot = rank == 3 && rj_jit_has_feature(h->features, "+avx512bf16");
-        isa->amx = isa->bf16dot && rj_jit_has_feature(h->features, "+amx-tile") &&
-                   rj_jit_has_feature(h->features, "+amx-bf16") && amx_permitted();
+        isa->bf16dot = rank == 3 && rj_has_feature(h->features, "+avx512bf16");
+        isa->amx = isa->bf16dot && rj_has_feature(h->features, "+amx-tile") &&
+                   rj_has_feature(h->features, "+amx-bf16") && amx_permitted();
     } else {
         snprintf(isa->cpu, sizeof isa->cpu, "%s", cls[rank].cpu);
         isa->features[0] = 0;

@@ -31,9 +31,6 @@ typedef struct rj_jit rj_jit;
 /* Query LLVM for the host. Errors: RFJIT_E_INTERNAL with LLVM's message. */
 rfjit_status rj_jit_host_query(rj_host *h, rj_diag *dg);
 
-/* Whether a comma-separated LLVM feature list enables feature ("+name"). */
-int rj_jit_has_feature(const char *features, const char *feature);
-
 /* Resolve the ISA: `want` NULL or "" or "native" is the host's class; otherwise one of
  * avx512, avx2, sse4.2, generic, which must not exceed the host (RFJIT_E_ISA). */
 rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa, rj_diag *dg);
