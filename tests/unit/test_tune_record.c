@@ -356,6 +356,23 @@ static rfjit_ctx *ctx_for(const char *wisdom)
 }
 
 /* A wisdom file with this machine's header and the given record lines. */
+/* A fresh empty file at path (a mkstemp template), for a wisdom file a test writes. */
+static void temp_file(char *path)
+{
+    const int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
+/* The wisdom file at path and the lock file beside it. */
+static void remove_wisdom(const char *path)
+{
+    unlink(path);
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    unlink(lock);
+}
+
 static void write_wisdom(const char *path, const char *lines)
 {
     rfjit_ctx *c = ctx_for("");
@@ -382,9 +399,7 @@ static rfjit_status tune_wisdom_only(rfjit_ctx *c, rfjit_tune_result **r)
 Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line)
 {
     char path[] = "/tmp/rfjit_tune_record_XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    temp_file(path);
     char key[256], lines[2048], bad[512];
     key_of(key, sizeof key, 64);
 
@@ -432,10 +447,7 @@ Test(tune_record, a_file_drops_bad_records_with_one_warning_naming_file_and_line
     c = ctx_for(path);
     cr_expect_eq(nlogged, 0, "%s", logged[0]);
     rfjit_ctx_destroy(c);
-    unlink(path);
-    char lock[64];
-    snprintf(lock, sizeof lock, "%s.lock", path);
-    unlink(lock);
+    remove_wisdom(path);
 }
 
 /* The plan and row of a WISDOM_ONLY answer are eva's, with the record's window and chunks. */
@@ -467,9 +479,7 @@ static void expect_eva_answer(rfjit_ctx *c)
 Test(tune_record, eva_parameters_round_trip_through_wisdom)
 {
     char path[] = "/tmp/rfjit_tune_record_XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    temp_file(path);
     char key[256], lines[2048];
     key_of(key, sizeof key, 64);
     snprintf(lines, sizeof lines, "%.*s patience=1 %s\n", (int)(strlen(key) - 6), key, GOOD_V1);
@@ -496,10 +506,7 @@ Test(tune_record, eva_parameters_round_trip_through_wisdom)
     cr_expect(strstr(text, "window=32 chunks=16") && strstr(text, GOOD_V1), "%s", text);
     rfjit_free(text);
     rfjit_ctx_destroy(c);
-    unlink(path);
-    char lock[64];
-    snprintf(lock, sizeof lock, "%s.lock", path);
-    unlink(lock);
+    remove_wisdom(path);
 }
 
 /* The store with the check installed, as a context has it, on text alone. */
@@ -563,9 +570,7 @@ Test(tune_record, fuzz_corpus_cases)
 Test(tune_record, a_transform_round_trips_through_wisdom)
 {
     char path[] = "/tmp/rfjit_tune_record_XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    temp_file(path);
     char key[256], v[512], lines[1024];
     key_of(key, sizeof key, 64);
     with(v, sizeof v, "xform=0", "xform=5"); /* center_k + balance */
@@ -601,10 +606,7 @@ Test(tune_record, a_transform_round_trips_through_wisdom)
         cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
         rfjit_ctx_destroy(c);
     }
-    unlink(path);
-    char lock[64];
-    snprintf(lock, sizeof lock, "%s.lock", path);
-    unlink(lock);
+    remove_wisdom(path);
 }
 
 static const char BLOCKSPARSE[] = "est=blocksparse m=64 vw=0 T=0 ri=0 rj=0 predicted=nan "
@@ -649,9 +651,7 @@ Test(tune_record, version_3_reads_as_no_blocks_and_blocks_are_checked)
 Test(tune_record, blocksparse_parameters_round_trip_through_wisdom)
 {
     char path[] = "/tmp/rfjit_tune_record_XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    temp_file(path);
     char key[256], lines[1024];
     key_of(key, sizeof key, 64);
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, BLOCKSPARSE);
@@ -681,10 +681,7 @@ Test(tune_record, blocksparse_parameters_round_trip_through_wisdom)
         cr_assert_eq(rfjit_wisdom_export(c, path), RFJIT_OK, "%s", rfjit_ctx_last_error(c));
         rfjit_ctx_destroy(c);
     }
-    unlink(path);
-    char lock[64];
-    snprintf(lock, sizeof lock, "%s.lock", path);
-    unlink(lock);
+    remove_wisdom(path);
 }
 
 static const char EXACT_BF16[] = "est=exact m=0 vw=0 T=0 ri=0 rj=0 predicted=nan "
@@ -734,9 +731,7 @@ Test(tune_record, version_4_reads_as_float32_and_compute_is_checked)
 Test(tune_record, a_bf16_answer_round_trips_through_wisdom)
 {
     char path[] = "/tmp/rfjit_tune_record_XXXXXX";
-    const int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    temp_file(path);
     char key[256], lines[1024];
     key_of(key, sizeof key, 64);
     snprintf(lines, sizeof lines, "%s patience=1 %s\n", key, EXACT_BF16);
@@ -794,8 +789,5 @@ Test(tune_record, a_bf16_answer_round_trips_through_wisdom)
     cr_expect_eq(tune_wisdom_only(c, &r), RFJIT_E_NO_WISDOM, "an avx2 context answered bf16");
     rfjit_tune_result_destroy(r);
     rfjit_ctx_destroy(c);
-    unlink(path);
-    char lock[64];
-    snprintf(lock, sizeof lock, "%s.lock", path);
-    unlink(lock);
+    remove_wisdom(path);
 }
