@@ -265,10 +265,9 @@ static void wisdom_value(const rj_tune_row *c, char *buf, size_t n)
 static int wisdom_row(const rfjit_ctx *ctx, const char *key, const char *v, rj_tune_row *c)
 {
     rj_diag why = {{0}};
-    if (rj_tune_record_check(key, v, ctx->isa.max_vw, c, &why) != RFJIT_OK)
+    if (rj_tune_record_check_for(key, v, ctx->isa.max_vw, ctx->isa.amx, c, &why) != RFJIT_OK)
         return 0;
-    if (c->compute == RFJIT_BF16 &&
-        (!ctx->isa.bf16dot || (c->est->tmpl == RJ_TMPL_LINEAR && !ctx->isa.amx)))
+    if (c->compute == RFJIT_BF16 && !ctx->isa.bf16dot)
         return 0;
     c->meets = c->pareto = c->chosen = 1;
     snprintf(c->note, sizeof c->note, "from wisdom");

@@ -274,7 +274,8 @@ static int registry_index(const rj_est_ops *est)
 
 /* The plan rfjit_tune_result_plan would build from the record passes rfjit_plan_create's
  * descriptor checks and its tiling the kernel plan's for max_vw lanes. */
-static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_vw, rj_diag *dg)
+static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_vw, int amx,
+                            rj_diag *dg)
 {
     if (row->est->flags & RJ_EST_NOPROJ) {
         if (row->m != 0)
@@ -313,9 +314,9 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
     if (rj_plan_check(&a, &s, &why) != RFJIT_OK)
         return BAD(dg, "%s", why.msg);
     rj_kplan kp;
-    /* a bf16 record needs a bf16 kernel (on the best unit there is: the context asks for its
-     * own, api_tune.c); a refusal of it is not "runs on the reference", which bf16 never does */
-    s.amx = row->compute == RFJIT_BF16;
+    /* a bf16 record needs a bf16 kernel on the target's units; a refusal of it is not "runs
+     * on the reference", which bf16 never does */
+    s.amx = row->compute == RFJIT_BF16 && amx;
     const rfjit_status st = rj_kplan_make(&s, &row->tiling, max_vw, 1, &kp, &why);
     if (st != RFJIT_OK && row->compute == RFJIT_BF16)
         return BAD(dg, "compute = %d (bfloat16) for estimator '%s': %s", row->compute,
@@ -329,6 +330,12 @@ static rfjit_status plan_ok(const tune_key *k, const rj_tune_row *row, int max_v
 rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw,
                                   rj_tune_row *row, rj_diag *dg)
 {
+    return rj_tune_record_check_for(key, value, max_vw, 1, row, dg);
+}
+
+rfjit_status rj_tune_record_check_for(const char *key, const char *value, int max_vw, int amx,
+                                      rj_tune_row *row, rj_diag *dg)
+{
     tune_key k;
     RJ_TRY(key_parse(key, &k, dg));
     RJ_TRY(value_parse(value, k.version, row, dg));
@@ -336,7 +343,7 @@ rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw
     if (row->est != rj_est_find("exact") && !((k.cand >> registry_index(row->est)) & 1))
         return BAD(dg, "est=%s is not among the key's candidates (cand%lx)", row->est->name,
                    k.cand);
-    return plan_ok(&k, row, max_vw, dg);
+    return plan_ok(&k, row, max_vw, amx, dg);
 }
 
 int rj_tune_record_ok(void *user, const char *key, const char *value, char *why, size_t n)

@@ -47,6 +47,11 @@ typedef struct rj_tune_row rj_tune_row;
  * offending field, its text and the accepted range in dg otherwise. */
 rfjit_status rj_tune_record_check(const char *key, const char *value, int max_vw,
                                   rj_tune_row *row, rj_diag *dg);
+/* The same for a target with AMX (amx 1, as rj_tune_record_check assumes: the best bf16
+ * unit there is) or without (0), whose bf16 kernels then are AVX512-BF16's: a bf16 record
+ * with no kernel on such a target is refused. */
+rfjit_status rj_tune_record_check_for(const char *key, const char *value, int max_vw, int amx,
+                                      rj_tune_row *row, rj_diag *dg);
 
 /* rj_wisdom_check_fn (wisdom.h) for a context's wisdom: rj_tune_record_check with
  * RJ_TUNE_RECORD_ANY_VW; user is unused. */

@@ -716,6 +716,12 @@ Test(tune_record, version_4_reads_as_float32_and_compute_is_checked)
     cr_assert_eq(rj_tune_record_check(key, POSITIVE_BF16, 16, &row, &dg), RFJIT_OK, "%s", dg.msg);
     cr_expect(row.compute == RFJIT_BF16 && !strcmp(row.est->name, "positive"));
     refused(key, POSITIVE_BF16, 8, "no bfloat16 kernel", NULL);
+    /* a target without AMX has exact's bf16 kernel (AVX512-BF16) but not positive's */
+    cr_expect_eq(rj_tune_record_check_for(key, EXACT_BF16, 16, 0, &row, &dg), RFJIT_OK, "%s",
+                 dg.msg);
+    cr_expect_eq(rj_tune_record_check_for(key, POSITIVE_BF16, 16, 0, &row, &dg),
+                 RFJIT_E_WISDOM_FORMAT, "a positive bf16 record accepted without AMX");
+    cr_expect(strstr(dg.msg, "no bfloat16 kernel"), "%s", dg.msg);
     char causal[256];
     snprintf(causal, sizeof causal,
              "tune.output.causal.d64.dv64.L4096.b1.0000e-02.syn1.cand%x.x1.v5",
