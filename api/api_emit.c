@@ -57,8 +57,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     rfjit_tiling tl = rj_tiling_default(vw);
     rj_kplan kp;
     p->spec.compute = compute;
-    p->spec.amx = rj_has_feature(features, "+amx-tile") &&
-                  rj_has_feature(features, "+amx-bf16");
+    p->spec.amx = rj_has_feature(features, "+amx-tile") && rj_has_feature(features, "+amx-bf16");
     s = rj_kplan_make(&p->spec, &tl, vw, fma, &kp, &dg);
     if (s == RFJIT_OK) /* the element types the descriptor asks for, as plan creation does */
         s = rj_kplan_set_dtypes(&kp, a.dtype, a.dtype, &dg);
