@@ -144,6 +144,8 @@ rfjit_status rfjit_ctx_create(const rfjit_ctx_desc *desc_in, rfjit_ctx **out)
         if (!ctx->threads)
             ctx->threads = ctx->topo.cores > 0 ? ctx->topo.cores : 1;
         s = rj_pool_create(ctx->threads, &ctx->pool, &dg);
+        /* a cold compile uses the threads an execute may, no more */
+        rj_jit_set_threads(ctx->jit, ctx->threads);
     }
     if (s == RFJIT_OK)
         s = rj_ctx_wisdom_open(ctx, rj_tune_record_ok, &dg);

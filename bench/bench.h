@@ -180,11 +180,12 @@ int bench_rfjit_paired(rfjit_ctx *one, rfjit_ctx *many, const rfjit_attn_desc *a
 int bench_rfjit_paired_plans(rfjit_ctx *const ctx[2], const rfjit_attn_desc *const a[2],
                              const bench_data *p, int rounds, float *out, double *ratio, char *err,
                              size_t len);
-/* Cold compile (context with no disk cache) and disk-cache load (a context on cache_dir,
- * which a first context fills) of plan a, each minus a reference-backend plan's creation in
- * the same context; medians of samples. 0 or -1 with err. */
+/* Cold compile (context with no disk cache) with one thread per core, which compiles a
+ * kernel's parts side by side, and with one thread, and disk-cache load (a context on
+ * cache_dir, which a first context fills) of plan a, each minus a reference-backend plan's
+ * creation in the same context; medians of samples. 0 or -1 with err. */
 int bench_rfjit_compile(const rfjit_attn_desc *a, const char *cache_dir, int samples,
-                        double *cold_ms, double *disk_ms, char *err, size_t len);
+                        double *cold_ms, double *cold1_ms, double *disk_ms, char *err, size_t len);
 
 /* ------------------------------------------------------------------ bench_suite.c */
 

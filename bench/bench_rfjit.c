@@ -126,12 +126,12 @@ int bench_rfjit_paired_plans(rfjit_ctx *const ctx[2], const rfjit_attn_desc *con
     return rc;
 }
 
-static rfjit_ctx *context(const char *cache_dir, char *err, size_t len)
+static rfjit_ctx *context(const char *cache_dir, int threads, char *err, size_t len)
 {
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
     cd.cache_dir = cache_dir;
     cd.wisdom_path = "";
-    cd.threads = 1;
+    cd.threads = threads;
     rfjit_ctx *c = NULL;
     const rfjit_status s = rfjit_ctx_create(&cd, &c);
     if (s != RFJIT_OK)
@@ -153,10 +153,12 @@ static double plan_ms(rfjit_ctx *c, const rfjit_attn_desc *a, char *err, size_t 
     return ms;
 }
 
-/* Plan creation in a fresh context on cache_dir, minus the reference plan's; NaN on failure. */
-static double compile_ms(const rfjit_attn_desc *a, const char *cache_dir, char *err, size_t len)
+/* Plan creation in a fresh context on cache_dir with `threads` (0: one per core), minus the
+ * reference plan's; NaN on failure. */
+static double compile_ms(const rfjit_attn_desc *a, const char *cache_dir, int threads, char *err,
+                         size_t len)
 {
-    rfjit_ctx *c = context(cache_dir, err, len);
+    rfjit_ctx *c = context(cache_dir, threads, err, len);
     if (!c)
         return NAN;
     rfjit_attn_desc ref = *a;
@@ -168,26 +170,29 @@ static double compile_ms(const rfjit_attn_desc *a, const char *cache_dir, char *
 }
 
 int bench_rfjit_compile(const rfjit_attn_desc *a, const char *cache_dir, int samples,
-                        double *cold_ms, double *disk_ms, char *err, size_t len)
+                        double *cold_ms, double *cold1_ms, double *disk_ms, char *err, size_t len)
 {
     enum { MAX_SAMPLES = 32 };
-    double cold[MAX_SAMPLES], disk[MAX_SAMPLES];
+    double cold[MAX_SAMPLES], cold1[MAX_SAMPLES], disk[MAX_SAMPLES];
     if (samples < 1 || samples > MAX_SAMPLES) {
         snprintf(err, len, "compile samples must be in 1..%d", MAX_SAMPLES);
         return -1;
     }
     /* fill the disk cache (a no-op if a plan of this kernel was already made on it) */
-    if (!isfinite(compile_ms(a, cache_dir, err, len)))
+    if (!isfinite(compile_ms(a, cache_dir, 1, err, len)))
         return -1;
     for (int i = 0; i < samples; i++) {
-        cold[i] = compile_ms(a, "", err, len);
-        disk[i] = compile_ms(a, cache_dir, err, len);
-        if (!isfinite(cold[i]) || !isfinite(disk[i]))
+        cold[i] = compile_ms(a, "", 0, err, len);
+        cold1[i] = compile_ms(a, "", 1, err, len);
+        disk[i] = compile_ms(a, cache_dir, 1, err, len);
+        if (!isfinite(cold[i]) || !isfinite(cold1[i]) || !isfinite(disk[i]))
             return -1;
     }
     bench_time t;
     bench_time_of(cold, samples, &t);
     *cold_ms = t.med;
+    bench_time_of(cold1, samples, &t);
+    *cold1_ms = t.med;
     bench_time_of(disk, samples, &t);
     *disk_ms = t.med;
     return 0;

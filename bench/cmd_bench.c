@@ -97,7 +97,7 @@ typedef struct row_res {
     bench_row r;
     const char *suite;
     bench_exec x;
-    double gflops, pct, rel_err, cold_ms, disk_ms;
+    double gflops, pct, rel_err, cold_ms, cold1_ms, disk_ms;
     double speedup; /* threads > 1: bench_rfjit_paired's over one thread; NaN otherwise */
     peer_res peer[N_PEERS];
     double tol_favor, tol_exact; /* the shape's bench_rounding_tol, NaN without peers */
@@ -537,7 +537,8 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
     memset(res, 0, sizeof *res);
     res->r = *r;
     res->suite = suite;
-    res->cold_ms = res->disk_ms = res->rel_err = res->tol_favor = res->tol_exact = NAN;
+    res->cold_ms = res->cold1_ms = res->disk_ms = res->rel_err = res->tol_favor = res->tol_exact =
+        NAN;
     res->speedup = res->vs_f32 = NAN;
     const int bf16 = r->compute == RFJIT_BF16;
     if (bf16 && b->bf16_refused)
@@ -600,9 +601,8 @@ static int run_row(bench *b, const bench_row *r, const char *suite, row_res *res
         return -1;
     res->gflops = flops_of(r, res->x.M) / (res->x.t.med * 1e6);
     res->pct = res->gflops / b->peak;
-    if (r->compile &&
-        bench_rfjit_compile(&a, b->cache_dir, b->compile_samples, &res->cold_ms, &res->disk_ms,
-                            err, len) != 0)
+    if (r->compile && bench_rfjit_compile(&a, b->cache_dir, b->compile_samples, &res->cold_ms,
+                                          &res->cold1_ms, &res->disk_ms, err, len) != 0)
         return -1;
     if (r->peers && !bf16_exact && (b->blas || b->torch)) {
         if (run_peers(b, r, err, len) != 0)
@@ -640,6 +640,7 @@ static void print_json_row(const row_res *x)
     jnum("minflt_per_run", x->x.minflt_per_run);
     printf(",\"maxrss_kib\":%ld", x->x.maxrss_kib);
     jnum("cold_compile_ms", x->cold_ms);
+    jnum("cold_compile_1t_ms", x->cold1_ms);
     jnum("disk_cache_ms", x->disk_ms);
     jnum("speedup_paired", x->speedup);
     jnum("vs_rfjit_f32_paired", x->vs_f32);
@@ -747,11 +748,13 @@ static void print_summaries(const bench *b)
             continue;
         if (!any++)
             printf("\ncompile of the kernel, ms (median of %d, minus a reference-backend plan's "
-                   "creation): cold = a context without disk cache, disk = a fresh context "
-                   "loading from the cache a first one filled\n",
+                   "creation): cold = a context without disk cache and one thread per core "
+                   "(the default; a kernel's parts compile side by side), cold_1t = the same "
+                   "with one thread, disk = a fresh context loading from the cache a first one "
+                   "filled\n",
                    b->compile_samples);
-        printf("  %-10s %-6s L=%-6d cold %8.2f  disk %7.2f\n", x->r.estimator,
-               x->r.causal ? "causal" : "bidir", x->r.L, x->cold_ms, x->disk_ms);
+        printf("  %-10s %-6s L=%-6d cold %8.2f  cold_1t %8.2f  disk %7.2f\n", x->r.estimator,
+               x->r.causal ? "causal" : "bidir", x->r.L, x->cold_ms, x->cold1_ms, x->disk_ms);
     }
     any = 0;
     for (int i = 0; i < b->n_rows; i++) {

@@ -359,9 +359,9 @@ static void transpose(rj_ir *ir, rj_v *rows)
     }
 }
 
-/* The function behind rj_ir_transpose_block for one pair of element types: internal, never
- * inlined, with the kernel's own target attributes (copied, so that it is compiled for the
- * same vectors). */
+/* The function behind rj_ir_transpose_block for one pair of element types: internal (or
+ * shared by a kernel's parts, ir.h helper_prefix), never inlined, with the kernel's own
+ * target attributes (copied, so that it is compiled for the same vectors). */
 static rj_v transpose_fn(rj_ir *ir, int src_dt, int dst_dt)
 {
     static const char *const names[3][3] = {
@@ -371,8 +371,22 @@ static rj_v transpose_fn(rj_ir *ir, int src_dt, int dst_dt)
     LLVMTypeRef p[7] = {ir->ty_ptr, ir->ty_i64, ir->ty_ptr, ir->ty_i64,
                         ir->ty_ptr, ir->ty_i64, ir->ty_f32};
     ir->ty_tr = LLVMFunctionType(LLVMVoidTypeInContext(ir->C), p, 7, 0);
-    rj_v fn = LLVMAddFunction(ir->M, names[src_dt][dst_dt], ir->ty_tr);
-    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    if (!ir->one) {
+        ir->one = LLVMAddGlobal(ir->M, ir->ty_f32, "rj_one");
+        LLVMSetInitializer(ir->one, rj_ir_f(ir, 1.0));
+        LLVMSetGlobalConstant(ir->one, 1);
+        LLVMSetLinkage(ir->one, LLVMInternalLinkage);
+    }
+    char name[320];
+    if (ir->helper_prefix)
+        snprintf(name, sizeof name, "%s_%s", ir->helper_prefix, names[src_dt][dst_dt]);
+    else
+        snprintf(name, sizeof name, "%s", names[src_dt][dst_dt]);
+    rj_v fn = LLVMAddFunction(ir->M, name, ir->ty_tr);
+    if (ir->helper_prefix && !ir->helpers_here)
+        return fn; /* another module defines it */
+    if (!ir->helper_prefix)
+        LLVMSetLinkage(fn, LLVMInternalLinkage);
     const unsigned n = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
     LLVMAttributeRef attrs[32];
     if (n <= 32) {
@@ -383,12 +397,6 @@ static rj_v transpose_fn(rj_ir *ir, int src_dt, int dst_dt)
     const unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                             LLVMCreateEnumAttribute(ir->C, noinline, 0));
-    if (!ir->one) {
-        ir->one = LLVMAddGlobal(ir->M, ir->ty_f32, "rj_one");
-        LLVMSetInitializer(ir->one, rj_ir_f(ir, 1.0));
-        LLVMSetGlobalConstant(ir->one, 1);
-        LLVMSetLinkage(ir->one, LLVMInternalLinkage);
-    }
 
     rj_bb back = LLVMGetInsertBlock(ir->B);
     LLVMPositionBuilderAtEnd(ir->B, LLVMAppendBasicBlockInContext(ir->C, fn, "entry"));

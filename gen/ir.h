@@ -33,6 +33,11 @@ typedef struct rj_ir {
     rj_v fn_fma_v, fn_fma_s;
     LLVMTypeRef ty_tr;    /* the out-of-line block transpose (rj_ir_transpose_block) */
     rj_v fn_tr[3][3], one; /* one per (source, destination) rfjit_dtype */
+    /* Out-of-line functions: NULL keeps them internal to the module; a prefix names them
+     * `<prefix>_<name>`, external, and defines them only where helpers_here is set, so that
+     * one module of a kernel built in parts (gen.h) holds them for all the others. */
+    const char *helper_prefix;
+    int helpers_here;
     int half_native;       /* 0 unknown, 1 the target converts binary16 in hardware, -1 not */
     int bf16_native;       /* the same for rounding float to bfloat16 */
     LLVMTypeRef ty_vbf;    /* <2 vw x bfloat>: a vector of bf16 pairs */

@@ -11,8 +11,9 @@
 #define _GNU_SOURCE /* syscall(2), for AMX's permission */
 #include "runtime/jit.h"
 
-#include "runtime/fsutil.h"
 #include "gen/gen.h"
+#include "runtime/fsutil.h"
+#include "runtime/kbundle.h"
 #include "runtime/target_names.h"
 
 #ifdef RFJIT_TESTING
@@ -28,6 +29,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,9 +38,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A kernel's parts compile side by side on up to this many threads (rj_jit_set_threads). */
+#define RJ_JIT_MAX_THREADS 8
+
 struct rj_jit {
     rj_isa isa;
     LLVMTargetMachineRef tm; /* ours: optimisation and object emission */
+    /* one more per extra compile thread, made on first use: a target machine is not
+     * thread-safe */
+    LLVMTargetMachineRef aux_tm[RJ_JIT_MAX_THREADS - 1];
+    int threads;
     LLVMOrcLLJITRef lljit;
     LLVMOrcResourceTrackerRef *rts; /* one per linked object, released at destroy */
     size_t nrt, caprt;
@@ -283,6 +292,7 @@ rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg)
     rj_jit *j = rj_alloc_zero(sizeof *j);
     RJ_FAIL_IF(dg, !j, RFJIT_E_NOMEM, "no memory for a JIT");
     j->isa = *isa;
+    j->threads = 1;
     j->elf_machine = !strncmp(isa->triple, "aarch64", 7) ? 183u : 62u; /* EM_AARCH64, EM_X86_64 */
     rfjit_status s = make_tm(isa->triple, isa->cpu, isa->features, &j->tm, dg);
     LLVMTargetMachineRef tm2 = NULL;
@@ -326,6 +336,11 @@ rfjit_status rj_test_jit_retarget(rj_jit *j, const char *triple, const char *cpu
     RJ_TRY(make_tm(triple, cpu, features, &tm, dg));
     LLVMDisposeTargetMachine(j->tm);
     j->tm = tm;
+    for (int i = 0; i < RJ_JIT_MAX_THREADS - 1; i++)
+        if (j->aux_tm[i]) {
+            LLVMDisposeTargetMachine(j->aux_tm[i]);
+            j->aux_tm[i] = NULL;
+        }
     snprintf(j->isa.triple, sizeof j->isa.triple, "%s", triple);
     snprintf(j->isa.cpu, sizeof j->isa.cpu, "%s", cpu);
     snprintf(j->isa.features, sizeof j->isa.features, "%s", features);
@@ -347,7 +362,15 @@ void rj_jit_destroy(rj_jit *j)
     }
     if (j->tm)
         LLVMDisposeTargetMachine(j->tm);
+    for (int i = 0; i < RJ_JIT_MAX_THREADS - 1; i++)
+        if (j->aux_tm[i])
+            LLVMDisposeTargetMachine(j->aux_tm[i]);
     rj_free(j);
+}
+
+void rj_jit_set_threads(rj_jit *j, int threads)
+{
+    j->threads = threads < 1 ? 1 : threads > RJ_JIT_MAX_THREADS ? RJ_JIT_MAX_THREADS : threads;
 }
 
 static rfjit_status write_file(const char *dir, const char *sym, const char *ext,
@@ -412,11 +435,12 @@ static const char pipeline[] =
     "simplifycfg,reassociate,loop(loop-rotate),loop-mssa(licm),loop(indvars),vector-combine,"
     "instcombine<no-verify-fixpoint>,loop-mssa(licm),simplifycfg)";
 
-/* Build, verify and optimise the module of kp for tm; M is left for the caller to emit. */
-static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,
-                          const char *cpu, const char *features, const rj_kplan *kp,
-                          const char *sym, const char *dump_dir, LLVMModuleRef *Mout,
-                          rj_diag *dg)
+/* Build and verify part `part` of kp (RJ_GEN_ALL: every part) into a new module of C for tm;
+ * *nparts is how many the kernel has. M is left for the caller to optimise and emit. */
+static rfjit_status generate(LLVMContextRef C, LLVMTargetMachineRef tm, const char *triple,
+                             const char *cpu, const char *features, const rj_kplan *kp,
+                             const char *sym, int part, int *nparts, const char *dump_dir,
+                             LLVMModuleRef *Mout, rj_diag *dg)
 {
     LLVMModuleRef M = LLVMModuleCreateWithNameInContext(sym, C);
     *Mout = M;
@@ -428,7 +452,7 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
 #ifndef NDEBUG
     tg.names = 1;
 #endif
-    RJ_TRY(rj_gen_kernel(kp, M, sym, &tg, dg));
+    RJ_TRY(rj_gen_kernel(kp, M, sym, &tg, part, nparts, dg));
     if (dump_dir) {
         char desc[512];
         rj_kplan_describe(kp, desc, sizeof desc);
@@ -445,6 +469,13 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
         RJ_TRY(st);
         RJ_TRY(dump_module(dump_dir, sym, ".pre.ll", M, dg));
     }
+    return RFJIT_OK;
+}
+
+/* Run the pipeline on M for tm (and dump the result). */
+static rfjit_status optimise(LLVMTargetMachineRef tm, LLVMModuleRef M, const char *sym,
+                             const char *dump_dir, rj_diag *dg)
+{
     LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
 #ifndef NDEBUG
     LLVMPassBuilderOptionsSetVerifyEach(o, 1);
@@ -468,17 +499,147 @@ static rfjit_status build(LLVMContextRef C, LLVMTargetMachineRef tm, const char 
     return RFJIT_OK;
 }
 
+/* The modules of one compile, shared by its threads: each takes the next job not taken. Job
+ * 0 is part 0, job 1 the helpers (a transpose costs as much to compile as a small part, so
+ * it goes early rather than last on one thread), job p > 1 part p - 1. */
+typedef struct part_work {
+    rj_jit *j;
+    const rj_kplan *kp;
+    const char *sym;
+    int nparts, njobs;
+    atomic_int next;
+    void *obj[RJ_KBUNDLE_MAX];
+    size_t size[RJ_KBUNDLE_MAX];
+    rfjit_status st[RJ_KBUNDLE_MAX];
+    rj_diag dg[RJ_KBUNDLE_MAX];
+} part_work;
+
+typedef struct part_thread {
+    part_work *w;
+    LLVMTargetMachineRef tm;
+} part_thread;
+
+/* Job `job` of the kernel, alone in a context of its own, to an object (none for helpers
+ * the kernel does not have). */
+static void compile_part(part_work *w, LLVMTargetMachineRef tm, int job)
+{
+    const int part = job == 1 ? RJ_GEN_HELPERS : job > 1 ? job - 1 : 0;
+    const rj_isa *isa = &w->j->isa;
+    rj_diag *dg = &w->dg[job];
+    LLVMContextRef C = LLVMContextCreate();
+    LLVMModuleRef M = NULL;
+    int n = 0;
+    rfjit_status s = generate(C, tm, isa->triple, isa->cpu, isa->features, w->kp, w->sym, part, &n,
+                              NULL, &M, dg);
+    if (s == RFJIT_OK && n != w->nparts)
+        s = rj_fail(dg, RFJIT_E_INTERNAL, "part %d of kernel %s counts %d parts, part 0 %d", job,
+                    w->sym, n, w->nparts);
+    if (s == RFJIT_OK && LLVMGetFirstFunction(M)) {
+        s = optimise(tm, M, w->sym, NULL, dg);
+        if (s == RFJIT_OK)
+            s = emit_buffer(tm, M, LLVMObjectFile, &w->obj[job], &w->size[job], dg);
+    }
+    if (M)
+        LLVMDisposeModule(M);
+    LLVMContextDispose(C);
+    w->st[job] = s;
+}
+
+static void take_parts(part_work *w, LLVMTargetMachineRef tm)
+{
+    for (int p; (p = atomic_fetch_add(&w->next, 1)) < w->njobs;)
+        compile_part(w, tm, p);
+}
+
+static void *part_thread_main(void *arg)
+{
+    part_thread *t = arg;
+    take_parts(t->w, t->tm);
+    return NULL;
+}
+
+/* Jobs 1 .. w->njobs - 1 on up to j->threads - 1 threads besides this one, which takes its
+ * share after emitting part 0 from M0; a thread that cannot start leaves its share to the
+ * others. */
+static void compile_rest(part_work *w, LLVMTargetMachineRef tm0, LLVMModuleRef M0)
+{
+    rj_jit *j = w->j;
+    pthread_t th[RJ_JIT_MAX_THREADS - 1];
+    part_thread pt[RJ_JIT_MAX_THREADS - 1];
+    int started[RJ_JIT_MAX_THREADS - 1] = {0};
+    const int extra = j->threads - 1 < w->njobs - 1 ? j->threads - 1 : w->njobs - 1;
+    atomic_store(&w->next, 1);
+    for (int i = 0; i < extra; i++) {
+        rj_diag ignore = {{0}};
+        if (!j->aux_tm[i] &&
+            make_tm(j->isa.triple, j->isa.cpu, j->isa.features, &j->aux_tm[i], &ignore) != RFJIT_OK)
+            continue;
+        pt[i] = (part_thread){w, j->aux_tm[i]};
+        started[i] = pthread_create(&th[i], NULL, part_thread_main, &pt[i]) == 0;
+    }
+    w->st[0] = optimise(tm0, M0, w->sym, NULL, &w->dg[0]);
+    if (w->st[0] == RFJIT_OK)
+        w->st[0] = emit_buffer(tm0, M0, LLVMObjectFile, &w->obj[0], &w->size[0], &w->dg[0]);
+    take_parts(w, tm0);
+    for (int i = 0; i < extra; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+}
+
+/* Every part but the first (already generated into M0), the helpers, and the blob of all
+ * their objects. */
+static rfjit_status compile_parts(rj_jit *j, const rj_kplan *kp, const char *sym, LLVMModuleRef M0,
+                                  int nparts, void **obj, size_t *n, rj_diag *dg)
+{
+    RJ_FAIL_IF(dg, nparts + 1 > RJ_KBUNDLE_MAX, RFJIT_E_INTERNAL,
+               "kernel %s has %d parts (at most %d)", sym, nparts, RJ_KBUNDLE_MAX - 1);
+    part_work *w = rj_alloc_zero(sizeof *w);
+    RJ_FAIL_IF(dg, !w, RFJIT_E_NOMEM, "no memory for a kernel's compile");
+    *w = (part_work){.j = j, .kp = kp, .sym = sym, .nparts = nparts, .njobs = nparts + 1};
+    for (int p = 0; p < w->njobs; p++)
+        w->st[p] = RFJIT_E_INTERNAL; /* a job no thread took (none should be left) */
+    compile_rest(w, j->tm, M0);
+    rfjit_status s = RFJIT_OK;
+    void *objs[RJ_KBUNDLE_MAX];
+    size_t sizes[RJ_KBUNDLE_MAX];
+    int k = 0;
+    for (int p = 0; p < w->njobs && s == RFJIT_OK; p++) {
+        if (w->st[p] != RFJIT_OK)
+            s = rj_fail(dg, w->st[p], "part %d of kernel %s: %s", p, sym,
+                        w->dg[p].msg[0] ? w->dg[p].msg : "not compiled");
+        else if (w->obj[p]) {
+            objs[k] = w->obj[p];
+            sizes[k++] = w->size[p];
+        }
+    }
+    if (s == RFJIT_OK)
+        s = rj_kbundle_pack(objs, sizes, k, obj, n, dg);
+    for (int p = 0; p < w->njobs; p++)
+        rj_free(w->obj[p]);
+    rj_free(w);
+    return s;
+}
+
 rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
                             const char *dump_dir, void **obj, size_t *n, rj_diag *dg)
 {
+    /* parts side by side when there are threads for them; a dump, whose files are named after
+     * the kernel, and one thread take the kernel as one module */
+    const int split = j->threads > 1 && !dump_dir;
     LLVMContextRef C = LLVMContextCreate();
     LLVMModuleRef M = NULL;
-    rfjit_status s = build(C, j->tm, j->isa.triple, j->isa.cpu, j->isa.features, kp, sym,
-                           dump_dir, &M, dg);
-    if (s == RFJIT_OK)
-        s = emit_buffer(j->tm, M, LLVMObjectFile, obj, n, dg);
-    if (s == RFJIT_OK && dump_dir)
-        s = write_file(dump_dir, sym, ".o", *obj, *n, dg);
+    int nparts = 1;
+    rfjit_status s = generate(C, j->tm, j->isa.triple, j->isa.cpu, j->isa.features, kp, sym,
+                              split ? 0 : RJ_GEN_ALL, &nparts, dump_dir, &M, dg);
+    if (s == RFJIT_OK && split) {
+        s = compile_parts(j, kp, sym, M, nparts, obj, n, dg);
+    } else if (s == RFJIT_OK) {
+        s = optimise(j->tm, M, sym, dump_dir, dg);
+        if (s == RFJIT_OK)
+            s = emit_buffer(j->tm, M, LLVMObjectFile, obj, n, dg);
+        if (s == RFJIT_OK && dump_dir)
+            s = write_file(dump_dir, sym, ".o", *obj, *n, dg);
+    }
     if (M)
         LLVMDisposeModule(M);
     LLVMContextDispose(C);
@@ -504,7 +665,12 @@ static rfjit_status check_object(const rj_jit *j, const unsigned char *o, size_t
 rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
                          rj_kernel_fn *fn, rj_diag *dg)
 {
-    RJ_TRY(check_object(j, obj, n, dg));
+    const void *part[RJ_KBUNDLE_MAX];
+    size_t size[RJ_KBUNDLE_MAX];
+    int nparts = 0;
+    RJ_TRY(rj_kbundle_open(obj, n, part, size, &nparts, dg));
+    for (int p = 0; p < nparts; p++)
+        RJ_TRY(check_object(j, part[p], size[p], dg));
     void *rts = j->rts;
     RJ_FAIL_IF(dg, !rj_grow(&rts, j->nrt, &j->caprt, sizeof *j->rts), RFJIT_E_NOMEM,
                "no memory for the JIT's trackers");
@@ -512,11 +678,15 @@ rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
     LLVMOrcResourceTrackerRef rt =
         LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
     j->rts[j->nrt++] = rt;
-    LLVMMemoryBufferRef buf =
-        LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, n, sym);
-    LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, buf);
-    if (e)
-        return fail_err(dg, RFJIT_E_INTERNAL, "cannot add the kernel object to the JIT", e);
+    LLVMErrorRef e = NULL;
+    for (int p = 0; p < nparts; p++) {
+        char name[256];
+        rj_gen_part_name(name, sizeof name, sym, p);
+        LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(part[p], size[p], name);
+        e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, buf);
+        if (e)
+            return fail_err(dg, RFJIT_E_INTERNAL, "cannot add the kernel object to the JIT", e);
+    }
     LLVMOrcExecutorAddress addr = 0;
     j->orc_error[0] = 0;
     e = LLVMOrcLLJITLookup(j->lljit, &addr, sym);
@@ -543,7 +713,10 @@ rfjit_status rj_jit_emit(const rj_kplan *kp, const char *sym, const char *triple
     RJ_TRY(make_tm(triple, cpu, features, &tm, dg));
     LLVMContextRef C = LLVMContextCreate();
     LLVMModuleRef M = NULL;
-    rfjit_status s = build(C, tm, triple, cpu, features, kp, sym, NULL, &M, dg);
+    rfjit_status s = generate(C, tm, triple, cpu, features, kp, sym, RJ_GEN_ALL, NULL, NULL, &M,
+                              dg);
+    if (s == RFJIT_OK)
+        s = optimise(tm, M, sym, NULL, dg);
     if (s == RFJIT_OK && kind == RJ_EMIT_IR) {
         char *t = LLVMPrintModuleToString(M);
         const size_t len = strlen(t);

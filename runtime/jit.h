@@ -39,16 +39,22 @@ rfjit_status rj_jit_isa_resolve(const rj_host *h, const char *want, rj_isa *isa,
 rfjit_status rj_jit_create(const rj_isa *isa, rj_jit **out, rj_diag *dg);
 void rj_jit_destroy(rj_jit *j);
 
+/* Threads a compile may use (1 to 8; default 1): a kernel generated in parts (gen.h) has
+ * them compiled side by side. Set before the first compile. */
+void rj_jit_set_threads(rj_jit *j, int threads);
+
 typedef enum rj_emit_kind { RJ_EMIT_OBJ = 0, RJ_EMIT_ASM = 1, RJ_EMIT_IR = 2 } rj_emit_kind;
 
-/* Compile kp for the jit's target into an object (rj_alloc'd, *n bytes). dump_dir non-NULL
+/* Compile kp for the jit's target into an object, or for a kernel of several parts the blob
+ * of their objects (runtime/kbundle.h; rj_alloc'd, *n bytes). dump_dir non-NULL
  * writes <sym>.spec.txt, .pre.ll, .ll, .s and .o there; a dump that cannot be written is
  * RFJIT_E_IO, which no other failure returns. Not thread-safe per rj_jit: the caller holds
  * its compile lock. */
 rfjit_status rj_jit_compile(rj_jit *j, const rj_kplan *kp, const char *sym,
                             const char *dump_dir, void **obj, size_t *n, rj_diag *dg);
 
-/* Link an object into the JIT and look sym up. The JIT keeps the code until destroy. */
+/* Link an object or a blob of them (rj_jit_compile) into the JIT and look sym up. The JIT keeps the
+ * code until destroy. */
 rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
                          rj_kernel_fn *fn, rj_diag *dg);
 

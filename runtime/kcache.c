@@ -11,6 +11,8 @@
  */
 #include "runtime/kcache.h"
 
+#include "runtime/kbundle.h"
+
 #include "runtime/dcache.h"
 #include "runtime/hash.h"
 #include "gen_hash.h"
@@ -173,7 +175,13 @@ static rfjit_status compile_and_store(rj_kcache *kc, const rj_kplan *kp, const r
     RJ_TRY(compile(kc, kp, sym, obj, n, dg));
     char desc[512];
     rj_kplan_describe(kp, desc, sizeof desc);
-    notef(kc, 2, "kernel %s compiled (%zu bytes): %s", sym, *n, desc);
+    const void *part[RJ_KBUNDLE_MAX];
+    size_t size[RJ_KBUNDLE_MAX];
+    int objects = 0;
+    rj_diag ignore = {{0}};
+    if (rj_kbundle_open(*obj, *n, part, size, &objects, &ignore) != RFJIT_OK)
+        objects = 0;
+    notef(kc, 2, "kernel %s compiled (%zu bytes, %d objects): %s", sym, *n, objects, desc);
     if (kc->disk) {
         rj_diag wdg = {{0}};
         if (rj_dcache_store(kc->disk, key, *obj, *n, &wdg) != RFJIT_OK)

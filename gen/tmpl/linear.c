@@ -798,16 +798,22 @@ static void pack_state(rj_lin *L)
     rj_ir_pack_bf16_rows(ir, st, Mp, dvp, kp->Mp, kp->bm, ws(L, kp->ws_sb), kp->bm);
 }
 
-/* Query side of a tile: features, num/den/g (prefix and, causal, intra-chunk), output. */
-static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
+/* Query side of a tile, first half: the features of the queries packed at xq. */
+static void query_features(rj_lin *L)
 {
     const rj_kplan *kp = L->kp;
     rj_v xq = kp->causal ? ws(L, kp->ws_xq) : ws(L, kp->ws_x);
     if (L->wb)
         L->wb = ws(L, kp->ws_wb + (int64_t)kp->Pp * kp->bk / 2);
     rj_lin_logfeatures(L, L->f->arg[RJ_KA_pq], xq);
+    emit_features(L, ws(L, kp->ws_fq), NULL, NULL);
+}
+
+/* Second half: num/den/g (prefix and, causal, intra-chunk), output. */
+static void query_products(rj_lin *L, rj_v row0, rj_v n)
+{
+    const rj_kplan *kp = L->kp;
     rj_v Fq = ws(L, kp->ws_fq), Fa = ws(L, kp->ws_fa);
-    emit_features(L, Fq, NULL, NULL);
     rj_v num = ws(L, kp->ws_num), den = ws(L, kp->ws_den), g = ws(L, kp->ws_g);
     emit_prefix(L, Fq, Fa, num, den, g);
     if (kp->causal)
@@ -818,36 +824,95 @@ static void emit_queries(rj_lin *L, rj_v row0, rj_v n)
 }
 
 /*
- * Causal: the chunk's queries of each of the ng query heads that share these keys (kabi.h
- * ng; grouped-query attention), head g at q + g sqh and out + g soh. Every head reads the
- * chunk's key features, values and the state before the chunk and writes only its own
+ * Causal: the query rows of head g (i64) of the ng query heads that share these keys
+ * (kabi.h ng; grouped-query attention), head g at q + g sqh and out + g soh. Every head reads
+ * the chunk's key features, values and the state before the chunk and writes only its own
  * scratch, so the keys' work is done once for the group and each head's rows are computed
  * exactly as a call of its own would compute them.
  */
-static void emit_query_heads(rj_lin *L, rj_v row0, rj_v n)
+static void head_args(rj_kfn *f, rj_v g)
 {
-    rj_ir *ir = L->ir;
-    rj_kfn *f = L->f;
-    const rj_kplan *kp = L->kp;
-    const rj_v q = f->arg[RJ_KA_q], out = f->arg[RJ_KA_out], ng = f->arg[RJ_KA_ng];
-    rj_v several = LLVMBuildICmp(ir->B, LLVMIntSGT, ng, rj_ir_i(ir, 1), "");
-    rj_v heads = LLVMBuildSelect(ir->B, several, ng, rj_ir_i(ir, 1), "heads");
-    rj_loop g = rj_ir_loop_begin(ir, "query_head", rj_ir_i(ir, 0), heads, 1);
-    f->arg[RJ_KA_q] = rj_ir_at_dt(ir, q, rj_ir_imul(ir, g.i, f->arg[RJ_KA_sqh], ""), kp->dt_in);
-    f->arg[RJ_KA_out] = rj_ir_at_dt(ir, out, rj_ir_imul(ir, g.i, f->arg[RJ_KA_soh], ""),
-                                    kp->dt_out);
-    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], row0, n, ws(L, kp->ws_xq), f->scale);
-    emit_queries(L, row0, n);
-    f->arg[RJ_KA_q] = q;
-    f->arg[RJ_KA_out] = out;
-    rj_ir_loop_end(ir, &g);
+    rj_ir *ir = f->ir;
+    f->arg[RJ_KA_q] = rj_ir_at_dt(ir, f->arg[RJ_KA_q], rj_ir_imul(ir, g, f->arg[RJ_KA_sqh], ""),
+                                  f->kp->dt_in);
+    f->arg[RJ_KA_out] = rj_ir_at_dt(ir, f->arg[RJ_KA_out], rj_ir_imul(ir, g, f->arg[RJ_KA_soh], ""),
+                                    f->kp->dt_out);
+}
+
+/* The template's state for a function of the kernel: the entry or one of its parts. */
+static rj_lin setup(rj_kfn *f)
+{
+    rj_lin L = rj_lin_init(f);
+    L.vis = ws(&L, f->kp->ws_kv);
+    if (f->kp->bf16 == RJ_BF16_AMX)
+        L.wb = ws(&L, f->kp->ws_wb);
+    return L;
+}
+
+/*
+ * The kernel's parts (tmpl.h rj_tmpl_part): the key tile's and the query tile's work
+ * bidirectional; causal, the chunk's queries, its key features and its state update. Each
+ * takes its tile and row count, the causal ones also the value tile (which the entry reads in
+ * place or packs, once for all of them).
+ */
+enum { PART_KEYS = 1, PART_QUERIES = 2 };
+enum { PART_CAUSAL_FEATURES = 1, PART_QUERY_FEATURES, PART_QUERY_PRODUCTS, PART_CAUSAL_UPDATE };
+
+static void part_keys(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    value_tile(&L, p[0], p[1]);
+    emit_key_features(&L, p[1]);
+    emit_key_update(&L);
+}
+
+static void part_queries(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    query_features(&L);
+    query_products(&L, p[0], p[1]);
+}
+
+/* The chunk's queries (at p[0], p[1] rows) of head p[2], packed, and their features. */
+static void part_query_features(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    head_args(f, p[2]);
+    rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], p[0], p[1], ws(&L, f->kp->ws_xq),
+                   f->scale);
+    query_features(&L);
+}
+
+/* Their outputs, with the value tile p[3] (row stride p[4]). */
+static void part_query_products(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    head_args(f, p[2]);
+    L.V = p[3];
+    L.V_s = p[4];
+    query_products(&L, p[0], p[1]);
+}
+
+static void part_causal_features(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    emit_causal_key_features(&L, p[0]);
+}
+
+static void part_causal_update(rj_kfn *f, const rj_v *p)
+{
+    rj_lin L = setup(f);
+    L.V = p[0];
+    L.V_s = p[1];
+    emit_causal_key_update(&L);
+    emit_key_update(&L);
 }
 
 void rj_tmpl_linear(rj_kfn *f)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    rj_lin L = rj_lin_init(f);
+    rj_lin L = setup(f);
     const int64_t T = kp->T;
 
     rj_v init = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_INIT, 1, "");
@@ -857,11 +922,8 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_ir_if_end(ir, &fresh);
 
     rj_v lk = f->arg[RJ_KA_lk], lq = f->arg[RJ_KA_lq];
-    L.vis = ws(&L, kp->ws_kv);
-    if (kp->bf16 == RJ_BF16_AMX) {
+    if (L.wb)
         pack_projections(&L);
-        L.wb = ws(&L, kp->ws_wb);
-    }
     if (!kp->causal) {
         rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), lk, T);
         rj_v n = rj_tmpl_rows_left(f, lk, kt.i);
@@ -871,9 +933,7 @@ void rj_tmpl_linear(rj_kfn *f)
                                    "visible_keys");
         rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt.i, n, ws(&L, kp->ws_x),
                        f->scale);
-        value_tile(&L, kt.i, n);
-        emit_key_features(&L, n);
-        emit_key_update(&L);
+        rj_tmpl_part(f, PART_KEYS, part_keys, 2, (rj_v[]){kt.i, n});
         rj_ir_if_end(ir, &any);
         rj_ir_loop_end(ir, &kt);
         if (L.wb)
@@ -882,7 +942,7 @@ void rj_tmpl_linear(rj_kfn *f)
         rj_v nq = rj_tmpl_rows_left(f, lq, qt.i);
         rj_tmpl_pack_t(f, f->arg[RJ_KA_q], f->arg[RJ_KA_sq], qt.i, nq, ws(&L, kp->ws_x),
                        f->scale);
-        emit_queries(&L, qt.i, nq);
+        rj_tmpl_part(f, PART_QUERIES, part_queries, 2, (rj_v[]){qt.i, nq});
         rj_ir_loop_end(ir, &qt);
         return;
     }
@@ -891,18 +951,23 @@ void rj_tmpl_linear(rj_kfn *f)
     rj_tmpl_key_vis(f, ct.i, n, L.vis, 1);
     rj_tmpl_pack_t(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], ct.i, n, ws(&L, kp->ws_x), f->scale);
     value_tile(&L, ct.i, n);
-    emit_causal_key_features(&L, n);
+    rj_tmpl_part(f, PART_CAUSAL_FEATURES, part_causal_features, 1, (rj_v[]){n});
     rj_v want_q = rj_ir_bits(ir, f->arg[RJ_KA_flags], RJ_KFLAG_NO_QUERIES, 0, "");
     rj_if qs = rj_ir_if_begin(ir, want_q, "queries");
-    emit_query_heads(&L, ct.i, n);
+    rj_v several = LLVMBuildICmp(ir->B, LLVMIntSGT, f->arg[RJ_KA_ng], rj_ir_i(ir, 1), "");
+    rj_v heads = LLVMBuildSelect(ir->B, several, f->arg[RJ_KA_ng], rj_ir_i(ir, 1), "heads");
+    rj_loop g = rj_ir_loop_begin(ir, "query_head", rj_ir_i(ir, 0), heads, 1);
+    rj_tmpl_part(f, PART_QUERY_FEATURES, part_query_features, 3, (rj_v[]){ct.i, n, g.i});
+    rj_tmpl_part(f, PART_QUERY_PRODUCTS, part_query_products, 5,
+                 (rj_v[]){ct.i, n, g.i, L.V, L.V_s});
+    rj_ir_loop_end(ir, &g);
     rj_ir_if_end(ir, &qs);
     /* nothing visible yet (c_end = NO_KEY): the state stays empty, c = -inf */
     rj_v c_end = rj_ir_ld(ir, ws(&L, kp->ws_m + T - 1), "c_end");
     rj_if live = rj_ir_if_begin(ir,
                                 LLVMBuildFCmp(ir->B, LLVMRealOGT, c_end, rj_ir_f(ir, NO_KEY), ""),
                                 "keys_seen");
-    emit_causal_key_update(&L);
-    emit_key_update(&L);
+    rj_tmpl_part(f, PART_CAUSAL_UPDATE, part_causal_update, 2, (rj_v[]){L.V, L.V_s});
     rj_ir_if_end(ir, &live);
     rj_ir_loop_end(ir, &ct);
 }

@@ -139,16 +139,32 @@ static void pack_key_value_bf16(rj_kfn *f, const sm_ws *ws, const sm_kv *kv)
     rj_ir_pack_bf16_rows(ir, vt, T, rj_ir_i(ir, kp->dvp), kp->T, kp->bv, ws->vb, kp->bv);
 }
 
-/* The key tile at kt: keys read in place when the tile is whole, values too when dv fills
- * its vectors; a ragged tile (and values otherwise) copied into the workspace. */
-static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
+/* Where the key tile at kt is read: keys in place when the tile is whole, values too when dv
+ * fills its vectors; otherwise the copies kv_pack makes in the workspace. */
+static sm_kv kv_at(rj_kfn *f, const sm_ws *ws, rj_v kt)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
-    const int64_t dvp = kp->dvp;
     sm_kv kv = {.nk = rj_tmpl_rows_left(f, f->arg[RJ_KA_lk], kt)};
     rj_v full = rj_tmpl_whole_tile(f, kv.nk);
-    const int v_in_place = kp->dv == dvp;
+    kv.V = ws->V;
+    kv.V_s = rj_ir_i(ir, kp->dvp);
+    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, ws->yk, kp->d, &kv.K, &kv.K_s);
+    if (kp->dv == kp->dvp)
+        rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, ws->V, kp->dvp, &kv.V,
+                        &kv.V_s);
+    return kv;
+}
+
+/* The copies of the key tile at kt that kv_at reads: a ragged tile's keys and values, values
+ * that do not fill their vectors, and for bf16 compute the rounded operands. */
+static void kv_pack(rj_kfn *f, const sm_ws *ws, rj_v kt)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    const sm_kv kv = kv_at(f, ws, kt);
+    rj_v full = rj_tmpl_whole_tile(f, kv.nk);
+    const int v_in_place = kp->dv == kp->dvp;
     rj_if ragged = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, full, ""), "ragged");
     rj_tmpl_pack_rows(f, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, kv.nk, ws->yk, NULL);
     if (v_in_place)
@@ -156,15 +172,8 @@ static sm_kv key_value_tile(rj_kfn *f, const sm_ws *ws, rj_v kt)
     rj_ir_if_end(ir, &ragged);
     if (!v_in_place)
         rj_tmpl_pack_v(f, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, kv.nk, ws->V);
-    kv.V = ws->V;
-    kv.V_s = rj_ir_i(ir, dvp);
-    rj_tmpl_tile_at(f, full, f->arg[RJ_KA_k], f->arg[RJ_KA_sk], kt, ws->yk, kp->d, &kv.K, &kv.K_s);
-    if (v_in_place)
-        rj_tmpl_tile_at(f, full, f->arg[RJ_KA_v], f->arg[RJ_KA_sv], kt, ws->V, dvp, &kv.V,
-                        &kv.V_s);
     if (kp->bf16)
         pack_key_value_bf16(f, ws, &kv);
-    return kv;
 }
 
 /* Scores of the queries t .. t + vw - 1: key j (global kt + j) reaches query i (global
@@ -260,9 +269,9 @@ static void hide_keys(rj_kfn *f, const sm_ws *ws)
 }
 
 /* The key tile kv (at kt) against one head's query tile: scores, masking and the online
- * update, num += V^T p. partial (i1): some keys of the tile are masked, so the scores read
- * the visibility. */
-static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v kt, rj_v partial)
+ * update, up to the weights p. partial (i1): some keys of the tile are masked, so the scores
+ * read the visibility. */
+static void key_scores(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v kt, rj_v partial)
 {
     rj_ir *ir = f->ir;
     const rj_kplan *kp = f->kp;
@@ -302,6 +311,15 @@ static void key_tile(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj_v
         mask_scores(f, ws->S, t, kv.nk, shift, mt);
         rescale(f, ws, t, mt);
     }
+}
+
+/* num += V^T p for the value tile kv and the weights key_scores left. */
+static void key_values(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp)
+{
+    rj_ir *ir = f->ir;
+    const rj_kplan *kp = f->kp;
+    const int64_t T = kp->T;
+    const sm_kv kv = *kvp;
     rj_mm mv = {.A = kv.V,
                 .a_si = 1,
                 .a_sk_v = kv.V_s,
@@ -410,6 +428,54 @@ static void each_member(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, bool fini
     rj_ir_loop_end(ir, &g);
 }
 
+/*
+ * The kernel's parts (tmpl.h rj_tmpl_part): a key tile against one member's query tile, its
+ * scores and online step, then its values. They take the member g and the key tile's
+ * pointers and strides, from which they find the workspace as the entry does.
+ */
+enum { PART_SCORES = 1, PART_START, PART_PACK, PART_FINISH, PART_VALUES };
+
+static void part_scores(rj_kfn *f, const rj_v *p)
+{
+    const sm_ws ws = workspace(f);
+    const sm_ws hw = head_ws(f, &ws, p[0]);
+    const sm_kv kv = {.nk = p[4], .K = p[5], .K_s = p[6]};
+    key_scores(f, &hw, &kv, p[1], p[2], p[3]);
+}
+
+static void part_values(rj_kfn *f, const rj_v *p)
+{
+    const sm_ws ws = workspace(f);
+    const sm_ws hw = head_ws(f, &ws, p[0]);
+    const sm_kv kv = {.V = p[1], .V_s = p[2]};
+    key_values(f, &hw, &kv);
+}
+
+static sm_pass pass_of(const rj_v *p)
+{
+    return (sm_pass){.tile_mode = p[0], .h0 = p[1], .qt0 = p[2], .nm = p[3]};
+}
+
+static void part_start(rj_kfn *f, const rj_v *p)
+{
+    const sm_ws ws = workspace(f);
+    const sm_pass ps = pass_of(p);
+    each_member(f, &ws, &ps, false);
+}
+
+static void part_finish(rj_kfn *f, const rj_v *p)
+{
+    const sm_ws ws = workspace(f);
+    const sm_pass ps = pass_of(p);
+    each_member(f, &ws, &ps, true);
+}
+
+static void part_pack(rj_kfn *f, const rj_v *p)
+{
+    const sm_ws ws = workspace(f);
+    kv_pack(f, &ws, p[0]);
+}
+
 /* The key tile at kt for every member that sees some of it. */
 static void pass_key_tile(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, rj_v kt)
 {
@@ -420,15 +486,17 @@ static void pass_key_tile(rj_kfn *f, const sm_ws *ws, const sm_pass *ps, rj_v kt
     rj_if any = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSGT, nvis, rj_ir_i(ir, 0), ""),
                                "visible_keys");
     rj_v partial = LLVMBuildICmp(ir->B, LLVMIntSLT, nvis, nk, "partial");
-    const sm_kv kv = key_value_tile(f, ws, kt);
+    rj_tmpl_part(f, PART_PACK, part_pack, 1, &kt);
+    const sm_kv kv = kv_at(f, ws, kt);
     rj_loop g = rj_ir_loop_begin(ir, "member", rj_ir_i(ir, 0), ps->nm, 1);
     rj_v head, qt;
     member(f, ps, g.i, &head, &qt);
-    const sm_ws hw = head_ws(f, ws, g.i);
     /* causal: an earlier tile of the pass ends its keys sooner */
     rj_if sees = rj_ir_if_begin(ir, LLVMBuildICmp(ir->B, LLVMIntSLT, kt, key_end(f, qt), ""),
                                 "sees_tile");
-    key_tile(f, &hw, &kv, qt, kt, partial);
+    rj_tmpl_part(f, PART_SCORES, part_scores, 7,
+                 (rj_v[]){g.i, qt, kt, partial, kv.nk, kv.K, kv.K_s});
+    rj_tmpl_part(f, PART_VALUES, part_values, 3, (rj_v[]){g.i, kv.V, kv.V_s});
     rj_ir_if_end(ir, &sees);
     rj_ir_loop_end(ir, &g);
     rj_ir_if_end(ir, &any);
@@ -460,14 +528,15 @@ void rj_tmpl_softmax(rj_kfn *f)
     ps.qt0 = rj_ir_imul(ir, u.i, span, "qt0");
     rj_v tiles = rj_ir_ceil_div(ir, rj_ir_isub(ir, lq, ps.qt0, ""), rj_ir_i(ir, T), "tiles");
     ps.nm = LLVMBuildSelect(ir->B, ps.tile_mode, imin(ir, gq, tiles, ""), nh, "nm");
-    each_member(f, &ws, &ps, false);
+    rj_v pass[4] = {ps.tile_mode, ps.h0, ps.qt0, ps.nm};
+    rj_tmpl_part(f, PART_START, part_start, 4, pass);
     rj_v last = rj_ir_isub(ir, ps.nm, one, "");
     rj_v last_head, last_qt;
     member(f, &ps, last, &last_head, &last_qt);
     rj_loop kt = rj_ir_loop_begin(ir, "key_tile", rj_ir_i(ir, 0), key_end(f, last_qt), T);
     pass_key_tile(f, &ws, &ps, kt.i);
     rj_ir_loop_end(ir, &kt);
-    each_member(f, &ws, &ps, true);
+    rj_tmpl_part(f, PART_FINISH, part_finish, 4, pass);
     rj_ir_loop_end(ir, &u);
     rj_ir_loop_end(ir, &hp);
 }

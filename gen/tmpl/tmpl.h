@@ -11,12 +11,29 @@
 #include "core/kabi.h"
 #include "gen/kplan.h"
 
+typedef struct rj_parts rj_parts; /* gen.c: which parts the module being built holds */
+
 typedef struct rj_kfn {
     rj_ir *ir;
     const rj_kplan *kp;
+    rj_v a;                /* the rj_kargs pointer */
     rj_v arg[RJ_KA_COUNT]; /* the rj_kargs fields, loaded once */
     rj_v scale;            /* d^{-1/4} as a float constant */
+    rj_parts *parts;
 } rj_kfn;
+
+/*
+ * A part of the kernel: body(f, p) emitted as a function of its own, `void sym_p<id>(const
+ * rj_kargs *, p...)`, called here. Each part can be built into a module of its own and
+ * compiled on its own thread (runtime/jit.c), which is what the split is for: a cold compile
+ * costs per instruction, and parts compile side by side. The body sees the kernel's arguments
+ * reloaded and the n values p (integers, pointers, i1) as parameters, so it must derive all
+ * else from them: it runs in another function, possibly of another module. ids are small and
+ * fixed per template; a part inside a part is emitted inline.
+ */
+#define RJ_PART_MAX_PARAMS 12
+typedef void (*rj_part_body)(rj_kfn *f, const rj_v *p);
+void rj_tmpl_part(rj_kfn *f, int id, rj_part_body body, int n, const rj_v *p);
 
 /* Row-tile helpers shared by the templates (tmpl_pack.c). Rows row0 .. row0 + n - 1 of src
  * (stride in floats) scaled by `scale` (NULL: unscaled); rows n .. T-1 are zero. */

@@ -39,6 +39,31 @@ static int count(const char *hay, const char *needle)
     return c;
 }
 
+/* Calls that leave the kernel: every call must reach the module's own out-of-line block
+ * transpose or one of the kernel's parts (gen.h; all in the one module rfjit_emit writes). */
+static int outside_calls(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, "\tcall")); p++) {
+        const char *t = p + 5;
+        while (*t && *t != '\t' && *t != '\n')
+            t++; /* "call" or "callq" */
+        if (*t != '\t') {
+            n++;
+            continue;
+        }
+        t++;
+        const size_t len = strcspn(t, "\n@");
+        const int transpose = strncmp(t, "rj_transpose_block", 18) == 0;
+        int part = 0;
+        if (strncmp(t, "rfjit_k_", 8) == 0)
+            for (size_t i = 0; i + 2 < len; i++)
+                part |= t[i] == '_' && t[i + 1] == 'p' && t[i + 2] >= '1' && t[i + 2] <= '9';
+        n += !transpose && !part;
+    }
+    return n;
+}
+
 static void check_isa(const char *isa, const char *reg, const char *op)
 {
     rfjit_ctx_desc cd = RFJIT_CTX_DESC_INIT;
@@ -60,10 +85,8 @@ static void check_isa(const char *isa, const char *reg, const char *op)
                       isa, ests[e], causal, op);
             cr_expect(count(s, reg) >= 16, "%s %s causal=%d: the kernel barely uses %s", isa,
                       ests[e], causal, reg);
-            /* the only call is to the module's own out-of-line block transpose */
-            cr_expect(count(s, "call") == count(s, "call\trj_transpose_block") +
-                                              count(s, "callq\trj_transpose_block"),
-                      "%s %s causal=%d: the kernel calls out", isa, ests[e], causal);
+            cr_expect(outside_calls(s) == 0, "%s %s causal=%d: the kernel calls out", isa, ests[e],
+                      causal);
             free(s);
             /* the object's undefined symbols */
             char *o = emit(ctx, ests[e], causal, RFJIT_EMIT_OBJECT, &n);
