@@ -54,7 +54,7 @@ rfjit_status rfjit_emit(rfjit_ctx *ctx, const rfjit_attn_desc *attn,
     const char *features = t.features ? t.features : host ? ctx->isa.features : "";
     int vw = t.vector_width ? t.vector_width : host ? ctx->isa.max_vw : arm ? 4 : 8;
     int fma = host ? ctx->isa.fma : 1;
-    rfjit_tiling tl = rj_tiling_default(vw);
+    rfjit_tiling tl = {vw, 0, 0, 0}; /* the rest as a plan's kernel for this width has it */
     rj_kplan kp;
     p->spec.compute = compute;
     p->spec.amx = rj_has_feature(features, "+amx-tile") && rj_has_feature(features, "+amx-bf16");

@@ -14,7 +14,9 @@
  *             rfjit_bench_ab build/librfjit.so build/librfjit.so exact:f32:bf16 4096 0 1 1
  * COMPUTE f32 (the default) or bf16 (rfjit_attn_desc.compute; B's defaults to A's). d = dv =
  * 64, m = 256, B = H = 1; ROUNDS defaults to 41 (at most 1001). RFJIT_AB_VW=N in the
- * environment sets both plans' tiling.vw (e.g. 8: bf16 on AVX512-BF16's dot product).
+ * environment sets both plans' tiling.vw (e.g. 8: bf16 on AVX512-BF16's dot product);
+ * RFJIT_AB_TILING_A and RFJIT_AB_TILING_B = "vw,T,ri,rj" set each plan's whole tiling (0: that
+ * knob's default), to compare tilings on one library.
  */
 #include "rfjit.h"
 
@@ -144,6 +146,12 @@ int main(int argc, char **argv)
         a.estimator = est;
         a.compute = compute[e];
         a.tiling.vw = getenv("RFJIT_AB_VW") ? atoi(getenv("RFJIT_AB_VW")) : 0;
+        const char *tl = getenv(e ? "RFJIT_AB_TILING_B" : "RFJIT_AB_TILING_A");
+        if (tl &&
+            sscanf(tl, "%d,%d,%d,%d", &a.tiling.vw, &a.tiling.T, &a.tiling.ri, &a.tiling.rj) != 4) {
+            fprintf(stderr, "bench_ab: tiling '%s' is not vw,T,ri,rj\n", tl);
+            return 1;
+        }
         a.d = D;
         a.m = M;
         a.causal = causal;

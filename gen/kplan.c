@@ -52,7 +52,8 @@ static int64_t take(int64_t *top, int64_t n)
 rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_vw, int fma,
                            rj_kplan *kp, rj_diag *dg)
 {
-    /* each knob left at 0 takes the default: vw the target's, T two vectors, ri 4, rj 2 */
+    /* each knob left at 0 takes the default: vw the target's, T two vectors, ri 4, rj 2, but
+     * for the templates below */
     rfjit_tiling t = t_in ? *t_in : (rfjit_tiling){0, 0, 0, 0};
     /* a vector width check_tiling will refuse must not size the defaults (2 vw overflows) */
     const int vw_ok = t.vw == 4 || t.vw == 8 || t.vw == 16;
@@ -65,6 +66,13 @@ rfjit_status rj_kplan_make(const rj_spec *s, const rfjit_tiling *t_in, int max_v
      * from 1 to 0.97x of 16-token tiles (bench --suite serving, L = 4096) */
     if (s->est->tmpl == RJ_TMPL_SOFTMAX && def.vw == 16)
         def = (rfjit_tiling){16, 64, 4, 4};
+    /* linear attention on 32 registers: an 8 x 2 register tile keeps 16 accumulators in
+     * flight, where 4 x 2's 8 just cover the FMA units' latency on two ports: 1.10x on
+     * positive, trig and saderf and 1.41x on hybrid, both directions, 1 and 2 threads, L = 64
+     * to 4096 (Xeon, AVX-512; rfjit_bench_ab with RFJIT_AB_TILING_B=16,32,8,2); 64-token tiles
+     * add nothing bidirectional and cost causal 10% */
+    else if (s->est->tmpl == RJ_TMPL_LINEAR && def.vw == 16)
+        def.ri = 8;
     else if (s->est->tmpl == RJ_TMPL_SOFTMAX && def.vw == 8)
         def = (rfjit_tiling){8, 32, 4, 2};
     t.vw = t.vw ? t.vw : def.vw;

@@ -298,8 +298,8 @@ enum { RFJIT_HYBRID_BASE_POSITIVE = 0, RFJIT_HYBRID_BASE_HYPERBOLIC = 1 };
  * How a JIT kernel is blocked (the tuner's search space). vw: vector lanes (4, 8 or 16, at most
  * the ISA's); T: tokens per tile and causal chunk, a multiple of vw in [vw, 256]; ri:
  * register-tile rows (1, 2, 4 or 8); rj: register-tile vectors (1..4). A field left at 0
- * takes its default (vw the ISA's, T = 2 vw or 16, ri = 4, rj = 2; exact attention with 16
- * lanes: T = 64, ri = rj = 4).
+ * takes its default (vw the ISA's, T = 2 vw or 16, ri = 4, rj = 2; with 16 lanes, linear
+ * attention ri = 8 and exact attention T = 64, ri = rj = 4).
  * Results do not depend on it beyond float rounding. The reference backend ignores it.
  */
 typedef struct rfjit_tiling {

@@ -200,6 +200,18 @@ static void mask_scores(rj_kfn *f, rj_v S, int64_t t, rj_v nk, rj_v shift, rj_v 
     rj_ir_loop_end(ir, &j);
 }
 
+/* The maximum over the keys of the scores of queries t .. t + vw - 1 into the slot mt. */
+static void tile_max(rj_kfn *f, rj_v S, int64_t t, rj_v mt)
+{
+    rj_ir *ir = f->ir;
+    const int64_t T = f->kp->T;
+    rj_ir_set(ir, mt, rj_ir_vf(ir, -INFINITY));
+    rj_loop j = rj_ir_loop_begin(ir, "j", rj_ir_i(ir, 0), rj_ir_i(ir, T), 1);
+    rj_ir_acc_max(ir, mt,
+                  rj_ir_ldv(ir, rj_ir_at(ir, S, rj_ir_idx2(ir, j.i, T, rj_ir_i(ir, t), "")), "s"));
+    rj_ir_loop_end(ir, &j);
+}
+
 /* The online-softmax step of the queries t .. t + vw - 1, whose tile maximum is in mt:
  * m' = max(m, mt), p = e^{s - m'}, l = alpha l + sum_j p_j, num *= alpha. */
 static void rescale(rj_kfn *f, const sm_ws *ws, int64_t t, rj_v mt)
@@ -307,8 +319,21 @@ static void key_scores(rj_kfn *f, const sm_ws *ws, const sm_kv *kvp, rj_v qt, rj
     rj_if part = rj_ir_if_begin(ir, partial, "key_mask");
     hide_keys(f, ws);
     rj_ir_if_end(ir, &part);
+    /* a whole tile that every query sees in full (bidirectional, or causal below the
+     * diagonal: key T - 1 <= shift + query 0) has nothing to mask, so its pass only takes the
+     * maxima and stores nothing (hidden keys' scores are -inf already) */
+    rj_v whole = LLVMBuildICmp(ir->B, LLVMIntEQ, kv.nk, rj_ir_i(ir, T), "whole");
+    if (kp->causal)
+        whole = LLVMBuildAnd(ir->B, whole,
+                             LLVMBuildICmp(ir->B, LLVMIntSGE, shift, rj_ir_i(ir, T - 1), ""),
+                             "unmasked");
     for (int64_t t = 0; t < T; t += ir->vw) {
+        rj_if all = rj_ir_if_begin(ir, whole, "whole_tile");
+        tile_max(f, ws->S, t, mt);
+        rj_ir_if_end(ir, &all);
+        rj_if some = rj_ir_if_begin(ir, LLVMBuildNot(ir->B, whole, ""), "masked_tile");
         mask_scores(f, ws->S, t, kv.nk, shift, mt);
+        rj_ir_if_end(ir, &some);
         rescale(f, ws, t, mt);
     }
 }
