@@ -558,6 +558,38 @@ static void *part_thread_main(void *arg)
     return NULL;
 }
 
+/*
+ * LLVM makes some of its shared state on first use (the timers' lock of its pass managers,
+ * among others) and publishes it with atomics, which is safe, but which a ThreadSanitizer
+ * build cannot see in the uninstrumented libLLVM: it reports the first two threads that run
+ * a pipeline at once. So the first compile of the process that runs parts side by side
+ * first takes an empty module through the same pipeline and code generation on its own
+ * thread, before any other starts (3 ms, once per process), as one compile at a time
+ * always did before. warm_tm is the calling thread's machine for pthread_once's routine.
+ */
+static pthread_once_t warm_once = PTHREAD_ONCE_INIT;
+static _Thread_local LLVMTargetMachineRef warm_tm;
+
+static void warm_llvm(void)
+{
+    LLVMContextRef C = LLVMContextCreate();
+    LLVMModuleRef M = LLVMModuleCreateWithNameInContext("rj_warm", C);
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(C), NULL, 0, 0);
+    LLVMValueRef fn = LLVMAddFunction(M, "rj_warm", fty);
+    LLVMBuilderRef B = LLVMCreateBuilderInContext(C);
+    LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(C, fn, "entry"));
+    LLVMBuildRetVoid(B);
+    LLVMDisposeBuilder(B);
+    rj_diag ignore = {{0}};
+    void *obj = NULL;
+    size_t n = 0;
+    if (optimise(warm_tm, M, "rj_warm", NULL, &ignore) == RFJIT_OK &&
+        emit_buffer(warm_tm, M, LLVMObjectFile, &obj, &n, &ignore) == RFJIT_OK)
+        rj_free(obj);
+    LLVMDisposeModule(M);
+    LLVMContextDispose(C);
+}
+
 /* Jobs 1 .. w->njobs - 1 on up to j->threads - 1 threads besides this one, which takes its
  * share after emitting part 0 from M0; a thread that cannot start leaves its share to the
  * others. */
@@ -569,6 +601,8 @@ static void compile_rest(part_work *w, LLVMTargetMachineRef tm0, LLVMModuleRef M
     int started[RJ_JIT_MAX_THREADS - 1] = {0};
     const int extra = j->threads - 1 < w->njobs - 1 ? j->threads - 1 : w->njobs - 1;
     atomic_store(&w->next, 1);
+    warm_tm = tm0;
+    pthread_once(&warm_once, warm_llvm);
     for (int i = 0; i < extra; i++) {
         rj_diag ignore = {{0}};
         if (!j->aux_tm[i] &&

@@ -3,8 +3,10 @@
 # CI's TSan stage: builds the concurrency scenarios (tests/common/conc_testutil.c, driven by
 # tests/tsan/tsan_driver.c; Criterion's process arena cannot be mapped under TSan) with
 # -fsanitize=thread into build-tsan ($RFJIT_TSAN_DIR) and runs them; the first race fails
-# the stage (exit 66). No suppressions: LLVM compiles on the calling thread under the
-# context's locks, and nothing in rfjit or in the uninstrumented LLVM libraries has needed one.
+# the stage (exit 66). No suppressions: LLVM compiles under the context's locks, a kernel's
+# parts on threads of their own, each in its own LLVM context, after the process's first
+# compile has made LLVM's lazily built state on one thread (runtime/jit.c warm_llvm); nothing
+# in rfjit or in the uninstrumented LLVM libraries has needed one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
