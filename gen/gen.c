@@ -125,16 +125,7 @@ void rj_tmpl_part(rj_kfn *f, int id, rj_part_body body, int n, const rj_v *p)
     const int whole = ps->want == RJ_GEN_ALL || ps->want == RJ_GEN_HELPERS;
     if ((!whole && ps->want != id) || LLVMCountBasicBlocks(fn))
         return; /* a declaration: the part is defined by another module, or already here */
-    /* the part is compiled for the kernel's target and never inlined into it (inlined, it
-     * would be compiled twice when every part is in one module) */
-    const unsigned na = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
-    LLVMAttributeRef attrs[32];
-    if (na <= 32) {
-        LLVMGetAttributesAtIndex(ir->fn, LLVMAttributeFunctionIndex, attrs);
-        for (unsigned i = 0; i < na; i++)
-            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attrs[i]);
-    }
-    add_enum_attr(ir, fn, "noinline");
+    rj_ir_outline_attrs(ir, fn);
     LLVMSetLinkage(fn, whole ? LLVMInternalLinkage : LLVMExternalLinkage);
 
     const rj_v fn0 = ir->fn;

@@ -359,6 +359,20 @@ static void transpose(rj_ir *ir, rj_v *rows)
     }
 }
 
+void rj_ir_outline_attrs(rj_ir *ir, rj_v fn)
+{
+    const unsigned n = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
+    LLVMAttributeRef attrs[32];
+    if (n <= 32) {
+        LLVMGetAttributesAtIndex(ir->fn, LLVMAttributeFunctionIndex, attrs);
+        for (unsigned i = 0; i < n; i++)
+            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attrs[i]);
+    }
+    const unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(ir->C, noinline, 0));
+}
+
 /* The function behind rj_ir_transpose_block for one pair of element types: internal (or
  * shared by a kernel's parts, ir.h helper_prefix), never inlined, with the kernel's own
  * target attributes (copied, so that it is compiled for the same vectors). */
@@ -387,16 +401,7 @@ static rj_v transpose_fn(rj_ir *ir, int src_dt, int dst_dt)
         return fn; /* another module defines it */
     if (!ir->helper_prefix)
         LLVMSetLinkage(fn, LLVMInternalLinkage);
-    const unsigned n = LLVMGetAttributeCountAtIndex(ir->fn, LLVMAttributeFunctionIndex);
-    LLVMAttributeRef attrs[32];
-    if (n <= 32) {
-        LLVMGetAttributesAtIndex(ir->fn, LLVMAttributeFunctionIndex, attrs);
-        for (unsigned i = 0; i < n; i++)
-            LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attrs[i]);
-    }
-    const unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateEnumAttribute(ir->C, noinline, 0));
+    rj_ir_outline_attrs(ir, fn);
 
     rj_bb back = LLVMGetInsertBlock(ir->B);
     LLVMPositionBuilderAtEnd(ir->B, LLVMAppendBasicBlockInContext(ir->C, fn, "entry"));

@@ -138,6 +138,11 @@ void rj_ir_transpose_block(rj_ir *ir, rj_v src, rj_v ss, rj_v dst, rj_v ds, rj_v
 void rj_ir_transpose_block_dt(rj_ir *ir, rj_v src, int src_dt, rj_v ss, rj_v dst, int dst_dt,
                               rj_v ds, rj_v rs, rj_v rstep, rj_v scale);
 
+/* Give fn, a function of the kernel's module called out of line, the attributes of the one
+ * being built (its target and vector width) and noinline: inlined, it would be compiled once
+ * per call site. */
+void rj_ir_outline_attrs(rj_ir *ir, rj_v fn);
+
 /* Inline math, no calls (ir_math.c states the error bounds). Vector or scalar float. */
 rj_v rj_ir_exp(rj_ir *ir, rj_v x, const char *name);
 void rj_ir_sincos(rj_ir *ir, rj_v x, rj_v *s, rj_v *c);
