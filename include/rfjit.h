@@ -193,7 +193,8 @@ typedef struct rfjit_ctx_desc {
      * on the count either; a long causal sequence with fewer slices than threads is scanned
      * in one block per thread, equal to the one-thread result up to float rounding. One
      * execute uses the pool at a time; a concurrent one runs on its caller's thread alone
-     * rather than oversubscribe the cores. */
+     * rather than oversubscribe the cores. A kernel's cold compile also spreads its parts
+     * over up to this many threads (at most 8); its outputs are the same, bit for bit. */
     int32_t threads;
     int32_t verbose;      /* 0 quiet; 1, 2 send notes to `log` (or stderr if log is NULL) */
     /* Kernel cache directory; NULL = $RFJIT_CACHE_DIR or the default: $XDG_CACHE_HOME/rfjit
