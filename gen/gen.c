@@ -25,7 +25,6 @@ struct rj_parts {
     int want;   /* RJ_GEN_ALL, RJ_GEN_HELPERS, or the one part defined in this module */
     int count;  /* 1 + the highest part id a template asked for */
     int inside; /* building a part's body: a part inside it is emitted inline */
-    const rj_kplan *kp;
 };
 
 static LLVMTypeRef kargs_type(rj_ir *ir)
@@ -88,7 +87,8 @@ static void close_fn(rj_ir *ir, rj_bb start)
     LLVMBuildBr(ir->B, start);
 }
 
-void rj_gen_part_name(char *buf, size_t n, const char *sym, int part)
+/* The symbol of part `part` of the kernel sym (sym itself for part 0). */
+static void part_name(char *buf, size_t n, const char *sym, int part)
 {
     if (part > 0)
         snprintf(buf, n, "%s_p%d", sym, part);
@@ -106,7 +106,7 @@ void rj_tmpl_part(rj_kfn *f, int id, rj_part_body body, int n, const rj_v *p)
     }
     rj_ir *ir = f->ir;
     char name[256];
-    rj_gen_part_name(name, sizeof name, ps->sym, id);
+    part_name(name, sizeof name, ps->sym, id);
     LLVMTypeRef ty[1 + RJ_PART_MAX_PARAMS];
     rj_v args[1 + RJ_PART_MAX_PARAMS];
     ty[0] = ir->ty_ptr;
@@ -206,7 +206,7 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
     add_attr(&ir, "no-builtins", "");
     add_enum_attr(&ir, entry, "nounwind");
 
-    rj_parts ps = {.sym = sym, .want = part, .count = 1, .kp = kp};
+    rj_parts ps = {.sym = sym, .want = part, .count = 1};
     rj_kfn f = {.ir = &ir, .kp = kp, .parts = &ps};
     load_args(&f, LLVMGetParam(entry, 0));
     /* attention scales rows by sqrt(scale); the estimate API takes vectors as given */
@@ -234,7 +234,7 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
 
     if (part > 0) {
         char name[256];
-        rj_gen_part_name(name, sizeof name, sym, part);
+        part_name(name, sizeof name, sym, part);
         rj_v kept = LLVMGetNamedFunction(M, name);
         RJ_FAIL_IF(dg, part >= ps.count || !kept || !LLVMCountBasicBlocks(kept), RFJIT_E_INTERNAL,
                    "kernel %s has no part %d (%d parts)", sym, part, ps.count);

@@ -21,7 +21,7 @@ typedef struct rj_gen_target {
 /*
  * Emit the kernel `void sym(const rj_kargs *)` of kp into M. A kernel is made of *nparts
  * functions (tmpl.h rj_tmpl_part): part 0 is sym, which calls parts 1 .. *nparts - 1
- * (rj_gen_part_name), and out-of-line helpers the parts share (ir.h rj_ir_transpose_block).
+ * (`sym_p<i>`), and out-of-line helpers the parts share (ir.h rj_ir_transpose_block).
  * With part = RJ_GEN_ALL all of them go into M, internal but for sym. Otherwise M defines
  * only that part and declares what it calls, or with RJ_GEN_HELPERS only the helpers (none,
  * for a kernel that calls none), so that each can be built in its own LLVM context and
@@ -34,7 +34,5 @@ typedef struct rj_gen_target {
 #define RJ_GEN_HELPERS (-2)
 rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
                            const rj_gen_target *tg, int part, int *nparts, rj_diag *dg);
-/* The symbol of part `part` of the kernel sym (sym itself for part 0). */
-void rj_gen_part_name(char *buf, size_t n, const char *sym, int part);
 
 #endif

@@ -519,11 +519,16 @@ typedef struct part_thread {
     LLVMTargetMachineRef tm;
 } part_thread;
 
+static int job_part(int job)
+{
+    return job == 1 ? RJ_GEN_HELPERS : job > 1 ? job - 1 : 0;
+}
+
 /* Job `job` of the kernel, alone in a context of its own, to an object (none for helpers
  * the kernel does not have). */
 static void compile_part(part_work *w, LLVMTargetMachineRef tm, int job)
 {
-    const int part = job == 1 ? RJ_GEN_HELPERS : job > 1 ? job - 1 : 0;
+    const int part = job_part(job);
     const rj_isa *isa = &w->j->isa;
     rj_diag *dg = &w->dg[job];
     LLVMContextRef C = LLVMContextCreate();
@@ -638,8 +643,11 @@ static rfjit_status compile_parts(rj_jit *j, const rj_kplan *kp, const char *sym
     size_t sizes[RJ_KBUNDLE_MAX];
     int k = 0;
     for (int p = 0; p < w->njobs && s == RFJIT_OK; p++) {
-        if (w->st[p] != RFJIT_OK)
-            s = rj_fail(dg, w->st[p], "part %d of kernel %s: %s", p, sym,
+        if (w->st[p] != RFJIT_OK && job_part(p) == RJ_GEN_HELPERS)
+            s = rj_fail(dg, w->st[p], "the helpers of kernel %s: %s", sym,
+                        w->dg[p].msg[0] ? w->dg[p].msg : "not compiled");
+        else if (w->st[p] != RFJIT_OK)
+            s = rj_fail(dg, w->st[p], "part %d of kernel %s: %s", job_part(p), sym,
                         w->dg[p].msg[0] ? w->dg[p].msg : "not compiled");
         else if (w->obj[p]) {
             objs[k] = w->obj[p];
@@ -714,8 +722,8 @@ rfjit_status rj_jit_link(rj_jit *j, const void *obj, size_t n, const char *sym,
     j->rts[j->nrt++] = rt;
     LLVMErrorRef e = NULL;
     for (int p = 0; p < nparts; p++) {
-        char name[256];
-        rj_gen_part_name(name, sizeof name, sym, p);
+        char name[256]; /* the buffer's identifier in LLVM's messages */
+        snprintf(name, sizeof name, "%s#%d", sym, p);
         LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(part[p], size[p], name);
         e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, buf);
         if (e)
