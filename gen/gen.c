@@ -44,10 +44,11 @@ static void add_attr(rj_ir *ir, const char *k, const char *v)
     LLVMAddAttributeAtIndex(ir->fn, LLVMAttributeFunctionIndex, a);
 }
 
-static void add_enum_attr(rj_ir *ir, rj_v fn, const char *k)
+static void add_enum_attr(rj_ir *ir, const char *k)
 {
     unsigned id = LLVMGetEnumAttributeKindForName(k, strlen(k));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ir->C, id, 0));
+    LLVMAddAttributeAtIndex(ir->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(ir->C, id, 0));
 }
 
 /* Load the rj_kargs fields at a into f->arg, in the current block. */
@@ -204,7 +205,7 @@ rfjit_status rj_gen_kernel(const rj_kplan *kp, LLVMModuleRef M, const char *sym,
     add_attr(&ir, "prefer-vector-width", width);
     add_attr(&ir, "min-legal-vector-width", width);
     add_attr(&ir, "no-builtins", "");
-    add_enum_attr(&ir, entry, "nounwind");
+    add_enum_attr(&ir, "nounwind");
 
     rj_parts ps = {.sym = sym, .want = part, .count = 1};
     rj_kfn f = {.ir = &ir, .kp = kp, .parts = &ps};
