@@ -171,17 +171,25 @@ Test(jit_parts, blobs_that_do_not_add_up_are_refused)
      * kernel */
     cr_assert_eq(rj_kbundle_open(a, sizeof a, part, size, &n, &dg), RFJIT_OK);
     cr_assert(n == 1 && part[0] == (const void *)a && size[0] == sizeof a);
-    for (size_t cut = 8; cut < len; cut++)
+    for (size_t cut = 8; cut < len; cut++) {
+        dg.msg[0] = 0;
         cr_expect_eq(rj_kbundle_open(blob, cut, part, size, &n, &dg), RFJIT_E_JIT,
                      "a blob cut to %zu of %zu bytes was read", cut, len);
+        cr_expect(strstr(dg.msg, "kernel blob"), "cut to %zu: '%s'", cut, dg.msg);
+    }
     unsigned char *longer = malloc(len + 1);
     memcpy(longer, blob, len);
     longer[len] = 0;
     cr_expect_eq(rj_kbundle_open(longer, len + 1, part, size, &n, &dg), RFJIT_E_JIT);
+    cr_expect(strstr(dg.msg, "1 bytes past its 2 parts"), "%s", dg.msg);
     /* a part count the reader cannot hold */
     longer[4] = RJ_KBUNDLE_MAX + 1;
     cr_expect_eq(rj_kbundle_open(longer, len, part, size, &n, &dg), RFJIT_E_JIT);
+    char claim[32];
+    snprintf(claim, sizeof claim, "claims %d parts", RJ_KBUNDLE_MAX + 1);
+    cr_expect(strstr(dg.msg, claim), "%s", dg.msg);
     free(longer);
     free(blob);
     cr_expect_eq(rj_kbundle_pack(objs, sizes, 0, &blob, &len, &dg), RFJIT_E_INTERNAL);
+    cr_expect(strstr(dg.msg, "a kernel of 0 parts"), "%s", dg.msg);
 }
